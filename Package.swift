@@ -1,0 +1,67 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Courier",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "CourierWire", targets: ["CourierWire"]),
+        .executable(name: "courier-bench", targets: ["courier-bench"]),
+        .executable(name: "courier-dev", targets: ["courier-dev"]),
+        .executable(name: "CourierFuzz", targets: ["CourierFuzz"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.0.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries (Debian: apt-get install libzstd-dev libserialport-dev).
+        .systemLibrary(
+            name: "CZstd", pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]),
+        .systemLibrary(
+            name: "CLibSerialPort", pkgConfig: "libserialport",
+            providers: [.apt(["libserialport-dev"]), .brew(["libserialport"])]),
+
+        // bzip2, used only by the benchmark to model LXMF's resource compression.
+        .systemLibrary(name: "CBzip2", providers: [.apt(["libbz2-dev"]), .brew(["bzip2"])]),
+
+        // Layer 1: wire. Pure values and codecs, no I/O.
+        .target(
+            name: "CourierWire",
+            dependencies: [
+                "CZstd",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+
+        // Tools: the corpus, peer cost models and shared code of the benchmark and developer commands.
+        .target(name: "CourierTooling", dependencies: ["CourierWire", "CBzip2"]),
+        .executableTarget(
+            name: "courier-bench",
+            dependencies: [
+                "CourierWire",
+                "CourierTooling",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(
+            name: "courier-dev",
+            dependencies: [
+                "CourierWire",
+                "CourierTooling",
+                "CZstd",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+        // libFuzzer entry point: build with scripts/fuzz.sh (see README).
+        .executableTarget(name: "CourierFuzz", dependencies: ["CourierWire"]),
+
+        .testTarget(
+            name: "CourierWireTests",
+            dependencies: [
+                "CourierWire",
+                "CourierTooling",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,190 @@
+/// Splits an encoded bundle into records that each fit one packet of a link's MTU.
+public enum Fragmenter {
+    /// The records that carry `bundle` over a link of `mtu` bytes: one bundle record if it fits, otherwise
+    /// fragments of equal size (the last one shorter). Each returned record fits a packet on its own.
+    public static func records(
+        bundle: [UInt8], mtu: Int, transfer: UInt32, nextHop: ShortID? = nil, wantAck: Bool = true
+    ) throws(WireError) -> [Record] {
+        guard mtu >= Packet.minimumMTU else {
+            throw .invalidValue(field: "mtu", reason: "must be at least \(Packet.minimumMTU)")
+        }
+        let whole = Record.bundle(
+            BundleRecord(nextHop: nextHop, transfer: wantAck ? transfer : nil, bundle: bundle))
+        if Packet.overhead + whole.encodedSize(last: true) <= mtu { return [whole] }
+
+        // Room for data in one fragment packet, given the varint sizes of count and index.
+        func room(count: Int) -> Int {
+            mtu - Packet.overhead - 1 - (nextHop != nil ? 4 : 0) - ByteWriter.varintSize(UInt64(transfer))
+                - ByteWriter.varintSize(count - 1) - ByteWriter.varintSize(count)
+        }
+        var count = 2
+        while true {
+            let r = room(count: count)
+            guard r > 0 else { throw .invalidValue(field: "mtu", reason: "too small for fragments") }
+            let needed = (bundle.count + r - 1) / r
+            if needed <= count { break }
+            count = needed
+        }
+        guard count <= FragmentRecord.maxCount else {
+            throw .tooLarge(field: "bundle at this MTU", size: count, limit: FragmentRecord.maxCount)
+        }
+        // Spread the bytes evenly so no fragment is a runt.
+        let size = (bundle.count + count - 1) / count
+        var out: [Record] = []
+        out.reserveCapacity(count)
+        var start = 0
+        for i in 0..<count {
+            let end = min(bundle.count, start + size)
+            out.append(.fragment(FragmentRecord(
+                nextHop: nextHop, transfer: transfer, index: i, count: count, data: Array(bundle[start..<end]))))
+            start = end
+        }
+        return out
+    }
+}
+
+/// Packs records into as few packets of `mtu` bytes as possible, keeping their order.
+public enum Packer {
+    public static func pack(_ records: [Record], mtu: Int, announceForm: Bool = false) -> [[Record]] {
+        let overhead = announceForm ? Packet.announceOverhead : Packet.overhead
+        var packets: [[Record]] = []
+        var current: [Record] = []
+        // Size of `current` if its last record is written without a length.
+        var sizeWithLengths = 0
+        var lastLengthBytes = 0
+        for r in records {
+            let body = r.encodeBody().count
+            let lengthBytes = ByteWriter.varintSize(body)
+            let full = 1 + lengthBytes + body
+            let candidate = overhead + sizeWithLengths + full - lengthBytes
+            if current.isEmpty || candidate <= mtu {
+                current.append(r)
+                sizeWithLengths += full
+                lastLengthBytes = lengthBytes
+            } else {
+                packets.append(current)
+                current = [r]
+                sizeWithLengths = full
+                lastLengthBytes = lengthBytes
+            }
+        }
+        _ = lastLengthBytes
+        if !current.isEmpty { packets.append(current) }
+        return packets
+    }
+}
+
+/// Collects fragments into bundles. Out-of-order, duplicated and missing fragments are fine; a transfer that has
+/// not completed within `timeout` seconds of its last fragment is given up. Memory is bounded.
+/// The state is `Codable` so a store can keep it across restarts.
+public struct Reassembler: Sendable, Codable {
+    public struct Key: Sendable, Hashable, Codable {
+        public let sender: [UInt8]
+        public let transfer: UInt32
+        public init(sender: NodeID, transfer: UInt32) {
+            self.sender = sender.bytes
+            self.transfer = transfer
+        }
+    }
+
+    public struct Partial: Sendable, Codable {
+        public let count: Int
+        public var pieces: [Int: [UInt8]]
+        public var bytes: Int
+        public var lastHeard: Int64
+        public var received: Set<Int> { Set(self.pieces.keys) }
+    }
+
+    public enum Outcome: Sendable, Hashable {
+        /// Still missing fragments; the ack to send back.
+        case incomplete(AckEntry)
+        /// All fragments arrived: the encoded bundle, and the final ack.
+        case complete([UInt8], AckEntry)
+        /// A fragment of a transfer already completed (a retransmission after our ack was lost): ack it again.
+        case duplicate(AckEntry)
+        /// The fragment conflicts with what was collected (different count, or over the limits): dropped.
+        case rejected(String)
+    }
+
+    public struct Completed: Sendable, Codable {
+        public let count: Int
+        public let at: Int64
+    }
+
+    public static let maxCompleted = 4_096
+    public var timeout: Int64
+    public var maxBytes: Int
+    public private(set) var partials: [Key: Partial] = [:]
+    /// Transfers completed within the timeout, so late duplicates are acknowledged, not collected again.
+    public private(set) var completed: [Key: Completed] = [:]
+    public private(set) var totalBytes = 0
+
+    public init(timeout: Int64 = 3_600, maxBytes: Int = 4 * 1_048_576) {
+        self.timeout = timeout
+        self.maxBytes = maxBytes
+    }
+
+    public mutating func add(_ f: FragmentRecord, from sender: NodeID, now: Int64) -> Outcome {
+        let key = Key(sender: sender, transfer: f.transfer)
+        if let done = self.completed[key] {
+            if done.count == f.count { return .duplicate(AckEntry(transfer: f.transfer, received: f.count)) }
+            self.completed[key] = nil  // the sender reused the transfer number for a new bundle
+        }
+        var p = self.partials[key] ?? Partial(count: f.count, pieces: [:], bytes: 0, lastHeard: now)
+        guard p.count == f.count, f.index < f.count else { return .rejected("fragment count changed mid-transfer") }
+        if p.pieces[f.index] == nil {
+            guard p.bytes + f.data.count <= CourierBundle.maxEncodedSize else {
+                self.drop(key)
+                return .rejected("transfer exceeds the bundle size limit")
+            }
+            if self.totalBytes + f.data.count > self.maxBytes {
+                self.evictOldest(except: key)
+                guard self.totalBytes + f.data.count <= self.maxBytes else {
+                    return .rejected("reassembly memory full")
+                }
+            }
+            p.pieces[f.index] = f.data
+            p.bytes += f.data.count
+            self.totalBytes += f.data.count
+        }
+        p.lastHeard = now
+        let ack = AckEntry(transfer: f.transfer, receivedIndices: p.received)
+        if p.pieces.count == p.count {
+            var out: [UInt8] = []
+            out.reserveCapacity(p.bytes)
+            for i in 0..<p.count { out.append(contentsOf: p.pieces[i]!) }
+            self.partials[key] = p
+            self.drop(key)
+            self.completed[key] = Completed(count: p.count, at: now)
+            if self.completed.count > Self.maxCompleted {
+                let oldest = self.completed.min { $0.value.at < $1.value.at }!.key
+                self.completed[oldest] = nil
+            }
+            return .complete(out, ack)
+        }
+        self.partials[key] = p
+        return .incomplete(ack)
+    }
+
+    /// Gives up transfers not heard from within the timeout. Returns the keys dropped.
+    @discardableResult
+    public mutating func expire(now: Int64) -> [Key] {
+        let stale = self.partials.filter { now - $0.value.lastHeard > self.timeout }.map(\.key)
+        for k in stale { self.drop(k) }
+        self.completed = self.completed.filter { now - $0.value.at <= self.timeout }
+        return stale
+    }
+
+    private mutating func drop(_ key: Key) {
+        if let p = self.partials.removeValue(forKey: key) { self.totalBytes -= p.bytes }
+    }
+
+    private mutating func evictOldest(except keep: Key) {
+        let order = self.partials.filter { $0.key != keep }.sorted { $0.value.lastHeard < $1.value.lastHeard }
+        for (k, _) in order {
+            guard self.totalBytes > 0 else { break }
+            self.drop(k)
+            if self.totalBytes <= self.maxBytes / 2 { break }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+import Crypto
+
+/// The 4-byte node id carried on air: the first four bytes of the node id, big-endian.
+public struct ShortID: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public let rawValue: UInt32
+    public init(_ rawValue: UInt32) { self.rawValue = rawValue }
+    public static func < (a: ShortID, b: ShortID) -> Bool { a.rawValue < b.rawValue }
+    /// Eight hex digits, as operators see it.
+    public var description: String {
+        let s = String(self.rawValue, radix: 16)
+        return String(repeating: "0", count: 8 - s.count) + s
+    }
+    public init?(hex: String) {
+        guard hex.utf8.count == 8, let v = UInt32(hex, radix: 16) else { return nil }
+        self.rawValue = v
+    }
+}
+
+/// A node's 16-byte id: SHA-256("courier/v1/node" || signing public key || agreement public key), first 16 bytes.
+public struct NodeID: Sendable, Hashable, CustomStringConvertible {
+    public let bytes: [UInt8]
+
+    public init?(bytes: [UInt8]) {
+        guard bytes.count == 16 else { return nil }
+        self.bytes = bytes
+    }
+
+    public init(keys: NodePublicKeys) {
+        var h = SHA256()
+        h.update(data: Array("courier/v1/node".utf8))
+        h.update(data: keys.signing)
+        h.update(data: keys.agreement)
+        self.bytes = Array(h.finalize().prefix(16))
+    }
+
+    public var short: ShortID {
+        ShortID(UInt32(self.bytes[0]) << 24 | UInt32(self.bytes[1]) << 16 | UInt32(self.bytes[2]) << 8
+            | UInt32(self.bytes[3]))
+    }
+
+    public var description: String { self.bytes.hex }
+}
+
+/// The public half of a node identity: an Ed25519 key that signs and an X25519 key for end-to-end encryption.
+public struct NodePublicKeys: Sendable, Hashable {
+    public let signing: [UInt8]
+    public let agreement: [UInt8]
+
+    public init(signing: [UInt8], agreement: [UInt8]) throws(WireError) {
+        guard signing.count == 32 else {
+            throw .invalidValue(field: "signing key", reason: "must be 32 bytes")
+        }
+        guard agreement.count == 32 else {
+            throw .invalidValue(field: "agreement key", reason: "must be 32 bytes")
+        }
+        self.signing = signing
+        self.agreement = agreement
+    }
+
+    public var nodeID: NodeID { NodeID(keys: self) }
+
+    /// Verifies an Ed25519 signature by this node over `message`.
+    public func verify(signature: some Collection<UInt8>, message: [UInt8]) -> Bool {
+        guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: self.signing) else { return false }
+        return key.isValidSignature(Array(signature), for: message)
+    }
+}
+
+/// A node's private keys. Kept by the node; never on the wire.
+public struct NodeIdentity: Sendable {
+    public let signingKey: Curve25519.Signing.PrivateKey
+    public let agreementKey: Curve25519.KeyAgreement.PrivateKey
+    public let publicKeys: NodePublicKeys
+    public let nodeID: NodeID
+
+    public init() {
+        self.init(signing: Curve25519.Signing.PrivateKey(), agreement: Curve25519.KeyAgreement.PrivateKey())
+    }
+
+    public init(signing: Curve25519.Signing.PrivateKey, agreement: Curve25519.KeyAgreement.PrivateKey) {
+        self.signingKey = signing
+        self.agreementKey = agreement
+        // Both raw representations are 32 bytes by construction.
+        self.publicKeys = try! NodePublicKeys(
+            signing: Array(signing.publicKey.rawRepresentation),
+            agreement: Array(agreement.publicKey.rawRepresentation))
+        self.nodeID = NodeID(keys: self.publicKeys)
+    }
+
+    /// Restores an identity from its two 32-byte private seeds (as stored on disk and used in test vectors).
+    public init(signingSeed: [UInt8], agreementSeed: [UInt8]) throws(WireError) {
+        guard let s = try? Curve25519.Signing.PrivateKey(rawRepresentation: signingSeed),
+            let a = try? Curve25519.KeyAgreement.PrivateKey(rawRepresentation: agreementSeed)
+        else { throw .invalidValue(field: "private key", reason: "must be 32 bytes") }
+        self.init(signing: s, agreement: a)
+    }
+
+    public var signingSeed: [UInt8] { Array(self.signingKey.rawRepresentation) }
+    public var agreementSeed: [UInt8] { Array(self.agreementKey.rawRepresentation) }
+
+    public func sign(_ message: [UInt8]) -> [UInt8] {
+        // Ed25519 per RFC 8032 is deterministic; BoringSSL (swift-crypto on Linux) signs that way.
+        Array(try! self.signingKey.signature(for: message))
+    }
+}
+
+/// The federation's shared secret. Every packet on air is sealed (or, in open mode, authenticated) under keys
+/// derived from it.
+public struct NetworkKey: Sendable, Hashable {
+    public let bytes: [UInt8]
+
+    public init(bytes: [UInt8]) throws(WireError) {
+        guard bytes.count == 32 else { throw .invalidValue(field: "network key", reason: "must be 32 bytes") }
+        self.bytes = bytes
+    }
+
+    public static func random() -> NetworkKey {
+        let k = SymmetricKey(size: .bits256)
+        return try! NetworkKey(bytes: k.withUnsafeBytes { Array($0) })
+    }
+
+    /// HKDF-SHA256(ikm: network key, salt: "courier/v1", info: label || context), 32 bytes.
+    func derive(_ label: String, _ context: [UInt8] = []) -> SymmetricKey {
+        HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: SymmetricKey(data: self.bytes),
+            salt: Array("courier/v1".utf8),
+            info: Array(label.utf8) + context,
+            outputByteCount: 32)
+    }
+
+    /// The key that seals ordinary packets from `sender`.
+    public func packetKey(for sender: NodeID) -> SymmetricKey { self.derive("packet", sender.bytes) }
+
+    /// The key that seals announce-form packets, whose sender may not be known yet.
+    public var announceKey: SymmetricKey { self.derive("announce") }
+
+    /// A short fingerprint operators can compare: first 4 bytes of HKDF(label "fingerprint"), hex.
+    public var fingerprint: String {
+        self.derive("fingerprint").withUnsafeBytes { Array($0.prefix(4)) }.hex
+    }
+}

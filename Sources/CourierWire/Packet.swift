@@ -1,0 +1,204 @@
+import Crypto
+
+/// One hop on the air. Everything after the clear header is sealed with ChaCha20-Poly1305 (or, in open mode,
+/// left readable and authenticated by the same tag).
+///
+/// ```
+///  byte 0     VVVV A O 00   version (1) | announce form | open mode | reserved
+///  sender     4             short id of the sending node
+///  counter    4             sender's packet counter, never reused
+///  [salt      4]            announce form only: random
+///  payload    ...           records, encrypted (sealed) or clear (open)
+///  tag        16            Poly1305 tag
+/// ```
+/// Nonce (12 bytes) = sender (4) || counter (4) || salt (4; zero in the ordinary form).
+/// Key: ordinary form, HKDF(network key, "packet" || sender's 16-byte node id); announce form, HKDF(network key,
+/// "announce"). AAD: the clear header. Open mode: the payload is the AAD too and the plaintext is empty.
+public struct PacketHeader: Sendable, Hashable {
+    public static let version: UInt8 = 1
+    public var isAnnounceForm: Bool
+    public var isOpen: Bool
+    public var sender: ShortID
+    public var counter: UInt32
+    public var salt: UInt32
+
+    public init(isAnnounceForm: Bool = false, isOpen: Bool = false, sender: ShortID, counter: UInt32, salt: UInt32 = 0) {
+        self.isAnnounceForm = isAnnounceForm
+        self.isOpen = isOpen
+        self.sender = sender
+        self.counter = counter
+        self.salt = isAnnounceForm ? salt : 0
+    }
+
+    public var size: Int { self.isAnnounceForm ? 13 : 9 }
+
+    public func encode() -> [UInt8] {
+        var w = ByteWriter(capacity: 13)
+        w.u8(Self.version << 4 | (self.isAnnounceForm ? 0x08 : 0) | (self.isOpen ? 0x04 : 0))
+        w.u32(self.sender.rawValue)
+        w.u32(self.counter)
+        if self.isAnnounceForm { w.u32(self.salt) }
+        return w.bytes
+    }
+
+    public static func decode(_ bytes: ArraySlice<UInt8>) throws(WireError) -> PacketHeader {
+        var r = ByteReader(bytes)
+        let b0 = try r.u8("packet.header")
+        guard b0 >> 4 == Self.version else { throw .unsupportedVersion(b0 >> 4) }
+        guard b0 & 0x03 == 0 else { throw .unsupportedFeature("packet header reserved bits") }
+        let announce = b0 & 0x08 != 0
+        let sender = ShortID(try r.u32("packet.sender"))
+        let counter = try r.u32("packet.counter")
+        let salt = announce ? try r.u32("packet.salt") : 0
+        return PacketHeader(isAnnounceForm: announce, isOpen: b0 & 0x04 != 0, sender: sender, counter: counter, salt: salt)
+    }
+
+    var nonce: ChaChaPoly.Nonce {
+        var w = ByteWriter(capacity: 12)
+        w.u32(self.sender.rawValue)
+        w.u32(self.counter)
+        w.u32(self.salt)
+        return try! ChaChaPoly.Nonce(data: w.bytes)
+    }
+}
+
+/// A decoded, authenticated packet.
+public struct Packet: Sendable, Hashable {
+    /// The largest packet any decoder accepts (TCP links may use large MTUs).
+    public static let maxSize = 70_000
+    public static let minimumMTU = 64
+    public static let tagSize = 16
+    /// Header plus tag of the ordinary form: 25 bytes.
+    public static let overhead = 9 + 16
+    public static let announceOverhead = 13 + 16
+
+    public var header: PacketHeader
+    /// The sender's full node id; nil for announce-form packets (the announce inside says who it is).
+    public var sender: NodeID?
+    public var records: [Record]
+
+    public init(header: PacketHeader, sender: NodeID?, records: [Record]) {
+        self.header = header
+        self.sender = sender
+        self.records = records
+    }
+}
+
+/// Seals packets from one node.
+public struct PacketSealer: Sendable {
+    public let sender: NodeID
+    public let isOpen: Bool
+    private let packetKey: SymmetricKey
+    private let announceKey: SymmetricKey
+
+    public init(networkKey: NetworkKey, sender: NodeID, open: Bool = false) {
+        self.sender = sender
+        self.isOpen = open
+        self.packetKey = networkKey.packetKey(for: sender)
+        self.announceKey = networkKey.announceKey
+    }
+
+    /// Seals `records` with `counter` (which the caller must never reuse). `announceSalt` selects the announce
+    /// form, which receivers can open before they know this node.
+    public func seal(_ records: [Record], counter: UInt32, announceSalt: UInt32? = nil) -> [UInt8] {
+        let header = PacketHeader(
+            isAnnounceForm: announceSalt != nil, isOpen: self.isOpen, sender: self.sender.short, counter: counter,
+            salt: announceSalt ?? 0)
+        let h = header.encode()
+        let payload = Record.encode(records)
+        let key = announceSalt != nil ? self.announceKey : self.packetKey
+        if self.isOpen {
+            let box = try! ChaChaPoly.seal([UInt8](), using: key, nonce: header.nonce, authenticating: h + payload)
+            return h + payload + Array(box.tag)
+        }
+        let box = try! ChaChaPoly.seal(payload, using: key, nonce: header.nonce, authenticating: h)
+        return h + Array(box.ciphertext) + Array(box.tag)
+    }
+}
+
+/// Opens packets for a node in a federation.
+public struct PacketOpener: Sendable {
+    private let networkKey: NetworkKey
+    private let announceKey: SymmetricKey
+    /// Accept open-mode (readable) packets. A sealed federation leaves this off.
+    public var acceptOpen: Bool
+
+    public init(networkKey: NetworkKey, acceptOpen: Bool = false) {
+        self.networkKey = networkKey
+        self.announceKey = networkKey.announceKey
+        self.acceptOpen = acceptOpen
+    }
+
+    /// Authenticates and decodes a packet. `candidates` lists the known nodes whose short id matches the header's
+    /// (usually one; several after a short-id collision: each is tried, and the tag tells which one sent it).
+    /// The caller checks `header.counter` against the sender's replay window after this succeeds.
+    public func open(_ bytes: [UInt8], candidates: (ShortID) -> [NodeID]) throws(WireError) -> Packet {
+        guard bytes.count <= Packet.maxSize else {
+            throw .tooLarge(field: "packet", size: bytes.count, limit: Packet.maxSize)
+        }
+        let header = try PacketHeader.decode(bytes[...])
+        guard bytes.count >= header.size + Packet.tagSize else { throw .truncated(field: "packet.tag") }
+        if header.isOpen && !self.acceptOpen { throw .unsupportedFeature("open-mode packet in a sealed federation") }
+        let h = Array(bytes[0..<header.size])
+        let body = bytes[header.size..<(bytes.count - Packet.tagSize)]
+        let tag = bytes.suffix(Packet.tagSize)
+
+        func attempt(_ key: SymmetricKey) -> [UInt8]? {
+            if header.isOpen {
+                guard let box = try? ChaChaPoly.SealedBox(nonce: header.nonce, ciphertext: [UInt8](), tag: tag),
+                    (try? ChaChaPoly.open(box, using: key, authenticating: h + body)) != nil
+                else { return nil }
+                return Array(body)
+            }
+            guard let box = try? ChaChaPoly.SealedBox(nonce: header.nonce, ciphertext: body, tag: tag),
+                let plain = try? ChaChaPoly.open(box, using: key, authenticating: h)
+            else { return nil }
+            return Array(plain)
+        }
+
+        if header.isAnnounceForm {
+            guard let payload = attempt(self.announceKey) else { throw .authenticationFailed }
+            return Packet(header: header, sender: nil, records: try Record.decodeAll(payload[...]))
+        }
+        let ids = candidates(header.sender).filter { $0.short == header.sender }
+        guard !ids.isEmpty else { throw .unknownSender(header.sender) }
+        for id in ids {
+            if let payload = attempt(self.networkKey.packetKey(for: id)) {
+                return Packet(header: header, sender: id, records: try Record.decodeAll(payload[...]))
+            }
+        }
+        throw .authenticationFailed
+    }
+}
+
+/// Per-sender replay protection: the highest counter seen and a 64-wide window below it. Update only after the
+/// packet authenticated.
+public struct ReplayWindow: Sendable, Hashable, Codable {
+    public static let width: UInt32 = 64
+    public private(set) var highest: UInt32?
+    public private(set) var seen: UInt64 = 0
+
+    public init() {}
+
+    /// True if `counter` is new (and records it); false for a replay or a counter too far behind.
+    public mutating func accept(_ counter: UInt32) -> Bool {
+        guard let top = self.highest else {
+            self.highest = counter
+            self.seen = 1
+            return true
+        }
+        if counter > top {
+            let shift = counter - top
+            self.seen = shift >= 64 ? 0 : self.seen << UInt64(shift)
+            self.seen |= 1
+            self.highest = counter
+            return true
+        }
+        let back = top - counter
+        guard back < Self.width else { return false }
+        let bit: UInt64 = 1 << UInt64(back)
+        if self.seen & bit != 0 { return false }
+        self.seen |= bit
+        return true
+    }
+}

@@ -1,0 +1,282 @@
+/// One unit inside a packet. A packet carries one or more records, so short bundles, acks and announces share one
+/// header, one tag and one key-up.
+///
+/// Record header byte: `TTTT L FFF`: type (4 bits), L = a varint length follows (0: the record runs to the end of
+/// the packet, allowed only for the last record), FFF = flags of the type.
+public enum Record: Sendable, Hashable {
+    case bundle(BundleRecord)
+    case fragment(FragmentRecord)
+    case ack(AckRecord)
+    case announce(AnnounceRecord)
+    case summary(SummaryRecord)
+    /// A record type this version does not know: skipped and counted by receivers.
+    case unknown(type: UInt8, flags: UInt8, body: [UInt8])
+
+    public enum TypeCode: UInt8, Sendable {
+        case padding = 0, bundle = 1, fragment = 2, ack = 3, announce = 4, summary = 5
+    }
+
+    var typeAndFlags: (UInt8, UInt8) {
+        switch self {
+        case .bundle(let b):
+            return (1, (b.nextHop != nil ? 0x1 : 0) | (b.transfer != nil ? 0x2 : 0))
+        case .fragment(let f): return (2, f.nextHop != nil ? 0x1 : 0)
+        case .ack: return (3, 0)
+        case .announce(let a):
+            return (4, (a.signingKey != nil ? 0x1 : 0) | (a.agreementKey != nil ? 0x2 : 0) | (a.name != nil ? 0x4 : 0))
+        case .summary(let s): return (5, s.isFinal ? 0x1 : 0)
+        case .unknown(let t, let f, _): return (t & 0x0F, f & 0x07)
+        }
+    }
+
+    /// The record body (after the header byte and length).
+    public func encodeBody() -> [UInt8] {
+        var w = ByteWriter(capacity: 64)
+        switch self {
+        case .bundle(let b):
+            if let n = b.nextHop { w.u32(n.rawValue) }
+            if let t = b.transfer { w.varint(t) }
+            w.append(b.bundle)
+        case .fragment(let f):
+            if let n = f.nextHop { w.u32(n.rawValue) }
+            w.varint(f.transfer)
+            w.varint(f.index)
+            w.varint(f.count)
+            w.append(f.data)
+        case .ack(let a):
+            w.u32(a.target.rawValue)
+            for e in a.entries {
+                w.varint(e.transfer)
+                w.varint(e.received)
+                w.varint(e.bitmap.count)
+                w.append(e.bitmap)
+            }
+        case .announce(let a):
+            w.u8(a.capabilities)
+            if let k = a.signingKey { w.append(k) }
+            if let k = a.agreementKey { w.append(k) }
+            if let n = a.name { w.append(n.utf8) }
+        case .summary(let s):
+            for d in s.digests { w.u32(d) }
+        case .unknown(_, _, let body):
+            w.append(body)
+        }
+        return w.bytes
+    }
+
+    /// The encoded size: with a length prefix unless it is the packet's last record.
+    public func encodedSize(last: Bool) -> Int {
+        let n = self.encodeBody().count
+        return 1 + (last ? 0 : ByteWriter.varintSize(n)) + n
+    }
+
+    func write(to w: inout ByteWriter, last: Bool) {
+        let (type, flags) = self.typeAndFlags
+        let body = self.encodeBody()
+        w.u8(type << 4 | (last ? 0 : 0x08) | flags)
+        if !last { w.varint(body.count) }
+        w.append(body)
+    }
+
+    /// Encodes records into a packet payload.
+    public static func encode(_ records: [Record]) -> [UInt8] {
+        var w = ByteWriter(capacity: 256)
+        for (i, r) in records.enumerated() { r.write(to: &w, last: i == records.count - 1) }
+        return w.bytes
+    }
+
+    /// Decodes a packet payload. Unknown record types come back as `.unknown`; a padding record ends the payload.
+    public static func decodeAll(_ payload: ArraySlice<UInt8>) throws(WireError) -> [Record] {
+        var r = ByteReader(payload)
+        var out: [Record] = []
+        while !r.isAtEnd {
+            let h = try r.u8("record.header")
+            let type = h >> 4
+            let flags = h & 0x07
+            let body: ArraySlice<UInt8>
+            if h & 0x08 != 0 {
+                let len = try r.varintInt("record.length", max: Packet.maxSize)
+                body = try r.bytes(len, "record.body")
+            } else {
+                body = r.rest()
+            }
+            if type == TypeCode.padding.rawValue {
+                if h & 0x08 == 0 { break }
+                continue
+            }
+            out.append(try Record.decode(type: type, flags: flags, body: body))
+        }
+        return out
+    }
+
+    static func decode(type: UInt8, flags: UInt8, body: ArraySlice<UInt8>) throws(WireError) -> Record {
+        var r = ByteReader(body)
+        switch type {
+        case 1:
+            guard flags & 0x4 == 0 else { throw .unsupportedFeature("bundle record flag 4") }
+            let next = flags & 0x1 != 0 ? ShortID(try r.u32("bundle.nextHop")) : nil
+            let transfer = flags & 0x2 != 0 ? try r.varint32("bundle.transfer") : nil
+            let bytes = r.rest()
+            guard !bytes.isEmpty else { throw .truncated(field: "bundle record") }
+            guard bytes.count <= CourierBundle.maxEncodedSize else {
+                throw .tooLarge(field: "bundle record", size: bytes.count, limit: CourierBundle.maxEncodedSize)
+            }
+            return .bundle(BundleRecord(nextHop: next, transfer: transfer, bundle: Array(bytes)))
+        case 2:
+            guard flags & 0x6 == 0 else { throw .unsupportedFeature("fragment record flags") }
+            let next = flags & 0x1 != 0 ? ShortID(try r.u32("fragment.nextHop")) : nil
+            let transfer = try r.varint32("fragment.transfer")
+            let index = try r.varintInt("fragment.index", max: FragmentRecord.maxCount - 1)
+            let count = try r.varintInt("fragment.count", max: FragmentRecord.maxCount)
+            guard count >= 2 else { throw .invalidValue(field: "fragment.count", reason: "must be >= 2") }
+            guard index < count else { throw .invalidValue(field: "fragment.index", reason: "not below count") }
+            let data = r.rest()
+            guard !data.isEmpty else { throw .truncated(field: "fragment.data") }
+            return .fragment(FragmentRecord(nextHop: next, transfer: transfer, index: index, count: count, data: Array(data)))
+        case 3:
+            guard flags == 0 else { throw .unsupportedFeature("ack record flags") }
+            let target = ShortID(try r.u32("ack.target"))
+            var entries: [AckEntry] = []
+            while !r.isAtEnd {
+                let t = try r.varint32("ack.transfer")
+                let rec = try r.varintInt("ack.received", max: FragmentRecord.maxCount)
+                let bl = try r.varintInt("ack.bitmap.length", max: FragmentRecord.maxCount / 8)
+                let bitmap = Array(try r.bytes(bl, "ack.bitmap"))
+                entries.append(AckEntry(transfer: t, received: rec, bitmap: bitmap))
+            }
+            guard !entries.isEmpty else { throw .truncated(field: "ack.entries") }
+            return .ack(AckRecord(target: target, entries: entries))
+        case 4:
+            let caps = try r.u8("announce.capabilities")
+            let s = flags & 0x1 != 0 ? Array(try r.bytes(32, "announce.signingKey")) : nil
+            let a = flags & 0x2 != 0 ? Array(try r.bytes(32, "announce.agreementKey")) : nil
+            var name: String? = nil
+            if flags & 0x4 != 0 {
+                let raw = r.rest()
+                guard raw.count <= AnnounceRecord.maxNameBytes else {
+                    throw .tooLarge(field: "announce.name", size: raw.count, limit: AnnounceRecord.maxNameBytes)
+                }
+                guard let text = String(validating: raw, as: UTF8.self) else {
+                    throw .invalidValue(field: "announce.name", reason: "not UTF-8")
+                }
+                name = text
+            }
+            guard r.isAtEnd else { throw .trailingBytes(field: "announce", count: r.remaining) }
+            return .announce(AnnounceRecord(capabilities: caps, signingKey: s, agreementKey: a, name: name))
+        case 5:
+            guard flags & 0x6 == 0 else { throw .unsupportedFeature("summary record flags") }
+            guard body.count % 4 == 0 else {
+                throw .invalidValue(field: "summary", reason: "length not a multiple of 4")
+            }
+            var digests: [UInt32] = []
+            digests.reserveCapacity(body.count / 4)
+            while !r.isAtEnd { digests.append(try r.u32("summary.digest")) }
+            return .summary(SummaryRecord(isFinal: flags & 0x1 != 0, digests: digests))
+        default:
+            return .unknown(type: type, flags: flags, body: Array(body))
+        }
+    }
+}
+
+/// A whole bundle in one record. `nextHop` addresses it to one neighbour (custody transfer); `transfer` asks for
+/// an acknowledgement under that transfer number.
+public struct BundleRecord: Sendable, Hashable {
+    public var nextHop: ShortID?
+    public var transfer: UInt32?
+    /// The encoded bundle (see `CourierBundle`).
+    public var bundle: [UInt8]
+    public init(nextHop: ShortID? = nil, transfer: UInt32? = nil, bundle: [UInt8]) {
+        self.nextHop = nextHop
+        self.transfer = transfer
+        self.bundle = bundle
+    }
+}
+
+/// One piece of a bundle too large for one packet. `transfer` is chosen by the sender and scoped to it.
+public struct FragmentRecord: Sendable, Hashable {
+    public static let maxCount = 4_096
+    public var nextHop: ShortID?
+    public var transfer: UInt32
+    public var index: Int
+    public var count: Int
+    public var data: [UInt8]
+    public init(nextHop: ShortID? = nil, transfer: UInt32, index: Int, count: Int, data: [UInt8]) {
+        self.nextHop = nextHop
+        self.transfer = transfer
+        self.index = index
+        self.count = count
+        self.data = data
+    }
+}
+
+/// Selective acknowledgement of transfers from `target`.
+public struct AckRecord: Sendable, Hashable {
+    public var target: ShortID
+    public var entries: [AckEntry]
+    public init(target: ShortID, entries: [AckEntry]) {
+        self.target = target
+        self.entries = entries
+    }
+}
+
+/// Fragments `0..<received` have all arrived; bit i (LSB first) of byte j of `bitmap` says fragment
+/// `received + 1 + 8j + i` arrived too. A whole-bundle record is acknowledged with `received = 1`.
+public struct AckEntry: Sendable, Hashable {
+    public var transfer: UInt32
+    public var received: Int
+    public var bitmap: [UInt8]
+    public init(transfer: UInt32, received: Int, bitmap: [UInt8] = []) {
+        self.transfer = transfer
+        self.received = received
+        self.bitmap = bitmap
+    }
+
+    public func has(_ index: Int) -> Bool {
+        if index < self.received { return true }
+        let k = index - self.received - 1
+        guard k >= 0, k / 8 < self.bitmap.count else { return false }
+        return self.bitmap[k / 8] & (1 << UInt8(k % 8)) != 0
+    }
+
+    /// Builds the entry for a set of received indices.
+    public init(transfer: UInt32, receivedIndices: Set<Int>) {
+        var n = 0
+        while receivedIndices.contains(n) { n += 1 }
+        let beyond = receivedIndices.filter { $0 > n }
+        var bitmap: [UInt8] = []
+        if let top = beyond.max() {
+            bitmap = [UInt8](repeating: 0, count: (top - n - 1) / 8 + 1)
+            for i in beyond {
+                let k = i - n - 1
+                bitmap[k / 8] |= 1 << UInt8(k % 8)
+            }
+        }
+        self.init(transfer: transfer, received: n, bitmap: bitmap)
+    }
+}
+
+/// Who a node is. Flags say which keys are present (a 64-byte MTU sends the two keys in two packets).
+public struct AnnounceRecord: Sendable, Hashable {
+    public static let maxNameBytes = 32
+    /// Bit 0: forwards bundles for others. Bit 1: has an internet/TCP gateway. Others reserved (0).
+    public var capabilities: UInt8
+    public var signingKey: [UInt8]?
+    public var agreementKey: [UInt8]?
+    public var name: String?
+    public init(capabilities: UInt8, signingKey: [UInt8]?, agreementKey: [UInt8]?, name: String? = nil) {
+        self.capabilities = capabilities
+        self.signingKey = signingKey
+        self.agreementKey = agreementKey
+        self.name = name
+    }
+}
+
+/// Digests (`BundleID.digest`) of bundles the sender holds. The last page of a summary has `isFinal`.
+public struct SummaryRecord: Sendable, Hashable {
+    public var isFinal: Bool
+    public var digests: [UInt32]
+    public init(isFinal: Bool, digests: [UInt32]) {
+        self.isFinal = isFinal
+        self.digests = digests
+    }
+}

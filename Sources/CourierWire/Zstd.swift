@@ -1,0 +1,159 @@
+import CZstd
+import Synchronization
+
+/// zstd in the form Courier puts on the wire: a magicless frame (RFC 8878 without the 4-byte magic number), with
+/// no content size, no checksum and no dictionary id in the frame header (the bundle names its dictionary and the
+/// packet AEAD protects the bytes). Output is bounded: decompression never produces more than `limit` bytes.
+public final class Zstd: Sendable {
+    /// Compression level used for every bundle. Bytes on air cost far more than CPU on a relay.
+    public static let level: Int32 = 19
+
+    private struct Contexts: ~Copyable {
+        let cctx: OpaquePointer
+        let dctx: OpaquePointer
+        var scratch: [UInt8]
+    }
+
+    private let dictionary: CompressionDictionary?
+    private let state: Mutex<Contexts>
+
+    /// A codec with no dictionary, or with `dictionary` loaded.
+    public init(dictionary: CompressionDictionary? = nil) {
+        self.dictionary = dictionary
+        let c = ZSTD_createCCtx()!
+        let d = ZSTD_createDCtx()!
+        // ZSTD_c_format (experimental param 2) = ZSTD_f_zstd1_magicless (1); same for ZSTD_d_format (param 1).
+        _ = ZSTD_CCtx_setParameter(c, ZSTD_c_experimentalParam2, 1)
+        _ = ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 0)
+        _ = ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0)
+        _ = ZSTD_CCtx_setParameter(c, ZSTD_c_dictIDFlag, 0)
+        _ = ZSTD_DCtx_setParameter(d, ZSTD_d_experimentalParam1, 1)
+        // 2^17 = 128 KiB window: enough for any bundle, bounds decoder memory on hostile input.
+        _ = ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, 17)
+        if let dictionary {
+            _ = ZSTD_CCtx_refCDict(c, dictionary.cdict)
+            _ = ZSTD_DCtx_refDDict(d, dictionary.ddict)
+        } else {
+            _ = ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, Self.level)
+        }
+        self.state = Mutex(Contexts(cctx: c, dctx: d, scratch: []))
+    }
+
+    deinit {
+        self.state.withLock { s in
+            ZSTD_freeCCtx(s.cctx)
+            ZSTD_freeDCtx(s.dctx)
+        }
+    }
+
+    public func compress(_ input: some Collection<UInt8>) -> [UInt8] {
+        let src = Array(input)
+        return self.state.withLock { s in
+            let bound = ZSTD_compressBound(src.count)
+            var out = [UInt8](repeating: 0, count: bound)
+            let n = out.withUnsafeMutableBytes { dst in
+                src.withUnsafeBytes { srcBuf in
+                    ZSTD_compress2(s.cctx, dst.baseAddress, bound, srcBuf.baseAddress, src.count)
+                }
+            }
+            precondition(ZSTD_isError(n) == 0, "zstd compression failed: \(String(cString: ZSTD_getErrorName(n)))")
+            out.removeSubrange(n...)
+            return out
+        }
+    }
+
+    /// Decompresses one magicless frame. Throws when the input is not a valid frame, or when the output would
+    /// exceed `limit` bytes.
+    public func decompress(_ input: some Collection<UInt8>, limit: Int) throws(WireError) -> [UInt8] {
+        let src = Array(input)
+        let result: Result<[UInt8], WireError> = self.state.withLock { s in
+            if s.scratch.count < limit + 1 { s.scratch = [UInt8](repeating: 0, count: limit + 1) }
+            // One byte of headroom tells "exactly limit" from "more than limit".
+            let n = s.scratch.withUnsafeMutableBytes { dst in
+                src.withUnsafeBytes { srcBuf in
+                    ZSTD_decompressDCtx(s.dctx, dst.baseAddress, limit + 1, srcBuf.baseAddress, src.count)
+                }
+            }
+            if ZSTD_isError(n) != 0 {
+                _ = ZSTD_DCtx_reset(s.dctx, ZSTD_reset_session_only)
+                let code = ZSTD_getErrorCode(n)
+                if code == ZSTD_error_dstSize_tooSmall {
+                    return .failure(.decompressionFailed("output exceeds \(limit) bytes"))
+                }
+                return .failure(.decompressionFailed(String(cString: ZSTD_getErrorName(n))))
+            }
+            if n > limit { return .failure(.decompressionFailed("output exceeds \(limit) bytes")) }
+            return .success(Array(s.scratch[0..<n]))
+        }
+        return try result.get()
+    }
+}
+
+/// A zstd dictionary with its wire number. Number 1 is the shipped default (protocol/dictionaries/).
+public final class CompressionDictionary: Sendable {
+    public let id: UInt8
+    public let bytes: [UInt8]
+    nonisolated(unsafe) let cdict: OpaquePointer
+    nonisolated(unsafe) let ddict: OpaquePointer
+
+    public init(id: UInt8, bytes: [UInt8]) {
+        self.id = id
+        self.bytes = bytes
+        self.cdict = bytes.withUnsafeBytes { ZSTD_createCDict($0.baseAddress, bytes.count, Zstd.level)! }
+        self.ddict = bytes.withUnsafeBytes { ZSTD_createDDict($0.baseAddress, bytes.count)! }
+    }
+
+    deinit {
+        ZSTD_freeCDict(self.cdict)
+        ZSTD_freeDDict(self.ddict)
+    }
+
+    /// The default dictionary, id 1, decoded once from the embedded copy.
+    public static let courierDefault: CompressionDictionary = CompressionDictionary(
+        id: 1, bytes: DefaultDictionary.bytes)
+}
+
+/// Compresses bundle bodies the way the protocol asks: the smallest of raw, zstd with the dictionary, and (for
+/// longer content) zstd without one.
+public struct BodyCompressor: Sendable {
+    public let dictionary: CompressionDictionary?
+    private let withDictionary: Zstd?
+    private let plain: Zstd
+
+    public init(dictionary: CompressionDictionary? = .courierDefault) {
+        self.dictionary = dictionary
+        self.withDictionary = dictionary.map { Zstd(dictionary: $0) }
+        self.plain = Zstd()
+    }
+
+    /// Content at least this long is also tried without the dictionary.
+    public static let plainThreshold = 512
+
+    public func compress(_ content: [UInt8]) -> (Compression, [UInt8]) {
+        var best: (Compression, [UInt8]) = (.none, content)
+        if let d = self.withDictionary, let id = self.dictionary?.id {
+            let c = d.compress(content)
+            if c.count < best.1.count { best = (.zstdDictionary(id), c) }
+        }
+        if self.withDictionary == nil || content.count >= Self.plainThreshold {
+            let c = self.plain.compress(content)
+            if c.count < best.1.count { best = (.zstd, c) }
+        }
+        return best
+    }
+
+    public func decompress(_ body: [UInt8], _ compression: Compression, limit: Int = CourierBundle.maxContentSize)
+        throws(WireError) -> [UInt8]
+    {
+        switch compression {
+        case .none:
+            guard body.count <= limit else { throw .tooLarge(field: "content", size: body.count, limit: limit) }
+            return body
+        case .zstd:
+            return try self.plain.decompress(body, limit: limit)
+        case .zstdDictionary(let id):
+            guard let d = self.withDictionary, self.dictionary?.id == id else { throw .unknownDictionary(id) }
+            return try d.decompress(body, limit: limit)
+        }
+    }
+}

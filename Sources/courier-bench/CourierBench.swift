@@ -1,0 +1,12 @@
+import ArgumentParser
+import CourierTooling
+import CourierWire
+import Foundation
+
+@main
+struct CourierBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "courier-bench",
+        abstract: "Benchmarks that print figures: run by hand, or as a smoke in CI.",
+        subcommands: [WireBench.self])
+}

@@ -1,0 +1,113 @@
+import CourierTooling
+import CourierWire
+import Testing
+
+@Suite struct PacketTests {
+    let sealer = PacketSealer(networkKey: Fixture.network, sender: Fixture.a.nodeID)
+    let opener = PacketOpener(networkKey: Fixture.network)
+
+    func sample() throws -> [Record] {
+        let b = try Fixture.bundle(kind: .aidRequest, text: "Need insulin for two patients at the Penjwen clinic by tomorrow noon.")
+        return [.bundle(BundleRecord(bundle: b.encode())), .ack(AckRecord(target: Fixture.b.nodeID.short, entries: [AckEntry(transfer: 1, received: 1)]))]
+    }
+
+    @Test func outsidersCannotReadOrInject() throws {
+        let bytes = self.sealer.seal(try self.sample(), counter: 10)
+        // The content does not appear in clear.
+        #expect(!bytes.hex.contains(Array("insulin".utf8).hex))
+        let outsider = PacketOpener(networkKey: try NetworkKey(bytes: Fixture.seeds(0x99)))
+        #expect(throws: WireError.authenticationFailed) { try outsider.open(bytes, candidates: Fixture.directory([Fixture.a])) }
+        // Every single-bit change is caught.
+        for i in 0..<bytes.count {
+            var t = bytes
+            t[i] ^= 0x04
+            #expect(throws: WireError.self) { try self.opener.open(t, candidates: Fixture.directory([Fixture.a])) }
+        }
+        #expect(try self.opener.open(bytes, candidates: Fixture.directory([Fixture.a])).records == (try self.sample()))
+    }
+
+    @Test func unknownSenderIsATypedError() throws {
+        let bytes = self.sealer.seal(try self.sample(), counter: 1)
+        #expect(throws: WireError.unknownSender(Fixture.a.nodeID.short)) {
+            try self.opener.open(bytes, candidates: Fixture.directory([Fixture.b]))
+        }
+    }
+
+    @Test func shortIDCollisionsAreResolvedByTheTag() throws {
+        // A second node whose short id equals A's: the receiver tries both, the tag picks the real sender.
+        var impostorBytes = Fixture.a.nodeID.bytes
+        impostorBytes[15] ^= 0xFF
+        let impostor = NodeID(bytes: impostorBytes)!
+        #expect(impostor.short == Fixture.a.nodeID.short)
+        let both: (ShortID) -> [NodeID] = { $0 == Fixture.a.nodeID.short ? [impostor, Fixture.a.nodeID] : [] }
+        let fromA = self.sealer.seal(try self.sample(), counter: 1)
+        #expect(try self.opener.open(fromA, candidates: both).sender == Fixture.a.nodeID)
+        let fromImpostor = PacketSealer(networkKey: Fixture.network, sender: impostor).seal(try self.sample(), counter: 1)
+        #expect(try self.opener.open(fromImpostor, candidates: both).sender == impostor)
+    }
+
+    @Test func announceFormOpensWithoutKnowingTheSender() throws {
+        let ann = AnnounceRecord(capabilities: 1, signingKey: Fixture.c.publicKeys.signing, agreementKey: Fixture.c.publicKeys.agreement, name: "Halabja water committee")
+        let bytes = PacketSealer(networkKey: Fixture.network, sender: Fixture.c.nodeID).seal([.announce(ann)], counter: 1, announceSalt: 77)
+        let p = try self.opener.open(bytes, candidates: { _ in [] })
+        #expect(p.sender == nil)
+        #expect(p.header.sender == Fixture.c.nodeID.short)
+        #expect(p.records == [.announce(ann)])
+        let keys = try NodePublicKeys(signing: ann.signingKey!, agreement: ann.agreementKey!)
+        #expect(keys.nodeID.short == p.header.sender)
+    }
+
+    @Test func announceFitsTheMinimumMTUInTwoPackets() {
+        let k = Fixture.a.publicKeys
+        for rec in [AnnounceRecord(capabilities: 1, signingKey: k.signing, agreementKey: nil),
+                    AnnounceRecord(capabilities: 1, signingKey: nil, agreementKey: k.agreement)] {
+            let bytes = self.sealer.seal([.announce(rec)], counter: 1, announceSalt: 1)
+            #expect(bytes.count <= Packet.minimumMTU)
+        }
+    }
+
+    @Test func openModeIsReadableButAuthenticated() throws {
+        let open = PacketSealer(networkKey: Fixture.network, sender: Fixture.a.nodeID, open: true)
+        let b = try Fixture.bundle(kind: .alert, text: "Road to Amedi closed by landslide at km 12.")
+        let bytes = open.seal([.bundle(BundleRecord(bundle: b.encode()))], counter: 3)
+        #expect(bytes.hex.contains(b.encode().hex))
+        #expect(throws: WireError.self) { try self.opener.open(bytes, candidates: Fixture.directory([Fixture.a])) }
+        let amateur = PacketOpener(networkKey: Fixture.network, acceptOpen: true)
+        #expect(try amateur.open(bytes, candidates: Fixture.directory([Fixture.a])).records.count == 1)
+        var t = bytes
+        t[20] ^= 1
+        #expect(throws: WireError.authenticationFailed) { try amateur.open(t, candidates: Fixture.directory([Fixture.a])) }
+    }
+
+    @Test func replayWindow() {
+        var w = ReplayWindow()
+        let steps: [(UInt32, Bool)] = [
+            (100, true), (100, false), (99, true), (164, true),
+            (100, false),  // now 64 behind: outside the window
+            (101, true), (101, false), (1_000_000, true), (164, false),
+        ]
+        for (counter, fresh) in steps {
+            let accepted = w.accept(counter)
+            #expect(accepted == fresh, "counter \(counter)")
+        }
+    }
+
+    @Test func packerFillsPacketsUpToTheMTU() throws {
+        var g = SplitMix64(seed: 5)
+        for mtu in [64, 100, 255, 508] {
+            var records: [Record] = []
+            for i in 0..<40 {
+                let data = Fixture.randomBytes(Int(g.next() % UInt64(mtu - 40)) + 1, &g)
+                records.append(.bundle(BundleRecord(transfer: UInt32(i), bundle: data)))
+            }
+            let packets = Packer.pack(records, mtu: mtu)
+            #expect(Array(packets.joined()) == records)
+            for p in packets {
+                let bytes = self.sealer.seal(p, counter: 1)
+                #expect(bytes.count <= mtu)
+                #expect(try self.opener.open(bytes, candidates: Fixture.directory([Fixture.a])).records == p)
+            }
+            #expect(packets.count < records.count || mtu == 64)
+        }
+    }
+}

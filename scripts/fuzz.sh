@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer target (packet, record and bundle decoders) with AddressSanitizer and runs it.
+# Usage: scripts/fuzz.sh [SECONDS]   (default 600). Crashes land in fuzz-artifacts/; commit each one as a
+# regression case under Tests/CourierWireTests/FuzzRegressions/ (replayed by the tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-600}
+swift build --product CourierFuzz --sanitize=fuzzer --sanitize=address --scratch-path .build-fuzz 2>&1 \
+    | grep -v -E "Cannot export local symbol|^ld.lld: warning" || true
+corpus=$(mktemp -d)
+trap 'rm -rf "$corpus"' EXIT
+# Seed corpus: every packet, payload and bundle in the protocol's test vectors.
+python3 - "$corpus" <<'PY'
+import json, pathlib, sys
+out = pathlib.Path(sys.argv[1]); n = 0
+root = pathlib.Path("protocol/vectors")
+def put(tag, hexs):
+    global n
+    (out / f"seed-{n}").write_bytes(bytes([tag]) + bytes.fromhex(hexs)); n += 1
+for v in json.loads((root / "packets.json").read_text()):
+    put(0, v["packetHex"]); put(1, v["payloadHex"])
+for v in json.loads((root / "bundles.json").read_text()):
+    put(2, v["bundleHex"])
+for v in json.loads((root / "fragments.json").read_text()):
+    for r in v["recordsHex"]: put(1, r)
+for v in json.loads((root / "invalid.json").read_text()):
+    put({"bundle": 2, "payload": 1}.get(v["decoder"], 0), v["hex"])
+print(f"seed corpus: {n} inputs")
+PY
+mkdir -p fuzz-artifacts
+ASAN_OPTIONS=detect_leaks=1 .build-fuzz/debug/CourierFuzz -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    -print_final_stats=1 -artifact_prefix=fuzz-artifacts/ "$corpus"
