@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "CourierWire", targets: ["CourierWire"]),
+        .library(name: "CourierStore", targets: ["CourierStore"]),
         .executable(name: "courier-bench", targets: ["courier-bench"]),
         .executable(name: "courier-dev", targets: ["courier-dev"]),
         .executable(name: "CourierFuzz", targets: ["CourierFuzz"]),
@@ -13,6 +14,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.0.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.0.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
     ],
     targets: [
         // System libraries (Debian: apt-get install libzstd-dev libserialport-dev).
@@ -34,12 +37,22 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
 
+        // Layer 2: store. The durable delay-tolerant queue in SQLite (WAL, synchronous=FULL).
+        .target(
+            name: "CourierStore",
+            dependencies: [
+                "CourierWire",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
         // Tools: the corpus, peer cost models and shared code of the benchmark and developer commands.
         .target(name: "CourierTooling", dependencies: ["CourierWire", "CBzip2"]),
         .executableTarget(
             name: "courier-bench",
             dependencies: [
                 "CourierWire",
+                "CourierStore",
                 "CourierTooling",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
@@ -47,6 +60,7 @@ let package = Package(
             name: "courier-dev",
             dependencies: [
                 "CourierWire",
+                "CourierStore",
                 "CourierTooling",
                 "CZstd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -62,6 +76,9 @@ let package = Package(
                 "CourierTooling",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
+        .testTarget(
+            name: "CourierStoreTests",
+            dependencies: ["CourierStore", "CourierWire", "CourierTooling"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,132 @@
+import CourierWire
+
+/// A bundle in the queue, as the scheduler returns it.
+public struct QueuedBundle: Sendable, Hashable {
+    public let rowid: Int64
+    public let id: BundleID
+    public let kind: Kind
+    public let priority: PriorityClass
+    public let destination: Destination
+    public let slot: Int64
+    public let received: Int64
+    public let size: Int
+    public let custody: Bool
+    public let isLocal: Bool
+    /// The encoded bundle.
+    public let data: [UInt8]
+}
+
+/// What happened to a bundle offered to the store.
+public enum Acceptance: Sendable, Hashable {
+    /// Stored; `evicted` lists what the quota pushed out to make room.
+    case stored(rowid: Int64, evicted: [BundleID])
+    /// Seen before (a flood coming back around): dropped.
+    case duplicate
+    /// Its lifetime has already passed: dropped.
+    case expired
+    /// No room, and only bundles of higher priority could be evicted: dropped (a relayed bundle; a local
+    /// submission throws `StoreError.quotaFull` instead).
+    case refused
+}
+
+/// One entry of the change feed.
+public struct StoreEvent: Sendable, Hashable, Codable {
+    public enum Kind: String, Sendable, Codable, CaseIterable {
+        case enqueued, fragmentSent = "fragment-sent", acknowledged, custodyTaken = "custody-taken"
+        case custodyReleased = "custody-released", delivered, expired, evicted, refused, removed
+    }
+    public let seq: Int64
+    /// Unix seconds.
+    public let at: Int64
+    public let type: Kind
+    public let bundle: String?
+    public let kind: String?
+    public let priority: Int?
+    public let neighbour: String?
+    public let detail: String?
+}
+
+/// A message delivered to this node.
+public struct InboxMessage: Sendable, Hashable {
+    public let rowid: Int64
+    public let id: BundleID
+    public let kind: Kind
+    public let destination: Destination
+    public let respondBy: UInt32?
+    public let reference: String?
+    public let content: [UInt8]
+    public let received: Int64
+    public let read: Bool
+    public var text: String { String(decoding: self.content, as: UTF8.self) }
+}
+
+/// Per-neighbour transmission state of one bundle.
+public struct Transmission: Sendable, Hashable {
+    public let transfer: UInt32
+    public let fragments: Int
+    public let sent: [UInt8]
+    public let acked: [UInt8]
+    public let attempts: Int
+    public let nextRetry: Int64
+    public let done: Bool
+
+    public func isAcked(_ i: Int) -> Bool { Bitmap.get(self.acked, i) }
+    public var missing: [Int] { (0..<self.fragments).filter { !self.isAcked($0) } }
+}
+
+/// The queue at a glance.
+public struct QueueSnapshot: Sendable, Hashable {
+    public struct Line: Sendable, Hashable {
+        public let count: Int
+        public let bytes: Int
+    }
+    public var byClass: [PriorityClass: Line] = [:]
+    public var byDestination: [String: Line] = [:]
+    public var total = Line(count: 0, bytes: 0)
+    public var quota = 0
+    public var oldest: (id: BundleID, received: Int64)? = nil
+    public var inboxUnread = 0
+    public var expiredTotal = 0
+    public var evictedTotal = 0
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.byClass == b.byClass && a.byDestination == b.byDestination && a.total == b.total && a.quota == b.quota
+            && a.oldest?.id == b.oldest?.id && a.inboxUnread == b.inboxUnread
+    }
+    public func hash(into h: inout Hasher) { h.combine(self.total.count) }
+}
+
+enum Bitmap {
+    static func get(_ b: [UInt8], _ i: Int) -> Bool { i / 8 < b.count && b[i / 8] & (1 << UInt8(i % 8)) != 0 }
+    static func set(_ b: inout [UInt8], _ i: Int) {
+        if i / 8 >= b.count { b += [UInt8](repeating: 0, count: i / 8 + 1 - b.count) }
+        b[i / 8] |= 1 << UInt8(i % 8)
+    }
+}
+
+extension Destination {
+    var storeColumns: (Int, Int64?) {
+        switch self {
+        case .node(let n): return (0, Int64(n.rawValue))
+        case .group(let g): return (1, Int64(g.rawValue))
+        case .everyone: return (2, nil)
+        }
+    }
+
+    init(storeType: Int, value: Int64?) {
+        switch storeType {
+        case 0: self = .node(ShortID(UInt32(truncatingIfNeeded: value ?? 0)))
+        case 1: self = .group(GroupID(UInt16(truncatingIfNeeded: value ?? 0)))
+        default: self = .everyone
+        }
+    }
+
+    /// `node:3f9a01c2`, `group:g1a2b` or `everyone`.
+    public var label: String {
+        switch self {
+        case .node(let n): return "node:\(n)"
+        case .group(let g): return "group:\(g)"
+        case .everyone: return "everyone"
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import GRDB
+
+/// Versioned schema. Never edit a shipped migration; add a new one and bump `version`.
+enum Schema {
+    /// The highest schema this build knows. Stored in `PRAGMA user_version` after migrating.
+    static let version = 1
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            // Small counters and settings: bundle sequence, packet-counter reservation, quiet mode, totals.
+            try db.execute(sql: """
+                CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL);
+
+                -- Bundles this node holds: queued for a node, a group or everyone.
+                CREATE TABLE bundle (
+                    rowid INTEGER PRIMARY KEY,
+                    origin INTEGER NOT NULL, created INTEGER NOT NULL, sequence INTEGER NOT NULL,
+                    digest INTEGER NOT NULL,
+                    kind INTEGER NOT NULL,
+                    priority INTEGER NOT NULL,
+                    dest_type INTEGER NOT NULL,          -- 0 node, 1 group, 2 everyone
+                    dest INTEGER,                        -- short id or group id
+                    expires INTEGER NOT NULL,            -- Courier minutes
+                    received INTEGER NOT NULL,           -- unix seconds, when this node took it
+                    slot INTEGER NOT NULL,               -- fair-queueing slot within its class
+                    size INTEGER NOT NULL,
+                    custody INTEGER NOT NULL,            -- 1: we hold custody until a next hop acknowledges
+                    local INTEGER NOT NULL,              -- 1: submitted on this node
+                    data BLOB NOT NULL,                  -- the encoded bundle
+                    UNIQUE (origin, created, sequence)
+                );
+                CREATE INDEX bundle_schedule ON bundle (priority, slot, received);
+                CREATE INDEX bundle_evict ON bundle (priority DESC, received);
+                CREATE INDEX bundle_expiry ON bundle (expires);
+                CREATE INDEX bundle_digest ON bundle (digest);
+
+                -- Fair-queueing: the last slot each origin used in each class.
+                CREATE TABLE origin_slot (
+                    origin INTEGER NOT NULL, priority INTEGER NOT NULL, last_slot INTEGER NOT NULL,
+                    PRIMARY KEY (origin, priority)
+                ) WITHOUT ROWID;
+
+                -- Per-neighbour transmission state of a bundle.
+                CREATE TABLE transmission (
+                    bundle INTEGER NOT NULL REFERENCES bundle(rowid) ON DELETE CASCADE,
+                    neighbour BLOB NOT NULL,             -- 16-byte node id
+                    transfer INTEGER NOT NULL,
+                    fragments INTEGER NOT NULL,          -- how many records carry it at that link's MTU
+                    sent BLOB NOT NULL,                  -- bitmap of fragments sent at least once
+                    acked BLOB NOT NULL,                 -- bitmap of fragments the neighbour acknowledged
+                    attempts INTEGER NOT NULL,
+                    next_retry INTEGER NOT NULL,         -- unix seconds
+                    done INTEGER NOT NULL,               -- 1: the neighbour has it all
+                    PRIMARY KEY (bundle, neighbour)
+                );
+
+                -- Ids seen, so a flood that comes back around is dropped at once. Kept until the bundle expires.
+                CREATE TABLE seen (
+                    origin INTEGER NOT NULL, created INTEGER NOT NULL, sequence INTEGER NOT NULL,
+                    expires INTEGER NOT NULL,
+                    PRIMARY KEY (origin, created, sequence)
+                ) WITHOUT ROWID;
+                CREATE INDEX seen_expiry ON seen (expires);
+
+                -- Bundles delivered to this node.
+                CREATE TABLE inbox (
+                    rowid INTEGER PRIMARY KEY,
+                    origin INTEGER NOT NULL, created INTEGER NOT NULL, sequence INTEGER NOT NULL,
+                    kind INTEGER NOT NULL,
+                    dest_type INTEGER NOT NULL, dest INTEGER,
+                    respond_by INTEGER, reference TEXT,
+                    content BLOB NOT NULL,
+                    received INTEGER NOT NULL,
+                    read INTEGER NOT NULL DEFAULT 0,
+                    UNIQUE (origin, created, sequence)
+                );
+
+                -- Fragments of bundles being received, so a half-received transfer survives a restart.
+                CREATE TABLE reassembly (
+                    sender BLOB NOT NULL, transfer INTEGER NOT NULL, idx INTEGER NOT NULL,
+                    count INTEGER NOT NULL, received INTEGER NOT NULL, data BLOB NOT NULL,
+                    PRIMARY KEY (sender, transfer, idx)
+                ) WITHOUT ROWID;
+
+                -- The change feed: every state change, in order. `relay queue tail` follows it.
+                CREATE TABLE event (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    at INTEGER NOT NULL,
+                    type TEXT NOT NULL,
+                    bundle TEXT,
+                    kind INTEGER,
+                    priority INTEGER,
+                    neighbour TEXT,
+                    detail TEXT
+                );
+                """)
+        }
+        return m
+    }
+}

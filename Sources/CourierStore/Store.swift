@@ -1,0 +1,570 @@
+import CourierWire
+import Foundation
+import GRDB
+import Logging
+
+/// The durable delay-tolerant queue: bundles and their states, per-neighbour transmission state, custody, dedupe,
+/// the inbox, reassembly state and a change feed, in one SQLite file.
+///
+/// Durability: WAL journal with `synchronous = FULL`. Every method that changes state is one transaction; when it
+/// returns, the change has been fsynced to the WAL and survives a power cut, not only a process crash. A second
+/// process (the CLI) may open the same file at the same time to read, follow the feed, or submit.
+///
+/// Time is injected: `now` is unix seconds, so tests and simulators drive the store with a virtual clock.
+public final class Store: Sendable {
+    public struct Configuration: Sendable {
+        /// Bytes of queued bundles (encoded size) before the quota evicts.
+        public var quotaBytes = 64 * 1_048_576
+        /// Change-feed entries kept (oldest pruned first).
+        public var eventRetention = 100_000
+        /// Ids remembered for dedupe at most (oldest-expiring pruned first); entries also leave at expiry.
+        public var seenLimit = 500_000
+        /// Seconds a half-received transfer is kept without news.
+        public var reassemblyTimeout: Int64 = 24 * 3_600
+        public var readOnly = false
+        public init() {}
+    }
+
+    public let path: String
+    public let configuration: Configuration
+    let db: DatabaseQueue
+    let logger: Logger
+
+    /// Opens (creating if needed) the store at `path`, migrating its schema.
+    public init(path: String, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "courier.store")) throws(StoreError) {
+        self.path = path
+        self.configuration = configuration
+        self.logger = logger
+        var config = GRDB.Configuration()
+        config.readonly = configuration.readOnly
+        config.journalMode = configuration.readOnly ? .default : .wal
+        config.busyMode = .timeout(15)
+        config.foreignKeysEnabled = true
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        if configuration.readOnly && !FileManager.default.fileExists(atPath: path) {
+            throw .cannotOpen(path: path, detail: "no such file")
+        }
+        do {
+            self.db = try DatabaseQueue(path: path, configuration: config)
+            let found = try self.db.read { db in
+                let found = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+                if found > Schema.version { throw StoreError.newerSchema(path: path, found: found, supported: Schema.version) }
+                let check = try String.fetchOne(db, sql: "PRAGMA quick_check") ?? "?"
+                guard check == "ok" else { throw StoreError.corrupt(path: path, detail: check) }
+                return found
+            }
+            if !configuration.readOnly {
+                try Schema.migrator.migrate(self.db)
+                try self.db.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA user_version = \(Schema.version)") }
+            } else if found < Schema.version {
+                throw StoreError.cannotOpen(path: path, detail: "not initialised (schema \(found))")
+            }
+        } catch {
+            let e = StoreError.from(error, path: path)
+            switch e {
+            case .corrupt, .newerSchema, .diskFull: throw e
+            default: throw Self.isWritable(path) || configuration.readOnly ? e : .readOnly(path: path)
+            }
+        }
+    }
+
+    /// Whether the database file (or, before it exists, its folder) can be written: false on a read-only mount.
+    static func isWritable(_ path: String) -> Bool {
+        var st = statvfs()
+        let dir = (path as NSString).deletingLastPathComponent
+        if statvfs(dir.isEmpty ? "." : dir, &st) == 0, st.f_flag & UInt(ST_RDONLY) != 0 { return false }
+        return FileManager.default.fileExists(atPath: path)
+            ? FileManager.default.isWritableFile(atPath: path) : FileManager.default.isWritableFile(atPath: dir.isEmpty ? "." : dir)
+    }
+
+    func write<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+        do { return try self.db.write(body) } catch { throw StoreError.from(error, path: self.path) }
+    }
+
+    func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+        do { return try self.db.read(body) } catch { throw StoreError.from(error, path: self.path) }
+    }
+
+    // MARK: Counters
+
+    static func meta(_ db: Database, _ key: String) throws -> Int64 {
+        try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key]) ?? 0
+    }
+
+    static func setMeta(_ db: Database, _ key: String, _ value: Int64) throws {
+        try db.execute(
+            sql: "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            arguments: [key, value])
+    }
+
+    /// The next bundle sequence number of this node's own bundles (durable: never handed out twice).
+    public func nextSequence() throws(StoreError) -> UInt32 {
+        try self.write { db in
+            let v = try Self.meta(db, "bundle.sequence")
+            try Self.setMeta(db, "bundle.sequence", (v + 1) & 0xFFFF_FFFF)
+            return UInt32(v & 0xFFFF_FFFF)
+        }
+    }
+
+    /// Reserves `count` packet counters durably before they are used, so a restart never reuses one.
+    public func reservePacketCounters(_ count: UInt32 = 1_024) throws(StoreError) -> Range<UInt32> {
+        try self.write { db in
+            let v = UInt32(truncatingIfNeeded: try Self.meta(db, "packet.counter"))
+            let end = v &+ count
+            try Self.setMeta(db, "packet.counter", Int64(end))
+            return v..<end
+        }
+    }
+
+    public func setQuiet(_ on: Bool) throws(StoreError) {
+        try self.write { db in try Self.setMeta(db, "quiet", on ? 1 : 0) }
+    }
+
+    public func isQuiet() throws(StoreError) -> Bool {
+        try self.read { db in try Self.meta(db, "quiet") != 0 }
+    }
+
+    // MARK: Events
+
+    static func event(
+        _ db: Database, _ type: StoreEvent.Kind, at: Int64, bundle: BundleID?, kind: Kind? = nil,
+        priority: PriorityClass? = nil, neighbour: String? = nil, detail: String? = nil
+    ) throws {
+        try db.execute(
+            sql: "INSERT INTO event (at, type, bundle, kind, priority, neighbour, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            arguments: [at, type.rawValue, bundle?.description, kind?.description, priority.map { Int($0.rawValue) }, neighbour, detail])
+    }
+
+    /// Change-feed entries with a sequence number above `after`, oldest first.
+    public func events(after: Int64, limit: Int = 1_000) throws(StoreError) -> [StoreEvent] {
+        try self.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM event WHERE seq > ? ORDER BY seq LIMIT ?", arguments: [after, limit]).map {
+                StoreEvent(
+                    seq: $0["seq"], at: $0["at"], type: StoreEvent.Kind(rawValue: $0["type"]) ?? .removed,
+                    bundle: $0["bundle"], kind: $0["kind"], priority: $0["priority"], neighbour: $0["neighbour"],
+                    detail: $0["detail"])
+            }
+        }
+    }
+
+    /// The newest change-feed sequence number (0 when empty).
+    public func lastEventSeq() throws(StoreError) -> Int64 {
+        try self.read { db in try Int64.fetchOne(db, sql: "SELECT max(seq) FROM event") ?? 0 }
+    }
+
+    // MARK: Accepting bundles
+
+    /// Stores a bundle: made on this node (`local`) or received from a neighbour. Drops duplicates and expired
+    /// bundles; makes room under the quota by evicting lower classes, oldest first, never a higher class.
+    /// A local submission that cannot fit throws `quotaFull`: nothing is dropped silently.
+    @discardableResult
+    public func insert(_ bundle: CourierBundle, now: Int64, local: Bool, custody: Bool, from: String? = nil) throws(StoreError) -> Acceptance {
+        try self.insert([bundle], now: now, local: local, custody: custody, from: from)[0]
+    }
+
+    /// Stores several bundles in one transaction (one fsync).
+    public func insert(_ bundles: [CourierBundle], now: Int64, local: Bool, custody: Bool, from: String? = nil) throws(StoreError) -> [Acceptance] {
+        let quota = self.configuration.quotaBytes
+        let (results, evictedInCustody) = try self.write { db -> ([Acceptance], [(BundleID, Bool)]) in
+            var out: [Acceptance] = []
+            var evictedLog: [(BundleID, Bool)] = []
+            let nowMinutes = UInt64(CourierTime.minutes(unixSeconds: now))
+            for bundle in bundles {
+                if bundle.expires <= nowMinutes { out.append(.expired); continue }
+                let id = bundle.id
+                let seen = try Bool.fetchOne(db, sql: "SELECT 1 FROM seen WHERE origin = ? AND created = ? AND sequence = ?",
+                                             arguments: [id.origin.rawValue, id.created, id.sequence]) ?? false
+                if seen { out.append(.duplicate); continue }
+                let data = bundle.encode()
+                let p = Int(bundle.priority.rawValue)
+                // Quota: evict lower classes (higher numbers) and then the same class, oldest first.
+                var queued = try Self.meta(db, "queued.bytes")
+                var evicted: [BundleID] = []
+                if queued + Int64(data.count) > Int64(quota) {
+                    let need = queued + Int64(data.count) - Int64(quota)
+                    let candidates = try Row.fetchAll(db, sql: """
+                        SELECT rowid, origin, created, sequence, size, custody, kind, priority, slot FROM bundle
+                        WHERE priority >= ? ORDER BY priority DESC, received ASC
+                        """, arguments: [p])
+                    var freed: Int64 = 0
+                    var victims: [Row] = []
+                    for r in candidates where freed < need {
+                        victims.append(r)
+                        freed += r["size"] as Int64
+                    }
+                    if freed < need {
+                        if local { throw StoreError.quotaFull(needed: data.count, quota: quota) }
+                        try Self.event(db, .refused, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority,
+                                       neighbour: from, detail: "queue full (\(data.count) bytes)")
+                        out.append(.refused)
+                        continue
+                    }
+                    for v in victims {
+                        let vid = try BundleID(origin: ShortID(UInt32(v["origin"] as Int64)), created: UInt32(v["created"] as Int64), sequence: UInt32(v["sequence"] as Int64))
+                        let inCustody = (v["custody"] as Int64) != 0
+                        try Self.remove(db, rowid: v["rowid"], size: v["size"], priority: v["priority"], slot: v["slot"])
+                        try Self.event(db, .evicted, at: now, bundle: vid, kind: Kind(code: UInt8(v["kind"] as Int64)),
+                                       priority: PriorityClass(rawValue: UInt8(v["priority"] as Int64)),
+                                       detail: inCustody ? "quota, was in our custody" : "quota")
+                        try Self.bump(db, "evicted.total")
+                        evicted.append(vid)
+                        evictedLog.append((vid, inCustody))
+                    }
+                    queued = try Self.meta(db, "queued.bytes")
+                }
+                // Fair queueing: an origin's next bundle goes one slot after its previous one, and never before
+                // the class's current position, so a chatty origin cannot starve the others.
+                let vmin = try Int64.fetchOne(db, sql: "SELECT min(slot) FROM bundle WHERE priority = ?", arguments: [p])
+                let vclock = try vmin ?? Self.meta(db, "vclock.\(p)")
+                let last = try Int64.fetchOne(db, sql: "SELECT last_slot FROM origin_slot WHERE origin = ? AND priority = ?",
+                                              arguments: [id.origin.rawValue, p])
+                let slot = max(vclock, (last ?? -1) + 1)
+                try db.execute(sql: """
+                    INSERT INTO origin_slot (origin, priority, last_slot) VALUES (?, ?, ?)
+                    ON CONFLICT(origin, priority) DO UPDATE SET last_slot = excluded.last_slot
+                    """, arguments: [id.origin.rawValue, p, slot])
+                let (dt, dv) = bundle.destination.storeColumns
+                try db.execute(sql: """
+                    INSERT INTO bundle (origin, created, sequence, digest, kind, priority, dest_type, dest, expires,
+                                        received, slot, size, custody, local, data)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [id.origin.rawValue, id.created, id.sequence, id.digest, bundle.kind.code, p, dt, dv,
+                                     Int64(bundle.expires), now, slot, data.count, custody, local, Data(data)])
+                let rowid = db.lastInsertedRowID
+                try db.execute(sql: "INSERT INTO seen (origin, created, sequence, expires) VALUES (?, ?, ?, ?)",
+                               arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires)])
+                try Self.setMeta(db, "queued.bytes", queued + Int64(data.count))
+                try Self.event(db, .enqueued, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority,
+                               neighbour: from, detail: "\(bundle.destination.label), \(data.count) bytes\(local ? ", local" : "")")
+                if custody {
+                    try Self.event(db, .custodyTaken, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority, neighbour: from)
+                }
+                out.append(.stored(rowid: rowid, evicted: evicted))
+            }
+            try self.pruneEvents(db)
+            return (out, evictedLog)
+        }
+        for (id, custody) in evictedInCustody {
+            if custody { self.logger.warning("evicted a bundle in our custody to make room", metadata: ["bundle.id": "\(id)"]) }
+            else { self.logger.info("evicted a bundle to make room", metadata: ["bundle.id": "\(id)"]) }
+        }
+        return results
+    }
+
+    static func bump(_ db: Database, _ key: String, by n: Int64 = 1) throws {
+        try self.setMeta(db, key, try self.meta(db, key) + n)
+    }
+
+    /// Removes a bundle row, keeps the byte total and the class's fair-queueing clock.
+    static func remove(_ db: Database, rowid: Int64, size: Int64, priority: Int64, slot: Int64) throws {
+        try db.execute(sql: "DELETE FROM bundle WHERE rowid = ?", arguments: [rowid])
+        try self.bump(db, "queued.bytes", by: -size)
+        if slot > (try self.meta(db, "vclock.\(priority)")) { try self.setMeta(db, "vclock.\(priority)", slot) }
+    }
+
+    func pruneEvents(_ db: Database) throws {
+        let last = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM event") ?? 0
+        let keep = Int64(self.configuration.eventRetention)
+        // Prune in steps of 1% so the feed's DELETE runs rarely.
+        if last % max(1, keep / 100) == 0 {
+            try db.execute(sql: "DELETE FROM event WHERE seq <= ?", arguments: [last - keep])
+        }
+    }
+
+    /// Whether this node has seen the bundle id (stored, delivered or relayed) and it has not expired.
+    public func hasSeen(_ id: BundleID) throws(StoreError) -> Bool {
+        try self.read { db in
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM seen WHERE origin = ? AND created = ? AND sequence = ?",
+                              arguments: [id.origin.rawValue, id.created, id.sequence]) ?? false
+        }
+    }
+
+    // MARK: Queries
+
+    static func queued(_ r: Row) throws -> QueuedBundle {
+        QueuedBundle(
+            rowid: r["rowid"],
+            id: try BundleID(origin: ShortID(UInt32(r["origin"] as Int64)), created: UInt32(r["created"] as Int64), sequence: UInt32(r["sequence"] as Int64)),
+            kind: Kind(code: UInt8(r["kind"] as Int64)), priority: PriorityClass(rawValue: UInt8(r["priority"] as Int64)) ?? .bulk,
+            destination: Destination(storeType: r["dest_type"], value: r["dest"]), slot: r["slot"], received: r["received"],
+            size: r["size"], custody: (r["custody"] as Int64) != 0, isLocal: (r["local"] as Int64) != 0,
+            data: [UInt8](r["data"] as Data))
+    }
+
+    /// The next bundles to offer a neighbour (or any link, with nil): by class, then fair slot across origins, then
+    /// age; skipping bundles the neighbour already has or whose retry time has not come.
+    public func schedule(for neighbour: NodeID?, now: Int64, limit: Int) throws(StoreError) -> [QueuedBundle] {
+        try self.read { db in
+            if let n = neighbour {
+                return try Row.fetchAll(db, sql: """
+                    SELECT * FROM bundle b INDEXED BY bundle_schedule
+                    WHERE NOT EXISTS (SELECT 1 FROM transmission t WHERE t.bundle = b.rowid AND t.neighbour = ?
+                                      AND (t.done = 1 OR t.next_retry > ?))
+                    ORDER BY b.priority, b.slot, b.received LIMIT ?
+                    """, arguments: [Data(n.bytes), now, limit]).map(Self.queued)
+            }
+            return try Row.fetchAll(db, sql: "SELECT * FROM bundle INDEXED BY bundle_schedule ORDER BY priority, slot, received LIMIT ?",
+                                    arguments: [limit]).map(Self.queued)
+        }
+    }
+
+    public func bundle(_ id: BundleID) throws(StoreError) -> QueuedBundle? {
+        try self.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM bundle WHERE origin = ? AND created = ? AND sequence = ?",
+                             arguments: [id.origin.rawValue, id.created, id.sequence]).map(Self.queued)
+        }
+    }
+
+    /// Bundles held whose digests are in `digests` (answering a summary).
+    public func bundles(digests: [UInt32]) throws(StoreError) -> [QueuedBundle] {
+        try self.read { db in
+            var out: [QueuedBundle] = []
+            for d in digests {
+                out += try Row.fetchAll(db, sql: "SELECT * FROM bundle WHERE digest = ?", arguments: [d]).map(Self.queued)
+            }
+            return out
+        }
+    }
+
+    /// Digests of every bundle held, highest priority first (for a summary).
+    public func digests() throws(StoreError) -> [UInt32] {
+        try self.read { db in
+            try Int64.fetchAll(db, sql: "SELECT digest FROM bundle ORDER BY priority, slot").map { UInt32(truncatingIfNeeded: $0) }
+        }
+    }
+
+    public func count() throws(StoreError) -> Int {
+        try self.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM bundle") ?? 0 }
+    }
+
+    // MARK: Transmission state and custody
+
+    func rowid(_ db: Database, _ id: BundleID) throws -> Row? {
+        try Row.fetchOne(db, sql: "SELECT rowid, kind, priority, size, slot, custody FROM bundle WHERE origin = ? AND created = ? AND sequence = ?",
+                         arguments: [id.origin.rawValue, id.created, id.sequence])
+    }
+
+    /// Records fragments sent to a neighbour and when to retry if they are not acknowledged.
+    public func recordSent(_ id: BundleID, to neighbour: NodeID, transfer: UInt32, fragments: Int, indices: [Int],
+                           nextRetry: Int64, now: Int64) throws(StoreError) {
+        try self.write { db in
+            guard let b = try self.rowid(db, id) else { return }
+            let existing = try Row.fetchOne(db, sql: "SELECT * FROM transmission WHERE bundle = ? AND neighbour = ?",
+                                            arguments: [b["rowid"] as Int64, Data(neighbour.bytes)])
+            var sent = existing.map { [UInt8]($0["sent"] as Data) } ?? []
+            for i in indices { Bitmap.set(&sent, i) }
+            try db.execute(sql: """
+                INSERT INTO transmission (bundle, neighbour, transfer, fragments, sent, acked, attempts, next_retry, done)
+                VALUES (?, ?, ?, ?, ?, x'', 1, ?, 0)
+                ON CONFLICT(bundle, neighbour) DO UPDATE SET transfer = excluded.transfer, fragments = excluded.fragments,
+                    sent = excluded.sent, attempts = attempts + 1, next_retry = excluded.next_retry
+                """, arguments: [b["rowid"] as Int64, Data(neighbour.bytes), transfer, fragments, Data(sent), nextRetry])
+            try Self.event(db, .fragmentSent, at: now, bundle: id, kind: Kind(code: UInt8(b["kind"] as Int64)),
+                           priority: PriorityClass(rawValue: UInt8(b["priority"] as Int64)), neighbour: neighbour.short.description,
+                           detail: fragments == 1 ? "whole" : "\(indices.count) of \(fragments) fragments")
+        }
+    }
+
+    /// Applies an acknowledgement from a neighbour. Returns true when the neighbour now has the whole bundle.
+    @discardableResult
+    public func recordAck(_ id: BundleID, from neighbour: NodeID, ack: AckEntry, now: Int64) throws(StoreError) -> Bool {
+        try self.write { db in
+            guard let b = try self.rowid(db, id),
+                  let t = try Row.fetchOne(db, sql: "SELECT * FROM transmission WHERE bundle = ? AND neighbour = ?",
+                                           arguments: [b["rowid"] as Int64, Data(neighbour.bytes)])
+            else { return false }
+            let fragments: Int = t["fragments"]
+            var acked = [UInt8](t["acked"] as Data)
+            let before = (0..<fragments).filter { Bitmap.get(acked, $0) }.count
+            for i in 0..<fragments where ack.has(i) { Bitmap.set(&acked, i) }
+            let after = (0..<fragments).filter { Bitmap.get(acked, $0) }.count
+            let done = after == fragments
+            // State never goes backwards: bits are only ever added.
+            try db.execute(sql: "UPDATE transmission SET acked = ?, done = ? WHERE bundle = ? AND neighbour = ?",
+                           arguments: [Data(acked), done, b["rowid"] as Int64, Data(neighbour.bytes)])
+            if after > before {
+                try Self.event(db, .acknowledged, at: now, bundle: id, kind: Kind(code: UInt8(b["kind"] as Int64)),
+                               priority: PriorityClass(rawValue: UInt8(b["priority"] as Int64)), neighbour: neighbour.short.description,
+                               detail: "\(after) of \(fragments)")
+            }
+            return done
+        }
+    }
+
+    public func transmission(_ id: BundleID, to neighbour: NodeID) throws(StoreError) -> Transmission? {
+        try self.read { db in
+            guard let b = try self.rowid(db, id) else { return nil }
+            return try Row.fetchOne(db, sql: "SELECT * FROM transmission WHERE bundle = ? AND neighbour = ?",
+                                    arguments: [b["rowid"] as Int64, Data(neighbour.bytes)]).map {
+                Transmission(transfer: UInt32(truncatingIfNeeded: $0["transfer"] as Int64), fragments: $0["fragments"],
+                             sent: [UInt8]($0["sent"] as Data), acked: [UInt8]($0["acked"] as Data), attempts: $0["attempts"],
+                             nextRetry: $0["next_retry"], done: ($0["done"] as Int64) != 0)
+            }
+        }
+    }
+
+    /// Custody moved on: the next hop acknowledged a directed bundle. It leaves our queue.
+    public func releaseCustody(_ id: BundleID, to neighbour: NodeID, now: Int64) throws(StoreError) {
+        try self.write { db in
+            guard let b = try self.rowid(db, id) else { return }
+            try Self.remove(db, rowid: b["rowid"], size: b["size"], priority: b["priority"], slot: b["slot"])
+            try Self.event(db, .custodyReleased, at: now, bundle: id, kind: Kind(code: UInt8(b["kind"] as Int64)),
+                           priority: PriorityClass(rawValue: UInt8(b["priority"] as Int64)), neighbour: neighbour.short.description)
+        }
+    }
+
+    /// Removes a bundle for another reason (delivered here, replaced): logged in the feed.
+    public func remove(_ id: BundleID, reason: String, now: Int64) throws(StoreError) {
+        try self.write { db in
+            guard let b = try self.rowid(db, id) else { return }
+            try Self.remove(db, rowid: b["rowid"], size: b["size"], priority: b["priority"], slot: b["slot"])
+            try Self.event(db, .removed, at: now, bundle: id, kind: Kind(code: UInt8(b["kind"] as Int64)),
+                           priority: PriorityClass(rawValue: UInt8(b["priority"] as Int64)), detail: reason)
+        }
+    }
+
+    // MARK: Inbox
+
+    /// Delivers a bundle's content to the local inbox. Idempotent: a second delivery of the same id is ignored
+    /// and returns false.
+    @discardableResult
+    public func deliver(_ bundle: CourierBundle, content: [UInt8], now: Int64) throws(StoreError) -> Bool {
+        try self.write { db in
+            let id = bundle.id
+            let (dt, dv) = bundle.destination.storeColumns
+            try db.execute(sql: """
+                INSERT OR IGNORE INTO inbox (origin, created, sequence, kind, dest_type, dest, respond_by, reference, content, received)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [id.origin.rawValue, id.created, id.sequence, bundle.kind.code, dt, dv,
+                                 bundle.respondBy, bundle.reference?.description, Data(content), now])
+            guard db.changesCount > 0 else { return false }
+            try db.execute(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires) VALUES (?, ?, ?, ?)",
+                           arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires)])
+            try Self.event(db, .delivered, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority,
+                           detail: "\(content.count) bytes")
+            return true
+        }
+    }
+
+    public func inbox(unreadOnly: Bool = false, limit: Int = 1_000) throws(StoreError) -> [InboxMessage] {
+        try self.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM inbox \(unreadOnly ? "WHERE read = 0" : "") ORDER BY rowid LIMIT ?",
+                             arguments: [limit]).map {
+                InboxMessage(
+                    rowid: $0["rowid"],
+                    id: try BundleID(origin: ShortID(UInt32($0["origin"] as Int64)), created: UInt32($0["created"] as Int64), sequence: UInt32($0["sequence"] as Int64)),
+                    kind: Kind(code: UInt8($0["kind"] as Int64)), destination: Destination(storeType: $0["dest_type"], value: $0["dest"]),
+                    respondBy: ($0["respond_by"] as Int64?).map { UInt32($0) }, reference: $0["reference"],
+                    content: [UInt8]($0["content"] as Data), received: $0["received"], read: ($0["read"] as Int64) != 0)
+            }
+        }
+    }
+
+    public func markRead(_ id: BundleID) throws(StoreError) {
+        try self.write { db in
+            try db.execute(sql: "UPDATE inbox SET read = 1 WHERE origin = ? AND created = ? AND sequence = ?",
+                           arguments: [id.origin.rawValue, id.created, id.sequence])
+        }
+    }
+
+    // MARK: Expiry and housekeeping
+
+    /// Removes bundles whose lifetime has passed (counted and logged), forgets expired ids and stale
+    /// reassemblies. Returns the ids expired.
+    @discardableResult
+    public func expire(now: Int64) throws(StoreError) -> [BundleID] {
+        let nowMinutes = Int64(CourierTime.minutes(unixSeconds: now))
+        let expired = try self.write { db -> [BundleID] in
+            let rows = try Row.fetchAll(db, sql: "SELECT rowid, origin, created, sequence, kind, priority, size, slot FROM bundle WHERE expires <= ?",
+                                        arguments: [nowMinutes])
+            var ids: [BundleID] = []
+            for r in rows {
+                let id = try BundleID(origin: ShortID(UInt32(r["origin"] as Int64)), created: UInt32(r["created"] as Int64), sequence: UInt32(r["sequence"] as Int64))
+                try Self.remove(db, rowid: r["rowid"], size: r["size"], priority: r["priority"], slot: r["slot"])
+                try Self.event(db, .expired, at: now, bundle: id, kind: Kind(code: UInt8(r["kind"] as Int64)),
+                               priority: PriorityClass(rawValue: UInt8(r["priority"] as Int64)), detail: "lifetime passed")
+                ids.append(id)
+            }
+            if !ids.isEmpty { try Self.bump(db, "expired.total", by: Int64(ids.count)) }
+            try db.execute(sql: "DELETE FROM seen WHERE expires <= ?", arguments: [nowMinutes])
+            let seen = try Int.fetchOne(db, sql: "SELECT count(*) FROM seen") ?? 0
+            if seen > self.configuration.seenLimit {
+                try db.execute(sql: """
+                    DELETE FROM seen WHERE (origin, created, sequence) IN
+                        (SELECT origin, created, sequence FROM seen ORDER BY expires LIMIT ?)
+                    """,
+                    arguments: [seen - self.configuration.seenLimit])
+            }
+            try db.execute(sql: """
+                DELETE FROM reassembly WHERE (sender, transfer) IN
+                    (SELECT sender, transfer FROM reassembly GROUP BY sender, transfer HAVING max(received) < ?)
+                """, arguments: [now - self.configuration.reassemblyTimeout])
+            return ids
+        }
+        for id in expired { self.logger.info("bundle expired", metadata: ["bundle.id": "\(id)"]) }
+        return expired
+    }
+
+    // MARK: Reassembly
+
+    /// Keeps a received fragment, so a half-received transfer survives a restart.
+    public func saveFragment(_ f: FragmentRecord, from sender: NodeID, now: Int64) throws(StoreError) {
+        try self.write { db in
+            try db.execute(sql: """
+                INSERT INTO reassembly (sender, transfer, idx, count, received, data) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT(sender, transfer, idx) DO UPDATE SET received = excluded.received
+                """, arguments: [Data(sender.bytes), f.transfer, f.index, f.count, now, Data(f.data)])
+        }
+    }
+
+    /// Forgets a transfer (completed or given up).
+    public func dropTransfer(from sender: NodeID, transfer: UInt32) throws(StoreError) {
+        try self.write { db in
+            try db.execute(sql: "DELETE FROM reassembly WHERE sender = ? AND transfer = ?", arguments: [Data(sender.bytes), transfer])
+        }
+    }
+
+    /// The fragments kept, to replay into a `Reassembler` at start-up.
+    public func savedFragments() throws(StoreError) -> [(sender: NodeID, fragment: FragmentRecord, received: Int64)] {
+        try self.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM reassembly ORDER BY sender, transfer, idx").compactMap { r in
+                guard let sender = NodeID(bytes: [UInt8](r["sender"] as Data)) else { return nil }
+                let f = FragmentRecord(transfer: UInt32(truncatingIfNeeded: r["transfer"] as Int64), index: r["idx"], count: r["count"],
+                                       data: [UInt8](r["data"] as Data))
+                return (sender, f, r["received"])
+            }
+        }
+    }
+
+    // MARK: Snapshot
+
+    public func snapshot() throws(StoreError) -> QueueSnapshot {
+        try self.read { db in
+            var s = QueueSnapshot()
+            s.quota = self.configuration.quotaBytes
+            for r in try Row.fetchAll(db, sql: "SELECT priority, count(*) AS n, total(size) AS b FROM bundle GROUP BY priority") {
+                if let p = PriorityClass(rawValue: UInt8(r["priority"] as Int64)) {
+                    s.byClass[p] = .init(count: r["n"], bytes: Int(r["b"] as Double))
+                }
+            }
+            for r in try Row.fetchAll(db, sql: "SELECT dest_type, dest, count(*) AS n, total(size) AS b FROM bundle GROUP BY dest_type, dest") {
+                s.byDestination[Destination(storeType: r["dest_type"], value: r["dest"]).label] = .init(count: r["n"], bytes: Int(r["b"] as Double))
+            }
+            s.total = .init(count: s.byClass.values.map(\.count).reduce(0, +), bytes: s.byClass.values.map(\.bytes).reduce(0, +))
+            if let r = try Row.fetchOne(db, sql: "SELECT origin, created, sequence, received FROM bundle ORDER BY received LIMIT 1") {
+                s.oldest = (try BundleID(origin: ShortID(UInt32(r["origin"] as Int64)), created: UInt32(r["created"] as Int64), sequence: UInt32(r["sequence"] as Int64)), r["received"])
+            }
+            s.inboxUnread = try Int.fetchOne(db, sql: "SELECT count(*) FROM inbox WHERE read = 0") ?? 0
+            s.expiredTotal = Int(try Self.meta(db, "expired.total"))
+            s.evictedTotal = Int(try Self.meta(db, "evicted.total"))
+            return s
+        }
+    }
+
+    /// `PRAGMA integrity_check`: "ok" when the file is sound.
+    public func integrityCheck() throws(StoreError) -> String {
+        try self.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ") }
+    }
+}

@@ -1,0 +1,57 @@
+import GRDB
+
+/// What can go wrong with the store, each with the fix an operator can apply. Nothing already stored is damaged by
+/// the failed attempt: every change is one SQLite transaction, rolled back on error.
+public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The file is not a SQLite database, or its pages are damaged.
+    case corrupt(path: String, detail: String)
+    /// The database was written by a newer Courier.
+    case newerSchema(path: String, found: Int, supported: Int)
+    /// The file or its folder cannot be written (permissions, read-only mount).
+    case readOnly(path: String)
+    /// The disk is full.
+    case diskFull(path: String)
+    /// Another process holds a lock longer than the busy timeout.
+    case busy(path: String)
+    /// The folder does not exist or the file cannot be opened.
+    case cannotOpen(path: String, detail: String)
+    /// The byte quota is full of bundles that a new local submission may not evict.
+    case quotaFull(needed: Int, quota: Int)
+    /// Any other SQLite failure.
+    case sqlite(path: String, code: Int32, detail: String)
+
+    public var description: String {
+        switch self {
+        case .corrupt(let p, let d):
+            return "database \(p) is damaged (\(d)): stop the relay, move the file aside (keep it for recovery) and start again with an empty one"
+        case .newerSchema(let p, let found, let supported):
+            return "database \(p) was written by a newer Courier (schema \(found), this one knows up to \(supported)): upgrade Courier; the file was not changed"
+        case .readOnly(let p):
+            return "cannot write database \(p): check the file's owner and permissions, and that the disk is not mounted read-only"
+        case .diskFull(let p):
+            return "disk full while writing \(p): free some space; what was stored before is intact"
+        case .busy(let p):
+            return "database \(p) is locked by another process: wait, or stop the other process"
+        case .cannotOpen(let p, let d):
+            return "cannot open database \(p) (\(d)): check that the data directory exists and is readable"
+        case .quotaFull(let needed, let quota):
+            return "queue full: \(needed) bytes needed, quota \(quota) bytes, and only bundles of higher priority remain; raise the quota or wait for the queue to drain (nothing was dropped)"
+        case .sqlite(let p, let code, let d):
+            return "database \(p): SQLite error \(code): \(d)"
+        }
+    }
+
+    static func from(_ error: any Error, path: String) -> StoreError {
+        if let e = error as? StoreError { return e }
+        guard let db = error as? DatabaseError else { return .sqlite(path: path, code: -1, detail: "\(error)") }
+        switch db.resultCode {
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB: return .corrupt(path: path, detail: db.message ?? "\(db.resultCode)")
+        case .SQLITE_READONLY: return .readOnly(path: path)
+        case .SQLITE_FULL: return .diskFull(path: path)
+        case .SQLITE_BUSY, .SQLITE_LOCKED: return .busy(path: path)
+        case .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_AUTH:
+            return .cannotOpen(path: path, detail: db.message ?? "\(db.resultCode)")
+        default: return .sqlite(path: path, code: db.resultCode.rawValue, detail: db.message ?? "")
+        }
+    }
+}
