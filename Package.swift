@@ -78,7 +78,9 @@ let package = Package(
             ]),
         .testTarget(
             name: "CourierStoreTests",
-            dependencies: ["CourierStore", "CourierWire", "CourierTooling"]),
+            dependencies: [
+                "CourierStore", "CourierWire", "CourierTooling", .product(name: "GRDB", package: "GRDB.swift"),
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

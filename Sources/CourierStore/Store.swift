@@ -49,9 +49,9 @@ public final class Store: Sendable {
         do {
             self.db = try DatabaseQueue(path: path, configuration: config)
             let found = try self.db.read { db in
-                let found = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+                let found = try Int.fetchOne(db.cachedStatement(sql: "PRAGMA user_version")) ?? 0
                 if found > Schema.version { throw StoreError.newerSchema(path: path, found: found, supported: Schema.version) }
-                let check = try String.fetchOne(db, sql: "PRAGMA quick_check") ?? "?"
+                let check = try String.fetchOne(db.cachedStatement(sql: "PRAGMA quick_check")) ?? "?"
                 guard check == "ok" else { throw StoreError.corrupt(path: path, detail: check) }
                 return found
             }
@@ -90,7 +90,7 @@ public final class Store: Sendable {
     // MARK: Counters
 
     static func meta(_ db: Database, _ key: String) throws -> Int64 {
-        try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key]) ?? 0
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE key = ?"), arguments: [key]) ?? 0
     }
 
     static func setMeta(_ db: Database, _ key: String, _ value: Int64) throws {
@@ -140,7 +140,7 @@ public final class Store: Sendable {
     /// Change-feed entries with a sequence number above `after`, oldest first.
     public func events(after: Int64, limit: Int = 1_000) throws(StoreError) -> [StoreEvent] {
         try self.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM event WHERE seq > ? ORDER BY seq LIMIT ?", arguments: [after, limit]).map {
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM event WHERE seq > ? ORDER BY seq LIMIT ?"), arguments: [after, limit]).map {
                 StoreEvent(
                     seq: $0["seq"], at: $0["at"], type: StoreEvent.Kind(rawValue: $0["type"]) ?? .removed,
                     bundle: $0["bundle"], kind: $0["kind"], priority: $0["priority"], neighbour: $0["neighbour"],
@@ -151,7 +151,7 @@ public final class Store: Sendable {
 
     /// The newest change-feed sequence number (0 when empty).
     public func lastEventSeq() throws(StoreError) -> Int64 {
-        try self.read { db in try Int64.fetchOne(db, sql: "SELECT max(seq) FROM event") ?? 0 }
+        try self.read { db in try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(seq) FROM event")) ?? 0 }
     }
 
     // MARK: Accepting bundles
@@ -174,8 +174,7 @@ public final class Store: Sendable {
             for bundle in bundles {
                 if bundle.expires <= nowMinutes { out.append(.expired); continue }
                 let id = bundle.id
-                let seen = try Bool.fetchOne(db, sql: "SELECT 1 FROM seen WHERE origin = ? AND created = ? AND sequence = ?",
-                                             arguments: [id.origin.rawValue, id.created, id.sequence]) ?? false
+                let seen = try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM seen WHERE origin = ? AND created = ? AND sequence = ?"), arguments: [id.origin.rawValue, id.created, id.sequence]) ?? false
                 if seen { out.append(.duplicate); continue }
                 let data = bundle.encode()
                 let p = Int(bundle.priority.rawValue)
@@ -184,10 +183,10 @@ public final class Store: Sendable {
                 var evicted: [BundleID] = []
                 if queued + Int64(data.count) > Int64(quota) {
                     let need = queued + Int64(data.count) - Int64(quota)
-                    let candidates = try Row.fetchAll(db, sql: """
+                    let candidates = try Row.fetchAll(db.cachedStatement(sql: """
                         SELECT rowid, origin, created, sequence, size, custody, kind, priority, slot FROM bundle
                         WHERE priority >= ? ORDER BY priority DESC, received ASC
-                        """, arguments: [p])
+                        """), arguments: [p])
                     var freed: Int64 = 0
                     var victims: [Row] = []
                     for r in candidates where freed < need {
@@ -216,25 +215,23 @@ public final class Store: Sendable {
                 }
                 // Fair queueing: an origin's next bundle goes one slot after its previous one, and never before
                 // the class's current position, so a chatty origin cannot starve the others.
-                let vmin = try Int64.fetchOne(db, sql: "SELECT min(slot) FROM bundle WHERE priority = ?", arguments: [p])
+                let vmin = try Int64.fetchOne(db.cachedStatement(sql: "SELECT min(slot) FROM bundle WHERE priority = ?"), arguments: [p])
                 let vclock = try vmin ?? Self.meta(db, "vclock.\(p)")
-                let last = try Int64.fetchOne(db, sql: "SELECT last_slot FROM origin_slot WHERE origin = ? AND priority = ?",
-                                              arguments: [id.origin.rawValue, p])
+                let last = try Int64.fetchOne(db.cachedStatement(sql: "SELECT last_slot FROM origin_slot WHERE origin = ? AND priority = ?"), arguments: [id.origin.rawValue, p])
                 let slot = max(vclock, (last ?? -1) + 1)
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     INSERT INTO origin_slot (origin, priority, last_slot) VALUES (?, ?, ?)
                     ON CONFLICT(origin, priority) DO UPDATE SET last_slot = excluded.last_slot
-                    """, arguments: [id.origin.rawValue, p, slot])
+                    """).execute(arguments: [id.origin.rawValue, p, slot])
                 let (dt, dv) = bundle.destination.storeColumns
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     INSERT INTO bundle (origin, created, sequence, digest, kind, priority, dest_type, dest, expires,
                                         received, slot, size, custody, local, data)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [id.origin.rawValue, id.created, id.sequence, id.digest, bundle.kind.code, p, dt, dv,
+                    """).execute(arguments: [id.origin.rawValue, id.created, id.sequence, id.digest, bundle.kind.code, p, dt, dv,
                                      Int64(bundle.expires), now, slot, data.count, custody, local, Data(data)])
                 let rowid = db.lastInsertedRowID
-                try db.execute(sql: "INSERT INTO seen (origin, created, sequence, expires) VALUES (?, ?, ?, ?)",
-                               arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires)])
+                try db.cachedStatement(sql: "INSERT INTO seen (origin, created, sequence, expires) VALUES (?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires)])
                 try Self.setMeta(db, "queued.bytes", queued + Int64(data.count))
                 try Self.event(db, .enqueued, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority,
                                neighbour: from, detail: "\(bundle.destination.label), \(data.count) bytes\(local ? ", local" : "")")
@@ -259,25 +256,24 @@ public final class Store: Sendable {
 
     /// Removes a bundle row, keeps the byte total and the class's fair-queueing clock.
     static func remove(_ db: Database, rowid: Int64, size: Int64, priority: Int64, slot: Int64) throws {
-        try db.execute(sql: "DELETE FROM bundle WHERE rowid = ?", arguments: [rowid])
+        try db.cachedStatement(sql: "DELETE FROM bundle WHERE rowid = ?").execute(arguments: [rowid])
         try self.bump(db, "queued.bytes", by: -size)
         if slot > (try self.meta(db, "vclock.\(priority)")) { try self.setMeta(db, "vclock.\(priority)", slot) }
     }
 
     func pruneEvents(_ db: Database) throws {
-        let last = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM event") ?? 0
+        let last = try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(seq) FROM event")) ?? 0
         let keep = Int64(self.configuration.eventRetention)
         // Prune in steps of 1% so the feed's DELETE runs rarely.
         if last % max(1, keep / 100) == 0 {
-            try db.execute(sql: "DELETE FROM event WHERE seq <= ?", arguments: [last - keep])
+            try db.cachedStatement(sql: "DELETE FROM event WHERE seq <= ?").execute(arguments: [last - keep])
         }
     }
 
     /// Whether this node has seen the bundle id (stored, delivered or relayed) and it has not expired.
     public func hasSeen(_ id: BundleID) throws(StoreError) -> Bool {
         try self.read { db in
-            try Bool.fetchOne(db, sql: "SELECT 1 FROM seen WHERE origin = ? AND created = ? AND sequence = ?",
-                              arguments: [id.origin.rawValue, id.created, id.sequence]) ?? false
+            try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM seen WHERE origin = ? AND created = ? AND sequence = ?"), arguments: [id.origin.rawValue, id.created, id.sequence]) ?? false
         }
     }
 
@@ -298,22 +294,20 @@ public final class Store: Sendable {
     public func schedule(for neighbour: NodeID?, now: Int64, limit: Int) throws(StoreError) -> [QueuedBundle] {
         try self.read { db in
             if let n = neighbour {
-                return try Row.fetchAll(db, sql: """
+                return try Row.fetchAll(db.cachedStatement(sql: """
                     SELECT * FROM bundle b INDEXED BY bundle_schedule
                     WHERE NOT EXISTS (SELECT 1 FROM transmission t WHERE t.bundle = b.rowid AND t.neighbour = ?
                                       AND (t.done = 1 OR t.next_retry > ?))
                     ORDER BY b.priority, b.slot, b.received LIMIT ?
-                    """, arguments: [Data(n.bytes), now, limit]).map(Self.queued)
+                    """), arguments: [Data(n.bytes), now, limit]).map(Self.queued)
             }
-            return try Row.fetchAll(db, sql: "SELECT * FROM bundle INDEXED BY bundle_schedule ORDER BY priority, slot, received LIMIT ?",
-                                    arguments: [limit]).map(Self.queued)
+            return try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM bundle INDEXED BY bundle_schedule ORDER BY priority, slot, received LIMIT ?"), arguments: [limit]).map(Self.queued)
         }
     }
 
     public func bundle(_ id: BundleID) throws(StoreError) -> QueuedBundle? {
         try self.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM bundle WHERE origin = ? AND created = ? AND sequence = ?",
-                             arguments: [id.origin.rawValue, id.created, id.sequence]).map(Self.queued)
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM bundle WHERE origin = ? AND created = ? AND sequence = ?"), arguments: [id.origin.rawValue, id.created, id.sequence]).map(Self.queued)
         }
     }
 
@@ -322,7 +316,7 @@ public final class Store: Sendable {
         try self.read { db in
             var out: [QueuedBundle] = []
             for d in digests {
-                out += try Row.fetchAll(db, sql: "SELECT * FROM bundle WHERE digest = ?", arguments: [d]).map(Self.queued)
+                out += try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM bundle WHERE digest = ?"), arguments: [d]).map(Self.queued)
             }
             return out
         }
@@ -331,19 +325,18 @@ public final class Store: Sendable {
     /// Digests of every bundle held, highest priority first (for a summary).
     public func digests() throws(StoreError) -> [UInt32] {
         try self.read { db in
-            try Int64.fetchAll(db, sql: "SELECT digest FROM bundle ORDER BY priority, slot").map { UInt32(truncatingIfNeeded: $0) }
+            try Int64.fetchAll(db.cachedStatement(sql: "SELECT digest FROM bundle ORDER BY priority, slot")).map { UInt32(truncatingIfNeeded: $0) }
         }
     }
 
     public func count() throws(StoreError) -> Int {
-        try self.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM bundle") ?? 0 }
+        try self.read { db in try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM bundle")) ?? 0 }
     }
 
     // MARK: Transmission state and custody
 
     func rowid(_ db: Database, _ id: BundleID) throws -> Row? {
-        try Row.fetchOne(db, sql: "SELECT rowid, kind, priority, size, slot, custody FROM bundle WHERE origin = ? AND created = ? AND sequence = ?",
-                         arguments: [id.origin.rawValue, id.created, id.sequence])
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT rowid, kind, priority, size, slot, custody FROM bundle WHERE origin = ? AND created = ? AND sequence = ?"), arguments: [id.origin.rawValue, id.created, id.sequence])
     }
 
     /// Records fragments sent to a neighbour and when to retry if they are not acknowledged.
@@ -351,16 +344,15 @@ public final class Store: Sendable {
                            nextRetry: Int64, now: Int64) throws(StoreError) {
         try self.write { db in
             guard let b = try self.rowid(db, id) else { return }
-            let existing = try Row.fetchOne(db, sql: "SELECT * FROM transmission WHERE bundle = ? AND neighbour = ?",
-                                            arguments: [b["rowid"] as Int64, Data(neighbour.bytes)])
+            let existing = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM transmission WHERE bundle = ? AND neighbour = ?"), arguments: [b["rowid"] as Int64, Data(neighbour.bytes)])
             var sent = existing.map { [UInt8]($0["sent"] as Data) } ?? []
             for i in indices { Bitmap.set(&sent, i) }
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO transmission (bundle, neighbour, transfer, fragments, sent, acked, attempts, next_retry, done)
                 VALUES (?, ?, ?, ?, ?, x'', 1, ?, 0)
                 ON CONFLICT(bundle, neighbour) DO UPDATE SET transfer = excluded.transfer, fragments = excluded.fragments,
                     sent = excluded.sent, attempts = attempts + 1, next_retry = excluded.next_retry
-                """, arguments: [b["rowid"] as Int64, Data(neighbour.bytes), transfer, fragments, Data(sent), nextRetry])
+                """).execute(arguments: [b["rowid"] as Int64, Data(neighbour.bytes), transfer, fragments, Data(sent), nextRetry])
             try Self.event(db, .fragmentSent, at: now, bundle: id, kind: Kind(code: UInt8(b["kind"] as Int64)),
                            priority: PriorityClass(rawValue: UInt8(b["priority"] as Int64)), neighbour: neighbour.short.description,
                            detail: fragments == 1 ? "whole" : "\(indices.count) of \(fragments) fragments")
@@ -372,8 +364,7 @@ public final class Store: Sendable {
     public func recordAck(_ id: BundleID, from neighbour: NodeID, ack: AckEntry, now: Int64) throws(StoreError) -> Bool {
         try self.write { db in
             guard let b = try self.rowid(db, id),
-                  let t = try Row.fetchOne(db, sql: "SELECT * FROM transmission WHERE bundle = ? AND neighbour = ?",
-                                           arguments: [b["rowid"] as Int64, Data(neighbour.bytes)])
+                  let t = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM transmission WHERE bundle = ? AND neighbour = ?"), arguments: [b["rowid"] as Int64, Data(neighbour.bytes)])
             else { return false }
             let fragments: Int = t["fragments"]
             var acked = [UInt8](t["acked"] as Data)
@@ -382,8 +373,7 @@ public final class Store: Sendable {
             let after = (0..<fragments).filter { Bitmap.get(acked, $0) }.count
             let done = after == fragments
             // State never goes backwards: bits are only ever added.
-            try db.execute(sql: "UPDATE transmission SET acked = ?, done = ? WHERE bundle = ? AND neighbour = ?",
-                           arguments: [Data(acked), done, b["rowid"] as Int64, Data(neighbour.bytes)])
+            try db.cachedStatement(sql: "UPDATE transmission SET acked = ?, done = ? WHERE bundle = ? AND neighbour = ?").execute(arguments: [Data(acked), done, b["rowid"] as Int64, Data(neighbour.bytes)])
             if after > before {
                 try Self.event(db, .acknowledged, at: now, bundle: id, kind: Kind(code: UInt8(b["kind"] as Int64)),
                                priority: PriorityClass(rawValue: UInt8(b["priority"] as Int64)), neighbour: neighbour.short.description,
@@ -396,8 +386,7 @@ public final class Store: Sendable {
     public func transmission(_ id: BundleID, to neighbour: NodeID) throws(StoreError) -> Transmission? {
         try self.read { db in
             guard let b = try self.rowid(db, id) else { return nil }
-            return try Row.fetchOne(db, sql: "SELECT * FROM transmission WHERE bundle = ? AND neighbour = ?",
-                                    arguments: [b["rowid"] as Int64, Data(neighbour.bytes)]).map {
+            return try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM transmission WHERE bundle = ? AND neighbour = ?"), arguments: [b["rowid"] as Int64, Data(neighbour.bytes)]).map {
                 Transmission(transfer: UInt32(truncatingIfNeeded: $0["transfer"] as Int64), fragments: $0["fragments"],
                              sent: [UInt8]($0["sent"] as Data), acked: [UInt8]($0["acked"] as Data), attempts: $0["attempts"],
                              nextRetry: $0["next_retry"], done: ($0["done"] as Int64) != 0)
@@ -434,14 +423,13 @@ public final class Store: Sendable {
         try self.write { db in
             let id = bundle.id
             let (dt, dv) = bundle.destination.storeColumns
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT OR IGNORE INTO inbox (origin, created, sequence, kind, dest_type, dest, respond_by, reference, content, received)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [id.origin.rawValue, id.created, id.sequence, bundle.kind.code, dt, dv,
+                """).execute(arguments: [id.origin.rawValue, id.created, id.sequence, bundle.kind.code, dt, dv,
                                  bundle.respondBy, bundle.reference?.description, Data(content), now])
             guard db.changesCount > 0 else { return false }
-            try db.execute(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires) VALUES (?, ?, ?, ?)",
-                           arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires)])
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires) VALUES (?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires)])
             try Self.event(db, .delivered, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority,
                            detail: "\(content.count) bytes")
             return true
@@ -450,7 +438,7 @@ public final class Store: Sendable {
 
     public func inbox(unreadOnly: Bool = false, limit: Int = 1_000) throws(StoreError) -> [InboxMessage] {
         try self.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM inbox \(unreadOnly ? "WHERE read = 0" : "") ORDER BY rowid LIMIT ?",
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM inbox \(unreadOnly ? "WHERE read = 0" : "") ORDER BY rowid LIMIT ?"),
                              arguments: [limit]).map {
                 InboxMessage(
                     rowid: $0["rowid"],
@@ -464,8 +452,7 @@ public final class Store: Sendable {
 
     public func markRead(_ id: BundleID) throws(StoreError) {
         try self.write { db in
-            try db.execute(sql: "UPDATE inbox SET read = 1 WHERE origin = ? AND created = ? AND sequence = ?",
-                           arguments: [id.origin.rawValue, id.created, id.sequence])
+            try db.cachedStatement(sql: "UPDATE inbox SET read = 1 WHERE origin = ? AND created = ? AND sequence = ?").execute(arguments: [id.origin.rawValue, id.created, id.sequence])
         }
     }
 
@@ -477,8 +464,7 @@ public final class Store: Sendable {
     public func expire(now: Int64) throws(StoreError) -> [BundleID] {
         let nowMinutes = Int64(CourierTime.minutes(unixSeconds: now))
         let expired = try self.write { db -> [BundleID] in
-            let rows = try Row.fetchAll(db, sql: "SELECT rowid, origin, created, sequence, kind, priority, size, slot FROM bundle WHERE expires <= ?",
-                                        arguments: [nowMinutes])
+            let rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT rowid, origin, created, sequence, kind, priority, size, slot FROM bundle WHERE expires <= ?"), arguments: [nowMinutes])
             var ids: [BundleID] = []
             for r in rows {
                 let id = try BundleID(origin: ShortID(UInt32(r["origin"] as Int64)), created: UInt32(r["created"] as Int64), sequence: UInt32(r["sequence"] as Int64))
@@ -488,19 +474,18 @@ public final class Store: Sendable {
                 ids.append(id)
             }
             if !ids.isEmpty { try Self.bump(db, "expired.total", by: Int64(ids.count)) }
-            try db.execute(sql: "DELETE FROM seen WHERE expires <= ?", arguments: [nowMinutes])
-            let seen = try Int.fetchOne(db, sql: "SELECT count(*) FROM seen") ?? 0
+            try db.cachedStatement(sql: "DELETE FROM seen WHERE expires <= ?").execute(arguments: [nowMinutes])
+            let seen = try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM seen")) ?? 0
             if seen > self.configuration.seenLimit {
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     DELETE FROM seen WHERE (origin, created, sequence) IN
                         (SELECT origin, created, sequence FROM seen ORDER BY expires LIMIT ?)
-                    """,
-                    arguments: [seen - self.configuration.seenLimit])
+                    """).execute(arguments: [seen - self.configuration.seenLimit])
             }
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 DELETE FROM reassembly WHERE (sender, transfer) IN
                     (SELECT sender, transfer FROM reassembly GROUP BY sender, transfer HAVING max(received) < ?)
-                """, arguments: [now - self.configuration.reassemblyTimeout])
+                """).execute(arguments: [now - self.configuration.reassemblyTimeout])
             return ids
         }
         for id in expired { self.logger.info("bundle expired", metadata: ["bundle.id": "\(id)"]) }
@@ -512,24 +497,24 @@ public final class Store: Sendable {
     /// Keeps a received fragment, so a half-received transfer survives a restart.
     public func saveFragment(_ f: FragmentRecord, from sender: NodeID, now: Int64) throws(StoreError) {
         try self.write { db in
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO reassembly (sender, transfer, idx, count, received, data) VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT(sender, transfer, idx) DO UPDATE SET received = excluded.received
-                """, arguments: [Data(sender.bytes), f.transfer, f.index, f.count, now, Data(f.data)])
+                """).execute(arguments: [Data(sender.bytes), f.transfer, f.index, f.count, now, Data(f.data)])
         }
     }
 
     /// Forgets a transfer (completed or given up).
     public func dropTransfer(from sender: NodeID, transfer: UInt32) throws(StoreError) {
         try self.write { db in
-            try db.execute(sql: "DELETE FROM reassembly WHERE sender = ? AND transfer = ?", arguments: [Data(sender.bytes), transfer])
+            try db.cachedStatement(sql: "DELETE FROM reassembly WHERE sender = ? AND transfer = ?").execute(arguments: [Data(sender.bytes), transfer])
         }
     }
 
     /// The fragments kept, to replay into a `Reassembler` at start-up.
     public func savedFragments() throws(StoreError) -> [(sender: NodeID, fragment: FragmentRecord, received: Int64)] {
         try self.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM reassembly ORDER BY sender, transfer, idx").compactMap { r in
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM reassembly ORDER BY sender, transfer, idx")).compactMap { r in
                 guard let sender = NodeID(bytes: [UInt8](r["sender"] as Data)) else { return nil }
                 let f = FragmentRecord(transfer: UInt32(truncatingIfNeeded: r["transfer"] as Int64), index: r["idx"], count: r["count"],
                                        data: [UInt8](r["data"] as Data))
@@ -544,19 +529,19 @@ public final class Store: Sendable {
         try self.read { db in
             var s = QueueSnapshot()
             s.quota = self.configuration.quotaBytes
-            for r in try Row.fetchAll(db, sql: "SELECT priority, count(*) AS n, total(size) AS b FROM bundle GROUP BY priority") {
+            for r in try Row.fetchAll(db.cachedStatement(sql: "SELECT priority, count(*) AS n, total(size) AS b FROM bundle GROUP BY priority")) {
                 if let p = PriorityClass(rawValue: UInt8(r["priority"] as Int64)) {
                     s.byClass[p] = .init(count: r["n"], bytes: Int(r["b"] as Double))
                 }
             }
-            for r in try Row.fetchAll(db, sql: "SELECT dest_type, dest, count(*) AS n, total(size) AS b FROM bundle GROUP BY dest_type, dest") {
+            for r in try Row.fetchAll(db.cachedStatement(sql: "SELECT dest_type, dest, count(*) AS n, total(size) AS b FROM bundle GROUP BY dest_type, dest")) {
                 s.byDestination[Destination(storeType: r["dest_type"], value: r["dest"]).label] = .init(count: r["n"], bytes: Int(r["b"] as Double))
             }
             s.total = .init(count: s.byClass.values.map(\.count).reduce(0, +), bytes: s.byClass.values.map(\.bytes).reduce(0, +))
-            if let r = try Row.fetchOne(db, sql: "SELECT origin, created, sequence, received FROM bundle ORDER BY received LIMIT 1") {
+            if let r = try Row.fetchOne(db.cachedStatement(sql: "SELECT origin, created, sequence, received FROM bundle ORDER BY received LIMIT 1")) {
                 s.oldest = (try BundleID(origin: ShortID(UInt32(r["origin"] as Int64)), created: UInt32(r["created"] as Int64), sequence: UInt32(r["sequence"] as Int64)), r["received"])
             }
-            s.inboxUnread = try Int.fetchOne(db, sql: "SELECT count(*) FROM inbox WHERE read = 0") ?? 0
+            s.inboxUnread = try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM inbox WHERE read = 0")) ?? 0
             s.expiredTotal = Int(try Self.meta(db, "expired.total"))
             s.evictedTotal = Int(try Self.meta(db, "evicted.total"))
             return s
@@ -565,6 +550,6 @@ public final class Store: Sendable {
 
     /// `PRAGMA integrity_check`: "ok" when the file is sound.
     public func integrityCheck() throws(StoreError) -> String {
-        try self.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ") }
+        try self.read { db in try String.fetchAll(db.cachedStatement(sql: "PRAGMA integrity_check")).joined(separator: "; ") }
     }
 }

@@ -16,13 +16,17 @@ struct StoreCrashChild: ParsableCommand {
     @Option var round: UInt32
     @Option var count = 1_000_000
 
+    /// The neighbour every child reports acknowledgements from (fixed, so the test can read its state).
+    static let neighbour = try! NodeIdentity(
+        signingSeed: [UInt8](repeating: 7, count: 32), agreementSeed: [UInt8](repeating: 8, count: 32)).nodeID
+
     /// Unbuffered: the line leaves the process before the next change starts.
     static func emit(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
 
     func run() throws {
         let store = try Store(path: self.db)
         let origin = NodeIdentity()
-        let neighbour = NodeIdentity().nodeID
+        let neighbour = Self.neighbour
         let compressor = BodyCompressor()
         var mine: [BundleID] = []
         let now = Int64(Date().timeIntervalSince1970)
