@@ -61,10 +61,15 @@ extension CourierBundle {
             throw .invalidValue(field: "hop limit", reason: "must be 0-15")
         }
         guard options.lifetime >= 1 else { throw .invalidValue(field: "lifetime", reason: "must be >= 1 minute") }
-        if options.encryptTo != nil {
-            guard case .node = destination else {
-                throw .invalidValue(field: "destination", reason: "end-to-end encryption needs a single node")
+        if let recipient = options.encryptTo {
+            guard case .node(let n) = destination, n == recipient.nodeID.short else {
+                throw .invalidValue(field: "destination", reason: "end-to-end encryption needs the recipient's node as destination")
             }
+        }
+        guard options.extensions.count <= CourierBundle.maxExtensions,
+            options.extensions.allSatisfy({ $0.value.count <= CourierBundle.maxExtensionSize })
+        else {
+            throw .invalidValue(field: "extensions", reason: "at most \(CourierBundle.maxExtensions) of at most \(CourierBundle.maxExtensionSize) bytes")
         }
         let (compression, compressed) = compressor.compress(content)
         var b = CourierBundle(
@@ -81,6 +86,10 @@ extension CourierBundle {
             b.body = try E2E.seal(compressed, key: key, id: b.id, aad: b.encodeHeader(zeroHop: true))
         }
         if options.sign { b.signature = origin.sign(b.signingInput()) }
+        let size = b.encodeHeader().count + b.body.count + (b.signature?.count ?? 0)
+        guard size <= CourierBundle.maxEncodedSize else {
+            throw .tooLarge(field: "bundle", size: size, limit: CourierBundle.maxEncodedSize)
+        }
         return b
     }
 

@@ -72,7 +72,10 @@ public struct GroupID: Sendable, Hashable, CustomStringConvertible {
         let d = Array(SHA256.hash(data: Array("courier/v1/group".utf8) + Array(name.utf8)))
         self.rawValue = UInt16(d[0]) << 8 | UInt16(d[1])
     }
-    public var description: String { "g" + String(self.rawValue, radix: 16) }
+    public var description: String {
+        let h = String(self.rawValue, radix: 16)
+        return "g" + String(repeating: "0", count: 4 - h.count) + h
+    }
 }
 
 public enum Destination: Sendable, Hashable {
@@ -318,6 +321,11 @@ public struct CourierBundle: Sendable, Hashable {
             more = try r.u8("bundle.more")
             guard more & 0x03 == 0 else { throw .unsupportedFeature("bundle more-flags reserved bits") }
             guard more != 0 else { throw .invalidValue(field: "bundle.more", reason: "present but empty") }
+            // Canonical form only: a priority value without the priority-present bit would not re-encode, and
+            // signatures and end-to-end AAD cover the re-encoded header.
+            guard more & 0x10 != 0 || more & 0x0C == 0 else {
+                throw .invalidValue(field: "bundle.more", reason: "priority bits without the priority flag")
+            }
         }
         self.hopLimit = b0 >> 4
         self.kind = Kind(code: b0 & 0x0F)

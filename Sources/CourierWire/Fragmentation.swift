@@ -2,9 +2,12 @@
 public enum Fragmenter {
     /// The records that carry `bundle` over a link of `mtu` bytes: one bundle record if it fits, otherwise
     /// fragments of equal size (the last one shorter). Each returned record fits a packet on its own.
+    /// A whole-bundle record carries the transfer number only when an acknowledgement is wanted, by default
+    /// when it is addressed to a next hop (custody transfer); flooded bundles are not positively acknowledged.
     public static func records(
-        bundle: [UInt8], mtu: Int, transfer: UInt32, nextHop: ShortID? = nil, wantAck: Bool = true
+        bundle: [UInt8], mtu: Int, transfer: UInt32, nextHop: ShortID? = nil, wantAck: Bool? = nil
     ) throws(WireError) -> [Record] {
+        let wantAck = wantAck ?? (nextHop != nil)
         guard mtu >= Packet.minimumMTU else {
             throw .invalidValue(field: "mtu", reason: "must be at least \(Packet.minimumMTU)")
         }

@@ -11,7 +11,10 @@ public struct ShortID: Sendable, Hashable, Comparable, CustomStringConvertible {
         return String(repeating: "0", count: 8 - s.count) + s
     }
     public init?(hex: String) {
-        guard hex.utf8.count == 8, let v = UInt32(hex, radix: 16) else { return nil }
+        guard hex.utf8.count == 8, hex.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0)
+            || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) || (UInt8(ascii: "A")...UInt8(ascii: "F")).contains($0) }),
+            let v = UInt32(hex, radix: 16)
+        else { return nil }
         self.rawValue = v
     }
 }

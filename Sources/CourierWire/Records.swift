@@ -104,6 +104,12 @@ public enum Record: Sendable, Hashable {
                 if h & 0x08 == 0 { break }
                 continue
             }
+            // A known type with a reserved flag set comes from a newer sender: skip it like an unknown type.
+            let reserved: UInt8 = [1: 0x4, 2: 0x6, 3: 0x7, 4: 0x0, 5: 0x6][type] ?? 0
+            if flags & reserved != 0 {
+                out.append(.unknown(type: type, flags: flags, body: Array(body)))
+                continue
+            }
             out.append(try Record.decode(type: type, flags: flags, body: body))
         }
         return out

@@ -62,28 +62,37 @@ public final class Zstd: Sendable {
         }
     }
 
-    /// Decompresses one magicless frame. Throws when the input is not a valid frame, or when the output would
-    /// exceed `limit` bytes.
+    /// Decompresses exactly one magicless frame. Throws when the input is not one valid frame (nothing may follow
+    /// it), when the frame asks for a window above 2^17 bytes, or when the output would exceed `limit` bytes.
     public func decompress(_ input: some Collection<UInt8>, limit: Int) throws(WireError) -> [UInt8] {
         let src = Array(input)
+        guard !src.isEmpty else { throw .decompressionFailed("empty frame") }
         let result: Result<[UInt8], WireError> = self.state.withLock { s in
             if s.scratch.count < limit + 1 { s.scratch = [UInt8](repeating: 0, count: limit + 1) }
-            // One byte of headroom tells "exactly limit" from "more than limit".
-            let n = s.scratch.withUnsafeMutableBytes { dst in
+            _ = ZSTD_DCtx_reset(s.dctx, ZSTD_reset_session_only)
+            // Streaming decompression honours ZSTD_d_windowLogMax; one byte of headroom tells "exactly limit"
+            // from "more than limit".
+            let outcome: (Int, Int, Int) = s.scratch.withUnsafeMutableBytes { dst in
                 src.withUnsafeBytes { srcBuf in
-                    ZSTD_decompressDCtx(s.dctx, dst.baseAddress, limit + 1, srcBuf.baseAddress, src.count)
+                    var input = ZSTD_inBuffer(src: srcBuf.baseAddress, size: src.count, pos: 0)
+                    var output = ZSTD_outBuffer(dst: dst.baseAddress, size: limit + 1, pos: 0)
+                    while true {
+                        let r = ZSTD_decompressStream(s.dctx, &output, &input)
+                        if ZSTD_isError(r) != 0 { return (r, input.pos, output.pos) }
+                        if r == 0 { return (0, input.pos, output.pos) }  // the frame is complete
+                        if output.pos > limit { return (0, input.pos, output.pos) }
+                        if input.pos == input.size && output.pos < output.size { return (r, input.pos, output.pos) }
+                    }
                 }
             }
-            if ZSTD_isError(n) != 0 {
-                _ = ZSTD_DCtx_reset(s.dctx, ZSTD_reset_session_only)
-                let code = ZSTD_getErrorCode(n)
-                if code == ZSTD_error_dstSize_tooSmall {
-                    return .failure(.decompressionFailed("output exceeds \(limit) bytes"))
-                }
-                return .failure(.decompressionFailed(String(cString: ZSTD_getErrorName(n))))
+            let (code, consumed, produced) = outcome
+            if produced > limit { return .failure(.decompressionFailed("output exceeds \(limit) bytes")) }
+            if ZSTD_isError(code) != 0 {
+                return .failure(.decompressionFailed(String(cString: ZSTD_getErrorName(code))))
             }
-            if n > limit { return .failure(.decompressionFailed("output exceeds \(limit) bytes")) }
-            return .success(Array(s.scratch[0..<n]))
+            if code != 0 { return .failure(.decompressionFailed("frame truncated")) }
+            if consumed != src.count { return .failure(.decompressionFailed("bytes after the frame")) }
+            return .success(Array(s.scratch[0..<produced]))
         }
         return try result.get()
     }

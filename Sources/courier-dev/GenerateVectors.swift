@@ -164,6 +164,8 @@ struct GenerateVectors: ParsableCommand {
             .init(decoder: "bundle", hex: "8080" + a.nodeID.short.description + "173d610000", why: "lifetime 0"),
             .init(decoder: "bundle", hex: "8080" + a.nodeID.short.description + "173d618000", why: "sequence varint not in shortest form"),
             .init(decoder: "bundle", hex: "8088" + a.nodeID.short.description + "173d610001" + String(repeating: "00", count: 10), why: "signed flag but shorter than a signature"),
+            .init(decoder: "bundle", hex: "808204" + a.nodeID.short.description + "173d610001", why: "priority bits without the priority flag"),
+            .init(decoder: "bundle", hex: "8090" + a.nodeID.short.description + "173d610001", why: "zstd body that is not a frame"),
             .init(decoder: "payload", hex: "3804" + "aabbccdd", why: "ack record without entries"),
             .init(decoder: "payload", hex: "20" + "010001" + "ff", why: "fragment count 1"),
             .init(decoder: "payload", hex: "20" + "01050300", why: "fragment index not below count"),

@@ -62,6 +62,14 @@ import Testing
         #expect(Kind.grievance.defaultPriority < Kind.minutes.defaultPriority)
     }
 
+    @Test func endToEndMustNameTheRecipient() throws {
+        #expect(throws: WireError.self) {
+            try CourierBundle.make(
+                kind: .text, destination: .node(Fixture.c.nodeID.short), content: [1], origin: Fixture.a, created: 1, sequence: 1,
+                options: BundleOptions(kind: .text, encryptTo: Fixture.b.publicKeys), compressor: Fixture.compressor)
+        }
+    }
+
     @Test func endToEndNeedsASingleNode() throws {
         #expect(throws: WireError.self) {
             try CourierBundle.make(
@@ -85,6 +93,9 @@ import Testing
         #expect(BundleID("3f9a01c2.1523041.0") == id)
         #expect(BundleID("3f9a01c2.16777216.0") == nil)
         #expect(BundleID("nonsense") == nil)
+        #expect(BundleID("+f9a01c2.1523041.0") == nil)
+        #expect(ShortID(hex: "+0000001") == nil)
+        #expect(GroupID(0x0a).description == "g000a")
         #expect(throws: WireError.self) { try BundleID(origin: ShortID(1), created: 1 << 24, sequence: 0) }
     }
 }
@@ -96,7 +107,19 @@ import Testing
         let bomb = z.compress([UInt8](repeating: 0, count: 1 << 20))
         #expect(bomb.count < 200)
         #expect(throws: WireError.self) { try z.decompress(bomb, limit: CourierBundle.maxContentSize) }
-        #expect(try z.decompress(bomb, limit: 1 << 20).count == 1 << 20)
+        // Its frame asks for a 1 MiB window: refused even when the output bound would allow it.
+        #expect(throws: WireError.self) { try z.decompress(bomb, limit: 1 << 21) }
+        // Within the 128 KiB window, the output bound decides.
+        let big = z.compress([UInt8](repeating: 7, count: 100_000))
+        #expect(throws: WireError.self) { try z.decompress(big, limit: CourierBundle.maxContentSize) }
+        #expect(try z.decompress(big, limit: 100_000).count == 100_000)
+        // Exactly one frame: nothing empty, nothing after it, no second frame.
+        let one = z.compress(Array("a short alert".utf8))
+        #expect(try z.decompress(one, limit: 100) == Array("a short alert".utf8))
+        #expect(throws: WireError.self) { try z.decompress([UInt8](), limit: 100) }
+        #expect(throws: WireError.self) { try z.decompress(one + [0], limit: 100) }
+        #expect(throws: WireError.self) { try z.decompress(one + one, limit: 100) }
+        #expect(throws: WireError.self) { try z.decompress(one.dropLast(), limit: 100) }
         let b = CourierBundle(
             hopLimit: 1, kind: .text, destination: .everyone, id: try BundleID(origin: ShortID(1), created: 1, sequence: 1),
             lifetime: 10, compression: .zstd, body: bomb)

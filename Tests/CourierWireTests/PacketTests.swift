@@ -79,6 +79,13 @@ import Testing
         #expect(throws: WireError.authenticationFailed) { try amateur.open(t, candidates: Fixture.directory([Fixture.a])) }
     }
 
+    @Test func aReservedRecordFlagIsSkippedNotFatal() throws {
+        // A newer sender sets a flag this version does not know: that record is skipped, the rest is read.
+        let payload: [UInt8] = [0x1C, 0x01, 0xAA] + Record.encode([.summary(SummaryRecord(isFinal: true, digests: [7]))])
+        let records = try Record.decodeAll(payload[...])
+        #expect(records == [.unknown(type: 1, flags: 4, body: [0xAA]), .summary(SummaryRecord(isFinal: true, digests: [7]))])
+    }
+
     @Test func replayWindow() {
         var w = ReplayWindow()
         let steps: [(UInt32, Bool)] = [

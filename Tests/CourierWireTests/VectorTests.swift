@@ -115,7 +115,11 @@ import Testing
         for v in file {
             let bytes = [UInt8](hex: v.hex)!
             switch v.decoder {
-            case "bundle": #expect(throws: WireError.self, "\(v.why)") { try CourierBundle(decoding: bytes) }
+            case "bundle":
+                #expect(throws: WireError.self, "\(v.why)") {
+                    let b = try CourierBundle(decoding: bytes)
+                    _ = try b.content(compressor: Fixture.compressor)
+                }
             case "payload": #expect(throws: WireError.self, "\(v.why)") { try Record.decodeAll(bytes[...]) }
             case "packet-header": #expect(throws: WireError.self, "\(v.why)") { try PacketHeader.decode(bytes[...]) }
             default: Issue.record("unknown decoder \(v.decoder)")
