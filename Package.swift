@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "CourierWire", targets: ["CourierWire"]),
         .library(name: "CourierStore", targets: ["CourierStore"]),
+        .library(name: "CourierLinks", targets: ["CourierLinks"]),
         .executable(name: "courier-bench", targets: ["courier-bench"]),
         .executable(name: "courier-dev", targets: ["courier-dev"]),
         .executable(name: "CourierFuzz", targets: ["CourierFuzz"]),
@@ -46,6 +47,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
+        // Layer 3: links. Serial ports (libserialport, termios for ptys), framed serial, KISS, RNode, TCP.
+        .target(
+            name: "CourierLinks",
+            dependencies: ["CLibSerialPort", .product(name: "Logging", package: "swift-log")]),
+
         // Tools: the corpus, peer cost models and shared code of the benchmark and developer commands.
         .target(name: "CourierTooling", dependencies: ["CourierWire", "CBzip2"]),
         .executableTarget(
@@ -81,6 +87,9 @@ let package = Package(
             dependencies: [
                 "CourierStore", "CourierWire", "CourierTooling", .product(name: "GRDB", package: "GRDB.swift"),
             ]),
+        .testTarget(
+            name: "CourierLinksTests",
+            dependencies: ["CourierLinks", "CourierTooling", .product(name: "Logging", package: "swift-log")]),
     ],
     swiftLanguageModes: [.v6]
 )

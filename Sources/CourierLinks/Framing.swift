@@ -1,0 +1,123 @@
+/// CRC-32C (Castagnoli): polynomial 0x1EDC6F41 (reflected 0x82F63B78), initial value and final XOR 0xFFFFFFFF.
+/// Chosen over CRC-16 for its Hamming distance on frames of hundreds of bytes and over CRC-32 (IEEE) for its better
+/// burst and bit-error detection at these lengths. Check value: crc32c("123456789") = 0xE3069283.
+public enum CRC32C {
+    static let table: [UInt32] = (0..<256).map { i in
+        var c = UInt32(i)
+        for _ in 0..<8 { c = c & 1 != 0 ? (c >> 1) ^ 0x82F6_3B78 : c >> 1 }
+        return c
+    }
+
+    public static func checksum<C: Collection>(_ bytes: C) -> UInt32 where C.Element == UInt8 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        for b in bytes { crc = Self.table[Int((crc ^ UInt32(b)) & 0xFF)] ^ (crc >> 8) }
+        return crc ^ 0xFFFF_FFFF
+    }
+}
+
+/// Consistent Overhead Byte Stuffing: removes every 0x00 from a frame at a cost of at most one byte in 254, so
+/// 0x00 can delimit frames on a byte stream.
+public enum COBS {
+    public static func encode(_ input: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(input.count + input.count / 254 + 2)
+        var codeIndex = 0
+        var code: UInt8 = 1
+        out.append(0)
+        for b in input {
+            if b == 0 {
+                out[codeIndex] = code
+                codeIndex = out.count
+                out.append(0)
+                code = 1
+            } else {
+                out.append(b)
+                code += 1
+                if code == 0xFF {
+                    out[codeIndex] = code
+                    codeIndex = out.count
+                    out.append(0)
+                    code = 1
+                }
+            }
+        }
+        out[codeIndex] = code
+        return out
+    }
+
+    /// Nil when the input is not valid COBS (a zero byte, or a code that runs past the end).
+    public static func decode(_ input: ArraySlice<UInt8>) -> [UInt8]? {
+        var out: [UInt8] = []
+        out.reserveCapacity(input.count)
+        var i = input.startIndex
+        while i < input.endIndex {
+            let code = Int(input[i])
+            guard code != 0 else { return nil }
+            let end = i + code
+            guard end <= input.endIndex else { return nil }
+            for j in (i + 1)..<end {
+                guard input[j] != 0 else { return nil }
+                out.append(input[j])
+            }
+            i = end
+            if code != 0xFF && i < input.endIndex { out.append(0) }
+        }
+        return out
+    }
+}
+
+/// Turns packets into bytes for a stream and back. Decoders are fed whatever the line delivers and return the
+/// frames completed so far; they never pass a damaged frame upward and resynchronise by themselves.
+public protocol FrameCodec: Sendable {
+    func encode(_ packet: [UInt8]) -> [UInt8]
+    mutating func feed(_ bytes: ArraySlice<UInt8>) -> [[UInt8]]
+    /// Frames dropped as damaged (bad CRC, bad escape, oversize) since the start.
+    var dropped: Int { get }
+}
+
+/// Framed raw serial, for cables and transparent radios: COBS(packet || CRC-32C little-endian) then 0x00.
+/// A receiver discards everything up to the next 0x00 after garbage, so it resynchronises within one frame.
+public struct COBSFrameCodec: FrameCodec {
+    /// Longest encoded frame accepted; anything longer is dropped up to the next delimiter.
+    public let maxEncoded: Int
+    public private(set) var dropped = 0
+    private var buffer: [UInt8] = []
+    private var overflow = false
+
+    public init(maxPacket: Int = 2_048) {
+        self.maxEncoded = maxPacket + 4 + (maxPacket + 4) / 254 + 2
+        self.buffer.reserveCapacity(256)
+    }
+
+    public func encode(_ packet: [UInt8]) -> [UInt8] {
+        let crc = CRC32C.checksum(packet)
+        var body = packet
+        body += [UInt8(crc & 0xFF), UInt8((crc >> 8) & 0xFF), UInt8((crc >> 16) & 0xFF), UInt8(crc >> 24)]
+        // A leading delimiter flushes any garbage the receiver collected since the last frame.
+        return [0] + COBS.encode(body) + [0]
+    }
+
+    public mutating func feed(_ bytes: ArraySlice<UInt8>) -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        for b in bytes {
+            if b != 0 {
+                if self.buffer.count < self.maxEncoded { self.buffer.append(b) } else { self.overflow = true }
+                continue
+            }
+            defer {
+                self.buffer.removeAll(keepingCapacity: true)
+                self.overflow = false
+            }
+            if self.buffer.isEmpty { continue }
+            if self.overflow { self.dropped += 1; continue }
+            guard let body = COBS.decode(self.buffer[...]), body.count > 4 else { self.dropped += 1; continue }
+            let payload = Array(body.dropLast(4))
+            let t = body.suffix(4)
+            let got = UInt32(t[t.startIndex]) | UInt32(t[t.startIndex + 1]) << 8 | UInt32(t[t.startIndex + 2]) << 16
+                | UInt32(t[t.startIndex + 3]) << 24
+            guard got == CRC32C.checksum(payload) else { self.dropped += 1; continue }
+            out.append(payload)
+        }
+        return out
+    }
+}

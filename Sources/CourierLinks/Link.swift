@@ -1,0 +1,205 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// What a link reports.
+public enum LinkEvent: Sendable, Equatable {
+    case up
+    case down(String)
+    case frame([UInt8])
+}
+
+/// A way to reach neighbours: a serial modem, a KISS TNC, an RNode, a TCP connection. Frames are Courier packets.
+public protocol Link: AnyObject, Sendable {
+    var name: String { get }
+    var properties: LinkProperties { get }
+    var events: AsyncStream<LinkEvent> { get }
+    var isUp: Bool { get }
+    func start()
+    /// Sends one packet. Throws `LinkError.down` when the link is down: nothing is lost, the store still holds it.
+    func send(_ packet: [UInt8]) async throws(LinkError)
+    func stop()
+}
+
+/// Retry delays after a failure: doubling from `initial` to `maximum`, with ±20% jitter.
+public struct Backoff: Sendable, Hashable {
+    public var initial: Double
+    public var maximum: Double
+    public init(initial: Double = 0.5, maximum: Double = 30) {
+        self.initial = initial
+        self.maximum = maximum
+    }
+    public func delay(attempt: Int) -> Double {
+        let base = min(self.maximum, self.initial * pow(2, Double(min(attempt, 30))))
+        return base * Double.random(in: 0.8...1.2)
+    }
+}
+
+public struct LinkCounters: Sendable, Hashable {
+    public var framesIn = 0
+    public var framesOut = 0
+    public var bytesIn = 0
+    public var bytesOut = 0
+    public var dropped = 0
+    public var reconnects = 0
+}
+
+/// A link over a byte stream: opens the channel (a serial port, a pty, a TCP connection), runs an optional
+/// handshake (KISS parameters, RNode radio set-up), reads on a dedicated thread and decodes frames with its codec.
+/// When the device disappears it reports down, retries with backoff, and reports up when it is back: no restart,
+/// and the engine resends what was not acknowledged.
+public final class StreamLink<Codec: FrameCodec>: Link, @unchecked Sendable {
+    public typealias Opener = @Sendable () throws(LinkError) -> ByteChannel
+    public typealias Handshake = @Sendable (ByteChannel) throws(LinkError) -> Void
+
+    public let name: String
+    public let properties: LinkProperties
+    public let events: AsyncStream<LinkEvent>
+    private let continuation: AsyncStream<LinkEvent>.Continuation
+    private let opener: Opener
+    private let handshake: Handshake?
+    private let makeCodec: @Sendable () -> Codec
+    private let backoff: Backoff
+    private let logger: Logger
+    private let writeTimeout: Double
+
+    private struct State {
+        var channel: ByteChannel?
+        var stopped = false
+        var counters = LinkCounters()
+        var codec: Codec
+    }
+    private let state: Mutex<State>
+    private let writer = DispatchQueue(label: "courier.link.writer")
+
+    public init(
+        name: String, properties: LinkProperties, backoff: Backoff = Backoff(), writeTimeout: Double = 30,
+        logger: Logger, codec: @escaping @Sendable () -> Codec, handshake: Handshake? = nil, open: @escaping Opener
+    ) {
+        self.name = name
+        self.properties = properties
+        (self.events, self.continuation) = AsyncStream.makeStream(of: LinkEvent.self, bufferingPolicy: .bufferingNewest(4_096))
+        self.opener = open
+        self.handshake = handshake
+        self.makeCodec = codec
+        self.backoff = backoff
+        self.logger = logger
+        self.writeTimeout = writeTimeout
+        self.state = Mutex(State(codec: codec()))
+    }
+
+    public var isUp: Bool { self.state.withLock { $0.channel != nil } }
+    public var counters: LinkCounters { self.state.withLock { s in var c = s.counters; c.dropped = s.codec.dropped; return c } }
+
+    public func start() {
+        let t = Thread { [self] in self.run() }
+        t.name = "courier.link.\(self.name)"
+        t.start()
+    }
+
+    public func stop() {
+        let ch = self.state.withLock { s -> ByteChannel? in
+            s.stopped = true
+            defer { s.channel = nil }
+            return s.channel
+        }
+        ch?.close()
+    }
+
+    private var stopped: Bool { self.state.withLock { $0.stopped } }
+
+    private func run() {
+        var attempt = 0
+        var lastError = ""
+        while !self.stopped {
+            let channel: ByteChannel
+            do {
+                channel = try self.opener()
+                try self.handshake?(channel)
+            } catch {
+                if error.description != lastError {
+                    self.logger.warning("link cannot open; retrying", metadata: ["link": "\(self.name)", "error": "\(error)"])
+                    lastError = error.description
+                }
+                self.sleep(self.backoff.delay(attempt: attempt))
+                attempt += 1
+                continue
+            }
+            let wasStopped = self.state.withLock { s -> Bool in
+                if s.stopped { return true }
+                s.channel = channel
+                s.codec = self.makeCodec()
+                if attempt > 0 || s.counters.framesIn + s.counters.framesOut > 0 { s.counters.reconnects += 1 }
+                return false
+            }
+            if wasStopped { channel.close(); break }
+            attempt = 0
+            lastError = ""
+            self.logger.info("link up", metadata: ["link": "\(self.name)", "via": "\(channel.kind)"])
+            self.continuation.yield(.up)
+            var reason = "stopped"
+            while !self.stopped {
+                do {
+                    let bytes = try channel.read(max: 4_096, timeout: 0.25)
+                    if bytes.isEmpty { continue }
+                    let frames = self.state.withLock { s -> [[UInt8]] in
+                        s.counters.bytesIn += bytes.count
+                        let f = s.codec.feed(bytes[...])
+                        s.counters.framesIn += f.count
+                        return f
+                    }
+                    for f in frames { self.continuation.yield(.frame(f)) }
+                } catch {
+                    reason = error.description
+                    break
+                }
+            }
+            channel.close()
+            self.state.withLock { s in if s.channel === channel { s.channel = nil } }
+            if self.stopped { break }
+            self.logger.warning("link down; will retry", metadata: ["link": "\(self.name)", "reason": "\(reason)"])
+            self.continuation.yield(.down(reason))
+            self.sleep(self.backoff.delay(attempt: 0))
+            attempt = 1
+        }
+        self.continuation.finish()
+    }
+
+    /// Sleeps in small steps so `stop()` takes effect quickly.
+    private func sleep(_ seconds: Double) {
+        let end = Date().addingTimeInterval(seconds)
+        while !self.stopped && Date() < end { Thread.sleep(forTimeInterval: min(0.05, max(0, end.timeIntervalSinceNow))) }
+    }
+
+    public func send(_ packet: [UInt8]) async throws(LinkError) {
+        let prepared = self.state.withLock { s -> (ByteChannel, [UInt8])? in
+            guard let ch = s.channel else { return nil }
+            return (ch, s.codec.encode(packet))
+        }
+        guard let (channel, bytes) = prepared else { throw .down(self.name) }
+        let timeout = self.writeTimeout
+        let result: Result<Void, LinkError> = await withCheckedContinuation { cont in
+            self.writer.async {
+                do {
+                    try channel.write(bytes, timeout: timeout)
+                    cont.resume(returning: .success(()))
+                } catch let e as LinkError {
+                    cont.resume(returning: .failure(e))
+                } catch {
+                    cont.resume(returning: .failure(.io("\(error)")))
+                }
+            }
+        }
+        switch result {
+        case .success:
+            self.state.withLock { s in
+                s.counters.framesOut += 1
+                s.counters.bytesOut += bytes.count
+            }
+        case .failure(let e):
+            // The reader notices the device went away and reports down; the packet stays in the store.
+            if case .timeout = e { throw e }
+            throw .down(self.name)
+        }
+    }
+}

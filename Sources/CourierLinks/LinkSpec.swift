@@ -1,0 +1,157 @@
+import Foundation
+import Logging
+
+/// A link as an operator writes it: `serial:PATH[:BAUD]`, `kiss:PATH[:BAUD]`, `kiss-tcp:HOST:PORT`, `rnode:PATH`,
+/// `tcp:HOST:PORT`, `tcp-listen:HOST:PORT`.
+public enum LinkSpec: Sendable, Hashable, CustomStringConvertible {
+    case serial(path: String, baud: Int)
+    case kiss(path: String, baud: Int)
+    case kissTCP(host: String, port: Int)
+    case rnode(path: String)
+    case tcp(host: String, port: Int)
+    case tcpListen(host: String, port: Int)
+
+    public static let help = "serial:PATH[:BAUD], kiss:PATH[:BAUD], kiss-tcp:HOST:PORT, rnode:PATH, tcp:HOST:PORT or tcp-listen:HOST:PORT"
+
+    public init(_ text: String) throws(LinkError) {
+        guard let colon = text.firstIndex(of: ":") else {
+            throw .invalidSpec("bad link '\(text)': expected \(Self.help)")
+        }
+        let type = String(text[..<colon])
+        let rest = String(text[text.index(after: colon)...])
+        func pathAndBaud(_ defaultBaud: Int) throws(LinkError) -> (String, Int) {
+            if let c = rest.lastIndex(of: ":"), let b = Int(rest[rest.index(after: c)...]) {
+                guard SerialPort.speed(b) != nil else {
+                    throw .invalidSpec("bad link '\(text)': unsupported baud rate \(b) (use 1200-1000000, e.g. 9600, 57600, 115200)")
+                }
+                return (String(rest[..<c]), b)
+            }
+            return (rest, defaultBaud)
+        }
+        func hostPort() throws(LinkError) -> (String, Int) {
+            var host: Substring
+            var portText: Substring
+            if rest.hasPrefix("["), let close = rest.firstIndex(of: "]") {
+                host = rest[rest.index(after: rest.startIndex)..<close]
+                portText = rest[rest.index(after: close)...].drop { $0 == ":" }
+            } else if let c = rest.lastIndex(of: ":") {
+                host = rest[..<c]
+                portText = rest[rest.index(after: c)...]
+            } else {
+                throw .invalidSpec("bad link '\(text)': expected \(type):HOST:PORT")
+            }
+            guard let port = Int(portText), (0...65535).contains(port) else {
+                throw .invalidSpec("bad link '\(text)': port must be a number 0-65535")
+            }
+            if host.isEmpty { host = "0.0.0.0" }
+            return (String(host), port)
+        }
+        switch type {
+        case "serial":
+            let (p, b) = try pathAndBaud(9_600)
+            guard !p.isEmpty else { throw .invalidSpec("bad link '\(text)': missing device path, e.g. serial:/dev/ttyUSB0:9600") }
+            self = .serial(path: p, baud: b)
+        case "kiss":
+            let (p, b) = try pathAndBaud(9_600)
+            guard !p.isEmpty else { throw .invalidSpec("bad link '\(text)': missing device path, e.g. kiss:/dev/ttyUSB0:9600") }
+            self = .kiss(path: p, baud: b)
+        case "rnode":
+            guard !rest.isEmpty else { throw .invalidSpec("bad link '\(text)': missing device path, e.g. rnode:/dev/ttyACM0") }
+            self = .rnode(path: rest)
+        case "kiss-tcp":
+            let (h, p) = try hostPort()
+            self = .kissTCP(host: h, port: p)
+        case "tcp":
+            let (h, p) = try hostPort()
+            self = .tcp(host: h, port: p)
+        case "tcp-listen":
+            let (h, p) = try hostPort()
+            self = .tcpListen(host: h, port: p)
+        default:
+            throw .invalidSpec("bad link '\(text)': unknown type '\(type)'; expected \(Self.help)")
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .serial(let p, let b): return "serial:\(p):\(b)"
+        case .kiss(let p, let b): return "kiss:\(p):\(b)"
+        case .kissTCP(let h, let p): return "kiss-tcp:\(h):\(p)"
+        case .rnode(let p): return "rnode:\(p)"
+        case .tcp(let h, let p): return "tcp:\(h):\(p)"
+        case .tcpListen(let h, let p): return "tcp-listen:\(h):\(p)"
+        }
+    }
+}
+
+/// Options that apply across links.
+public struct LinkOptions: Sendable {
+    /// Wrap KISS packets in AX.25 UI frames from this station (amateur bands; Direwolf requires AX.25).
+    public var callsign: AX25.Station? = nil
+    public var kissParameters = KISS.Parameters(txDelay: 30, persistence: 63, slotTime: 10, txTail: 10)
+    public var rnodeRadio = RNode.Radio()
+    public var serialMTU = 255
+    public var backoff = Backoff()
+    public init() {}
+}
+
+public enum LinkFactory {
+    /// Builds the link a spec names. Nothing is opened until `start()`; a device that is missing then is retried.
+    public static func make(_ spec: LinkSpec, options: LinkOptions = LinkOptions(), logger: Logger) throws(LinkError) -> any Link {
+        let name = spec.description
+        switch spec {
+        case .serial(let path, let baud):
+            let props = LinkProperties(mtu: options.serialMTU, bitsPerSecond: baud, duplex: .half, mediumChecksFrames: false,
+                                       airtime: .serial(baud: baud, overhead: 7))
+            return StreamLink(name: name, properties: props, backoff: options.backoff, logger: logger,
+                              codec: { COBSFrameCodec() }) { () throws(LinkError) in
+                try SerialPort.open(path, settings: SerialSettings(baud: baud), logger: logger)
+            }
+        case .kiss(let path, let baud):
+            let params = options.kissParameters
+            return StreamLink(name: name, properties: Self.kissProperties(options), backoff: options.backoff, logger: logger,
+                              codec: { KISSFrameCodec(ax25: options.callsign) },
+                              handshake: { (ch: ByteChannel) throws(LinkError) in
+                                  for f in params.frames(port: 0) { try ch.write(f, timeout: 2) }
+                              }) { () throws(LinkError) in
+                try SerialPort.open(path, settings: SerialSettings(baud: baud), logger: logger)
+            }
+        case .kissTCP(let host, let port):
+            return StreamLink(name: name, properties: Self.kissProperties(options), backoff: options.backoff, logger: logger,
+                              codec: { KISSFrameCodec(ax25: options.callsign) }) { () throws(LinkError) in
+                try TCP.connect(host: host, port: port)
+            }
+        case .rnode(let path):
+            let radio = options.rnodeRadio
+            let props = LinkProperties(mtu: 255, bitsPerSecond: radio.lora.bitsPerSecond, duplex: .half, mediumChecksFrames: true,
+                                       airtime: .lora(radio.lora))
+            return StreamLink(name: name, properties: props, backoff: options.backoff, logger: logger,
+                              codec: { RNodeFrameCodec() },
+                              handshake: { (ch: ByteChannel) throws(LinkError) in
+                                  _ = try RNode.handshake(ch, radio: radio, path: path, logger: logger)
+                              }) { () throws(LinkError) in
+                var s = SerialSettings(baud: 115_200)
+                s.dtr = false
+                s.rts = false
+                return try SerialPort.open(path, settings: s, logger: logger)
+            }
+        case .tcp(let host, let port):
+            return StreamLink(name: name, properties: Self.tcpProperties, backoff: options.backoff, logger: logger,
+                              codec: { LengthPrefixCodec() }) { () throws(LinkError) in
+                try TCP.connect(host: host, port: port)
+            }
+        case .tcpListen(let host, let port):
+            return try TCPListenLink(name: name, host: host, port: port, properties: Self.tcpProperties, logger: logger)
+        }
+    }
+
+    static let tcpProperties = LinkProperties(mtu: 16_384, bitsPerSecond: nil, duplex: .full, mediumChecksFrames: true, airtime: .none)
+
+    static func kissProperties(_ o: LinkOptions) -> LinkProperties {
+        // 1200-baud AFSK unless told otherwise; AX.25 adds 16 bytes of header, HDLC 2 flags and a 2-byte FCS.
+        let txDelay = Double(o.kissParameters.txDelay ?? 30) / 100
+        let txTail = Double(o.kissParameters.txTail ?? 10) / 100
+        return LinkProperties(mtu: 255, bitsPerSecond: 1_200, duplex: .half, mediumChecksFrames: true,
+                              airtime: .afsk(baud: 1_200, txDelay: txDelay, txTail: txTail, overhead: (o.callsign != nil ? 16 : 0) + 4))
+    }
+}

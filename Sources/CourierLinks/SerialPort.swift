@@ -1,0 +1,258 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLibSerialPort
+import Foundation
+import Logging
+
+/// Serial line settings.
+public struct SerialSettings: Sendable, Hashable {
+    public enum Parity: String, Sendable { case none, odd, even }
+    public enum FlowControl: String, Sendable { case none, rtsCts = "rts-cts", xonXoff = "xon-xoff" }
+    public var baud: Int
+    public var dataBits = 8
+    public var parity = Parity.none
+    public var stopBits = 1
+    public var flowControl = FlowControl.none
+    /// Drive DTR / RTS to this level after opening (nil: leave as the driver sets them). ESP32 boards reset
+    /// when these toggle; RNodes on such boards want both left low.
+    public var dtr: Bool? = nil
+    public var rts: Bool? = nil
+    public init(baud: Int) { self.baud = baud }
+}
+
+public enum SerialPort {
+    /// Opens a serial device. USB and on-board UARTs go through libserialport; pseudo-terminals (Direwolf's KISS pty,
+    /// socat, rfcomm), which libserialport cannot open, through a plain termios path. The log says which.
+    public static func open(_ path: String, settings: SerialSettings, logger: Logger) throws(LinkError) -> ByteChannel {
+        var isPTY = false
+        if let real = realpath(path, nil) {
+            let r = String(cString: real)
+            free(real)
+            isPTY = r.hasPrefix("/dev/pts/") || r == "/dev/ptmx"
+        } else if !FileManager.default.fileExists(atPath: path) {
+            throw .notFound(path)
+        }
+        if !isPTY {
+            do {
+                let ch = try LibSerialPortChannel(path: path, settings: settings)
+                logger.info("serial port opened", metadata: ["port": "\(path)", "path": "libserialport", "baud": "\(settings.baud)"])
+                return ch
+            } catch .notFound(_) {
+                // Not a device libserialport knows (no sysfs entry): fall through to termios.
+            }
+        }
+        let ch = try Self.openTermios(path, settings: settings)
+        logger.info("serial port opened", metadata: [
+            "port": "\(path)", "path": isPTY ? "termios (pseudo-terminal)" : "termios (not known to libserialport)",
+            "baud": "\(settings.baud)",
+        ])
+        return ch
+    }
+
+    static func speed(_ baud: Int) -> speed_t? {
+        let table: [Int: Int32] = [
+            1200: B1200, 2400: B2400, 4800: B4800, 9600: B9600, 19200: B19200, 38400: B38400, 57600: B57600,
+            115200: B115200, 230400: B230400, 460800: B460800, 500000: B500000, 921600: B921600, 1000000: B1000000,
+        ]
+        return table[baud].map { speed_t($0) }
+    }
+
+    static func openTermios(_ path: String, settings: SerialSettings) throws(LinkError) -> FDChannel {
+        let fd = Glibc.open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else {
+            switch errno {
+            case ENOENT, ENXIO, ENODEV: throw .notFound(path)
+            case EACCES, EPERM: throw .permissionDenied(path)
+            case EBUSY: throw .busy(path)
+            default: throw .io("\(path): \(String(cString: strerror(errno)))")
+            }
+        }
+        if isatty(fd) == 1 {
+            var t = termios()
+            guard tcgetattr(fd, &t) == 0 else {
+                Glibc.close(fd)
+                throw .io("\(path): not a terminal")
+            }
+            cfmakeraw(&t)
+            t.c_cflag |= tcflag_t(CLOCAL | CREAD)
+            t.c_cflag &= ~(tcflag_t(CSIZE | PARENB | PARODD | CSTOPB) | tcflag_t(CRTSCTS))
+            switch settings.dataBits {
+            case 7: t.c_cflag |= tcflag_t(CS7)
+            default: t.c_cflag |= tcflag_t(CS8)
+            }
+            if settings.parity != .none { t.c_cflag |= tcflag_t(PARENB) }
+            if settings.parity == .odd { t.c_cflag |= tcflag_t(PARODD) }
+            if settings.stopBits == 2 { t.c_cflag |= tcflag_t(CSTOPB) }
+            if settings.flowControl == .rtsCts { t.c_cflag |= tcflag_t(CRTSCTS) }
+            if settings.flowControl == .xonXoff { t.c_iflag |= tcflag_t(IXON | IXOFF) }
+            withUnsafeMutableBytes(of: &t.c_cc) { cc in
+                cc[Int(VMIN)] = 0
+                cc[Int(VTIME)] = 0
+            }
+            guard let sp = Self.speed(settings.baud) else {
+                Glibc.close(fd)
+                throw .invalidSpec("unsupported baud rate \(settings.baud)")
+            }
+            cfsetispeed(&t, sp)
+            cfsetospeed(&t, sp)
+            _ = tcsetattr(fd, TCSANOW, &t)
+            // Exclusive: a second opener gets EBUSY instead of stealing bytes.
+            _ = ioctl(fd, UInt(TIOCEXCL))
+        }
+        return FDChannel(fd: fd, kind: "termios", label: path)
+    }
+}
+
+/// A serial port through libserialport.
+public final class LibSerialPortChannel: ByteChannel, @unchecked Sendable {
+    private let lock = NSLock()
+    private var port: OpaquePointer?
+    public let path: String
+    public var kind: String { "libserialport" }
+
+    init(path: String, settings: SerialSettings) throws(LinkError) {
+        self.path = path
+        var p: OpaquePointer?
+        guard sp_get_port_by_name(path, &p) == SP_OK, let port = p else { throw .notFound(path) }
+        let r = sp_open(port, SP_MODE_READ_WRITE)
+        guard r == SP_OK else {
+            let code = sp_last_error_code()
+            sp_free_port(port)
+            switch code {
+            case EACCES, EPERM: throw .permissionDenied(path)
+            case EBUSY: throw .busy(path)
+            case ENOENT, ENODEV, ENXIO: throw .notFound(path)
+            default: throw .io("\(path): cannot open (\(String(cString: strerror(code))))")
+            }
+        }
+        _ = sp_set_baudrate(port, Int32(settings.baud))
+        _ = sp_set_bits(port, Int32(settings.dataBits))
+        _ = sp_set_parity(port, settings.parity == .none ? SP_PARITY_NONE : settings.parity == .odd ? SP_PARITY_ODD : SP_PARITY_EVEN)
+        _ = sp_set_stopbits(port, Int32(settings.stopBits))
+        _ = sp_set_flowcontrol(port, settings.flowControl == .none ? SP_FLOWCONTROL_NONE : settings.flowControl == .rtsCts ? SP_FLOWCONTROL_RTSCTS : SP_FLOWCONTROL_XONXOFF)
+        if let d = settings.dtr { _ = sp_set_dtr(port, d ? SP_DTR_ON : SP_DTR_OFF) }
+        if let r = settings.rts { _ = sp_set_rts(port, r ? SP_RTS_ON : SP_RTS_OFF) }
+        self.port = port
+    }
+
+    deinit { self.close() }
+
+    public func close() {
+        self.lock.lock()
+        let p = self.port
+        self.port = nil
+        self.lock.unlock()
+        if let p {
+            sp_close(p)
+            sp_free_port(p)
+        }
+    }
+
+    private var current: OpaquePointer? {
+        self.lock.lock()
+        defer { self.lock.unlock() }
+        return self.port
+    }
+
+    public func read(max: Int, timeout: Double) throws(LinkError) -> [UInt8] {
+        guard let p = self.current else { throw .closed(self.path) }
+        var buf = [UInt8](repeating: 0, count: max)
+        // Wait for the first byte, then take what is there.
+        let n = sp_blocking_read_next(p, &buf, max, UInt32(Swift.max(1, timeout * 1000))).rawValue
+        if n < 0 { throw .closed(self.path) }
+        return Array(buf[0..<Int(n)])
+    }
+
+    public func write(_ bytes: [UInt8], timeout: Double) throws(LinkError) {
+        guard let p = self.current else { throw .closed(self.path) }
+        let n = sp_blocking_write(p, bytes, bytes.count, UInt32(Swift.max(1, timeout * 1000))).rawValue
+        if n < 0 { throw .closed(self.path) }
+        if Int(n) < bytes.count { throw .timeout("\(self.path): write timed out (device not taking data)") }
+    }
+}
+
+/// A serial port as enumerated, with a guess of what is attached.
+public struct SerialPortInfo: Sendable, Hashable, Codable {
+    public var name: String
+    public var description: String
+    public var transport: String
+    public var usbVendor: UInt16?
+    public var usbProduct: UInt16?
+    public var manufacturer: String?
+    public var product: String?
+    public var serialNumber: String?
+    /// What the USB identity suggests: the chip or board, and the modem families that use it.
+    public var guess: String?
+
+    public var usbID: String? {
+        guard let v = self.usbVendor, let p = self.usbProduct else { return nil }
+        return String(format: "%04x:%04x", v, p)
+    }
+}
+
+public enum SerialPorts {
+    /// Every serial port libserialport can see, with USB identity where there is one.
+    public static func list() -> [SerialPortInfo] {
+        var list: UnsafeMutablePointer<OpaquePointer?>?
+        guard sp_list_ports(&list) == SP_OK, let ports = list else { return [] }
+        defer { sp_free_port_list(ports) }
+        var out: [SerialPortInfo] = []
+        var i = 0
+        while let p = ports[i] {
+            i += 1
+            func s(_ c: UnsafeMutablePointer<CChar>?) -> String? { c.map { String(cString: $0) } }
+            let transport = sp_get_port_transport(p)
+            var info = SerialPortInfo(
+                name: s(sp_get_port_name(p)) ?? "?", description: s(sp_get_port_description(p)) ?? "",
+                transport: transport == SP_TRANSPORT_USB ? "usb" : transport == SP_TRANSPORT_BLUETOOTH ? "bluetooth" : "native")
+            if transport == SP_TRANSPORT_USB {
+                var vid: Int32 = 0
+                var pid: Int32 = 0
+                if sp_get_port_usb_vid_pid(p, &vid, &pid) == SP_OK {
+                    info.usbVendor = UInt16(truncatingIfNeeded: vid)
+                    info.usbProduct = UInt16(truncatingIfNeeded: pid)
+                }
+                info.manufacturer = s(sp_get_port_usb_manufacturer(p))
+                info.product = s(sp_get_port_usb_product(p))
+                info.serialNumber = s(sp_get_port_usb_serial(p))
+            }
+            info.guess = ModemGuess.guess(vendor: info.usbVendor, product: info.usbProduct, productName: info.product)
+            out.append(info)
+        }
+        return out.sorted { $0.name < $1.name }
+    }
+}
+
+/// Recognises common USB serial chips and boards by vendor:product id.
+public enum ModemGuess {
+    public static let known: [(UInt16, UInt16?, String)] = [
+        (0x10C4, 0xEA60, "Silicon Labs CP210x: RNode boards (T-Beam, Heltec), many UART LoRa and telemetry radios"),
+        (0x1A86, 0x7523, "WCH CH340: UART LoRa modules (E22/E32 adapters), SiK radios, cheap ESP32 boards"),
+        (0x1A86, 0x55D4, "WCH CH9102: LilyGO T-Beam / T3 (RNode), ESP32 boards"),
+        (0x1A86, 0x55D3, "WCH CH343: ESP32 boards"),
+        (0x0403, 0x6001, "FTDI FT232R: hardware KISS TNCs, telemetry radios (SiK), cables"),
+        (0x0403, 0x6015, "FTDI FT231X: SiK telemetry radios, cables"),
+        (0x0403, 0x6010, "FTDI FT2232: cables"),
+        (0x0403, 0x6014, "FTDI FT232H: cables"),
+        (0x303A, 0x1001, "ESP32-S3 native USB: RNode (Heltec V3, T3-S3)"),
+        (0x303A, nil, "Espressif native USB: ESP32 boards (RNode)"),
+        (0x239A, 0x8029, "nRF52 (Adafruit bootloader): RAK4631 WisBlock (RNode)"),
+        (0x239A, nil, "nRF52 CDC (Adafruit): RAK4631 and other nRF52 boards (RNode)"),
+        (0x2E8A, nil, "Raspberry Pi RP2040 CDC: NinoTNC (some), RP2040 boards"),
+        (0x04D8, 0x00DD, "Microchip MCP2221: NinoTNC"),
+        (0x26AC, nil, "3D Robotics: SiK telemetry radio"),
+    ]
+
+    public static func guess(vendor: UInt16?, product: UInt16?, productName: String?) -> String? {
+        if let v = vendor {
+            if let hit = self.known.first(where: { $0.0 == v && $0.1 == product }) { return hit.2 }
+            if let hit = self.known.first(where: { $0.0 == v && $0.1 == nil }) { return hit.2 }
+        }
+        if let n = productName?.lowercased() {
+            if n.contains("rnode") { return "RNode" }
+            if n.contains("tnc") { return "KISS TNC" }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,116 @@
+import CourierLinks
+import CourierTooling
+import Foundation
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real kernel pseudo-terminal pair. The driver under test opens `path` (the slave); the test reads and writes
+/// the master, or relays it to another pty.
+final class PTY: @unchecked Sendable {
+    private(set) var master: Int32
+    private var slave: Int32
+    let path: String
+
+    init() {
+        var m: Int32 = -1
+        var s: Int32 = -1
+        precondition(openpty(&m, &s, nil, nil, nil) == 0, "openpty failed")
+        self.master = m
+        self.slave = s
+        self.path = String(cString: ttyname(s))
+        var t = termios()
+        tcgetattr(s, &t)
+        cfmakeraw(&t)
+        tcsetattr(s, TCSANOW, &t)
+        _ = fcntl(m, F_SETFL, fcntl(m, F_GETFL) | O_NONBLOCK)
+    }
+
+    func write(_ bytes: [UInt8]) {
+        var off = 0
+        let end = Date().addingTimeInterval(30)
+        while off < bytes.count && Date() < end {
+            let n = bytes[off...].withUnsafeBytes { Glibc.write(self.master, $0.baseAddress, $0.count) }
+            if n > 0 { off += n } else { usleep(1_000) }
+        }
+    }
+
+    func read(timeout: Double) -> [UInt8] {
+        var p = pollfd(fd: self.master, events: Int16(POLLIN), revents: 0)
+        guard poll(&p, 1, Int32(timeout * 1000)) == 1 else { return [] }
+        var buf = [UInt8](repeating: 0, count: 4096)
+        let n = Glibc.read(self.master, &buf, buf.count)
+        return n > 0 ? Array(buf[0..<n]) : []
+    }
+
+    /// Unplugs: both ends close, so the driver's reads fail as when a USB adapter is pulled.
+    func close() {
+        if self.master >= 0 { Glibc.close(self.master); self.master = -1 }
+        if self.slave >= 0 { Glibc.close(self.slave); self.slave = -1 }
+    }
+
+    deinit { self.close() }
+}
+
+enum T {
+    static let logger: Logger = {
+        var l = Logger(label: "test")
+        l.logLevel = .warning
+        return l
+    }()
+
+    static func tempDir() -> String {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("courier-links-\(UUID().uuidString)").path
+        try! FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    static func randomFrame(_ g: inout SplitMix64, max: Int = 240) -> [UInt8] {
+        let n = 1 + Int(g.next() % UInt64(max))
+        // Plenty of the bytes framings must escape.
+        let special: [UInt8] = [0x00, 0xC0, 0xDB, 0xDC, 0xDD]
+        return (0..<n).map { _ in g.next() % 5 == 0 ? special[Int(g.next() % 5)] : UInt8(truncatingIfNeeded: g.next()) }
+    }
+}
+
+/// Collects a link's events on a task, for waiting on conditions with deadlines.
+final class EventCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var frames: [[UInt8]] = []
+    private var ups = 0
+    private var downs = 0
+    private var task: Task<Void, Never>?
+
+    init(_ link: any Link) {
+        self.task = Task {
+            for await e in link.events { self.record(e) }
+        }
+    }
+
+    private func record(_ e: LinkEvent) {
+        self.lock.lock()
+        defer { self.lock.unlock() }
+        switch e {
+        case .frame(let f): self.frames.append(f)
+        case .up: self.ups += 1
+        case .down: self.downs += 1
+        }
+    }
+
+    var received: [[UInt8]] { self.lock.lock(); defer { self.lock.unlock() }; return self.frames }
+    var upCount: Int { self.lock.lock(); defer { self.lock.unlock() }; return self.ups }
+    var downCount: Int { self.lock.lock(); defer { self.lock.unlock() }; return self.downs }
+
+    /// Waits until `condition` holds, polling, for at most `seconds`. Returns whether it held.
+    @discardableResult
+    func wait(_ seconds: Double = 60, _ condition: (EventCollector) -> Bool) async -> Bool {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if condition(self) { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return condition(self)
+    }
+}
