@@ -89,7 +89,7 @@ let package = Package(
             ]),
         .testTarget(
             name: "CourierLinksTests",
-            dependencies: ["CourierLinks", "CourierTooling", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["CourierLinks", "CourierWire", "CourierTooling", .product(name: "Logging", package: "swift-log")]),
     ],
     swiftLanguageModes: [.v6]
 )

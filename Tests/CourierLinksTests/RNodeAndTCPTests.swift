@@ -1,0 +1,178 @@
+import CourierLinks
+import CourierTooling
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An emulator of the RNode firmware's serial protocol (Framing.h, the serial callback in RNode_Firmware.ino):
+/// answers detect and queries, echoes radio settings, and puts DATA frames "on the air" to its peers, preceded by
+/// RSSI and SNR reports as the firmware sends them. No hardware was available; this is how the driver is tested.
+final class RNodeEmulator: @unchecked Sendable {
+    let pty = PTY()
+    var peers: [RNodeEmulator] = []
+    /// Report this spreading factor whatever is asked (to provoke a radio state mismatch).
+    var forcedSF: UInt8? = nil
+    var silent = false
+    private let lock = NSLock()
+    private var stopped = false
+    private var radioOn = false
+    private(set) var configured: [UInt8: [UInt8]] = [:]
+
+    func start() {
+        Thread { [self] in
+            var decoder = KISSDecoder()
+            while !self.isStopped {
+                let bytes = self.pty.read(timeout: 0.1)
+                if bytes.isEmpty || self.silent { continue }
+                for (type, data) in decoder.feed(bytes[...]) { self.handle(type, data) }
+            }
+        }.start()
+    }
+
+    var isStopped: Bool { self.lock.lock(); defer { self.lock.unlock() }; return self.stopped }
+    func stop() { self.lock.lock(); self.stopped = true; self.lock.unlock() }
+
+    private func reply(_ type: UInt8, _ data: [UInt8]) { self.pty.write(KISS.frame(type: type, data)) }
+
+    private func handle(_ type: UInt8, _ data: [UInt8]) {
+        switch type {
+        case 0x08 where data == [0x73]: self.reply(0x08, [0x46])
+        case 0x50: self.reply(0x50, [0x01, 0x34])
+        case 0x48: self.reply(0x48, [0x80])
+        case 0x49: self.reply(0x49, [0x81])
+        case 0x01, 0x02, 0x03, 0x05:
+            self.lock.lock(); self.configured[type] = data; self.lock.unlock()
+            self.reply(type, data)
+        case 0x04:
+            self.lock.lock(); self.configured[type] = data; self.lock.unlock()
+            self.reply(type, self.forcedSF.map { [$0] } ?? data)
+        case 0x06:
+            self.lock.lock(); self.radioOn = data == [0x01]; self.lock.unlock()
+            self.reply(0x06, data)
+        case 0x00:
+            for p in self.peers where p.isOn {
+                p.reply(0x23, [UInt8(157 - 90)])  // RSSI report
+                p.reply(0x24, [UInt8(bitPattern: 24)])  // SNR x4
+                p.reply(0x00, data)
+            }
+            self.reply(0x0F, [0x01])  // ready for the next frame
+        default: break
+        }
+    }
+
+    var isOn: Bool { self.lock.lock(); defer { self.lock.unlock() }; return self.radioOn }
+}
+
+@Suite(.serialized, .timeLimit(.minutes(5))) struct RNodeTests {
+    var options: LinkOptions {
+        var o = LinkOptions()
+        o.backoff = Backoff(initial: 0.05, maximum: 0.5)
+        o.rnodeRadio.frequency = 433_775_000
+        o.rnodeRadio.spreadingFactor = 8
+        return o
+    }
+
+    @Test func twoRNodesOnOneChannel() async throws {
+        let a = RNodeEmulator()
+        let b = RNodeEmulator()
+        a.peers = [b]
+        b.peers = [a]
+        a.start()
+        b.start()
+        defer { a.stop(); b.stop() }
+        let la = try LinkFactory.make(.rnode(path: a.pty.path), options: self.options, logger: T.logger)
+        let lb = try LinkFactory.make(.rnode(path: b.pty.path), options: self.options, logger: T.logger)
+        let ea = EventCollector(la)
+        let eb = EventCollector(lb)
+        la.start()
+        lb.start()
+        defer { la.stop(); lb.stop() }
+        #expect(await ea.wait { $0.upCount == 1 })
+        #expect(await eb.wait { $0.upCount == 1 })
+        // The radio got exactly the settings asked for.
+        #expect(a.configured[0x01] == [0x19, 0xDA, 0xE1, 0x98])  // 433.775 MHz
+        #expect(a.configured[0x04] == [8])
+        #expect(la.properties.mtu == 255)
+        #expect(abs(la.properties.airtime(bytes: 100) - LoRaParameters(spreadingFactor: 8, bandwidthHz: 125_000, codingRate: 5).timeOnAir(payload: 100)) < 1e-9)
+        var g = SplitMix64(seed: 12)
+        let fa = (0..<30).map { _ in T.randomFrame(&g) }
+        let fb = (0..<30).map { _ in T.randomFrame(&g) }
+        for f in fa { try await la.send(f) }
+        for f in fb { try await lb.send(f) }
+        #expect(await eb.wait { $0.received.count == 30 })
+        #expect(await ea.wait { $0.received.count == 30 })
+        #expect(eb.received == fa)
+        #expect(ea.received == fb)
+    }
+
+    @Test func radioStateMismatchAndSilenceAreExplained() throws {
+        let e = RNodeEmulator()
+        e.forcedSF = 7
+        e.start()
+        defer { e.stop() }
+        let ch = try SerialPort.open(e.pty.path, settings: SerialSettings(baud: 115_200), logger: T.logger)
+        defer { ch.close() }
+        let err = #expect(throws: LinkError.self) { try RNode.handshake(ch, radio: self.options.rnodeRadio, path: e.pty.path, timeout: 5, logger: T.logger) }
+        #expect(err?.description.contains("radio state mismatch") == true)
+        #expect(err?.description.contains("spreading factor 7") == true)
+
+        let quiet = RNodeEmulator()
+        quiet.silent = true
+        quiet.start()
+        defer { quiet.stop() }
+        let ch2 = try SerialPort.open(quiet.pty.path, settings: SerialSettings(baud: 115_200), logger: T.logger)
+        defer { ch2.close() }
+        let err2 = #expect(throws: LinkError.self) { try RNode.handshake(ch2, radio: RNode.Radio(), path: quiet.pty.path, timeout: 1, logger: T.logger) }
+        #expect(err2?.description.contains("no RNode answered") == true)
+    }
+}
+
+@Suite(.serialized, .timeLimit(.minutes(5))) struct TCPLinkTests {
+    var options: LinkOptions {
+        var o = LinkOptions()
+        o.backoff = Backoff(initial: 0.05, maximum: 0.5)
+        return o
+    }
+
+    @Test func relaysOverTCPAndTheDialerRecoversWhenThePeerComesBack() async throws {
+        var listener = try TCPListenLink(name: "listen", host: "127.0.0.1", port: 0, properties: LinkFactory.make(.tcp(host: "x", port: 1), logger: T.logger).properties, logger: T.logger)
+        let port = listener.port
+        var el = EventCollector(listener)
+        listener.start()
+        let dialer = try LinkFactory.make(.tcp(host: "127.0.0.1", port: port), options: self.options, logger: T.logger)
+        let ed = EventCollector(dialer)
+        dialer.start()
+        defer { dialer.stop() }
+        #expect(await ed.wait { $0.upCount == 1 })
+        #expect(await el.wait { $0.upCount == 1 })
+        var g = SplitMix64(seed: 13)
+        let big = (0..<5).map { _ in T.randomFrame(&g, max: 16_000) }
+        for f in big { try await dialer.send(f) }
+        for f in big.reversed() { try await listener.send(f) }
+        #expect(await el.wait { $0.received.count == 5 })
+        #expect(await ed.wait { $0.received.count == 5 })
+        #expect(el.received == big && ed.received == Array(big.reversed()))
+
+        // The peer vanishes mid-transfer...
+        listener.stop()
+        #expect(await ed.wait { $0.downCount >= 1 })
+        // ...and comes back on the same port: the dialer reconnects by itself.
+        listener = try TCPListenLink(name: "listen", host: "127.0.0.1", port: port, properties: listener.properties, logger: T.logger)
+        el = EventCollector(listener)
+        listener.start()
+        defer { listener.stop() }
+        #expect(await ed.wait { $0.upCount == 2 })
+        try await dialer.send([42])
+        #expect(await el.wait { $0.received == [[42]] })
+    }
+
+    @Test func aBusyPortIsExplained() throws {
+        let a = try TCPListenLink(name: "a", host: "127.0.0.1", port: 0, properties: LinkFactory.make(.tcp(host: "x", port: 1), logger: T.logger).properties, logger: T.logger)
+        defer { a.stop() }
+        let e = #expect(throws: LinkError.self) { try LinkFactory.make(.tcpListen(host: "127.0.0.1", port: a.port), logger: T.logger) }
+        #expect(e?.description.contains("in use") == true)
+    }
+}
