@@ -113,6 +113,12 @@ public enum Vectors {
         /// "none", "zstd" or "zstd-dict-1": what the encoder chose (the smallest).
         public var compression: String
         public var contentUtf8: String
+        /// Binary content (receipts), instead of `contentUtf8`.
+        public var contentHex: String? = nil
+        /// Extensions, each `{type, value (hex)}`, in order.
+        public var extensions: [ExtensionJSON]? = nil
+        /// False: the encoder had no dictionary (so it chose between raw and zstd alone).
+        public var dictionary: Bool? = nil
         public var bundleHex: String
         public init(
             name: String, origin: IdentitySeeds, recipient: IdentitySeeds?, kind: UInt8, destination: String,
@@ -137,6 +143,20 @@ public enum Vectors {
             self.contentUtf8 = contentUtf8
             self.bundleHex = bundleHex
         }
+    }
+
+    public struct ExtensionJSON: Codable, Sendable, Hashable {
+        public var type: UInt32
+        public var value: String
+        public init(type: UInt32, value: String) {
+            self.type = type
+            self.value = value
+        }
+    }
+
+    /// The content bytes a bundle vector describes.
+    public static func content(_ v: BundleVector) -> [UInt8] {
+        v.contentHex.flatMap { [UInt8](hex: $0) } ?? Array(v.contentUtf8.utf8)
     }
 
     // MARK: packets.json
@@ -351,11 +371,14 @@ public enum Vectors {
             encryptTo: try v.recipient?.identity().publicKeys, respondBy: v.respondBy,
             reference: v.reference.flatMap(BundleID.init), priority: v.priority.flatMap(PriorityClass.init(rawValue:)),
             hopLimit: v.hopLimit)
-        opts.extensions = []
+        opts.extensions = try (v.extensions ?? []).map {
+            guard let value = [UInt8](hex: $0.value) else { throw BadVector() }
+            return Extension(type: $0.type, value: value)
+        }
         return try CourierBundle.make(
-            kind: Kind(code: v.kind), destination: dest, content: Array(v.contentUtf8.utf8),
+            kind: Kind(code: v.kind), destination: dest, content: Self.content(v),
             origin: try v.origin.identity(), created: v.created, sequence: v.sequence, options: opts,
-            compressor: compressor)
+            compressor: v.dictionary == false ? BodyCompressor(dictionary: nil) : compressor)
     }
 
     public static func encoder() -> JSONEncoder {

@@ -69,13 +69,17 @@ struct GenerateVectors: ParsableCommand {
         func bundle(
             _ name: String, kind: Kind, dest: String, created: UInt32, seq: UInt32, lifetime: UInt32? = nil,
             hop: UInt8 = 8, priority: PriorityClass? = nil, respondBy: UInt32? = nil, reference: BundleID? = nil,
-            sign: Bool? = nil, e2e: Bool = false, text: String
+            sign: Bool? = nil, e2e: Bool = false, text: String, contentHex: String? = nil,
+            extensions: [Vectors.ExtensionJSON]? = nil, dictionary: Bool? = nil
         ) throws {
             var v = Vectors.BundleVector(
                 name: name, origin: Fixtures.a, recipient: e2e ? Fixtures.b : nil, kind: kind.code, destination: dest,
                 created: created, sequence: seq, lifetime: lifetime ?? kind.defaultLifetime, hopLimit: hop,
                 priority: priority?.rawValue, respondBy: respondBy, reference: reference?.description,
                 sign: sign ?? kind.signedByDefault, compression: "", contentUtf8: text, bundleHex: "")
+            v.contentHex = contentHex
+            v.extensions = extensions
+            v.dictionary = dictionary
             let made = try Vectors.make(v, compressor: compressor)
             v.compression = Vectors.describe(made.compression)
             v.bundleHex = made.encode().hex
@@ -101,6 +105,28 @@ struct GenerateVectors: ParsableCommand {
             "minutes with a priority override and signature", kind: .minutes, dest: "everyone", created: 1_523_300,
             seq: 2, priority: .aid, sign: true,
             text: "کۆبوونەوەی گشتی گوندی سەرگەڵوو، ٢٠ی تشرینی دووەم. ئامادەبووان: ١٤ ئەندام. بڕیار: دابەشکردنی ئاو بە نۆرە، هەر ماڵێک دوو ڕۆژ جارێک. کۆبوونەوەی داهاتوو هەینی.")
+        try bundle(
+            "grievance signed and end-to-end encrypted (the AAD carries the signed flag)", kind: .grievance,
+            dest: "node:\(b.nodeID.short)", created: 1_523_210, seq: 8, sign: true, e2e: true,
+            text: "Second notice: the upper well pump is still broken. We ask the committee to meet before Friday.")
+        try bundle(
+            "text with a non-critical and a critical extension", kind: .text, dest: "everyone", created: 1_523_220,
+            seq: 9, text: "Bread oven rota posted at the school.",
+            extensions: [Vectors.ExtensionJSON(type: 2, value: "0102"), Vectors.ExtensionJSON(type: 7, value: "ff")])
+        var receipt = ByteWriter()
+        for id in ids {
+            receipt.u32(id.origin.rawValue)
+            receipt.u24(id.created)
+            receipt.varint(id.sequence)
+        }
+        try bundle(
+            "delivery receipt for two bundles (binary content, signed by default)", kind: .receipt,
+            dest: "node:\(a.nodeID.short)", created: 1_523_230, seq: 10, text: "", contentHex: receipt.bytes.hex)
+        try bundle(
+            "zstd without a dictionary (an encoder that has none)", kind: .minutes, dest: "everyone",
+            created: 1_523_240, seq: 11,
+            text: String(repeating: "Item 4: the water rota. Agreed: east quarter Monday and Thursday, west quarter Tuesday and Friday. ", count: 8),
+            dictionary: false)
         try self.write(bundleVectors, "bundles.json")
 
         // packets.json
@@ -135,6 +161,13 @@ struct GenerateVectors: ParsableCommand {
         packet(
             "an unknown record type is skipped",
             [.unknown(type: 9, flags: 2, body: [1, 2, 3]), .bundle(BundleRecord(bundle: aidBytes))], counter: 5)
+        packet(
+            "open mode announce form, one key only (as at the 64-byte MTU)",
+            [.announce(AnnounceRecord(capabilities: 0, signingKey: a.publicKeys.signing, agreementKey: nil))],
+            counter: 7, salt: 0x0102_0304, open: true)
+        packet(
+            "a summary page that is not the last",
+            [.summary(SummaryRecord(isFinal: false, digests: [0xDEAD_BEEF, 0x0000_0001, 0xFFFF_FFFF]))], counter: 8)
         let frags = try Fragmenter.records(bundle: aidBytes, mtu: 64, transfer: 9, nextHop: b.nodeID.short)
         packet("one fragment of an addressed transfer", [frags[1]], counter: 6)
         try self.write(packets, "packets.json")
@@ -154,6 +187,10 @@ struct GenerateVectors: ParsableCommand {
         try self.write(fragments, "fragments.json")
 
         // invalid.json
+        var tampered = [UInt8](hex: packets[0].packetHex)!
+        tampered[12] ^= 0x01
+        var wrongSender = [UInt8](hex: packets[0].packetHex)!
+        wrongSender[4] ^= 0x01
         var alertMutated = alertBytes
         alertMutated[1] |= 0x01
         let invalid: [Vectors.InvalidVector] = [
@@ -165,13 +202,15 @@ struct GenerateVectors: ParsableCommand {
             .init(decoder: "bundle", hex: "8080" + a.nodeID.short.description + "173d618000", why: "sequence varint not in shortest form"),
             .init(decoder: "bundle", hex: "8088" + a.nodeID.short.description + "173d610001" + String(repeating: "00", count: 10), why: "signed flag but shorter than a signature"),
             .init(decoder: "bundle", hex: "808204" + a.nodeID.short.description + "173d610001", why: "priority bits without the priority flag"),
-            .init(decoder: "bundle", hex: "8090" + a.nodeID.short.description + "173d610001", why: "zstd body that is not a frame"),
+            .init(decoder: "bundle", hex: "8090" + a.nodeID.short.description + "173d610001", why: "compression 1 with an empty body: not a zstd frame (rejected when the content is read)"),
             .init(decoder: "payload", hex: "3804" + "aabbccdd", why: "ack record without entries"),
             .init(decoder: "payload", hex: "20" + "010001" + "ff", why: "fragment count 1"),
             .init(decoder: "payload", hex: "20" + "01050300", why: "fragment index not below count"),
             .init(decoder: "payload", hex: "51" + "000000", why: "summary length not a multiple of 4"),
             .init(decoder: "payload", hex: "1805" + "aabb", why: "record length beyond the payload"),
             .init(decoder: "payload", hex: "4302" + "00", why: "announce keys truncated"),
+            .init(decoder: "packet", hex: tampered.hex, why: "one ciphertext bit flipped: authentication fails"),
+            .init(decoder: "packet", hex: wrongSender.hex, why: "sender short id changed: unknown sender (or authentication fails)"),
             .init(decoder: "packet-header", hex: "20" + String(repeating: "00", count: 24), why: "version 2"),
             .init(decoder: "packet-header", hex: "11" + String(repeating: "00", count: 24), why: "reserved header bits"),
             .init(decoder: "packet-header", hex: "10aabb", why: "truncated header"),

@@ -138,3 +138,20 @@ import Testing
         }
     }
 }
+
+@Suite struct EnumerationTests {
+    @Test func enumerationRunsAndRecognisesModemChips() {
+        // No hardware here: the list may be empty or hold only on-board UARTs, but it must come back.
+        let ports = SerialPorts.list()
+        for p in ports { #expect(!p.name.isEmpty) }
+        #expect(ModemGuess.guess(vendor: 0x10C4, product: 0xEA60, productName: nil)?.contains("CP210x") == true)
+        #expect(ModemGuess.guess(vendor: 0x1A86, product: 0x7523, productName: nil)?.contains("CH340") == true)
+        #expect(ModemGuess.guess(vendor: 0x1A86, product: 0x55D4, productName: nil)?.contains("CH9102") == true)
+        #expect(ModemGuess.guess(vendor: 0x0403, product: 0x6001, productName: nil)?.contains("FTDI") == true)
+        #expect(ModemGuess.guess(vendor: 0x303A, product: 0x1001, productName: nil)?.contains("ESP32-S3") == true)
+        #expect(ModemGuess.guess(vendor: 0x239A, product: 0x8029, productName: nil)?.contains("RAK4631") == true)
+        #expect(ModemGuess.guess(vendor: 0x303A, product: 0x4001, productName: nil)?.contains("Espressif") == true)
+        #expect(ModemGuess.guess(vendor: 0x1234, product: 0x5678, productName: "RNode v2") == "RNode")
+        #expect(ModemGuess.guess(vendor: 0x1234, product: 0x5678, productName: nil) == nil)
+    }
+}

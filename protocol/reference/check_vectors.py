@@ -1,0 +1,501 @@
+#!/usr/bin/env python3
+"""Checks protocol/vectors/*.json in both directions with courier_wire.py (written from SPEC.md alone).
+
+Usage: python3 protocol/reference/check_vectors.py
+Prints one line per check and ends with "N passed, M failed"; exits 1 if anything failed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import traceback
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import courier_wire as cw  # noqa: E402
+
+PROTOCOL = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+VECTORS = os.path.join(PROTOCOL, "vectors")
+
+passed = failed = 0
+
+
+def check(name: str, fn) -> None:
+    """fn returns True / a note string on success; False or an exception is a failure."""
+    global passed, failed
+    try:
+        result = fn()
+        ok = result is not False
+        note = f"  ({result})" if isinstance(result, str) else ""
+    except Exception as e:  # noqa: BLE001
+        ok, note = False, f"  -- {type(e).__name__}: {e}"
+        if os.environ.get("VERBOSE"):
+            traceback.print_exc()
+    if ok:
+        passed += 1
+        print(f"PASS  {name}{note}")
+    else:
+        failed += 1
+        print(f"FAIL  {name}{note}")
+
+
+def expect_equal(actual, expected):
+    if actual != expected:
+        raise AssertionError(f"got {actual!r}, expected {expected!r}")
+    return True
+
+
+def expect_error(fn, kinds=None):
+    try:
+        fn()
+    except cw.WireError as e:
+        if kinds and e.kind not in kinds:
+            raise AssertionError(f"rejected, but as {e.kind} ({e.detail}); expected one of {kinds}")
+        return f"rejected: {e}"
+    raise AssertionError("accepted")
+
+
+def load(name):
+    with open(os.path.join(VECTORS, name), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def identity(seeds) -> cw.Identity:
+    return cw.Identity(bytes.fromhex(seeds["signingSeed"]), bytes.fromhex(seeds["agreementSeed"]))
+
+
+def zstd_version() -> str:
+    try:
+        out = subprocess.run(["zstd", "--version"], capture_output=True, text=True).stdout
+        return out.split(" v")[1].split(",")[0] if " v" in out else out.strip()
+    except OSError:
+        return "missing"
+
+
+ZSTD_VERSION = zstd_version()
+NODE_A = cw.Identity(bytes(range(0x00, 0x20)), bytes(range(0x20, 0x40)))
+NODE_B = cw.Identity(bytes(range(0x40, 0x60)), bytes(range(0x60, 0x80)))
+NETWORK_KEY = bytes(range(0x80, 0xA0))
+
+# ---------------------------------------------------------------------------------------------
+# keys.json
+# ---------------------------------------------------------------------------------------------
+
+
+def check_keys():
+    keys = load("keys.json")
+    for node in keys["nodes"]:
+        ident = identity(node["identity"])
+        nk = bytes.fromhex(node["networkKey"])
+        p = f"keys {node['name']}"
+        check(f"{p}: signing public", lambda: expect_equal(ident.signing_public.hex(), node["signingPublic"]))
+        check(f"{p}: agreement public", lambda: expect_equal(ident.agreement_public.hex(), node["agreementPublic"]))
+        check(f"{p}: node id", lambda: expect_equal(ident.node_id.hex(), node["nodeId"]))
+        check(f"{p}: short id", lambda: expect_equal(cw.short_id_text(ident.short_id), node["shortId"]))
+        check(f"{p}: packet key", lambda: expect_equal(cw.packet_key(nk, ident.node_id).hex(), node["packetKey"]))
+        check(f"{p}: announce key", lambda: expect_equal(cw.announce_key(nk).hex(), node["announceKey"]))
+    for g in keys["groups"]:
+        check(f"keys group {g['name']!r}: id", lambda: expect_equal(f"{cw.group_id(g['name']):04x}", g["groupId"]))
+    for d in keys["digests"]:
+        bid = cw.BundleId.parse(d["bundleId"])
+        p = f"keys digest {d['bundleId']}"
+        check(f"{p}: text form round trip", lambda: expect_equal(bid.text(), d["bundleId"]))
+        check(f"{p}: fixed form", lambda: expect_equal(bid.fixed().hex(), d["fixedBytes"]))
+        check(f"{p}: digest", lambda: expect_equal(f"{bid.digest():08x}", d["digest"]))
+        check(f"{p}: wire form decodes back",
+              lambda: expect_equal(cw.BundleId.read(cw.Reader(bid.wire())), bid))
+
+
+# ---------------------------------------------------------------------------------------------
+# varints.json
+# ---------------------------------------------------------------------------------------------
+
+
+def check_varints():
+    reason_kinds = {"truncated": {"truncated"}}
+    for v in load("varints.json"):
+        data = bytes.fromhex(v["hex"])
+        if "error" in v:
+            kinds = reason_kinds.get(v["error"], {"invalidVarint"})
+            check(f"varint {v['hex']} rejected ({v['error']})",
+                  lambda: expect_error(lambda: cw.decode_varint(data), kinds))
+            continue
+        check(f"varint {v['value']} encodes to {v['hex']}",
+              lambda: expect_equal(cw.encode_varint(v["value"]).hex(), v["hex"]))
+        check(f"varint {v['hex']} decodes to {v['value']}, all bytes consumed",
+              lambda: expect_equal(cw.decode_varint(data), (v["value"], len(data))))
+
+
+# ---------------------------------------------------------------------------------------------
+# bundles.json
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_destination(text: str):
+    if text == "everyone":
+        return cw.DEST_EVERYONE, None
+    kind, value = text.split(":")
+    return {"node": cw.DEST_NODE, "group": cw.DEST_GROUP}[kind], int(value, 16)
+
+
+def destination_text(b: cw.Bundle) -> str:
+    if b.dest_type == cw.DEST_EVERYONE:
+        return "everyone"
+    if b.dest_type == cw.DEST_NODE:
+        return f"node:{b.destination:08x}"
+    return f"group:{b.destination:04x}"
+
+
+def check_bundles():
+    exact_zstd = ZSTD_VERSION == "1.5.4"
+    for v in load("bundles.json"):
+        p = f"bundle '{v['name']}'"
+        origin = identity(v["origin"])
+        recipient = identity(v["recipient"]) if "recipient" in v else None
+        content = v["contentUtf8"].encode("utf-8")
+        expected = bytes.fromhex(v["bundleHex"])
+        dest_type, destination = parse_destination(v["destination"])
+        inputs = dict(dest_type=dest_type, destination=destination, lifetime=v["lifetime"],
+                      hop_limit=v["hopLimit"], priority=v.get("priority"), respond_by=v.get("respondBy"),
+                      reference=cw.BundleId.parse(v["reference"]) if "reference" in v else None,
+                      sign=v["sign"], recipient=recipient.public() if recipient else None)
+
+        # --- decode direction -------------------------------------------------------------
+        decoded = cw.decode_bundle(expected)
+
+        def fields():
+            b = decoded
+            got = {"kind": b.kind, "origin": f"{b.origin:08x}", "created": b.created, "sequence": b.sequence,
+                   "lifetime": b.lifetime, "hopLimit": b.hop_limit, "destination": destination_text(b),
+                   "priority": b.priority, "respondBy": b.respond_by,
+                   "reference": b.reference.text() if b.reference else None, "sign": b.signed,
+                   "e2e": b.e2e, "compression": cw.compression_name(b), "extensions": b.extensions}
+            want = {"kind": v["kind"], "origin": cw.short_id_text(origin.short_id), "created": v["created"],
+                    "sequence": v["sequence"], "lifetime": v["lifetime"], "hopLimit": v["hopLimit"],
+                    "destination": v["destination"], "priority": v.get("priority"),
+                    "respondBy": v.get("respondBy"), "reference": v.get("reference"), "sign": v["sign"],
+                    "e2e": recipient is not None, "compression": v["compression"], "extensions": None}
+            return expect_equal(got, want)
+
+        check(f"{p}: decode -> fields equal the inputs", fields)
+        check(f"{p}: decoded bundle re-encodes to bundleHex", lambda: expect_equal(decoded.encode().hex(), v["bundleHex"]))
+        if v["sign"]:
+            check(f"{p}: signature verifies with A's signing key",
+                  lambda: expect_equal(cw.verify_bundle(decoded, [NODE_B.public(), origin.public()]), origin.public()))
+
+            def relayed():
+                relay = cw.decode_bundle(bytes([(7 << 4) | expected[0] & 0x0F]) + expected[1:])
+                return expect_equal(cw.verify_bundle(relay, [origin.public()]), origin.public()) and "hop limit 7"
+
+            check(f"{p}: signature still verifies after a relay rewrites the hop limit", relayed)
+
+            def tampered():
+                bad = bytearray(expected)
+                bad[len(decoded.header()) ] ^= 1
+                return expect_equal(cw.verify_bundle(cw.decode_bundle(bytes(bad)), [origin.public()]), None)
+
+            check(f"{p}: signature fails on a changed body", tampered)
+        if recipient:
+            check(f"{p}: decrypts with B's key (origin A among the candidates)",
+                  lambda: len(cw.e2e_open(decoded, recipient, [NODE_B.public(), origin.public()])) > 0)
+            check(f"{p}: decryption fails with B's key but the wrong origin key",
+                  lambda: expect_error(lambda: cw.e2e_open(decoded, recipient, [
+                      cw.PublicNode(origin.signing_public, NODE_B.agreement_public)]), {"decryptionFailed"}))
+
+            def wrong_recipient():
+                # Another node (A itself) pretending to be the recipient, also with the destination forced.
+                fake = cw.decode_bundle(expected)
+                fake.destination = origin.short_id
+                return expect_error(lambda: cw.e2e_open(fake, origin, [origin.public()]), {"decryptionFailed"})
+
+            check(f"{p}: decryption fails with any other recipient key", wrong_recipient)
+            check(f"{p}: a non-recipient is refused",
+                  lambda: expect_error(lambda: cw.e2e_open(decoded, origin, [origin.public()]), {"decryptionFailed"}))
+        check(f"{p}: content decompresses to contentUtf8",
+              lambda: expect_equal(cw.read_content(decoded, recipient, [origin.public()]).decode("utf-8"),
+                                   v["contentUtf8"]))
+        if decoded.compression != cw.COMP_NONE:
+            def frame_shape():
+                frame = cw.e2e_open(decoded, recipient, [origin.public()]) if recipient else decoded.body
+                info = cw.zstd_frame_info(frame)
+                ok = (info["content_size"] is None and not info["checksum"] and info["dictionary_id"] is None
+                      and info["window"] <= cw.MAX_WINDOW)
+                return ok and f"one magicless frame, window {info['window']}, no size/checksum/dict id"
+
+            check(f"{p}: body is one frame within 7.2", frame_shape)
+
+        # --- encode direction --------------------------------------------------------------
+        vector_frame = (decoded.compression, decoded.dictionary_id,
+                        cw.e2e_open(decoded, recipient, [origin.public()]) if recipient else decoded.body)
+        check(f"{p}: encode with the vector's compressed body -> bundleHex (compressor-independent)",
+              lambda: expect_equal(cw.make_bundle(origin, v["kind"], content, v["created"], v["sequence"],
+                                                  compressed=vector_frame, **inputs).encode().hex(),
+                                   v["bundleHex"]))
+
+        def full_encode():
+            made = cw.make_bundle(origin, v["kind"], content, v["created"], v["sequence"], **inputs)
+            expect_equal(cw.compression_name(made), v["compression"])
+            expect_equal(made.encode().hex(), v["bundleHex"])
+            return f"zstd CLI {ZSTD_VERSION} -19, input as a file, magic stripped"
+
+        if exact_zstd:
+            check(f"{p}: encode inputs -> compression choice and bundleHex, byte-exact", full_encode)
+        else:
+            print(f"SKIP  {p}: byte-exact compression needs zstd 1.5.4 (have {ZSTD_VERSION}); "
+                  "decompression and everything else is checked above")
+
+
+# ---------------------------------------------------------------------------------------------
+# packets.json
+# ---------------------------------------------------------------------------------------------
+
+
+def record_from_json(j):
+    t = j["type"]
+    nh = int(j["nextHop"], 16) if "nextHop" in j else None
+    if t == "bundle":
+        return cw.BundleRecord(bytes.fromhex(j["data"]), nh, j.get("transfer"))
+    if t == "fragment":
+        return cw.FragmentRecord(j["transfer"], j["index"], j["count"], bytes.fromhex(j["data"]), nh)
+    if t == "ack":
+        return cw.AckRecord(int(j["target"], 16),
+                            [cw.AckEntry(a["transfer"], a["received"], bytes.fromhex(a["bitmap"])) for a in j["acks"]])
+    if t == "announce":
+        return cw.AnnounceRecord(j["capabilities"],
+                                 bytes.fromhex(j["signingKey"]) if "signingKey" in j else None,
+                                 bytes.fromhex(j["agreementKey"]) if "agreementKey" in j else None,
+                                 j.get("name"))
+    if t == "summary":
+        return cw.SummaryRecord([int(d, 16) for d in j["digests"]], j["isFinal"])
+    if t == "unknown":
+        return cw.UnknownRecord(j["code"], j["flags"], bytes.fromhex(j["data"]))
+    raise ValueError(t)
+
+
+def check_packets():
+    for v in load("packets.json"):
+        p = f"packet '{v['name']}'"
+        nk = bytes.fromhex(v["networkKey"])
+        sender = identity(v["sender"])
+        records = [record_from_json(r) for r in v["records"]]
+        payload = bytes.fromhex(v["payloadHex"])
+        packet = bytes.fromhex(v["packetHex"])
+        salt = v.get("announceSalt")
+        known = {sender.short_id: [sender.node_id]}
+
+        check(f"{p}: records -> payloadHex", lambda: expect_equal(cw.encode_payload(records).hex(), v["payloadHex"]))
+        check(f"{p}: seal -> packetHex",
+              lambda: expect_equal(cw.seal_packet(nk, sender.node_id, v["counter"], payload, open_mode=v["open"],
+                                                  announce_salt=salt).hex(), v["packetHex"]))
+
+        def open_it():
+            opened = cw.open_packet(packet, nk, {} if salt is not None else known, open_mode=v["open"])
+            h = opened.header
+            expect_equal((h.sender, h.counter, h.salt, h.open, h.announce),
+                         (sender.short_id, v["counter"], salt, v["open"], salt is not None))
+            expect_equal(opened.sender_node_id, None if salt is not None else sender.node_id)
+            expect_equal(opened.payload.hex(), v["payloadHex"])
+            return expect_equal(opened.records, records)
+
+        check(f"{p}: open packetHex -> header, payloadHex, records", open_it)
+        check(f"{p}: payloadHex decodes to the records", lambda: expect_equal(cw.decode_payload(payload), records))
+
+        def tamper():
+            bad = bytearray(packet)
+            bad[-1] ^= 0x80
+            return expect_error(lambda: cw.open_packet(bytes(bad), nk, known, open_mode=True),
+                                {"authenticationFailed"})
+
+        check(f"{p}: a flipped tag bit fails authentication", tamper)
+        if v["open"]:
+            check(f"{p}: a sealed federation rejects the open packet",
+                  lambda: expect_error(lambda: cw.open_packet(packet, nk, known), {"unsupportedFeature"}))
+        elif salt is None:
+            check(f"{p}: an open-mode receiver also accepts the sealed packet",
+                  lambda: expect_equal(cw.open_packet(packet, nk, known, open_mode=True).payload, payload))
+            check(f"{p}: unknown sender short id is rejected",
+                  lambda: expect_error(lambda: cw.open_packet(packet, nk, {}), {"unknownSender"}))
+            collide = {sender.short_id: [NODE_B.node_id, sender.node_id]}
+            check(f"{p}: short-id collision: the candidate whose key authenticates is the sender (2.3)",
+                  lambda: expect_equal(cw.open_packet(packet, nk, collide).sender_node_id, sender.node_id))
+        if any(isinstance(r, cw.AnnounceRecord) for r in records):
+            def announce_matches():
+                ann = next(r for r in records if isinstance(r, cw.AnnounceRecord))
+                node = cw.PublicNode(ann.signing_key, ann.agreement_key)
+                return expect_equal(node.short_id, cw.decode_packet_header(packet).sender) and \
+                    "header short id equals the short id of the announced keys (9.3)"
+
+            check(f"{p}: announce keys match the header sender", announce_matches)
+
+
+# ---------------------------------------------------------------------------------------------
+# fragments.json
+# ---------------------------------------------------------------------------------------------
+
+
+def check_fragments():
+    for v in load("fragments.json"):
+        p = f"fragments '{v['name']}'"
+        bundle = bytes.fromhex(v["bundleHex"])
+        nh = int(v["nextHop"], 16) if "nextHop" in v else None
+        produced = cw.fragment_bundle(bundle, v["mtu"], v["transfer"], nh)
+        check(f"{p}: fragmenter -> recordsHex",
+              lambda: expect_equal([cw.encode_payload([r]).hex() for r in produced], v["recordsHex"]))
+        decoded = [cw.decode_payload(bytes.fromhex(h)) for h in v["recordsHex"]]
+
+        def each_one_record():
+            for recs in decoded:
+                expect_equal(len(recs), 1)
+            return expect_equal([r[0] for r in decoded], produced)
+
+        check(f"{p}: each record decodes (one record per payload)", each_one_record)
+        check(f"{p}: every packet (25 + record) fits MTU {v['mtu']}",
+              lambda: all(25 + len(bytes.fromhex(h)) <= v["mtu"] for h in v["recordsHex"])
+              and f"packets {[25 + len(h) // 2 for h in v['recordsHex']]}")
+
+        def reassemble():
+            recs = [r[0] for r in decoded]
+            if len(recs) == 1 and isinstance(recs[0], cw.BundleRecord):
+                expect_equal(recs[0].transfer, None if nh is None else v["transfer"])
+                return expect_equal(recs[0].bundle.hex(), v["bundleHex"]) and "whole bundle record"
+            reasm = cw.Reassembler()
+            result = None
+            for rec in reversed(recs):          # out of order on purpose
+                out, ack = reasm.add(NODE_A.node_id, rec)
+                result = out or result
+            expect_equal(ack, cw.AckEntry(v["transfer"], len(recs)))
+            expect_equal(reasm.add(NODE_A.node_id, recs[0]), (None, cw.AckEntry(v["transfer"], len(recs))))
+            return expect_equal(result.hex(), v["bundleHex"]) and "out of order; complete ack received = count"
+
+        check(f"{p}: reassemble -> bundleHex", reassemble)
+
+
+# ---------------------------------------------------------------------------------------------
+# invalid.json
+# ---------------------------------------------------------------------------------------------
+
+
+def check_invalid():
+    def bundle_and_content(data):
+        b = cw.decode_bundle(data)
+        cw.read_content(b)   # 12.2: some cases are rejected only when the content is read (7.2)
+
+    decoders = {"bundle": bundle_and_content, "payload": cw.decode_payload,
+                "packet-header": cw.decode_packet_header}
+    for v in load("invalid.json"):
+        data = bytes.fromhex(v["hex"])
+        check(f"invalid {v['decoder']} '{v['why']}' is rejected",
+              lambda: expect_error(lambda: decoders[v["decoder"]](data)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Examples stated in SPEC.md itself (not in the vector files)
+# ---------------------------------------------------------------------------------------------
+
+
+def check_spec_examples():
+    table = {0: "00", 127: "7f", 128: "8001", 300: "ac02", 16383: "ff7f", 16384: "808001", 4294967295: "ffffffff0f"}
+    check("spec 1.4: varint table", lambda: expect_equal({k: cw.encode_varint(k).hex() for k in table}, table))
+    check("spec 1.4: 'ffffffff10' and a 6-byte varint are rejected",
+          lambda: expect_error(lambda: cw.decode_varint(bytes.fromhex("ffffffff10"))) and
+          expect_error(lambda: cw.decode_varint(bytes.fromhex("8080808080 00".replace(" ", "")))))
+    check("spec 1.6: Courier time of 2026-11-23T16:01Z is 1,523,041",
+          lambda: expect_equal(cw.courier_time(1_704_067_200 + 1_523_041 * 60 + 59), 1_523_041))
+    check("spec 3.1: network key fingerprint d719cb94", lambda: expect_equal(cw.fingerprint(NETWORK_KEY), "d719cb94"))
+
+    def replay():
+        w = cw.ReplayWindow()
+        seq = [100, 100, 99, 164, 100, 101, 101, 1_000_000, 164]
+        return expect_equal([w.accept(c) for c in seq], [True, False, True, True, False, True, False, True, False])
+
+    check("spec 4.8: replay window example", replay)
+    check("spec 5.5: ack entry for {0,1,3,9} is 06 02 01 41",
+          lambda: expect_equal(cw.encode_payload([cw.AckRecord(0, [cw.ack_entry(6, {0, 1, 3, 9})])])[5:].hex(), "06020141"))
+    check("spec 5.5/8.4: ack entry bitmap reads back to {0,1,3,9}",
+          lambda: expect_equal(cw.ack_entry_received(cw.ack_entry(6, {0, 1, 3, 9})), {0, 1, 3, 9}))
+    check("spec 3.5: an all-zero X25519 output (low-order public key) fails",
+          lambda: expect_error(lambda: cw.e2e_key(NODE_A.agreement_private, bytes(32), NODE_A.node_id, NODE_B.node_id),
+                               {"decryptionFailed"}))
+
+    def e2e_signed_round_trip():
+        # Not in the vectors: compress -> encrypt -> sign (6.13); AAD covers S, signature covers ciphertext.
+        b = cw.make_bundle(NODE_A, 6, cw.BundleId(NODE_B.short_id, 5, 9).wire(), 1_523_300, 3,
+                           dest_type=cw.DEST_NODE, destination=NODE_B.short_id, recipient=NODE_B.public())
+        d = cw.decode_bundle(b.encode())
+        expect_equal((d.signed, d.e2e, cw.verify_bundle(d, [NODE_A.public()])), (True, True, NODE_A.public()))
+        ids = cw.decode_receipt_content(cw.read_content(d, NODE_B, [NODE_A.public()]))
+        return expect_equal(ids, [cw.BundleId(NODE_B.short_id, 5, 9)]) and "receipt, signed by default"
+
+    check("self-test (no vector): signed end-to-end receipt round trip", e2e_signed_round_trip)
+    check("spec 7.4: dictionary 1 SHA-256",
+          lambda: expect_equal(hashlib.sha256(open(cw.DICTIONARY_PATHS[1], "rb").read()).hexdigest(),
+                               "e0cba17a0e7714bd5c374c481c19737fbdd90b7a0f9b7195498a3dfaa0f01ab9"))
+    alert = cw.decode_bundle(bytes.fromhex(load("bundles.json")[0]["bundleHex"]))
+    check("spec 13.3: alert header is 13 bytes, body 64, signing input 94 bytes",
+          lambda: expect_equal((len(alert.header()), len(alert.body), len(alert.signing_input())), (13, 64, 94)))
+
+    def on_air():
+        b = alert.encode()
+        frags = cw.fragment_bundle(b, 64, 5, None)
+        sizes = [25 + len(cw.encode_payload([f])) for f in frags]
+        expect_equal([len(f.data) for f in frags], [29, 29, 29, 29, 25])
+        return expect_equal((sizes, sum(sizes)), ([58, 58, 58, 58, 54], 286))
+
+    check("spec 14: the 141-byte alert at MTU 64 -> five fragments, 286 bytes on air", on_air)
+    check("spec 14: largest whole bundle at MTU 255/64, flooded and directed",
+          lambda: expect_equal([max(n for n in range(1, 300) if len(cw.fragment_bundle(bytes(n), mtu, 5, nh)) == 1)
+                                for mtu in (255, 64) for nh in (None, 1)], [229, 224, 38, 33]))
+    check("spec 14: full announce with the vector's 14-byte name is 109 bytes on air",
+          lambda: expect_equal(len(bytes.fromhex(load("packets.json")[2]["packetHex"])), 109))
+
+    def summary_pages():
+        # 10.1: at MTU 64 a page holds 9 digests, at MTU 255 57 (one final page, alone in the packet).
+        fits = lambda mtu, n: 25 + len(cw.encode_payload([cw.SummaryRecord([0] * n, True)])) <= mtu  # noqa: E731
+        return expect_equal([max(n for n in range(100) if fits(m, n)) for m in (64, 255)], [9, 57])
+
+    check("spec 10.1: summary page capacity", summary_pages)
+    check("spec 5.1: padding is dropped; L=0 padding ends the payload",
+          lambda: expect_equal(cw.decode_payload(bytes.fromhex("080200005904" + "0b6d1e2d" + "00ffff")),
+                               [cw.SummaryRecord([0x0B6D1E2D], True)]))
+    check("spec 5.1: a known type with a reserved flag is returned as unknown",
+          lambda: expect_equal(cw.decode_payload(bytes.fromhex("3401")), [cw.UnknownRecord(3, 4, b"\x01")]))
+    check("spec 5.6: announce name longer than 32 bytes is rejected",
+          lambda: expect_error(lambda: cw.decode_payload(bytes([0x44, 1]) + b"x" * 33), {"tooLarge"}))
+    check("spec 5.6: announce trailing bytes without M are rejected",
+          lambda: expect_error(lambda: cw.decode_payload(bytes([0x40, 1, 0])), {"trailingBytes"}))
+    check("spec 7.2: a frame declaring a 2^18 window is rejected",
+          lambda: expect_error(lambda: cw.zstd_decompress(bytes.fromhex("0040010000"), None), {"decompressionFailed"}))
+    check("spec 7.2: bytes after the frame are rejected",
+          lambda: expect_error(lambda: cw.zstd_decompress(alert.body + b"\x00", 1), {"decompressionFailed"}))
+
+    def zip_bomb():
+        # One frame, window 2^17, of RLE blocks of 128 KiB each: must stop at 65,536 bytes.
+        rle = ((128 * 1024) << 3 | 1 << 1).to_bytes(3, "little") + b"A"
+        last = ((128 * 1024) << 3 | 1 << 1 | 1).to_bytes(3, "little") + b"A"
+        return expect_error(lambda: cw.zstd_decompress(bytes([0x00, 0x38]) + rle * 3 + last, None),
+                            {"decompressionFailed"})
+
+    check("spec 7.2: output is bounded to 65,536 bytes", zip_bomb)
+
+
+def main() -> int:
+    print(f"Courier vectors in {VECTORS}; zstd CLI {ZSTD_VERSION}")
+    if ZSTD_VERSION == "1.5.4":
+        print("NOTE  bundle bodies are compressed with the zstd 1.5.4 CLI (input given as a file so the window is "
+              "sized to it; magic stripped); they are compared byte for byte")
+    for section in (check_keys, check_varints, check_bundles, check_packets, check_fragments, check_invalid,
+                    check_spec_examples):
+        try:
+            section()
+        except Exception as e:  # noqa: BLE001  (a crash in a section is a failure, not an abort)
+            check(f"{section.__name__} ran to completion", lambda: (_ for _ in ()).throw(e))
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1172 @@
+"""Courier wire protocol, version 1: an independent Python implementation.
+
+Written from protocol/SPEC.md alone (no look at the Swift reference), to show that the
+specification is sufficient. Section numbers in comments refer to SPEC.md.
+
+Dependencies: Python 3.11 standard library, the `cryptography` package (only APIs present
+in version 38: ChaCha20Poly1305, Ed25519, X25519, HKDF, hashes) and the `zstd` command-line
+tool (1.5.4) for compression (section 7), called through subprocess.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from typing import Iterable, Optional
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DICTIONARY_PATHS = {1: os.path.join(HERE, "..", "dictionaries", "courier-1.zdict")}
+
+# ---------------------------------------------------------------------------------------------
+# Errors (section 16: the classes of the reference decoder; names are ours)
+# ---------------------------------------------------------------------------------------------
+
+
+class WireError(Exception):
+    """kind is one of: truncated, invalidVarint, invalidValue, unsupportedVersion,
+    unsupportedFeature, trailingBytes, tooLarge, authenticationFailed, unknownSender,
+    badSignature, decompressionFailed, unknownDictionary, decryptionFailed."""
+
+    def __init__(self, kind: str, detail: str = ""):
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
+        self.detail = detail
+
+
+# ---------------------------------------------------------------------------------------------
+# Limits (section 1.9)
+# ---------------------------------------------------------------------------------------------
+
+MIN_MTU = 64
+MAX_PACKET = 70_000
+MAX_RECORD_LENGTH = 70_000
+MAX_CONTENT = 65_536
+MAX_BUNDLE = 66_048
+MAX_FRAGMENTS = 4_096
+MAX_FRAGMENT_INDEX = 4_095
+MAX_ACK_RECEIVED = 4_096
+MAX_ACK_BITMAP = 512
+MAX_NAME = 32
+MAX_EXTENSIONS = 16
+MAX_EXTENSION_VALUE = 1_024
+MAX_WINDOW = 1 << 17
+OVERHEAD_ORDINARY = 25
+OVERHEAD_ANNOUNCE = 29
+TAG = 16
+SALT = b"courier/v1"
+
+# ---------------------------------------------------------------------------------------------
+# Varints (section 1.4)
+# ---------------------------------------------------------------------------------------------
+
+
+def encode_varint(value: int) -> bytes:
+    if not 0 <= value <= 0xFFFFFFFF:
+        raise WireError("invalidValue", f"varint out of range: {value}")
+    out = bytearray()
+    while True:
+        g = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(g | 0x80)
+        else:
+            out.append(g)
+            return bytes(out)
+
+
+def vsize(value: int) -> int:
+    return len(encode_varint(value))
+
+
+def decode_varint(data: bytes, pos: int = 0, what: str = "varint", max_bits: int = 32) -> tuple[int, int]:
+    """Returns (value, new position). The reference algorithm of section 1.4."""
+    result = shift = n = 0
+    while True:
+        if pos >= len(data):
+            raise WireError("truncated", what)
+        b = data[pos]
+        pos += 1
+        n += 1
+        g = b & 0x7F
+        if shift >= max_bits:
+            raise WireError("invalidVarint", f"{what}: more than {max_bits} bits")
+        if shift > 0 and (g >> (max_bits - shift)) != 0:
+            raise WireError("invalidVarint", f"{what}: more than {max_bits} bits")
+        result |= g << shift
+        if b & 0x80 == 0:
+            if b == 0 and n > 1:
+                raise WireError("invalidVarint", f"{what}: not in shortest form")
+            return result, pos
+        shift += 7
+
+
+class Reader:
+    """Bounds-checked sequential reader over one field's bytes (11.2: every length is checked)."""
+
+    def __init__(self, data: bytes):
+        self.data = bytes(data)
+        self.pos = 0
+
+    def remaining(self) -> int:
+        return len(self.data) - self.pos
+
+    def take(self, n: int, what: str) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise WireError("truncated", what)
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def uint(self, size: int, what: str) -> int:
+        return int.from_bytes(self.take(size, what), "big")
+
+    def varint(self, what: str, limit: Optional[int] = None) -> int:
+        value, self.pos = decode_varint(self.data, self.pos, what)
+        if limit is not None and value > limit:
+            raise WireError("invalidValue", f"{what}: {value} above {limit}")
+        return value
+
+    def rest(self) -> bytes:
+        out = self.data[self.pos:]
+        self.pos = len(self.data)
+        return out
+
+
+def u(value: int, size: int) -> bytes:
+    return value.to_bytes(size, "big")
+
+
+# ---------------------------------------------------------------------------------------------
+# Identities (section 2) and key derivation (section 3)
+# ---------------------------------------------------------------------------------------------
+
+
+def _raw_public(key) -> bytes:
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def compute_node_id(signing_public: bytes, agreement_public: bytes) -> bytes:
+    return hashlib.sha256(b"courier/v1/node" + signing_public + agreement_public).digest()[:16]
+
+
+def short_id_of(node_id: bytes) -> int:
+    return int.from_bytes(node_id[:4], "big")
+
+
+def short_id_text(short_id: int) -> str:
+    return f"{short_id:08x}"
+
+
+@dataclass
+class Identity:
+    """A node's two key pairs (2.1). signing_seed: Ed25519 seed; agreement_private: X25519 key."""
+
+    signing_seed: bytes
+    agreement_private: bytes
+
+    @property
+    def signing_public(self) -> bytes:
+        return _raw_public(Ed25519PrivateKey.from_private_bytes(self.signing_seed).public_key())
+
+    @property
+    def agreement_public(self) -> bytes:
+        return _raw_public(X25519PrivateKey.from_private_bytes(self.agreement_private).public_key())
+
+    @property
+    def node_id(self) -> bytes:
+        return compute_node_id(self.signing_public, self.agreement_public)
+
+    @property
+    def short_id(self) -> int:
+        return short_id_of(self.node_id)
+
+    def public(self) -> "PublicNode":
+        return PublicNode(self.signing_public, self.agreement_public)
+
+    def sign(self, message: bytes) -> bytes:
+        return Ed25519PrivateKey.from_private_bytes(self.signing_seed).sign(message)
+
+
+@dataclass(frozen=True)
+class PublicNode:
+    """What a node learns about another from its announces: the two public keys."""
+
+    signing_public: bytes
+    agreement_public: bytes
+
+    @property
+    def node_id(self) -> bytes:
+        return compute_node_id(self.signing_public, self.agreement_public)
+
+    @property
+    def short_id(self) -> int:
+        return short_id_of(self.node_id)
+
+
+def hkdf_sha256(ikm: bytes, info: bytes, salt: bytes = SALT, length: int = 32) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(ikm)
+
+
+def derive(network_key: bytes, label: bytes, context: bytes = b"") -> bytes:
+    """3.1: HKDF-SHA256(IKM = network key, salt = "courier/v1", info = label || context, L = 32)."""
+    if len(network_key) != 32:
+        raise WireError("invalidValue", "network key must be 32 bytes")
+    return hkdf_sha256(network_key, label + context)
+
+
+def packet_key(network_key: bytes, node_id: bytes) -> bytes:
+    return derive(network_key, b"packet", node_id)
+
+
+def announce_key(network_key: bytes) -> bytes:
+    return derive(network_key, b"announce")
+
+
+def fingerprint(network_key: bytes) -> str:
+    return derive(network_key, b"fingerprint")[:4].hex()
+
+
+def group_id(name: str) -> int:
+    """2.4"""
+    return int.from_bytes(hashlib.sha256(b"courier/v1/group" + name.encode("utf-8")).digest()[:2], "big")
+
+
+COURIER_EPOCH = 1_704_067_200
+
+
+def courier_time(unix_seconds: int) -> int:
+    """1.6"""
+    return max(0, min((unix_seconds - COURIER_EPOCH) // 60, (1 << 24) - 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Bundle ids and digests (6.5, 6.11)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BundleId:
+    origin: int
+    created: int
+    sequence: int
+
+    def text(self) -> str:
+        return f"{self.origin:08x}.{self.created}.{self.sequence}"
+
+    @staticmethod
+    def parse(text: str) -> "BundleId":
+        o, c, s = text.split(".")
+        if len(o) != 8:
+            raise ValueError("origin must be 8 hex digits")
+        return BundleId(int(o, 16), int(c), int(s))
+
+    def wire(self) -> bytes:
+        return u(self.origin, 4) + u(self.created, 3) + encode_varint(self.sequence)
+
+    @staticmethod
+    def read(r: Reader) -> "BundleId":
+        return BundleId(r.uint(4, "id origin"), r.uint(3, "id created"), r.varint("id sequence"))
+
+    def fixed(self) -> bytes:
+        return u(self.origin, 4) + u(self.created, 3) + u(self.sequence, 4)
+
+    def digest(self) -> int:
+        return int.from_bytes(hashlib.sha256(self.fixed()).digest()[:4], "big")
+
+
+def decode_receipt_content(content: bytes) -> list[BundleId]:
+    """6.8: receipt content is wire-form bundle ids, concatenated; must parse as whole entries."""
+    r = Reader(content)
+    ids = []
+    while r.remaining():
+        ids.append(BundleId.read(r))
+    return ids
+
+
+# ---------------------------------------------------------------------------------------------
+# Bundles (section 6)
+# ---------------------------------------------------------------------------------------------
+
+DEST_NODE, DEST_GROUP, DEST_EVERYONE = 0, 1, 2
+COMP_NONE, COMP_ZSTD, COMP_ZSTD_DICT = 0, 1, 2
+COMPRESSION_NAMES = {COMP_NONE: "none", COMP_ZSTD: "zstd"}
+
+# 6.8 kinds: code -> (default class, default lifetime in minutes, signed by default)
+KIND_DEFAULTS = {
+    0: (0, 1_440, True),     # alert
+    1: (1, 4_320, False),    # aid request
+    2: (1, 4_320, False),    # aid offer / pledge
+    3: (2, 20_160, False),   # grievance
+    4: (3, 43_200, False),   # minutes / bulletin
+    5: (2, 20_160, False),   # text
+    6: (2, 2_880, True),     # delivery receipt
+}
+UNKNOWN_KIND_DEFAULTS = (3, 43_200, False)
+DEFAULT_HOP_LIMIT = 8
+
+
+def kind_defaults(kind: int) -> tuple[int, int, bool]:
+    return KIND_DEFAULTS.get(kind, UNKNOWN_KIND_DEFAULTS)
+
+
+@dataclass
+class Bundle:
+    kind: int
+    origin: int
+    created: int
+    sequence: int
+    lifetime: int
+    dest_type: int = DEST_EVERYONE
+    destination: Optional[int] = None       # node short id (u32) or group id (u16)
+    hop_limit: int = DEFAULT_HOP_LIMIT
+    compression: int = COMP_NONE
+    dictionary_id: Optional[int] = None      # present iff compression == 2
+    signed: bool = False                     # S
+    e2e: bool = False                        # E
+    respond_by: Optional[int] = None         # R
+    reference: Optional[BundleId] = None     # F
+    priority: Optional[int] = None           # P: explicit class override, None when absent
+    extensions: Optional[list[tuple[int, bytes]]] = None   # X
+    body: bytes = b""
+    signature: Optional[bytes] = None        # 64 bytes iff signed
+
+    @property
+    def id(self) -> BundleId:
+        return BundleId(self.origin, self.created, self.sequence)
+
+    @property
+    def priority_class(self) -> int:
+        return self.priority if self.priority is not None else kind_defaults(self.kind)[0]
+
+    def header(self, hop_limit: Optional[int] = None) -> bytes:
+        """Every byte before the body (6.1), rebuilt from the fields."""
+        hop = self.hop_limit if hop_limit is None else hop_limit
+        if not (0 <= hop <= 15 and 0 <= self.kind <= 15):
+            raise WireError("invalidValue", "hop limit and kind are 4 bits")
+        if self.dest_type not in (DEST_NODE, DEST_GROUP, DEST_EVERYONE):
+            raise WireError("unsupportedFeature", "destination type")
+        if self.compression not in (COMP_NONE, COMP_ZSTD, COMP_ZSTD_DICT):
+            raise WireError("unsupportedFeature", "compression")
+        more = 0
+        if self.respond_by is not None:
+            more |= 0x80
+        if self.reference is not None:
+            more |= 0x40
+        if self.extensions is not None:
+            more |= 0x20
+        if self.priority is not None:
+            more |= 0x10 | ((self.priority & 3) << 2)
+        b1 = (self.dest_type << 6) | (self.compression << 4)
+        b1 |= (0x08 if self.signed else 0) | (0x04 if self.e2e else 0) | (0x02 if more else 0)
+        out = bytearray([(hop << 4) | self.kind, b1])
+        if more:
+            out.append(more)
+        out += u(self.origin, 4) + u(self.created, 3)
+        out += encode_varint(self.sequence) + encode_varint(self.lifetime)
+        if self.dest_type == DEST_NODE:
+            out += u(self.destination, 4)
+        elif self.dest_type == DEST_GROUP:
+            out += u(self.destination, 2)
+        if self.respond_by is not None:
+            out += encode_varint(self.respond_by)
+        if self.reference is not None:
+            out += self.reference.wire()
+        if self.compression == COMP_ZSTD_DICT:
+            out.append(self.dictionary_id)
+        if self.extensions is not None:
+            out += encode_varint(len(self.extensions))
+            for ext_type, value in self.extensions:
+                out += encode_varint(ext_type) + encode_varint(len(value)) + value
+        return bytes(out)
+
+    def encode(self) -> bytes:
+        out = self.header() + self.body + (self.signature or b"")
+        if len(out) > MAX_BUNDLE:
+            raise WireError("tooLarge", f"bundle {len(out)} > {MAX_BUNDLE}")
+        return out
+
+    def protected_header(self) -> bytes:
+        """The header with the hop-limit nibble zeroed: end-to-end AAD (3.5) and signed (6.12)."""
+        return self.header(hop_limit=0)
+
+    def signing_input(self) -> bytes:
+        return b"courier/v1/bundle" + self.protected_header() + self.body
+
+
+def decode_bundle(data: bytes) -> Bundle:
+    """Sections 6.1-6.7. Does not verify, decrypt or decompress."""
+    if len(data) > MAX_BUNDLE:
+        raise WireError("tooLarge", f"bundle {len(data)} > {MAX_BUNDLE}")
+    r = Reader(data)
+    b0 = r.uint(1, "bundle byte 0")
+    b1 = r.uint(1, "bundle byte 1")
+    dest_type = b1 >> 6
+    compression = (b1 >> 4) & 3
+    if dest_type == 3:
+        raise WireError("unsupportedFeature", "destination type 3")
+    if compression == 3:
+        raise WireError("unsupportedFeature", "compression 3")
+    if b1 & 0x01:
+        raise WireError("unsupportedFeature", "bundle byte 1 reserved bit")
+    more = 0
+    if b1 & 0x02:
+        more = r.uint(1, "more-flags")
+        if more == 0:
+            raise WireError("invalidValue", "more-flags present but empty")
+        if more & 0x03:
+            raise WireError("unsupportedFeature", "more-flags reserved bits")
+        if not more & 0x10 and more & 0x0C:
+            raise WireError("invalidValue", "priority bits without P")
+    b = Bundle(kind=b0 & 0x0F, origin=0, created=0, sequence=0, lifetime=0)
+    b.hop_limit = b0 >> 4
+    b.dest_type, b.compression = dest_type, compression
+    b.signed, b.e2e = bool(b1 & 0x08), bool(b1 & 0x04)
+    b.origin = r.uint(4, "origin")
+    b.created = r.uint(3, "created")
+    b.sequence = r.varint("sequence")
+    b.lifetime = r.varint("lifetime")
+    if b.lifetime == 0:
+        raise WireError("invalidValue", "lifetime 0")
+    if dest_type == DEST_NODE:
+        b.destination = r.uint(4, "destination node")
+    elif dest_type == DEST_GROUP:
+        b.destination = r.uint(2, "destination group")
+    if more & 0x80:
+        b.respond_by = r.varint("respond-by")
+    if more & 0x40:
+        b.reference = BundleId.read(r)
+    if compression == COMP_ZSTD_DICT:
+        b.dictionary_id = r.uint(1, "dictionary id")
+    if more & 0x20:
+        count = r.varint("extension count", MAX_EXTENSIONS)
+        if count == 0:
+            raise WireError("invalidValue", "extension count 0")
+        b.extensions = []
+        for _ in range(count):
+            ext_type = r.varint("extension type")
+            length = r.varint("extension length", MAX_EXTENSION_VALUE)
+            b.extensions.append((ext_type, r.take(length, "extension value")))
+    if more & 0x10:
+        b.priority = (more >> 2) & 3
+    rest = r.rest()
+    if b.signed:
+        if len(rest) < 64:
+            raise WireError("truncated", "signature")
+        b.body, b.signature = rest[:-64], rest[-64:]
+    else:
+        b.body = rest
+    if b.e2e and len(b.body) < TAG:
+        raise WireError("truncated", "end-to-end tag")
+    return b
+
+
+def verify_bundle(bundle: Bundle, candidates: Iterable[PublicNode]) -> Optional[PublicNode]:
+    """6.12 / 2.3 rule 3: the candidate (same short id as the origin) whose key verifies, or None."""
+    if not bundle.signed or bundle.signature is None:
+        return None
+    message = bundle.signing_input()
+    for node in candidates:
+        if node.short_id != bundle.origin:
+            continue
+        try:
+            Ed25519PublicKey.from_public_bytes(node.signing_public).verify(bundle.signature, message)
+            return node
+        except (InvalidSignature, ValueError):
+            continue
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# End-to-end encryption (3.5)
+# ---------------------------------------------------------------------------------------------
+
+
+def e2e_key(own_agreement_private: bytes, peer_agreement_public: bytes,
+            origin_node_id: bytes, recipient_node_id: bytes) -> bytes:
+    try:
+        shared = X25519PrivateKey.from_private_bytes(own_agreement_private).exchange(
+            X25519PublicKey.from_public_bytes(peer_agreement_public))
+    except ValueError as e:     # OpenSSL refuses an all-zero output itself
+        raise WireError("decryptionFailed", f"X25519: {e}")
+    if shared == bytes(32):
+        raise WireError("decryptionFailed", "X25519 output is all zero")
+    return hkdf_sha256(shared, b"e2e" + origin_node_id + recipient_node_id)
+
+
+def e2e_nonce(created: int, sequence: int) -> bytes:
+    return u(created, 3) + u(sequence, 4) + bytes(5)
+
+
+def e2e_open(bundle: Bundle, recipient: Identity, origin_candidates: Iterable[PublicNode]) -> bytes:
+    """Returns the compressed content. The recipient must be the destination; each candidate
+    origin with the bundle's origin short id is tried, the AEAD tag decides (2.3 rule 4)."""
+    if not bundle.e2e:
+        return bundle.body
+    if bundle.dest_type != DEST_NODE or bundle.destination != recipient.short_id:
+        raise WireError("decryptionFailed", "this node is not the recipient")
+    aad, nonce = bundle.protected_header(), e2e_nonce(bundle.created, bundle.sequence)
+    for origin in origin_candidates:
+        if origin.short_id != bundle.origin:
+            continue
+        try:
+            key = e2e_key(recipient.agreement_private, origin.agreement_public, origin.node_id, recipient.node_id)
+            return ChaCha20Poly1305(key).decrypt(nonce, bundle.body, aad)
+        except (InvalidTag, WireError):
+            continue
+    raise WireError("decryptionFailed", "no candidate origin key opens the body")
+
+
+# ---------------------------------------------------------------------------------------------
+# Compression (section 7): magicless zstd frames, via the zstd command-line tool
+# ---------------------------------------------------------------------------------------------
+
+ZSTD_MAGIC = bytes.fromhex("28b52ffd")
+
+
+def zstd_frame_info(frame: bytes) -> dict:
+    """Walks one magicless RFC 8878 frame structurally (headers and block sizes only) so that
+    "exactly one frame" and the window limit (7.2 decoder rules 3 and 4) are enforced here,
+    independently of the decompressor."""
+    r = Reader(frame)
+    if not frame:
+        raise WireError("decompressionFailed", "empty body")
+    try:
+        fhd = r.uint(1, "frame header descriptor")
+        fcs_flag, single, reserved = fhd >> 6, (fhd >> 5) & 1, (fhd >> 3) & 1
+        checksum, did_flag = (fhd >> 2) & 1, fhd & 3
+        if reserved:
+            raise WireError("decompressionFailed", "frame header reserved bit")
+        window = None
+        if not single:
+            wd = r.uint(1, "window descriptor")
+            base = 1 << (10 + (wd >> 3))
+            window = base + (base // 8) * (wd & 7)
+        dict_id = int.from_bytes(r.take([0, 1, 2, 4][did_flag], "dictionary id")[::-1], "big") if did_flag else None
+        fcs_size = [1 if single else 0, 2, 4, 8][fcs_flag]
+        content_size = None
+        if fcs_size:
+            content_size = int.from_bytes(r.take(fcs_size, "content size")[::-1], "big")
+            if fcs_size == 2:
+                content_size += 256
+        if single:
+            window = content_size
+        if window > MAX_WINDOW:
+            raise WireError("decompressionFailed", f"window {window} > {MAX_WINDOW}")
+        while True:
+            bh = int.from_bytes(r.take(3, "block header")[::-1], "big")
+            last, btype, bsize = bh & 1, (bh >> 1) & 3, bh >> 3
+            if btype == 3:
+                raise WireError("decompressionFailed", "reserved block type")
+            r.take(1 if btype == 1 else bsize, "block")
+            if last:
+                break
+        if checksum:
+            r.take(4, "content checksum")
+    except WireError as e:
+        if e.kind == "truncated":
+            raise WireError("decompressionFailed", f"truncated frame ({e.detail})")
+        raise
+    if r.remaining():
+        raise WireError("decompressionFailed", f"{r.remaining()} bytes after the frame")
+    return {"window": window, "content_size": content_size, "checksum": bool(checksum),
+            "dictionary_id": dict_id, "window_descriptor": None if single else frame[1]}
+
+
+def _dictionary_path(dict_id: Optional[int]) -> Optional[str]:
+    if dict_id is None:
+        return None
+    path = DICTIONARY_PATHS.get(dict_id)
+    if path is None or not os.path.exists(path):
+        raise WireError("unknownDictionary", str(dict_id))
+    return path
+
+
+def zstd_decompress(frame: bytes, dict_id: Optional[int]) -> bytes:
+    """Decodes one magicless frame, output bounded to 65,536 bytes (7.2)."""
+    dict_path = _dictionary_path(dict_id)
+    zstd_frame_info(frame)
+    with tempfile.NamedTemporaryFile(suffix=".zst", delete=False) as f:
+        f.write(ZSTD_MAGIC + frame)
+        name = f.name
+    try:
+        args = ["zstd", "-d", "-c", "-q", "--memory=128KB"]
+        if dict_path:
+            args += ["-D", dict_path]
+        proc = subprocess.Popen(args + [name], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out = bytearray()
+        while len(out) <= MAX_CONTENT:
+            chunk = proc.stdout.read(MAX_CONTENT + 1 - len(out))
+            if not chunk:
+                break
+            out += chunk
+        if len(out) > MAX_CONTENT:
+            proc.kill()
+            proc.wait()
+            raise WireError("decompressionFailed", "output over 65,536 bytes")
+        err = proc.stderr.read()
+        if proc.wait() != 0:
+            raise WireError("decompressionFailed", err.decode(errors="replace").strip())
+        return bytes(out)
+    finally:
+        os.unlink(name)
+
+
+def zstd_compress(content: bytes, dict_id: Optional[int], level: int = 19) -> bytes:
+    """A magicless frame per 7.2: no content size, no checksum, no dictionary id, window <= 2^17.
+    The input is given as a file (known size), which is what lets zstd 1.5.4 size the window to
+    the input exactly like ZSTD_compress2 does."""
+    dict_path = _dictionary_path(dict_id)
+    with tempfile.NamedTemporaryFile(delete=False) as f:
+        f.write(content)
+        name = f.name
+    try:
+        base = ["zstd", "-q", "-c", f"-{level}", "--no-check", "--no-content-size", "--no-dictID"]
+        if dict_path:
+            base += ["-D", dict_path]
+        for extra in ([], ["--zstd=wlog=17"]):
+            out = subprocess.run(base + extra + [name], capture_output=True, check=True).stdout
+            if not out.startswith(ZSTD_MAGIC):
+                raise WireError("invalidValue", "zstd did not produce a zstd frame")
+            frame = out[4:]
+            info = zstd_frame_info(frame) if frame else None
+            if info and info["content_size"] is None and info["window"] <= MAX_WINDOW:
+                return frame
+        raise WireError("invalidValue", "zstd could not produce a frame within 7.2")
+    finally:
+        os.unlink(name)
+
+
+def compress(content: bytes, dictionaries: Iterable[int] = (1,)) -> tuple[int, Optional[int], bytes]:
+    """7.5: the smallest of raw, zstd with dictionary 1, zstd without (>= 512 bytes or no
+    dictionary); strictly smaller wins, ties go to the earlier. Returns (code, dict id, body)."""
+    if len(content) > MAX_CONTENT:
+        raise WireError("tooLarge", f"content {len(content)} > {MAX_CONTENT}")
+    best = (COMP_NONE, None, content)
+    if not content:
+        return best
+    have_dict = 1 in dictionaries and os.path.exists(DICTIONARY_PATHS[1])
+    if have_dict:
+        frame = zstd_compress(content, 1)
+        if len(frame) < len(best[2]):
+            best = (COMP_ZSTD_DICT, 1, frame)
+    if len(content) >= 512 or not have_dict:
+        frame = zstd_compress(content, None)
+        if len(frame) < len(best[2]):
+            best = (COMP_ZSTD, None, frame)
+    return best
+
+
+def decompress(compression: int, dict_id: Optional[int], body: bytes) -> bytes:
+    if compression == COMP_NONE:
+        if len(body) > MAX_CONTENT:
+            raise WireError("tooLarge", f"raw content {len(body)} > {MAX_CONTENT}")
+        return body
+    if compression == COMP_ZSTD:
+        return zstd_decompress(body, None)
+    if compression == COMP_ZSTD_DICT:
+        return zstd_decompress(body, dict_id)
+    raise WireError("unsupportedFeature", "compression 3")
+
+
+def compression_name(bundle: Bundle) -> str:
+    if bundle.compression == COMP_ZSTD_DICT:
+        return f"zstd-dict-{bundle.dictionary_id}"
+    return COMPRESSION_NAMES[bundle.compression]
+
+
+def read_content(bundle: Bundle, recipient: Optional[Identity] = None,
+                 origin_candidates: Iterable[PublicNode] = ()) -> bytes:
+    """6.14 steps 4-5: decrypt (if E) and decompress."""
+    compressed = e2e_open(bundle, recipient, origin_candidates) if bundle.e2e else bundle.body
+    return decompress(bundle.compression, bundle.dictionary_id, compressed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Making a bundle (6.13)
+# ---------------------------------------------------------------------------------------------
+
+
+def make_bundle(origin: Identity, kind: int, content: bytes, created: int, sequence: int, *,
+                dest_type: int = DEST_EVERYONE, destination: Optional[int] = None,
+                lifetime: Optional[int] = None, hop_limit: int = DEFAULT_HOP_LIMIT,
+                priority: Optional[int] = None, respond_by: Optional[int] = None,
+                reference: Optional[BundleId] = None, sign: Optional[bool] = None,
+                recipient: Optional[PublicNode] = None,
+                extensions: Optional[list[tuple[int, bytes]]] = None,
+                compressed: Optional[tuple[int, Optional[int], bytes]] = None) -> Bundle:
+    """recipient: end-to-end encrypt to this node (destination must be its short id).
+    compressed: use this (code, dict id, body) instead of running the compressor."""
+    default_class, default_lifetime, default_signed = kind_defaults(kind)
+    if len(content) > MAX_CONTENT:
+        raise WireError("tooLarge", f"content {len(content)} > {MAX_CONTENT}")
+    if not 0 <= hop_limit <= 15:
+        raise WireError("invalidValue", "hop limit above 15")
+    lifetime = default_lifetime if lifetime is None else lifetime
+    if lifetime < 1:
+        raise WireError("invalidValue", "lifetime 0")
+    if recipient is not None and (dest_type != DEST_NODE or destination != recipient.short_id):
+        raise WireError("invalidValue", "end-to-end only to the node the destination names")
+    if extensions is not None:
+        if not 1 <= len(extensions) <= MAX_EXTENSIONS or any(len(v) > MAX_EXTENSION_VALUE for _, v in extensions):
+            raise WireError("invalidValue", "extension limits (6.6)")
+    code, dict_id, compressed_body = compressed if compressed is not None else compress(content)
+    b = Bundle(kind=kind, origin=origin.short_id, created=created, sequence=sequence, lifetime=lifetime,
+               dest_type=dest_type, destination=destination, hop_limit=hop_limit,
+               compression=code, dictionary_id=dict_id,
+               signed=default_signed if sign is None else sign, e2e=recipient is not None,
+               respond_by=respond_by, reference=reference,
+               priority=None if priority is None or priority == default_class else priority,
+               extensions=extensions)
+    if recipient is not None:
+        key = e2e_key(origin.agreement_private, recipient.agreement_public, origin.node_id, recipient.node_id)
+        b.body = ChaCha20Poly1305(key).encrypt(e2e_nonce(created, sequence), compressed_body, b.protected_header())
+    else:
+        b.body = compressed_body
+    if b.signed:
+        b.signature = origin.sign(b.signing_input())
+    b.encode()  # size check
+    return b
+
+
+# ---------------------------------------------------------------------------------------------
+# Records (section 5)
+# ---------------------------------------------------------------------------------------------
+
+T_PADDING, T_BUNDLE, T_FRAGMENT, T_ACK, T_ANNOUNCE, T_SUMMARY = range(6)
+RESERVED_FLAGS = {T_BUNDLE: 0x04, T_FRAGMENT: 0x06, T_ACK: 0x07, T_ANNOUNCE: 0x00, T_SUMMARY: 0x06}
+
+
+@dataclass
+class BundleRecord:
+    bundle: bytes
+    next_hop: Optional[int] = None
+    transfer: Optional[int] = None
+
+
+@dataclass
+class FragmentRecord:
+    transfer: int
+    index: int
+    count: int
+    data: bytes
+    next_hop: Optional[int] = None
+
+
+@dataclass
+class AckEntry:
+    transfer: int
+    received: int
+    bitmap: bytes = b""
+
+
+@dataclass
+class AckRecord:
+    target: int
+    entries: list[AckEntry]
+
+
+@dataclass
+class AnnounceRecord:
+    capabilities: int
+    signing_key: Optional[bytes] = None
+    agreement_key: Optional[bytes] = None
+    name: Optional[str] = None
+
+
+@dataclass
+class SummaryRecord:
+    digests: list[int]
+    final: bool = False
+
+
+@dataclass
+class UnknownRecord:
+    code: int
+    flags: int
+    body: bytes
+
+
+def record_type_flags_body(rec) -> tuple[int, int, bytes]:
+    if isinstance(rec, BundleRecord):
+        if not 1 <= len(rec.bundle) <= MAX_BUNDLE:
+            raise WireError("tooLarge" if rec.bundle else "truncated", "bundle record")
+        flags, body = 0, b""
+        if rec.next_hop is not None:
+            flags |= 0x01
+            body += u(rec.next_hop, 4)
+        if rec.transfer is not None:
+            flags |= 0x02
+            body += encode_varint(rec.transfer)
+        return T_BUNDLE, flags, body + rec.bundle
+    if isinstance(rec, FragmentRecord):
+        flags, body = 0, b""
+        if rec.next_hop is not None:
+            flags, body = 0x01, u(rec.next_hop, 4)
+        body += encode_varint(rec.transfer) + encode_varint(rec.index) + encode_varint(rec.count)
+        return T_FRAGMENT, flags, body + rec.data
+    if isinstance(rec, AckRecord):
+        body = u(rec.target, 4)
+        for e in rec.entries:
+            body += encode_varint(e.transfer) + encode_varint(e.received) + encode_varint(len(e.bitmap)) + e.bitmap
+        return T_ACK, 0, body
+    if isinstance(rec, AnnounceRecord):
+        flags, body = 0, bytes([rec.capabilities])
+        if rec.signing_key is not None:
+            flags |= 0x01
+            body += rec.signing_key
+        if rec.agreement_key is not None:
+            flags |= 0x02
+            body += rec.agreement_key
+        if rec.name is not None:
+            flags |= 0x04
+            body += rec.name.encode("utf-8")
+        return T_ANNOUNCE, flags, body
+    if isinstance(rec, SummaryRecord):
+        return T_SUMMARY, 0x01 if rec.final else 0, b"".join(u(d, 4) for d in rec.digests)
+    if isinstance(rec, UnknownRecord):
+        return rec.code, rec.flags, rec.body
+    raise TypeError(rec)
+
+
+def encode_record(rec, last: bool) -> bytes:
+    """5.1: L = 1 (with a length) unless this is the last record of the payload."""
+    rtype, flags, body = record_type_flags_body(rec)
+    if last:
+        return bytes([(rtype << 4) | flags]) + body
+    return bytes([(rtype << 4) | 0x08 | flags]) + encode_varint(len(body)) + body
+
+
+def encode_payload(records: list) -> bytes:
+    return b"".join(encode_record(rec, i == len(records) - 1) for i, rec in enumerate(records))
+
+
+def decode_record(rtype: int, flags: int, body: bytes):
+    r = Reader(body)
+    if rtype == T_BUNDLE:
+        next_hop = r.uint(4, "next hop") if flags & 0x01 else None
+        transfer = r.varint("transfer") if flags & 0x02 else None
+        bundle = r.rest()
+        if not bundle:
+            raise WireError("truncated", "empty bundle record")
+        if len(bundle) > MAX_BUNDLE:
+            raise WireError("tooLarge", f"bundle record {len(bundle)} > {MAX_BUNDLE}")
+        return BundleRecord(bundle, next_hop, transfer)
+    if rtype == T_FRAGMENT:
+        next_hop = r.uint(4, "next hop") if flags & 0x01 else None
+        transfer = r.varint("transfer")
+        index = r.varint("fragment index", MAX_FRAGMENT_INDEX)
+        count = r.varint("fragment count", MAX_FRAGMENTS)
+        if count < 2:
+            raise WireError("invalidValue", "fragment count < 2")
+        if index >= count:
+            raise WireError("invalidValue", "fragment index >= count")
+        data = r.rest()
+        if not data:
+            raise WireError("truncated", "empty fragment data")
+        return FragmentRecord(transfer, index, count, data, next_hop)
+    if rtype == T_ACK:
+        target = r.uint(4, "ack target")
+        entries = []
+        while r.remaining():
+            transfer = r.varint("ack transfer")
+            received = r.varint("ack received", MAX_ACK_RECEIVED)
+            length = r.varint("ack bitmap length", MAX_ACK_BITMAP)
+            entries.append(AckEntry(transfer, received, r.take(length, "ack bitmap")))
+        if not entries:
+            raise WireError("truncated", "ack without entries")
+        return AckRecord(target, entries)
+    if rtype == T_ANNOUNCE:
+        rec = AnnounceRecord(r.uint(1, "capabilities"))
+        if flags & 0x01:
+            rec.signing_key = r.take(32, "signing key")
+        if flags & 0x02:
+            rec.agreement_key = r.take(32, "agreement key")
+        if flags & 0x04:
+            name = r.rest()
+            if len(name) > MAX_NAME:
+                raise WireError("tooLarge", f"announce name {len(name)} > {MAX_NAME}")
+            try:
+                rec.name = name.decode("utf-8")
+            except UnicodeDecodeError:
+                raise WireError("invalidValue", "announce name not UTF-8")
+        elif r.remaining():
+            raise WireError("trailingBytes", f"announce: {r.remaining()}")
+        return rec
+    if rtype == T_SUMMARY:
+        if len(body) % 4:
+            raise WireError("invalidValue", "summary length not a multiple of 4")
+        return SummaryRecord([int.from_bytes(body[i:i + 4], "big") for i in range(0, len(body), 4)],
+                             bool(flags & 0x01))
+    return UnknownRecord(rtype, flags, body)
+
+
+def decode_payload(payload: bytes) -> list:
+    """5.1: all or nothing; padding is dropped; reserved flags of known types -> UnknownRecord."""
+    records, pos = [], 0
+    while pos < len(payload):
+        h = payload[pos]
+        pos += 1
+        rtype, has_length, flags = h >> 4, bool(h & 0x08), h & 0x07
+        if has_length:
+            length, pos = decode_varint(payload, pos, "record length")
+            if length > MAX_RECORD_LENGTH:
+                raise WireError("invalidValue", f"record length {length} > {MAX_RECORD_LENGTH}")
+            if pos + length > len(payload):
+                raise WireError("truncated", "record body")
+            body, pos = payload[pos:pos + length], pos + length
+        else:
+            body, pos = payload[pos:], len(payload)
+        if rtype == T_PADDING:
+            if not has_length:
+                break
+            continue
+        if rtype in RESERVED_FLAGS and flags & RESERVED_FLAGS[rtype]:
+            records.append(UnknownRecord(rtype, flags, body))
+            continue
+        records.append(decode_record(rtype, flags, body))
+    return records
+
+
+def pack_records(records: list, mtu: int, announce_form: bool = False) -> list[list]:
+    """5.9: greedy, in order; a record alone in a packet is always accepted."""
+    overhead = OVERHEAD_ANNOUNCE if announce_form else OVERHEAD_ORDINARY
+    packets: list[list] = []
+    for rec in records:
+        if packets and overhead + len(encode_payload(packets[-1] + [rec])) <= mtu:
+            packets[-1].append(rec)
+        else:
+            packets.append([rec])
+    return packets
+
+
+# ---------------------------------------------------------------------------------------------
+# Packets (section 4)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PacketHeader:
+    announce: bool
+    open: bool
+    sender: int
+    counter: int
+    salt: Optional[int]
+    clear: bytes          # the clear header bytes (the AAD)
+
+    @property
+    def nonce(self) -> bytes:
+        """3.2: sender || counter || salt (salt 0 in the ordinary form)."""
+        return u(self.sender, 4) + u(self.counter, 4) + u(self.salt or 0, 4)
+
+
+def decode_packet_header(packet: bytes) -> PacketHeader:
+    """4.7 steps 1-3."""
+    if len(packet) > MAX_PACKET:
+        raise WireError("tooLarge", f"packet {len(packet)} > {MAX_PACKET}")
+    if not packet:
+        raise WireError("truncated", "packet header")
+    h = packet[0]
+    if h >> 4 != 1:
+        raise WireError("unsupportedVersion", str(h >> 4))
+    if h & 0x03:
+        raise WireError("unsupportedFeature", "packet header reserved bits")
+    announce, is_open = bool(h & 0x08), bool(h & 0x04)
+    size = 13 if announce else 9
+    if len(packet) < size + TAG:
+        raise WireError("truncated", "packet")
+    return PacketHeader(announce, is_open, int.from_bytes(packet[1:5], "big"), int.from_bytes(packet[5:9], "big"),
+                        int.from_bytes(packet[9:13], "big") if announce else None, packet[:size])
+
+
+def _aead_seal(key: bytes, header: PacketHeader, payload: bytes) -> bytes:
+    aead = ChaCha20Poly1305(key)
+    if header.open:   # 4.4: tag over empty plaintext, AAD = clear header || payload
+        return payload + aead.encrypt(header.nonce, b"", header.clear + payload)
+    return aead.encrypt(header.nonce, payload, header.clear)     # 4.3
+
+
+def _aead_open(key: bytes, header: PacketHeader, body: bytes) -> Optional[bytes]:
+    aead = ChaCha20Poly1305(key)
+    try:
+        if header.open:
+            payload, tag = body[:-TAG], body[-TAG:]
+            aead.decrypt(header.nonce, tag, header.clear + payload)
+            return payload
+        return aead.decrypt(header.nonce, body, header.clear)
+    except InvalidTag:
+        return None
+
+
+def seal_packet(network_key: bytes, sender_node_id: bytes, counter: int, payload: bytes, *,
+                open_mode: bool = False, announce_salt: Optional[int] = None) -> bytes:
+    """announce_salt given -> announce form (A = 1) with the announce key; else the sender's packet key."""
+    announce = announce_salt is not None
+    sender = short_id_of(sender_node_id)
+    clear = bytes([0x10 | (0x08 if announce else 0) | (0x04 if open_mode else 0)]) + u(sender, 4) + u(counter, 4)
+    if announce:
+        clear += u(announce_salt, 4)
+    header = PacketHeader(announce, open_mode, sender, counter, announce_salt, clear)
+    key = announce_key(network_key) if announce else packet_key(network_key, sender_node_id)
+    packet = clear + _aead_seal(key, header, payload)
+    if len(packet) > MAX_PACKET:
+        raise WireError("tooLarge", f"packet {len(packet)} > {MAX_PACKET}")
+    return packet
+
+
+@dataclass
+class OpenedPacket:
+    header: PacketHeader
+    sender_node_id: Optional[bytes]     # None for the announce form (4.5)
+    payload: bytes
+    records: list
+
+
+def open_packet(packet: bytes, network_key: bytes, known: dict[int, list[bytes]], *,
+                open_mode: bool = False) -> OpenedPacket:
+    """4.7 steps 1-6. known: short id -> all full node ids with that short id (2.3).
+    The replay check (step 7) is ReplayWindow, kept by the caller per sender node id."""
+    header = decode_packet_header(packet)
+    if header.open and not open_mode:
+        raise WireError("unsupportedFeature", "open packet in a sealed federation")
+    body = packet[len(header.clear):]
+    if header.announce:
+        payload = _aead_open(announce_key(network_key), header, body)
+        if payload is None:
+            raise WireError("authenticationFailed")
+        return OpenedPacket(header, None, payload, decode_payload(payload))
+    candidates = known.get(header.sender, [])
+    if not candidates:
+        raise WireError("unknownSender", short_id_text(header.sender))
+    for node_id in candidates:
+        payload = _aead_open(packet_key(network_key, node_id), header, body)
+        if payload is not None:
+            return OpenedPacket(header, node_id, payload, decode_payload(payload))
+    raise WireError("authenticationFailed")
+
+
+class ReplayWindow:
+    """4.8, one per sender full node id."""
+
+    def __init__(self):
+        self.highest: Optional[int] = None
+        self.seen = 0
+
+    def accept(self, c: int) -> bool:
+        if self.highest is None:
+            self.highest, self.seen = c, 1
+            return True
+        if c > self.highest:
+            shift = c - self.highest
+            self.seen = 0 if shift >= 64 else (self.seen << shift) & 0xFFFFFFFFFFFFFFFF
+            self.seen |= 1
+            self.highest = c
+            return True
+        back = self.highest - c
+        if back >= 64 or self.seen >> back & 1:
+            return False
+        self.seen |= 1 << back
+        return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Fragmentation, reassembly, acknowledgements (section 8)
+# ---------------------------------------------------------------------------------------------
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def fragment_bundle(bundle: bytes, mtu: int, transfer: int, next_hop: Optional[int] = None,
+                    ack_wanted: Optional[bool] = None) -> list:
+    """8.1. ack_wanted defaults to 'a next hop is given' (the reference default, 8.5)."""
+    if mtu < MIN_MTU:
+        raise WireError("invalidValue", f"MTU {mtu} below {MIN_MTU}")
+    if ack_wanted is None:
+        ack_wanted = next_hop is not None
+    nh = 4 if next_hop is not None else 0
+    if OVERHEAD_ORDINARY + 1 + nh + (vsize(transfer) if ack_wanted else 0) + len(bundle) <= mtu:
+        return [BundleRecord(bundle, next_hop, transfer if ack_wanted else None)]
+
+    def room(c: int) -> int:
+        return mtu - OVERHEAD_ORDINARY - 1 - nh - vsize(transfer) - vsize(c - 1) - vsize(c)
+
+    c = 2
+    while True:
+        r = room(c)
+        if r <= 0:
+            raise WireError("tooLarge", "bundle too large for this MTU")
+        need = _ceil_div(len(bundle), r)
+        if need <= c:
+            break
+        c = need
+    if c > MAX_FRAGMENTS:
+        raise WireError("tooLarge", "bundle too large for this MTU")
+    size = _ceil_div(len(bundle), c)
+    return [FragmentRecord(transfer, i, c, bundle[i * size:min(len(bundle), (i + 1) * size)], next_hop)
+            for i in range(c)]
+
+
+def ack_entry(transfer: int, received_indices: Iterable[int]) -> AckEntry:
+    """5.5 canonical construction."""
+    got = set(received_indices)
+    n = 0
+    while n in got:
+        n += 1
+    above = [i for i in got if i > n]
+    bitmap = bytearray()
+    if above:
+        bitmap = bytearray((max(above) - n - 1) // 8 + 1)
+        for i in above:
+            bitmap[(i - n - 1) // 8] |= 1 << ((i - n - 1) % 8)
+    return AckEntry(transfer, n, bytes(bitmap))
+
+
+def ack_entry_received(entry: AckEntry) -> set[int]:
+    """8.4: the fragment indices an entry marks as received."""
+    got = set(range(entry.received))
+    for j, byte in enumerate(entry.bitmap):
+        for i in range(8):
+            if byte >> i & 1:
+                got.add(entry.received + 1 + 8 * j + i)
+    return got
+
+
+class Reassembler:
+    """8.3 (rules 1-4, 6 per transfer, 7); timeouts and the global memory cap are left out."""
+
+    def __init__(self):
+        self.partial: dict[tuple[bytes, int], dict] = {}
+        self.completed: dict[tuple[bytes, int], int] = {}   # -> count
+
+    def add(self, sender: bytes, frag: FragmentRecord) -> tuple[Optional[bytes], Optional[AckEntry]]:
+        """Returns (completed bundle or None, ack entry to send or None if the fragment was dropped)."""
+        key = (sender, frag.transfer)
+        if key in self.completed:
+            if self.completed[key] == frag.count:
+                return None, AckEntry(frag.transfer, frag.count)
+            del self.completed[key]
+        t = self.partial.setdefault(key, {"count": frag.count, "data": {}})
+        if t["count"] != frag.count:
+            return None, None
+        if frag.index not in t["data"]:
+            if sum(map(len, t["data"].values())) + len(frag.data) > MAX_BUNDLE:
+                del self.partial[key]
+                return None, None
+            t["data"][frag.index] = frag.data
+        if len(t["data"]) == t["count"]:
+            del self.partial[key]
+            self.completed[key] = frag.count
+            return b"".join(t["data"][i] for i in range(frag.count)), AckEntry(frag.transfer, frag.count)
+        return None, ack_entry(frag.transfer, t["data"].keys())
