@@ -35,8 +35,8 @@ public enum Airtime: Sendable, Hashable {
     /// AFSK packet radio (e.g. 1200 baud Bell 202) through a KISS TNC: key-up delay, HDLC with ~5% bit stuffing,
     /// AX.25 header and FCS, tail.
     case afsk(baud: Int, txDelay: Double, txTail: Double, overhead: Int)
-    /// LoRa (Semtech SX127x/SX126x time on air).
-    case lora(LoRaParameters)
+    /// LoRa (Semtech SX127x/SX126x time on air); `framing` bytes the modem adds to each frame (RNode: 1).
+    case lora(LoRaParameters, framing: Int)
 
     public func seconds(bytes: Int) -> Double {
         switch self {
@@ -46,7 +46,7 @@ public enum Airtime: Sendable, Hashable {
             // Flags, AX.25 addresses/control/PID and FCS are in `overhead`; HDLC bit stuffing adds up to 1 bit in 6.
             let bits = Double((bytes + overhead) * 8) * 1.05
             return txDelay + bits / Double(baud) + txTail
-        case .lora(let p): return p.timeOnAir(payload: bytes)
+        case .lora(let p, let framing): return p.timeOnAir(payload: bytes + framing)
         }
     }
 }

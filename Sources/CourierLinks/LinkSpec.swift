@@ -84,6 +84,36 @@ public enum LinkSpec: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+/// A link spec with per-link options: `SPEC[,mtu=N]`, e.g. `serial:/dev/ttyUSB0:9600,mtu=234` for an E22 module.
+public struct LinkConfig: Sendable, Hashable, CustomStringConvertible {
+    public var spec: LinkSpec
+    /// Overrides the link type's default MTU (64 or more).
+    public var mtu: Int?
+
+    public init(spec: LinkSpec, mtu: Int? = nil) {
+        self.spec = spec
+        self.mtu = mtu
+    }
+
+    public init(_ text: String) throws(LinkError) {
+        var parts = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        self.spec = try LinkSpec(parts.removeFirst())
+        self.mtu = nil
+        for opt in parts {
+            let kv = opt.split(separator: "=", maxSplits: 1).map(String.init)
+            guard kv.count == 2, kv[0] == "mtu", let v = Int(kv[1]) else {
+                throw .invalidSpec("bad link option '\(opt)' in '\(text)': the only option is mtu=N (e.g. ,mtu=234)")
+            }
+            guard (64...65_535).contains(v) else {
+                throw .invalidSpec("bad link option '\(opt)' in '\(text)': mtu must be 64-65535")
+            }
+            self.mtu = v
+        }
+    }
+
+    public var description: String { self.spec.description + (self.mtu.map { ",mtu=\($0)" } ?? "") }
+}
+
 /// Options that apply across links.
 public struct LinkOptions: Sendable {
     /// Wrap KISS packets in AX.25 UI frames from this station (amateur bands; Direwolf requires AX.25).
@@ -91,17 +121,26 @@ public struct LinkOptions: Sendable {
     public var kissParameters = KISS.Parameters(txDelay: 30, persistence: 63, slotTime: 10, txTail: 10)
     public var rnodeRadio = RNode.Radio()
     public var serialMTU = 255
+    /// Replaces the link type's default MTU (from `,mtu=N`).
+    public var mtuOverride: Int? = nil
     public var backoff = Backoff()
     public init() {}
 }
 
 public enum LinkFactory {
     /// Builds the link a spec names. Nothing is opened until `start()`; a device that is missing then is retried.
+    public static func make(_ config: LinkConfig, options: LinkOptions = LinkOptions(), logger: Logger) throws(LinkError) -> any Link {
+        var o = options
+        if let m = config.mtu { o.mtuOverride = m }
+        return try self.make(config.spec, options: o, logger: logger)
+    }
+
     public static func make(_ spec: LinkSpec, options: LinkOptions = LinkOptions(), logger: Logger) throws(LinkError) -> any Link {
         let name = spec.description
+        let mtu = options.mtuOverride
         switch spec {
         case .serial(let path, let baud):
-            let props = LinkProperties(mtu: options.serialMTU, bitsPerSecond: baud, duplex: .half, mediumChecksFrames: false,
+            let props = LinkProperties(mtu: mtu ?? options.serialMTU, bitsPerSecond: baud, duplex: .half, mediumChecksFrames: false,
                                        airtime: .serial(baud: baud, overhead: 7))
             return StreamLink(name: name, properties: props, backoff: options.backoff, logger: logger,
                               codec: { COBSFrameCodec() }) { () throws(LinkError) in
@@ -109,7 +148,7 @@ public enum LinkFactory {
             }
         case .kiss(let path, let baud):
             let params = options.kissParameters
-            return StreamLink(name: name, properties: Self.kissProperties(options), backoff: options.backoff, logger: logger,
+            return StreamLink(name: name, properties: Self.kissProperties(options, mtu: mtu), backoff: options.backoff, logger: logger,
                               codec: { KISSFrameCodec(ax25: options.callsign) },
                               handshake: { (ch: ByteChannel) throws(LinkError) in
                                   for f in params.frames(port: 0) { try ch.write(f, timeout: 2) }
@@ -117,14 +156,15 @@ public enum LinkFactory {
                 try SerialPort.open(path, settings: SerialSettings(baud: baud), logger: logger)
             }
         case .kissTCP(let host, let port):
-            return StreamLink(name: name, properties: Self.kissProperties(options), backoff: options.backoff, logger: logger,
+            return StreamLink(name: name, properties: Self.kissProperties(options, mtu: mtu), backoff: options.backoff, logger: logger,
                               codec: { KISSFrameCodec(ax25: options.callsign) }) { () throws(LinkError) in
                 try TCP.connect(host: host, port: port)
             }
         case .rnode(let path):
             let radio = options.rnodeRadio
-            let props = LinkProperties(mtu: 255, bitsPerSecond: radio.lora.bitsPerSecond, duplex: .half, mediumChecksFrames: true,
-                                       airtime: .lora(radio.lora))
+            // 254: the firmware adds a 1-byte header to each LoRa frame and splits anything longer into two frames.
+            let props = LinkProperties(mtu: mtu ?? 254, bitsPerSecond: radio.lora.bitsPerSecond, duplex: .half, mediumChecksFrames: true,
+                                       airtime: .lora(radio.lora, framing: 1))
             return StreamLink(name: name, properties: props, backoff: options.backoff, logger: logger,
                               codec: { RNodeFrameCodec() },
                               handshake: { (ch: ByteChannel) throws(LinkError) in
@@ -136,22 +176,24 @@ public enum LinkFactory {
                 return try SerialPort.open(path, settings: s, logger: logger)
             }
         case .tcp(let host, let port):
-            return StreamLink(name: name, properties: Self.tcpProperties, backoff: options.backoff, logger: logger,
+            return StreamLink(name: name, properties: Self.tcpProperties(mtu), backoff: options.backoff, logger: logger,
                               codec: { LengthPrefixCodec() }) { () throws(LinkError) in
                 try TCP.connect(host: host, port: port)
             }
         case .tcpListen(let host, let port):
-            return try TCPListenLink(name: name, host: host, port: port, properties: Self.tcpProperties, logger: logger)
+            return try TCPListenLink(name: name, host: host, port: port, properties: Self.tcpProperties(mtu), logger: logger)
         }
     }
 
-    static let tcpProperties = LinkProperties(mtu: 16_384, bitsPerSecond: nil, duplex: .full, mediumChecksFrames: true, airtime: .none)
+    public static func tcpProperties(_ mtu: Int? = nil) -> LinkProperties {
+        LinkProperties(mtu: mtu ?? 16_384, bitsPerSecond: nil, duplex: .full, mediumChecksFrames: true, airtime: .none)
+    }
 
-    static func kissProperties(_ o: LinkOptions) -> LinkProperties {
+    static func kissProperties(_ o: LinkOptions, mtu: Int?) -> LinkProperties {
         // 1200-baud AFSK unless told otherwise; AX.25 adds 16 bytes of header, HDLC 2 flags and a 2-byte FCS.
         let txDelay = Double(o.kissParameters.txDelay ?? 30) / 100
         let txTail = Double(o.kissParameters.txTail ?? 10) / 100
-        return LinkProperties(mtu: 255, bitsPerSecond: 1_200, duplex: .half, mediumChecksFrames: true,
+        return LinkProperties(mtu: mtu ?? 255, bitsPerSecond: 1_200, duplex: .half, mediumChecksFrames: true,
                               airtime: .afsk(baud: 1_200, txDelay: txDelay, txTail: txTail, overhead: (o.callsign != nil ? 16 : 0) + 4))
     }
 }

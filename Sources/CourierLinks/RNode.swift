@@ -26,8 +26,12 @@ public enum RNode {
         public var codingRate: UInt8 = 5
         public init() {}
 
+        /// The modulation as the firmware runs it: its preamble lasts about 24 ms and at least 18 symbols
+        /// (Config.h LORA_PREAMBLE_TARGET_MS, LORA_PREAMBLE_SYMBOLS_MIN).
         public var lora: LoRaParameters {
-            LoRaParameters(spreadingFactor: Int(self.spreadingFactor), bandwidthHz: Int(self.bandwidth), codingRate: Int(self.codingRate))
+            var p = LoRaParameters(spreadingFactor: Int(self.spreadingFactor), bandwidthHz: Int(self.bandwidth), codingRate: Int(self.codingRate))
+            p.preambleSymbols = max(18, Int((0.024 / p.symbolTime).rounded(.up)))
+            return p
         }
 
         public var commands: [[UInt8]] {

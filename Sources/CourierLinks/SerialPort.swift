@@ -26,16 +26,18 @@ public enum SerialPort {
     /// socat, rfcomm), which libserialport cannot open, through a plain termios path. The log says which.
     public static func open(_ path: String, settings: SerialSettings, logger: Logger) throws(LinkError) -> ByteChannel {
         var isPTY = false
+        // Stable names (/dev/serial/by-id/..., udev symlinks) resolve to the device libserialport knows.
+        var device = path
         if let real = realpath(path, nil) {
-            let r = String(cString: real)
+            device = String(cString: real)
             free(real)
-            isPTY = r.hasPrefix("/dev/pts/") || r == "/dev/ptmx"
+            isPTY = device.hasPrefix("/dev/pts/") || device == "/dev/ptmx"
         } else if !FileManager.default.fileExists(atPath: path) {
             throw .notFound(path)
         }
         if !isPTY {
             do {
-                let ch = try LibSerialPortChannel(path: path, settings: settings)
+                let ch = try LibSerialPortChannel(path: device, settings: settings)
                 logger.info("serial port opened", metadata: ["port": "\(path)", "path": "libserialport", "baud": "\(settings.baud)"])
                 return ch
             } catch .notFound(_) {

@@ -132,6 +132,12 @@ import Testing
         #expect(try LinkSpec("tcp-listen:0.0.0.0:4040") == .tcpListen(host: "0.0.0.0", port: 4040))
         #expect(try LinkSpec("tcp:relay.example:4040") == .tcp(host: "relay.example", port: 4040))
         #expect(try LinkSpec("tcp:[::1]:4040") == .tcp(host: "::1", port: 4040))
+        #expect(try LinkConfig("serial:/dev/ttyUSB0:9600,mtu=234") == LinkConfig(spec: .serial(path: "/dev/ttyUSB0", baud: 9600), mtu: 234))
+        #expect(try LinkConfig("rnode:/dev/ttyACM0").mtu == nil)
+        for bad in ["serial:/dev/ttyUSB0,mtu=10", "serial:/dev/ttyUSB0,speed=3"] {
+            let e = #expect(throws: LinkError.self) { try LinkConfig(bad) }
+            #expect(e?.description.contains("bad link option") == true)
+        }
         for bad in ["usb:/dev/x", "kiss", "tcp:host", "tcp:host:99999", "serial:/dev/ttyUSB0:12345", "serial:"] {
             let e = #expect(throws: LinkError.self) { try LinkSpec(bad) }
             #expect(e?.description.contains("bad link") == true, "\(bad)")

@@ -95,8 +95,9 @@ final class RNodeEmulator: @unchecked Sendable {
         // The radio got exactly the settings asked for.
         #expect(a.configured[0x01] == [0x19, 0xDA, 0xE1, 0x98])  // 433.775 MHz
         #expect(a.configured[0x04] == [8])
-        #expect(la.properties.mtu == 255)
-        #expect(abs(la.properties.airtime(bytes: 100) - LoRaParameters(spreadingFactor: 8, bandwidthHz: 125_000, codingRate: 5).timeOnAir(payload: 100)) < 1e-9)
+        #expect(la.properties.mtu == 254)
+        // The firmware's preamble (18 symbols at SF8/125 kHz) and its 1-byte frame header are counted.
+        #expect(abs(la.properties.airtime(bytes: 100) - LoRaParameters(spreadingFactor: 8, bandwidthHz: 125_000, codingRate: 5, preambleSymbols: 18).timeOnAir(payload: 101)) < 1e-9)
         var g = SplitMix64(seed: 12)
         let fa = (0..<30).map { _ in T.randomFrame(&g) }
         let fb = (0..<30).map { _ in T.randomFrame(&g) }
@@ -138,7 +139,7 @@ final class RNodeEmulator: @unchecked Sendable {
     }
 
     @Test func relaysOverTCPAndTheDialerRecoversWhenThePeerComesBack() async throws {
-        var listener = try TCPListenLink(name: "listen", host: "127.0.0.1", port: 0, properties: LinkFactory.make(.tcp(host: "x", port: 1), logger: T.logger).properties, logger: T.logger)
+        var listener = try TCPListenLink(name: "listen", host: "127.0.0.1", port: 0, properties: LinkFactory.tcpProperties(), logger: T.logger)
         let port = listener.port
         var el = EventCollector(listener)
         listener.start()
@@ -170,7 +171,7 @@ final class RNodeEmulator: @unchecked Sendable {
     }
 
     @Test func aBusyPortIsExplained() throws {
-        let a = try TCPListenLink(name: "a", host: "127.0.0.1", port: 0, properties: LinkFactory.make(.tcp(host: "x", port: 1), logger: T.logger).properties, logger: T.logger)
+        let a = try TCPListenLink(name: "a", host: "127.0.0.1", port: 0, properties: LinkFactory.tcpProperties(), logger: T.logger)
         defer { a.stop() }
         let e = #expect(throws: LinkError.self) { try LinkFactory.make(.tcpListen(host: "127.0.0.1", port: a.port), logger: T.logger) }
         #expect(e?.description.contains("in use") == true)

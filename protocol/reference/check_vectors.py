@@ -12,11 +12,16 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import traceback
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import courier_wire as cw  # noqa: E402
+from cryptography.exceptions import InvalidSignature  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  # noqa: E402
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat  # noqa: E402
 
 PROTOCOL = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 VECTORS = os.path.join(PROTOCOL, "vectors")
@@ -116,13 +121,12 @@ def check_keys():
 
 
 def check_varints():
-    reason_kinds = {"truncated": {"truncated"}}
     for v in load("varints.json"):
         data = bytes.fromhex(v["hex"])
         if "error" in v:
-            kinds = reason_kinds.get(v["error"], {"invalidVarint"})
+            # 12.2: `error` is free text for people; the check is only that decoding fails.
             check(f"varint {v['hex']} rejected ({v['error']})",
-                  lambda: expect_error(lambda: cw.decode_varint(data), kinds))
+                  lambda: expect_error(lambda: cw.decode_varint(data), {"invalidVarint", "truncated"}))
             continue
         check(f"varint {v['value']} encodes to {v['hex']}",
               lambda: expect_equal(cw.encode_varint(v["value"]).hex(), v["hex"]))
@@ -150,19 +154,37 @@ def destination_text(b: cw.Bundle) -> str:
     return f"group:{b.destination:04x}"
 
 
+def vector_content(v) -> bytes:
+    """12.2: binary content (receipts) is in contentHex, and contentUtf8 is then ""."""
+    if "contentHex" in v:
+        expect_equal(v["contentUtf8"], "")
+        return bytes.fromhex(v["contentHex"])
+    return v["contentUtf8"].encode("utf-8")
+
+
+def vector_extensions(v):
+    """12.2: extensions, in wire order, as (type, value) pairs; None when absent."""
+    if "extensions" not in v:
+        return None
+    return [(e["type"], bytes.fromhex(e["value"])) for e in v["extensions"]]
+
+
 def check_bundles():
     exact_zstd = ZSTD_VERSION == "1.5.4"
     for v in load("bundles.json"):
         p = f"bundle '{v['name']}'"
         origin = identity(v["origin"])
         recipient = identity(v["recipient"]) if "recipient" in v else None
-        content = v["contentUtf8"].encode("utf-8")
+        content = vector_content(v)
+        extensions = vector_extensions(v)
+        dictionaries = (1,) if v.get("dictionary", True) else ()
         expected = bytes.fromhex(v["bundleHex"])
         dest_type, destination = parse_destination(v["destination"])
         inputs = dict(dest_type=dest_type, destination=destination, lifetime=v["lifetime"],
                       hop_limit=v["hopLimit"], priority=v.get("priority"), respond_by=v.get("respondBy"),
                       reference=cw.BundleId.parse(v["reference"]) if "reference" in v else None,
-                      sign=v["sign"], recipient=recipient.public() if recipient else None)
+                      sign=v["sign"], recipient=recipient.public() if recipient else None,
+                      extensions=extensions)
 
         # --- decode direction -------------------------------------------------------------
         decoded = cw.decode_bundle(expected)
@@ -178,14 +200,20 @@ def check_bundles():
                     "sequence": v["sequence"], "lifetime": v["lifetime"], "hopLimit": v["hopLimit"],
                     "destination": v["destination"], "priority": v.get("priority"),
                     "respondBy": v.get("respondBy"), "reference": v.get("reference"), "sign": v["sign"],
-                    "e2e": recipient is not None, "compression": v["compression"], "extensions": None}
+                    "e2e": recipient is not None, "compression": v["compression"], "extensions": extensions}
             return expect_equal(got, want)
 
         check(f"{p}: decode -> fields equal the inputs", fields)
         check(f"{p}: decoded bundle re-encodes to bundleHex", lambda: expect_equal(decoded.encode().hex(), v["bundleHex"]))
         if v["sign"]:
-            check(f"{p}: signature verifies with A's signing key",
-                  lambda: expect_equal(cw.verify_bundle(decoded, [NODE_B.public(), origin.public()]), origin.public()))
+            def verifies():
+                expect_equal(cw.verify_bundle(decoded, [NODE_B.public(), origin.public()]), origin.public())
+                # Cross-check the pure-Python cofactorless verifier (6.12) with OpenSSL's.
+                Ed25519PublicKey.from_public_bytes(origin.signing_public).verify(decoded.signature,
+                                                                                 decoded.signing_input())
+                return "cofactorless (6.12), and OpenSSL agrees"
+
+            check(f"{p}: signature verifies with A's signing key", verifies)
 
             def relayed():
                 relay = cw.decode_bundle(bytes([(7 << 4) | expected[0] & 0x0F]) + expected[1:])
@@ -215,18 +243,53 @@ def check_bundles():
             check(f"{p}: decryption fails with any other recipient key", wrong_recipient)
             check(f"{p}: a non-recipient is refused",
                   lambda: expect_error(lambda: cw.e2e_open(decoded, origin, [origin.public()]), {"decryptionFailed"}))
-        check(f"{p}: content decompresses to contentUtf8",
-              lambda: expect_equal(cw.read_content(decoded, recipient, [origin.public()]).decode("utf-8"),
-                                   v["contentUtf8"]))
+            if v["sign"]:
+                def aad_covers_s():
+                    # 3.5: the AAD is the header as sent, S included: strip the signature and clear S.
+                    unsigned = cw.decode_bundle(expected)
+                    unsigned.signed, unsigned.signature = False, None
+                    return expect_error(lambda: cw.e2e_open(unsigned, recipient, [origin.public()]),
+                                        {"decryptionFailed"})
+
+                check(f"{p}: with S cleared and the signature removed, decryption fails (AAD covers S)",
+                      aad_covers_s)
+
+        def content_read():
+            got = cw.read_content(decoded, recipient, [origin.public()])
+            expect_equal(got, content)
+            return "contentHex" if "contentHex" in v else "contentUtf8"
+
+        check(f"{p}: content reads back (decrypt, decompress) to the vector's content", content_read)
+        if v["kind"] == 6:
+            def receipt_ids():
+                ids = cw.decode_receipt_content(content)
+                expect_equal(b"".join(i.wire() for i in ids), content)
+                return f"{len(ids)} ids: {', '.join(i.text() for i in ids)}"
+
+            check(f"{p}: receipt content parses as whole wire-form bundle ids and re-encodes", receipt_ids)
+        if extensions is not None:
+            def extension_rules():
+                critical = cw.unknown_critical_extensions(decoded)
+                expect_equal(cw.deliverable(decoded), not critical)
+                # Forwarded unchanged: a relay re-encodes the same bytes, extensions in the same order.
+                relay = cw.decode_bundle(bytes([(7 << 4) | expected[0] & 0x0F]) + expected[1:])
+                expect_equal(relay.extensions, extensions)
+                return f"types {[t for t, _ in extensions]} in wire order; unknown critical {critical}: " \
+                       f"stored and forwarded, {'not ' if critical else ''}delivered"
+
+            check(f"{p}: extensions kept in order; odd unknown types block delivery (6.6)", extension_rules)
         if decoded.compression != cw.COMP_NONE:
             def frame_shape():
                 frame = cw.e2e_open(decoded, recipient, [origin.public()]) if recipient else decoded.body
                 info = cw.zstd_frame_info(frame)
                 ok = (info["content_size"] is None and not info["checksum"] and info["dictionary_id"] is None
                       and info["window"] <= cw.MAX_WINDOW)
-                return ok and f"one magicless frame, window {info['window']}, no size/checksum/dict id"
+                wlog = cw.zstd_cli_window_log(len(content), decoded.compression == cw.COMP_ZSTD_DICT)
+                expect_equal(info["window"], 1 << wlog)
+                return ok and f"one magicless frame, window {info['window']} (log {wlog} for {len(content)} " \
+                              f"bytes), no size/checksum/dict id"
 
-            check(f"{p}: body is one frame within 7.2", frame_shape)
+            check(f"{p}: body is one frame within 7.2 (the table's form)", frame_shape)
 
         # --- encode direction --------------------------------------------------------------
         vector_frame = (decoded.compression, decoded.dictionary_id,
@@ -237,10 +300,12 @@ def check_bundles():
                                    v["bundleHex"]))
 
         def full_encode():
-            made = cw.make_bundle(origin, v["kind"], content, v["created"], v["sequence"], **inputs)
+            made = cw.make_bundle(origin, v["kind"], content, v["created"], v["sequence"],
+                                  dictionaries=dictionaries, **inputs)
             expect_equal(cw.compression_name(made), v["compression"])
             expect_equal(made.encode().hex(), v["bundleHex"])
-            return f"zstd CLI {ZSTD_VERSION} -19, input as a file, magic stripped"
+            return f"zstd CLI {ZSTD_VERSION} -19, input as a file, magic stripped" + \
+                ("; encoder without a dictionary (7.5)" if not dictionaries else "")
 
         if exact_zstd:
             check(f"{p}: encode inputs -> compression choice and bundleHex, byte-exact", full_encode)
@@ -323,13 +388,48 @@ def check_packets():
             check(f"{p}: short-id collision: the candidate whose key authenticates is the sender (2.3)",
                   lambda: expect_equal(cw.open_packet(packet, nk, collide).sender_node_id, sender.node_id))
         if any(isinstance(r, cw.AnnounceRecord) for r in records):
-            def announce_matches():
-                ann = next(r for r in records if isinstance(r, cw.AnnounceRecord))
-                node = cw.PublicNode(ann.signing_key, ann.agreement_key)
-                return expect_equal(node.short_id, cw.decode_packet_header(packet).sender) and \
-                    "header short id equals the short id of the announced keys (9.3)"
+            ann = next(r for r in records if isinstance(r, cw.AnnounceRecord))
+            if ann.signing_key is not None and ann.agreement_key is not None:
+                def announce_matches():
+                    node = cw.PublicNode(ann.signing_key, ann.agreement_key)
+                    expect_equal(node.short_id, cw.decode_packet_header(packet).sender)
+                    rx = cw.Receiver(nk, open_mode=v["open"])
+                    got = rx.receive(packet)
+                    expect_equal((got.sender, got.replay_checked), (sender.node_id, True))
+                    return expect_equal(rx.neighbours.candidates(sender.short_id), [sender.public()]) and \
+                        "header short id equals the short id of the announced keys (9.3); learned, replay-checked"
 
-            check(f"{p}: announce keys match the header sender", announce_matches)
+                check(f"{p}: announce keys match the header sender", announce_matches)
+            else:
+                def partial_announce():
+                    # 9.3: one key only: held by header short id; the node id cannot be checked yet,
+                    # and the packet is not replay-checked (4.7 step 7): it only teaches keys.
+                    rx = cw.Receiver(nk, open_mode=True)
+                    for _ in range(2):      # the same packet twice: not replay-checked yet
+                        got = rx.receive(packet)
+                        expect_equal((got.sender, got.replay_checked), (None, False))
+                    expect_equal(rx.neighbours.candidates(sender.short_id), [])
+                    expect_equal(rx.neighbours.partial[sender.short_id], (ann.signing_key, ann.agreement_key))
+                    # The other key arrives (open, announce form, counter 10): now the node id is
+                    # computed, its short id equals the header's, and the packet is replay-checked.
+                    other = cw.AnnounceRecord(ann.capabilities,
+                                              None if ann.signing_key else sender.signing_public,
+                                              None if ann.agreement_key else sender.agreement_public)
+                    second = cw.seal_packet(nk, sender.node_id, 10, cw.encode_payload([other]), open_mode=True,
+                                            announce_salt=0x01020305)
+                    got = rx.receive(second)
+                    expect_equal((got.sender, got.replay_checked), (sender.node_id, True))
+                    expect_equal(rx.neighbours.candidates(sender.short_id), [sender.public()])
+                    # One window per full node id, shared by both forms: an ordinary-form packet
+                    # with the same counter 10 is a replay.
+                    ordinary = cw.seal_packet(nk, sender.node_id, 10, cw.encode_payload([cw.SummaryRecord([], True)]))
+                    expect_error(lambda: rx.receive(ordinary), {"replay"})
+                    return "held as partial, not replay-checked; completed by the other key; window shared"
+
+                check(f"{p}: one key only: kept until the other key arrives, then checked (9.3, 4.7)",
+                      partial_announce)
+                check(f"{p}: alone, the lone key gives no node id to check",
+                      lambda: expect_equal(cw.Neighbours().identify(sender.short_id, [ann]), None))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,12 +484,17 @@ def check_invalid():
         b = cw.decode_bundle(data)
         cw.read_content(b)   # 12.2: some cases are rejected only when the content is read (7.2)
 
+    def whole_packet(data):
+        # 12.2: open the whole packet with the vectors' network key, node A known (one candidate).
+        return cw.open_packet(data, NETWORK_KEY, {NODE_A.short_id: [NODE_A.node_id]})
+
     decoders = {"bundle": bundle_and_content, "payload": cw.decode_payload,
-                "packet-header": cw.decode_packet_header}
+                "packet-header": cw.decode_packet_header, "packet": whole_packet}
+    kinds = {"packet": {"authenticationFailed", "unknownSender"}}
     for v in load("invalid.json"):
         data = bytes.fromhex(v["hex"])
         check(f"invalid {v['decoder']} '{v['why']}' is rejected",
-              lambda: expect_error(lambda: decoders[v["decoder"]](data)))
+              lambda: expect_error(lambda: decoders[v["decoder"]](data), kinds.get(v["decoder"])))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -482,13 +587,251 @@ def check_spec_examples():
     check("spec 7.2: output is bounded to 65,536 bytes", zip_bomb)
 
 
+def zstd_cli(args, data: bytes) -> bytes:
+    """Runs the zstd CLI on data given as a file (as 7.2 requires for the window)."""
+    with tempfile.NamedTemporaryFile(delete=False) as f:
+        f.write(data)
+        name = f.name
+    try:
+        return subprocess.run(["zstd", "-q", "-c", *args, name], capture_output=True, check=True).stdout
+    finally:
+        os.unlink(name)
+
+
+def cofactored_verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
+    """The check 6.12 does NOT use ([8][S]B = [8]R + [8][k]A, S unchecked): only to show that the
+    crafted signatures below are ones on which the two forms disagree."""
+    a, r = cw.ed_decode(public_key), cw.ed_decode(signature[:32])
+    if a is None or r is None:
+        return False
+    s_ = int.from_bytes(signature[32:], "little")
+    k = int.from_bytes(hashlib.sha512(signature[:32] + public_key + message).digest(), "little") % cw.ED_L
+    lhs = cw.ed_mul(8, cw.ed_mul(s_, cw.ED_B))
+    rhs = cw.ed_mul(8, cw.ed_add(r, cw.ed_mul(k, a)))
+    return cw.ed_encode(lhs) == cw.ed_encode(rhs)
+
+
+def openssl_verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
+        return True
+    except (InvalidSignature, ValueError):
+        return False
+
+
+def check_clarifications():
+    """Rules of SPEC.md stated for the reference's behaviour that no vector exercises directly."""
+    dict1 = cw.DICTIONARY_PATHS[1]
+    text = " ".join(["water pump well committee flood road clinic bread rota east west quarter"] * 2000).encode()
+
+    def cli_windows():
+        # 7.2/12.4: input given as a FILE: window log = max(10, ceil(log2(size))), the attached
+        # dictionary not counted (libzstd attaches it up to 8,192 bytes at level 19, and copies and
+        # counts it above that, still within 2^17).
+        got = {}
+        for n in (1, 1024, 1025, 8192, 8193, 40000, 65536):
+            for d in (False, True):
+                frame = zstd_cli(["-19", "--no-check", "--no-content-size", "--no-dictID"] +
+                                 (["-D", dict1] if d else []), text[:n])[4:]
+                w = cw.zstd_frame_info(frame)["window"]
+                expect_equal(w, 1 << cw.zstd_cli_window_log(n, d))
+                got[(n, d)] = w.bit_length() - 1
+        return "window logs " + ", ".join(f"{n}{'+dict' if d else ''}:{w}" for (n, d), w in got.items())
+
+    if ZSTD_VERSION == "1.5.4":
+        check("spec 7.2: zstd 1.5.4 CLI window from the content size, input as a file", cli_windows)
+
+        def pipe_window():
+            out = subprocess.run(["zstd", "-q", "-c", "-19", "--no-check", "--no-content-size", "--no-dictID"],
+                                 input=text[:5000], capture_output=True, check=True).stdout
+            wd = out[5]     # after the magic: Frame_Header_Descriptor, then Window_Descriptor
+            return expect_equal(wd >> 3 > 7, True) and f"from a pipe: Window_Descriptor {wd:02x} " \
+                f"(log {10 + (wd >> 3)} > 17: not allowed)"
+
+        check("spec 7.2: the zstd CLI reading a pipe declares a window above 2^17", pipe_window)
+
+    def other_frame_shapes():
+        # 7.2 decoder rule 1: single-segment, content size, checksum and the dictionary's own id.
+        content = text[:300]
+        frame = zstd_cli(["-19", "-D", dict1], content)[4:]
+        info = cw.zstd_frame_info(frame)
+        expect_equal((info["window_descriptor"], info["content_size"], info["checksum"]), (None, 300, True))
+        expect_equal(info["dictionary_id"], cw.zstd_internal_dictionary_id(1))
+        expect_equal(cw.zstd_decompress(frame, 1), content)
+        plain = zstd_cli(["-19"], content)[4:]
+        expect_equal(cw.zstd_decompress(plain, None), content)
+        return f"single-segment, content size, checksum, dictionary id {info['dictionary_id']:#x}: accepted"
+
+    check("spec 7.2: any valid frame shape within the window limit is accepted", other_frame_shapes)
+
+    def wrong_dictionary_id():
+        frame = bytearray(zstd_cli(["-19", "-D", dict1], text[:300])[4:])
+        # Frame_Header_Descriptor then (single segment: no Window_Descriptor) the 4-byte dictionary id.
+        assert frame[0] & 3 == 3 and frame[0] & 0x20
+        frame[1] ^= 0x01
+        first = expect_error(lambda: cw.zstd_decompress(bytes(frame), 1), {"decompressionFailed"})
+        with_id = zstd_cli(["-19", "-D", dict1], text[:300])[4:]
+        second = expect_error(lambda: cw.zstd_decompress(with_id, None), {"decompressionFailed"})
+        return f"{first}; {second}"
+
+    check("spec 7.2: a frame naming another dictionary id (or any, without a dictionary) is rejected",
+          wrong_dictionary_id)
+
+    # 6.12: cofactorless Ed25519 (S < L; encode([S]B - [k]A) == R).
+    message = b"courier/v1/bundle" + b"crafted"
+    h = hashlib.sha512(NODE_A.signing_seed).digest()
+    a_scalar = int.from_bytes(h[:32], "little") & ((1 << 254) - 8) | (1 << 254)
+    public = NODE_A.signing_public
+    order2 = cw.ed_decode((cw.ED_P - 1).to_bytes(32, "little"))          # (0, -1), order 2
+
+    def small_order_r():
+        r = int.from_bytes(hashlib.sha512(h[32:] + message).digest(), "little") % cw.ED_L
+        big_r = cw.ed_encode(cw.ed_add(cw.ed_mul(r, cw.ED_B), order2))     # R + T, T of order 2
+        k = int.from_bytes(hashlib.sha512(big_r + public + message).digest(), "little") % cw.ED_L
+        sig = big_r + ((r + k * a_scalar) % cw.ED_L).to_bytes(32, "little")
+        expect_equal(cofactored_verify(public, sig, message), True)
+        expect_equal(cw.ed25519_verify(public, sig, message), False)
+        expect_equal(openssl_verify(public, sig, message), False)
+        return "R with an order-2 component: cofactored accepts, cofactorless (and OpenSSL) rejects"
+
+    check("spec 6.12: a crafted signature the cofactored equation accepts is rejected", small_order_r)
+
+    def s_not_reduced():
+        sig = NODE_A.sign(message)
+        big_s = (int.from_bytes(sig[32:], "little") + cw.ED_L).to_bytes(32, "little")
+        expect_equal(cw.ed25519_verify(public, sig, message), True)
+        expect_equal(cofactored_verify(public, sig[:32] + big_s, message), True)
+        expect_equal(cw.ed25519_verify(public, sig[:32] + big_s, message), False)
+        expect_equal(openssl_verify(public, sig[:32] + big_s, message), False)
+        return "S + L: rejected (S must be < L)"
+
+    check("spec 6.12: a signature with S >= L is rejected", s_not_reduced)
+    def not_a_point():
+        bad = next(bytes([y]) + bytes(31) for y in range(2, 256) if cw.ed_decode(bytes([y]) + bytes(31)) is None)
+        expect_equal(cw.ed25519_verify(bad, NODE_A.sign(message), message), False)
+        return f"A = {bad[:1].hex()}00..00 (y = {bad[0]} has no x): rejected"
+
+    check("spec 6.12: a public key that is not a curve point is rejected", not_a_point)
+
+    def agreement_seed_clamped():
+        # 12.2: agreementSeed is the raw X25519 scalar (RFC 7748), clamped when used.
+        raw = bytes(range(0x20, 0x40))
+        clamped = bytearray(raw)
+        clamped[0] &= 248
+        clamped[31] = clamped[31] & 127 | 64
+        expect_equal(raw != bytes(clamped), True)
+        pub = X25519PrivateKey.from_private_bytes(bytes(clamped)).public_key().public_bytes(Encoding.Raw,
+                                                                                            PublicFormat.Raw)
+        return expect_equal(pub, NODE_A.agreement_public) and "the vector's seed is not clamped; clamping it " \
+            "gives the same public key"
+
+    check("spec 12.2: agreementSeed is the raw X25519 scalar, clamped when used", agreement_seed_clamped)
+
+    def content_limit_at_read():
+        # 6.1/7.3: the 65,536-byte limit is applied when the content is read, not by the decoder.
+        b = cw.Bundle(kind=5, origin=NODE_A.short_id, created=1, sequence=1, lifetime=60, body=bytes(65_537))
+        d = cw.decode_bundle(b.encode())
+        expect_equal(len(d.body), 65_537)
+        expect_error(lambda: cw.read_content(d), {"tooLarge"})
+        return "a 65,537-byte raw body decodes; reading it fails"
+
+    check("spec 6.1: the content limit is checked when the content is read", content_limit_at_read)
+
+    def e2e_group():
+        b = cw.Bundle(kind=3, origin=NODE_A.short_id, created=1, sequence=2, lifetime=60, dest_type=cw.DEST_GROUP,
+                      destination=0xEDD8, e2e=True, body=bytes(20))
+        d = cw.decode_bundle(b.encode())
+        expect_equal((d.e2e, d.dest_type), (True, cw.DEST_GROUP))
+        return expect_error(lambda: cw.read_content(d, NODE_B, [NODE_A.public()]), {"decryptionFailed"})
+
+    check("spec 3.5: E = 1 to a group decodes (stored, forwarded); reading the content fails", e2e_group)
+    check("spec 12.2: invalid 'compression 1 with an empty body' passes the bundle decoder alone",
+          lambda: expect_equal(cw.decode_bundle(bytes.fromhex("809020312363173d610001")).body, b"")
+          and expect_error(lambda: cw.read_content(cw.decode_bundle(bytes.fromhex("809020312363173d610001")))))
+
+    def header_order():
+        # Version before length ("20" alone), reserved bits before length ("11" alone); an announce-
+        # form header needs 13 bytes (10 given).
+        kinds = []
+        for x in ("20", "11", "10aabb", "18203123630000000301"):
+            try:
+                cw.decode_packet_header(bytes.fromhex(x))
+            except cw.WireError as e:
+                kinds.append(e.kind)
+        expect_equal(kinds, ["unsupportedVersion", "unsupportedFeature", "truncated", "truncated"])
+        nine = bytes.fromhex("102031236300000001")
+        expect_equal(cw.decode_packet_header(nine).counter, 1)       # a whole header, no tag: decodes
+        expect_error(lambda: cw.open_packet(nine + bytes(15), NETWORK_KEY, {}), {"truncated"})
+        return "version, reserved bits, then length (9 or 13); the tag length when opening"
+
+    check("spec 4.7: packet header decoder order", header_order)
+
+    def extensions_rules():
+        dup = [(2, b"a"), (2, b"a"), (1, b"")]
+        b = cw.make_bundle(NODE_A, 5, b"hi", 10, 1, extensions=dup, sign=False)
+        expect_equal(cw.decode_bundle(b.encode()).extensions, dup)
+        sixteen = cw.Bundle(kind=5, origin=1, created=1, sequence=1, lifetime=1, extensions=[(4, b"")] * 16)
+        expect_equal(len(cw.decode_bundle(sixteen.encode()).extensions), 16)
+        seventeen = cw.Bundle(kind=5, origin=1, created=1, sequence=1, lifetime=1, extensions=[(4, b"")] * 17)
+        return expect_error(lambda: cw.decode_bundle(seventeen.encode()), {"invalidValue"})
+
+    check("spec 6.6: duplicates kept in order; 16 extensions accepted, 17 rejected", extensions_rules)
+
+    def ack_bits_beyond_count():
+        entry = cw.AckEntry(7, 1, bytes([0b1111_0001]))     # marks 0, 2, 6, 7, 8, 9
+        expect_equal(cw.ack_entry_received(entry), {0, 2, 6, 7, 8, 9})
+        expect_equal(cw.ack_entry_received(entry, 7), {0, 2, 6})
+        return expect_equal(cw.ack_missing(entry, 7), [1, 3, 4, 5]) and "count 7: bits for 7, 8, 9 ignored"
+
+    check("spec 5.5: ack bitmap bits at or above the fragment count are ignored", ack_bits_beyond_count)
+
+    def announce_names():
+        ok = cw.decode_payload(bytes([0x44, 0]) + "سەرگەڵوو".encode())
+        for bad in ("eda080", "c0af", "f4908080", "ff"):       # surrogate, overlong, > U+10FFFF, invalid byte
+            expect_error(lambda: cw.decode_payload(bytes([0x44, 0]) + bytes.fromhex(bad)), {"invalidValue"})
+        return f"{ok[0].name!r} accepted; surrogate, overlong, above U+10FFFF and ff rejected"
+
+    check("spec 5.6: announce names must be well-formed UTF-8 (RFC 3629)", announce_names)
+
+    def empty_receipt():
+        b = cw.make_bundle(NODE_A, 6, b"", 10, 2, dest_type=cw.DEST_NODE, destination=NODE_B.short_id)
+        d = cw.decode_bundle(b.encode())
+        return expect_equal(cw.decode_receipt_content(cw.read_content(d)), []) and "decodes, carries no ids"
+
+    check("spec 6.8: an empty receipt decodes and carries nothing", empty_receipt)
+
+    def id_text_forms():
+        expect_equal(cw.BundleId.parse("C2F4D854.16777215.4294967295"), cw.BundleId(0xC2F4D854, 16777215, 4294967295))
+        expect_equal(cw.BundleId.parse("c2F4d854.0.0").text(), "c2f4d854.0.0")
+        for bad in ("2031236.1.0", "020312363.1.0", "20312363.+1.0", "20312363. 1.0", "20312363.1.-0",
+                    "20312363.1.1_0", "20312363.1.0 ", "0x203123.1.0", "20312363.1", "20312363.1.\u0661"):
+            expect_error(lambda: cw.BundleId.parse(bad), {"invalidValue"})
+        return "upper and lower case accepted; signs, spaces, non-ASCII digits, wrong lengths rejected"
+
+    check("spec 6.11: bundle id text form", id_text_forms)
+
+    def packer_overhead():
+        one_key = cw.AnnounceRecord(1, NODE_A.signing_public)
+        other = cw.AnnounceRecord(1, None, NODE_A.agreement_public)
+        expect_equal(29 + len(cw.encode_payload([one_key])), 63)
+        expect_equal([len(p) for p in cw.pack_records([one_key, other], 64, announce_form=True)], [1, 1])
+        small = [cw.SummaryRecord([1, 2, 3, 4, 5, 6], True), cw.SummaryRecord([7], True)]
+        # Together the two records are 1 + 1 + 24 + 1 + 4 = 31 bytes: 25 + 31 = 56 fits MTU 59,
+        # 29 + 31 = 60 does not.
+        expect_equal([len(p) for p in cw.pack_records(small, 59)], [2])
+        return expect_equal([len(p) for p in cw.pack_records(small, 59, announce_form=True)], [1, 1]) and \
+            "29 bytes in announce form, 25 otherwise"
+
+    check("spec 5.9: packer overhead", packer_overhead)
+
+
 def main() -> int:
     print(f"Courier vectors in {VECTORS}; zstd CLI {ZSTD_VERSION}")
     if ZSTD_VERSION == "1.5.4":
         print("NOTE  bundle bodies are compressed with the zstd 1.5.4 CLI (input given as a file so the window is "
               "sized to it; magic stripped); they are compared byte for byte")
     for section in (check_keys, check_varints, check_bundles, check_packets, check_fragments, check_invalid,
-                    check_spec_examples):
+                    check_spec_examples, check_clarifications):
         try:
             section()
         except Exception as e:  # noqa: BLE001  (a crash in a section is a failure, not an abort)

@@ -4,22 +4,24 @@ Written from protocol/SPEC.md alone (no look at the Swift reference), to show th
 specification is sufficient. Section numbers in comments refer to SPEC.md.
 
 Dependencies: Python 3.11 standard library, the `cryptography` package (only APIs present
-in version 38: ChaCha20Poly1305, Ed25519, X25519, HKDF, hashes) and the `zstd` command-line
-tool (1.5.4) for compression (section 7), called through subprocess.
+in version 38: ChaCha20Poly1305, Ed25519 signing, X25519, HKDF, hashes) and the `zstd`
+command-line tool (1.5.4) for compression (section 7), called through subprocess. Ed25519
+verification is done here in pure Python, in the cofactorless form section 6.12 specifies.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
-from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -36,7 +38,8 @@ DICTIONARY_PATHS = {1: os.path.join(HERE, "..", "dictionaries", "courier-1.zdict
 class WireError(Exception):
     """kind is one of: truncated, invalidVarint, invalidValue, unsupportedVersion,
     unsupportedFeature, trailingBytes, tooLarge, authenticationFailed, unknownSender,
-    badSignature, decompressionFailed, unknownDictionary, decryptionFailed."""
+    badSignature, decompressionFailed, unknownDictionary, decryptionFailed; and "replay" for
+    the replay window of Receiver (4.8, an engine rule, not a decoder error)."""
 
     def __init__(self, kind: str, detail: str = ""):
         super().__init__(f"{kind}: {detail}" if detail else kind)
@@ -264,12 +267,19 @@ class BundleId:
     def text(self) -> str:
         return f"{self.origin:08x}.{self.created}.{self.sequence}"
 
+    _TEXT = re.compile(r"([0-9A-Fa-f]{8})\.([0-9]+)\.([0-9]+)", re.ASCII)
+
     @staticmethod
     def parse(text: str) -> "BundleId":
-        o, c, s = text.split(".")
-        if len(o) != 8:
-            raise ValueError("origin must be 8 hex digits")
-        return BundleId(int(o, 16), int(c), int(s))
+        """6.11 text form: exactly 8 hex digits (either case), '.', decimal created, '.', decimal
+        sequence; no sign, spaces or other characters (Python's int() alone would allow them)."""
+        m = BundleId._TEXT.fullmatch(text)
+        if not m:
+            raise WireError("invalidValue", f"bundle id text form: {text!r}")
+        origin, created, sequence = int(m[1], 16), int(m[2]), int(m[3])
+        if created >= 1 << 24 or sequence >= 1 << 32:
+            raise WireError("invalidValue", f"bundle id out of range: {text!r}")
+        return BundleId(origin, created, sequence)
 
     def wire(self) -> bytes:
         return u(self.origin, 4) + u(self.created, 3) + encode_varint(self.sequence)
@@ -286,7 +296,8 @@ class BundleId:
 
 
 def decode_receipt_content(content: bytes) -> list[BundleId]:
-    """6.8: receipt content is wire-form bundle ids, concatenated; must parse as whole entries."""
+    """6.8: receipt content is wire-form bundle ids, concatenated; must parse as whole entries.
+    An empty receipt decodes to no ids (engines ignore it)."""
     r = Reader(content)
     ids = []
     while r.remaining():
@@ -471,6 +482,89 @@ def decode_bundle(data: bytes) -> Bundle:
     return b
 
 
+# ---------------------------------------------------------------------------------------------
+# Ed25519 verification, RFC 8032 cofactorless (6.12), in pure Python so that the exact equation
+# is the one the spec names rather than whatever the linked library does. Signing uses the
+# `cryptography` package (signatures are deterministic, so any correct signer gives the same bytes).
+# ---------------------------------------------------------------------------------------------
+
+ED_P = 2 ** 255 - 19
+ED_L = 2 ** 252 + 27742317777372353535851937790883648493
+ED_D = -121665 * pow(121666, ED_P - 2, ED_P) % ED_P
+_ED_SQRT_M1 = pow(2, (ED_P - 1) // 4, ED_P)
+
+
+def ed_add(p1, p2):
+    """Point addition in extended coordinates (X, Y, Z, T), RFC 8032 5.1.4."""
+    x1, y1, z1, t1 = p1
+    x2, y2, z2, t2 = p2
+    a = (y1 - x1) * (y2 - x2) % ED_P
+    b = (y1 + x1) * (y2 + x2) % ED_P
+    c = 2 * t1 * t2 * ED_D % ED_P
+    d = 2 * z1 * z2 % ED_P
+    e, f, g, h = b - a, d - c, d + c, b + a
+    return (e * f % ED_P, g * h % ED_P, f * g % ED_P, e * h % ED_P)
+
+
+def ed_neg(p):
+    x, y, z, t = p
+    return (-x % ED_P, y, z, -t % ED_P)
+
+
+def ed_mul(s: int, p):
+    q = (0, 1, 1, 0)
+    while s:
+        if s & 1:
+            q = ed_add(q, p)
+        p = ed_add(p, p)
+        s >>= 1
+    return q
+
+
+def ed_encode(p) -> bytes:
+    x, y, z, _ = p
+    zi = pow(z, ED_P - 2, ED_P)
+    x, y = x * zi % ED_P, y * zi % ED_P
+    return (y | (x & 1) << 255).to_bytes(32, "little")
+
+
+def ed_decode(data: bytes):
+    """A point from 32 bytes, or None if the bytes are not on the curve. Like ref10 and BoringSSL,
+    the 255-bit y is used as is (a y >= p is not refused) and a zero x takes either sign bit."""
+    if len(data) != 32:
+        return None
+    n = int.from_bytes(data, "little")
+    y, sign = n & ((1 << 255) - 1), n >> 255
+    y %= ED_P
+    u, v = (y * y - 1) % ED_P, (ED_D * y * y + 1) % ED_P
+    x = u * pow(v, 3, ED_P) * pow(u * pow(v, 7, ED_P), (ED_P - 5) // 8, ED_P) % ED_P
+    if v * x * x % ED_P != u:
+        x = x * _ED_SQRT_M1 % ED_P
+        if v * x * x % ED_P != u:
+            return None
+    if x & 1 != sign:
+        x = -x % ED_P
+    return (x, y, 1, x * y % ED_P)
+
+
+ED_B = ed_decode(bytes.fromhex("5866666666666666666666666666666666666666666666666666666666666666"))
+
+
+def ed25519_verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
+    """6.12: RFC 8032 cofactorless: S < L, A decodes to a curve point, and
+    encode([S]B - [k]A) equals the 32 bytes of R, k = SHA-512(R || A || M) mod L."""
+    if len(public_key) != 32 or len(signature) != 64:
+        return False
+    a = ed_decode(public_key)
+    if a is None:
+        return False
+    s = int.from_bytes(signature[32:], "little")
+    if s >= ED_L:
+        return False
+    k = int.from_bytes(hashlib.sha512(signature[:32] + public_key + message).digest(), "little") % ED_L
+    return ed_encode(ed_add(ed_mul(s, ED_B), ed_neg(ed_mul(k, a)))) == signature[:32]
+
+
 def verify_bundle(bundle: Bundle, candidates: Iterable[PublicNode]) -> Optional[PublicNode]:
     """6.12 / 2.3 rule 3: the candidate (same short id as the origin) whose key verifies, or None."""
     if not bundle.signed or bundle.signature is None:
@@ -479,11 +573,8 @@ def verify_bundle(bundle: Bundle, candidates: Iterable[PublicNode]) -> Optional[
     for node in candidates:
         if node.short_id != bundle.origin:
             continue
-        try:
-            Ed25519PublicKey.from_public_bytes(node.signing_public).verify(bundle.signature, message)
+        if ed25519_verify(node.signing_public, bundle.signature, message):
             return node
-        except (InvalidSignature, ValueError):
-            continue
     return None
 
 
@@ -537,7 +628,9 @@ ZSTD_MAGIC = bytes.fromhex("28b52ffd")
 def zstd_frame_info(frame: bytes) -> dict:
     """Walks one magicless RFC 8878 frame structurally (headers and block sizes only) so that
     "exactly one frame" and the window limit (7.2 decoder rules 3 and 4) are enforced here,
-    independently of the decompressor."""
+    independently of the decompressor. Any valid frame shape is accepted (7.2 decoder rule 1):
+    single-segment (the window is then the content size), with a content size, a checksum or
+    a dictionary id."""
     r = Reader(frame)
     if not frame:
         raise WireError("decompressionFailed", "empty body")
@@ -592,10 +685,23 @@ def _dictionary_path(dict_id: Optional[int]) -> Optional[str]:
     return path
 
 
+def zstd_internal_dictionary_id(dict_id: int) -> int:
+    """The id stored inside a formatted zstd dictionary file (RFC 8878 5: after the magic,
+    4 bytes little-endian). Irrelevant on the wire; only used for 7.2 decoder rule 1."""
+    with open(_dictionary_path(dict_id), "rb") as f:
+        head = f.read(8)
+    return int.from_bytes(head[4:8], "little")
+
+
 def zstd_decompress(frame: bytes, dict_id: Optional[int]) -> bytes:
     """Decodes one magicless frame, output bounded to 65,536 bytes (7.2)."""
     dict_path = _dictionary_path(dict_id)
-    zstd_frame_info(frame)
+    info = zstd_frame_info(frame)
+    if info["dictionary_id"]:   # an id of 0 means none (as in libzstd)
+        own = zstd_internal_dictionary_id(dict_id) if dict_id is not None else None
+        if info["dictionary_id"] != own:
+            raise WireError("decompressionFailed",
+                            f"frame names dictionary id {info['dictionary_id']}, the dictionary is {own}")
     with tempfile.NamedTemporaryFile(suffix=".zst", delete=False) as f:
         f.write(ZSTD_MAGIC + frame)
         name = f.name
@@ -624,32 +730,43 @@ def zstd_decompress(frame: bytes, dict_id: Optional[int]) -> bytes:
 
 def zstd_compress(content: bytes, dict_id: Optional[int], level: int = 19) -> bytes:
     """A magicless frame per 7.2: no content size, no checksum, no dictionary id, window <= 2^17.
-    The input is given as a file (known size), which is what lets zstd 1.5.4 size the window to
-    the input exactly like ZSTD_compress2 does."""
+    The input is given as a FILE (known size): `zstd -19 --no-check --no-content-size --no-dictID
+    [-D dict] FILE`, then the 4-byte magic is stripped (7.2, 12.4). libzstd then sizes the window
+    from the content size like ZSTD_compress2 does; from a pipe it would declare a larger window,
+    which 7.2 does not allow (so that is never done here)."""
     dict_path = _dictionary_path(dict_id)
     with tempfile.NamedTemporaryFile(delete=False) as f:
         f.write(content)
         name = f.name
     try:
-        base = ["zstd", "-q", "-c", f"-{level}", "--no-check", "--no-content-size", "--no-dictID"]
+        args = ["zstd", "-q", "-c", f"-{level}", "--no-check", "--no-content-size", "--no-dictID"]
         if dict_path:
-            base += ["-D", dict_path]
-        for extra in ([], ["--zstd=wlog=17"]):
-            out = subprocess.run(base + extra + [name], capture_output=True, check=True).stdout
-            if not out.startswith(ZSTD_MAGIC):
-                raise WireError("invalidValue", "zstd did not produce a zstd frame")
-            frame = out[4:]
-            info = zstd_frame_info(frame) if frame else None
-            if info and info["content_size"] is None and info["window"] <= MAX_WINDOW:
-                return frame
-        raise WireError("invalidValue", "zstd could not produce a frame within 7.2")
+            args += ["-D", dict_path]
+        out = subprocess.run(args + [name], capture_output=True, check=True).stdout
+        if not out.startswith(ZSTD_MAGIC):
+            raise WireError("invalidValue", "zstd did not produce a zstd frame")
+        frame = out[4:]
+        info = zstd_frame_info(frame)
+        if info["content_size"] is not None or info["checksum"] or info["dictionary_id"] is not None \
+                or info["window_descriptor"] is None:
+            raise WireError("invalidValue", "zstd did not produce the frame header of the 7.2 table")
+        return frame
     finally:
         os.unlink(name)
 
 
+def zstd_cli_window_log(content_size: int, dictionary: bool) -> int:
+    """7.2 / 12.4: the window log libzstd 1.5.4 declares at level 19 for a known content size:
+    max(10, ceil(log2(size))), the attached dictionary not counted. libzstd attaches a dictionary
+    only for content up to 8,192 bytes at this level; above, it copies it and counts its size."""
+    size = content_size + (65_536 if dictionary and content_size > 8_192 else 0)
+    return min(17, max(10, (size - 1).bit_length()))
+
+
 def compress(content: bytes, dictionaries: Iterable[int] = (1,)) -> tuple[int, Optional[int], bytes]:
     """7.5: the smallest of raw, zstd with dictionary 1, zstd without (>= 512 bytes or no
-    dictionary); strictly smaller wins, ties go to the earlier. Returns (code, dict id, body)."""
+    dictionary); strictly smaller wins, ties go to the earlier. Returns (code, dict id, body).
+    dictionaries=() is an encoder with no dictionary: the smallest of raw and code 1."""
     if len(content) > MAX_CONTENT:
         raise WireError("tooLarge", f"content {len(content)} > {MAX_CONTENT}")
     best = (COMP_NONE, None, content)
@@ -668,6 +785,8 @@ def compress(content: bytes, dictionaries: Iterable[int] = (1,)) -> tuple[int, O
 
 
 def decompress(compression: int, dict_id: Optional[int], body: bytes) -> bytes:
+    """7.2/7.3: the 65,536-byte content limit is applied here, when the content is read, not by
+    decode_bundle (6.1)."""
     if compression == COMP_NONE:
         if len(body) > MAX_CONTENT:
             raise WireError("tooLarge", f"raw content {len(body)} > {MAX_CONTENT}")
@@ -687,7 +806,10 @@ def compression_name(bundle: Bundle) -> str:
 
 def read_content(bundle: Bundle, recipient: Optional[Identity] = None,
                  origin_candidates: Iterable[PublicNode] = ()) -> bytes:
-    """6.14 steps 4-5: decrypt (if E) and decompress."""
+    """6.14 steps 4-5: decrypt (if E) and decompress. E = 1 with a group or everyone destination
+    fails here (3.5), although decode_bundle accepted the bundle."""
+    if bundle.e2e and recipient is None:
+        raise WireError("decryptionFailed", "end-to-end body and no recipient key")
     compressed = e2e_open(bundle, recipient, origin_candidates) if bundle.e2e else bundle.body
     return decompress(bundle.compression, bundle.dictionary_id, compressed)
 
@@ -704,9 +826,12 @@ def make_bundle(origin: Identity, kind: int, content: bytes, created: int, seque
                 reference: Optional[BundleId] = None, sign: Optional[bool] = None,
                 recipient: Optional[PublicNode] = None,
                 extensions: Optional[list[tuple[int, bytes]]] = None,
-                compressed: Optional[tuple[int, Optional[int], bytes]] = None) -> Bundle:
+                compressed: Optional[tuple[int, Optional[int], bytes]] = None,
+                dictionaries: Iterable[int] = (1,)) -> Bundle:
     """recipient: end-to-end encrypt to this node (destination must be its short id).
-    compressed: use this (code, dict id, body) instead of running the compressor."""
+    extensions: (type, value) pairs, written in this order (6.6).
+    compressed: use this (code, dict id, body) instead of running the compressor.
+    dictionaries: the dictionaries the encoder has; () is an encoder without any (7.5)."""
     default_class, default_lifetime, default_signed = kind_defaults(kind)
     if len(content) > MAX_CONTENT:
         raise WireError("tooLarge", f"content {len(content)} > {MAX_CONTENT}")
@@ -720,7 +845,7 @@ def make_bundle(origin: Identity, kind: int, content: bytes, created: int, seque
     if extensions is not None:
         if not 1 <= len(extensions) <= MAX_EXTENSIONS or any(len(v) > MAX_EXTENSION_VALUE for _, v in extensions):
             raise WireError("invalidValue", "extension limits (6.6)")
-    code, dict_id, compressed_body = compressed if compressed is not None else compress(content)
+    code, dict_id, compressed_body = compressed if compressed is not None else compress(content, dictionaries)
     b = Bundle(kind=kind, origin=origin.short_id, created=created, sequence=sequence, lifetime=lifetime,
                dest_type=dest_type, destination=destination, hop_limit=hop_limit,
                compression=code, dictionary_id=dict_id,
@@ -737,6 +862,18 @@ def make_bundle(origin: Identity, kind: int, content: bytes, created: int, seque
         b.signature = origin.sign(b.signing_input())
     b.encode()  # size check
     return b
+
+
+def unknown_critical_extensions(bundle: Bundle, known_types: Iterable[int] = ()) -> list[int]:
+    """6.6: odd extension types this node does not know (version 1 defines no types)."""
+    known = set(known_types)
+    return [t for t, _ in bundle.extensions or [] if t % 2 == 1 and t not in known]
+
+
+def deliverable(bundle: Bundle, known_extension_types: Iterable[int] = ()) -> bool:
+    """6.14 step 6: a known kind (0-6) and no unknown critical extension. Such a bundle that is
+    not deliverable is still stored and forwarded unchanged."""
+    return bundle.kind <= 6 and not unknown_critical_extensions(bundle, known_extension_types)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -971,9 +1108,9 @@ class PacketHeader:
 
 
 def decode_packet_header(packet: bytes) -> PacketHeader:
-    """4.7 steps 1-3."""
-    if len(packet) > MAX_PACKET:
-        raise WireError("tooLarge", f"packet {len(packet)} > {MAX_PACKET}")
+    """4.1 / 4.7 steps 2-3, in the reference order: version, reserved bits, then length (fewer
+    than 9 bytes, or 13 in the announce form, is truncated). The tag length is checked by
+    open_packet."""
     if not packet:
         raise WireError("truncated", "packet header")
     h = packet[0]
@@ -983,8 +1120,8 @@ def decode_packet_header(packet: bytes) -> PacketHeader:
         raise WireError("unsupportedFeature", "packet header reserved bits")
     announce, is_open = bool(h & 0x08), bool(h & 0x04)
     size = 13 if announce else 9
-    if len(packet) < size + TAG:
-        raise WireError("truncated", "packet")
+    if len(packet) < size:
+        raise WireError("truncated", "packet header")
     return PacketHeader(announce, is_open, int.from_bytes(packet[1:5], "big"), int.from_bytes(packet[5:9], "big"),
                         int.from_bytes(packet[9:13], "big") if announce else None, packet[:size])
 
@@ -1035,8 +1172,12 @@ class OpenedPacket:
 def open_packet(packet: bytes, network_key: bytes, known: dict[int, list[bytes]], *,
                 open_mode: bool = False) -> OpenedPacket:
     """4.7 steps 1-6. known: short id -> all full node ids with that short id (2.3).
-    The replay check (step 7) is ReplayWindow, kept by the caller per sender node id."""
+    The replay check (step 7) is ReplayWindow, kept per sender node id (see Receiver)."""
+    if len(packet) > MAX_PACKET:
+        raise WireError("tooLarge", f"packet {len(packet)} > {MAX_PACKET}")
     header = decode_packet_header(packet)
+    if len(packet) < len(header.clear) + TAG:
+        raise WireError("truncated", "packet")
     if header.open and not open_mode:
         raise WireError("unsupportedFeature", "open packet in a sealed federation")
     body = packet[len(header.clear):]
@@ -1077,6 +1218,90 @@ class ReplayWindow:
             return False
         self.seen |= 1 << back
         return True
+
+
+class Neighbours:
+    """2.3 short-id table (short id -> every node known with it) and 9.3 partial announces:
+    a lone key is held by header short id until the other key arrives; then the node id is
+    computed and must have the header's short id, or the keys are discarded."""
+
+    def __init__(self):
+        self.nodes: dict[int, list[PublicNode]] = {}
+        self.partial: dict[int, tuple[Optional[bytes], Optional[bytes]]] = {}
+
+    def known(self) -> dict[int, list[bytes]]:
+        return {sid: [n.node_id for n in nodes] for sid, nodes in self.nodes.items()}
+
+    def candidates(self, short_id: int) -> list[PublicNode]:
+        return list(self.nodes.get(short_id, []))
+
+    def identify(self, header_short_id: int, announces: list) -> Optional[PublicNode]:
+        """The node the announce records of one packet (with any held lone key) identify,
+        without changing any state; None while only one key has been heard."""
+        held = self.partial.get(header_short_id, (None, None))
+        sk, ak = held
+        for rec in announces:
+            sk = rec.signing_key or sk
+            ak = rec.agreement_key or ak
+        if sk is not None and ak is not None:
+            node = PublicNode(sk, ak)
+            return node if node.short_id == header_short_id else None
+        for node in self.nodes.get(header_short_id, []):   # a lone key of a node heard in full before
+            if (sk is not None and sk == node.signing_public) or (ak is not None and ak == node.agreement_public):
+                return node
+        return None
+
+    def learn(self, header_short_id: int, rec) -> Optional[PublicNode]:
+        """9.3: process one announce record; returns the node when both keys are known and match."""
+        sk, ak = self.partial.pop(header_short_id, (None, None))
+        sk, ak = rec.signing_key or sk, rec.agreement_key or ak
+        if sk is None and ak is None:
+            return None
+        if sk is None or ak is None:
+            known = self.identify(header_short_id, [rec])
+            if known is None:
+                self.partial[header_short_id] = (sk, ak)
+            return known
+        node = PublicNode(sk, ak)
+        if node.short_id != header_short_id:
+            return None                                  # keys that do not match are discarded
+        nodes = self.nodes.setdefault(header_short_id, [])
+        if node not in nodes:
+            nodes.append(node)
+        return node
+
+
+@dataclass
+class Received:
+    opened: OpenedPacket
+    sender: Optional[bytes]       # full node id, None while unknown (announce form, one key heard)
+    replay_checked: bool
+
+
+class Receiver:
+    """4.7 with the replay check (4.8) and key learning (9.3). One replay window per sender full
+    node id, shared by both packet forms. An announce-form packet is replay-checked only once its
+    sender's full node id is known (both keys heard); before that it only teaches keys."""
+
+    def __init__(self, network_key: bytes, open_mode: bool = False):
+        self.network_key, self.open_mode = network_key, open_mode
+        self.neighbours = Neighbours()
+        self.windows: dict[bytes, ReplayWindow] = {}
+
+    def receive(self, packet: bytes) -> Received:
+        opened = open_packet(packet, self.network_key, self.neighbours.known(), open_mode=self.open_mode)
+        header = opened.header
+        announces = [r for r in opened.records if isinstance(r, AnnounceRecord)]
+        sender = opened.sender_node_id
+        if header.announce:
+            node = self.neighbours.identify(header.sender, announces)
+            sender = node.node_id if node else None
+        if sender is not None:
+            if not self.windows.setdefault(sender, ReplayWindow()).accept(header.counter):
+                raise WireError("replay", f"counter {header.counter} of {sender.hex()}")
+        for rec in announces:
+            self.neighbours.learn(header.sender, rec)
+        return Received(opened, sender, sender is not None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1133,14 +1358,23 @@ def ack_entry(transfer: int, received_indices: Iterable[int]) -> AckEntry:
     return AckEntry(transfer, n, bytes(bitmap))
 
 
-def ack_entry_received(entry: AckEntry) -> set[int]:
-    """8.4: the fragment indices an entry marks as received."""
+def ack_entry_received(entry: AckEntry, count: Optional[int] = None) -> set[int]:
+    """8.4: the fragment indices an entry marks as received. Given the transfer's fragment
+    count, bits for indices at or above it are ignored (5.5)."""
     got = set(range(entry.received))
     for j, byte in enumerate(entry.bitmap):
         for i in range(8):
             if byte >> i & 1:
                 got.add(entry.received + 1 + 8 * j + i)
+    if count is not None:
+        got = {i for i in got if i < count}
     return got
+
+
+def ack_missing(entry: AckEntry, count: int) -> list[int]:
+    """8.5 (flooded): the indices below count that the entry does not mark as received."""
+    got = ack_entry_received(entry, count)
+    return [i for i in range(count) if i not in got]
 
 
 class Reassembler:
