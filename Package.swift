@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "CourierWire", targets: ["CourierWire"]),
         .library(name: "CourierStore", targets: ["CourierStore"]),
         .library(name: "CourierLinks", targets: ["CourierLinks"]),
+        .library(name: "CourierNode", targets: ["CourierNode"]),
         .executable(name: "courier-bench", targets: ["courier-bench"]),
         .executable(name: "courier-dev", targets: ["courier-dev"]),
         .executable(name: "CourierFuzz", targets: ["CourierFuzz"]),
@@ -52,6 +53,10 @@ let package = Package(
             name: "CourierLinks",
             dependencies: ["CLibSerialPort", .product(name: "Logging", package: "swift-log")]),
 
+        // Layer 4: the relay engine (sans-I/O) and the mesh simulator that drives it on a virtual clock.
+        .target(name: "CourierNode", dependencies: ["CourierWire", "CourierStore", "CourierLinks"]),
+        .target(name: "CourierSim", dependencies: ["CourierNode", "CourierWire", "CourierStore", "CourierLinks"]),
+
         // Tools: the corpus, peer cost models and shared code of the benchmark and developer commands.
         .target(name: "CourierTooling", dependencies: ["CourierWire", "CBzip2"]),
         .executableTarget(
@@ -90,6 +95,9 @@ let package = Package(
         .testTarget(
             name: "CourierLinksTests",
             dependencies: ["CourierLinks", "CourierWire", "CourierTooling", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(
+            name: "CourierNodeTests",
+            dependencies: ["CourierNode", "CourierSim", "CourierStore", "CourierWire", "CourierLinks"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -22,6 +22,8 @@ public final class Store: Sendable {
         /// Seconds a half-received transfer is kept without news.
         public var reassemblyTimeout: Int64 = 24 * 3_600
         public var readOnly = false
+        /// Keep everything in memory (simulations and tests): nothing survives the process.
+        public var inMemory = false
         public init() {}
     }
 
@@ -37,21 +39,22 @@ public final class Store: Sendable {
         self.logger = logger
         var config = GRDB.Configuration()
         config.readonly = configuration.readOnly
-        config.journalMode = configuration.readOnly ? .default : .wal
+        config.journalMode = configuration.readOnly || configuration.inMemory ? .default : .wal
         config.busyMode = .timeout(15)
         config.foreignKeysEnabled = true
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
-        if configuration.readOnly && !FileManager.default.fileExists(atPath: path) {
+        if configuration.readOnly && !configuration.inMemory && !FileManager.default.fileExists(atPath: path) {
             throw .cannotOpen(path: path, detail: "no such file")
         }
         do {
-            self.db = try DatabaseQueue(path: path, configuration: config)
+            self.db = configuration.inMemory
+                ? try DatabaseQueue(configuration: config) : try DatabaseQueue(path: path, configuration: config)
             let found = try self.db.read { db in
                 let found = try Int.fetchOne(db.cachedStatement(sql: "PRAGMA user_version")) ?? 0
                 if found > Schema.version { throw StoreError.newerSchema(path: path, found: found, supported: Schema.version) }
-                let check = try String.fetchOne(db.cachedStatement(sql: "PRAGMA quick_check")) ?? "?"
+                let check = configuration.inMemory ? "ok" : try String.fetchOne(db.cachedStatement(sql: "PRAGMA quick_check")) ?? "?"
                 guard check == "ok" else { throw StoreError.corrupt(path: path, detail: check) }
                 return found
             }
@@ -437,15 +440,47 @@ public final class Store: Sendable {
     }
 
     public func inbox(unreadOnly: Bool = false, limit: Int = 1_000) throws(StoreError) -> [InboxMessage] {
+        try self.inboxRows(unreadOnly ? "WHERE read = 0 ORDER BY rowid LIMIT ?" : "ORDER BY rowid LIMIT ?", [limit])
+    }
+
+    public func inboxMessage(_ id: BundleID) throws(StoreError) -> InboxMessage? {
+        try self.inboxRows("WHERE origin = ? AND created = ? AND sequence = ?", [id.origin.rawValue, id.created, id.sequence]).first
+    }
+
+    func inboxRows(_ clause: String, _ args: StatementArguments) throws(StoreError) -> [InboxMessage] {
         try self.read { db in
-            try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM inbox \(unreadOnly ? "WHERE read = 0" : "") ORDER BY rowid LIMIT ?"),
-                             arguments: [limit]).map {
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM inbox \(clause)"), arguments: args).map {
                 InboxMessage(
                     rowid: $0["rowid"],
                     id: try BundleID(origin: ShortID(UInt32($0["origin"] as Int64)), created: UInt32($0["created"] as Int64), sequence: UInt32($0["sequence"] as Int64)),
                     kind: Kind(code: UInt8($0["kind"] as Int64)), destination: Destination(storeType: $0["dest_type"], value: $0["dest"]),
                     respondBy: ($0["respond_by"] as Int64?).map { UInt32($0) }, reference: $0["reference"],
                     content: [UInt8]($0["content"] as Data), received: $0["received"], read: ($0["read"] as Int64) != 0)
+            }
+        }
+    }
+
+    /// Ids this node has seen (held, delivered, relayed or refused as duplicate) whose lifetime has not passed,
+    /// latest-expiring first: what a summary lists so neighbours do not offer them again.
+    public func seenIDs(limit: Int = 4_096) throws(StoreError) -> [BundleID] {
+        try self.read { db in
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT origin, created, sequence FROM seen ORDER BY expires DESC LIMIT ?"),
+                             arguments: [limit]).map {
+                try BundleID(origin: ShortID(UInt32($0[0] as Int64)), created: UInt32($0[1] as Int64), sequence: UInt32($0[2] as Int64))
+            }
+        }
+    }
+
+    /// Ids of bundles delivered here whose lifetime has not passed (a node's summary lists them, so neighbours do
+    /// not send them again).
+    public func deliveredIDs(limit: Int = 10_000) throws(StoreError) -> [BundleID] {
+        try self.read { db in
+            try Row.fetchAll(db.cachedStatement(sql: """
+                SELECT i.origin, i.created, i.sequence FROM inbox i JOIN seen s
+                  ON s.origin = i.origin AND s.created = i.created AND s.sequence = i.sequence
+                ORDER BY i.rowid DESC LIMIT ?
+                """), arguments: [limit]).map {
+                try BundleID(origin: ShortID(UInt32($0[0] as Int64)), created: UInt32($0[1] as Int64), sequence: UInt32($0[2] as Int64))
             }
         }
     }

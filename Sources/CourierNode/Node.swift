@@ -1,0 +1,833 @@
+import CourierLinks
+import CourierStore
+import CourierWire
+import Foundation
+
+/// The relay engine: a sans-I/O state machine. Feed it packets (`receive`), the clock (`tick`) and local submissions
+/// (`submit`); it returns packets to send, deliveries and events, and says when it next wants a tick. The runtime
+/// drives it with real links and the real clock; the simulator with in-memory lossy links and a virtual clock.
+/// It keeps durable state in the store (queue, custody, transmission state, inbox, reassembly) and soft state in
+/// memory (neighbours, routes, timers), which it rebuilds after a restart.
+public final class Node {
+    public let config: NodeConfig
+    public let store: Store
+    public var me: NodeID { self.config.identity.nodeID }
+
+    // MARK: State
+
+    struct Neighbour {
+        var id: NodeID
+        var name: String?
+        var lastHeard: [String: Double] = [:]
+        var replay = ReplayWindow()
+        var srtt: Double? = nil
+        var rttvar: Double = 0
+        var sentFragments = 0
+        var ackedFragments = 0
+        /// Stopped acknowledging (gone away without a word): not used as a next hop until heard again.
+        var unresponsiveSince: Double? = nil
+    }
+
+    struct LinkState {
+        var info: LinkInfo
+        var up = false
+        var busyUntil: Double = 0
+        var tokens: Double = 0
+        var lastRefill: Double = 0
+        var nextAnnounce: Double = 0
+        var announceDue = false
+        var lastSummary: Double = -1e9
+        var summaryDue: Double? = nil
+        var pendingSummary: [[UInt32]] = []
+        /// Acks to send: neighbour short id -> transfer -> entry, and when.
+        var acks: [ShortID: [UInt32: AckEntry]] = [:]
+        var ackDue: Double? = nil
+    }
+
+    struct TransferKey: Hashable {
+        let link: String
+        let target: NodeID?
+        let bundle: BundleID
+    }
+
+    struct Transfer {
+        let key: TransferKey
+        let number: UInt32
+        let priority: PriorityClass
+        let order: Int
+        var records: [Record]
+        var sent: Set<Int> = []
+        var acked: Set<Int> = []
+        var firstSent: Double? = nil
+        var due: Double = 0
+        var attempts = 0
+        /// Custody moves to the target when it has everything (a directed bundle towards its destination).
+        let custody: Bool
+    }
+
+    struct PendingFlood {
+        var due: Double
+        var heard = 0
+    }
+
+    struct PartialAnnounce {
+        var signing: [UInt8]?
+        var agreement: [UInt8]?
+        var name: String?
+    }
+
+    var neighbours: [NodeID: Neighbour] = [:]
+    var keys: [NodeID: NodePublicKeys] = [:]
+    var directory: [ShortID: [NodeID]] = [:]
+    var partialAnnounces: [ShortID: PartialAnnounce] = [:]
+    var links: [String: LinkState] = [:]
+    var linkOrder: [String] = []
+    var transfers: [TransferKey: Transfer] = [:]
+    var transferOrder = 0
+    var nextTransferNumber: UInt32 = 0
+    var floods: [BundleID: PendingFlood] = [:]
+    var summaries: [NodeID: Set<UInt32>] = [:]
+    var receipts: [ShortID: (ids: [BundleID], due: Double)] = [:]
+    var routes: [ShortID: (via: NodeID, hops: Int, at: Double)] = [:]
+    /// Neighbours given a copy of a directed bundle we could not route (at most `maxReplicas`).
+    var replicas: [BundleID: Set<NodeID>] = [:]
+    static let maxReplicas = 2
+    var reassembler: Reassembler
+    var counters: Range<UInt32> = 0..<0
+    var rng: Random
+    var lastHousekeeping: Double = -1e9
+    /// The held set changed since the last summary on each link.
+    var summaryStale: Set<String> = []
+    var quiet: Bool
+    let sealer: PacketSealer
+    let opener: PacketOpener
+    let compressor: BodyCompressor
+    var outputs: [NodeOutput] = []
+
+    public private(set) var stats = Stats()
+    public struct Stats: Sendable, Equatable {
+        public var packetsSent = 0
+        public var bytesSent = 0
+        public var packetsReceived = 0
+        public var rejected = 0
+        public var suppressed = 0
+        public var retransmissions = 0
+        /// Packets with bundle data sent to everyone in range, and to one neighbour.
+        public var broadcastDataPackets = 0
+        public var unicastDataPackets = 0
+    }
+
+    public init(config: NodeConfig, store: Store, links: [LinkInfo], now: Double, seed: UInt64? = nil,
+                compressor: BodyCompressor = BodyCompressor()) throws(StoreError) {
+        self.config = config
+        self.store = store
+        self.compressor = compressor
+        self.sealer = PacketSealer(networkKey: config.networkKey, sender: config.identity.nodeID, open: config.openMode)
+        self.opener = PacketOpener(networkKey: config.networkKey, acceptOpen: config.openMode)
+        self.rng = Random(seed: seed ?? UInt64(config.identity.nodeID.short.rawValue))
+        self.reassembler = Reassembler(timeout: Int64(config.reassemblyTimeout))
+        self.quiet = try store.isQuiet()
+        for l in links {
+            self.links[l.name] = LinkState(info: l, tokens: Self.bucketSize(l), lastRefill: now)
+            self.linkOrder.append(l.name)
+        }
+        self.learn(config.identity.publicKeys)
+        if case .members(let members) = config.trust { for k in members { self.learn(k) } }
+        // Half-received transfers survive a restart.
+        for (sender, f, t) in try store.savedFragments() { _ = self.reassembler.add(f, from: sender, now: t) }
+    }
+
+    static func bucketSize(_ l: LinkInfo) -> Double {
+        guard let d = l.dutyCycle else { return .infinity }
+        return d * 3_600  // an hour's allowance
+    }
+
+    func learn(_ k: NodePublicKeys) {
+        let id = k.nodeID
+        if self.keys[id] == nil {
+            self.keys[id] = k
+            self.directory[id.short, default: []].append(id)
+        }
+    }
+
+    func emit(_ o: NodeOutput) { self.outputs.append(o) }
+
+    func drain() -> [NodeOutput] {
+        defer { self.outputs.removeAll() }
+        return self.outputs
+    }
+
+    // MARK: Links
+
+    public func linkUp(_ name: String, now: Double) -> [NodeOutput] {
+        self.links[name]?.up = true
+        self.links[name]?.announceDue = true
+        self.links[name]?.summaryDue = now + self.rng.uniform(0, 1)
+        return self.tick(now: now)
+    }
+
+    public func linkDown(_ name: String, now: Double) {
+        self.links[name]?.up = false
+        // Outstanding fragments on that link go out again when it is back.
+        for (k, var t) in self.transfers where k.link == name {
+            t.sent.subtract(t.sent.subtracting(t.acked))
+            t.due = now
+            self.transfers[k] = t
+        }
+    }
+
+    public var isQuiet: Bool { self.quiet }
+
+    /// Quiet mode: receive and store, transmit nothing, until lifted; then resume with what is held.
+    public func setQuiet(_ on: Bool, now: Double) throws(StoreError) -> [NodeOutput] {
+        try self.store.setQuiet(on)
+        self.quiet = on
+        return on ? [] : self.tick(now: now)
+    }
+
+    // MARK: Local submissions
+
+    /// Makes, stores and starts sending a bundle from this node. Throws `StoreError.quotaFull` when it cannot be
+    /// queued (nothing else is dropped).
+    public func submit(
+        kind: Kind, destination: Destination, content: [UInt8], options: BundleOptions? = nil, now: Double
+    ) throws -> (BundleID, [NodeOutput]) {
+        let id = try self.make(kind: kind, destination: destination, content: content, options: options, now: now)
+        return (id, self.tick(now: now))
+    }
+
+    func make(kind: Kind, destination: Destination, content: [UInt8], options: BundleOptions?, now: Double) throws -> BundleID {
+        var opts = options ?? BundleOptions(kind: kind)
+        if self.config.openMode { opts.sign = true }
+        let seq = try self.store.nextSequence()
+        let b = try CourierBundle.make(
+            kind: kind, destination: destination, content: content, origin: self.config.identity,
+            created: CourierTime.minutes(unixSeconds: Int64(now)), sequence: seq, options: opts, compressor: self.compressor)
+        try self.store.insert(b, now: Int64(now), local: true, custody: true)
+        self.afterStoring(b, from: nil, now: now, local: true)
+        if self.isForMe(b) { try self.deliverLocally(b, now: now) }
+        return b.id
+    }
+
+    func isForMe(_ b: CourierBundle) -> Bool {
+        switch b.destination {
+        case .node(let n): return n == self.me.short
+        case .group(let g): return self.config.groups.contains(g)
+        case .everyone: return true
+        }
+    }
+
+    // MARK: Receiving
+
+    public func receive(_ bytes: [UInt8], on link: String, now: Double) -> [NodeOutput] {
+        self.stats.packetsReceived += 1
+        let packet: Packet
+        do {
+            packet = try self.opener.open(bytes, candidates: { self.directory[$0] ?? [] })
+        } catch {
+            if case .unknownSender = error {} else { self.reject("packet on \(link): \(error)") }
+            return self.drain()
+        }
+        var sender = packet.sender
+        // Announces first: they may teach the sender's keys.
+        for case .announce(let a) in packet.records {
+            if let id = self.handleAnnounce(a, short: packet.header.sender) { sender = id }
+        }
+        if sender == nil { sender = self.directory[packet.header.sender]?.count == 1 ? self.directory[packet.header.sender]![0] : nil }
+        guard let from = sender else { return self.drain() }
+        var n = self.neighbours[from] ?? Neighbour(id: from)
+        guard n.replay.accept(packet.header.counter) else {
+            self.reject("replayed packet from \(from.short)")
+            return self.drain()
+        }
+        let wasAway = (n.lastHeard[link].map { now - $0 > self.config.neighbourTimeout } ?? true)
+        n.lastHeard[link] = now
+        n.unresponsiveSince = nil
+        if n.name == nil, let k = self.partialAnnounces[from.short]?.name { n.name = k }
+        self.neighbours[from] = n
+        if wasAway && from != self.me {
+            self.emit(.event(.neighbourHeard(from, name: n.name, link: link)))
+            // A contact: tell them what we hold, and who we are if they may not know.
+            if var l = self.links[link] {
+                l.summaryDue = min(l.summaryDue ?? .infinity, now + self.rng.uniform(0.1, 1.5))
+                if now - (l.nextAnnounce - self.config.announceInterval) > 60 { l.announceDue = true }
+                self.links[link] = l
+            }
+        }
+        for r in packet.records {
+            switch r {
+            case .ack(let a) where a.target == self.me.short: self.handleAck(a, from: from, link: link, now: now)
+            case .summary(let s): self.handleSummary(s, from: from, link: link, now: now)
+            case .bundle(let b):
+                if let next = b.nextHop, next != self.me.short {
+                    self.overheard(b.bundle, to: next)
+                    continue
+                }
+                if let t = b.transfer, b.nextHop == self.me.short { self.queueAck(AckEntry(transfer: t, received: 1), to: from.short, link: link, now: now) }
+                self.handleBundleBytes(b.bundle, from: from, link: link, now: now)
+            case .fragment(let f):
+                if let next = f.nextHop, next != self.me.short { continue }
+                try? self.store.saveFragment(f, from: from, now: Int64(now))
+                switch self.reassembler.add(f, from: from, now: Int64(now)) {
+                case .complete(let bytes, let ack):
+                    try? self.store.dropTransfer(from: from, transfer: f.transfer)
+                    if f.nextHop != nil { self.queueAck(ack, to: from.short, link: link, now: now) }
+                    self.handleBundleBytes(bytes, from: from, link: link, now: now)
+                case .incomplete(let ack):
+                    if f.nextHop != nil { self.queueAck(ack, to: from.short, link: link, now: now, complete: false) }
+                case .duplicate(let ack):
+                    if f.nextHop != nil { self.queueAck(ack, to: from.short, link: link, now: now) }
+                case .rejected(let why): self.reject("fragment: \(why)")
+                }
+            default: break
+            }
+        }
+        self.outputs += self.tick(now: now)
+        return self.drain()
+    }
+
+    func reject(_ why: String) {
+        self.stats.rejected += 1
+        self.emit(.event(.rejected(why)))
+    }
+
+    /// Learns keys from an announce; returns the node id once both keys are known.
+    func handleAnnounce(_ a: AnnounceRecord, short: ShortID) -> NodeID? {
+        var p = self.partialAnnounces[short] ?? PartialAnnounce()
+        if let s = a.signingKey { p.signing = s }
+        if let g = a.agreementKey { p.agreement = g }
+        if let n = a.name { p.name = n }
+        self.partialAnnounces[short] = p
+        guard let s = p.signing, let g = p.agreement, let keys = try? NodePublicKeys(signing: s, agreement: g) else { return nil }
+        guard keys.nodeID.short == short else {
+            self.reject("announce whose keys do not match its short id \(short)")
+            return nil
+        }
+        let id = keys.nodeID
+        if id != self.me && id.short == self.me.short {
+            self.reject("another node (\(id)) has our short id \(short): restart one of them with a new identity")
+        }
+        if case .members(let members) = self.config.trust, !members.contains(keys) {
+            // Not in the federation's membership list: known for packets, but its bundles are refused.
+        }
+        self.learn(keys)
+        if let name = p.name { self.neighbours[id, default: Neighbour(id: id)].name = name }
+        return id
+    }
+
+    /// A bundle sent to another neighbour: it counts as a copy heard, and whoever it went to needs no copy from us.
+    func overheard(_ bytes: [UInt8], to next: ShortID) {
+        guard let b = try? CourierBundle(decoding: bytes) else { return }
+        if self.floods[b.id] != nil { self.floods[b.id]!.heard += 1 }
+        for (k, t) in self.transfers where k.bundle == b.id && k.target?.short == next && t.sent.isEmpty {
+            self.transfers[k] = nil
+        }
+    }
+
+    func handleBundleBytes(_ bytes: [UInt8], from: NodeID, link: String, now: Double) {
+        let b: CourierBundle
+        do { b = try CourierBundle(decoding: bytes) } catch {
+            self.reject("bundle from \(from.short): \(error)")
+            return
+        }
+        let nowMinutes = UInt64(CourierTime.minutes(unixSeconds: Int64(now)))
+        if b.expires <= nowMinutes { return }
+        // A copy of a flood we are about to rebroadcast: one more neighbour has it; a repair someone else just
+        // sent need not be sent again.
+        if self.floods[b.id] != nil { self.floods[b.id]!.heard += 1 }
+        for (k, t) in self.transfers where k.bundle == b.id && k.link == link && k.target == nil && t.sent.isEmpty && t.due > now {
+            self.transfers[k] = nil
+        }
+        if (try? self.store.hasSeen(b.id)) == true {
+            self.emit(.event(.duplicate(b.id)))
+            return
+        }
+        guard self.trusted(b) else { return }
+        // Route learning: the origin is reachable through the neighbour it came from.
+        let hops = Int(self.config.hopLimit) - Int(b.hopLimit)
+        if b.origin != self.me.short, (self.routes[b.origin].map { $0.hops >= hops || now - $0.at > self.config.neighbourTimeout } ?? true) {
+            self.routes[b.origin] = (from, max(hops, 0), now)
+        }
+        if b.kind == .receipt { self.handleReceipt(b, now: now) }
+        let forMe = self.isForMe(b)
+        if case .node = b.destination, forMe {
+            // Delivered here: custody ends with us; the receipt travels back to the origin.
+            try? self.deliverLocally(b, now: now)
+            if b.kind != .receipt { self.queueReceipt(for: b.id, now: now) }
+            return
+        }
+        do {
+            let directed: Bool
+            if case .node = b.destination { directed = true } else { directed = false }
+            let r = try self.store.insert(b, now: Int64(now), local: false, custody: directed, from: from.short.description)
+            guard case .stored = r else { return }
+        } catch {
+            self.reject("cannot store \(b.id): \(error)")
+            return
+        }
+        self.emit(.event(.bundleStored(b.id, from: from.short)))
+        if forMe {
+            try? self.deliverLocally(b, now: now)
+            if b.kind == .alert { self.queueReceipt(for: b.id, now: now) }
+        }
+        self.afterStoring(b, from: from, now: now, local: false)
+    }
+
+    func trusted(_ b: CourierBundle) -> Bool {
+        let candidates = (self.directory[b.origin] ?? []).compactMap { self.keys[$0] }
+        if case .members(let members) = self.config.trust, !members.contains(where: { $0.nodeID.short == b.origin }) {
+            self.reject("\(b.id): origin is not a federation member")
+            return false
+        }
+        if self.config.openMode && !b.isSigned {
+            self.reject("\(b.id): unsigned bundle in open mode")
+            return false
+        }
+        if b.isSigned {
+            if candidates.isEmpty {
+                if case .members = self.config.trust {
+                    self.reject("\(b.id): signed by an origin whose keys are unknown")
+                    return false
+                }
+                return true
+            }
+            guard candidates.contains(where: { b.verifySignature(originKeys: $0) }) else {
+                self.reject("\(b.id): origin signature does not verify")
+                return false
+            }
+        }
+        return true
+    }
+
+    func deliverLocally(_ b: CourierBundle, now: Double) throws {
+        if b.extensions.contains(where: { $0.isCritical }) { return }
+        let originKeys = (self.directory[b.origin] ?? []).compactMap { self.keys[$0] }.first
+        let content = try b.content(compressor: self.compressor, recipient: self.config.identity, originKeys: originKeys)
+        if try self.store.deliver(b, content: content, now: Int64(now)), let m = try self.store.inboxMessage(b.id) {
+            self.emit(.delivered(m))
+            if b.kind == .aidOffer, let ref = b.reference, ref.origin == self.me.short {
+                self.emit(.event(.offerForRequest(request: ref, offer: b.id)))
+            }
+        }
+    }
+
+    // MARK: After storing: flooding and routing
+
+    func afterStoring(_ b: CourierBundle, from: NodeID?, now: Double, local: Bool) {
+        self.summaryStale = Set(self.linkOrder)
+        switch b.destination {
+        case .everyone, .group:
+            guard local || b.hopLimit > 0 else { return }
+            // The origin sends at once; relays wait a random time and count copies they hear meanwhile.
+            let delay = local ? 0 : self.floodDelay()
+            self.floods[b.id] = PendingFlood(due: now + delay)
+        case .node:
+            self.routeDirected(b.id, now: now)
+        }
+    }
+
+    func floodDelay() -> Double {
+        let airtime = self.links.values.map { $0.info.properties.airtime(bytes: $0.info.properties.mtu) }.max() ?? 0
+        return self.rng.uniform(self.config.minFloodDelay, max(self.config.minFloodDelay * 2, airtime * self.config.floodDelayAirtimes))
+    }
+
+    /// The neighbour to hand a directed bundle to: the destination itself, or the neighbour a route goes through.
+    func nextHop(for dest: ShortID, now: Double) -> (NodeID, String)? {
+        for id in self.directory[dest] ?? [] where id != self.me {
+            if let l = self.freshLink(id, now: now) { return (id, l) }
+        }
+        if let r = self.routes[dest], now - r.at < self.config.neighbourTimeout * 4, let l = self.freshLink(r.via, now: now) {
+            return (r.via, l)
+        }
+        return nil
+    }
+
+    /// The up link a neighbour was heard on most recently, if within the timeout.
+    func freshLink(_ id: NodeID, now: Double) -> String? {
+        guard let n = self.neighbours[id], n.unresponsiveSince == nil else { return nil }
+        return n.lastHeard.filter { now - $0.value < self.config.neighbourTimeout && self.links[$0.key]?.up == true }
+            .max { $0.value < $1.value }?.key
+    }
+
+    func routeDirected(_ id: BundleID, now: Double) {
+        guard let q = try? self.store.bundle(id), q.custody, case .node(let dest) = q.destination else { return }
+        guard !self.transfers.keys.contains(where: { $0.bundle == id && $0.target != nil }) else { return }
+        guard let (hop, link) = self.nextHop(for: dest, now: now) else { return }
+        self.startTransfer(q, link: link, target: hop, custody: true, now: now)
+    }
+
+    /// Starts sending a bundle on a link, to one neighbour (acknowledged) or to all in range. A `delay` lets other
+    /// holders answer first: overhearing one of them send it to the same neighbour cancels ours.
+    func startTransfer(_ q: QueuedBundle, link: String, target: NodeID?, custody: Bool, now: Double, delay: Double = 0) {
+        let key = TransferKey(link: link, target: target, bundle: q.id)
+        guard self.transfers[key] == nil, let l = self.links[link] else { return }
+        var data = q.data
+        // Relays spend one hop; the origin's copy goes out as made.
+        if !q.isLocal, !data.isEmpty {
+            let hop = data[0] >> 4
+            guard hop > 0 || target != nil else { return }
+            data[0] = (hop > 0 ? hop - 1 : 0) << 4 | data[0] & 0x0F
+        }
+        self.nextTransferNumber = (self.nextTransferNumber + 1) & 0x3FFF
+        guard let records = try? Fragmenter.records(
+            bundle: data, mtu: l.info.properties.mtu, transfer: self.nextTransferNumber, nextHop: target?.short,
+            wantAck: target != nil)
+        else { return }
+        self.transferOrder += 1
+        self.transfers[key] = Transfer(
+            key: key, number: self.nextTransferNumber, priority: q.priority, order: self.transferOrder, records: records,
+            due: now, custody: custody)
+    }
+
+    // MARK: Acks, summaries, receipts
+
+    func queueAck(_ e: AckEntry, to: ShortID, link: String, now: Double, complete: Bool = true) {
+        guard var l = self.links[link] else { return }
+        l.acks[to, default: [:]][e.transfer] = e
+        // Complete transfers are acknowledged quickly; partial ones after a pause, so one ack covers a window.
+        let delay = complete ? self.config.ackDelay : self.config.ackDelay * 4
+        l.ackDue = min(l.ackDue ?? .infinity, now + delay)
+        self.links[link] = l
+    }
+
+    func handleAck(_ a: AckRecord, from: NodeID, link: String, now: Double) {
+        for e in a.entries {
+            guard let found = self.transfers.first(where: { $0.key.link == link && $0.key.target == from && $0.value.number == e.transfer }) else { continue }
+            let key = found.key
+            var t = found.value
+            let before = t.acked.count
+            for i in 0..<t.records.count where e.has(i) { t.acked.insert(i) }
+            if t.acked.count > before {
+                var n = self.neighbours[from] ?? Neighbour(id: from)
+                n.ackedFragments += t.acked.count - before
+                if let first = t.firstSent, t.attempts == 0 {
+                    let sample = now - first
+                    if let s = n.srtt {
+                        n.rttvar = 0.75 * n.rttvar + 0.25 * abs(s - sample)
+                        n.srtt = 0.875 * s + 0.125 * sample
+                    } else {
+                        n.srtt = sample
+                        n.rttvar = sample / 2
+                    }
+                }
+                self.neighbours[from] = n
+            }
+            if let q = try? self.store.bundle(key.bundle) {
+                try? self.store.recordAck(q.id, from: from, ack: AckEntry(transfer: e.transfer, receivedIndices: t.acked), now: Int64(now))
+            }
+            if t.acked.count == t.records.count {
+                self.transfers[key] = nil
+                if t.custody {
+                    try? self.store.releaseCustody(key.bundle, to: from, now: Int64(now))
+                    self.emit(.event(.custodyReleased(key.bundle, to: from.short)))
+                }
+            } else {
+                // Resend what the ack shows missing, now.
+                t.sent = t.sent.intersection(t.acked)
+                t.due = now
+                self.transfers[key] = t
+            }
+        }
+    }
+
+    func handleSummary(_ s: SummaryRecord, from: NodeID, link: String, now: Double) {
+        self.summaries[from, default: []].formUnion(s.digests)
+        guard s.isFinal else { return }
+        let theirs = self.summaries.removeValue(forKey: from) ?? []
+        // They hold something we lack: answer with our summary, so they send it.
+        let mine = Set(((try? self.store.seenIDs()) ?? []).map(\.digest))
+        if !theirs.isSubset(of: mine), var l = self.links[link] {
+            l.summaryDue = min(l.summaryDue ?? .infinity, now + self.rng.uniform(0.1, 2))
+            self.links[link] = l
+        }
+        // Send what they lack: floods to all, directed bundles we hold custody of (a copy; custody stays with us
+        // unless they are the destination).
+        guard let held = try? self.store.schedule(for: from, now: Int64(now), limit: 10_000) else { return }
+        for q in held where !theirs.contains(q.id.digest) {
+            switch q.destination {
+            case .everyone, .group:
+                if !q.isLocal, q.data.first.map({ $0 >> 4 == 0 }) == true { continue }
+                // A broadcast after a random delay: every neighbour that lacks it can take it, and a holder that
+                // hears another holder send it first stands down.
+                self.startTransfer(q, link: link, target: nil, custody: false, now: now, delay: self.floodDelay())
+            case .node(let d):
+                guard q.custody else { continue }
+                if d == from.short {
+                    // The destination itself: custody moves to it.
+                    self.startTransfer(q, link: link, target: from, custody: true, now: now, delay: self.floodDelay())
+                } else if self.nextHop(for: d, now: now) == nil, self.replicas[q.id, default: []].count < Self.maxReplicas,
+                          !self.replicas[q.id, default: []].contains(from) {
+                    // No route: give a copy to a few neighbours we meet (a courier may carry it); we keep custody.
+                    self.replicas[q.id, default: []].insert(from)
+                    self.startTransfer(q, link: link, target: from, custody: false, now: now, delay: self.floodDelay())
+                }
+            }
+        }
+    }
+
+    func queueReceipt(for id: BundleID, now: Double) {
+        guard id.origin != self.me.short else { return }
+        var r = self.receipts[id.origin] ?? ([], now + self.config.receiptDelay)
+        if !r.ids.contains(id) { r.ids.append(id) }
+        self.receipts[id.origin] = r
+    }
+
+    func handleReceipt(_ b: CourierBundle, now: Double) {
+        guard let content = try? b.content(compressor: self.compressor) else { return }
+        var r = ByteReader(content)
+        while !r.isAtEnd {
+            guard let o = try? r.u32("origin"), let c = try? r.u24("created"), let s = try? r.varint32("sequence"),
+                  let id = try? BundleID(origin: ShortID(o), created: c, sequence: s)
+            else { return }
+            if id.origin == self.me.short, case .node(let dest) = b.destination, dest == self.me.short {
+                self.emit(.event(.receipt(id, by: b.origin)))
+            }
+            // A delivered directed bundle need not travel further: drop our copy ("vaccination").
+            if let q = try? self.store.bundle(id), case .node(let d) = q.destination, d == b.origin {
+                try? self.store.remove(id, reason: "delivered (receipt from \(b.origin))", now: Int64(now))
+                for k in self.transfers.keys where k.bundle == id { self.transfers[k] = nil }
+            }
+        }
+    }
+
+    // MARK: Ticks
+
+    /// Advances timers and sends what can be sent now.
+    public func tick(now: Double) -> [NodeOutput] {
+        if now - self.lastHousekeeping >= 60 {
+            self.lastHousekeeping = now
+            _ = try? self.store.expire(now: Int64(now))
+            for k in self.reassembler.expire(now: Int64(now)) {
+                if let s = NodeID(bytes: k.sender) { try? self.store.dropTransfer(from: s, transfer: k.transfer) }
+            }
+            // Directed bundles waiting for a route: try again.
+            if let held = try? self.store.schedule(for: nil, now: Int64(now), limit: 500) {
+                for q in held where q.custody { if case .node = q.destination { self.routeDirected(q.id, now: now) } }
+            }
+        }
+        // Floods whose delay ran out.
+        for (id, f) in self.floods where f.due <= now {
+            self.floods[id] = nil
+            let isOrigin = id.origin == self.me.short
+            if !isOrigin && f.heard >= self.config.suppressionThreshold {
+                self.stats.suppressed += 1
+                self.emit(.event(.suppressed(id)))
+                continue
+            }
+            guard let q = try? self.store.bundle(id) else { continue }
+            for name in self.linkOrder where self.links[name]?.up == true {
+                self.startTransfer(q, link: name, target: nil, custody: false, now: now)
+            }
+        }
+        // Receipts whose aggregation time is up.
+        for (origin, r) in self.receipts where r.due <= now {
+            self.receipts[origin] = nil
+            var w = ByteWriter()
+            for id in r.ids {
+                w.u32(id.origin.rawValue)
+                w.u24(id.created)
+                w.varint(id.sequence)
+            }
+            _ = try? self.make(kind: .receipt, destination: .node(origin), content: w.bytes, options: nil, now: now)
+        }
+        // Announces.
+        for name in self.linkOrder {
+            guard var l = self.links[name], l.up else { continue }
+            if now >= l.nextAnnounce {
+                l.announceDue = true
+            }
+            if self.summaryStale.contains(name), l.summaryDue == nil {
+                l.summaryDue = max(now, l.lastSummary + self.config.summaryInterval) + self.rng.uniform(0, 5)
+            }
+            if let due = l.summaryDue, due <= now, now - l.lastSummary >= self.config.summaryInterval || l.lastSummary < 0 {
+                self.summaryStale.remove(name)
+                l.summaryDue = nil
+                l.lastSummary = now
+                l.pendingSummary = self.summaryPages(mtu: l.info.properties.mtu)
+            }
+            self.links[name] = l
+        }
+        if !self.quiet {
+            for name in self.linkOrder { self.pump(name, now: now) }
+        }
+        return self.drain()
+    }
+
+    func summaryPages(mtu: Int) -> [[UInt32]] {
+        // Held bundles first (by priority), then everything else seen and not yet expired.
+        var digests = (try? self.store.digests()) ?? []
+        let held = Set(digests)
+        digests += ((try? self.store.seenIDs()) ?? []).map(\.digest).filter { !held.contains($0) }
+        let perPage = max(1, (mtu - Packet.overhead - 1) / 4)
+        var pages: [[UInt32]] = []
+        var i = 0
+        repeat {
+            pages.append(Array(digests[i..<min(digests.count, i + perPage)]))
+            i += perPage
+        } while i < digests.count
+        return pages
+    }
+
+    /// When the engine next wants a tick.
+    public func nextWakeup(now: Double) -> Double {
+        var t = now + 60
+        for f in self.floods.values { t = min(t, f.due) }
+        for r in self.receipts.values { t = min(t, r.due) }
+        for l in self.links.values where l.up {
+            t = min(t, l.nextAnnounce)
+            if let s = l.summaryDue { t = min(t, max(s, l.lastSummary + self.config.summaryInterval)) }
+            if let a = l.ackDue { t = min(t, a) }
+            if l.busyUntil > now { t = min(t, l.busyUntil) }
+            if let d = l.info.dutyCycle, l.tokens <= 0 { t = min(t, now + (-l.tokens) / d + 0.001) }
+        }
+        for tr in self.transfers.values { t = min(t, tr.due) }
+        return max(t, now + 0.001)
+    }
+
+    // MARK: Sending
+
+    func rto(_ target: NodeID?, link: LinkState, fragments: Int) -> Double {
+        let p = link.info.properties
+        let base = p.airtime(bytes: p.mtu) * Double(min(fragments, self.config.window) + 2) + self.config.ackDelay * 4 + 1
+        if let t = target, let n = self.neighbours[t], let s = n.srtt { return max(base, s + 4 * n.rttvar) }
+        return base
+    }
+
+    /// Builds and emits packets on a link while it is free and within its airtime budget.
+    func pump(_ name: String, now: Double) {
+        guard var l = self.links[name], l.up else { return }
+        if let d = l.info.dutyCycle {
+            l.tokens = min(Self.bucketSize(l.info), l.tokens + (now - l.lastRefill) * d)
+            l.lastRefill = now
+        }
+        self.links[name] = l
+        var guardCount = 0
+        while guardCount < 64, let link = self.links[name], link.busyUntil <= now {
+            guardCount += 1
+            // Out of airtime budget (duty cycle): wait until it refills.
+            if link.info.dutyCycle != nil && link.tokens <= 0 { return }
+            guard let (records, carrying, announce) = self.compose(name, now: now) else { return }
+            if self.counters.isEmpty { self.counters = (try? self.store.reservePacketCounters(1_024)) ?? 0..<0 }
+            guard let counter = self.counters.first else { return }
+            self.counters = self.counters.dropFirst()
+            let bytes = self.sealer.seal(records, counter: counter, announceSalt: announce ? UInt32(truncatingIfNeeded: self.rng.next()) : nil)
+            let airtime = link.info.properties.airtime(bytes: bytes.count)
+            var l2 = self.links[name]!
+            l2.busyUntil = now + airtime
+            if l2.info.dutyCycle != nil { l2.tokens -= airtime }
+            self.links[name] = l2
+            self.stats.packetsSent += 1
+            self.stats.bytesSent += bytes.count
+            self.emit(.send(link: name, packet: bytes, carrying: carrying))
+            if airtime > 0 { return }
+        }
+    }
+
+    /// The next packet for a link: acks first, then the announce, a summary page, and bundle data by priority.
+    func compose(_ name: String, now: Double) -> ([Record], [BundleID], Bool)? {
+        guard var l = self.links[name] else { return nil }
+        let mtu = l.info.properties.mtu
+        var records: [Record] = []
+        var carrying: [BundleID] = []
+        var size = Packet.overhead
+        var announceForm = false
+        func fits(_ r: Record) -> Bool { size + r.encodedSize(last: false) <= mtu }
+        func add(_ r: Record) {
+            size += r.encodedSize(last: false)
+            records.append(r)
+        }
+        if let d = l.ackDue, d <= now {
+            for (target, entries) in l.acks {
+                let r = Record.ack(AckRecord(target: target, entries: entries.keys.sorted().map { entries[$0]! }))
+                if fits(r) { add(r); l.acks[target] = nil }
+            }
+            l.ackDue = l.acks.isEmpty ? nil : now
+        }
+        if l.announceDue {
+            let k = self.config.identity.publicKeys
+            var a = Record.announce(AnnounceRecord(capabilities: 1, signingKey: k.signing, agreementKey: k.agreement, name: self.config.name))
+            size += 4
+            if !fits(a) { a = .announce(AnnounceRecord(capabilities: 1, signingKey: k.signing, agreementKey: k.agreement)) }
+            if fits(a) {
+                add(a)
+                announceForm = true
+                l.announceDue = false
+                l.nextAnnounce = now + self.config.announceInterval * self.rng.uniform(0.75, 1.25)
+            } else {
+                size -= 4
+            }
+        }
+        if !l.pendingSummary.isEmpty {
+            let page = l.pendingSummary[0]
+            let r = Record.summary(SummaryRecord(isFinal: l.pendingSummary.count == 1, digests: page))
+            if fits(r) {
+                add(r)
+                l.pendingSummary.removeFirst()
+            }
+        }
+        self.links[name] = l
+        // Bundle data: transfers on this link, by class then age.
+        let candidates = self.transfers.values.filter { $0.key.link == name && $0.due <= now }
+            .sorted { ($0.priority, $0.order) < ($1.priority, $1.order) }
+        for var t in candidates {
+            let inFlight = t.sent.subtracting(t.acked).count
+            // A retransmission timeout: what was sent and not acknowledged goes again.
+            if t.key.target != nil && inFlight > 0 {
+                t.sent = t.acked
+                t.attempts += 1
+                self.stats.retransmissions += 1
+                if t.attempts > 5 {
+                    // The neighbour stopped answering: give up until it is heard again.
+                    self.transfers[t.key] = nil
+                    if let target = t.key.target { self.neighbours[target]?.unresponsiveSince = now }
+                    continue
+                }
+            }
+            var addedAny = false
+            for i in 0..<t.records.count where !t.sent.contains(i) && !t.acked.contains(i) {
+                if t.key.target != nil && t.sent.subtracting(t.acked).count >= self.config.window { break }
+                guard fits(t.records[i]) else { break }
+                add(t.records[i])
+                t.sent.insert(i)
+                addedAny = true
+            }
+            if addedAny {
+                if t.key.target == nil { self.stats.broadcastDataPackets += 1 } else { self.stats.unicastDataPackets += 1 }
+                if !carrying.contains(t.key.bundle) { carrying.append(t.key.bundle) }
+                if t.firstSent == nil { t.firstSent = now }
+                if let target = t.key.target, let q = try? self.store.bundle(t.key.bundle) {
+                    self.neighbours[target]?.sentFragments += 1
+                    try? self.store.recordSent(q.id, to: target, transfer: t.number, fragments: t.records.count,
+                                               indices: Array(t.sent).sorted(), nextRetry: Int64(now + self.rto(target, link: l, fragments: t.records.count)), now: Int64(now))
+                }
+            }
+            if t.key.target == nil {
+                // Broadcast: done once every record went out.
+                if t.sent.count == t.records.count { self.transfers[t.key] = nil } else { self.transfers[t.key] = t }
+            } else {
+                if addedAny || t.sent.count == t.records.count {
+                    t.due = now + self.rto(t.key.target, link: l, fragments: t.records.count) * pow(2, Double(min(t.attempts, 6)))
+                }
+                self.transfers[t.key] = t
+            }
+            if size >= mtu - 8 { break }
+        }
+        return records.isEmpty ? nil : (records, carrying, announceForm)
+    }
+}
+
+/// A small deterministic generator (SplitMix64) so simulations repeat exactly from a seed.
+struct Random {
+    var state: UInt64
+    init(seed: UInt64) { self.state = seed }
+    mutating func next() -> UInt64 {
+        self.state &+= 0x9E37_79B9_7F4A_7C15
+        var z = self.state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func uniform(_ a: Double, _ b: Double) -> Double {
+        a + (b - a) * Double(self.next() >> 11) / Double(1 << 53)
+    }
+}

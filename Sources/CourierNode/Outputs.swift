@@ -1,0 +1,28 @@
+import CourierStore
+import CourierWire
+
+/// What the engine asks its runtime to do, or tells it.
+public enum NodeOutput: Sendable, Equatable {
+    /// Transmit these bytes on this link. `carrying` lists the bundles with data in the packet (for statistics).
+    case send(link: String, packet: [UInt8], carrying: [BundleID])
+    /// A bundle reached this node's inbox (already stored there).
+    case delivered(InboxMessage)
+    case event(NodeEvent)
+}
+
+public enum NodeEvent: Sendable, Equatable {
+    /// A neighbour was heard for the first time, or again after being away.
+    case neighbourHeard(NodeID, name: String?, link: String)
+    case bundleStored(BundleID, from: ShortID?)
+    case duplicate(BundleID)
+    /// A neighbour acknowledged a directed bundle: custody moved on.
+    case custodyReleased(BundleID, to: ShortID)
+    /// A receipt says `by` has `id` (for an alert: has seen it; for a directed bundle: it was delivered).
+    case receipt(BundleID, by: ShortID)
+    /// An aid offer answering one of our requests.
+    case offerForRequest(request: BundleID, offer: BundleID)
+    /// A flood rebroadcast was suppressed: enough neighbours were heard rebroadcasting.
+    case suppressed(BundleID)
+    /// Something was refused: untrusted origin, bad signature, failed authentication, expired.
+    case rejected(String)
+}

@@ -1,0 +1,224 @@
+import CourierLinks
+import CourierNode
+import CourierStore
+import CourierWire
+import Foundation
+
+/// Many relays on one machine, on a virtual clock: every node is the real engine with a real (in-memory) store;
+/// the radio is simulated. Deterministic from a seed: the same seed gives the same run, packet for packet.
+///
+/// The medium: each node has one half-duplex radio link named "radio"; a packet reaches every neighbour in range
+/// (the adjacency) independently with probability 1 - loss, after its airtime. Collisions are not modelled.
+public final class MeshSimulator {
+    public struct Options: Sendable {
+        public var seed: UInt64 = 1
+        public var loss = 0.0
+        /// Default: LoRa SF9/125 kHz, MTU 255, no duty-cycle limit.
+        public var link = LinkProperties(
+            mtu: 255, bitsPerSecond: 1_757, duplex: .half, mediumChecksFrames: true,
+            airtime: .lora(LoRaParameters(spreadingFactor: 9, bandwidthHz: 125_000, codingRate: 5), framing: 0))
+        public var dutyCycle: Double? = nil
+        public var configure: (@Sendable (inout NodeConfig) -> Void)? = nil
+        public init() {}
+    }
+
+    public let options: Options
+    public private(set) var nodes: [Node] = []
+    public private(set) var identities: [NodeIdentity] = []
+    public private(set) var now: Double
+    var adjacency: [[Bool]]
+    var online: [Bool]
+    var rng: SplitMix
+    var queue = EventQueue()
+    var wakeAt: [Double]
+    /// Packets each node sent; packets that carried data of each bundle.
+    public private(set) var packetsSent: [Int]
+    public private(set) var packetsCarrying: [BundleID: Int] = [:]
+    public private(set) var deliveries: [Int: [BundleID: Int]] = [:]
+    public private(set) var deliveryTimes: [BundleID: [Int: Double]] = [:]
+    public private(set) var events: [(node: Int, event: NodeEvent)] = []
+    public private(set) var submittedAt: [BundleID: Double] = [:]
+
+    public static let epoch: Double = 1_790_000_000
+
+    public init(count: Int, edges: [(Int, Int)], options: Options = Options()) throws {
+        self.options = options
+        self.now = Self.epoch
+        self.rng = SplitMix(options.seed)
+        self.adjacency = Array(repeating: Array(repeating: false, count: count), count: count)
+        self.online = Array(repeating: true, count: count)
+        self.wakeAt = Array(repeating: .infinity, count: count)
+        self.packetsSent = Array(repeating: 0, count: count)
+        for (a, b) in edges { self.connect(a, b) }
+        var kg = SplitMix(options.seed &* 7919)
+        let net = try NetworkKey(bytes: (0..<32).map { _ in UInt8(truncatingIfNeeded: kg.next()) })
+        let compressor = BodyCompressor()
+        for i in 0..<count {
+            let id = try NodeIdentity(
+                signingSeed: (0..<32).map { _ in UInt8(truncatingIfNeeded: kg.next()) },
+                agreementSeed: (0..<32).map { _ in UInt8(truncatingIfNeeded: kg.next()) })
+            self.identities.append(id)
+            var c = NodeConfig(identity: id, networkKey: net, name: "node\(i)")
+            options.configure?(&c)
+            var sc = Store.Configuration()
+            sc.inMemory = true
+            let store = try Store(path: "node\(i)", configuration: sc)
+            let node = try Node(
+                config: c, store: store, links: [LinkInfo(name: "radio", properties: options.link, dutyCycle: options.dutyCycle)],
+                now: self.now, seed: options.seed &+ UInt64(i) &* 104_729, compressor: compressor)
+            self.nodes.append(node)
+        }
+        for i in 0..<count { self.apply(i, self.nodes[i].linkUp("radio", now: self.now)) }
+    }
+
+    public func connect(_ a: Int, _ b: Int, _ on: Bool = true) {
+        self.adjacency[a][b] = on
+        self.adjacency[b][a] = on
+    }
+
+    /// Takes a node off the air (power cut, moved away) or back.
+    public func setOnline(_ i: Int, _ on: Bool) {
+        guard self.online[i] != on else { return }
+        self.online[i] = on
+        if on { self.apply(i, self.nodes[i].linkUp("radio", now: self.now)) } else { self.nodes[i].linkDown("radio", now: self.now) }
+    }
+
+    public func setQuiet(_ i: Int, _ on: Bool) throws {
+        self.apply(i, try self.nodes[i].setQuiet(on, now: self.now))
+    }
+
+    @discardableResult
+    public func submit(from i: Int, kind: Kind, to dest: Destination, text: String, options: BundleOptions? = nil) throws -> BundleID {
+        let (id, out) = try self.nodes[i].submit(kind: kind, destination: dest, content: Array(text.utf8), options: options, now: self.now)
+        self.submittedAt[id] = self.now
+        self.apply(i, out)
+        return id
+    }
+
+    func apply(_ i: Int, _ outputs: [NodeOutput]) {
+        for o in outputs {
+            switch o {
+            case .send(_, let packet, let carrying):
+                self.packetsSent[i] += 1
+                for b in carrying { self.packetsCarrying[b, default: 0] += 1 }
+                guard self.online[i] else { continue }
+                let airtime = self.options.link.airtime(bytes: packet.count)
+                for j in 0..<self.nodes.count where j != i && self.adjacency[i][j] {
+                    if self.rng.unit() < self.options.loss { continue }
+                    self.queue.push(self.now + airtime, .deliver(to: j, packet: packet))
+                }
+            case .delivered(let m):
+                self.deliveries[i, default: [:]][m.id, default: 0] += 1
+                self.deliveryTimes[m.id, default: [:]][i] = self.now
+            case .event(let e):
+                self.events.append((i, e))
+            }
+        }
+        let w = self.nodes[i].nextWakeup(now: self.now)
+        if w < self.wakeAt[i] {
+            self.wakeAt[i] = w
+            self.queue.push(w, .wake(i))
+        }
+    }
+
+    /// Runs the virtual clock to `time` (seconds since the simulation's epoch).
+    public func run(until time: Double) {
+        let end = Self.epoch + time
+        while let (t, e) = self.queue.peek(), t <= end {
+            _ = self.queue.pop()
+            self.now = max(self.now, t)
+            switch e {
+            case .deliver(let j, let packet):
+                guard self.online[j] else { continue }
+                self.apply(j, self.nodes[j].receive(packet, on: "radio", now: self.now))
+            case .wake(let i):
+                guard self.wakeAt[i] == t else { continue }
+                self.wakeAt[i] = .infinity
+                self.apply(i, self.nodes[i].tick(now: self.now))
+            }
+        }
+        self.now = max(self.now, end)
+    }
+
+    public var elapsed: Double { self.now - Self.epoch }
+
+    public func inbox(_ i: Int) throws -> [InboxMessage] { try self.nodes[i].store.inbox(limit: 1_000_000) }
+
+    /// Whether node i has bundle `id` in its inbox.
+    public func has(_ i: Int, _ id: BundleID) -> Bool { (self.deliveries[i]?[id] ?? 0) > 0 }
+
+    /// The largest number of times any node was handed the same bundle (1 when no inbox got a duplicate).
+    public var maxDeliveriesOfOneBundle: Int { self.deliveries.values.flatMap(\.values).max() ?? 0 }
+
+    /// A connected random mesh: a random spanning tree plus extra random edges up to `degree` on average.
+    public static func randomMesh(count: Int, degree: Double, seed: UInt64) -> [(Int, Int)] {
+        var g = SplitMix(seed)
+        var edges = Set<[Int]>()
+        for i in 1..<count {
+            let j = Int(g.next() % UInt64(i))
+            edges.insert([j, i])
+        }
+        while Double(edges.count) * 2 / Double(count) < degree {
+            let a = Int(g.next() % UInt64(count))
+            let b = Int(g.next() % UInt64(count))
+            if a != b { edges.insert([min(a, b), max(a, b)]) }
+        }
+        return edges.sorted { ($0[0], $0[1]) < ($1[0], $1[1]) }.map { ($0[0], $0[1]) }
+    }
+}
+
+enum SimEvent {
+    case deliver(to: Int, packet: [UInt8])
+    case wake(Int)
+}
+
+/// A binary heap of timed events; ties in insertion order, so runs are deterministic.
+struct EventQueue {
+    private var heap: [(Double, Int, SimEvent)] = []
+    private var seq = 0
+
+    mutating func push(_ t: Double, _ e: SimEvent) {
+        self.seq += 1
+        self.heap.append((t, self.seq, e))
+        var i = self.heap.count - 1
+        while i > 0 {
+            let p = (i - 1) / 2
+            if Self.less(self.heap[i], self.heap[p]) { self.heap.swapAt(i, p); i = p } else { break }
+        }
+    }
+
+    func peek() -> (Double, SimEvent)? { self.heap.first.map { ($0.0, $0.2) } }
+
+    mutating func pop() -> (Double, SimEvent)? {
+        guard !self.heap.isEmpty else { return nil }
+        self.heap.swapAt(0, self.heap.count - 1)
+        let top = self.heap.removeLast()
+        var i = 0
+        while true {
+            let l = 2 * i + 1
+            let r = l + 1
+            var m = i
+            if l < self.heap.count && Self.less(self.heap[l], self.heap[m]) { m = l }
+            if r < self.heap.count && Self.less(self.heap[r], self.heap[m]) { m = r }
+            if m == i { break }
+            self.heap.swapAt(i, m)
+            i = m
+        }
+        return (top.0, top.2)
+    }
+
+    static func less(_ a: (Double, Int, SimEvent), _ b: (Double, Int, SimEvent)) -> Bool { (a.0, a.1) < (b.0, b.1) }
+}
+
+struct SplitMix {
+    var s: UInt64
+    init(_ seed: UInt64) { self.s = seed }
+    mutating func next() -> UInt64 {
+        self.s &+= 0x9E37_79B9_7F4A_7C15
+        var z = self.s
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func unit() -> Double { Double(self.next() >> 11) / Double(1 << 53) }
+}
