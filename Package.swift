@@ -55,13 +55,16 @@ let package = Package(
 
         // Layer 4: the relay engine (sans-I/O) and the mesh simulator that drives it on a virtual clock.
         .target(name: "CourierNode", dependencies: ["CourierWire", "CourierStore", "CourierLinks"]),
-        .target(name: "CourierSim", dependencies: ["CourierNode", "CourierWire", "CourierStore", "CourierLinks"]),
+        .target(
+            name: "CourierSim",
+            dependencies: ["CourierNode", "CourierWire", "CourierStore", "CourierLinks", .product(name: "Logging", package: "swift-log")]),
 
         // Tools: the corpus, peer cost models and shared code of the benchmark and developer commands.
         .target(name: "CourierTooling", dependencies: ["CourierWire", "CBzip2"]),
         .executableTarget(
             name: "courier-bench",
             dependencies: [
+                "CourierSim",
                 "CourierWire",
                 "CourierStore",
                 "CourierTooling",

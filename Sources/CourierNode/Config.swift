@@ -35,8 +35,8 @@ public struct NodeConfig: Sendable {
     public var announceInterval: Double = 900
     /// A neighbour not heard for this long is away.
     public var neighbourTimeout: Double = 1_800
-    /// Least seconds between two summaries on one link.
-    public var summaryInterval: Double = 120
+    /// Least seconds between two summaries on one link (a contact always gets one at once).
+    public var summaryInterval: Double = 600
     /// Fragments in flight to one neighbour before an acknowledgement.
     public var window = 8
     /// Flooding: rebroadcast after a random delay of up to this many packet airtimes (at least `minFloodDelay`).

@@ -133,7 +133,7 @@ public final class Node {
         }
         self.learn(config.identity.publicKeys)
         if case .members(let members) = config.trust { for k in members { self.learn(k) } }
-        // Half-received transfers survive a restart.
+        // Half-received transfers survive a restart (directed bundles in custody look for a route at the first tick).
         for (sender, f, t) in try store.savedFragments() { _ = self.reassembler.add(f, from: sender, now: t) }
     }
 
@@ -451,7 +451,7 @@ public final class Node {
 
     func routeDirected(_ id: BundleID, now: Double) {
         guard let q = try? self.store.bundle(id), q.custody, case .node(let dest) = q.destination else { return }
-        guard !self.transfers.keys.contains(where: { $0.bundle == id && $0.target != nil }) else { return }
+        guard !self.transfers.values.contains(where: { $0.key.bundle == id && $0.custody }) else { return }
         guard let (hop, link) = self.nextHop(for: dest, now: now) else { return }
         self.startTransfer(q, link: link, target: hop, custody: true, now: now)
     }
@@ -535,15 +535,22 @@ public final class Node {
         guard s.isFinal else { return }
         let theirs = self.summaries.removeValue(forKey: from) ?? []
         // They hold something we lack: answer with our summary, so they send it.
-        let mine = Set(((try? self.store.seenIDs()) ?? []).map(\.digest))
+        let mine = Set((try? self.store.seenDigests()) ?? [])
         if !theirs.isSubset(of: mine), var l = self.links[link] {
             l.summaryDue = min(l.summaryDue ?? .infinity, now + self.rng.uniform(0.1, 2))
             self.links[link] = l
         }
         // Send what they lack: floods to all, directed bundles we hold custody of (a copy; custody stays with us
         // unless they are the destination).
-        guard let held = try? self.store.schedule(for: from, now: Int64(now), limit: 10_000) else { return }
-        for q in held where !theirs.contains(q.id.digest) {
+        guard let held = try? self.store.held() else { return }
+        let lacking = held.filter { h in
+            guard !theirs.contains(h.digest) else { return false }
+            if case .node = h.destination { return h.custody }
+            return true
+        }
+        guard !lacking.isEmpty, let bundles = try? self.store.bundles(digests: lacking.map(\.digest)) else { return }
+        let wanted = Set(lacking.map(\.id))
+        for q in bundles where wanted.contains(q.id) {
             switch q.destination {
             case .everyone, .group:
                 if !q.isLocal, q.data.first.map({ $0 >> 4 == 0 }) == true { continue }
@@ -600,13 +607,15 @@ public final class Node {
             for k in self.reassembler.expire(now: Int64(now)) {
                 if let s = NodeID(bytes: k.sender) { try? self.store.dropTransfer(from: s, transfer: k.transfer) }
             }
-            // Directed bundles waiting for a route: try again.
-            if let held = try? self.store.schedule(for: nil, now: Int64(now), limit: 500) {
-                for q in held where q.custody { if case .node = q.destination { self.routeDirected(q.id, now: now) } }
+            // Directed bundles in our custody with no transfer under way (no route yet, or the next hop stopped
+            // answering): look for a next hop again.
+            let active = Set(self.transfers.values.filter(\.custody).map(\.key.bundle))
+            for h in (try? self.store.held()) ?? [] where h.custody && !active.contains(h.id) {
+                if case .node = h.destination { self.routeDirected(h.id, now: now) }
             }
         }
         // Floods whose delay ran out.
-        for (id, f) in self.floods where f.due <= now {
+        for (id, f) in self.floods.sorted(by: { ($0.value.due, $0.key) < ($1.value.due, $1.key) }) where f.due <= now {
             self.floods[id] = nil
             let isOrigin = id.origin == self.me.short
             if !isOrigin && f.heard >= self.config.suppressionThreshold {
@@ -620,7 +629,7 @@ public final class Node {
             }
         }
         // Receipts whose aggregation time is up.
-        for (origin, r) in self.receipts where r.due <= now {
+        for (origin, r) in self.receipts.sorted(by: { $0.key < $1.key }) where r.due <= now {
             self.receipts[origin] = nil
             var w = ByteWriter()
             for id in r.ids {
@@ -657,7 +666,7 @@ public final class Node {
         // Held bundles first (by priority), then everything else seen and not yet expired.
         var digests = (try? self.store.digests()) ?? []
         let held = Set(digests)
-        digests += ((try? self.store.seenIDs()) ?? []).map(\.digest).filter { !held.contains($0) }
+        digests += ((try? self.store.seenDigests()) ?? []).filter { !held.contains($0) }
         let perPage = max(1, (mtu - Packet.overhead - 1) / 4)
         var pages: [[UInt32]] = []
         var i = 0
@@ -737,7 +746,7 @@ public final class Node {
             records.append(r)
         }
         if let d = l.ackDue, d <= now {
-            for (target, entries) in l.acks {
+            for (target, entries) in l.acks.sorted(by: { $0.key < $1.key }) {
                 let r = Record.ack(AckRecord(target: target, entries: entries.keys.sorted().map { entries[$0]! }))
                 if fits(r) { add(r); l.acks[target] = nil }
             }

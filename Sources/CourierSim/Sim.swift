@@ -3,6 +3,7 @@ import CourierNode
 import CourierStore
 import CourierWire
 import Foundation
+import Logging
 
 /// Many relays on one machine, on a virtual clock: every node is the real engine with a real (in-memory) store;
 /// the radio is simulated. Deterministic from a seed: the same seed gives the same run, packet for packet.
@@ -62,7 +63,7 @@ public final class MeshSimulator {
             options.configure?(&c)
             var sc = Store.Configuration()
             sc.inMemory = true
-            let store = try Store(path: "node\(i)", configuration: sc)
+            let store = try Store(path: "node\(i)", configuration: sc, logger: Logger(label: "sim", factory: { _ in SwiftLogNoOpLogHandler() }))
             let node = try Node(
                 config: c, store: store, links: [LinkInfo(name: "radio", properties: options.link, dutyCycle: options.dutyCycle)],
                 now: self.now, seed: options.seed &+ UInt64(i) &* 104_729, compressor: compressor)

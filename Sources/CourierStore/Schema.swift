@@ -59,6 +59,7 @@ enum Schema {
                 CREATE TABLE seen (
                     origin INTEGER NOT NULL, created INTEGER NOT NULL, sequence INTEGER NOT NULL,
                     expires INTEGER NOT NULL,
+                    digest INTEGER NOT NULL,
                     PRIMARY KEY (origin, created, sequence)
                 ) WITHOUT ROWID;
                 CREATE INDEX seen_expiry ON seen (expires);

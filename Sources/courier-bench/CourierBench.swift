@@ -8,5 +8,5 @@ struct CourierBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "courier-bench",
         abstract: "Benchmarks that print figures: run by hand, or as a smoke in CI.",
-        subcommands: [WireBench.self, StoreBench.self])
+        subcommands: [WireBench.self, StoreBench.self, MeshBench.self])
 }
