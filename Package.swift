@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "CourierStore", targets: ["CourierStore"]),
         .library(name: "CourierLinks", targets: ["CourierLinks"]),
         .library(name: "CourierNode", targets: ["CourierNode"]),
+        .executable(name: "relay", targets: ["relay"]),
         .executable(name: "courier-bench", targets: ["courier-bench"]),
         .executable(name: "courier-dev", targets: ["courier-dev"]),
         .executable(name: "CourierFuzz", targets: ["CourierFuzz"]),
@@ -58,6 +59,18 @@ let package = Package(
         .target(
             name: "CourierSim",
             dependencies: ["CourierNode", "CourierWire", "CourierStore", "CourierLinks", .product(name: "Logging", package: "swift-log")]),
+
+        // Layer 5: the runtime (real links, real clock) and the operator's `relay` command.
+        .target(
+            name: "CourierRuntime",
+            dependencies: ["CourierNode", "CourierLinks", "CourierStore", "CourierWire", .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(
+            name: "relay",
+            dependencies: [
+                "CourierRuntime", "CourierNode", "CourierLinks", "CourierStore", "CourierWire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
 
         // Tools: the corpus, peer cost models and shared code of the benchmark and developer commands.
         .target(name: "CourierTooling", dependencies: ["CourierWire", "CBzip2"]),

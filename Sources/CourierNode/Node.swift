@@ -103,6 +103,8 @@ public final class Node {
     let opener: PacketOpener
     let compressor: BodyCompressor
     var outputs: [NodeOutput] = []
+    /// Local bundles the engine already started (so one stored by another process is adopted once).
+    var knownLocal: Set<BundleID> = []
 
     public private(set) var stats = Stats()
     public struct Stats: Sendable, Equatable {
@@ -204,9 +206,35 @@ public final class Node {
             kind: kind, destination: destination, content: content, origin: self.config.identity,
             created: CourierTime.minutes(unixSeconds: Int64(now)), sequence: seq, options: opts, compressor: self.compressor)
         try self.store.insert(b, now: Int64(now), local: true, custody: true)
+        self.knownLocal.insert(b.id)
         self.afterStoring(b, from: nil, now: now, local: true)
         if self.isForMe(b) { try self.deliverLocally(b, now: now) }
         return b.id
+    }
+
+    /// Starts sending a bundle that another process (the `relay send` command) stored in this node's store.
+    public func adopt(_ id: BundleID, now: Double) -> [NodeOutput] {
+        guard !self.knownLocal.contains(id), let q = try? self.store.bundle(id), q.isLocal,
+              let b = try? CourierBundle(decoding: q.data) else { return [] }
+        self.knownLocal.insert(id)
+        self.afterStoring(b, from: nil, now: now, local: true)
+        return self.tick(now: now)
+    }
+
+    /// Neighbours heard within the timeout, for status displays.
+    public func neighbourList(now: Double) -> [(id: NodeID, name: String?, link: String, lastHeard: Double)] {
+        self.neighbours.values.compactMap { n in
+            guard let (l, t) = n.lastHeard.max(by: { $0.value < $1.value }) else { return nil }
+            return (n.id, n.name, l, t)
+        }.sorted { $0.lastHeard > $1.lastHeard }
+    }
+
+    /// Airtime spent per link in the last hour against its budget (seconds).
+    public func airtime() -> [(link: String, tokens: Double, budget: Double?)] {
+        self.linkOrder.compactMap { name in
+            guard let l = self.links[name] else { return nil }
+            return (name, l.tokens, l.info.dutyCycle.map { $0 * 3_600 })
+        }
     }
 
     func isForMe(_ b: CourierBundle) -> Bool {

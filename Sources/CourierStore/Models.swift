@@ -79,6 +79,10 @@ public struct QueueSnapshot: Sendable, Hashable {
     public struct Line: Sendable, Hashable {
         public let count: Int
         public let bytes: Int
+        public init(count: Int, bytes: Int) {
+            self.count = count
+            self.bytes = bytes
+        }
     }
     public var byClass: [PriorityClass: Line] = [:]
     public var byDestination: [String: Line] = [:]

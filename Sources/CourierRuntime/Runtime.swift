@@ -1,0 +1,160 @@
+import CourierLinks
+import CourierNode
+import CourierStore
+import CourierWire
+import Foundation
+import Logging
+
+/// Drives the engine with real links and the real clock: one loop owns the node; link events, timer wake-ups and
+/// the store's change feed (for bundles that `relay send` stored from another process) come to it in order.
+public final class Runtime: @unchecked Sendable {
+    enum Input: Sendable {
+        case link(String, LinkEvent)
+        case wake
+    }
+
+    public let node: Node
+    public let links: [String: any Link]
+    let logger: Logger
+    let statusPath: String?
+    let inputs: AsyncStream<Input>
+    let continuation: AsyncStream<Input>.Continuation
+    var senders: [String: AsyncStream<[UInt8]>.Continuation] = [:]
+    var lastEvent: Int64 = 0
+    var stopped = false
+    var linkUp: [String: Bool] = [:]
+    var startedAt = Date()
+
+    public init(node: Node, links: [any Link], statusPath: String? = nil, logger: Logger) {
+        self.node = node
+        self.links = Dictionary(uniqueKeysWithValues: links.map { ($0.name, $0) })
+        self.logger = logger
+        self.statusPath = statusPath
+        (self.inputs, self.continuation) = AsyncStream.makeStream(of: Input.self)
+    }
+
+    public func stop() {
+        self.continuation.yield(.wake)
+        self.stopped = true
+        self.continuation.finish()
+    }
+
+    /// Runs until `stop()`.
+    public func run() async {
+        self.lastEvent = (try? self.node.store.lastEventSeq()) ?? 0
+        for (name, link) in self.links {
+            let c = self.continuation
+            Task { for await e in link.events { c.yield(.link(name, e)) } }
+            let (stream, sc) = AsyncStream.makeStream(of: [UInt8].self, bufferingPolicy: .bufferingNewest(1_024))
+            self.senders[name] = sc
+            Task {
+                for await packet in stream {
+                    do { try await link.send(packet) } catch {
+                        self.logger.debug("send failed", metadata: ["link": "\(name)", "error": "\(error)"])
+                    }
+                }
+            }
+            link.start()
+        }
+        // A clock: wake at least every second (the change feed, quiet mode) and when the engine asks.
+        let c = self.continuation
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(250))
+                c.yield(.wake)
+            }
+        }
+        var lastPoll = Date.distantPast
+        for await input in self.inputs {
+            if self.stopped { break }
+            let now = Date().timeIntervalSince1970
+            var out: [NodeOutput] = []
+            switch input {
+            case .link(let name, .frame(let bytes)): out = self.node.receive(bytes, on: name, now: now)
+            case .link(let name, .up):
+                self.linkUp[name] = true
+                out = self.node.linkUp(name, now: now)
+            case .link(let name, .down(let why)):
+                self.linkUp[name] = false
+                self.node.linkDown(name, now: now)
+                self.logger.warning("link down", metadata: ["link": "\(name)", "reason": "\(why)"])
+            case .wake:
+                if self.node.nextWakeup(now: now) <= now + 0.001 || true { out = self.node.tick(now: now) }
+            }
+            if Date().timeIntervalSince(lastPoll) >= 1 {
+                lastPoll = Date()
+                out += self.pollStore(now: now)
+                self.writeStatus(now: now)
+            }
+            self.perform(out)
+        }
+        ticker.cancel()
+        for l in self.links.values { l.stop() }
+        for s in self.senders.values { s.finish() }
+    }
+
+    func perform(_ outputs: [NodeOutput]) {
+        for o in outputs {
+            switch o {
+            case .send(let link, let packet, _): self.senders[link]?.yield(packet)
+            case .delivered(let m):
+                self.logger.notice("delivered", metadata: ["bundle.id": "\(m.id)", "kind": "\(m.kind)", "from": "\(m.id.origin)"])
+            case .event(let e):
+                switch e {
+                case .neighbourHeard(let id, let name, let link):
+                    self.logger.info("neighbour heard", metadata: ["node": "\(id.short)", "name": "\(name ?? "-")", "link": "\(link)"])
+                case .rejected(let why): self.logger.warning("rejected", metadata: ["why": "\(why)"])
+                case .custodyReleased(let id, let to):
+                    self.logger.info("custody moved on", metadata: ["bundle.id": "\(id)", "to": "\(to)"])
+                case .receipt(let id, let by): self.logger.info("receipt", metadata: ["bundle.id": "\(id)", "by": "\(by)"])
+                default: break
+                }
+            }
+        }
+    }
+
+    /// Bundles another process stored locally; quiet mode switched from the command line.
+    func pollStore(now: Double) -> [NodeOutput] {
+        var out: [NodeOutput] = []
+        if let quiet = try? self.node.store.isQuiet(), quiet != self.node.isQuiet {
+            self.logger.notice(quiet ? "quiet mode on: receiving only" : "quiet mode off: transmitting again")
+            out += (try? self.node.setQuiet(quiet, now: now)) ?? []
+        }
+        while let events = try? self.node.store.events(after: self.lastEvent, limit: 500), !events.isEmpty {
+            for e in events {
+                self.lastEvent = e.seq
+                if e.type == .enqueued, e.detail?.hasSuffix(", local") == true, let s = e.bundle, let id = BundleID(s) {
+                    out += self.node.adopt(id, now: now)
+                }
+            }
+        }
+        return out
+    }
+
+    /// A small JSON file `relay status` reads: links, neighbours, airtime, quiet mode.
+    func writeStatus(now: Double) {
+        guard let path = self.statusPath else { return }
+        struct Status: Codable {
+            struct L: Codable { let name: String; let up: Bool; let mtu: Int; let airtimeUsed: Double?; let airtimeBudget: Double? }
+            struct N: Codable { let node: String; let name: String?; let link: String; let lastHeard: Double }
+            let pid: Int32
+            let updated: Double
+            let started: Double
+            let quiet: Bool
+            let links: [L]
+            let neighbours: [N]
+        }
+        let air = Dictionary(uniqueKeysWithValues: self.node.airtime().map { ($0.link, $0) })
+        let s = Status(
+            pid: getpid(), updated: now, started: self.startedAt.timeIntervalSince1970, quiet: self.node.isQuiet,
+            links: self.links.values.sorted { $0.name < $1.name }.map { l in
+                let a = air[l.name]
+                return .init(name: l.name, up: self.linkUp[l.name] ?? false, mtu: l.properties.mtu,
+                             airtimeUsed: a?.budget.map { b in max(0, b - (a?.tokens ?? b)) }, airtimeBudget: a?.budget)
+            },
+            neighbours: self.node.neighbourList(now: now).map { .init(node: $0.id.short.description, name: $0.name, link: $0.link, lastHeard: $0.lastHeard) })
+        if let data = try? JSONEncoder().encode(s) {
+            try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
+        }
+    }
+}

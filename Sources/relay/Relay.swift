@@ -1,0 +1,410 @@
+import ArgumentParser
+import CourierLinks
+import CourierNode
+import CourierRuntime
+import CourierStore
+import CourierWire
+import Foundation
+import Logging
+
+@main
+struct Relay: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "relay",
+        abstract: "Run a Courier relay: store-and-forward messaging over radio modems, relay to relay.",
+        discussion: """
+            Exit codes: 0 ok; 64 wrong arguments; 65 bad data; 66 no data directory; 69 device or port \
+            unavailable; 73 cannot create; 74 database error; 78 damaged configuration.
+            """,
+        version: "0.1.0",
+        subcommands: [Init.self, Invite.self, Id.self, Run.self, Send.self, Inbox.self, Queue.self, Status.self,
+                      Quiet.self, Ports.self])
+
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var c = command as? AsyncParsableCommand { try await c.run() } else { try command.run() }
+        } catch let e as ExitCodeError {
+            Foundation.exit(e.code)
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+struct DirOption: ParsableArguments {
+    @Option(name: .long, help: "The relay's data directory (or set RELAY_DATA_DIR).") var dataDir: String?
+    func dir() throws -> DataDir { try DataDir.resolve(self.dataDir) }
+}
+
+extension Relay {
+    struct Init: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create this relay's identity, data directory and config file; create a federation or join one.")
+        @OptionGroup var d: DirOption
+        @Option(help: "A name other relays see (e.g. \"Sargalu clinic\").") var name: String?
+        @Option(help: "Join the federation of this code (from `relay invite` on another relay).") var join: String?
+        @Flag(help: "Create an open federation (amateur bands: readable, authenticated, origin-signed).") var open = false
+
+        func run() async throws {
+            try await guarded {
+                let dir = try d.dir()
+                if FileManager.default.fileExists(atPath: dir.identityFile) {
+                    throw RelayError.cannotCreate("\(dir.path) already holds a relay identity; use another directory (nothing was changed)")
+                }
+                let (key, open) = try self.join.map(JoinCode.parse) ?? (NetworkKey.random(), self.open)
+                do {
+                    try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                } catch { throw RelayError.cannotCreate("cannot create \(dir.path): \(error.localizedDescription)") }
+                let id = NodeIdentity()
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+                let idf = DataDir.IdentityFile(name: self.name, signingSeed: id.signingSeed.hex, agreementSeed: id.agreementSeed.hex)
+                let nf = DataDir.NetworkFile(key: key.bytes.hex, open: open)
+                guard FileManager.default.createFile(atPath: dir.identityFile, contents: try enc.encode(idf), attributes: [.posixPermissions: 0o600]),
+                      FileManager.default.createFile(atPath: dir.networkFile, contents: try enc.encode(nf), attributes: [.posixPermissions: 0o600])
+                else { throw RelayError.cannotCreate("cannot write in \(dir.path): check permissions and free space") }
+                let conf = """
+                    # Courier relay configuration. `relay run` reads it; options on its command line come first.
+                    # Links (one per line), each one of:
+                    #   link = serial:/dev/ttyUSB0:9600       framed serial: cables, EByte E22/E32, SiK, HC-12
+                    #   link = kiss:/dev/ttyACM0:57600        a KISS TNC (Mobilinkd, NinoTNC) or Direwolf's pty
+                    #   link = kiss-tcp:127.0.0.1:8001        Direwolf's KISS TCP port
+                    #   link = rnode:/dev/ttyACM0             an RNode LoRa modem
+                    #   link = tcp:relay.example:4040         another relay over IP
+                    #   link = tcp-listen:0.0.0.0:4040        accept relays over IP
+                    # Add ,mtu=N to a link to change its packet size (see firmware-notes/).
+                    # Amateur bands: your callsign, sent in every KISS frame (required there).
+                    # callsign = N0CALL-1
+                    # Groups whose messages this relay delivers to its inbox (one per line).
+                    # group = water-committee
+                    # Queue size in MB before the lowest-priority, oldest bundles are evicted.
+                    # quota-mb = 64
+                    # Radio duty-cycle limit in percent (EU868: 1 or 10). None on cables and TCP.
+                    # duty-cycle = 10
+
+                    """
+                try conf.write(toFile: dir.configFile, atomically: true, encoding: .utf8)
+                _ = try dir.store()
+                print("relay initialised in \(dir.path)")
+                print("node id:   \(id.nodeID.short)  (\(id.nodeID))")
+                print("network:   \(self.join == nil ? "new federation" : "joined") \(key.fingerprint)\(open ? " (open mode)" : "")")
+                print("join code: \(JoinCode.make(key: key, open: open))")
+            }
+        }
+    }
+
+    struct Invite: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the one-line code another relay joins this federation with.")
+        @OptionGroup var d: DirOption
+        func run() async throws {
+            try await guarded {
+                let dir = try d.dir()
+                try dir.requireInitialised()
+                let (key, open) = try dir.network()
+                print(JoinCode.make(key: key, open: open))
+            }
+        }
+    }
+
+    struct Id: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print this relay's node id (the short id others send to).")
+        @OptionGroup var d: DirOption
+        @Flag(help: "Print the full 16-byte id too.") var full = false
+        func run() async throws {
+            try await guarded {
+                let (id, _) = try d.dir().identity()
+                print(self.full ? "\(id.nodeID.short) \(id.nodeID)" : id.nodeID.short.description)
+            }
+        }
+    }
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the relay on its links until SIGTERM or SIGINT.",
+            discussion: "SPEC: \(LinkSpec.help), each with an optional ,mtu=N.")
+        @OptionGroup var d: DirOption
+        @Option(name: .customLong("link"), help: "A link to run (repeatable); default: the links in relay.conf.") var links: [String] = []
+        @Option(help: "Amateur-band callsign CALL[-SSID]: KISS packets go in AX.25 UI frames from this station.") var callsign: String?
+        @Option(help: "Radio duty-cycle limit in percent (e.g. 1 or 10).") var dutyCycle: Double?
+        @Option(help: "Log level: debug, info, notice, warning.") var logLevel: String = "info"
+
+        func run() async throws {
+            try await guarded {
+                let dir = try d.dir()
+                let cfg = dir.config()
+                let specs = self.links.isEmpty ? cfg.links : self.links
+                guard !specs.isEmpty else {
+                    throw RelayError.usage("no links: give --link SPEC (\(LinkSpec.help)) or add `link = ...` lines to \(dir.configFile)")
+                }
+                let configs: [LinkConfig]
+                do { configs = try specs.map { try LinkConfig($0) } } catch let e as LinkError { throw RelayError.usage(e.description) }
+                var opts = LinkOptions()
+                if let c = self.callsign ?? cfg.callsign {
+                    guard let st = AX25.Station(c) else { throw RelayError.usage("bad callsign '\(c)': expected CALL or CALL-SSID (SSID 0-15)") }
+                    opts.callsign = st
+                }
+                var logger = Logger(label: "relay")
+                logger.logLevel = Logger.Level(rawValue: self.logLevel) ?? .info
+                var links: [any Link] = []
+                do { for c in configs { links.append(try LinkFactory.make(c, options: opts, logger: logger)) } } catch let e as LinkError {
+                    throw RelayError.unavailable(e.description)
+                }
+                let store = try dir.store()
+                let node = try Node(
+                    config: try dir.nodeConfig(), store: store,
+                    links: links.map { LinkInfo(name: $0.name, properties: $0.properties,
+                                                dutyCycle: $0.properties.airtime == .none ? nil : (self.dutyCycle ?? cfg.dutyCycle.map { $0 * 100 }).map { $0 / 100 }) },
+                    now: Date().timeIntervalSince1970)
+                let runtime = Runtime(node: node, links: links, statusPath: dir.statusFile, logger: logger)
+                logger.notice("relay running", metadata: ["node": "\(node.me.short)", "links": "\(links.map(\.name).joined(separator: " "))"])
+                signal(SIGTERM, SIG_IGN)
+                signal(SIGINT, SIG_IGN)
+                let sources = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
+                    let s = DispatchSource.makeSignalSource(signal: sig)
+                    s.setEventHandler {
+                        logger.notice("stopping")
+                        runtime.stop()
+                    }
+                    s.resume()
+                    return s
+                }
+                await runtime.run()
+                _ = sources
+                try? FileManager.default.removeItem(atPath: dir.statusFile)
+                logger.notice("stopped; everything queued is kept for the next start")
+            }
+        }
+    }
+
+    struct Send: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Queue a message: to a node, a group or everyone. Prints its bundle id. Works while `relay run` is running.")
+        @OptionGroup var d: DirOption
+        @Option(help: "The destination node's id (8 hex digits, from `relay id`).") var to: String?
+        @Option(help: "A group name (e.g. water-committee).") var group: String?
+        @Flag(help: "Everyone in the federation.") var everyone = false
+        @Option(help: "alert, aid, offer, grievance, minutes or text.") var kind: String = "text"
+        @Option(help: "Read the message from this file.") var file: String?
+        @Option(help: "Lifetime in hours (default per kind).") var lifetime: Double?
+        @Option(help: "For aid requests: answer within this many hours.") var respondBy: Double?
+        @Option(help: "The bundle id this answers (an offer for an aid request).") var reference: String?
+        @Argument(help: "The message (or - to read standard input).") var text: String?
+
+        func run() async throws {
+            try await guarded {
+                let dir = try d.dir()
+                let kinds: [String: Kind] = ["alert": .alert, "aid": .aidRequest, "offer": .aidOffer, "grievance": .grievance, "minutes": .minutes, "text": .text]
+                guard let kind = kinds[self.kind] else { throw RelayError.usage("unknown kind '\(self.kind)': use one of alert, aid, offer, grievance, minutes, text") }
+                let dests = [self.to != nil, self.group != nil, self.everyone].filter { $0 }.count
+                guard dests == 1 else { throw RelayError.usage("say where it goes: exactly one of --to NODE, --group NAME, --everyone") }
+                let dest: Destination
+                if let t = self.to {
+                    guard let s = ShortID(hex: String(t.prefix(8))) else { throw RelayError.usage("bad node id '\(t)': 8 hex digits, as `relay id` prints") }
+                    dest = .node(s)
+                } else if let g = self.group { dest = .group(GroupID(name: g)) } else { dest = .everyone }
+                let content: [UInt8]
+                if let f = self.file {
+                    guard let data = FileManager.default.contents(atPath: f) else { throw RelayError.noInput("cannot read \(f)") }
+                    content = [UInt8](data)
+                } else if self.text == nil || self.text == "-" {
+                    content = [UInt8](FileHandle.standardInput.readDataToEndOfFile())
+                } else {
+                    content = Array(self.text!.utf8)
+                }
+                guard !content.isEmpty else { throw RelayError.usage("the message is empty") }
+                guard content.count <= CourierBundle.maxContentSize else {
+                    throw RelayError.usage("the message is \(content.count) bytes; the limit is \(CourierBundle.maxContentSize): split it")
+                }
+                var opts = BundleOptions(kind: kind)
+                if let h = self.lifetime { opts.lifetime = UInt32(max(1, h * 60)) }
+                if let h = self.respondBy { opts.respondBy = UInt32(max(1, h * 60)) }
+                if let r = self.reference {
+                    guard let id = BundleID(r) else { throw RelayError.usage("bad bundle id '\(r)': expected origin.created.sequence, as `relay send` printed") }
+                    opts.reference = id
+                }
+                let node = try Node(config: try dir.nodeConfig(), store: try dir.store(), links: [], now: Date().timeIntervalSince1970)
+                let (id, _) = try node.submit(kind: kind, destination: dest, content: content, options: opts, now: Date().timeIntervalSince1970)
+                print(id)
+            }
+        }
+    }
+
+    struct Inbox: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List messages delivered to this relay.")
+        @OptionGroup var d: DirOption
+        @Flag(help: "One JSON object per line.") var json = false
+        @Flag(help: "Only unread messages.") var unread = false
+        @Flag(help: "Mark the listed messages read.") var markRead = false
+
+        func run() async throws {
+            try await guarded {
+                let store = try d.dir().store()
+                let msgs = try store.inbox(unreadOnly: self.unread, limit: 100_000)
+                let now = Date().timeIntervalSince1970
+                for m in msgs {
+                    if self.json {
+                        var o: [String: Any] = ["id": m.id.description, "kind": m.kind.description, "from": m.id.origin.description,
+                                                "to": m.destination.label, "text": m.text, "received": m.received, "read": m.read]
+                        if let r = m.respondBy { o["respondBy"] = CourierTime.unixSeconds(minutes: m.id.created + r) }
+                        if let r = m.reference { o["reference"] = r }
+                        let data = try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])
+                        print(String(decoding: data, as: UTF8.self))
+                    } else {
+                        let age = relative(now - Double(m.received))
+                        print("\(m.read ? " " : "*") \(m.kind.description.padding(toLength: 9, withPad: " ", startingAt: 0)) from \(m.id.origin)  \(age.padding(toLength: 8, withPad: " ", startingAt: 0))  \(m.text.replacingOccurrences(of: "\n", with: " ").prefix(100))")
+                    }
+                    if self.markRead { try store.markRead(m.id) }
+                }
+                if msgs.isEmpty && !self.json { print("inbox empty") }
+            }
+        }
+    }
+
+    struct Queue: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "What is queued, by class and destination; `queue tail` follows every change live.",
+            subcommands: [Show.self, Tail.self], defaultSubcommand: Show.self)
+
+        struct Show: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "show", abstract: "A snapshot of the queue.")
+            @OptionGroup var d: DirOption
+            @Flag(help: "JSON.") var json = false
+            func run() async throws {
+                try await guarded {
+                    let s = try d.dir().store().snapshot()
+                    if self.json {
+                        var o: [String: Any] = ["count": s.total.count, "bytes": s.total.bytes, "quota": s.quota, "unread": s.inboxUnread,
+                                                "expired": s.expiredTotal, "evicted": s.evictedTotal]
+                        o["byClass"] = Dictionary(uniqueKeysWithValues: s.byClass.map { ("\($0.key)", ["count": $0.value.count, "bytes": $0.value.bytes]) })
+                        o["byDestination"] = s.byDestination.mapValues { ["count": $0.count, "bytes": $0.bytes] }
+                        print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
+                        return
+                    }
+                    print("queued: \(s.total.count) bundles, \(bytes(s.total.bytes)) of \(bytes(s.quota)) quota")
+                    for p in PriorityClass.allCases {
+                        let l = s.byClass[p] ?? .init(count: 0, bytes: 0)
+                        print("  \("\(p)".padding(toLength: 8, withPad: " ", startingAt: 0)) \(String(l.count).leftPadded(6))  \(bytes(l.bytes))")
+                    }
+                    for (d, l) in s.byDestination.sorted(by: { $0.key < $1.key }) { print("  to \(d): \(l.count)") }
+                    if let o = s.oldest { print("oldest: \(o.id), \(relative(Date().timeIntervalSince1970 - Double(o.received))) ago") }
+                    print("inbox unread: \(s.inboxUnread); expired so far: \(s.expiredTotal); evicted: \(s.evictedTotal)")
+                }
+            }
+        }
+
+        struct Tail: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "tail", abstract: "Follow the change feed like tail -f: enqueued, sent, acknowledged, custody, delivered, expired, evicted.")
+            @OptionGroup var d: DirOption
+            @Option(help: "Start after this sequence number (default: the last 20 events).") var since: Int64?
+            @Flag(help: "One JSON event per line.") var json = false
+            @Flag(help: "Print what is there and stop.") var noFollow = false
+
+            func run() async throws {
+                try await guarded {
+                    let store = try d.dir().store()
+                    var last = try self.since ?? max(0, store.lastEventSeq() - 20)
+                    while true {
+                        let events = try store.events(after: last, limit: 500)
+                        for e in events {
+                            last = e.seq
+                            // Unbuffered, so a pipe sees each event as it happens.
+                            if self.json {
+                                FileHandle.standardOutput.write(try JSONEncoder().encode(e) + Data("\n".utf8))
+                            } else {
+                                let t = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(e.at)))
+                                FileHandle.standardOutput.write(Data("\(String(e.seq).leftPadded(6)) \(t) \(e.type.rawValue.padding(toLength: 16, withPad: " ", startingAt: 0)) \(e.bundle ?? "-") \(e.kind ?? "") \(e.neighbour.map { "peer \($0)" } ?? "") \(e.detail ?? "")\n".utf8))
+                            }
+                        }
+                        if self.noFollow && events.count < 500 { return }
+                        if events.isEmpty { try await Task.sleep(for: .milliseconds(300)) }
+                    }
+                }
+            }
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Links, neighbours, airtime, queue and quiet mode at a glance.")
+        @OptionGroup var d: DirOption
+        @Flag(help: "JSON.") var json = false
+        func run() async throws {
+            try await guarded {
+                let dir = try d.dir()
+                let (id, name) = try dir.identity()
+                let store = try dir.store()
+                let s = try store.snapshot()
+                let live = FileManager.default.contents(atPath: dir.statusFile).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+                let running = live.map { Date().timeIntervalSince1970 - (($0["updated"] as? Double) ?? 0) < 10 } ?? false
+                if self.json {
+                    var o: [String: Any] = ["node": id.nodeID.short.description, "running": running, "quiet": try store.isQuiet(), "queued": s.total.count]
+                    if let live { o["live"] = live }
+                    print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
+                    return
+                }
+                print("relay \(id.nodeID.short)\(name.map { " (\($0))" } ?? ""): \(running ? "running" : "not running")\(try store.isQuiet() ? ", QUIET MODE (transmitting nothing)" : "")")
+                if let live, running {
+                    for l in (live["links"] as? [[String: Any]]) ?? [] {
+                        let used = (l["airtimeUsed"] as? Double).map { String(format: "%.0f s", $0) } ?? "-"
+                        let budget = (l["airtimeBudget"] as? Double).map { String(format: " of %.0f s/h", $0) } ?? " (no limit)"
+                        print("  link \((l["name"] as? String) ?? "?"): \((l["up"] as? Bool) == true ? "up" : "DOWN"), airtime \(used)\(budget)")
+                    }
+                    let now = Date().timeIntervalSince1970
+                    for n in (live["neighbours"] as? [[String: Any]]) ?? [] {
+                        print("  neighbour \((n["node"] as? String) ?? "?") \((n["name"] as? String) ?? "") on \((n["link"] as? String) ?? "?"), heard \(relative(now - ((n["lastHeard"] as? Double) ?? now))) ago")
+                    }
+                }
+                print("  queue: \(s.total.count) bundles (\(PriorityClass.allCases.map { "\($0) \(s.byClass[$0]?.count ?? 0)" }.joined(separator: ", ")))")
+                if let o = s.oldest { print("  oldest: \(o.id), \(relative(Date().timeIntervalSince1970 - Double(o.received))) ago") }
+            }
+        }
+    }
+
+    struct Quiet: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Radio silence: on, the relay receives and stores but transmits nothing; off, it resumes.")
+        @OptionGroup var d: DirOption
+        @Argument(help: "on or off") var state: String
+        func run() async throws {
+            try await guarded {
+                guard self.state == "on" || self.state == "off" else { throw RelayError.usage("say `relay quiet on` or `relay quiet off`") }
+                try d.dir().store().setQuiet(self.state == "on")
+                print("quiet mode \(self.state)")
+            }
+        }
+    }
+
+    struct Ports: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Serial ports with their USB identity and a guess of the modem.")
+        @Flag(help: "JSON.") var json = false
+        func run() async throws {
+            let ports = SerialPorts.list()
+            if self.json {
+                for p in ports { print(String(decoding: try JSONEncoder().encode(p), as: UTF8.self)) }
+                return
+            }
+            if ports.isEmpty { print("no serial ports found (plug the modem in; `dmesg -w` shows what the kernel sees)") }
+            for p in ports {
+                print("\(p.name)  \(p.usbID ?? "-")  \(p.product ?? p.description)  \(p.guess.map { "-> \($0)" } ?? "")")
+            }
+        }
+    }
+}
+
+func relative(_ seconds: Double) -> String {
+    let s = max(0, seconds)
+    if s < 60 { return "\(Int(s)) s" }
+    if s < 3_600 { return "\(Int(s / 60)) min" }
+    if s < 86_400 { return String(format: "%.1f h", s / 3_600) }
+    return String(format: "%.1f d", s / 86_400)
+}
+
+func bytes(_ n: Int) -> String {
+    if n < 1_024 { return "\(n) B" }
+    if n < 1_048_576 { return String(format: "%.1f KB", Double(n) / 1_024) }
+    return String(format: "%.1f MB", Double(n) / 1_048_576)
+}
+
+extension String {
+    func leftPadded(_ n: Int) -> String { String(repeating: " ", count: max(0, n - self.count)) + self }
+}
