@@ -114,6 +114,8 @@ let package = Package(
         .testTarget(
             name: "CourierNodeTests",
             dependencies: ["CourierNode", "CourierSim", "CourierStore", "CourierWire", "CourierLinks"]),
+        // Spawns the built `relay` executable.
+        .testTarget(name: "RelayTests", dependencies: ["CourierWire"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The built `relay` executable, end to end: real processes, real ptys, real SQLite files.
+@Suite(.serialized, .timeLimit(.minutes(10))) struct RelayTests {
+    func initFederation(_ names: [String]) throws -> [String] {
+        let root = R.tempDir()
+        var dirs: [String] = []
+        var code: String? = nil
+        for n in names {
+            let dir = root + "/" + n
+            var args = ["init", "--data-dir", dir, "--name", n]
+            if let code { args += ["--join", code] }
+            let (rc, out, err) = try R.run(args)
+            #expect(rc == 0, "init \(n): \(err)")
+            #expect(out.contains("node id:"))
+            if code == nil { code = try R.run(["invite", "--data-dir", dir]).1.trimmingCharacters(in: .whitespacesAndNewlines) }
+            dirs.append(dir)
+        }
+        return dirs
+    }
+
+    @Test func twoRelaysOverALinkedPTYPair() throws {
+        let dirs = try self.initFederation(["village", "committee"])
+        let bridge = PTYBridge()
+        defer { bridge.stop() }
+        let idB = try R.run(["id", "--data-dir", dirs[1]]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        let idA = try R.run(["id", "--data-dir", dirs[0]]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        // Queued before the relays run: delivered when they meet.
+        let (rc1, alertID, _) = try R.run(["send", "--data-dir", dirs[0], "--everyone", "--kind", "alert", "Flood warning: the river is rising. Move to high ground."])
+        #expect(rc1 == 0)
+        let a = try R.start(["run", "--data-dir", dirs[0], "--link", "serial:\(bridge.pathA):115200"], log: dirs[0] + "/run.log")
+        let b = try R.start(["run", "--data-dir", dirs[1], "--link", "serial:\(bridge.pathB):115200"], log: dirs[1] + "/run.log")
+        defer { R.stop(a); R.stop(b) }
+        // A grievance sent while both run, through the database of the running relay.
+        let (rc2, grievanceID, _) = try R.run(["send", "--data-dir", dirs[0], "--to", idB, "--kind", "grievance", "The pump at the upper well has been broken for nine days."])
+        #expect(rc2 == 0)
+        let got = try R.wait(120) {
+            let ids = Set(try R.inbox(dirs[1]).compactMap { $0["id"] as? String })
+            return ids.contains(alertID.trimmingCharacters(in: .whitespacesAndNewlines)) && ids.contains(grievanceID.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        #expect(got, "the committee's inbox lacks the alert or the grievance")
+        let inbox = try R.inbox(dirs[1])
+        #expect(inbox.contains { $0["kind"] as? String == "grievance" && $0["from"] as? String == idA && ($0["text"] as? String)?.contains("upper well") == true && $0["received"] != nil })
+        #expect(Set(inbox.compactMap { $0["id"] as? String }).count == inbox.count, "a duplicate in the inbox")
+        // A second send while running, the other way.
+        let (rc3, textID, _) = try R.run(["send", "--data-dir", dirs[1], "--to", idA, "--kind", "text", "Received, the committee meets Friday."])
+        #expect(rc3 == 0)
+        #expect(try R.wait(120) { try R.inbox(dirs[0]).contains { $0["id"] as? String == textID.trimmingCharacters(in: .whitespacesAndNewlines) } })
+        // The change feed in order, as JSON lines.
+        let (rc4, tail, _) = try R.run(["queue", "tail", "--data-dir", dirs[0], "--json", "--since", "0", "--no-follow"])
+        #expect(rc4 == 0)
+        let events = tail.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let seqs = events.compactMap { $0["seq"] as? Int }
+        #expect(!seqs.isEmpty && seqs == seqs.sorted())
+        let types = events.compactMap { $0["type"] as? String }
+        #expect(types.first == "enqueued")
+        #expect(types.contains("fragment-sent") && types.contains("custody-released") && types.contains("delivered"))
+        let status = try R.run(["status", "--data-dir", dirs[0]]).1
+        #expect(status.contains("running") && status.contains("neighbour \(idB)"))
+    }
+
+    @Test func mistakesGiveOneClearLineAndAnExitCode() throws {
+        let dirs = try self.initFederation(["solo"])
+        let (rc, out, err) = try R.run(["run", "--data-dir", dirs[0], "--link", "bogus:/dev/x"])
+        #expect(rc == 64)
+        #expect(out.isEmpty)
+        #expect(err.split(separator: "\n").count == 1 && err.contains("bad link 'bogus:/dev/x'"))
+        let (rc2, _, err2) = try R.run(["send", "--data-dir", dirs[0], "--kind", "shout", "--everyone", "x"])
+        #expect(rc2 == 64 && err2.contains("unknown kind 'shout'"))
+        let (rc3, _, err3) = try R.run(["inbox", "--data-dir", dirs[0] + "-missing"])
+        #expect(rc3 == 66 && err3.contains("relay init"))
+        let (rc4, _, err4) = try R.run(["init", "--data-dir", dirs[0]])
+        #expect(rc4 == 73 && err4.contains("already holds"))
+        let (rc5, _, err5) = try R.run(["init", "--data-dir", dirs[0] + "-2", "--join", "courier1-notacode"])
+        #expect(rc5 == 64 && err5.contains("join code"))
+        // The queue is intact after all that.
+        let (rc6, id, _) = try R.run(["send", "--data-dir", dirs[0], "--everyone", "--kind", "text", "still here"])
+        #expect(rc6 == 0 && !id.isEmpty)
+        #expect(try R.run(["queue", "--data-dir", dirs[0], "--json"]).1.contains("\"count\":1"))
+    }
+}
