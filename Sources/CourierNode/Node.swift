@@ -36,6 +36,7 @@ public final class Node {
         var lastRefill: Double = 0
         var nextAnnounce: Double = 0
         var announceDue = false
+        var lastAnnounced: Double = -1e9
         var lastSummary: Double = -1e9
         var summaryDue: Double? = nil
         var pendingSummary: [[UInt32]] = []
@@ -257,9 +258,14 @@ public final class Node {
             return self.drain()
         }
         var sender = packet.sender
-        // Announces first: they may teach the sender's keys.
+        // Announces first: they may teach the sender's keys. A node that announces may have just started and
+        // forgotten us: announce back (at most every 30 s a link), so its packets and ours can be read.
         for case .announce(let a) in packet.records {
             if let id = self.handleAnnounce(a, short: packet.header.sender) { sender = id }
+            if var l = self.links[link], now - l.lastAnnounced > 30 {
+                l.announceDue = true
+                self.links[link] = l
+            }
         }
         if sender == nil { sender = self.directory[packet.header.sender]?.count == 1 ? self.directory[packet.header.sender]![0] : nil }
         guard let from = sender else { return self.drain() }
@@ -480,7 +486,21 @@ public final class Node {
     func routeDirected(_ id: BundleID, now: Double) {
         guard let q = try? self.store.bundle(id), q.custody, case .node(let dest) = q.destination else { return }
         guard !self.transfers.values.contains(where: { $0.key.bundle == id && $0.custody }) else { return }
-        guard let (hop, link) = self.nextHop(for: dest, now: now) else { return }
+        guard let (hop, link) = self.nextHop(for: dest, now: now) else {
+            // No route yet: hand copies to a few neighbours now (a relay further on may know the way, or a
+            // courier may carry it); we keep custody until a receipt says it arrived.
+            let given = self.replicas[id, default: []]
+            guard given.count < Self.maxReplicas else { return }
+            let candidates = self.neighbours.values
+                .filter { $0.id != self.me && $0.id.short != id.origin && !given.contains($0.id) && self.freshLink($0.id, now: now) != nil }
+                .sorted { ($0.lastHeard.values.max() ?? 0, $0.id.description) > ($1.lastHeard.values.max() ?? 0, $1.id.description) }
+            for n in candidates.prefix(Self.maxReplicas - given.count) {
+                guard let l = self.freshLink(n.id, now: now) else { continue }
+                self.replicas[id, default: []].insert(n.id)
+                self.startTransfer(q, link: l, target: n.id, custody: false, now: now)
+            }
+            return
+        }
         self.startTransfer(q, link: link, target: hop, custody: true, now: now)
     }
 
@@ -789,6 +809,7 @@ public final class Node {
                 add(a)
                 announceForm = true
                 l.announceDue = false
+                l.lastAnnounced = now
                 l.nextAnnounce = now + self.config.announceInterval * self.rng.uniform(0.75, 1.25)
             } else {
                 size -= 4

@@ -84,3 +84,4 @@ import Glibc
         #expect(try R.run(["queue", "--data-dir", dirs[0], "--json"]).1.contains("\"count\":1"))
     }
 }
+

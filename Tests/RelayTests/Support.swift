@@ -25,6 +25,8 @@ final class PTYBridge: @unchecked Sendable {
             cfmakeraw(&t)
             tcsetattr(s, TCSANOW, &t)
             paths.append(String(cString: ttyname(s)))
+            // Non-blocking: bytes sent while the far side is down are lost, as on a cable to a switched-off box.
+            _ = fcntl(m, F_SETFL, fcntl(m, F_GETFL) | O_NONBLOCK)
             self.masters.append(m)
             self.slaves.append(s)
         }
@@ -36,6 +38,7 @@ final class PTYBridge: @unchecked Sendable {
             while !self.isStopped {
                 var fds = [pollfd(fd: a, events: Int16(POLLIN), revents: 0), pollfd(fd: b, events: Int16(POLLIN), revents: 0)]
                 guard poll(&fds, 2, 200) > 0 else { continue }
+                if fds.allSatisfy({ $0.revents & Int16(POLLIN) == 0 }) { usleep(20_000); continue }
                 for (i, (from, to)) in [(a, b), (b, a)].enumerated() where fds[i].revents & Int16(POLLIN) != 0 {
                     let n = read(from, &buf, buf.count)
                     if n > 0 { _ = buf.withUnsafeBytes { write(to, $0.baseAddress, n) } }
