@@ -37,6 +37,9 @@ public final class Node {
         var nextAnnounce: Double = 0
         var announceDue = false
         var lastAnnounced: Double = -1e9
+        /// The first announce after start carries the hello bit: neighbours that may have forgotten us announce
+        /// back at once, so both sides can read each other again after a restart.
+        var helloSent = false
         var lastSummary: Double = -1e9
         var summaryDue: Double? = nil
         var pendingSummary: [[UInt32]] = []
@@ -258,11 +261,11 @@ public final class Node {
             return self.drain()
         }
         var sender = packet.sender
-        // Announces first: they may teach the sender's keys. A node that announces may have just started and
-        // forgotten us: announce back (at most every 30 s a link), so its packets and ours can be read.
+        // Announces first: they may teach the sender's keys. A hello (the first announce after a start) means the
+        // sender may have forgotten us: announce back, so its packets and ours can be read.
         for case .announce(let a) in packet.records {
             if let id = self.handleAnnounce(a, short: packet.header.sender) { sender = id }
-            if var l = self.links[link], now - l.lastAnnounced > 30 {
+            if a.capabilities & AnnounceRecord.hello != 0, var l = self.links[link], now - l.lastAnnounced > 2 {
                 l.announceDue = true
                 self.links[link] = l
             }
@@ -802,13 +805,15 @@ public final class Node {
         }
         if l.announceDue {
             let k = self.config.identity.publicKeys
-            var a = Record.announce(AnnounceRecord(capabilities: 1, signingKey: k.signing, agreementKey: k.agreement, name: self.config.name))
+            let caps: UInt8 = 1 | (l.helloSent ? 0 : AnnounceRecord.hello)
+            var a = Record.announce(AnnounceRecord(capabilities: caps, signingKey: k.signing, agreementKey: k.agreement, name: self.config.name))
             size += 4
-            if !fits(a) { a = .announce(AnnounceRecord(capabilities: 1, signingKey: k.signing, agreementKey: k.agreement)) }
+            if !fits(a) { a = .announce(AnnounceRecord(capabilities: caps, signingKey: k.signing, agreementKey: k.agreement)) }
             if fits(a) {
                 add(a)
                 announceForm = true
                 l.announceDue = false
+                l.helloSent = true
                 l.lastAnnounced = now
                 l.nextAnnounce = now + self.config.announceInterval * self.rng.uniform(0.75, 1.25)
             } else {

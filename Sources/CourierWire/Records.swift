@@ -264,7 +264,10 @@ public struct AckEntry: Sendable, Hashable {
 /// Who a node is. Flags say which keys are present (a 64-byte MTU sends the two keys in two packets).
 public struct AnnounceRecord: Sendable, Hashable {
     public static let maxNameBytes = 32
-    /// Bit 0: forwards bundles for others. Bit 1: has an internet/TCP gateway. Others reserved (0).
+    /// Capability bit 2, "hello": set in a node's first announce on a link after it starts; neighbours announce
+    /// back, since the sender may have forgotten their keys.
+    public static let hello: UInt8 = 0x04
+    /// Bit 0: forwards bundles for others. Bit 1: has an internet/TCP gateway. Bit 2: hello. Others reserved (0).
     public var capabilities: UInt8
     public var signingKey: [UInt8]?
     public var agreementKey: [UInt8]?

@@ -85,3 +85,59 @@ import Glibc
     }
 }
 
+/// Three relays in a chain over pty-linked framed serial links (village - middle - committee).
+@Suite(.serialized, .timeLimit(.minutes(10))) struct ThreeRelayTests {
+    @Test func alertToAllDirectMessageEndToEndAndAKilledRelayResumes() throws {
+        let root = R.tempDir()
+        var dirs: [String] = []
+        var code: String? = nil
+        for n in ["village", "middle", "committee"] {
+            var args = ["init", "--data-dir", root + "/" + n, "--name", n]
+            if let code { args += ["--join", code] }
+            #expect(try R.run(args).0 == 0)
+            if code == nil { code = try R.run(["invite", "--data-dir", root + "/" + n]).1.trimmingCharacters(in: .whitespacesAndNewlines) }
+            dirs.append(root + "/" + n)
+        }
+        let ab = PTYBridge()
+        let bc = PTYBridge()
+        defer { ab.stop(); bc.stop() }
+        // 9600 baud: the engine paces packets at the line's speed, so a multi-fragment transfer takes seconds.
+        func startMiddle() throws -> Process {
+            try R.start(["run", "--data-dir", dirs[1], "--link", "serial:\(ab.pathB):9600", "--link", "serial:\(bc.pathA):9600"], log: dirs[1] + "/run.log")
+        }
+        let a = try R.start(["run", "--data-dir", dirs[0], "--link", "serial:\(ab.pathA):9600"], log: dirs[0] + "/run.log")
+        var b = try startMiddle()
+        let c = try R.start(["run", "--data-dir", dirs[2], "--link", "serial:\(bc.pathB):9600"], log: dirs[2] + "/run.log")
+        defer { R.stop(a); R.stop(b); R.stop(c) }
+        let idC = try R.run(["id", "--data-dir", dirs[2]]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+
+        let alert = try R.run(["send", "--data-dir", dirs[0], "--everyone", "--kind", "alert", "Checkpoint on the valley road since dawn."]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        let alertEverywhere = try R.wait(120) { try R.inbox(dirs[1]).contains { $0["id"] as? String == alert } && R.inbox(dirs[2]).contains { $0["id"] as? String == alert } }
+        #expect(alertEverywhere, "the alert reached every relay")
+
+        // A multi-fragment transfer: minutes that compress to about 6 KB (about 30 packets).
+        var g = SystemRandomNumberGenerator()
+        let words = ["water", "rota", "east", "quarter", "pump", "committee", "assembly", "vote", "bread", "clinic", "road", "diesel"]
+        let minutes = (0..<3_000).map { _ in words[Int(g.next() % UInt64(words.count))] + String(g.next() % 100) }.joined(separator: " ")
+        let path = root + "/minutes.txt"
+        try minutes.write(toFile: path, atomically: true, encoding: .utf8)
+        let mid = try R.run(["send", "--data-dir", dirs[0], "--to", idC, "--kind", "minutes", "--file", path]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        // Kill the middle relay with SIGKILL once part of the transfer went out.
+        let started = try R.wait(120) {
+            try R.run(["queue", "tail", "--data-dir", dirs[0], "--json", "--since", "0", "--no-follow"]).1
+                .split(separator: "\n").filter { $0.contains(mid) && $0.contains("fragment-sent") }.count >= 3
+        }
+        #expect(started, "the transfer started")
+        kill(b.processIdentifier, SIGKILL)
+        b.waitUntilExit()
+        let early = try R.inbox(dirs[2]).contains { $0["id"] as? String == mid }
+        #expect(!early, "delivered before the kill: the test needs a slower link")
+        b = try startMiddle()
+        let arrived = try R.wait(300) { try R.inbox(dirs[2]).contains { $0["id"] as? String == mid } }
+        #expect(arrived, "the minutes reached the committee after the restart")
+        let inbox = try R.inbox(dirs[2])
+        let intact = inbox.first { $0["id"] as? String == mid }?["text"] as? String == minutes
+        #expect(intact, "the minutes arrived intact")
+        #expect(Set(inbox.compactMap { $0["id"] as? String }).count == inbox.count, "no duplicates")
+    }
+}
