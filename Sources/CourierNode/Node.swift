@@ -98,7 +98,7 @@ public final class Node {
     static let maxReplicas = 2
     var reassembler: Reassembler
     var counters: Range<UInt32> = 0..<0
-    var rng: Random
+    var rng: SplitMix64
     var lastHousekeeping: Double = -1e9
     /// The held set changed since the last summary on each link.
     var summaryStale: Set<String> = []
@@ -130,7 +130,7 @@ public final class Node {
         self.compressor = compressor
         self.sealer = PacketSealer(networkKey: config.networkKey, sender: config.identity.nodeID, open: config.openMode)
         self.opener = PacketOpener(networkKey: config.networkKey, acceptOpen: config.openMode)
-        self.rng = Random(seed: seed ?? UInt64(config.identity.nodeID.short.rawValue))
+        self.rng = SplitMix64(seed: seed ?? UInt64(config.identity.nodeID.short.rawValue))
         self.reassembler = Reassembler(timeout: Int64(config.reassemblyTimeout))
         self.quiet = try store.isQuiet()
         for l in links {
@@ -876,21 +876,5 @@ public final class Node {
             if size >= mtu - 8 { break }
         }
         return records.isEmpty ? nil : (records, carrying, announceForm)
-    }
-}
-
-/// A small deterministic generator (SplitMix64) so simulations repeat exactly from a seed.
-struct Random {
-    var state: UInt64
-    init(seed: UInt64) { self.state = seed }
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform(_ a: Double, _ b: Double) -> Double {
-        a + (b - a) * Double(self.next() >> 11) / Double(1 << 53)
     }
 }

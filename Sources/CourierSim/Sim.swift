@@ -29,7 +29,7 @@ public final class MeshSimulator {
     public private(set) var now: Double
     var adjacency: [[Bool]]
     var online: [Bool]
-    var rng: SplitMix
+    var rng: SplitMix64
     var queue = EventQueue()
     var wakeAt: [Double]
     /// Packets each node sent; packets that carried data of each bundle.
@@ -45,13 +45,13 @@ public final class MeshSimulator {
     public init(count: Int, edges: [(Int, Int)], options: Options = Options()) throws {
         self.options = options
         self.now = Self.epoch
-        self.rng = SplitMix(options.seed)
+        self.rng = SplitMix64(seed: options.seed)
         self.adjacency = Array(repeating: Array(repeating: false, count: count), count: count)
         self.online = Array(repeating: true, count: count)
         self.wakeAt = Array(repeating: .infinity, count: count)
         self.packetsSent = Array(repeating: 0, count: count)
         for (a, b) in edges { self.connect(a, b) }
-        var kg = SplitMix(options.seed &* 7919)
+        var kg = SplitMix64(seed: options.seed &* 7919)
         let net = try NetworkKey(bytes: (0..<32).map { _ in UInt8(truncatingIfNeeded: kg.next()) })
         let compressor = BodyCompressor()
         for i in 0..<count {
@@ -153,7 +153,7 @@ public final class MeshSimulator {
 
     /// A connected random mesh: a random spanning tree plus extra random edges up to `degree` on average.
     public static func randomMesh(count: Int, degree: Double, seed: UInt64) -> [(Int, Int)] {
-        var g = SplitMix(seed)
+        var g = SplitMix64(seed: seed)
         var edges = Set<[Int]>()
         for i in 1..<count {
             let j = Int(g.next() % UInt64(i))
@@ -209,17 +209,4 @@ struct EventQueue {
     }
 
     static func less(_ a: (Double, Int, SimEvent), _ b: (Double, Int, SimEvent)) -> Bool { (a.0, a.1) < (b.0, b.1) }
-}
-
-struct SplitMix {
-    var s: UInt64
-    init(_ seed: UInt64) { self.s = seed }
-    mutating func next() -> UInt64 {
-        self.s &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.s
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func unit() -> Double { Double(self.next() >> 11) / Double(1 << 53) }
 }

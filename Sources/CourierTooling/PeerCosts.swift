@@ -1,4 +1,5 @@
 import CBzip2
+@_exported import CourierWire
 
 /// What our peers put on the air for one text message across one hop (shared/notes/peer-wire-costs.md).
 public enum PeerCosts {
@@ -48,18 +49,5 @@ public enum PeerCosts {
         }
         precondition(rc == BZ_OK, "bzip2 failed: \(rc)")
         return Int(capacity)
-    }
-}
-
-/// A small deterministic generator (SplitMix64) for reproducible benchmarks and simulations.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { self.state = seed }
-    public mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
