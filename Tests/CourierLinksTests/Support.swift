@@ -114,3 +114,14 @@ final class EventCollector: @unchecked Sendable {
         return condition(self)
     }
 }
+
+/// Sends once the link takes it: right after a reconnect the link may flap once more (an old peer closing), so
+/// retry until the deadline rather than trusting the first "up".
+func sendEventually(_ link: any Link, _ packet: [UInt8], within seconds: Double = 60) async -> Bool {
+    let end = Date().addingTimeInterval(seconds)
+    while Date() < end {
+        if (try? await link.send(packet)) != nil { return true }
+        try? await Task.sleep(for: .milliseconds(100))
+    }
+    return false
+}
