@@ -79,7 +79,7 @@ public final class Runtime: @unchecked Sendable {
                 self.node.linkDown(name, now: now)
                 self.logger.warning("link down", metadata: ["link": "\(name)", "reason": "\(why)"])
             case .wake:
-                if self.node.nextWakeup(now: now) <= now + 0.001 || true { out = self.node.tick(now: now) }
+                out = self.node.tick(now: now)
             }
             if Date().timeIntervalSince(lastPoll) >= 1 {
                 lastPoll = Date()

@@ -54,7 +54,6 @@ public enum Packer {
         var current: [Record] = []
         // Size of `current` if its last record is written without a length.
         var sizeWithLengths = 0
-        var lastLengthBytes = 0
         for r in records {
             let body = r.encodeBody().count
             let lengthBytes = ByteWriter.varintSize(body)
@@ -63,15 +62,12 @@ public enum Packer {
             if current.isEmpty || candidate <= mtu {
                 current.append(r)
                 sizeWithLengths += full
-                lastLengthBytes = lengthBytes
             } else {
                 packets.append(current)
                 current = [r]
                 sizeWithLengths = full
-                lastLengthBytes = lengthBytes
             }
         }
-        _ = lastLengthBytes
         if !current.isEmpty { packets.append(current) }
         return packets
     }

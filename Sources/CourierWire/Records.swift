@@ -115,11 +115,11 @@ public enum Record: Sendable, Hashable {
         return out
     }
 
+    /// Decodes one record body. Reserved flags were already handled by `decodeAll` (such records are unknown).
     static func decode(type: UInt8, flags: UInt8, body: ArraySlice<UInt8>) throws(WireError) -> Record {
         var r = ByteReader(body)
         switch type {
         case 1:
-            guard flags & 0x4 == 0 else { throw .unsupportedFeature("bundle record flag 4") }
             let next = flags & 0x1 != 0 ? ShortID(try r.u32("bundle.nextHop")) : nil
             let transfer = flags & 0x2 != 0 ? try r.varint32("bundle.transfer") : nil
             let bytes = r.rest()
@@ -129,7 +129,6 @@ public enum Record: Sendable, Hashable {
             }
             return .bundle(BundleRecord(nextHop: next, transfer: transfer, bundle: Array(bytes)))
         case 2:
-            guard flags & 0x6 == 0 else { throw .unsupportedFeature("fragment record flags") }
             let next = flags & 0x1 != 0 ? ShortID(try r.u32("fragment.nextHop")) : nil
             let transfer = try r.varint32("fragment.transfer")
             let index = try r.varintInt("fragment.index", max: FragmentRecord.maxCount - 1)
@@ -140,7 +139,6 @@ public enum Record: Sendable, Hashable {
             guard !data.isEmpty else { throw .truncated(field: "fragment.data") }
             return .fragment(FragmentRecord(nextHop: next, transfer: transfer, index: index, count: count, data: Array(data)))
         case 3:
-            guard flags == 0 else { throw .unsupportedFeature("ack record flags") }
             let target = ShortID(try r.u32("ack.target"))
             var entries: [AckEntry] = []
             while !r.isAtEnd {
@@ -170,7 +168,6 @@ public enum Record: Sendable, Hashable {
             guard r.isAtEnd else { throw .trailingBytes(field: "announce", count: r.remaining) }
             return .announce(AnnounceRecord(capabilities: caps, signingKey: s, agreementKey: a, name: name))
         case 5:
-            guard flags & 0x6 == 0 else { throw .unsupportedFeature("summary record flags") }
             guard body.count % 4 == 0 else {
                 throw .invalidValue(field: "summary", reason: "length not a multiple of 4")
             }
