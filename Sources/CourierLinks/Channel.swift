@@ -15,35 +15,46 @@ public protocol ByteChannel: AnyObject, Sendable {
     var kind: String { get }
 }
 
-/// A file descriptor channel: termios serial devices and pseudo-terminals, and TCP sockets.
-public final class FDChannel: ByteChannel, @unchecked Sendable {
+/// A file descriptor that one thread may close while another uses it: readers take `current` (-1 once closed).
+final class SharedFD: @unchecked Sendable {
     private let lock = NSLock()
     private var fd: Int32
-    public let kind: String
-    public let label: String
 
-    init(fd: Int32, kind: String, label: String) {
-        self.fd = fd
-        self.kind = kind
-        self.label = label
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-    }
+    init(_ fd: Int32) { self.fd = fd }
 
     deinit { self.close() }
 
-    private var current: Int32 {
+    var current: Int32 {
         self.lock.lock()
         defer { self.lock.unlock() }
         return self.fd
     }
 
-    public func close() {
+    func close() {
         self.lock.lock()
         let f = self.fd
         self.fd = -1
         self.lock.unlock()
         if f >= 0 { Glibc.close(f) }
     }
+}
+
+/// A file descriptor channel: termios serial devices and pseudo-terminals, and TCP sockets.
+public final class FDChannel: ByteChannel, @unchecked Sendable {
+    private let handle: SharedFD
+    public let kind: String
+    public let label: String
+
+    init(fd: Int32, kind: String, label: String) {
+        self.handle = SharedFD(fd)
+        self.kind = kind
+        self.label = label
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+    }
+
+    private var current: Int32 { self.handle.current }
+
+    public func close() { self.handle.close() }
 
     public func read(max: Int, timeout: Double) throws(LinkError) -> [UInt8] {
         let fd = self.current

@@ -30,8 +30,7 @@ public enum TCP {
                     var len = socklen_t(MemoryLayout<Int32>.size)
                     getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
                     if err == 0 {
-                        var one: Int32 = 1
-                        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+                        Self.noDelay(fd)
                         return FDChannel(fd: fd, kind: "tcp", label: "\(host):\(port)")
                     }
                     lastError = String(cString: strerror(err))
@@ -48,8 +47,7 @@ public enum TCP {
 
     /// A listening socket; `accept` hands out connections.
     public final class Listener: @unchecked Sendable {
-        private let lock = NSLock()
-        private var fd: Int32
+        private let handle: SharedFD
         public let port: Int
 
         public init(host: String, port: Int) throws(LinkError) {
@@ -83,35 +81,30 @@ public enum TCP {
             let bound = withUnsafePointer(to: &ss) { p -> Int in
                 p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) }
             }
-            self.fd = fd
+            self.handle = SharedFD(fd)
             self.port = bound
         }
 
         /// Waits up to `timeout` seconds for a connection; nil on timeout.
         public func accept(timeout: Double) throws(LinkError) -> FDChannel? {
-            self.lock.lock()
-            let fd = self.fd
-            self.lock.unlock()
+            let fd = self.handle.current
             guard fd >= 0 else { throw .closed("listener") }
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             guard poll(&p, 1, Int32(timeout * 1000)) == 1 else { return nil }
             let c = Glibc.accept(fd, nil, nil)
             guard c >= 0 else { return nil }
             _ = fcntl(c, F_SETFD, FD_CLOEXEC)
-            var one: Int32 = 1
-            setsockopt(c, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            TCP.noDelay(c)
             return FDChannel(fd: c, kind: "tcp", label: "peer on :\(self.port)")
         }
 
-        public func close() {
-            self.lock.lock()
-            let f = self.fd
-            self.fd = -1
-            self.lock.unlock()
-            if f >= 0 { Glibc.close(f) }
-        }
+        public func close() { self.handle.close() }
+    }
 
-        deinit { self.close() }
+    /// Small packets go out at once (no Nagle delay): relays send acks and short bundles.
+    static func noDelay(_ fd: Int32) {
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     }
 }
 
