@@ -81,7 +81,13 @@ public final class Runtime: @unchecked Sendable {
             case .wake:
                 out = self.node.tick(now: now)
             }
-            if Date().timeIntervalSince(lastPoll) >= 1 {
+            // Once a second, and at once when a link or a neighbour changes, so `relay status` is current.
+            let changed: Bool
+            switch input {
+            case .link(_, .up), .link(_, .down): changed = true
+            default: changed = out.contains { if case .event(.neighbourHeard) = $0 { return true } else { return false } }
+            }
+            if changed || Date().timeIntervalSince(lastPoll) >= 1 {
                 lastPoll = Date()
                 out += self.pollStore(now: now)
                 self.writeStatus(now: now)

@@ -60,8 +60,13 @@ import Glibc
         let types = events.compactMap { $0["type"] as? String }
         #expect(types.first == "enqueued")
         #expect(types.contains("fragment-sent") && types.contains("custody-released") && types.contains("delivered"))
-        let status = try R.run(["status", "--data-dir", dirs[0]]).1
-        #expect(status.contains("running") && status.contains("neighbour \(idB)"))
+        // The status file is refreshed about once a second: wait for it to name the neighbour.
+        var status = ""
+        let seen = try R.wait(60) {
+            status = try R.run(["status", "--data-dir", dirs[0]]).1
+            return status.contains("running") && status.contains("neighbour \(idB)")
+        }
+        #expect(seen, "relay status never showed the neighbour: \(status)")
     }
 
     @Test func mistakesGiveOneClearLineAndAnExitCode() throws {
