@@ -9,7 +9,7 @@ import Foundation
 /// It keeps durable state in the store (queue, custody, transmission state, inbox, reassembly) and soft state in
 /// memory (neighbours, routes, timers), which it rebuilds after a restart.
 public final class Node {
-    public let config: NodeConfig
+    public private(set) var config: NodeConfig
     public let store: Store
     public var me: NodeID { self.config.identity.nodeID }
 
@@ -139,6 +139,8 @@ public final class Node {
         }
         self.learn(config.identity.publicKeys)
         if case .members(let members) = config.trust { for k in members { self.learn(k) } }
+        // Keys heard before a restart, and those put on the trust list by hand.
+        for p in try store.peers() { self.learn(p.keys) }
         // Half-received transfers survive a restart (directed bundles in custody look for a route at the first tick).
         for (sender, f, t) in try store.savedFragments() { _ = self.reassembler.add(f, from: sender, now: t) }
     }
@@ -184,6 +186,24 @@ public final class Node {
 
     public var isQuiet: Bool { self.quiet }
 
+    /// Changes the groups delivered to the local inbox (configuration reloaded while running).
+    public func setGroups(_ groups: Set<GroupID>) { self.config.groups = groups }
+
+    /// Changes a radio link's duty-cycle limit (nil: none); what was already spent this hour still counts.
+    public func setDutyCycle(_ dutyCycle: Double?, on link: String) {
+        guard var l = self.links[link] else { return }
+        let spent = Self.bucketSize(l.info) - l.tokens
+        l.info.dutyCycle = dutyCycle
+        l.tokens = Self.bucketSize(l.info) - (spent.isFinite ? max(0, spent) : 0)
+        self.links[link] = l
+    }
+
+    /// Changes who bundles are accepted from (the trust list edited while running); learns the listed keys.
+    public func setTrust(_ policy: TrustPolicy) {
+        self.config.trust = policy
+        if case .members(let members) = policy { for k in members { self.learn(k) } }
+    }
+
     /// Quiet mode: receive and store, transmit nothing, until lifted; then resume with what is held.
     public func setQuiet(_ on: Bool, now: Double) throws(StoreError) -> [NodeOutput] {
         try self.store.setQuiet(on)
@@ -217,11 +237,11 @@ public final class Node {
     }
 
     /// Starts sending a bundle that another process (the `relay send` command) stored in this node's store.
-    public func adopt(_ id: BundleID, now: Double) -> [NodeOutput] {
-        guard !self.knownLocal.contains(id), let q = try? self.store.bundle(id), q.isLocal,
+    public func adopt(_ id: BundleID, now: Double, imported: Bool = false) -> [NodeOutput] {
+        guard !self.knownLocal.contains(id), let q = try? self.store.bundle(id), q.isLocal || imported,
               let b = try? CourierBundle(decoding: q.data) else { return [] }
         self.knownLocal.insert(id)
-        self.afterStoring(b, from: nil, now: now, local: true)
+        self.afterStoring(b, from: nil, now: now, local: q.isLocal)
         return self.tick(now: now)
     }
 
@@ -264,7 +284,10 @@ public final class Node {
         // Announces first: they may teach the sender's keys. A hello (the first announce after a start) means the
         // sender may have forgotten us: announce back, so its packets and ours can be read.
         for case .announce(let a) in packet.records {
-            if let id = self.handleAnnounce(a, short: packet.header.sender) { sender = id }
+            if let id = self.handleAnnounce(a, short: packet.header.sender) {
+                sender = id
+                if let k = self.keys[id] { try? self.store.rememberPeer(k, name: self.partialAnnounces[id.short]?.name, now: Int64(now)) }
+            }
             if a.capabilities & AnnounceRecord.hello != 0, var l = self.links[link], now - l.lastAnnounced > 2 {
                 l.announceDue = true
                 self.links[link] = l

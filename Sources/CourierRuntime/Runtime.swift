@@ -11,6 +11,7 @@ public final class Runtime: @unchecked Sendable {
     enum Input: Sendable {
         case link(String, LinkEvent)
         case wake
+        case reload
     }
 
     public let node: Node
@@ -24,6 +25,10 @@ public final class Runtime: @unchecked Sendable {
     var stopped = false
     var linkUp: [String: Bool] = [:]
     var startedAt = Date()
+    var trustVersion: Int64 = 0
+    /// Called on the loop (owning the node) after SIGHUP (`reload()`) and when another process edits the trust
+    /// list: re-read the configuration and apply what can change without a restart.
+    public var onReload: (@Sendable (Node) -> Void)?
 
     public init(node: Node, links: [any Link], statusPath: String? = nil, logger: Logger) {
         self.node = node
@@ -39,9 +44,13 @@ public final class Runtime: @unchecked Sendable {
         self.continuation.finish()
     }
 
+    /// Asks the loop to call `onReload` (the relay calls this on SIGHUP).
+    public func reload() { self.continuation.yield(.reload) }
+
     /// Runs until `stop()`.
     public func run() async {
         self.lastEvent = (try? self.node.store.lastEventSeq()) ?? 0
+        self.trustVersion = (try? self.node.store.trustVersion()) ?? 0
         for (name, link) in self.links {
             let c = self.continuation
             Task { for await e in link.events { c.yield(.link(name, e)) } }
@@ -80,6 +89,8 @@ public final class Runtime: @unchecked Sendable {
                 self.logger.warning("link down", metadata: ["link": "\(name)", "reason": "\(why)"])
             case .wake:
                 out = self.node.tick(now: now)
+            case .reload:
+                self.onReload?(self.node)
             }
             // Once a second, and at once when a link or a neighbour changes, so `relay status` is current.
             let changed: Bool
@@ -126,11 +137,18 @@ public final class Runtime: @unchecked Sendable {
             self.logger.notice(quiet ? "quiet mode on: receiving only" : "quiet mode off: transmitting again")
             out += (try? self.node.setQuiet(quiet, now: now)) ?? []
         }
+        if let v = try? self.node.store.trustVersion(), v != self.trustVersion {
+            self.trustVersion = v
+            self.logger.notice("trust list changed: applying it")
+            self.onReload?(self.node)
+        }
         while let events = try? self.node.store.events(after: self.lastEvent, limit: 500), !events.isEmpty {
             for e in events {
                 self.lastEvent = e.seq
                 if e.type == .enqueued, e.detail?.hasSuffix(", local") == true, let s = e.bundle, let id = BundleID(s) {
                     out += self.node.adopt(id, now: now)
+                } else if e.type == .enqueued, e.neighbour == Node.importedFrom, let s = e.bundle, let id = BundleID(s) {
+                    out += self.node.adopt(id, now: now, imported: true)
                 }
             }
         }

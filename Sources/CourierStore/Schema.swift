@@ -3,7 +3,7 @@ import GRDB
 /// Versioned schema. Never edit a shipped migration; add a new one and bump `version`.
 enum Schema {
     /// The highest schema this build knows. Stored in `PRAGMA user_version` after migrating.
-    static let version = 1
+    static let version = 2
 
     static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
@@ -95,6 +95,21 @@ enum Schema {
                     neighbour TEXT,
                     detail TEXT
                 );
+                """)
+        }
+        m.registerMigration("v2") { db in
+            // Nodes whose keys this relay knows (from announces or `relay peers add`), and the trust list.
+            try db.execute(sql: """
+                CREATE TABLE peer (
+                    node BLOB PRIMARY KEY NOT NULL,      -- 16-byte node id
+                    signing BLOB NOT NULL,               -- Ed25519 public key
+                    agreement BLOB NOT NULL,             -- X25519 public key
+                    name TEXT,
+                    first_heard INTEGER,                 -- unix seconds; NULL: never heard on a link
+                    last_heard INTEGER,
+                    trusted INTEGER NOT NULL DEFAULT 0,  -- 1: on the trust list
+                    added INTEGER                        -- unix seconds it went on the trust list
+                ) WITHOUT ROWID;
                 """)
         }
         return m

@@ -242,6 +242,28 @@ public enum Vectors {
         }
     }
 
+    // MARK: archives.json
+
+    public struct ArchiveVector: Codable, Sendable {
+        public var name: String
+        public var networkKey: String
+        public var created: UInt32
+        public var writer: String
+        public var bundlesHex: [String]
+        /// derive("archive"), the HMAC key.
+        public var archiveKey: String
+        public var archiveHex: String
+        public init(name: String, networkKey: String, created: UInt32, writer: String, bundlesHex: [String], archiveKey: String, archiveHex: String) {
+            self.name = name
+            self.networkKey = networkKey
+            self.created = created
+            self.writer = writer
+            self.bundlesHex = bundlesHex
+            self.archiveKey = archiveKey
+            self.archiveHex = archiveHex
+        }
+    }
+
     // MARK: invalid.json
 
     public struct InvalidVector: Codable, Sendable {

@@ -216,7 +216,16 @@ struct GenerateVectors: ParsableCommand {
             .init(decoder: "packet-header", hex: "10aabb", why: "truncated header"),
         ]
         try self.write(invalid, "invalid.json")
-        print("wrote \(self.out)/{keys,varints,bundles,packets,fragments,invalid}.json")
+
+        // archives.json (SPEC 17): what `relay export` writes.
+        let archive = BundleArchive(created: 1_523_400, writer: a.nodeID, bundles: [alertBytes, grievanceBytes])
+        let archives = [Vectors.ArchiveVector(
+            name: "two bundles written by node A", networkKey: Fixtures.networkKey, created: archive.created,
+            writer: a.nodeID.description, bundlesHex: archive.bundles.map(\.hex),
+            archiveKey: keyBytes(HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: net.bytes), salt: Array("courier/v1".utf8), info: Array("archive".utf8), outputByteCount: 32)),
+            archiveHex: archive.encoded(networkKey: net).hex)]
+        try self.write(archives, "archives.json")
+        print("wrote \(self.out)/{keys,varints,bundles,packets,fragments,invalid,archives}.json")
     }
 
     func write<T: Encodable>(_ value: T, _ name: String) throws {

@@ -18,7 +18,7 @@ struct Relay: AsyncParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [Init.self, Invite.self, Id.self, Run.self, Send.self, Inbox.self, Queue.self, Status.self,
-                      Quiet.self, Ports.self])
+                      Quiet.self, Ports.self, Peers.self, Export.self, Import.self])
 
     static func main() async {
         do {
@@ -127,7 +127,7 @@ extension Relay {
         @Option(name: .customLong("link"), help: "A link to run (repeatable); default: the links in relay.conf.") var links: [String] = []
         @Option(help: "Amateur-band callsign CALL[-SSID]: KISS packets go in AX.25 UI frames from this station.") var callsign: String?
         @Option(help: "Radio duty-cycle limit in percent (e.g. 1 or 10).") var dutyCycle: Double?
-        @Option(help: "Log level: debug, info, notice, warning.") var logLevel: String = "info"
+        @Option(help: "Log level: debug, info, notice, warning (default: relay.conf's log-level, else info).") var logLevel: String?
 
         func run() async throws {
             try await guarded {
@@ -145,7 +145,10 @@ extension Relay {
                     opts.callsign = st
                 }
                 var logger = Logger(label: "relay")
-                logger.logLevel = Logger.Level(rawValue: self.logLevel) ?? .info
+                let level = self.logLevel ?? cfg.logLevel ?? "info"
+                guard let l = Logger.Level(rawValue: level) else { throw RelayError.usage("unknown log level '\(level)': use debug, info, notice or warning") }
+                logger.logLevel = l
+                for k in cfg.unknown { logger.warning("relay.conf: unknown setting '\(k)' ignored (see README, configuration reference)") }
                 var links: [any Link] = []
                 do { for c in configs { links.append(try LinkFactory.make(c, options: opts, logger: logger)) } } catch let e as LinkError {
                     throw RelayError.unavailable(e.description)
@@ -157,14 +160,42 @@ extension Relay {
                                                 dutyCycle: $0.properties.airtime == .none ? nil : (self.dutyCycle ?? cfg.dutyCycle.map { $0 * 100 }).map { $0 / 100 }) },
                     now: Date().timeIntervalSince1970)
                 let runtime = Runtime(node: node, links: links, statusPath: dir.statusFile, logger: logger)
+                // SIGHUP (and an edit of the trust list): groups, trust, duty cycle apply at once; links need a restart.
+                let radios = links.filter { $0.properties.airtime != .none }.map(\.name)
+                let flagDuty = self.dutyCycle
+                let startLinks = specs
+                let linksFromFlags = !self.links.isEmpty
+                let log = logger
+                runtime.onReload = { node in
+                    let conf = dir.config()
+                    node.setGroups(Set(conf.groups.map(GroupID.init(name:))))
+                    do { node.setTrust(try dir.trustPolicy(conf, store: node.store)) } catch {
+                        log.error("reload: cannot read the trust list; keeping the old one", metadata: ["error": "\(error)"])
+                    }
+                    let duty = flagDuty.map { $0 / 100 } ?? conf.dutyCycle
+                    for r in radios { node.setDutyCycle(duty, on: r) }
+                    for k in conf.unknown { log.warning("relay.conf: unknown setting '\(k)' ignored") }
+                    if !linksFromFlags && conf.links != startLinks {
+                        log.warning("relay.conf: the links changed; restart the relay to use them (kept: \(startLinks.joined(separator: " ")))")
+                    }
+                    log.notice("configuration applied", metadata: [
+                        "trust": "\(conf.trustPeersOnly ? "peers" : "network")", "groups": "\(conf.groups.joined(separator: ","))",
+                        "duty-cycle": "\(duty.map { "\($0 * 100)%" } ?? "none")"])
+                }
                 logger.notice("relay running", metadata: ["node": "\(node.me.short)", "links": "\(links.map(\.name).joined(separator: " "))"])
                 signal(SIGTERM, SIG_IGN)
                 signal(SIGINT, SIG_IGN)
-                let sources = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
+                signal(SIGHUP, SIG_IGN)
+                let sources = [SIGTERM, SIGINT, SIGHUP].map { sig -> DispatchSourceSignal in
                     let s = DispatchSource.makeSignalSource(signal: sig)
                     s.setEventHandler {
-                        logger.notice("stopping")
-                        runtime.stop()
+                        if sig == SIGHUP {
+                            logger.notice("SIGHUP: reloading \(dir.configFile)")
+                            runtime.reload()
+                        } else {
+                            logger.notice("stopping")
+                            runtime.stop()
+                        }
                     }
                     s.resume()
                     return s

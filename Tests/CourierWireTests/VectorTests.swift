@@ -26,6 +26,16 @@ import Testing
         }
     }
 
+    @Test func archives() throws {
+        for v in try Fixture.load("archives.json", as: [Vectors.ArchiveVector].self) {
+            let net = try NetworkKey(bytes: [UInt8](hex: v.networkKey)!)
+            let writer = try #require(NodeID(bytes: [UInt8](hex: v.writer)!))
+            let a = BundleArchive(created: v.created, writer: writer, bundles: v.bundlesHex.map { [UInt8](hex: $0)! })
+            #expect(a.encoded(networkKey: net).hex == v.archiveHex)
+            #expect(try BundleArchive(decoding: [UInt8](hex: v.archiveHex)!, networkKey: net) == a)
+        }
+    }
+
     @Test func varints() throws {
         let file = try Fixture.load("varints.json", as: [Vectors.VarintVector].self)
         for v in file {

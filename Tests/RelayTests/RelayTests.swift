@@ -146,3 +146,56 @@ import Glibc
         #expect(Set(inbox.compactMap { $0["id"] as? String }).count == inbox.count, "no duplicates")
     }
 }
+
+/// The trust list and sneakernet, through the built executable.
+@Suite(.serialized, .timeLimit(.minutes(5))) struct PeersAndSneakernetTests {
+    @Test func trustListAndAUSBStickBetweenTwoRelays() throws {
+        let root = R.tempDir()
+        let (a, b, stranger) = (root + "/valley", root + "/committee", root + "/stranger")
+        #expect(try R.run(["init", "--data-dir", a, "--name", "valley"]).0 == 0)
+        let code = try R.run(["invite", "--data-dir", a]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try R.run(["init", "--data-dir", b, "--name", "committee", "--join", code]).0 == 0)
+        #expect(try R.run(["init", "--data-dir", stranger]).0 == 0)
+        func json(_ s: String) -> [String: Any] { (try? JSONSerialization.jsonObject(with: Data(s.utf8)) as? [String: Any]) ?? [:] }
+
+        // Peers: each side's identity code, added on the other side; an unknown id is explained.
+        let idA = json(try R.run(["peers", "--data-dir", a, "--json"]).1)
+        let idB = json(try R.run(["peers", "--data-dir", b, "--json"]).1)
+        let codeA = try #require(idA["identityCode"] as? String)
+        #expect(codeA.hasPrefix("courier-id1-"))
+        let (rc, out, _) = try R.run(["peers", "add", "--data-dir", b, "--name", "valley relay", codeA])
+        #expect(rc == 0 && out.contains("trusted \(idA["node"] as? String ?? "?")"))
+        let listed = json(try R.run(["peers", "--data-dir", b, "--json"]).1)["peers"] as? [[String: Any]] ?? []
+        #expect(listed.count == 1 && listed[0]["trusted"] as? Bool == true && listed[0]["name"] as? String == "valley relay")
+        let (rc2, _, err2) = try R.run(["peers", "add", "--data-dir", b, "0badc0de"])
+        #expect(rc2 == 64 && err2.contains("has not heard 0badc0de") && err2.split(separator: "\n").count == 1)
+        let typo = String(codeA.dropLast(3)) + "aaa"
+        let (rc3, _, err3) = try R.run(["peers", "add", "--data-dir", b, typo])
+        #expect(rc3 == 64 && err3.contains("does not check out"))
+
+        // Sneakernet: the valley writes what it holds to a stick; the committee reads it twice; a stranger cannot.
+        let nodeB = try #require(idB["node"] as? String)
+        let g = try R.run(["send", "--data-dir", a, "--to", nodeB, "--kind", "grievance", "The pump at the upper well has been broken for nine days."]).1
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let al = try R.run(["send", "--data-dir", a, "--everyone", "--kind", "alert", "Checkpoint on the valley road since dawn."]).1
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let stick = root + "/stick.cba"
+        let (rc4, out4, _) = try R.run(["export", "--data-dir", a, stick])
+        #expect(rc4 == 0 && out4.contains("wrote 2 bundles"))
+        let first = json(try R.run(["import", "--data-dir", b, "--json", stick]).1)
+        #expect(first["delivered"] as? Int == 2 && first["bundles"] as? Int == 2)
+        let ids = Set(try R.inbox(b).compactMap { $0["id"] as? String })
+        #expect(ids == [g, al])
+        let again = json(try R.run(["import", "--data-dir", b, "--json", stick]).1)
+        #expect(again["already-here"] as? Int == 2 && again["delivered"] == nil)
+        #expect(try R.inbox(b).count == 2, "no duplicate in the inbox")
+        // The committee's receipt for the grievance waits in its queue for the valley.
+        #expect(try R.run(["queue", "--data-dir", b, "--json"]).1.contains("node:\(idA["node"] as? String ?? "?")"))
+        let (rc5, _, err5) = try R.run(["import", "--data-dir", stranger, stick])
+        #expect(rc5 == 65 && err5.contains("another federation") && err5.contains("nothing was imported"))
+        #expect(try R.inbox(stranger).isEmpty)
+        // Only the grievance, by destination.
+        let (rc6, out6, _) = try R.run(["export", "--data-dir", a, "--to", nodeB, root + "/only.cba"])
+        #expect(rc6 == 0 && out6.contains("wrote 1 bundle "))
+    }
+}

@@ -825,13 +825,37 @@ def check_clarifications():
     check("spec 5.9: packer overhead", packer_overhead)
 
 
+# ---------------------------------------------------------------------------------------------
+# archives.json (section 17)
+# ---------------------------------------------------------------------------------------------
+
+
+def check_archives():
+    import hmac
+    import hashlib
+    for v in load("archives.json"):
+        nk = bytes.fromhex(v["networkKey"])
+        p = f"archive {v['name']}"
+        key = cw.derive(nk, b"archive")
+        check(f"{p}: key", lambda: expect_equal(key.hex(), v["archiveKey"]))
+        body = b"CBA1" + bytes([0]) + cw.u(v["created"], 4) + bytes.fromhex(v["writer"])
+        body += cw.encode_varint(len(v["bundlesHex"]))
+        for h in v["bundlesHex"]:
+            b = bytes.fromhex(h)
+            body += cw.encode_varint(len(b)) + b
+        tag = hmac.new(key, body, hashlib.sha256).digest()
+        check(f"{p}: encoding", lambda: expect_equal((body + tag).hex(), v["archiveHex"]))
+        for h in v["bundlesHex"]:
+            check(f"{p}: holds a bundle that decodes", lambda: cw.decode_bundle(bytes.fromhex(h)))
+
+
 def main() -> int:
     print(f"Courier vectors in {VECTORS}; zstd CLI {ZSTD_VERSION}")
     if ZSTD_VERSION == "1.5.4":
         print("NOTE  bundle bodies are compressed with the zstd 1.5.4 CLI (input given as a file so the window is "
               "sized to it; magic stripped); they are compared byte for byte")
     for section in (check_keys, check_varints, check_bundles, check_packets, check_fragments, check_invalid,
-                    check_spec_examples, check_clarifications):
+                    check_spec_examples, check_clarifications, check_archives):
         try:
             section()
         except Exception as e:  # noqa: BLE001  (a crash in a section is a failure, not an abort)

@@ -1,0 +1,67 @@
+import CourierStore
+import CourierWire
+
+/// Bundles carried by hand: an archive written by `relay export` on one relay and read on another.
+extension Node {
+    public enum ImportOutcome: Sendable, Equatable {
+        /// Held for others (custody for a directed bundle, or a flood to pass on).
+        case stored
+        /// Delivered to this node's inbox (and held to pass on, for a group or everyone).
+        case delivered
+        /// Already seen here: nothing changed.
+        case duplicate
+        case expired
+        /// Refused, with the reason (untrusted origin, bad signature, damaged bundle).
+        case rejected(String)
+    }
+
+    /// Takes in one bundle from an archive with the checks a bundle from a link gets: decoding, lifetime, trust
+    /// and origin signature, dedupe. Stored bundles are marked as imported in the change feed, so a running relay
+    /// adopts them (`adopt(_:now:)`) and sends them on. Receipts are queued; `flushReceipts` makes them now.
+    public func importBundle(_ bytes: [UInt8], now: Double) -> ImportOutcome {
+        defer { _ = self.drain() }
+        let b: CourierBundle
+        do { b = try CourierBundle(decoding: bytes) } catch { return .rejected("damaged bundle: \(error)") }
+        if b.expires <= UInt64(CourierTime.minutes(unixSeconds: Int64(now))) { return .expired }
+        if (try? self.store.hasSeen(b.id)) == true { return .duplicate }
+        guard self.trusted(b) else {
+            let why = self.outputs.reversed().lazy.compactMap { o -> String? in
+                if case .event(.rejected(let w)) = o { return w } else { return nil }
+            }.first
+            return .rejected(why ?? "untrusted")
+        }
+        if b.kind == .receipt { self.handleReceipt(b, now: now) }
+        let forMe = self.isForMe(b)
+        do {
+            if case .node = b.destination, forMe {
+                try self.deliverLocally(b, now: now)
+                if b.kind != .receipt { self.queueReceipt(for: b.id, now: now) }
+                return .delivered
+            }
+            let directed: Bool
+            if case .node = b.destination { directed = true } else { directed = false }
+            guard case .stored = try self.store.insert(b, now: Int64(now), local: false, custody: directed, from: Self.importedFrom) else {
+                return .duplicate
+            }
+            if forMe {
+                try self.deliverLocally(b, now: now)
+                if b.kind == .alert { self.queueReceipt(for: b.id, now: now) }
+                return .delivered
+            }
+            return .stored
+        } catch {
+            return .rejected("cannot store: \(error)")
+        }
+    }
+
+    /// The change feed's `neighbour` for bundles taken from an archive.
+    public static let importedFrom = "import"
+
+    /// Makes the receipts waiting for aggregation now (an import run ends; the relay sends them when it runs).
+    public func flushReceipts(now: Double) {
+        for (origin, r) in self.receipts {
+            self.receipts[origin] = (r.ids, now)
+        }
+        _ = self.tick(now: now)
+    }
+}

@@ -1,0 +1,30 @@
+import CourierStore
+import CourierWire
+import Testing
+
+/// Keys heard in announces and the trust list survive a restart (schema v2).
+@Suite struct PeerTests {
+    @Test func heardKeysAndTheTrustListSurviveReopening() throws {
+        let path = S.tempDir() + "/courier.db"
+        let a = S.origins[0].publicKeys
+        let b = S.origins[1].publicKeys
+        do {
+            let s = try S.store(path: path)
+            let v0 = try s.trustVersion()
+            try s.rememberPeer(a, name: "clinic", now: S.now)
+            try s.rememberPeer(a, name: nil, now: S.now + 60)
+            try s.setTrusted(b, name: "committee", trusted: true, now: S.now + 5)
+            #expect(try s.trustVersion() == v0 + 1, "a trust edit is visible to a running relay")
+        }
+        let s = try S.store(path: path)
+        let peers = try s.peers()
+        #expect(peers.count == 2)
+        #expect(peers[0] == PeerRecord(keys: b, name: "committee", firstHeard: nil, lastHeard: nil, trusted: true, added: S.now + 5))
+        #expect(peers[1] == PeerRecord(keys: a, name: "clinic", firstHeard: S.now, lastHeard: S.now + 60, trusted: false, added: nil))
+        // Taken off the list: what was heard stays.
+        try s.rememberPeer(b, name: nil, now: S.now + 90)
+        try s.setTrusted(b, name: nil, trusted: false, now: S.now + 100)
+        let after = try s.peers().first { $0.nodeID == b.nodeID }
+        #expect(after?.trusted == false && after?.name == "committee" && after?.lastHeard == S.now + 90 && after?.added == nil)
+    }
+}
