@@ -81,7 +81,11 @@ let package = Package(
                 "CourierWire",
                 "CourierStore",
                 "CourierTooling",
+                "CourierRuntime",
+                "CourierNode",
+                "CourierLinks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
             name: "courier-dev",
@@ -115,7 +119,7 @@ let package = Package(
             name: "CourierNodeTests",
             dependencies: ["CourierNode", "CourierSim", "CourierStore", "CourierWire", "CourierLinks"]),
         // Spawns the built `relay` executable.
-        .testTarget(name: "RelayTests", dependencies: ["CourierWire"]),
+        .testTarget(name: "RelayTests", dependencies: ["CourierWire", "CourierLinks"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -12,6 +12,7 @@ public final class Runtime: @unchecked Sendable {
         case link(String, LinkEvent)
         case wake
         case reload
+        case poll
     }
 
     public let node: Node
@@ -46,6 +47,10 @@ public final class Runtime: @unchecked Sendable {
 
     /// Asks the loop to call `onReload` (the relay calls this on SIGHUP).
     public func reload() { self.continuation.yield(.reload) }
+
+    /// Asks the loop to read the store's change feed now (a bundle was just stored by another `Node` on the same
+    /// database), instead of within the next second.
+    public func poll() { self.continuation.yield(.poll) }
 
     /// Runs until `stop()`.
     public func run() async {
@@ -91,6 +96,8 @@ public final class Runtime: @unchecked Sendable {
                 out = self.node.tick(now: now)
             case .reload:
                 self.onReload?(self.node)
+            case .poll:
+                lastPoll = .distantPast
             }
             // Once a second, and at once when a link or a neighbour changes, so `relay status` is current.
             let changed: Bool

@@ -108,26 +108,62 @@ struct DataDir {
         /// `network`: any node holding the network key; `peers`: only nodes on the trust list (`relay peers add`).
         var trustPeersOnly = false
         var logLevel: String?
+        var rnodeFrequency: UInt32?
+        var rnodeBandwidth: UInt32?
+        var rnodeSpreadingFactor: UInt8?
+        var rnodeCodingRate: UInt8?
+        var rnodeTxPower: UInt8?
         /// Lines that mean nothing (a typo): reported by `relay run` and on reload.
         var unknown: [String] = []
+        /// Lines that cannot be used: `relay run` refuses to start (exit 78) naming the first; a reload keeps the
+        /// old settings.
+        var problems: [String] = []
     }
 
     func config() -> Config {
         var c = Config()
-        guard let text = try? String(contentsOfFile: self.configFile, encoding: .utf8) else { return c }
-        for raw in text.split(separator: "\n") {
+        guard let text = try? String(contentsOfFile: self.configFile, encoding: .utf8) else {
+            if FileManager.default.fileExists(atPath: self.configFile) {
+                c.problems.append("\(self.configFile) cannot be read (permissions, or not UTF-8 text): fix it or move it away")
+            }
+            return c
+        }
+        for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { continue }
             let kv = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard kv.count == 2, !kv[1].isEmpty else { continue }
-            switch kv[0] {
-            case "link": c.links.append(kv[1])
-            case "callsign": c.callsign = kv[1]
-            case "group": c.groups.append(kv[1])
-            case "quota-mb": c.quota = Int(kv[1]).map { $0 * 1_048_576 }
-            case "duty-cycle": c.dutyCycle = Double(kv[1]).map { $0 / 100 }
-            case "trust": c.trustPeersOnly = kv[1] == "peers"
-            case "log-level": c.logLevel = kv[1]
-            default: c.unknown.append(kv[0])
+            let at = "\(self.configFile) line \(n + 1)"
+            guard kv.count == 2, !kv[0].isEmpty, !kv[1].isEmpty else {
+                c.problems.append("\(at): expected `key = value`, found '\(line.trimmingCharacters(in: .whitespaces))'")
+                continue
+            }
+            let (k, v) = (kv[0], kv[1])
+            func number<T: LosslessStringConvertible>(_ t: T.Type, _ what: String) -> T? {
+                guard let x = T(v) else {
+                    c.problems.append("\(at): \(k) = \(v) is not \(what)")
+                    return nil
+                }
+                return x
+            }
+            switch k {
+            case "link": c.links.append(v)
+            case "callsign": c.callsign = v
+            case "group": c.groups.append(v)
+            case "quota-mb": c.quota = number(Int.self, "a whole number of MB").map { $0 * 1_048_576 }
+            case "duty-cycle": c.dutyCycle = number(Double.self, "a percentage (e.g. 1 or 10)").map { $0 / 100 }
+            case "trust":
+                guard v == "peers" || v == "network" else {
+                    c.problems.append("\(at): trust = \(v): use `network` (any federation member) or `peers` (the trust list)")
+                    continue
+                }
+                c.trustPeersOnly = v == "peers"
+            case "log-level": c.logLevel = v
+            case "rnode-frequency": c.rnodeFrequency = number(UInt32.self, "a frequency in Hz (e.g. 869525000)")
+            case "rnode-bandwidth": c.rnodeBandwidth = number(UInt32.self, "a bandwidth in Hz (e.g. 125000)")
+            case "rnode-spreading-factor": c.rnodeSpreadingFactor = number(UInt8.self, "a spreading factor (5-12)")
+            case "rnode-coding-rate": c.rnodeCodingRate = number(UInt8.self, "a coding rate (5-8)")
+            case "rnode-tx-power": c.rnodeTxPower = number(UInt8.self, "a power in dBm (0-22)")
+            default: c.unknown.append(k)
             }
         }
         return c
@@ -149,6 +185,59 @@ struct DataDir {
         guard conf.trustPeersOnly else { return .open }
         let (id, _) = try self.identity()
         return .members([id.publicKeys] + (try store.peers()).filter(\.trusted).map(\.keys))
+    }
+}
+
+extension DataDir {
+    /// A new relay's identity, network key, commented relay.conf and database (`relay init`, `relay demo`).
+    @discardableResult
+    func create(name: String?, key: NetworkKey, open: Bool, configExtra: String = "") throws -> NodeIdentity {
+        do {
+            try FileManager.default.createDirectory(atPath: self.path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch { throw RelayError.cannotCreate("cannot create \(self.path): \(error.localizedDescription)") }
+        let id = NodeIdentity()
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let idf = DataDir.IdentityFile(name: name, signingSeed: id.signingSeed.hex, agreementSeed: id.agreementSeed.hex)
+        let nf = DataDir.NetworkFile(key: key.bytes.hex, open: open)
+        guard FileManager.default.createFile(atPath: self.identityFile, contents: try enc.encode(idf), attributes: [.posixPermissions: 0o600]),
+              FileManager.default.createFile(atPath: self.networkFile, contents: try enc.encode(nf), attributes: [.posixPermissions: 0o600])
+        else { throw RelayError.cannotCreate("cannot write in \(self.path): check permissions and free space") }
+        let conf = """
+            # Courier relay configuration. `relay run` reads it; options on its command line come first.
+            # Links (one per line), each one of:
+            #   link = serial:/dev/ttyUSB0:9600       framed serial: cables, EByte E22/E32, SiK, HC-12
+            #   link = kiss:/dev/ttyACM0:57600        a KISS TNC (Mobilinkd, NinoTNC) or Direwolf's pty
+            #   link = kiss-tcp:127.0.0.1:8001        Direwolf's KISS TCP port
+            #   link = rnode:/dev/ttyACM0             an RNode LoRa modem
+            #   link = tcp:relay.example:4040         another relay over IP
+            #   link = tcp-listen:0.0.0.0:4040        accept relays over IP
+            # Add ,mtu=N to a link to change its packet size (see firmware-notes/).
+            # Amateur bands: your callsign, sent in every KISS frame (required there).
+            # callsign = N0CALL-1
+            # Groups whose messages this relay delivers to its inbox (one per line).
+            # group = water-committee
+            # Queue size in MB before the lowest-priority, oldest bundles are evicted.
+            # quota-mb = 64
+            # Radio duty-cycle limit in percent (EU868: 1 or 10). None on cables and TCP.
+            # duty-cycle = 10
+            # Whose bundles to accept: network (any node holding the federation key) or peers (only nodes on the
+            # trust list: `relay peers add`).
+            # trust = network
+            # RNode radio (every station on a channel must match; see firmware-notes/rnode.md). Defaults:
+            # rnode-frequency = 869525000
+            # rnode-bandwidth = 125000
+            # rnode-spreading-factor = 9
+            # rnode-coding-rate = 5
+            # rnode-tx-power = 14
+            # Log level: debug, info, notice, warning.
+            # log-level = info
+            # `kill -HUP` on a running relay applies group, trust and duty-cycle at once; links need a restart.
+
+            """
+        try (conf + configExtra).write(toFile: self.configFile, atomically: true, encoding: .utf8)
+        _ = try self.store()
+        return id
     }
 }
 

@@ -18,7 +18,7 @@ struct Relay: AsyncParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [Init.self, Invite.self, Id.self, Run.self, Send.self, Inbox.self, Queue.self, Status.self,
-                      Quiet.self, Ports.self, Peers.self, Export.self, Import.self])
+                      Quiet.self, Ports.self, Peers.self, Export.self, Import.self, Demo.self])
 
     static func main() async {
         do {
@@ -53,39 +53,7 @@ extension Relay {
                     throw RelayError.cannotCreate("\(dir.path) already holds a relay identity; use another directory (nothing was changed)")
                 }
                 let (key, open) = try self.join.map(JoinCode.parse) ?? (NetworkKey.random(), self.open)
-                do {
-                    try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-                } catch { throw RelayError.cannotCreate("cannot create \(dir.path): \(error.localizedDescription)") }
-                let id = NodeIdentity()
-                let enc = JSONEncoder()
-                enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-                let idf = DataDir.IdentityFile(name: self.name, signingSeed: id.signingSeed.hex, agreementSeed: id.agreementSeed.hex)
-                let nf = DataDir.NetworkFile(key: key.bytes.hex, open: open)
-                guard FileManager.default.createFile(atPath: dir.identityFile, contents: try enc.encode(idf), attributes: [.posixPermissions: 0o600]),
-                      FileManager.default.createFile(atPath: dir.networkFile, contents: try enc.encode(nf), attributes: [.posixPermissions: 0o600])
-                else { throw RelayError.cannotCreate("cannot write in \(dir.path): check permissions and free space") }
-                let conf = """
-                    # Courier relay configuration. `relay run` reads it; options on its command line come first.
-                    # Links (one per line), each one of:
-                    #   link = serial:/dev/ttyUSB0:9600       framed serial: cables, EByte E22/E32, SiK, HC-12
-                    #   link = kiss:/dev/ttyACM0:57600        a KISS TNC (Mobilinkd, NinoTNC) or Direwolf's pty
-                    #   link = kiss-tcp:127.0.0.1:8001        Direwolf's KISS TCP port
-                    #   link = rnode:/dev/ttyACM0             an RNode LoRa modem
-                    #   link = tcp:relay.example:4040         another relay over IP
-                    #   link = tcp-listen:0.0.0.0:4040        accept relays over IP
-                    # Add ,mtu=N to a link to change its packet size (see firmware-notes/).
-                    # Amateur bands: your callsign, sent in every KISS frame (required there).
-                    # callsign = N0CALL-1
-                    # Groups whose messages this relay delivers to its inbox (one per line).
-                    # group = water-committee
-                    # Queue size in MB before the lowest-priority, oldest bundles are evicted.
-                    # quota-mb = 64
-                    # Radio duty-cycle limit in percent (EU868: 1 or 10). None on cables and TCP.
-                    # duty-cycle = 10
-
-                    """
-                try conf.write(toFile: dir.configFile, atomically: true, encoding: .utf8)
-                _ = try dir.store()
+                let id = try dir.create(name: self.name, key: key, open: open)
                 print("relay initialised in \(dir.path)")
                 print("node id:   \(id.nodeID.short)  (\(id.nodeID))")
                 print("network:   \(self.join == nil ? "new federation" : "joined") \(key.fingerprint)\(open ? " (open mode)" : "")")
@@ -127,12 +95,18 @@ extension Relay {
         @Option(name: .customLong("link"), help: "A link to run (repeatable); default: the links in relay.conf.") var links: [String] = []
         @Option(help: "Amateur-band callsign CALL[-SSID]: KISS packets go in AX.25 UI frames from this station.") var callsign: String?
         @Option(help: "Radio duty-cycle limit in percent (e.g. 1 or 10).") var dutyCycle: Double?
+        @Option(help: "RNode: frequency in Hz (default 869525000).") var frequency: UInt32?
+        @Option(help: "RNode: bandwidth in Hz (7800 to 500000; default 125000).") var bandwidth: UInt32?
+        @Option(help: "RNode: spreading factor 5-12 (default 9).") var spreadingFactor: UInt8?
+        @Option(help: "RNode: coding rate 5-8, meaning 4/5 to 4/8 (default 5).") var codingRate: UInt8?
+        @Option(help: "RNode: transmit power in dBm (0-22; default 14).") var txPower: UInt8?
         @Option(help: "Log level: debug, info, notice, warning (default: relay.conf's log-level, else info).") var logLevel: String?
 
         func run() async throws {
             try await guarded {
                 let dir = try d.dir()
                 let cfg = dir.config()
+                if let p = cfg.problems.first { throw RelayError.config(p) }
                 let specs = self.links.isEmpty ? cfg.links : self.links
                 guard !specs.isEmpty else {
                     throw RelayError.usage("no links: give --link SPEC (\(LinkSpec.help)) or add `link = ...` lines to \(dir.configFile)")
@@ -144,6 +118,7 @@ extension Relay {
                     guard let st = AX25.Station(c) else { throw RelayError.usage("bad callsign '\(c)': expected CALL or CALL-SSID (SSID 0-15)") }
                     opts.callsign = st
                 }
+                opts.rnodeRadio = try self.radio(cfg)
                 var logger = Logger(label: "relay")
                 let level = self.logLevel ?? cfg.logLevel ?? "info"
                 guard let l = Logger.Level(rawValue: level) else { throw RelayError.usage("unknown log level '\(level)': use debug, info, notice or warning") }
@@ -168,6 +143,10 @@ extension Relay {
                 let log = logger
                 runtime.onReload = { node in
                     let conf = dir.config()
+                    if let p = conf.problems.first {
+                        log.error("reload refused, the running settings are kept: \(p)")
+                        return
+                    }
                     node.setGroups(Set(conf.groups.map(GroupID.init(name:))))
                     do { node.setTrust(try dir.trustPolicy(conf, store: node.store)) } catch {
                         log.error("reload: cannot read the trust list; keeping the old one", metadata: ["error": "\(error)"])
@@ -220,6 +199,7 @@ extension Relay {
         @Option(help: "Lifetime in hours (default per kind).") var lifetime: Double?
         @Option(help: "For aid requests: answer within this many hours.") var respondBy: Double?
         @Option(help: "The bundle id this answers (an offer for an aid request).") var reference: String?
+        @Flag(help: "Do not encrypt end to end (by default a message to a node whose keys are known is readable only by it).") var noEncrypt = false
         @Argument(help: "The message (or - to read standard input).") var text: String?
 
         func run() async throws {
@@ -254,7 +234,15 @@ extension Relay {
                     guard let id = BundleID(r) else { throw RelayError.usage("bad bundle id '\(r)': expected origin.created.sequence, as `relay send` printed") }
                     opts.reference = id
                 }
-                let node = try Node(config: try dir.nodeConfig(), store: try dir.store(), links: [], now: Date().timeIntervalSince1970)
+                let store = try dir.store()
+                if case .node(let to) = dest, !self.noEncrypt, !(try dir.network().1) {
+                    if let keys = try recipientKeys(to, store: store) {
+                        opts.encryptTo = keys
+                    } else {
+                        FileHandle.standardError.write(Data("relay: note: the keys of \(to) are not known here (never heard, not on the trust list), so the message is not end-to-end encrypted; `relay peers add CODE` fixes that\n".utf8))
+                    }
+                }
+                let node = try Node(config: try dir.nodeConfig(), store: store, links: [], now: Date().timeIntervalSince1970)
                 let (id, _) = try node.submit(kind: kind, destination: dest, content: content, options: opts, now: Date().timeIntervalSince1970)
                 print(id)
             }
@@ -276,14 +264,14 @@ extension Relay {
                 for m in msgs {
                     if self.json {
                         var o: [String: Any] = ["id": m.id.description, "kind": m.kind.description, "from": m.id.origin.description,
-                                                "to": m.destination.label, "text": m.text, "received": m.received, "read": m.read]
+                                                "to": m.destination.label, "text": ReceiptText.text(m), "received": m.received, "read": m.read]
                         if let r = m.respondBy { o["respondBy"] = CourierTime.unixSeconds(minutes: m.id.created + r) }
                         if let r = m.reference { o["reference"] = r }
                         let data = try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])
                         print(String(decoding: data, as: UTF8.self))
                     } else {
                         let age = relative(now - Double(m.received))
-                        print("\(m.read ? " " : "*") \(m.kind.description.padding(toLength: 9, withPad: " ", startingAt: 0)) from \(m.id.origin)  \(age.padding(toLength: 8, withPad: " ", startingAt: 0))  \(m.text.replacingOccurrences(of: "\n", with: " ").prefix(100))")
+                        print("\(m.read ? " " : "*") \(m.kind.description.padding(toLength: 9, withPad: " ", startingAt: 0)) from \(m.id.origin)  \(age.padding(toLength: 8, withPad: " ", startingAt: 0))  \(ReceiptText.text(m).replacingOccurrences(of: "\n", with: " ").prefix(100))")
                     }
                     if self.markRead { try store.markRead(m.id) }
                 }
@@ -344,8 +332,7 @@ extension Relay {
                             if self.json {
                                 FileHandle.standardOutput.write(try JSONEncoder().encode(e) + Data("\n".utf8))
                             } else {
-                                let t = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(e.at)))
-                                FileHandle.standardOutput.write(Data("\(String(e.seq).leftPadded(6)) \(t) \(e.type.rawValue.padding(toLength: 16, withPad: " ", startingAt: 0)) \(e.bundle ?? "-") \(e.kind ?? "") \(e.neighbour.map { "peer \($0)" } ?? "") \(e.detail ?? "")\n".utf8))
+                                FileHandle.standardOutput.write(Data((TailFormat.line(e) + "\n").utf8))
                             }
                         }
                         if self.noFollow && events.count < 500 { return }
@@ -420,6 +407,36 @@ extension Relay {
             }
         }
     }
+}
+
+extension Relay.Run {
+    /// RNode radio settings: flags first, then relay.conf, then the defaults; checked against what LoRa allows.
+    func radio(_ cfg: DataDir.Config) throws -> RNode.Radio {
+        var r = RNode.Radio()
+        r.frequency = self.frequency ?? cfg.rnodeFrequency ?? r.frequency
+        r.bandwidth = self.bandwidth ?? cfg.rnodeBandwidth ?? r.bandwidth
+        r.spreadingFactor = self.spreadingFactor ?? cfg.rnodeSpreadingFactor ?? r.spreadingFactor
+        r.codingRate = self.codingRate ?? cfg.rnodeCodingRate ?? r.codingRate
+        r.txPower = self.txPower ?? cfg.rnodeTxPower ?? r.txPower
+        guard (137_000_000...1_020_000_000).contains(r.frequency) || (2_400_000_000...2_500_000_000).contains(r.frequency) else {
+            throw RelayError.usage("frequency \(r.frequency) Hz is outside what RNode radios tune (137-1020 MHz, 2.4-2.5 GHz); give Hz, e.g. 869525000")
+        }
+        let bandwidths: [UInt32] = [7_800, 10_400, 15_600, 20_800, 31_250, 41_700, 62_500, 125_000, 250_000, 500_000, 203_125, 406_250, 812_500, 1_625_000]
+        guard bandwidths.contains(r.bandwidth) else {
+            throw RelayError.usage("bandwidth \(r.bandwidth) Hz is not a LoRa bandwidth; use one of \(bandwidths.prefix(10).map(String.init).joined(separator: ", ")) (Hz)")
+        }
+        guard (5...12).contains(r.spreadingFactor) else { throw RelayError.usage("spreading factor \(r.spreadingFactor): use 5 to 12") }
+        guard (5...8).contains(r.codingRate) else { throw RelayError.usage("coding rate \(r.codingRate): use 5 to 8 (4/5 to 4/8)") }
+        guard r.txPower <= 22 else { throw RelayError.usage("transmit power \(r.txPower) dBm: RNode radios take 0 to 22 dBm (check your band's legal limit)") }
+        return r
+    }
+}
+
+/// The public keys of a destination node, if this relay knows them (heard, or on the trust list) and they are
+/// unambiguous.
+func recipientKeys(_ to: ShortID, store: Store) throws -> NodePublicKeys? {
+    let known = try store.peers().filter { $0.nodeID.short == to }
+    return known.count == 1 ? known[0].keys : nil
 }
 
 func relative(_ seconds: Double) -> String {

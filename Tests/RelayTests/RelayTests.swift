@@ -1,3 +1,4 @@
+import CourierLinks
 import Foundation
 import Testing
 
@@ -26,7 +27,7 @@ import Glibc
 
     @Test func twoRelaysOverALinkedPTYPair() throws {
         let dirs = try self.initFederation(["village", "committee"])
-        let bridge = PTYBridge()
+        let bridge = try VirtualCable()
         defer { bridge.stop() }
         let idB = try R.run(["id", "--data-dir", dirs[1]]).1.trimmingCharacters(in: .whitespacesAndNewlines)
         let idA = try R.run(["id", "--data-dir", dirs[0]]).1.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -83,6 +84,15 @@ import Glibc
         #expect(rc4 == 73 && err4.contains("already holds"))
         let (rc5, _, err5) = try R.run(["init", "--data-dir", dirs[0] + "-2", "--join", "courier1-notacode"])
         #expect(rc5 == 64 && err5.contains("join code"))
+        // A damaged relay.conf names the line; impossible radio settings name the setting.
+        let conf = dirs[0] + "/relay.conf"
+        let original = try String(contentsOfFile: conf, encoding: .utf8)
+        try (original + "duty-cycle = ten\n").write(toFile: conf, atomically: true, encoding: .utf8)
+        let (rc7, _, err7) = try R.run(["run", "--data-dir", dirs[0], "--link", "tcp-listen:127.0.0.1:0"])
+        #expect(rc7 == 78 && err7.contains("relay.conf line") && err7.contains("duty-cycle = ten"))
+        try original.write(toFile: conf, atomically: true, encoding: .utf8)
+        let (rc8, _, err8) = try R.run(["run", "--data-dir", dirs[0], "--link", "rnode:/dev/null", "--spreading-factor", "13"])
+        #expect(rc8 == 64 && err8.contains("spreading factor 13"))
         // The queue is intact after all that.
         let (rc6, id, _) = try R.run(["send", "--data-dir", dirs[0], "--everyone", "--kind", "text", "still here"])
         #expect(rc6 == 0 && !id.isEmpty)
@@ -103,8 +113,8 @@ import Glibc
             if code == nil { code = try R.run(["invite", "--data-dir", root + "/" + n]).1.trimmingCharacters(in: .whitespacesAndNewlines) }
             dirs.append(root + "/" + n)
         }
-        let ab = PTYBridge()
-        let bc = PTYBridge()
+        let ab = try VirtualCable()
+        let bc = try VirtualCable()
         defer { ab.stop(); bc.stop() }
         // 9600 baud: the engine paces packets at the line's speed, so a multi-fragment transfer takes seconds.
         func startMiddle() throws -> Process {
@@ -197,5 +207,29 @@ import Glibc
         // Only the grievance, by destination.
         let (rc6, out6, _) = try R.run(["export", "--data-dir", a, "--to", nodeB, root + "/only.cba"])
         #expect(rc6 == 0 && out6.contains("wrote 1 bundle "))
+    }
+}
+
+/// `relay demo`, the README's first command: five relays on virtual cables, every step checked by the demo itself.
+@Suite(.serialized, .timeLimit(.minutes(5))) struct DemoTests {
+    @Test func demoShowsEveryStepAndLeavesUsableDataDirectories() throws {
+        let root = R.tempDir() + "/demo"
+        let (rc, out, err) = try R.run(["demo", "--dir", root, "--timeout", "120"])
+        #expect(rc == 0, "demo failed: \(err)")
+        for place in ["ridge repeater", "Halabja water committee", "upper valley clinic", "Said Sadiq market"] {
+            #expect(out.contains("reached \(place)"))
+        }
+        #expect(out.contains("delivered to Halabja water committee") && out.contains("receipt back at Sargalu village"))
+        #expect(out.contains("in anyone else's inbox: no"))
+        #expect(out.contains("Every step worked"))
+        // The folders it leaves are ordinary relay data directories.
+        let inbox = try R.inbox(root + "/committee")
+        #expect(inbox.contains { $0["kind"] as? String == "grievance" && ($0["text"] as? String)?.contains("upper well") == true })
+        #expect(inbox.contains { $0["kind"] as? String == "alert" })
+        let tail = try R.run(["queue", "tail", "--data-dir", root + "/village", "--since", "0", "--no-follow", "--json"]).1
+        #expect(tail.contains("\"enqueued\"") && tail.contains("\"delivered\""))
+        // Running it again in the same place is refused without touching what is there.
+        let (rc2, _, err2) = try R.run(["demo", "--dir", root])
+        #expect(rc2 == 73 && err2.contains("already holds a demo"))
     }
 }

@@ -1,61 +1,11 @@
+import CourierLinks
 import Foundation
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Two real pseudo-terminals joined back to back by a thread in the test: what one relay writes to its port, the
-/// other reads from its own, as over a null-modem cable.
-final class PTYBridge: @unchecked Sendable {
-    let pathA: String
-    let pathB: String
-    private var masters: [Int32] = []
-    private var slaves: [Int32] = []
-    private let lock = NSLock()
-    private var stopped = false
-
-    init() {
-        var paths: [String] = []
-        for _ in 0..<2 {
-            var m: Int32 = -1
-            var s: Int32 = -1
-            precondition(openpty(&m, &s, nil, nil, nil) == 0)
-            var t = termios()
-            tcgetattr(s, &t)
-            cfmakeraw(&t)
-            tcsetattr(s, TCSANOW, &t)
-            paths.append(String(cString: ttyname(s)))
-            // Non-blocking: bytes sent while the far side is down are lost, as on a cable to a switched-off box.
-            _ = fcntl(m, F_SETFL, fcntl(m, F_GETFL) | O_NONBLOCK)
-            self.masters.append(m)
-            self.slaves.append(s)
-        }
-        self.pathA = paths[0]
-        self.pathB = paths[1]
-        let (a, b) = (self.masters[0], self.masters[1])
-        Thread { [self] in
-            var buf = [UInt8](repeating: 0, count: 4096)
-            while !self.isStopped {
-                var fds = [pollfd(fd: a, events: Int16(POLLIN), revents: 0), pollfd(fd: b, events: Int16(POLLIN), revents: 0)]
-                guard poll(&fds, 2, 200) > 0 else { continue }
-                if fds.allSatisfy({ $0.revents & Int16(POLLIN) == 0 }) { usleep(20_000); continue }
-                for (i, (from, to)) in [(a, b), (b, a)].enumerated() where fds[i].revents & Int16(POLLIN) != 0 {
-                    let n = read(from, &buf, buf.count)
-                    if n > 0 { _ = buf.withUnsafeBytes { write(to, $0.baseAddress, n) } }
-                }
-            }
-        }.start()
-    }
-
-    var isStopped: Bool { self.lock.lock(); defer { self.lock.unlock() }; return self.stopped }
-
-    func stop() {
-        self.lock.lock()
-        self.stopped = true
-        self.lock.unlock()
-    }
-}
-
+/// Runs the built `relay` executable. (Relays are joined by `VirtualCable`: two real pseudo-terminals back to back.)
 enum R {
     static var binary: String {
         let candidates = [

@@ -1,0 +1,81 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A serial cable between two pseudo-terminals on this machine: whatever is written to one end's tty comes out of
+/// the other's, as between two radio modems on the same channel. `relay demo` and the tests run relays on these
+/// with no hardware; any serial link spec (`serial:`, `kiss:`) opens the paths.
+///
+/// Bytes sent while nothing listens on the far end are dropped, as on a cable to a switched-off box.
+public final class VirtualCable: @unchecked Sendable {
+    public let pathA: String
+    public let pathB: String
+    private let masters: [Int32]
+    private let slaves: [Int32]
+    private let lock = NSLock()
+    private var stopped = false
+    private let done = DispatchSemaphore(value: 0)
+
+    public init() throws(LinkError) {
+        var paths: [String] = []
+        var masters: [Int32] = []
+        var slaves: [Int32] = []
+        for _ in 0..<2 {
+            var m: Int32 = -1
+            var s: Int32 = -1
+            guard openpty(&m, &s, nil, nil, nil) == 0 else {
+                let why = String(cString: strerror(errno))
+                for fd in masters + slaves { close(fd) }
+                throw LinkError.io("cannot open a pseudo-terminal (/dev/ptmx): \(why)")
+            }
+            var t = termios()
+            tcgetattr(s, &t)
+            cfmakeraw(&t)
+            tcsetattr(s, TCSANOW, &t)
+            paths.append(String(cString: ttyname(s)))
+            _ = fcntl(m, F_SETFL, fcntl(m, F_GETFL) | O_NONBLOCK)
+            masters.append(m)
+            slaves.append(s)
+        }
+        (self.pathA, self.pathB, self.masters, self.slaves) = (paths[0], paths[1], masters, slaves)
+        let (a, b) = (masters[0], masters[1])
+        Thread { [self] in
+            var buf = [UInt8](repeating: 0, count: 4_096)
+            while !self.isStopped {
+                var fds = [pollfd(fd: a, events: Int16(POLLIN), revents: 0), pollfd(fd: b, events: Int16(POLLIN), revents: 0)]
+                guard poll(&fds, 2, 200) > 0 else { continue }
+                // POLLHUP without data: nobody has the tty open; wait instead of spinning.
+                if fds.allSatisfy({ $0.revents & Int16(POLLIN) == 0 }) {
+                    usleep(20_000)
+                    continue
+                }
+                for (i, (from, to)) in [(a, b), (b, a)].enumerated() where fds[i].revents & Int16(POLLIN) != 0 {
+                    let n = read(from, &buf, buf.count)
+                    if n > 0 { _ = buf.withUnsafeBytes { write(to, $0.baseAddress, n) } }
+                }
+            }
+            self.done.signal()
+        }.start()
+    }
+
+    var isStopped: Bool {
+        self.lock.lock()
+        defer { self.lock.unlock() }
+        return self.stopped
+    }
+
+    /// Stops carrying bytes and closes both pseudo-terminals.
+    public func stop() {
+        self.lock.lock()
+        let first = !self.stopped
+        self.stopped = true
+        self.lock.unlock()
+        guard first else { return }
+        self.done.wait()
+        for fd in self.masters + self.slaves { close(fd) }
+    }
+
+    deinit { self.stop() }
+}
