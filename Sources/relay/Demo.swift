@@ -196,11 +196,13 @@ struct DemoScript {
         }
         say()
         say("Every step worked. Look around:")
-        say("  relay status --data-dir \(root)/ridge")
+        say("  relay peers --data-dir \(root)/ridge")
         say("  relay inbox --data-dir \(root)/committee")
         say("  relay queue tail --data-dir \(root)/village --since 0 --no-follow")
         for r in runtimes { r.stop() }
         for t in tasks { await t.value }
+        // Stopped: `relay status` on these folders must say so.
+        for d in dirs { try? FileManager.default.removeItem(atPath: d.statusFile) }
     }
 
     /// Stores a local submission the way `relay send` does, then wakes the runtime to send it at once.
