@@ -45,6 +45,7 @@ extension Relay {
         @Option(help: "A name other relays see (e.g. \"Sargalu clinic\").") var name: String?
         @Option(help: "Join the federation of this code (from `relay invite` on another relay).") var join: String?
         @Flag(help: "Create an open federation (amateur bands: readable, authenticated, origin-signed).") var open = false
+        @Flag(help: "JSON.") var json = false
 
         func run() async throws {
             try await guarded {
@@ -54,6 +55,13 @@ extension Relay {
                 }
                 let (key, open) = try self.join.map(JoinCode.parse) ?? (NetworkKey.random(), self.open)
                 let id = try dir.create(name: self.name, key: key, open: open)
+                if self.json {
+                    let o: [String: Any] = ["dataDir": dir.path, "node": id.nodeID.short.description, "nodeID": id.nodeID.description,
+                                            "network": key.fingerprint, "open": open, "joinCode": JoinCode.make(key: key, open: open),
+                                            "identityCode": IdentityCode.make(id.publicKeys)]
+                    print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
+                    return
+                }
                 print("relay initialised in \(dir.path)")
                 print("node id:   \(id.nodeID.short)  (\(id.nodeID))")
                 print("network:   \(self.join == nil ? "new federation" : "joined") \(key.fingerprint)\(open ? " (open mode)" : "")")
