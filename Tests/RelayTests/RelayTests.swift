@@ -210,6 +210,37 @@ import Glibc
     }
 }
 
+/// SIGHUP and trust-list edits reach a running relay; a broken relay.conf on reload keeps the running settings.
+@Suite(.serialized, .timeLimit(.minutes(5))) struct ReloadTests {
+    @Test func sighupAppliesTheConfigurationAndRefusesABrokenOne() throws {
+        let root = R.tempDir()
+        let dir = root + "/clinic"
+        #expect(try R.run(["init", "--data-dir", dir, "--name", "clinic"]).0 == 0)
+        let log = dir + "/run.log"
+        let p = try R.start(["run", "--data-dir", dir, "--link", "tcp-listen:127.0.0.1:0"], log: log)
+        defer { R.stop(p) }
+        func logText() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        #expect(R.wait(60) { logText().contains("relay running") }, "the relay did not start: \(logText())")
+        let conf = dir + "/relay.conf"
+        let original = try String(contentsOfFile: conf, encoding: .utf8)
+        try (original + "group = water-committee\ntrust = peers\n").write(toFile: conf, atomically: true, encoding: .utf8)
+        kill(p.processIdentifier, SIGHUP)
+        #expect(R.wait(60) { logText().contains("configuration applied") && logText().contains("groups=water-committee") && logText().contains("trust=peers") },
+                "no reload in the log: \(logText())")
+        try (original + "trust = everybody\n").write(toFile: conf, atomically: true, encoding: .utf8)
+        kill(p.processIdentifier, SIGHUP)
+        #expect(R.wait(60) { logText().contains("reload refused") && logText().contains("trust = everybody") })
+        // A trust-list edit from another process is picked up without a signal.
+        let other = root + "/other"
+        #expect(try R.run(["init", "--data-dir", other]).0 == 0)
+        let code = try R.run(["peers", "--data-dir", other, "--json"]).1
+        let identity = try #require((try JSONSerialization.jsonObject(with: Data(code.utf8)) as? [String: Any])?["identityCode"] as? String)
+        #expect(try R.run(["peers", "add", "--data-dir", dir, identity]).0 == 0)
+        #expect(R.wait(60) { logText().contains("trust list changed") })
+        #expect(p.isRunning, "the relay kept running through it all")
+    }
+}
+
 /// `relay demo`, the README's first command: five relays on virtual cables, every step checked by the demo itself.
 @Suite(.serialized, .timeLimit(.minutes(5))) struct DemoTests {
     @Test func demoShowsEveryStepAndLeavesUsableDataDirectories() throws {
