@@ -279,7 +279,16 @@ extension Relay {
                         print(String(decoding: data, as: UTF8.self))
                     } else {
                         let age = relative(now - Double(m.received))
-                        print("\(m.read ? " " : "*") \(m.kind.description.padding(toLength: 9, withPad: " ", startingAt: 0)) from \(m.id.origin)  \(age.padding(toLength: 8, withPad: " ", startingAt: 0))  \(ReceiptText.text(m).replacingOccurrences(of: "\n", with: " ").prefix(100))")
+                        var note = ""
+                        if let r = m.respondBy {
+                            let due = Double(CourierTime.unixSeconds(minutes: m.id.created + r))
+                            let offers = msgs.filter { $0.kind == .aidOffer && $0.reference == m.id.description }.count
+                            note = "[respond by \(clock(due))\(due > now ? ", in \(relative(due - now))" : ", PAST")\(offers > 0 ? "; \(offers) offer\(offers == 1 ? "" : "s")" : "")] "
+                        } else if let r = m.reference {
+                            note = "[answers \(r)] "
+                        }
+                        print("\(m.read ? " " : "*") \(m.kind.description.padding(toLength: 9, withPad: " ", startingAt: 0)) from \(m.id.origin)  \(age.padding(toLength: 8, withPad: " ", startingAt: 0))  \(note)\(ReceiptText.text(m).replacingOccurrences(of: "\n", with: " ").prefix(100))")
+                        if m.kind == .aidRequest { print("            id \(m.id) (answer with: relay send --kind offer --reference \(m.id) ...)") }
                     }
                     if self.markRead { try store.markRead(m.id) }
                 }
@@ -445,6 +454,14 @@ extension Relay.Run {
 func recipientKeys(_ to: ShortID, store: Store) throws -> NodePublicKeys? {
     let known = try store.peers().filter { $0.nodeID.short == to }
     return known.count == 1 ? known[0].keys : nil
+}
+
+/// A wall-clock time in UTC, as HH:MM (with the date when it is not today).
+func clock(_ unix: Double) -> String {
+    let f = DateFormatter()
+    f.timeZone = TimeZone(identifier: "UTC")
+    f.dateFormat = Calendar.current.isDate(Date(timeIntervalSince1970: unix), inSameDayAs: Date()) ? "HH:mm 'UTC'" : "yyyy-MM-dd HH:mm 'UTC'"
+    return f.string(from: Date(timeIntervalSince1970: unix))
 }
 
 func relative(_ seconds: Double) -> String {
