@@ -27,6 +27,9 @@ public final class Store: Sendable {
         public init() {}
     }
 
+    /// The newest database schema this build reads and writes (`PRAGMA user_version`).
+    public static var schemaVersion: Int { Schema.version }
+
     public let path: String
     public let configuration: Configuration
     let db: DatabaseQueue

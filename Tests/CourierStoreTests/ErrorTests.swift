@@ -49,7 +49,7 @@ import Glibc
         sqlite3_exec(db, "PRAGMA user_version = 99", nil, nil, nil)
         sqlite3_close(db)
         let e = #expect(throws: StoreError.self) { try Store(path: path) }
-        #expect(e == .newerSchema(path: path, found: 99, supported: 1))
+        #expect(e == .newerSchema(path: path, found: 99, supported: Store.schemaVersion))
         #expect(e!.description.contains("upgrade Courier"))
         // Untouched: still the newer schema, still sound, still holding its bundle.
         sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, nil)

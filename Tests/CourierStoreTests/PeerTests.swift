@@ -1,5 +1,7 @@
 import CourierStore
 import CourierWire
+import Foundation
+import GRDBSQLite
 import Testing
 
 /// Keys heard in announces and the trust list survive a restart (schema v2).
@@ -26,5 +28,20 @@ import Testing
         try s.setTrusted(b, name: nil, trusted: false, now: S.now + 100)
         let after = try s.peers().first { $0.nodeID == b.nodeID }
         #expect(after?.trusted == false && after?.name == "committee" && after?.lastHeard == S.now + 90 && after?.added == nil)
+    }
+
+    @Test func aVersion1DatabaseIsMigratedKeepingItsQueue() throws {
+        let path = S.tempDir() + "/old.db"
+        do { try S.store(path: path).insert(try S.bundle(seq: 1), now: S.now, local: true, custody: true) }
+        // Make it what schema 1 wrote: no peer table, version 1.
+        var db: OpaquePointer?
+        sqlite3_open(path, &db)
+        #expect(sqlite3_exec(db, "DROP TABLE peer; DELETE FROM grdb_migrations WHERE identifier = 'v2'; PRAGMA user_version = 1", nil, nil, nil) == SQLITE_OK)
+        sqlite3_close(db)
+        let s = try S.store(path: path)
+        #expect(try s.count() == 1, "the queued bundle is still there")
+        #expect(try s.peers().isEmpty)
+        try s.rememberPeer(S.origins[2].publicKeys, name: nil, now: S.now)
+        #expect(try s.peers().count == 1)
     }
 }
