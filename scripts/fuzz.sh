@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer target (packet, record and bundle decoders) with AddressSanitizer and runs it.
+# Builds the libFuzzer target (packet, record, bundle and archive decoders) with AddressSanitizer and runs it.
 # Usage: scripts/fuzz.sh [SECONDS]   (default 600). Crashes land in fuzz-artifacts/; commit each one as a
 # regression case under Tests/CourierWireTests/FuzzRegressions/ (replayed by the tests).
 set -euo pipefail
@@ -20,11 +20,13 @@ def put(tag, hexs):
 for v in json.loads((root / "packets.json").read_text()):
     put(0, v["packetHex"]); put(1, v["payloadHex"])
 for v in json.loads((root / "bundles.json").read_text()):
-    put(2, v["bundleHex"])
+    put(3, v["bundleHex"])
+for v in json.loads((root / "archives.json").read_text()):
+    put(2, v["archiveHex"][8:-64])   # the body after the magic, without the tag: the harness seals it
 for v in json.loads((root / "fragments.json").read_text()):
     for r in v["recordsHex"]: put(1, r)
 for v in json.loads((root / "invalid.json").read_text()):
-    put({"bundle": 2, "payload": 1}.get(v["decoder"], 0), v["hex"])
+    put({"bundle": 3, "payload": 1}.get(v["decoder"], 0), v["hex"])
 print(f"seed corpus: {n} inputs")
 PY
 mkdir -p fuzz-artifacts

@@ -1,6 +1,7 @@
 import CourierWire
 
-// libFuzzer entry point (scripts/fuzz.sh). The first byte picks the decoder; the rest is its input.
+// libFuzzer entry point (scripts/fuzz.sh). The first byte picks the decoder (0 packet, 1 records, 2 archive,
+// 3 bundle); the rest is its input.
 // Decoders must return a value or a WireError for every input: a trap, leak or hang is a bug.
 
 let network = try! NetworkKey(bytes: (0..<32).map { UInt8(0x80 + $0) })
@@ -13,7 +14,7 @@ public func courierFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size > 0 else { return 0 }
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
     let input = Array(bytes.dropFirst())
-    switch bytes[0] % 3 {
+    switch bytes[0] % 4 {
     case 0:
         // Whole packets, as the vectors' sender would have sealed them; authentication fails on almost all,
         // so also decode the payload as if it had opened, to reach the record decoders.
@@ -35,6 +36,12 @@ public func courierFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
                 }
                 _ = Record.encode([r])
             }
+        }
+    case 2:
+        // Bundle archives (SPEC 17), with a valid tag so the framing decoder sees arbitrary bodies.
+        if let a = try? BundleArchive(decoding: BundleArchive.seal(BundleArchive.magic + input, networkKey: network), networkKey: network) {
+            for b in a.bundles { _ = try? CourierBundle(decoding: b) }
+            _ = a.encoded(networkKey: network)
         }
     default:
         if let b = try? CourierBundle(decoding: input) {

@@ -37,9 +37,13 @@ public struct BundleArchive: Sendable, Equatable {
             w.varint(b.count)
             w.append(b)
         }
-        let tag = HMAC<SHA256>.authenticationCode(for: w.bytes, using: Self.key(networkKey))
-        w.append(Array(tag))
-        return w.bytes
+        return Self.seal(w.bytes, networkKey: networkKey)
+    }
+
+    /// `body` followed by its tag: what `encoded` ends with. (The fuzz target uses it to reach the framing
+    /// decoder with arbitrary bodies.)
+    public static func seal(_ body: [UInt8], networkKey: NetworkKey) -> [UInt8] {
+        body + Array(HMAC<SHA256>.authenticationCode(for: body, using: Self.key(networkKey)))
     }
 
     /// Checks the tag first (`authenticationFailed`: another federation's file, or a damaged one), then reads the
