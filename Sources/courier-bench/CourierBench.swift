@@ -4,9 +4,9 @@ import CourierWire
 import Foundation
 
 @main
-struct CourierBench: ParsableCommand {
+struct CourierBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "courier-bench",
         abstract: "Benchmarks that print figures: run by hand, or as a smoke in CI.",
-        subcommands: [WireBench.self, StoreBench.self, MeshBench.self])
+        subcommands: [WireBench.self, StoreBench.self, MeshBench.self, DirewolfBench.self])
 }
