@@ -40,6 +40,11 @@ public final class Node {
         /// The first announce after start carries the hello bit: neighbours that may have forgotten us announce
         /// back at once, so both sides can read each other again after a restart.
         var helloSent = false
+        /// When the link came up, and how many times the hello was repeated because nobody answered it (on a
+        /// half-duplex channel the first answer can collide with our next packet).
+        var upSince: Double = 0
+        var helloRetries = 0
+        var nextHelloRetry: Double = .infinity
         var lastSummary: Double = -1e9
         var summaryDue: Double? = nil
         var pendingSummary: [[UInt32]] = []
@@ -64,6 +69,8 @@ public final class Node {
         var acked: Set<Int> = []
         var firstSent: Double? = nil
         var due: Double = 0
+        /// When the fragments in flight count as lost (directed transfers); the window keeps sending until then.
+        var rtoAt: Double = .infinity
         var attempts = 0
         /// Custody moves to the target when it has everything (a directed bundle towards its destination).
         let custody: Bool
@@ -170,7 +177,12 @@ public final class Node {
     public func linkUp(_ name: String, now: Double) -> [NodeOutput] {
         self.links[name]?.up = true
         self.links[name]?.announceDue = true
-        self.links[name]?.summaryDue = now + self.rng.uniform(0, 1)
+        // The summary goes in the hello's packet: a second packet a moment later would meet the neighbour's
+        // answer on a half-duplex channel.
+        self.links[name]?.summaryDue = now
+        self.links[name]?.upSince = now
+        self.links[name]?.helloRetries = 0
+        self.links[name]?.nextHelloRetry = now + self.rng.uniform(5, 15)
         return self.tick(now: now)
     }
 
@@ -243,6 +255,19 @@ public final class Node {
         self.knownLocal.insert(id)
         self.afterStoring(b, from: nil, now: now, local: q.isLocal)
         return self.tick(now: now)
+    }
+
+    /// Adopts several bundles at once and ticks once, so the first packet can carry all of them.
+    public func adopt(_ ids: [(id: BundleID, imported: Bool)], now: Double) -> [NodeOutput] {
+        var any = false
+        for (id, imported) in ids {
+            guard !self.knownLocal.contains(id), let q = try? self.store.bundle(id), q.isLocal || imported,
+                  let b = try? CourierBundle(decoding: q.data) else { continue }
+            self.knownLocal.insert(id)
+            self.afterStoring(b, from: nil, now: now, local: q.isLocal)
+            any = true
+        }
+        return any ? self.tick(now: now) : []
     }
 
     /// Neighbours heard within the timeout, for status displays.
@@ -560,7 +585,14 @@ public final class Node {
         l.acks[to, default: [:]][e.transfer] = e
         // Complete transfers are acknowledged quickly; partial ones after a pause, so one ack covers a window.
         let delay = complete ? self.config.ackDelay : self.config.ackDelay * 4
-        l.ackDue = min(l.ackDue ?? .infinity, now + delay)
+        if !complete && l.info.properties.duplex == .half && l.info.properties.bitsPerSecond != nil {
+            // Half-duplex radio: more of the window is probably still coming in the same transmission; answering
+            // now would collide with it. Re-armed by every fragment.
+            let p = l.info.properties
+            l.ackDue = max(l.ackDue ?? 0, now + p.airtime(bytes: p.mtu) + delay)
+        } else {
+            l.ackDue = min(l.ackDue ?? .infinity, now + delay)
+        }
         self.links[link] = l
     }
 
@@ -596,8 +628,10 @@ public final class Node {
                     self.emit(.event(.custodyReleased(key.bundle, to: from.short)))
                 }
             } else {
-                // Resend what the ack shows missing, now.
-                t.sent = t.sent.intersection(t.acked)
+                // Resend what the ack shows missing below the highest fragment it acknowledges, now; fragments
+                // above it may still be on their way.
+                let hi = t.acked.max() ?? -1
+                t.sent = t.sent.filter { t.acked.contains($0) || $0 > hi }
                 t.due = now
                 self.transfers[key] = t
             }
@@ -716,6 +750,19 @@ public final class Node {
         // Announces.
         for name in self.linkOrder {
             guard var l = self.links[name], l.up else { continue }
+            // Nobody answered the hello on this link (it may have collided): say it again, up to 3 times.
+            if now >= l.nextHelloRetry {
+                let answered = self.neighbours.values.contains { ($0.lastHeard[name] ?? -1) >= l.upSince && $0.id != self.me }
+                if answered || l.helloRetries >= 3 {
+                    l.nextHelloRetry = .infinity
+                } else {
+                    l.helloRetries += 1
+                    l.helloSent = false
+                    l.announceDue = true
+                    l.summaryDue = now
+                    l.nextHelloRetry = now + self.rng.uniform(5, 15) * Double(1 << l.helloRetries)
+                }
+            }
             if now >= l.nextAnnounce {
                 l.announceDue = true
             }
@@ -757,7 +804,7 @@ public final class Node {
         for f in self.floods.values { t = min(t, f.due) }
         for r in self.receipts.values { t = min(t, r.due) }
         for l in self.links.values where l.up {
-            t = min(t, l.nextAnnounce)
+            t = min(t, l.nextAnnounce, l.nextHelloRetry)
             if let s = l.summaryDue { t = min(t, max(s, l.lastSummary + self.config.summaryInterval)) }
             if let a = l.ackDue { t = min(t, a) }
             if l.busyUntil > now { t = min(t, l.busyUntil) }
@@ -785,7 +832,16 @@ public final class Node {
         }
         self.links[name] = l
         var guardCount = 0
-        while guardCount < 64, let link = self.links[name], link.busyUntil <= now {
+        // A KISS TNC keys up once for frames handed to it together: on AFSK links send a burst, paying TXDELAY
+        // once. Elsewhere (LoRa, serial) one packet, then wait for its airtime.
+        var burstMax = 1
+        var keyOverhead = 0.0
+        if case .afsk(_, let txDelay, let txTail, _) = l.info.properties.airtime {
+            burstMax = Self.afskBurst
+            keyOverhead = txDelay + txTail
+        }
+        var inBurst = 0
+        while guardCount < 64, let link = self.links[name], link.busyUntil <= now || (inBurst > 0 && inBurst < burstMax) {
             guardCount += 1
             // Out of airtime budget (duty cycle): wait until it refills.
             if link.info.dutyCycle != nil && link.tokens <= 0 { return }
@@ -794,17 +850,34 @@ public final class Node {
             guard let counter = self.counters.first else { return }
             self.counters = self.counters.dropFirst()
             let bytes = self.sealer.seal(records, counter: counter, announceSalt: announce ? UInt32(truncatingIfNeeded: self.rng.next()) : nil)
-            let airtime = link.info.properties.airtime(bytes: bytes.count)
+            var airtime = link.info.properties.airtime(bytes: bytes.count)
             var l2 = self.links[name]!
-            l2.busyUntil = now + airtime
+            if inBurst > 0 {
+                airtime = max(0, airtime - keyOverhead)
+                l2.busyUntil += airtime
+            } else {
+                l2.busyUntil = now + airtime
+            }
+            inBurst += 1
             if l2.info.dutyCycle != nil { l2.tokens -= airtime }
             self.links[name] = l2
             self.stats.packetsSent += 1
             self.stats.bytesSent += bytes.count
             self.emit(.send(link: name, packet: bytes, carrying: carrying))
-            if airtime > 0 { return }
+            // The retransmission clock of what is in flight on this link starts when we stop transmitting.
+            let p = l2.info.properties
+            let earliest = l2.busyUntil + self.config.ackDelay * 4 + p.airtime(bytes: p.mtu) + 1
+            for (k, var t) in self.transfers where k.link == name && k.target != nil && t.rtoAt.isFinite && t.rtoAt < earliest {
+                t.rtoAt = earliest
+                if t.due > now { t.due = max(t.due, earliest) }
+                self.transfers[k] = t
+            }
+            if airtime > 0 && inBurst >= burstMax { return }
         }
     }
+
+    /// Packets handed to a KISS TNC in one go (one key-up).
+    static let afskBurst = 16
 
     /// The next packet for a link: acks first, then the announce, a summary page, and bundle data by priority.
     func compose(_ name: String, now: Double) -> ([Record], [BundleID], Bool)? {
@@ -855,10 +928,16 @@ public final class Node {
         // Bundle data: transfers on this link, by class then age.
         let candidates = self.transfers.values.filter { $0.key.link == name && $0.due <= now }
             .sorted { ($0.priority, $0.order) < ($1.priority, $1.order) }
+        // On a slow link an urgent bundle travels in a packet of its own class: filling the rest of its packet with
+        // a bulk transfer would make the alert wait for the whole packet's airtime.
+        let slow = l.info.properties.bitsPerSecond.map { $0 < 100_000 } ?? false
+        var urgentAdded = false
         for var t in candidates {
+            if slow && urgentAdded && t.priority > .urgent { break }
             let inFlight = t.sent.subtracting(t.acked).count
             // A retransmission timeout: what was sent and not acknowledged goes again.
-            if t.key.target != nil && inFlight > 0 {
+            if t.key.target != nil && inFlight > 0 && now >= t.rtoAt {
+                t.rtoAt = .infinity
                 t.sent = t.acked
                 t.attempts += 1
                 self.stats.retransmissions += 1
@@ -878,6 +957,7 @@ public final class Node {
                 addedAny = true
             }
             if addedAny {
+                if t.priority == .urgent { urgentAdded = true }
                 if t.key.target == nil { self.stats.broadcastDataPackets += 1 } else { self.stats.unicastDataPackets += 1 }
                 if !carrying.contains(t.key.bundle) { carrying.append(t.key.bundle) }
                 if t.firstSent == nil { t.firstSent = now }
@@ -891,9 +971,13 @@ public final class Node {
                 // Broadcast: done once every record went out.
                 if t.sent.count == t.records.count { self.transfers[t.key] = nil } else { self.transfers[t.key] = t }
             } else {
-                if addedAny || t.sent.count == t.records.count {
-                    t.due = now + self.rto(t.key.target, link: l, fragments: t.records.count) * pow(2, Double(min(t.attempts, 6)))
+                if addedAny {
+                    t.rtoAt = now + self.rto(t.key.target, link: l, fragments: t.records.count) * pow(2, Double(min(t.attempts, 6)))
                 }
+                // The window: keep sending while fragments remain unsent and fewer than `window` are in flight;
+                // otherwise wait for an ack or the timeout.
+                let unsent = (0..<t.records.count).contains { !t.sent.contains($0) && !t.acked.contains($0) }
+                t.due = unsent && t.sent.subtracting(t.acked).count < self.config.window ? now : t.rtoAt
                 self.transfers[t.key] = t
             }
             if size >= mtu - 8 { break }

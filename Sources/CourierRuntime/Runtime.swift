@@ -4,6 +4,7 @@ import CourierStore
 import CourierWire
 import Foundation
 import Logging
+import Synchronization
 
 /// Drives the engine with real links and the real clock: one loop owns the node; link events, timer wake-ups and
 /// the store's change feed (for bundles that `relay send` stored from another process) come to it in order.
@@ -27,6 +28,7 @@ public final class Runtime: @unchecked Sendable {
     var linkUp: [String: Bool] = [:]
     var startedAt = Date()
     var trustVersion: Int64 = 0
+    let wakeAt = Mutex<Double>(0)
     /// Called on the loop (owning the node) after SIGHUP (`reload()`) and when another process edits the trust
     /// list: re-read the configuration and apply what can change without a restart.
     public var onReload: (@Sendable (Node) -> Void)?
@@ -72,9 +74,11 @@ public final class Runtime: @unchecked Sendable {
         }
         // A clock: wake at least every second (the change feed, quiet mode) and when the engine asks.
         let c = self.continuation
-        let ticker = Task {
+        let ticker = Task { [self] in
             while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(250))
+                // At the engine's next wake-up (an ack due in 200 ms, a fragment's turn), at most 250 ms apart.
+                let wait = min(0.25, max(0.005, self.wakeAt.withLock { $0 } - Date().timeIntervalSince1970))
+                try? await Task.sleep(for: .milliseconds(Int(wait * 1_000)))
                 c.yield(.wake)
             }
         }
@@ -111,6 +115,8 @@ public final class Runtime: @unchecked Sendable {
                 self.writeStatus(now: now)
             }
             self.perform(out)
+            let next = self.node.nextWakeup(now: Date().timeIntervalSince1970)
+            self.wakeAt.withLock { $0 = next }
         }
         ticker.cancel()
         for l in self.links.values { l.stop() }
@@ -149,16 +155,20 @@ public final class Runtime: @unchecked Sendable {
             self.logger.notice("trust list changed: applying it")
             self.onReload?(self.node)
         }
+        // All new local and imported bundles at once, so the first packet can carry several.
+        var adopt: [(id: BundleID, imported: Bool)] = []
         while let events = try? self.node.store.events(after: self.lastEvent, limit: 500), !events.isEmpty {
             for e in events {
                 self.lastEvent = e.seq
-                if e.type == .enqueued, e.detail?.hasSuffix(", local") == true, let s = e.bundle, let id = BundleID(s) {
-                    out += self.node.adopt(id, now: now)
-                } else if e.type == .enqueued, e.neighbour == Node.importedFrom, let s = e.bundle, let id = BundleID(s) {
-                    out += self.node.adopt(id, now: now, imported: true)
+                guard e.type == .enqueued, let s = e.bundle, let id = BundleID(s) else { continue }
+                if e.detail?.hasSuffix(", local") == true {
+                    adopt.append((id, false))
+                } else if e.neighbour == Node.importedFrom {
+                    adopt.append((id, true))
                 }
             }
         }
+        if !adopt.isEmpty { out += self.node.adopt(adopt, now: now) }
         return out
     }
 

@@ -140,7 +140,7 @@ struct DirewolfBench: AsyncParsableCommand {
         let dbPath: String
         let statusPath: String
         let store: Store
-        let link: CountingLink
+        let link: RecordingLink
         let runtime: Runtime
         var task: Task<Void, Never>?
 
@@ -154,7 +154,7 @@ struct DirewolfBench: AsyncParsableCommand {
             var o = LinkOptions()
             o.callsign = AX25.Station(callsign)
             o.backoff = Backoff(initial: 0.2, maximum: 2)
-            self.link = CountingLink(try LinkFactory.make(LinkConfig("kiss-tcp:127.0.0.1:\(port)\(linkOptions)"), options: o, logger: logger))
+            self.link = RecordingLink(try LinkFactory.make(LinkConfig("kiss-tcp:127.0.0.1:\(port)\(linkOptions)"), options: o, logger: logger))
             // As `relay run` builds it (no duty-cycle limit on an amateur 1200-baud channel).
             let node = try Node(config: self.config, store: self.store,
                                 links: [LinkInfo(name: self.link.name, properties: self.link.properties)], now: Date().timeIntervalSince1970)
@@ -396,31 +396,6 @@ private func quiet() -> Logger {
     return l
 }
 
-/// A link that records every packet the engine gave it (what goes to the TNC over KISS), with the time.
-final class CountingLink: Link {
-    struct Frame: Sendable {
-        let time: Double
-        let bytes: [UInt8]
-    }
-
-    let inner: any Link
-    private let frames = Mutex<[Frame]>([])
-    init(_ inner: any Link) { self.inner = inner }
-
-    var name: String { self.inner.name }
-    var properties: LinkProperties { self.inner.properties }
-    var events: AsyncStream<LinkEvent> { self.inner.events }
-    var isUp: Bool { self.inner.isUp }
-    var sent: [Frame] { self.frames.withLock { $0 } }
-    func start() { self.inner.start() }
-    func stop() { self.inner.stop() }
-
-    func send(_ packet: [UInt8]) async throws(LinkError) {
-        let t = Date().timeIntervalSince1970
-        try await self.inner.send(packet)
-        self.frames.withLock { $0.append(Frame(time: t, bytes: packet)) }
-    }
-}
 
 /// scripts/direwolf-lab/lab.py with two stations: started directly (it watches its parent), stopped with SIGTERM.
 final class DirewolfLab {

@@ -6,7 +6,6 @@ import CourierStore
 import CourierWire
 import Foundation
 import Logging
-import Synchronization
 
 extension Relay {
     struct Demo: AsyncParsableCommand {
@@ -27,23 +26,6 @@ extension Relay {
                 try await DemoScript(root: self.dir, baud: self.baud, timeout: self.timeout).run()
             }
         }
-    }
-}
-
-/// Counts what a relay puts on its cables (packets and bytes, before serial framing).
-final class CountingLink: Link, @unchecked Sendable {
-    let inner: any Link
-    let sent = Mutex((packets: 0, bytes: 0))
-    init(_ inner: any Link) { self.inner = inner }
-    var name: String { self.inner.name }
-    var properties: LinkProperties { self.inner.properties }
-    var events: AsyncStream<LinkEvent> { self.inner.events }
-    var isUp: Bool { self.inner.isUp }
-    func start() { self.inner.start() }
-    func stop() { self.inner.stop() }
-    func send(_ packet: [UInt8]) async throws(LinkError) {
-        try await self.inner.send(packet)
-        self.sent.withLock { $0.packets += 1; $0.bytes += packet.count }
     }
 }
 
@@ -107,13 +89,13 @@ struct DemoScript {
         var logger = Logger(label: "relay.demo")
         logger.logLevel = .error
         var runtimes: [Runtime] = []
-        var counters: [[CountingLink]] = []
+        var counters: [[RecordingLink]] = []
         var stores: [Store] = []
         for (i, d) in dirs.enumerated() {
-            var links: [CountingLink] = []
+            var links: [RecordingLink] = []
             for (c, (a, b)) in Self.cables.enumerated() where a == i || b == i {
                 let path = a == i ? cables[c].pathA : cables[c].pathB
-                links.append(CountingLink(try LinkFactory.make(LinkConfig("serial:\(path):\(self.baud)"), logger: logger)))
+                links.append(RecordingLink(try LinkFactory.make(LinkConfig("serial:\(path):\(self.baud)"), logger: logger)))
             }
             var config = try d.nodeConfig()
             // Receipts are batched for a minute on a real relay; the demo shortens that so you see one come back.
@@ -151,7 +133,7 @@ struct DemoScript {
         let alertText = "Flood warning: the river is rising at the lower bridge. Move families from the riverbank to the school now."
         say("1. Sargalu village sends a mutual-aid alert to everyone:")
         say("   \"\(alertText)\"")
-        let before = counters.flatMap { $0 }.map { $0.sent.withLock { $0 } }.reduce((0, 0)) { ($0.0 + $1.packets, $0.1 + $1.bytes) }
+        let before = counters.flatMap { $0 }.map(\.totals).reduce((0, 0)) { ($0.0 + $1.packets, $0.1 + $1.bytes) }
         let alert = try self.submit(dirs[0], stores[0], runtimes[0], kind: .alert, to: .everyone, text: alertText)
         let sentAt = Date()
         var got = Set<Int>([0])
@@ -165,7 +147,7 @@ struct DemoScript {
             return got.count == stores.count
         }
         guard everywhere else { throw RelayError.unavailable("the alert reached \(got.count) of \(stores.count) relays within \(Int(self.timeout)) s") }
-        let after = counters.flatMap { $0 }.map { $0.sent.withLock { $0 } }.reduce((0, 0)) { ($0.0 + $1.packets, $0.1 + $1.bytes) }
+        let after = counters.flatMap { $0 }.map(\.totals).reduce((0, 0)) { ($0.0 + $1.packets, $0.1 + $1.bytes) }
         say(String(format: "   every relay has it, %.1f s after sending (%d packets, %d bytes on the cables meanwhile, announces included)",
                    Date().timeIntervalSince(sentAt), after.0 - before.0, after.1 - before.1))
 
