@@ -128,6 +128,8 @@ public final class Node {
         /// Packets with bundle data sent to everyone in range, and to one neighbour.
         public var broadcastDataPackets = 0
         public var unicastDataPackets = 0
+        /// Periodic announces that carried the node's summary (packets that went out anyway).
+        public var summariesInPeriodicAnnounces = 0
     }
 
     public init(config: NodeConfig, store: Store, links: [LinkInfo], now: Double, seed: UInt64? = nil,

@@ -39,6 +39,36 @@ public final class MeshSimulator {
     public private(set) var deliveryTimes: [BundleID: [Int: Double]] = [:]
     public private(set) var events: [(node: Int, event: NodeEvent)] = []
     public private(set) var submittedAt: [BundleID: Double] = [:]
+    /// Every packet put on the air (also by nodes that are offline: the engine sent it), opened and classified.
+    public private(set) var transmissions: [Transmission] = []
+    let opener: PacketOpener
+    let compressor: BodyCompressor
+
+    /// One packet a node transmitted, and what was in it.
+    public struct Transmission: Sendable {
+        /// Seconds since the simulation's epoch.
+        public var time: Double
+        public var node: Int
+        public var bytes: Int
+        public var airtime: Double
+        /// Bundles with data in the packet (whole or fragments).
+        public var bundles: [BundleID]
+        /// Data sent to one neighbour (a next hop), rather than to everyone in range.
+        public var directed = false
+        public var hasAck = false
+        public var hasSummary = false
+        public var hasAnnounce = false
+        /// Bundles that receipts in this packet say their origins have seen.
+        public var receiptsFor: [BundleID] = []
+        /// Bundles whose directed transfers the acks in this packet acknowledge.
+        public var acked: [BundleID] = []
+        /// A periodic announce that carried the node's summary (it would have gone out anyway).
+        public var periodicAnnounce = false
+    }
+    /// Each node's count of periodic announces that carried its summary, when last looked at.
+    var periodicSeen: [Int]
+    /// Directed transfers seen on the air: sender -> transfer number -> bundle (to attribute acks).
+    var transferBundles: [Int: [UInt32: BundleID]] = [:]
 
     public static let epoch: Double = 1_790_000_000
 
@@ -50,10 +80,13 @@ public final class MeshSimulator {
         self.online = Array(repeating: true, count: count)
         self.wakeAt = Array(repeating: .infinity, count: count)
         self.packetsSent = Array(repeating: 0, count: count)
-        for (a, b) in edges { self.connect(a, b) }
+        self.periodicSeen = Array(repeating: 0, count: count)
         var kg = SplitMix64(seed: options.seed &* 7919)
         let net = try NetworkKey(bytes: (0..<32).map { _ in UInt8(truncatingIfNeeded: kg.next()) })
         let compressor = BodyCompressor()
+        self.opener = PacketOpener(networkKey: net, acceptOpen: true)
+        self.compressor = compressor
+        for (a, b) in edges { self.connect(a, b) }
         for i in 0..<count {
             let id = try NodeIdentity(
                 signingSeed: (0..<32).map { _ in UInt8(truncatingIfNeeded: kg.next()) },
@@ -97,13 +130,24 @@ public final class MeshSimulator {
     }
 
     func apply(_ i: Int, _ outputs: [NodeOutput]) {
+        // The engine builds at most one packet per link per call: a rise in the count means this call's packet was
+        // a periodic announce carrying the summary.
+        let periodic = self.nodes[i].stats.summariesInPeriodicAnnounces
+        var periodicPending = periodic > self.periodicSeen[i]
+        self.periodicSeen[i] = periodic
         for o in outputs {
             switch o {
             case .send(_, let packet, let carrying):
                 self.packetsSent[i] += 1
                 for b in carrying { self.packetsCarrying[b, default: 0] += 1 }
-                guard self.online[i] else { continue }
                 let airtime = self.options.link.airtime(bytes: packet.count)
+                var t = self.classify(packet, from: i, airtime: airtime, carrying: carrying)
+                if periodicPending && t.hasAnnounce && t.hasSummary {
+                    t.periodicAnnounce = true
+                    periodicPending = false
+                }
+                self.transmissions.append(t)
+                guard self.online[i] else { continue }
                 for j in 0..<self.nodes.count where j != i && self.adjacency[i][j] {
                     if self.rng.unit() < self.options.loss { continue }
                     self.queue.push(self.now + airtime, .deliver(to: j, packet: packet))
@@ -120,6 +164,68 @@ public final class MeshSimulator {
             self.wakeAt[i] = w
             self.queue.push(w, .wake(i))
         }
+    }
+
+    func classify(_ packet: [UInt8], from i: Int, airtime: Double, carrying: [BundleID]) -> Transmission {
+        var t = Transmission(time: self.elapsed, node: i, bytes: packet.count, airtime: airtime, bundles: carrying)
+        let me = self.identities[i].nodeID
+        guard let p = try? self.opener.open(packet, candidates: { $0 == me.short ? [me] : [] }) else { return t }
+        for r in p.records {
+            switch r {
+            case .ack(let a):
+                t.hasAck = true
+                if let j = self.identities.firstIndex(where: { $0.nodeID.short == a.target }) {
+                    t.acked += a.entries.compactMap { self.transferBundles[j]?[$0.transfer] }
+                }
+            case .summary: t.hasSummary = true
+            case .announce: t.hasAnnounce = true
+            case .fragment(let f):
+                guard f.nextHop != nil else { continue }
+                t.directed = true
+                if carrying.count == 1 { self.transferBundles[i, default: [:]][f.transfer] = carrying[0] }
+            case .bundle(let b):
+                if b.nextHop != nil { t.directed = true }
+                guard let bundle = try? CourierBundle(decoding: b.bundle) else { continue }
+                if let n = b.transfer { self.transferBundles[i, default: [:]][n] = bundle.id }
+                guard bundle.kind == .receipt,
+                      let content = try? bundle.content(compressor: self.compressor) else { continue }
+                var rd = ByteReader(content)
+                while !rd.isAtEnd {
+                    guard let o = try? rd.u32("origin"), let c = try? rd.u24("created"), let s = try? rd.varint32("sequence"),
+                          let id = try? BundleID(origin: ShortID(o), created: c, sequence: s) else { break }
+                    t.receiptsFor.append(id)
+                }
+            default: break
+            }
+        }
+        return t
+    }
+
+    /// Naive flooding on the same mesh and loss model, for comparison: the origin transmits once, and every node
+    /// transmits once when it first receives the message; nothing else (no repair, no acks, no receipts). Each
+    /// packet reaches each neighbour independently with probability 1 - loss. Returns the transmissions and the
+    /// nodes other than the origin that got it.
+    public static func naiveFlood(count: Int, edges: [(Int, Int)], loss: Double, origin: Int, seed: UInt64) -> (transmissions: Int, reached: Int) {
+        var adj = Array(repeating: [Int](), count: count)
+        for (a, b) in edges {
+            adj[a].append(b)
+            adj[b].append(a)
+        }
+        var rng = SplitMix64(seed: seed)
+        var has = Array(repeating: false, count: count)
+        has[origin] = true
+        var queue = [origin]
+        var tx = 0
+        while !queue.isEmpty {
+            let i = queue.removeFirst()
+            tx += 1
+            for j in adj[i].sorted() {
+                if rng.unit() < loss || has[j] { continue }
+                has[j] = true
+                queue.append(j)
+            }
+        }
+        return (tx, has.filter { $0 }.count - 1)
     }
 
     /// Runs the virtual clock to `time` (seconds since the simulation's epoch).
