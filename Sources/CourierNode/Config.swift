@@ -35,17 +35,33 @@ public struct NodeConfig: Sendable {
     public var announceInterval: Double = 900
     /// A neighbour not heard for this long is away.
     public var neighbourTimeout: Double = 1_800
-    /// Least seconds between two summaries on one link (a contact always gets one at once).
-    public var summaryInterval: Double = 600
+    /// Least seconds between two summaries on one link. Summaries go out on contact (when we may hold news for the
+    /// neighbour), to ask for something a neighbour's summary or receipt shows we lack, and with periodic announces
+    /// (`summaryInAnnounces`); never merely because the held set changed.
+    public var summaryInterval: Double = 10
+    /// Periodic announces carry the node's summary when all of it fits in the same packet: a neighbour that lacks
+    /// something answers, at no extra packet while all are in step.
+    public var summaryInAnnounces = true
+    /// Seconds a node that hears a receipt for a bundle it lacks waits before asking for it with its summary (the
+    /// flood usually brings it meanwhile); it asks up to five times, 20, 40, 80 and 160 seconds apart.
+    public var pullDelay: Double = 30
     /// Fragments in flight to one neighbour before an acknowledgement.
     public var window = 8
-    /// Flooding: rebroadcast after a random delay of up to this many packet airtimes (at least `minFloodDelay`).
-    public var floodDelayAirtimes: Double = 6
+    /// Flooding: rebroadcast after a random delay of up to this many packet airtimes divided by the number of
+    /// neighbours not known to have the bundle (at least `minFloodDelay`). Alerts wait `alertReceiptAirtimes` + 1
+    /// airtimes more, for the neighbours' receipts.
+    public var floodDelayAirtimes: Double = 20
     public var minFloodDelay: Double = 0.05
-    /// Flooding: do not rebroadcast after hearing this many copies during the delay.
+    /// Flooding: do not rebroadcast after hearing this many more copies during the delay.
     public var suppressionThreshold = 2
+    /// Flooding: do not rebroadcast unless at least this many neighbours are not known to have it (a copy, a receipt
+    /// or a summary heard from them).
+    public var floodMinUncovered = 1
     /// Seconds receipts wait to be aggregated into one bundle per origin.
     public var receiptDelay: Double = 60
+    /// An alert's receipt goes out at once: after a random delay of up to this many packet airtimes (it tells the
+    /// neighbours, still waiting to pass the alert on, that we have it), or with our own copy of the alert.
+    public var alertReceiptAirtimes: Double = 0.5
     /// Seconds a receiver waits before acknowledging, so acks for several fragments share a packet.
     public var ackDelay: Double = 0.2
     public var reassemblyTimeout: Double = 3_600

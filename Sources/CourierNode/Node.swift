@@ -40,6 +40,12 @@ public final class Node {
         /// The first announce after start carries the hello bit: neighbours that may have forgotten us announce
         /// back at once, so both sides can read each other again after a restart.
         var helloSent = false
+        /// When we last asked for announces because a packet came from a node we cannot read.
+        var lastHelloRequest: Double = -1e9
+        /// When we last announced back to each sender of a hello.
+        var helloAnswered: [ShortID: Double] = [:]
+        /// The pending summary rides with the periodic announce.
+        var summaryWithAnnounce = false
         /// When the link came up, and how many times the hello was repeated because nobody answered it (on a
         /// half-duplex channel the first answer can collide with our next packet).
         var upSince: Double = 0
@@ -51,6 +57,9 @@ public final class Node {
         /// Acks to send: neighbour short id -> transfer -> entry, and when.
         var acks: [ShortID: [UInt32: AckEntry]] = [:]
         var ackDue: Double? = nil
+        /// Transfers whose pending ack shows them incomplete (those wait for `ackDelay`; complete ones may ride early
+        /// in a packet that goes out anyway).
+        var partialAcks: [ShortID: Set<UInt32>] = [:]
     }
 
     struct TransferKey: Hashable {
@@ -98,6 +107,35 @@ public final class Node {
     var nextTransferNumber: UInt32 = 0
     var floods: [BundleID: PendingFlood] = [:]
     var summaries: [NodeID: Set<UInt32>] = [:]
+    /// Neighbours known to hold each bundle: we heard them send it, send or pass on a receipt for it (or another
+    /// node pass on their receipt), list it in a summary, or acknowledge it. Kept while we hold the bundle (ten
+    /// minutes for one we do not: its copy may still reach us).
+    var holders: [BundleID: Set<NodeID>] = [:]
+    /// When each entry of `holders` last grew.
+    var heardOf: [BundleID: Double] = [:]
+    /// Neighbours in range when we sent a summary listing a bundle we hold (had they lacked it, they would have
+    /// asked): a contact with them does not call for our summary again.
+    var told: [BundleID: Set<NodeID>] = [:]
+    /// Bundles (by digest) a neighbour's summary or a receipt showed exist and we lack: we ask with our summary.
+    /// After a receipt, up to five times (with our announce, in case the holder cannot read us) while we still lack
+    /// it; after a summary, once (it also lists directed bundles that will not come to us). Not again for an hour.
+    var pulls: [UInt32: Pull] = [:]
+    /// For bundles we lack: the nodes whose receipts for them we heard passed on.
+    var receiptOrigins: [BundleID: Set<ShortID>] = [:]
+    struct Pull {
+        var link: String
+        var due: Double
+        var tries = 0
+        let since: Double
+        /// A receipt showed it (else a summary).
+        var fromReceipt = true
+    }
+    /// Digests of directed bundles we made, passed on or had delivered here: left out of the "seen" part of our
+    /// summaries (custody and acks move those; a summary listing them only makes neighbours that never saw them
+    /// answer with theirs).
+    var directedSeen: Set<UInt32> = []
+    /// When we last stored a directed bundle we had no route for (a neighbour met again may be the way).
+    var lastUnroutableAt: Double = -1e9
     var receipts: [ShortID: (ids: [BundleID], due: Double)] = [:]
     var routes: [ShortID: (via: NodeID, hops: Int, at: Double)] = [:]
     /// Neighbours given a copy of a directed bundle we could not route (at most `maxReplicas`).
@@ -107,8 +145,6 @@ public final class Node {
     var counters: Range<UInt32> = 0..<0
     var rng: SplitMix64
     var lastHousekeeping: Double = -1e9
-    /// The held set changed since the last summary on each link.
-    var summaryStale: Set<String> = []
     var quiet: Bool
     let sealer: PacketSealer
     let opener: PacketOpener
@@ -304,7 +340,19 @@ public final class Node {
         do {
             packet = try self.opener.open(bytes, candidates: { self.directory[$0] ?? [] })
         } catch {
-            if case .unknownSender = error {} else { self.reject("packet on \(link): \(error)") }
+            if case .unknownSender = error {
+                // A neighbour we cannot read (we missed its announces): our next announce carries the hello bit, so
+                // neighbours announce back. At most once a minute per link.
+                if var l = self.links[link], now - l.lastHelloRequest > 60 {
+                    l.lastHelloRequest = now
+                    l.helloSent = false
+                    l.announceDue = true
+                    self.links[link] = l
+                    self.outputs += self.tick(now: now)
+                }
+            } else {
+                self.reject("packet on \(link): \(error)")
+            }
             return self.drain()
         }
         var sender = packet.sender
@@ -315,7 +363,11 @@ public final class Node {
                 sender = id
                 if let k = self.keys[id] { try? self.store.rememberPeer(k, name: self.partialAnnounces[id.short]?.name, now: Int64(now)) }
             }
-            if a.capabilities & AnnounceRecord.hello != 0, var l = self.links[link], now - l.lastAnnounced > 2 {
+            if a.capabilities & AnnounceRecord.hello != 0, var l = self.links[link],
+               now - (l.helloAnswered[packet.header.sender] ?? -1e9) > 10 {
+                // Even if we announced a moment ago (nodes started together): the sender may have missed it. Once in
+                // ten seconds per sender; hellos arriving together get one announce.
+                l.helloAnswered[packet.header.sender] = now
                 l.announceDue = true
                 self.links[link] = l
             }
@@ -327,16 +379,17 @@ public final class Node {
             self.reject("replayed packet from \(from.short)")
             return self.drain()
         }
-        let wasAway = (n.lastHeard[link].map { now - $0 > self.config.neighbourTimeout } ?? true)
+        let previous = n.lastHeard[link]
+        let wasAway = (previous.map { now - $0 > self.config.neighbourTimeout } ?? true)
         n.lastHeard[link] = now
         n.unresponsiveSince = nil
         if n.name == nil, let k = self.partialAnnounces[from.short]?.name { n.name = k }
         self.neighbours[from] = n
-        if wasAway && from != self.me {
+        let contact = wasAway && from != self.me
+        if contact {
             self.emit(.event(.neighbourHeard(from, name: n.name, link: link)))
-            // A contact: tell them what we hold, and who we are if they may not know.
+            // A contact: tell them who we are if they may not know.
             if var l = self.links[link] {
-                l.summaryDue = min(l.summaryDue ?? .infinity, now + self.rng.uniform(0.1, 1.5))
                 if now - (l.nextAnnounce - self.config.announceInterval) > 60 { l.announceDue = true }
                 self.links[link] = l
             }
@@ -347,7 +400,7 @@ public final class Node {
             case .summary(let s): self.handleSummary(s, from: from, link: link, now: now)
             case .bundle(let b):
                 if let next = b.nextHop, next != self.me.short {
-                    self.overheard(b.bundle, to: next)
+                    self.overheard(b.bundle, to: next, from: from, link: link, now: now)
                     continue
                 }
                 if let t = b.transfer, b.nextHop == self.me.short { self.queueAck(AckEntry(transfer: t, received: 1), to: from.short, link: link, now: now) }
@@ -369,8 +422,23 @@ public final class Node {
             default: break
             }
         }
+        // A contact (after what this packet told us): send our summary if we may hold news for them.
+        if contact && self.mayHoldNews(for: from, since: previous) {
+            self.wantSummary(link, now: now, 0.1, 1.5)
+        }
         self.outputs += self.tick(now: now)
         return self.drain()
+    }
+
+    /// Whether a neighbour met again (or for the first time) may lack something we would send it: a flooded bundle
+    /// we hold that it is not known to have, or a directed bundle with no route stored since it was last heard.
+    func mayHoldNews(for n: NodeID, since previous: Double?) -> Bool {
+        if let p = previous, self.lastUnroutableAt > p - 60 { return true }
+        for h in (try? self.store.held()) ?? [] {
+            if case .node = h.destination { continue }
+            if !self.isHolder(h.id, n) && !(self.told[h.id]?.contains(n) ?? false) { return true }
+        }
+        return false
     }
 
     func reject(_ why: String) {
@@ -402,10 +470,13 @@ public final class Node {
         return id
     }
 
-    /// A bundle sent to another neighbour: it counts as a copy heard, and whoever it went to needs no copy from us.
-    func overheard(_ bytes: [UInt8], to next: ShortID) {
+    /// A bundle sent to another neighbour: it counts as a copy heard, the sender has it, and whoever it went to needs
+    /// no copy from us.
+    func overheard(_ bytes: [UInt8], to next: ShortID, from: NodeID, link: String, now: Double) {
         guard let b = try? CourierBundle(decoding: bytes) else { return }
         if self.floods[b.id] != nil { self.floods[b.id]!.heard += 1 }
+        self.noteHolder(b.id, from, now: now)
+        if b.kind == .receipt { self.receiptEvidence(b, from: from, link: link, now: now) }
         for (k, t) in self.transfers where k.bundle == b.id && k.target?.short == next && t.sent.isEmpty {
             self.transfers[k] = nil
         }
@@ -422,6 +493,8 @@ public final class Node {
         // A copy of a flood we are about to rebroadcast: one more neighbour has it; a repair someone else just
         // sent need not be sent again.
         if self.floods[b.id] != nil { self.floods[b.id]!.heard += 1 }
+        self.noteHolder(b.id, from, now: now)
+        if b.kind == .receipt { self.receiptEvidence(b, from: from, link: link, now: now) }
         for (k, t) in self.transfers where k.bundle == b.id && k.link == link && k.target == nil && t.sent.isEmpty && t.due > now {
             self.transfers[k] = nil
         }
@@ -439,6 +512,7 @@ public final class Node {
         let forMe = self.isForMe(b)
         if case .node = b.destination, forMe {
             // Delivered here: custody ends with us; the receipt travels back to the origin.
+            self.noteDirected(b.id)
             try? self.deliverLocally(b, now: now)
             if b.kind != .receipt { self.queueReceipt(for: b.id, now: now) }
             return
@@ -455,9 +529,74 @@ public final class Node {
         self.emit(.event(.bundleStored(b.id, from: from.short)))
         if forMe {
             try? self.deliverLocally(b, now: now)
-            if b.kind == .alert { self.queueReceipt(for: b.id, now: now) }
+            if b.kind == .alert {
+                self.queueReceipt(for: b.id, now: now, within: self.config.minFloodDelay + self.rng.uniform(0, 1) * self.maxAirtime * self.config.alertReceiptAirtimes)
+            }
         }
         self.afterStoring(b, from: from, now: now, local: false)
+    }
+
+    /// Remembers a directed bundle (see `directedSeen`).
+    func noteDirected(_ id: BundleID) {
+        if self.directedSeen.count >= 8_192 { self.directedSeen.removeAll() }
+        self.directedSeen.insert(id.digest)
+    }
+
+    /// A neighbour holds a bundle.
+    func noteHolder(_ id: BundleID, _ n: NodeID, now: Double) {
+        guard n != self.me else { return }
+        self.holders[id, default: []].insert(n)
+        self.heardOf[id] = now
+    }
+
+    /// Neighbours known to hold a bundle (its origin always does).
+    func isHolder(_ id: BundleID, _ n: NodeID) -> Bool {
+        n.short == id.origin || (self.holders[id]?.contains(n) ?? false)
+    }
+
+    /// Neighbours heard within the timeout on an up link.
+    func freshNeighbours(now: Double) -> [(id: NodeID, link: String)] {
+        self.neighbours.keys.sorted { $0.bytes.lexicographicallyPrecedes($1.bytes) }.compactMap { id in
+            guard id != self.me, let l = self.freshLink(id, now: now) else { return nil }
+            return (id, l)
+        }
+    }
+
+    /// A receipt heard from a neighbour says the neighbour has the listed bundles (its own receipt, or one it passes
+    /// on towards their origin, the way their copies came), and so has the receipt's origin: they need no copy from
+    /// us. If we lack one, and the receipt is the neighbour's own or receipts from two nodes list it (a flood: a
+    /// directed bundle is receipted by its destination alone), we ask for it with our summary after `pullDelay` (the
+    /// flood usually brings it meanwhile).
+    func receiptEvidence(_ b: CourierBundle, from: NodeID, link: String, now: Double) {
+        guard let content = try? b.content(compressor: self.compressor) else { return }
+        var r = ByteReader(content)
+        while !r.isAtEnd {
+            guard let o = try? r.u32("origin"), let c = try? r.u24("created"), let s = try? r.varint32("sequence"),
+                  let id = try? BundleID(origin: ShortID(o), created: c, sequence: s)
+            else { return }
+            self.noteHolder(id, from, now: now)
+            // The receipt's own origin has it too, wherever on its way to the bundle's origin we hear it.
+            for o in self.directory[b.origin] ?? [] where o != from && self.neighbours[o] != nil { self.noteHolder(id, o, now: now) }
+            // Receipts from two or more nodes for one bundle: a flood (a directed bundle has one receipt, from its
+            // destination).
+            var flooded = false
+            if b.origin != from.short, (try? self.store.hasSeen(id)) == false {
+                self.receiptOrigins[id, default: []].insert(b.origin)
+                flooded = self.receiptOrigins[id]!.count >= 2
+            }
+            if b.origin == from.short || flooded, self.pulls[id.digest] == nil, (try? self.store.hasSeen(id)) == false {
+                self.pulls[id.digest] = Pull(link: link, due: now + self.config.pullDelay * self.rng.uniform(1, 1.5), since: now)
+            }
+        }
+    }
+
+    /// Asks for our summary on a link (every up link when nil), `lo` to `hi` seconds from now.
+    func wantSummary(_ link: String?, now: Double, _ lo: Double, _ hi: Double) {
+        for name in link.map({ [$0] }) ?? self.linkOrder {
+            guard var l = self.links[name], l.up else { continue }
+            l.summaryDue = min(l.summaryDue ?? .infinity, now + self.rng.uniform(lo, hi))
+            self.links[name] = l
+        }
     }
 
     func trusted(_ b: CourierBundle) -> Bool {
@@ -501,21 +640,41 @@ public final class Node {
     // MARK: After storing: flooding and routing
 
     func afterStoring(_ b: CourierBundle, from: NodeID?, now: Double, local: Bool) {
-        self.summaryStale = Set(self.linkOrder)
         switch b.destination {
         case .everyone, .group:
+            if let from { self.noteHolder(b.id, from, now: now) }
             guard local || b.hopLimit > 0 else { return }
-            // The origin sends at once; relays wait a random time and count copies they hear meanwhile.
-            let delay = local ? 0 : self.floodDelay()
+            // The origin sends at once; relays wait a random time and count copies they hear meanwhile. Relays with
+            // more neighbours not known to have it go sooner (their copy helps more, and may spare the others').
+            let fresh = self.freshNeighbours(now: now)
+            let uncovered = fresh.filter { !self.isHolder(b.id, $0.id) }.count
+            // Alerts: neighbours that have it say so with their receipts first (sent within `alertReceiptAirtimes`).
+            let wait = b.kind == .alert && self.isForMe(b) ? self.maxAirtime * (self.config.alertReceiptAirtimes + 1) : 0
+            let delay = local ? 0 : wait + self.floodDelay(uncovered: uncovered)
             self.floods[b.id] = PendingFlood(due: now + delay)
         case .node:
+            self.noteDirected(b.id)
             self.routeDirected(b.id, now: now)
+            // No route: tell the neighbours what we hold, so one that is (or knows) the destination answers.
+            if !self.transfers.values.contains(where: { $0.key.bundle == b.id && $0.custody }) {
+                self.lastUnroutableAt = now
+                self.wantSummary(nil, now: now, 0.1, 5)
+            }
         }
     }
 
-    func floodDelay() -> Double {
-        let airtime = self.links.values.map { $0.info.properties.airtime(bytes: $0.info.properties.mtu) }.max() ?? 0
-        return self.rng.uniform(self.config.minFloodDelay, max(self.config.minFloodDelay * 2, airtime * self.config.floodDelayAirtimes))
+    /// A random delay before a rebroadcast or repair: up to `floodDelayAirtimes` packet airtimes, divided by the
+    /// number of neighbours not known to have the bundle when given.
+    func floodDelay(uncovered: Int? = nil) -> Double {
+        let window = max(self.config.minFloodDelay * 2, self.maxAirtime * self.config.floodDelayAirtimes)
+        let scale = uncovered.map { 1 / Double(max(1, $0)) } ?? 1
+        return self.config.minFloodDelay + self.rng.uniform(0, 1) * (window - self.config.minFloodDelay) * scale
+    }
+
+    /// A random delay before answering a summary with what it lacks: up to three packet airtimes (another holder's
+    /// copy heard meanwhile cancels ours).
+    func answerDelay() -> Double {
+        self.config.minFloodDelay + self.rng.uniform(0, 1) * self.maxAirtime * 3
     }
 
     /// The neighbour to hand a directed bundle to: the destination itself, or the neighbour a route goes through.
@@ -577,7 +736,7 @@ public final class Node {
         self.transferOrder += 1
         self.transfers[key] = Transfer(
             key: key, number: self.nextTransferNumber, priority: q.priority, order: self.transferOrder, records: records,
-            due: now, custody: custody)
+            due: now + delay, custody: custody)
     }
 
     // MARK: Acks, summaries, receipts
@@ -585,6 +744,7 @@ public final class Node {
     func queueAck(_ e: AckEntry, to: ShortID, link: String, now: Double, complete: Bool = true) {
         guard var l = self.links[link] else { return }
         l.acks[to, default: [:]][e.transfer] = e
+        if complete { l.partialAcks[to]?.remove(e.transfer) } else { l.partialAcks[to, default: []].insert(e.transfer) }
         // Complete transfers are acknowledged quickly; partial ones after a pause, so one ack covers a window.
         let delay = complete ? self.config.ackDelay : self.config.ackDelay * 4
         if !complete && l.info.properties.duplex == .half && l.info.properties.bitsPerSecond != nil {
@@ -625,6 +785,7 @@ public final class Node {
             }
             if t.acked.count == t.records.count {
                 self.transfers[key] = nil
+                self.noteHolder(key.bundle, from, now: now)
                 if t.custody {
                     try? self.store.releaseCustody(key.bundle, to: from, now: Int64(now))
                     self.emit(.event(.custodyReleased(key.bundle, to: from.short)))
@@ -644,11 +805,16 @@ public final class Node {
         self.summaries[from, default: []].formUnion(s.digests)
         guard s.isFinal else { return }
         let theirs = self.summaries.removeValue(forKey: from) ?? []
-        // They hold something we lack: answer with our summary, so they send it.
+        for id in self.holders.keys.sorted() where theirs.contains(id.digest) {
+            self.noteHolder(id, from, now: now)
+        }
+        // They hold something we lack: answer with our summary, so they send it (once an hour per digest: what they
+        // do not send then, they will not send on a second asking).
         let mine = Set((try? self.store.seenDigests()) ?? [])
-        if !theirs.isSubset(of: mine), var l = self.links[link] {
-            l.summaryDue = min(l.summaryDue ?? .infinity, now + self.rng.uniform(0.1, 2))
-            self.links[link] = l
+        let unknown = theirs.subtracting(mine).filter { self.pulls[$0] == nil }
+        if !unknown.isEmpty {
+            let due = now + self.rng.uniform(0.1, 2)
+            for d in unknown { self.pulls[d] = Pull(link: link, due: due, since: now, fromReceipt: false) }
         }
         // Send what they lack: floods to all, directed bundles we hold custody of (a copy; custody stays with us
         // unless they are the destination).
@@ -666,27 +832,36 @@ public final class Node {
                 if !q.isLocal, q.data.first.map({ $0 >> 4 == 0 }) == true { continue }
                 // A broadcast after a random delay: every neighbour that lacks it can take it, and a holder that
                 // hears another holder send it first stands down.
-                self.startTransfer(q, link: link, target: nil, custody: false, now: now, delay: self.floodDelay())
+                self.startTransfer(q, link: link, target: nil, custody: false, now: now, delay: self.answerDelay())
             case .node(let d):
                 guard q.custody else { continue }
                 if d == from.short {
                     // The destination itself: custody moves to it.
-                    self.startTransfer(q, link: link, target: from, custody: true, now: now, delay: self.floodDelay())
+                    self.startTransfer(q, link: link, target: from, custody: true, now: now, delay: self.answerDelay())
                 } else if self.nextHop(for: d, now: now) == nil, self.replicas[q.id, default: []].count < Self.maxReplicas,
                           !self.replicas[q.id, default: []].contains(from) {
                     // No route: give a copy to a few neighbours we meet (a courier may carry it); we keep custody.
                     self.replicas[q.id, default: []].insert(from)
-                    self.startTransfer(q, link: link, target: from, custody: false, now: now, delay: self.floodDelay())
+                    self.startTransfer(q, link: link, target: from, custody: false, now: now, delay: self.answerDelay())
                 }
             }
         }
     }
 
-    func queueReceipt(for id: BundleID, now: Double) {
+    /// Queues a receipt to `id`'s origin, aggregated with others to that origin for `receiptDelay`, or sent within
+    /// `within` seconds (an alert's: its neighbours, deciding whether to pass the alert on, learn from it that we have
+    /// it).
+    func queueReceipt(for id: BundleID, now: Double, within: Double? = nil) {
         guard id.origin != self.me.short else { return }
         var r = self.receipts[id.origin] ?? ([], now + self.config.receiptDelay)
         if !r.ids.contains(id) { r.ids.append(id) }
+        if let w = within { r.due = min(r.due, now + w) }
         self.receipts[id.origin] = r
+    }
+
+    /// The longest packet's airtime on any link.
+    var maxAirtime: Double {
+        self.links.values.map { $0.info.properties.airtime(bytes: $0.info.properties.mtu) }.max() ?? 0
     }
 
     func handleReceipt(_ b: CourierBundle, now: Double) {
@@ -720,15 +895,30 @@ public final class Node {
             // Directed bundles in our custody with no transfer under way (no route yet, or the next hop stopped
             // answering): look for a next hop again.
             let active = Set(self.transfers.values.filter(\.custody).map(\.key.bundle))
-            for h in (try? self.store.held()) ?? [] where h.custody && !active.contains(h.id) {
+            let held = (try? self.store.held()) ?? []
+            for h in held where h.custody && !active.contains(h.id) {
                 if case .node = h.destination { self.routeDirected(h.id, now: now) }
+            }
+            for (d, p) in self.pulls where p.due == .infinity && now - p.since > 3_600 { self.pulls[d] = nil }
+            if self.receiptOrigins.count > 1_024 { self.receiptOrigins.removeAll() }
+            // Who holds what is kept while we hold it.
+            let ids = Set(held.map(\.id))
+            for id in self.holders.keys.sorted() where !ids.contains(id) && self.floods[id] == nil && now - (self.heardOf[id] ?? 0) > 600 {
+                self.holders[id] = nil
+                self.heardOf[id] = nil
+            }
+            for id in self.told.keys.sorted() where !ids.contains(id) {
+                self.told[id] = nil
             }
         }
         // Floods whose delay ran out.
         for (id, f) in self.floods.sorted(by: { ($0.value.due, $0.key) < ($1.value.due, $1.key) }) where f.due <= now {
             self.floods[id] = nil
             let isOrigin = id.origin == self.me.short
-            if !isOrigin && f.heard >= self.config.suppressionThreshold {
+            // Enough copies heard, or every neighbour is known to have it (a node whose only neighbour sent it to
+            // us, say): our copy would add nothing.
+            let uncovered = self.freshNeighbours(now: now).filter { !self.isHolder(id, $0.id) }.count
+            if !isOrigin && (f.heard >= self.config.suppressionThreshold || uncovered < self.config.floodMinUncovered) {
                 self.stats.suppressed += 1
                 self.emit(.event(.suppressed(id)))
                 continue
@@ -737,6 +927,26 @@ public final class Node {
             for name in self.linkOrder where self.links[name]?.up == true {
                 self.startTransfer(q, link: name, target: nil, custody: false, now: now)
             }
+            // Our receipt for it, if still waiting, goes out with it (in the same packet where the link allows it).
+            if self.receipts[id.origin]?.ids.contains(id) == true { self.receipts[id.origin]!.due = now }
+        }
+        // Bundles to ask for again.
+        let duePulls = self.pulls.filter { $0.value.due <= now }.sorted { ($0.value.due, $0.key) < ($1.value.due, $1.key) }
+        let seen = duePulls.isEmpty ? [] : Set((try? self.store.seenDigests()) ?? [])
+        for (d, p) in duePulls {
+            guard !seen.contains(d), p.tries < (p.fromReceipt ? 5 : 1), var l = self.links[p.link], l.up else {
+                self.pulls[d]!.due = .infinity
+                continue
+            }
+            if now - l.lastSummary < self.config.summaryInterval {
+                self.pulls[d]!.due = l.lastSummary + self.config.summaryInterval
+                continue
+            }
+            l.summaryDue = now
+            if p.fromReceipt && now - l.lastAnnounced > self.config.summaryInterval { l.announceDue = true }
+            self.links[p.link] = l
+            self.pulls[d]!.due = now + 20 * pow(2, Double(p.tries))
+            self.pulls[d]!.tries += 1
         }
         // Receipts whose aggregation time is up.
         for (origin, r) in self.receipts.sorted(by: { $0.key < $1.key }) where r.due <= now {
@@ -767,15 +977,34 @@ public final class Node {
             }
             if now >= l.nextAnnounce {
                 l.announceDue = true
+                // A periodic announce carries our summary when all of it fits in the same packet: neighbours that
+                // lack something answer, at no cost while all are in step (an alert's straggler finds it here).
+                if self.config.summaryInAnnounces, l.pendingSummary.isEmpty {
+                    let pages = self.summaryPages(mtu: l.info.properties.mtu, now: now)
+                    let k = self.config.identity.publicKeys
+                    let a = Record.announce(AnnounceRecord(capabilities: 1, signingKey: k.signing, agreementKey: k.agreement, name: self.config.name))
+                    if pages.count == 1, Packet.announceOverhead + a.encodedSize(last: false)
+                        + Record.summary(SummaryRecord(isFinal: true, digests: pages[0])).encodedSize(last: true) + 24 <= l.info.properties.mtu {
+                        l.pendingSummary = pages
+                        l.summaryWithAnnounce = true
+                        l.lastSummary = now
+                        if l.summaryDue.map({ $0 <= now + 60 }) == true { l.summaryDue = nil }
+                        let held = ((try? self.store.held()) ?? []).map(\.id)
+                        for n in self.freshNeighbours(now: now) where n.link == name {
+                            for id in held { self.told[id, default: []].insert(n.id) }
+                        }
+                    }
+                }
             }
-            if self.summaryStale.contains(name), l.summaryDue == nil {
-                l.summaryDue = max(now, l.lastSummary + self.config.summaryInterval) + self.rng.uniform(0, 5)
-            }
-            if let due = l.summaryDue, due <= now, now - l.lastSummary >= self.config.summaryInterval || l.lastSummary < 0 {
-                self.summaryStale.remove(name)
+            if let due = l.summaryDue, due <= now, now - l.lastSummary >= self.config.summaryInterval {
+                // Neighbours in range are told what we hold: they answer if they lack something.
+                let held = ((try? self.store.held()) ?? []).map(\.id)
+                for n in self.freshNeighbours(now: now) where n.link == name {
+                    for id in held { self.told[id, default: []].insert(n.id) }
+                }
                 l.summaryDue = nil
                 l.lastSummary = now
-                l.pendingSummary = self.summaryPages(mtu: l.info.properties.mtu)
+                l.pendingSummary = self.summaryPages(mtu: l.info.properties.mtu, now: now)
             }
             self.links[name] = l
         }
@@ -785,11 +1014,19 @@ public final class Node {
         return self.drain()
     }
 
-    func summaryPages(mtu: Int) -> [[UInt32]] {
-        // Held bundles first (by priority), then everything else seen and not yet expired.
-        var digests = (try? self.store.digests()) ?? []
+    func summaryPages(mtu: Int, now: Double) -> [[UInt32]] {
+        // Held bundles first (by priority), then the flooded ones seen and not yet expired (directed ones we no longer
+        // hold are left out: see `directedSeen`). Of directed bundles held, only those we would give a neighbour a
+        // copy of (in our custody, no route, fewer than `maxReplicas` copies given): the others only make neighbours
+        // that lack them ask in vain.
+        let moving = Set(self.transfers.values.filter(\.custody).map(\.key.bundle))
+        var digests = ((try? self.store.held()) ?? []).filter { h in
+            guard case .node(let dest) = h.destination else { return true }
+            return h.custody && !moving.contains(h.id) && self.nextHop(for: dest, now: now) == nil
+                && (self.replicas[h.id]?.count ?? 0) < Self.maxReplicas
+        }.map(\.digest)
         let held = Set(digests)
-        digests += ((try? self.store.seenDigests()) ?? []).filter { !held.contains($0) }
+        digests += ((try? self.store.seenDigests()) ?? []).filter { !held.contains($0) && !self.directedSeen.contains($0) }
         let perPage = max(1, (mtu - Packet.overhead - 1) / 4)
         var pages: [[UInt32]] = []
         var i = 0
@@ -804,6 +1041,7 @@ public final class Node {
     public func nextWakeup(now: Double) -> Double {
         var t = now + 60
         for f in self.floods.values { t = min(t, f.due) }
+        for p in self.pulls.values { t = min(t, p.due) }
         for r in self.receipts.values { t = min(t, r.due) }
         for l in self.links.values where l.up {
             t = min(t, l.nextAnnounce, l.nextHelloRetry)
@@ -897,9 +1135,17 @@ public final class Node {
         if let d = l.ackDue, d <= now {
             for (target, entries) in l.acks.sorted(by: { $0.key < $1.key }) {
                 let r = Record.ack(AckRecord(target: target, entries: entries.keys.sorted().map { entries[$0]! }))
-                if fits(r) { add(r); l.acks[target] = nil }
+                if fits(r) { add(r); l.acks[target] = nil; l.partialAcks[target] = nil }
             }
             l.ackDue = l.acks.isEmpty ? nil : now
+        }
+        // A directed transfer about to go again to a neighbour that never acknowledged us: it may not know our keys
+        // (it missed our announces) and so cannot read our packets. The retry carries our announce.
+        if !l.announceDue, now - l.lastAnnounced > 30, self.transfers.values.contains(where: { t in
+            guard t.key.link == name, now >= t.rtoAt, let target = t.key.target, !t.sent.subtracting(t.acked).isEmpty else { return false }
+            return (self.neighbours[target]?.ackedFragments ?? 0) == 0
+        }) {
+            l.announceDue = true
         }
         if l.announceDue {
             let k = self.config.identity.publicKeys
@@ -924,6 +1170,8 @@ public final class Node {
             if fits(r) {
                 add(r)
                 l.pendingSummary.removeFirst()
+                if l.summaryWithAnnounce && announceForm { self.stats.summariesInPeriodicAnnounces += 1 }
+                l.summaryWithAnnounce = false
             }
         }
         self.links[name] = l
@@ -983,6 +1231,18 @@ public final class Node {
                 self.transfers[t.key] = t
             }
             if size >= mtu - 8 { break }
+        }
+        // A packet going out anyway carries acks for complete transfers that would otherwise wait for their delay,
+        // ahead of its other records (as acks always are: a receipt in the same packet must not be read first).
+        if !records.isEmpty, var l = self.links[name], !l.acks.isEmpty {
+            var early: [Record] = []
+            for (target, entries) in l.acks.sorted(by: { $0.key < $1.key }) where l.partialAcks[target]?.isEmpty ?? true {
+                let r = Record.ack(AckRecord(target: target, entries: entries.keys.sorted().map { entries[$0]! }))
+                if fits(r) { add(r); early.append(r); l.acks[target] = nil; l.partialAcks[target] = nil }
+            }
+            records = early + records.dropLast(early.count)
+            if l.acks.isEmpty { l.ackDue = nil }
+            self.links[name] = l
         }
         return records.isEmpty ? nil : (records, carrying, announceForm)
     }
