@@ -248,6 +248,17 @@ public final class Node {
         self.links[link] = l
     }
 
+    /// Listen-before-talk hook for half-duplex links: the channel is busy (a modem reported carrier or a busy
+    /// channel, or another station is known to be transmitting) until `until`; nothing is sent on the link before
+    /// then. KISS TNCs and RNode firmware also sense the channel themselves before keying up; this lets a runtime
+    /// whose modem reports carrier (or a future driver) hold the engine back as well.
+    public func channelBusy(_ link: String, until: Double, now: Double) -> [NodeOutput] {
+        guard var l = self.links[link], until > l.busyUntil else { return [] }
+        l.busyUntil = until
+        self.links[link] = l
+        return self.drain()
+    }
+
     /// Changes who bundles are accepted from (the trust list edited while running); learns the listed keys.
     public func setTrust(_ policy: TrustPolicy) {
         self.config.trust = policy
