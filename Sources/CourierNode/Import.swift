@@ -30,27 +30,11 @@ extension Node {
             }.first
             return .rejected(why ?? "untrusted")
         }
-        if b.kind == .receipt { self.handleReceipt(b, now: now) }
-        let forMe = self.isForMe(b)
-        do {
-            if case .node = b.destination, forMe {
-                try self.deliverLocally(b, now: now)
-                if b.kind != .receipt { self.queueReceipt(for: b.id, now: now) }
-                return .delivered
-            }
-            let directed: Bool
-            if case .node = b.destination { directed = true } else { directed = false }
-            guard case .stored = try self.store.insert(b, now: Int64(now), local: false, custody: directed, from: Self.importedFrom) else {
-                return .duplicate
-            }
-            if forMe {
-                try self.deliverLocally(b, now: now)
-                if b.kind == .alert { self.queueReceipt(for: b.id, now: now) }
-                return .delivered
-            }
-            return .stored
-        } catch {
-            return .rejected("cannot store: \(error)")
+        switch self.accept(b, from: nil, source: Self.importedFrom, now: now) {
+        case .delivered, .stored(delivered: true): return .delivered
+        case .stored(delivered: false): return .stored
+        case .duplicate: return .duplicate
+        case .failed(let why): return .rejected(why)
         }
     }
 

@@ -519,32 +519,50 @@ public final class Node {
         if b.origin != self.me.short, (self.routes[b.origin].map { $0.hops >= hops || now - $0.at > self.config.neighbourTimeout } ?? true) {
             self.routes[b.origin] = (from, max(hops, 0), now)
         }
+        if case .stored = self.accept(b, from: from.short, source: from.short.description, now: now) {
+            self.afterStoring(b, from: from, now: now, local: false)
+        }
+    }
+
+    enum Acceptance: Equatable {
+        /// Delivered here and not stored (a directed bundle for this node: custody ends with us).
+        case delivered
+        /// Stored to pass on (and delivered here too when `delivered`).
+        case stored(delivered: Bool)
+        case duplicate
+        /// For this node but unreadable (`deliverLocally` failed; the receipt still goes, as before), or not storable.
+        case failed(String)
+    }
+
+    /// A trusted bundle this node has not seen, from a link or from an archive: the receipts it carries, delivery
+    /// if it is for this node, storage (custody for a directed bundle) to pass it on otherwise.
+    func accept(_ b: CourierBundle, from: ShortID?, source: String, now: Double) -> Acceptance {
         if b.kind == .receipt { self.handleReceipt(b, now: now) }
         let forMe = self.isForMe(b)
         if case .node = b.destination, forMe {
             // Delivered here: custody ends with us; the receipt travels back to the origin.
             self.noteDirected(b.id)
-            try? self.deliverLocally(b, now: now)
+            var problem: String?
+            do { try self.deliverLocally(b, now: now) } catch { problem = "cannot read it: \(error)" }
             if b.kind != .receipt { self.queueReceipt(for: b.id, now: now) }
-            return
+            return problem.map { .failed($0) } ?? .delivered
         }
         do {
             let directed: Bool
             if case .node = b.destination { directed = true } else { directed = false }
-            let r = try self.store.insert(b, now: Int64(now), local: false, custody: directed, from: from.short.description)
-            guard case .stored = r else { return }
+            let r = try self.store.insert(b, now: Int64(now), local: false, custody: directed, from: source)
+            guard case .stored = r else { return .duplicate }
         } catch {
             self.reject("cannot store \(b.id): \(error)")
-            return
+            return .failed("cannot store: \(error)")
         }
-        self.emit(.event(.bundleStored(b.id, from: from.short)))
-        if forMe {
-            try? self.deliverLocally(b, now: now)
-            if b.kind == .alert {
-                self.queueReceipt(for: b.id, now: now, within: self.config.minFloodDelay + self.rng.uniform(0, 1) * self.maxAirtime * self.config.alertReceiptAirtimes)
-            }
+        if let from { self.emit(.event(.bundleStored(b.id, from: from))) }
+        guard forMe else { return .stored(delivered: false) }
+        let delivered = (try? self.deliverLocally(b, now: now)) != nil
+        if b.kind == .alert {
+            self.queueReceipt(for: b.id, now: now, within: self.config.minFloodDelay + self.rng.uniform(0, 1) * self.maxAirtime * self.config.alertReceiptAirtimes)
         }
-        self.afterStoring(b, from: from, now: now, local: false)
+        return .stored(delivered: delivered)
     }
 
     /// Remembers a directed bundle (see `directedSeen`).
@@ -580,11 +598,7 @@ public final class Node {
     /// flood usually brings it meanwhile).
     func receiptEvidence(_ b: CourierBundle, from: NodeID, link: String, now: Double) {
         guard let content = try? b.content(compressor: self.compressor) else { return }
-        var r = ByteReader(content)
-        while !r.isAtEnd {
-            guard let o = try? r.u32("origin"), let c = try? r.u24("created"), let s = try? r.varint32("sequence"),
-                  let id = try? BundleID(origin: ShortID(o), created: c, sequence: s)
-            else { return }
+        for id in ReceiptContent.decode(content) {
             self.noteHolder(id, from, now: now)
             // The receipt's own origin has it too, wherever on its way to the bundle's origin we hear it.
             for o in self.directory[b.origin] ?? [] where o != from && self.neighbours[o] != nil { self.noteHolder(id, o, now: now) }
@@ -877,11 +891,7 @@ public final class Node {
 
     func handleReceipt(_ b: CourierBundle, now: Double) {
         guard let content = try? b.content(compressor: self.compressor) else { return }
-        var r = ByteReader(content)
-        while !r.isAtEnd {
-            guard let o = try? r.u32("origin"), let c = try? r.u24("created"), let s = try? r.varint32("sequence"),
-                  let id = try? BundleID(origin: ShortID(o), created: c, sequence: s)
-            else { return }
+        for id in ReceiptContent.decode(content) {
             if id.origin == self.me.short, case .node(let dest) = b.destination, dest == self.me.short {
                 self.emit(.event(.receipt(id, by: b.origin)))
             }
@@ -962,13 +972,7 @@ public final class Node {
         // Receipts whose aggregation time is up.
         for (origin, r) in self.receipts.sorted(by: { $0.key < $1.key }) where r.due <= now {
             self.receipts[origin] = nil
-            var w = ByteWriter()
-            for id in r.ids {
-                w.u32(id.origin.rawValue)
-                w.u24(id.created)
-                w.varint(id.sequence)
-            }
-            _ = try? self.make(kind: .receipt, destination: .node(origin), content: w.bytes, options: nil, now: now)
+            _ = try? self.make(kind: .receipt, destination: .node(origin), content: ReceiptContent.encode(r.ids), options: nil, now: now)
         }
         // Announces.
         for name in self.linkOrder {

@@ -113,15 +113,9 @@ struct GenerateVectors: ParsableCommand {
             "text with a non-critical and a critical extension", kind: .text, dest: "everyone", created: 1_523_220,
             seq: 9, text: "Bread oven rota posted at the school.",
             extensions: [Vectors.ExtensionJSON(type: 2, value: "0102"), Vectors.ExtensionJSON(type: 7, value: "ff")])
-        var receipt = ByteWriter()
-        for id in ids {
-            receipt.u32(id.origin.rawValue)
-            receipt.u24(id.created)
-            receipt.varint(id.sequence)
-        }
         try bundle(
             "delivery receipt for two bundles (binary content, signed by default)", kind: .receipt,
-            dest: "node:\(a.nodeID.short)", created: 1_523_230, seq: 10, text: "", contentHex: receipt.bytes.hex)
+            dest: "node:\(a.nodeID.short)", created: 1_523_230, seq: 10, text: "", contentHex: ReceiptContent.encode(ids).hex)
         try bundle(
             "zstd without a dictionary (an encoder that has none)", kind: .minutes, dest: "everyone",
             created: 1_523_240, seq: 11,

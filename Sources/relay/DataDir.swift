@@ -169,14 +169,15 @@ struct DataDir {
         return c
     }
 
-    func nodeConfig() throws -> NodeConfig {
+    /// The engine's configuration: identity, network, groups and trust (the trust list read from `store`).
+    func nodeConfig(store: Store) throws -> NodeConfig {
         let (id, name) = try self.identity()
         let (key, open) = try self.network()
         var c = NodeConfig(identity: id, networkKey: key, name: name)
         c.openMode = open
         let conf = self.config()
         c.groups = Set(conf.groups.map(GroupID.init(name:)))
-        c.trust = try self.trustPolicy(conf, store: self.store())
+        c.trust = try self.trustPolicy(conf, store: store)
         return c
     }
 

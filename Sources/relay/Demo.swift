@@ -97,10 +97,10 @@ struct DemoScript {
                 let path = a == i ? cables[c].pathA : cables[c].pathB
                 links.append(RecordingLink(try LinkFactory.make(LinkConfig("serial:\(path):\(self.baud)"), logger: logger)))
             }
-            var config = try d.nodeConfig()
+            let store = try d.store()
+            var config = try d.nodeConfig(store: store)
             // Receipts are batched for a minute on a real relay; the demo shortens that so you see one come back.
             config.receiptDelay = 3
-            let store = try d.store()
             let node = try Node(config: config, store: store, links: links.map { LinkInfo(name: $0.name, properties: $0.properties) },
                                 now: Date().timeIntervalSince1970)
             runtimes.append(Runtime(node: node, links: links, statusPath: d.statusFile, logger: logger))
@@ -165,7 +165,7 @@ struct DemoScript {
         let others = [1, 3, 4].filter { (try? stores[$0].inboxMessage(grievance)) != nil }
         say("   in anyone else's inbox: \(others.isEmpty ? "no" : others.map { Self.places[$0].name }.joined(separator: ", "))")
         let receipted = try await self.wait {
-            try stores[0].inbox(limit: 1_000).contains { $0.kind == .receipt && ReceiptText.ids($0.content).contains(grievance) }
+            try stores[0].inbox(limit: 1_000).contains { $0.kind == .receipt && ReceiptContent.decode($0.content).contains(grievance) }
         }
         guard receipted else { throw RelayError.unavailable("no receipt came back to the village within \(Int(self.timeout)) s") }
         say("\(stamp()) receipt back at Sargalu village: the committee has it")
@@ -189,7 +189,7 @@ struct DemoScript {
 
     /// Stores a local submission the way `relay send` does, then wakes the runtime to send it at once.
     func submit(_ dir: DataDir, _ store: Store, _ runtime: Runtime, kind: Kind, to: Destination, text: String) throws -> BundleID {
-        let node = try Node(config: try dir.nodeConfig(), store: store, links: [], now: Date().timeIntervalSince1970)
+        let node = try Node(config: try dir.nodeConfig(store: store), store: store, links: [], now: Date().timeIntervalSince1970)
         var opts = BundleOptions(kind: kind)
         if case .node(let n) = to { opts.encryptTo = try recipientKeys(n, store: store) }
         let (id, _) = try node.submit(kind: kind, destination: to, content: Array(text.utf8), options: opts, now: Date().timeIntervalSince1970)

@@ -14,22 +14,15 @@ enum TailFormat {
     }
 }
 
-/// A receipt's content: the ids of the bundles its origin received (SPEC 6.8).
+/// How the inbox shows a receipt.
 enum ReceiptText {
-    static func ids(_ content: [UInt8]) -> [BundleID] {
-        var r = ByteReader(content)
-        var out: [BundleID] = []
-        while !r.isAtEnd {
-            guard let o = try? r.u32("origin"), let c = try? r.u24("created"), let s = try? r.varint32("sequence"),
-                  let id = try? BundleID(origin: ShortID(o), created: c, sequence: s)
-            else { break }
-            out.append(id)
-        }
-        return out
-    }
-
     /// What the inbox shows for a message: its text, or for a receipt the bundles it confirms.
     static func text(_ m: InboxMessage) -> String {
-        m.kind == .receipt ? "received: " + self.ids(m.content).map(\.description).joined(separator: ", ") : m.text
+        m.kind == .receipt ? "received: " + ReceiptContent.decode(m.content).map(\.description).joined(separator: ", ") : m.text
     }
+}
+
+/// One JSON object on one line, keys sorted (what `--json` prints).
+func printJSON(_ object: [String: Any]) throws {
+    print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
 }

@@ -38,7 +38,7 @@ extension Relay {
                                 return e
                             },
                         ]
-                        print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
+                        try printJSON(o)
                         return
                     }
                     print("this relay: \(id.nodeID.short)\(name.map { " (\($0))" } ?? "")")

@@ -59,7 +59,7 @@ extension Relay {
                     let o: [String: Any] = ["dataDir": dir.path, "node": id.nodeID.short.description, "nodeID": id.nodeID.description,
                                             "network": key.fingerprint, "open": open, "joinCode": JoinCode.make(key: key, open: open),
                                             "identityCode": IdentityCode.make(id.publicKeys)]
-                    print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
+                    try printJSON(o)
                     return
                 }
                 print("relay initialised in \(dir.path)")
@@ -138,7 +138,7 @@ extension Relay {
                 }
                 let store = try dir.store()
                 let node = try Node(
-                    config: try dir.nodeConfig(), store: store,
+                    config: try dir.nodeConfig(store: store), store: store,
                     links: links.map { LinkInfo(name: $0.name, properties: $0.properties,
                                                 dutyCycle: $0.properties.airtime == .none ? nil : (self.dutyCycle ?? cfg.dutyCycle.map { $0 * 100 }).map { $0 / 100 }) },
                     now: Date().timeIntervalSince1970)
@@ -250,7 +250,7 @@ extension Relay {
                         FileHandle.standardError.write(Data("relay: note: the keys of \(to) are not known here (never heard, not on the trust list), so the message is not end-to-end encrypted; `relay peers add CODE` fixes that\n".utf8))
                     }
                 }
-                let node = try Node(config: try dir.nodeConfig(), store: store, links: [], now: Date().timeIntervalSince1970)
+                let node = try Node(config: try dir.nodeConfig(store: store), store: store, links: [], now: Date().timeIntervalSince1970)
                 let (id, _) = try node.submit(kind: kind, destination: dest, content: content, options: opts, now: Date().timeIntervalSince1970)
                 print(id)
             }
@@ -275,8 +275,7 @@ extension Relay {
                                                 "to": m.destination.label, "text": ReceiptText.text(m), "received": m.received, "read": m.read]
                         if let r = m.respondBy { o["respondBy"] = CourierTime.unixSeconds(minutes: m.id.created + r) }
                         if let r = m.reference { o["reference"] = r }
-                        let data = try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])
-                        print(String(decoding: data, as: UTF8.self))
+                        try printJSON(o)
                     } else {
                         let age = relative(now - Double(m.received))
                         var note = ""
@@ -314,7 +313,7 @@ extension Relay {
                                                 "expired": s.expiredTotal, "evicted": s.evictedTotal]
                         o["byClass"] = Dictionary(uniqueKeysWithValues: s.byClass.map { ("\($0.key)", ["count": $0.value.count, "bytes": $0.value.bytes]) })
                         o["byDestination"] = s.byDestination.mapValues { ["count": $0.count, "bytes": $0.bytes] }
-                        print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
+                        try printJSON(o)
                         return
                     }
                     print("queued: \(s.total.count) bundles, \(bytes(s.total.bytes)) of \(bytes(s.quota)) quota")
@@ -375,7 +374,7 @@ extension Relay {
                 if self.json {
                     var o: [String: Any] = ["node": id.nodeID.short.description, "running": running, "quiet": try store.isQuiet(), "queued": s.total.count]
                     if let live { o["live"] = live }
-                    print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
+                    try printJSON(o)
                     return
                 }
                 print("relay \(id.nodeID.short)\(name.map { " (\($0))" } ?? ""): \(running ? "running" : "not running")\(try store.isQuiet() ? ", QUIET MODE (transmitting nothing)" : "")")

@@ -68,7 +68,7 @@ extension Relay {
                 try writeDurably(encoded, to: self.file)
                 if self.json {
                     let o: [String: Any] = ["file": self.file, "bundles": picked.count, "bytes": encoded.count]
-                    print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
+                    try printJSON(o)
                 } else {
                     print("wrote \(picked.count) bundle\(picked.count == 1 ? "" : "s") (\(bytes(encoded.count))) to \(self.file)")
                     if picked.isEmpty { print("note: nothing matched; `relay queue` shows what is queued") }
@@ -108,7 +108,8 @@ extension Relay {
                     }
                 }
                 let now = Date().timeIntervalSince1970
-                let node = try Node(config: try dir.nodeConfig(), store: try dir.store(), links: [], now: now)
+                let store = try dir.store()
+                let node = try Node(config: try dir.nodeConfig(store: store), store: store, links: [], now: now)
                 var counts: [String: Int] = [:]
                 var refused: [String] = []
                 var bar = ProgressBar(total: archive.bundles.count, what: "bundles imported")
@@ -130,7 +131,7 @@ extension Relay {
                     var o: [String: Any] = ["file": self.file, "writer": archive.writer.short.description, "written": age, "bundles": archive.bundles.count]
                     for (k, v) in counts { o[k.replacingOccurrences(of: " ", with: "-")] = v }
                     if !refused.isEmpty { o["refusedReasons"] = refused }
-                    print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
+                    try printJSON(o)
                 } else {
                     print("\(self.file): \(archive.bundles.count) bundles from relay \(archive.writer.short), written \(now - Double(age) < 60 ? "within the last minute" : relative(now - Double(age)) + " ago")")
                     let parts = ["delivered", "held", "already here", "expired", "refused"].map { "\(counts[$0] ?? 0) \($0)" }
