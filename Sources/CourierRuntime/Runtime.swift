@@ -14,6 +14,7 @@ public final class Runtime: @unchecked Sendable {
         case wake
         case reload
         case poll
+        case stop
     }
 
     public let node: Node
@@ -24,7 +25,8 @@ public final class Runtime: @unchecked Sendable {
     let continuation: AsyncStream<Input>.Continuation
     var senders: [String: AsyncStream<[UInt8]>.Continuation] = [:]
     var lastEvent: Int64 = 0
-    var stopped = false
+    /// Set by `stop()` from any thread (the signal thread); read by the loop.
+    let stopped = Mutex(false)
     var linkUp: [String: Bool] = [:]
     var startedAt = Date()
     var trustVersion: Int64 = 0
@@ -41,9 +43,10 @@ public final class Runtime: @unchecked Sendable {
         (self.inputs, self.continuation) = AsyncStream.makeStream(of: Input.self)
     }
 
+    /// Ends `run()` after the input it is handling, from any thread; before `run()`, makes it return at once.
     public func stop() {
-        self.continuation.yield(.wake)
-        self.stopped = true
+        self.stopped.withLock { $0 = true }
+        self.continuation.yield(.stop)
         self.continuation.finish()
     }
 
@@ -56,6 +59,7 @@ public final class Runtime: @unchecked Sendable {
 
     /// Runs until `stop()`.
     public func run() async {
+        if self.stopped.withLock({ $0 }) { return }
         self.lastEvent = (try? self.node.store.lastEventSeq()) ?? 0
         self.trustVersion = (try? self.node.store.trustVersion()) ?? 0
         for (name, link) in self.links {
@@ -84,7 +88,7 @@ public final class Runtime: @unchecked Sendable {
         }
         var lastPoll = Date.distantPast
         for await input in self.inputs {
-            if self.stopped { break }
+            if self.stopped.withLock({ $0 }) { break }
             let now = Date().timeIntervalSince1970
             var out: [NodeOutput] = []
             switch input {
@@ -102,6 +106,8 @@ public final class Runtime: @unchecked Sendable {
                 self.onReload?(self.node)
             case .poll:
                 lastPoll = .distantPast
+            case .stop:
+                break
             }
             // Once a second, and at once when a link or a neighbour changes, so `relay status` is current.
             let changed: Bool

@@ -96,6 +96,17 @@ public final class Store: Sendable {
         do { return try self.db.inDatabase(body) } catch { throw StoreError.from(error, path: self.path) }
     }
 
+    /// Folds the write-ahead log back into the database file and empties it (a relay does this when it stops, so
+    /// the data directory can be copied as it is). Waits for another process's write like any write does.
+    public func checkpoint() throws(StoreError) {
+        guard !self.configuration.readOnly, !self.configuration.inMemory else { return }
+        do {
+            try self.db.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+        } catch {
+            throw StoreError.from(error, path: self.path)
+        }
+    }
+
     // MARK: Counters
 
     static func meta(_ db: Database, _ key: String) throws -> Int64 {

@@ -7,7 +7,21 @@ import CourierWire
 import Foundation
 import Logging
 
+/// The process entry point. It stays synchronous: the signals are blocked before any thread exists, the command
+/// runs as a task, and the main thread waits for signals (see `ProcessSignals` for why an `async` main cannot).
 @main
+enum RelayMain {
+    static func main() {
+        ProcessSignals.blockAtStart()
+        // Detached: `main` is on the main actor, whose queue nobody drains here (the main thread waits for signals).
+        Task.detached {
+            await Relay.runCommand()
+            Foundation.exit(0)
+        }
+        ProcessSignals.dispatchForever()
+    }
+}
+
 struct Relay: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "relay",
@@ -20,7 +34,7 @@ struct Relay: AsyncParsableCommand {
         subcommands: [Init.self, Invite.self, Id.self, Run.self, Send.self, Inbox.self, Queue.self, Status.self,
                       Quiet.self, Ports.self, Peers.self, Export.self, Import.self, Demo.self])
 
-    static func main() async {
+    static func runCommand() async {
         do {
             var command = try parseAsRoot()
             if var c = command as? AsyncParsableCommand { try await c.run() } else { try command.run() }
@@ -111,6 +125,9 @@ extension Relay {
         @Option(help: "Log level: debug, info, notice, warning (default: relay.conf's log-level, else info).") var logLevel: String?
 
         func run() async throws {
+            // From here on SIGTERM and SIGINT stop the relay (at once if it is still starting) and SIGHUP reloads.
+            let stops = StopRequests()
+            ProcessSignals.setHandler { stops.handle($0) }
             try await guarded {
                 let dir = try d.dir()
                 let cfg = dir.config()
@@ -170,26 +187,19 @@ extension Relay {
                         "duty-cycle": "\(duty.map { "\($0 * 100)%" } ?? "none")"])
                 }
                 logger.notice("relay running", metadata: ["node": "\(node.me.short)", "links": "\(links.map(\.name).joined(separator: " "))"])
-                signal(SIGTERM, SIG_IGN)
-                signal(SIGINT, SIG_IGN)
-                signal(SIGHUP, SIG_IGN)
-                let sources = [SIGTERM, SIGINT, SIGHUP].map { sig -> DispatchSourceSignal in
-                    let s = DispatchSource.makeSignalSource(signal: sig)
-                    s.setEventHandler {
-                        if sig == SIGHUP {
-                            logger.notice("SIGHUP: reloading \(dir.configFile)")
-                            runtime.reload()
-                        } else {
-                            logger.notice("stopping")
-                            runtime.stop()
-                        }
-                    }
-                    s.resume()
-                    return s
-                }
+                stops.attach(runtime, logger: logger, configFile: dir.configFile)
                 await runtime.run()
-                _ = sources
-                try? FileManager.default.removeItem(atPath: dir.statusFile)
+                do {
+                    try store.checkpoint()
+                } catch {
+                    logger.warning("could not fold the write-ahead log into the database at stop; it is kept and read at the next start",
+                                   metadata: ["error": "\(error)"])
+                }
+                do {
+                    try FileManager.default.removeItem(atPath: dir.statusFile)
+                } catch {
+                    logger.debug("status file not removed", metadata: ["error": "\(error)"])
+                }
                 logger.notice("stopped; everything queued is kept for the next start")
             }
         }

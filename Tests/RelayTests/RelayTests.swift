@@ -227,9 +227,11 @@ import Glibc
         kill(p.processIdentifier, SIGHUP)
         #expect(R.wait(60) { logText().contains("configuration applied") && logText().contains("groups=water-committee") && logText().contains("trust=peers") },
                 "no reload in the log: \(logText())")
+        #expect(R.count("SIGHUP: reloading", in: logText()) == 1, "the reload did not come from the signal: \(logText())")
         try (original + "trust = everybody\n").write(toFile: conf, atomically: true, encoding: .utf8)
         kill(p.processIdentifier, SIGHUP)
         #expect(R.wait(60) { logText().contains("reload refused") && logText().contains("trust = everybody") })
+        #expect(R.count("SIGHUP: reloading", in: logText()) == 2)
         // A trust-list edit from another process is picked up without a signal.
         let other = root + "/other"
         #expect(try R.run(["init", "--data-dir", other]).0 == 0)

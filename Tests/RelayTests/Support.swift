@@ -1,5 +1,6 @@
 import CourierLinks
 import Foundation
+import Testing
 
 #if canImport(Glibc)
 import Glibc
@@ -48,18 +49,74 @@ enum R {
         return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
     }
 
+    /// How a test starts a relay: as the field does.
+    enum Launch {
+        /// As systemd does: default signal actions, nothing blocked (Foundation's `Process` spawns this way).
+        case service
+        /// As `relay run … &` in a shell script: a non-interactive shell starts a background job with SIGINT and
+        /// SIGQUIT ignored.
+        case shellBackground
+        /// From a parent that left SIGTERM, SIGINT and SIGHUP blocked and ignored (both survive `exec`).
+        case blockedAndIgnored
+    }
+
+    /// A running `relay` process: its pid (the relay's own, not a wrapper's) and the process the test waits on.
+    struct Running {
+        let process: Process
+        let pidFile: String?
+        var pid: Int32 {
+            guard let f = self.pidFile else { return self.process.processIdentifier }
+            return Int32(((try? String(contentsOfFile: f, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        }
+        var isRunning: Bool { self.process.isRunning }
+    }
+
     /// Starts `relay run` in the background, logging to a file.
     static func start(_ args: [String], log: String) throws -> Process {
+        try self.start(args, log: log, as: .service).process
+    }
+
+    /// Starts `relay ARGS` the way `launch` says, logging to a file.
+    static func start(_ args: [String], log: String, as launch: Launch) throws -> Running {
+        // `Process` passes on the spawning thread's signal mask, and a test runs on a thread that blocks every
+        // signal (libdispatch's workers do): a child would start with SIGTERM and SIGCHLD blocked. So each launch
+        // goes through a small Python step that sets the signals the way its model leaves them, then execs.
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: self.binary)
-        p.arguments = args
+        var pidFile: String? = nil
+        let prepare: String
+        var command = [self.binary] + args
+        switch launch {
+        case .service:
+            prepare = """
+                signal.pthread_sigmask(signal.SIG_SETMASK, [])
+                for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD): signal.signal(s, signal.SIG_DFL)
+                """
+        case .shellBackground:
+            let f = log + ".pid"
+            pidFile = f
+            prepare = """
+                signal.pthread_sigmask(signal.SIG_SETMASK, [])
+                for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD): signal.signal(s, signal.SIG_DFL)
+                """
+            command = ["/bin/sh", "-c", "\"$0\" \"$@\" & echo $! > '\(f)'; wait $!"] + command
+        case .blockedAndIgnored:
+            prepare = """
+                sigs = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+                signal.pthread_sigmask(signal.SIG_SETMASK, sigs)
+                for s in sigs: signal.signal(s, signal.SIG_IGN)
+                """
+        }
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", "import os, signal, sys\n" + prepare + "\nos.execv(sys.argv[1], sys.argv[1:])\n"] + command
         FileManager.default.createFile(atPath: log, contents: nil)
         let h = FileHandle(forWritingAtPath: log)!
         p.standardOutput = h
         p.standardError = h
         p.standardInput = FileHandle(forReadingAtPath: "/dev/null")
         try p.run()
-        return p
+        let r = Running(process: p, pidFile: pidFile)
+        if pidFile != nil { _ = self.wait(30) { r.pid > 0 } }
+        return r
     }
 
     /// Polls until `condition` holds or the deadline passes.
@@ -77,11 +134,27 @@ enum R {
         return out.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
     }
 
-    static func stop(_ p: Process) {
+    /// Stops a relay as a service manager does: SIGTERM, then wait. Records a test issue unless it exits with
+    /// status 0 within `seconds` (then it is killed so the test run goes on).
+    static func stop(_ p: Process, within seconds: Double = 20, sourceLocation: SourceLocation = #_sourceLocation) {
         guard p.isRunning else { return }
-        p.terminate()
-        let end = Date().addingTimeInterval(20)
-        while p.isRunning && Date() < end { usleep(50_000) }
-        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        kill(p.processIdentifier, SIGTERM)
+        let end = Date().addingTimeInterval(seconds)
+        while p.isRunning && Date() < end { usleep(20_000) }
+        if p.isRunning {
+            Issue.record("relay \(p.processIdentifier) still running \(seconds) s after SIGTERM: killed", sourceLocation: sourceLocation)
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            return
+        }
+        #expect(p.terminationReason == .exit && p.terminationStatus == 0,
+                "relay stopped by SIGTERM exited with \(p.terminationReason == .exit ? "status" : "signal") \(p.terminationStatus)",
+                sourceLocation: sourceLocation)
     }
+
+    /// The text of a log file ("" before it exists).
+    static func text(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+
+    /// How many times `needle` occurs in `haystack`.
+    static func count(_ needle: String, in haystack: String) -> Int { haystack.components(separatedBy: needle).count - 1 }
 }
