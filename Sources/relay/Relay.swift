@@ -172,6 +172,7 @@ extension Relay {
                 let flagDuty = self.dutyCycle
                 let startLinks = specs
                 let linksFromFlags = !self.links.isEmpty
+                let startAmateur = (callsign: cfg.callsign, notAmateur: cfg.notAmateur)
                 let log = logger
                 runtime.onReload = { node in
                     let conf = dir.config()
@@ -188,6 +189,9 @@ extension Relay {
                     for k in conf.unknown { log.warning("relay.conf: unknown setting '\(k)' ignored") }
                     if !linksFromFlags && conf.links != startLinks {
                         log.warning("relay.conf: the links changed; restart the relay to use them (kept: \(startLinks.joined(separator: " ")))")
+                    }
+                    if conf.callsign != startAmateur.callsign || conf.notAmateur != startAmateur.notAmateur {
+                        log.warning("relay.conf: callsign or not-amateur changed; restart the relay to use them (kept: callsign \(callsign))")
                     }
                     log.notice("configuration applied", metadata: [
                         "trust": "\(conf.trustPeersOnly ? "peers" : "network")", "groups": "\(conf.groups.joined(separator: ","))",
