@@ -409,7 +409,8 @@ extension Relay {
                     return
                 }
                 // The callsign is what the running relay uses (flag or relay.conf), from its status file.
-                let callsign = running ? ((live?["info"] as? [String: String])?["callsign"]).map { $0 == "none" ? ", no callsign" : ", callsign \($0)" } ?? "" : ""
+                var callsign = ""
+                if running, let c = (live?["info"] as? [String: String])?["callsign"] { callsign = c == "none" ? ", no callsign" : ", callsign \(c)" }
                 print("relay \(id.nodeID.short)\(name.map { " (\($0))" } ?? ""): \(running ? "running" : "not running"), \(mode) federation\(callsign)\(try store.isQuiet() ? ", QUIET MODE (transmitting nothing)" : "")")
                 if let live, running {
                     for l in (live["links"] as? [[String: Any]]) ?? [] {
