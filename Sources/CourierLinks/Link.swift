@@ -16,9 +16,17 @@ public protocol Link: AnyObject, Sendable {
     var events: AsyncStream<LinkEvent> { get }
     var isUp: Bool { get }
     func start()
+    /// Opens the device now, on the caller's thread, so that a missing port, a port another process holds or a
+    /// TNC that is not listening is an error at start (`relay run` exits 69) rather than a retry loop. The reader
+    /// that `start()` begins uses what this opened. Links with nothing to open beforehand do nothing.
+    func openAtStart() throws(LinkError)
     /// Sends one packet. Throws `LinkError.down` when the link is down: nothing is lost, the store still holds it.
     func send(_ packet: [UInt8]) async throws(LinkError)
     func stop()
+}
+
+extension Link {
+    public func openAtStart() throws(LinkError) {}
 }
 
 /// Retry delays after a failure: doubling from `initial` to `maximum`, with ±20% jitter.
@@ -47,7 +55,9 @@ public struct LinkCounters: Sendable, Hashable {
 /// A link over a byte stream: opens the channel (a serial port, a pty, a TCP connection), runs an optional
 /// handshake (KISS parameters, RNode radio set-up), reads on a dedicated thread and decodes frames with its codec.
 /// When the device disappears it reports down, retries with backoff, and reports up when it is back: no restart,
-/// and the engine resends what was not acknowledged.
+/// and the engine resends what was not acknowledged. A device that opens and fails at once (a flapping port, a
+/// TNC that accepts and hangs up) is retried with growing delays, reported down once and logged once per retry, not
+/// up and down every half second.
 public final class StreamLink<Codec: FrameCodec>: Link, @unchecked Sendable {
     public typealias Opener = @Sendable () throws(LinkError) -> ByteChannel
     public typealias Handshake = @Sendable (ByteChannel) throws(LinkError) -> Void
@@ -63,8 +73,17 @@ public final class StreamLink<Codec: FrameCodec>: Link, @unchecked Sendable {
     private let logger: Logger
     private let writeTimeout: Double
 
+    /// A connection counts as working (the next failure starts the backoff again from `initial`) once it has
+    /// stayed open this long or carried a frame.
+    static var stableAfter: Double { 10 }
+    /// After a connection failed at once, the next one is reported up only once it stays open this long or
+    /// carries a frame.
+    static var probation: Double { 2 }
+
     private struct State {
         var channel: ByteChannel?
+        /// Opened by `openAtStart()`, not yet taken by the reader.
+        var opened: ByteChannel?
         var stopped = false
         var counters = LinkCounters()
         var codec: Codec
@@ -98,12 +117,25 @@ public final class StreamLink<Codec: FrameCodec>: Link, @unchecked Sendable {
     }
 
     public func stop() {
-        let ch = self.state.withLock { s -> ByteChannel? in
+        let chs = self.state.withLock { s -> [ByteChannel] in
             s.stopped = true
-            defer { s.channel = nil }
-            return s.channel
+            defer { s.channel = nil; s.opened = nil }
+            return [s.channel, s.opened].compactMap { $0 }
         }
-        ch?.close()
+        for ch in chs { ch.close() }
+    }
+
+    public func openAtStart() throws(LinkError) {
+        let channel = try self.opener()
+        do throws(LinkError) { try self.handshake?(channel) } catch {
+            channel.close()
+            throw error
+        }
+        let old = self.state.withLock { s -> ByteChannel? in
+            defer { s.opened = channel }
+            return s.opened
+        }
+        old?.close()
     }
 
     private var stopped: Bool { self.state.withLock { $0.stopped } }
@@ -111,19 +143,32 @@ public final class StreamLink<Codec: FrameCodec>: Link, @unchecked Sendable {
     private func run() {
         var attempt = 0
         var lastError = ""
+        // Whether the engine was last told the link is up; whether the last connection failed at once.
+        var reportedUp = false
+        var flapping = false
         while !self.stopped {
             let channel: ByteChannel
-            do {
-                channel = try self.opener()
-                try self.handshake?(channel)
-            } catch {
-                if error.description != lastError {
-                    self.logger.warning("link cannot open; retrying", metadata: ["link": "\(self.name)", "error": "\(error)"])
-                    lastError = error.description
+            if let pre = self.state.withLock({ s -> ByteChannel? in defer { s.opened = nil }; return s.opened }) {
+                channel = pre
+            } else {
+                do throws(LinkError) {
+                    channel = try self.opener()
+                    do throws(LinkError) { try self.handshake?(channel) } catch {
+                        channel.close()
+                        throw error
+                    }
+                } catch {
+                    let delay = self.backoff.delay(attempt: attempt)
+                    if error.description != lastError {
+                        self.logger.warning("link cannot open; retrying", metadata: [
+                            "link": "\(self.name)", "error": "\(error)", "retry": "\(Self.seconds(delay)), then up to every \(Self.seconds(self.backoff.maximum))",
+                        ])
+                        lastError = error.description
+                    }
+                    self.sleep(delay)
+                    attempt += 1
+                    continue
                 }
-                self.sleep(self.backoff.delay(attempt: attempt))
-                attempt += 1
-                continue
             }
             let wasStopped = self.state.withLock { s -> Bool in
                 if s.stopped { return true }
@@ -133,20 +178,35 @@ public final class StreamLink<Codec: FrameCodec>: Link, @unchecked Sendable {
                 return false
             }
             if wasStopped { channel.close(); break }
-            attempt = 0
             lastError = ""
-            self.logger.info("link up", metadata: ["link": "\(self.name)", "via": "\(channel.kind)"])
-            self.continuation.yield(.up)
+            let opened = Date()
+            // After a connection that failed at once, this one must prove itself before the engine hears "up".
+            let onProbation = flapping
+            func reportUp() {
+                guard !reportedUp else { return }
+                reportedUp = true
+                self.logger.info("link up", metadata: ["link": "\(self.name)", "via": "\(channel.kind)"])
+                self.continuation.yield(.up)
+            }
+            if !onProbation { reportUp() }
             var reason = "stopped"
+            var carried = false
             while !self.stopped {
                 do {
                     let bytes = try channel.read(max: 4_096, timeout: 0.25)
-                    if bytes.isEmpty { continue }
+                    if bytes.isEmpty {
+                        if !reportedUp && Date().timeIntervalSince(opened) >= Self.probation { reportUp() }
+                        continue
+                    }
                     let frames = self.state.withLock { s -> [[UInt8]] in
                         s.counters.bytesIn += bytes.count
                         let f = s.codec.feed(bytes[...])
                         s.counters.framesIn += f.count
                         return f
+                    }
+                    if !frames.isEmpty {
+                        carried = true
+                        reportUp()
                     }
                     for f in frames { self.continuation.yield(.frame(f)) }
                 } catch {
@@ -157,13 +217,26 @@ public final class StreamLink<Codec: FrameCodec>: Link, @unchecked Sendable {
             channel.close()
             self.state.withLock { s in if s.channel === channel { s.channel = nil } }
             if self.stopped { break }
-            self.logger.warning("link down; will retry", metadata: ["link": "\(self.name)", "reason": "\(reason)"])
-            self.continuation.yield(.down(reason))
-            self.sleep(self.backoff.delay(attempt: 0))
-            attempt = 1
+            // A connection that worked for a while starts the backoff again; one that failed at once does not.
+            flapping = !carried && Date().timeIntervalSince(opened) < Self.stableAfter
+            attempt = flapping ? attempt + 1 : 0
+            let delay = self.backoff.delay(attempt: attempt)
+            if reportedUp {
+                reportedUp = false
+                self.logger.warning("link down; will retry", metadata: ["link": "\(self.name)", "reason": "\(reason)", "retry": "\(Self.seconds(delay))"])
+                self.continuation.yield(.down(reason))
+            } else {
+                self.logger.warning("link failed right after opening; retrying", metadata: [
+                    "link": "\(self.name)", "reason": "\(reason)", "retry": "\(Self.seconds(delay))",
+                ])
+            }
+            self.sleep(delay)
+            if attempt == 0 { attempt = 1 }
         }
         self.continuation.finish()
     }
+
+    static func seconds(_ s: Double) -> String { s < 10 ? String(format: "%.1f s", s) : String(format: "%.0f s", s) }
 
     /// Sleeps in small steps so `stop()` takes effect quickly.
     private func sleep(_ seconds: Double) {

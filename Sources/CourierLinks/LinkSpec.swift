@@ -20,11 +20,19 @@ public enum LinkSpec: Sendable, Hashable, CustomStringConvertible {
         let type = String(text[..<colon])
         let rest = String(text[text.index(after: colon)...])
         func pathAndBaud(_ defaultBaud: Int) throws(LinkError) -> (String, Int) {
-            if let c = rest.lastIndex(of: ":"), let b = Int(rest[rest.index(after: c)...]) {
-                guard SerialPort.speed(b) != nil else {
-                    throw .invalidSpec("bad link '\(text)': unsupported baud rate \(b) (use 1200-1000000, e.g. 9600, 57600, 115200)")
+            if let c = rest.lastIndex(of: ":") {
+                let tail = rest[rest.index(after: c)...]
+                if let b = Int(tail) {
+                    guard SerialPort.speed(b) != nil else {
+                        throw .invalidSpec("bad link '\(text)': unsupported baud rate \(b) (use 1200-1000000, e.g. 9600, 57600, 115200)")
+                    }
+                    return (String(rest[..<c]), b)
                 }
-                return (String(rest[..<c]), b)
+                // Letters and digits only after the last ':' is a mistyped baud rate, not part of a path (the colons
+                // of /dev/serial/by-path/... names are followed by dots and dashes: "...-usb-0:1.2:1.0-port0").
+                if tail.isEmpty || tail.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) {
+                    throw .invalidSpec("bad link '\(text)': the baud rate '\(tail)' is not a number (e.g. \(type):/dev/ttyUSB0:9600)")
+                }
             }
             return (rest, defaultBaud)
         }

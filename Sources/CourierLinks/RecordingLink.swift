@@ -23,6 +23,7 @@ public final class RecordingLink: Link {
     /// Packets and bytes sent so far.
     public var totals: (packets: Int, bytes: Int) { self.frames.withLock { ($0.count, $0.reduce(0) { $0 + $1.bytes.count }) } }
     public func start() { self.inner.start() }
+    public func openAtStart() throws(LinkError) { try self.inner.openAtStart() }
     public func stop() { self.inner.stop() }
 
     public func send(_ packet: [UInt8]) async throws(LinkError) {

@@ -52,6 +52,25 @@ public enum SerialPort {
         return ch
     }
 
+    /// flock(LOCK_EX | LOCK_NB) on the open device: nil when taken; otherwise closes `fd` and returns the error,
+    /// naming the holder when another process has it.
+    static func lockFailure(_ fd: Int32, path: String) -> LinkError? {
+        switch ExclusiveLock.acquire(fd) {
+        case .acquired: return nil
+        case .held(let pid):
+            Glibc.close(fd)
+            return .held(path, pid: pid)
+        case .failed(let why):
+            Glibc.close(fd)
+            return .io("\(path): cannot lock it for this relay alone (\(why))")
+        }
+    }
+
+    /// EBUSY on open: another process opened the device with TIOCEXCL; name it if it holds our kind of lock too.
+    static func busy(_ path: String) -> LinkError {
+        ExclusiveLock.holder(ofPath: path).map { .held(path, pid: $0) } ?? .busy(path)
+    }
+
     static func speed(_ baud: Int) -> speed_t? {
         let table: [Int: Int32] = [
             1200: B1200, 2400: B2400, 4800: B4800, 9600: B9600, 19200: B19200, 38400: B38400, 57600: B57600,
@@ -66,10 +85,12 @@ public enum SerialPort {
             switch errno {
             case ENOENT, ENXIO, ENODEV: throw .notFound(path)
             case EACCES, EPERM: throw .permissionDenied(path)
-            case EBUSY: throw .busy(path)
+            case EBUSY: throw Self.busy(path)
             default: throw .io("\(path): \(String(cString: strerror(errno)))")
             }
         }
+        // Exclusive before touching the line settings: a second relay must not change the first one's port.
+        if let e = Self.lockFailure(fd, path: path) { throw e }
         if isatty(fd) == 1 {
             var t = termios()
             guard tcgetattr(fd, &t) == 0 else {
@@ -99,7 +120,7 @@ public enum SerialPort {
             cfsetispeed(&t, sp)
             cfsetospeed(&t, sp)
             _ = tcsetattr(fd, TCSANOW, &t)
-            // Exclusive: a second opener gets EBUSY instead of stealing bytes.
+            // TIOCEXCL: a second opener gets EBUSY instead of stealing bytes (except root, hence the flock too).
             _ = ioctl(fd, UInt(TIOCEXCL))
         }
         return FDChannel(fd: fd, kind: "termios", label: path)
@@ -110,6 +131,8 @@ public enum SerialPort {
 public final class LibSerialPortChannel: ByteChannel, @unchecked Sendable {
     private let lock = NSLock()
     private var port: OpaquePointer?
+    /// A descriptor of the same device holding its flock for as long as the channel is open.
+    private var lockFD: Int32 = -1
     public let path: String
     public var kind: String { "libserialport" }
 
@@ -117,17 +140,38 @@ public final class LibSerialPortChannel: ByteChannel, @unchecked Sendable {
         self.path = path
         var p: OpaquePointer?
         guard sp_get_port_by_name(path, &p) == SP_OK, let port = p else { throw .notFound(path) }
-        let r = sp_open(port, SP_MODE_READ_WRITE)
-        guard r == SP_OK else {
-            let code = sp_last_error_code()
+        // The lock first, on a descriptor of our own, so that a port another relay holds is not even opened by
+        // libserialport (which sets the line up as it opens).
+        let lockFD = Glibc.open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
+        guard lockFD >= 0 else {
+            let code = errno
             sp_free_port(port)
             switch code {
             case EACCES, EPERM: throw .permissionDenied(path)
-            case EBUSY: throw .busy(path)
+            case EBUSY: throw SerialPort.busy(path)
             case ENOENT, ENODEV, ENXIO: throw .notFound(path)
             default: throw .io("\(path): cannot open (\(String(cString: strerror(code))))")
             }
         }
+        if let e = SerialPort.lockFailure(lockFD, path: path) {
+            sp_free_port(port)
+            throw e
+        }
+        let r = sp_open(port, SP_MODE_READ_WRITE)
+        guard r == SP_OK else {
+            let code = sp_last_error_code()
+            sp_free_port(port)
+            Glibc.close(lockFD)
+            switch code {
+            case EACCES, EPERM: throw .permissionDenied(path)
+            case EBUSY: throw SerialPort.busy(path)
+            case ENOENT, ENODEV, ENXIO: throw .notFound(path)
+            default: throw .io("\(path): cannot open (\(String(cString: strerror(code))))")
+            }
+        }
+        self.lockFD = lockFD
+        var handle: Int32 = -1
+        if sp_get_port_handle(port, &handle) == SP_OK, handle >= 0 { _ = ioctl(handle, UInt(TIOCEXCL)) }
         _ = sp_set_baudrate(port, Int32(settings.baud))
         _ = sp_set_bits(port, Int32(settings.dataBits))
         _ = sp_set_parity(port, settings.parity == .none ? SP_PARITY_NONE : settings.parity == .odd ? SP_PARITY_ODD : SP_PARITY_EVEN)
@@ -144,11 +188,14 @@ public final class LibSerialPortChannel: ByteChannel, @unchecked Sendable {
         self.lock.lock()
         let p = self.port
         self.port = nil
+        let l = self.lockFD
+        self.lockFD = -1
         self.lock.unlock()
         if let p {
             sp_close(p)
             sp_free_port(p)
         }
+        if l >= 0 { Glibc.close(l) }
     }
 
     private var current: OpaquePointer? {

@@ -42,7 +42,7 @@ public enum TCP {
             }
             Glibc.close(fd)
         }
-        throw .closed("\(host):\(port) (\(lastError))")
+        throw .unreachable("\(host):\(port)", reason: lastError.lowercased())
     }
 
     /// A listening socket; `accept` hands out connections.

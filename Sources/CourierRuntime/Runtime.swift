@@ -34,6 +34,8 @@ public final class Runtime: @unchecked Sendable {
     /// Called on the loop (owning the node) after SIGHUP (`reload()`) and when another process edits the trust
     /// list: re-read the configuration and apply what can change without a restart.
     public var onReload: (@Sendable (Node) -> Void)?
+    /// Written as `info` into the status file for `relay status` (the relay puts its callsign and open/sealed mode).
+    public var statusInfo: [String: String] = [:]
 
     public init(node: Node, links: [any Link], statusPath: String? = nil, logger: Logger) {
         self.node = node
@@ -188,12 +190,13 @@ public final class Runtime: @unchecked Sendable {
             let updated: Double
             let started: Double
             let quiet: Bool
+            let info: [String: String]
             let links: [L]
             let neighbours: [N]
         }
         let air = Dictionary(uniqueKeysWithValues: self.node.airtime().map { ($0.link, $0) })
         let s = Status(
-            pid: getpid(), updated: now, started: self.startedAt.timeIntervalSince1970, quiet: self.node.isQuiet,
+            pid: getpid(), updated: now, started: self.startedAt.timeIntervalSince1970, quiet: self.node.isQuiet, info: self.statusInfo,
             links: self.links.values.sorted { $0.name < $1.name }.map { l in
                 let a = air[l.name]
                 return .init(name: l.name, up: self.linkUp[l.name] ?? false, mtu: l.properties.mtu,

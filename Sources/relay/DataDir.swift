@@ -16,6 +16,8 @@ struct RelayError: Error, CustomStringConvertible {
     static func noInput(_ m: String) -> RelayError { RelayError(message: m, code: 66) }
     static func unavailable(_ m: String) -> RelayError { RelayError(message: m, code: 69) }
     static func cannotCreate(_ m: String) -> RelayError { RelayError(message: m, code: 73) }
+    /// Temporary: another relay holds the data directory; it works once that one stops.
+    static func tempFail(_ m: String) -> RelayError { RelayError(message: m, code: 75) }
     static func io(_ m: String) -> RelayError { RelayError(message: m, code: 74) }
     static func config(_ m: String) -> RelayError { RelayError(message: m, code: 78) }
 }
@@ -47,6 +49,7 @@ struct DataDir {
     var configFile: String { self.path + "/relay.conf" }
     var database: String { self.path + "/courier.db" }
     var statusFile: String { self.path + "/status.json" }
+    var lockFile: String { self.path + "/relay.lock" }
 
     struct IdentityFile: Codable {
         var name: String?
@@ -108,6 +111,11 @@ struct DataDir {
         /// `network`: any node holding the network key; `peers`: only nodes on the trust list (`relay peers add`).
         var trustPeersOnly = false
         var logLevel: String?
+        /// Start even when a link's device or TNC is not there yet, and keep retrying (`--wait-for-links`).
+        var waitForLinks = false
+        /// This station is not an amateur station (`--i-know-this-is-not-amateur`): KISS without a callsign, or a
+        /// callsign on a sealed federation, are allowed.
+        var notAmateur = false
         var rnodeFrequency: UInt32?
         var rnodeBandwidth: UInt32?
         var rnodeSpreadingFactor: UInt8?
@@ -158,6 +166,12 @@ struct DataDir {
                 }
                 c.trustPeersOnly = v == "peers"
             case "log-level": c.logLevel = v
+            case "wait-for-links", "not-amateur":
+                guard v == "yes" || v == "no" else {
+                    c.problems.append("\(at): \(k) = \(v): use `yes` or `no`")
+                    continue
+                }
+                if k == "wait-for-links" { c.waitForLinks = v == "yes" } else { c.notAmateur = v == "yes" }
             case "rnode-frequency": c.rnodeFrequency = number(UInt32.self, "a frequency in Hz (e.g. 869525000)")
             case "rnode-bandwidth": c.rnodeBandwidth = number(UInt32.self, "a bandwidth in Hz (e.g. 125000)")
             case "rnode-spreading-factor": c.rnodeSpreadingFactor = number(UInt8.self, "a spreading factor (5-12)")
@@ -190,6 +204,37 @@ struct DataDir {
 }
 
 extension DataDir {
+    /// Takes the data directory for this process alone (`relay run`, each of `relay demo`'s relays): an exclusive
+    /// flock on relay.lock, which then holds this pid. Held until the process exits (the descriptor is never
+    /// closed); `relay send`, `inbox`, `queue` and `status` do not take it and work beside a running relay.
+    func lockForRun() throws {
+        try self.requireInitialised()
+        let fd = open(self.lockFile, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw RelayError.cannotCreate("cannot create \(self.lockFile): \(String(cString: strerror(errno))); check the permissions of \(self.path)")
+        }
+        switch ExclusiveLock.acquire(fd) {
+        case .acquired:
+            let pid = Array("\(getpid())\n".utf8)
+            guard ftruncate(fd, 0) == 0, pwrite(fd, pid, pid.count, 0) == pid.count else {
+                let why = String(cString: strerror(errno))
+                close(fd)
+                throw RelayError.cannotCreate("cannot write \(self.lockFile): \(why)")
+            }
+        case .held(let holder):
+            // /proc/locks names the holder; the pid it wrote in the file is the fallback.
+            let written = (try? String(contentsOfFile: self.lockFile, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            close(fd)
+            if let pid = holder ?? written {
+                throw RelayError.tempFail("\(self.path) is in use by another relay (pid \(pid)): stop it first (kill \(pid)), or give another --data-dir")
+            }
+            throw RelayError.tempFail("\(self.path) is in use by another relay: stop it first, or give another --data-dir")
+        case .failed(let why):
+            close(fd)
+            throw RelayError.cannotCreate("cannot lock \(self.lockFile): \(why)")
+        }
+    }
+
     /// A new relay's identity, network key, commented relay.conf and database (`relay init`, `relay demo`).
     @discardableResult
     func create(name: String?, key: NetworkKey, open: Bool, configExtra: String = "") throws -> NodeIdentity {
@@ -214,8 +259,14 @@ extension DataDir {
             #   link = tcp:relay.example:4040         another relay over IP
             #   link = tcp-listen:0.0.0.0:4040        accept relays over IP
             # Add ,mtu=N to a link to change its packet size (see firmware-notes/).
-            # Amateur bands: your callsign, sent in every KISS frame (required there).
+            # Amateur bands: your callsign, sent in every KISS frame (required there, with a federation made by
+            # `relay init --open`). Without one, `relay run` refuses KISS links unless not-amateur = yes.
             # callsign = N0CALL-1
+            # A KISS modem outside the amateur bands (e.g. an ISM-band LoRa KISS TNC): KISS without a callsign.
+            # not-amateur = no
+            # Start even when a link's device or TNC is not there yet, and retry it (1 s doubling to 60 s);
+            # without it a missing port stops `relay run` at start (exit 69). A service sets it.
+            # wait-for-links = no
             # Groups whose messages this relay delivers to its inbox (one per line).
             # group = water-committee
             # Queue size in MB before the lowest-priority, oldest bundles are evicted.

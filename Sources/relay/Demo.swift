@@ -70,6 +70,8 @@ struct DemoScript {
         for p in Self.places {
             let d = DataDir(path: root + "/" + p.key)
             ids.append(try d.create(name: p.name, key: key, open: false))
+            // Each relay has its data directory to itself, as under `relay run`.
+            try d.lockForRun()
             dirs.append(d)
         }
         // Each relay trusts the others, as operators do with `relay peers add CODE`: keys known ahead, so a

@@ -28,7 +28,8 @@ struct Relay: AsyncParsableCommand {
         abstract: "Run a Courier relay: store-and-forward messaging over radio modems, relay to relay.",
         discussion: """
             Exit codes: 0 ok; 64 wrong arguments; 65 bad data; 66 no data directory; 69 device or port \
-            unavailable; 73 cannot create; 74 database error; 78 damaged configuration.
+            unavailable; 73 cannot create; 74 database error; 75 temporary failure: another relay holds the data \
+            directory; 78 damaged configuration.
             """,
         version: "0.1.0",
         subcommands: [Init.self, Invite.self, Id.self, Run.self, Send.self, Inbox.self, Queue.self, Status.self,
@@ -115,7 +116,12 @@ extension Relay {
             discussion: "SPEC: \(LinkSpec.help), each with an optional ,mtu=N.")
         @OptionGroup var d: DirOption
         @Option(name: .customLong("link"), help: "A link to run (repeatable); default: the links in relay.conf.") var links: [String] = []
-        @Option(help: "Amateur-band callsign CALL[-SSID]: KISS packets go in AX.25 UI frames from this station.") var callsign: String?
+        @Option(help: "Amateur-band callsign CALL[-SSID]: KISS packets go in AX.25 UI frames from this station (needs an open federation).") var callsign: String?
+        @Flag(name: .customLong("i-know-this-is-not-amateur"),
+              help: "This station is not on an amateur band (e.g. an ISM-band LoRa KISS TNC): KISS without --callsign, or --callsign on a sealed federation, are allowed.")
+        var notAmateur = false
+        @Flag(help: "Start even when a link's port or TNC is not there yet: report it down and retry (1 s doubling to 60 s). Without it, relay run exits 69 at start.")
+        var waitForLinks = false
         @Option(help: "Radio duty-cycle limit in percent (e.g. 1 or 10).") var dutyCycle: Double?
         @Option(help: "RNode: frequency in Hz (default 869525000).") var frequency: UInt32?
         @Option(help: "RNode: bandwidth in Hz (7800 to 500000; default 125000).") var bandwidth: UInt32?
@@ -130,6 +136,7 @@ extension Relay {
             ProcessSignals.setHandler { stops.handle($0) }
             try await guarded {
                 let dir = try d.dir()
+                try dir.requireInitialised()
                 let cfg = dir.config()
                 if let p = cfg.problems.first { throw RelayError.config(p) }
                 let specs = self.links.isEmpty ? cfg.links : self.links
@@ -138,20 +145,35 @@ extension Relay {
                 }
                 let configs: [LinkConfig]
                 do { configs = try specs.map { try LinkConfig($0) } } catch let e as LinkError { throw RelayError.usage(e.description) }
+                let open = try dir.network().1
                 var opts = LinkOptions()
-                if let c = self.callsign ?? cfg.callsign {
-                    guard let st = AX25.Station(c) else { throw RelayError.usage("bad callsign '\(c)': expected CALL or CALL-SSID (SSID 0-15)") }
-                    opts.callsign = st
-                }
+                // A port that fails is retried 1 s, 2 s, 4 s ... then every 60 s, one log line per failure.
+                opts.backoff = Backoff(initial: 1, maximum: 60)
+                opts.callsign = try self.amateurCheck(configs.map(\.spec), config: cfg, open: open)
                 opts.rnodeRadio = try self.radio(cfg)
                 var logger = Logger(label: "relay")
                 let level = self.logLevel ?? cfg.logLevel ?? "info"
                 guard let l = Logger.Level(rawValue: level) else { throw RelayError.usage("unknown log level '\(level)': use debug, info, notice or warning") }
                 logger.logLevel = l
+                // One relay per data directory (exit 75 naming the other's pid); held until this process exits.
+                try dir.lockForRun()
                 for k in cfg.unknown { logger.warning("relay.conf: unknown setting '\(k)' ignored (see README, configuration reference)") }
                 var links: [any Link] = []
                 do { for c in configs { links.append(try LinkFactory.make(c, options: opts, logger: logger)) } } catch let e as LinkError {
                     throw RelayError.unavailable(e.description)
+                }
+                // Ports and TNCs must be there at start (exit 69, one line) unless asked to wait for them. A `tcp:`
+                // link to another relay is always retried: that relay may simply not be up yet.
+                if !(self.waitForLinks || cfg.waitForLinks) {
+                    for (c, link) in zip(configs, links) where c.spec.isLocalDevice {
+                        do throws(LinkError) { try link.openAtStart() } catch {
+                            switch error {
+                            case .notFound, .unreachable:
+                                throw RelayError.unavailable("\(error.description) (--wait-for-links waits for it)")
+                            default: throw RelayError.unavailable(error.description)
+                            }
+                        }
+                    }
                 }
                 let store = try dir.store()
                 let node = try Node(
@@ -160,11 +182,14 @@ extension Relay {
                                                 dutyCycle: $0.properties.airtime == .none ? nil : (self.dutyCycle ?? cfg.dutyCycle.map { $0 * 100 }).map { $0 / 100 }) },
                     now: Date().timeIntervalSince1970)
                 let runtime = Runtime(node: node, links: links, statusPath: dir.statusFile, logger: logger)
+                let callsign = opts.callsign.map(\.description) ?? "none"
+                runtime.statusInfo = ["mode": open ? "open" : "sealed", "callsign": callsign]
                 // SIGHUP (and an edit of the trust list): groups, trust, duty cycle apply at once; links need a restart.
                 let radios = links.filter { $0.properties.airtime != .none }.map(\.name)
                 let flagDuty = self.dutyCycle
                 let startLinks = specs
                 let linksFromFlags = !self.links.isEmpty
+                let startAmateur = (callsign: cfg.callsign, notAmateur: cfg.notAmateur)
                 let log = logger
                 runtime.onReload = { node in
                     let conf = dir.config()
@@ -182,11 +207,15 @@ extension Relay {
                     if !linksFromFlags && conf.links != startLinks {
                         log.warning("relay.conf: the links changed; restart the relay to use them (kept: \(startLinks.joined(separator: " ")))")
                     }
+                    if conf.callsign != startAmateur.callsign || conf.notAmateur != startAmateur.notAmateur {
+                        log.warning("relay.conf: callsign or not-amateur changed; restart the relay to use them (kept: callsign \(callsign))")
+                    }
                     log.notice("configuration applied", metadata: [
                         "trust": "\(conf.trustPeersOnly ? "peers" : "network")", "groups": "\(conf.groups.joined(separator: ","))",
                         "duty-cycle": "\(duty.map { "\($0 * 100)%" } ?? "none")"])
                 }
-                logger.notice("relay running", metadata: ["node": "\(node.me.short)", "links": "\(links.map(\.name).joined(separator: " "))"])
+                logger.notice("relay running", metadata: ["node": "\(node.me.short)", "links": "\(links.map(\.name).joined(separator: " "))",
+                                                          "mode": "\(open ? "open" : "sealed")", "callsign": "\(callsign)"])
                 stops.attach(runtime, logger: logger, configFile: dir.configFile)
                 await runtime.run()
                 do {
@@ -381,13 +410,18 @@ extension Relay {
                 let s = try store.snapshot()
                 let live = FileManager.default.contents(atPath: dir.statusFile).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
                 let running = live.map { Date().timeIntervalSince1970 - (($0["updated"] as? Double) ?? 0) < 10 } ?? false
+                let mode = try dir.network().1 ? "open" : "sealed"
                 if self.json {
-                    var o: [String: Any] = ["node": id.nodeID.short.description, "running": running, "quiet": try store.isQuiet(), "queued": s.total.count]
+                    var o: [String: Any] = ["node": id.nodeID.short.description, "running": running, "quiet": try store.isQuiet(), "queued": s.total.count,
+                                            "mode": mode]
                     if let live { o["live"] = live }
                     try printJSON(o)
                     return
                 }
-                print("relay \(id.nodeID.short)\(name.map { " (\($0))" } ?? ""): \(running ? "running" : "not running")\(try store.isQuiet() ? ", QUIET MODE (transmitting nothing)" : "")")
+                // The callsign is what the running relay uses (flag or relay.conf), from its status file.
+                var callsign = ""
+                if running, let c = (live?["info"] as? [String: String])?["callsign"] { callsign = c == "none" ? ", no callsign" : ", callsign \(c)" }
+                print("relay \(id.nodeID.short)\(name.map { " (\($0))" } ?? ""): \(running ? "running" : "not running"), \(mode) federation\(callsign)\(try store.isQuiet() ? ", QUIET MODE (transmitting nothing)" : "")")
                 if let live, running {
                     for l in (live["links"] as? [[String: Any]]) ?? [] {
                         let used = (l["airtimeUsed"] as? Double).map { String(format: "%.0f s", $0) } ?? "-"
@@ -435,7 +469,50 @@ extension Relay {
     }
 }
 
+extension LinkSpec {
+    /// KISS links put a callsign in every frame (AX.25 UI); no other link type can carry one.
+    var carriesCallsign: Bool {
+        switch self {
+        case .kiss, .kissTCP: return true
+        default: return false
+        }
+    }
+
+    /// A port or TNC on this box, which must be there when the relay starts (unless --wait-for-links).
+    var isLocalDevice: Bool {
+        switch self {
+        case .serial, .kiss, .kissTCP, .rnode: return true
+        case .tcp, .tcpListen: return false
+        }
+    }
+}
+
 extension Relay.Run {
+    /// Amateur-band rules, checked before anything is opened (exit 64, one line): a KISS link transmits on amateur
+    /// bands unless told otherwise, and those need a callsign in every frame and no encryption; a callsign is only
+    /// carried by KISS links. Returns the station to put in AX.25 frames.
+    func amateurCheck(_ specs: [LinkSpec], config cfg: DataDir.Config, open: Bool) throws -> AX25.Station? {
+        let notAmateur = self.notAmateur || cfg.notAmateur
+        guard let text = self.callsign ?? cfg.callsign else {
+            if let k = specs.first(where: \.carriesCallsign), !notAmateur {
+                throw RelayError.usage("\(k): a KISS TNC transmits on amateur bands, which need your callsign in every frame: give --callsign CALL[-SSID] (or `callsign =` in relay.conf), or --i-know-this-is-not-amateur for a KISS modem outside them")
+            }
+            return nil
+        }
+        let given = self.callsign != nil ? "--callsign \(text)" : "callsign = \(text) (relay.conf)"
+        guard let station = AX25.Station(text) else { throw RelayError.usage("bad callsign '\(text)': expected CALL or CALL-SSID (SSID 0-15)") }
+        if let other = specs.first(where: { !$0.carriesCallsign && $0.isLocalDevice }) {
+            throw RelayError.usage("\(given): \(other) cannot carry a callsign, only kiss: and kiss-tcp: links can; run that link from a relay without one")
+        }
+        guard specs.contains(where: \.carriesCallsign) else {
+            throw RelayError.usage("\(given): \(specs.map(\.description).joined(separator: ", ")) cannot carry a callsign, only kiss: and kiss-tcp: links can; leave it out")
+        }
+        if !open && !notAmateur {
+            throw RelayError.usage("\(given) means amateur bands, where encryption is not allowed, but this relay's federation is sealed (encrypted): use one made with `relay init --open`, or add --i-know-this-is-not-amateur")
+        }
+        return station
+    }
+
     /// RNode radio settings: flags first, then relay.conf, then the defaults; checked against what LoRa allows.
     func radio(_ cfg: DataDir.Config) throws -> RNode.Radio {
         var r = RNode.Radio()
