@@ -60,8 +60,9 @@ public protocol FrameCodec: Sendable {
     var dropped: Int { get }
 }
 
-/// Framed raw serial, for cables and transparent radios: COBS(packet || CRC-32C little-endian) then 0x00.
-/// A receiver discards everything up to the next 0x00 after garbage, so it resynchronises within one frame.
+/// Framed raw serial, for cables and transparent radios (SPEC 18.1): 0x00, COBS(packet || CRC-32C little-endian),
+/// 0x00; a packet of P bytes costs P + 7 bytes when P <= 249. A receiver discards everything up to the next 0x00
+/// after garbage, so it resynchronises within one frame.
 public struct COBSFrameCodec: FrameCodec {
     /// Longest encoded frame accepted; anything longer is dropped up to the next delimiter.
     public let maxEncoded: Int
@@ -69,7 +70,8 @@ public struct COBSFrameCodec: FrameCodec {
     private var buffer: [UInt8] = []
     private var overflow = false
 
-    public init(maxPacket: Int = 2_048) {
+    /// `maxPacket`: by default the largest packet any Courier decoder accepts (SPEC 4.6), so no link MTU is too large.
+    public init(maxPacket: Int = Packet.maxSize) {
         self.maxEncoded = maxPacket + 4 + (maxPacket + 4) / 254 + 2
         self.buffer.reserveCapacity(256)
     }
