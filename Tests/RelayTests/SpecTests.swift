@@ -56,6 +56,27 @@ import Testing
         #expect(delivered, "at MTU \(mtu) the grievance never arrived")
     }
 
+    /// A join code whose flags name a feature this version does not know (SPEC 19.1) is refused with one line and
+    /// exit 64, not joined as if the flag were absent.
+    @Test func aJoinCodeFromANewerCourierIsRefused() throws {
+        let root = R.tempDir()
+        #expect(try R.run(["init", "--data-dir", root + "/a", "--name", "a"]).0 == 0)
+        let code = try R.run(["invite", "--data-dir", root + "/a"]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        let (key, _) = try JoinCode.decode(code)
+        let newer = JoinCode.prefix + CheckedBase32.encode([0x02] + key.bytes)
+        let (rc, _, err) = try R.run(["init", "--data-dir", root + "/b", "--join", newer])
+        #expect(rc == 64, "\(err)")
+        #expect(err.contains("update Courier") && err.split(separator: "\n").count == 1, "\(err)")
+        #expect(!FileManager.default.fileExists(atPath: root + "/b/network.json"))
+        // Read out in groups and upper case, the real code still joins.
+        let spoken = stride(from: 0, to: code.count, by: 5).map { i -> String in
+            let s = code.index(code.startIndex, offsetBy: i)
+            return String(code[s..<code.index(s, offsetBy: min(5, code.count - i))])
+        }.joined(separator: " ").uppercased()
+        let (rc2, _, err2) = try R.run(["init", "--data-dir", root + "/c", "--name", "c", "--join", spoken])
+        #expect(rc2 == 0, "\(err2)")
+    }
+
     /// A bundle of a kind this version does not know (here 9, from a newer sender) addressed to this relay is
     /// delivered marked with its kind number, its content not read as text (SPEC 6.8, 6.14).
     @Test func anUnknownKindIsDeliveredUninterpreted() throws {
