@@ -143,5 +143,6 @@ enum LinkVectors {
             announce("at MTU 64 without a name: one key each", mtu: 64, caps: 1, nodeName: nil),
             announce("a name over 32 bytes is cut at a whole character", mtu: 255, caps: 1, nodeName: "مستوصف سركلو - الطابق الأول"),
         ], "announces.json")
+        print("wrote \(g.out)/{framing,kiss,codes,announces}.json")
     }
 }
