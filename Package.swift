@@ -52,7 +52,7 @@ let package = Package(
         // Layer 3: links. Serial ports (libserialport, termios for ptys), framed serial, KISS, RNode, TCP.
         .target(
             name: "CourierLinks",
-            dependencies: ["CLibSerialPort", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["CourierWire", "CLibSerialPort", .product(name: "Logging", package: "swift-log")]),
 
         // Layer 4: the relay engine (sans-I/O) and the mesh simulator that drives it on a virtual clock.
         .target(name: "CourierNode", dependencies: ["CourierWire", "CourierStore", "CourierLinks"]),
@@ -91,6 +91,7 @@ let package = Package(
             name: "courier-dev",
             dependencies: [
                 "CourierWire",
+                "CourierLinks",
                 "CourierStore",
                 "CourierTooling",
                 "CZstd",

@@ -1,19 +1,4 @@
-/// CRC-32C (Castagnoli): polynomial 0x1EDC6F41 (reflected 0x82F63B78), initial value and final XOR 0xFFFFFFFF.
-/// Chosen over CRC-16 for its Hamming distance on frames of hundreds of bytes and over CRC-32 (IEEE) for its better
-/// burst and bit-error detection at these lengths. Check value: crc32c("123456789") = 0xE3069283.
-public enum CRC32C {
-    static let table: [UInt32] = (0..<256).map { i in
-        var c = UInt32(i)
-        for _ in 0..<8 { c = c & 1 != 0 ? (c >> 1) ^ 0x82F6_3B78 : c >> 1 }
-        return c
-    }
-
-    public static func checksum<C: Collection>(_ bytes: C) -> UInt32 where C.Element == UInt8 {
-        var crc: UInt32 = 0xFFFF_FFFF
-        for b in bytes { crc = Self.table[Int((crc ^ UInt32(b)) & 0xFF)] ^ (crc >> 8) }
-        return crc ^ 0xFFFF_FFFF
-    }
-}
+import CourierWire
 
 /// Consistent Overhead Byte Stuffing: removes every 0x00 from a frame at a cost of at most one byte in 254, so
 /// 0x00 can delimit frames on a byte stream.
@@ -75,8 +60,9 @@ public protocol FrameCodec: Sendable {
     var dropped: Int { get }
 }
 
-/// Framed raw serial, for cables and transparent radios: COBS(packet || CRC-32C little-endian) then 0x00.
-/// A receiver discards everything up to the next 0x00 after garbage, so it resynchronises within one frame.
+/// Framed raw serial, for cables and transparent radios (SPEC 18.1): 0x00, COBS(packet || CRC-32C little-endian),
+/// 0x00; a packet of P bytes costs P + 7 bytes when P <= 249. A receiver discards everything up to the next 0x00
+/// after garbage, so it resynchronises within one frame.
 public struct COBSFrameCodec: FrameCodec {
     /// Longest encoded frame accepted; anything longer is dropped up to the next delimiter.
     public let maxEncoded: Int
@@ -84,7 +70,8 @@ public struct COBSFrameCodec: FrameCodec {
     private var buffer: [UInt8] = []
     private var overflow = false
 
-    public init(maxPacket: Int = 2_048) {
+    /// `maxPacket`: by default the largest packet any Courier decoder accepts (SPEC 4.6), so no link MTU is too large.
+    public init(maxPacket: Int = Packet.maxSize) {
         self.maxEncoded = maxPacket + 4 + (maxPacket + 4) / 254 + 2
         self.buffer.reserveCapacity(256)
     }

@@ -165,7 +165,9 @@ public enum AX25 {
 
         public var description: String { self.ssid == 0 ? self.call : "\(self.call)-\(self.ssid)" }
 
-        func address(last: Bool, commandBit: Bool) -> [UInt8] {
+        /// The 7-byte address field: the callsign shifted left one bit, padded with spaces, then the SSID byte
+        /// `C 1 1 SSID E` (C: command/has-been-repeated bit, E: last address).
+        public func address(last: Bool, commandBit: Bool) -> [UInt8] {
             var a = Array(self.call.utf8).map { $0 << 1 }
             while a.count < 6 { a.append(0x20 << 1) }
             a.append((commandBit ? 0x80 : 0) | 0x60 | (self.ssid << 1) | (last ? 1 : 0))

@@ -92,7 +92,7 @@ public enum LinkSpec: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// A link spec with per-link options: `SPEC[,mtu=N]`, e.g. `serial:/dev/ttyUSB0:9600,mtu=234` for an E22 module.
+/// A link spec with per-link options: `SPEC[,mtu=N]`, e.g. `serial:/dev/ttyUSB0:9600,mtu=233` for an E22 module.
 public struct LinkConfig: Sendable, Hashable, CustomStringConvertible {
     public var spec: LinkSpec
     /// Overrides the link type's default MTU (64 or more).
@@ -110,7 +110,7 @@ public struct LinkConfig: Sendable, Hashable, CustomStringConvertible {
         for opt in parts {
             let kv = opt.split(separator: "=", maxSplits: 1).map(String.init)
             guard kv.count == 2, kv[0] == "mtu", let v = Int(kv[1]) else {
-                throw .invalidSpec("bad link option '\(opt)' in '\(text)': the only option is mtu=N (e.g. ,mtu=234)")
+                throw .invalidSpec("bad link option '\(opt)' in '\(text)': the only option is mtu=N (e.g. ,mtu=233)")
             }
             guard (64...65_535).contains(v) else {
                 throw .invalidSpec("bad link option '\(opt)' in '\(text)': mtu must be 64-65535")

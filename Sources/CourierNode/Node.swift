@@ -36,6 +36,8 @@ public final class Node {
         var lastRefill: Double = 0
         var nextAnnounce: Double = 0
         var announceDue = false
+        /// The rest of an announce split over several packets because the whole one does not fit the MTU (9.2).
+        var announceParts: [AnnounceRecord] = []
         var lastAnnounced: Double = -1e9
         /// The first announce after start carries the hello bit: neighbours that may have forgotten us announce
         /// back at once, so both sides can read each other again after a restart.
@@ -60,6 +62,9 @@ public final class Node {
         /// Transfers whose pending ack shows them incomplete (those wait for `ackDelay`; complete ones may ride early
         /// in a packet that goes out anyway).
         var partialAcks: [ShortID: Set<UInt32>] = [:]
+        /// Fragments of each incomplete transfer heard since its last ack went out: a window of them is acknowledged
+        /// at once, even while more keep coming (SPEC 8.5 rule 1).
+        var unackedFragments: [ShortID: [UInt32: Int]] = [:]
     }
 
     struct TransferKey: Hashable {
@@ -772,7 +777,18 @@ public final class Node {
         if complete { l.partialAcks[to]?.remove(e.transfer) } else { l.partialAcks[to, default: []].insert(e.transfer) }
         // Complete transfers are acknowledged quickly; partial ones after a pause, so one ack covers a window.
         let delay = complete ? self.config.ackDelay : self.config.ackDelay * 4
-        if !complete && l.info.properties.duplex == .half && l.info.properties.bitsPerSecond != nil {
+        var windowFull = false
+        if complete {
+            l.unackedFragments[to]?[e.transfer] = nil
+        } else {
+            let n = (l.unackedFragments[to]?[e.transfer] ?? 0) + 1
+            l.unackedFragments[to, default: [:]][e.transfer] = n
+            windowFull = n >= self.config.window
+        }
+        if windowFull {
+            // A window of fragments since the last ack: acknowledge now, whatever else is on its way.
+            l.ackDue = now
+        } else if !complete && l.info.properties.duplex == .half && l.info.properties.bitsPerSecond != nil {
             // Half-duplex radio: more of the window is probably still coming in the same transmission; answering
             // now would collide with it. Re-armed by every fragment.
             let p = l.info.properties
@@ -1150,7 +1166,7 @@ public final class Node {
         if let d = l.ackDue, d <= now {
             for (target, entries) in l.acks.sorted(by: { $0.key < $1.key }) {
                 let r = Record.ack(AckRecord(target: target, entries: entries.keys.sorted().map { entries[$0]! }))
-                if fits(r) { add(r); l.acks[target] = nil; l.partialAcks[target] = nil }
+                if fits(r) { add(r); l.acks[target] = nil; l.partialAcks[target] = nil; l.unackedFragments[target] = nil }
             }
             l.ackDue = l.acks.isEmpty ? nil : now
         }
@@ -1163,20 +1179,26 @@ public final class Node {
             l.announceDue = true
         }
         if l.announceDue {
+            // The whole announce, or its parts when it does not fit one packet (the last part completes the keys).
             let k = self.config.identity.publicKeys
             let caps: UInt8 = 1 | (l.helloSent ? 0 : AnnounceRecord.hello)
-            var a = Record.announce(AnnounceRecord(capabilities: caps, signingKey: k.signing, agreementKey: k.agreement, name: self.config.name))
-            size += 4
-            if !fits(a) { a = .announce(AnnounceRecord(capabilities: caps, signingKey: k.signing, agreementKey: k.agreement)) }
-            if fits(a) {
+            l.announceParts = AnnounceRecord.parts(
+                AnnounceRecord(capabilities: caps, signingKey: k.signing, agreementKey: k.agreement, name: self.config.name), mtu: mtu)
+            l.announceDue = false
+            l.helloSent = true
+            l.lastAnnounced = now
+            l.nextAnnounce = now + self.config.announceInterval * self.rng.uniform(0.75, 1.25)
+        }
+        if let part = l.announceParts.first {
+            // One part per packet, in announce form; after acks that leave too little room, in the next packet.
+            let a = Record.announce(part)
+            size += Packet.announceOverhead - Packet.overhead
+            if records.isEmpty || fits(a) {
                 add(a)
                 announceForm = true
-                l.announceDue = false
-                l.helloSent = true
-                l.lastAnnounced = now
-                l.nextAnnounce = now + self.config.announceInterval * self.rng.uniform(0.75, 1.25)
+                l.announceParts.removeFirst()
             } else {
-                size -= 4
+                size -= Packet.announceOverhead - Packet.overhead
             }
         }
         if !l.pendingSummary.isEmpty {
@@ -1253,7 +1275,7 @@ public final class Node {
             var early: [Record] = []
             for (target, entries) in l.acks.sorted(by: { $0.key < $1.key }) where l.partialAcks[target]?.isEmpty ?? true {
                 let r = Record.ack(AckRecord(target: target, entries: entries.keys.sorted().map { entries[$0]! }))
-                if fits(r) { add(r); early.append(r); l.acks[target] = nil; l.partialAcks[target] = nil }
+                if fits(r) { add(r); early.append(r); l.acks[target] = nil; l.partialAcks[target] = nil; l.unackedFragments[target] = nil }
             }
             records = early + records.dropLast(early.count)
             if l.acks.isEmpty { l.ackDue = nil }

@@ -187,3 +187,42 @@ public struct Reassembler: Sendable, Codable {
         }
     }
 }
+
+extension AnnounceRecord {
+    /// The announce records that say who a node is over a link of `mtu` bytes (SPEC 9.2), each the only record of
+    /// its own announce-form packet: the whole announce when it fits, otherwise parts that each carry the
+    /// capabilities and, in this order, the name, the signing key and the agreement key, as many of them as fit
+    /// (the last part completes the keys, so a receiver knows the name when it learns the node). A name longer than
+    /// 32 bytes is cut at the last whole character that fits.
+    public static func parts(_ announce: AnnounceRecord, mtu: Int) -> [AnnounceRecord] {
+        var name = announce.name
+        if let n = name, n.utf8.count > Self.maxNameBytes {
+            var cut = ""
+            for c in n where cut.utf8.count + String(c).utf8.count <= Self.maxNameBytes { cut.append(c) }
+            name = cut
+        }
+        let whole = AnnounceRecord(capabilities: announce.capabilities, signingKey: announce.signingKey,
+                                   agreementKey: announce.agreementKey, name: name)
+        let room = mtu - Packet.announceOverhead - 2  // record header byte and capabilities byte
+        func size(_ a: AnnounceRecord) -> Int {
+            (a.signingKey?.count ?? 0) + (a.agreementKey?.count ?? 0) + (a.name?.utf8.count ?? 0)
+        }
+        if size(whole) <= room { return [whole] }
+        var parts: [AnnounceRecord] = []
+        var current = AnnounceRecord(capabilities: announce.capabilities, signingKey: nil, agreementKey: nil)
+        var empty = true
+        func add(_ bytes: Int, _ set: (inout AnnounceRecord) -> Void) {
+            if !empty && size(current) + bytes > room {
+                parts.append(current)
+                current = AnnounceRecord(capabilities: announce.capabilities, signingKey: nil, agreementKey: nil)
+            }
+            set(&current)
+            empty = false
+        }
+        if let n = name { add(n.utf8.count) { $0.name = n } }
+        if let s = whole.signingKey { add(s.count) { $0.signingKey = s } }
+        if let g = whole.agreementKey { add(g.count) { $0.agreementKey = g } }
+        parts.append(current)
+        return parts
+    }
+}

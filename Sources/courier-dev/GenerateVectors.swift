@@ -219,6 +219,7 @@ struct GenerateVectors: ParsableCommand {
             archiveKey: keyBytes(HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: net.bytes), salt: Array("courier/v1".utf8), info: Array("archive".utf8), outputByteCount: 32)),
             archiveHex: archive.encoded(networkKey: net).hex)]
         try self.write(archives, "archives.json")
+        try LinkVectors.generate(self, packet: [UInt8](hex: packets[0].packetHex)!)
         print("wrote \(self.out)/{keys,varints,bundles,packets,fragments,invalid,archives}.json")
     }
 

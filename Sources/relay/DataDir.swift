@@ -299,75 +299,23 @@ func quietLogger() -> Logger {
     return l
 }
 
-/// Lower-case RFC 4648 base32 without padding, with a CRC-32C appended: typed or read out by people.
-enum Base32Code {
-    static let alphabet = Array("abcdefghijklmnopqrstuvwxyz234567".utf8)
-
-    static func encode(_ payload: [UInt8]) -> String {
-        var bytes = payload
-        let crc = CRC32C.checksum(bytes)
-        bytes += [UInt8(crc >> 24), UInt8((crc >> 16) & 0xFF), UInt8((crc >> 8) & 0xFF), UInt8(crc & 0xFF)]
-        var out: [UInt8] = []
-        var acc = 0
-        var bits = 0
-        for b in bytes {
-            acc = (acc << 8 | Int(b)) & 0xFFFF
-            bits += 8
-            while bits >= 5 {
-                bits -= 5
-                out.append(self.alphabet[(acc >> bits) & 31])
-            }
-        }
-        if bits > 0 { out.append(self.alphabet[(acc << (5 - bits)) & 31]) }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    /// The payload, or nil when the text is not base32 of the expected length or its check fails.
-    enum Failure: Error { case character(Character), length, check }
-    static func decode(_ text: String, payloadLength: Int) throws(Failure) -> [UInt8] {
-        var bytes: [UInt8] = []
-        var acc = 0
-        var bits = 0
-        for c in text.utf8 {
-            guard let v = self.alphabet.firstIndex(of: c) else { throw .character(Character(UnicodeScalar(c))) }
-            acc = (acc << 5 | v) & 0xFFFF
-            bits += 5
-            if bits >= 8 {
-                bits -= 8
-                bytes.append(UInt8((acc >> bits) & 0xFF))
-            }
-        }
-        guard bytes.count == payloadLength + 4 else { throw .length }
-        // The unused low bits of the last character are zero in a code this program wrote.
-        guard acc & ((1 << bits) - 1) == 0 else { throw .check }
-        let crc = CRC32C.checksum(bytes[0..<payloadLength])
-        guard bytes[payloadLength...].elementsEqual([UInt8(crc >> 24), UInt8((crc >> 16) & 0xFF), UInt8((crc >> 8) & 0xFF), UInt8(crc & 0xFF)]) else {
-            throw .check
-        }
-        return Array(bytes[0..<payloadLength])
-    }
-}
-
-/// Identity codes: `courier-id1-` and base32 of the signing and agreement public keys and a CRC-32C. Another
-/// relay puts this node on its trust list with it (`relay peers add CODE`).
-enum IdentityCode {
-    static let prefix = "courier-id1-"
-    static func make(_ keys: NodePublicKeys) -> String { self.prefix + Base32Code.encode(keys.signing + keys.agreement) }
+/// Identity codes (SPEC 19.2) as operators meet them: errors that say what to do.
+extension IdentityCode {
+    static func make(_ keys: NodePublicKeys) -> String { self.encode(keys) }
 
     static func parse(_ code: String) throws -> NodePublicKeys {
-        let text = code.lowercased().replacingOccurrences(of: " ", with: "")
-        guard text.hasPrefix(self.prefix) else {
-            throw RelayError.usage("'\(code.prefix(24))' is not an identity code (they start with \(self.prefix)): ask the other operator for the code `relay peers` prints")
-        }
         do {
-            let b = try Base32Code.decode(String(text.dropFirst(self.prefix.count)), payloadLength: 64)
-            return try NodePublicKeys(signing: Array(b[0..<32]), agreement: Array(b[32..<64]))
-        } catch Base32Code.Failure.character(let c) {
-            throw RelayError.usage("identity code has an invalid character '\(c)': check for typos")
-        } catch is Base32Code.Failure {
-            throw RelayError.usage("identity code does not check out (a typo, or cut short?): copy it again in full")
+            return try self.decode(code)
         } catch {
-            throw RelayError.usage("identity code holds a key that is not valid: copy it again from `relay peers` on the other relay")
+            switch error {
+            case .prefix:
+                throw RelayError.usage("'\(code.prefix(24))' is not an identity code (they start with \(self.prefix)): ask the other operator for the code `relay peers` prints")
+            case .character(let c): throw RelayError.usage("identity code has an invalid character '\(c)': check for typos")
+            case .invalidKey:
+                throw RelayError.usage("identity code holds a key that is not valid: copy it again from `relay peers` on the other relay")
+            case .length, .check, .unsupportedFlags:
+                throw RelayError.usage("identity code does not check out (a typo, or cut short?): copy it again in full")
+            }
         }
     }
 
@@ -378,25 +326,22 @@ enum IdentityCode {
     }
 }
 
-/// Join codes: `courier1-` and base32 of a flags byte (bit 0: open mode), the 32-byte network key and a CRC-32C.
-enum JoinCode {
-    static func make(key: NetworkKey, open: Bool) -> String {
-        "courier1-" + Base32Code.encode([open ? 1 : 0] + key.bytes)
-    }
+/// Join codes (SPEC 19.1) as operators meet them.
+extension JoinCode {
+    static func make(key: NetworkKey, open: Bool) -> String { self.encode(networkKey: key, open: open) }
 
     static func parse(_ code: String) throws -> (NetworkKey, Bool) {
-        let text = code.lowercased().replacingOccurrences(of: " ", with: "")
-        guard text.hasPrefix("courier1-") else {
-            throw RelayError.usage("'\(code)' is not a join code (they start with courier1-); ask the inviting relay for `relay invite`")
-        }
-        let bytes: [UInt8]
-        do { bytes = try Base32Code.decode(String(text.dropFirst(9)), payloadLength: 33) } catch {
+        do {
+            return try self.decode(code)
+        } catch {
             switch error {
+            case .prefix: throw RelayError.usage("'\(code)' is not a join code (they start with \(self.prefix)); ask the inviting relay for `relay invite`")
             case .character(let c): throw RelayError.usage("join code has an invalid character '\(c)': check for typos")
             case .length: throw RelayError.usage("join code has the wrong length: copy it again in full")
-            case .check: throw RelayError.usage("join code does not check out (a typo?): copy it again")
+            case .check, .invalidKey: throw RelayError.usage("join code does not check out (a typo?): copy it again")
+            case .unsupportedFlags(let f):
+                throw RelayError.usage("join code asks for a feature this relay does not know (flags \(String(format: "%02x", f))): update Courier, then join")
             }
         }
-        return (try NetworkKey(bytes: Array(bytes[1..<33])), bytes[0] & 1 == 1)
     }
 }

@@ -18,7 +18,19 @@ enum TailFormat {
 enum ReceiptText {
     /// What the inbox shows for a message: its text, or for a receipt the bundles it confirms.
     static func text(_ m: InboxMessage) -> String {
-        m.kind == .receipt ? "received: " + ReceiptContent.decode(m.content).map(\.description).joined(separator: ", ") : m.text
+        switch m.kind {
+        case .receipt: return "received: " + ReceiptContent.decode(m.content).map(\.description).joined(separator: ", ")
+        case .other(let c):
+            // A kind from a newer Courier: its content is not known to be text (SPEC 6.8).
+            return "unknown kind \(c) from a newer Courier, \(m.content.count) bytes this relay cannot show: update to read it"
+        default: return m.text
+        }
+    }
+
+    /// Inbox JSON: the text of known kinds, the bytes (hex) of unknown ones.
+    static func json(_ m: InboxMessage) -> (key: String, value: String) {
+        if case .other = m.kind { return ("contentHex", m.content.map { String(format: "%02x", $0) }.joined()) }
+        return ("text", self.text(m))
     }
 }
 

@@ -311,7 +311,9 @@ extension Relay {
                 for m in msgs {
                     if self.json {
                         var o: [String: Any] = ["id": m.id.description, "kind": m.kind.description, "from": m.id.origin.description,
-                                                "to": m.destination.label, "text": ReceiptText.text(m), "received": m.received, "read": m.read]
+                                                "to": m.destination.label, "received": m.received, "read": m.read]
+                        let content = ReceiptText.json(m)
+                        o[content.key] = content.value
                         if let r = m.respondBy { o["respondBy"] = CourierTime.unixSeconds(minutes: m.id.created + r) }
                         if let r = m.reference { o["reference"] = r }
                         try printJSON(o)

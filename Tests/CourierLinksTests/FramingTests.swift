@@ -1,5 +1,6 @@
 import CourierLinks
 import CourierTooling
+import CourierWire
 import Testing
 
 @Suite struct FramingTests {

@@ -849,13 +849,127 @@ def check_archives():
             check(f"{p}: holds a bundle that decodes", lambda: cw.decode_bundle(bytes.fromhex(h)))
 
 
+# ---------------------------------------------------------------------------------------------
+# announces.json (section 9.2), framing.json and kiss.json (section 18), codes.json (section 19)
+# ---------------------------------------------------------------------------------------------
+
+
+def check_announces():
+    for v in load("announces.json"):
+        p = f"announces '{v['name']}'"
+        signing, agreement = bytes.fromhex(v["signingKey"]), bytes.fromhex(v["agreementKey"])
+        parts = cw.announce_parts(v["capabilities"], signing, agreement, v.get("nameUtf8"), v["mtu"])
+        check(f"{p}: parts -> recordsHex",
+              lambda: expect_equal([cw.encode_payload([r]).hex() for r in parts], v["recordsHex"]))
+
+        def learned():
+            got = {"signing_key": None, "agreement_key": None, "name": None}
+            for h in v["recordsHex"]:
+                if 29 + len(h) // 2 > v["mtu"]:
+                    raise AssertionError(f"a part of {29 + len(h) // 2} bytes exceeds MTU {v['mtu']}")
+                (rec,) = cw.decode_payload(bytes.fromhex(h))
+                expect_equal(rec.capabilities, v["capabilities"])
+                for k in got:
+                    if getattr(rec, k) is not None:
+                        got[k] = getattr(rec, k)
+            expect_equal((got["signing_key"], got["agreement_key"]), (signing, agreement))
+            name = v.get("nameUtf8")
+            expect_equal(got["name"], None if name is None else cw.cut_name(name))
+            return f"{len(v['recordsHex'])} part(s); keys last" if len(v["recordsHex"]) > 1 else "whole"
+
+        check(f"{p}: each part fits and decodes; together they teach both keys and the name", learned)
+
+
+def check_framing():
+    f = load("framing.json")
+    for v in f["crc32c"]:
+        check(f"framing: CRC-32C of {v['inputHex'][:20] or 'nothing'}",
+              lambda: expect_equal(f"{cw.crc32c(bytes.fromhex(v['inputHex'])):08x}", v["crc"]))
+    for v in f["frames"]:
+        p = f"framing '{v['name']}'"
+        packet, frame = bytes.fromhex(v["packetHex"]), bytes.fromhex(v["frameHex"])
+        check(f"{p}: packet -> frame", lambda: expect_equal(cw.serial_frame(packet).hex(), v["frameHex"]))
+        check(f"{p}: frame -> packet", lambda: expect_equal(cw.SerialReceiver().feed(frame), [packet]))
+
+        def bytewise():
+            r = cw.SerialReceiver()
+            return expect_equal([p for b in frame for p in r.feed(bytes([b]))], [packet])
+
+        check(f"{p}: frame -> packet, one byte at a time", bytewise)
+        if len(packet) <= 249:
+            check(f"{p}: P + 7 bytes", lambda: expect_equal(len(frame), len(packet) + 7))
+    for v in f["streams"]:
+        def stream():
+            r = cw.SerialReceiver()
+            expect_equal([p.hex() for p in r.feed(bytes.fromhex(v["streamHex"]))], v["packetsHex"])
+            return expect_equal(r.dropped, v["dropped"]) and f"{len(v['packetsHex'])} packet(s), {v['dropped']} dropped"
+
+        check(f"framing stream '{v['name']}'", stream)
+    for v in f["tcp"]:
+        packet = bytes.fromhex(v["packetHex"])
+        check(f"tcp '{v['name']}': both directions", lambda: expect_equal(cw.tcp_frame(packet).hex(), v["frameHex"])
+              and expect_equal(cw.tcp_unframe(bytes.fromhex(v["frameHex"])), [packet]))
+
+
+def check_kiss():
+    f = load("kiss.json")
+    for v in f["frames"]:
+        p = f"kiss '{v['name']}'"
+        packet = bytes.fromhex(v["packetHex"])
+        check(f"{p}: packet -> frame", lambda: expect_equal(
+            cw.kiss_data_frame(packet, v.get("port", 0), v.get("callsign")).hex(), v["frameHex"]))
+        check(f"{p}: frame -> packet", lambda: expect_equal(
+            cw.KISSReceiver(v.get("port", 0), v.get("callsign")).feed(bytes.fromhex(v["frameHex"])), [packet]))
+    for v in f["parameters"]:
+        check(f"kiss parameters '{v['name']}'", lambda: expect_equal(
+            [x.hex() for x in cw.kiss_parameter_frames(v)], v["framesHex"]))
+    for v in f["streams"]:
+        def stream():
+            r = cw.KISSReceiver(v.get("port", 0), v.get("callsign"))
+            expect_equal([p.hex() for p in r.feed(bytes.fromhex(v["streamHex"]))], v["packetsHex"])
+            return expect_equal(r.dropped, v["dropped"]) and f"{len(v['packetsHex'])} packet(s), {v['dropped']} skipped"
+
+        check(f"kiss stream '{v['name']}'", stream)
+    for v in f["rnode"]:
+        packet = bytes.fromhex(v["packetHex"])
+        check(f"rnode '{v['name']}'", lambda: expect_equal(cw.kiss_frame(0x00, packet).hex(), v["frameHex"])
+              and expect_equal(cw.KISSReceiver(0).feed(bytes.fromhex(v["frameHex"])), [packet]))
+
+
+def check_codes():
+    f = load("codes.json")
+    for v in f["joinCodes"]:
+        key = bytes.fromhex(v["networkKey"])
+        p = f"join code ({'open' if v['open'] else 'sealed'})"
+        check(f"{p}: encode", lambda: expect_equal(cw.join_code(key, v["open"]), v["code"]))
+        check(f"{p}: decode", lambda: expect_equal(cw.read_join_code(v["code"]), (key, v["open"])))
+        spoken = " ".join(v["code"][i:i + 5] for i in range(0, len(v["code"]), 5)).upper()
+        check(f"{p}: decode when read out (upper case, groups of 5)",
+              lambda: expect_equal(cw.read_join_code(spoken), (key, v["open"])))
+    for v in f["identityCodes"]:
+        keys = (bytes.fromhex(v["signingPublic"]), bytes.fromhex(v["agreementPublic"]))
+        check(f"identity code {v['name']}: encode", lambda: expect_equal(cw.identity_code(*keys), v["code"]))
+        check(f"identity code {v['name']}: decode", lambda: expect_equal(cw.read_identity_code(v["code"]), keys))
+    for v in f["invalid"]:
+        def refused():
+            read = cw.read_join_code if v["kind"] == "join" else cw.read_identity_code
+            try:
+                read(v["code"])
+            except cw.CodeError as e:
+                return str(e)
+            raise AssertionError("accepted")
+
+        check(f"{v['kind']} code refused: {v['why']}", refused)
+
+
 def main() -> int:
     print(f"Courier vectors in {VECTORS}; zstd CLI {ZSTD_VERSION}")
     if ZSTD_VERSION == "1.5.4":
         print("NOTE  bundle bodies are compressed with the zstd 1.5.4 CLI (input given as a file so the window is "
               "sized to it; magic stripped); they are compared byte for byte")
     for section in (check_keys, check_varints, check_bundles, check_packets, check_fragments, check_invalid,
-                    check_spec_examples, check_clarifications, check_archives):
+                    check_spec_examples, check_clarifications, check_archives, check_announces, check_framing,
+                    check_kiss, check_codes):
         try:
             section()
         except Exception as e:  # noqa: BLE001  (a crash in a section is a failure, not an abort)

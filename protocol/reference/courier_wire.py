@@ -871,9 +871,15 @@ def unknown_critical_extensions(bundle: Bundle, known_types: Iterable[int] = ())
 
 
 def deliverable(bundle: Bundle, known_extension_types: Iterable[int] = ()) -> bool:
-    """6.14 step 6: a known kind (0-6) and no unknown critical extension. Such a bundle that is
-    not deliverable is still stored and forwarded unchanged."""
-    return bundle.kind <= 6 and not unknown_critical_extensions(bundle, known_extension_types)
+    """6.14 step 6: no unknown critical extension. A bundle that is not deliverable is still
+    stored and forwarded unchanged. Unknown kinds (7-15) are delivered, uninterpreted (6.8)."""
+    return not unknown_critical_extensions(bundle, known_extension_types)
+
+
+def content_is_text(bundle: Bundle) -> bool:
+    """6.8: the content of kinds 0-5 is text; receipts (6) are bundle ids; unknown kinds (7-15)
+    are shown only as bytes, never as text or as a known kind."""
+    return bundle.kind <= 5
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1404,3 +1410,345 @@ class Reassembler:
             self.completed[key] = frag.count
             return b"".join(t["data"][i] for i in range(frag.count)), AckEntry(frag.transfer, frag.count)
         return None, ack_entry(frag.transfer, t["data"].keys())
+
+
+# ---------------------------------------------------------------------------------------------
+# Announce parts (section 9, rule 2)
+# ---------------------------------------------------------------------------------------------
+
+
+def cut_name(name: str) -> str:
+    """9.2: a name over 32 bytes is cut at the last whole UTF-8 character within 32 bytes."""
+    out = ""
+    for ch in name:
+        if len((out + ch).encode()) > MAX_NAME:
+            break
+        out += ch
+    return out
+
+
+def announce_parts(capabilities: int, signing_key: bytes, agreement_key: bytes,
+                   name: Optional[str], mtu: int) -> list[AnnounceRecord]:
+    """9.2: the whole announce if 29 + 1 + 1 + fields <= MTU; otherwise parts taking, in the
+    order name, signing key, agreement key, each field while 29 + 1 + 1 + bytes <= MTU."""
+    if name is not None:
+        name = cut_name(name)
+    room = mtu - OVERHEAD_ANNOUNCE - 2
+    fields = []
+    if name is not None:
+        fields.append(("name", name, len(name.encode())))
+    fields += [("signing_key", signing_key, 32), ("agreement_key", agreement_key, 32)]
+    if sum(f[2] for f in fields) <= room:
+        return [AnnounceRecord(capabilities, signing_key, agreement_key, name)]
+    parts: list[AnnounceRecord] = []
+    current, used = None, 0
+    for attr, value, size in fields:
+        if current is not None and used + size > room:
+            parts.append(current)
+            current = None
+        if current is None:
+            current, used = AnnounceRecord(capabilities), 0
+        setattr(current, attr, value)
+        used += size
+    parts.append(current)
+    return parts
+
+
+# ---------------------------------------------------------------------------------------------
+# Links: bytes on the line (section 18)
+# ---------------------------------------------------------------------------------------------
+
+
+def crc32c(data: bytes) -> int:
+    """18.1: CRC-32C (Castagnoli), reflected polynomial 0x82F63B78, init and final XOR 0xFFFFFFFF."""
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def cobs_encode(data: bytes) -> bytes:
+    """18.1: COBS as in Cheshire and Baker's paper: always ends with a block (so a final empty
+    block 01 follows a trailing 254-byte run)."""
+    out = bytearray([0])
+    at, code = 0, 1
+    for b in data:
+        if b == 0:
+            out[at] = code
+            at = len(out)
+            out.append(0)
+            code = 1
+        else:
+            out.append(b)
+            code += 1
+            if code == 0xFF:
+                out[at] = code
+                at = len(out)
+                out.append(0)
+                code = 1
+    out[at] = code
+    return bytes(out)
+
+
+def cobs_decode(data: bytes) -> Optional[bytes]:
+    """18.1: None when the bytes are not COBS (a zero, or a block running past the end)."""
+    out = bytearray()
+    i = 0
+    while i < len(data):
+        code = data[i]
+        if code == 0 or i + code > len(data):
+            return None
+        block = data[i + 1:i + code]
+        if 0 in block:
+            return None
+        out += block
+        i += code
+        if code != 0xFF and i < len(data):
+            out.append(0)
+    return bytes(out)
+
+
+def serial_frame(packet: bytes) -> bytes:
+    """18.1: 00 || COBS(packet || CRC-32C little-endian) || 00."""
+    return b"\x00" + cobs_encode(packet + crc32c(packet).to_bytes(4, "little")) + b"\x00"
+
+
+class SerialReceiver:
+    """18.1 receiving: collect non-zero bytes; at each 00 decode, check, pass up or drop."""
+
+    def __init__(self, max_packet: int = MAX_PACKET):
+        self.limit = len(cobs_encode(bytes([1]) * (max_packet + 4)))
+        self.buffer = bytearray()
+        self.overflow = False
+        self.dropped = 0
+
+    def feed(self, data: bytes) -> list[bytes]:
+        out = []
+        for b in data:
+            if b != 0:
+                if len(self.buffer) < self.limit:
+                    self.buffer.append(b)
+                else:
+                    self.overflow = True
+                continue
+            buf, overflow = bytes(self.buffer), self.overflow
+            self.buffer.clear()
+            self.overflow = False
+            if not buf:
+                continue
+            body = None if overflow else cobs_decode(buf)
+            if body is None or len(body) < 5 or crc32c(body[:-4]) != int.from_bytes(body[-4:], "little"):
+                self.dropped += 1
+                continue
+            out.append(body[:-4])
+        return out
+
+
+FEND, FESC, TFEND, TFESC = 0xC0, 0xDB, 0xDC, 0xDD
+
+
+def kiss_escape(data: bytes) -> bytes:
+    return data.replace(bytes([FESC]), bytes([FESC, TFESC])).replace(bytes([FEND]), bytes([FESC, TFEND]))
+
+
+def kiss_frame(type_byte: int, data: bytes) -> bytes:
+    """18.2: FEND || escape(type || data) || FEND."""
+    return bytes([FEND]) + kiss_escape(bytes([type_byte]) + data) + bytes([FEND])
+
+
+KISS_PARAMETERS = (("txDelay", 1), ("persistence", 2), ("slotTime", 3), ("txTail", 4))
+
+
+def kiss_parameter_frames(values: dict, port: int = 0) -> list[bytes]:
+    """18.3: one command frame per parameter, in the order TXDELAY, P, SLOTTIME, TXTAIL."""
+    return [kiss_frame(port << 4 | cmd, bytes([values[name]])) for name, cmd in KISS_PARAMETERS]
+
+
+def ax25_address(callsign: str, last: bool, command: bool) -> bytes:
+    """18.4: 6 characters shifted left, space padded; SSID byte C 1 1 SSID E."""
+    call, _, ssid = callsign.upper().partition("-")
+    if not (1 <= len(call) <= 6 and all(c.isascii() and c.isalnum() for c in call)):
+        raise ValueError(f"bad callsign {callsign!r}")
+    n = int(ssid) if ssid else 0
+    if not 0 <= n <= 15:
+        raise ValueError(f"bad SSID in {callsign!r}")
+    return bytes(ord(c) << 1 for c in call.ljust(6)) + bytes([(0x80 if command else 0) | 0x60 | n << 1 | int(last)])
+
+
+def ax25_parse_address(field: bytes) -> Optional[tuple[str, bool]]:
+    chars = [b >> 1 for b in field[:6]]
+    if not all(c == 0x20 or 0x30 <= c <= 0x39 or 0x41 <= c <= 0x5A for c in chars):
+        return None
+    call = bytes(chars).decode().strip(" ")
+    if not 1 <= len(call) <= 6 or " " in call:
+        return None
+    ssid = (field[6] >> 1) & 0x0F
+    return (call if ssid == 0 else f"{call}-{ssid}"), bool(field[6] & 1)
+
+
+def ax25_ui_frame(source: str, info: bytes) -> bytes:
+    """18.4: QST (C = 1) || source (C = 0, last) || 03 || F0 || info."""
+    return ax25_address("QST", False, True) + ax25_address(source, True, False) + b"\x03\xf0" + info
+
+
+def ax25_ui_info(frame: bytes) -> Optional[bytes]:
+    """18.4: the information field of a UI frame with PID F0, or None."""
+    if len(frame) < 16:
+        return None
+    dest = ax25_parse_address(frame[0:7])
+    src = ax25_parse_address(frame[7:14])
+    if dest is None or dest[1] or src is None:
+        return None
+    i, last, hops = 14, src[1], 0
+    while not last:
+        if i + 7 > len(frame) or hops >= 8:
+            return None
+        a = ax25_parse_address(frame[i:i + 7])
+        if a is None:
+            return None
+        last = a[1]
+        i += 7
+        hops += 1
+    if i + 2 > len(frame) or frame[i] & 0xEF != 0x03 or frame[i + 1] != 0xF0:
+        return None
+    return frame[i + 2:]
+
+
+def kiss_data_frame(packet: bytes, port: int = 0, callsign: Optional[str] = None) -> bytes:
+    """18.2/18.4: a packet in a KISS data frame (command 0), in an AX.25 UI frame with a callsign."""
+    return kiss_frame(port << 4, ax25_ui_frame(callsign, packet) if callsign else packet)
+
+
+class KISSReceiver:
+    """18.2 receiving: frames between FENDs; bad escapes and oversize frames dropped; only data
+    frames of our port (with AX.25: UI frames with PID F0) carry packets; the rest skipped."""
+
+    def __init__(self, port: int = 0, callsign: Optional[str] = None, max_data: int = 2048):
+        self.port, self.callsign, self.max_data = port, callsign, max_data
+        self.buffer = bytearray()
+        self.escaped = self.bad = False
+        self.dropped = 0
+
+    def feed(self, data: bytes) -> list[bytes]:
+        out = []
+        for b in data:
+            if b == FEND:
+                if self.buffer:
+                    if self.bad or self.escaped:
+                        self.dropped += 1
+                    else:
+                        packet = self._packet(bytes(self.buffer))
+                        if packet is None:
+                            self.dropped += 1
+                        else:
+                            out.append(packet)
+                self.buffer.clear()
+                self.escaped = self.bad = False
+                continue
+            if self.bad:
+                continue
+            if self.escaped:
+                self.escaped = False
+                if b not in (TFEND, TFESC):
+                    self.bad = True
+                    continue
+                b = FEND if b == TFEND else FESC
+            elif b == FESC:
+                self.escaped = True
+                continue
+            if len(self.buffer) > self.max_data:
+                self.bad = True
+                continue
+            self.buffer.append(b)
+        return out
+
+    def _packet(self, frame: bytes) -> Optional[bytes]:
+        if frame[0] != self.port << 4 or len(frame) < 2:
+            return None
+        return ax25_ui_info(frame[1:]) if self.callsign else frame[1:]
+
+
+def tcp_frame(packet: bytes) -> bytes:
+    """18.6: u16 big-endian length, then the packet."""
+    return len(packet).to_bytes(2, "big") + packet
+
+
+def tcp_unframe(stream: bytes) -> list[bytes]:
+    out, i = [], 0
+    while len(stream) - i >= 2:
+        n = int.from_bytes(stream[i:i + 2], "big")
+        if len(stream) - i - 2 < n:
+            break
+        if n:
+            out.append(stream[i + 2:i + 2 + n])
+        i += 2 + n
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Join codes and identity codes (section 19)
+# ---------------------------------------------------------------------------------------------
+
+BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
+JOIN_PREFIX = "courier1-"
+IDENTITY_PREFIX = "courier-id1-"
+
+
+class CodeError(Exception):
+    pass
+
+
+def checked_base32(payload: bytes) -> str:
+    """19: base32 (lower case, no padding) of payload || CRC-32C big-endian."""
+    data = payload + crc32c(payload).to_bytes(4, "big")
+    bits = "".join(f"{b:08b}" for b in data)
+    bits += "0" * (-len(bits) % 5)
+    return "".join(BASE32[int(bits[i:i + 5], 2)] for i in range(0, len(bits), 5))
+
+
+def read_checked_base32(text: str, payload_length: int) -> bytes:
+    bits = ""
+    for c in text:
+        if c not in BASE32:
+            raise CodeError(f"character {c!r}")
+        bits += f"{BASE32.index(c):05b}"
+    whole, left = divmod(len(bits), 8)
+    if whole != payload_length + 4 or left >= 5:
+        raise CodeError("length")
+    if "1" in bits[whole * 8:]:
+        raise CodeError("unused bits not zero")
+    data = bytes(int(bits[i:i + 8], 2) for i in range(0, whole * 8, 8))
+    if crc32c(data[:payload_length]).to_bytes(4, "big") != data[payload_length:]:
+        raise CodeError("check")
+    return data[:payload_length]
+
+
+def _code_text(code: str, prefix: str) -> str:
+    text = code.lower().replace(" ", "")
+    if not text.startswith(prefix):
+        raise CodeError("prefix")
+    return text[len(prefix):]
+
+
+def join_code(network_key: bytes, open_mode: bool) -> str:
+    """19.1: flags (bit 0 open) || network key."""
+    return JOIN_PREFIX + checked_base32(bytes([1 if open_mode else 0]) + network_key)
+
+
+def read_join_code(code: str) -> tuple[bytes, bool]:
+    payload = read_checked_base32(_code_text(code, JOIN_PREFIX), 33)
+    if payload[0] & 0xFE:
+        raise CodeError(f"unknown flags {payload[0]:02x}")
+    return payload[1:], bool(payload[0] & 1)
+
+
+def identity_code(signing_public: bytes, agreement_public: bytes) -> str:
+    """19.2: signing public key || agreement public key."""
+    return IDENTITY_PREFIX + checked_base32(signing_public + agreement_public)
+
+
+def read_identity_code(code: str) -> tuple[bytes, bytes]:
+    payload = read_checked_base32(_code_text(code, IDENTITY_PREFIX), 64)
+    return payload[:32], payload[32:]
