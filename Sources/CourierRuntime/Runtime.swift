@@ -29,9 +29,17 @@ public final class Runtime: @unchecked Sendable {
     var startedAt = Date()
     var trustVersion: Int64 = 0
     let wakeAt = Mutex<Double>(0)
-    /// Called on the loop (owning the node) after SIGHUP (`reload()`) and when another process edits the trust
-    /// list: re-read the configuration and apply what can change without a restart.
+    /// Called on the loop (owning the node) after SIGHUP (`reload()`), when another process edits the trust list,
+    /// and when a file in `watchedFiles` changes: re-read the configuration and apply what can change without a
+    /// restart.
     public var onReload: (@Sendable (Node) -> Void)?
+    /// Files (relay.conf) whose change is applied like SIGHUP, checked about once a second.
+    public var watchedFiles: [String] = []
+    var watchedStamps: [String: Stamp] = [:]
+    struct Stamp: Equatable {
+        let modified: Date
+        let size: Int
+    }
 
     public init(node: Node, links: [any Link], statusPath: String? = nil, logger: Logger) {
         self.node = node
@@ -58,6 +66,7 @@ public final class Runtime: @unchecked Sendable {
     public func run() async {
         self.lastEvent = (try? self.node.store.lastEventSeq()) ?? 0
         self.trustVersion = (try? self.node.store.trustVersion()) ?? 0
+        for f in self.watchedFiles { self.watchedStamps[f] = Self.stamp(f) }
         for (name, link) in self.links {
             let c = self.continuation
             Task { for await e in link.events { c.yield(.link(name, e)) } }
@@ -137,6 +146,17 @@ public final class Runtime: @unchecked Sendable {
                 case .custodyReleased(let id, let to):
                     self.logger.info("custody moved on", metadata: ["bundle.id": "\(id)", "to": "\(to)"])
                 case .receipt(let id, let by): self.logger.info("receipt", metadata: ["bundle.id": "\(id)", "by": "\(by)"])
+                case .waiting(let id, let why):
+                    self.logger.warning("cannot read it yet; kept", metadata: ["bundle.id": "\(id)", "why": "\(why)"])
+                case .gaveUp(let id, let why):
+                    self.logger.warning("gave up on a bundle", metadata: ["bundle.id": "\(id)", "why": "\(why)"])
+                case .expired(let id): self.logger.info("bundle expired", metadata: ["bundle.id": "\(id)"])
+                case .failureNotice(let id, let reason, let by):
+                    self.logger.warning("not delivered: a relay gave up on our bundle", metadata: ["bundle.id": "\(id)", "reason": "\(reason)", "by": "\(by)"])
+                case .keysLearnt(let id, let name):
+                    self.logger.info("keys learnt", metadata: ["node": "\(id.short)", "name": "\(name ?? "-")"])
+                case .stalled(let id, let to):
+                    self.logger.warning("next hop stopped answering; bundle kept, will try again", metadata: ["bundle.id": "\(id)", "to": "\(to)"])
                 default: break
                 }
             }
@@ -155,6 +175,14 @@ public final class Runtime: @unchecked Sendable {
             self.logger.notice("trust list changed: applying it")
             self.onReload?(self.node)
         }
+        for f in self.watchedFiles {
+            let stamp = Self.stamp(f)
+            if stamp != self.watchedStamps[f] {
+                self.watchedStamps[f] = stamp
+                self.logger.notice("\((f as NSString).lastPathComponent) changed: applying it")
+                self.onReload?(self.node)
+            }
+        }
         // All new local and imported bundles at once, so the first packet can carry several.
         var adopt: [(id: BundleID, imported: Bool)] = []
         while let events = try? self.node.store.events(after: self.lastEvent, limit: 500), !events.isEmpty {
@@ -170,6 +198,12 @@ public final class Runtime: @unchecked Sendable {
         }
         if !adopt.isEmpty { out += self.node.adopt(adopt, now: now) }
         return out
+    }
+
+    /// A file's modification time and size (nil when it cannot be read).
+    static func stamp(_ path: String) -> Stamp? {
+        guard let a = try? FileManager.default.attributesOfItem(atPath: path), let d = a[.modificationDate] as? Date else { return nil }
+        return Stamp(modified: d, size: (a[.size] as? Int) ?? 0)
     }
 
     /// A small JSON file `relay status` reads: links, neighbours, airtime, quiet mode.

@@ -137,12 +137,17 @@ extension Relay {
                     throw RelayError.unavailable(e.description)
                 }
                 let store = try dir.store()
+                var nodeConfig = try dir.nodeConfig(store: store)
+                // A running relay tells the federation its keys (and renews that), so members can encrypt to it.
+                nodeConfig.floodIdentity = true
                 let node = try Node(
-                    config: try dir.nodeConfig(store: store), store: store,
+                    config: nodeConfig, store: store,
                     links: links.map { LinkInfo(name: $0.name, properties: $0.properties,
                                                 dutyCycle: $0.properties.airtime == .none ? nil : (self.dutyCycle ?? cfg.dutyCycle.map { $0 * 100 }).map { $0 / 100 }) },
                     now: Date().timeIntervalSince1970)
                 let runtime = Runtime(node: node, links: links, statusPath: dir.statusFile, logger: logger)
+                // An edit of relay.conf applies within a second, as SIGHUP would.
+                runtime.watchedFiles = [dir.configFile]
                 // SIGHUP (and an edit of the trust list): groups, trust, duty cycle apply at once; links need a restart.
                 let radios = links.filter { $0.properties.airtime != .none }.map(\.name)
                 let flagDuty = self.dutyCycle
@@ -272,7 +277,8 @@ extension Relay {
                 for m in msgs {
                     if self.json {
                         var o: [String: Any] = ["id": m.id.description, "kind": m.kind.description, "from": m.id.origin.description,
-                                                "to": m.destination.label, "text": ReceiptText.text(m), "received": m.received, "read": m.read]
+                                                "to": m.destination.label, "text": ReceiptText.text(m), "received": m.received, "read": m.read,
+                                                "encrypted": m.encrypted]
                         if let r = m.respondBy { o["respondBy"] = CourierTime.unixSeconds(minutes: m.id.created + r) }
                         if let r = m.reference { o["reference"] = r }
                         try printJSON(o)
@@ -286,7 +292,7 @@ extension Relay {
                         } else if let r = m.reference {
                             note = "[answers \(r)] "
                         }
-                        print("\(m.read ? " " : "*") \(m.kind.description.padding(toLength: 9, withPad: " ", startingAt: 0)) from \(m.id.origin)  \(age.padding(toLength: 8, withPad: " ", startingAt: 0))  \(note)\(ReceiptText.text(m).replacingOccurrences(of: "\n", with: " ").prefix(100))")
+                        print("\(m.read ? " " : "*") \(m.kind.description.padding(toLength: 9, withPad: " ", startingAt: 0)) from \(m.id.origin)  \(age.padding(toLength: 8, withPad: " ", startingAt: 0))  \(m.encrypted ? "[e2e] " : "")\(note)\(ReceiptText.text(m).replacingOccurrences(of: "\n", with: " ").prefix(100))")
                         if m.kind == .aidRequest { print("            id \(m.id) (answer with: relay send --kind offer --reference \(m.id) ...)") }
                     }
                     if self.markRead { try store.markRead(m.id) }
@@ -374,6 +380,11 @@ extension Relay {
                 if self.json {
                     var o: [String: Any] = ["node": id.nodeID.short.description, "running": running, "quiet": try store.isQuiet(), "queued": s.total.count]
                     if let live { o["live"] = live }
+                    o["waiting"] = s.waiting.map { w -> [String: Any] in
+                        ["id": w.id.description, "kind": w.kind.description, "from": w.id.origin.description, "since": w.since, "reason": w.reason]
+                    }
+                    o["gaveUp"] = ["expired": s.expiredTotal, "evicted": s.evictedTotal, "refused": s.refusedTotal, "unreadable": s.unreadableTotal]
+                    o["failureNotices"] = s.failedTotal
                     try printJSON(o)
                     return
                 }
@@ -389,8 +400,16 @@ extension Relay {
                         print("  neighbour \((n["node"] as? String) ?? "?") \((n["name"] as? String) ?? "") on \((n["link"] as? String) ?? "?"), heard \(relative(now - ((n["lastHeard"] as? Double) ?? now))) ago")
                     }
                 }
-                print("  queue: \(s.total.count) bundles (\(PriorityClass.allCases.map { "\($0) \(s.byClass[$0]?.count ?? 0)" }.joined(separator: ", ")))")
+                print("  queue: \(s.total.count) bundles (\(PriorityClass.allCases.map { "\($0) \(s.byClass[$0]?.count ?? 0)" }.joined(separator: ", ")))\(s.identities > 0 ? ", \(s.identities) of them nodes' keys" : "")")
                 if let o = s.oldest { print("  oldest: \(o.id), \(relative(Date().timeIntervalSince1970 - Double(o.received))) ago") }
+                let now = Date().timeIntervalSince1970
+                if !s.waiting.isEmpty {
+                    print("  waiting for their origin's keys (kept unread, keys asked for): \(s.waiting.count)")
+                    for w in s.waiting.prefix(10) {
+                        print("    \(w.id) \(w.kind) from \(w.id.origin), \(relative(now - Double(w.since))) ago")
+                    }
+                }
+                print("  given up: \(s.expiredTotal) expired, \(s.evictedTotal) evicted, \(s.refusedTotal) refused, \(s.unreadableTotal) unreadable; failure notices about ours: \(s.failedTotal) (`relay queue tail` says why)")
             }
         }
     }
