@@ -76,7 +76,7 @@ import Glibc
         let line = try self.startLine(dirs)
         defer { self.stop(line) }
         // Nobody exchanged keys by hand: each end learns the other's keys through the federation.
-        let learnt = try R.wait(90) {
+        let learnt = try R.wait(150) {
             try self.knownNodes(first).contains(ids[relays - 1]) && self.knownNodes(last).contains(ids[0])
         }
         let (k0, k1) = (try self.knownNodes(first), try self.knownNodes(last))
@@ -91,7 +91,7 @@ import Glibc
         // And one back the other way.
         let (rc, back, err) = try R.run(["send", "--data-dir", last, "--to", ids[0], "--kind", "grievance", "Received; the committee meets Friday."])
         #expect(rc == 0 && err.isEmpty, "send back: \(err)")
-        let arrived = try R.wait(90) {
+        let arrived = try R.wait(150) {
             let there = Set(try R.inbox(last).compactMap { $0["id"] as? String })
             let here = Set(try R.inbox(first).compactMap { $0["id"] as? String })
             return Set(sent.keys).isSubset(of: there) && here.contains(back.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -141,7 +141,7 @@ import Glibc
         // The relays run: the far relay gets the origin's keys through the federation and reads it.
         let line = try self.startLine(dirs)
         defer { self.stop(line) }
-        let read = try R.wait(60) { try R.inbox(far).contains { $0["id"] as? String == gid } }
+        let read = try R.wait(120) { try R.inbox(far).contains { $0["id"] as? String == gid } }
         let farFeed = try self.feed(far).map { "\($0["type"] ?? "") \($0["detail"] ?? "")" }
         #expect(read, "never read; far relay's feed: \(farFeed)")
         let m = try #require(try R.inbox(far).first { $0["id"] as? String == gid })
@@ -161,7 +161,7 @@ import Glibc
         // relay.conf edited while the valley relay runs: only its (empty) trust list is accepted now.
         let conf = valley + "/relay.conf"
         try (try String(contentsOfFile: conf, encoding: .utf8) + "trust = peers\n").write(toFile: conf, atomically: true, encoding: .utf8)
-        #expect(try R.wait(20) { (try String(contentsOfFile: valley + "/run.log", encoding: .utf8)).contains("trust=peers") })
+        #expect(try R.wait(60) { (try String(contentsOfFile: valley + "/run.log", encoding: .utf8)).contains("trust=peers") })
         let refused = try R.run(["send", "--data-dir", hill, "--to", valleyID, "--kind", "text", "Is the bridge open?"]).1
             .trimmingCharacters(in: .whitespacesAndNewlines)
         // Refused, and said so: the valley's feed, status and log, and a failure notice back to the hill.
@@ -178,7 +178,7 @@ import Glibc
         // The hill goes on the valley's trust list, again without a restart: its next message is accepted.
         #expect(try R.run(["peers", "add", "--data-dir", valley, hillCode]).0 == 0)
         // (The running relay looks at the trust list once a second.)
-        #expect(try R.wait(20) { (try String(contentsOfFile: valley + "/run.log", encoding: .utf8)).contains("trust list changed") })
+        #expect(try R.wait(60) { (try String(contentsOfFile: valley + "/run.log", encoding: .utf8)).contains("trust list changed") })
         let accepted = try R.run(["send", "--data-dir", hill, "--to", valleyID, "--kind", "text", "Is the ford passable?"]).1
             .trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(try R.wait(60) { try R.inbox(valley).contains { $0["id"] as? String == accepted && $0["encrypted"] as? Bool == true } })
@@ -196,9 +196,9 @@ import Glibc
         #expect(try R.run(["import", "--data-dir", far, file]).0 == 0)
         let p = try R.start(["run", "--data-dir", far, "--link", "tcp-listen:127.0.0.1:0"], log: far + "/run.log")
         defer { R.stop(p) }
-        #expect(try R.wait(20) { (try self.status(far)["running"] as? Bool) == true })
+        #expect(try R.wait(60) { (try self.status(far)["running"] as? Bool) == true })
         #expect(try R.inbox(far).isEmpty)
         #expect(try R.run(["peers", "add", "--data-dir", far, try self.identityCode(origin)]).0 == 0)
-        #expect(try R.wait(20) { try R.inbox(far).contains { $0["id"] as? String == gid && $0["text"] as? String == "Sealed, by hand." } })
+        #expect(try R.wait(60) { try R.inbox(far).contains { $0["id"] as? String == gid && $0["text"] as? String == "Sealed, by hand." } })
     }
 }
