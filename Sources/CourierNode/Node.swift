@@ -589,8 +589,14 @@ public final class Node {
         do {
             let directed: Bool
             if case .node = b.destination { directed = true } else { directed = false }
-            let r = try self.store.insert(b, now: Int64(now), local: false, custody: directed, from: source)
-            switch r {
+            let (results, evicted) = try self.store.insertReporting([b], now: Int64(now), local: false, custody: directed, from: source)
+            for e in evicted {
+                // The feed has it (and the store's log); a directed bundle in our custody is given up on: tell its origin.
+                guard case .node = e.destination, e.custody else { continue }
+                self.emit(.event(.gaveUp(e.id, reason: "evicted: the queue is full of more urgent bundles")))
+                if !e.isLocal { self.notifyFailure(e.id, kind: e.kind, .evicted, now: now) }
+            }
+            switch results[0] {
             case .stored: break
             case .refused:
                 // No room (the feed says so): the hop was acknowledged, so the origin is told.

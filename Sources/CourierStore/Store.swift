@@ -175,10 +175,17 @@ public final class Store: Sendable {
 
     /// Stores several bundles in one transaction (one fsync).
     public func insert(_ bundles: [CourierBundle], now: Int64, local: Bool, custody: Bool, from: String? = nil) throws(StoreError) -> [Acceptance] {
+        try self.insertReporting(bundles, now: now, local: local, custody: custody, from: from).results
+    }
+
+    /// `insert`, also returning what the quota pushed out, with what the engine needs to tell their origins.
+    public func insertReporting(_ bundles: [CourierBundle], now: Int64, local: Bool, custody: Bool, from: String? = nil)
+        throws(StoreError) -> (results: [Acceptance], evicted: [Expired])
+    {
         let quota = self.configuration.quotaBytes
-        let (results, evictedInCustody) = try self.write { db -> ([Acceptance], [(BundleID, Bool)]) in
+        let (results, evictedLog) = try self.write { db -> ([Acceptance], [Expired]) in
             var out: [Acceptance] = []
-            var evictedLog: [(BundleID, Bool)] = []
+            var evictedLog: [Expired] = []
             let nowMinutes = UInt64(CourierTime.minutes(unixSeconds: now))
             for bundle in bundles {
                 if bundle.expires <= nowMinutes { out.append(.expired); continue }
@@ -193,7 +200,7 @@ public final class Store: Sendable {
                 if queued + Int64(data.count) > Int64(quota) {
                     let need = queued + Int64(data.count) - Int64(quota)
                     let candidates = try Row.fetchAll(db.cachedStatement(sql: """
-                        SELECT rowid, origin, created, sequence, size, custody, kind, priority, slot FROM bundle
+                        SELECT rowid, origin, created, sequence, size, custody, kind, priority, slot, dest_type, dest, local FROM bundle
                         WHERE priority >= ? ORDER BY priority DESC, received ASC
                         """), arguments: [p])
                     var freed: Int64 = 0
@@ -219,7 +226,9 @@ public final class Store: Sendable {
                                        detail: inCustody ? "quota, was in our custody" : "quota")
                         try Self.bump(db, "evicted.total")
                         evicted.append(vid)
-                        evictedLog.append((vid, inCustody))
+                        evictedLog.append(Expired(id: vid, kind: Kind(code: UInt8(v["kind"] as Int64)),
+                                                  destination: Destination(storeType: v["dest_type"], value: v["dest"]),
+                                                  custody: inCustody, isLocal: (v["local"] as Int64) != 0, unread: false))
                     }
                     queued = try Self.meta(db, "queued.bytes")
                 }
@@ -253,11 +262,11 @@ public final class Store: Sendable {
             try self.pruneEvents(db)
             return (out, evictedLog)
         }
-        for (id, custody) in evictedInCustody {
-            if custody { self.logger.warning("evicted a bundle in our custody to make room", metadata: ["bundle.id": "\(id)"]) }
-            else { self.logger.info("evicted a bundle to make room", metadata: ["bundle.id": "\(id)"]) }
+        for e in evictedLog {
+            if e.custody { self.logger.warning("evicted a bundle in our custody to make room", metadata: ["bundle.id": "\(e.id)"]) }
+            else { self.logger.info("evicted a bundle to make room", metadata: ["bundle.id": "\(e.id)"]) }
         }
-        return results
+        return (results, evictedLog)
     }
 
     static func bump(_ db: Database, _ key: String, by n: Int64 = 1) throws {
@@ -538,7 +547,8 @@ public final class Store: Sendable {
         try self.expireBundles(now: now).map(\.id)
     }
 
-    /// A bundle removed because its lifetime passed, with what the engine needs to tell its origin.
+    /// A bundle removed because its lifetime passed (or evicted by the quota), with what the engine needs to tell
+    /// its origin.
     public struct Expired: Sendable, Hashable {
         public let id: BundleID
         public let kind: Kind
