@@ -81,4 +81,36 @@ import Testing
                 "node 1 did not report giving it up")
         #expect(self.events(sim, 0).contains { $0 == .failureNotice(t, reason: .expired, by: sim.identities[1].nodeID.short) })
     }
+
+    @Test func aDirectedBundleEvictedFromOurCustodyIsReportedToItsOrigin() throws {
+        var sc = Store.Configuration()
+        sc.inMemory = true
+        sc.quotaBytes = 1_000
+        let store = try Store(path: ":memory:", configuration: sc)
+        let now = 1_790_000_000.0
+        let node = try Node(config: NodeConfig(identity: NodeIdentity(), networkKey: NetworkKey.random(), name: "ridge"), store: store,
+                            links: [], now: now)
+        let origin = NodeIdentity(), elsewhere = NodeIdentity()
+        var g = SplitMix64(seed: 9)
+        func noise(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8(truncatingIfNeeded: g.next()) } }
+        let created = CourierTime.minutes(unixSeconds: Int64(now))
+        // A directed bundle we hold in custody for another node, then an alert that needs its room.
+        let directed = try CourierBundle.make(
+            kind: .text, destination: .node(elsewhere.nodeID.short), content: noise(500), origin: origin, created: created, sequence: 1,
+            options: BundleOptions(kind: .text), compressor: BodyCompressor())
+        let alert = try CourierBundle.make(
+            kind: .alert, destination: .everyone, content: noise(500), origin: origin, created: created, sequence: 2,
+            options: BundleOptions(kind: .alert), compressor: BodyCompressor())
+        #expect(node.importBundle(directed.encode(), now: now) == .stored)
+        #expect(node.importBundle(alert.encode(), now: now + 1) == .delivered)
+        #expect(try store.events(after: 0).contains { $0.type == .evicted && $0.bundle == directed.id.description })
+        // The origin is told, with reason 4 (evicted).
+        let notices = try store.held(kind: .failure, origin: node.me.short)
+        #expect(notices.count == 1 && notices.first?.destination == .node(origin.nodeID.short))
+        let notice = try #require(notices.first)
+        let q = try #require(try store.bundle(notice.id))
+        let content = try CourierBundle(decoding: q.data).content(compressor: BodyCompressor())
+        #expect(FailureContent.decode(content).map(\.reason) == [.evicted])
+        #expect(FailureContent.decode(content).map(\.id) == [directed.id])
+    }
 }
