@@ -780,7 +780,11 @@ public final class Node {
         for w in kept where arrived.contains(w.id.origin) {
             let b: CourierBundle
             do { b = try CourierBundle(decoding: w.data) } catch {
-                try? self.store.dropUnread(w.id, gaveUp: "damaged in the store: \(error)", now: Int64(now))
+                do {
+                    try self.store.dropUnread(w.id, gaveUp: "damaged in the store: \(error)", now: Int64(now))
+                } catch let dropError {
+                    self.reject("cannot drop the damaged waiting bundle \(w.id): \(dropError)")
+                }
                 continue
             }
             switch self.read(b) {
@@ -1186,8 +1190,12 @@ public final class Node {
             self.expireBundles(now: now)
             if self.config.floodIdentity { self.renewIdentity(now: now) }
             // Origins of bundles still kept unread: ask again (at most once per `keyRequestInterval`).
-            for w in (try? self.store.waiting()) ?? [] where now - Double(w.since) >= self.config.keyRequestInterval {
-                self.requestKeys(of: w.id.origin, now: now)
+            do {
+                for w in try self.store.waiting() where now - Double(w.since) >= self.config.keyRequestInterval {
+                    self.requestKeys(of: w.id.origin, now: now)
+                }
+            } catch {
+                self.reject("cannot read the bundles waiting for keys: \(error)")
             }
             for k in self.reassembler.expire(now: Int64(now)) {
                 if let s = NodeID(bytes: k.sender) { try? self.store.dropTransfer(from: s, transfer: k.transfer) }
