@@ -71,7 +71,7 @@ struct DemoScript {
             let d = DataDir(path: root + "/" + p.key)
             ids.append(try d.create(name: p.name, key: key, open: false))
             // Each relay has its data directory to itself, as under `relay run`.
-            try d.lockForRun()
+            try d.lockForRun(statusFile: d.statusFile)
             dirs.append(d)
         }
         // Each relay trusts the others, as operators do with `relay peers add CODE`: keys known ahead, so a
