@@ -228,12 +228,14 @@ public final class Runtime: @unchecked Sendable {
         for (name, link) in self.links {
             let c = link.counters
             var h = self.health[name] ?? LinkHealth()
-            h.window.append(.init(at: now, damaged: c.crcErrors + c.framingErrors, good: c.framesIn, auth: h.authFailures))
+            h.window.append(.init(at: now, damaged: c.crcErrors + c.framingErrors, good: c.framesIn, auth: h.authFailures,
+                                  unknown: h.unknownSender))
             h.window.removeAll { now - $0.at > LinkHealth.windowSeconds }
             guard let first = h.window.first, let last = h.window.last else { continue }
             let damaged = last.damaged - first.damaged
             let good = last.good - first.good
             let auth = last.auth - first.auth
+            let unknown = last.unknown - first.unknown
             let minute = "in the last \(Int(LinkHealth.windowSeconds)) s"
             // Damage: at least 5 frames and a quarter of what arrived; cleared below one in ten.
             if damaged >= 5 && damaged * 4 >= damaged + good {
@@ -246,13 +248,16 @@ public final class Runtime: @unchecked Sendable {
                 h.damageWarning = nil
                 self.logger.notice("link \(name): \(good > 0 ? "frames arrive intact again" : "no damaged frames any more")")
             }
-            if auth >= 5 && auth * 2 >= good {
+            // Another federation: its announces fail authentication and its other packets come from senders this
+            // relay never learns. (Unknown senders alone are normal for a moment: keys come with announces.)
+            let foreign = auth + unknown
+            if foreign >= 5 && auth >= 1 && foreign * 2 >= good {
                 if h.authWarning == nil {
-                    let w = "\(auth) of \(good) packets failed authentication \(minute): another federation on this channel, or a different network key? Compare the fingerprints `relay init` printed on both relays"
+                    let w = "\(foreign) of \(good) packets refused \(minute) (\(auth) failed authentication, \(unknown) from unknown senders): another federation on this channel, or a different network key? Compare the fingerprints `relay init` printed on both relays"
                     self.logger.warning("link \(name): \(w)")
                     h.authWarning = w
                 }
-            } else if h.authWarning != nil && (auth < 2 || auth * 10 < good) {
+            } else if h.authWarning != nil && (foreign < 2 || foreign * 10 < good) {
                 h.authWarning = nil
                 self.logger.notice("link \(name): packets authenticate again")
             }
@@ -328,7 +333,7 @@ public final class Runtime: @unchecked Sendable {
 
 /// What the engine refused on one link, and the warnings its last minute raised.
 struct LinkHealth {
-    struct Sample { let at: Double; let damaged: Int; let good: Int; let auth: Int }
+    struct Sample { let at: Double; let damaged: Int; let good: Int; let auth: Int; let unknown: Int }
     static let windowSeconds = 60.0
     var authFailures = 0
     var unknownSender = 0

@@ -148,6 +148,17 @@ import Glibc
         #expect(((l?["warnings"] as? [String]) ?? []).contains { $0.contains("wrong baud or bad cable") }, "\(String(describing: l))")
         #expect(self.counter(l, "bytesIn") >= 8_192)
         #expect(R.count("wrong baud or bad cable", in: R.text(logA)) == 1, "\(R.text(logA))")
+        // Well-framed packets that are not from this federation: refused by the engine, counted, warned about.
+        var f = SplitMix64(seed: 868)
+        for _ in 0..<8 {
+            cable.inject(COBSFrameCodec().encode((0..<60).map { _ in UInt8(truncatingIfNeeded: f.next()) }), toward: cable.pathA)
+        }
+        var last = ""
+        let foreign = try R.wait(30) {
+            last = try R.run(["status", "--data-dir", dirs[0]]).1
+            return last.contains("another federation on this channel")
+        }
+        #expect(foreign, "\(last)")
     }
 
     /// `relay status` exits 3 while no relay runs, and knows at once when one was killed (the lock, not the age
