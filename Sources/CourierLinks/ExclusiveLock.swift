@@ -25,6 +25,22 @@ public enum ExclusiveLock {
         return .acquired
     }
 
+    /// Whether some process holds a flock on the file at `path`, without taking one (a lock taken even for a moment
+    /// could make a relay starting then fail): /proc/locks names the holder. Where /proc/locks cannot be read, a
+    /// shared lock is tried and dropped at once. A missing file is not held.
+    public static func isHeld(path: String) -> Bool {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        if FileManager.default.isReadableFile(atPath: "/proc/locks") { return self.holder(of: fd) != nil }
+        while flock(fd, LOCK_SH | LOCK_NB) != 0 {
+            if errno == EINTR { continue }
+            return errno == EWOULDBLOCK
+        }
+        flock(fd, LOCK_UN)
+        return false
+    }
+
     /// The pid of another process holding a flock on the file `fd` refers to, from /proc/locks (Linux), which lists
     /// each lock as `N: FLOCK  ADVISORY  WRITE PID MAJOR:MINOR:INODE 0 EOF`, device numbers in hex.
     public static func holder(of fd: Int32) -> Int32? {

@@ -58,6 +58,17 @@ public protocol FrameCodec: Sendable {
     mutating func feed(_ bytes: ArraySlice<UInt8>) -> [[UInt8]]
     /// Frames dropped as damaged (bad CRC, bad escape, oversize) since the start.
     var dropped: Int { get }
+    /// Of those, frames whose checksum did not match (line noise); the rest are framing errors (bad escape or
+    /// stuffing, oversize, too short: typically a wrong baud rate).
+    var crcErrors: Int { get }
+    /// Damaged frames that are not checksum failures.
+    var framingErrors: Int { get }
+}
+
+extension FrameCodec {
+    /// Codecs without a checksum of their own (KISS, RNode, TCP) see only framing errors.
+    public var crcErrors: Int { 0 }
+    public var framingErrors: Int { self.dropped - self.crcErrors }
 }
 
 /// Framed raw serial, for cables and transparent radios (SPEC 18.1): 0x00, COBS(packet || CRC-32C little-endian),
@@ -67,6 +78,7 @@ public struct COBSFrameCodec: FrameCodec {
     /// Longest encoded frame accepted; anything longer is dropped up to the next delimiter.
     public let maxEncoded: Int
     public private(set) var dropped = 0
+    public private(set) var crcErrors = 0
     private var buffer: [UInt8] = []
     private var overflow = false
 
@@ -102,7 +114,11 @@ public struct COBSFrameCodec: FrameCodec {
             let t = body.suffix(4)
             let got = UInt32(t[t.startIndex]) | UInt32(t[t.startIndex + 1]) << 8 | UInt32(t[t.startIndex + 2]) << 16
                 | UInt32(t[t.startIndex + 3]) << 24
-            guard got == CRC32C.checksum(payload) else { self.dropped += 1; continue }
+            guard got == CRC32C.checksum(payload) else {
+                self.dropped += 1
+                self.crcErrors += 1
+                continue
+            }
             out.append(payload)
         }
         return out

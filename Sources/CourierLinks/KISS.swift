@@ -120,6 +120,8 @@ public struct KISSFrameCodec: FrameCodec {
 
     /// Damaged frames plus frames that were not ours (other ports, other commands, other AX.25 traffic).
     public var dropped: Int { self.decoder.dropped + self.foreign }
+    /// Only bad escapes and oversize frames: another station's traffic on the channel is not an error of this link.
+    public var framingErrors: Int { self.decoder.dropped }
 
     public func encode(_ packet: [UInt8]) -> [UInt8] {
         let data = self.ax25.map { AX25.uiFrame(from: $0, to: AX25.courierDestination, info: packet) } ?? packet

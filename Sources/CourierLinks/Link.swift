@@ -23,10 +23,13 @@ public protocol Link: AnyObject, Sendable {
     /// Sends one packet. Throws `LinkError.down` when the link is down: nothing is lost, the store still holds it.
     func send(_ packet: [UInt8]) async throws(LinkError)
     func stop()
+    /// What crossed the link since the start: frames and bytes each way, damaged frames dropped.
+    var counters: LinkCounters { get }
 }
 
 extension Link {
     public func openAtStart() throws(LinkError) {}
+    public var counters: LinkCounters { LinkCounters() }
 }
 
 /// Retry delays after a failure: doubling from `initial` to `maximum`, with ±20% jitter.
@@ -43,13 +46,19 @@ public struct Backoff: Sendable, Hashable {
     }
 }
 
-public struct LinkCounters: Sendable, Hashable {
+/// Since the link started (kept across reconnects).
+public struct LinkCounters: Sendable, Hashable, Codable {
+    /// Good frames received (passed the link's own checks) and their bytes; bytes count everything read, garbage too.
     public var framesIn = 0
     public var framesOut = 0
     public var bytesIn = 0
     public var bytesOut = 0
-    public var dropped = 0
+    /// Frames dropped because their checksum failed (serial links: CRC-32C): line noise.
+    public var crcErrors = 0
+    /// Frames dropped as malformed (bad stuffing or escape, oversize, too short): typically a wrong baud rate.
+    public var framingErrors = 0
     public var reconnects = 0
+    public init() {}
 }
 
 /// A link over a byte stream: opens the channel (a serial port, a pty, a TCP connection), runs an optional
@@ -108,7 +117,7 @@ public final class StreamLink<Codec: FrameCodec>: Link, @unchecked Sendable {
     }
 
     public var isUp: Bool { self.state.withLock { $0.channel != nil } }
-    public var counters: LinkCounters { self.state.withLock { s in var c = s.counters; c.dropped = s.codec.dropped; return c } }
+    public var counters: LinkCounters { self.state.withLock { $0.counters } }
 
     public func start() {
         let t = Thread { [self] in self.run() }
@@ -198,11 +207,23 @@ public final class StreamLink<Codec: FrameCodec>: Link, @unchecked Sendable {
                         if !reportedUp && Date().timeIntervalSince(opened) >= Self.probation { reportUp() }
                         continue
                     }
-                    let frames = self.state.withLock { s -> [[UInt8]] in
+                    let (frames, crc, framing) = self.state.withLock { s -> ([[UInt8]], Int, Int) in
                         s.counters.bytesIn += bytes.count
+                        let (crc0, framing0) = (s.codec.crcErrors, s.codec.framingErrors)
                         let f = s.codec.feed(bytes[...])
                         s.counters.framesIn += f.count
-                        return f
+                        let crc = s.codec.crcErrors - crc0
+                        let framing = s.codec.framingErrors - framing0
+                        s.counters.crcErrors += crc
+                        s.counters.framingErrors += framing
+                        return (f, crc, framing)
+                    }
+                    // Every damaged frame is a refused packet: visible with --log-level debug.
+                    if crc > 0 {
+                        self.logger.debug("refused frame", metadata: ["link": "\(self.name)", "reason": "CRC mismatch (line noise?)", "count": "\(crc)"])
+                    }
+                    if framing > 0 {
+                        self.logger.debug("refused frame", metadata: ["link": "\(self.name)", "reason": "framing error (wrong baud rate?)", "count": "\(framing)"])
                     }
                     if !frames.isEmpty {
                         carried = true

@@ -18,6 +18,7 @@ public final class RecordingLink: Link {
     public var properties: LinkProperties { self.inner.properties }
     public var events: AsyncStream<LinkEvent> { self.inner.events }
     public var isUp: Bool { self.inner.isUp }
+    public var counters: LinkCounters { self.inner.counters }
     /// Every packet sent so far, in order.
     public var sent: [Frame] { self.frames.withLock { $0 } }
     /// Packets and bytes sent so far.

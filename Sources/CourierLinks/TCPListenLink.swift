@@ -19,6 +19,7 @@ public final class TCPListenLink: Link, @unchecked Sendable {
     private struct State {
         var peers: [ObjectIdentifier: Peer] = [:]
         var stopped = false
+        var counters = LinkCounters()
     }
     private let state = Mutex(State())
     private let writer = DispatchQueue(label: "courier.link.tcp-listen")
@@ -34,6 +35,7 @@ public final class TCPListenLink: Link, @unchecked Sendable {
     }
 
     public var isUp: Bool { self.state.withLock { !$0.peers.isEmpty } }
+    public var counters: LinkCounters { self.state.withLock { $0.counters } }
 
     public func start() {
         let t = Thread { [self] in
@@ -58,7 +60,12 @@ public final class TCPListenLink: Link, @unchecked Sendable {
         while !self.state.withLock({ $0.stopped }) {
             guard let bytes = try? ch.read(max: 4_096, timeout: 0.25) else { break }
             if bytes.isEmpty { continue }
-            let frames = self.state.withLock { s -> [[UInt8]] in s.peers[id]?.codec.feed(bytes[...]) ?? [] }
+            let frames = self.state.withLock { s -> [[UInt8]] in
+                let f = s.peers[id]?.codec.feed(bytes[...]) ?? []
+                s.counters.bytesIn += bytes.count
+                s.counters.framesIn += f.count
+                return f
+            }
             for f in frames { self.continuation.yield(.frame(f)) }
         }
         ch.close()
@@ -84,6 +91,10 @@ public final class TCPListenLink: Link, @unchecked Sendable {
             }
         }
         if delivered == 0 { throw .down(self.name) }
+        self.state.withLock { s in
+            s.counters.framesOut += 1
+            s.counters.bytesOut += bytes.count
+        }
     }
 
     public func stop() {

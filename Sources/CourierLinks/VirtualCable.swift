@@ -1,4 +1,5 @@
 import Foundation
+import CourierWire
 
 #if canImport(Glibc)
 import Glibc
@@ -19,6 +20,8 @@ public final class VirtualCable: @unchecked Sendable {
     private let slaves: [Int32]
     private let lock = NSLock()
     private var stopped = false
+    private var noise = 0.0
+    private var rng = SplitMix64(seed: 0x0C0FFEE)
     private let done = DispatchSemaphore(value: 0)
 
     /// - Parameter stableNames: give each end a name of its own, a symlink in a private folder that `stop()`
@@ -76,11 +79,42 @@ public final class VirtualCable: @unchecked Sendable {
                 }
                 for (i, (from, to)) in [(a, b), (b, a)].enumerated() where fds[i].revents & Int16(POLLIN) != 0 {
                     let n = read(from, &buf, buf.count)
-                    if n > 0 { _ = buf.withUnsafeBytes { write(to, $0.baseAddress, n) } }
+                    if n > 0 {
+                        self.damage(&buf, count: n)
+                        _ = buf.withUnsafeBytes { write(to, $0.baseAddress, n) }
+                    }
                 }
             }
             self.done.signal()
         }.start()
+    }
+
+    /// Line noise from now on: each byte crossing the cable, either way, has one bit flipped with this probability
+    /// (0.02: 2% of bytes damaged). 0 makes the line clean again.
+    public func setNoise(_ probability: Double) {
+        self.lock.lock()
+        defer { self.lock.unlock() }
+        self.noise = probability
+    }
+
+    /// Writes `bytes` so that they come out at `path` (one end's tty), as a modem at the wrong baud rate or a
+    /// loose connector delivers garbage to the relay on that end.
+    public func inject(_ bytes: [UInt8], toward path: String) {
+        let fd = path == self.pathA ? self.masters[0] : self.masters[1]
+        var off = 0
+        while off < bytes.count && !self.isStopped {
+            let n = bytes[off...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n > 0 { off += n } else { usleep(5_000) }
+        }
+    }
+
+    private func damage(_ buf: inout [UInt8], count: Int) {
+        self.lock.lock()
+        defer { self.lock.unlock() }
+        guard self.noise > 0 else { return }
+        for i in 0..<count where Double(self.rng.next() >> 11) / Double(1 << 53) < self.noise {
+            buf[i] ^= UInt8(1) << UInt8(self.rng.next() % 8)
+        }
     }
 
     var isStopped: Bool {

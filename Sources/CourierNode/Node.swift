@@ -377,7 +377,8 @@ public final class Node {
         do {
             packet = try self.opener.open(bytes, candidates: { self.directory[$0] ?? [] })
         } catch {
-            if case .unknownSender = error {
+            if case .unknownSender(let who) = error {
+                self.emit(.event(.packetRefused(link: link, reason: .unknownSender, detail: "from \(who): keys not known yet")))
                 // A neighbour we cannot read (we missed its announces): our next announce carries the hello bit, so
                 // neighbours announce back. At most once a minute per link.
                 if var l = self.links[link], now - l.lastHelloRequest > 60 {
@@ -388,7 +389,8 @@ public final class Node {
                     self.outputs += self.tick(now: now)
                 }
             } else {
-                self.reject("packet on \(link): \(error)")
+                self.stats.rejected += 1
+                self.emit(.event(.packetRefused(link: link, reason: .authentication, detail: "\(error)")))
             }
             return self.drain()
         }
@@ -410,10 +412,14 @@ public final class Node {
             }
         }
         if sender == nil { sender = self.directory[packet.header.sender]?.count == 1 ? self.directory[packet.header.sender]![0] : nil }
-        guard let from = sender else { return self.drain() }
+        guard let from = sender else {
+            self.emit(.event(.packetRefused(link: link, reason: .unknownSender, detail: "from \(packet.header.sender): keys not known yet")))
+            return self.drain()
+        }
         var n = self.neighbours[from] ?? Neighbour(id: from)
         guard n.replay.accept(packet.header.counter) else {
-            self.reject("replayed packet from \(from.short)")
+            self.stats.rejected += 1
+            self.emit(.event(.packetRefused(link: link, reason: .replay, detail: "counter \(packet.header.counter) from \(from.short) already received")))
             return self.drain()
         }
         let previous = n.lastHeard[link]

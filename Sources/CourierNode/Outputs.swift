@@ -37,4 +37,18 @@ public enum NodeEvent: Sendable, Equatable {
     case keysLearnt(NodeID, name: String?)
     /// A next hop stopped acknowledging a bundle in our custody: kept, tried again another way.
     case stalled(BundleID, to: ShortID)
+    /// A packet from a link was refused as a whole, before any record in it was used (for the link's health
+    /// counters and the debug log; not a warning each: another federation on the channel sends many).
+    case packetRefused(link: String, reason: PacketRefusal, detail: String)
+}
+
+/// Why a whole packet was refused.
+public enum PacketRefusal: String, Sendable, Equatable {
+    /// Its authentication tag did not verify (another federation or network key, or damage the link's own check
+    /// missed), or it did not decode.
+    case authentication
+    /// From a node whose keys this one has not learnt yet: it asks for announces (at most once a minute).
+    case unknownSender = "unknown sender"
+    /// A packet counter this node already accepted from that sender: a copy (a digipeater, an echo) or a replay.
+    case replay
 }

@@ -37,6 +37,16 @@ public final class Runtime: @unchecked Sendable {
     public var onReload: (@Sendable (Node) -> Void)?
     /// Written as `info` into the status file for `relay status` (the relay puts its callsign and open/sealed mode).
     public var statusInfo: [String: String] = [:]
+    /// Per link, what the engine refused and what the health check says (owned by the loop).
+    var health: [String: LinkHealth] = [:]
+    /// Per link, packets not sent (link down, write failed, send queue full) and seconds on air; written by the
+    /// sending tasks.
+    let traffic = Mutex<[String: (dropped: Int, airtime: Double)]>([:])
+    /// The last status file written: its content (without the time) and what must be written at once when it changes.
+    var lastStatus: (full: Data, key: Data, at: Double)?
+    /// A status whose only changes are counters and times is written at most this often (the file is read by
+    /// `relay status`; a flash card should not be written every second).
+    public var statusCountersInterval: Double = 5
 
     public init(node: Node, links: [any Link], statusPath: String? = nil, logger: Logger) {
         self.node = node
@@ -70,10 +80,15 @@ public final class Runtime: @unchecked Sendable {
             Task { for await e in link.events { c.yield(.link(name, e)) } }
             let (stream, sc) = AsyncStream.makeStream(of: [UInt8].self, bufferingPolicy: .bufferingNewest(1_024))
             self.senders[name] = sc
+            let air = link.properties
             Task {
                 for await packet in stream {
-                    do { try await link.send(packet) } catch {
-                        self.logger.debug("send failed", metadata: ["link": "\(name)", "error": "\(error)"])
+                    do {
+                        try await link.send(packet)
+                        self.traffic.withLock { $0[name, default: (0, 0)].airtime += air.airtime(bytes: packet.count) }
+                    } catch {
+                        self.traffic.withLock { $0[name, default: (0, 0)].dropped += 1 }
+                        self.logger.debug("packet not sent; it stays queued", metadata: ["link": "\(name)", "error": "\(error)"])
                     }
                 }
             }
@@ -94,8 +109,11 @@ public final class Runtime: @unchecked Sendable {
             if self.stopped.withLock({ $0 }) { break }
             let now = Date().timeIntervalSince1970
             var out: [NodeOutput] = []
+            var receivedOn: String?
             switch input {
-            case .link(let name, .frame(let bytes)): out = self.node.receive(bytes, on: name, now: now)
+            case .link(let name, .frame(let bytes)):
+                out = self.node.receive(bytes, on: name, now: now)
+                receivedOn = name
             case .link(let name, .up):
                 self.linkUp[name] = true
                 out = self.node.linkUp(name, now: now)
@@ -118,12 +136,14 @@ public final class Runtime: @unchecked Sendable {
             case .link(_, .up), .link(_, .down): changed = true
             default: changed = out.contains { if case .event(.neighbourHeard) = $0 { return true } else { return false } }
             }
+            self.perform(out, receivedOn: receivedOn)
             if changed || Date().timeIntervalSince(lastPoll) >= 1 {
                 lastPoll = Date()
-                out += self.pollStore(now: now)
-                self.writeStatus(now: now)
+                let polled = self.pollStore(now: now)
+                self.perform(polled, receivedOn: nil)
+                self.checkHealth(now: now)
+                self.writeStatus(now: now, force: changed)
             }
-            self.perform(out)
             let next = self.node.nextWakeup(now: Date().timeIntervalSince1970)
             self.wakeAt.withLock { $0 = next }
         }
@@ -132,17 +152,38 @@ public final class Runtime: @unchecked Sendable {
         for s in self.senders.values { s.finish() }
     }
 
-    func perform(_ outputs: [NodeOutput]) {
+    /// `receivedOn`: the link whose packet these outputs answer (refusals are counted against it).
+    func perform(_ outputs: [NodeOutput], receivedOn: String?) {
         for o in outputs {
             switch o {
-            case .send(let link, let packet, _): self.senders[link]?.yield(packet)
+            case .send(let link, let packet, _):
+                if case .dropped = self.senders[link]?.yield(packet) {
+                    self.traffic.withLock { $0[link, default: (0, 0)].dropped += 1 }
+                    self.logger.debug("packet not sent: the link's send queue is full; it stays queued", metadata: ["link": "\(link)"])
+                }
             case .delivered(let m):
                 self.logger.notice("delivered", metadata: ["bundle.id": "\(m.id)", "kind": "\(m.kind)", "from": "\(m.id.origin)"])
             case .event(let e):
                 switch e {
                 case .neighbourHeard(let id, let name, let link):
                     self.logger.info("neighbour heard", metadata: ["node": "\(id.short)", "name": "\(name ?? "-")", "link": "\(link)"])
-                case .rejected(let why): self.logger.warning("rejected", metadata: ["why": "\(why)"])
+                case .rejected(let why):
+                    if let l = receivedOn {
+                        self.health[l, default: LinkHealth()].refused += 1
+                        self.logger.warning("rejected", metadata: ["link": "\(l)", "why": "\(why)"])
+                    } else {
+                        self.logger.warning("rejected", metadata: ["why": "\(why)"])
+                    }
+                case .packetRefused(let link, let reason, let detail):
+                    switch reason {
+                    case .authentication: self.health[link, default: LinkHealth()].authFailures += 1
+                    case .unknownSender: self.health[link, default: LinkHealth()].unknownSender += 1
+                    case .replay: self.health[link, default: LinkHealth()].duplicates += 1
+                    }
+                    self.logger.debug("refused packet", metadata: ["link": "\(link)", "reason": "\(reason.rawValue)", "detail": "\(detail)"])
+                case .duplicate(let id):
+                    if let l = receivedOn { self.health[l, default: LinkHealth()].duplicates += 1 }
+                    self.logger.debug("refused bundle", metadata: ["link": "\(receivedOn ?? "-")", "reason": "duplicate", "bundle.id": "\(id)"])
                 case .custodyReleased(let id, let to):
                     self.logger.info("custody moved on", metadata: ["bundle.id": "\(id)", "to": "\(to)"])
                 case .receipt(let id, let by): self.logger.info("receipt", metadata: ["bundle.id": "\(id)", "by": "\(by)"])
@@ -192,31 +233,125 @@ public final class Runtime: @unchecked Sendable {
         return out
     }
 
-    /// A small JSON file `relay status` reads: links, neighbours, airtime, quiet mode.
-    func writeStatus(now: Double) {
-        guard let path = self.statusPath else { return }
-        struct Status: Codable {
-            struct L: Codable { let name: String; let up: Bool; let mtu: Int; let airtimeUsed: Double?; let airtimeBudget: Double? }
-            struct N: Codable { let node: String; let name: String?; let link: String; let lastHeard: Double }
-            let pid: Int32
-            let updated: Double
-            let started: Double
-            let quiet: Bool
-            let info: [String: String]
-            let links: [L]
-            let neighbours: [N]
-        }
-        let air = Dictionary(uniqueKeysWithValues: self.node.airtime().map { ($0.link, $0) })
-        let s = Status(
-            pid: getpid(), updated: now, started: self.startedAt.timeIntervalSince1970, quiet: self.node.isQuiet, info: self.statusInfo,
-            links: self.links.values.sorted { $0.name < $1.name }.map { l in
-                let a = air[l.name]
-                return .init(name: l.name, up: self.linkUp[l.name] ?? false, mtu: l.properties.mtu,
-                             airtimeUsed: a?.budget.map { b in max(0, b - (a?.tokens ?? b)) }, airtimeBudget: a?.budget)
-            },
-            neighbours: self.node.neighbourList(now: now).map { .init(node: $0.id.short.description, name: $0.name, link: $0.link, lastHeard: $0.lastHeard) })
-        if let data = try? JSONEncoder().encode(s) {
-            try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
+    /// Looks at each link's last minute: mostly damaged frames mean a wrong baud rate or a bad cable; mostly
+    /// packets failing authentication mean another federation or network key. Warns once when a condition starts
+    /// (and says when it ends); `relay status` shows it meanwhile.
+    func checkHealth(now: Double) {
+        for (name, link) in self.links {
+            let c = link.counters
+            var h = self.health[name] ?? LinkHealth()
+            h.window.append(.init(at: now, damaged: c.crcErrors + c.framingErrors, good: c.framesIn, auth: h.authFailures,
+                                  unknown: h.unknownSender))
+            h.window.removeAll { now - $0.at > LinkHealth.windowSeconds }
+            guard let first = h.window.first, let last = h.window.last else { continue }
+            let damaged = last.damaged - first.damaged
+            let good = last.good - first.good
+            let auth = last.auth - first.auth
+            let unknown = last.unknown - first.unknown
+            let minute = "in the last \(Int(LinkHealth.windowSeconds)) s"
+            // Damage: at least 5 frames and a quarter of what arrived; cleared below one in ten.
+            if damaged >= 5 && damaged * 4 >= damaged + good {
+                if h.damageWarning == nil {
+                    let w = "\(damaged) of \(damaged + good) frames damaged \(minute) (\(c.crcErrors) CRC, \(c.framingErrors) framing errors so far): wrong baud or bad cable? Both ends need the same baud rate; check the cable, connectors and radio levels"
+                    self.logger.warning("link \(name): \(w)")
+                    h.damageWarning = w
+                }
+            } else if h.damageWarning != nil && (damaged < 2 || damaged * 10 < damaged + good) {
+                h.damageWarning = nil
+                self.logger.notice("link \(name): \(good > 0 ? "frames arrive intact again" : "no damaged frames any more")")
+            }
+            // Another federation: its announces fail authentication and its other packets come from senders this
+            // relay never learns. (Unknown senders alone are normal for a moment: keys come with announces.)
+            let foreign = auth + unknown
+            if foreign >= 5 && auth >= 1 && foreign * 2 >= good {
+                if h.authWarning == nil {
+                    let w = "\(foreign) of \(good) packets refused \(minute) (\(auth) failed authentication, \(unknown) from unknown senders): another federation on this channel, or a different network key? Compare the fingerprints `relay init` printed on both relays"
+                    self.logger.warning("link \(name): \(w)")
+                    h.authWarning = w
+                }
+            } else if h.authWarning != nil && (foreign < 2 || foreign * 10 < good) {
+                h.authWarning = nil
+                self.logger.notice("link \(name): packets authenticate again")
+            }
+            self.health[name] = h
         }
     }
+
+    /// A small JSON file `relay status` reads: links, neighbours, airtime, quiet mode.
+    /// Written when something in it changed: at once for links, neighbours, quiet mode and warnings, at most every
+    /// `statusCountersInterval` seconds when only counters and times did (or always with `force`).
+    func writeStatus(now: Double, force: Bool = false) {
+        guard let path = self.statusPath else { return }
+        struct Status: Codable {
+            struct L: Codable {
+                let name: String; let up: Bool; let mtu: Int; let airtimeUsed: Double?; let airtimeBudget: Double?
+                /// Frames and bytes each way, CRC and framing errors (the link's own counts).
+                let counters: LinkCounters
+                /// Packets refused by the engine: failed authentication, from a sender not known yet, and copies
+                /// already received (packets replayed, bundles already held); other refusals (untrusted origin...).
+                let authFailures: Int; let unknownSender: Int; let duplicates: Int; let refused: Int
+                /// Packets not sent (they stay queued) and seconds on air since the start.
+                let dropped: Int; let airtimeSeconds: Double
+                let warnings: [String]
+            }
+            struct N: Codable { let node: String; let name: String?; let link: String; let lastHeard: Double }
+            var pid: Int32
+            var updated: Double
+            var started: Double
+            var quiet: Bool
+            var info: [String: String]
+            var links: [L]
+            var neighbours: [N]
+        }
+        struct Key: Codable { let quiet: Bool; let info: [String: String]; let links: [String]; let neighbours: [String] }
+        let air = Dictionary(uniqueKeysWithValues: self.node.airtime().map { ($0.link, $0) })
+        let traffic = self.traffic.withLock { $0 }
+        var s = Status(
+            pid: getpid(), updated: 0, started: self.startedAt.timeIntervalSince1970, quiet: self.node.isQuiet, info: self.statusInfo,
+            links: self.links.values.sorted { $0.name < $1.name }.map { l in
+                let a = air[l.name]
+                let h = self.health[l.name] ?? LinkHealth()
+                let t = traffic[l.name] ?? (0, 0)
+                return .init(name: l.name, up: self.linkUp[l.name] ?? false, mtu: l.properties.mtu,
+                             airtimeUsed: a?.budget.map { b in max(0, b - (a?.tokens ?? b)) }, airtimeBudget: a?.budget,
+                             counters: l.counters, authFailures: h.authFailures, unknownSender: h.unknownSender,
+                             duplicates: h.duplicates, refused: h.refused, dropped: t.dropped, airtimeSeconds: t.airtime,
+                             warnings: [h.damageWarning, h.authWarning].compactMap { $0 })
+            },
+            neighbours: self.node.neighbourList(now: now).map { .init(node: $0.id.short.description, name: $0.name, link: $0.link, lastHeard: $0.lastHeard) })
+        let key = Key(quiet: s.quiet, info: s.info, links: s.links.map { "\($0.name) \($0.up) \($0.warnings)" },
+                      neighbours: s.neighbours.map { "\($0.node) \($0.name ?? "") \($0.link)" })
+        let enc = JSONEncoder()
+        enc.outputFormatting = .sortedKeys
+        do {
+            let full = try enc.encode(s)
+            let k = try enc.encode(key)
+            if let last = self.lastStatus, !force {
+                if last.full == full { return }
+                if last.key == k && now - last.at < self.statusCountersInterval { return }
+            }
+            s.updated = now
+            try enc.encode(s).write(to: URL(fileURLWithPath: path), options: .atomic)
+            self.lastStatus = (full, k, now)
+        } catch {
+            // Once per failure kind would be nicer; a status file that cannot be written is rare (a full disk).
+            if self.lastStatus?.at != -1 {
+                self.logger.warning("cannot write the status file `relay status` reads", metadata: ["path": "\(path)", "error": "\(error)"])
+            }
+            self.lastStatus = (Data(), Data(), -1)
+        }
+    }
+}
+
+/// What the engine refused on one link, and the warnings its last minute raised.
+struct LinkHealth {
+    struct Sample { let at: Double; let damaged: Int; let good: Int; let auth: Int; let unknown: Int }
+    static let windowSeconds = 60.0
+    var authFailures = 0
+    var unknownSender = 0
+    var duplicates = 0
+    var refused = 0
+    var window: [Sample] = []
+    var damageWarning: String?
+    var authWarning: String?
 }

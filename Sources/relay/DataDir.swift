@@ -51,6 +51,26 @@ struct DataDir {
     var statusFile: String { self.path + "/status.json" }
     var lockFile: String { self.path + "/relay.lock" }
 
+    /// Where `relay run` writes its status: the runtime directory systemd gives a service ($RUNTIME_DIRECTORY,
+    /// /run/courier with the packaged unit: memory, not the SD card), else the data directory.
+    static func runStatusFile(dataDir: DataDir, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        // systemd lists several directories separated by colons when a unit asks for several.
+        if let r = environment["RUNTIME_DIRECTORY"]?.split(separator: ":").first, !r.isEmpty {
+            return String(r) + "/status.json"
+        }
+        return dataDir.statusFile
+    }
+
+    /// The relay running on this data directory, known from its lock on relay.lock (not from the age of a file):
+    /// its pid and the status file it named there; nil when none runs.
+    func runningRelay() -> (pid: Int32?, statusFile: String)? {
+        guard ExclusiveLock.isHeld(path: self.lockFile) else { return nil }
+        let lines = ((try? String(contentsOfFile: self.lockFile, encoding: .utf8)) ?? "").split(separator: "\n")
+        let pid = lines.first.flatMap { Int32($0.trimmingCharacters(in: .whitespaces)) }
+        let status = lines.first { $0.hasPrefix("status ") }.map { String($0.dropFirst("status ".count)) }
+        return (pid, status ?? self.statusFile)
+    }
+
     struct IdentityFile: Codable {
         var name: String?
         var signingSeed: String
@@ -207,7 +227,7 @@ extension DataDir {
     /// Takes the data directory for this process alone (`relay run`, each of `relay demo`'s relays): an exclusive
     /// flock on relay.lock, which then holds this pid. Held until the process exits (the descriptor is never
     /// closed); `relay send`, `inbox`, `queue` and `status` do not take it and work beside a running relay.
-    func lockForRun() throws {
+    func lockForRun(statusFile: String) throws {
         try self.requireInitialised()
         let fd = open(self.lockFile, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
@@ -215,7 +235,8 @@ extension DataDir {
         }
         switch ExclusiveLock.acquire(fd) {
         case .acquired:
-            let pid = Array("\(getpid())\n".utf8)
+            // The pid, then where the status file is (`relay status` finds it there, wherever the service put it).
+            let pid = Array("\(getpid())\nstatus \(statusFile)\n".utf8)
             guard ftruncate(fd, 0) == 0, pwrite(fd, pid, pid.count, 0) == pid.count else {
                 let why = String(cString: strerror(errno))
                 close(fd)
@@ -223,7 +244,8 @@ extension DataDir {
             }
         case .held(let holder):
             // /proc/locks names the holder; the pid it wrote in the file is the fallback.
-            let written = (try? String(contentsOfFile: self.lockFile, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            let written = (try? String(contentsOfFile: self.lockFile, encoding: .utf8))?.split(separator: "\n").first
+                .flatMap { Int32($0.trimmingCharacters(in: .whitespaces)) }
             close(fd)
             if let pid = holder ?? written {
                 throw RelayError.tempFail("\(self.path) is in use by another relay (pid \(pid)): stop it first (kill \(pid)), or give another --data-dir")

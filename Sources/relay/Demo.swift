@@ -71,7 +71,7 @@ struct DemoScript {
             let d = DataDir(path: root + "/" + p.key)
             ids.append(try d.create(name: p.name, key: key, open: false))
             // Each relay has its data directory to itself, as under `relay run`.
-            try d.lockForRun()
+            try d.lockForRun(statusFile: d.statusFile)
             dirs.append(d)
         }
         // Nothing is added by hand: no trust list, no keys. Each relay floods its identity (keys and name) through

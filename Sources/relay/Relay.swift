@@ -13,6 +13,7 @@ import Logging
 enum RelayMain {
     static func main() {
         ProcessSignals.blockAtStart()
+        JournalLogHandler.bootstrap()
         // Detached: `main` is on the main actor, whose queue nobody drains here (the main thread waits for signals).
         Task.detached {
             await Relay.runCommand()
@@ -27,7 +28,7 @@ struct Relay: AsyncParsableCommand {
         commandName: "relay",
         abstract: "Run a Courier relay: store-and-forward messaging over radio modems, relay to relay.",
         discussion: """
-            Exit codes: 0 ok; 64 wrong arguments; 65 bad data; 66 no data directory; 69 device or port \
+            Exit codes: 0 ok; 3 not running (`relay status`: no relay holds the data directory); 64 wrong arguments; 65 bad data; 66 no data directory; 69 device or port \
             unavailable; 73 cannot create; 74 database error; 75 temporary failure: another relay holds the data \
             directory; 78 damaged configuration.
             """,
@@ -156,7 +157,8 @@ extension Relay {
                 guard let l = Logger.Level(rawValue: level) else { throw RelayError.usage("unknown log level '\(level)': use debug, info, notice or warning") }
                 logger.logLevel = l
                 // One relay per data directory (exit 75 naming the other's pid); held until this process exits.
-                try dir.lockForRun()
+                let statusFile = DataDir.runStatusFile(dataDir: dir)
+                try dir.lockForRun(statusFile: statusFile)
                 for k in cfg.unknown { logger.warning("relay.conf: unknown setting '\(k)' ignored (see README, configuration reference)") }
                 var links: [any Link] = []
                 do { for c in configs { links.append(try LinkFactory.make(c, options: opts, logger: logger)) } } catch let e as LinkError {
@@ -184,7 +186,7 @@ extension Relay {
                     links: links.map { LinkInfo(name: $0.name, properties: $0.properties,
                                                 dutyCycle: $0.properties.airtime == .none ? nil : (self.dutyCycle ?? cfg.dutyCycle.map { $0 * 100 }).map { $0 / 100 }) },
                     now: Date().timeIntervalSince1970)
-                let runtime = Runtime(node: node, links: links, statusPath: dir.statusFile, logger: logger)
+                let runtime = Runtime(node: node, links: links, statusPath: statusFile, logger: logger)
                 let callsign = opts.callsign.map(\.description) ?? "none"
                 runtime.statusInfo = ["mode": open ? "open" : "sealed", "callsign": callsign]
                 // SIGHUP (and an edit of the trust list): groups, trust, duty cycle apply at once; links need a restart.
@@ -228,7 +230,7 @@ extension Relay {
                                    metadata: ["error": "\(error)"])
                 }
                 do {
-                    try FileManager.default.removeItem(atPath: dir.statusFile)
+                    try FileManager.default.removeItem(atPath: statusFile)
                 } catch {
                     logger.debug("status file not removed", metadata: ["error": "\(error)"])
                 }
@@ -405,7 +407,9 @@ extension Relay {
     }
 
     struct Status: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Links, neighbours, airtime, queue and quiet mode at a glance.")
+        static let configuration = CommandConfiguration(
+            abstract: "Links (traffic, errors, warnings), neighbours, airtime, queue and quiet mode at a glance.",
+            discussion: "Exit status 0 when a relay runs on the data directory, 3 when none does (as `systemctl status`).")
         @OptionGroup var d: DirOption
         @Flag(help: "JSON.") var json = false
         func run() async throws {
@@ -414,12 +418,20 @@ extension Relay {
                 let (id, name) = try dir.identity()
                 let store = try dir.store()
                 let s = try store.snapshot()
-                let live = FileManager.default.contents(atPath: dir.statusFile).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
-                let running = live.map { Date().timeIntervalSince1970 - (($0["updated"] as? Double) ?? 0) < 10 } ?? false
+                // Running means holding the data directory's lock; the relay named its status file there.
+                let relay = dir.runningRelay()
+                var live: [String: Any]?
+                if let relay, let data = FileManager.default.contents(atPath: relay.statusFile) {
+                    do { live = try JSONSerialization.jsonObject(with: data) as? [String: Any] } catch {
+                        throw RelayError.data("\(relay.statusFile) is damaged (\(error.localizedDescription)); it is rewritten within seconds, try again")
+                    }
+                }
+                let running = relay != nil
                 let mode = try dir.network().1 ? "open" : "sealed"
                 if self.json {
                     var o: [String: Any] = ["node": id.nodeID.short.description, "running": running, "quiet": try store.isQuiet(), "queued": s.total.count,
                                             "mode": mode]
+                    if let pid = relay?.pid { o["pid"] = Int(pid) }
                     if let live { o["live"] = live }
                     o["waiting"] = s.waiting.map { w -> [String: Any] in
                         ["id": w.id.description, "kind": w.kind.description, "from": w.id.origin.description, "since": w.since, "reason": w.reason]
@@ -427,22 +439,31 @@ extension Relay {
                     o["gaveUp"] = ["expired": s.expiredTotal, "evicted": s.evictedTotal, "refused": s.refusedTotal, "unreadable": s.unreadableTotal]
                     o["failureNotices"] = s.failedTotal
                     try printJSON(o)
+                    if !running { throw ExitCodeError(code: 3) }
                     return
                 }
                 // The callsign is what the running relay uses (flag or relay.conf), from its status file.
                 var callsign = ""
-                if running, let c = (live?["info"] as? [String: String])?["callsign"] { callsign = c == "none" ? ", no callsign" : ", callsign \(c)" }
-                print("relay \(id.nodeID.short)\(name.map { " (\($0))" } ?? ""): \(running ? "running" : "not running"), \(mode) federation\(callsign)\(try store.isQuiet() ? ", QUIET MODE (transmitting nothing)" : "")")
-                if let live, running {
+                if let c = (live?["info"] as? [String: String])?["callsign"] { callsign = c == "none" ? ", no callsign" : ", callsign \(c)" }
+                let state = running ? "running\(relay?.pid.map { " (pid \($0))" } ?? "")" : "not running"
+                print("relay \(id.nodeID.short)\(name.map { " (\($0))" } ?? ""): \(state), \(mode) federation\(callsign)\(try store.isQuiet() ? ", QUIET MODE (transmitting nothing)" : "")")
+                if let live {
                     for l in (live["links"] as? [[String: Any]]) ?? [] {
                         let used = (l["airtimeUsed"] as? Double).map { String(format: "%.0f s", $0) } ?? "-"
                         let budget = (l["airtimeBudget"] as? Double).map { String(format: " of %.0f s/h", $0) } ?? " (no limit)"
                         print("  link \((l["name"] as? String) ?? "?"): \((l["up"] as? Bool) == true ? "up" : "DOWN"), airtime \(used)\(budget)")
+                        let c = (l["counters"] as? [String: Any]) ?? [:]
+                        func n(_ d: [String: Any], _ k: String) -> Int { (d[k] as? Int) ?? 0 }
+                        print("    in \(n(c, "framesIn")) frames (\(bytes(n(c, "bytesIn")))), out \(n(c, "framesOut")) frames (\(bytes(n(c, "bytesOut")))), on air \(String(format: "%.1f s", (l["airtimeSeconds"] as? Double) ?? 0))")
+                        print("    errors: \(n(c, "crcErrors")) CRC, \(n(c, "framingErrors")) framing; refused: \(n(l, "authFailures")) failed authentication, \(n(l, "unknownSender")) unknown sender, \(n(l, "duplicates")) duplicates, \(n(l, "refused")) other; \(n(l, "dropped")) not sent")
+                        for w in (l["warnings"] as? [String]) ?? [] { print("    WARNING: \(w)") }
                     }
                     let now = Date().timeIntervalSince1970
                     for n in (live["neighbours"] as? [[String: Any]]) ?? [] {
                         print("  neighbour \((n["node"] as? String) ?? "?") \((n["name"] as? String) ?? "") on \((n["link"] as? String) ?? "?"), heard \(relative(now - ((n["lastHeard"] as? Double) ?? now))) ago")
                     }
+                } else if running {
+                    print("  (starting: no status yet)")
                 }
                 print("  queue: \(s.total.count) bundles (\(PriorityClass.allCases.map { "\($0) \(s.byClass[$0]?.count ?? 0)" }.joined(separator: ", ")))\(s.identities > 0 ? ", \(s.identities) of them nodes' keys" : "")")
                 if let o = s.oldest { print("  oldest: \(o.id), \(relative(Date().timeIntervalSince1970 - Double(o.received))) ago") }
@@ -454,6 +475,7 @@ extension Relay {
                     }
                 }
                 print("  given up: \(s.expiredTotal) expired, \(s.evictedTotal) evicted, \(s.refusedTotal) refused, \(s.unreadableTotal) unreadable; failure notices about ours: \(s.failedTotal) (`relay queue tail` says why)")
+                if !running { throw ExitCodeError(code: 3) }
             }
         }
     }
