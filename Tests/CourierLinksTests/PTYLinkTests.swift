@@ -113,10 +113,12 @@ import Glibc
         #expect(await events.wait { $0.received.count == 1 })
         // Mid-transfer: half a frame, then the device is gone.
         pty.write(Array(codec.encode([9, 9, 9, 9, 9, 9]).prefix(4)))
+        // The name goes before the terminal, as udev removes it: the link, retrying, must never open the /dev/pts
+        // number the kernel may give another test's terminal meanwhile.
+        try FileManager.default.removeItem(atPath: path)
         pty.close()
         #expect(await events.wait { $0.downCount == 1 }, "the link reports down")
         await #expect(throws: LinkError.self) { try await link.send([7]) }
-        try FileManager.default.removeItem(atPath: path)
         pty = PTY()
         try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: pty.path)
         #expect(await events.wait { $0.upCount == 2 }, "the link comes back by itself")
