@@ -193,6 +193,9 @@ public final class Runtime: @unchecked Sendable {
             let info: [String: String]
             let links: [L]
             let neighbours: [N]
+            /// Next hop of a directed bundle, per destination (`relay queue list`).
+            let routes: [R]
+            struct R: Codable { let to: String; let via: String; let link: String }
         }
         let air = Dictionary(uniqueKeysWithValues: self.node.airtime().map { ($0.link, $0) })
         let s = Status(
@@ -202,7 +205,8 @@ public final class Runtime: @unchecked Sendable {
                 return .init(name: l.name, up: self.linkUp[l.name] ?? false, mtu: l.properties.mtu,
                              airtimeUsed: a?.budget.map { b in max(0, b - (a?.tokens ?? b)) }, airtimeBudget: a?.budget)
             },
-            neighbours: self.node.neighbourList(now: now).map { .init(node: $0.id.short.description, name: $0.name, link: $0.link, lastHeard: $0.lastHeard) })
+            neighbours: self.node.neighbourList(now: now).map { .init(node: $0.id.short.description, name: $0.name, link: $0.link, lastHeard: $0.lastHeard) },
+            routes: self.node.nextHops(now: now).map { .init(to: $0.to.description, via: $0.via.description, link: $0.link) })
         if let data = try? JSONEncoder().encode(s) {
             try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
         }
