@@ -293,7 +293,7 @@ extension Relay {
                                        "detail": x.detail, "receiptsFrom": x.receipts.map(\.from.description)])
                     } else {
                         print("\(x.id)  \(x.kind) to \(to), \(time.string(Double(x.at)))")
-                        print("    \(x.state.uppercased()) \(time.string(Double(x.stateAt))): \(x.detail)")
+                        print("    \(x.state.replacingOccurrences(of: "-", with: " ").uppercased()) \(time.string(Double(x.stateAt))): \(x.detail)")
                     }
                 }
                 if order.isEmpty && !self.json { print("outbox empty (nothing sent from this relay that the change feed remembers)") }
@@ -333,7 +333,7 @@ extension Relay {
                             let offers = msgs.filter { $0.kind == .aidOffer && $0.reference == m.id.description }.count
                             let note = InboxFormat.note(m, offers: offers, time: time, now: now)
                             let (text, cut) = InboxFormat.firstLine(ReceiptText.text(m), limit: 100)
-                            print("\(m.read ? " " : "*") \(m.kind.description.padding(toLength: 9, withPad: " ", startingAt: 0)) from \(names.label(m.id.origin))  \(when.padding(toLength: 8, withPad: " ", startingAt: 0))  \(note)\(text)\(cut ? "… [whole: relay inbox show \(m.id)]" : "")")
+                            print("\(m.read ? " " : "*") \(m.kind.description.padding(toLength: 9, withPad: " ", startingAt: 0)) from \(names.label(m.id.origin))  \(when + String(repeating: " ", count: max(0, 8 - when.count)))  \(note)\(text)\(cut ? "… [whole: relay inbox show \(m.id)]" : "")")
                             if m.kind == .aidRequest { print("            \(InboxFormat.offerHint(m))") }
                         }
                         if self.markRead { try store.markRead(m.id) }

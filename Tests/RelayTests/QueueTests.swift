@@ -2,6 +2,10 @@ import CourierLinks
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What waits and what was sent, as an operator sees it (issue 12, points 1, 5 and 6): `relay queue list` and
 /// `cancel`, `relay outbox` through to a receipt, `relay inbox show`, and what `relay send` refuses. Real `relay`
 /// processes joined by a `VirtualCable` (two real ptys), federations made with init / invite / init --join.
@@ -196,5 +200,22 @@ import Testing
         #expect(rc5 == 0, "the hint's command failed: \(err5)")
         let offerID = offer.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(try R.wait(60) { try R.inbox(b).contains { $0["id"] as? String == offerID && $0["reference"] as? String == request } })
+
+        // Duty cycle: reloaded with a budget of 3.6 ms an hour, which one packet uses up; then a message to the
+        // committee, a neighbour, waits for airtime.
+        try "duty-cycle = 0.0001\n".write(toFile: a + "/relay.conf", atomically: true, encoding: .utf8)
+        kill(ra.processIdentifier, SIGHUP)
+        #expect(try R.wait(20) { R.text(a + "/run.log").contains("configuration applied") })
+        _ = try send(a, ["--everyone", "Uses up the airtime."])
+        func exhausted() throws -> Bool {
+            let s = (try? JSONSerialization.jsonObject(with: Data(try R.run(["status", "--data-dir", a, "--json"]).1.utf8))) as? [String: Any]
+            let links = (s?["live"] as? [String: Any])?["links"] as? [[String: Any]] ?? []
+            return links.contains { l in (l["airtimeBudget"] as? Double).map { ($0 > 0) && (l["airtimeUsed"] as? Double ?? 0) >= $0 } ?? false }
+        }
+        #expect(try R.wait(30, exhausted), "the well never used up its airtime")
+        let held = try send(a, ["--to", idB, "Held back by the duty cycle."])
+        var qd: [String: Any] = [:]
+        #expect(try R.wait(20) { qd = try queued(a).first { $0["id"] as? String == held } ?? [:]; return qd["waiting"] as? String == "duty-cycle" }, "\(qd)")
+        #expect(qd["nextHop"] as? String == idB && (qd["why"] as? String)?.contains("has used its") == true, "\(qd)")
     }
 }
