@@ -65,6 +65,13 @@ public struct NodeConfig: Sendable {
     /// Seconds a receiver waits before acknowledging, so acks for several fragments share a packet.
     public var ackDelay: Double = 0.2
     public var reassemblyTimeout: Double = 3_600
+    /// Flood this node's identity bundle (its keys and name, SPEC 9.1) to the federation, and again when the copy
+    /// it holds has less than half its lifetime left, so every member can encrypt to it and read what it encrypts.
+    /// A running relay does; a command that only queues a message does not.
+    public var floodIdentity = false
+    /// Least seconds between two key requests to one origin (while bundles from it wait to be read), and between
+    /// two answers to one requester.
+    public var keyRequestInterval: Double = 600
     public var hopLimit: UInt8 = 8
 
     public init(identity: NodeIdentity, networkKey: NetworkKey, name: String? = nil) {

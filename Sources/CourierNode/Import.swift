@@ -11,7 +11,9 @@ extension Node {
         /// Already seen here: nothing changed.
         case duplicate
         case expired
-        /// Refused, with the reason (untrusted origin, bad signature, damaged bundle).
+        /// For this relay, but its origin's keys are not known here yet: kept, read when they arrive.
+        case waiting(String)
+        /// Refused, with the reason (untrusted origin, bad signature, damaged bundle, unreadable).
         case rejected(String)
     }
 
@@ -24,16 +26,15 @@ extension Node {
         do { b = try CourierBundle(decoding: bytes) } catch { return .rejected("damaged bundle: \(error)") }
         if b.expires <= UInt64(CourierTime.minutes(unixSeconds: Int64(now))) { return .expired }
         if (try? self.store.hasSeen(b.id)) == true { return .duplicate }
-        guard self.trusted(b) else {
-            let why = self.outputs.reversed().lazy.compactMap { o -> String? in
-                if case .event(.rejected(let w)) = o { return w } else { return nil }
-            }.first
-            return .rejected(why ?? "untrusted")
+        if let why = self.distrust(b) {
+            self.refuse(b, why: why, from: Self.importedFrom, now: now)
+            return .rejected(why)
         }
         switch self.accept(b, from: nil, source: Self.importedFrom, now: now) {
         case .delivered, .stored(delivered: true): return .delivered
         case .stored(delivered: false): return .stored
         case .duplicate: return .duplicate
+        case .waiting(let why): return .waiting(why)
         case .failed(let why): return .rejected(why)
         }
     }

@@ -157,6 +157,13 @@ public final class Node {
     var outputs: [NodeOutput] = []
     /// Local bundles the engine already started (so one stored by another process is adopted once).
     var knownLocal: Set<BundleID> = []
+    /// Origins whose keys we asked for with a key request, and when; requesters we answered, and when.
+    var keyRequests: [ShortID: Double] = [:]
+    var identityAnswers: [ShortID: Double] = [:]
+    /// Short ids whose keys were learnt since the last tick: bundles kept unread from them are read then.
+    var keysArrived: Set<ShortID> = []
+    /// Bundles already reported refused (copies of a flood from an untrusted origin keep coming).
+    var refusedReported: Set<BundleID> = []
 
     public private(set) var stats = Stats()
     public struct Stats: Sendable, Equatable {
@@ -200,11 +207,22 @@ public final class Node {
         return d * 3_600  // an hour's allowance
     }
 
-    func learn(_ k: NodePublicKeys) {
+    /// Learns a node's keys; bundles kept unread from it are read at the next tick. True when they were new.
+    @discardableResult
+    func learn(_ k: NodePublicKeys) -> Bool {
         let id = k.nodeID
-        if self.keys[id] == nil {
-            self.keys[id] = k
-            self.directory[id.short, default: []].append(id)
+        guard self.keys[id] == nil else { return false }
+        self.keys[id] = k
+        self.directory[id.short, default: []].append(id)
+        if id != self.me { self.keysArrived.insert(id.short) }
+        return true
+    }
+
+    /// Learns the keys the store knows that the engine does not yet (put on the trust list, or learnt by another
+    /// process, while running).
+    public func refreshKeys() {
+        do { for p in try self.store.peers() { self.learn(p.keys) } } catch {
+            self.reject("cannot read the known keys: \(error)")
         }
     }
 
@@ -268,6 +286,9 @@ public final class Node {
     public func setTrust(_ policy: TrustPolicy) {
         self.config.trust = policy
         if case .members(let members) = policy { for k in members { self.learn(k) } }
+        // Keys added to the trust list while running (`relay peers add CODE`) are known at once, whatever the policy:
+        // bundles kept unread from those nodes are read at the next tick.
+        self.refreshKeys()
     }
 
     /// Quiet mode: receive and store, transmit nothing, until lifted; then resume with what is held.
@@ -518,7 +539,11 @@ public final class Node {
             self.emit(.event(.duplicate(b.id)))
             return
         }
-        guard self.trusted(b) else { return }
+        if let why = self.distrust(b) {
+            self.reject(why)
+            self.refuse(b, why: why, from: from.short.description, now: now)
+            return
+        }
         // Route learning: the origin is reachable through the neighbour it came from.
         let hops = Int(self.config.hopLimit) - Int(b.hopLimit)
         if b.origin != self.me.short, (self.routes[b.origin].map { $0.hops >= hops || now - $0.at > self.config.neighbourTimeout } ?? true) {
@@ -529,13 +554,24 @@ public final class Node {
         }
     }
 
+    /// Reports a bundle refused (untrusted origin, bad signature) once: in the change feed, and to its origin when
+    /// it was addressed to one node (the hop was acknowledged; without a word it would be lost in silence).
+    func refuse(_ b: CourierBundle, why: String, from: String?, now: Double) {
+        guard self.refusedReported.insert(b.id).inserted else { return }
+        if self.refusedReported.count > 4_096 { self.refusedReported = [b.id] }
+        do { try self.store.refused(b, reason: why, from: from, now: Int64(now)) } catch { self.reject("cannot record \(b.id) refused: \(error)") }
+        if case .node = b.destination { self.notifyFailure(b.id, kind: b.kind, .refused, now: now) }
+    }
+
     enum Acceptance: Equatable {
         /// Delivered here and not stored (a directed bundle for this node: custody ends with us).
         case delivered
         /// Stored to pass on (and delivered here too when `delivered`).
         case stored(delivered: Bool)
         case duplicate
-        /// For this node but unreadable (`deliverLocally` failed; the receipt still goes, as before), or not storable.
+        /// For this node, not readable yet (its origin's keys are unknown): kept until they arrive, keys asked for.
+        case waiting(String)
+        /// Given up on (unreadable with the keys known, refused for lack of room, not storable): reported.
         case failed(String)
     }
 
@@ -543,20 +579,38 @@ public final class Node {
     /// if it is for this node, storage (custody for a directed bundle) to pass it on otherwise.
     func accept(_ b: CourierBundle, from: ShortID?, source: String, now: Double) -> Acceptance {
         if b.kind == .receipt { self.handleReceipt(b, now: now) }
+        // Identity bundles teach every node they pass (relays too) the origin's keys; a forged one goes no further.
+        if b.kind == .identity, let why = self.takeIdentity(b, now: now) {
+            self.reject(why)
+            return .failed(why)
+        }
         let forMe = self.isForMe(b)
         if case .node = b.destination, forMe {
-            // Delivered here: custody ends with us; the receipt travels back to the origin.
+            // For us: custody ends here. Read, it goes to the inbox and the receipt travels back to the origin;
+            // unreadable for want of the origin's keys, it is kept (no receipt) until they arrive.
             self.noteDirected(b.id)
-            var problem: String?
-            do { try self.deliverLocally(b, now: now) } catch { problem = "cannot read it: \(error)" }
-            if b.kind != .receipt { self.queueReceipt(for: b.id, now: now) }
-            return problem.map { .failed($0) } ?? .delivered
+            return self.readDirected(b, source: source, now: now)
         }
         do {
             let directed: Bool
             if case .node = b.destination { directed = true } else { directed = false }
-            let r = try self.store.insert(b, now: Int64(now), local: false, custody: directed, from: source)
-            guard case .stored = r else { return .duplicate }
+            let (results, evicted) = try self.store.insertReporting([b], now: Int64(now), local: false, custody: directed, from: source)
+            for e in evicted {
+                // The feed has it (and the store's log); a directed bundle in our custody is given up on: tell its origin.
+                guard case .node = e.destination, e.custody else { continue }
+                self.emit(.event(.gaveUp(e.id, reason: "evicted: the queue is full of more urgent bundles")))
+                if !e.isLocal { self.notifyFailure(e.id, kind: e.kind, .evicted, now: now) }
+            }
+            switch results[0] {
+            case .stored: break
+            case .refused:
+                // No room (the feed says so): the hop was acknowledged, so the origin is told.
+                let why = "refused: our queue is full"
+                self.emit(.event(.gaveUp(b.id, reason: why)))
+                if directed { self.notifyFailure(b.id, kind: b.kind, .refused, now: now) }
+                return .failed(why)
+            case .duplicate, .expired: return .duplicate
+            }
         } catch {
             self.reject("cannot store \(b.id): \(error)")
             return .failed("cannot store: \(error)")
@@ -629,41 +683,228 @@ public final class Node {
         }
     }
 
-    func trusted(_ b: CourierBundle) -> Bool {
+    /// Why a bundle is not accepted from its origin (nil: it is). Identity bundles are checked against the keys
+    /// they carry (`takeIdentity`).
+    func distrust(_ b: CourierBundle) -> String? {
         let candidates = (self.directory[b.origin] ?? []).compactMap { self.keys[$0] }
         if case .members(let members) = self.config.trust, !members.contains(where: { $0.nodeID.short == b.origin }) {
-            self.reject("\(b.id): origin is not a federation member")
-            return false
+            return "\(b.id): origin is not a federation member"
         }
-        if self.config.openMode && !b.isSigned {
-            self.reject("\(b.id): unsigned bundle in open mode")
-            return false
-        }
+        if self.config.openMode && !b.isSigned { return "\(b.id): unsigned bundle in open mode" }
         if b.isSigned {
             if candidates.isEmpty {
-                if case .members = self.config.trust {
-                    self.reject("\(b.id): signed by an origin whose keys are unknown")
-                    return false
-                }
-                return true
+                if case .members = self.config.trust { return "\(b.id): signed by an origin whose keys are unknown" }
+                return nil
             }
             guard candidates.contains(where: { b.verifySignature(originKeys: $0) }) else {
-                self.reject("\(b.id): origin signature does not verify")
-                return false
+                return "\(b.id): origin signature does not verify"
             }
         }
-        return true
+        return nil
     }
 
+    func trusted(_ b: CourierBundle) -> Bool {
+        guard let why = self.distrust(b) else { return true }
+        self.reject(why)
+        return false
+    }
+
+    enum Reading {
+        case content([UInt8])
+        /// End-to-end encrypted by an origin whose keys are not known here.
+        case needKeys
+        case unreadable(String)
+    }
+
+    /// The content of a bundle for this node: decrypted with each candidate origin key (2.3) and decompressed.
+    func read(_ b: CourierBundle) -> Reading {
+        guard b.isEncrypted else {
+            do { return .content(try b.content(compressor: self.compressor)) } catch { return .unreadable("cannot read its content: \(error)") }
+        }
+        let candidates = (self.directory[b.origin] ?? []).compactMap { self.keys[$0] }.filter { $0.nodeID != self.me || b.origin == self.me.short }
+        guard !candidates.isEmpty else { return .needKeys }
+        var problem: WireError = .decryptionFailed
+        for k in candidates {
+            do { return .content(try b.content(compressor: self.compressor, recipient: self.config.identity, originKeys: k)) } catch { problem = error }
+        }
+        return .unreadable("cannot decrypt it with the keys of \(b.origin) known here (\(problem))")
+    }
+
+    /// A directed bundle for this node: delivered and receipted, kept unread until its origin's keys arrive, or
+    /// given up on (reported in the feed and to its origin).
+    func readDirected(_ b: CourierBundle, source: String?, now: Double) -> Acceptance {
+        if b.kind == .identity {
+            // Read already (`takeIdentity`); nothing for the inbox, no receipt.
+            do { try self.store.markSeen(b) } catch { self.reject("cannot record \(b.id): \(error)") }
+            return .delivered
+        }
+        switch self.read(b) {
+        case .content(let content):
+            do { try self.deliver(b, content: content, now: now) } catch {
+                self.reject("cannot deliver \(b.id): \(error)")
+                return .failed("cannot deliver: \(error)")
+            }
+            if b.kind == .failure { self.handleFailure(b, content: content, now: now) }
+            if b.kind != .receipt && b.kind != .failure { self.queueReceipt(for: b.id, now: now) }
+            return .delivered
+        case .needKeys:
+            let why = "end-to-end encrypted by \(b.origin), whose keys are not known here yet: kept until they arrive (asked for them)"
+            do {
+                guard try self.store.keepUnread(b, reason: why, from: source, now: Int64(now)) else { return .duplicate }
+            } catch {
+                self.reject("cannot keep \(b.id): \(error)")
+                return .failed("cannot keep: \(error)")
+            }
+            self.emit(.event(.waiting(b.id, reason: why)))
+            self.requestKeys(of: b.origin, now: now)
+            return .waiting(why)
+        case .unreadable(let why):
+            do { try self.store.gaveUp(b, reason: "unreadable: \(why)", from: source, now: Int64(now)) } catch {
+                self.reject("cannot record \(b.id): \(error)")
+            }
+            self.emit(.event(.gaveUp(b.id, reason: "unreadable: \(why)")))
+            self.notifyFailure(b.id, kind: b.kind, .unreadable, now: now)
+            return .failed(why)
+        }
+    }
+
+    /// Reads the bundles kept for want of the keys that arrived since the last tick.
+    func readWaiting(now: Double) {
+        let arrived = self.keysArrived
+        self.keysArrived = []
+        let kept: [WaitingBundle]
+        do { kept = try self.store.waiting() } catch {
+            self.reject("cannot read the bundles waiting for keys: \(error)")
+            return
+        }
+        for w in kept where arrived.contains(w.id.origin) {
+            let b: CourierBundle
+            do { b = try CourierBundle(decoding: w.data) } catch {
+                do {
+                    try self.store.dropUnread(w.id, gaveUp: "damaged in the store: \(error)", now: Int64(now))
+                } catch let dropError {
+                    self.reject("cannot drop the damaged waiting bundle \(w.id): \(dropError)")
+                }
+                continue
+            }
+            switch self.read(b) {
+            case .needKeys: continue
+            case .content(let content):
+                do {
+                    try self.deliver(b, content: content, now: now)
+                    try self.store.dropUnread(b.id, now: Int64(now))
+                } catch {
+                    self.reject("cannot deliver \(b.id): \(error)")
+                    continue
+                }
+                if b.kind == .failure { self.handleFailure(b, content: content, now: now) }
+                if b.kind != .receipt && b.kind != .failure { self.queueReceipt(for: b.id, now: now) }
+            case .unreadable(let why):
+                do { try self.store.dropUnread(b.id, gaveUp: "unreadable: \(why)", now: Int64(now)) } catch {
+                    self.reject("cannot record \(b.id): \(error)")
+                }
+                self.emit(.event(.gaveUp(b.id, reason: "unreadable: \(why)")))
+                self.notifyFailure(b.id, kind: b.kind, .unreadable, now: now)
+            }
+        }
+    }
+
+    /// Puts a bundle for this node in the inbox (unless a critical extension we do not know forbids it), reading it
+    /// first. Identity bundles never go to the inbox.
     func deliverLocally(_ b: CourierBundle, now: Double) throws {
-        if b.extensions.contains(where: { $0.isCritical }) { return }
-        let originKeys = (self.directory[b.origin] ?? []).compactMap { self.keys[$0] }.first
-        let content = try b.content(compressor: self.compressor, recipient: self.config.identity, originKeys: originKeys)
+        guard b.kind != .identity else { return }
+        switch self.read(b) {
+        case .content(let content): try self.deliver(b, content: content, now: now)
+        case .needKeys: throw WireError.decryptionFailed
+        case .unreadable: throw WireError.decryptionFailed
+        }
+    }
+
+    func deliver(_ b: CourierBundle, content: [UInt8], now: Double) throws(StoreError) {
+        if b.extensions.contains(where: { $0.isCritical }) || b.kind == .identity { return }
         if try self.store.deliver(b, content: content, now: Int64(now)), let m = try self.store.inboxMessage(b.id) {
             self.emit(.delivered(m))
             if b.kind == .aidOffer, let ref = b.reference, ref.origin == self.me.short {
                 self.emit(.event(.offerForRequest(request: ref, offer: b.id)))
             }
+        }
+    }
+
+    // MARK: Identities, key requests and failure notices
+
+    /// Reads an identity bundle (SPEC 9.1): learns and remembers the keys it carries, and answers a key request
+    /// for this node with our own identity. Returns why it is refused (keys not the origin's, bad signature).
+    func takeIdentity(_ b: CourierBundle, now: Double) -> String? {
+        let c: IdentityContent
+        do { c = try IdentityContent.verified(b, compressor: self.compressor) } catch { return "identity bundle \(b.id): \(error)" }
+        let id = c.keys.nodeID
+        guard id != self.me else { return nil }
+        if self.learn(c.keys) { self.emit(.event(.keysLearnt(id, name: c.name))) }
+        if let name = c.name, self.neighbours[id] != nil { self.neighbours[id]!.name = name }
+        do { try self.store.rememberKeys(c.keys, name: c.name) } catch { self.reject("cannot remember the keys of \(id.short): \(error)") }
+        if c.wantsAnswer, case .node(let d) = b.destination, d == self.me.short,
+           now - (self.identityAnswers[b.origin] ?? -1e9) >= self.config.keyRequestInterval {
+            self.identityAnswers[b.origin] = now
+            self.sendIdentity(to: .node(b.origin), wantsAnswer: false, now: now)
+        }
+        return nil
+    }
+
+    /// Makes our identity bundle: flooded to everyone, or to one node (a key request when `wantsAnswer`, or the
+    /// answer to one).
+    func sendIdentity(to destination: Destination, wantsAnswer: Bool, now: Double) {
+        let content = IdentityContent(keys: self.config.identity.publicKeys, name: self.config.name, wantsAnswer: wantsAnswer).encode()
+        var opts = BundleOptions(kind: .identity)
+        // Requests and answers are for now; the flood lasts a week and is renewed at half its life.
+        if case .node = destination { opts.lifetime = 24 * 60 }
+        do { _ = try self.make(kind: .identity, destination: destination, content: content, options: opts, now: now) } catch {
+            self.reject("cannot make our identity bundle: \(error)")
+        }
+    }
+
+    /// Asks an origin for its keys (a directed identity bundle with Q set, carrying ours), at most once per
+    /// `keyRequestInterval`.
+    func requestKeys(of origin: ShortID, now: Double) {
+        guard origin != self.me.short, now - (self.keyRequests[origin] ?? -1e9) >= self.config.keyRequestInterval else { return }
+        self.keyRequests[origin] = now
+        // One made by another process on this store (`relay import`) and not yet passed on is enough.
+        do {
+            if try self.store.held(kind: .identity, origin: self.me.short).contains(where: { $0.destination == .node(origin) }) { return }
+        } catch {
+            self.reject("cannot read our key requests: \(error)")
+        }
+        self.sendIdentity(to: .node(origin), wantsAnswer: true, now: now)
+    }
+
+    /// Floods our identity bundle when we hold none with more than half its lifetime left.
+    func renewIdentity(now: Double) {
+        let nowMinutes = Int64(CourierTime.minutes(unixSeconds: Int64(now)))
+        let held: [(id: BundleID, destination: Destination, expires: Int64)]
+        do { held = try self.store.held(kind: .identity, origin: self.me.short) } catch {
+            self.reject("cannot read our identity bundle: \(error)")
+            return
+        }
+        let fresh = held.contains { $0.destination == .everyone && $0.expires - nowMinutes > Int64(Kind.identity.defaultLifetime / 2) }
+        if !fresh { self.sendIdentity(to: .everyone, wantsAnswer: false, now: now) }
+    }
+
+    /// Tells an origin that we gave up on one of its bundles (not for receipts, identities or notices themselves).
+    func notifyFailure(_ id: BundleID, kind: Kind, _ reason: FailureReason, now: Double) {
+        guard id.origin != self.me.short, kind != .receipt, kind != .identity, kind != .failure else { return }
+        do {
+            _ = try self.make(kind: .failure, destination: .node(id.origin), content: FailureContent.encode([(id, reason)]), options: nil, now: now)
+        } catch {
+            self.reject("cannot make a failure notice for \(id): \(error)")
+        }
+    }
+
+    /// A failure notice for this node: a relay gave up on some of our bundles.
+    func handleFailure(_ b: CourierBundle, content: [UInt8], now: Double) {
+        for (id, reason) in FailureContent.decode(content) where id.origin == self.me.short {
+            do { try self.store.failed(id, reason: "\(reason), reported by \(b.origin)", by: b.origin, now: Int64(now)) } catch {
+                self.reject("cannot record the failure notice for \(id): \(error)")
+            }
+            self.emit(.event(.failureNotice(id, reason: reason, by: b.origin)))
         }
     }
 
@@ -930,11 +1171,41 @@ public final class Node {
 
     // MARK: Ticks
 
+    /// Removes what expired; reports what was given up on (directed bundles in our custody, bundles kept unread)
+    /// and tells their origins.
+    func expireBundles(now: Double) {
+        let expired: [Store.Expired]
+        do { expired = try self.store.expireBundles(now: Int64(now)) } catch {
+            self.reject("cannot expire bundles: \(error)")
+            return
+        }
+        for e in expired {
+            if e.unread {
+                self.emit(.event(.gaveUp(e.id, reason: "unreadable: its lifetime passed and the keys of its origin \(e.id.origin) never arrived")))
+                self.notifyFailure(e.id, kind: e.kind, .unreadable, now: now)
+            } else if case .node(let d) = e.destination, e.custody {
+                self.emit(.event(.gaveUp(e.id, reason: "expired: its lifetime passed before it reached \(d)")))
+                if !e.isLocal { self.notifyFailure(e.id, kind: e.kind, .expired, now: now) }
+            } else {
+                self.emit(.event(.expired(e.id)))
+            }
+        }
+    }
+
     /// Advances timers and sends what can be sent now.
     public func tick(now: Double) -> [NodeOutput] {
         if now - self.lastHousekeeping >= 60 {
             self.lastHousekeeping = now
-            _ = try? self.store.expire(now: Int64(now))
+            self.expireBundles(now: now)
+            if self.config.floodIdentity { self.renewIdentity(now: now) }
+            // Origins of bundles still kept unread: ask again (at most once per `keyRequestInterval`).
+            do {
+                for w in try self.store.waiting() where now - Double(w.since) >= self.config.keyRequestInterval {
+                    self.requestKeys(of: w.id.origin, now: now)
+                }
+            } catch {
+                self.reject("cannot read the bundles waiting for keys: \(error)")
+            }
             for k in self.reassembler.expire(now: Int64(now)) {
                 if let s = NodeID(bytes: k.sender) { try? self.store.dropTransfer(from: s, transfer: k.transfer) }
             }
@@ -957,6 +1228,7 @@ public final class Node {
                 self.told[id] = nil
             }
         }
+        if !self.keysArrived.isEmpty { self.readWaiting(now: now) }
         // Floods whose delay ran out.
         for (id, f) in self.floods.sorted(by: { ($0.value.due, $0.key) < ($1.value.due, $1.key) }) where f.due <= now {
             self.floods[id] = nil
@@ -1241,6 +1513,7 @@ public final class Node {
                     // The neighbour stopped answering: give up until it is heard again.
                     self.transfers[t.key] = nil
                     if let target = t.key.target { self.neighbours[target]?.unresponsiveSince = now }
+                    if t.custody, let target = t.key.target { self.reportStalled(t.key.bundle, to: target.short, attempts: t.attempts, now: now) }
                     continue
                 }
             }
@@ -1295,5 +1568,16 @@ public final class Node {
             self.links[name] = l
         }
         return records.isEmpty ? nil : (records, carrying, announceForm)
+    }
+}
+
+extension Node {
+    /// A next hop stopped acknowledging a bundle in our custody: said in the log and the feed (the bundle is kept and
+    /// routed again at the next housekeeping).
+    func reportStalled(_ id: BundleID, to: ShortID, attempts: Int, now: Double) {
+        do { try self.store.stalled(id, to: to, detail: "no acknowledgement after \(attempts) attempts; kept, will try again", now: Int64(now)) } catch {
+            self.reject("cannot record \(id) stalled: \(error)")
+        }
+        self.emit(.event(.stalled(id, to: to)))
     }
 }

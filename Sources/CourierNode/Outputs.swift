@@ -25,4 +25,16 @@ public enum NodeEvent: Sendable, Equatable {
     case suppressed(BundleID)
     /// Something was refused: untrusted origin, bad signature, failed authentication, expired.
     case rejected(String)
+    /// A bundle for this node that it cannot read yet (its origin's keys are unknown): kept, keys asked for.
+    case waiting(BundleID, reason: String)
+    /// A bundle given up on (expired in our custody, refused, unreadable), with the reason; in the change feed too.
+    case gaveUp(BundleID, reason: String)
+    /// A bundle whose lifetime passed after it was passed on or delivered (a flood's end, nothing lost).
+    case expired(BundleID)
+    /// A failure notice: `by` gave up on `id`, one of this node's bundles.
+    case failureNotice(BundleID, reason: FailureReason, by: ShortID)
+    /// A node's keys, learnt from its identity bundle (not from an announce heard on a link).
+    case keysLearnt(NodeID, name: String?)
+    /// A next hop stopped acknowledging a bundle in our custody: kept, tried again another way.
+    case stalled(BundleID, to: ShortID)
 }

@@ -32,7 +32,8 @@ public final class Runtime: @unchecked Sendable {
     var trustVersion: Int64 = 0
     let wakeAt = Mutex<Double>(0)
     /// Called on the loop (owning the node) after SIGHUP (`reload()`) and when another process edits the trust
-    /// list: re-read the configuration and apply what can change without a restart.
+    /// list: re-read the configuration and apply what can change without a restart. (relay.conf itself is re-read
+    /// on SIGHUP only, as daemons do: a half-saved edit is never applied.)
     public var onReload: (@Sendable (Node) -> Void)?
     /// Written as `info` into the status file for `relay status` (the relay puts its callsign and open/sealed mode).
     public var statusInfo: [String: String] = [:]
@@ -145,6 +146,17 @@ public final class Runtime: @unchecked Sendable {
                 case .custodyReleased(let id, let to):
                     self.logger.info("custody moved on", metadata: ["bundle.id": "\(id)", "to": "\(to)"])
                 case .receipt(let id, let by): self.logger.info("receipt", metadata: ["bundle.id": "\(id)", "by": "\(by)"])
+                case .waiting(let id, let why):
+                    self.logger.warning("cannot read it yet; kept", metadata: ["bundle.id": "\(id)", "why": "\(why)"])
+                case .gaveUp(let id, let why):
+                    self.logger.warning("gave up on a bundle", metadata: ["bundle.id": "\(id)", "why": "\(why)"])
+                case .expired(let id): self.logger.info("bundle expired", metadata: ["bundle.id": "\(id)"])
+                case .failureNotice(let id, let reason, let by):
+                    self.logger.warning("not delivered: a relay gave up on our bundle", metadata: ["bundle.id": "\(id)", "reason": "\(reason)", "by": "\(by)"])
+                case .keysLearnt(let id, let name):
+                    self.logger.info("keys learnt", metadata: ["node": "\(id.short)", "name": "\(name ?? "-")"])
+                case .stalled(let id, let to):
+                    self.logger.warning("next hop stopped answering; bundle kept, will try again", metadata: ["bundle.id": "\(id)", "to": "\(to)"])
                 default: break
                 }
             }

@@ -34,6 +34,15 @@ public struct StoreEvent: Sendable, Hashable, Codable {
     public enum Kind: String, Sendable, Codable, CaseIterable {
         case enqueued, fragmentSent = "fragment-sent", acknowledged, custodyTaken = "custody-taken"
         case custodyReleased = "custody-released", delivered, expired, evicted, refused, removed
+        /// For this node but not readable yet (the origin's keys are unknown): kept until they arrive.
+        case waiting
+        /// Given up on for another reason than those above (unreadable after waiting, or with the keys known).
+        case gaveUp = "gave-up"
+        /// A failure notice came back: a relay gave up on one of this node's bundles (`detail` says why, `neighbour`
+        /// who).
+        case failed
+        /// A next hop stopped answering: the transfer stopped; the bundle is kept and tried again another way.
+        case stalled
     }
     public let seq: Int64
     /// Unix seconds.
@@ -57,7 +66,22 @@ public struct InboxMessage: Sendable, Hashable {
     public let content: [UInt8]
     public let received: Int64
     public let read: Bool
+    /// It came end-to-end encrypted (only this node could read it).
+    public var encrypted = false
     public var text: String { String(decoding: self.content, as: UTF8.self) }
+}
+
+/// A bundle for this node that it cannot read yet.
+public struct WaitingBundle: Sendable, Hashable {
+    public let id: BundleID
+    public let kind: Kind
+    /// Unix seconds.
+    public let since: Int64
+    /// Courier minutes.
+    public let expires: Int64
+    public let reason: String
+    /// The encoded bundle.
+    public let data: [UInt8]
 }
 
 /// Per-neighbour transmission state of one bundle.
@@ -92,6 +116,15 @@ public struct QueueSnapshot: Sendable, Hashable {
     public var inboxUnread = 0
     public var expiredTotal = 0
     public var evictedTotal = 0
+    /// Bundles refused (queue full, untrusted origin, bad signature) and given up unread, since the database was made.
+    public var refusedTotal = 0
+    public var unreadableTotal = 0
+    /// Failure notices received about this node's own bundles.
+    public var failedTotal = 0
+    /// Identity bundles held (nodes' keys, passed on to members that lack them), included in `total`.
+    public var identities = 0
+    /// Bundles kept until their origin's keys arrive.
+    public var waiting: [WaitingBundle] = []
 
     public static func == (a: Self, b: Self) -> Bool {
         a.byClass == b.byClass && a.byDestination == b.byDestination && a.total == b.total && a.quota == b.quota

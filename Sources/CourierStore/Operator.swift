@@ -3,7 +3,7 @@ import Foundation
 import GRDB
 
 /// One bundle waiting in the queue, as an operator sees it (`relay queue list`).
-public struct WaitingBundle: Sendable, Hashable {
+public struct QueueEntry: Sendable, Hashable {
     public let id: BundleID
     public let kind: Kind
     public let priority: PriorityClass
@@ -29,7 +29,7 @@ public struct WaitingBundle: Sendable, Hashable {
 
 extension Store {
     /// Every bundle held, highest class first, then oldest first, with its transmission state.
-    public func waiting(limit: Int = 100_000) throws(StoreError) -> [WaitingBundle] {
+    public func queueEntries(limit: Int = 100_000) throws(StoreError) -> [QueueEntry] {
         try self.read { db in
             let rows = try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT rowid, origin, created, sequence, kind, priority, dest_type, dest, expires, received, size, custody, local
@@ -46,7 +46,7 @@ extension Store {
                 func short(_ t: Row) -> ShortID? { NodeID(bytes: [UInt8](t["neighbour"] as Data))?.short }
                 let open = tx.filter { ($0["done"] as Int64) == 0 }
                 let id = try BundleID(origin: ShortID(UInt32(r["origin"] as Int64)), created: UInt32(r["created"] as Int64), sequence: UInt32(r["sequence"] as Int64))
-                return WaitingBundle(
+                return QueueEntry(
                     id: id,
                     kind: Kind(code: UInt8(r["kind"] as Int64)), priority: PriorityClass(rawValue: UInt8(r["priority"] as Int64)) ?? .bulk,
                     destination: Destination(storeType: r["dest_type"], value: r["dest"]), received: r["received"], expires: r["expires"],

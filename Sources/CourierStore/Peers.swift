@@ -36,6 +36,19 @@ extension Store {
         }
     }
 
+    /// Remembers keys learnt from the federation (an identity bundle), not heard on a link: kept with their name, so
+    /// `relay send` can encrypt to the node and a restart still reads it. Returns true when the keys were new here.
+    @discardableResult
+    public func rememberKeys(_ keys: NodePublicKeys, name: String?) throws(StoreError) -> Bool {
+        try self.write { db in
+            try db.cachedStatement(sql: """
+                INSERT INTO peer (node, signing, agreement, name) VALUES (?, ?, ?, ?)
+                ON CONFLICT(node) DO UPDATE SET name = coalesce(excluded.name, name)
+                """).execute(arguments: [Data(keys.nodeID.bytes), Data(keys.signing), Data(keys.agreement), name])
+            return db.changesCount > 0
+        }
+    }
+
     /// Puts a node on the trust list (or takes it off), keeping what was heard of it.
     public func setTrusted(_ keys: NodePublicKeys, name: String?, trusted: Bool, now: Int64) throws(StoreError) {
         try self.write { db in

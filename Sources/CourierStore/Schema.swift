@@ -3,7 +3,7 @@ import GRDB
 /// Versioned schema. Never edit a shipped migration; add a new one and bump `version`.
 enum Schema {
     /// The highest schema this build knows. Stored in `PRAGMA user_version` after migrating.
-    static let version = 2
+    static let version = 3
 
     static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
@@ -110,6 +110,22 @@ enum Schema {
                     trusted INTEGER NOT NULL DEFAULT 0,  -- 1: on the trust list
                     added INTEGER                        -- unix seconds it went on the trust list
                 ) WITHOUT ROWID;
+                """)
+        }
+        m.registerMigration("v3") { db in
+            // Bundles for this node it cannot read yet (the origin's keys are not known here): kept, and read when
+            // the keys arrive. Whether a delivered message was end-to-end encrypted.
+            try db.execute(sql: """
+                CREATE TABLE waiting (
+                    origin INTEGER NOT NULL, created INTEGER NOT NULL, sequence INTEGER NOT NULL,
+                    kind INTEGER NOT NULL,
+                    expires INTEGER NOT NULL,            -- Courier minutes
+                    since INTEGER NOT NULL,              -- unix seconds, when it arrived
+                    reason TEXT NOT NULL,
+                    data BLOB NOT NULL,                  -- the encoded bundle
+                    PRIMARY KEY (origin, created, sequence)
+                ) WITHOUT ROWID;
+                ALTER TABLE inbox ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0;
                 """)
         }
         return m

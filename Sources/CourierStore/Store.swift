@@ -186,10 +186,17 @@ public final class Store: Sendable {
 
     /// Stores several bundles in one transaction (one fsync).
     public func insert(_ bundles: [CourierBundle], now: Int64, local: Bool, custody: Bool, from: String? = nil) throws(StoreError) -> [Acceptance] {
+        try self.insertReporting(bundles, now: now, local: local, custody: custody, from: from).results
+    }
+
+    /// `insert`, also returning what the quota pushed out, with what the engine needs to tell their origins.
+    public func insertReporting(_ bundles: [CourierBundle], now: Int64, local: Bool, custody: Bool, from: String? = nil)
+        throws(StoreError) -> (results: [Acceptance], evicted: [Expired])
+    {
         let quota = self.configuration.quotaBytes
-        let (results, evictedInCustody) = try self.write { db -> ([Acceptance], [(BundleID, Bool)]) in
+        let (results, evictedLog) = try self.write { db -> ([Acceptance], [Expired]) in
             var out: [Acceptance] = []
-            var evictedLog: [(BundleID, Bool)] = []
+            var evictedLog: [Expired] = []
             let nowMinutes = UInt64(CourierTime.minutes(unixSeconds: now))
             for bundle in bundles {
                 if bundle.expires <= nowMinutes { out.append(.expired); continue }
@@ -204,7 +211,7 @@ public final class Store: Sendable {
                 if queued + Int64(data.count) > Int64(quota) {
                     let need = queued + Int64(data.count) - Int64(quota)
                     let candidates = try Row.fetchAll(db.cachedStatement(sql: """
-                        SELECT rowid, origin, created, sequence, size, custody, kind, priority, slot FROM bundle
+                        SELECT rowid, origin, created, sequence, size, custody, kind, priority, slot, dest_type, dest, local FROM bundle
                         WHERE priority >= ? ORDER BY priority DESC, received ASC
                         """), arguments: [p])
                     var freed: Int64 = 0
@@ -217,6 +224,7 @@ public final class Store: Sendable {
                         if local { throw StoreError.quotaFull(needed: data.count, quota: quota) }
                         try Self.event(db, .refused, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority,
                                        neighbour: from, detail: "queue full (\(data.count) bytes)")
+                        try Self.bump(db, "refused.total")
                         out.append(.refused)
                         continue
                     }
@@ -229,7 +237,9 @@ public final class Store: Sendable {
                                        detail: inCustody ? "quota, was in our custody" : "quota")
                         try Self.bump(db, "evicted.total")
                         evicted.append(vid)
-                        evictedLog.append((vid, inCustody))
+                        evictedLog.append(Expired(id: vid, kind: Kind(code: UInt8(v["kind"] as Int64)),
+                                                  destination: Destination(storeType: v["dest_type"], value: v["dest"]),
+                                                  custody: inCustody, isLocal: (v["local"] as Int64) != 0, unread: false))
                     }
                     queued = try Self.meta(db, "queued.bytes")
                 }
@@ -263,11 +273,11 @@ public final class Store: Sendable {
             try self.pruneEvents(db)
             return (out, evictedLog)
         }
-        for (id, custody) in evictedInCustody {
-            if custody { self.logger.warning("evicted a bundle in our custody to make room", metadata: ["bundle.id": "\(id)"]) }
-            else { self.logger.info("evicted a bundle to make room", metadata: ["bundle.id": "\(id)"]) }
+        for e in evictedLog {
+            if e.custody { self.logger.warning("evicted a bundle in our custody to make room", metadata: ["bundle.id": "\(e.id)"]) }
+            else { self.logger.info("evicted a bundle to make room", metadata: ["bundle.id": "\(e.id)"]) }
         }
-        return results
+        return (results, evictedLog)
     }
 
     static func bump(_ db: Database, _ key: String, by n: Int64 = 1) throws {
@@ -466,10 +476,10 @@ public final class Store: Sendable {
             let id = bundle.id
             let (dt, dv) = bundle.destination.storeColumns
             try db.cachedStatement(sql: """
-                INSERT OR IGNORE INTO inbox (origin, created, sequence, kind, dest_type, dest, respond_by, reference, content, received)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT OR IGNORE INTO inbox (origin, created, sequence, kind, dest_type, dest, respond_by, reference, content, received, encrypted)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """).execute(arguments: [id.origin.rawValue, id.created, id.sequence, bundle.kind.code, dt, dv,
-                                 bundle.respondBy, bundle.reference?.description, Data(content), now])
+                                 bundle.respondBy, bundle.reference?.description, Data(content), now, bundle.isEncrypted])
             guard db.changesCount > 0 else { return false }
             try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
             try Self.event(db, .delivered, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority,
@@ -494,7 +504,8 @@ public final class Store: Sendable {
                     id: try BundleID(origin: ShortID(UInt32($0["origin"] as Int64)), created: UInt32($0["created"] as Int64), sequence: UInt32($0["sequence"] as Int64)),
                     kind: Kind(code: UInt8($0["kind"] as Int64)), destination: Destination(storeType: $0["dest_type"], value: $0["dest"]),
                     respondBy: ($0["respond_by"] as Int64?).map { UInt32($0) }, reference: $0["reference"],
-                    content: [UInt8]($0["content"] as Data), received: $0["received"], read: ($0["read"] as Int64) != 0)
+                    content: [UInt8]($0["content"] as Data), received: $0["received"], read: ($0["read"] as Int64) != 0,
+                    encrypted: ($0["encrypted"] as Int64) != 0)
             }
         }
     }
@@ -540,22 +551,52 @@ public final class Store: Sendable {
 
     // MARK: Expiry and housekeeping
 
-    /// Removes bundles whose lifetime has passed (counted and logged), forgets expired ids and stale
+    /// Removes bundles whose lifetime has passed (counted, in the change feed), forgets expired ids and stale
     /// reassemblies. Returns the ids expired.
     @discardableResult
     public func expire(now: Int64) throws(StoreError) -> [BundleID] {
+        try self.expireBundles(now: now).map(\.id)
+    }
+
+    /// A bundle removed because its lifetime passed (or evicted by the quota), with what the engine needs to tell
+    /// its origin.
+    public struct Expired: Sendable, Hashable {
+        public let id: BundleID
+        public let kind: Kind
+        public let destination: Destination
+        public let custody: Bool
+        public let isLocal: Bool
+        /// It was waiting for its origin's keys (never read).
+        public let unread: Bool
+    }
+
+    /// `expire(now:)` with the details of each bundle removed, bundles waiting for keys included (given up unread).
+    public func expireBundles(now: Int64) throws(StoreError) -> [Expired] {
         let nowMinutes = Int64(CourierTime.minutes(unixSeconds: now))
-        let expired = try self.write { db -> [BundleID] in
-            let rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT rowid, origin, created, sequence, kind, priority, size, slot FROM bundle WHERE expires <= ?"), arguments: [nowMinutes])
-            var ids: [BundleID] = []
+        return try self.write { db -> [Expired] in
+            let rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT rowid, origin, created, sequence, kind, priority, size, slot, dest_type, dest, custody, local FROM bundle WHERE expires <= ?"), arguments: [nowMinutes])
+            var out: [Expired] = []
             for r in rows {
                 let id = try BundleID(origin: ShortID(UInt32(r["origin"] as Int64)), created: UInt32(r["created"] as Int64), sequence: UInt32(r["sequence"] as Int64))
+                let kind = Kind(code: UInt8(r["kind"] as Int64))
+                let custody = (r["custody"] as Int64) != 0
                 try Self.remove(db, rowid: r["rowid"], size: r["size"], priority: r["priority"], slot: r["slot"])
-                try Self.event(db, .expired, at: now, bundle: id, kind: Kind(code: UInt8(r["kind"] as Int64)),
-                               priority: PriorityClass(rawValue: UInt8(r["priority"] as Int64)), detail: "lifetime passed")
-                ids.append(id)
+                try Self.event(db, .expired, at: now, bundle: id, kind: kind,
+                               priority: PriorityClass(rawValue: UInt8(r["priority"] as Int64)),
+                               detail: custody && (r["dest_type"] as Int64) == 0 ? "lifetime passed before it could be passed on (was in our custody)" : "lifetime passed")
+                out.append(Expired(id: id, kind: kind, destination: Destination(storeType: r["dest_type"], value: r["dest"]),
+                                   custody: custody, isLocal: (r["local"] as Int64) != 0, unread: false))
             }
-            if !ids.isEmpty { try Self.bump(db, "expired.total", by: Int64(ids.count)) }
+            if !out.isEmpty { try Self.bump(db, "expired.total", by: Int64(out.count)) }
+            for r in try Row.fetchAll(db.cachedStatement(sql: "SELECT origin, created, sequence, kind FROM waiting WHERE expires <= ?"), arguments: [nowMinutes]) {
+                let id = try BundleID(origin: ShortID(UInt32(r["origin"] as Int64)), created: UInt32(r["created"] as Int64), sequence: UInt32(r["sequence"] as Int64))
+                let kind = Kind(code: UInt8(r["kind"] as Int64))
+                try Self.event(db, .gaveUp, at: now, bundle: id, kind: kind, priority: kind.defaultPriority,
+                               detail: "unreadable: its lifetime passed and the keys of its origin \(id.origin) never arrived")
+                try Self.bump(db, "unreadable.total")
+                out.append(Expired(id: id, kind: kind, destination: .node(ShortID(0)), custody: false, isLocal: false, unread: true))
+            }
+            try db.cachedStatement(sql: "DELETE FROM waiting WHERE expires <= ?").execute(arguments: [nowMinutes])
             try db.cachedStatement(sql: "DELETE FROM seen WHERE expires <= ?").execute(arguments: [nowMinutes])
             let seen = try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM seen")) ?? 0
             if seen > self.configuration.seenLimit {
@@ -568,10 +609,109 @@ public final class Store: Sendable {
                 DELETE FROM reassembly WHERE (sender, transfer) IN
                     (SELECT sender, transfer FROM reassembly GROUP BY sender, transfer HAVING max(received) < ?)
                 """).execute(arguments: [now - self.configuration.reassemblyTimeout])
-            return ids
+            return out
         }
-        for id in expired { self.logger.info("bundle expired", metadata: ["bundle.id": "\(id)"]) }
-        return expired
+    }
+
+    // MARK: Bundles given up on, and bundles waiting for keys
+
+    /// Marks a bundle seen without storing or delivering it (an identity bundle for this node: read, not kept).
+    public func markSeen(_ bundle: CourierBundle) throws(StoreError) {
+        try self.write { db in
+            let id = bundle.id
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
+        }
+    }
+
+    /// Held bundles of one kind from one origin, with their destination and expiry (Courier minutes).
+    public func held(kind: Kind, origin: ShortID) throws(StoreError) -> [(id: BundleID, destination: Destination, expires: Int64)] {
+        try self.read { db in
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT created, sequence, dest_type, dest, expires FROM bundle WHERE kind = ? AND origin = ?"),
+                             arguments: [kind.code, origin.rawValue]).map {
+                (try BundleID(origin: origin, created: UInt32($0[0] as Int64), sequence: UInt32($0[1] as Int64)),
+                 Destination(storeType: $0[2], value: $0[3]), $0[4])
+            }
+        }
+    }
+
+    /// Keeps a bundle for this node that it cannot read yet (its origin's keys are unknown), until they arrive or
+    /// it expires. Marks it seen. Returns false if it was already kept.
+    @discardableResult
+    public func keepUnread(_ bundle: CourierBundle, reason: String, from: String?, now: Int64) throws(StoreError) -> Bool {
+        try self.write { db in
+            let id = bundle.id
+            try db.cachedStatement(sql: """
+                INSERT OR IGNORE INTO waiting (origin, created, sequence, kind, expires, since, reason, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [id.origin.rawValue, id.created, id.sequence, bundle.kind.code, Int64(bundle.expires), now, reason, Data(bundle.encode())])
+            guard db.changesCount > 0 else { return false }
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
+            try Self.event(db, .waiting, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority, neighbour: from, detail: reason)
+            return true
+        }
+    }
+
+    /// Bundles kept unread (all, or those of one origin), oldest first.
+    public func waiting(origin: ShortID? = nil) throws(StoreError) -> [WaitingBundle] {
+        try self.read { db in
+            let rows: [Row]
+            if let o = origin {
+                rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM waiting WHERE origin = ? ORDER BY since"), arguments: [o.rawValue])
+            } else {
+                rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM waiting ORDER BY since"))
+            }
+            return try rows.map {
+                WaitingBundle(id: try BundleID(origin: ShortID(UInt32($0["origin"] as Int64)), created: UInt32($0["created"] as Int64), sequence: UInt32($0["sequence"] as Int64)),
+                              kind: Kind(code: UInt8($0["kind"] as Int64)), since: $0["since"], expires: $0["expires"], reason: $0["reason"],
+                              data: [UInt8]($0["data"] as Data))
+            }
+        }
+    }
+
+    /// Forgets a kept bundle: read at last (its delivery is in the feed), or given up on (`gaveUp`: the reason).
+    public func dropUnread(_ id: BundleID, gaveUp: String? = nil, now: Int64) throws(StoreError) {
+        try self.write { db in
+            try db.cachedStatement(sql: "DELETE FROM waiting WHERE origin = ? AND created = ? AND sequence = ?").execute(arguments: [id.origin.rawValue, id.created, id.sequence])
+            if let why = gaveUp, db.changesCount > 0 {
+                try Self.event(db, .gaveUp, at: now, bundle: id, detail: why)
+                try Self.bump(db, "unreadable.total")
+            }
+        }
+    }
+
+    /// Records a bundle given up on at once (for this node and unreadable with its origin's keys known), in the feed
+    /// and the totals; marks it seen so copies are dropped.
+    public func gaveUp(_ bundle: CourierBundle, reason: String, from: String?, now: Int64) throws(StoreError) {
+        try self.write { db in
+            let id = bundle.id
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
+            try Self.event(db, .gaveUp, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority, neighbour: from, detail: reason)
+            try Self.bump(db, "unreadable.total")
+        }
+    }
+
+    /// Records a bundle refused by the engine (untrusted origin, bad signature), in the feed and the totals.
+    public func refused(_ bundle: CourierBundle, reason: String, from: String?, now: Int64) throws(StoreError) {
+        try self.write { db in
+            try Self.event(db, .refused, at: now, bundle: bundle.id, kind: bundle.kind, priority: bundle.priority, neighbour: from, detail: reason)
+            try Self.bump(db, "refused.total")
+        }
+    }
+
+    /// Records a failure notice about one of this node's bundles: who gave up on it, and why.
+    public func failed(_ id: BundleID, reason: String, by: ShortID, now: Int64) throws(StoreError) {
+        try self.write { db in
+            try Self.event(db, .failed, at: now, bundle: id, neighbour: by.description, detail: reason)
+            try Self.bump(db, "failed.total")
+        }
+    }
+
+    /// Records that a next hop stopped answering a transfer (the bundle is kept).
+    public func stalled(_ id: BundleID, to: ShortID, detail: String, now: Int64) throws(StoreError) {
+        try self.write { db in
+            let b = try self.rowid(db, id)
+            try Self.event(db, .stalled, at: now, bundle: id, kind: b.map { Kind(code: UInt8($0["kind"] as Int64)) },
+                           priority: b.flatMap { PriorityClass(rawValue: UInt8($0["priority"] as Int64)) }, neighbour: to.description, detail: detail)
+        }
     }
 
     // MARK: Reassembly
@@ -624,8 +764,17 @@ public final class Store: Sendable {
                 s.oldest = (try BundleID(origin: ShortID(UInt32(r["origin"] as Int64)), created: UInt32(r["created"] as Int64), sequence: UInt32(r["sequence"] as Int64)), r["received"])
             }
             s.inboxUnread = try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM inbox WHERE read = 0 AND kind != 6")) ?? 0
+            s.identities = try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM bundle WHERE kind = ?"), arguments: [Kind.identity.code]) ?? 0
             s.expiredTotal = Int(try Self.meta(db, "expired.total"))
             s.evictedTotal = Int(try Self.meta(db, "evicted.total"))
+            s.refusedTotal = Int(try Self.meta(db, "refused.total"))
+            s.unreadableTotal = Int(try Self.meta(db, "unreadable.total"))
+            s.failedTotal = Int(try Self.meta(db, "failed.total"))
+            s.waiting = try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM waiting ORDER BY since LIMIT 100")).map {
+                WaitingBundle(id: try BundleID(origin: ShortID(UInt32($0["origin"] as Int64)), created: UInt32($0["created"] as Int64), sequence: UInt32($0["sequence"] as Int64)),
+                              kind: Kind(code: UInt8($0["kind"] as Int64)), since: $0["since"], expires: $0["expires"], reason: $0["reason"],
+                              data: [UInt8]($0["data"] as Data))
+            }
             return s
         }
     }

@@ -27,10 +27,11 @@ public struct BundleOptions: Sendable {
 }
 
 extension Kind {
-    /// Alerts and receipts are origin-signed by default, so a captured device cannot forge them for another node.
+    /// Alerts, receipts, identities and failure notices are origin-signed by default, so a captured device cannot
+    /// forge them for another node.
     public var signedByDefault: Bool {
         switch self {
-        case .alert, .receipt: return true
+        case .alert, .receipt, .identity, .failure: return true
         default: return false
         }
     }
@@ -40,7 +41,8 @@ extension Kind {
         switch self {
         case .alert: return 24 * 60
         case .aidRequest, .aidOffer: return 3 * 24 * 60
-        case .receipt: return 2 * 24 * 60
+        case .receipt, .failure: return 2 * 24 * 60
+        case .identity: return 7 * 24 * 60
         case .grievance, .text: return 14 * 24 * 60
         case .minutes, .other: return 30 * 24 * 60
         }

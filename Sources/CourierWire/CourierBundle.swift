@@ -3,10 +3,15 @@ import Crypto
 /// What a bundle is about. The code is the low nibble of the bundle's first byte.
 public enum Kind: Sendable, Hashable, CaseIterable, CustomStringConvertible {
     case alert, aidRequest, aidOffer, grievance, minutes, text, receipt
-    /// A kind this version does not know (codes 7-15): stored and forwarded, never interpreted.
+    /// A node's public keys and name (SPEC 6.8, `IdentityContent`): flooded so every member can encrypt to it and
+    /// read what it encrypts, or sent to one node to ask for its keys. Read by the engine, never put in an inbox.
+    case identity
+    /// A failure notice to an origin: a relay gave up on some of its bundles, and why (`FailureContent`).
+    case failure
+    /// A kind this version does not know (codes 9-15): stored and forwarded, never interpreted.
     case other(UInt8)
 
-    public static let allCases: [Kind] = [.alert, .aidRequest, .aidOffer, .grievance, .minutes, .text, .receipt]
+    public static let allCases: [Kind] = [.alert, .aidRequest, .aidOffer, .grievance, .minutes, .text, .receipt, .identity, .failure]
 
     public init(code: UInt8) {
         switch code {
@@ -17,6 +22,8 @@ public enum Kind: Sendable, Hashable, CaseIterable, CustomStringConvertible {
         case 4: self = .minutes
         case 5: self = .text
         case 6: self = .receipt
+        case 7: self = .identity
+        case 8: self = .failure
         default: self = .other(code & 0x0F)
         }
     }
@@ -30,6 +37,8 @@ public enum Kind: Sendable, Hashable, CaseIterable, CustomStringConvertible {
         case .minutes: return 4
         case .text: return 5
         case .receipt: return 6
+        case .identity: return 7
+        case .failure: return 8
         case .other(let c): return c & 0x0F
         }
     }
@@ -39,7 +48,7 @@ public enum Kind: Sendable, Hashable, CaseIterable, CustomStringConvertible {
         switch self {
         case .alert: return .urgent
         case .aidRequest, .aidOffer: return .aid
-        case .grievance, .text, .receipt: return .normal
+        case .grievance, .text, .receipt, .identity, .failure: return .normal
         case .minutes, .other: return .bulk
         }
     }
@@ -53,6 +62,8 @@ public enum Kind: Sendable, Hashable, CaseIterable, CustomStringConvertible {
         case .minutes: return "minutes"
         case .text: return "text"
         case .receipt: return "receipt"
+        case .identity: return "identity"
+        case .failure: return "failure"
         case .other(let c): return "kind\(c)"
         }
     }

@@ -121,6 +121,18 @@ struct GenerateVectors: ParsableCommand {
             created: 1_523_240, seq: 11,
             text: String(repeating: "Item 4: the water rota. Agreed: east quarter Monday and Thursday, west quarter Tuesday and Friday. ", count: 8),
             dictionary: false)
+        try bundle(
+            "identity bundle flooded to everyone (keys and name, signed with the key it carries)", kind: .identity,
+            dest: "everyone", created: 1_523_250, seq: 12, text: "",
+            contentHex: IdentityContent(keys: a.publicKeys, name: "Sargalu clinic").encode().hex)
+        try bundle(
+            "key request to node B (identity with Q set, one day)", kind: .identity, dest: "node:\(b.nodeID.short)",
+            created: 1_523_251, seq: 13, lifetime: 24 * 60, text: "",
+            contentHex: IdentityContent(keys: a.publicKeys, name: nil, wantsAnswer: true).encode().hex)
+        try bundle(
+            "failure notice to node B: one of its bundles was unreadable", kind: .failure, dest: "node:\(b.nodeID.short)",
+            created: 1_523_260, seq: 14, text: "",
+            contentHex: FailureContent.encode([(try BundleID(origin: b.nodeID.short, created: 1_523_200, sequence: 3), .unreadable)]).hex)
         try self.write(bundleVectors, "bundles.json")
 
         // packets.json

@@ -74,14 +74,8 @@ struct DemoScript {
             try d.lockForRun()
             dirs.append(d)
         }
-        // Each relay trusts the others, as operators do with `relay peers add CODE`: keys known ahead, so a
-        // message to a relay two hops away is end-to-end encrypted.
-        for (i, d) in dirs.enumerated() {
-            let store = try d.store()
-            for (j, id) in ids.enumerated() where j != i {
-                try store.setTrusted(id.publicKeys, name: Self.places[j].name, trusted: true, now: Int64(Date().timeIntervalSince1970))
-            }
-        }
+        // Nothing is added by hand: no trust list, no keys. Each relay floods its identity (keys and name) through
+        // the federation when it starts, as `relay run` does, so a message two hops away can be end-to-end encrypted.
         say("data: \(root)  (every relay command works on these folders, e.g. --data-dir \(root)/village)")
         say()
 
@@ -103,6 +97,7 @@ struct DemoScript {
             var config = try d.nodeConfig(store: store)
             // Receipts are batched for a minute on a real relay; the demo shortens that so you see one come back.
             config.receiptDelay = 3
+            config.floodIdentity = true
             let node = try Node(config: config, store: store, links: links.map { LinkInfo(name: $0.name, properties: $0.properties) },
                                 now: Date().timeIntervalSince1970)
             runtimes.append(Runtime(node: node, links: links, statusPath: d.statusFile, logger: logger))
@@ -129,6 +124,15 @@ struct DemoScript {
             return heard.count == dirs.count
         }
         guard allHeard else { throw RelayError.unavailable("the relays did not hear each other within \(Int(self.timeout)) s (a loaded machine? try --timeout 180)") }
+
+        // Keys: each relay's identity bundle reaches every other relay.
+        let allKeys = try await self.wait {
+            try stores.enumerated().allSatisfy { i, store in
+                try ids.enumerated().allSatisfy { j, id in try i == j || recipientKeys(id.nodeID.short, store: store) != nil }
+            }
+        }
+        guard allKeys else { throw RelayError.unavailable("the relays' keys did not reach every relay within \(Int(self.timeout)) s") }
+        say("\(stamp()) every relay has the others' keys from their identity bundles (nobody exchanged keys by hand)")
 
         // 2. A mutual-aid alert to everyone.
         say()
@@ -193,7 +197,12 @@ struct DemoScript {
     func submit(_ dir: DataDir, _ store: Store, _ runtime: Runtime, kind: Kind, to: Destination, text: String) throws -> BundleID {
         let node = try Node(config: try dir.nodeConfig(store: store), store: store, links: [], now: Date().timeIntervalSince1970)
         var opts = BundleOptions(kind: kind)
-        if case .node(let n) = to { opts.encryptTo = try recipientKeys(n, store: store) }
+        if case .node(let n) = to {
+            guard let keys = try recipientKeys(n, store: store) else {
+                throw RelayError.unavailable("the keys of \(n) are not known at \(dir.path): the message would not be end-to-end encrypted")
+            }
+            opts.encryptTo = keys
+        }
         let (id, _) = try node.submit(kind: kind, destination: to, content: Array(text.utf8), options: opts, now: Date().timeIntervalSince1970)
         runtime.poll()
         return id

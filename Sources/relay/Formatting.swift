@@ -14,12 +14,15 @@ enum TailFormat {
     }
 }
 
-/// How the inbox shows a receipt.
+/// How the inbox shows a receipt or a failure notice.
 enum ReceiptText {
-    /// What the inbox shows for a message: its text, or for a receipt the bundles it confirms.
+    /// What the inbox shows for a message: its text; for a receipt the bundles it confirms; for a failure notice the
+    /// bundles given up on and why.
     static func text(_ m: InboxMessage) -> String {
         switch m.kind {
         case .receipt: return "received: " + ReceiptContent.decode(m.content).map(\.description).joined(separator: ", ")
+        case .failure:
+            return "NOT delivered: " + FailureContent.decode(m.content).map { "\($0.id) (\($0.reason))" }.joined(separator: ", ")
         case .other(let c):
             // A kind from a newer Courier: its content is not known to be text (SPEC 6.8).
             return "unknown kind \(c) from a newer Courier, \(m.content.count) bytes this relay cannot show: update to read it"

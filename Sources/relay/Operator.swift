@@ -120,7 +120,7 @@ extension Relay.Queue {
                         exhausted[name] = String(format: "duty cycle: %@ has used its %.0f s of airtime this hour", name, budget)
                     }
                 }
-                let items = try store.waiting()
+                let items = try store.queueEntries()
                 for b in items {
                     var hop: String?
                     let why: (code: String, text: String)
@@ -264,6 +264,11 @@ extension Relay {
                     }
                     entries[b] = x
                 }
+                // Failure notices (SPEC: kind 8) say a bundle was given up on, and why; they stay in the inbox too.
+                var failures: [String: String] = [:]
+                for f in try store.inbox(limit: 100_000) where f.kind == .failure {
+                    for x in FailureContent.decode(f.content) { failures[x.id.description] = "\(x.reason) (notice from \(names.label(f.id.origin)))" }
+                }
                 for r in try store.receipts() {
                     for id in ReceiptContent.decode(r.content) where entries[id.description] != nil {
                         entries[id.description]!.receipts.append((r.id.origin, r.received))
@@ -275,6 +280,9 @@ extension Relay {
                         x.state = "delivered"
                         x.stateAt = x.receipts.map(\.at).min()!
                         x.detail = "receipt from \(x.receipts.map { names.label($0.from) }.joined(separator: ", "))"
+                    } else if let why = failures[b] {
+                        x.state = "not-delivered"
+                        x.detail = why
                     } else if let (s, why) = x.ended {
                         x.state = s
                         x.detail = why
@@ -333,7 +341,7 @@ extension Relay {
                             let offers = msgs.filter { $0.kind == .aidOffer && $0.reference == m.id.description }.count
                             let note = InboxFormat.note(m, offers: offers, time: time, now: now)
                             let (text, cut) = InboxFormat.firstLine(ReceiptText.text(m), limit: 100)
-                            print("\(m.read ? " " : "*") \(m.kind.description.padding(toLength: 9, withPad: " ", startingAt: 0)) from \(names.label(m.id.origin))  \(when + String(repeating: " ", count: max(0, 8 - when.count)))  \(note)\(text)\(cut ? "… [whole: relay inbox show \(m.id)]" : "")")
+                            print("\(m.read ? " " : "*") \(m.kind.description.padding(toLength: 9, withPad: " ", startingAt: 0)) from \(names.label(m.id.origin))  \(when + String(repeating: " ", count: max(0, 8 - when.count)))  \(m.encrypted ? "[e2e] " : "")\(note)\(text)\(cut ? "… [whole: relay inbox show \(m.id)]" : "")")
                             if m.kind == .aidRequest { print("            \(InboxFormat.offerHint(m))") }
                         }
                         if self.markRead { try store.markRead(m.id) }
@@ -369,7 +377,7 @@ extension Relay {
                     print("id:       \(m.id)")
                     print("kind:     \(m.kind)")
                     print("from:     \(names.label(m.id.origin))")
-                    print("to:       \(names.label(m.destination))")
+                    print("to:       \(names.label(m.destination))\(m.encrypted ? " (end-to-end encrypted)" : "")")
                     print("sent:     \(time.string(Double(CourierTime.unixSeconds(minutes: m.id.created))))")
                     print("received: \(time.string(Double(m.received))) (\(relative(now - Double(m.received))) ago)")
                     if m.respondBy != nil || m.reference != nil {
@@ -414,7 +422,8 @@ enum InboxFormat {
 
     static func json(_ m: InboxMessage, names: NodeNames) -> [String: Any] {
         var o: [String: Any] = ["id": m.id.description, "kind": m.kind.description, "from": m.id.origin.description,
-                                "to": m.destination.label, "received": m.received, "read": m.read]
+                                "to": m.destination.label, "received": m.received, "read": m.read,
+                                "encrypted": m.encrypted]
         if let n = names.names[m.id.origin] { o["fromName"] = n }
         let content = ReceiptText.json(m)
         o[content.key] = content.value

@@ -54,9 +54,11 @@ extension Relay {
                         print("  \(p.nodeID.short)  \((p.name ?? "-").padding(toLength: 20, withPad: " ", startingAt: 0)) \(heard)")
                     }
                     let others = peers.filter { !$0.trusted }
-                    print("heard, not on the trust list: \(others.count)\(others.isEmpty ? "" : " (add one with `relay peers add NODE`)")")
+                    print("known, not on the trust list: \(others.count)\(others.isEmpty ? "" : " (add one with `relay peers add NODE`)")")
                     for p in others {
-                        let heard = p.lastHeard.map { "heard \(relative(now - Double($0))) ago" } ?? "never heard"
+                        // Keys heard in an announce on a link, or learnt from the node's identity bundle relayed through
+                        // the federation: either way messages to it are end-to-end encrypted.
+                        let heard = p.lastHeard.map { "heard \(relative(now - Double($0))) ago" } ?? "keys learnt through the federation"
                         print("  \(p.nodeID.short)  \((p.name ?? "-").padding(toLength: 20, withPad: " ", startingAt: 0)) \(heard)")
                     }
                 }

@@ -176,8 +176,11 @@ extension Relay {
                     }
                 }
                 let store = try dir.store()
+                var nodeConfig = try dir.nodeConfig(store: store)
+                // A running relay tells the federation its keys (and renews that), so members can encrypt to it.
+                nodeConfig.floodIdentity = true
                 let node = try Node(
-                    config: try dir.nodeConfig(store: store), store: store,
+                    config: nodeConfig, store: store,
                     links: links.map { LinkInfo(name: $0.name, properties: $0.properties,
                                                 dutyCycle: $0.properties.airtime == .none ? nil : (self.dutyCycle ?? cfg.dutyCycle.map { $0 * 100 }).map { $0 / 100 }) },
                     now: Date().timeIntervalSince1970)
@@ -373,7 +376,7 @@ extension Relay {
 
         struct Tail: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                commandName: "tail", abstract: "Follow the change feed like tail -f: enqueued, sent, acknowledged, custody, delivered, expired, evicted.")
+                commandName: "tail", abstract: "Follow the change feed like tail -f: enqueued, sent, acknowledged, custody, delivered, expired, evicted, refused, waiting (for keys), gave-up, failed (a failure notice), stalled.")
             @OptionGroup var d: DirOption
             @Option(help: "Start after this sequence number (default: the last 20 events).") var since: Int64?
             @Flag(help: "One JSON event per line.") var json = false
@@ -419,6 +422,11 @@ extension Relay {
                     var o: [String: Any] = ["node": id.nodeID.short.description, "running": running, "quiet": try store.isQuiet(), "queued": s.total.count,
                                             "mode": mode]
                     if let live { o["live"] = live }
+                    o["waiting"] = s.waiting.map { w -> [String: Any] in
+                        ["id": w.id.description, "kind": w.kind.description, "from": w.id.origin.description, "since": w.since, "reason": w.reason]
+                    }
+                    o["gaveUp"] = ["expired": s.expiredTotal, "evicted": s.evictedTotal, "refused": s.refusedTotal, "unreadable": s.unreadableTotal]
+                    o["failureNotices"] = s.failedTotal
                     try printJSON(o)
                     return
                 }
@@ -437,8 +445,16 @@ extension Relay {
                         print("  neighbour \((n["node"] as? String) ?? "?") \((n["name"] as? String) ?? "") on \((n["link"] as? String) ?? "?"), heard \(relative(now - ((n["lastHeard"] as? Double) ?? now))) ago")
                     }
                 }
-                print("  queue: \(s.total.count) bundles (\(PriorityClass.allCases.map { "\($0) \(s.byClass[$0]?.count ?? 0)" }.joined(separator: ", ")))")
+                print("  queue: \(s.total.count) bundles (\(PriorityClass.allCases.map { "\($0) \(s.byClass[$0]?.count ?? 0)" }.joined(separator: ", ")))\(s.identities > 0 ? ", \(s.identities) of them nodes' keys" : "")")
                 if let o = s.oldest { print("  oldest: \(o.id), \(relative(Date().timeIntervalSince1970 - Double(o.received))) ago") }
+                let now = Date().timeIntervalSince1970
+                if !s.waiting.isEmpty {
+                    print("  waiting for their origin's keys (kept unread, keys asked for): \(s.waiting.count)")
+                    for w in s.waiting.prefix(10) {
+                        print("    \(w.id) \(w.kind) from \(w.id.origin), \(relative(now - Double(w.since))) ago")
+                    }
+                }
+                print("  given up: \(s.expiredTotal) expired, \(s.evictedTotal) evicted, \(s.refusedTotal) refused, \(s.unreadableTotal) unreadable; failure notices about ours: \(s.failedTotal) (`relay queue tail` says why)")
             }
         }
     }

@@ -119,6 +119,7 @@ extension Relay {
                     case .delivered: counts["delivered", default: 0] += 1
                     case .duplicate: counts["already here", default: 0] += 1
                     case .expired: counts["expired", default: 0] += 1
+                    case .waiting: counts["waiting for keys", default: 0] += 1
                     case .rejected(let why):
                         counts["refused", default: 0] += 1
                         refused.append(why)
@@ -135,6 +136,7 @@ extension Relay {
                 } else {
                     print("\(self.file): \(archive.bundles.count) bundles from relay \(archive.writer.short), written \(now - Double(age) < 60 ? "within the last minute" : relative(now - Double(age)) + " ago")")
                     let parts = ["delivered", "held", "already here", "expired", "refused"].map { "\(counts[$0] ?? 0) \($0)" }
+                        + (counts["waiting for keys"].map { ["\($0) waiting for their origin's keys (see `relay status`)"] } ?? [])
                     print("  " + parts.joined(separator: ", "))
                     for r in refused.prefix(10) { print("  refused: \(r)") }
                 }

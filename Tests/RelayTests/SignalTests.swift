@@ -80,6 +80,7 @@ final class TCPSink: @unchecked Sendable {
         // Something waits in the queue: it must still be there after every stop.
         let queued = try R.run(["send", "--data-dir", dir, "--everyone", "--kind", "alert", "Well 3 is dry; use well 5."])
         #expect(queued.0 == 0)
+        let alertID = queued.1.trimmingCharacters(in: .whitespacesAndNewlines)
         var slowest = 0.0
         for (i, c) in Self.cases.enumerated() {
             let log = dir + "/run-\(i).log"
@@ -103,8 +104,8 @@ final class TCPSink: @unchecked Sendable {
                     "\(linkType), \(c.launch): \(text)")
         }
         print("\(linkType): slowest stop after a signal: \(String(format: "%.2f", slowest)) s")
-        let queue = try R.run(["queue", "--data-dir", dir, "--json"]).1
-        #expect(queue.contains("\"count\":1"), "the queue after six stops: \(queue)")
+        let queue = try R.queuedIDs(dir)
+        #expect(queue.contains(alertID), "the queue after six stops: \(queue)")
     }
 
     @Test func sighupReloadsEvenWhenTheParentIgnoredIt() throws {
@@ -134,7 +135,9 @@ final class TCPSink: @unchecked Sendable {
     @Test func aSecondSigtermCutsASlowStopShort() throws {
         let dir = R.tempDir() + "/clinic"
         #expect(try R.run(["init", "--data-dir", dir, "--name", "clinic"]).0 == 0)
-        #expect(try R.run(["send", "--data-dir", dir, "--everyone", "--kind", "aid", "Fuel for the clinic generator."]).0 == 0)
+        let aid = try R.run(["send", "--data-dir", dir, "--everyone", "--kind", "aid", "Fuel for the clinic generator."])
+        #expect(aid.0 == 0)
+        let aidID = aid.1.trimmingCharacters(in: .whitespacesAndNewlines)
         let log = dir + "/run.log"
         let r = try R.start(["run", "--data-dir", dir, "--link", "tcp-listen:127.0.0.1:0"], log: log, as: .service)
         #expect(R.wait(60) { R.text(log).contains("relay running") }, "the relay did not start: \(R.text(log))")
@@ -169,7 +172,7 @@ final class TCPSink: @unchecked Sendable {
         kill(holder.processIdentifier, SIGKILL)
         holder.waitUntilExit()
         // Nothing was lost: the queue is intact and the next start stops cleanly.
-        #expect(try R.run(["queue", "--data-dir", dir, "--json"]).1.contains("\"count\":1"))
+        #expect(try R.queuedIDs(dir).contains(aidID))
         let again = try R.start(["run", "--data-dir", dir, "--link", "tcp-listen:127.0.0.1:0"], log: dir + "/run2.log")
         #expect(R.wait(60) { R.text(dir + "/run2.log").contains("relay running") })
         R.stop(again)

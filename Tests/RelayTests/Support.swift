@@ -152,6 +152,23 @@ enum R {
                 sourceLocation: sourceLocation)
     }
 
+    /// The ids of the bundles queued in a relay's database (read with Python's sqlite3 from the real file).
+    static func queuedIDs(_ dir: String) throws -> Set<String> {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", """
+            import sqlite3, sys
+            c = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+            for (i,) in c.execute("SELECT printf('%08x.%d.%d', origin, created, sequence) FROM bundle"): print(i)
+            """, dir + "/courier.db"]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Set(String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init))
+    }
+
     /// The text of a log file ("" before it exists).
     static func text(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
 

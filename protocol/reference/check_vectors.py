@@ -216,7 +216,7 @@ def check_bundles():
             check(f"{p}: signature verifies with A's signing key", verifies)
 
             def relayed():
-                relay = cw.decode_bundle(bytes([(7 << 4) | expected[0] & 0x0F]) + expected[1:])
+                relay = cw.decode_bundle(bytes([(9 << 4) | expected[0] & 0x0F]) + expected[1:])
                 return expect_equal(cw.verify_bundle(relay, [origin.public()]), origin.public()) and "hop limit 7"
 
             check(f"{p}: signature still verifies after a relay rewrites the hop limit", relayed)
@@ -267,12 +267,28 @@ def check_bundles():
                 return f"{len(ids)} ids: {', '.join(i.text() for i in ids)}"
 
             check(f"{p}: receipt content parses as whole wire-form bundle ids and re-encodes", receipt_ids)
+        if v["kind"] == cw.KIND_IDENTITY:
+            def identity_keys():
+                node, name, wants = cw.verify_identity(decoded, content)
+                expect_equal(node, origin.public())
+                expect_equal(cw.encode_identity_content(node, name, wants), content)
+                expect_equal(cw.deliverable(decoded), False)
+                return f"A's keys, name {name!r}, answer wanted {wants}; signed by the key it carries; not for the inbox"
+
+            check(f"{p}: identity content carries the origin's own keys (9.1)", identity_keys)
+        if v["kind"] == cw.KIND_FAILURE:
+            def failure_entries():
+                entries = cw.decode_failure_content(content)
+                expect_equal(cw.encode_failure_content(entries), content)
+                return ", ".join(f"{cw.FAILURE_REASONS.get(r, r)} {i.text()}" for r, i in entries)
+
+            check(f"{p}: failure notice content parses as whole (reason, id) entries and re-encodes", failure_entries)
         if extensions is not None:
             def extension_rules():
                 critical = cw.unknown_critical_extensions(decoded)
                 expect_equal(cw.deliverable(decoded), not critical)
                 # Forwarded unchanged: a relay re-encodes the same bytes, extensions in the same order.
-                relay = cw.decode_bundle(bytes([(7 << 4) | expected[0] & 0x0F]) + expected[1:])
+                relay = cw.decode_bundle(bytes([(9 << 4) | expected[0] & 0x0F]) + expected[1:])
                 expect_equal(relay.extensions, extensions)
                 return f"types {[t for t, _ in extensions]} in wire order; unknown critical {critical}: " \
                        f"stored and forwarded, {'not ' if critical else ''}delivered"
@@ -536,6 +552,19 @@ def check_spec_examples():
         return expect_equal(ids, [cw.BundleId(NODE_B.short_id, 5, 9)]) and "receipt, signed by default"
 
     check("self-test (no vector): signed end-to-end receipt round trip", e2e_signed_round_trip)
+
+    def forged_identity():
+        # 9.1: an identity bundle from A carrying B's keys teaches nothing (the keys are not the origin's), and
+        # neither does one with A's keys that B signed.
+        wrong_keys = cw.make_bundle(NODE_A, cw.KIND_IDENTITY, cw.encode_identity_content(NODE_B.public(), "B"), 1_523_300, 4)
+        expect_error(lambda: cw.verify_identity(wrong_keys, cw.read_content(wrong_keys)), {"invalidValue"})
+        unsigned = cw.make_bundle(NODE_A, cw.KIND_IDENTITY, cw.encode_identity_content(NODE_A.public()), 1_523_300, 5, sign=False)
+        expect_error(lambda: cw.verify_identity(unsigned, cw.read_content(unsigned)), {"invalidValue"})
+        good = cw.make_bundle(NODE_A, cw.KIND_IDENTITY, cw.encode_identity_content(NODE_A.public(), "A", True), 1_523_300, 6)
+        return expect_equal(cw.verify_identity(cw.decode_bundle(good.encode()), cw.read_content(good)),
+                            (NODE_A.public(), "A", True)) and "wrong keys and unsigned refused; A's own accepted"
+
+    check("self-test (no vector): identity bundles teach only the origin's own, signed keys (9.1)", forged_identity)
     check("spec 7.4: dictionary 1 SHA-256",
           lambda: expect_equal(hashlib.sha256(open(cw.DICTIONARY_PATHS[1], "rb").read()).hexdigest(),
                                "e0cba17a0e7714bd5c374c481c19737fbdd90b7a0f9b7195498a3dfaa0f01ab9"))

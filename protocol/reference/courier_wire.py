@@ -295,6 +295,60 @@ class BundleId:
         return int.from_bytes(hashlib.sha256(self.fixed()).digest()[:4], "big")
 
 
+IDENTITY_ANSWER_WANTED = 0x01
+IDENTITY_MAX_NAME = 32
+
+
+def encode_identity_content(node: "PublicNode", name: Optional[str] = None, wants_answer: bool = False) -> bytes:
+    """6.8 kind 7: flags (bit 0: Q, answer wanted) || signing key (32) || agreement key (32) || name (0-32 bytes)."""
+    n = (name or "").encode("utf-8")[:IDENTITY_MAX_NAME]
+    return bytes([IDENTITY_ANSWER_WANTED if wants_answer else 0]) + node.signing_public + node.agreement_public + n
+
+
+def decode_identity_content(content: bytes) -> tuple["PublicNode", Optional[str], bool]:
+    """6.8 kind 7: (keys, name or None, answer wanted). Reserved flag bits are ignored."""
+    r = Reader(content)
+    flags = r.uint(1, "identity flags")
+    node = PublicNode(r.take(32, "identity signing key"), r.take(32, "identity agreement key"))
+    rest = r.rest()
+    if len(rest) > IDENTITY_MAX_NAME:
+        raise WireError("tooLarge", f"identity name {len(rest)} > {IDENTITY_MAX_NAME} bytes")
+    return node, (rest.decode("utf-8", errors="replace") if rest else None), bool(flags & IDENTITY_ANSWER_WANTED)
+
+
+def verify_identity(bundle: "Bundle", content: bytes) -> tuple["PublicNode", Optional[str], bool]:
+    """9.1: an identity bundle teaches keys only if they are its origin's (their short id is the bundle's origin)
+    and the bundle is signed by the signing key it carries. Raises WireError otherwise."""
+    if bundle.kind != KIND_IDENTITY:
+        raise WireError("invalidValue", "not an identity bundle")
+    if bundle.e2e:
+        raise WireError("invalidValue", "an identity bundle is never end-to-end encrypted")
+    node, name, wants = decode_identity_content(content)
+    if node.short_id != bundle.origin:
+        raise WireError("invalidValue", "identity keys are not the origin's")
+    if verify_bundle(bundle, [node]) != node:
+        raise WireError("invalidValue", "identity bundle not signed by the key it carries")
+    return node, name, wants
+
+
+FAILURE_REASONS = {1: "expired", 2: "refused", 3: "unreadable", 4: "evicted"}
+
+
+def encode_failure_content(entries: list[tuple[int, "BundleId"]]) -> bytes:
+    """6.8 kind 8: entries of reason (u8) || bundle id (wire form), concatenated."""
+    return b"".join(bytes([reason]) + bid.wire() for reason, bid in entries)
+
+
+def decode_failure_content(content: bytes) -> list[tuple[int, "BundleId"]]:
+    """6.8 kind 8: must parse as whole entries (reason, id). Unknown reason codes are kept (shown as numbers)."""
+    r = Reader(content)
+    out = []
+    while r.remaining():
+        reason = r.uint(1, "failure reason")
+        out.append((reason, BundleId.read(r)))
+    return out
+
+
 def decode_receipt_content(content: bytes) -> list[BundleId]:
     """6.8: receipt content is wire-form bundle ids, concatenated; must parse as whole entries.
     An empty receipt decodes to no ids (engines ignore it)."""
@@ -322,7 +376,10 @@ KIND_DEFAULTS = {
     4: (3, 43_200, False),   # minutes / bulletin
     5: (2, 20_160, False),   # text
     6: (2, 2_880, True),     # delivery receipt
+    7: (2, 10_080, True),    # identity (a node's keys and name; key request / answer)
+    8: (2, 2_880, True),     # failure notice
 }
+KIND_IDENTITY, KIND_FAILURE = 7, 8
 UNKNOWN_KIND_DEFAULTS = (3, 43_200, False)
 DEFAULT_HOP_LIMIT = 8
 
@@ -871,14 +928,16 @@ def unknown_critical_extensions(bundle: Bundle, known_types: Iterable[int] = ())
 
 
 def deliverable(bundle: Bundle, known_extension_types: Iterable[int] = ()) -> bool:
-    """6.14 step 6: no unknown critical extension. A bundle that is not deliverable is still
-    stored and forwarded unchanged. Unknown kinds (7-15) are delivered, uninterpreted (6.8)."""
-    return not unknown_critical_extensions(bundle, known_extension_types)
+    """6.14 step 6: no unknown critical extension, and not an identity (kind 7, read by the engine, 9.1).
+    A bundle that is not deliverable is still stored and forwarded unchanged. Unknown kinds (9-15) are
+    delivered, uninterpreted (6.8)."""
+    return bundle.kind != KIND_IDENTITY and not unknown_critical_extensions(bundle, known_extension_types)
 
 
 def content_is_text(bundle: Bundle) -> bool:
-    """6.8: the content of kinds 0-5 is text; receipts (6) are bundle ids; unknown kinds (7-15)
-    are shown only as bytes, never as text or as a known kind."""
+    """6.8: the content of kinds 0-5 is text; receipts (6) are bundle ids, identities (7) keys and a name,
+    failure notices (8) reasons and bundle ids; unknown kinds (9-15) are shown only as bytes, never as text
+    or as a known kind."""
     return bundle.kind <= 5
 
 
