@@ -152,7 +152,8 @@ extension Relay.Queue {
                         if b.broadcasts > 0 { done.append("broadcast \(b.broadcasts) time\(b.broadcasts == 1 ? "" : "s")") }
                         if !acked.isEmpty { done.append("acknowledged by \(acked.joined(separator: ", "))") } else if !sent.isEmpty { done.append("sent to \(sent.joined(separator: ", "))") }
                         why = done.isEmpty
-                            ? ("sending", "next in line to broadcast")
+                            ? (b.isLocal ? ("sending", "next in line to broadcast")
+                                         : ("held-for-others", "not sent from here yet: it goes to a neighbour whose summary shows it lacks it; kept until it expires"))
                             : ("held-for-others", "\(done.joined(separator: ", ")); kept until it expires for neighbours met later")
                     }
                     let expires = Double(CourierTime.unixSeconds(minutes: 0) + b.expires * 60)
@@ -228,7 +229,9 @@ extension Relay {
                 for e in try store.events(ofOrigin: names.me) {
                     guard let b = e.bundle else { continue }
                     if e.type == .enqueued {
-                        guard e.detail?.hasSuffix(", local") == true, entries[b] == nil else { continue }
+                        // What people sent: not the relay's own receipts, identity bundles and failure notices.
+                        guard e.detail?.hasSuffix(", local") == true, entries[b] == nil,
+                              !["receipt", "identity", "failure"].contains(e.kind ?? "") else { continue }
                         order.append(b)
                         var x = Entry(id: b)
                         x.kind = e.kind ?? ""
