@@ -48,7 +48,9 @@ struct NodeNames {
     /// What `send --to` was given: a known node id, or the name of exactly one known node. An id nobody has heard of
     /// passes only with `unknownOK`.
     func resolve(_ text: String, unknownOK: Bool) throws -> ShortID {
-        if text.count == 8, let s = ShortID(hex: text.lowercased()) {
+        // The short id, or the full one (`relay id --full`), whose first 8 hex digits are the short id.
+        let hex = text.count == 32 && text.allSatisfy(\.isHexDigit) ? String(text.prefix(8)) : text
+        if hex.count == 8, let s = ShortID(hex: hex.lowercased()) {
             if self.known.contains(s) || unknownOK { return s }
             if let byName = try? self.byName(text) { return byName }
             throw RelayError.usage("no node \(s) is known here (never heard, not on the trust list); known nodes: \(self.list); check the id, or add --unknown-ok to queue it anyway")
