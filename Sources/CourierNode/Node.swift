@@ -959,6 +959,13 @@ public final class Node {
         return nil
     }
 
+    /// The operator cancelled a queued bundle (`relay queue cancel`): transfers of it under way stop (their
+    /// records are in memory) and a pending rebroadcast is dropped, so nothing more of it leaves this relay.
+    public func cancelled(_ id: BundleID) {
+        for k in self.transfers.keys where k.bundle == id { self.transfers[k] = nil }
+        self.floods[id] = nil
+    }
+
     /// Where a directed bundle to each node known here would go now (the node itself when it is a fresh neighbour,
     /// else the neighbour a fresh route goes through); `relay queue list` shows it as the next hop.
     public func nextHops(now: Double) -> [(to: ShortID, via: ShortID, link: String)] {

@@ -180,6 +180,10 @@ public final class Runtime: @unchecked Sendable {
         while let events = try? self.node.store.events(after: self.lastEvent, limit: 500), !events.isEmpty {
             for e in events {
                 self.lastEvent = e.seq
+                if e.type == .removed, e.detail == Store.cancelledReason, let s = e.bundle, let id = BundleID(s) {
+                    self.node.cancelled(id)
+                    continue
+                }
                 guard e.type == .enqueued, let s = e.bundle, let id = BundleID(s) else { continue }
                 if e.detail?.hasSuffix(", local") == true {
                     adopt.append((id, false))

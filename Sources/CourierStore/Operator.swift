@@ -28,6 +28,9 @@ public struct QueueEntry: Sendable, Hashable {
 }
 
 extension Store {
+    /// The reason `cancel` writes in the change feed (a running relay stops sending the bundle when it reads it).
+    public static let cancelledReason = "cancelled by the operator"
+
     /// Every bundle held, highest class first, then oldest first, with its transmission state.
     public func queueEntries(limit: Int = 100_000) throws(StoreError) -> [QueueEntry] {
         try self.read { db in
@@ -78,7 +81,7 @@ extension Store {
             guard let b = try self.rowid(db, id) else { return false }
             try Self.remove(db, rowid: b["rowid"], size: b["size"], priority: b["priority"], slot: b["slot"])
             try Self.event(db, .removed, at: now, bundle: id, kind: Kind(code: UInt8(b["kind"] as Int64)),
-                           priority: PriorityClass(rawValue: UInt8(b["priority"] as Int64)), detail: "cancelled by the operator")
+                           priority: PriorityClass(rawValue: UInt8(b["priority"] as Int64)), detail: Self.cancelledReason)
             return true
         }
     }

@@ -264,7 +264,7 @@ extension Relay {
                     case .expired: x.ended = ("expired", "its lifetime passed before a receipt came")
                     case .evicted: x.ended = ("evicted", "pushed out of the queue: \(e.detail ?? "quota")")
                     case .removed:
-                        if e.detail?.hasPrefix("delivered") != true { x.ended = (e.detail == "cancelled by the operator" ? "cancelled" : "removed", e.detail ?? "") }
+                        if e.detail?.hasPrefix("delivered") != true { x.ended = (e.detail == Store.cancelledReason ? "cancelled" : "removed", e.detail ?? "") }
                     default: break
                     }
                     entries[b] = x

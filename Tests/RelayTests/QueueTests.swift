@@ -165,7 +165,23 @@ import Glibc
         #expect(try R.run(["quiet", "on", "--data-dir", a]).0 == 0)
         let quiet = try send(a, ["--everyone", "Quiet now."])
         #expect(try R.wait(10) { try queued(a).first { $0["id"] as? String == quiet }?["waiting"] as? String == "quiet-mode" })
+        // Cancelled after the running relay took it up (its transfer waits in memory behind quiet mode): nothing of
+        // it leaves; a later message gets through alone.
+        let big = (0..<1_500).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        let dropped = try send(a, ["--to", idB, big])
+        let sentAt = Date().timeIntervalSince1970
+        func statusUpdated() throws -> Double {
+            let s = (try? JSONSerialization.jsonObject(with: Data(try R.run(["status", "--data-dir", a, "--json"]).1.utf8))) as? [String: Any]
+            return ((s?["live"] as? [String: Any])?["updated"] as? Double) ?? 0
+        }
+        #expect(try R.wait(10) { try statusUpdated() > sentAt + 0.2 }, "the running relay never polled the database")
+        #expect(try R.run(["queue", "cancel", "--data-dir", a, dropped]).0 == 0)
+        let cancelledAt = Date().timeIntervalSince1970
+        #expect(try R.wait(10) { try statusUpdated() > cancelledAt + 0.2 }, "the running relay never read the cancel")
         #expect(try R.run(["quiet", "off", "--data-dir", a]).0 == 0)
+        let after = try send(a, ["--to", idB, "After the cancelled one."])
+        #expect(try R.wait(60) { try R.inbox(b).contains { $0["id"] as? String == after } })
+        #expect(try !R.inbox(b).contains { $0["id"] as? String == dropped }, "a cancelled message was still sent")
         // No route: a node nobody heard, while the relay runs.
         let lost = try send(a, ["--to", "0badc0de", "--unknown-ok", "Anyone?"])
         var ql: [String: Any] = [:]
