@@ -10,15 +10,22 @@ import Glibc
 ///
 /// Bytes sent while nothing listens on the far end are dropped, as on a cable to a switched-off box.
 public final class VirtualCable: @unchecked Sendable {
+    /// The path of each end: its pseudo-terminal, or with `stableNames` a symlink to it.
     public let pathA: String
     public let pathB: String
+    /// The folder of the symlinks (nil without `stableNames`), removed by `stop()`.
+    private let linkFolder: String?
     private let masters: [Int32]
     private let slaves: [Int32]
     private let lock = NSLock()
     private var stopped = false
     private let done = DispatchSemaphore(value: 0)
 
-    public init() throws(LinkError) {
+    /// - Parameter stableNames: give each end a name of its own, a symlink in a private folder that `stop()`
+    ///   removes, as udev's /dev/serial/by-id names are. A relay still retrying after the cable is gone then finds
+    ///   no device, instead of a /dev/pts number the kernel has since given to another cable (tests run many
+    ///   cables and relays at once). `relay demo` shows the plain /dev/pts names.
+    public init(stableNames: Bool = true) throws(LinkError) {
         var paths: [String] = []
         var masters: [Int32] = []
         var slaves: [Int32] = []
@@ -38,6 +45,22 @@ public final class VirtualCable: @unchecked Sendable {
             _ = fcntl(m, F_SETFL, fcntl(m, F_GETFL) | O_NONBLOCK)
             masters.append(m)
             slaves.append(s)
+        }
+        if stableNames {
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("courier-cable-\(UUID().uuidString)").path
+            do {
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
+                for (end, target) in zip(["a", "b"], paths) {
+                    try FileManager.default.createSymbolicLink(atPath: folder + "/" + end, withDestinationPath: target)
+                }
+            } catch {
+                for fd in masters + slaves { close(fd) }
+                throw LinkError.io("cannot name the virtual cable's ends in \(folder): \(error)")
+            }
+            self.linkFolder = folder
+            paths = [folder + "/a", folder + "/b"]
+        } else {
+            self.linkFolder = nil
         }
         (self.pathA, self.pathB, self.masters, self.slaves) = (paths[0], paths[1], masters, slaves)
         let (a, b) = (masters[0], masters[1])
@@ -73,6 +96,12 @@ public final class VirtualCable: @unchecked Sendable {
         self.stopped = true
         self.lock.unlock()
         guard first else { return }
+        // The names go first, so nothing reopens these terminals by name once their numbers are free again.
+        if let folder = self.linkFolder {
+            do { try FileManager.default.removeItem(atPath: folder) } catch {
+                FileHandle.standardError.write(Data("virtual cable: cannot remove \(folder): \(error)\n".utf8))
+            }
+        }
         self.done.wait()
         for fd in self.masters + self.slaves { close(fd) }
     }
