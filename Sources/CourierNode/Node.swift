@@ -965,6 +965,22 @@ public final class Node {
         return nil
     }
 
+    /// The operator cancelled a queued bundle (`relay queue cancel`): transfers of it under way stop (their
+    /// records are in memory) and a pending rebroadcast is dropped, so nothing more of it leaves this relay.
+    public func cancelled(_ id: BundleID) {
+        for k in self.transfers.keys where k.bundle == id { self.transfers[k] = nil }
+        self.floods[id] = nil
+    }
+
+    /// Where a directed bundle to each node known here would go now (the node itself when it is a fresh neighbour,
+    /// else the neighbour a fresh route goes through); `relay queue list` shows it as the next hop.
+    public func nextHops(now: Double) -> [(to: ShortID, via: ShortID, link: String)] {
+        Set(self.directory.keys).union(self.routes.keys).sorted { $0.rawValue < $1.rawValue }.compactMap { d in
+            guard d != self.me.short, let (via, link) = self.nextHop(for: d, now: now) else { return nil }
+            return (d, via.short, link)
+        }
+    }
+
     /// The up link a neighbour was heard on most recently, if within the timeout.
     func freshLink(_ id: NodeID, now: Double) -> String? {
         guard let n = self.neighbours[id], n.unresponsiveSince == nil else { return nil }
@@ -1534,8 +1550,12 @@ public final class Node {
                 }
             }
             if t.key.target == nil {
-                // Broadcast: done once every record went out.
-                if t.sent.count == t.records.count { self.transfers[t.key] = nil } else { self.transfers[t.key] = t }
+                // Broadcast: done once every record went out (the change feed says so: `relay outbox`, `queue list`).
+                if t.sent.count == t.records.count {
+                    self.transfers[t.key] = nil
+                    let inRange = self.freshNeighbours(now: now).filter { $0.link == name }.map(\.id.short.description)
+                    try? self.store.recordBroadcast(t.key.bundle, link: name, inRange: inRange, now: Int64(now))
+                } else { self.transfers[t.key] = t }
             } else {
                 if addedAny {
                     t.rtoAt = now + self.rto(t.key.target, link: l, fragments: t.records.count) * pow(2, Double(min(t.attempts, 6)))

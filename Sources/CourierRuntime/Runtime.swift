@@ -221,6 +221,10 @@ public final class Runtime: @unchecked Sendable {
         while let events = try? self.node.store.events(after: self.lastEvent, limit: 500), !events.isEmpty {
             for e in events {
                 self.lastEvent = e.seq
+                if e.type == .removed, e.detail == Store.cancelledReason, let s = e.bundle, let id = BundleID(s) {
+                    self.node.cancelled(id)
+                    continue
+                }
                 guard e.type == .enqueued, let s = e.bundle, let id = BundleID(s) else { continue }
                 if e.detail?.hasSuffix(", local") == true {
                     adopt.append((id, false))
@@ -302,8 +306,11 @@ public final class Runtime: @unchecked Sendable {
             var info: [String: String]
             var links: [L]
             var neighbours: [N]
+            /// Next hop of a directed bundle, per destination (`relay queue list`).
+            var routes: [R]
+            struct R: Codable { let to: String; let via: String; let link: String }
         }
-        struct Key: Codable { let quiet: Bool; let info: [String: String]; let links: [String]; let neighbours: [String] }
+        struct Key: Codable { let quiet: Bool; let info: [String: String]; let links: [String]; let neighbours: [String]; let routes: [String] }
         let air = Dictionary(uniqueKeysWithValues: self.node.airtime().map { ($0.link, $0) })
         let traffic = self.traffic.withLock { $0 }
         var s = Status(
@@ -318,9 +325,11 @@ public final class Runtime: @unchecked Sendable {
                              duplicates: h.duplicates, refused: h.refused, dropped: t.dropped, airtimeSeconds: t.airtime,
                              warnings: [h.damageWarning, h.authWarning].compactMap { $0 })
             },
-            neighbours: self.node.neighbourList(now: now).map { .init(node: $0.id.short.description, name: $0.name, link: $0.link, lastHeard: $0.lastHeard) })
+            neighbours: self.node.neighbourList(now: now).map { .init(node: $0.id.short.description, name: $0.name, link: $0.link, lastHeard: $0.lastHeard) },
+            routes: self.node.nextHops(now: now).map { .init(to: $0.to.description, via: $0.via.description, link: $0.link) })
         let key = Key(quiet: s.quiet, info: s.info, links: s.links.map { "\($0.name) \($0.up) \($0.warnings)" },
-                      neighbours: s.neighbours.map { "\($0.node) \($0.name ?? "") \($0.link)" })
+                      neighbours: s.neighbours.map { "\($0.node) \($0.name ?? "") \($0.link)" },
+                      routes: s.routes.map { "\($0.to) \($0.via) \($0.link)" })
         let enc = JSONEncoder()
         enc.outputFormatting = .sortedKeys
         do {

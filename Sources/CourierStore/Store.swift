@@ -763,7 +763,7 @@ public final class Store: Sendable {
             if let r = try Row.fetchOne(db.cachedStatement(sql: "SELECT origin, created, sequence, received FROM bundle ORDER BY received LIMIT 1")) {
                 s.oldest = (try BundleID(origin: ShortID(UInt32(r["origin"] as Int64)), created: UInt32(r["created"] as Int64), sequence: UInt32(r["sequence"] as Int64)), r["received"])
             }
-            s.inboxUnread = try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM inbox WHERE read = 0")) ?? 0
+            s.inboxUnread = try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM inbox WHERE read = 0 AND kind != 6")) ?? 0
             s.identities = try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM bundle WHERE kind = ?"), arguments: [Kind.identity.code]) ?? 0
             s.expiredTotal = Int(try Self.meta(db, "expired.total"))
             s.evictedTotal = Int(try Self.meta(db, "evicted.total"))

@@ -33,7 +33,7 @@ struct Relay: AsyncParsableCommand {
             directory; 78 damaged configuration.
             """,
         version: "0.1.0",
-        subcommands: [Init.self, Invite.self, Id.self, Run.self, Send.self, Inbox.self, Queue.self, Status.self,
+        subcommands: [Init.self, Invite.self, Id.self, Run.self, Send.self, Inbox.self, Outbox.self, Queue.self, Status.self,
                       Quiet.self, Ports.self, Peers.self, Export.self, Import.self, Demo.self])
 
     static func runCommand() async {
@@ -243,16 +243,31 @@ extension Relay {
         static let configuration = CommandConfiguration(
             abstract: "Queue a message: to a node, a group or everyone. Prints its bundle id. Works while `relay run` is running.")
         @OptionGroup var d: DirOption
-        @Option(help: "The destination node's id (8 hex digits, from `relay id`).") var to: String?
+        @Option(help: "The destination node: its id (8 hex digits, from `relay id`) or its name, as `relay peers` lists it.") var to: String?
+        @Flag(help: "Queue it for a node id nobody here has heard of (not heard, not on the trust list, no message from it).") var unknownOk = false
         @Option(help: "A group name (e.g. water-committee).") var group: String?
         @Flag(help: "Everyone in the federation.") var everyone = false
         @Option(help: "alert, aid, offer, grievance, minutes or text.") var kind: String = "text"
-        @Option(help: "Read the message from this file.") var file: String?
-        @Option(help: "Lifetime in hours (default per kind).") var lifetime: Double?
-        @Option(help: "For aid requests: answer within this many hours.") var respondBy: Double?
-        @Option(help: "The bundle id this answers (an offer for an aid request).") var reference: String?
+        @Option(help: "Read the message from this file (one trailing newline is dropped).") var file: String?
+        @Option(help: "Lifetime in hours, more than 0 and at most 8760 (one year); default per kind.") var lifetime: Double?
+        @Option(help: "For aid requests only: answer within this many hours (within the lifetime).") var respondBy: Double?
+        @Option(help: "For offers: the id of the aid request it answers (a request this relay has).") var reference: String?
         @Flag(help: "Do not encrypt end to end (by default a message to a node whose keys are known is readable only by it).") var noEncrypt = false
-        @Argument(help: "The message (or - to read standard input).") var text: String?
+        @Argument(help: "The message (or - to read standard input; one trailing newline is dropped).") var text: String?
+
+        /// The longest lifetime `relay send` gives (SPEC 6.6 allows up to 2^32-1 minutes; a year keeps a mistyped
+        /// value from sitting in every queue of the federation for decades).
+        static let maxLifetimeHours = 8_760.0
+
+        /// Hours given on the command line, as whole minutes (at least one); refused when not a number of hours in
+        /// (0, `max`] (so no conversion can overflow).
+        static func minutes(_ hours: Double, _ option: String, max: Double, why: String) throws -> UInt32 {
+            guard hours.isFinite, hours > 0, hours <= max else {
+                let given = hours.isFinite && hours == hours.rounded() && abs(hours) < 1e15 ? String(Int64(hours)) : "\(hours)"
+                throw RelayError.usage("\(option) \(given): give hours, more than 0 and at most \(String(format: "%g", max)) (\(why))")
+            }
+            return UInt32(Swift.max(1, (hours * 60).rounded()))
+        }
 
         func run() async throws {
             try await guarded {
@@ -261,12 +276,43 @@ extension Relay {
                 guard let kind = kinds[self.kind] else { throw RelayError.usage("unknown kind '\(self.kind)': use one of alert, aid, offer, grievance, minutes, text") }
                 let dests = [self.to != nil, self.group != nil, self.everyone].filter { $0 }.count
                 guard dests == 1 else { throw RelayError.usage("say where it goes: exactly one of --to NODE, --group NAME, --everyone") }
+                if kind == .alert && self.to != nil {
+                    throw RelayError.usage("an alert goes to everyone or a group, which pass it on at once; use --everyone or --group NAME (or another kind for one node)")
+                }
+                if self.file != nil && self.text != nil {
+                    throw RelayError.usage("give the message as TEXT or with --file, not both")
+                }
+                if self.respondBy != nil && kind != .aidRequest {
+                    throw RelayError.usage("--respond-by is for aid requests (--kind aid) only")
+                }
+                if self.reference != nil && kind != .aidOffer {
+                    throw RelayError.usage("--reference is for offers (--kind offer), which answer an aid request")
+                }
+                if kind == .aidOffer && self.reference == nil {
+                    throw RelayError.usage("an offer answers an aid request: give --reference REQUEST-ID (the id `relay inbox` shows under the request)")
+                }
+                var opts = BundleOptions(kind: kind)
+                if let h = self.lifetime { opts.lifetime = try Self.minutes(h, "--lifetime", max: Self.maxLifetimeHours, why: "one year") }
+                if let h = self.respondBy {
+                    let lifetimeHours = Double(opts.lifetime) / 60
+                    opts.respondBy = try Self.minutes(h, "--respond-by", max: lifetimeHours, why: "the message's lifetime; --lifetime gives a longer one")
+                }
+                let store = try dir.store()
+                if let r = self.reference {
+                    let id = try bundleID(r)
+                    let request = try store.inboxMessage(id).map(\.kind) ?? store.bundle(id)?.kind
+                    guard request == .aidRequest else {
+                        throw RelayError.usage(request == nil
+                            ? "no aid request \(id) is known here (`relay inbox` lists the requests this relay has); check the id"
+                            : "\(id) is a \(request!), not an aid request: an offer answers an aid request")
+                    }
+                    opts.reference = id
+                }
                 let dest: Destination
                 if let t = self.to {
-                    guard let s = ShortID(hex: String(t.prefix(8))) else { throw RelayError.usage("bad node id '\(t)': 8 hex digits, as `relay id` prints") }
-                    dest = .node(s)
+                    dest = .node(try NodeNames(dir: dir, store: store).resolve(t, unknownOK: self.unknownOk))
                 } else if let g = self.group { dest = .group(GroupID(name: g)) } else { dest = .everyone }
-                let content: [UInt8]
+                var content: [UInt8]
                 if let f = self.file {
                     guard let data = FileManager.default.contents(atPath: f) else { throw RelayError.noInput("cannot read \(f)") }
                     content = [UInt8](data)
@@ -275,18 +321,15 @@ extension Relay {
                 } else {
                     content = Array(self.text!.utf8)
                 }
+                // A file or standard input ends in the newline editors and `echo` add: it is not part of the message.
+                if (self.file != nil || self.text == nil || self.text == "-"), content.last == 0x0A {
+                    content.removeLast()
+                    if content.last == 0x0D { content.removeLast() }
+                }
                 guard !content.isEmpty else { throw RelayError.usage("the message is empty") }
                 guard content.count <= CourierBundle.maxContentSize else {
                     throw RelayError.usage("the message is \(content.count) bytes; the limit is \(CourierBundle.maxContentSize): split it")
                 }
-                var opts = BundleOptions(kind: kind)
-                if let h = self.lifetime { opts.lifetime = UInt32(max(1, h * 60)) }
-                if let h = self.respondBy { opts.respondBy = UInt32(max(1, h * 60)) }
-                if let r = self.reference {
-                    guard let id = BundleID(r) else { throw RelayError.usage("bad bundle id '\(r)': expected origin.created.sequence, as `relay send` printed") }
-                    opts.reference = id
-                }
-                let store = try dir.store()
                 if case .node(let to) = dest, !self.noEncrypt, !(try dir.network().1) {
                     if let keys = try recipientKeys(to, store: store) {
                         opts.encryptTo = keys
@@ -301,52 +344,10 @@ extension Relay {
         }
     }
 
-    struct Inbox: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List messages delivered to this relay.")
-        @OptionGroup var d: DirOption
-        @Flag(help: "One JSON object per line.") var json = false
-        @Flag(help: "Only unread messages.") var unread = false
-        @Flag(help: "Mark the listed messages read.") var markRead = false
-
-        func run() async throws {
-            try await guarded {
-                let store = try d.dir().store()
-                let msgs = try store.inbox(unreadOnly: self.unread, limit: 100_000)
-                let now = Date().timeIntervalSince1970
-                for m in msgs {
-                    if self.json {
-                        var o: [String: Any] = ["id": m.id.description, "kind": m.kind.description, "from": m.id.origin.description,
-                                                "to": m.destination.label, "received": m.received, "read": m.read,
-                                                "encrypted": m.encrypted]
-                        let content = ReceiptText.json(m)
-                        o[content.key] = content.value
-                        if let r = m.respondBy { o["respondBy"] = CourierTime.unixSeconds(minutes: m.id.created + r) }
-                        if let r = m.reference { o["reference"] = r }
-                        try printJSON(o)
-                    } else {
-                        let age = relative(now - Double(m.received))
-                        var note = ""
-                        if let r = m.respondBy {
-                            let due = Double(CourierTime.unixSeconds(minutes: m.id.created + r))
-                            let offers = msgs.filter { $0.kind == .aidOffer && $0.reference == m.id.description }.count
-                            note = "[respond by \(clock(due))\(due > now ? ", in \(relative(due - now))" : ", PAST")\(offers > 0 ? "; \(offers) offer\(offers == 1 ? "" : "s")" : "")] "
-                        } else if let r = m.reference {
-                            note = "[answers \(r)] "
-                        }
-                        print("\(m.read ? " " : "*") \(m.kind.description.padding(toLength: 9, withPad: " ", startingAt: 0)) from \(m.id.origin)  \(age.padding(toLength: 8, withPad: " ", startingAt: 0))  \(m.encrypted ? "[e2e] " : "")\(note)\(ReceiptText.text(m).replacingOccurrences(of: "\n", with: " ").prefix(100))")
-                        if m.kind == .aidRequest { print("            id \(m.id) (answer with: relay send --kind offer --reference \(m.id) ...)") }
-                    }
-                    if self.markRead { try store.markRead(m.id) }
-                }
-                if msgs.isEmpty && !self.json { print("inbox empty") }
-            }
-        }
-    }
-
     struct Queue: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "What is queued, by class and destination; `queue tail` follows every change live.",
-            subcommands: [Show.self, Tail.self], defaultSubcommand: Show.self)
+            abstract: "What is queued: totals by class and destination; `queue list` each bundle and why it waits; `queue cancel ID`; `queue tail` follows every change live.",
+            subcommands: [Show.self, List.self, Cancel.self, Tail.self], defaultSubcommand: Show.self)
 
         struct Show: AsyncParsableCommand {
             static let configuration = CommandConfiguration(commandName: "show", abstract: "A snapshot of the queue.")

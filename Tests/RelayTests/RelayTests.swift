@@ -38,7 +38,7 @@ import Glibc
         let b = try R.start(["run", "--data-dir", dirs[1], "--link", "serial:\(bridge.pathB):115200"], log: dirs[1] + "/run.log")
         defer { R.stop(a); R.stop(b) }
         // A grievance sent while both run, through the database of the running relay.
-        let (rc2, grievanceID, _) = try R.run(["send", "--data-dir", dirs[0], "--to", idB, "--kind", "grievance", "The pump at the upper well has been broken for nine days."])
+        let (rc2, grievanceID, _) = try R.run(["send", "--data-dir", dirs[0], "--to", idB, "--unknown-ok", "--kind", "grievance", "The pump at the upper well has been broken for nine days."])
         #expect(rc2 == 0)
         let got = try R.wait(120) {
             let ids = Set(try R.inbox(dirs[1]).compactMap { $0["id"] as? String })
@@ -136,7 +136,7 @@ import Glibc
         let minutes = (0..<3_000).map { _ in words[Int(g.next() % UInt64(words.count))] + String(g.next() % 100) }.joined(separator: " ")
         let path = root + "/minutes.txt"
         try minutes.write(toFile: path, atomically: true, encoding: .utf8)
-        let mid = try R.run(["send", "--data-dir", dirs[0], "--to", idC, "--kind", "minutes", "--file", path]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        let mid = try R.run(["send", "--data-dir", dirs[0], "--to", idC, "--unknown-ok", "--kind", "minutes", "--file", path]).1.trimmingCharacters(in: .whitespacesAndNewlines)
         // Kill the middle relay with SIGKILL once part of the transfer went out.
         let started = try R.wait(120) {
             try R.run(["queue", "tail", "--data-dir", dirs[0], "--json", "--since", "0", "--no-follow"]).1
@@ -185,7 +185,7 @@ import Glibc
 
         // Sneakernet: the valley writes what it holds to a stick; the committee reads it twice; a stranger cannot.
         let nodeB = try #require(idB["node"] as? String)
-        let g = try R.run(["send", "--data-dir", a, "--to", nodeB, "--kind", "grievance", "The pump at the upper well has been broken for nine days."]).1
+        let g = try R.run(["send", "--data-dir", a, "--to", nodeB, "--unknown-ok", "--kind", "grievance", "The pump at the upper well has been broken for nine days."]).1
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let al = try R.run(["send", "--data-dir", a, "--everyone", "--kind", "alert", "Checkpoint on the valley road since dawn."]).1
             .trimmingCharacters(in: .whitespacesAndNewlines)
