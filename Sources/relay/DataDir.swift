@@ -198,7 +198,9 @@ struct DataDir {
             case "quota-mb":
                 c.quota = whole(1...DataDir.maxQuotaMB, "a whole number of MB from 1 to \(DataDir.maxQuotaMB) (default 64)").map { $0 * 1_048_576 }
             case "duty-cycle":
-                guard let x = Double(v), x.isFinite, x > 0, x <= 100 else {
+                // `10`, `10%` and `10 %` alike.
+                let number = v.hasSuffix("%") ? String(v.dropLast()).trimmingCharacters(in: .whitespaces) : v
+                guard let x = Double(number), x.isFinite, x > 0, x <= 100 else {
                     bad("use a percentage above 0 and at most 100 (EU868: 1 or 10); leave it out for no limit")
                     continue
                 }

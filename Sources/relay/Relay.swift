@@ -135,6 +135,9 @@ extension Relay {
             let stops = StopRequests()
             ProcessSignals.setHandler { stops.handle($0) }
             try await guarded {
+                if let duty = self.dutyCycle, !(duty.isFinite && duty > 0 && duty <= 100) {
+                    throw RelayError.usage("--duty-cycle \(duty): use a percentage above 0 and at most 100 (EU868: 1 or 10); leave it out for no limit")
+                }
                 let dir = try d.dir()
                 try dir.requireInitialised()
                 let cfg = dir.config()

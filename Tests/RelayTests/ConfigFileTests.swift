@@ -59,6 +59,7 @@ struct ConfigFileTests {
             ("quota-mb = 99999999999999", "from 1 to"),
             ("duty-cycle = 150", "at most 100"),
             ("duty-cycle = nan", "at most 100"),
+            ("duty-cycle = 0", "above 0"),
             ("duty_cycle = 10", "did you mean duty-cycle?"),
             ("Log-Level = debug", "did you mean log-level?"),
             ("wait-for-links = true", "`yes` or `no`"),
@@ -99,7 +100,7 @@ struct ConfigFileTests {
     @Test func linkedRelayConfIsKeptAndNamedInErrors() throws {
         let base = R.tempDir()
         let etc = base + "/etc-courier-relay.conf"
-        try "# the packaged conffile\nlink = tcp-listen:127.0.0.1:0\nduty-cycle = 10 %\n".write(toFile: etc, atomically: true, encoding: .utf8)
+        try "# the packaged conffile\nlink = tcp-listen:127.0.0.1:0\nduty-cycle = ten\n".write(toFile: etc, atomically: true, encoding: .utf8)
         let dir = base + "/var-lib-courier"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(atPath: dir + "/relay.conf", withDestinationPath: etc)
@@ -108,6 +109,35 @@ struct ConfigFileTests {
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: dir + "/relay.conf") == etc, "relay init replaced the link")
         let (rc2, err2) = try self.runWithin(15, ["run", "--data-dir", dir])
         let named = (etc as NSString).resolvingSymlinksInPath
-        #expect(rc2 == 78 && err2.split(separator: "\n").count == 1 && err2.contains("\(named) line 3: duty-cycle = 10 %"), "\(err2)")
+        #expect(rc2 == 78 && err2.split(separator: "\n").count == 1 && err2.contains("\(named) line 3: duty-cycle = ten"), "\(err2)")
+    }
+
+    /// The values the README and the generated relay.conf show are accepted: the relay starts with all of them.
+    @Test func everyDocumentedValueIsAccepted() throws {
+        let dir = try self.initialised()
+        let conf = dir + "/relay.conf"
+        let settings = """
+            link = tcp-listen:127.0.0.1:0
+            group = water-committee
+            group = clinic
+            quota-mb = 64
+            duty-cycle = 10%
+            trust = network
+            wait-for-links = no
+            not-amateur = no
+            rnode-frequency = 869525000
+            rnode-bandwidth = 125000
+            rnode-spreading-factor = 9
+            rnode-coding-rate = 5
+            rnode-tx-power = 14
+            log-level = info
+
+            """
+        try (R.text(conf) + settings).write(toFile: conf, atomically: true, encoding: .utf8)
+        let log = dir + "/run.log"
+        let relay = try R.start(["run", "--data-dir", dir], log: log)
+        defer { R.stop(relay) }
+        #expect(R.wait(20) { R.text(log).contains("relay running") || !relay.isRunning }, "\(R.text(log))")
+        #expect(relay.isRunning && !R.text(log).contains("relay.conf"), "\(R.text(log))")
     }
 }
