@@ -30,6 +30,17 @@ trap 'rm -rf "$root"' EXIT
 dpkg -x "$deb" "$root"
 grep -q '^ExecStart=/usr/bin/relay run ' "$root/lib/systemd/system/relay.service" || fail "the unit does not run /usr/bin/relay"
 bash -n "$root/usr/share/bash-completion/completions/relay" || fail "bash completion does not parse"
+# The unit as systemd reads it (the binary and man page from the scratch root), and its exposure score.
+if command -v systemd-analyze >/dev/null; then
+    sed "s#/usr/bin/relay#$root/usr/bin/relay#" "$root/lib/systemd/system/relay.service" >"$root/relay.service"
+    MANPATH=$root/usr/share/man systemd-analyze verify "$root/relay.service" || fail "systemd-analyze verify"
+    exposure=$(systemd-analyze security --offline=true "$root/relay.service" 2>/dev/null | grep -o 'Overall exposure level for relay.service: [0-9.]*' | grep -o '[0-9.]*$')
+    systemd-analyze security --offline=true --threshold=30 "$root/relay.service" >/dev/null 2>&1 \
+        || fail "the unit's exposure ($exposure) is above 3.0: a hardening option went missing"
+    say "systemd-analyze verify: OK; security exposure $exposure (0 = confined, 10 = exposed)"
+else
+    say "systemd-analyze is not installed: the unit is not verified"
+fi
 zcat "$root/usr/share/man/man1/relay.1.gz" >"$root/relay.1"
 man_warnings=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$root/relay.1" 2>&1 >/dev/null || true)
 [ -z "$man_warnings" ] || fail "man page warnings: $man_warnings"
