@@ -140,4 +140,24 @@ struct ConfigFileTests {
         #expect(R.wait(20) { R.text(log).contains("relay running") || !relay.isRunning }, "\(R.text(log))")
         #expect(relay.isRunning && !R.text(log).contains("relay.conf"), "\(R.text(log))")
     }
+
+    /// A running relay told to reload a relay.conf with a typo keeps its settings and logs the line, with the hint.
+    @Test func reloadWithAnUnknownKeyKeepsTheRunningSettings() throws {
+        let dir = try self.initialised()
+        let conf = dir + "/relay.conf"
+        let named = (conf as NSString).resolvingSymlinksInPath
+        let original = R.text(conf) + "link = tcp-listen:127.0.0.1:0\n"
+        try original.write(toFile: conf, atomically: true, encoding: .utf8)
+        let log = dir + "/run.log"
+        let relay = try R.start(["run", "--data-dir", dir], log: log)
+        defer { R.stop(relay) }
+        #expect(R.wait(60) { R.text(log).contains("relay running") }, "\(R.text(log))")
+        let line = original.split(separator: "\n", omittingEmptySubsequences: false).count
+        try (original + "duty_cycle = 1\n").write(toFile: conf, atomically: true, encoding: .utf8)
+        kill(relay.processIdentifier, SIGHUP)
+        #expect(R.wait(60) { R.text(log).contains("reload refused") }, "\(R.text(log))")
+        let text = R.text(log)
+        #expect(text.contains("\(named) line \(line): unknown setting 'duty_cycle': did you mean duty-cycle?"), "\(text)")
+        #expect(!text.contains("configuration applied") && relay.isRunning, "\(text)")
+    }
 }
