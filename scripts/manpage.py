@@ -99,6 +99,8 @@ def main():
     name = root["commandName"]
     out = [
         '.TH %s %s "%s" "Courier" "User Commands"' % (name.upper(), opts.section, opts.date),
+        ".ad l",
+        ".nh",
         ".SH NAME",
         "%s \\- %s" % (name, roff(root.get("abstract", "").rstrip("."))),
         ".SH SYNOPSIS",
