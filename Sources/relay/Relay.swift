@@ -535,7 +535,7 @@ extension Relay.Run {
         guard (137_000_000...1_020_000_000).contains(r.frequency) || (2_400_000_000...2_500_000_000).contains(r.frequency) else {
             throw RelayError.usage("frequency \(r.frequency) Hz is outside what RNode radios tune (137-1020 MHz, 2.4-2.5 GHz); give Hz, e.g. 869525000")
         }
-        let bandwidths: [UInt32] = [7_800, 10_400, 15_600, 20_800, 31_250, 41_700, 62_500, 125_000, 250_000, 500_000, 203_125, 406_250, 812_500, 1_625_000]
+        let bandwidths = DataDir.loraBandwidths
         guard bandwidths.contains(r.bandwidth) else {
             throw RelayError.usage("bandwidth \(r.bandwidth) Hz is not a LoRa bandwidth; use one of \(bandwidths.prefix(10).map(String.init).joined(separator: ", ")) (Hz)")
         }
