@@ -141,18 +141,34 @@ struct DataDir {
         var rnodeSpreadingFactor: UInt8?
         var rnodeCodingRate: UInt8?
         var rnodeTxPower: UInt8?
-        /// Lines that mean nothing (a typo): reported by `relay run` and on reload.
-        var unknown: [String] = []
-        /// Lines that cannot be used: `relay run` refuses to start (exit 78) naming the first; a reload keeps the
-        /// old settings.
+        /// Lines that cannot be used, each naming the file and line: `relay run` refuses to start (exit 78) naming
+        /// the first; a reload keeps the old settings.
         var problems: [String] = []
+        /// Where each setting was given ("FILE line N"), for errors found later that are still relay.conf's.
+        var origin: [String: String] = [:]
+        /// Where each of `links` was given.
+        var linkOrigins: [String] = []
     }
+
+    /// Every key relay.conf knows (an unknown key is an error, with the nearest of these as a suggestion).
+    static let configKeys = ["link", "callsign", "group", "quota-mb", "duty-cycle", "trust", "log-level", "wait-for-links",
+                             "not-amateur", "rnode-frequency", "rnode-bandwidth", "rnode-spreading-factor",
+                             "rnode-coding-rate", "rnode-tx-power"]
+    /// Keys that may be given more than once (each line adds one).
+    static let repeatableKeys: Set<String> = ["link", "group"]
+    /// The bandwidths LoRa radios take, in Hz.
+    static let loraBandwidths: [UInt32] = [7_800, 10_400, 15_600, 20_800, 31_250, 41_700, 62_500, 125_000, 250_000, 500_000,
+                                           203_125, 406_250, 812_500, 1_625_000]
+    /// The largest queue relay.conf accepts: 1 TB.
+    static let maxQuotaMB = 1_048_576
 
     func config() -> Config {
         var c = Config()
+        // Errors name the file to edit: /etc/courier/relay.conf when the data directory's relay.conf links there.
+        let file = (self.configFile as NSString).resolvingSymlinksInPath
         guard let text = try? String(contentsOfFile: self.configFile, encoding: .utf8) else {
             if FileManager.default.fileExists(atPath: self.configFile) {
-                c.problems.append("\(self.configFile) cannot be read (permissions, or not UTF-8 text): fix it or move it away")
+                c.problems.append("\(file) cannot be read (permissions, or not UTF-8 text): fix it or move it away")
             }
             return c
         }
@@ -160,47 +176,118 @@ struct DataDir {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
             guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { continue }
             let kv = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            let at = "\(self.configFile) line \(n + 1)"
+            let at = "\(file) line \(n + 1)"
             guard kv.count == 2, !kv[0].isEmpty, !kv[1].isEmpty else {
                 c.problems.append("\(at): expected `key = value`, found '\(line.trimmingCharacters(in: .whitespaces))'")
                 continue
             }
             let (k, v) = (kv[0], kv[1])
-            func number<T: LosslessStringConvertible>(_ t: T.Type, _ what: String) -> T? {
-                guard let x = T(v) else {
-                    c.problems.append("\(at): \(k) = \(v) is not \(what)")
+            func bad(_ why: String) { c.problems.append("\(at): \(k) = \(v): \(why)") }
+            guard DataDir.configKeys.contains(k) else {
+                let hint = DataDir.nearestKey(k).map { "did you mean \($0)?" } ?? "the keys are \(DataDir.configKeys.joined(separator: ", "))"
+                c.problems.append("\(at): unknown setting '\(k)': \(hint) (see README, configuration reference)")
+                continue
+            }
+            if !DataDir.repeatableKeys.contains(k), let first = c.origin[k] {
+                c.problems.append("\(at): \(k) is given twice (first at \(first.replacingOccurrences(of: file + " ", with: ""))): keep one")
+                continue
+            }
+            c.origin[k] = at
+            /// A whole number in `range`; anything else (not a number, out of range, too large to hold) is refused.
+            func whole(_ range: ClosedRange<Int>, _ what: String) -> Int? {
+                guard let x = Int(v), range.contains(x) else {
+                    bad("use \(what)")
                     return nil
                 }
                 return x
             }
             switch k {
-            case "link": c.links.append(v)
-            case "callsign": c.callsign = v
+            case "link":
+                do throws(LinkError) {
+                    _ = try LinkConfig(v)
+                    c.links.append(v)
+                    c.linkOrigins.append(at)
+                } catch { bad("\(error.description)") }
+            case "callsign":
+                guard AX25.Station(v) != nil else {
+                    bad("not a callsign: use CALL or CALL-SSID (SSID 0-15), e.g. N0CALL-1")
+                    continue
+                }
+                c.callsign = v
             case "group": c.groups.append(v)
-            case "quota-mb": c.quota = number(Int.self, "a whole number of MB").map { $0 * 1_048_576 }
-            case "duty-cycle": c.dutyCycle = number(Double.self, "a percentage (e.g. 1 or 10)").map { $0 / 100 }
+            case "quota-mb":
+                c.quota = whole(1...DataDir.maxQuotaMB, "a whole number of MB from 1 to \(DataDir.maxQuotaMB) (default 64)").map { $0 * 1_048_576 }
+            case "duty-cycle":
+                // `10`, `10%` and `10 %` alike.
+                let number = v.hasSuffix("%") ? String(v.dropLast()).trimmingCharacters(in: .whitespaces) : v
+                guard let x = Double(number), x.isFinite, x > 0, x <= 100 else {
+                    bad("use a percentage above 0 and at most 100 (EU868: 1 or 10); leave it out for no limit")
+                    continue
+                }
+                c.dutyCycle = x / 100
             case "trust":
                 guard v == "peers" || v == "network" else {
-                    c.problems.append("\(at): trust = \(v): use `network` (any federation member) or `peers` (the trust list)")
+                    bad("use `network` (any federation member) or `peers` (the trust list)")
                     continue
                 }
                 c.trustPeersOnly = v == "peers"
-            case "log-level": c.logLevel = v
+            case "log-level":
+                guard Logger.Level(rawValue: v) != nil else {
+                    bad("use debug, info, notice or warning")
+                    continue
+                }
+                c.logLevel = v
             case "wait-for-links", "not-amateur":
                 guard v == "yes" || v == "no" else {
-                    c.problems.append("\(at): \(k) = \(v): use `yes` or `no`")
+                    bad("use `yes` or `no`")
                     continue
                 }
                 if k == "wait-for-links" { c.waitForLinks = v == "yes" } else { c.notAmateur = v == "yes" }
-            case "rnode-frequency": c.rnodeFrequency = number(UInt32.self, "a frequency in Hz (e.g. 869525000)")
-            case "rnode-bandwidth": c.rnodeBandwidth = number(UInt32.self, "a bandwidth in Hz (e.g. 125000)")
-            case "rnode-spreading-factor": c.rnodeSpreadingFactor = number(UInt8.self, "a spreading factor (5-12)")
-            case "rnode-coding-rate": c.rnodeCodingRate = number(UInt8.self, "a coding rate (5-8)")
-            case "rnode-tx-power": c.rnodeTxPower = number(UInt8.self, "a power in dBm (0-22)")
-            default: c.unknown.append(k)
+            case "rnode-frequency":
+                guard let x = UInt32(v), (137_000_000...1_020_000_000).contains(x) || (2_400_000_000...2_500_000_000).contains(x) else {
+                    bad("use a frequency in Hz that RNode radios tune (137-1020 MHz, 2.4-2.5 GHz), e.g. 869525000")
+                    continue
+                }
+                c.rnodeFrequency = x
+            case "rnode-bandwidth":
+                guard let x = UInt32(v), DataDir.loraBandwidths.contains(x) else {
+                    bad("use a LoRa bandwidth in Hz: \(DataDir.loraBandwidths.prefix(10).map(String.init).joined(separator: ", "))")
+                    continue
+                }
+                c.rnodeBandwidth = x
+            case "rnode-spreading-factor": c.rnodeSpreadingFactor = whole(5...12, "a spreading factor from 5 to 12").map(UInt8.init)
+            case "rnode-coding-rate": c.rnodeCodingRate = whole(5...8, "a coding rate from 5 to 8 (4/5 to 4/8)").map(UInt8.init)
+            case "rnode-tx-power": c.rnodeTxPower = whole(0...22, "a power from 0 to 22 dBm (check your band's legal limit)").map(UInt8.init)
+            default: break
             }
         }
         return c
+    }
+
+    /// The known key nearest to a mistyped one (`duty_cycle`, `dutycycle`, `Duty-Cycle` → `duty-cycle`), if near enough.
+    static func nearestKey(_ key: String) -> String? {
+        let k = key.lowercased().replacingOccurrences(of: "_", with: "-")
+        let scored = self.configKeys.map { ($0, editDistance(k, $0)) }.min { $0.1 < $1.1 }
+        guard let (best, d) = scored, d <= max(2, best.count / 4) else { return nil }
+        return best
+    }
+
+    /// Levenshtein distance between two strings (by character).
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        guard !a.isEmpty else { return b.count }
+        guard !b.isEmpty else { return a.count }
+        var row = Array(0...b.count)
+        for i in 1...a.count {
+            var diagonal = row[0]
+            row[0] = i
+            for j in 1...b.count {
+                let above = row[j]
+                row[j] = min(above + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1))
+                diagonal = above
+            }
+        }
+        return row[b.count]
     }
 
     /// The engine's configuration: identity, network, groups and trust (the trust list read from `store`).
@@ -309,7 +396,14 @@ extension DataDir {
             # `kill -HUP` on a running relay applies group, trust and duty-cycle at once; links need a restart.
 
             """
-        try (conf + configExtra).write(toFile: self.configFile, atomically: true, encoding: .utf8)
+        // A relay.conf already there is kept: the Debian package links /var/lib/courier/relay.conf to its conffile
+        // /etc/courier/relay.conf before `relay init` runs.
+        var st = stat()
+        if lstat(self.configFile, &st) != 0 {
+            do { try (conf + configExtra).write(toFile: self.configFile, atomically: true, encoding: .utf8) } catch {
+                throw RelayError.cannotCreate("cannot write \(self.configFile): \(error.localizedDescription)")
+            }
+        }
         _ = try self.store()
         return id
     }

@@ -136,6 +136,9 @@ extension Relay {
             let stops = StopRequests()
             ProcessSignals.setHandler { stops.handle($0) }
             try await guarded {
+                if let duty = self.dutyCycle, !(duty.isFinite && duty > 0 && duty <= 100) {
+                    throw RelayError.usage("--duty-cycle \(duty): use a percentage above 0 and at most 100 (EU868: 1 or 10); leave it out for no limit")
+                }
                 let dir = try d.dir()
                 try dir.requireInitialised()
                 let cfg = dir.config()
@@ -159,7 +162,6 @@ extension Relay {
                 // One relay per data directory (exit 75 naming the other's pid); held until this process exits.
                 let statusFile = DataDir.runStatusFile(dataDir: dir)
                 try dir.lockForRun(statusFile: statusFile)
-                for k in cfg.unknown { logger.warning("relay.conf: unknown setting '\(k)' ignored (see README, configuration reference)") }
                 var links: [any Link] = []
                 do { for c in configs { links.append(try LinkFactory.make(c, options: opts, logger: logger)) } } catch let e as LinkError {
                     throw RelayError.unavailable(e.description)
@@ -208,7 +210,6 @@ extension Relay {
                     }
                     let duty = flagDuty.map { $0 / 100 } ?? conf.dutyCycle
                     for r in radios { node.setDutyCycle(duty, on: r) }
-                    for k in conf.unknown { log.warning("relay.conf: unknown setting '\(k)' ignored") }
                     if !linksFromFlags && conf.links != startLinks {
                         log.warning("relay.conf: the links changed; restart the relay to use them (kept: \(startLinks.joined(separator: " ")))")
                     }
@@ -535,22 +536,30 @@ extension Relay.Run {
     /// carried by KISS links. Returns the station to put in AX.25 frames.
     func amateurCheck(_ specs: [LinkSpec], config cfg: DataDir.Config, open: Bool) throws -> AX25.Station? {
         let notAmateur = self.notAmateur || cfg.notAmateur
+        // A rule broken by what relay.conf says is relay.conf's error (exit 78, file and line); by a flag, 64.
+        let linksFromConf = self.links.isEmpty
         guard let text = self.callsign ?? cfg.callsign else {
-            if let k = specs.first(where: \.carriesCallsign), !notAmateur {
-                throw RelayError.usage("\(k): a KISS TNC transmits on amateur bands, which need your callsign in every frame: give --callsign CALL[-SSID] (or `callsign =` in relay.conf), or --i-know-this-is-not-amateur for a KISS modem outside them")
+            if let i = specs.firstIndex(where: \.carriesCallsign), !notAmateur {
+                let m = "\(specs[i]): a KISS TNC transmits on amateur bands, which need your callsign in every frame: give --callsign CALL[-SSID] (or `callsign =` in relay.conf), or --i-know-this-is-not-amateur (`not-amateur = yes`) for a KISS modem outside them"
+                if linksFromConf, i < cfg.linkOrigins.count { throw RelayError.config("\(cfg.linkOrigins[i]): \(m)") }
+                throw RelayError.usage(m)
             }
             return nil
         }
-        let given = self.callsign != nil ? "--callsign \(text)" : "callsign = \(text) (relay.conf)"
-        guard let station = AX25.Station(text) else { throw RelayError.usage("bad callsign '\(text)': expected CALL or CALL-SSID (SSID 0-15)") }
+        let fromConf = self.callsign == nil
+        func refuse(_ m: String) -> RelayError {
+            fromConf ? .config("\(cfg.origin["callsign"] ?? "relay.conf"): \(m)") : .usage(m)
+        }
+        let given = fromConf ? "callsign = \(text)" : "--callsign \(text)"
+        guard let station = AX25.Station(text) else { throw refuse("bad callsign '\(text)': expected CALL or CALL-SSID (SSID 0-15)") }
         if let other = specs.first(where: { !$0.carriesCallsign && $0.isLocalDevice }) {
-            throw RelayError.usage("\(given): \(other) cannot carry a callsign, only kiss: and kiss-tcp: links can; run that link from a relay without one")
+            throw refuse("\(given): \(other) cannot carry a callsign, only kiss: and kiss-tcp: links can; run that link from a relay without one")
         }
         guard specs.contains(where: \.carriesCallsign) else {
-            throw RelayError.usage("\(given): \(specs.map(\.description).joined(separator: ", ")) cannot carry a callsign, only kiss: and kiss-tcp: links can; leave it out")
+            throw refuse("\(given): \(specs.map(\.description).joined(separator: ", ")) cannot carry a callsign, only kiss: and kiss-tcp: links can; leave it out")
         }
         if !open && !notAmateur {
-            throw RelayError.usage("\(given) means amateur bands, where encryption is not allowed, but this relay's federation is sealed (encrypted): use one made with `relay init --open`, or add --i-know-this-is-not-amateur")
+            throw refuse("\(given) means amateur bands, where encryption is not allowed, but this relay's federation is sealed (encrypted): use one made with `relay init --open`, or add --i-know-this-is-not-amateur (`not-amateur = yes`)")
         }
         return station
     }
@@ -566,7 +575,7 @@ extension Relay.Run {
         guard (137_000_000...1_020_000_000).contains(r.frequency) || (2_400_000_000...2_500_000_000).contains(r.frequency) else {
             throw RelayError.usage("frequency \(r.frequency) Hz is outside what RNode radios tune (137-1020 MHz, 2.4-2.5 GHz); give Hz, e.g. 869525000")
         }
-        let bandwidths: [UInt32] = [7_800, 10_400, 15_600, 20_800, 31_250, 41_700, 62_500, 125_000, 250_000, 500_000, 203_125, 406_250, 812_500, 1_625_000]
+        let bandwidths = DataDir.loraBandwidths
         guard bandwidths.contains(r.bandwidth) else {
             throw RelayError.usage("bandwidth \(r.bandwidth) Hz is not a LoRa bandwidth; use one of \(bandwidths.prefix(10).map(String.init).joined(separator: ", ")) (Hz)")
         }
