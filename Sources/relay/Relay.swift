@@ -28,7 +28,7 @@ struct Relay: AsyncParsableCommand {
         commandName: "relay",
         abstract: "Run a Courier relay: store-and-forward messaging over radio modems, relay to relay.",
         discussion: """
-            Exit codes: 0 ok; 3 not running (`relay status`: no relay holds the data directory); 64 wrong arguments; 65 bad data; 66 no data directory; 69 device or port \
+            Exit codes: 0 ok; 1 `relay run` cut short by a second stop signal; 3 not running (`relay status`: no relay holds the data directory); 64 wrong arguments; 65 bad data; 66 no data directory; 69 device or port \
             unavailable; 73 cannot create; 74 database error; 75 temporary failure: another relay holds the data \
             directory; 78 damaged configuration.
             """,
