@@ -1554,7 +1554,11 @@ public final class Node {
                 if t.sent.count == t.records.count {
                     self.transfers[t.key] = nil
                     let inRange = self.freshNeighbours(now: now).filter { $0.link == name }.map(\.id.short.description)
-                    try? self.store.recordBroadcast(t.key.bundle, link: name, inRange: inRange, now: Int64(now))
+                    do {
+                        try self.store.recordBroadcast(t.key.bundle, link: name, inRange: inRange, now: Int64(now))
+                    } catch {
+                        self.reject("cannot record the broadcast of \(t.key.bundle) in the change feed: \(error)")
+                    }
                 } else { self.transfers[t.key] = t }
             } else {
                 if addedAny {
