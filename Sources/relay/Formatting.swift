@@ -42,7 +42,7 @@ func printJSON(_ object: [String: Any]) throws {
     print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
 }
 
-/// Text from elsewhere (message text, node names heard on the air) as human output shows it: control characters
+/// Text from elsewhere (message text, node names heard on the air, feed details) as human output shows it: control characters
 /// cannot reach the operator's terminal. ESC is shown as `\e`, tab and carriage return as `\t` and `\r`, every other
 /// C0 character and DEL as `\xHH`, C1 characters and the bidirectional overrides and isolates (which reorder
 /// what is shown) as `\u{HHHH}`. Newlines are kept where `keepNewlines` (a whole message), shown as `\n`

@@ -397,7 +397,7 @@ extension Relay {
                             if self.json {
                                 FileHandle.standardOutput.write(try JSONEncoder().encode(e) + Data("\n".utf8))
                             } else {
-                                FileHandle.standardOutput.write(Data((TailFormat.line(e) + "\n").utf8))
+                                FileHandle.standardOutput.write(Data((Terminal.safe(TailFormat.line(e)) + "\n").utf8))
                             }
                         }
                         if self.noFollow && events.count < 500 { return }
