@@ -184,9 +184,10 @@ import Glibc
         #expect(try R.wait(60) { try R.run(["status", "--data-dir", a]).1.contains("neighbour \(idB) bravo") }, "alpha never heard bravo")
         // Bravo's disk fills up.
         Self.system(["/bin/dd", "if=/dev/zero", "of=\(disk)/filler", "bs=64k"])
-        // Ten messages for bravo (incompressible, so each needs new pages): none stored, none acknowledged.
+        // Ten messages for bravo, five in one record and five in two fragments: none stored, none acknowledged.
         let ids = try (0..<10).map { i in
-            try self.send(a, ["--to", idB, "--unknown-ok", "Message \(i): " + (0..<300).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()])
+            let filler = i % 2 == 0 ? "short" : (0..<300).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+            return try self.send(a, ["--to", idB, "--unknown-ok", "Message \(i): \(filler)"])
         }
         let refused = R.wait(90) { ids.allSatisfy { R.text(logB).contains("cannot deliver \($0), not acknowledged") } }
         #expect(refused, "bravo's log: \(R.text(logB).suffix(3_000))")
