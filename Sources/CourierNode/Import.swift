@@ -35,7 +35,7 @@ extension Node {
         case .stored(delivered: false): return .stored
         case .duplicate: return .duplicate
         case .waiting(let why): return .waiting(why)
-        case .failed(let why): return .rejected(why)
+        case .failed(let why), .notStored(let why): return .rejected(why)
         }
     }
 

@@ -446,16 +446,22 @@ public final class Node {
                     self.overheard(b.bundle, to: next, from: from, link: link, now: now)
                     continue
                 }
-                if let t = b.transfer, b.nextHop == self.me.short { self.queueAck(AckEntry(transfer: t, received: 1), to: from.short, link: link, now: now) }
-                self.handleBundleBytes(b.bundle, from: from, link: link, now: now)
+                // Acknowledged only once stored (or settled otherwise): unacknowledged, the sender keeps it and retries.
+                let settled = self.handleBundleBytes(b.bundle, from: from, link: link, now: now)
+                if settled, let t = b.transfer, b.nextHop == self.me.short { self.queueAck(AckEntry(transfer: t, received: 1), to: from.short, link: link, now: now) }
             case .fragment(let f):
                 if let next = f.nextHop, next != self.me.short { continue }
                 try? self.store.saveFragment(f, from: from, now: Int64(now))
                 switch self.reassembler.add(f, from: from, now: Int64(now)) {
                 case .complete(let bytes, let ack):
+                    guard self.handleBundleBytes(bytes, from: from, link: link, now: now) else {
+                        // Not stored: the last fragment is not acknowledged, so the sender sends it again (and
+                        // keeps the bundle); its retransmission completes the transfer again.
+                        self.reassembler.reopen(sender: from, transfer: f.transfer)
+                        continue
+                    }
                     try? self.store.dropTransfer(from: from, transfer: f.transfer)
                     if f.nextHop != nil { self.queueAck(ack, to: from.short, link: link, now: now) }
-                    self.handleBundleBytes(bytes, from: from, link: link, now: now)
                 case .incomplete(let ack):
                     if f.nextHop != nil { self.queueAck(ack, to: from.short, link: link, now: now, complete: false) }
                 case .duplicate(let ack):
@@ -525,14 +531,18 @@ public final class Node {
         }
     }
 
-    func handleBundleBytes(_ bytes: [UInt8], from: NodeID, link: String, now: Double) {
+    /// A bundle received from a neighbour. Returns whether it is settled here (stored, delivered, already here, or
+    /// refused and reported) and may be acknowledged; false when it could not be stored (a full disk): then it is
+    /// not acknowledged, and the sender keeps it and tries again.
+    @discardableResult
+    func handleBundleBytes(_ bytes: [UInt8], from: NodeID, link: String, now: Double) -> Bool {
         let b: CourierBundle
         do { b = try CourierBundle(decoding: bytes) } catch {
             self.reject("bundle from \(from.short): \(error)")
-            return
+            return true
         }
         let nowMinutes = UInt64(CourierTime.minutes(unixSeconds: Int64(now)))
-        if b.expires <= nowMinutes { return }
+        if b.expires <= nowMinutes { return true }
         // A copy of a flood we are about to rebroadcast: one more neighbour has it; a repair someone else just
         // sent need not be sent again.
         if self.floods[b.id] != nil { self.floods[b.id]!.heard += 1 }
@@ -543,20 +553,24 @@ public final class Node {
         }
         if (try? self.store.hasSeen(b.id)) == true {
             self.emit(.event(.duplicate(b.id)))
-            return
+            return true
         }
         if let why = self.distrust(b) {
             self.reject(why)
             self.refuse(b, why: why, from: from.short.description, now: now)
-            return
+            return true
         }
         // Route learning: the origin is reachable through the neighbour it came from.
         let hops = Int(self.config.hopLimit) - Int(b.hopLimit)
         if b.origin != self.me.short, (self.routes[b.origin].map { $0.hops >= hops || now - $0.at > self.config.neighbourTimeout } ?? true) {
             self.routes[b.origin] = (from, max(hops, 0), now)
         }
-        if case .stored = self.accept(b, from: from.short, source: from.short.description, now: now) {
+        switch self.accept(b, from: from.short, source: from.short.description, now: now) {
+        case .stored:
             self.afterStoring(b, from: from, now: now, local: false)
+            return true
+        case .notStored: return false
+        case .delivered, .duplicate, .waiting, .failed: return true
         }
     }
 
@@ -577,8 +591,10 @@ public final class Node {
         case duplicate
         /// For this node, not readable yet (its origin's keys are unknown): kept until they arrive, keys asked for.
         case waiting(String)
-        /// Given up on (unreadable with the keys known, refused for lack of room, not storable): reported.
+        /// Given up on (unreadable with the keys known, refused for lack of room): reported.
         case failed(String)
+        /// Not written to the store (a full disk, a database error): reported; a link does not acknowledge it.
+        case notStored(String)
     }
 
     /// A trusted bundle this node has not seen, from a link or from an archive: the receipts it carries, delivery
@@ -618,8 +634,8 @@ public final class Node {
             case .duplicate, .expired: return .duplicate
             }
         } catch {
-            self.reject("cannot store \(b.id): \(error)")
-            return .failed("cannot store: \(error)")
+            self.reject("cannot store \(b.id), not acknowledged (kept by its sender): \(error)")
+            return .notStored("cannot store: \(error)")
         }
         if let from { self.emit(.event(.bundleStored(b.id, from: from))) }
         guard forMe else { return .stored(delivered: false) }
@@ -747,8 +763,8 @@ public final class Node {
         switch self.read(b) {
         case .content(let content):
             do { try self.deliver(b, content: content, now: now) } catch {
-                self.reject("cannot deliver \(b.id): \(error)")
-                return .failed("cannot deliver: \(error)")
+                self.reject("cannot deliver \(b.id), not acknowledged (kept by its sender): \(error)")
+                return .notStored("cannot deliver: \(error)")
             }
             if b.kind == .failure { self.handleFailure(b, content: content, now: now) }
             if b.kind != .receipt && b.kind != .failure { self.queueReceipt(for: b.id, now: now) }
@@ -758,8 +774,8 @@ public final class Node {
             do {
                 guard try self.store.keepUnread(b, reason: why, from: source, now: Int64(now)) else { return .duplicate }
             } catch {
-                self.reject("cannot keep \(b.id): \(error)")
-                return .failed("cannot keep: \(error)")
+                self.reject("cannot keep \(b.id), not acknowledged (kept by its sender): \(error)")
+                return .notStored("cannot keep: \(error)")
             }
             self.emit(.event(.waiting(b.id, reason: why)))
             self.requestKeys(of: b.origin, now: now)
@@ -1163,6 +1179,9 @@ public final class Node {
         self.receipts[id.origin] = r
     }
 
+    /// The most bundle ids one receipt lists (about 4.5 KB of content).
+    static let receiptMaxIDs = 500
+
     /// The longest packet's airtime on any link.
     var maxAirtime: Double {
         self.links.values.map { $0.info.properties.airtime(bytes: $0.info.properties.mtu) }.max() ?? 0
@@ -1280,9 +1299,16 @@ public final class Node {
             self.pulls[d]!.tries += 1
         }
         // Receipts whose aggregation time is up.
+        // At most `receiptMaxIDs` ids a receipt: an archive can deliver tens of thousands of one origin's bundles at
+        // once, and one receipt for all would exceed the bundle size limit.
         for (origin, r) in self.receipts.sorted(by: { $0.key < $1.key }) where r.due <= now {
             self.receipts[origin] = nil
-            _ = try? self.make(kind: .receipt, destination: .node(origin), content: ReceiptContent.encode(r.ids), options: nil, now: now)
+            for start in stride(from: 0, to: r.ids.count, by: Self.receiptMaxIDs) {
+                let ids = Array(r.ids[start..<min(start + Self.receiptMaxIDs, r.ids.count)])
+                do { _ = try self.make(kind: .receipt, destination: .node(origin), content: ReceiptContent.encode(ids), options: nil, now: now) } catch {
+                    self.reject("cannot make the receipt for \(ids.count) bundles of \(origin): \(error)")
+                }
+            }
         }
         // Announces.
         for name in self.linkOrder {

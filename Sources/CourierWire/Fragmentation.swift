@@ -154,6 +154,7 @@ public struct Reassembler: Sendable, Codable {
             for i in 0..<p.count { out.append(contentsOf: p.pieces[i]!) }
             self.partials[key] = p
             self.drop(key)
+            self.lastCompleted = LastCompleted(key: key, partial: p, last: f.index)
             self.completed[key] = Completed(count: p.count, at: now)
             if self.completed.count > Self.maxCompleted {
                 let oldest = self.completed.min { $0.value.at < $1.value.at }!.key
@@ -163,6 +164,29 @@ public struct Reassembler: Sendable, Codable {
         }
         self.partials[key] = p
         return .incomplete(ack)
+    }
+
+    /// The transfer completed last: its pieces, and the index of the fragment that completed it (for `reopen`).
+    private var lastCompleted: LastCompleted? = nil
+    private struct LastCompleted: Sendable, Codable {
+        let key: Key
+        let partial: Partial
+        let last: Int
+    }
+
+    /// Undoes the completion of the transfer completed last (the receiver could not store the bundle, so it does not
+    /// acknowledge it): its pieces are kept but the one that completed it, so the sender's retransmission of that
+    /// fragment completes it again (the others were acknowledged already and are not sent again).
+    public mutating func reopen(sender: NodeID, transfer: UInt32) {
+        let key = Key(sender: sender, transfer: transfer)
+        guard let l = self.lastCompleted, l.key == key else { return }
+        self.lastCompleted = nil
+        self.completed[key] = nil
+        var reopened = l.partial
+        if let piece = reopened.pieces.removeValue(forKey: l.last) { reopened.bytes -= piece.count }
+        self.drop(key)
+        self.partials[key] = reopened
+        self.totalBytes += reopened.bytes
     }
 
     /// Gives up transfers not heard from within the timeout. Returns the keys dropped.

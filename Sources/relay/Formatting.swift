@@ -41,3 +41,43 @@ enum ReceiptText {
 func printJSON(_ object: [String: Any]) throws {
     print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
 }
+
+/// Text from elsewhere (message text, node names heard on the air, feed details) as human output shows it: control characters
+/// cannot reach the operator's terminal. ESC is shown as `\e`, tab and carriage return as `\t` and `\r`, every other
+/// C0 character and DEL as `\xHH`, C1 characters and the bidirectional overrides and isolates (which reorder
+/// what is shown) as `\u{HHHH}`. Newlines are kept where `keepNewlines` (a whole message), shown as `\n`
+/// otherwise. JSON output is never escaped this way: it carries the exact text.
+enum Terminal {
+    static func safe(_ s: String, keepNewlines: Bool = false) -> String {
+        guard s.unicodeScalars.contains(where: { self.isControl($0) && !(keepNewlines && $0 == "\n") }) else { return s }
+        var out = ""
+        out.reserveCapacity(s.utf8.count + 8)
+        for u in s.unicodeScalars {
+            guard self.isControl(u) && !(keepNewlines && u == "\n") else {
+                out.unicodeScalars.append(u)
+                continue
+            }
+            switch u.value {
+            case 0x1B: out += "\\e"
+            case 0x09: out += "\\t"
+            case 0x0D: out += "\\r"
+            case 0x0A: out += "\\n"
+            case 0...0x1F, 0x7F: out += String(format: "\\x%02X", u.value)
+            default: out += String(format: "\\u{%04X}", u.value)
+            }
+        }
+        return out
+    }
+
+    /// C0, DEL, C1, the line and paragraph separators, and the bidirectional controls.
+    static func isControl(_ u: Unicode.Scalar) -> Bool {
+        switch u.value {
+        case 0...0x1F, 0x7F...0x9F, 0x2028, 0x2029, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069: return true
+        default: return false
+        }
+    }
+}
+
+/// Prints a line of human output that may hold text from elsewhere: control characters escaped (`Terminal.safe`),
+/// newlines kept (the lines this relay writes; names in them are escaped whole by `NodeNames.label`).
+func say(_ line: String) { print(Terminal.safe(line, keepNewlines: true)) }

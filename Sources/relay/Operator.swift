@@ -28,12 +28,12 @@ struct NodeNames {
     }
 
     /// "Halabja water committee (3f059c2f)", or the id alone when no name is known.
-    func label(_ s: ShortID) -> String { self.names[s].map { "\($0) (\(s))" } ?? s.description }
+    func label(_ s: ShortID) -> String { self.names[s].map { "\(Terminal.safe($0)) (\(s))" } ?? s.description }
 
     func label(_ d: Destination) -> String {
         switch d {
         case .node(let n): return self.label(n)
-        case .group(let g): return self.groups[g].map { "group \($0)" } ?? "group \(g)"
+        case .group(let g): return self.groups[g].map { "group \(Terminal.safe($0))" } ?? "group \(g)"
         case .everyone: return "everyone"
         }
     }
@@ -41,7 +41,7 @@ struct NodeNames {
     /// The known nodes, for an error line: "3f059c2f (committee), 62e3bcf5 (this relay)".
     var list: String {
         self.known.sorted { $0.rawValue < $1.rawValue }.map { s in
-            s == self.me ? "\(s) (this relay)" : self.names[s].map { "\(s) (\($0))" } ?? s.description
+            s == self.me ? "\(s) (this relay)" : self.names[s].map { "\(s) (\(Terminal.safe($0)))" } ?? s.description
         }.joined(separator: ", ")
     }
 
@@ -173,11 +173,11 @@ extension Relay.Queue {
                         if let hop { o["nextHop"] = hop; o["nextHopName"] = ShortID(hex: hop).map { names.label($0) } ?? hop }
                         try printJSON(o)
                     } else {
-                        print("\(b.id)  \(b.kind.description) to \(names.label(b.destination)), \(relative(now - Double(b.received))) old, \(bytes(b.size)), \(b.attempts + b.broadcasts) transmission\(b.attempts + b.broadcasts == 1 ? "" : "s")\(b.custody ? ", in our custody" : "")\(b.isLocal ? ", made here" : "")")
-                        print("    next hop: \(hop.map { ShortID(hex: $0).map { names.label($0) } ?? $0 } ?? "-"); waits: \(why.text); expires \(clock(expires))")
+                        say("\(b.id)  \(b.kind.description) to \(names.label(b.destination)), \(relative(now - Double(b.received))) old, \(bytes(b.size)), \(b.attempts + b.broadcasts) transmission\(b.attempts + b.broadcasts == 1 ? "" : "s")\(b.custody ? ", in our custody" : "")\(b.isLocal ? ", made here" : "")")
+                        say("    next hop: \(hop.map { ShortID(hex: $0).map { names.label($0) } ?? $0 } ?? "-"); waits: \(why.text); expires \(clock(expires))")
                     }
                 }
-                if items.isEmpty && !self.json { print("queue empty") }
+                if items.isEmpty && !self.json { say("queue empty") }
             }
         }
     }
@@ -195,7 +195,7 @@ extension Relay.Queue {
                 guard try store.cancel(id, now: Int64(Date().timeIntervalSince1970)) else {
                     throw RelayError.usage("no bundle \(id) is queued here (`relay queue list` shows what is; a delivered, expired or cancelled one has left)")
                 }
-                print("cancelled \(id)")
+                say("cancelled \(id)")
             }
         }
     }
@@ -309,11 +309,11 @@ extension Relay {
                         try printJSON(["id": x.id, "kind": x.kind, "to": x.to, "toName": to, "sent": x.at, "state": x.state, "since": x.stateAt,
                                        "detail": x.detail, "receiptsFrom": x.receipts.map(\.from.description)])
                     } else {
-                        print("\(x.id)  \(x.kind) to \(to), \(time.string(Double(x.at)))")
-                        print("    \(x.state.replacingOccurrences(of: "-", with: " ").uppercased()) \(time.string(Double(x.stateAt))): \(x.detail)")
+                        say("\(x.id)  \(x.kind) to \(to), \(time.string(Double(x.at)))")
+                        say("    \(x.state.replacingOccurrences(of: "-", with: " ").uppercased()) \(time.string(Double(x.stateAt))): \(x.detail)")
                     }
                 }
-                if order.isEmpty && !self.json { print("outbox empty (nothing sent from this relay that the change feed remembers)") }
+                if order.isEmpty && !self.json { say("outbox empty (nothing sent from this relay that the change feed remembers)") }
             }
         }
     }
@@ -350,12 +350,12 @@ extension Relay {
                             let offers = msgs.filter { $0.kind == .aidOffer && $0.reference == m.id.description }.count
                             let note = InboxFormat.note(m, offers: offers, time: time, now: now)
                             let (text, cut) = InboxFormat.firstLine(ReceiptText.text(m), limit: 100)
-                            print("\(m.read ? " " : "*") \(m.kind.description.padding(toLength: 9, withPad: " ", startingAt: 0)) from \(names.label(m.id.origin))  \(when + String(repeating: " ", count: max(0, 8 - when.count)))  \(m.encrypted ? "[e2e] " : "")\(note)\(text)\(cut ? "… [whole: relay inbox show \(m.id)]" : "")")
-                            if m.kind == .aidRequest { print("            \(InboxFormat.offerHint(m))") }
+                            say("\(m.read ? " " : "*") \(m.kind.description.padding(toLength: 9, withPad: " ", startingAt: 0)) from \(names.label(m.id.origin))  \(when + String(repeating: " ", count: max(0, 8 - when.count)))  \(m.encrypted ? "[e2e] " : "")\(note)\(text)\(cut ? "… [whole: relay inbox show \(m.id)]" : "")")
+                            if m.kind == .aidRequest { say("            \(InboxFormat.offerHint(m))") }
                         }
                         if self.markRead { try store.markRead(m.id) }
                     }
-                    if msgs.isEmpty && !self.json { print("inbox empty") }
+                    if msgs.isEmpty && !self.json { say("inbox empty") }
                 }
             }
         }
@@ -383,19 +383,19 @@ extension Relay {
                     }
                     let time = TimeFormat(local: self.localTime)
                     let now = Date().timeIntervalSince1970
-                    print("id:       \(m.id)")
-                    print("kind:     \(m.kind)")
-                    print("from:     \(names.label(m.id.origin))")
-                    print("to:       \(names.label(m.destination))\(m.encrypted ? " (end-to-end encrypted)" : "")")
-                    print("sent:     \(time.string(Double(CourierTime.unixSeconds(minutes: m.id.created))))")
-                    print("received: \(time.string(Double(m.received))) (\(relative(now - Double(m.received))) ago)")
+                    say("id:       \(m.id)")
+                    say("kind:     \(m.kind)")
+                    say("from:     \(names.label(m.id.origin))")
+                    say("to:       \(names.label(m.destination))\(m.encrypted ? " (end-to-end encrypted)" : "")")
+                    say("sent:     \(time.string(Double(CourierTime.unixSeconds(minutes: m.id.created))))")
+                    say("received: \(time.string(Double(m.received))) (\(relative(now - Double(m.received))) ago)")
                     if m.respondBy != nil || m.reference != nil {
                         let offers = try store.messages().filter { $0.kind == .aidOffer && $0.reference == m.id.description }.count
-                        print("note:     \(InboxFormat.note(m, offers: offers, time: time, now: now).dropLast())")
+                        say("note:     \(InboxFormat.note(m, offers: offers, time: time, now: now).dropLast())")
                     }
-                    print("")
-                    print(ReceiptText.text(m))
-                    if m.kind == .aidRequest { print("\n" + InboxFormat.offerHint(m)) }
+                    say("")
+                    say(ReceiptText.text(m))
+                    if m.kind == .aidRequest { say("\n" + InboxFormat.offerHint(m)) }
                 }
             }
         }

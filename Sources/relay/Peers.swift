@@ -41,25 +41,25 @@ extension Relay {
                         try printJSON(o)
                         return
                     }
-                    print("this relay: \(id.nodeID.short)\(name.map { " (\($0))" } ?? "")")
-                    print("  identity code (give it to operators who add you):")
-                    print("    \(code)")
-                    print("  fingerprint (read it out to compare): \(IdentityCode.fingerprint(id.nodeID))")
-                    print("trust: \(conf.trustPeersOnly ? "peers (only the trusted nodes below)" : "network (any node holding the federation key)")")
+                    say("this relay: \(id.nodeID.short)\(name.map { " (\($0))" } ?? "")")
+                    say("  identity code (give it to operators who add you):")
+                    say("    \(code)")
+                    say("  fingerprint (read it out to compare): \(IdentityCode.fingerprint(id.nodeID))")
+                    say("trust: \(conf.trustPeersOnly ? "peers (only the trusted nodes below)" : "network (any node holding the federation key)")")
                     let now = Date().timeIntervalSince1970
                     let trusted = peers.filter(\.trusted)
-                    print("trusted: \(trusted.count)")
+                    say("trusted: \(trusted.count)")
                     for p in trusted {
                         let heard = p.lastHeard.map { "heard \(relative(now - Double($0))) ago" } ?? "never heard"
-                        print("  \(p.nodeID.short)  \((p.name ?? "-").padding(toLength: 20, withPad: " ", startingAt: 0)) \(heard)")
+                        say("  \(p.nodeID.short)  \(Terminal.safe(p.name ?? "-").padding(toLength: 20, withPad: " ", startingAt: 0)) \(heard)")
                     }
                     let others = peers.filter { !$0.trusted }
-                    print("known, not on the trust list: \(others.count)\(others.isEmpty ? "" : " (add one with `relay peers add NODE`)")")
+                    say("known, not on the trust list: \(others.count)\(others.isEmpty ? "" : " (add one with `relay peers add NODE`)")")
                     for p in others {
                         // Keys heard in an announce on a link, or learnt from the node's identity bundle relayed through
                         // the federation: either way messages to it are end-to-end encrypted.
                         let heard = p.lastHeard.map { "heard \(relative(now - Double($0))) ago" } ?? "keys learnt through the federation"
-                        print("  \(p.nodeID.short)  \((p.name ?? "-").padding(toLength: 20, withPad: " ", startingAt: 0)) \(heard)")
+                        say("  \(p.nodeID.short)  \(Terminal.safe(p.name ?? "-").padding(toLength: 20, withPad: " ", startingAt: 0)) \(heard)")
                     }
                 }
             }
@@ -80,9 +80,9 @@ extension Relay {
                     let (me, _) = try dir.identity()
                     guard keys.nodeID != me.nodeID else { throw RelayError.usage("that is this relay's own identity; it always trusts itself") }
                     try store.setTrusted(keys, name: self.name, trusted: true, now: Int64(Date().timeIntervalSince1970))
-                    print("trusted \(keys.nodeID.short)\(self.name.map { " (\($0))" } ?? "")  fingerprint \(IdentityCode.fingerprint(keys.nodeID))")
+                    say("trusted \(keys.nodeID.short)\(self.name.map { " (\($0))" } ?? "")  fingerprint \(IdentityCode.fingerprint(keys.nodeID))")
                     if !dir.config().trustPeersOnly {
-                        print("note: relay.conf has trust = network, so every federation member is accepted; set `trust = peers` to accept only the trust list")
+                        say("note: relay.conf has trust = network, so every federation member is accepted; set `trust = peers` to accept only the trust list")
                     }
                 }
             }
@@ -101,7 +101,7 @@ extension Relay {
                         throw RelayError.usage("\(keys.nodeID.short) is not on the trust list (`relay peers` lists it)")
                     }
                     try store.setTrusted(keys, name: nil, trusted: false, now: Int64(Date().timeIntervalSince1970))
-                    print("removed \(keys.nodeID.short) from the trust list")
+                    say("removed \(keys.nodeID.short) from the trust list")
                 }
             }
         }

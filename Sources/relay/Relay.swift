@@ -397,7 +397,7 @@ extension Relay {
                             if self.json {
                                 FileHandle.standardOutput.write(try JSONEncoder().encode(e) + Data("\n".utf8))
                             } else {
-                                FileHandle.standardOutput.write(Data((TailFormat.line(e) + "\n").utf8))
+                                FileHandle.standardOutput.write(Data((Terminal.safe(TailFormat.line(e)) + "\n").utf8))
                             }
                         }
                         if self.noFollow && events.count < 500 { return }
@@ -448,35 +448,35 @@ extension Relay {
                 var callsign = ""
                 if let c = (live?["info"] as? [String: String])?["callsign"] { callsign = c == "none" ? ", no callsign" : ", callsign \(c)" }
                 let state = running ? "running\(relay?.pid.map { " (pid \($0))" } ?? "")" : "not running"
-                print("relay \(id.nodeID.short)\(name.map { " (\($0))" } ?? ""): \(state), \(mode) federation\(callsign)\(try store.isQuiet() ? ", QUIET MODE (transmitting nothing)" : "")")
+                say("relay \(id.nodeID.short)\(name.map { " (\($0))" } ?? ""): \(state), \(mode) federation\(callsign)\(try store.isQuiet() ? ", QUIET MODE (transmitting nothing)" : "")")
                 if let live {
                     for l in (live["links"] as? [[String: Any]]) ?? [] {
                         let used = (l["airtimeUsed"] as? Double).map { String(format: "%.0f s", $0) } ?? "-"
                         let budget = (l["airtimeBudget"] as? Double).map { String(format: " of %.0f s/h", $0) } ?? " (no limit)"
-                        print("  link \((l["name"] as? String) ?? "?"): \((l["up"] as? Bool) == true ? "up" : "DOWN"), airtime \(used)\(budget)")
+                        say("  link \((l["name"] as? String) ?? "?"): \((l["up"] as? Bool) == true ? "up" : "DOWN"), airtime \(used)\(budget)")
                         let c = (l["counters"] as? [String: Any]) ?? [:]
                         func n(_ d: [String: Any], _ k: String) -> Int { (d[k] as? Int) ?? 0 }
-                        print("    in \(n(c, "framesIn")) frames (\(bytes(n(c, "bytesIn")))), out \(n(c, "framesOut")) frames (\(bytes(n(c, "bytesOut")))), on air \(String(format: "%.1f s", (l["airtimeSeconds"] as? Double) ?? 0))")
-                        print("    errors: \(n(c, "crcErrors")) CRC, \(n(c, "framingErrors")) framing; refused: \(n(l, "authFailures")) failed authentication, \(n(l, "unknownSender")) unknown sender, \(n(l, "duplicates")) duplicates, \(n(l, "refused")) other; \(n(l, "dropped")) not sent")
-                        for w in (l["warnings"] as? [String]) ?? [] { print("    WARNING: \(w)") }
+                        say("    in \(n(c, "framesIn")) frames (\(bytes(n(c, "bytesIn")))), out \(n(c, "framesOut")) frames (\(bytes(n(c, "bytesOut")))), on air \(String(format: "%.1f s", (l["airtimeSeconds"] as? Double) ?? 0))")
+                        say("    errors: \(n(c, "crcErrors")) CRC, \(n(c, "framingErrors")) framing; refused: \(n(l, "authFailures")) failed authentication, \(n(l, "unknownSender")) unknown sender, \(n(l, "duplicates")) duplicates, \(n(l, "refused")) other; \(n(l, "dropped")) not sent")
+                        for w in (l["warnings"] as? [String]) ?? [] { say("    WARNING: \(w)") }
                     }
                     let now = Date().timeIntervalSince1970
                     for n in (live["neighbours"] as? [[String: Any]]) ?? [] {
-                        print("  neighbour \((n["node"] as? String) ?? "?") \((n["name"] as? String) ?? "") on \((n["link"] as? String) ?? "?"), heard \(relative(now - ((n["lastHeard"] as? Double) ?? now))) ago")
+                        say("  neighbour \((n["node"] as? String) ?? "?") \(Terminal.safe((n["name"] as? String) ?? "")) on \((n["link"] as? String) ?? "?"), heard \(relative(now - ((n["lastHeard"] as? Double) ?? now))) ago")
                     }
                 } else if running {
-                    print("  (starting: no status yet)")
+                    say("  (starting: no status yet)")
                 }
-                print("  queue: \(s.total.count) bundles (\(PriorityClass.allCases.map { "\($0) \(s.byClass[$0]?.count ?? 0)" }.joined(separator: ", ")))\(s.identities > 0 ? ", \(s.identities) of them nodes' keys" : "")")
-                if let o = s.oldest { print("  oldest: \(o.id), \(relative(Date().timeIntervalSince1970 - Double(o.received))) ago") }
+                say("  queue: \(s.total.count) bundles (\(PriorityClass.allCases.map { "\($0) \(s.byClass[$0]?.count ?? 0)" }.joined(separator: ", ")))\(s.identities > 0 ? ", \(s.identities) of them nodes' keys" : "")")
+                if let o = s.oldest { say("  oldest: \(o.id), \(relative(Date().timeIntervalSince1970 - Double(o.received))) ago") }
                 let now = Date().timeIntervalSince1970
                 if !s.waiting.isEmpty {
-                    print("  waiting for their origin's keys (kept unread, keys asked for): \(s.waiting.count)")
+                    say("  waiting for their origin's keys (kept unread, keys asked for): \(s.waiting.count)")
                     for w in s.waiting.prefix(10) {
-                        print("    \(w.id) \(w.kind) from \(w.id.origin), \(relative(now - Double(w.since))) ago")
+                        say("    \(w.id) \(w.kind) from \(w.id.origin), \(relative(now - Double(w.since))) ago")
                     }
                 }
-                print("  given up: \(s.expiredTotal) expired, \(s.evictedTotal) evicted, \(s.refusedTotal) refused, \(s.unreadableTotal) unreadable; failure notices about ours: \(s.failedTotal) (`relay queue tail` says why)")
+                say("  given up: \(s.expiredTotal) expired, \(s.evictedTotal) evicted, \(s.refusedTotal) refused, \(s.unreadableTotal) unreadable; failure notices about ours: \(s.failedTotal) (`relay queue tail` says why)")
                 if !running { throw ExitCodeError(code: 3) }
             }
         }

@@ -37,6 +37,30 @@ import Testing
         #expect(re.partials.isEmpty && re.totalBytes == 0)
     }
 
+    /// A receiver that could not store a completed bundle reopens the transfer (issue 10, point 2): the last
+    /// fragment is missing again, the sender's retransmission of it alone completes the bundle again, and no late
+    /// fragment is answered "complete" meanwhile.
+    @Test func aReopenedTransferCompletesAgainWithItsLastFragment() throws {
+        var g = SplitMix64(seed: 7)
+        let bundle = Fixture.randomBytes(700, &g)
+        let frags = try Fragmenter.records(bundle: bundle, mtu: 255, transfer: 9, nextHop: Fixture.b.nodeID.short)
+            .compactMap { if case .fragment(let f) = $0 { return f } else { return nil } }
+        #expect(frags.count > 2)
+        var re = Reassembler()
+        for f in frags.dropLast() {
+            guard case .incomplete = re.add(f, from: Fixture.a.nodeID, now: 1) else { Issue.record("completed early"); return }
+        }
+        guard case .complete(let first, _) = re.add(frags.last!, from: Fixture.a.nodeID, now: 1) else { Issue.record("not complete"); return }
+        #expect(first == bundle)
+        re.reopen(sender: Fixture.a.nodeID, transfer: 9)
+        #expect(re.completed.isEmpty && re.partials.count == 1)
+        // A retransmitted early fragment: still incomplete, its ack lacks only the last fragment.
+        guard case .incomplete(let ack) = re.add(frags[0], from: Fixture.a.nodeID, now: 2) else { Issue.record("not incomplete"); return }
+        #expect(ack.received == frags.count - 1 && !ack.has(frags.last!.index))
+        guard case .complete(let again, _) = re.add(frags.last!, from: Fixture.a.nodeID, now: 3) else { Issue.record("not complete again"); return }
+        #expect(again == bundle && re.partials.isEmpty && re.totalBytes == 0)
+    }
+
     @Test func ackBitmapEncodesExactlyTheReceivedSet() {
         var g = SplitMix64(seed: 1)
         for _ in 0..<200 {
