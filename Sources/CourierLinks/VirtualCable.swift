@@ -27,7 +27,7 @@ public final class VirtualCable: @unchecked Sendable {
     /// - Parameter stableNames: give each end a name of its own, a symlink in a private folder that `stop()`
     ///   removes, as udev's /dev/serial/by-id names are. A relay still retrying after the cable is gone then finds
     ///   no device, instead of a /dev/pts number the kernel has since given to another cable (tests run many
-    ///   cables and relays at once). `relay demo` shows the plain /dev/pts names.
+    ///   cables and relays at once; `relay demo` runs beside the tests).
     public init(stableNames: Bool = true) throws(LinkError) {
         var paths: [String] = []
         var masters: [Int32] = []

@@ -80,7 +80,7 @@ struct DemoScript {
         say()
 
         // Cables and relays.
-        let cables = try Self.cables.map { _ in try VirtualCable(stableNames: false) }
+        let cables = try Self.cables.map { _ in try VirtualCable() }
         defer { for c in cables { c.stop() } }
         var logger = Logger(label: "relay.demo")
         logger.logLevel = .error

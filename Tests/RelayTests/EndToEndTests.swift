@@ -9,25 +9,6 @@ import Glibc
 /// End-to-end encryption between members that never exchanged keys by hand, and nothing given up in silence: real
 /// `relay` processes on real ptys (`VirtualCable`), federations made with `init`, `invite` and `init --join` only.
 @Suite(.serialized, .timeLimit(.minutes(5))) struct EndToEndTests {
-    /// Relays made as an operator makes them: the first creates the federation, the others join with its code.
-    func federation(_ names: [String]) throws -> [String] {
-        let root = R.tempDir()
-        var code: String?
-        var dirs: [String] = []
-        for n in names {
-            let dir = root + "/" + n
-            var args = ["init", "--data-dir", dir, "--name", n]
-            if let code { args += ["--join", code] }
-            let (rc, _, err) = try R.run(args)
-            #expect(rc == 0, "init \(n): \(err)")
-            if code == nil { code = try R.run(["invite", "--data-dir", dir]).1.trimmingCharacters(in: .whitespacesAndNewlines) }
-            dirs.append(dir)
-        }
-        return dirs
-    }
-
-    func id(_ dir: String) throws -> String { try R.run(["id", "--data-dir", dir]).1.trimmingCharacters(in: .whitespacesAndNewlines) }
-
     func identityCode(_ dir: String) throws -> String {
         let out = try R.run(["peers", "--data-dir", dir, "--json"]).1
         let o = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
@@ -70,8 +51,8 @@ import Glibc
     }
 
     @Test(arguments: [3, 5]) func grievancesAreEndToEndEncryptedAlongALine(relays: Int) throws {
-        let dirs = try self.federation((0..<relays).map { "r\($0)" })
-        let ids = try dirs.map(self.id)
+        let dirs = try R.federation((0..<relays).map { "r\($0)" })
+        let ids = try dirs.map(R.id)
         let first = dirs[0], last = dirs[relays - 1]
         let line = try self.startLine(dirs)
         defer { self.stop(line) }
@@ -117,9 +98,9 @@ import Glibc
     }
 
     @Test func aBundleThatCannotBeReadIsKeptReportedAndReadWhenTheKeysArrive() throws {
-        let dirs = try self.federation(["origin", "middle", "far"])
+        let dirs = try R.federation(["origin", "middle", "far"])
         let (origin, far) = (dirs[0], dirs[2])
-        let farID = try self.id(far)
+        let farID = try R.id(far)
         // The origin knows the far relay's keys (added by hand); the far relay does not know the origin's. The
         // grievance goes by hand (an export carried to the far relay).
         #expect(try R.run(["peers", "add", "--data-dir", origin, try self.identityCode(far)]).0 == 0)
@@ -151,9 +132,9 @@ import Glibc
     }
 
     @Test func aTrustEditAppliesToARunningRelayAndARefusalIsReportedToTheOrigin() throws {
-        let dirs = try self.federation(["hill", "valley"])
+        let dirs = try R.federation(["hill", "valley"])
         let (hill, valley) = (dirs[0], dirs[1])
-        let valleyID = try self.id(valley)
+        let valleyID = try R.id(valley)
         let hillCode = try self.identityCode(hill)
         let line = try self.startLine(dirs)
         defer { self.stop(line) }
@@ -187,10 +168,10 @@ import Glibc
 
     @Test func aTrustListEditTeachesKeysToARunningRelay() throws {
         // Two relays that never meet: the grievance goes by hand, the keys by `relay peers add` while running.
-        let dirs = try self.federation(["origin", "far"])
+        let dirs = try R.federation(["origin", "far"])
         let (origin, far) = (dirs[0], dirs[1])
         #expect(try R.run(["peers", "add", "--data-dir", origin, try self.identityCode(far)]).0 == 0)
-        let gid = try R.run(["send", "--data-dir", origin, "--to", try self.id(far), "--kind", "grievance", "Sealed, by hand."]).1
+        let gid = try R.run(["send", "--data-dir", origin, "--to", try R.id(far), "--kind", "grievance", "Sealed, by hand."]).1
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let file = origin + "/carried.courier"
         #expect(try R.run(["export", "--data-dir", origin, file]).0 == 0)

@@ -11,26 +11,6 @@ import Glibc
 /// `relay status` / logging as a service expects (exit 3 when not running, status in the runtime directory and
 /// written on change, journald-style lines), on real relay processes.
 @Suite(.serialized, .timeLimit(.minutes(5))) struct HealthTests {
-    func federation(_ names: [String]) throws -> [String] {
-        let root = R.tempDir()
-        var dirs: [String] = []
-        var code: String? = nil
-        for n in names {
-            let dir = root + "/" + n
-            var args = ["init", "--data-dir", dir, "--name", n]
-            if let code { args += ["--join", code] }
-            let (rc, _, err) = try R.run(args)
-            #expect(rc == 0, "init \(n): \(err)")
-            if code == nil { code = try R.run(["invite", "--data-dir", dir]).1.trimmingCharacters(in: .whitespacesAndNewlines) }
-            dirs.append(dir)
-        }
-        return dirs
-    }
-
-    func id(_ dir: String) throws -> String {
-        try R.run(["id", "--data-dir", dir]).1.trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
     /// The first link of `relay status --json`'s live part.
     func link(_ dir: String) throws -> [String: Any]? {
         let out = try R.run(["status", "--data-dir", dir, "--json"]).1
@@ -66,8 +46,8 @@ import Glibc
     /// Two relays on a serial cable that turns noisy (2% of bytes damaged): the receiving relay's status shows
     /// CRC errors growing and warns once; its debug log shows every refused frame and packet with the reason.
     @Test func aNoisyLineShowsInCountersStatusAndTheDebugLog() throws {
-        let dirs = try self.federation(["hill", "valley"])
-        let idB = try self.id(dirs[1])
+        let dirs = try R.federation(["hill", "valley"])
+        let idB = try R.id(dirs[1])
         let cable = try VirtualCable()
         defer { cable.stop() }
         let logA = dirs[0] + "/run.log"
@@ -83,7 +63,7 @@ import Glibc
         cable.setNoise(0.02)
         // Traffic on the noisy line: a message from the valley to the hill every second or so (each one sent again
         // while unacknowledged).
-        let idA = try self.id(dirs[0])
+        let idA = try R.id(dirs[0])
         var status = ""
         var polls = 0
         let warned = try R.wait(90) {
@@ -120,7 +100,7 @@ import Glibc
     /// Garbage on the line, as from a modem at another baud rate: framing errors grow in `relay status` (text and
     /// JSON), the warning shows there and is logged once however long the garbage goes on.
     @Test func garbageLikeAWrongBaudRateWarnsOnce() throws {
-        let dirs = try self.federation(["pump"])
+        let dirs = try R.federation(["pump"])
         let cable = try VirtualCable()
         defer { cable.stop() }
         let logA = dirs[0] + "/run.log"
@@ -165,7 +145,7 @@ import Glibc
     /// of a file); with $RUNTIME_DIRECTORY the status file is there, found by `relay status` run without it, and
     /// an idle relay does not rewrite it every second.
     @Test func statusExitsThreeWhenNotRunningAndReadsTheRuntimeDirectory() throws {
-        let dirs = try self.federation(["school"])
+        let dirs = try R.federation(["school"])
         let dir = dirs[0]
         let (rc0, out0, _) = try R.run(["status", "--data-dir", dir])
         #expect(rc0 == 3 && out0.contains("not running"), "\(rc0): \(out0)")
@@ -197,7 +177,7 @@ import Glibc
     /// Under systemd (stderr is the journal stream $JOURNAL_STREAM names), log lines carry a syslog priority and
     /// no timestamp of their own.
     @Test func underSystemdTheLogSuitsTheJournal() throws {
-        let dirs = try self.federation(["market"])
+        let dirs = try R.federation(["market"])
         let log = dirs[0] + "/run.log"
         FileManager.default.createFile(atPath: log, contents: nil)
         var st = stat()

@@ -9,23 +9,6 @@ import Glibc
 /// A relay as a service sees it: locks on its data directory and ports, errors at start, waiting for hardware with
 /// backoff, and the amateur-band rules. Real `relay` processes, real ptys, TCP on 127.0.0.1.
 @Suite(.serialized, .timeLimit(.minutes(5))) struct OperationsTests {
-    /// `relay init` (and `--join` for the others), as operators do.
-    func federation(_ names: [String], open: Bool = false) throws -> [String] {
-        let root = R.tempDir()
-        var dirs: [String] = []
-        var code: String? = nil
-        for n in names {
-            let dir = root + "/" + n
-            var args = ["init", "--data-dir", dir, "--name", n]
-            if let code { args += ["--join", code] } else if open { args.append("--open") }
-            let (rc, _, err) = try R.run(args)
-            #expect(rc == 0, "init \(n): \(err)")
-            if code == nil { code = try R.run(["invite", "--data-dir", dir]).1.trimmingCharacters(in: .whitespacesAndNewlines) }
-            dirs.append(dir)
-        }
-        return dirs
-    }
-
     /// Runs `relay ARGS` for at most `seconds`: (exit code, or nil when it was still running and had to be killed;
     /// stdout; stderr). A command that should refuse at once must not run on.
     func runWithin(_ seconds: Double, _ args: [String]) throws -> (Int32?, String, String) {
@@ -70,7 +53,7 @@ import Glibc
     // MARK: point 3, locks
 
     @Test func aSecondRelayOnOneDataDirectoryIsRefusedNamingTheFirst() throws {
-        let dir = try self.federation(["clinic"])[0]
+        let dir = try R.federation(["clinic"])[0]
         let first = try R.start(["run", "--data-dir", dir, "--link", "tcp-listen:127.0.0.1:0"], log: dir + "/run.log")
         defer { R.stop(first) }
         _ = try self.running(dir)
@@ -92,7 +75,7 @@ import Glibc
     }
 
     @Test func aSecondRelayOnOneSerialPortIsRefusedNamingTheFirst() throws {
-        let dirs = try self.federation(["village", "market"])
+        let dirs = try R.federation(["village", "market"])
         let cable = try VirtualCable()
         defer { cable.stop() }
         let link = "serial:\(cable.pathA):115200"
@@ -109,7 +92,7 @@ import Glibc
     // MARK: point 4, errors at start and waiting for hardware
 
     @Test func startupErrorsGiveOneLineAndAnExitCode() throws {
-        let dirs = try self.federation(["ridge"], open: true)
+        let dirs = try R.federation(["ridge"], open: true)
         let dir = dirs[0]
         // A port that does not exist.
         let (rc1, out1, err1) = try self.runWithin(15, ["run", "--data-dir", dir, "--link", "serial:/dev/ttyCourierMissing0"])
@@ -141,7 +124,7 @@ import Glibc
     }
 
     @Test func waitingForAPortThatAppearsLaterAndBackingOffFromOneThatFailsAtOnce() throws {
-        let dirs = try self.federation(["committee"], open: true)
+        let dirs = try R.federation(["committee"], open: true)
         let dir = dirs[0]
         // The service case: relay.conf asks to wait; the port (a udev-style symlink) appears later.
         let later = dir + "/ttyLATER"
@@ -184,8 +167,8 @@ import Glibc
     // MARK: point 5, amateur bands
 
     @Test func kissLinksFollowTheAmateurBandRules() throws {
-        let sealed = try self.federation(["sealed"])[0]
-        let open = try self.federation(["open"], open: true)[0]
+        let sealed = try R.federation(["sealed"])[0]
+        let open = try R.federation(["open"], open: true)[0]
         let tnc = try KISSCapture()
         defer { tnc.stop() }
         let kiss = "kiss-tcp:127.0.0.1:\(tnc.port)"

@@ -10,24 +10,6 @@ import Glibc
 /// `cancel`, `relay outbox` through to a receipt, `relay inbox show`, and what `relay send` refuses. Real `relay`
 /// processes joined by a `VirtualCable` (two real ptys), federations made with init / invite / init --join.
 @Suite(.serialized, .timeLimit(.minutes(5))) struct QueueTests {
-    func federation(_ names: [String]) throws -> [String] {
-        let root = R.tempDir()
-        var dirs: [String] = []
-        var code: String? = nil
-        for n in names {
-            let dir = root + "/" + n
-            var args = ["init", "--data-dir", dir, "--name", n]
-            if let code { args += ["--join", code] }
-            let (rc, _, err) = try R.run(args)
-            #expect(rc == 0, "init \(n): \(err)")
-            if code == nil { code = try R.run(["invite", "--data-dir", dir]).1.trimmingCharacters(in: .whitespacesAndNewlines) }
-            dirs.append(dir)
-        }
-        return dirs
-    }
-
-    func id(_ dir: String) throws -> String { try R.run(["id", "--data-dir", dir]).1.trimmingCharacters(in: .whitespacesAndNewlines) }
-
     func json(_ s: String) -> [[String: Any]] {
         s.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
     }
@@ -43,9 +25,9 @@ import Glibc
     }
 
     @Test func sendRefusesWhatTheReadmeRulesOut() throws {
-        let dirs = try self.federation(["well", "committee", "school"])
+        let dirs = try R.federation(["well", "committee", "school"])
         let (a, b, c) = (dirs[0], dirs[1], dirs[2])
-        let (idA, idB, idC) = (try self.id(a), try self.id(b), try self.id(c))
+        let (idA, idB, idC) = (try R.id(a), try R.id(b), try R.id(c))
         func code(_ dir: String) throws -> String {
             let o = self.json(try R.run(["peers", "--data-dir", dir, "--json"]).1).first ?? [:]
             return try #require(o["identityCode"] as? String)
@@ -90,9 +72,9 @@ import Glibc
     }
 
     @Test func outboxQueueAndInboxBetweenTwoRelays() throws {
-        let dirs = try self.federation(["well", "committee"])
+        let dirs = try R.federation(["well", "committee"])
         let (a, b) = (dirs[0], dirs[1])
-        let (idA, idB) = (try self.id(a), try self.id(b))
+        let (idA, idB) = (try R.id(a), try R.id(b))
         func send(_ dir: String, _ args: [String], stdin: String? = nil) throws -> String {
             let (rc, out, err) = try R.run(["send", "--data-dir", dir] + args, stdin: stdin)
             #expect(rc == 0, "send \(args): \(err)")

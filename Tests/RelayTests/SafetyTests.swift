@@ -12,24 +12,6 @@ import Glibc
 /// bundles delivered from an archive are receipted. Real `relay` processes, federations made with init / invite /
 /// init --join, `VirtualCable` (two real ptys) between relays, a real tmpfs for the full disk.
 @Suite(.serialized, .timeLimit(.minutes(5))) struct SafetyTests {
-    func federation(_ names: [String]) throws -> [String] {
-        let root = R.tempDir()
-        var dirs: [String] = []
-        var code: String? = nil
-        for (i, n) in names.enumerated() {
-            let dir = root + "/relay\(i)"
-            var args = ["init", "--data-dir", dir, "--name", n]
-            if let code { args += ["--join", code] }
-            let (rc, _, err) = try R.run(args)
-            #expect(rc == 0, "init \(n): \(err)")
-            if code == nil { code = try R.run(["invite", "--data-dir", dir]).1.trimmingCharacters(in: .whitespacesAndNewlines) }
-            dirs.append(dir)
-        }
-        return dirs
-    }
-
-    func id(_ dir: String) throws -> String { try R.run(["id", "--data-dir", dir]).1.trimmingCharacters(in: .whitespacesAndNewlines) }
-
     func json(_ s: String) -> [[String: Any]] {
         s.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
     }
@@ -52,9 +34,9 @@ import Glibc
     @Test func humanOutputEscapesControlCharactersAndJSONKeepsThem() throws {
         // A member whose name clears the screen; a message that clears, recolours, rings, retitles and overwrites.
         let evilName = "\u{1B}[2Jalpha\u{1B}[31m"
-        let dirs = try self.federation([evilName, "bravo"])
+        let dirs = try R.federation([evilName, "bravo"])
         let (a, b) = (dirs[0], dirs[1])
-        let (idA, idB) = (try self.id(a), try self.id(b))
+        let (idA, idB) = (try R.id(a), try R.id(b))
         let hostile = "Hello\u{1B}[2J\u{1B}[31mRED\u{07}\u{9B}0m done\rFAKE\nsecond line\u{1B}]0;owned\u{07}\u{7F}"
         let cable = try VirtualCable()
         defer { cable.stop() }
@@ -94,9 +76,9 @@ import Glibc
     // MARK: Point 12
 
     @Test func bundlesDeliveredFromAnArchiveAreReceipted() throws {
-        let dirs = try self.federation(["alpha", "bravo"])
+        let dirs = try R.federation(["alpha", "bravo"])
         let (a, b) = (dirs[0], dirs[1])
-        let (idA, idB) = (try self.id(a), try self.id(b))
+        let (idA, idB) = (try R.id(a), try R.id(b))
         let real = try (0..<2).map { try self.send(a, ["--to", idB, "--unknown-ok", "By hand, number \($0)."]) }
         let stick = a + "/stick.cba"
         #expect(try R.run(["export", "--data-dir", a, stick]).0 == 0)
@@ -174,7 +156,7 @@ import Glibc
         #expect(try R.run(["init", "--data-dir", a, "--name", "alpha"]).0 == 0)
         let code = try R.run(["invite", "--data-dir", a]).1.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(try R.run(["init", "--data-dir", b, "--name", "bravo", "--join", code]).0 == 0)
-        let (idA, idB) = (try self.id(a), try self.id(b))
+        let (idA, idB) = (try R.id(a), try R.id(b))
         let cable = try VirtualCable()
         defer { cable.stop() }
         let logB = R.tempDir() + "/bravo.log"

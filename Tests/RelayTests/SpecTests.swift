@@ -6,32 +6,11 @@ import Testing
 /// What protocol/SPEC.md promises, checked on real relays: the 64-byte minimum MTU, names at small MTUs, bundles
 /// of kinds this version does not know.
 @Suite(.serialized, .timeLimit(.minutes(5))) struct SpecTests {
-    /// `relay init` then `relay init --join` with the first one's `relay invite`, as operators do.
-    func federation(_ names: [String]) throws -> [String] {
-        let root = R.tempDir()
-        var dirs: [String] = []
-        var code: String? = nil
-        for n in names {
-            let dir = root + "/" + n
-            var args = ["init", "--data-dir", dir, "--name", n]
-            if let code { args += ["--join", code] }
-            let (rc, _, err) = try R.run(args)
-            #expect(rc == 0, "init \(n): \(err)")
-            if code == nil { code = try R.run(["invite", "--data-dir", dir]).1.trimmingCharacters(in: .whitespacesAndNewlines) }
-            dirs.append(dir)
-        }
-        return dirs
-    }
-
-    func id(_ dir: String) throws -> String {
-        try R.run(["id", "--data-dir", dir]).1.trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
     /// Two relays on framed serial links of a small MTU: the announce is sent in parts that fit (SPEC 9.2), so
     /// they learn each other, with the name, and a message that needs fragments arrives.
     @Test(arguments: [64, 96]) func twoRelaysMeetAtASmallMTU(mtu: Int) throws {
-        let dirs = try self.federation(["well", "committee"])
-        let (idA, idB) = (try self.id(dirs[0]), try self.id(dirs[1]))
+        let dirs = try R.federation(["well", "committee"])
+        let (idA, idB) = (try R.id(dirs[0]), try R.id(dirs[1]))
         let cable = try VirtualCable()
         defer { cable.stop() }
         let a = try R.start(["run", "--data-dir", dirs[0], "--link", "serial:\(cable.pathA):115200,mtu=\(mtu)"], log: dirs[0] + "/run.log")
@@ -80,7 +59,7 @@ import Testing
     /// A bundle of a kind this version does not know (here 9, from a newer sender) addressed to this relay is
     /// delivered marked with its kind number, its content not read as text (SPEC 6.8, 6.14).
     @Test func anUnknownKindIsDeliveredUninterpreted() throws {
-        let dirs = try self.federation(["clinic"])
+        let dirs = try R.federation(["clinic"])
         let net = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dirs[0] + "/network.json"))) as? [String: Any]
         let keyHex = try #require(net?["key"] as? String)
         let key = try NetworkKey(bytes: stride(from: 0, to: keyHex.count, by: 2).map {

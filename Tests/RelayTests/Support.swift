@@ -152,6 +152,29 @@ enum R {
                 sourceLocation: sourceLocation)
     }
 
+    /// Relays made as operators make them: `relay init` for the first (`--open` if asked), `relay invite`, then
+    /// `relay init --join CODE` for the others. Returns their data directories, in a new temporary folder.
+    static func federation(_ names: [String], open: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) throws -> [String] {
+        let root = self.tempDir()
+        var dirs: [String] = []
+        var code: String? = nil
+        for n in names {
+            let dir = root + "/" + n
+            var args = ["init", "--data-dir", dir, "--name", n]
+            if let code { args += ["--join", code] } else if open { args.append("--open") }
+            let (rc, _, err) = try self.run(args)
+            #expect(rc == 0, "init \(n): \(err)", sourceLocation: sourceLocation)
+            if code == nil { code = try self.run(["invite", "--data-dir", dir]).1.trimmingCharacters(in: .whitespacesAndNewlines) }
+            dirs.append(dir)
+        }
+        return dirs
+    }
+
+    /// A relay's short node id, as `relay id` prints it.
+    static func id(_ dir: String) throws -> String {
+        try self.run(["id", "--data-dir", dir]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     /// The ids of the bundles queued in a relay's database (read with Python's sqlite3 from the real file).
     static func queuedIDs(_ dir: String) throws -> Set<String> {
         let p = Process()
