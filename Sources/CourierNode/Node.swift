@@ -1476,9 +1476,13 @@ public final class Node {
         let mtu = l.info.properties.mtu
         var records: [Record] = []
         var carrying: [BundleID] = []
+        // `size` counts every record with its length prefix; the packet's last record is written without one (SPEC
+        // 5.1), so a record fits if it fits as the last one. The fragmenter sizes a record to fill a packet of its
+        // own exactly that way: counting the prefix here too refused records within 1-2 bytes of the MTU, and with
+        // them every fragment of most bundles over ~18 KB, for ever.
         var size = Packet.overhead
         var announceForm = false
-        func fits(_ r: Record) -> Bool { size + r.encodedSize(last: false) <= mtu }
+        func fits(_ r: Record) -> Bool { Packet.fits(r, used: size, mtu: mtu) }
         func add(_ r: Record) {
             size += r.encodedSize(last: false)
             records.append(r)
@@ -1604,7 +1608,8 @@ public final class Node {
             var early: [Record] = []
             for (target, entries) in l.acks.sorted(by: { $0.key < $1.key }) where l.partialAcks[target]?.isEmpty ?? true {
                 let r = Record.ack(AckRecord(target: target, entries: entries.keys.sorted().map { entries[$0]! }))
-                if fits(r) { add(r); early.append(r); l.acks[target] = nil; l.partialAcks[target] = nil; l.unackedFragments[target] = nil }
+                // These go in front, so the record last now stays last: each must fit with its own length prefix.
+                if size + r.encodedSize(last: false) <= mtu { add(r); early.append(r); l.acks[target] = nil; l.partialAcks[target] = nil; l.unackedFragments[target] = nil }
             }
             records = early + records.dropLast(early.count)
             if l.acks.isEmpty { l.ackDue = nil }

@@ -8,31 +8,11 @@ public enum Fragmenter {
         bundle: [UInt8], mtu: Int, transfer: UInt32, nextHop: ShortID? = nil, wantAck: Bool? = nil
     ) throws(WireError) -> [Record] {
         let wantAck = wantAck ?? (nextHop != nil)
-        guard mtu >= Packet.minimumMTU else {
-            throw .invalidValue(field: "mtu", reason: "must be at least \(Packet.minimumMTU)")
+        let (count, size) = try Self.plan(
+            bundleSize: bundle.count, mtu: mtu, transfer: transfer, nextHop: nextHop, wantAck: wantAck)
+        if count == 1 {
+            return [.bundle(BundleRecord(nextHop: nextHop, transfer: wantAck ? transfer : nil, bundle: bundle))]
         }
-        let whole = Record.bundle(
-            BundleRecord(nextHop: nextHop, transfer: wantAck ? transfer : nil, bundle: bundle))
-        if Packet.overhead + whole.encodedSize(last: true) <= mtu { return [whole] }
-
-        // Room for data in one fragment packet, given the varint sizes of count and index.
-        func room(count: Int) -> Int {
-            mtu - Packet.overhead - 1 - (nextHop != nil ? 4 : 0) - ByteWriter.varintSize(UInt64(transfer))
-                - ByteWriter.varintSize(count - 1) - ByteWriter.varintSize(count)
-        }
-        var count = 2
-        while true {
-            let r = room(count: count)
-            guard r > 0 else { throw .invalidValue(field: "mtu", reason: "too small for fragments") }
-            let needed = (bundle.count + r - 1) / r
-            if needed <= count { break }
-            count = needed
-        }
-        guard count <= FragmentRecord.maxCount else {
-            throw .tooLarge(field: "bundle at this MTU", size: count, limit: FragmentRecord.maxCount)
-        }
-        // Spread the bytes evenly so no fragment is a runt.
-        let size = (bundle.count + count - 1) / count
         var out: [Record] = []
         out.reserveCapacity(count)
         var start = 0
@@ -43,6 +23,40 @@ public enum Fragmenter {
             start = end
         }
         return out
+    }
+
+    /// How `records` cuts a bundle of `bundleSize` bytes: `count` 1 for one bundle record, otherwise `count`
+    /// fragments of `size` data bytes each (the last one shorter). Every record, alone in a packet of the ordinary
+    /// form and written last (without a length, 5.1), fits `mtu`; `Packet.fits` is the rule senders pack by.
+    public static func plan(
+        bundleSize: Int, mtu: Int, transfer: UInt32, nextHop: ShortID? = nil, wantAck: Bool? = nil
+    ) throws(WireError) -> (count: Int, size: Int) {
+        let wantAck = wantAck ?? (nextHop != nil)
+        guard mtu >= Packet.minimumMTU else {
+            throw .invalidValue(field: "mtu", reason: "must be at least \(Packet.minimumMTU)")
+        }
+        // The whole-bundle record: header byte, next hop, transfer number, bundle.
+        let whole = 1 + (nextHop != nil ? 4 : 0) + (wantAck ? ByteWriter.varintSize(UInt64(transfer)) : 0) + bundleSize
+        if Packet.overhead + whole <= mtu { return (1, bundleSize) }
+
+        // Room for data in one fragment packet, given the varint sizes of count and index.
+        func room(count: Int) -> Int {
+            mtu - Packet.overhead - 1 - (nextHop != nil ? 4 : 0) - ByteWriter.varintSize(UInt64(transfer))
+                - ByteWriter.varintSize(count - 1) - ByteWriter.varintSize(count)
+        }
+        var count = 2
+        while true {
+            let r = room(count: count)
+            guard r > 0 else { throw .invalidValue(field: "mtu", reason: "too small for fragments") }
+            let needed = (bundleSize + r - 1) / r
+            if needed <= count { break }
+            count = needed
+        }
+        guard count <= FragmentRecord.maxCount else {
+            throw .tooLarge(field: "bundle at this MTU", size: count, limit: FragmentRecord.maxCount)
+        }
+        // Spread the bytes evenly so no fragment is a runt.
+        return (count, (bundleSize + count - 1) / count)
     }
 }
 

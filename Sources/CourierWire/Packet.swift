@@ -72,6 +72,13 @@ public struct Packet: Sendable, Hashable {
     public static let overhead = 9 + 16
     public static let announceOverhead = 13 + 16
 
+    /// Whether `record` still fits a packet of `mtu` bytes whose overhead and earlier records, each with its length
+    /// prefix, take `used` bytes: it goes last, without a length (5.1, 5.9). Senders pack by this rule and the
+    /// fragmenter cuts by it, so every record it makes fits a packet of its own.
+    public static func fits(_ record: Record, used: Int, mtu: Int) -> Bool {
+        used + record.encodedSize(last: true) <= mtu
+    }
+
     public var header: PacketHeader
     /// The sender's full node id; nil for announce-form packets (the announce inside says who it is).
     public var sender: NodeID?
