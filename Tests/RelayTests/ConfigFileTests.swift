@@ -9,29 +9,6 @@ import Glibc
 /// on stderr naming the file and the line, before anything is opened.
 @Suite(.serialized, .timeLimit(.minutes(5)))
 struct ConfigFileTests {
-    /// Runs `relay ARGS`, killing it after `seconds` (a relay that accepted a bad relay.conf runs on): (exit code or
-    /// nil when it had to be killed, stderr).
-    func runWithin(_ seconds: Double, _ args: [String]) throws -> (Int32?, String) {
-        let dir = R.tempDir()
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: R.binary)
-        p.arguments = args
-        FileManager.default.createFile(atPath: dir + "/err", contents: nil)
-        p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")!
-        p.standardError = FileHandle(forWritingAtPath: dir + "/err")!
-        p.standardInput = FileHandle(forReadingAtPath: "/dev/null")
-        try p.run()
-        _ = R.wait(seconds) { !p.isRunning }
-        var code: Int32? = nil
-        if p.isRunning {
-            kill(p.processIdentifier, SIGKILL)
-            p.waitUntilExit()
-        } else {
-            code = p.terminationStatus
-        }
-        return (code, R.text(dir + "/err"))
-    }
-
     /// A fresh data directory (`relay init`, sealed unless `open`).
     func initialised(open: Bool = false) throws -> String {
         let dir = R.tempDir() + "/relay"
@@ -67,14 +44,14 @@ struct ConfigFileTests {
         ]
         for (bad, says) in cases {
             try (base + bad + "\n").write(toFile: conf, atomically: true, encoding: .utf8)
-            let (rc, err) = try self.runWithin(15, ["run", "--data-dir", dir])
+            let (rc, _, err) = try R.runWithin(15, ["run", "--data-dir", dir])
             let lines = err.split(separator: "\n")
             #expect(rc == 78, "'\(bad)': exit \(rc.map(String.init) ?? "none, it ran") \(err)")
             #expect(lines.count == 1 && err.contains("\(named) line \(line):") && err.contains(says), "'\(bad)': \(err)")
         }
         // A setting given twice: the second one names the first.
         try (base + "duty-cycle = 10\nduty-cycle = 1\n").write(toFile: conf, atomically: true, encoding: .utf8)
-        let (rc, err) = try self.runWithin(15, ["run", "--data-dir", dir])
+        let (rc, _, err) = try R.runWithin(15, ["run", "--data-dir", dir])
         #expect(rc == 78 && err.split(separator: "\n").count == 1 && err.contains("\(named) line \(line + 1): duty-cycle is given twice (first at line \(line))"), "\(err)")
     }
 
@@ -87,11 +64,11 @@ struct ConfigFileTests {
         let first = generated.split(separator: "\n", omittingEmptySubsequences: false).count
         // A callsign on a sealed federation (no TNC needed: the rules are checked before any link opens).
         try (generated + "link = kiss-tcp:127.0.0.1:1\ncallsign = N0CALL-1\n").write(toFile: conf, atomically: true, encoding: .utf8)
-        let (rc1, err1) = try self.runWithin(15, ["run", "--data-dir", sealed])
+        let (rc1, _, err1) = try R.runWithin(15, ["run", "--data-dir", sealed])
         #expect(rc1 == 78 && err1.split(separator: "\n").count == 1 && err1.contains("\(conf) line \(first + 1): callsign = N0CALL-1 means amateur bands"), "\(err1)")
         // A KISS link in relay.conf and no callsign anywhere.
         try (generated + "link = kiss-tcp:127.0.0.1:1\n").write(toFile: conf, atomically: true, encoding: .utf8)
-        let (rc2, err2) = try self.runWithin(15, ["run", "--data-dir", sealed])
+        let (rc2, _, err2) = try R.runWithin(15, ["run", "--data-dir", sealed])
         #expect(rc2 == 78 && err2.split(separator: "\n").count == 1 && err2.contains("\(conf) line \(first):") && err2.contains("not-amateur = yes"), "\(err2)")
     }
 
@@ -107,7 +84,7 @@ struct ConfigFileTests {
         let (rc, _, err) = try R.run(["init", "--data-dir", dir, "--name", "packaged"])
         try #require(rc == 0, "relay init: \(err)")
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: dir + "/relay.conf") == etc, "relay init replaced the link")
-        let (rc2, err2) = try self.runWithin(15, ["run", "--data-dir", dir])
+        let (rc2, _, err2) = try R.runWithin(15, ["run", "--data-dir", dir])
         let named = (etc as NSString).resolvingSymlinksInPath
         #expect(rc2 == 78 && err2.split(separator: "\n").count == 1 && err2.contains("\(named) line 3: duty-cycle = ten"), "\(err2)")
     }

@@ -9,33 +9,6 @@ import Glibc
 /// A relay as a service sees it: locks on its data directory and ports, errors at start, waiting for hardware with
 /// backoff, and the amateur-band rules. Real `relay` processes, real ptys, TCP on 127.0.0.1.
 @Suite(.serialized, .timeLimit(.minutes(5))) struct OperationsTests {
-    /// Runs `relay ARGS` for at most `seconds`: (exit code, or nil when it was still running and had to be killed;
-    /// stdout; stderr). A command that should refuse at once must not run on.
-    func runWithin(_ seconds: Double, _ args: [String]) throws -> (Int32?, String, String) {
-        let dir = R.tempDir()
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: R.binary)
-        p.arguments = args
-        FileManager.default.createFile(atPath: dir + "/out", contents: nil)
-        FileManager.default.createFile(atPath: dir + "/err", contents: nil)
-        p.standardOutput = FileHandle(forWritingAtPath: dir + "/out")!
-        p.standardError = FileHandle(forWritingAtPath: dir + "/err")!
-        p.standardInput = FileHandle(forReadingAtPath: "/dev/null")
-        try p.run()
-        let end = Date().addingTimeInterval(seconds)
-        while p.isRunning && Date() < end { usleep(50_000) }
-        var code: Int32? = nil
-        if p.isRunning {
-            kill(p.processIdentifier, SIGKILL)
-            p.waitUntilExit()
-        } else {
-            code = p.terminationStatus
-        }
-        let out = (try? String(contentsOfFile: dir + "/out", encoding: .utf8)) ?? ""
-        let err = (try? String(contentsOfFile: dir + "/err", encoding: .utf8)) ?? ""
-        return (code, out, err)
-    }
-
     func lines(_ s: String) -> [Substring] { s.split(separator: "\n") }
 
     func log(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
@@ -57,7 +30,7 @@ import Glibc
         let first = try R.start(["run", "--data-dir", dir, "--link", "tcp-listen:127.0.0.1:0"], log: dir + "/run.log")
         defer { R.stop(first) }
         _ = try self.running(dir)
-        let (rc, out, err) = try self.runWithin(15, ["run", "--data-dir", dir, "--link", "tcp-listen:127.0.0.1:0"])
+        let (rc, out, err) = try R.runWithin(15, ["run", "--data-dir", dir, "--link", "tcp-listen:127.0.0.1:0"])
         #expect(rc == 75, "a second relay on the same data directory must stop at once with 75, got \(rc.map(String.init) ?? "still running"): \(err)")
         #expect(out.isEmpty)
         #expect(self.lines(err).count == 1 && err.contains("in use by another relay (pid \(first.processIdentifier))"), "\(err)")
@@ -70,7 +43,7 @@ import Glibc
         #expect(try R.run(["status", "--data-dir", dir]).0 == 0)
         // Once the first stops, the directory is free again.
         R.stop(first)
-        let (rc2, _, err2) = try self.runWithin(5, ["run", "--data-dir", dir, "--link", "serial:/dev/ttyCourierMissing0"])
+        let (rc2, _, err2) = try R.runWithin(5, ["run", "--data-dir", dir, "--link", "serial:/dev/ttyCourierMissing0"])
         #expect(rc2 == 69 && !err2.contains("in use"), "after the first relay stopped: \(err2)")
     }
 
@@ -83,7 +56,7 @@ import Glibc
         defer { R.stop(first) }
         #expect(try R.wait(60) { self.log(dirs[0] + "/run.log").contains("link up") }, "\(self.log(dirs[0] + "/run.log"))")
         // Another relay, another data directory, the same port: as root TIOCEXCL does not stop it, the lock does.
-        let (rc, _, err) = try self.runWithin(15, ["run", "--data-dir", dirs[1], "--link", link])
+        let (rc, _, err) = try R.runWithin(15, ["run", "--data-dir", dirs[1], "--link", link])
         #expect(rc == 69, "the second relay on one port must stop at once with 69, got \(rc.map(String.init) ?? "still running"): \(err)")
         #expect(self.lines(err).count == 1 && err.contains("\(cable.pathA): in use by process \(first.processIdentifier)"), "\(err)")
         #expect(first.isRunning)
@@ -95,20 +68,20 @@ import Glibc
         let dirs = try R.federation(["ridge"], open: true)
         let dir = dirs[0]
         // A port that does not exist.
-        let (rc1, out1, err1) = try self.runWithin(15, ["run", "--data-dir", dir, "--link", "serial:/dev/ttyCourierMissing0"])
+        let (rc1, out1, err1) = try R.runWithin(15, ["run", "--data-dir", dir, "--link", "serial:/dev/ttyCourierMissing0"])
         #expect(rc1 == 69 && out1.isEmpty, "missing port: \(rc1.map(String.init) ?? "still running") \(err1)")
         #expect(self.lines(err1).count == 1 && err1.contains("/dev/ttyCourierMissing0: no such device") && err1.contains("--wait-for-links"), "\(err1)")
         // A baud rate that is not a number is a usage error, not a path.
         let cable = try VirtualCable()
         defer { cable.stop() }
-        let (rc2, _, err2) = try self.runWithin(15, ["run", "--data-dir", dir, "--link", "serial:\(cable.pathA):fast"])
+        let (rc2, _, err2) = try R.runWithin(15, ["run", "--data-dir", dir, "--link", "serial:\(cable.pathA):fast"])
         #expect(rc2 == 64, "baud 'fast': \(rc2.map(String.init) ?? "still running") \(err2)")
         #expect(self.lines(err2).count == 1 && err2.contains("the baud rate 'fast' is not a number"), "\(err2)")
         // A KISS TCP port nobody listens on (one just bound and closed again).
         let probe = try TCP.Listener(host: "127.0.0.1", port: 0)
         let port = probe.port
         probe.close()
-        let (rc3, _, err3) = try self.runWithin(15, ["run", "--data-dir", dir, "--link", "kiss-tcp:127.0.0.1:\(port)", "--callsign", "N0CALL-1"])
+        let (rc3, _, err3) = try R.runWithin(15, ["run", "--data-dir", dir, "--link", "kiss-tcp:127.0.0.1:\(port)", "--callsign", "N0CALL-1"])
         #expect(rc3 == 69, "kiss-tcp nobody listens on: \(rc3.map(String.init) ?? "still running") \(err3)")
         #expect(self.lines(err3).count == 1 && err3.contains("127.0.0.1:\(port): cannot connect"), "\(err3)")
         // Asked to wait, the relay starts and shows the link down.
@@ -173,16 +146,16 @@ import Glibc
         defer { tnc.stop() }
         let kiss = "kiss-tcp:127.0.0.1:\(tnc.port)"
         // No callsign on a KISS link: refused, naming both ways out.
-        let (rc1, _, err1) = try self.runWithin(15, ["run", "--data-dir", open, "--link", kiss])
+        let (rc1, _, err1) = try R.runWithin(15, ["run", "--data-dir", open, "--link", kiss])
         #expect(rc1 == 64, "KISS without a callsign: \(rc1.map(String.init) ?? "still running") \(err1)")
         #expect(self.lines(err1).count == 1 && err1.contains("--callsign CALL[-SSID]") && err1.contains("--i-know-this-is-not-amateur"), "\(err1)")
         // A callsign on a sealed federation: refused.
-        let (rc2, _, err2) = try self.runWithin(15, ["run", "--data-dir", sealed, "--link", kiss, "--callsign", "N0CALL-1"])
+        let (rc2, _, err2) = try R.runWithin(15, ["run", "--data-dir", sealed, "--link", kiss, "--callsign", "N0CALL-1"])
         #expect(rc2 == 64, "callsign on a sealed federation: \(rc2.map(String.init) ?? "still running") \(err2)")
         #expect(self.lines(err2).count == 1 && err2.contains("sealed") && err2.contains("relay init --open"), "\(err2)")
         // A callsign on links that cannot carry it: refused.
         for link in ["serial:/dev/ttyCourierMissing0", "tcp-listen:127.0.0.1:0"] {
-            let (rc, _, err) = try self.runWithin(15, ["run", "--data-dir", open, "--link", link, "--callsign", "N0CALL-1"])
+            let (rc, _, err) = try R.runWithin(15, ["run", "--data-dir", open, "--link", link, "--callsign", "N0CALL-1"])
             #expect(rc == 64 && self.lines(err).count == 1 && err.contains("cannot carry a callsign"), "\(link): \(rc.map(String.init) ?? "still running") \(err)")
         }
         #expect(tnc.frames.isEmpty, "nothing may reach the TNC from a refused start")

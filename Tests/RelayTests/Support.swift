@@ -119,6 +119,30 @@ enum R {
         return r
     }
 
+    /// Runs `relay ARGS` for at most `seconds`: (exit code, or nil when it was still running and had to be killed;
+    /// stdout; stderr). A command that should refuse at once must not run on.
+    static func runWithin(_ seconds: Double, _ args: [String]) throws -> (Int32?, String, String) {
+        let dir = self.tempDir()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: self.binary)
+        p.arguments = args
+        FileManager.default.createFile(atPath: dir + "/out", contents: nil)
+        FileManager.default.createFile(atPath: dir + "/err", contents: nil)
+        p.standardOutput = FileHandle(forWritingAtPath: dir + "/out")!
+        p.standardError = FileHandle(forWritingAtPath: dir + "/err")!
+        p.standardInput = FileHandle(forReadingAtPath: "/dev/null")
+        try p.run()
+        _ = self.wait(seconds) { !p.isRunning }
+        var code: Int32? = nil
+        if p.isRunning {
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+        } else {
+            code = p.terminationStatus
+        }
+        return (code, self.text(dir + "/out"), self.text(dir + "/err"))
+    }
+
     /// Polls until `condition` holds or the deadline passes.
     static func wait(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
         let end = Date().addingTimeInterval(seconds)
