@@ -19,7 +19,6 @@ public final class Node {
         var id: NodeID
         var name: String?
         var lastHeard: [String: Double] = [:]
-        var replay = ReplayWindow()
         var srtt: Double? = nil
         var rttvar: Double = 0
         var sentFragments = 0
@@ -109,7 +108,11 @@ public final class Node {
     var linkOrder: [String] = []
     var transfers: [TransferKey: Transfer] = [:]
     var transferOrder = 0
-    var nextTransferNumber: UInt32 = 0
+    /// Transfer numbers reserved in the store (absolute; a transfer uses the value modulo 2^14): never reused after
+    /// a restart, so a receiver's memory of a completed transfer cannot answer for a new bundle (SPEC 8.2).
+    var transferNumbers: Range<Int64> = 0..<0
+    /// Each sender's packet-counter windows (SPEC 4.8), kept in the store so they survive a restart.
+    var replayWindows: [NodeID: ReplayWindow] = [:]
     var floods: [BundleID: PendingFlood] = [:]
     var summaries: [NodeID: Set<UInt32>] = [:]
     /// Neighbours known to hold each bundle: we heard them send it, send or pass on a receipt for it (or another
@@ -198,6 +201,7 @@ public final class Node {
         if case .members(let members) = config.trust { for k in members { self.learn(k) } }
         // Keys heard before a restart, and those put on the trust list by hand.
         for p in try store.peers() { self.learn(p.keys) }
+        self.replayWindows = try store.replayWindows()
         // Half-received transfers survive a restart (directed bundles in custody look for a route at the first tick).
         for (sender, f, t) in try store.savedFragments() { _ = self.reassembler.add(f, from: sender, now: t) }
     }
@@ -416,12 +420,21 @@ public final class Node {
             self.emit(.event(.packetRefused(link: link, reason: .unknownSender, detail: "from \(packet.header.sender): keys not known yet")))
             return self.drain()
         }
-        var n = self.neighbours[from] ?? Neighbour(id: from)
-        guard n.replay.accept(packet.header.counter) else {
+        var window = self.replayWindows[from] ?? ReplayWindow()
+        let verdict = window.check(packet.header.counter)
+        guard verdict.isAccepted else {
             self.stats.rejected += 1
-            self.emit(.event(.packetRefused(link: link, reason: .replay, detail: "counter \(packet.header.counter) from \(from.short) already received")))
+            let why = verdict == .replay ? "already received" : "too far behind its newest"
+            self.emit(.event(.packetRefused(link: link, reason: .replay, detail: "counter \(packet.header.counter) from \(from.short) \(why)")))
             return self.drain()
         }
+        // Kept before the packet is acted on: after a restart a copy of it is still a replay.
+        do { try self.store.saveReplayWindow(window, for: from) } catch {
+            self.reject("cannot keep the replay window of \(from.short), packet not used: \(error)")
+            return self.drain()
+        }
+        self.replayWindows[from] = window
+        var n = self.neighbours[from] ?? Neighbour(id: from)
         let previous = n.lastHeard[link]
         let wasAway = (previous.map { now - $0 > self.config.neighbourTimeout } ?? true)
         n.lastHeard[link] = now
@@ -451,6 +464,9 @@ public final class Node {
                 if settled, let t = b.transfer, b.nextHop == self.me.short { self.queueAck(AckEntry(transfer: t, received: 1), to: from.short, link: link, now: now) }
             case .fragment(let f):
                 if let next = f.nextHop, next != self.me.short { continue }
+                // A fragment that does not match what this transfer number carried (the sender reused the number for
+                // another bundle): the pieces kept of the old one go, so they are not mixed with the new one.
+                if self.reassembler.conflicts(f, from: from) { try? self.store.dropTransfer(from: from, transfer: f.transfer) }
                 try? self.store.saveFragment(f, from: from, now: Int64(now))
                 switch self.reassembler.add(f, from: from, now: Int64(now)) {
                 case .complete(let bytes, let ack):
@@ -1037,14 +1053,21 @@ public final class Node {
             guard hop > 0 || target != nil else { return }
             data[0] = (hop > 0 ? hop - 1 : 0) << 4 | data[0] & 0x0F
         }
-        self.nextTransferNumber = (self.nextTransferNumber + 1) & 0x3FFF
+        if self.transferNumbers.isEmpty {
+            do { self.transferNumbers = try self.store.reserveTransferNumbers() } catch {
+                self.reject("cannot reserve transfer numbers, \(q.id) not sent now: \(error)")
+                return
+            }
+        }
+        let number = UInt32(truncatingIfNeeded: self.transferNumbers.lowerBound & 0x3FFF)
+        self.transferNumbers = self.transferNumbers.dropFirst()
         guard let records = try? Fragmenter.records(
-            bundle: data, mtu: l.info.properties.mtu, transfer: self.nextTransferNumber, nextHop: target?.short,
+            bundle: data, mtu: l.info.properties.mtu, transfer: number, nextHop: target?.short,
             wantAck: target != nil)
         else { return }
         self.transferOrder += 1
         self.transfers[key] = Transfer(
-            key: key, number: self.nextTransferNumber, priority: q.priority, order: self.transferOrder, records: records,
+            key: key, number: number, priority: q.priority, order: self.transferOrder, records: records,
             due: now + delay, custody: custody)
     }
 

@@ -3,7 +3,7 @@ import GRDB
 /// Versioned schema. Never edit a shipped migration; add a new one and bump `version`.
 enum Schema {
     /// The highest schema this build knows. Stored in `PRAGMA user_version` after migrating.
-    static let version = 3
+    static let version = 4
 
     static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
@@ -126,6 +126,16 @@ enum Schema {
                     PRIMARY KEY (origin, created, sequence)
                 ) WITHOUT ROWID;
                 ALTER TABLE inbox ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0;
+                """)
+        }
+        m.registerMigration("v4-replay") { db in
+            // Each sender's packet-counter replay windows (SPEC 4.8), so a packet captured before a restart and sent
+            // again after it is refused as a replay.
+            try db.execute(sql: """
+                CREATE TABLE replay_window (
+                    node BLOB PRIMARY KEY NOT NULL,      -- 16-byte node id of the sender
+                    state BLOB NOT NULL                  -- the windows, JSON
+                ) WITHOUT ROWID;
                 """)
         }
         return m

@@ -24,6 +24,9 @@ public final class Store: Sendable {
         public var readOnly = false
         /// Keep everything in memory (simulations and tests): nothing survives the process.
         public var inMemory = false
+        /// The counter floor beside the identity (SPEC 3.3, 3.4): written before any block of packet counters,
+        /// bundle sequence numbers or transfer numbers is used, and respected by a database that is behind it.
+        public var floor: CounterFloor? = nil
         public init() {}
     }
 
@@ -34,6 +37,9 @@ public final class Store: Sendable {
     public let configuration: Configuration
     let db: DatabaseQueue
     let logger: Logger
+    /// What opening the store did because the database was behind the counter floor (a new, restored or moved-aside
+    /// database under a kept identity): a sentence for the operator's log; nil when nothing had to be raised.
+    public let floorRaised: String?
 
     /// Opens (creating if needed) the store at `path`, migrating its schema.
     public init(path: String, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "courier.store")) throws(StoreError) {
@@ -61,16 +67,19 @@ public final class Store: Sendable {
                 guard check == "ok" else { throw StoreError.corrupt(path: path, detail: check) }
                 return found
             }
+            var raised: String? = nil
             if !configuration.readOnly {
                 try Schema.migrator.migrate(self.db)
                 try self.db.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA user_version = \(Schema.version)") }
+                if let floor = configuration.floor { raised = try Self.applyFloor(floor, db: self.db) }
             } else if found < Schema.version {
                 throw StoreError.cannotOpen(path: path, detail: "not initialised (schema \(found))")
             }
+            self.floorRaised = raised
         } catch {
             let e = StoreError.from(error, path: path)
             switch e {
-            case .corrupt, .newerSchema, .diskFull: throw e
+            case .corrupt, .newerSchema, .diskFull, .counterFloor: throw e
             default: throw Self.isWritable(path) || configuration.readOnly ? e : .readOnly(path: path)
             }
         }
@@ -119,22 +128,101 @@ public final class Store: Sendable {
             arguments: [key, value])
     }
 
-    /// The next bundle sequence number of this node's own bundles (durable: never handed out twice).
-    public func nextSequence() throws(StoreError) -> UInt32 {
-        try self.write { db in
-            let v = try Self.meta(db, "bundle.sequence")
-            try Self.setMeta(db, "bundle.sequence", (v + 1) & 0xFFFF_FFFF)
-            return UInt32(v & 0xFFFF_FFFF)
+    /// Moves the counters in the database up to the floor file (they are behind it when the database is new,
+    /// restored from an older copy, or the old one was moved aside). Returns what it did, or nil.
+    static func applyFloor(_ floor: CounterFloor, db: DatabaseQueue) throws -> String? {
+        let v = try floor.read()
+        return try db.write { db -> String? in
+            var done: [String] = []
+            if try Self.meta(db, "packet.counter") < v.packetCounter {
+                try Self.setMeta(db, "packet.counter", v.packetCounter)
+                done.append("packet counters continue from \(v.packetCounter)")
+            }
+            // The database holds the next value and the reserved ceiling; the floor, the ceiling.
+            if try max(Self.meta(db, "bundle.sequence"), Self.meta(db, "bundle.sequence.reserved")) < v.bundleSequence {
+                try Self.setMeta(db, "bundle.sequence", v.bundleSequence)
+                try Self.setMeta(db, "bundle.sequence.reserved", v.bundleSequence)
+                done.append("bundle sequence numbers from \(v.bundleSequence)")
+            }
+            if try max(Self.meta(db, "transfer.next"), Self.meta(db, "transfer.reserved")) < v.transfer {
+                try Self.setMeta(db, "transfer.next", v.transfer)
+                try Self.setMeta(db, "transfer.reserved", v.transfer)
+                done.append("transfer numbers from \(v.transfer)")
+            }
+            guard !done.isEmpty else { return nil }
+            return "the database is behind \((floor.path as NSString).lastPathComponent) (new, restored or moved aside): "
+                + done.joined(separator: ", ") + ", so no packet nonce or bundle id is used twice"
         }
     }
 
-    /// Reserves `count` packet counters durably before they are used, so a restart never reuses one.
+    /// Raises the floor file (when there is one) before the values up to `v` are used.
+    func raiseFloor(_ v: CounterFloor.Values) throws(StoreError) {
+        try self.configuration.floor?.raise(to: v)
+    }
+
+    /// The block size of bundle sequence numbers and transfer numbers reserved ahead in the floor file.
+    static let reserveBlock: Int64 = 256
+
+    /// The next bundle sequence number of this node's own bundles (durable: never handed out twice, even when the
+    /// database is lost, thanks to the floor file written before each block of 256 is used).
+    public func nextSequence() throws(StoreError) -> UInt32 {
+        try self.write { db in
+            let v = try Self.meta(db, "bundle.sequence")
+            if v >= (try Self.meta(db, "bundle.sequence.reserved")) {
+                let ceiling = v + Self.reserveBlock
+                try self.raiseFloor(CounterFloor.Values(bundleSequence: ceiling))
+                try Self.setMeta(db, "bundle.sequence.reserved", ceiling)
+            }
+            try Self.setMeta(db, "bundle.sequence", v + 1)
+            return UInt32(truncatingIfNeeded: v)
+        }
+    }
+
+    /// Reserves `count` packet counters durably before they are used, so a restart never reuses one (nor a new
+    /// database: the floor file is raised first). Counters never wrap (SPEC 3.3 rule 4): empty once exhausted.
     public func reservePacketCounters(_ count: UInt32 = 1_024) throws(StoreError) -> Range<UInt32> {
         try self.write { db in
-            let v = UInt32(truncatingIfNeeded: try Self.meta(db, "packet.counter"))
-            let end = v &+ count
-            try Self.setMeta(db, "packet.counter", Int64(end))
+            let v = min(try Self.meta(db, "packet.counter"), Int64(UInt32.max))
+            let end = min(v + Int64(count), Int64(UInt32.max))
+            try self.raiseFloor(CounterFloor.Values(packetCounter: end))
+            try Self.setMeta(db, "packet.counter", end)
+            return UInt32(v)..<UInt32(end)
+        }
+    }
+
+    /// Reserves a block of transfer numbers (SPEC 8.2): absolute values, never handed out twice by this node; a
+    /// transfer uses the value modulo 2^14, so a number comes back only after 16,384 transfers.
+    public func reserveTransferNumbers(_ count: Int64 = 256) throws(StoreError) -> Range<Int64> {
+        try self.write { db in
+            let v = max(try Self.meta(db, "transfer.next"), try Self.meta(db, "transfer.reserved"))
+            let end = v + count
+            try self.raiseFloor(CounterFloor.Values(transfer: end))
+            try Self.setMeta(db, "transfer.next", end)
+            try Self.setMeta(db, "transfer.reserved", end)
             return v..<end
+        }
+    }
+
+    // MARK: Replay windows
+
+    /// Each sender's packet-counter windows (SPEC 4.8), as kept by `saveReplayWindow`.
+    public func replayWindows() throws(StoreError) -> [NodeID: ReplayWindow] {
+        try self.read { db in
+            var out: [NodeID: ReplayWindow] = [:]
+            for r in try Row.fetchAll(db.cachedStatement(sql: "SELECT node, state FROM replay_window")) {
+                guard let id = NodeID(bytes: [UInt8](r["node"] as Data)) else { continue }
+                out[id] = try JSONDecoder().decode(ReplayWindow.self, from: r["state"] as Data)
+            }
+            return out
+        }
+    }
+
+    /// Keeps a sender's windows, so packets accepted before a restart are replays after it.
+    public func saveReplayWindow(_ w: ReplayWindow, for sender: NodeID) throws(StoreError) {
+        try self.write { db in
+            try db.cachedStatement(sql: """
+                INSERT INTO replay_window (node, state) VALUES (?, ?) ON CONFLICT(node) DO UPDATE SET state = excluded.state
+                """).execute(arguments: [Data(sender.bytes), try JSONEncoder().encode(w)])
         }
     }
 

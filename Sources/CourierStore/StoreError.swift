@@ -19,6 +19,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case quotaFull(needed: Int, quota: Int)
     /// Any other SQLite failure.
     case sqlite(path: String, code: Int32, detail: String)
+    /// The counter floor beside the identity (counters.json) is damaged or unreadable.
+    case counterFloor(path: String, detail: String)
 
     public var description: String {
         switch self {
@@ -38,6 +40,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
             return "queue full: \(needed) bytes needed, quota \(quota) bytes, and only bundles of higher priority remain; raise the quota or wait for the queue to drain (nothing was dropped)"
         case .sqlite(let p, let code, let d):
             return "database \(p): SQLite error \(code): \(d)"
+        case .counterFloor(let p, let d):
+            return "\(p) \(d): restore it from a backup of this data directory; if courier.db is intact you may move it aside, and the relay continues from the counters in courier.db"
         }
     }
 

@@ -122,6 +122,9 @@ public struct Reassembler: Sendable, Codable {
     public struct Completed: Sendable, Codable {
         public let count: Int
         public let at: Int64
+        /// CRC-32C of each fragment's data, in index order: a late fragment is a duplicate of this transfer only if
+        /// its bytes are the same, so a new bundle under a reused transfer number is never acknowledged as this one.
+        public let pieces: [UInt32]?
     }
 
     public static let maxCompleted = 4_096
@@ -137,11 +140,31 @@ public struct Reassembler: Sendable, Codable {
         self.maxBytes = maxBytes
     }
 
+    /// Whether `f` belongs to another bundle than the one collected (or completed) under its transfer number: for a
+    /// completed transfer a different count or different bytes at its index, for one being collected different
+    /// bytes at an index already held (a different count is refused, rule 2). The sender reused the number
+    /// (SPEC 8.3 rule 7): what was kept under it is forgotten.
+    public func conflicts(_ f: FragmentRecord, from sender: NodeID) -> Bool {
+        let key = Key(sender: sender, transfer: f.transfer)
+        if let done = self.completed[key] { return !Self.same(done, f) }
+        if let p = self.partials[key] { return p.count == f.count && p.pieces[f.index].map { $0 != f.data } ?? false }
+        return false
+    }
+
+    static func same(_ done: Completed, _ f: FragmentRecord) -> Bool {
+        guard done.count == f.count, let pieces = done.pieces, f.index < pieces.count else { return false }
+        return pieces[f.index] == CRC32C.checksum(f.data)
+    }
+
     public mutating func add(_ f: FragmentRecord, from sender: NodeID, now: Int64) -> Outcome {
         let key = Key(sender: sender, transfer: f.transfer)
         if let done = self.completed[key] {
-            if done.count == f.count { return .duplicate(AckEntry(transfer: f.transfer, received: f.count)) }
+            // Acknowledged again only when it is the same fragment: same count, same bytes at that index.
+            if Self.same(done, f) { return .duplicate(AckEntry(transfer: f.transfer, received: f.count)) }
             self.completed[key] = nil  // the sender reused the transfer number for a new bundle
+        }
+        if let p = self.partials[key], p.count == f.count, p.pieces[f.index].map({ $0 != f.data }) ?? false {
+            self.drop(key)  // pieces of another bundle under a reused number: start again with this one
         }
         var p = self.partials[key] ?? Partial(count: f.count, pieces: [:], bytes: 0, lastHeard: now)
         guard p.count == f.count, f.index < f.count else { return .rejected("fragment count changed mid-transfer") }
@@ -169,7 +192,7 @@ public struct Reassembler: Sendable, Codable {
             self.partials[key] = p
             self.drop(key)
             self.lastCompleted = LastCompleted(key: key, partial: p, last: f.index)
-            self.completed[key] = Completed(count: p.count, at: now)
+            self.completed[key] = Completed(count: p.count, at: now, pieces: (0..<p.count).map { CRC32C.checksum(p.pieces[$0]!) })
             if self.completed.count > Self.maxCompleted {
                 let oldest = self.completed.min { $0.value.at < $1.value.at }!.key
                 self.completed[oldest] = nil

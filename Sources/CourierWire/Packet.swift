@@ -178,34 +178,106 @@ public struct PacketOpener: Sendable {
     }
 }
 
-/// Per-sender replay protection: the highest counter seen and a 64-wide window below it. Update only after the
-/// packet authenticated.
+/// Per-sender replay protection (SPEC 4.8): a window of the highest counter accepted and a 64-wide bitmap below it.
+/// Update only after the packet authenticated.
+///
+/// A counter more than `jumpBound` ahead of the main window does not move it: any member can seal a packet as any
+/// other (SPEC 3.6), so one forged packet with counter 2^32-1 would otherwise make every real packet of that sender
+/// a "replay". Such a counter opens a second, tentative window; the sender's real packets keep arriving in the main
+/// one. The tentative window becomes the main one only after `confirmations` packets arrived in it while none arrived
+/// in the main one (the sender really jumped: it sent many packets elsewhere, or restarted many times); the old main
+/// window is then kept as the tentative one, so a sender whose counters continue there is still accepted. Both
+/// windows refuse what they have seen, so replays stay refused.
 public struct ReplayWindow: Sendable, Hashable, Codable {
     public static let width: UInt32 = 64
-    public private(set) var highest: UInt32?
-    public private(set) var seen: UInt64 = 0
+    /// How far ahead of the main window a counter may be and still move it (SPEC 4.8: 65,536).
+    public static let jumpBound: UInt64 = 65_536
+    /// Packets accepted in the tentative window, with none in the main one meanwhile, that make it the main one.
+    public static let confirmations = 4
+
+    /// One window: the highest counter accepted, a bitmap of the 64 ending at it, and the counter that opened it.
+    public struct Line: Sendable, Hashable, Codable {
+        public private(set) var highest: UInt32
+        public private(set) var seen: UInt64
+        public let low: UInt32
+
+        init(_ c: UInt32) {
+            self.highest = c
+            self.seen = 1
+            self.low = c
+        }
+
+        /// Whether `c` falls to this window: from the counter that opened it to `jumpBound` past its highest.
+        func covers(_ c: UInt32) -> Bool { c >= self.low && UInt64(c) <= UInt64(self.highest) + ReplayWindow.jumpBound }
+
+        mutating func accept(_ c: UInt32) -> Verdict {
+            if c > self.highest {
+                let shift = c - self.highest
+                self.seen = shift >= 64 ? 0 : self.seen << UInt64(shift)
+                self.seen |= 1
+                self.highest = c
+                return .accepted
+            }
+            let back = self.highest - c
+            guard back < ReplayWindow.width else { return .tooOld }
+            let bit: UInt64 = 1 << UInt64(back)
+            if self.seen & bit != 0 { return .replay }
+            self.seen |= bit
+            return .accepted
+        }
+    }
+
+    public enum Verdict: Sendable, Hashable {
+        /// New: in the main window (or it moved it forward).
+        case accepted
+        /// New, but far ahead of the main window: accepted in the tentative window, which did not (yet) replace it.
+        case acceptedAhead
+        /// This counter was accepted already.
+        case replay
+        /// More than 64 behind the highest counter of its window.
+        case tooOld
+
+        public var isAccepted: Bool { self == .accepted || self == .acceptedAhead }
+    }
+
+    public private(set) var main: Line?
+    public private(set) var tentative: Line?
+    /// Packets accepted in the tentative window since the main one last accepted one.
+    public private(set) var tentativeHits = 0
 
     public init() {}
 
+    /// The highest counter of the main window.
+    public var highest: UInt32? { self.main?.highest }
+
     /// True if `counter` is new (and records it); false for a replay or a counter too far behind.
-    public mutating func accept(_ counter: UInt32) -> Bool {
-        guard let top = self.highest else {
-            self.highest = counter
-            self.seen = 1
-            return true
+    public mutating func accept(_ counter: UInt32) -> Bool { self.check(counter).isAccepted }
+
+    /// Checks `counter` and records it when new.
+    public mutating func check(_ c: UInt32) -> Verdict {
+        guard var m = self.main else {
+            self.main = Line(c)
+            return .accepted
         }
-        if counter > top {
-            let shift = counter - top
-            self.seen = shift >= 64 ? 0 : self.seen << UInt64(shift)
-            self.seen |= 1
-            self.highest = counter
-            return true
+        if var t = self.tentative, t.covers(c) {
+            let v = t.accept(c)
+            self.tentative = t
+            guard v == .accepted else { return v }
+            self.tentativeHits += 1
+            guard self.tentativeHits >= Self.confirmations else { return .acceptedAhead }
+            // Confirmed: the sender's counters are here now. The old main window stays, as the tentative one.
+            (self.main, self.tentative, self.tentativeHits) = (t, m, 0)
+            return .accepted
         }
-        let back = top - counter
-        guard back < Self.width else { return false }
-        let bit: UInt64 = 1 << UInt64(back)
-        if self.seen & bit != 0 { return false }
-        self.seen |= bit
-        return true
+        if UInt64(c) <= UInt64(m.highest) + Self.jumpBound {
+            let v = m.accept(c)
+            self.main = m
+            if v == .accepted { self.tentativeHits = 0 }
+            return v
+        }
+        // Far ahead of both: a new tentative window (the main one is kept whatever comes here).
+        self.tentative = Line(c)
+        self.tentativeHits = 1
+        return .acceptedAhead
     }
 }

@@ -29,6 +29,8 @@ func guarded(_ body: () async throws -> Void) async throws {
         throw ExitCodeError(code: e.code)
     } catch let e as StoreError {
         FileHandle.standardError.write(Data("relay: \(e.description)\n".utf8))
+        // A damaged counter floor is a damaged file of the data directory, as identity.json would be.
+        if case .counterFloor = e { throw ExitCodeError(code: 78) }
         throw ExitCodeError(code: 74)
     } catch let e as LinkError {
         FileHandle.standardError.write(Data("relay: \(e.description)\n".utf8))
@@ -50,6 +52,8 @@ struct DataDir {
     var database: String { self.path + "/courier.db" }
     var statusFile: String { self.path + "/status.json" }
     var lockFile: String { self.path + "/relay.lock" }
+    /// The counter floor (SPEC 3.3, 3.4): how far packet counters and bundle sequence numbers may have been used.
+    var floorFile: String { self.path + "/counters.json" }
 
     /// Where `relay run` writes its status: the runtime directory systemd gives a service ($RUNTIME_DIRECTORY,
     /// /run/courier with the packaged unit: memory, not the SD card), else the data directory.
@@ -71,15 +75,25 @@ struct DataDir {
         return (pid, status ?? self.statusFile)
     }
 
+    /// identity.json. `check` (since issue 10) is the CRC-32C of `signingSeed|agreementSeed`, 8 hex digits: one
+    /// damaged digit in a seed would otherwise make another node, silently. Files without it are read as before,
+    /// and `relay run` adds it. The name is not covered: operators may edit it.
     struct IdentityFile: Codable {
         var name: String?
         var signingSeed: String
         var agreementSeed: String
+        var check: String?
+
+        var expectedCheck: String { checkDigits("\(self.signingSeed.lowercased())|\(self.agreementSeed.lowercased())") }
     }
 
+    /// network.json; `check` is the CRC-32C of `key|open` (`open` as true or false).
     struct NetworkFile: Codable {
         var key: String
         var open: Bool
+        var check: String?
+
+        var expectedCheck: String { checkDigits("\(self.key.lowercased())|\(self.open)") }
     }
 
     static func resolve(_ option: String?) throws -> DataDir {
@@ -95,28 +109,81 @@ struct DataDir {
         }
     }
 
-    func identity() throws -> (NodeIdentity, String?) {
+    func identityFileContents() throws -> IdentityFile {
         try self.requireInitialised()
         guard let data = FileManager.default.contents(atPath: self.identityFile),
-              let f = try? JSONDecoder().decode(IdentityFile.self, from: data),
-              let s = [UInt8](hex: f.signingSeed), let a = [UInt8](hex: f.agreementSeed),
+              let f = try? JSONDecoder().decode(IdentityFile.self, from: data)
+        else { throw RelayError.config("\(self.identityFile) is unreadable or damaged: restore it from a backup, or run `relay init` in a new directory") }
+        if let c = f.check, c.lowercased() != f.expectedCheck {
+            throw RelayError.config("\(self.identityFile) fails its checksum (a damaged or edited key digit): restore it from a backup; this relay would otherwise be another node")
+        }
+        return f
+    }
+
+    func identity() throws -> (NodeIdentity, String?) {
+        let f = try self.identityFileContents()
+        guard let s = [UInt8](hex: f.signingSeed), let a = [UInt8](hex: f.agreementSeed),
               let id = try? NodeIdentity(signingSeed: s, agreementSeed: a)
         else { throw RelayError.config("\(self.identityFile) is unreadable or damaged: restore it from a backup, or run `relay init` in a new directory") }
         return (id, f.name)
     }
 
-    func network() throws -> (NetworkKey, Bool) {
+    func networkFileContents() throws -> NetworkFile {
         guard let data = FileManager.default.contents(atPath: self.networkFile),
-              let f = try? JSONDecoder().decode(NetworkFile.self, from: data),
-              let k = [UInt8](hex: f.key), let key = try? NetworkKey(bytes: k)
+              let f = try? JSONDecoder().decode(NetworkFile.self, from: data)
+        else { throw RelayError.config("\(self.networkFile) is missing or damaged: join the federation again with `relay init --join CODE` in a new directory") }
+        if let c = f.check, c.lowercased() != f.expectedCheck {
+            throw RelayError.config("\(self.networkFile) fails its checksum (a damaged or edited digit): restore it from a backup, or ask a member for `relay invite` and copy the key again")
+        }
+        return f
+    }
+
+    func network() throws -> (NetworkKey, Bool) {
+        let f = try self.networkFileContents()
+        guard let k = [UInt8](hex: f.key), let key = try? NetworkKey(bytes: k)
         else { throw RelayError.config("\(self.networkFile) is missing or damaged: join the federation again with `relay init --join CODE` in a new directory") }
         return (key, f.open)
+    }
+
+    /// Adds the checksum to identity.json and network.json written before there was one (they were read and
+    /// found well-formed). Returns the files it changed.
+    func addMissingChecks() throws -> [String] {
+        var changed: [String] = []
+        var idf = try self.identityFileContents()
+        if idf.check == nil {
+            idf.check = idf.expectedCheck
+            try Self.writeJSON(idf, to: self.identityFile)
+            changed.append(self.identityFile)
+        }
+        var nf = try self.networkFileContents()
+        if nf.check == nil {
+            nf.check = nf.expectedCheck
+            try Self.writeJSON(nf, to: self.networkFile)
+            changed.append(self.networkFile)
+        }
+        return changed
+    }
+
+    /// Writes a JSON file durably (temporary file, fsync, rename), readable by the owner only.
+    static func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        do { try CounterFloor.writeDurably(Array(try enc.encode(value)), to: path, mode: 0o600) } catch let e as StoreError {
+            throw RelayError.cannotCreate("cannot write \(path): \(e.description)")
+        }
+    }
+
+    /// The counter floor of this relay's identity.
+    func counterFloor() throws -> CounterFloor {
+        let (id, _) = try self.identity()
+        return CounterFloor(path: self.floorFile, node: id.nodeID.description)
     }
 
     func store(readOnly: Bool = false) throws -> Store {
         try self.requireInitialised()
         var c = Store.Configuration()
         c.readOnly = readOnly
+        if !readOnly { c.floor = try self.counterFloor() }
         if let q = self.config().quota { c.quotaBytes = q }
         return try Store(path: self.database, configuration: c, logger: quietLogger())
     }
@@ -353,8 +420,10 @@ extension DataDir {
         let id = NodeIdentity()
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let idf = DataDir.IdentityFile(name: name, signingSeed: id.signingSeed.hex, agreementSeed: id.agreementSeed.hex)
-        let nf = DataDir.NetworkFile(key: key.bytes.hex, open: open)
+        var idf = DataDir.IdentityFile(name: name, signingSeed: id.signingSeed.hex, agreementSeed: id.agreementSeed.hex)
+        idf.check = idf.expectedCheck
+        var nf = DataDir.NetworkFile(key: key.bytes.hex, open: open)
+        nf.check = nf.expectedCheck
         guard FileManager.default.createFile(atPath: self.identityFile, contents: try enc.encode(idf), attributes: [.posixPermissions: 0o600]),
               FileManager.default.createFile(atPath: self.networkFile, contents: try enc.encode(nf), attributes: [.posixPermissions: 0o600])
         else { throw RelayError.cannotCreate("cannot write in \(self.path): check permissions and free space") }
@@ -408,6 +477,9 @@ extension DataDir {
         return id
     }
 }
+
+/// 8 hex digits: the CRC-32C of `text` (the checksum of identity.json and network.json).
+func checkDigits(_ text: String) -> String { String(format: "%08x", CRC32C.checksum(Array(text.utf8))) }
 
 func quietLogger() -> Logger {
     var l = Logger(label: "courier.store")

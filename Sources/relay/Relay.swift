@@ -61,6 +61,8 @@ extension Relay {
         @Option(help: "A name other relays see (e.g. \"Sargalu clinic\").") var name: String?
         @Option(help: "Join the federation of this code (from `relay invite` on another relay).") var join: String?
         @Flag(help: "Create an open federation (amateur bands: readable, authenticated, origin-signed).") var open = false
+        @Flag(help: "Make a new identity in a directory whose identity.json is gone but whose database remains (the old database is moved aside).")
+        var forceNewIdentity = false
         @Flag(help: "JSON.") var json = false
 
         func run() async throws {
@@ -68,6 +70,22 @@ extension Relay {
                 let dir = try d.dir()
                 if FileManager.default.fileExists(atPath: dir.identityFile) {
                     throw RelayError.cannotCreate("\(dir.path) already holds a relay identity; use another directory (nothing was changed)")
+                }
+                // The identity was lost but its database (queued bundles under the old origin, its counters) remains:
+                // a new identity there would keep those bundles under an origin nobody holds any more.
+                let left = [dir.database, dir.floorFile].filter { FileManager.default.fileExists(atPath: $0) }
+                if !left.isEmpty {
+                    guard self.forceNewIdentity else {
+                        throw RelayError.cannotCreate("\(dir.path) has no identity.json but still holds \(left.map { ($0 as NSString).lastPathComponent }.joined(separator: " and ")) of a relay: restore identity.json and network.json from a backup, or give --force-new-identity to make a new node here (the old database is moved aside; its queued messages stay under the old identity)")
+                    }
+                    let aside = "before-new-identity-\(Int(Date().timeIntervalSince1970))"
+                    for f in [dir.database, dir.database + "-wal", dir.database + "-shm", dir.floorFile]
+                    where FileManager.default.fileExists(atPath: f) {
+                        do { try FileManager.default.moveItem(atPath: f, toPath: f + "." + aside) } catch {
+                            throw RelayError.cannotCreate("cannot move \(f) aside: \(error.localizedDescription)")
+                        }
+                    }
+                    FileHandle.standardError.write(Data("relay: note: the old database was moved aside to \(dir.database).\(aside)\n".utf8))
                 }
                 let (key, open) = try self.join.map(JoinCode.parse) ?? (NetworkKey.random(), self.open)
                 let id = try dir.create(name: self.name, key: key, open: open)
@@ -179,7 +197,10 @@ extension Relay {
                         }
                     }
                 }
+                // identity.json and network.json from before there were checksums get one now.
+                for f in try dir.addMissingChecks() { logger.notice("added a checksum to \(f)") }
                 let store = try dir.store()
+                if let raised = store.floorRaised { logger.notice("\(raised)") }
                 var nodeConfig = try dir.nodeConfig(store: store)
                 // A running relay tells the federation its keys (and renews that), so members can encrypt to it.
                 nodeConfig.floodIdentity = true

@@ -1,3 +1,4 @@
+import Foundation
 import CourierTooling
 import CourierWire
 import Testing
@@ -92,11 +93,39 @@ import Testing
             (100, true), (100, false), (99, true), (164, true),
             (100, false),  // now 64 behind: outside the window
             (101, true), (101, false), (1_000_000, true), (164, false),
+            // SPEC 4.8: 1,000,000 opened a tentative window; the main one still moves and still refuses.
+            (165, true), (1_000_000, false), (1_000_001, true), (1_000_002, true), (1_000_003, true),
+            (1_000_004, true),  // the 4th since the main window last accepted one: it becomes the main window
+            (166, true), (165, false),  // the old main window is kept as the tentative one
         ]
         for (counter, fresh) in steps {
             let accepted = w.accept(counter)
             #expect(accepted == fresh, "counter \(counter)")
         }
+    }
+
+    /// Issue 10 point 4: a member forges one packet as another with counter 2^32-1; the real sender's packets are
+    /// still accepted, the forgery is refused when sent again, and so are the real ones sent again.
+    @Test func aForgedCounterFarAheadDoesNotPoisonTheWindow() {
+        var w = ReplayWindow()
+        for c in UInt32(10)..<20 {
+            let v = w.check(c)
+            #expect(v == .accepted)
+        }
+        let forged = w.check(UInt32.max), again = w.check(UInt32.max)
+        #expect(forged == .acceptedAhead && again == .replay)
+        for c in UInt32(20)..<100 {
+            let v = w.check(c)
+            #expect(v == .accepted, "real counter \(c)")
+        }
+        for c in UInt32(90)..<100 {
+            let v = w.check(c)
+            #expect(v == .replay)
+        }
+        #expect(w.highest == 99)
+        // A windows state kept in the store reads back the same.
+        let back = try? JSONDecoder().decode(ReplayWindow.self, from: JSONEncoder().encode(w))
+        #expect(back == w)
     }
 
     @Test func packerFillsPacketsUpToTheMTU() throws {

@@ -530,10 +530,20 @@ def check_spec_examples():
 
     def replay():
         w = cw.ReplayWindow()
-        seq = [100, 100, 99, 164, 100, 101, 101, 1_000_000, 164]
-        return expect_equal([w.accept(c) for c in seq], [True, False, True, True, False, True, False, True, False])
+        seq = [100, 100, 99, 164, 100, 101, 101, 1_000_000, 164, 165, 1_000_000, 1_000_001, 1_000_002, 1_000_003,
+               1_000_004, 166, 165]
+        return expect_equal([w.accept(c) for c in seq], [True, False, True, True, False, True, False, True, False,
+                                                          True, False, True, True, True, True, True, False])
+
+    def forged_far_ahead():
+        # A member seals one packet as another with counter 2^32-1: the real counters are still accepted.
+        w = cw.ReplayWindow()
+        ok = [w.accept(c) for c in range(10, 20)] + [w.accept(0xFFFFFFFF), w.accept(0xFFFFFFFF)]
+        ok += [w.accept(c) for c in range(20, 100)]
+        return expect_equal((ok[:11], ok[11], all(ok[12:]), w.highest), ([True] * 11, False, True, 99))
 
     check("spec 4.8: replay window example", replay)
+    check("spec 4.8: a counter far ahead opens a tentative window, the main one keeps accepting", forged_far_ahead)
     check("spec 5.5: ack entry for {0,1,3,9} is 06 02 01 41",
           lambda: expect_equal(cw.encode_payload([cw.AckRecord(0, [cw.ack_entry(6, {0, 1, 3, 9})])])[5:].hex(), "06020141"))
     check("spec 5.5/8.4: ack entry bitmap reads back to {0,1,3,9}",

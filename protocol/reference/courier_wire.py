@@ -1261,17 +1261,14 @@ def open_packet(packet: bytes, network_key: bytes, known: dict[int, list[bytes]]
     raise WireError("authenticationFailed")
 
 
-class ReplayWindow:
-    """4.8, one per sender full node id."""
+class _Window:
+    """One window of 4.8: the highest counter accepted, a 64-bit bitmap ending there, and the
+    counter that opened it."""
 
-    def __init__(self):
-        self.highest: Optional[int] = None
-        self.seen = 0
+    def __init__(self, c: int):
+        self.highest, self.seen, self.low = c, 1, c
 
     def accept(self, c: int) -> bool:
-        if self.highest is None:
-            self.highest, self.seen = c, 1
-            return True
         if c > self.highest:
             shift = c - self.highest
             self.seen = 0 if shift >= 64 else (self.seen << shift) & 0xFFFFFFFFFFFFFFFF
@@ -1282,6 +1279,43 @@ class ReplayWindow:
         if back >= 64 or self.seen >> back & 1:
             return False
         self.seen |= 1 << back
+        return True
+
+
+class ReplayWindow:
+    """4.8, one per sender full node id: a main window, and a tentative one for a counter more
+    than B ahead of it, which replaces the main one after CONFIRM packets with none in the main."""
+
+    B = 65536
+    CONFIRM = 4
+
+    def __init__(self):
+        self.main: Optional[_Window] = None
+        self.tentative: Optional[_Window] = None
+        self.hits = 0
+
+    @property
+    def highest(self) -> Optional[int]:
+        return self.main.highest if self.main else None
+
+    def accept(self, c: int) -> bool:
+        if self.main is None:
+            self.main = _Window(c)
+            return True
+        t = self.tentative
+        if t is not None and t.low <= c <= t.highest + self.B:
+            ok = t.accept(c)
+            if ok:
+                self.hits += 1
+                if self.hits >= self.CONFIRM:
+                    self.main, self.tentative, self.hits = t, self.main, 0
+            return ok
+        if c <= self.main.highest + self.B:
+            ok = self.main.accept(c)
+            if ok:
+                self.hits = 0
+            return ok
+        self.tentative, self.hits = _Window(c), 1
         return True
 
 
