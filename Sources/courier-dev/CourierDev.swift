@@ -8,8 +8,8 @@ import Foundation
 struct CourierDev: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "courier-dev",
-        abstract: "Developer tools: train the default compression dictionary, generate protocol test vectors.",
-        subcommands: [TrainDictionary.self, GenerateVectors.self, StoreCrashChild.self])
+        abstract: "Developer tools: train the default compression dictionary, generate protocol test vectors, tap a serial line.",
+        subcommands: [TrainDictionary.self, GenerateVectors.self, StoreCrashChild.self, Tap.self])
 }
 
 struct TrainDictionary: ParsableCommand {

@@ -485,7 +485,12 @@ def check_fragments():
                 result = out or result
             expect_equal(ack, cw.AckEntry(v["transfer"], len(recs)))
             expect_equal(reasm.add(NODE_A.node_id, recs[0]), (None, cw.AckEntry(v["transfer"], len(recs))))
-            return expect_equal(result.hex(), v["bundleHex"]) and "out of order; complete ack received = count"
+            # 8.3 rule 7: another bundle under the same number and count (a sender that reused it) is not
+            # acknowledged as the completed one: it is collected as a new transfer.
+            other = cw.FragmentRecord(recs[0].transfer, recs[0].index, len(recs), bytes(b ^ 0xFF for b in recs[0].data), recs[0].next_hop)
+            out, ack = reasm.add(NODE_A.node_id, other)
+            expect_equal((out, ack == cw.AckEntry(v["transfer"], len(recs))), (None, False))
+            return expect_equal(result.hex(), v["bundleHex"]) and "out of order; complete ack received = count; reused number not acked"
 
         check(f"{p}: reassemble -> bundleHex", reassemble)
 

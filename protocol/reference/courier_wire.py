@@ -1477,22 +1477,27 @@ def ack_missing(entry: AckEntry, count: int) -> list[int]:
 
 
 class Reassembler:
-    """8.3 (rules 1-4, 6 per transfer, 7); timeouts and the global memory cap are left out."""
+    """8.3 (rules 1-4, 6 per transfer, 7); timeouts and the global memory cap are left out. A
+    completed transfer is remembered with its fragments' data (the reference engine keeps a CRC-32C
+    of each): a late fragment is re-acknowledged only when it is the same fragment (rule 7)."""
 
     def __init__(self):
         self.partial: dict[tuple[bytes, int], dict] = {}
-        self.completed: dict[tuple[bytes, int], int] = {}   # -> count
+        self.completed: dict[tuple[bytes, int], list[bytes]] = {}   # -> each fragment's data
 
     def add(self, sender: bytes, frag: FragmentRecord) -> tuple[Optional[bytes], Optional[AckEntry]]:
         """Returns (completed bundle or None, ack entry to send or None if the fragment was dropped)."""
         key = (sender, frag.transfer)
         if key in self.completed:
-            if self.completed[key] == frag.count:
+            done = self.completed[key]
+            if len(done) == frag.count and frag.index < len(done) and done[frag.index] == frag.data:
                 return None, AckEntry(frag.transfer, frag.count)
-            del self.completed[key]
+            del self.completed[key]     # the sender reused the number for another bundle
         t = self.partial.setdefault(key, {"count": frag.count, "data": {}})
         if t["count"] != frag.count:
             return None, None
+        if t["data"].get(frag.index, frag.data) != frag.data:
+            t = self.partial[key] = {"count": frag.count, "data": {}}   # another bundle: start again
         if frag.index not in t["data"]:
             if sum(map(len, t["data"].values())) + len(frag.data) > MAX_BUNDLE:
                 del self.partial[key]
@@ -1500,7 +1505,7 @@ class Reassembler:
             t["data"][frag.index] = frag.data
         if len(t["data"]) == t["count"]:
             del self.partial[key]
-            self.completed[key] = frag.count
+            self.completed[key] = [t["data"][i] for i in range(frag.count)]
             return b"".join(t["data"][i] for i in range(frag.count)), AckEntry(frag.transfer, frag.count)
         return None, ack_entry(frag.transfer, t["data"].keys())
 
