@@ -52,6 +52,18 @@ struct StoreBench: ParsableCommand {
         let singleRate = Double(self.single) / Date().timeIntervalSince(t)
         print(String(format: "  durable submissions, one per transaction:   %8.0f /s", singleRate))
 
+        // 1b. What a relay now writes for every packet it accepts: the sender's replay windows (SPEC 4.8), kept
+        // so a packet captured before a restart is a replay after it.
+        var window = ReplayWindow()
+        let sender = origins[0].nodeID
+        t = Date()
+        for c in UInt32(1)...UInt32(self.single) {
+            _ = window.check(c)
+            try store.saveReplayWindow(window, for: sender)
+        }
+        let windowRate = Double(self.single) / Date().timeIntervalSince(t)
+        print(String(format: "  replay-window saves (one per packet received): %5.0f /s", windowRate))
+
         // 2. Batched, up to the target queue size.
         var batchTime = 0.0
         var inserted = self.single
