@@ -98,6 +98,24 @@ public final class Store: Sendable {
         do { return try self.db.write(body) } catch { throw StoreError.from(error, path: self.path) }
     }
 
+    /// A write transaction that takes SQLite's write lock at its start (BEGIN IMMEDIATE): the counter reservations
+    /// read, raise the floor file and write under it, so two processes (`relay run` and `relay send`) never both
+    /// read the same value or the same floor file.
+    func writeLocked<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+        do {
+            return try self.db.writeWithoutTransaction { db in try Self.immediate(db, body) }
+        } catch { throw StoreError.from(error, path: self.path) }
+    }
+
+    static func immediate<T>(_ db: Database, _ body: (Database) throws -> T) throws -> T {
+        var result: T? = nil
+        try db.inTransaction(.immediate) {
+            result = try body(db)
+            return .commit
+        }
+        return result!
+    }
+
     /// Reads outside an explicit transaction: each statement sees a consistent state. (GRDB's `read` toggles
     /// `PRAGMA query_only` around every call, which invalidates prepared statements; that cost dominated the
     /// simulator's profile.)
@@ -131,8 +149,8 @@ public final class Store: Sendable {
     /// Moves the counters in the database up to the floor file (they are behind it when the database is new,
     /// restored from an older copy, or the old one was moved aside). Returns what it did, or nil.
     static func applyFloor(_ floor: CounterFloor, db: DatabaseQueue) throws -> String? {
-        let v = try floor.read()
-        return try db.write { db -> String? in
+        return try db.writeWithoutTransaction { db in try Self.immediate(db) { db -> String? in
+            let v = try floor.read()
             var done: [String] = []
             if try Self.meta(db, "packet.counter") < v.packetCounter {
                 try Self.setMeta(db, "packet.counter", v.packetCounter)
@@ -152,7 +170,7 @@ public final class Store: Sendable {
             guard !done.isEmpty else { return nil }
             return "the database is behind \((floor.path as NSString).lastPathComponent) (new, restored or moved aside): "
                 + done.joined(separator: ", ") + ", so no packet nonce or bundle id is used twice"
-        }
+        } }
     }
 
     /// Raises the floor file (when there is one) before the values up to `v` are used.
@@ -166,7 +184,7 @@ public final class Store: Sendable {
     /// The next bundle sequence number of this node's own bundles (durable: never handed out twice, even when the
     /// database is lost, thanks to the floor file written before each block of 256 is used).
     public func nextSequence() throws(StoreError) -> UInt32 {
-        try self.write { db in
+        try self.writeLocked { db in
             let v = try Self.meta(db, "bundle.sequence")
             if v >= (try Self.meta(db, "bundle.sequence.reserved")) {
                 let ceiling = v + Self.reserveBlock
@@ -181,7 +199,7 @@ public final class Store: Sendable {
     /// Reserves `count` packet counters durably before they are used, so a restart never reuses one (nor a new
     /// database: the floor file is raised first). Counters never wrap (SPEC 3.3 rule 4): empty once exhausted.
     public func reservePacketCounters(_ count: UInt32 = 1_024) throws(StoreError) -> Range<UInt32> {
-        try self.write { db in
+        try self.writeLocked { db in
             let v = min(try Self.meta(db, "packet.counter"), Int64(UInt32.max))
             let end = min(v + Int64(count), Int64(UInt32.max))
             try self.raiseFloor(CounterFloor.Values(packetCounter: end))
@@ -193,7 +211,7 @@ public final class Store: Sendable {
     /// Reserves a block of transfer numbers (SPEC 8.2): absolute values, never handed out twice by this node; a
     /// transfer uses the value modulo 2^14, so a number comes back only after 16,384 transfers.
     public func reserveTransferNumbers(_ count: Int64 = 256) throws(StoreError) -> Range<Int64> {
-        try self.write { db in
+        try self.writeLocked { db in
             let v = max(try Self.meta(db, "transfer.next"), try Self.meta(db, "transfer.reserved"))
             let end = v + count
             try self.raiseFloor(CounterFloor.Values(transfer: end))
