@@ -98,6 +98,34 @@ import Testing
         }
     }
 
+    /// Issue 10 point 1 (SPEC 8.3 rule 7): a sender that restarted and reused a transfer number for another bundle
+    /// of the same fragment count is not told "complete": its fragments are collected as a new transfer.
+    @Test func aReusedTransferNumberIsNotAcknowledgedAsTheCompletedOne() throws {
+        var g = SplitMix64(seed: 4)
+        let old = try Fragmenter.records(bundle: Fixture.randomBytes(600, &g), mtu: 255, transfer: 1, nextHop: ShortID(7))
+        let new = try Fragmenter.records(bundle: Fixture.randomBytes(600, &g), mtu: 255, transfer: 1, nextHop: ShortID(7))
+        var re = Reassembler()
+        var done: [UInt8]? = nil
+        for case .fragment(let f) in old { if case .complete(let b, _) = re.add(f, from: Fixture.a.nodeID, now: 0) { done = b } }
+        #expect(done != nil)
+        // The same fragment again (our ack was lost): acknowledged as complete.
+        guard case .fragment(let again) = old[1] else { Issue.record("expected fragments"); return }
+        #expect(re.add(again, from: Fixture.a.nodeID, now: 1) == .duplicate(AckEntry(transfer: 1, received: old.count)))
+        // Another bundle under the same number and count: collected, and delivered whole.
+        var out: [UInt8]? = nil
+        for case .fragment(let f) in new {
+            #expect(re.conflicts(f, from: Fixture.a.nodeID) == (f.index == 0))
+            switch re.add(f, from: Fixture.a.nodeID, now: 2) {
+            case .duplicate: Issue.record("fragment \(f.index) of the new bundle acknowledged as the old one")
+            case .complete(let b, _): out = b
+            default: break
+            }
+        }
+        var expected: [UInt8] = []
+        for case .fragment(let f) in new { expected += f.data }
+        #expect(out == expected)
+    }
+
     @Test func reassemblyStateSurvivesEncoding() throws {
         var re = Reassembler()
         _ = re.add(FragmentRecord(transfer: 3, index: 1, count: 3, data: [9, 9]), from: Fixture.a.nodeID, now: 5)

@@ -186,6 +186,16 @@ import Glibc
         }
         #expect(try R.id(a) == id)
 
+        // The counter floor: a damaged digit is refused too (it must not silently lower a floor).
+        _ = try self.send(a, ["--everyone", "makes counters.json"])
+        let floor = a + "/counters.json"
+        let good = try String(contentsOfFile: floor, encoding: .utf8)
+        try good.replacingOccurrences(of: "\"bundleSequence\":256", with: "\"bundleSequence\":156").write(toFile: floor, atomically: true, encoding: .utf8)
+        #expect(try String(contentsOfFile: floor, encoding: .utf8) != good)
+        let (rcFloor, _, errFloor) = try R.run(["send", "--data-dir", a, "--everyone", "refused"])
+        #expect(rcFloor == 78 && errFloor.split(separator: "\n").count == 1 && errFloor.contains("counters.json fails its checksum"), "\(rcFloor): \(errFloor)")
+        try good.write(toFile: floor, atomically: true, encoding: .utf8)
+
         // Files from before the checksum: read as they are; `relay run` adds it.
         for file in ["identity.json", "network.json"] {
             let path = a + "/" + file
