@@ -140,7 +140,11 @@ public final class FrameTap: @unchecked Sendable {
             for i in 0..<2 {
                 if fds[i].revents & Int16(POLLOUT) != 0, !out[i].isEmpty {
                     let n = out[i].withUnsafeBytes { write(self.masters[i], $0.baseAddress, $0.count) }
-                    if n > 0 { out[i].removeFirst(n) }
+                    if n > 0 {
+                        out[i].removeFirst(n)
+                    } else if n < 0 && errno != EAGAIN && errno != EINTR {
+                        out[i].removeAll()  // nobody has that end open: dropped, as on a cable to a switched-off box
+                    }
                 }
                 guard fds[i].revents & Int16(POLLIN) != 0 else { continue }
                 let n = read(self.masters[i], &buf, buf.count)
@@ -156,7 +160,9 @@ public final class FrameTap: @unchecked Sendable {
                 if pass { for p in packets { out[1 - i] += encoder.encode(p) } }
             }
             // POLLHUP without data: nobody has that end open; wait instead of spinning.
-            if fds.allSatisfy({ $0.revents & Int16(POLLIN) == 0 && $0.revents & Int16(POLLOUT) == 0 }) { usleep(20_000) }
+            if fds.allSatisfy({ $0.revents & Int16(POLLIN) == 0 }) && fds.contains(where: { $0.revents & Int16(POLLHUP) != 0 }) {
+                usleep(20_000)
+            }
         }
         self.done.signal()
     }

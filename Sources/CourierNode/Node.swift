@@ -113,6 +113,8 @@ public final class Node {
     var transferNumbers: Range<Int64> = 0..<0
     /// Each sender's packet-counter windows (SPEC 4.8), kept in the store so they survive a restart.
     var replayWindows: [NodeID: ReplayWindow] = [:]
+    /// The last attempt to keep a replay window in the store failed (said once, until one succeeds).
+    var replayWindowUnsaved = false
     var floods: [BundleID: PendingFlood] = [:]
     var summaries: [NodeID: Set<UInt32>] = [:]
     /// Neighbours known to hold each bundle: we heard them send it, send or pass on a receipt for it (or another
@@ -428,10 +430,18 @@ public final class Node {
             self.emit(.event(.packetRefused(link: link, reason: .replay, detail: "counter \(packet.header.counter) from \(from.short) \(why)")))
             return self.drain()
         }
-        // Kept before the packet is acted on: after a restart a copy of it is still a replay.
-        do { try self.store.saveReplayWindow(window, for: from) } catch {
-            self.reject("cannot keep the replay window of \(from.short), packet not used: \(error)")
-            return self.drain()
+        // Kept before the packet is acted on: after a restart a copy of it is still a replay. When the store cannot
+        // take it (a full disk) the packet is still used, with the window in memory (refusing it would refuse the
+        // acks that let us free space, and make neighbours take us for gone); the next save that works keeps it all.
+        // Said once until saving works again.
+        do {
+            try self.store.saveReplayWindow(window, for: from)
+            self.replayWindowUnsaved = false
+        } catch {
+            if !self.replayWindowUnsaved {
+                self.reject("cannot keep replay windows in the store (a copy of a packet received now would not be refused after a restart until one is kept): \(error)")
+            }
+            self.replayWindowUnsaved = true
         }
         self.replayWindows[from] = window
         var n = self.neighbours[from] ?? Neighbour(id: from)
