@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer target (packet, record, bundle and archive decoders) with AddressSanitizer and runs it.
+# Builds the libFuzzer target (every decoder: packets, records, bundles, archives, link framings, bundle contents,
+# codes and other person-typed text; see Sources/CourierFuzz/main.swift) with AddressSanitizer and runs it.
 # Usage: scripts/fuzz.sh [SECONDS]   (default 600). Crashes land in fuzz-artifacts/; commit each one as a
 # regression case under Tests/CourierWireTests/FuzzRegressions/ (replayed by the tests).
 set -euo pipefail
@@ -27,6 +28,17 @@ for v in json.loads((root / "fragments.json").read_text()):
     for r in v["recordsHex"]: put(1, r)
 for v in json.loads((root / "invalid.json").read_text()):
     put({"bundle": 3, "payload": 1}.get(v["decoder"], 0), v["hex"])
+for v in json.loads((root / "framing.json").read_text())["frames"] + json.loads((root / "kiss.json").read_text())["frames"] \
+        + json.loads((root / "kiss.json").read_text())["rnode"]:
+    put(4, "00" + v["frameHex"])
+for f in ("framing.json", "kiss.json"):
+    for v in json.loads((root / f).read_text())["streams"]:
+        put(4, "03010710" + v["streamHex"])
+codes = json.loads((root / "codes.json").read_text())
+for v in codes["joinCodes"] + codes["identityCodes"] + codes["invalid"]:
+    put(6, v["code"].encode().hex())
+for v in codes["identityCodes"]:
+    put(5, "00" + v["signingPublic"] + v["agreementPublic"] + v["name"].encode().hex())
 print(f"seed corpus: {n} inputs")
 PY
 mkdir -p fuzz-artifacts
