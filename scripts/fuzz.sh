@@ -6,8 +6,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-600}
-swift build --product CourierFuzz --sanitize=fuzzer --sanitize=address --scratch-path .build-fuzz 2>&1 \
-    | grep -v -E "Cannot export local symbol|^ld.lld: warning" || true
+# swiftc keeps only the last -sanitize= option, and SwiftPM passes -sanitize=fuzzer -sanitize=address: without the
+# combined flag the Swift code gets AddressSanitizer but no coverage instrumentation (libFuzzer runs blind).
+# The linker's many "Cannot export local symbol '__asan_...'" warnings are left out of the output.
+log=$(mktemp)
+if ! swift build --product CourierFuzz --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address \
+        --scratch-path .build-fuzz >"$log" 2>&1; then
+    grep -v -E "Cannot export local symbol|^ld.lld: warning" "$log" | tail -40
+    echo "fuzz.sh: the fuzz target did not build" >&2
+    rm -f "$log"
+    exit 1
+fi
+rm -f "$log"
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT
 # Seed corpus: every packet, payload and bundle in the protocol's test vectors.
