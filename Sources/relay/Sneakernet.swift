@@ -125,8 +125,13 @@ extension Relay {
                 var counts: [String: Int] = [:]
                 var refused: [String] = []
                 var bar = ProgressBar(total: archive.bundles.count, what: "bundles imported")
+                var notStored: String?
                 for (i, b) in archive.bundles.enumerated() {
                     switch node.importBundle(b, now: now) {
+                    case .notStored(let why):
+                        // The disk is full or the database damaged: the rest would fail the same way.
+                        notStored = why
+                        counts["not stored", default: 0] += archive.bundles.count - i
                     case .stored: counts["held", default: 0] += 1
                     case .delivered: counts["delivered", default: 0] += 1
                     case .duplicate: counts["already here", default: 0] += 1
@@ -137,6 +142,7 @@ extension Relay {
                         refused.append(why)
                     }
                     bar.update(i + 1)
+                    if notStored != nil { break }
                 }
                 node.flushReceipts(now: now)
                 let age = CourierTime.unixSeconds(minutes: archive.created)
@@ -151,6 +157,9 @@ extension Relay {
                         + (counts["waiting for keys"].map { ["\($0) waiting for their origin's keys (see `relay status`)"] } ?? [])
                     print("  " + parts.joined(separator: ", "))
                     for r in refused.prefix(10) { print("  refused: \(r)") }
+                }
+                if let why = notStored {
+                    throw RelayError.io("\(counts["not stored"] ?? 0) bundles were not imported: \(why); free space (or repair the database) and run the same import again: what was imported is skipped")
                 }
                 if !refused.isEmpty {
                     throw RelayError.data("\(refused.count) bundle\(refused.count == 1 ? " was" : "s were") refused (see above); the rest were imported")
