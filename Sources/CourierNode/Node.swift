@@ -1246,6 +1246,29 @@ public final class Node {
     }
 
     /// Advances timers and sends what can be sent now.
+    /// Makes the receipts whose aggregation time is up (all of them with `all`), as bundles in the store.
+    /// At most `receiptMaxIDs` ids a receipt: an archive can deliver tens of thousands of one origin's bundles at
+    /// once, and one receipt for all would exceed the bundle size limit.
+    func makeReceipts(now: Double, all: Bool = false) {
+        for (origin, r) in self.receipts.sorted(by: { $0.key < $1.key }) where all || r.due <= now {
+            self.receipts[origin] = nil
+            for start in stride(from: 0, to: r.ids.count, by: Self.receiptMaxIDs) {
+                let ids = Array(r.ids[start..<min(start + Self.receiptMaxIDs, r.ids.count)])
+                do { _ = try self.make(kind: .receipt, destination: .node(origin), content: ReceiptContent.encode(ids), options: nil, now: now) } catch {
+                    self.reject("cannot make the receipt for \(ids.count) bundles of \(origin): \(error)")
+                }
+            }
+        }
+    }
+
+    /// The relay is stopping: what waits only in memory is made durable now. Receipts still being aggregated are
+    /// made and stored (sent at the next start) instead of lost, so origins learn of what was delivered just before.
+    /// Returns the events (a receipt that could not be stored is reported).
+    public func stopping(now: Double) -> [NodeOutput] {
+        self.makeReceipts(now: now, all: true)
+        return self.drain().filter { if case .send = $0 { return false } else { return true } }
+    }
+
     public func tick(now: Double) -> [NodeOutput] {
         self.applyKeyRotation(now: now)
         if now - self.lastHousekeeping >= 60 {
@@ -1320,18 +1343,7 @@ public final class Node {
             self.pulls[d]!.due = now + 20 * pow(2, Double(p.tries))
             self.pulls[d]!.tries += 1
         }
-        // Receipts whose aggregation time is up.
-        // At most `receiptMaxIDs` ids a receipt: an archive can deliver tens of thousands of one origin's bundles at
-        // once, and one receipt for all would exceed the bundle size limit.
-        for (origin, r) in self.receipts.sorted(by: { $0.key < $1.key }) where r.due <= now {
-            self.receipts[origin] = nil
-            for start in stride(from: 0, to: r.ids.count, by: Self.receiptMaxIDs) {
-                let ids = Array(r.ids[start..<min(start + Self.receiptMaxIDs, r.ids.count)])
-                do { _ = try self.make(kind: .receipt, destination: .node(origin), content: ReceiptContent.encode(ids), options: nil, now: now) } catch {
-                    self.reject("cannot make the receipt for \(ids.count) bundles of \(origin): \(error)")
-                }
-            }
-        }
+        self.makeReceipts(now: now)
         // Announces.
         for name in self.linkOrder {
             guard var l = self.links[name], l.up else { continue }

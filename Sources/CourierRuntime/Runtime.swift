@@ -148,6 +148,8 @@ public final class Runtime: @unchecked Sendable {
             self.wakeAt.withLock { $0 = next }
         }
         ticker.cancel()
+        // Receipts still being aggregated are stored now, to go out at the next start.
+        self.perform(self.node.stopping(now: Date().timeIntervalSince1970), receivedOn: nil)
         for l in self.links.values { l.stop() }
         for s in self.senders.values { s.finish() }
     }
