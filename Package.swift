@@ -99,7 +99,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
         // libFuzzer entry point: build with scripts/fuzz.sh (see README).
-        .executableTarget(name: "CourierFuzz", dependencies: ["CourierWire"]),
+        .executableTarget(name: "CourierFuzz", dependencies: ["CourierWire", "CourierLinks"]),
 
         .testTarget(
             name: "CourierWireTests",

@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer target (packet, record, bundle and archive decoders) with AddressSanitizer and runs it.
+# Builds the libFuzzer target (every decoder: packets, records, bundles, archives, link framings, bundle contents,
+# codes and other person-typed text; see Sources/CourierFuzz/main.swift) with AddressSanitizer and runs it.
 # Usage: scripts/fuzz.sh [SECONDS]   (default 600). Crashes land in fuzz-artifacts/; commit each one as a
 # regression case under Tests/CourierWireTests/FuzzRegressions/ (replayed by the tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-600}
-swift build --product CourierFuzz --sanitize=fuzzer --sanitize=address --scratch-path .build-fuzz 2>&1 \
-    | grep -v -E "Cannot export local symbol|^ld.lld: warning" || true
+# swiftc keeps only the last -sanitize= option, and SwiftPM passes -sanitize=fuzzer -sanitize=address: without the
+# combined flag the Swift code gets AddressSanitizer but no coverage instrumentation (libFuzzer runs blind).
+# The linker's many "Cannot export local symbol '__asan_...'" warnings are left out of the output.
+log=$(mktemp)
+if ! swift build --product CourierFuzz --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address \
+        --scratch-path .build-fuzz >"$log" 2>&1; then
+    grep -v -E "Cannot export local symbol|^ld.lld: warning" "$log" | tail -40
+    echo "fuzz.sh: the fuzz target did not build" >&2
+    rm -f "$log"
+    exit 1
+fi
+rm -f "$log"
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT
 # Seed corpus: every packet, payload and bundle in the protocol's test vectors.
@@ -27,6 +38,17 @@ for v in json.loads((root / "fragments.json").read_text()):
     for r in v["recordsHex"]: put(1, r)
 for v in json.loads((root / "invalid.json").read_text()):
     put({"bundle": 3, "payload": 1}.get(v["decoder"], 0), v["hex"])
+for v in json.loads((root / "framing.json").read_text())["frames"] + json.loads((root / "kiss.json").read_text())["frames"] \
+        + json.loads((root / "kiss.json").read_text())["rnode"]:
+    put(4, "00" + v["frameHex"])
+for f in ("framing.json", "kiss.json"):
+    for v in json.loads((root / f).read_text())["streams"]:
+        put(4, "03010710" + v["streamHex"])
+codes = json.loads((root / "codes.json").read_text())
+for v in codes["joinCodes"] + codes["identityCodes"] + codes["invalid"]:
+    put(6, v["code"].encode().hex())
+for v in codes["identityCodes"]:
+    put(5, "00" + v["signingPublic"] + v["agreementPublic"] + v["name"].encode().hex())
 print(f"seed corpus: {n} inputs")
 PY
 mkdir -p fuzz-artifacts

@@ -25,6 +25,8 @@ public struct LinkInfo: Sendable {
 public struct NodeConfig: Sendable {
     public var identity: NodeIdentity
     public var networkKey: NetworkKey
+    /// A change of network key under way (SPEC 3.7): the engine switches to the next key at its moment.
+    public var keyRotation = KeyRotation()
     public var name: String?
     public var trust: TrustPolicy = .open
     /// Groups whose bundles this node delivers to its inbox.

@@ -15,6 +15,9 @@ extension Node {
         case waiting(String)
         /// Refused, with the reason (untrusted origin, bad signature, damaged bundle, unreadable).
         case rejected(String)
+        /// Not stored: the database refused the write (a full disk, a damaged file). Nothing of it was kept; the
+        /// same archive can be imported again once the store is writable (what is already here is skipped).
+        case notStored(String)
     }
 
     /// Takes in one bundle from an archive with the checks a bundle from a link gets: decoding, lifetime, trust
@@ -25,7 +28,7 @@ extension Node {
         let b: CourierBundle
         do { b = try CourierBundle(decoding: bytes) } catch { return .rejected("damaged bundle: \(error)") }
         if b.expires <= UInt64(CourierTime.minutes(unixSeconds: Int64(now))) { return .expired }
-        if (try? self.store.hasSeen(b.id)) == true { return .duplicate }
+        do { if try self.store.hasSeen(b.id) { return .duplicate } } catch { return .notStored("cannot read the database: \(error)") }
         if let why = self.distrust(b) {
             self.refuse(b, why: why, from: Self.importedFrom, now: now)
             return .rejected(why)
@@ -35,7 +38,8 @@ extension Node {
         case .stored(delivered: false): return .stored
         case .duplicate: return .duplicate
         case .waiting(let why): return .waiting(why)
-        case .failed(let why), .notStored(let why): return .rejected(why)
+        case .failed(let why): return .rejected(why)
+        case .notStored(let why): return .notStored(why)
         }
     }
 

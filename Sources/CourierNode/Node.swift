@@ -156,8 +156,10 @@ public final class Node {
     var rng: SplitMix64
     var lastHousekeeping: Double = -1e9
     var quiet: Bool
-    let sealer: PacketSealer
-    let opener: PacketOpener
+    var sealer: PacketSealer
+    var opener: PacketOpener
+    /// The keys `sealer` and `opener` use now (SPEC 3.7): changed by `config.keyRotation` at its moment.
+    var networkKeys: (send: NetworkKey, accept: [NetworkKey])
     let compressor: BodyCompressor
     var outputs: [NodeOutput] = []
     /// Local bundles the engine already started (so one stored by another process is adopted once).
@@ -190,8 +192,9 @@ public final class Node {
         self.config = config
         self.store = store
         self.compressor = compressor
-        self.sealer = PacketSealer(networkKey: config.networkKey, sender: config.identity.nodeID, open: config.openMode)
-        self.opener = PacketOpener(networkKey: config.networkKey, acceptOpen: config.openMode)
+        self.networkKeys = config.keyRotation.keys(current: config.networkKey, at: now)
+        self.sealer = PacketSealer(networkKey: self.networkKeys.send, sender: config.identity.nodeID, open: config.openMode)
+        self.opener = PacketOpener(networkKeys: self.networkKeys.accept, acceptOpen: config.openMode)
         self.rng = SplitMix64(seed: seed ?? UInt64(config.identity.nodeID.short.rawValue))
         self.reassembler = Reassembler(timeout: Int64(config.reassemblyTimeout))
         self.quiet = try store.isQuiet()
@@ -289,6 +292,24 @@ public final class Node {
     }
 
     /// Changes who bundles are accepted from (the trust list edited while running); learns the listed keys.
+    /// The network key and its rotation as the files now say (the operator scheduled, received or retired a key,
+    /// SPEC 3.7); applied at once if the moment has come. The event saying so comes with the next outputs.
+    public func setNetworkKey(_ current: NetworkKey, rotation: KeyRotation, now: Double) {
+        self.config.networkKey = current
+        self.config.keyRotation = rotation
+        self.applyKeyRotation(now: now)
+    }
+
+    /// Seals and opens under the keys the rotation gives for `now`, saying so when they change.
+    func applyKeyRotation(now: Double) {
+        let k = self.config.keyRotation.keys(current: self.config.networkKey, at: now)
+        guard k.send != self.networkKeys.send || k.accept != self.networkKeys.accept else { return }
+        self.networkKeys = k
+        self.sealer = PacketSealer(networkKey: k.send, sender: self.config.identity.nodeID, open: self.config.openMode)
+        self.opener = PacketOpener(networkKeys: k.accept, acceptOpen: self.config.openMode)
+        self.emit(.event(.networkKeys(sending: k.send.fingerprint, accepting: k.accept.map(\.fingerprint))))
+    }
+
     public func setTrust(_ policy: TrustPolicy) {
         self.config.trust = policy
         if case .members(let members) = policy { for k in members { self.learn(k) } }
@@ -1258,7 +1279,31 @@ public final class Node {
     }
 
     /// Advances timers and sends what can be sent now.
+    /// Makes the receipts whose aggregation time is up (all of them with `all`), as bundles in the store.
+    /// At most `receiptMaxIDs` ids a receipt: an archive can deliver tens of thousands of one origin's bundles at
+    /// once, and one receipt for all would exceed the bundle size limit.
+    func makeReceipts(now: Double, all: Bool = false) {
+        for (origin, r) in self.receipts.sorted(by: { $0.key < $1.key }) where all || r.due <= now {
+            self.receipts[origin] = nil
+            for start in stride(from: 0, to: r.ids.count, by: Self.receiptMaxIDs) {
+                let ids = Array(r.ids[start..<min(start + Self.receiptMaxIDs, r.ids.count)])
+                do { _ = try self.make(kind: .receipt, destination: .node(origin), content: ReceiptContent.encode(ids), options: nil, now: now) } catch {
+                    self.reject("cannot make the receipt for \(ids.count) bundles of \(origin): \(error)")
+                }
+            }
+        }
+    }
+
+    /// The relay is stopping: what waits only in memory is made durable now. Receipts still being aggregated are
+    /// made and stored (sent at the next start) instead of lost, so origins learn of what was delivered just before.
+    /// Returns the events (a receipt that could not be stored is reported).
+    public func stopping(now: Double) -> [NodeOutput] {
+        self.makeReceipts(now: now, all: true)
+        return self.drain().filter { if case .send = $0 { return false } else { return true } }
+    }
+
     public func tick(now: Double) -> [NodeOutput] {
+        self.applyKeyRotation(now: now)
         if now - self.lastHousekeeping >= 60 {
             self.lastHousekeeping = now
             self.expireBundles(now: now)
@@ -1331,18 +1376,7 @@ public final class Node {
             self.pulls[d]!.due = now + 20 * pow(2, Double(p.tries))
             self.pulls[d]!.tries += 1
         }
-        // Receipts whose aggregation time is up.
-        // At most `receiptMaxIDs` ids a receipt: an archive can deliver tens of thousands of one origin's bundles at
-        // once, and one receipt for all would exceed the bundle size limit.
-        for (origin, r) in self.receipts.sorted(by: { $0.key < $1.key }) where r.due <= now {
-            self.receipts[origin] = nil
-            for start in stride(from: 0, to: r.ids.count, by: Self.receiptMaxIDs) {
-                let ids = Array(r.ids[start..<min(start + Self.receiptMaxIDs, r.ids.count)])
-                do { _ = try self.make(kind: .receipt, destination: .node(origin), content: ReceiptContent.encode(ids), options: nil, now: now) } catch {
-                    self.reject("cannot make the receipt for \(ids.count) bundles of \(origin): \(error)")
-                }
-            }
-        }
+        self.makeReceipts(now: now)
         // Announces.
         for name in self.linkOrder {
             guard var l = self.links[name], l.up else { continue }
@@ -1424,6 +1458,11 @@ public final class Node {
     /// When the engine next wants a tick.
     public func nextWakeup(now: Double) -> Double {
         var t = now + 60
+        // A scheduled key switch, and the end of the replaced key's grace (SPEC 3.7).
+        let r = self.config.keyRotation
+        for moment in [r.switchAt, r.switchAt + KeyRotation.replacedKeyAcceptedFor, r.previousUntil] where moment > now {
+            t = min(t, moment)
+        }
         for f in self.floods.values { t = min(t, f.due) }
         for p in self.pulls.values { t = min(t, p.due) }
         for r in self.receipts.values { t = min(t, r.due) }

@@ -33,6 +33,9 @@ public enum NodeEvent: Sendable, Equatable {
     case expired(BundleID)
     /// A failure notice: `by` gave up on `id`, one of this node's bundles.
     case failureNotice(BundleID, reason: FailureReason, by: ShortID)
+    /// The network keys changed (a scheduled switch, or the operator changed the rotation): packets are now sealed
+    /// under `sending` and accepted under each of `accepting` (fingerprints, SPEC 3.1).
+    case networkKeys(sending: String, accepting: [String])
     /// A node's keys, learnt from its identity bundle (not from an announce heard on a link).
     case keysLearnt(NodeID, name: String?)
     /// A next hop stopped acknowledging a bundle in our custody: kept, tried again another way.

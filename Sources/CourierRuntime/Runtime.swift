@@ -148,6 +148,8 @@ public final class Runtime: @unchecked Sendable {
             self.wakeAt.withLock { $0 = next }
         }
         ticker.cancel()
+        // Receipts still being aggregated are stored now, to go out at the next start.
+        self.perform(self.node.stopping(now: Date().timeIntervalSince1970), receivedOn: nil)
         for l in self.links.values { l.stop() }
         for s in self.senders.values { s.finish() }
     }
@@ -194,6 +196,8 @@ public final class Runtime: @unchecked Sendable {
                 case .expired(let id): self.logger.info("bundle expired", metadata: ["bundle.id": "\(id)"])
                 case .failureNotice(let id, let reason, let by):
                     self.logger.warning("not delivered: a relay gave up on our bundle", metadata: ["bundle.id": "\(id)", "reason": "\(reason)", "by": "\(by)"])
+                case .networkKeys(let sending, let accepting):
+                    self.logger.notice("network keys: sending under \(sending), accepting \(accepting.joined(separator: ", "))")
                 case .keysLearnt(let id, let name):
                     self.logger.info("keys learnt", metadata: ["node": "\(id.short)", "name": "\(name ?? "-")"])
                 case .stalled(let id, let to):

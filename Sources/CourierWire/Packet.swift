@@ -123,16 +123,21 @@ public struct PacketSealer: Sendable {
     }
 }
 
-/// Opens packets for a node in a federation.
+/// Opens packets for a node in a federation: under its network key, or under each of several while the
+/// federation changes key (SPEC 3.7), tried in order.
 public struct PacketOpener: Sendable {
-    private let networkKey: NetworkKey
-    private let announceKey: SymmetricKey
+    private let keys: [(network: NetworkKey, announce: SymmetricKey)]
     /// Accept open-mode (readable) packets. A sealed federation leaves this off.
     public var acceptOpen: Bool
 
     public init(networkKey: NetworkKey, acceptOpen: Bool = false) {
-        self.networkKey = networkKey
-        self.announceKey = networkKey.announceKey
+        self.init(networkKeys: [networkKey], acceptOpen: acceptOpen)
+    }
+
+    /// `networkKeys`: every key a packet may be sealed under, the likeliest first (at least one).
+    public init(networkKeys: [NetworkKey], acceptOpen: Bool = false) {
+        precondition(!networkKeys.isEmpty, "a packet opener needs a network key")
+        self.keys = networkKeys.map { ($0, $0.announceKey) }
         self.acceptOpen = acceptOpen
     }
 
@@ -164,14 +169,20 @@ public struct PacketOpener: Sendable {
         }
 
         if header.isAnnounceForm {
-            guard let payload = attempt(self.announceKey) else { throw .authenticationFailed }
-            return Packet(header: header, sender: nil, records: try Record.decodeAll(payload[...]))
+            for k in self.keys {
+                if let payload = attempt(k.announce) {
+                    return Packet(header: header, sender: nil, records: try Record.decodeAll(payload[...]))
+                }
+            }
+            throw .authenticationFailed
         }
         let ids = candidates(header.sender).filter { $0.short == header.sender }
         guard !ids.isEmpty else { throw .unknownSender(header.sender) }
-        for id in ids {
-            if let payload = attempt(self.networkKey.packetKey(for: id)) {
-                return Packet(header: header, sender: id, records: try Record.decodeAll(payload[...]))
+        for k in self.keys {
+            for id in ids {
+                if let payload = attempt(k.network.packetKey(for: id)) {
+                    return Packet(header: header, sender: id, records: try Record.decodeAll(payload[...]))
+                }
             }
         }
         throw .authenticationFailed

@@ -362,6 +362,7 @@ struct DataDir {
         let (id, name) = try self.identity()
         let (key, open) = try self.network()
         var c = NodeConfig(identity: id, networkKey: key, name: name)
+        c.keyRotation = try self.keyRotation()
         c.openMode = open
         let conf = self.config()
         c.groups = Set(conf.groups.map(GroupID.init(name:)))

@@ -34,7 +34,7 @@ struct Relay: AsyncParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [Init.self, Invite.self, Id.self, Run.self, Send.self, Inbox.self, Outbox.self, Queue.self, Status.self,
-                      Quiet.self, Ports.self, Peers.self, Export.self, Import.self, Demo.self])
+                      Quiet.self, Ports.self, Peers.self, Rekey.self, Export.self, Import.self, Demo.self])
 
     static func runCommand() async {
         do {
@@ -111,8 +111,8 @@ extension Relay {
             try await guarded {
                 let dir = try d.dir()
                 try dir.requireInitialised()
-                let (key, open) = try dir.network()
-                print(JoinCode.make(key: key, open: open))
+                let open = try dir.network().1
+                print(JoinCode.make(key: try dir.sendingKey(), open: open))
             }
         }
     }
@@ -197,10 +197,12 @@ extension Relay {
                         }
                     }
                 }
-                // identity.json and network.json from before there were checksums get one now.
-                for f in try dir.addMissingChecks() { logger.notice("added a checksum to \(f)") }
                 let store = try dir.store()
                 if let raised = store.floorRaised { logger.notice("\(raised)") }
+                // A key change whose moment passed while the relay was stopped: the files say so first (SPEC 3.7).
+                try dir.settleKeyRotation(now: Date().timeIntervalSince1970)
+                // identity.json and network.json from before there were checksums get one now.
+                for f in try dir.addMissingChecks() { logger.notice("added a checksum to \(f)") }
                 var nodeConfig = try dir.nodeConfig(store: store)
                 // A running relay tells the federation its keys (and renews that), so members can encrypt to it.
                 nodeConfig.floodIdentity = true
@@ -226,6 +228,9 @@ extension Relay {
                         return
                     }
                     node.setGroups(Set(conf.groups.map(GroupID.init(name:))))
+                    do { node.setNetworkKey(try dir.network().0, rotation: try dir.keyRotation(), now: Date().timeIntervalSince1970) } catch {
+                        log.error("reload: cannot read the network keys; keeping the ones in use", metadata: ["error": "\(error)"])
+                    }
                     do { node.setTrust(try dir.trustPolicy(conf, store: node.store)) } catch {
                         log.error("reload: cannot read the trust list; keeping the old one", metadata: ["error": "\(error)"])
                     }
@@ -451,9 +456,14 @@ extension Relay {
                 }
                 let running = relay != nil
                 let mode = try dir.network().1 ? "open" : "sealed"
+                let rotation = try dir.keyRotation()
+                let keyNow = Date().timeIntervalSince1970
+                let keys = rotation.keys(current: try dir.network().0, at: keyNow)
+                let pending = rotation.next.flatMap { keyNow < rotation.switchAt ? ($0.fingerprint, Rekey.utc(rotation.switchAt)) : nil }
                 if self.json {
                     var o: [String: Any] = ["node": id.nodeID.short.description, "running": running, "quiet": try store.isQuiet(), "queued": s.total.count,
-                                            "mode": mode]
+                                            "mode": mode, "networkKey": keys.send.fingerprint, "networkKeysAccepted": keys.accept.map(\.fingerprint)]
+                    if let pending { o["networkKeyNext"] = ["key": pending.0, "at": pending.1] }
                     if let pid = relay?.pid { o["pid"] = Int(pid) }
                     if let live { o["live"] = live }
                     o["waiting"] = s.waiting.map { w -> [String: Any] in
@@ -470,6 +480,8 @@ extension Relay {
                 if let c = (live?["info"] as? [String: String])?["callsign"] { callsign = c == "none" ? ", no callsign" : ", callsign \(c)" }
                 let state = running ? "running\(relay?.pid.map { " (pid \($0))" } ?? "")" : "not running"
                 say("relay \(id.nodeID.short)\(name.map { " (\($0))" } ?? ""): \(state), \(mode) federation\(callsign)\(try store.isQuiet() ? ", QUIET MODE (transmitting nothing)" : "")")
+                let replaced = keys.accept.filter { $0 != keys.send && $0 != rotation.next }.map(\.fingerprint)
+                say("  network key \(keys.send.fingerprint)\(pending.map { "; switching to \($0.0) at \($0.1)" } ?? "")\(replaced.isEmpty ? "" : "; still accepting replaced key \(replaced.joined(separator: ", "))")")
                 if let live {
                     for l in (live["links"] as? [[String: Any]]) ?? [] {
                         let used = (l["airtimeUsed"] as? Double).map { String(format: "%.0f s", $0) } ?? "-"

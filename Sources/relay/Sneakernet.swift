@@ -46,7 +46,7 @@ extension Relay {
             try await guarded {
                 let dir = try d.dir()
                 let (id, _) = try dir.identity()
-                let (key, _) = try dir.network()
+                let key = try dir.sendingKey()
                 let store = try dir.store()
                 var filter: Destination?
                 if let t = self.to {
@@ -89,15 +89,27 @@ extension Relay {
         @Flag(help: "JSON summary.") var json = false
         @Argument(help: "The file to read.") var file: String
 
+        /// The archive under the first key that authenticates it; the last key's error when none does.
+        static func open(_ bytes: [UInt8], keys: [NetworkKey]) throws(WireError) -> BundleArchive {
+            var last = WireError.authenticationFailed
+            for k in keys {
+                do { return try BundleArchive(decoding: bytes, networkKey: k) } catch { last = error }
+                if case .authenticationFailed = last { continue }
+                throw last
+            }
+            throw last
+        }
+
         func run() async throws {
             try await guarded {
                 let dir = try d.dir()
-                let (key, _) = try dir.network()
+                // Any key the relay accepts now: an export written just before a key change still imports after it.
+                let keys = try dir.keyRotation().keys(current: try dir.network().0, at: Date().timeIntervalSince1970).accept
                 guard let data = FileManager.default.contents(atPath: self.file) else {
                     throw RelayError.noInput("cannot read \(self.file): check the path and that the stick is mounted")
                 }
                 let archive: BundleArchive
-                do { archive = try BundleArchive(decoding: [UInt8](data), networkKey: key) } catch let error as WireError {
+                do { archive = try Self.open([UInt8](data), keys: keys) } catch let error as WireError {
                     switch error {
                     case .authenticationFailed:
                         throw RelayError.data("\(self.file) was written by a relay of another federation, or it is damaged: nothing was imported")
@@ -113,8 +125,13 @@ extension Relay {
                 var counts: [String: Int] = [:]
                 var refused: [String] = []
                 var bar = ProgressBar(total: archive.bundles.count, what: "bundles imported")
+                var notStored: String?
                 for (i, b) in archive.bundles.enumerated() {
                     switch node.importBundle(b, now: now) {
+                    case .notStored(let why):
+                        // The disk is full or the database damaged: the rest would fail the same way.
+                        notStored = why
+                        counts["not stored", default: 0] += archive.bundles.count - i
                     case .stored: counts["held", default: 0] += 1
                     case .delivered: counts["delivered", default: 0] += 1
                     case .duplicate: counts["already here", default: 0] += 1
@@ -125,6 +142,7 @@ extension Relay {
                         refused.append(why)
                     }
                     bar.update(i + 1)
+                    if notStored != nil { break }
                 }
                 node.flushReceipts(now: now)
                 let age = CourierTime.unixSeconds(minutes: archive.created)
@@ -139,6 +157,9 @@ extension Relay {
                         + (counts["waiting for keys"].map { ["\($0) waiting for their origin's keys (see `relay status`)"] } ?? [])
                     print("  " + parts.joined(separator: ", "))
                     for r in refused.prefix(10) { print("  refused: \(r)") }
+                }
+                if let why = notStored {
+                    throw RelayError.io("\(counts["not stored"] ?? 0) bundles were not imported: \(why); free space (or repair the database) and run the same import again: what was imported is skipped")
                 }
                 if !refused.isEmpty {
                     throw RelayError.data("\(refused.count) bundle\(refused.count == 1 ? " was" : "s were") refused (see above); the rest were imported")
