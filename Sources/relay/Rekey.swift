@@ -19,6 +19,14 @@ extension DataDir {
         var switchAt: Double?
         var previous: String?
         var previousUntil: Double?
+        /// CRC-32C of the other fields (8 hex digits), as identity.json and network.json carry: a damaged digit of a
+        /// key would otherwise switch the relay to a key nobody holds. Absent in files from before it (read as they are).
+        var check: String?
+
+        var expectedCheck: String {
+            func t(_ d: Double?) -> String { d.map { "\($0)" } ?? "" }
+            return checkDigits("\(self.next?.lowercased() ?? "")|\(t(self.switchAt))|\(self.previous?.lowercased() ?? "")|\(t(self.previousUntil))")
+        }
     }
 
     /// The key rotation on disk; none when the file is absent.
@@ -30,6 +38,7 @@ extension DataDir {
         guard let data = FileManager.default.contents(atPath: self.rotationFile) else { throw damaged("unreadable") }
         let f: RotationFile
         do { f = try JSONDecoder().decode(RotationFile.self, from: data) } catch { throw damaged("not the JSON `relay rekey` writes") }
+        if let c = f.check, c.lowercased() != f.expectedCheck { throw damaged("it fails its checksum: a damaged or edited digit") }
         func key(_ hex: String?, _ field: String) throws -> NetworkKey? {
             guard let hex else { return nil }
             guard let b = [UInt8](hex: hex), let k = try? NetworkKey(bytes: b) else { throw damaged("\(field) is not 64 hex digits") }
@@ -43,8 +52,9 @@ extension DataDir {
     }
 
     func writeKeyRotation(_ r: KeyRotation) throws {
-        let f = RotationFile(next: r.next?.bytes.hex, switchAt: r.next == nil ? nil : r.switchAt,
+        var f = RotationFile(next: r.next?.bytes.hex, switchAt: r.next == nil ? nil : r.switchAt,
                              previous: r.previous?.bytes.hex, previousUntil: r.previous == nil ? nil : r.previousUntil)
+        f.check = f.expectedCheck
         try self.writeSecret(f, to: self.rotationFile)
     }
 

@@ -186,6 +186,21 @@ import Glibc
         }
         #expect(try R.id(a) == id)
 
+        // A scheduled key change (rekey.json): a damaged digit of the next key is refused, not switched to.
+        let (rcNew, _, errNew) = try R.run(["rekey", "new", "--data-dir", a, "--in", "72"])
+        #expect(rcNew == 0, "\(errNew)")
+        let rekey = a + "/rekey.json"
+        let planned = try String(contentsOfFile: rekey, encoding: .utf8)
+        var r = try JSONSerialization.jsonObject(with: Data(planned.utf8)) as! [String: Any]
+        #expect((r["check"] as? String)?.count == 8, "\(r)")
+        var next = Array(r["next"] as! String)
+        next[3] = next[3] == "0" ? "1" : "0"
+        r["next"] = String(next)
+        try JSONSerialization.data(withJSONObject: r).write(to: URL(fileURLWithPath: rekey))
+        let (rcShow, _, errShow) = try R.run(["rekey", "show", "--data-dir", a])
+        #expect(rcShow == 78 && errShow.split(separator: "\n").count == 1 && errShow.contains("checksum"), "\(rcShow): \(errShow)")
+        try FileManager.default.removeItem(atPath: rekey)
+
         // The counter floor: a damaged digit is refused too (it must not silently lower a floor).
         _ = try self.send(a, ["--everyone", "makes counters.json"])
         let floor = a + "/counters.json"
