@@ -3,7 +3,7 @@ import GRDB
 /// Versioned schema. Never edit a shipped migration; add a new one and bump `version`.
 enum Schema {
     /// The highest schema this build knows. Stored in `PRAGMA user_version` after migrating.
-    static let version = 3
+    static let version = 4
 
     static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
@@ -127,6 +127,10 @@ enum Schema {
                 ) WITHOUT ROWID;
                 ALTER TABLE inbox ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0;
                 """)
+        }
+        m.registerMigration("v4-origin") { db in
+            // Whether a delivered message's origin signature verified with its origin's known keys (SPEC 6.12).
+            try db.execute(sql: "ALTER TABLE inbox ADD COLUMN proven INTEGER NOT NULL DEFAULT 0")
         }
         return m
     }

@@ -9,7 +9,7 @@ struct CourierDev: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "courier-dev",
         abstract: "Developer tools: train the default compression dictionary, generate protocol test vectors.",
-        subcommands: [TrainDictionary.self, GenerateVectors.self, StoreCrashChild.self])
+        subcommands: [TrainDictionary.self, GenerateVectors.self, StoreCrashChild.self, ForgeCommand.self])
 }
 
 struct TrainDictionary: ParsableCommand {
