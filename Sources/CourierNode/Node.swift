@@ -803,7 +803,13 @@ public final class Node {
             return .notStored("cannot keep: \(error)")
         }
         self.emit(.event(.waiting(b.id, reason: why)))
-        self.requestKeys(of: b.origin, now: now)
+        if case .node = b.destination {
+            self.requestKeys(of: b.origin, now: now)
+        } else {
+            // A flood: the neighbour that passed it on most likely holds the origin's identity flood (9.1), which our
+            // summary brings at once; the key request, which travels to the origin, follows within a minute if not.
+            self.wantSummary(nil, now: now, 0.1, 2)
+        }
         return .waiting(why)
     }
 
@@ -1322,9 +1328,9 @@ public final class Node {
             self.lastHousekeeping = now
             self.expireBundles(now: now)
             if self.config.floodIdentity { self.renewIdentity(now: now) }
-            // Origins of bundles still kept unread: ask again (at most once per `keyRequestInterval`).
+            // Origins of bundles still kept unread a minute on: ask (again at most once per `keyRequestInterval`).
             do {
-                for w in try self.store.waiting() where now - Double(w.since) >= self.config.keyRequestInterval {
+                for w in try self.store.waiting() where now - Double(w.since) >= min(60, self.config.keyRequestInterval) {
                     self.requestKeys(of: w.id.origin, now: now)
                 }
             } catch {
