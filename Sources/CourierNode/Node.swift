@@ -803,13 +803,10 @@ public final class Node {
             return .notStored("cannot keep: \(error)")
         }
         self.emit(.event(.waiting(b.id, reason: why)))
-        if case .node = b.destination {
-            self.requestKeys(of: b.origin, now: now)
-        } else {
-            // A flood: the neighbour that passed it on most likely holds the origin's identity flood (9.1), which our
-            // summary brings at once; the key request, which travels to the origin, follows within a minute if not.
-            self.wantSummary(nil, now: now, 0.1, 2)
-        }
+        self.requestKeys(of: b.origin, now: now)
+        // A flood: the neighbour that passed it on most likely holds the origin's identity flood (9.1), which our
+        // summary brings sooner than the key request's answer.
+        if case .node = b.destination {} else { self.wantSummary(nil, now: now, 0.1, 2) }
         return .waiting(why)
     }
 
@@ -923,7 +920,10 @@ public final class Node {
             }
             switch self.accept(b, from: nil, source: "kept for keys", now: now) {
             case .stored: self.afterStoring(b, from: nil, now: now, local: false)
-            case .delivered, .duplicate, .waiting, .failed, .notStored: break
+            case .delivered:
+                // It has waited already: its receipt goes out now rather than after the aggregation delay.
+                if b.kind != .receipt && b.kind != .failure && b.kind != .identity { self.queueReceipt(for: b.id, now: now, within: 1) }
+            case .duplicate, .waiting, .failed, .notStored: break
             }
         }
     }
@@ -1328,9 +1328,9 @@ public final class Node {
             self.lastHousekeeping = now
             self.expireBundles(now: now)
             if self.config.floodIdentity { self.renewIdentity(now: now) }
-            // Origins of bundles still kept unread a minute on: ask (again at most once per `keyRequestInterval`).
+            // Origins of bundles still kept unread: ask again (at most once per `keyRequestInterval`).
             do {
-                for w in try self.store.waiting() where now - Double(w.since) >= min(60, self.config.keyRequestInterval) {
+                for w in try self.store.waiting() where now - Double(w.since) >= self.config.keyRequestInterval {
                     self.requestKeys(of: w.id.origin, now: now)
                 }
             } catch {

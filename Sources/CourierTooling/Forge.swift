@@ -79,9 +79,9 @@ public enum Forge {
         .bundle(BundleRecord(nextHop: nextHop, transfer: nextHop == nil ? nil : transfer, bundle: b.encode()))
     }
 
-    /// A packet counter that grows between runs of the tool (ten per second), so a relay's replay window (4.8)
-    /// takes packets from a later run.
+    /// A packet counter that grows between runs of the tool (a thousand a second, so two runs a moment apart do not
+    /// overlap), so a relay's replay window (4.8) takes the packets of a later run.
     public static func counterNow() -> UInt32 {
-        UInt32(truncatingIfNeeded: Int64(Date().timeIntervalSince1970 * 10) - 17_000_000_000)
+        UInt32(truncatingIfNeeded: Int64(Date().timeIntervalSince1970 * 1_000))
     }
 }

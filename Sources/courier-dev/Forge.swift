@@ -37,6 +37,7 @@ struct ForgeCommand: ParsableCommand {
     @Option(help: "Send directed bundles to this neighbour as next hop (it takes custody and acknowledges).") var nextHop: String?
     @Option(help: "Write the frames to this serial device or pty (otherwise print each packet in hex).") var line: String?
     @Option(help: "Pace writes to this many bytes per second (115200 baud is 11520).") var bytesPerSecond = 11_520
+    @Option(help: "First packet counter (default: from the clock, a thousand a second).") var counter: UInt32?
     @Flag(help: "Do not send the member's announce first.") var noAnnounce = false
     @Argument(help: "The content (text).") var text: String = "forged"
 
@@ -140,7 +141,7 @@ struct ForgeCommand: ParsableCommand {
             print(b.id)
         }
         let packets = Forge.packets(records, member: memberID, name: memberName, networkKey: key, open: open,
-                                    firstCounter: Forge.counterNow(), announce: !self.noAnnounce)
+                                    firstCounter: self.counter ?? Forge.counterNow(), announce: !self.noAnnounce)
         guard let path = self.line else {
             for p in packets { FileHandle.standardError.write(Data((p.hex + "\n").utf8)) }
             return
