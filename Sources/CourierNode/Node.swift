@@ -1312,7 +1312,7 @@ public final class Node {
         for e in expired {
             if e.unread {
                 self.emit(.event(.gaveUp(e.id, reason: "unreadable: its lifetime passed and the keys of its origin \(e.id.origin) never arrived")))
-                self.notifyFailure(e.id, kind: e.kind, .unreadable, now: now)
+                if case .node = e.destination { self.notifyFailure(e.id, kind: e.kind, .unreadable, now: now) }
             } else if case .node(let d) = e.destination, e.custody {
                 self.emit(.event(.gaveUp(e.id, reason: "expired: its lifetime passed before it reached \(d)")))
                 if !e.isLocal { self.notifyFailure(e.id, kind: e.kind, .expired, now: now) }

@@ -634,13 +634,19 @@ public final class Store: Sendable {
                                    custody: custody, isLocal: (r["local"] as Int64) != 0, unread: false))
             }
             if !out.isEmpty { try Self.bump(db, "expired.total", by: Int64(out.count)) }
-            for r in try Row.fetchAll(db.cachedStatement(sql: "SELECT origin, created, sequence, kind FROM waiting WHERE expires <= ?"), arguments: [nowMinutes]) {
+            for r in try Row.fetchAll(db.cachedStatement(sql: "SELECT origin, created, sequence, kind, data FROM waiting WHERE expires <= ?"), arguments: [nowMinutes]) {
                 let id = try BundleID(origin: ShortID(UInt32(r["origin"] as Int64)), created: UInt32(r["created"] as Int64), sequence: UInt32(r["sequence"] as Int64))
                 let kind = Kind(code: UInt8(r["kind"] as Int64))
                 try Self.event(db, .gaveUp, at: now, bundle: id, kind: kind, priority: kind.defaultPriority,
                                detail: "unreadable: its lifetime passed and the keys of its origin \(id.origin) never arrived")
                 try Self.bump(db, "unreadable.total")
-                out.append(Expired(id: id, kind: kind, destination: .node(ShortID(0)), custody: false, isLocal: false, unread: true))
+                // Its destination (a flood kept for its origin's keys is not reported to that origin: the origin may
+                // not exist); a damaged row counts as a flood.
+                var destination = Destination.everyone
+                do { destination = try CourierBundle(decoding: [UInt8](r["data"] as Data)).destination } catch {
+                    self.logger.warning("a bundle kept for its origin's keys is damaged in the database", metadata: ["bundle.id": "\(id)", "error": "\(error)"])
+                }
+                out.append(Expired(id: id, kind: kind, destination: destination, custody: false, isLocal: false, unread: true))
             }
             try db.cachedStatement(sql: "DELETE FROM waiting WHERE expires <= ?").execute(arguments: [nowMinutes])
             try db.cachedStatement(sql: "DELETE FROM seen WHERE expires <= ?").execute(arguments: [nowMinutes])
