@@ -249,9 +249,12 @@ import Glibc
         let rb = try R.start(["run", "--data-dir", b, "--link", "serial:\(cable.pathB):115200"], log: b + "/run.log")
         defer { R.stop(ra); R.stop(rb) }
         #expect(try R.wait(90) { (try self.status(a))["failureNotices"] as? Int ?? 0 >= 2 }, "alpha never heard: \((try? self.status(a)) ?? [:])")
-        // Read, the oldest make room for new ones; nothing unread was removed.
+        // Read, the oldest make room for a new one as large; nothing unread was removed.
         _ = try R.run(["inbox", "--data-dir", b, "--mark-read"])
-        let more = try self.send(a, ["--to", idB, "--no-encrypt", "after reading"])
-        #expect(try R.wait(60) { try R.inbox(b).contains { $0["id"] as? String == more } }, "not delivered after reading")
+        let more = try self.send(a, ["--to", idB, "--no-encrypt", "after reading " + self.random(62_000)])
+        #expect(try R.wait(90) { try R.inbox(b).contains { $0["id"] as? String == more } }, "not delivered after reading")
+        let after = (try self.status(b)["inbox"] as? [String: Any]) ?? [:]
+        #expect(after["readRemoved"] as? Int == 1 && after["unread"] as? Int == 1, "\(after)")
+        #expect(try R.inbox(b).count == 16, "the inbox holds 15 read messages and the new one")
     }
 }
