@@ -338,7 +338,9 @@ public final class Node {
 
     func make(kind: Kind, destination: Destination, content: [UInt8], options: BundleOptions?, now: Double) throws -> BundleID {
         var opts = options ?? BundleOptions(kind: kind)
-        if self.config.openMode { opts.sign = true }
+        // Every bundle this node makes is origin-signed (SPEC 6.8: 64 bytes each), so receivers can prove who wrote
+        // it: packet keys prove only membership (3.6).
+        opts.sign = true
         let seq = try self.store.nextSequence()
         let b = try CourierBundle.make(
             kind: kind, destination: destination, content: content, origin: self.config.identity,
@@ -572,7 +574,7 @@ public final class Node {
         guard let b = try? CourierBundle(decoding: bytes) else { return }
         if self.floods[b.id] != nil { self.floods[b.id]!.heard += 1 }
         self.noteHolder(b.id, from, now: now)
-        if b.kind == .receipt { self.receiptEvidence(b, from: from, link: link, now: now) }
+        if b.kind == .receipt, self.judge(b) == .proven { self.receiptEvidence(b, from: from, link: link, now: now) }
         for (k, t) in self.transfers where k.bundle == b.id && k.target?.short == next && t.sent.isEmpty {
             self.transfers[k] = nil
         }
@@ -594,7 +596,8 @@ public final class Node {
         // sent need not be sent again.
         if self.floods[b.id] != nil { self.floods[b.id]!.heard += 1 }
         self.noteHolder(b.id, from, now: now)
-        if b.kind == .receipt { self.receiptEvidence(b, from: from, link: link, now: now) }
+        // Only a receipt its origin signed says anything (a forged one would suppress copies and pulls).
+        if b.kind == .receipt, self.judge(b) == .proven { self.receiptEvidence(b, from: from, link: link, now: now) }
         for (k, t) in self.transfers where k.bundle == b.id && k.link == link && k.target == nil && t.sent.isEmpty && t.due > now {
             self.transfers[k] = nil
         }
@@ -626,7 +629,7 @@ public final class Node {
     func refuse(_ b: CourierBundle, why: String, from: String?, now: Double) {
         guard self.refusedReported.insert(b.id).inserted else { return }
         if self.refusedReported.count > 4_096 { self.refusedReported = [b.id] }
-        do { try self.store.refused(b, reason: why, from: from, now: Int64(now)) } catch { self.reject("cannot record \(b.id) refused: \(error)") }
+        do { try self.store.refused(b, reason: why, from: from, now: Int64(now), unsigned: !b.isSigned) } catch { self.reject("cannot record \(b.id) refused: \(error)") }
         if case .node = b.destination { self.notifyFailure(b.id, kind: b.kind, .refused, now: now) }
     }
 
@@ -647,7 +650,17 @@ public final class Node {
     /// A trusted bundle this node has not seen, from a link or from an archive: the receipts it carries, delivery
     /// if it is for this node, storage (custody for a directed bundle) to pass it on otherwise.
     func accept(_ b: CourierBundle, from: ShortID?, source: String, now: Double) -> Acceptance {
-        if b.kind == .receipt { self.handleReceipt(b, now: now) }
+        let proof = self.judge(b)
+        // Signed by an origin whose keys are not known here: what this node would deliver or flood on is kept unread
+        // (not delivered as proven, not passed on, not dropped) and the keys are asked for (9.1 rule 6); a directed
+        // bundle for another node is carried on (its destination checks it).
+        var passingThrough = false
+        if case .node = b.destination, !self.isForMe(b) { passingThrough = true }
+        if proof == .keysUnknown, !passingThrough {
+            return self.holdForKeys(b, source: source, now: now)
+        }
+        // Only a receipt its origin signature proves releases anything (a forged one would delete queued messages).
+        if b.kind == .receipt, proof == .proven { self.handleReceipt(b, now: now) }
         // Identity bundles teach every node they pass (relays too) the origin's keys; a forged one goes no further.
         if b.kind == .identity, let why = self.takeIdentity(b, now: now) {
             self.reject(why)
@@ -663,7 +676,8 @@ public final class Node {
         do {
             let directed: Bool
             if case .node = b.destination { directed = true } else { directed = false }
-            let (results, evicted) = try self.store.insertReporting([b], now: Int64(now), local: false, custody: directed, from: source)
+            let (results, evicted) = try self.store.insertReporting([b], now: Int64(now), local: false, custody: directed, from: source,
+                                                                    classes: [self.admittedClass(b, proof: proof)])
             for e in evicted {
                 // The feed has it (and the store's log); a directed bundle in our custody is given up on: tell its origin.
                 guard case .node = e.destination, e.custody else { continue }
@@ -686,7 +700,16 @@ public final class Node {
         }
         if let from { self.emit(.event(.bundleStored(b.id, from: from))) }
         guard forMe else { return .stored(delivered: false) }
-        let delivered = (try? self.deliverLocally(b, now: now)) != nil
+        var delivered = false
+        do {
+            try self.deliverLocally(b, now: now)
+            delivered = true
+        } catch let e as StoreError {
+            // A full inbox (recorded in the feed and counted): the flood still goes on to the others.
+            self.reject("\(b.id) stored and passed on, but not put in the inbox: \(e)")
+        } catch {
+            // Not readable here (end-to-end encrypted to a group, or a dictionary we lack): carried on unread.
+        }
         if b.kind == .alert {
             self.queueReceipt(for: b.id, now: now, within: self.config.minFloodDelay + self.rng.uniform(0, 1) * self.maxAirtime * self.config.alertReceiptAirtimes)
         }
@@ -752,24 +775,86 @@ public final class Node {
         }
     }
 
-    /// Why a bundle is not accepted from its origin (nil: it is). Identity bundles are checked against the keys
-    /// they carry (`takeIdentity`).
+    /// What a bundle's origin signature shows here (SPEC 6.12).
+    enum OriginProof: Equatable {
+        /// Signed, and the signature verifies with the keys known for its origin.
+        case proven
+        /// Unsigned, of a kind that may be (from an older relay, 11.4): accepted with `trust = network`, shown as not
+        /// proven.
+        case unproven
+        /// Signed by an origin whose keys are not known here yet: cannot be checked.
+        case keysUnknown
+        case refused(String)
+    }
+
+    /// Kinds whose origin signature is required (SPEC 6.8): unsigned ones are refused wherever they arrive.
+    static func signatureRequired(_ k: Kind) -> Bool {
+        switch k {
+        case .alert, .receipt, .identity, .failure: return true
+        default: return false
+        }
+    }
+
+    /// Checks a bundle's origin: trust list, required signature, signature against the origin's known keys (every
+    /// candidate of its short id, 2.3). Identity bundles are checked against the keys they carry (`takeIdentity`).
+    func judge(_ b: CourierBundle) -> OriginProof {
+        var members: [NodePublicKeys]? = nil
+        if case .members(let m) = self.config.trust { members = m }
+        if let m = members, !m.contains(where: { $0.nodeID.short == b.origin }) {
+            return .refused("\(b.id): origin is not a federation member")
+        }
+        guard b.isSigned else {
+            if Self.signatureRequired(b.kind) { return .refused("\(b.id): unsigned \(b.kind): its kind must be origin-signed (SPEC 6.8)") }
+            if self.config.openMode { return .refused("\(b.id): unsigned bundle in open mode") }
+            if members != nil { return .refused("\(b.id): unsigned \(b.kind): trust = peers accepts only bundles whose origin signature proves them") }
+            return .unproven
+        }
+        if b.kind == .identity { return .proven }
+        var candidates = (self.directory[b.origin] ?? []).compactMap { self.keys[$0] }
+        if let m = members { candidates = candidates.filter { m.contains($0) } }
+        guard !candidates.isEmpty else { return .keysUnknown }
+        return candidates.contains(where: { b.verifySignature(originKeys: $0) }) ? .proven : .refused("\(b.id): origin signature does not verify")
+    }
+
+    /// Why a bundle is refused from its origin (nil: it is not, though it may wait for its origin's keys).
     func distrust(_ b: CourierBundle) -> String? {
-        let candidates = (self.directory[b.origin] ?? []).compactMap { self.keys[$0] }
-        if case .members(let members) = self.config.trust, !members.contains(where: { $0.nodeID.short == b.origin }) {
-            return "\(b.id): origin is not a federation member"
-        }
-        if self.config.openMode && !b.isSigned { return "\(b.id): unsigned bundle in open mode" }
-        if b.isSigned {
-            if candidates.isEmpty {
-                if case .members = self.config.trust { return "\(b.id): signed by an origin whose keys are unknown" }
-                return nil
-            }
-            guard candidates.contains(where: { b.verifySignature(originKeys: $0) }) else {
-                return "\(b.id): origin signature does not verify"
-            }
-        }
+        if case .refused(let why) = self.judge(b) { return why }
         return nil
+    }
+
+    /// The class a bundle from the network is queued and sent in (SPEC 6.9): its P override may lower its kind's
+    /// class freely, but raise it only when its origin is proven, and never above its kind's bound: only alerts are
+    /// urgent; aid requests, offers, grievances and texts at most aid; everything else at most normal. So a member
+    /// cannot make bulk outrank alerts, or push custody out of the queue, by writing a priority in a header.
+    func admittedClass(_ b: CourierBundle, proof: OriginProof) -> PriorityClass {
+        let normal = b.kind.defaultPriority
+        let claimed = b.priority
+        if claimed >= normal { return claimed }
+        guard proof == .proven else { return normal }
+        let bound: PriorityClass
+        switch b.kind {
+        case .alert: bound = .urgent
+        case .aidRequest, .aidOffer, .grievance, .text: bound = .aid
+        default: bound = .normal
+        }
+        return max(claimed, min(bound, normal))
+    }
+
+    /// Keeps a bundle this node cannot check yet (its origin's keys are unknown) and asks the origin for its keys.
+    func holdForKeys(_ b: CourierBundle, source: String?, now: Double) -> Acceptance {
+        let why = "signed by \(b.origin), whose keys are not known here yet: kept unread, not passed on, until they arrive (asked for them)"
+        do {
+            guard try self.store.keepUnread(b, reason: why, from: source, now: Int64(now)) else { return .duplicate }
+        } catch {
+            self.reject("cannot keep \(b.id), not acknowledged (kept by its sender): \(error)")
+            return .notStored("cannot keep: \(error)")
+        }
+        self.emit(.event(.waiting(b.id, reason: why)))
+        self.requestKeys(of: b.origin, now: now)
+        // A flood: the neighbour that passed it on most likely holds the origin's identity flood (9.1), which our
+        // summary brings sooner than the key request's answer.
+        if case .node = b.destination {} else { self.wantSummary(nil, now: now, 0.1, 2) }
+        return .waiting(why)
     }
 
     func trusted(_ b: CourierBundle) -> Bool {
@@ -809,7 +894,15 @@ public final class Node {
         }
         switch self.read(b) {
         case .content(let content):
-            do { try self.deliver(b, content: content, now: now) } catch {
+            do { try self.deliver(b, content: content, now: now) } catch .inboxFull(let limit) {
+                // Refused (the feed, the log and `relay status` say so) and the origin is told: nothing unread is
+                // dropped to make room, and the sender does not retry into a full inbox.
+                let why = "refused: the inbox is full of unread messages (\(limit) bytes, inbox-mb)"
+                do { try self.store.markSeen(b) } catch { self.reject("cannot record \(b.id): \(error)") }
+                self.emit(.event(.gaveUp(b.id, reason: why)))
+                self.notifyFailure(b.id, kind: b.kind, .refused, now: now)
+                return .failed(why)
+            } catch {
                 self.reject("cannot deliver \(b.id), not acknowledged (kept by its sender): \(error)")
                 return .notStored("cannot deliver: \(error)")
             }
@@ -856,24 +949,28 @@ public final class Node {
                 }
                 continue
             }
-            switch self.read(b) {
-            case .needKeys: continue
-            case .content(let content):
-                do {
-                    try self.deliver(b, content: content, now: now)
-                    try self.store.dropUnread(b.id, now: Int64(now))
-                } catch {
-                    self.reject("cannot deliver \(b.id): \(error)")
-                    continue
-                }
-                if b.kind == .failure { self.handleFailure(b, content: content, now: now) }
-                if b.kind != .receipt && b.kind != .failure { self.queueReceipt(for: b.id, now: now) }
-            case .unreadable(let why):
-                do { try self.store.dropUnread(b.id, gaveUp: "unreadable: \(why)", now: Int64(now)) } catch {
-                    self.reject("cannot record \(b.id): \(error)")
-                }
-                self.emit(.event(.gaveUp(b.id, reason: "unreadable: \(why)")))
-                self.notifyFailure(b.id, kind: b.kind, .unreadable, now: now)
+            switch self.judge(b) {
+            case .keysUnknown: continue
+            case .refused(let why):
+                // The keys came, and the signature is not the origin's: a forgery, refused and reported.
+                do { try self.store.dropUnread(b.id, now: Int64(now)) } catch { self.reject("cannot drop \(b.id): \(error)") }
+                self.reject(why)
+                self.refuse(b, why: why, from: nil, now: now)
+                continue
+            case .proven, .unproven: break
+            }
+            if case .needKeys = self.read(b) { continue }
+            // Taken in now as if it had just arrived: delivered (and receipted), flooded on, or given up on.
+            do { try self.store.releaseUnread(b.id) } catch {
+                self.reject("cannot take in \(b.id) kept for keys: \(error)")
+                continue
+            }
+            switch self.accept(b, from: nil, source: "kept for keys", now: now) {
+            case .stored: self.afterStoring(b, from: nil, now: now, local: false)
+            case .delivered:
+                // It has waited already: its receipt goes out now rather than after the aggregation delay.
+                if b.kind != .receipt && b.kind != .failure && b.kind != .identity { self.queueReceipt(for: b.id, now: now, within: 1) }
+            case .duplicate, .waiting, .failed, .notStored: break
             }
         }
     }
@@ -891,7 +988,8 @@ public final class Node {
 
     func deliver(_ b: CourierBundle, content: [UInt8], now: Double) throws(StoreError) {
         if b.extensions.contains(where: { $0.isCritical }) || b.kind == .identity { return }
-        if try self.store.deliver(b, content: content, now: Int64(now)), let m = try self.store.inboxMessage(b.id) {
+        let proven = self.judge(b) == .proven
+        if try self.store.deliver(b, content: content, now: Int64(now), proven: proven), let m = try self.store.inboxMessage(b.id) {
             self.emit(.delivered(m))
             if b.kind == .aidOffer, let ref = b.reference, ref.origin == self.me.short {
                 self.emit(.event(.offerForRequest(request: ref, offer: b.id)))
@@ -1268,7 +1366,7 @@ public final class Node {
         for e in expired {
             if e.unread {
                 self.emit(.event(.gaveUp(e.id, reason: "unreadable: its lifetime passed and the keys of its origin \(e.id.origin) never arrived")))
-                self.notifyFailure(e.id, kind: e.kind, .unreadable, now: now)
+                if case .node = e.destination { self.notifyFailure(e.id, kind: e.kind, .unreadable, now: now) }
             } else if case .node(let d) = e.destination, e.custody {
                 self.emit(.event(.gaveUp(e.id, reason: "expired: its lifetime passed before it reached \(d)")))
                 if !e.isLocal { self.notifyFailure(e.id, kind: e.kind, .expired, now: now) }

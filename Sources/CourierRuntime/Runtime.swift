@@ -25,6 +25,9 @@ public final class Runtime: @unchecked Sendable {
     let continuation: AsyncStream<Input>.Continuation
     var senders: [String: AsyncStream<[UInt8]>.Continuation] = [:]
     var lastEvent: Int64 = 0
+    /// The last poll read a command's change (a cancel, new local or imported bundles): the status file is written
+    /// at once, so `relay status` shows the relay took it up.
+    var readCommands = false
     /// Set by `stop()` from any thread (the signal thread); read by the loop.
     let stopped = Mutex(false)
     var linkUp: [String: Bool] = [:]
@@ -142,7 +145,8 @@ public final class Runtime: @unchecked Sendable {
                 let polled = self.pollStore(now: now)
                 self.perform(polled, receivedOn: nil)
                 self.checkHealth(now: now)
-                self.writeStatus(now: now, force: changed)
+                self.writeStatus(now: now, force: changed || self.readCommands)
+                self.readCommands = false
             }
             let next = self.node.nextWakeup(now: Date().timeIntervalSince1970)
             self.wakeAt.withLock { $0 = next }
@@ -227,6 +231,7 @@ public final class Runtime: @unchecked Sendable {
                 self.lastEvent = e.seq
                 if e.type == .removed, e.detail == Store.cancelledReason, let s = e.bundle, let id = BundleID(s) {
                     self.node.cancelled(id)
+                    self.readCommands = true
                     continue
                 }
                 guard e.type == .enqueued, let s = e.bundle, let id = BundleID(s) else { continue }
@@ -237,7 +242,10 @@ public final class Runtime: @unchecked Sendable {
                 }
             }
         }
-        if !adopt.isEmpty { out += self.node.adopt(adopt, now: now) }
+        if !adopt.isEmpty {
+            out += self.node.adopt(adopt, now: now)
+            self.readCommands = true
+        }
         return out
     }
 

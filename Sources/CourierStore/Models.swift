@@ -68,6 +68,8 @@ public struct InboxMessage: Sendable, Hashable {
     public let read: Bool
     /// It came end-to-end encrypted (only this node could read it).
     public var encrypted = false
+    /// Its origin signature verified with the origin's known keys (SPEC 6.12): the origin is proven, not claimed.
+    public var proven = false
     public var text: String { String(decoding: self.content, as: UTF8.self) }
 }
 
@@ -121,6 +123,14 @@ public struct QueueSnapshot: Sendable, Hashable {
     public var unreadableTotal = 0
     /// Failure notices received about this node's own bundles.
     public var failedTotal = 0
+    /// Bytes of message content in the inbox, its bound (`inbox-mb`), messages refused for a full inbox and read
+    /// ones removed to make room.
+    public var inboxBytes = 0
+    public var inboxLimit = 0
+    public var inboxRefused = 0
+    public var inboxRemoved = 0
+    /// Bundles refused because their kind (or `trust = peers`) requires an origin signature and they had none.
+    public var unsignedRefused = 0
     /// Identity bundles held (nodes' keys, passed on to members that lack them), included in `total`.
     public var identities = 0
     /// Bundles kept until their origin's keys arrive.

@@ -3,7 +3,7 @@ import GRDB
 /// Versioned schema. Never edit a shipped migration; add a new one and bump `version`.
 enum Schema {
     /// The highest schema this build knows. Stored in `PRAGMA user_version` after migrating.
-    static let version = 4
+    static let version = 5
 
     static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
@@ -137,6 +137,10 @@ enum Schema {
                     state BLOB NOT NULL                  -- the windows, JSON
                 ) WITHOUT ROWID;
                 """)
+        }
+        m.registerMigration("v5-origin") { db in
+            // Whether a delivered message's origin signature verified with its origin's known keys (SPEC 6.12).
+            try db.execute(sql: "ALTER TABLE inbox ADD COLUMN proven INTEGER NOT NULL DEFAULT 0")
         }
         return m
     }

@@ -15,6 +15,10 @@ public final class Store: Sendable {
     public struct Configuration: Sendable {
         /// Bytes of queued bundles (encoded size) before the quota evicts.
         public var quotaBytes = 64 * 1_048_576
+        /// Bytes of message content the inbox keeps (outside the quota). When a delivery would pass it, the oldest
+        /// read messages make room; with none read, the new message is refused (`StoreError.inboxFull`): unread
+        /// messages are never dropped.
+        public var inboxBytes = 64 * 1_048_576
         /// Change-feed entries kept (oldest pruned first).
         public var eventRetention = 100_000
         /// Ids remembered for dedupe at most (oldest-expiring pruned first); entries also leave at expiry.
@@ -296,7 +300,10 @@ public final class Store: Sendable {
     }
 
     /// `insert`, also returning what the quota pushed out, with what the engine needs to tell their origins.
-    public func insertReporting(_ bundles: [CourierBundle], now: Int64, local: Bool, custody: Bool, from: String? = nil)
+    /// `classes` (one per bundle) is the priority class each is queued in, when the engine bounds what the
+    /// network claims (its P override); by default the bundle's own.
+    public func insertReporting(_ bundles: [CourierBundle], now: Int64, local: Bool, custody: Bool, from: String? = nil,
+                                classes: [PriorityClass]? = nil)
         throws(StoreError) -> (results: [Acceptance], evicted: [Expired])
     {
         let quota = self.configuration.quotaBytes
@@ -304,22 +311,26 @@ public final class Store: Sendable {
             var out: [Acceptance] = []
             var evictedLog: [Expired] = []
             let nowMinutes = UInt64(CourierTime.minutes(unixSeconds: now))
-            for bundle in bundles {
+            for (index, bundle) in bundles.enumerated() {
                 if bundle.expires <= nowMinutes { out.append(.expired); continue }
+                let cls = classes.map { $0[index] } ?? bundle.priority
                 let id = bundle.id
                 let seen = try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM seen WHERE origin = ? AND created = ? AND sequence = ?"), arguments: [id.origin.rawValue, id.created, id.sequence]) ?? false
                 if seen { out.append(.duplicate); continue }
                 let data = bundle.encode()
-                let p = Int(bundle.priority.rawValue)
-                // Quota: evict lower classes (higher numbers) and then the same class, oldest first.
+                let p = Int(cls.rawValue)
+                // Quota: evict bundles held only to pass on (floods) of a lower class (higher number), then of the
+                // same class, oldest first; bundles in custody (directed, ours to deliver) only as the last resort,
+                // and only for a more urgent class. Never a more urgent class.
                 var queued = try Self.meta(db, "queued.bytes")
                 var evicted: [BundleID] = []
                 if queued + Int64(data.count) > Int64(quota) {
                     let need = queued + Int64(data.count) - Int64(quota)
                     let candidates = try Row.fetchAll(db.cachedStatement(sql: """
                         SELECT rowid, origin, created, sequence, size, custody, kind, priority, slot, dest_type, dest, local FROM bundle
-                        WHERE priority >= ? ORDER BY priority DESC, received ASC
-                        """), arguments: [p])
+                        WHERE (custody = 0 AND priority >= ?) OR (custody != 0 AND priority > ?)
+                        ORDER BY custody ASC, priority DESC, received ASC
+                        """), arguments: [p, p])
                     var freed: Int64 = 0
                     var victims: [Row] = []
                     for r in candidates where freed < need {
@@ -328,7 +339,7 @@ public final class Store: Sendable {
                     }
                     if freed < need {
                         if local { throw StoreError.quotaFull(needed: data.count, quota: quota) }
-                        try Self.event(db, .refused, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority,
+                        try Self.event(db, .refused, at: now, bundle: id, kind: bundle.kind, priority: cls,
                                        neighbour: from, detail: "queue full (\(data.count) bytes)")
                         try Self.bump(db, "refused.total")
                         out.append(.refused)
@@ -369,10 +380,10 @@ public final class Store: Sendable {
                 let rowid = db.lastInsertedRowID
                 try db.cachedStatement(sql: "INSERT INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
                 try Self.setMeta(db, "queued.bytes", queued + Int64(data.count))
-                try Self.event(db, .enqueued, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority,
-                               neighbour: from, detail: "\(bundle.destination.label), \(data.count) bytes\(local ? ", local" : "")")
+                try Self.event(db, .enqueued, at: now, bundle: id, kind: bundle.kind, priority: cls,
+                               neighbour: from, detail: "\(bundle.destination.label), \(data.count) bytes\(local ? ", local" : "")\(cls != bundle.priority ? ", queued as \(cls) (its header claims \(bundle.priority))" : "")")
                 if custody {
-                    try Self.event(db, .custodyTaken, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority, neighbour: from)
+                    try Self.event(db, .custodyTaken, at: now, bundle: id, kind: bundle.kind, priority: cls, neighbour: from)
                 }
                 out.append(.stored(rowid: rowid, evicted: evicted))
             }
@@ -577,21 +588,56 @@ public final class Store: Sendable {
     /// Delivers a bundle's content to the local inbox. Idempotent: a second delivery of the same id is ignored
     /// and returns false.
     @discardableResult
-    public func deliver(_ bundle: CourierBundle, content: [UInt8], now: Int64) throws(StoreError) -> Bool {
-        try self.write { db in
+    /// `proven`: the origin signature verified with the origin's known keys (SPEC 6.12), shown in the inbox.
+    /// Throws `inboxFull` (recorded in the feed and the totals) when the inbox bound (`inboxBytes`) leaves no room
+    /// even after removing the oldest read messages: unread messages are never removed.
+    public func deliver(_ bundle: CourierBundle, content: [UInt8], now: Int64, proven: Bool = false) throws(StoreError) -> Bool {
+        let limit = self.configuration.inboxBytes
+        var removedRead = 0
+        let delivered = try self.write { db -> Bool? in
             let id = bundle.id
+            if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM inbox WHERE origin = ? AND created = ? AND sequence = ?"),
+                                 arguments: [id.origin.rawValue, id.created, id.sequence]) == true { return false }
+            // The inbox bound: the oldest read messages make room; unread ones are never removed.
+            var used = try Int64.fetchOne(db.cachedStatement(sql: "SELECT total(length(content)) FROM inbox")).map { $0 } ?? 0
+            if used + Int64(content.count) > Int64(limit) {
+                for r in try Row.fetchAll(db.cachedStatement(sql: "SELECT rowid, origin, created, sequence, length(content) AS n FROM inbox WHERE read != 0 ORDER BY rowid")) {
+                    guard used + Int64(content.count) > Int64(limit) else { break }
+                    try db.cachedStatement(sql: "DELETE FROM inbox WHERE rowid = ?").execute(arguments: [r["rowid"] as Int64])
+                    used -= r["n"] as Int64
+                    removedRead += 1
+                    try Self.event(db, .removed, at: now, bundle: try BundleID(origin: ShortID(UInt32(r["origin"] as Int64)), created: UInt32(r["created"] as Int64), sequence: UInt32(r["sequence"] as Int64)),
+                                   detail: "inbox full (\(limit) bytes, inbox-mb): the oldest read message makes room")
+                    try Self.bump(db, "inbox.removed")
+                }
+                if used + Int64(content.count) > Int64(limit) {
+                    try Self.event(db, .refused, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority,
+                                   detail: "inbox full: \(used) of \(limit) bytes (inbox-mb) are unread messages; read them (`relay inbox --mark-read`) or raise inbox-mb")
+                    try Self.bump(db, "refused.total")
+                    try Self.bump(db, "inbox.refused")
+                    return nil
+                }
+            }
             let (dt, dv) = bundle.destination.storeColumns
             try db.cachedStatement(sql: """
-                INSERT OR IGNORE INTO inbox (origin, created, sequence, kind, dest_type, dest, respond_by, reference, content, received, encrypted)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT OR IGNORE INTO inbox (origin, created, sequence, kind, dest_type, dest, respond_by, reference, content, received, encrypted, proven)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """).execute(arguments: [id.origin.rawValue, id.created, id.sequence, bundle.kind.code, dt, dv,
-                                 bundle.respondBy, bundle.reference?.description, Data(content), now, bundle.isEncrypted])
+                                 bundle.respondBy, bundle.reference?.description, Data(content), now, bundle.isEncrypted, proven])
             guard db.changesCount > 0 else { return false }
             try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
             try Self.event(db, .delivered, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority,
-                           detail: "\(content.count) bytes")
+                           detail: "\(content.count) bytes\(proven ? ", origin proven" : ", origin NOT proven")")
             return true
         }
+        if removedRead > 0 {
+            self.logger.warning("inbox full: removed the oldest read messages to make room", metadata: ["count": "\(removedRead)", "inbox.limit": "\(limit)"])
+        }
+        guard let delivered else {
+            self.logger.warning("inbox full of unread messages: a new message was refused", metadata: ["bundle.id": "\(bundle.id)", "inbox.limit": "\(limit)"])
+            throw .inboxFull(limit: limit)
+        }
+        return delivered
     }
 
     public func inbox(unreadOnly: Bool = false, limit: Int = 1_000) throws(StoreError) -> [InboxMessage] {
@@ -611,7 +657,7 @@ public final class Store: Sendable {
                     kind: Kind(code: UInt8($0["kind"] as Int64)), destination: Destination(storeType: $0["dest_type"], value: $0["dest"]),
                     respondBy: ($0["respond_by"] as Int64?).map { UInt32($0) }, reference: $0["reference"],
                     content: [UInt8]($0["content"] as Data), received: $0["received"], read: ($0["read"] as Int64) != 0,
-                    encrypted: ($0["encrypted"] as Int64) != 0)
+                    encrypted: ($0["encrypted"] as Int64) != 0, proven: ($0["proven"] as Int64) != 0)
             }
         }
     }
@@ -694,13 +740,19 @@ public final class Store: Sendable {
                                    custody: custody, isLocal: (r["local"] as Int64) != 0, unread: false))
             }
             if !out.isEmpty { try Self.bump(db, "expired.total", by: Int64(out.count)) }
-            for r in try Row.fetchAll(db.cachedStatement(sql: "SELECT origin, created, sequence, kind FROM waiting WHERE expires <= ?"), arguments: [nowMinutes]) {
+            for r in try Row.fetchAll(db.cachedStatement(sql: "SELECT origin, created, sequence, kind, data FROM waiting WHERE expires <= ?"), arguments: [nowMinutes]) {
                 let id = try BundleID(origin: ShortID(UInt32(r["origin"] as Int64)), created: UInt32(r["created"] as Int64), sequence: UInt32(r["sequence"] as Int64))
                 let kind = Kind(code: UInt8(r["kind"] as Int64))
                 try Self.event(db, .gaveUp, at: now, bundle: id, kind: kind, priority: kind.defaultPriority,
                                detail: "unreadable: its lifetime passed and the keys of its origin \(id.origin) never arrived")
                 try Self.bump(db, "unreadable.total")
-                out.append(Expired(id: id, kind: kind, destination: .node(ShortID(0)), custody: false, isLocal: false, unread: true))
+                // Its destination (a flood kept for its origin's keys is not reported to that origin: the origin may
+                // not exist); a damaged row counts as a flood.
+                var destination = Destination.everyone
+                do { destination = try CourierBundle(decoding: [UInt8](r["data"] as Data)).destination } catch {
+                    self.logger.warning("a bundle kept for its origin's keys is damaged in the database", metadata: ["bundle.id": "\(id)", "error": "\(error)"])
+                }
+                out.append(Expired(id: id, kind: kind, destination: destination, custody: false, isLocal: false, unread: true))
             }
             try db.cachedStatement(sql: "DELETE FROM waiting WHERE expires <= ?").execute(arguments: [nowMinutes])
             try db.cachedStatement(sql: "DELETE FROM seen WHERE expires <= ?").execute(arguments: [nowMinutes])
@@ -773,6 +825,15 @@ public final class Store: Sendable {
         }
     }
 
+    /// Takes a kept bundle out of the waiting list and forgets it was seen, so it is taken in as if it had just
+    /// arrived (its origin's keys came: delivered, flooded on, or given up on like any other).
+    public func releaseUnread(_ id: BundleID) throws(StoreError) {
+        try self.write { db in
+            try db.cachedStatement(sql: "DELETE FROM waiting WHERE origin = ? AND created = ? AND sequence = ?").execute(arguments: [id.origin.rawValue, id.created, id.sequence])
+            try db.cachedStatement(sql: "DELETE FROM seen WHERE origin = ? AND created = ? AND sequence = ?").execute(arguments: [id.origin.rawValue, id.created, id.sequence])
+        }
+    }
+
     /// Forgets a kept bundle: read at last (its delivery is in the feed), or given up on (`gaveUp`: the reason).
     public func dropUnread(_ id: BundleID, gaveUp: String? = nil, now: Int64) throws(StoreError) {
         try self.write { db in
@@ -796,10 +857,12 @@ public final class Store: Sendable {
     }
 
     /// Records a bundle refused by the engine (untrusted origin, bad signature), in the feed and the totals.
-    public func refused(_ bundle: CourierBundle, reason: String, from: String?, now: Int64) throws(StoreError) {
+    /// `unsigned`: refused for want of an origin signature (counted apart too).
+    public func refused(_ bundle: CourierBundle, reason: String, from: String?, now: Int64, unsigned: Bool = false) throws(StoreError) {
         try self.write { db in
             try Self.event(db, .refused, at: now, bundle: bundle.id, kind: bundle.kind, priority: bundle.priority, neighbour: from, detail: reason)
             try Self.bump(db, "refused.total")
+            if unsigned { try Self.bump(db, "unsigned.refused") }
         }
     }
 
@@ -876,6 +939,11 @@ public final class Store: Sendable {
             s.refusedTotal = Int(try Self.meta(db, "refused.total"))
             s.unreadableTotal = Int(try Self.meta(db, "unreadable.total"))
             s.failedTotal = Int(try Self.meta(db, "failed.total"))
+            s.inboxBytes = Int(try Double.fetchOne(db.cachedStatement(sql: "SELECT total(length(content)) FROM inbox")) ?? 0)
+            s.inboxLimit = self.configuration.inboxBytes
+            s.inboxRefused = Int(try Self.meta(db, "inbox.refused"))
+            s.inboxRemoved = Int(try Self.meta(db, "inbox.removed"))
+            s.unsignedRefused = Int(try Self.meta(db, "unsigned.refused"))
             s.waiting = try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM waiting ORDER BY since LIMIT 100")).map {
                 WaitingBundle(id: try BundleID(origin: ShortID(UInt32($0["origin"] as Int64)), created: UInt32($0["created"] as Int64), sequence: UInt32($0["sequence"] as Int64)),
                               kind: Kind(code: UInt8($0["kind"] as Int64)), since: $0["since"], expires: $0["expires"], reason: $0["reason"],

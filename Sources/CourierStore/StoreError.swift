@@ -17,6 +17,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case cannotOpen(path: String, detail: String)
     /// The byte quota is full of bundles that a new local submission may not evict.
     case quotaFull(needed: Int, quota: Int)
+    /// The inbox bound (`inbox-mb`) is full of unread messages: a new message is refused, nothing removed.
+    case inboxFull(limit: Int)
     /// Any other SQLite failure.
     case sqlite(path: String, code: Int32, detail: String)
     /// The counter floor beside the identity (counters.json) is damaged or unreadable.
@@ -38,6 +40,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
             return "cannot open database \(p) (\(d)): check that the data directory exists and is readable"
         case .quotaFull(let needed, let quota):
             return "queue full: \(needed) bytes needed, quota \(quota) bytes, and only bundles of higher priority remain; raise the quota or wait for the queue to drain (nothing was dropped)"
+        case .inboxFull(let limit):
+            return "inbox full: \(limit) bytes of unread messages (inbox-mb); read them (`relay inbox --mark-read`) or raise inbox-mb in relay.conf"
         case .sqlite(let p, let code, let d):
             return "database \(p): SQLite error \(code): \(d)"
         case .counterFloor(let p, let d):

@@ -184,7 +184,9 @@ struct DataDir {
         var c = Store.Configuration()
         c.readOnly = readOnly
         if !readOnly { c.floor = try self.counterFloor() }
-        if let q = self.config().quota { c.quotaBytes = q }
+        let conf = self.config()
+        if let q = conf.quota { c.quotaBytes = q }
+        if let i = conf.inbox { c.inboxBytes = i }
         return try Store(path: self.database, configuration: c, logger: quietLogger())
     }
 
@@ -194,6 +196,8 @@ struct DataDir {
         var callsign: String?
         var groups: [String] = []
         var quota: Int?
+        /// Bytes of message content the inbox keeps (`inbox-mb`).
+        var inbox: Int?
         var dutyCycle: Double?
         /// `network`: any node holding the network key; `peers`: only nodes on the trust list (`relay peers add`).
         var trustPeersOnly = false
@@ -218,7 +222,7 @@ struct DataDir {
     }
 
     /// Every key relay.conf knows (an unknown key is an error, with the nearest of these as a suggestion).
-    static let configKeys = ["link", "callsign", "group", "quota-mb", "duty-cycle", "trust", "log-level", "wait-for-links",
+    static let configKeys = ["link", "callsign", "group", "quota-mb", "inbox-mb", "duty-cycle", "trust", "log-level", "wait-for-links",
                              "not-amateur", "rnode-frequency", "rnode-bandwidth", "rnode-spreading-factor",
                              "rnode-coding-rate", "rnode-tx-power"]
     /// Keys that may be given more than once (each line adds one).
@@ -284,6 +288,8 @@ struct DataDir {
             case "group": c.groups.append(v)
             case "quota-mb":
                 c.quota = whole(1...DataDir.maxQuotaMB, "a whole number of MB from 1 to \(DataDir.maxQuotaMB) (default 64)").map { $0 * 1_048_576 }
+            case "inbox-mb":
+                c.inbox = whole(1...DataDir.maxQuotaMB, "a whole number of MB from 1 to \(DataDir.maxQuotaMB) (default 64)").map { $0 * 1_048_576 }
             case "duty-cycle":
                 // `10`, `10%` and `10 %` alike.
                 let number = v.hasSuffix("%") ? String(v.dropLast()).trimmingCharacters(in: .whitespaces) : v
@@ -450,6 +456,9 @@ extension DataDir {
             # group = water-committee
             # Queue size in MB before the lowest-priority, oldest bundles are evicted.
             # quota-mb = 64
+            # Inbox size in MB (message text, outside the quota). When full, the oldest read messages make room;
+            # with none read, new messages are refused and their origin is told (nothing unread is dropped).
+            # inbox-mb = 64
             # Radio duty-cycle limit in percent (EU868: 1 or 10). None on cables and TCP.
             # duty-cycle = 10
             # Whose bundles to accept: network (any node holding the federation key) or peers (only nodes on the

@@ -350,7 +350,7 @@ extension Relay {
                             let offers = msgs.filter { $0.kind == .aidOffer && $0.reference == m.id.description }.count
                             let note = InboxFormat.note(m, offers: offers, time: time, now: now)
                             let (text, cut) = InboxFormat.firstLine(ReceiptText.text(m), limit: 100)
-                            say("\(m.read ? " " : "*") \(m.kind.description.padding(toLength: 9, withPad: " ", startingAt: 0)) from \(names.label(m.id.origin))  \(when + String(repeating: " ", count: max(0, 8 - when.count)))  \(m.encrypted ? "[e2e] " : "")\(note)\(text)\(cut ? "… [whole: relay inbox show \(m.id)]" : "")")
+                            say("\(m.read ? " " : "*") \(m.kind.description.padding(toLength: 9, withPad: " ", startingAt: 0)) from \(names.label(m.id.origin))  \(when + String(repeating: " ", count: max(0, 8 - when.count)))  \(m.encrypted ? "[e2e] " : "")\(m.proven ? "" : "[origin not proven] ")\(note)\(text)\(cut ? "… [whole: relay inbox show \(m.id)]" : "")")
                             if m.kind == .aidRequest { say("            \(InboxFormat.offerHint(m))") }
                         }
                         if self.markRead { try store.markRead(m.id) }
@@ -385,7 +385,7 @@ extension Relay {
                     let now = Date().timeIntervalSince1970
                     say("id:       \(m.id)")
                     say("kind:     \(m.kind)")
-                    say("from:     \(names.label(m.id.origin))")
+                    say("from:     \(names.label(m.id.origin)) (\(m.proven ? "proven: its origin signature verified" : "NOT proven: unsigned (an older relay), so any federation member could have written it"))")
                     say("to:       \(names.label(m.destination))\(m.encrypted ? " (end-to-end encrypted)" : "")")
                     say("sent:     \(time.string(Double(CourierTime.unixSeconds(minutes: m.id.created))))")
                     say("received: \(time.string(Double(m.received))) (\(relative(now - Double(m.received))) ago)")
@@ -432,7 +432,7 @@ enum InboxFormat {
     static func json(_ m: InboxMessage, names: NodeNames) -> [String: Any] {
         var o: [String: Any] = ["id": m.id.description, "kind": m.kind.description, "from": m.id.origin.description,
                                 "to": m.destination.label, "received": m.received, "read": m.read,
-                                "encrypted": m.encrypted]
+                                "encrypted": m.encrypted, "proven": m.proven]
         if let n = names.names[m.id.origin] { o["fromName"] = n }
         let content = ReceiptText.json(m)
         o[content.key] = content.value

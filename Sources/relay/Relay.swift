@@ -471,6 +471,9 @@ extension Relay {
                     }
                     o["gaveUp"] = ["expired": s.expiredTotal, "evicted": s.evictedTotal, "refused": s.refusedTotal, "unreadable": s.unreadableTotal]
                     o["failureNotices"] = s.failedTotal
+                    o["unsignedRefused"] = s.unsignedRefused
+                    o["inbox"] = ["bytes": s.inboxBytes, "limit": s.inboxLimit, "unread": s.inboxUnread, "refusedFull": s.inboxRefused,
+                                  "readRemoved": s.inboxRemoved]
                     try printJSON(o)
                     if !running { throw ExitCodeError(code: 3) }
                     return
@@ -509,7 +512,9 @@ extension Relay {
                         say("    \(w.id) \(w.kind) from \(w.id.origin), \(relative(now - Double(w.since))) ago")
                     }
                 }
-                say("  given up: \(s.expiredTotal) expired, \(s.evictedTotal) evicted, \(s.refusedTotal) refused, \(s.unreadableTotal) unreadable; failure notices about ours: \(s.failedTotal) (`relay queue tail` says why)")
+                say("  given up: \(s.expiredTotal) expired, \(s.evictedTotal) evicted, \(s.refusedTotal) refused (\(s.unsignedRefused) unsigned), \(s.unreadableTotal) unreadable; failure notices about ours: \(s.failedTotal) (`relay queue tail` says why)")
+                let inboxFull = s.inboxBytes * 10 >= s.inboxLimit * 9
+                say("  inbox: \(s.inboxUnread) unread, \(bytes(s.inboxBytes)) of \(bytes(s.inboxLimit)) (inbox-mb)\(inboxFull ? " - FULL: new messages are refused; read them (`relay inbox --mark-read`) or raise inbox-mb" : ""); refused for a full inbox: \(s.inboxRefused), read messages removed to make room: \(s.inboxRemoved)")
                 if !running { throw ExitCodeError(code: 3) }
             }
         }

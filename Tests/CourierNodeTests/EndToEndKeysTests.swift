@@ -101,6 +101,9 @@ import Testing
         let alert = try CourierBundle.make(
             kind: .alert, destination: .everyone, content: noise(500), origin: origin, created: created, sequence: 2,
             options: BundleOptions(kind: .alert), compressor: BodyCompressor())
+        // The alert's origin is proven here (its keys are known), so its alert is taken in at once.
+        try store.rememberKeys(origin.publicKeys, name: nil)
+        node.refreshKeys()
         #expect(node.importBundle(directed.encode(), now: now) == .stored)
         #expect(node.importBundle(alert.encode(), now: now + 1) == .delivered)
         #expect(try store.events(after: 0).contains { $0.type == .evicted && $0.bundle == directed.id.description })

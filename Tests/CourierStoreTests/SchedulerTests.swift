@@ -79,7 +79,9 @@ import Testing
             let b = try S.bundle(kind, origin: Int(g.next() % 3), seq: UInt32(i), size: 100 + Int(g.next() % 400))
             let size = b.encode().count
             let t = S.now + Int64(i)
-            switch try store.insert(b, now: t, local: false, custody: true) {
+            // Held to pass on (floods): bundles in custody are evicted only by a more urgent class, as the last
+            // resort (`custodyIsEvictedLastAndOnlyForAMoreUrgentClass`).
+            switch try store.insert(b, now: t, local: false, custody: false) {
             case .stored(_, let evicted):
                 for e in evicted {
                     let victim = held[e]!

@@ -222,3 +222,33 @@ enum R {
     /// How many times `needle` occurs in `haystack`.
     static func count(_ needle: String, in haystack: String) -> Int { haystack.components(separatedBy: needle).count - 1 }
 }
+
+/// A hostile federation member (issue 10): `courier-dev forge` builds bundles of any kind claiming any origin,
+/// signed with any key or unsigned, with any priority override, seals them in packets with the federation's
+/// network key as the member `--member DIR`, and writes them on a pty line (one end of a `VirtualCable`, so the
+/// relay on the other end hears them as from the air). See `courier-dev forge --help`.
+enum Forger {
+    static var binary: String {
+        URL(fileURLWithPath: R.binary).deletingLastPathComponent().appendingPathComponent("courier-dev").path
+    }
+
+    /// Runs `courier-dev forge ARGS` to completion and returns the ids of the bundles it forged (records an issue
+    /// when it fails).
+    @discardableResult
+    static func forge(_ args: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> [String] {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: self.binary)
+        p.arguments = ["forge"] + args
+        let out = Pipe()
+        let err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = FileHandle(forReadingAtPath: "/dev/null")
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "courier-dev forge \(args): \(String(decoding: e, as: UTF8.self))", sourceLocation: sourceLocation)
+        return String(decoding: o, as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+}
