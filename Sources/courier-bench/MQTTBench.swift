@@ -47,8 +47,8 @@ struct MQTTBench: AsyncParsableCommand {
             if !self.keep { try? FileManager.default.removeItem(atPath: root) }
         }
 
-        print("Courier over MQTT: \(self.relays) relay processes (`relay run --link mqtt:127.0.0.1:\(broker.port)`), one mosquitto broker on this machine")
-        print("  messages: \(self.messages), \(self.size) B of text each, from a random relay to another (as `relay send --to`, end-to-end encrypted), handed over one after another")
+        say("Courier over MQTT: \(self.relays) relay processes (`relay run --link mqtt:127.0.0.1:\(broker.port)`), one mosquitto broker on this machine")
+        say("  messages: \(self.messages), \(self.size) B of text each, from a random relay to another (as `relay send --to`, end-to-end encrypted), handed over one after another")
 
         // The federation, as operators make it.
         var dirs: [String] = []
@@ -67,8 +67,8 @@ struct MQTTBench: AsyncParsableCommand {
         let started = Date()
         for d in dirs {
             let p = Process()
-            p.executableURL = URL(fileURLWithPath: relay)
-            p.arguments = ["run", "--data-dir", d, "--link", "mqtt:127.0.0.1:\(broker.port)", "--log-level", "notice"]
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["python3", "-c", Broker.unblocked, relay, "run", "--data-dir", d, "--link", "mqtt:127.0.0.1:\(broker.port)", "--log-level", "notice"]
             _ = FileManager.default.createFile(atPath: d + "/run.log", contents: nil)
             let h = FileHandle(forWritingAtPath: d + "/run.log")
             p.standardOutput = h
@@ -94,7 +94,7 @@ struct MQTTBench: AsyncParsableCommand {
             let known = stores.map { ((try? $0.peers().count) ?? 0) }
             throw Failure(description: "the relays did not learn each other's keys within 180 s (known: \(known)); logs in \(root)")
         }
-        print(String(format: "  warm-up: all relays connected and knowing each other's keys after %.1f s", Date().timeIntervalSince(started)))
+        say(String(format: "  warm-up: all relays connected and knowing each other's keys after %.1f s", Date().timeIntervalSince(started)))
 
         let before = try broker.sys()
         var g = SplitMix(seed: self.seed)
@@ -150,17 +150,17 @@ struct MQTTBench: AsyncParsableCommand {
         let delivered = latencies.count
         let bytesIn = after.bytesReceived - before.bytesReceived, bytesOut = after.bytesSent - before.bytesSent
         let pubIn = after.publishReceived - before.publishReceived, pubOut = after.publishSent - before.publishSent
-        print(String(format: "  handed over in %.1f s (%.1f messages/s, the pace of `relay send` processes)", handedOver, Double(self.messages) / handedOver))
-        print("  delivered: \(delivered) of \(self.messages)\(delivered < self.messages ? " (within \(Int(self.timeout)) s of the last hand-over)" : "")")
-        print("  duplicates in inboxes: \(duplicates); delivered to a relay they were not for: \(misdelivered)")
-        print("  latency (handed over -> in the destination's inbox, polled every ~0.2 s): p50 \(pct(0.5)), p90 \(pct(0.9)), p99 \(pct(0.99)), max \(latencies.last.map { String(format: "%.2f s", $0) } ?? "-")")
-        print("  broker ($SYS, from the first hand-over to the end): \(pubIn) publishes in, \(pubOut) out; \(bytesIn) B in, \(bytesOut) B out")
+        say(String(format: "  handed over in %.1f s (%.1f messages/s, the pace of `relay send` processes)", handedOver, Double(self.messages) / handedOver))
+        say("  delivered: \(delivered) of \(self.messages)\(delivered < self.messages ? " (within \(Int(self.timeout)) s of the last hand-over)" : "")")
+        say("  duplicates in inboxes: \(duplicates); delivered to a relay they were not for: \(misdelivered)")
+        say("  latency (handed over -> in the destination's inbox, polled every ~0.2 s): p50 \(pct(0.5)), p90 \(pct(0.9)), p99 \(pct(0.99)), max \(latencies.last.map { String(format: "%.2f s", $0) } ?? "-")")
+        say("  broker ($SYS, from the first hand-over to the end): \(pubIn) publishes in, \(pubOut) out; \(bytesIn) B in, \(bytesOut) B out")
         if delivered > 0 {
-            print(String(format: "  through the broker per delivered message: %.0f B in + %.0f B out = %.0f B (%.1f publishes in, %.1f out)",
+            say(String(format: "  through the broker per delivered message: %.0f B in + %.0f B out = %.0f B (%.1f publishes in, %.1f out)",
                          Double(bytesIn) / Double(delivered), Double(bytesOut) / Double(delivered), Double(bytesIn + bytesOut) / Double(delivered),
                          Double(pubIn) / Double(delivered), Double(pubOut) / Double(delivered)))
         }
-        if self.keep { print("  run directory kept: \(root)") }
+        if self.keep { say("  run directory kept: \(root)") }
         if delivered < self.messages || duplicates > 0 || misdelivered > 0 {
             throw Failure(description: "\(self.messages - delivered) messages not delivered, \(duplicates) duplicates, \(misdelivered) misdelivered (relay logs in \(root) with --keep)")
         }
@@ -203,6 +203,9 @@ struct MQTTBench: AsyncParsableCommand {
     }
 }
 
+/// A line on standard output at once (a pipe would otherwise hold it until the end, or lose it on a crash).
+private func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+
 /// A mosquitto broker on 127.0.0.1 (a free port, a temporary configuration), and its $SYS counters.
 final class Broker: @unchecked Sendable {
     let port: Int
@@ -234,9 +237,11 @@ final class Broker: @unchecked Sendable {
             log_type error
             log_type warning
             """.write(toFile: conf, atomically: true, encoding: .utf8)
+        // Through Python, which clears the signal mask this thread passes on (a worker thread blocks SIGTERM), so the
+        // broker stops on SIGTERM.
         self.process = Process()
-        self.process.executableURL = URL(fileURLWithPath: binary)
-        self.process.arguments = ["-c", conf]
+        self.process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        self.process.arguments = ["python3", "-c", Broker.unblocked, binary, "-c", conf]
         _ = FileManager.default.createFile(atPath: dir + "/mosquitto.log", contents: nil)
         let h = FileHandle(forWritingAtPath: dir + "/mosquitto.log")
         self.process.standardOutput = h
@@ -251,9 +256,14 @@ final class Broker: @unchecked Sendable {
         throw MQTTBench.Failure(description: "mosquitto did not start on 127.0.0.1:\(self.port) within 15 s (\(dir)/mosquitto.log)")
     }
 
+    static let unblocked = "import os, signal, sys\nsignal.pthread_sigmask(signal.SIG_SETMASK, [])\nos.execv(sys.argv[1], sys.argv[1:])\n"
+
     func stop() {
         guard self.process.isRunning else { return }
         kill(self.process.processIdentifier, SIGTERM)
+        let end = Date().addingTimeInterval(10)
+        while self.process.isRunning && Date() < end { usleep(50_000) }
+        if self.process.isRunning { kill(self.process.processIdentifier, SIGKILL) }
         self.process.waitUntilExit()
     }
 

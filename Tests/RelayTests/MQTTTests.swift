@@ -57,9 +57,12 @@ final class TestBroker {
             log_type notice
             \(self.extra)
             """.write(toFile: conf, atomically: true, encoding: .utf8)
+        // Through Python, which clears the signal mask the test's thread passes on (it blocks SIGTERM): the broker
+        // then stops on SIGTERM as it does under a service manager.
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = ["-c", conf]
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", "import os, signal, sys\nsignal.pthread_sigmask(signal.SIG_SETMASK, [])\nos.execv(sys.argv[1], sys.argv[1:])\n",
+                       binary, "-c", conf]
         let log = self.dir + "/mosquitto.log"
         if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
         let h = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
