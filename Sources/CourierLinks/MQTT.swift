@@ -71,13 +71,12 @@ public final class MQTTLink: Link, @unchecked Sendable {
         // At most 23 characters, the limit MQTT 3.1.1 lets brokers impose.
         self.clientID = "cr-\(federation.prefix(8))-\(node.prefix(8))"
         if let file = settings.passwordFile {
-            do {
-                let text = try String(contentsOfFile: file, encoding: .utf8)
-                self.password = String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
-                    .trimmingCharacters(in: .whitespacesAndNewlines)
-            } catch {
-                throw .invalidSpec("\(name): cannot read password-file=\(file) (\((error as NSError).localizedDescription)); put the broker password on its first line")
+            guard access(file, R_OK) == 0, let data = FileManager.default.contents(atPath: file) else {
+                let why = errno == 0 ? "unreadable" : String(cString: strerror(errno))
+                throw .invalidSpec("\(name): cannot read password-file=\(file) (\(why)); put the broker password on its first line, readable by the relay's user")
             }
+            self.password = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).first
+                .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
         } else {
             self.password = nil
         }
@@ -332,7 +331,13 @@ public final class MQTTLink: Link, @unchecked Sendable {
 
     static func describe(_ rc: Int32, errno e: Int32) -> String {
         if rc == MOSQ_ERR_ERRNO.rawValue { return String(cString: strerror(e)) }
-        return String(cString: mosquitto_strerror(rc))
+        let text = String(cString: mosquitto_strerror(rc))
+        switch rc {
+        case MOSQ_ERR_TLS.rawValue:
+            return "\(text) (the broker's certificate does not check out against cafile= or the system's CAs, or the port does not speak TLS)"
+        case MOSQ_ERR_EAI.rawValue: return "\(text) (the broker's name does not resolve: check it and DNS)"
+        default: return text
+        }
     }
 
     static func seconds(_ s: Double) -> String { s < 10 ? String(format: "%.1f s", s) : String(format: "%.0f s", s) }
