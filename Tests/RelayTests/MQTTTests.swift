@@ -281,6 +281,60 @@ final class TestBroker {
         #expect((c["reconnects"] as? Int ?? 0) >= 1, "ga1 counted the reconnect: \(c)")
     }
 
+    @Test func aBrokerWithPasswordsAndAnACLAdmitsGatewaysAndStatusShowsARefusal() throws {
+        // Users named after the gateways' node ids, each allowed to write only under its own id.
+        let dirs = try R.federation(["valley", "town", "intruder"])
+        let ids = try dirs.map(R.id)
+        let etc = R.tempDir()
+        var users: [String] = []
+        for (i, id) in ids.prefix(2).enumerated() {
+            let password = "secret-\(i)-\(UUID().uuidString)"
+            try (password + "\n").write(toFile: etc + "/\(id).pw", atomically: true, encoding: .utf8)
+            users.append(id)
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_passwd")
+            p.arguments = (i == 0 ? ["-c"] : []) + ["-b", etc + "/passwd", id, password]
+            try p.run()
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 0, "mosquitto_passwd")
+        }
+        try "wrong\n".write(toFile: etc + "/wrong.pw", atomically: true, encoding: .utf8)
+        try "pattern read courier/#\npattern write courier/+/%u\n".write(toFile: etc + "/acl", atomically: true, encoding: .utf8)
+        // mosquitto started as root reads these as the mosquitto user.
+        for f in ["passwd", "acl"] { chmod(etc + "/" + f, 0o644) }
+        chmod(etc, 0o755)
+        let broker = try TestBroker(extra: """
+            allow_anonymous false
+            password_file \(etc)/passwd
+            acl_file \(etc)/acl
+            """)
+        defer { broker.stop() }
+        func link(_ user: String, _ pw: String) -> String { "mqtt:127.0.0.1:\(broker.port),user=\(user),password-file=\(etc)/\(pw).pw" }
+        var ps: [Process] = []
+        defer { for p in ps { R.stop(p) } }
+        ps.append(try R.start(["run", "--data-dir", dirs[0], "--link", link(ids[0], ids[0])], log: dirs[0] + "/run.log"))
+        ps.append(try R.start(["run", "--data-dir", dirs[1], "--link", link(ids[1], ids[1])], log: dirs[1] + "/run.log"))
+        // The intruder knows a user name, not its password.
+        ps.append(try R.start(["run", "--data-dir", dirs[2], "--link", link(ids[0], "wrong")], log: dirs[2] + "/run.log"))
+
+        let learnt = try R.wait(60) { try self.knows(dirs[0], ids[1]) }
+        #expect(learnt, "valley learnt town's keys through the broker")
+        let text = "The clinic's generator needs diesel."
+        let id = try self.send(dirs[0], ["--to", ids[1], "--kind", "aid", text])
+        let crossed = try R.wait(60) { try self.inboxCounts(dirs[1])[id] == 1 }
+        #expect(crossed, "the aid request crossed the broker with passwords")
+
+        let refused = try R.wait(30) {
+            let c = try self.mqttLink(dirs[2])?["connection"] as? [String: Any]
+            return (c?["lastError"] as? String)?.contains("not authorised") == true
+        }
+        #expect(refused, "the intruder's status shows the broker's refusal")
+        let (_, out, _) = try R.run(["status", "--data-dir", dirs[2]])
+        #expect(out.contains("link mqtt:127.0.0.1:\(broker.port): DOWN") && out.contains(": CONNECTING since")
+                && out.contains("the broker refused the connection: Connection Refused: not authorised."), "status: \(out)")
+        #expect(try R.inbox(dirs[2]).isEmpty && !self.knows(dirs[2], ids[0]), "the intruder heard nothing")
+    }
+
     @Test func twoBrokersJoinedByAMosquittoBridgeCarryTheSameTraffic() throws {
         // Valley A's gateways use broker 1; valley B's gateway uses broker 2, which bridges the courier/ topics to 1.
         let one = try TestBroker()
