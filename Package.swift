@@ -21,13 +21,17 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
     ],
     targets: [
-        // System libraries (Debian: apt-get install libzstd-dev libserialport-dev).
+        // System libraries (Debian: apt-get install libzstd-dev libserialport-dev libmosquitto-dev).
         .systemLibrary(
             name: "CZstd", pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]),
         .systemLibrary(
             name: "CLibSerialPort", pkgConfig: "libserialport",
             providers: [.apt(["libserialport-dev"]), .brew(["libserialport"])]),
+        // The MQTT client of `mqtt:` links (gateways joined through a broker).
+        .systemLibrary(
+            name: "CMosquitto", pkgConfig: "libmosquitto",
+            providers: [.apt(["libmosquitto-dev"]), .brew(["mosquitto"])]),
 
         // bzip2, used only by the benchmark to model LXMF's resource compression.
         .systemLibrary(name: "CBzip2", providers: [.apt(["libbz2-dev"]), .brew(["bzip2"])]),
@@ -49,10 +53,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
-        // Layer 3: links. Serial ports (libserialport, termios for ptys), framed serial, KISS, RNode, TCP.
+        // Layer 3: links. Serial ports (libserialport, termios for ptys), framed serial, KISS, RNode, TCP, MQTT.
         .target(
             name: "CourierLinks",
-            dependencies: ["CourierWire", "CLibSerialPort", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["CourierWire", "CLibSerialPort", "CMosquitto", .product(name: "Logging", package: "swift-log")]),
 
         // Layer 4: the relay engine (sans-I/O) and the mesh simulator that drives it on a virtual clock.
         .target(name: "CourierNode", dependencies: ["CourierWire", "CourierStore", "CourierLinks"]),
@@ -84,6 +88,7 @@ let package = Package(
                 "CourierRuntime",
                 "CourierNode",
                 "CourierLinks",
+                "CMosquitto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

@@ -93,7 +93,7 @@ Source: the Courier repository (this package is built by scripts/build-deb.sh).
  - the Swift standard library, Foundation and Dispatch (Apache-2.0 with Runtime Library Exception)
  - swift-argument-parser, swift-log, swift-crypto (Apache-2.0)
  - GRDB.swift (MIT)
-It loads Debian's libsqlite3, libzstd and libserialport at run time (see Depends).
+It loads Debian's libsqlite3, libzstd, libserialport and libmosquitto at run time (see Depends).
 EOF
 find "$root/usr" "$root/lib" "$root/etc" -type f -exec chmod go-w {} +
 

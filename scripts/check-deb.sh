@@ -19,7 +19,7 @@ grep -q ' ./usr/bin/relay$' <<<"$(grep -- '-rwxr-xr-x root/root' <<<"$list")" ||
 say "dpkg-deb -c: $(wc -l <<<"$list") entries, /usr/bin/relay, the unit, relay.conf, man page, 3 completions"
 
 depends=$(dpkg-deb -f "$deb" Depends)
-for p in libserialport0 libzstd1 libsqlite3-0 libc6; do
+for p in libserialport0 libzstd1 libmosquitto1 libsqlite3-0 libc6; do
     grep -Eq "(^|, )$p( |,|$)" <<<"$depends" || fail "Depends lacks $p: $depends"
 done
 [ "$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)" = /etc/courier/relay.conf ] || fail "relay.conf is not a conffile"

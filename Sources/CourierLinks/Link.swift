@@ -25,11 +25,44 @@ public protocol Link: AnyObject, Sendable {
     func stop()
     /// What crossed the link since the start: frames and bytes each way, damaged frames dropped.
     var counters: LinkCounters { get }
+    /// For a link through a server (an MQTT broker): whether it is connected, since when, and the last error.
+    var connection: LinkConnection? { get }
 }
 
 extension Link {
     public func openAtStart() throws(LinkError) {}
     public var counters: LinkCounters { LinkCounters() }
+    public var connection: LinkConnection? { nil }
+}
+
+/// The state of a link's connection to a server (an MQTT broker), as `relay status` shows it.
+public struct LinkConnection: Sendable, Hashable, Codable {
+    public enum State: String, Sendable, Hashable, Codable {
+        /// Never connected yet since the start.
+        case connecting
+        case connected
+        /// Was connected, or tried: retrying with backoff.
+        case reconnecting
+    }
+    /// What the link connects to, e.g. "broker 127.0.0.1:1883, topic courier/1a2b3c4d/+".
+    public var peer: String
+    public var state: State
+    /// Unix time the state began.
+    public var since: Double
+    /// The last failure (cannot connect, refused, connection lost) and when, kept after a reconnect.
+    public var lastError: String?
+    public var lastErrorAt: Double?
+    /// Connection attempts that failed since the last success.
+    public var failedAttempts: Int
+
+    public init(peer: String, state: State, since: Double, lastError: String? = nil, lastErrorAt: Double? = nil, failedAttempts: Int = 0) {
+        self.peer = peer
+        self.state = state
+        self.since = since
+        self.lastError = lastError
+        self.lastErrorAt = lastErrorAt
+        self.failedAttempts = failedAttempts
+    }
 }
 
 /// Retry delays after a failure: doubling from `initial` to `maximum`, with ±20% jitter.

@@ -2,7 +2,7 @@ import Foundation
 import Logging
 
 /// A link as an operator writes it: `serial:PATH[:BAUD]`, `kiss:PATH[:BAUD]`, `kiss-tcp:HOST:PORT`, `rnode:PATH`,
-/// `tcp:HOST:PORT`, `tcp-listen:HOST:PORT`.
+/// `tcp:HOST:PORT`, `tcp-listen:HOST:PORT`, `mqtt:HOST[:PORT]` (with options, see `LinkConfig`).
 public enum LinkSpec: Sendable, Hashable, CustomStringConvertible {
     case serial(path: String, baud: Int)
     case kiss(path: String, baud: Int)
@@ -10,8 +10,10 @@ public enum LinkSpec: Sendable, Hashable, CustomStringConvertible {
     case rnode(path: String)
     case tcp(host: String, port: Int)
     case tcpListen(host: String, port: Int)
+    /// A client of an MQTT broker: the gateways of a federation that reach one broker hear each other.
+    case mqtt(MQTTSettings)
 
-    public static let help = "serial:PATH[:BAUD], kiss:PATH[:BAUD], kiss-tcp:HOST:PORT, rnode:PATH, tcp:HOST:PORT or tcp-listen:HOST:PORT"
+    public static let help = "serial:PATH[:BAUD], kiss:PATH[:BAUD], kiss-tcp:HOST:PORT, rnode:PATH, tcp:HOST:PORT, tcp-listen:HOST:PORT or mqtt:HOST[:PORT][,topic=ROOT][,tls][,cafile=PATH][,user=U][,password-file=PATH]"
 
     public init(_ text: String) throws(LinkError) {
         guard let colon = text.firstIndex(of: ":") else {
@@ -75,6 +77,31 @@ public enum LinkSpec: Sendable, Hashable, CustomStringConvertible {
         case "tcp-listen":
             let (h, p) = try hostPort()
             self = .tcpListen(host: h, port: p)
+        case "mqtt":
+            // The port is optional: 1883, or 8883 with `,tls` (`LinkConfig` sets it once it has read the options).
+            var host = Substring(rest)
+            var port: Int? = nil
+            if rest.hasPrefix("["), let close = rest.firstIndex(of: "]") {
+                host = rest[rest.index(after: rest.startIndex)..<close]
+                let tail = rest[rest.index(after: close)...]
+                if !tail.isEmpty {
+                    guard tail.first == ":", let p = Int(tail.dropFirst()), (1...65535).contains(p) else {
+                        throw .invalidSpec("bad link '\(text)': port must be a number 1-65535, e.g. mqtt:[::1]:1883")
+                    }
+                    port = p
+                }
+            } else if let c = rest.firstIndex(of: ":") {
+                guard rest.lastIndex(of: ":") == c else {
+                    throw .invalidSpec("bad link '\(text)': put an IPv6 broker address in brackets, e.g. mqtt:[2001:db8::1]:1883")
+                }
+                host = rest[..<c]
+                guard let p = Int(rest[rest.index(after: c)...]), (1...65535).contains(p) else {
+                    throw .invalidSpec("bad link '\(text)': port must be a number 1-65535, e.g. mqtt:broker.example.org:1883")
+                }
+                port = p
+            }
+            guard !host.isEmpty else { throw .invalidSpec("bad link '\(text)': missing broker host, e.g. mqtt:broker.example.org") }
+            self = .mqtt(MQTTSettings(host: String(host), explicitPort: port))
         default:
             throw .invalidSpec("bad link '\(text)': unknown type '\(type)'; expected \(Self.help)")
         }
@@ -88,11 +115,78 @@ public enum LinkSpec: Sendable, Hashable, CustomStringConvertible {
         case .rnode(let p): return "rnode:\(p)"
         case .tcp(let h, let p): return "tcp:\(h):\(p)"
         case .tcpListen(let h, let p): return "tcp-listen:\(h):\(p)"
+        // The topic root is part of the name: two links to one broker under different roots are two links.
+        case .mqtt(let m):
+            return "mqtt:\(m.host.contains(":") ? "[\(m.host)]" : m.host):\(m.port)" + (m.topicRoot != "courier" ? ",topic=\(m.topicRoot)" : "")
         }
     }
 }
 
-/// A link spec with per-link options: `SPEC[,mtu=N]`, e.g. `serial:/dev/ttyUSB0:9600,mtu=233` for an E22 module.
+/// Where an `mqtt:` link connects and how: `mqtt:HOST[:PORT][,topic=ROOT][,tls][,cafile=PATH][,user=U][,password-file=PATH]`.
+public struct MQTTSettings: Sendable, Hashable {
+    public var host: String
+    /// The port given in the spec; nil: 1883, or 8883 with TLS.
+    public var explicitPort: Int?
+    /// The first level of every topic this link uses (`ROOT/<federation fingerprint>/<node>`).
+    public var topicRoot = "courier"
+    public var tls = false
+    /// CA certificates to check the broker with (PEM); with TLS and none, the system's (/etc/ssl/certs).
+    public var caFile: String?
+    public var user: String?
+    /// A file whose first line is the password (kept out of relay.conf and the process list).
+    public var passwordFile: String?
+
+    public init(host: String, explicitPort: Int? = nil) {
+        self.host = host
+        self.explicitPort = explicitPort
+    }
+
+    public var port: Int { self.explicitPort ?? (self.tls ? 8_883 : 1_883) }
+
+    public static let optionsHelp = "topic=ROOT, tls, cafile=PATH, user=U, password-file=PATH, mtu=N"
+
+    /// Reads one `,option` of the spec; false when it is not an MQTT option.
+    mutating func apply(_ key: String, _ value: String?, in text: String) throws(LinkError) -> Bool {
+        func need() throws(LinkError) -> String {
+            guard let v = value, !v.isEmpty else {
+                throw .invalidSpec("bad link option '\(key)' in '\(text)': give a value, \(key)=...")
+            }
+            return v
+        }
+        switch key {
+        case "topic":
+            let v = try need()
+            // MQTT wildcards and a leading or trailing '/' would change which topics the link hears.
+            guard !v.contains(where: { $0 == "+" || $0 == "#" || $0 == "\u{0}" }), !v.hasPrefix("/"), !v.hasSuffix("/"), !v.hasPrefix("$") else {
+                throw .invalidSpec("bad link option 'topic=\(v)' in '\(text)': a topic root has no '+', '#', leading '$' or '/' at either end (e.g. topic=courier or topic=valleys/courier)")
+            }
+            self.topicRoot = v
+        case "tls":
+            guard value == nil || value == "yes" else { throw .invalidSpec("bad link option '\(key)=\(value ?? "")' in '\(text)': write just ,tls") }
+            self.tls = true
+        case "cafile":
+            self.caFile = try need()
+            self.tls = true
+        case "user": self.user = try need()
+        case "password-file": self.passwordFile = try need()
+        default: return false
+        }
+        return true
+    }
+
+    /// The options as written in a spec after the host, port and topic, e.g. ",tls,user=valley".
+    var optionsDescription: String {
+        var s = ""
+        if self.tls && self.caFile == nil { s += ",tls" }
+        if let c = self.caFile { s += ",cafile=\(c)" }
+        if let u = self.user { s += ",user=\(u)" }
+        if let p = self.passwordFile { s += ",password-file=\(p)" }
+        return s
+    }
+}
+
+/// A link spec with per-link options: `SPEC[,mtu=N]`, e.g. `serial:/dev/ttyUSB0:9600,mtu=233` for an E22 module;
+/// `mqtt:` links take more (`MQTTSettings`).
 public struct LinkConfig: Sendable, Hashable, CustomStringConvertible {
     public var spec: LinkSpec
     /// Overrides the link type's default MTU (64 or more).
@@ -109,6 +203,13 @@ public struct LinkConfig: Sendable, Hashable, CustomStringConvertible {
         self.mtu = nil
         for opt in parts {
             let kv = opt.split(separator: "=", maxSplits: 1).map(String.init)
+            if case .mqtt(var m) = self.spec, let key = kv.first, key != "mtu" {
+                guard try m.apply(key, kv.count == 2 ? kv[1] : nil, in: text) else {
+                    throw .invalidSpec("bad link option '\(opt)' in '\(text)': mqtt links take \(MQTTSettings.optionsHelp)")
+                }
+                self.spec = .mqtt(m)
+                continue
+            }
             guard kv.count == 2, kv[0] == "mtu", let v = Int(kv[1]) else {
                 throw .invalidSpec("bad link option '\(opt)' in '\(text)': the only option is mtu=N (e.g. ,mtu=233)")
             }
@@ -119,7 +220,11 @@ public struct LinkConfig: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    public var description: String { self.spec.description + (self.mtu.map { ",mtu=\($0)" } ?? "") }
+    public var description: String {
+        var s = self.spec.description
+        if case .mqtt(let m) = self.spec { s += m.optionsDescription }
+        return s + (self.mtu.map { ",mtu=\($0)" } ?? "")
+    }
 }
 
 /// Options that apply across links.
@@ -132,6 +237,8 @@ public struct LinkOptions: Sendable {
     /// Replaces the link type's default MTU (from `,mtu=N`).
     public var mtuOverride: Int? = nil
     public var backoff = Backoff()
+    /// For `mqtt:` links: the federation's fingerprint and this relay's short id (hex), which make its topics.
+    public var mqttIdentity: (federation: String, node: String)? = nil
     public init() {}
 }
 
@@ -190,10 +297,23 @@ public enum LinkFactory {
             }
         case .tcpListen(let host, let port):
             return try TCPListenLink(name: name, host: host, port: port, properties: Self.tcpProperties(mtu), logger: logger)
+        case .mqtt(let settings):
+            guard let id = options.mqttIdentity else {
+                throw .invalidSpec("\(name): an mqtt link needs the relay's federation and node id (only `relay run` makes one)")
+            }
+            // Reconnects: from 1 s doubling to 30 s at most, whatever the serial ports use.
+            let backoff = Backoff(initial: options.backoff.initial, maximum: min(options.backoff.maximum, 30))
+            return try MQTTLink(name: name, settings: settings, federation: id.federation, node: id.node,
+                                properties: Self.mqttProperties(mtu), backoff: backoff, logger: logger)
         }
     }
 
     public static func tcpProperties(_ mtu: Int? = nil) -> LinkProperties {
+        LinkProperties(mtu: mtu ?? 16_384, bitsPerSecond: nil, duplex: .full, mediumChecksFrames: true, airtime: .none)
+    }
+
+    /// A broker: a shared medium (every gateway hears every packet) with a large MTU and no airtime budget.
+    public static func mqttProperties(_ mtu: Int? = nil) -> LinkProperties {
         LinkProperties(mtu: mtu ?? 16_384, bitsPerSecond: nil, duplex: .full, mediumChecksFrames: true, airtime: .none)
     }
 

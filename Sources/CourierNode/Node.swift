@@ -155,6 +155,10 @@ public final class Node {
     var counters: Range<UInt32> = 0..<0
     var rng: SplitMix64
     var lastHousekeeping: Double = -1e9
+    /// A link came up or a neighbour came into range: directed bundles in our custody that wait for a next hop look
+    /// for one at the next tick, not at the next housekeeping (a gateway whose broker connection was back in
+    /// seconds would otherwise hold them a minute).
+    var rerouteDue = false
     var quiet: Bool
     var sealer: PacketSealer
     var opener: PacketOpener
@@ -253,6 +257,7 @@ public final class Node {
         self.links[name]?.upSince = now
         self.links[name]?.helloRetries = 0
         self.links[name]?.nextHelloRetry = now + self.rng.uniform(5, 15)
+        self.rerouteDue = true
         return self.tick(now: now)
     }
 
@@ -476,6 +481,7 @@ public final class Node {
         self.neighbours[from] = n
         let contact = wasAway && from != self.me
         if contact {
+            self.rerouteDue = true
             self.emit(.event(.neighbourHeard(from, name: n.name, link: link)))
             // A contact: tell them who we are if they may not know.
             if var l = self.links[link] {
@@ -1434,6 +1440,17 @@ public final class Node {
             }
             for id in self.told.keys.sorted() where !ids.contains(id) {
                 self.told[id] = nil
+            }
+        }
+        if self.rerouteDue {
+            self.rerouteDue = false
+            let active = Set(self.transfers.values.filter(\.custody).map(\.key.bundle))
+            do {
+                for h in try self.store.held() where h.custody && !active.contains(h.id) {
+                    if case .node = h.destination { self.routeDirected(h.id, now: now) }
+                }
+            } catch {
+                self.reject("cannot read the bundles held to route them again: \(error)")
             }
         }
         if !self.keysArrived.isEmpty { self.readWaiting(now: now) }

@@ -309,6 +309,8 @@ public final class Runtime: @unchecked Sendable {
                 /// Packets not sent (they stay queued) and seconds on air since the start.
                 let dropped: Int; let airtimeSeconds: Double
                 let warnings: [String]
+                /// A link through a server (an MQTT broker): connected, or (re)connecting since when, last error.
+                let connection: LinkConnection?
             }
             struct N: Codable { let node: String; let name: String?; let link: String; let lastHeard: Double }
             var pid: Int32
@@ -335,11 +337,12 @@ public final class Runtime: @unchecked Sendable {
                              airtimeUsed: a?.budget.map { b in max(0, b - (a?.tokens ?? b)) }, airtimeBudget: a?.budget,
                              counters: l.counters, authFailures: h.authFailures, unknownSender: h.unknownSender,
                              duplicates: h.duplicates, refused: h.refused, dropped: t.dropped, airtimeSeconds: t.airtime,
-                             warnings: [h.damageWarning, h.authWarning].compactMap { $0 })
+                             warnings: [h.damageWarning, h.authWarning].compactMap { $0 }, connection: l.connection)
             },
             neighbours: self.node.neighbourList(now: now).map { .init(node: $0.id.short.description, name: $0.name, link: $0.link, lastHeard: $0.lastHeard) },
             routes: self.node.nextHops(now: now).map { .init(to: $0.to.description, via: $0.via.description, link: $0.link) })
-        let key = Key(quiet: s.quiet, info: s.info, links: s.links.map { "\($0.name) \($0.up) \($0.warnings)" },
+        let key = Key(quiet: s.quiet, info: s.info,
+                      links: s.links.map { "\($0.name) \($0.up) \($0.warnings) \($0.connection.map { "\($0.state) \($0.lastError ?? "")" } ?? "")" },
                       neighbours: s.neighbours.map { "\($0.node) \($0.name ?? "") \($0.link)" },
                       routes: s.routes.map { "\($0.to) \($0.via) \($0.link)" })
         let enc = JSONEncoder()

@@ -81,3 +81,20 @@ enum Terminal {
 /// Prints a line of human output that may hold text from elsewhere: control characters escaped (`Terminal.safe`),
 /// newlines kept (the lines this relay writes; names in them are escaped whole by `NodeNames.label`).
 func say(_ line: String) { print(Terminal.safe(line, keepNewlines: true)) }
+
+/// How `relay status` shows a link's connection to a server (an MQTT broker).
+enum ConnectionFormat {
+    /// E.g. "broker 127.0.0.1:1883, topic courier/1a2b3c4d/+: reconnecting since 11:02 UTC (40 s ago, 3 attempts); last error 11:02 UTC: Connection refused".
+    static func line(_ c: [String: Any], now: Double) -> String {
+        let peer = Terminal.safe((c["peer"] as? String) ?? "server")
+        let state = (c["state"] as? String) ?? "?"
+        let since = (c["since"] as? Double) ?? now
+        var s = "\(peer): \(state == "connected" ? "connected" : state.uppercased()) since \(clock(since)) (\(relative(now - since)) ago"
+        if let n = c["failedAttempts"] as? Int, n > 0 { s += ", \(n) failed attempt\(n == 1 ? "" : "s")" }
+        s += ")"
+        if let e = c["lastError"] as? String {
+            s += "; last error\((c["lastErrorAt"] as? Double).map { " \(clock($0))" } ?? ""): \(Terminal.safe(e))"
+        }
+        return s
+    }
+}

@@ -173,6 +173,8 @@ extension Relay {
                 opts.backoff = Backoff(initial: 1, maximum: 60)
                 opts.callsign = try self.amateurCheck(configs.map(\.spec), config: cfg, open: open)
                 opts.rnodeRadio = try self.radio(cfg)
+                let (key, _) = try dir.network()
+                opts.mqttIdentity = (federation: key.fingerprint, node: try dir.identity().0.nodeID.short.description)
                 var logger = Logger(label: "relay")
                 let level = self.logLevel ?? cfg.logLevel ?? "info"
                 guard let l = Logger.Level(rawValue: level) else { throw RelayError.usage("unknown log level '\(level)': use debug, info, notice or warning") }
@@ -495,6 +497,7 @@ extension Relay {
                         say("    in \(n(c, "framesIn")) frames (\(bytes(n(c, "bytesIn")))), out \(n(c, "framesOut")) frames (\(bytes(n(c, "bytesOut")))), on air \(String(format: "%.1f s", (l["airtimeSeconds"] as? Double) ?? 0))")
                         say("    errors: \(n(c, "crcErrors")) CRC, \(n(c, "framingErrors")) framing; refused: \(n(l, "authFailures")) failed authentication, \(n(l, "unknownSender")) unknown sender, \(n(l, "duplicates")) duplicates, \(n(l, "refused")) other; \(n(l, "dropped")) not sent")
                         for w in (l["warnings"] as? [String]) ?? [] { say("    WARNING: \(w)") }
+                        if let c = l["connection"] as? [String: Any] { say("    \(ConnectionFormat.line(c, now: Date().timeIntervalSince1970))") }
                     }
                     let now = Date().timeIntervalSince1970
                     for n in (live["neighbours"] as? [[String: Any]]) ?? [] {
@@ -563,7 +566,7 @@ extension LinkSpec {
     var isLocalDevice: Bool {
         switch self {
         case .serial, .kiss, .kissTCP, .rnode: return true
-        case .tcp, .tcpListen: return false
+        case .tcp, .tcpListen, .mqtt: return false
         }
     }
 }
