@@ -27,12 +27,16 @@ public protocol Link: AnyObject, Sendable {
     var counters: LinkCounters { get }
     /// For a link through a server (an MQTT broker): whether it is connected, since when, and the last error.
     var connection: LinkConnection? { get }
+    /// The federation's network keys in force (fingerprints, SPEC 3.1 and 3.7): the one packets are sealed under
+    /// and every one accepted. Links whose addressing depends on the key (MQTT topics) follow; others ignore it.
+    func networkKeysChanged(sending: String, accepting: [String])
 }
 
 extension Link {
     public func openAtStart() throws(LinkError) {}
     public var counters: LinkCounters { LinkCounters() }
     public var connection: LinkConnection? { nil }
+    public func networkKeysChanged(sending: String, accepting: [String]) {}
 }
 
 /// The state of a link's connection to a server (an MQTT broker), as `relay status` shows it.

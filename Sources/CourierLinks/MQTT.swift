@@ -21,9 +21,12 @@ public final class MQTTLink: Link, @unchecked Sendable {
     public let events: AsyncStream<LinkEvent>
     private let continuation: AsyncStream<LinkEvent>.Continuation
     public let settings: MQTTSettings
-    /// Where this relay publishes (`ROOT/<federation>/<node>`) and what it subscribes to (`ROOT/<federation>/+`).
-    public let publishTopic: String
-    public let subscribeTopic: String
+    /// Where this relay publishes (`ROOT/<federation>/<node>`) and what it subscribes to (`ROOT/<federation>/+`), for
+    /// the network key packets are sealed under. While the federation changes key (SPEC 3.7) the link subscribes to
+    /// the topics of every accepted key too (`networkKeysChanged`), and publishes under the key in use.
+    public var publishTopic: String { self.state.withLock { $0.topics.publish } }
+    public var subscribeTopic: String { self.state.withLock { $0.topics.subscribe[0] } }
+    private let node: String
     private let clientID: String
     private let password: String?
     private let backoff: Backoff
@@ -44,6 +47,22 @@ public final class MQTTLink: Link, @unchecked Sendable {
         /// Why the broker turned us away (CONNACK or SUBACK refused), set by the callbacks.
         var refusal: String?
         var connectedOnce = false
+        /// The topics for the keys in force: where we publish, what we subscribe to (the sending key's first), and
+        /// our own topics under every accepted key (their messages are our echoes).
+        var topics: Topics
+        /// The message id of the subscription whose acknowledgement brings the link up.
+        var upMid: Int32 = -1
+    }
+    struct Topics {
+        var publish: String
+        var subscribe: [String]
+        var own: Set<String>
+    }
+    private func topics(sending: String, accepting: [String]) -> Topics {
+        let feds = [sending] + accepting.filter { $0 != sending }
+        let base = self.settings.topicRoot
+        return Topics(publish: "\(base)/\(sending)/\(self.node)", subscribe: feds.map { "\(base)/\($0)/+" },
+                      own: Set(feds.map { "\(base)/\($0)/\(self.node)" }))
     }
     private let state: Mutex<State>
     /// The libmosquitto client. Created in `init`, destroyed by the loop thread when it ends; `send` holds this
@@ -65,9 +84,9 @@ public final class MQTTLink: Link, @unchecked Sendable {
         self.properties = properties
         self.backoff = backoff
         self.logger = logger
+        self.node = node
         let base = "\(settings.topicRoot)/\(federation)"
-        self.publishTopic = "\(base)/\(node)"
-        self.subscribeTopic = "\(base)/+"
+        let topics = Topics(publish: "\(base)/\(node)", subscribe: ["\(base)/+"], own: ["\(base)/\(node)"])
         // At most 23 characters, the limit MQTT 3.1.1 lets brokers impose.
         self.clientID = "cr-\(federation.prefix(8))-\(node.prefix(8))"
         if let file = settings.passwordFile {
@@ -81,8 +100,8 @@ public final class MQTTLink: Link, @unchecked Sendable {
             self.password = nil
         }
         (self.events, self.continuation) = AsyncStream.makeStream(of: LinkEvent.self, bufferingPolicy: .bufferingNewest(4_096))
-        let peer = "broker \(settings.host):\(settings.port)\(settings.tls ? " (TLS)" : ""), topic \(self.subscribeTopic)"
-        self.state = Mutex(State(connection: LinkConnection(peer: peer, state: .connecting, since: Date().timeIntervalSince1970)))
+        let peer = "broker \(settings.host):\(settings.port)\(settings.tls ? " (TLS)" : ""), topic \(topics.subscribe[0])"
+        self.state = Mutex(State(connection: LinkConnection(peer: peer, state: .connecting, since: Date().timeIntervalSince1970), topics: topics))
 
         guard let m = mosquitto_new(self.clientID, true, nil) else {
             throw .io("\(name): cannot create an MQTT client (libmosquitto: out of memory?)")
@@ -119,7 +138,7 @@ public final class MQTTLink: Link, @unchecked Sendable {
             try check(mosquitto_tls_set(m, ca, ca == nil ? "/etc/ssl/certs" : nil, nil, nil, nil), "TLS set-up")
         }
         mosquitto_connect_callback_set(m) { _, obj, rc in MQTTLink.from(obj)?.connected(rc) }
-        mosquitto_subscribe_callback_set(m) { _, obj, _, count, granted in MQTTLink.from(obj)?.subscribed(count: count, granted: granted) }
+        mosquitto_subscribe_callback_set(m) { _, obj, mid, count, granted in MQTTLink.from(obj)?.subscribed(mid: mid, count: count, granted: granted) }
         mosquitto_message_callback_set(m) { _, obj, message in
             guard let message else { return }
             MQTTLink.from(obj)?.received(message.pointee)
@@ -256,19 +275,49 @@ public final class MQTTLink: Link, @unchecked Sendable {
             return
         }
         guard let m = self.mosq else { return }
-        let sub = mosquitto_subscribe(m, nil, self.subscribeTopic, 1)
-        if sub != MOSQ_ERR_SUCCESS.rawValue {
-            let why = "cannot subscribe to \(self.subscribeTopic): \(Self.describe(sub, errno: errno))"
-            self.state.withLock { $0.refusal = why }
+        let topics = self.state.withLock { $0.topics.subscribe }
+        for (i, topic) in topics.enumerated() {
+            var mid: Int32 = 0
+            let sub = mosquitto_subscribe(m, &mid, topic, 1)
+            if sub != MOSQ_ERR_SUCCESS.rawValue {
+                let why = "cannot subscribe to \(topic): \(Self.describe(sub, errno: errno))"
+                self.state.withLock { $0.refusal = why }
+                return
+            }
+            if i == 0 { self.state.withLock { $0.upMid = mid } }
         }
     }
 
-    private func subscribed(count: Int32, granted: UnsafePointer<Int32>?) {
+    /// The federation's keys changed (SPEC 3.7; fingerprints): publish under the key in use, and hear the gateways
+    /// still under another accepted key. A gateway left with a retired key is no longer subscribed to at all.
+    public func networkKeysChanged(sending: String, accepting: [String]) {
+        let new = self.topics(sending: sending, accepting: accepting)
+        let (old, up) = self.state.withLock { st -> (Topics, Bool) in
+            defer { st.topics = new }
+            return (st.topics, st.subscribed)
+        }
+        guard new.subscribe != old.subscribe || new.publish != old.publish else { return }
+        self.logger.notice("link follows the network keys", metadata: [
+            "link": "\(self.name)", "publishing": "\(new.publish)", "subscribed": "\(new.subscribe.joined(separator: " "))",
+        ])
+        // Connected: change the subscriptions now (a connection made later subscribes to the new topics itself).
+        guard up else { return }
+        self.client.withLock {
+            guard let m = self.mosq else { return }
+            for t in new.subscribe where !old.subscribe.contains(t) { _ = mosquitto_subscribe(m, nil, t, 1) }
+            for t in old.subscribe where !new.subscribe.contains(t) { _ = mosquitto_unsubscribe(m, nil, t) }
+        }
+    }
+
+    private func subscribed(mid: Int32, count: Int32, granted: UnsafePointer<Int32>?) {
+        let (main, topic) = self.state.withLock { ($0.upMid == mid, $0.topics.subscribe[0]) }
         guard count >= 1, let granted, granted[0] <= 2 else {
-            let why = "the broker refused the subscription to \(self.subscribeTopic) (not authorised? check its ACL)"
-            self.state.withLock { $0.refusal = why }
+            let why = "the broker refused the subscription to \(main ? topic : "another accepted key's topic") (not authorised? check its ACL)"
+            if main { self.state.withLock { $0.refusal = why } } else { self.logger.warning("link: \(why)", metadata: ["link": "\(self.name)"]) }
             return
         }
+        // The other accepted keys' topics: nothing more to do.
+        guard main else { return }
         let now = Date().timeIntervalSince1970
         let reconnect = self.state.withLock { st -> Bool in
             let again = st.connectedOnce
@@ -289,10 +338,12 @@ public final class MQTTLink: Link, @unchecked Sendable {
     private func received(_ message: mosquitto_message) {
         guard let topic = message.topic.map({ String(cString: $0) }) else { return }
         let count = Int(message.payloadlen)
-        if topic == self.publishTopic {
-            self.state.withLock { $0.echoes += 1 }
-            return
+        let echo = self.state.withLock { st -> Bool in
+            guard st.topics.own.contains(topic) else { return false }
+            st.echoes += 1
+            return true
         }
+        if echo { return }
         guard count > 0, let payload = message.payload else {
             self.state.withLock { $0.counters.framingErrors += 1 }
             self.logger.debug("refused frame", metadata: ["link": "\(self.name)", "reason": "empty MQTT message", "topic": "\(topic)"])

@@ -305,6 +305,11 @@ public final class Node {
         self.applyKeyRotation(now: now)
     }
 
+    /// The fingerprints of the network key packets are sealed under and of every key accepted (SPEC 3.7).
+    public var networkKeyFingerprints: (sending: String, accepting: [String]) {
+        (self.networkKeys.send.fingerprint, self.networkKeys.accept.map(\.fingerprint))
+    }
+
     /// Seals and opens under the keys the rotation gives for `now`, saying so when they change.
     func applyKeyRotation(now: Double) {
         let k = self.config.keyRotation.keys(current: self.config.networkKey, at: now)

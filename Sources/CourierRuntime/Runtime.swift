@@ -95,6 +95,8 @@ public final class Runtime: @unchecked Sendable {
                     }
                 }
             }
+            let keys = self.node.networkKeyFingerprints
+            link.networkKeysChanged(sending: keys.sending, accepting: keys.accepting)
             link.start()
         }
         // A clock: wake at least every second (the change feed, quiet mode) and when the engine asks.
@@ -201,6 +203,7 @@ public final class Runtime: @unchecked Sendable {
                 case .failureNotice(let id, let reason, let by):
                     self.logger.warning("not delivered: a relay gave up on our bundle", metadata: ["bundle.id": "\(id)", "reason": "\(reason)", "by": "\(by)"])
                 case .networkKeys(let sending, let accepting):
+                    for l in self.links.values { l.networkKeysChanged(sending: sending, accepting: accepting) }
                     self.logger.notice("network keys: sending under \(sending), accepting \(accepting.joined(separator: ", "))")
                 case .keysLearnt(let id, let name):
                     self.logger.info("keys learnt", metadata: ["node": "\(id.short)", "name": "\(name ?? "-")"])

@@ -110,3 +110,40 @@ import Testing
         #expect(R.text(a + "/network.json") == network)
     }
 }
+
+/// MQTT topics follow the network key (SPEC 3.7, 18.7): at the moment of a key change a running gateway moves to
+/// the new key's topic, so it still reaches a gateway restarted after the change (which starts on the new topic);
+/// a gateway left on the retired key is no longer even subscribed to. A real mosquitto broker on 127.0.0.1.
+@Suite(.serialized, .timeLimit(.minutes(5))) struct RekeyOverMQTTTests {
+    @Test(.enabled(if: TestBroker.binary != nil, "needs mosquitto")) func aRunningGatewayFollowsTheNewKeysTopic() throws {
+        let broker = try TestBroker()
+        defer { broker.stop() }
+        let link = "mqtt:127.0.0.1:\(broker.port)"
+        let dirs = try R.federation(["alpha", "bravo"])
+        let (a, b) = (dirs[0], dirs[1])
+        let idB = try R.id(b)
+        let ra = try R.start(["run", "--data-dir", a, "--link", link], log: a + "/run.log")
+        defer { R.stop(ra) }
+        var rb = try R.start(["run", "--data-dir", b, "--link", link], log: b + "/run.log")
+        let before = try R.run(["send", "--data-dir", a, "--to", idB, "--unknown-ok", "before"]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try R.wait(60) { try R.inbox(b).contains { $0["id"] as? String == before } }, "never delivered before the change")
+
+        let at = ISO8601DateFormatter().string(from: Date().addingTimeInterval(8))
+        let made = try R.run(["rekey", "new", "--data-dir", a, "--at", at]).1
+        let code = try #require(made.split(separator: " ").map(String.init).first { $0.hasPrefix("courier1-") }, "\(made)")
+        #expect(try R.run(["rekey", "add", "--data-dir", b, code, "--at", at]).0 == 0)
+        let shown = try JSONSerialization.jsonObject(with: Data(try R.run(["rekey", "show", "--data-dir", a, "--json"]).1.utf8)) as? [String: Any]
+        let next = try #require((shown?["next"] as? [String: Any])?["key"] as? String, "\(String(describing: shown))")
+        #expect(try R.wait(60) { R.text(a + "/run.log").contains("network keys: sending under \(next), accepting \(next)") }, "\(R.text(a + "/run.log").suffix(1500))")
+        #expect(R.text(a + "/run.log").contains("link follows the network keys"), "\(R.text(a + "/run.log").suffix(1500))")
+        for d in [a, b] { #expect(try R.run(["rekey", "retire", "--data-dir", d]).0 == 0) }
+
+        // bravo restarts: it starts on the new key's topic; alpha, running since before the change, follows it.
+        R.stop(rb)
+        rb = try R.start(["run", "--data-dir", b, "--link", link], log: b + "/run2.log")
+        defer { R.stop(rb) }
+        let after = try R.run(["send", "--data-dir", a, "--to", idB, "after"]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try R.wait(60) { try R.inbox(b).contains { $0["id"] as? String == after } },
+                "alpha never reached bravo after the change: \(R.text(a + "/run.log").suffix(2000))")
+    }
+}
