@@ -46,6 +46,11 @@ public final class Node {
         var lastHelloRequest: Double = -1e9
         /// When we last announced back to each sender of a hello.
         var helloAnswered: [ShortID: Double] = [:]
+        /// Announces this link may still send in answer to hellos (a bucket of `helloAnswerBurst`, one more every
+        /// `helloAnswerRefill` seconds), when it was last refilled, and a hello waiting for the bucket (SPEC 9, rule 7).
+        var helloTokens = Node.helloAnswerBurst
+        var helloRefilled: Double = 0
+        var helloAnswerWaiting = false
         /// The pending summary rides with the periodic announce.
         var summaryWithAnnounce = false
         /// When the link came up, and how many times the hello was repeated because nobody answered it (on a
@@ -178,6 +183,9 @@ public final class Node {
         public var unicastDataPackets = 0
         /// Periodic announces that carried the node's summary (packets that went out anyway).
         public var summariesInPeriodicAnnounces = 0
+        /// Announces sent in answer to hellos, and hellos not answered at once (SPEC 9 rule 7).
+        public var helloAnswers = 0
+        public var hellosLimited = 0
     }
 
     public init(config: NodeConfig, store: Store, links: [LinkInfo], now: Double, seed: UInt64? = nil,
@@ -402,14 +410,7 @@ public final class Node {
                 sender = id
                 if let k = self.keys[id] { try? self.store.rememberPeer(k, name: self.partialAnnounces[id.short]?.name, now: Int64(now)) }
             }
-            if a.capabilities & AnnounceRecord.hello != 0, var l = self.links[link],
-               now - (l.helloAnswered[packet.header.sender] ?? -1e9) > 10 {
-                // Even if we announced a moment ago (nodes started together): the sender may have missed it. Once in
-                // ten seconds per sender; hellos arriving together get one announce.
-                l.helloAnswered[packet.header.sender] = now
-                l.announceDue = true
-                self.links[link] = l
-            }
+            if a.capabilities & AnnounceRecord.hello != 0 { self.answerHello(from: packet.header.sender, on: link, now: now) }
         }
         if sender == nil { sender = self.directory[packet.header.sender]?.count == 1 ? self.directory[packet.header.sender]![0] : nil }
         guard let from = sender else {
@@ -488,6 +489,55 @@ public final class Node {
             if !self.isHolder(h.id, n) && !(self.told[h.id]?.contains(n) ?? false) { return true }
         }
         return false
+    }
+
+    /// Hellos answered per neighbour: at most one announce in `helloAnswerInterval` seconds for each sender.
+    public static let helloAnswerInterval: Double = 120
+    /// Hellos answered per link: a bucket of this many announces ...
+    public static let helloAnswerBurst: Double = 3
+    /// ... refilled by one every this many seconds (at most 60 hello answers an hour on a link, whoever says hello).
+    public static let helloAnswerRefill: Double = 60
+
+    /// A hello (the first announce after a start) means the sender may have forgotten us: announce back, even if we
+    /// announced a moment ago (nodes started together: the sender may have missed it), so its packets and ours can
+    /// be read. Hellos arriving together get one announce. Bounded (SPEC 9, rule 7), since a hello can be replayed: once
+    /// per `helloAnswerInterval` per sender (more from the same sender are counted and ignored: it heard our answer
+    /// or will repeat its hello), and per link by a bucket of `helloAnswerBurst` refilled every
+    /// `helloAnswerRefill` s (a hello from a new sender while it is empty waits for it, never lost).
+    func answerHello(from sender: ShortID, on link: String, now: Double) {
+        guard var l = self.links[link] else { return }
+        if let last = l.helloAnswered[sender], now - last < Self.helloAnswerInterval {
+            self.stats.hellosLimited += 1
+            return
+        }
+        if l.helloAnswered.count >= 1_024 { l.helloAnswered = l.helloAnswered.filter { now - $0.value < Self.helloAnswerInterval } }
+        l.helloAnswered[sender] = now
+        if l.announceDue || l.helloAnswerWaiting {
+            // One announce answers every hello heard before it goes out.
+            self.links[link] = l
+            return
+        }
+        Self.refillHelloTokens(&l, now: now)
+        if l.helloTokens >= 1 {
+            l.helloTokens -= 1
+            l.announceDue = true
+            self.stats.helloAnswers += 1
+        } else {
+            l.helloAnswerWaiting = true
+            self.stats.hellosLimited += 1
+        }
+        self.links[link] = l
+    }
+
+    static func refillHelloTokens(_ l: inout LinkState, now: Double) {
+        l.helloTokens = min(Self.helloAnswerBurst, l.helloTokens + max(0, now - l.helloRefilled) / Self.helloAnswerRefill)
+        l.helloRefilled = now
+    }
+
+    /// When the hello answer waiting for a link's bucket may go.
+    static func helloAnswerTime(_ l: LinkState) -> Double {
+        guard l.helloAnswerWaiting else { return .infinity }
+        return l.helloRefilled + max(0, 1 - l.helloTokens) * Self.helloAnswerRefill
     }
 
     func reject(_ why: String) {
@@ -1326,6 +1376,13 @@ public final class Node {
                     l.nextHelloRetry = now + self.rng.uniform(5, 15) * Double(1 << l.helloRetries)
                 }
             }
+            if l.helloAnswerWaiting && now >= Self.helloAnswerTime(l) {
+                Self.refillHelloTokens(&l, now: now)
+                l.helloTokens = max(0, l.helloTokens - 1)
+                l.helloAnswerWaiting = false
+                l.announceDue = true
+                self.stats.helloAnswers += 1
+            }
             if now >= l.nextAnnounce {
                 l.announceDue = true
                 // A periodic announce carries our summary when all of it fits in the same packet: neighbours that
@@ -1395,7 +1452,7 @@ public final class Node {
         for p in self.pulls.values { t = min(t, p.due) }
         for r in self.receipts.values { t = min(t, r.due) }
         for l in self.links.values where l.up {
-            t = min(t, l.nextAnnounce, l.nextHelloRetry)
+            t = min(t, l.nextAnnounce, l.nextHelloRetry, Self.helloAnswerTime(l))
             if let s = l.summaryDue { t = min(t, max(s, l.lastSummary + self.config.summaryInterval)) }
             if let a = l.ackDue { t = min(t, a) }
             if l.busyUntil > now { t = min(t, l.busyUntil) }
