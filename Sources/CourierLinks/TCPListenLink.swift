@@ -119,7 +119,8 @@ public final class TCPListenLink: Link, @unchecked Sendable {
             ch.close()
             return
         }
-        self.logger.info("peer connected", metadata: ["link": "\(self.name)"])
+        // Logged at info once it sends a whole frame (a peer, not a port scan or a flood of connections).
+        self.logger.debug("connection accepted", metadata: ["link": "\(self.name)"])
         if first { self.continuation.yield(.up) }
         let r = Thread { [self] in self.serve(ch) }
         r.name = "courier.link.\(self.name).peer"
@@ -150,22 +151,30 @@ public final class TCPListenLink: Link, @unchecked Sendable {
                 break
             }
             lastByte = now
-            let (frames, pending) = self.state.withLock { s -> ([[UInt8]], Bool) in
+            let (frames, pending, established) = self.state.withLock { s -> ([[UInt8]], Bool, Bool) in
                 let f = s.peers[id]?.codec.feed(bytes[...]) ?? []
-                if !f.isEmpty { s.peers[id]?.established = true }
+                let newly = !f.isEmpty && s.peers[id]?.established == false
+                if newly { s.peers[id]?.established = true }
                 s.counters.bytesIn += bytes.count
                 s.counters.framesIn += f.count
-                return (f, s.peers[id]?.codec.isBuffering ?? false)
+                return (f, s.peers[id]?.codec.isBuffering ?? false, newly)
             }
+            if established { self.logger.info("peer connected", metadata: ["link": "\(self.name)"]) }
             if !pending { frameStarted = nil } else if frameStarted == nil || !frames.isEmpty { frameStarted = now }
             for f in frames { self.continuation.yield(.frame(f)) }
         }
         ch.close()
-        let (last, evicted) = self.state.withLock { s -> (Bool, Bool) in
-            guard let p = s.peers.removeValue(forKey: id) else { return (false, false) }
-            return (s.peers.isEmpty && !s.stopped, p.evicted)
+        let (last, evicted, established) = self.state.withLock { s -> (Bool, Bool, Bool) in
+            guard let p = s.peers.removeValue(forKey: id) else { return (false, false, false) }
+            return (s.peers.isEmpty && !s.stopped, p.evicted, p.established)
         }
-        self.logger.info("peer disconnected", metadata: ["link": "\(self.name)", "reason": "\(evicted ? "made room for a new connection (it had sent no whole frame)" : why)"])
+        let reason = evicted ? "made room for a new connection (it had sent no whole frame)" : why
+        if established {
+            self.logger.info("peer disconnected", metadata: ["link": "\(self.name)", "reason": "\(reason)"])
+        } else {
+            // Connections that never sent a frame are counted (time-outs, refusals), not logged one line each.
+            self.logger.debug("connection closed", metadata: ["link": "\(self.name)", "reason": "\(reason)"])
+        }
         if last { self.continuation.yield(.down("no peer connected")) }
     }
 

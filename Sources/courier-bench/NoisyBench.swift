@@ -34,9 +34,9 @@ struct NoisyBench: AsyncParsableCommand {
             throw ValidationError("--damage must be in [0, 1), --rate and --minutes above 0")
         }
         let total = max(1, Int((self.minutes * 60 * self.rate).rounded()))
-        print("Courier on a noisy serial line: two relays on a virtual cable at \(self.baud) baud, "
+        say("Courier on a noisy serial line: two relays on a virtual cable at \(self.baud) baud, "
               + String(format: "%.2f%% of bytes damaged (one bit flipped), both ways", self.damage * 100))
-        print(String(format: "  %d messages A -> B (directed, end-to-end encrypted, from %@), %.2f a second for %.1f min",
+        say(String(format: "  %d messages A -> B (directed, end-to-end encrypted, from %@), %.2f a second for %.1f min",
                      total, (self.messages as NSString).lastPathComponent, self.rate, self.minutes))
 
         let dir = NSTemporaryDirectory() + "courier-noisy-\(getpid())"
@@ -88,7 +88,7 @@ struct NoisyBench: AsyncParsableCommand {
             if Date().timeIntervalSince1970 - lastReport >= 60 {
                 lastReport = Date().timeIntervalSince1970
                 collect()
-                print(String(format: "  %4.0f s: %d sent, %d delivered", lastReport - t0, submitted.count, deliveredAt.count))
+                say(String(format: "  %4.0f s: %d sent, %d delivered", lastReport - t0, submitted.count, deliveredAt.count))
             }
         }
         let end = Date().timeIntervalSince1970
@@ -99,7 +99,7 @@ struct NoisyBench: AsyncParsableCommand {
             let since = Date().timeIntervalSince1970 - end
             if since >= nextCheckpoint {
                 checkpoints.append((nextCheckpoint, deliveredAt.count))
-                print(String(format: "  end + %3.0f s: %d of %d delivered", nextCheckpoint, deliveredAt.count, total))
+                say(String(format: "  end + %3.0f s: %d of %d delivered", nextCheckpoint, deliveredAt.count, total))
                 nextCheckpoint += 60
             }
             try await Task.sleep(for: .milliseconds(200))
@@ -112,12 +112,12 @@ struct NoisyBench: AsyncParsableCommand {
         func pct(_ p: Double) -> Double { latencies.isEmpty ? .nan : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
         let lastAt = deliveredAt.values.max() ?? end
         let drain = max(0, lastAt - end)
-        print(String(format: "delivered %d/%d; drain %.1f s after the last message was handed over%@",
+        say(String(format: "delivered %d/%d; drain %.1f s after the last message was handed over%@",
                      deliveredAt.count, total, drain, deliveredAt.count < total ? String(format: " (gave up after %.0f s)", self.drainLimit) : ""))
-        print(String(format: "  latency: median %.1f s, 90%% %.1f s, 99%% %.1f s, max %.1f s", pct(0.5), pct(0.9), pct(0.99), latencies.last ?? .nan))
-        print("  at B: \(counters.framesIn) frames in, \(counters.crcErrors) CRC errors, \(counters.framingErrors) framing errors; A: \(a.runtime.node.stats.retransmissions) retransmission timeouts")
+        say(String(format: "  latency: median %.1f s, 90%% %.1f s, 99%% %.1f s, max %.1f s", pct(0.5), pct(0.9), pct(0.99), latencies.last ?? .nan))
+        say("  at B: \(counters.framesIn) frames in, \(counters.crcErrors) CRC errors, \(counters.framingErrors) framing errors; A: \(a.runtime.node.stats.retransmissions) retransmission timeouts")
         let ok = deliveredAt.count == total && drain <= self.target
-        print(String(format: "target: everything within %.0f s of the end: ", self.target) + (ok ? "met" : "NOT met"))
+        say(String(format: "target: everything within %.0f s of the end: ", self.target) + (ok ? "met" : "NOT met"))
         if !ok { throw ExitCode(1) }
     }
 
@@ -153,4 +153,10 @@ struct NoisyBench: AsyncParsableCommand {
             ((try? self.store.peers()) ?? []).contains { $0.nodeID == other.config.identity.nodeID }
         }
     }
+}
+
+/// Prints a line at once (the bench's output is followed live, also through a pipe).
+private func say(_ line: String) {
+    print(line)
+    fflush(nil)
 }
