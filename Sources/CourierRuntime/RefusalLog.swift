@@ -42,6 +42,18 @@ struct RefusalLog {
         return out
     }
 
+    /// Reasons logged in aggregate: refusals of what is not a bundle this relay could name (records, fragments and
+    /// announces that do not decode or check; whole packets; copies). A bundle refused or not stored (untrusted
+    /// origin, bad signature, a full disk...) is still logged each, with its id and reason, as it is recorded in the
+    /// change feed.
+    static func isAggregated(_ reason: String) -> Bool {
+        ["bad fragment", "undecodable bundle", "bad announce", "short id clash"].contains(reason)
+            || reason.hasPrefix("packet ") || reason == "duplicate bundle"
+    }
+
+    /// Notes a refusal of a reason logged each time (counted only).
+    mutating func count(_ reason: String) { self.counts[reason, default: 0] += 1 }
+
     /// A short name for why the engine refused something, from its message: the key refusals are counted and
     /// aggregated under.
     static func reason(ofRejection why: String) -> String {

@@ -172,9 +172,16 @@ public final class Runtime: @unchecked Sendable {
                 case .neighbourHeard(let id, let name, let link):
                     self.logger.info("neighbour heard", metadata: ["node": "\(id.short)", "name": "\(name ?? "-")", "link": "\(link)"])
                 case .rejected(let why):
-                    // Logged per reason at most about once a minute (the first in full, then a count), counted always.
+                    // Counted always; junk (what names no bundle) logged per reason at most about once a minute (the
+                    // first in full, then a count), a bundle refused or not stored each time.
                     let reason = RefusalLog.reason(ofRejection: why)
-                    let full = self.refusals.note(reason, now: now)
+                    let full: Bool
+                    if RefusalLog.isAggregated(reason) {
+                        full = self.refusals.note(reason, now: now)
+                    } else {
+                        self.refusals.count(reason)
+                        full = true
+                    }
                     if let l = receivedOn {
                         self.health[l, default: LinkHealth()].refused += 1
                         self.health[l, default: LinkHealth()].refusedBy[reason, default: 0] += 1
