@@ -56,6 +56,13 @@ public final class FDChannel: ByteChannel, @unchecked Sendable {
 
     public func close() { self.handle.close() }
 
+    /// Ends a socket's connection both ways without closing the descriptor: a read waiting in another thread
+    /// returns at once (the connection is closed), and that thread closes it.
+    public func shutdown() {
+        let fd = self.current
+        if fd >= 0 { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+    }
+
     public func read(max: Int, timeout: Double) throws(LinkError) -> [UInt8] {
         let fd = self.current
         guard fd >= 0 else { throw .closed(self.label) }

@@ -95,6 +95,10 @@ public struct LinkCounters: Sendable, Hashable, Codable {
     /// Frames dropped as malformed (bad stuffing or escape, oversize, too short): typically a wrong baud rate.
     public var framingErrors = 0
     public var reconnects = 0
+    /// Listening links (`tcp-listen`): connections refused because `TCPListenLink.maxConnections` peers were
+    /// connected, and connections closed for silence or a frame left half sent.
+    public var connectionsRefused = 0
+    public var connectionsTimedOut = 0
     public init() {}
 }
 

@@ -132,4 +132,7 @@ public struct LengthPrefixCodec: FrameCodec {
         self.buffer.removeFirst(i)
         return out
     }
+
+    /// Part of a frame has arrived and the rest has not.
+    public var isBuffering: Bool { !self.buffer.isEmpty }
 }

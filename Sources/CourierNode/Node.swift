@@ -45,6 +45,11 @@ public final class Node {
         var lastHelloRequest: Double = -1e9
         /// When we last announced back to each sender of a hello.
         var helloAnswered: [ShortID: Double] = [:]
+        /// Announces this link may still send in answer to hellos (a bucket of `helloAnswerBurst`, one more every
+        /// `helloAnswerRefill` seconds), when it was last refilled, and a hello waiting for the bucket (SPEC 9, rule 7).
+        var helloTokens = Node.helloAnswerBurst
+        var helloRefilled: Double = 0
+        var helloAnswerWaiting = false
         /// The pending summary rides with the periodic announce.
         var summaryWithAnnounce = false
         /// When the link came up, and how many times the hello was repeated because nobody answered it (on a
@@ -64,6 +69,11 @@ public final class Node {
         /// Fragments of each incomplete transfer heard since its last ack went out: a window of them is acknowledged
         /// at once, even while more keep coming (SPEC 8.5 rule 1).
         var unackedFragments: [ShortID: [UInt32: Int]] = [:]
+        /// Directed records sent on this link and acknowledged (1) or timed out (0), and their packets' sizes, as
+        /// moving averages: a noisy line's loss per byte, from which the size of new fragments is chosen.
+        var recordSuccess: Double = 1
+        var recordBytes: Double = 0
+        var recordOutcomes = 0
     }
 
     struct TransferKey: Hashable {
@@ -84,7 +94,12 @@ public final class Node {
         var due: Double = 0
         /// When the fragments in flight count as lost (directed transfers); the window keeps sending until then.
         var rtoAt: Double = .infinity
+        /// Retransmission timeouts since the last ack that showed progress: the backoff exponent, and (with the
+        /// neighbour silent) the count that gives up on it. Reset by progress: on a noisy line, losses are not
+        /// absence, and a transfer that moves must not creep towards giving up (SPEC 8.5 rule 5).
         var attempts = 0
+        /// Sent again after a timeout at least once: no round-trip samples from it (Karn).
+        var retransmitted = false
         /// Custody moves to the target when it has everything (a directed bundle towards its destination).
         let custody: Bool
     }
@@ -189,6 +204,9 @@ public final class Node {
         public var unicastDataPackets = 0
         /// Periodic announces that carried the node's summary (packets that went out anyway).
         public var summariesInPeriodicAnnounces = 0
+        /// Announces sent in answer to hellos, and hellos not answered at once (SPEC 9 rule 7).
+        public var helloAnswers = 0
+        public var hellosLimited = 0
     }
 
     public init(config: NodeConfig, store: Store, links: [LinkInfo], now: Double, seed: UInt64? = nil,
@@ -441,14 +459,7 @@ public final class Node {
                 sender = id
                 if let k = self.keys[id] { try? self.store.rememberPeer(k, name: self.partialAnnounces[id.short]?.name, now: Int64(now)) }
             }
-            if a.capabilities & AnnounceRecord.hello != 0, var l = self.links[link],
-               now - (l.helloAnswered[packet.header.sender] ?? -1e9) > 10 {
-                // Even if we announced a moment ago (nodes started together): the sender may have missed it. Once in
-                // ten seconds per sender; hellos arriving together get one announce.
-                l.helloAnswered[packet.header.sender] = now
-                l.announceDue = true
-                self.links[link] = l
-            }
+            if a.capabilities & AnnounceRecord.hello != 0 { self.answerHello(from: packet.header.sender, on: link, now: now) }
         }
         if sender == nil { sender = self.directory[packet.header.sender]?.count == 1 ? self.directory[packet.header.sender]![0] : nil }
         guard let from = sender else {
@@ -548,6 +559,55 @@ public final class Node {
             if !self.isHolder(h.id, n) && !(self.told[h.id]?.contains(n) ?? false) { return true }
         }
         return false
+    }
+
+    /// Hellos answered per neighbour: at most one announce in `helloAnswerInterval` seconds for each sender.
+    public static let helloAnswerInterval: Double = 120
+    /// Hellos answered per link: a bucket of this many announces ...
+    public static let helloAnswerBurst: Double = 3
+    /// ... refilled by one every this many seconds (at most 60 hello answers an hour on a link, whoever says hello).
+    public static let helloAnswerRefill: Double = 60
+
+    /// A hello (the first announce after a start) means the sender may have forgotten us: announce back, even if we
+    /// announced a moment ago (nodes started together: the sender may have missed it), so its packets and ours can
+    /// be read. Hellos arriving together get one announce. Bounded (SPEC 9, rule 7), since a hello can be replayed: once
+    /// per `helloAnswerInterval` per sender (more from the same sender are counted and ignored: it heard our answer
+    /// or will repeat its hello), and per link by a bucket of `helloAnswerBurst` refilled every
+    /// `helloAnswerRefill` s (a hello from a new sender while it is empty waits for it, never lost).
+    func answerHello(from sender: ShortID, on link: String, now: Double) {
+        guard var l = self.links[link] else { return }
+        if let last = l.helloAnswered[sender], now - last < Self.helloAnswerInterval {
+            self.stats.hellosLimited += 1
+            return
+        }
+        if l.helloAnswered.count >= 1_024 { l.helloAnswered = l.helloAnswered.filter { now - $0.value < Self.helloAnswerInterval } }
+        l.helloAnswered[sender] = now
+        if l.announceDue || l.helloAnswerWaiting {
+            // One announce answers every hello heard before it goes out.
+            self.links[link] = l
+            return
+        }
+        Self.refillHelloTokens(&l, now: now)
+        if l.helloTokens >= 1 {
+            l.helloTokens -= 1
+            l.announceDue = true
+            self.stats.helloAnswers += 1
+        } else {
+            l.helloAnswerWaiting = true
+            self.stats.hellosLimited += 1
+        }
+        self.links[link] = l
+    }
+
+    static func refillHelloTokens(_ l: inout LinkState, now: Double) {
+        l.helloTokens = min(Self.helloAnswerBurst, l.helloTokens + max(0, now - l.helloRefilled) / Self.helloAnswerRefill)
+        l.helloRefilled = now
+    }
+
+    /// When the hello answer waiting for a link's bucket may go.
+    static func helloAnswerTime(_ l: LinkState) -> Double {
+        guard l.helloAnswerWaiting else { return .infinity }
+        return l.helloRefilled + max(0, 1 - l.helloTokens) * Self.helloAnswerRefill
     }
 
     func reject(_ why: String) {
@@ -1155,7 +1215,7 @@ public final class Node {
 
     /// The up link a neighbour was heard on most recently, if within the timeout.
     func freshLink(_ id: NodeID, now: Double) -> String? {
-        guard let n = self.neighbours[id], n.unresponsiveSince == nil else { return nil }
+        guard let n = self.neighbours[id], n.unresponsiveSince.map({ now - $0 >= Self.unresponsiveProbe }) ?? true else { return nil }
         return n.lastHeard.filter { now - $0.value < self.config.neighbourTimeout && self.links[$0.key]?.up == true }
             .max { $0.value < $1.value }?.key
     }
@@ -1202,7 +1262,7 @@ public final class Node {
         let number = UInt32(truncatingIfNeeded: self.transferNumbers.lowerBound & 0x3FFF)
         self.transferNumbers = self.transferNumbers.dropFirst()
         guard let records = try? Fragmenter.records(
-            bundle: data, mtu: l.info.properties.mtu, transfer: number, nextHop: target?.short,
+            bundle: data, mtu: target == nil ? l.info.properties.mtu : self.fragmentMTU(l), transfer: number, nextHop: target?.short,
             wantAck: target != nil)
         else { return }
         self.transferOrder += 1
@@ -1247,11 +1307,14 @@ public final class Node {
             let key = found.key
             var t = found.value
             let before = t.acked.count
-            for i in 0..<t.records.count where e.has(i) { t.acked.insert(i) }
+            for i in 0..<t.records.count where e.has(i) && !t.acked.contains(i) {
+                t.acked.insert(i)
+                if t.sent.contains(i) { self.noteRecordOutcome(link: link, record: t.records[i], arrived: true) }
+            }
             if t.acked.count > before {
                 var n = self.neighbours[from] ?? Neighbour(id: from)
                 n.ackedFragments += t.acked.count - before
-                if let first = t.firstSent, t.attempts == 0 {
+                if let first = t.firstSent, !t.retransmitted {
                     let sample = now - first
                     if let s = n.srtt {
                         n.rttvar = 0.75 * n.rttvar + 0.25 * abs(s - sample)
@@ -1266,6 +1329,7 @@ public final class Node {
             if let q = try? self.store.bundle(key.bundle) {
                 try? self.store.recordAck(q.id, from: from, ack: AckEntry(transfer: e.transfer, receivedIndices: t.acked), now: Int64(now))
             }
+            if t.acked.count > before { t.attempts = 0 }
             if t.acked.count == t.records.count {
                 self.transfers[key] = nil
                 self.noteHolder(key.bundle, from, now: now)
@@ -1513,6 +1577,13 @@ public final class Node {
                     l.nextHelloRetry = now + self.rng.uniform(5, 15) * Double(1 << l.helloRetries)
                 }
             }
+            if l.helloAnswerWaiting && now >= Self.helloAnswerTime(l) {
+                Self.refillHelloTokens(&l, now: now)
+                l.helloTokens = max(0, l.helloTokens - 1)
+                l.helloAnswerWaiting = false
+                l.announceDue = true
+                self.stats.helloAnswers += 1
+            }
             if now >= l.nextAnnounce {
                 l.announceDue = true
                 // A periodic announce carries our summary when all of it fits in the same packet: neighbours that
@@ -1587,7 +1658,7 @@ public final class Node {
         for p in self.pulls.values { t = min(t, p.due) }
         for r in self.receipts.values { t = min(t, r.due) }
         for l in self.links.values where l.up {
-            t = min(t, l.nextAnnounce, l.nextHelloRetry)
+            t = min(t, l.nextAnnounce, l.nextHelloRetry, Self.helloAnswerTime(l))
             if let s = l.summaryDue { t = min(t, max(s, l.lastSummary + self.config.summaryInterval)) }
             if let a = l.ackDue { t = min(t, a) }
             if l.busyUntil > now { t = min(t, l.busyUntil) }
@@ -1598,6 +1669,60 @@ public final class Node {
     }
 
     // MARK: Sending
+
+    /// Timeouts without progress before a silent neighbour is given up on.
+    static let maxSilentRetries = 5
+    /// Backoff exponents: the timeout doubles at each retry up to 2^3 while the neighbour is heard (it is there;
+    /// the line loses frames, and waiting longer only lengthens the queue), up to 2^6 when it is silent.
+    static let backoffCapHeard = 3
+    static let backoffCapSilent = 6
+    /// A neighbour given up on is tried again after this many seconds even if not heard (a probe: it may be back in
+    /// range without having said anything).
+    static let unresponsiveProbe: Double = 300
+
+    func backoffCap(_ target: NodeID?, link: String, now: Double) -> Int {
+        guard let t = target, let heard = self.neighbours[t]?.lastHeard[link] else { return Self.backoffCapSilent }
+        return now - heard <= self.silenceBeforeGivingUp(link: self.links[link]) ? Self.backoffCapHeard : Self.backoffCapSilent
+    }
+
+    /// How long a neighbour must have been silent (no packet at all) before it is given up on: 2 minutes, or 8 full
+    /// frames' timeouts on a slow link.
+    func silenceBeforeGivingUp(link: LinkState?) -> Double {
+        guard let l = link else { return 120 }
+        let p = l.info.properties
+        return max(120, (p.airtime(bytes: p.mtu) * Double(self.config.window + 2) + self.config.ackDelay * 4 + 1) * 8)
+    }
+
+    /// Counts a directed record acknowledged or timed out on a link (for `fragmentMTU`).
+    func noteRecordOutcome(link: String, record: Record, arrived: Bool) {
+        guard var l = self.links[link] else { return }
+        let size = Double(Packet.overhead + record.encodedSize(last: true))
+        let w = 0.05
+        l.recordSuccess = l.recordOutcomes == 0 ? (arrived ? 1 : 0) : l.recordSuccess * (1 - w) + (arrived ? w : 0)
+        l.recordBytes = l.recordOutcomes == 0 ? size : l.recordBytes * (1 - w) + size * w
+        l.recordOutcomes += 1
+        self.links[link] = l
+    }
+
+    /// Bytes a directed record and its ack cost beyond the record's data: packet header and tag, record header and
+    /// next hop, transfer number and index, and a link's framing (serial: 7 bytes).
+    static let fragmentOverhead = 45.0
+    /// Fragments are never cut smaller than to fit packets of this many bytes.
+    static let smallestFragmentMTU = 96
+
+    /// The packet size new directed transfers on a link are cut for (SPEC 8.5 rule 5): the link's MTU, unless at
+    /// least 16 recent records show a noisy line (fewer than 9 in 10 acknowledged). Then, from the loss per byte
+    /// that implies (a record and its ack both have to arrive: survival = (1 - e)^bytes), the size that carries the
+    /// most data per byte sent, (h + sqrt(h^2 + 4h/e)) / 2 for h bytes of overhead: on a line with 1% of bytes
+    /// damaged about 96 bytes instead of 255 (a 255-byte frame arrives whole 7% of the time, a 96-byte one 37%).
+    func fragmentMTU(_ l: LinkState) -> Int {
+        let mtu = l.info.properties.mtu
+        guard l.recordOutcomes >= 16, l.recordSuccess < 0.9 else { return mtu }
+        let e = -log(max(0.01, l.recordSuccess)) / (l.recordBytes + Self.fragmentOverhead)
+        let h = Self.fragmentOverhead
+        let best = (h + (h * h + 4 * h / e).squareRoot()) / 2
+        return max(min(Self.smallestFragmentMTU, mtu), min(mtu, Int(best)))
+    }
 
     func rto(_ target: NodeID?, link: LinkState, fragments: Int) -> Double {
         let p = link.info.properties
@@ -1647,13 +1772,16 @@ public final class Node {
             self.stats.packetsSent += 1
             self.stats.bytesSent += bytes.count
             self.emit(.send(link: name, packet: bytes, carrying: carrying))
-            // The retransmission clock of what is in flight on this link starts when we stop transmitting.
-            let p = l2.info.properties
-            let earliest = l2.busyUntil + self.config.ackDelay * 4 + p.airtime(bytes: p.mtu) + 1
-            for (k, var t) in self.transfers where k.link == name && k.target != nil && t.rtoAt.isFinite && t.rtoAt < earliest {
-                t.rtoAt = earliest
-                if t.due > now { t.due = max(t.due, earliest) }
-                self.transfers[k] = t
+            // The retransmission clock of what is in flight on this link does not run while we transmit (on a
+            // half-duplex channel the neighbour cannot answer meanwhile): each timer moves by this packet's airtime.
+            // (Not to "when we stop transmitting" plus a whole timeout: under steady traffic, a packet every second,
+            // that postponed every retransmission for as long as new messages kept coming.)
+            if l2.info.properties.duplex == .half && airtime > 0 {
+                for (k, var t) in self.transfers where k.link == name && k.target != nil && t.rtoAt.isFinite {
+                    t.rtoAt += airtime
+                    if t.due > now { t.due = max(t.due, t.rtoAt) }
+                    self.transfers[k] = t
+                }
             }
             if airtime > 0 && inBurst >= burstMax { return }
         }
@@ -1734,6 +1862,7 @@ public final class Node {
         // On a slow link an urgent bundle travels in a packet of its own class: filling the rest of its packet with
         // a bulk transfer would make the alert wait for the whole packet's airtime.
         let slow = l.info.properties.bitsPerSecond.map { $0 < 100_000 } ?? false
+        let smallMTU = self.fragmentMTU(l)
         var urgentAdded = false
         for var t in candidates {
             if slow && urgentAdded && t.priority > .urgent { break }
@@ -1741,11 +1870,15 @@ public final class Node {
             // A retransmission timeout: what was sent and not acknowledged goes again.
             if t.key.target != nil && inFlight > 0 && now >= t.rtoAt {
                 t.rtoAt = .infinity
+                for i in t.sent.subtracting(t.acked) { self.noteRecordOutcome(link: name, record: t.records[i], arrived: false) }
                 t.sent = t.acked
                 t.attempts += 1
+                t.retransmitted = true
                 self.stats.retransmissions += 1
-                if t.attempts > 5 {
-                    // The neighbour stopped answering: give up until it is heard again.
+                if t.attempts > Self.maxSilentRetries, let target = t.key.target,
+                   now - (self.neighbours[target]?.lastHeard[name] ?? -1e9) > self.silenceBeforeGivingUp(link: self.links[name]) {
+                    // The neighbour stopped answering (nothing at all heard from it for a while, not merely lost
+                    // fragments on a noisy line): give up until it is heard again, or probed (`unresponsiveProbe`).
                     self.transfers[t.key] = nil
                     if let target = t.key.target { self.neighbours[target]?.unresponsiveSince = now }
                     if t.custody, let target = t.key.target { self.reportStalled(t.key.bundle, to: target.short, attempts: t.attempts, now: now) }
@@ -1756,6 +1889,9 @@ public final class Node {
             for i in 0..<t.records.count where !t.sent.contains(i) && !t.acked.contains(i) {
                 if t.key.target != nil && t.sent.subtracting(t.acked).count >= self.config.window { break }
                 guard fits(t.records[i]) else { break }
+                // On a noisy line a packet of directed data stays within the size fragments are cut for (a record
+                // cut before the line turned noisy still goes, alone).
+                if t.key.target != nil, !records.isEmpty, !Packet.fits(t.records[i], used: size, mtu: smallMTU) { break }
                 add(t.records[i])
                 t.sent.insert(i)
                 addedAny = true
@@ -1784,7 +1920,7 @@ public final class Node {
                 } else { self.transfers[t.key] = t }
             } else {
                 if addedAny {
-                    t.rtoAt = now + self.rto(t.key.target, link: l, fragments: t.records.count) * pow(2, Double(min(t.attempts, 6)))
+                    t.rtoAt = now + self.rto(t.key.target, link: l, fragments: t.records.count) * pow(2, Double(min(t.attempts, self.backoffCap(t.key.target, link: name, now: now))))
                 }
                 // The window: keep sending while fragments remain unsent and fewer than `window` are in flight;
                 // otherwise wait for an ack or the timeout.

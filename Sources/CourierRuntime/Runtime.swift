@@ -42,6 +42,8 @@ public final class Runtime: @unchecked Sendable {
     public var statusInfo: [String: String] = [:]
     /// Per link, what the engine refused and what the health check says (owned by the loop).
     var health: [String: LinkHealth] = [:]
+    /// Refusal log lines, aggregated per reason per minute (owned by the loop).
+    var refusals = RefusalLog()
     /// Per link, packets not sent (link down, write failed, send queue full) and seconds on air; written by the
     /// sending tasks.
     let traffic = Mutex<[String: (dropped: Int, airtime: Double)]>([:])
@@ -147,6 +149,7 @@ public final class Runtime: @unchecked Sendable {
                 let polled = self.pollStore(now: now)
                 self.perform(polled, receivedOn: nil)
                 self.checkHealth(now: now)
+                self.logRefusalSummaries(now: now)
                 self.writeStatus(now: now, force: changed || self.readCommands)
                 self.readCommands = false
             }
@@ -162,6 +165,7 @@ public final class Runtime: @unchecked Sendable {
 
     /// `receivedOn`: the link whose packet these outputs answer (refusals are counted against it).
     func perform(_ outputs: [NodeOutput], receivedOn: String?) {
+        let now = Date().timeIntervalSince1970
         for o in outputs {
             switch o {
             case .send(let link, let packet, _):
@@ -176,11 +180,22 @@ public final class Runtime: @unchecked Sendable {
                 case .neighbourHeard(let id, let name, let link):
                     self.logger.info("neighbour heard", metadata: ["node": "\(id.short)", "name": "\(name ?? "-")", "link": "\(link)"])
                 case .rejected(let why):
+                    // Counted always; junk (what names no bundle) logged per reason at most about once a minute (the
+                    // first in full, then a count), a bundle refused or not stored each time.
+                    let reason = RefusalLog.reason(ofRejection: why)
+                    let full: Bool
+                    if RefusalLog.isAggregated(reason) {
+                        full = self.refusals.note(reason, now: now)
+                    } else {
+                        self.refusals.count(reason)
+                        full = true
+                    }
                     if let l = receivedOn {
                         self.health[l, default: LinkHealth()].refused += 1
-                        self.logger.warning("rejected", metadata: ["link": "\(l)", "why": "\(why)"])
-                    } else {
-                        self.logger.warning("rejected", metadata: ["why": "\(why)"])
+                        self.health[l, default: LinkHealth()].refusedBy[reason, default: 0] += 1
+                        if full { self.logger.warning("rejected", metadata: ["link": "\(l)", "reason": "\(reason)", "why": "\(why)"]) }
+                    } else if full {
+                        self.logger.warning("rejected", metadata: ["reason": "\(reason)", "why": "\(why)"])
                     }
                 case .packetRefused(let link, let reason, let detail):
                     switch reason {
@@ -188,10 +203,14 @@ public final class Runtime: @unchecked Sendable {
                     case .unknownSender: self.health[link, default: LinkHealth()].unknownSender += 1
                     case .replay: self.health[link, default: LinkHealth()].duplicates += 1
                     }
-                    self.logger.debug("refused packet", metadata: ["link": "\(link)", "reason": "\(reason.rawValue)", "detail": "\(detail)"])
+                    if self.refusals.note("packet " + reason.rawValue, now: now) {
+                        self.logger.debug("refused packet", metadata: ["link": "\(link)", "reason": "\(reason.rawValue)", "detail": "\(detail)"])
+                    }
                 case .duplicate(let id):
                     if let l = receivedOn { self.health[l, default: LinkHealth()].duplicates += 1 }
-                    self.logger.debug("refused bundle", metadata: ["link": "\(receivedOn ?? "-")", "reason": "duplicate", "bundle.id": "\(id)"])
+                    if self.refusals.note("duplicate bundle", now: now) {
+                        self.logger.debug("refused bundle", metadata: ["link": "\(receivedOn ?? "-")", "reason": "duplicate", "bundle.id": "\(id)"])
+                    }
                 case .custodyReleased(let id, let to):
                     self.logger.info("custody moved on", metadata: ["bundle.id": "\(id)", "to": "\(to)"])
                 case .receipt(let id, let by): self.logger.info("receipt", metadata: ["bundle.id": "\(id)", "by": "\(by)"])
@@ -211,6 +230,19 @@ public final class Runtime: @unchecked Sendable {
                     self.logger.warning("next hop stopped answering; bundle kept, will try again", metadata: ["bundle.id": "\(id)", "to": "\(to)"])
                 default: break
                 }
+            }
+        }
+    }
+
+    /// Once a minute per reason still coming: how many refusals were counted and not logged (SPEC 11.5). At the level
+    /// their first one was logged at (engine refusals: warning; whole packets and duplicates: debug).
+    func logRefusalSummaries(now: Double) {
+        for (reason, more) in self.refusals.due(now: now) {
+            let line: Logger.Message = "\(more) more \(reason) refusals in the last minute"
+            if reason.hasPrefix("packet ") || reason == "duplicate bundle" {
+                self.logger.debug(line)
+            } else {
+                self.logger.warning(line, metadata: ["total": "\(self.refusals.counts[reason] ?? 0)"])
             }
         }
     }
@@ -309,6 +341,8 @@ public final class Runtime: @unchecked Sendable {
                 /// Packets refused by the engine: failed authentication, from a sender not known yet, and copies
                 /// already received (packets replayed, bundles already held); other refusals (untrusted origin...).
                 let authFailures: Int; let unknownSender: Int; let duplicates: Int; let refused: Int
+                /// The other refusals (`refused`) by reason (untrusted origin, bad fragment, undecodable bundle...).
+                let refusedBy: [String: Int]
                 /// Packets not sent (they stay queued) and seconds on air since the start.
                 let dropped: Int; let airtimeSeconds: Double
                 let warnings: [String]
@@ -326,6 +360,9 @@ public final class Runtime: @unchecked Sendable {
             /// Next hop of a directed bundle, per destination (`relay queue list`).
             var routes: [R]
             struct R: Codable { let to: String; let via: String; let link: String }
+            /// Announces sent in answer to hellos, and hellos not answered at once (rate limits, SPEC 9 rule 7).
+            var hellos: H
+            struct H: Codable { let answered: Int; let limited: Int }
         }
         struct Key: Codable { let quiet: Bool; let info: [String: String]; let links: [String]; let neighbours: [String]; let routes: [String] }
         let air = Dictionary(uniqueKeysWithValues: self.node.airtime().map { ($0.link, $0) })
@@ -339,11 +376,12 @@ public final class Runtime: @unchecked Sendable {
                 return .init(name: l.name, up: self.linkUp[l.name] ?? false, mtu: l.properties.mtu,
                              airtimeUsed: a?.budget.map { b in max(0, b - (a?.tokens ?? b)) }, airtimeBudget: a?.budget,
                              counters: l.counters, authFailures: h.authFailures, unknownSender: h.unknownSender,
-                             duplicates: h.duplicates, refused: h.refused, dropped: t.dropped, airtimeSeconds: t.airtime,
+                             duplicates: h.duplicates, refused: h.refused, refusedBy: h.refusedBy, dropped: t.dropped, airtimeSeconds: t.airtime,
                              warnings: [h.damageWarning, h.authWarning].compactMap { $0 }, connection: l.connection)
             },
             neighbours: self.node.neighbourList(now: now).map { .init(node: $0.id.short.description, name: $0.name, link: $0.link, lastHeard: $0.lastHeard) },
-            routes: self.node.nextHops(now: now).map { .init(to: $0.to.description, via: $0.via.description, link: $0.link) })
+            routes: self.node.nextHops(now: now).map { .init(to: $0.to.description, via: $0.via.description, link: $0.link) },
+            hellos: .init(answered: self.node.stats.helloAnswers, limited: self.node.stats.hellosLimited))
         let key = Key(quiet: s.quiet, info: s.info,
                       links: s.links.map { "\($0.name) \($0.up) \($0.warnings) \($0.connection.map { "\($0.state) \($0.lastError ?? "")" } ?? "")" },
                       neighbours: s.neighbours.map { "\($0.node) \($0.name ?? "") \($0.link)" },
@@ -378,6 +416,7 @@ struct LinkHealth {
     var unknownSender = 0
     var duplicates = 0
     var refused = 0
+    var refusedBy: [String: Int] = [:]
     var window: [Sample] = []
     var damageWarning: String?
     var authWarning: String?

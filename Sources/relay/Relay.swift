@@ -496,12 +496,21 @@ extension Relay {
                         func n(_ d: [String: Any], _ k: String) -> Int { (d[k] as? Int) ?? 0 }
                         say("    in \(n(c, "framesIn")) frames (\(bytes(n(c, "bytesIn")))), out \(n(c, "framesOut")) frames (\(bytes(n(c, "bytesOut")))), on air \(String(format: "%.1f s", (l["airtimeSeconds"] as? Double) ?? 0))")
                         say("    errors: \(n(c, "crcErrors")) CRC, \(n(c, "framingErrors")) framing; refused: \(n(l, "authFailures")) failed authentication, \(n(l, "unknownSender")) unknown sender, \(n(l, "duplicates")) duplicates, \(n(l, "refused")) other; \(n(l, "dropped")) not sent")
+                        if let by = l["refusedBy"] as? [String: Int], !by.isEmpty {
+                            say("    other refusals: " + by.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
+                        }
+                        if n(c, "connectionsRefused") + n(c, "connectionsTimedOut") > 0 {
+                            say("    connections: \(n(c, "connectionsRefused")) refused (peer limit reached), \(n(c, "connectionsTimedOut")) closed for silence")
+                        }
                         for w in (l["warnings"] as? [String]) ?? [] { say("    WARNING: \(w)") }
                         if let c = l["connection"] as? [String: Any] { say("    \(ConnectionFormat.line(c, now: Date().timeIntervalSince1970))") }
                     }
                     let now = Date().timeIntervalSince1970
                     for n in (live["neighbours"] as? [[String: Any]]) ?? [] {
                         say("  neighbour \((n["node"] as? String) ?? "?") \(Terminal.safe((n["name"] as? String) ?? "")) on \((n["link"] as? String) ?? "?"), heard \(relative(now - ((n["lastHeard"] as? Double) ?? now))) ago")
+                    }
+                    if let h = live["hellos"] as? [String: Any], let a = h["answered"] as? Int, let m = h["limited"] as? Int, a + m > 0 {
+                        say("  hellos: \(a) answered with an announce, \(m) not answered at once (at most one per neighbour in 2 min, 3 then 1 a minute per link)")
                     }
                 } else if running {
                     say("  (starting: no status yet)")
