@@ -201,7 +201,9 @@ public final class Runtime: @unchecked Sendable {
                     switch reason {
                     case .authentication: self.health[link, default: LinkHealth()].authFailures += 1
                     case .unknownSender: self.health[link, default: LinkHealth()].unknownSender += 1
-                    case .replay: self.health[link, default: LinkHealth()].duplicates += 1
+                    case .replay:
+                        self.health[link, default: LinkHealth()].duplicates += 1
+                        self.health[link, default: LinkHealth()].replays += 1
                     }
                     if self.refusals.note("packet " + reason.rawValue, now: now) {
                         self.logger.debug("refused packet", metadata: ["link": "\(link)", "reason": "\(reason.rawValue)", "detail": "\(detail)"])
@@ -341,6 +343,8 @@ public final class Runtime: @unchecked Sendable {
                 /// Packets refused by the engine: failed authentication, from a sender not known yet, and copies
                 /// already received (packets replayed, bundles already held); other refusals (untrusted origin...).
                 let authFailures: Int; let unknownSender: Int; let duplicates: Int; let refused: Int
+                /// Of `duplicates`, whole packets whose counter was already received (replays, SPEC 4.8).
+                let replays: Int
                 /// The other refusals (`refused`) by reason (untrusted origin, bad fragment, undecodable bundle...).
                 let refusedBy: [String: Int]
                 /// Packets not sent (they stay queued) and seconds on air since the start.
@@ -376,7 +380,7 @@ public final class Runtime: @unchecked Sendable {
                 return .init(name: l.name, up: self.linkUp[l.name] ?? false, mtu: l.properties.mtu,
                              airtimeUsed: a?.budget.map { b in max(0, b - (a?.tokens ?? b)) }, airtimeBudget: a?.budget,
                              counters: l.counters, authFailures: h.authFailures, unknownSender: h.unknownSender,
-                             duplicates: h.duplicates, refused: h.refused, refusedBy: h.refusedBy, dropped: t.dropped, airtimeSeconds: t.airtime,
+                             duplicates: h.duplicates, refused: h.refused, replays: h.replays, refusedBy: h.refusedBy, dropped: t.dropped, airtimeSeconds: t.airtime,
                              warnings: [h.damageWarning, h.authWarning].compactMap { $0 }, connection: l.connection)
             },
             neighbours: self.node.neighbourList(now: now).map { .init(node: $0.id.short.description, name: $0.name, link: $0.link, lastHeard: $0.lastHeard) },
@@ -415,6 +419,7 @@ struct LinkHealth {
     var authFailures = 0
     var unknownSender = 0
     var duplicates = 0
+    var replays = 0
     var refused = 0
     var refusedBy: [String: Int] = [:]
     var window: [Sample] = []

@@ -19,6 +19,11 @@ import Glibc
         let code = try R.run(["invite", "--data-dir", a]).1.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(try R.run(["init", "--data-dir", b, "--name", "bravo", "--join", code]).0 == 0)
         let idB = try R.id(b)
+        // Bravo's operator trusts alpha by its identity code, as users do when no radio carries the keys
+        // (otherwise the signed messages wait for alpha's keys, SPEC 6.12).
+        let peersA = try JSONSerialization.jsonObject(with: Data(try R.run(["peers", "--data-dir", a, "--json"]).1.utf8)) as? [String: Any]
+        let codeA = try #require(peersA?["identityCode"] as? String)
+        #expect(try R.run(["peers", "add", "--data-dir", b, codeA, "--name", "alpha"]).0 == 0)
         // Forty messages of ~3 KB each (random text: zstd cannot shrink it) for bravo, carried on a stick.
         let ids = try (0..<40).map { i in
             let text = "Minutes \(i): " + (0..<1_500).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()

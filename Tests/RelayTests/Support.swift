@@ -252,3 +252,15 @@ enum Forger {
         return String(decoding: o, as: UTF8.self).split(separator: "\n").map(String.init)
     }
 }
+
+extension R {
+    /// Packets the running relay on `dir` refused as replays (SPEC 4.8), over all its links, from its status file
+    /// (`relay status --json`; counters reach it within about 5 s). 0 when it does not run.
+    static func replays(_ dir: String) -> Int {
+        guard let (_, out, _) = try? R.run(["status", "--data-dir", dir, "--json"]),
+              let o = try? JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any],
+              let links = (o["live"] as? [String: Any])?["links"] as? [[String: Any]]
+        else { return 0 }
+        return links.compactMap { $0["replays"] as? Int }.reduce(0, +)
+    }
+}
