@@ -2,7 +2,7 @@ import Foundation
 import Logging
 
 /// A link as an operator writes it: `serial:PATH[:BAUD]`, `kiss:PATH[:BAUD]`, `kiss-tcp:HOST:PORT`, `rnode:PATH`,
-/// `tcp:HOST:PORT`, `tcp-listen:HOST:PORT`.
+/// `tcp:HOST:PORT`, `tcp-listen:HOST:PORT`, `meshtastic:PATH[:BAUD]`, `meshtastic-tcp:HOST[:PORT]`.
 public enum LinkSpec: Sendable, Hashable, CustomStringConvertible {
     case serial(path: String, baud: Int)
     case kiss(path: String, baud: Int)
@@ -10,8 +10,12 @@ public enum LinkSpec: Sendable, Hashable, CustomStringConvertible {
     case rnode(path: String)
     case tcp(host: String, port: Int)
     case tcpListen(host: String, port: Int)
+    /// A Meshtastic device's client API on USB serial (115200 baud unless told).
+    case meshtastic(path: String, baud: Int)
+    /// The same API over TCP (meshtasticd, Wi-Fi boards; port 4403 unless told).
+    case meshtasticTCP(host: String, port: Int)
 
-    public static let help = "serial:PATH[:BAUD], kiss:PATH[:BAUD], kiss-tcp:HOST:PORT, rnode:PATH, tcp:HOST:PORT or tcp-listen:HOST:PORT"
+    public static let help = "serial:PATH[:BAUD], kiss:PATH[:BAUD], kiss-tcp:HOST:PORT, rnode:PATH, tcp:HOST:PORT, tcp-listen:HOST:PORT, meshtastic:PATH[:BAUD] or meshtastic-tcp:HOST[:PORT]"
 
     public init(_ text: String) throws(LinkError) {
         guard let colon = text.firstIndex(of: ":") else {
@@ -75,6 +79,22 @@ public enum LinkSpec: Sendable, Hashable, CustomStringConvertible {
         case "tcp-listen":
             let (h, p) = try hostPort()
             self = .tcpListen(host: h, port: p)
+        case "meshtastic":
+            let (p, b) = try pathAndBaud(Meshtastic.defaultBaud)
+            guard !p.isEmpty else { throw .invalidSpec("bad link '\(text)': missing device path, e.g. meshtastic:/dev/ttyUSB0") }
+            self = .meshtastic(path: p, baud: b)
+        case "meshtastic-tcp":
+            // The port is optional: HOST, HOST:PORT, [IPV6] or [IPV6]:PORT.
+            let bracketed = rest.hasPrefix("[")
+            let hasPort = bracketed ? rest.contains("]:") : (rest.contains(":") && rest.filter { $0 == ":" }.count == 1)
+            if hasPort {
+                let (h, p) = try hostPort()
+                self = .meshtasticTCP(host: h, port: p)
+            } else {
+                let host = bracketed ? String(rest.dropFirst().prefix { $0 != "]" }) : rest
+                guard !host.isEmpty else { throw .invalidSpec("bad link '\(text)': missing host, e.g. meshtastic-tcp:192.168.1.50 or meshtastic-tcp:localhost:4403") }
+                self = .meshtasticTCP(host: host, port: Meshtastic.defaultTCPPort)
+            }
         default:
             throw .invalidSpec("bad link '\(text)': unknown type '\(type)'; expected \(Self.help)")
         }
@@ -88,6 +108,8 @@ public enum LinkSpec: Sendable, Hashable, CustomStringConvertible {
         case .rnode(let p): return "rnode:\(p)"
         case .tcp(let h, let p): return "tcp:\(h):\(p)"
         case .tcpListen(let h, let p): return "tcp-listen:\(h):\(p)"
+        case .meshtastic(let p, let b): return "meshtastic:\(p):\(b)"
+        case .meshtasticTCP(let h, let p): return "meshtastic-tcp:\(h.contains(":") ? "[\(h)]" : h):\(p)"
         }
     }
 }
@@ -116,6 +138,10 @@ public struct LinkConfig: Sendable, Hashable, CustomStringConvertible {
                 throw .invalidSpec("bad link option '\(opt)' in '\(text)': mtu must be 64-65535")
             }
             self.mtu = v
+        }
+        switch self.spec {
+        case .meshtastic, .meshtasticTCP: try LinkFactory.checkMeshtasticMTU(self.mtu, self.spec.description)
+        default: break
         }
     }
 
@@ -190,6 +216,23 @@ public enum LinkFactory {
             }
         case .tcpListen(let host, let port):
             return try TCPListenLink(name: name, host: host, port: port, properties: Self.tcpProperties(mtu), logger: logger)
+        case .meshtastic(let path, let baud):
+            try Self.checkMeshtasticMTU(mtu, name)
+            return MeshtasticLink(name: name, label: path, mtu: mtu, backoff: options.backoff, logger: logger) { () throws(LinkError) in
+                // DTR/RTS left as they are: toggling them resets ESP32 boards.
+                try SerialPort.open(path, settings: SerialSettings(baud: baud), logger: logger)
+            }
+        case .meshtasticTCP(let host, let port):
+            try Self.checkMeshtasticMTU(mtu, name)
+            return MeshtasticLink(name: name, label: "\(host):\(port)", mtu: mtu, backoff: options.backoff, logger: logger) { () throws(LinkError) in
+                try TCP.connect(host: host, port: port)
+            }
+        }
+    }
+
+    static func checkMeshtasticMTU(_ mtu: Int?, _ name: String) throws(LinkError) {
+        if let m = mtu, m > Meshtastic.broadcastPayloadLimit {
+            throw .invalidSpec("bad link option mtu=\(m) for \(name): a Meshtastic device carries at most \(Meshtastic.broadcastPayloadLimit) bytes a packet (leave mtu out)")
         }
     }
 
