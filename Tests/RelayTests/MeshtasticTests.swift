@@ -25,12 +25,12 @@ final class MeshtasticEmulator {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Meshtastic/meshtastic_emulator.py").path
     }
 
-    init(devices n: Int, timeScale: Double = 0.02, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    init(devices n: Int, timeScale: Double = 0.02, slots: Int = 16, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let dir = R.tempDir()
         self.dir = dir
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", Self.script, dir, "--devices", "\(n)", "--time-scale", "\(timeScale)"]
+        p.arguments = ["python3", Self.script, dir, "--devices", "\(n)", "--time-scale", "\(timeScale)", "--slots", "\(slots)"]
         let input = Pipe()
         p.standardInput = input
         _ = FileManager.default.createFile(atPath: dir + "/emulator.log", contents: nil)
@@ -167,8 +167,10 @@ final class MeshtasticEmulator {
         let ra = try R.start(["run", "--data-dir", a, "--link", "meshtastic:\(emu.devices[0].serial)"], log: a + "/run.log")
         let rb = try R.start(["run", "--data-dir", b, "--link", "meshtastic-tcp:127.0.0.1:\(emu.devices[1].tcp)"], log: b + "/run.log")
         defer { R.stop(ra); R.stop(rb) }
-        let upBoth = R.wait(60) { R.text(a + "/run.log").contains("link up") && R.text(b + "/run.log").contains("link up") }
-        #expect(upBoth, "links not up: \(R.text(a + "/run.log")) / \(R.text(b + "/run.log"))")
+        let upBoth = R.wait(60) {
+            (R.text(a + "/run.log").contains("link up") && R.text(b + "/run.log").contains("link up")) || !ra.isRunning || !rb.isRunning
+        }
+        try #require(upBoth && ra.isRunning && rb.isRunning, "links not up: \(R.text(a + "/run.log")) / \(R.text(b + "/run.log"))")
         #expect(R.text(a + "/run.log").contains("EU_868") && R.text(a + "/run.log").contains("LONG_FAST"), "the device's region and preset are logged")
 
         // Every kind: an alert and an aid request to everyone; a grievance and a text to one node; an offer back.
@@ -224,6 +226,8 @@ final class MeshtasticEmulator {
         var relays: [Process] = []
         defer { for r in relays { R.stop(r) } }
         for (d, s) in zip(dirs, specs) { relays.append(try R.start(["run", "--data-dir", d, "--link", s], log: d + "/run.log")) }
+        let up = R.wait(60) { dirs.allSatisfy { R.text($0 + "/run.log").contains("link up") } || relays.contains { !$0.isRunning } }
+        try #require(up && relays.allSatisfy(\.isRunning), "links not up: \(dirs.map { R.text($0 + "/run.log") })")
         let alert = try self.send(dirs[0], ["--everyone", "--kind", "alert", "Checkpoint on the valley road since dawn."])
         let everywhere = try R.wait(120) { try self.inboxIDs(dirs[1]).contains(alert) && self.inboxIDs(dirs[2]).contains(alert) }
         #expect(everywhere, "the alert did not reach every relay: \(emu.counts)")

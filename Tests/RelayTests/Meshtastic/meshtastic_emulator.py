@@ -20,7 +20,7 @@ What it does as firmware 2.7 does (see firmware-notes/meshtastic.md):
   FromRadio.packet; a QueueStatus tells the client whenever the number of free slots changes.
 - heartbeat: answered with QueueStatus.
 
-Usage: meshtastic_emulator.py DIR [--devices N] [--time-scale S]
+Usage: meshtastic_emulator.py DIR [--devices N] [--time-scale S] [--slots N]
 Writes DIR/devices.json ({"devices": [{"node", "serial", "tcp"}]}) when ready and DIR/stats.json on every change.
 Reads commands on stdin, one a line: "unplug I" (the device goes away: pty closed and symlink removed, TCP client
 closed and the port refusing), "replug I" (back, new pty behind the same symlink, same TCP port). Exits at EOF.
@@ -238,8 +238,8 @@ class Device:
 
     def queue_status(self, res, packet_id):
         with self.lock:
-            free = SLOTS - len(self.queue)
-        return mesh_pb2.QueueStatus(res=res, free=free, maxlen=SLOTS, mesh_packet_id=packet_id)
+            free = self.emu.slots - len(self.queue)
+        return mesh_pb2.QueueStatus(res=res, free=free, maxlen=self.emu.slots, mesh_packet_id=packet_id)
 
     def node_info(self):
         u = mesh_pb2.User(id=f"!{self.node:08x}", long_name=f"Emulated {self.index}", short_name=f"E{self.index}",
@@ -327,10 +327,13 @@ class Device:
             self.send(c, packet=nak)
             return
         with self.lock:
-            full = len(self.queue) >= SLOTS
+            full = len(self.queue) >= self.emu.slots
             if not full:
                 self.queue.append(p)
                 self.wake.notify()
+            filled = len(self.queue) >= self.emu.slots
+        if filled:
+            self.emu.count("queue_filled")   # the client must now wait for a QueueStatus with free slots
         if full:
             self.emu.count("queue_overrun")
             self.send(c, queueStatus=self.queue_status(1, p.id))
@@ -379,8 +382,8 @@ class Device:
 
 
 class Emulator:
-    def __init__(self, directory, n, time_scale, preset, region):
-        self.dir, self.time_scale, self.preset, self.region = directory, time_scale, preset, region
+    def __init__(self, directory, n, time_scale, preset, region, slots=SLOTS):
+        self.dir, self.time_scale, self.preset, self.region, self.slots = directory, time_scale, preset, region, slots
         self.lock = threading.Lock()
         self.stats = {}
         self.payloads = {"max": 0, "hop_limits": [], "ports": []}
@@ -446,6 +449,7 @@ if __name__ == "__main__":
     a.add_argument("--time-scale", type=float, default=0.02, help="airtime multiplier (1 = real LongFast)")
     a.add_argument("--preset", default="LONG_FAST")
     a.add_argument("--region", default="EU_868")
+    a.add_argument("--slots", type=int, default=SLOTS, help="transmit queue slots (16 in the firmware; fewer fills it sooner)")
     o = a.parse_args()
     os.makedirs(o.dir, exist_ok=True)
-    Emulator(o.dir, o.devices, o.time_scale, o.preset, o.region).run()
+    Emulator(o.dir, o.devices, o.time_scale, o.preset, o.region, o.slots).run()
