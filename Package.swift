@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.0.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
         // System libraries (Debian: apt-get install libzstd-dev libserialport-dev libmosquitto-dev).
@@ -53,10 +54,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
-        // Layer 3: links. Serial ports (libserialport, termios for ptys), framed serial, KISS, RNode, TCP, MQTT.
+        // Layer 3: links. Serial ports (libserialport, termios for ptys), framed serial, KISS, RNode, TCP, MQTT
+        // (libmosquitto), Meshtastic (its client API's protobuf messages through swift-protobuf; the generated code
+        // is committed).
         .target(
             name: "CourierLinks",
-            dependencies: ["CourierWire", "CLibSerialPort", "CMosquitto", .product(name: "Logging", package: "swift-log")]),
+            dependencies: [
+                "CourierWire", "CLibSerialPort", "CMosquitto", .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]),
 
         // Layer 4: the relay engine (sans-I/O) and the mesh simulator that drives it on a virtual clock.
         .target(name: "CourierNode", dependencies: ["CourierWire", "CourierStore", "CourierLinks"]),
@@ -124,8 +130,8 @@ let package = Package(
         .testTarget(
             name: "CourierNodeTests",
             dependencies: ["CourierNode", "CourierSim", "CourierStore", "CourierWire", "CourierLinks"]),
-        // Spawns the built `relay` executable.
-        .testTarget(name: "RelayTests", dependencies: ["CourierWire", "CourierLinks"]),
+        // Spawns the built `relay` executable. Meshtastic/ holds the device emulator (Python, on the meshtastic package).
+        .testTarget(name: "RelayTests", dependencies: ["CourierWire", "CourierLinks"], exclude: ["Meshtastic"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -2,7 +2,8 @@ import Foundation
 import Logging
 
 /// A link as an operator writes it: `serial:PATH[:BAUD]`, `kiss:PATH[:BAUD]`, `kiss-tcp:HOST:PORT`, `rnode:PATH`,
-/// `tcp:HOST:PORT`, `tcp-listen:HOST:PORT`, `mqtt:HOST[:PORT]` (with options, see `LinkConfig`).
+/// `tcp:HOST:PORT`, `tcp-listen:HOST:PORT`, `mqtt:HOST[:PORT]` (with options, see `LinkConfig`),
+/// `meshtastic:PATH[:BAUD]`, `meshtastic-tcp:HOST[:PORT]`.
 public enum LinkSpec: Sendable, Hashable, CustomStringConvertible {
     case serial(path: String, baud: Int)
     case kiss(path: String, baud: Int)
@@ -12,8 +13,12 @@ public enum LinkSpec: Sendable, Hashable, CustomStringConvertible {
     case tcpListen(host: String, port: Int)
     /// A client of an MQTT broker: the gateways of a federation that reach one broker hear each other.
     case mqtt(MQTTSettings)
+    /// A Meshtastic device's client API on USB serial (115200 baud unless told).
+    case meshtastic(path: String, baud: Int)
+    /// The same API over TCP (meshtasticd, Wi-Fi boards; port 4403 unless told).
+    case meshtasticTCP(host: String, port: Int)
 
-    public static let help = "serial:PATH[:BAUD], kiss:PATH[:BAUD], kiss-tcp:HOST:PORT, rnode:PATH, tcp:HOST:PORT, tcp-listen:HOST:PORT or mqtt:HOST[:PORT][,topic=ROOT][,tls][,cafile=PATH][,user=U][,password-file=PATH]"
+    public static let help = "serial:PATH[:BAUD], kiss:PATH[:BAUD], kiss-tcp:HOST:PORT, rnode:PATH, tcp:HOST:PORT, tcp-listen:HOST:PORT, meshtastic:PATH[:BAUD], meshtastic-tcp:HOST[:PORT] or mqtt:HOST[:PORT][,topic=ROOT][,tls][,cafile=PATH][,user=U][,password-file=PATH]"
 
     public init(_ text: String) throws(LinkError) {
         guard let colon = text.firstIndex(of: ":") else {
@@ -102,6 +107,22 @@ public enum LinkSpec: Sendable, Hashable, CustomStringConvertible {
             }
             guard !host.isEmpty else { throw .invalidSpec("bad link '\(text)': missing broker host, e.g. mqtt:broker.example.org") }
             self = .mqtt(MQTTSettings(host: String(host), explicitPort: port))
+        case "meshtastic":
+            let (p, b) = try pathAndBaud(Meshtastic.defaultBaud)
+            guard !p.isEmpty else { throw .invalidSpec("bad link '\(text)': missing device path, e.g. meshtastic:/dev/ttyUSB0") }
+            self = .meshtastic(path: p, baud: b)
+        case "meshtastic-tcp":
+            // The port is optional: HOST, HOST:PORT, [IPV6] or [IPV6]:PORT.
+            let bracketed = rest.hasPrefix("[")
+            let hasPort = bracketed ? rest.contains("]:") : (rest.contains(":") && rest.filter { $0 == ":" }.count == 1)
+            if hasPort {
+                let (h, p) = try hostPort()
+                self = .meshtasticTCP(host: h, port: p)
+            } else {
+                let host = bracketed ? String(rest.dropFirst().prefix { $0 != "]" }) : rest
+                guard !host.isEmpty else { throw .invalidSpec("bad link '\(text)': missing host, e.g. meshtastic-tcp:192.168.1.50 or meshtastic-tcp:localhost:4403") }
+                self = .meshtasticTCP(host: host, port: Meshtastic.defaultTCPPort)
+            }
         default:
             throw .invalidSpec("bad link '\(text)': unknown type '\(type)'; expected \(Self.help)")
         }
@@ -118,6 +139,8 @@ public enum LinkSpec: Sendable, Hashable, CustomStringConvertible {
         // The topic root is part of the name: two links to one broker under different roots are two links.
         case .mqtt(let m):
             return "mqtt:\(m.host.contains(":") ? "[\(m.host)]" : m.host):\(m.port)" + (m.topicRoot != "courier" ? ",topic=\(m.topicRoot)" : "")
+        case .meshtastic(let p, let b): return "meshtastic:\(p):\(b)"
+        case .meshtasticTCP(let h, let p): return "meshtastic-tcp:\(h.contains(":") ? "[\(h)]" : h):\(p)"
         }
     }
 }
@@ -218,6 +241,10 @@ public struct LinkConfig: Sendable, Hashable, CustomStringConvertible {
             }
             self.mtu = v
         }
+        switch self.spec {
+        case .meshtastic, .meshtasticTCP: try LinkFactory.checkMeshtasticMTU(self.mtu, self.spec.description)
+        default: break
+        }
     }
 
     public var description: String {
@@ -305,6 +332,23 @@ public enum LinkFactory {
             let backoff = Backoff(initial: options.backoff.initial, maximum: min(options.backoff.maximum, 30))
             return try MQTTLink(name: name, settings: settings, federation: id.federation, node: id.node,
                                 properties: Self.mqttProperties(mtu), backoff: backoff, logger: logger)
+        case .meshtastic(let path, let baud):
+            try Self.checkMeshtasticMTU(mtu, name)
+            return MeshtasticLink(name: name, label: path, mtu: mtu, backoff: options.backoff, logger: logger) { () throws(LinkError) in
+                // DTR/RTS left as they are: toggling them resets ESP32 boards.
+                try SerialPort.open(path, settings: SerialSettings(baud: baud), logger: logger)
+            }
+        case .meshtasticTCP(let host, let port):
+            try Self.checkMeshtasticMTU(mtu, name)
+            return MeshtasticLink(name: name, label: "\(host):\(port)", mtu: mtu, backoff: options.backoff, logger: logger) { () throws(LinkError) in
+                try TCP.connect(host: host, port: port)
+            }
+        }
+    }
+
+    static func checkMeshtasticMTU(_ mtu: Int?, _ name: String) throws(LinkError) {
+        if let m = mtu, m > Meshtastic.broadcastPayloadLimit {
+            throw .invalidSpec("bad link option mtu=\(m) for \(name): a Meshtastic device carries at most \(Meshtastic.broadcastPayloadLimit) bytes a packet (leave mtu out)")
         }
     }
 

@@ -276,18 +276,18 @@ public enum SerialPorts {
 /// Recognises common USB serial chips and boards by vendor:product id.
 public enum ModemGuess {
     public static let known: [(UInt16, UInt16?, String)] = [
-        (0x10C4, 0xEA60, "Silicon Labs CP210x: RNode boards (T-Beam, Heltec), many UART LoRa and telemetry radios"),
+        (0x10C4, 0xEA60, "Silicon Labs CP210x: RNode or Meshtastic boards (T-Beam, Heltec), many UART LoRa and telemetry radios"),
         (0x1A86, 0x7523, "WCH CH340: UART LoRa modules (E22/E32 adapters), SiK radios, cheap ESP32 boards"),
-        (0x1A86, 0x55D4, "WCH CH9102: LilyGO T-Beam / T3 (RNode), ESP32 boards"),
+        (0x1A86, 0x55D4, "WCH CH9102: LilyGO T-Beam / T3 (RNode or Meshtastic), ESP32 boards"),
         (0x1A86, 0x55D3, "WCH CH343: ESP32 boards"),
         (0x0403, 0x6001, "FTDI FT232R: hardware KISS TNCs, telemetry radios (SiK), cables"),
         (0x0403, 0x6015, "FTDI FT231X: SiK telemetry radios, cables"),
         (0x0403, 0x6010, "FTDI FT2232: cables"),
         (0x0403, 0x6014, "FTDI FT232H: cables"),
-        (0x303A, 0x1001, "ESP32-S3 native USB: RNode (Heltec V3, T3-S3)"),
-        (0x303A, nil, "Espressif native USB: ESP32 boards (RNode)"),
-        (0x239A, 0x8029, "nRF52 (Adafruit bootloader): RAK4631 WisBlock (RNode)"),
-        (0x239A, nil, "nRF52 CDC (Adafruit): RAK4631 and other nRF52 boards (RNode)"),
+        (0x303A, 0x1001, "ESP32-S3 native USB: RNode or Meshtastic (Heltec V3, T3-S3, Station G2)"),
+        (0x303A, nil, "Espressif native USB: ESP32 boards (RNode or Meshtastic)"),
+        (0x239A, 0x8029, "nRF52 (Adafruit bootloader): RAK4631 WisBlock (RNode or Meshtastic)"),
+        (0x239A, nil, "nRF52 CDC (Adafruit): RAK4631, T-Echo and other nRF52 boards (RNode or Meshtastic)"),
         (0x2E8A, nil, "Raspberry Pi RP2040 CDC: NinoTNC (some), RP2040 boards"),
         (0x04D8, 0x00DD, "Microchip MCP2221: NinoTNC"),
         (0x26AC, nil, "3D Robotics: SiK telemetry radio"),
@@ -300,6 +300,7 @@ public enum ModemGuess {
         }
         if let n = productName?.lowercased() {
             if n.contains("rnode") { return "RNode" }
+            if n.contains("meshtastic") { return "Meshtastic (meshtastic:PATH)" }
             if n.contains("tnc") { return "KISS TNC" }
         }
         return nil

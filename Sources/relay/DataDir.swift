@@ -441,6 +441,8 @@ extension DataDir {
             #   link = kiss:/dev/ttyACM0:57600        a KISS TNC (Mobilinkd, NinoTNC) or Direwolf's pty
             #   link = kiss-tcp:127.0.0.1:8001        Direwolf's KISS TCP port
             #   link = rnode:/dev/ttyACM0             an RNode LoRa modem
+            #   link = meshtastic:/dev/ttyUSB0        a Meshtastic device on USB, as it is (firmware-notes/meshtastic.md)
+            #   link = meshtastic-tcp:192.168.1.50    a Meshtastic device or meshtasticd over TCP (port 4403)
             #   link = tcp:relay.example:4040         another relay over IP
             #   link = tcp-listen:0.0.0.0:4040        accept relays over IP
             # Add ,mtu=N to a link to change its packet size (see firmware-notes/).

@@ -574,7 +574,7 @@ extension LinkSpec {
     /// A port or TNC on this box, which must be there when the relay starts (unless --wait-for-links).
     var isLocalDevice: Bool {
         switch self {
-        case .serial, .kiss, .kissTCP, .rnode: return true
+        case .serial, .kiss, .kissTCP, .rnode, .meshtastic, .meshtasticTCP: return true
         case .tcp, .tcpListen, .mqtt: return false
         }
     }
