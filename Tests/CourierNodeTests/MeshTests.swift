@@ -46,10 +46,12 @@ import Testing
         let n = 20
         let edges = MeshSimulator.randomMesh(count: n, degree: 4, seed: 42)
         let sim = try MeshSimulator(count: n, edges: edges, options: o)
-        sim.run(until: 120)
+        // The identity floods of the federation's start are over (relays that have run a while): courier-bench mesh
+        // shows the cost of an alert sent 120 s after the start too.
+        sim.run(until: 900)
         let start = sim.elapsed
         let alert = try sim.submit(from: 0, kind: .alert, to: .everyone, text: "Flash flood: the river is rising fast. Move to high ground now.")
-        sim.run(until: 120 + 3_600)
+        sim.run(until: 900 + 3_600)
         for i in 1..<n { #expect(sim.has(i, alert), "node \(i) did not get the alert") }
         self.noDuplicates(sim)
         // Everything put on the air to spread it: packets carrying it (floods, repairs), summaries (but not those

@@ -139,17 +139,9 @@ final class MeshtasticEmulator {
             t.close(); s.close()
             print("handshake ok")
             """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", check, "\(emu.devices[0].tcp)", "\(emu.devices[0].node)", emu.devices[1].serial, "\(emu.devices[1].node)"]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        #expect(p.terminationStatus == 0 && text.contains("handshake ok"), "\(text)")
+        let (rc, out, err) = try R.exec("/usr/bin/env", ["python3", "-c", check, "\(emu.devices[0].tcp)", "\(emu.devices[0].node)",
+                                                       emu.devices[1].serial, "\(emu.devices[1].node)"], deadline: 120)
+        #expect(rc == 0 && out.contains("handshake ok"), "\(out)\(err)")
         let c = emu.counts
         #expect(c["handshakes"] == 2 && (c["heartbeats"] ?? 0) >= 1 && c["packets_delivered"] == 1, "\(c)")
     }

@@ -23,16 +23,27 @@ enum R {
         return d
     }
 
-    /// Runs `relay ARGS` to completion: (exit code, stdout, stderr).
+    /// Runs `relay ARGS` to completion: (exit code, stdout, stderr). Output goes to temporary files, not pipes: a
+    /// pipe's reader waits for every holder of its write end (a relay another test starts at the same moment can
+    /// inherit it), and a child that fills one pipe while the parent reads the other would block both. A command
+    /// still running after `deadline` seconds is killed and reported (exit code -1): a test never hangs on it.
     @discardableResult
-    static func run(_ args: [String], stdin: String? = nil) throws -> (Int32, String, String) {
+    static func run(_ args: [String], stdin: String? = nil, deadline: Double = 300) throws -> (Int32, String, String) {
+        try self.exec(self.binary, args, stdin: stdin, deadline: deadline)
+    }
+
+    /// Runs any program as `run` runs `relay` (output through files, a deadline).
+    static func exec(_ program: String, _ args: [String], stdin: String? = nil, deadline: Double = 300) throws -> (Int32, String, String) {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: self.binary)
+        p.executableURL = URL(fileURLWithPath: program)
         p.arguments = args
-        let out = Pipe()
-        let err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
+        let dir = self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (outPath, errPath) = (dir + "/stdout", dir + "/stderr")
+        FileManager.default.createFile(atPath: outPath, contents: nil)
+        FileManager.default.createFile(atPath: errPath, contents: nil)
+        p.standardOutput = FileHandle(forWritingAtPath: outPath)
+        p.standardError = FileHandle(forWritingAtPath: errPath)
         if let stdin {
             let i = Pipe()
             p.standardInput = i
@@ -43,10 +54,16 @@ enum R {
             p.standardInput = FileHandle(forReadingAtPath: "/dev/null")
             try p.run()
         }
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
+        let end = Date().addingTimeInterval(deadline)
+        while p.isRunning && Date() < end { usleep(5_000) }
+        if p.isRunning {
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            Issue.record("\((program as NSString).lastPathComponent) \(args.joined(separator: " ")) still ran after \(Int(deadline)) s: killed")
+            return (-1, self.text(outPath), self.text(errPath))
+        }
         p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        return (p.terminationStatus, self.text(outPath), self.text(errPath))
     }
 
     /// How a test starts a relay: as the field does.
@@ -201,19 +218,12 @@ enum R {
 
     /// The ids of the bundles queued in a relay's database (read with Python's sqlite3 from the real file).
     static func queuedIDs(_ dir: String) throws -> Set<String> {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", """
+        let out = try self.exec("/usr/bin/env", ["python3", "-c", """
             import sqlite3, sys
             c = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
             for (i,) in c.execute("SELECT printf('%08x.%d.%d', origin, created, sequence) FROM bundle"): print(i)
-            """, dir + "/courier.db"]
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Set(String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init))
+            """, dir + "/courier.db"]).1
+        return Set(out.split(separator: "\n").map(String.init))
     }
 
     /// The text of a log file ("" before it exists).
@@ -236,20 +246,9 @@ enum Forger {
     /// when it fails).
     @discardableResult
     static func forge(_ args: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> [String] {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: self.binary)
-        p.arguments = ["forge"] + args
-        let out = Pipe()
-        let err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle(forReadingAtPath: "/dev/null")
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0, "courier-dev forge \(args): \(String(decoding: e, as: UTF8.self))", sourceLocation: sourceLocation)
-        return String(decoding: o, as: UTF8.self).split(separator: "\n").map(String.init)
+        let (rc, o, e) = try R.exec(self.binary, ["forge"] + args)
+        #expect(rc == 0, "courier-dev forge \(args): \(e)", sourceLocation: sourceLocation)
+        return o.split(separator: "\n").map(String.init)
     }
 }
 
