@@ -21,7 +21,8 @@ import Glibc
     }
 
     @Test(.enabled(if: available, "direwolf is not installed (apt-get install direwolf): Direwolf interop skipped"))
-    func framesCrossTwoDirewolfStationsByteExactBothWays() async throws {
+    func framesCrossTwoDirewolfStationsByteExactBothWays() async throws { try await onOwnThread { try await self.framesCrossTwoDirewolfStationsByteExactBothWaysBody() } }
+    func framesCrossTwoDirewolfStationsByteExactBothWaysBody() async throws {
         let dir = T.tempDir()
         let base = 20_000 + Int(getpid() % 5_000) * 2
         let lab = Process()
@@ -75,11 +76,18 @@ import Glibc
         let fromA = (0..<8).map { _ in T.randomFrame(&g, max: 200) }
         let fromB = (0..<8).map { _ in T.randomFrame(&g, max: 200) }
         // A link may flap once just after connecting (the lab probes the ports too): retry until it takes each frame.
-        for f in fromA { #expect(await sendEventually(a, f)) }
+        // A link that never takes a frame fails the test at once (not once per frame, a minute each).
+        for f in fromA where !(await sendEventually(a, f)) {
+            Issue.record("station A's link never took a frame (up \(ea.upCount) times, down \(ea.downCount) times)")
+            return
+        }
         // Over one simplex channel, one station at a time: let A's burst go out before B keys up.
-        #expect(await eb.wait(300) { $0.received.count >= fromA.count }, "A to B over AFSK: \(eb.received.count) of \(fromA.count)")
-        for f in fromB { #expect(await sendEventually(b, f)) }
-        #expect(await ea.wait(300) { $0.received.count >= fromB.count }, "B to A over AFSK: \(ea.received.count) of \(fromB.count)")
+        #expect(await eb.wait(180) { $0.received.count >= fromA.count }, "A to B over AFSK: \(eb.received.count) of \(fromA.count)")
+        for f in fromB where !(await sendEventually(b, f)) {
+            Issue.record("station B's link never took a frame (up \(eb.upCount) times, down \(eb.downCount) times)")
+            return
+        }
+        #expect(await ea.wait(180) { $0.received.count >= fromB.count }, "B to A over AFSK: \(ea.received.count) of \(fromB.count)")
         #expect(eb.received == fromA, "byte-exact, in order, A to B")
         #expect(ea.received == fromB, "byte-exact, in order, B to A")
     }

@@ -40,7 +40,8 @@ import Glibc
     /// A device with one transmit slot and real-ish airtime: every send after the first must wait for the
     /// device's QueueStatus to free the slot. Nothing is overrun, every packet arrives, in order, on the other
     /// device's client (serial), and the link learnt the device's node number, region and preset.
-    @Test func sendsWaitForAFreeTransmitSlot() async throws {
+    @Test func sendsWaitForAFreeTransmitSlot() async throws { try await onOwnThread { try await self.sendsWaitForAFreeTransmitSlotBody() } }
+    func sendsWaitForAFreeTransmitSlotBody() async throws {
         let (p, input, dir, devs) = try self.emulator(devices: 2, timeScale: 0.3, slots: 1)
         defer {
             try? input.fileHandleForWriting.close()

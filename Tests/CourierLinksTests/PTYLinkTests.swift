@@ -38,7 +38,8 @@ import Glibc
         return clean
     }
 
-    @Test func framedSerialOverANoisyLine() async throws {
+    @Test func framedSerialOverANoisyLine() async throws { try await onOwnThread { try await self.framedSerialOverANoisyLineBody() } }
+    func framedSerialOverANoisyLineBody() async throws {
         let pty = PTY()
         let link = try LinkFactory.make(.serial(path: pty.path, baud: 115_200), options: self.options, logger: T.logger)
         let events = EventCollector(link)
@@ -60,7 +61,8 @@ import Glibc
         #expect(out == Array(frames.prefix(50)))
     }
 
-    @Test func kissOverANoisyLineAcceptsNoDamagedPacket() async throws {
+    @Test func kissOverANoisyLineAcceptsNoDamagedPacket() async throws { try await onOwnThread { try await self.kissOverANoisyLineAcceptsNoDamagedPacketBody() } }
+    func kissOverANoisyLineAcceptsNoDamagedPacketBody() async throws {
         // KISS has no checksum between host and TNC; the Courier packet's tag one layer up rejects damage.
         let pty = PTY()
         var o = self.options
@@ -96,7 +98,8 @@ import Glibc
         #expect(accepted >= clean.count)
     }
 
-    @Test func hotUnplugAndReplug() async throws {
+    @Test func hotUnplugAndReplug() async throws { try await onOwnThread { try await self.hotUnplugAndReplugBody() } }
+    func hotUnplugAndReplugBody() async throws {
         // The driver opens a stable path (like /dev/serial/by-id/... or Direwolf's /tmp/kisstnc) that points at a
         // pty; the pty vanishes mid-transfer and a new one appears at the same path.
         let dir = T.tempDir()
@@ -134,7 +137,8 @@ import Glibc
         pty.close()
     }
 
-    @Test func missingDeviceIsRetriedWithAClearMessage() async throws {
+    @Test func missingDeviceIsRetriedWithAClearMessage() async throws { try await onOwnThread { try await self.missingDeviceIsRetriedWithAClearMessageBody() } }
+    func missingDeviceIsRetriedWithAClearMessageBody() async throws {
         let e = #expect(throws: LinkError.self) {
             try SerialPort.open("/dev/courier-no-such-device", settings: SerialSettings(baud: 9600), logger: T.logger)
         }

@@ -75,7 +75,8 @@ final class RNodeEmulator: @unchecked Sendable {
         return o
     }
 
-    @Test func twoRNodesOnOneChannel() async throws {
+    @Test func twoRNodesOnOneChannel() async throws { try await onOwnThread { try await self.twoRNodesOnOneChannelBody() } }
+    func twoRNodesOnOneChannelBody() async throws {
         let a = RNodeEmulator()
         let b = RNodeEmulator()
         a.peers = [b]
@@ -138,7 +139,8 @@ final class RNodeEmulator: @unchecked Sendable {
         return o
     }
 
-    @Test func relaysOverTCPAndTheDialerRecoversWhenThePeerComesBack() async throws {
+    @Test func relaysOverTCPAndTheDialerRecoversWhenThePeerComesBack() async throws { try await onOwnThread { try await self.relaysOverTCPAndTheDialerRecoversWhenThePeerComesBackBody() } }
+    func relaysOverTCPAndTheDialerRecoversWhenThePeerComesBackBody() async throws {
         var listener = try TCPListenLink(name: "listen", host: "127.0.0.1", port: 0, properties: LinkFactory.tcpProperties(), logger: T.logger)
         let port = listener.port
         var el = EventCollector(listener)

@@ -84,7 +84,8 @@ final class EventCollector: @unchecked Sendable {
     private var task: Task<Void, Never>?
 
     init(_ link: any Link) {
-        self.task = Task {
+        // On a thread of its own, not the shared pool: see `ThreadExecutor`.
+        self.task = Task(executorPreference: ThreadExecutor(name: "events \(link.name)")) {
             for await e in link.events { self.record(e) }
         }
     }
@@ -107,7 +108,8 @@ final class EventCollector: @unchecked Sendable {
     @discardableResult
     func wait(_ seconds: Double = 60, _ condition: (EventCollector) -> Bool) async -> Bool {
         let end = Date().addingTimeInterval(seconds)
-        while Date() < end {
+        // A test past its time limit is cancelled: stop waiting then too.
+        while Date() < end && !Task.isCancelled {
             if condition(self) { return true }
             try? await Task.sleep(for: .milliseconds(20))
         }
@@ -119,9 +121,51 @@ final class EventCollector: @unchecked Sendable {
 /// retry until the deadline rather than trusting the first "up".
 func sendEventually(_ link: any Link, _ packet: [UInt8], within seconds: Double = 60) async -> Bool {
     let end = Date().addingTimeInterval(seconds)
-    while Date() < end {
-        if (try? await link.send(packet)) != nil { return true }
-        try? await Task.sleep(for: .milliseconds(100))
+    while Date() < end && !Task.isCancelled {
+        do {
+            try await link.send(packet)
+            return true
+        } catch {
+            try? await Task.sleep(for: .milliseconds(100))
+        }
     }
     return false
+}
+
+/// A task executor with a thread of its own. The relay tests are synchronous and block while they wait for relay
+/// processes; Swift Testing runs them on the shared cooperative pool, which has as many threads as the machine has
+/// cores (2 in CI). While two of them wait, an async test on that pool gets no thread: its link events go unread
+/// and its deadlines pass. The async link tests therefore run (and collect events) on threads of their own.
+final class ThreadExecutor: TaskExecutor, @unchecked Sendable {
+    private let condition = NSCondition()
+    private var jobs: [UnownedJob] = []
+
+    init(name: String) {
+        let t = Thread { [self] in self.loop() }
+        t.name = "test executor: \(name)"
+        t.start()
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let j = UnownedJob(job)
+        self.condition.lock()
+        self.jobs.append(j)
+        self.condition.signal()
+        self.condition.unlock()
+    }
+
+    private func loop() {
+        while true {
+            self.condition.lock()
+            while self.jobs.isEmpty { self.condition.wait() }
+            let j = self.jobs.removeFirst()
+            self.condition.unlock()
+            j.runSynchronously(on: self.asUnownedTaskExecutor())
+        }
+    }
+}
+
+/// Runs an async test's body on a thread of its own (`ThreadExecutor`).
+func onOwnThread(_ name: String = #function, _ body: () async throws -> Void) async throws {
+    try await withTaskExecutorPreference(ThreadExecutor(name: name)) { try await body() }
 }
