@@ -108,7 +108,7 @@ import Glibc
     /// delivers.
     @Test func aListeningRelayHoldsBoundedThreadsAndARealPeerStillDelivers() throws {
         let dirs = try R.federation(["bravo", "alpha"])
-        let port = try freePort()
+        let port = try TestBroker.freePort()
         let logB = dirs[0] + "/run.log"
         let b = try R.start(["run", "--data-dir", dirs[0], "--link", "tcp-listen:127.0.0.1:\(port)"], log: logB)
         defer { R.stop(b) }
@@ -284,22 +284,6 @@ struct Member {
         self.identity = try NodeIdentity(signingSeed: s, agreementSeed: a)
         self.key = try NetworkKey(bytes: k)
     }
-}
-
-/// A TCP port nothing listens on now.
-func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = 0
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let ok = withUnsafeMutablePointer(to: &addr) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-    }
-    guard ok else { throw LinkError.io("cannot find a free port: \(String(cString: strerror(errno)))") }
-    return Int(UInt16(bigEndian: addr.sin_port))
 }
 
 /// A blocking TCP connection to 127.0.0.1:port (it says nothing).

@@ -26,7 +26,8 @@ final class TestBroker {
         try self.start()
     }
 
-    /// A port nobody listens on now: the kernel's pick for a socket bound to 127.0.0.1 port 0.
+    /// A port nobody listens on now: the kernel's pick for a socket bound to 127.0.0.1 port 0 (the flood tests' relays
+    /// listen on one too).
     static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
