@@ -84,7 +84,7 @@ public final class Node {
 
     struct Transfer {
         let key: TransferKey
-        let number: UInt32
+        var number: UInt32
         let priority: PriorityClass
         let order: Int
         var records: [Record]
@@ -1253,14 +1253,7 @@ public final class Node {
             guard hop > 0 || target != nil else { return }
             data[0] = (hop > 0 ? hop - 1 : 0) << 4 | data[0] & 0x0F
         }
-        if self.transferNumbers.isEmpty {
-            do { self.transferNumbers = try self.store.reserveTransferNumbers() } catch {
-                self.reject("cannot reserve transfer numbers, \(q.id) not sent now: \(error)")
-                return
-            }
-        }
-        let number = UInt32(truncatingIfNeeded: self.transferNumbers.lowerBound & 0x3FFF)
-        self.transferNumbers = self.transferNumbers.dropFirst()
+        guard let number = self.takeTransferNumber(for: q.id) else { return }
         guard let records = try? Fragmenter.records(
             bundle: data, mtu: target == nil ? l.info.properties.mtu : self.fragmentMTU(l), transfer: number, nextHop: target?.short,
             wantAck: target != nil)
@@ -1715,6 +1708,31 @@ public final class Node {
     /// that implies (a record and its ack both have to arrive: survival = (1 - e)^bytes), the size that carries the
     /// most data per byte sent, (h + sqrt(h^2 + 4h/e)) / 2 for h bytes of overhead: on a line with 1% of bytes
     /// damaged about 96 bytes instead of 255 (a 255-byte frame arrives whole 7% of the time, a 96-byte one 37%).
+    /// Retransmission time-outs, with nothing acknowledged, after which a transfer cut for a cleaner line is cut again.
+    static let recutAfter = 2
+
+    /// A transfer number never used by this node before (SPEC 8.2): from the block reserved in the store.
+    func takeTransferNumber(for id: BundleID) -> UInt32? {
+        if self.transferNumbers.isEmpty {
+            do { self.transferNumbers = try self.store.reserveTransferNumbers() } catch {
+                self.reject("cannot reserve transfer numbers, \(id) not sent now: \(error)")
+                return nil
+            }
+        }
+        let number = UInt32(truncatingIfNeeded: self.transferNumbers.lowerBound & 0x3FFF)
+        self.transferNumbers = self.transferNumbers.dropFirst()
+        return number
+    }
+
+    /// The bundle a transfer's records carry: the whole record's, or the fragments' data in order.
+    static func bundleBytes(_ records: [Record]) -> [UInt8]? {
+        if records.count == 1, case .bundle(let b) = records[0] { return b.bundle }
+        var pieces: [(Int, [UInt8])] = []
+        for case .fragment(let f) in records { pieces.append((f.index, f.data)) }
+        guard pieces.count == records.count, !pieces.isEmpty else { return nil }
+        return pieces.sorted { $0.0 < $1.0 }.flatMap(\.1)
+    }
+
     func fragmentMTU(_ l: LinkState) -> Int {
         let mtu = l.info.properties.mtu
         guard l.recordOutcomes >= 16, l.recordSuccess < 0.9 else { return mtu }
@@ -1883,6 +1901,21 @@ public final class Node {
                     if let target = t.key.target { self.neighbours[target]?.unresponsiveSince = now }
                     if t.custody, let target = t.key.target { self.reportStalled(t.key.bundle, to: target.short, attempts: t.attempts, now: now) }
                     continue
+                }
+                // Cut before the line turned noisy, the records are too big for it (each crosses whole with little
+                // chance): with nothing acknowledged after `recutAfter` time-outs, the bundle is cut again to the
+                // size the line now takes, under a new transfer number (the receiver drops the old pieces by timeout).
+                if let target = t.key.target, t.acked.isEmpty, t.attempts >= Self.recutAfter,
+                   t.records.contains(where: { !Packet.fits($0, used: 0, mtu: smallMTU) }),
+                   let bundle = Self.bundleBytes(t.records),
+                   let number = self.takeTransferNumber(for: t.key.bundle) {
+                    do {
+                        t.records = try Fragmenter.records(bundle: bundle, mtu: smallMTU, transfer: number, nextHop: target.short, wantAck: true)
+                        t.number = number
+                        t.sent = []
+                    } catch {
+                        self.reject("cannot cut \(t.key.bundle) again for a noisy line: \(error)")
+                    }
                 }
             }
             var addedAny = false

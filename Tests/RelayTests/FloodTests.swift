@@ -177,10 +177,11 @@ import Glibc
         }
         let end = Date()
         func arrived() throws -> Int { Set(try R.inbox(dirs[1]).compactMap { $0["id"] as? String }).intersection(ids).count }
-        let all = try R.wait(150) { try arrived() == 60 }
+        // The bound is the issue's: everything within 5 minutes of the end.
+        let all = try R.wait(300) { try arrived() == 60 }
         let drain = Date().timeIntervalSince(end)
         let n = try arrived()
-        #expect(all, "\(n) of 60 arrived within 150 s of the last on a line damaging 1% of bytes")
+        #expect(all, "\(n) of 60 arrived within 300 s of the last on a line damaging 1% of bytes")
         let crc = (try self.firstLink(dirs[1])["counters"] as? [String: Any])?["crcErrors"] as? Int ?? 0
         #expect(crc > 20, "the line was noisy: \(crc) CRC errors at bravo")
         print("noisy line: \(n) of 60 messages delivered \(String(format: "%.0f", drain)) s after the last was sent; \(crc) CRC errors at bravo")
