@@ -19,6 +19,9 @@ def roff(text):
     out = []
     for line in (text or "").split("\n"):
         line = line.replace("\\", "\\e").replace("-", "\\-")
+        # Break points (\\:, zero width) after commas and between option brackets, so a long link spec such as
+        # mqtt:HOST[:PORT][,topic=ROOT][,tls]... can wrap instead of overflowing the line.
+        line = line.replace(",", ",\\:").replace("][", "]\\:[")
         if line.startswith((".", "'")):
             line = "\\&" + line
         out.append(line)
