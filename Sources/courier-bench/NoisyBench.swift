@@ -25,6 +25,7 @@ struct NoisyBench: AsyncParsableCommand {
     @Option(help: "Longest message used, bytes (longer ones in the file are skipped).") var maxBytes = 3_600
     @Option(help: "Seconds to wait after the last message for the rest to arrive before giving up.") var drainLimit = 600.0
     @Option(help: "Fail (exit 1) unless everything arrives within this many seconds of the end.") var target = 300.0
+    @Flag(help: "A smoke run (CI): print the figures and whether the target was met, without failing when it was not.") var smoke = false
     @Flag(help: "Relay logs (info) to standard error.") var trace = false
 
     func run() async throws {
@@ -118,7 +119,7 @@ struct NoisyBench: AsyncParsableCommand {
         say("  at B: \(counters.framesIn) frames in, \(counters.crcErrors) CRC errors, \(counters.framingErrors) framing errors; A: \(a.runtime.node.stats.retransmissions) retransmission timeouts")
         let ok = deliveredAt.count == total && drain <= self.target
         say(String(format: "target: everything within %.0f s of the end: ", self.target) + (ok ? "met" : "NOT met"))
-        if !ok { throw ExitCode(1) }
+        if !ok && !self.smoke { throw ExitCode(1) }
     }
 
     final class Side {
