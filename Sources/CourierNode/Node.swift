@@ -521,7 +521,11 @@ public final class Node {
                 if let next = f.nextHop, next != self.me.short { continue }
                 // A fragment that does not match what this transfer number carried (the sender reused the number for
                 // another bundle): the pieces kept of the old one go, so they are not mixed with the new one.
-                if self.reassembler.conflicts(f, from: from) { try? self.store.dropTransfer(from: from, transfer: f.transfer) }
+                if self.reassembler.conflicts(f, from: from) {
+                    do { try self.store.dropTransfer(from: from, transfer: f.transfer) } catch {
+                        self.reject("cannot drop the old pieces of transfer \(f.transfer) from \(from.short): \(error)")
+                    }
+                }
                 try? self.store.saveFragment(f, from: from, now: Int64(now))
                 switch self.reassembler.add(f, from: from, now: Int64(now)) {
                 case .complete(let bytes, let ack):
