@@ -43,6 +43,11 @@ public enum NodeEvent: Sendable, Equatable {
     /// A packet from a link was refused as a whole, before any record in it was used (for the link's health
     /// counters and the debug log; not a warning each: another federation on the channel sends many).
     case packetRefused(link: String, reason: PacketRefusal, detail: String)
+    /// A write or read the engine needed failed (disk full, I/O error). `operation` names what was being done
+    /// ("store a received fragment", "reserve packet counters", …); nothing already stored is lost. The runtime
+    /// shows it in the log and `relay status` and pauses transmission on the link it names, if any, until storage
+    /// works again.
+    case storageFailed(operation: String, link: String?, error: StoreError)
 }
 
 /// Why a whole packet was refused.
