@@ -175,6 +175,8 @@ public final class Node {
     /// seconds would otherwise hold them a minute).
     var rerouteDue = false
     var quiet: Bool
+    /// Transmission paused by the runtime while storage fails (see `pauseTransmission`); not kept in the store.
+    var transmissionPaused = false
     var sealer: PacketSealer
     var opener: PacketOpener
     /// The keys `sealer` and `opener` use now (SPEC 3.7): changed by `config.keyRotation` at its moment.
@@ -253,7 +255,7 @@ public final class Node {
     /// process, while running).
     public func refreshKeys() {
         do { for p in try self.store.peers() { self.learn(p.keys) } } catch {
-            self.reject("cannot read the known keys: \(error)")
+            self.rejectStorage("cannot read the known keys: \(error)", error)
         }
     }
 
@@ -498,7 +500,7 @@ public final class Node {
             self.replayWindowUnsaved = false
         } catch {
             if !self.replayWindowUnsaved {
-                self.reject("cannot keep replay windows in the store (a copy of a packet received now would not be refused after a restart until one is kept): \(error)")
+                self.rejectStorage("cannot keep replay windows in the store (a copy of a packet received now would not be refused after a restart until one is kept): \(error)", error)
             }
             self.replayWindowUnsaved = true
         }
@@ -538,7 +540,7 @@ public final class Node {
                 // another bundle): the pieces kept of the old one go, so they are not mixed with the new one.
                 if self.reassembler.conflicts(f, from: from) {
                     do { try self.store.dropTransfer(from: from, transfer: f.transfer) } catch {
-                        self.reject("cannot drop the old pieces of transfer \(f.transfer) from \(from.short): \(error)")
+                        self.rejectStorage("cannot drop the old pieces of transfer \(f.transfer) from \(from.short): \(error)", error)
                     }
                 }
                 // Not kept (a full disk): used from memory all the same, as the replay window is (the bundle it
@@ -736,7 +738,7 @@ public final class Node {
     func refuse(_ b: CourierBundle, why: String, from: String?, now: Double) {
         guard self.refusedReported.insert(b.id).inserted else { return }
         if self.refusedReported.count > 4_096 { self.refusedReported = [b.id] }
-        do { try self.store.refused(b, reason: why, from: from, now: Int64(now), unsigned: !b.isSigned) } catch { self.reject("cannot record \(b.id) refused: \(error)") }
+        do { try self.store.refused(b, reason: why, from: from, now: Int64(now), unsigned: !b.isSigned) } catch { self.rejectStorage("cannot record \(b.id) refused: \(error)", error) }
         if case .node = b.destination { self.notifyFailure(b.id, kind: b.kind, .refused, now: now) }
     }
 
@@ -802,8 +804,7 @@ public final class Node {
             case .duplicate, .expired: return .duplicate
             }
         } catch {
-            self.reject("cannot store \(b.id), not acknowledged (kept by its sender): \(error)")
-            self.storageFailed("store a received bundle", self.storeError(error))
+            self.rejectStorage("cannot store \(b.id), not acknowledged (kept by its sender): \(error)", error)
             return .notStored("cannot store: \(error)")
         }
         if let from { self.emit(.event(.bundleStored(b.id, from: from))) }
@@ -814,7 +815,7 @@ public final class Node {
             delivered = true
         } catch let e as StoreError {
             // A full inbox (recorded in the feed and counted): the flood still goes on to the others.
-            self.reject("\(b.id) stored and passed on, but not put in the inbox: \(e)")
+            self.rejectStorage("\(b.id) stored and passed on, but not put in the inbox: \(e)", e)
         } catch {
             // Not readable here (end-to-end encrypted to a group, or a dictionary we lack): carried on unread.
         }
@@ -960,7 +961,7 @@ public final class Node {
         do {
             guard try self.store.keepUnread(b, reason: why, from: source, now: Int64(now)) else { return .duplicate }
         } catch {
-            self.reject("cannot keep \(b.id), not acknowledged (kept by its sender): \(error)")
+            self.rejectStorage("cannot keep \(b.id), not acknowledged (kept by its sender): \(error)", error)
             return .notStored("cannot keep: \(error)")
         }
         self.emit(.event(.waiting(b.id, reason: why)))
@@ -1003,7 +1004,7 @@ public final class Node {
     func readDirected(_ b: CourierBundle, source: String?, now: Double) -> Acceptance {
         if b.kind == .identity {
             // Read already (`takeIdentity`); nothing for the inbox, no receipt.
-            do { try self.store.markSeen(b) } catch { self.reject("cannot record \(b.id): \(error)") }
+            do { try self.store.markSeen(b) } catch { self.rejectStorage("cannot record \(b.id): \(error)", error) }
             return .delivered
         }
         switch self.read(b) {
@@ -1012,12 +1013,12 @@ public final class Node {
                 // Refused (the feed, the log and `relay status` say so) and the origin is told: nothing unread is
                 // dropped to make room, and the sender does not retry into a full inbox.
                 let why = "refused: the inbox is full of unread messages (\(limit) bytes, inbox-mb)"
-                do { try self.store.markSeen(b) } catch { self.reject("cannot record \(b.id): \(error)") }
+                do { try self.store.markSeen(b) } catch { self.rejectStorage("cannot record \(b.id): \(error)", error) }
                 self.emit(.event(.gaveUp(b.id, reason: why)))
                 self.notifyFailure(b.id, kind: b.kind, .refused, now: now)
                 return .failed(why)
             } catch {
-                self.reject("cannot deliver \(b.id), not acknowledged (kept by its sender): \(error)")
+                self.rejectStorage("cannot deliver \(b.id), not acknowledged (kept by its sender): \(error)", error)
                 return .notStored("cannot deliver: \(error)")
             }
             if b.kind == .failure { self.handleFailure(b, content: content, now: now) }
@@ -1028,7 +1029,7 @@ public final class Node {
             do {
                 guard try self.store.keepUnread(b, reason: why, from: source, now: Int64(now)) else { return .duplicate }
             } catch {
-                self.reject("cannot keep \(b.id), not acknowledged (kept by its sender): \(error)")
+                self.rejectStorage("cannot keep \(b.id), not acknowledged (kept by its sender): \(error)", error)
                 return .notStored("cannot keep: \(error)")
             }
             self.emit(.event(.waiting(b.id, reason: why)))
@@ -1036,7 +1037,7 @@ public final class Node {
             return .waiting(why)
         case .unreadable(let why):
             do { try self.store.gaveUp(b, reason: "unreadable: \(why)", from: source, now: Int64(now)) } catch {
-                self.reject("cannot record \(b.id): \(error)")
+                self.rejectStorage("cannot record \(b.id): \(error)", error)
             }
             self.emit(.event(.gaveUp(b.id, reason: "unreadable: \(why)")))
             self.notifyFailure(b.id, kind: b.kind, .unreadable, now: now)
@@ -1050,7 +1051,7 @@ public final class Node {
         self.keysArrived = []
         let kept: [WaitingBundle]
         do { kept = try self.store.waiting() } catch {
-            self.reject("cannot read the bundles waiting for keys: \(error)")
+            self.rejectStorage("cannot read the bundles waiting for keys: \(error)", error)
             return
         }
         for w in kept where arrived.contains(w.id.origin) {
@@ -1059,7 +1060,7 @@ public final class Node {
                 do {
                     try self.store.dropUnread(w.id, gaveUp: "damaged in the store: \(error)", now: Int64(now))
                 } catch let dropError {
-                    self.reject("cannot drop the damaged waiting bundle \(w.id): \(dropError)")
+                    self.rejectStorage("cannot drop the damaged waiting bundle \(w.id): \(dropError)", dropError)
                 }
                 continue
             }
@@ -1067,7 +1068,7 @@ public final class Node {
             case .keysUnknown: continue
             case .refused(let why):
                 // The keys came, and the signature is not the origin's: a forgery, refused and reported.
-                do { try self.store.dropUnread(b.id, now: Int64(now)) } catch { self.reject("cannot drop \(b.id): \(error)") }
+                do { try self.store.dropUnread(b.id, now: Int64(now)) } catch { self.rejectStorage("cannot drop \(b.id): \(error)", error) }
                 self.reject(why)
                 self.refuse(b, why: why, from: nil, now: now)
                 continue
@@ -1076,7 +1077,7 @@ public final class Node {
             if case .needKeys = self.read(b) { continue }
             // Taken in now as if it had just arrived: delivered (and receipted), flooded on, or given up on.
             do { try self.store.releaseUnread(b.id) } catch {
-                self.reject("cannot take in \(b.id) kept for keys: \(error)")
+                self.rejectStorage("cannot take in \(b.id) kept for keys: \(error)", error)
                 continue
             }
             switch self.accept(b, from: nil, source: "kept for keys", now: now) {
@@ -1122,7 +1123,7 @@ public final class Node {
         guard id != self.me else { return nil }
         if self.learn(c.keys) { self.emit(.event(.keysLearnt(id, name: c.name))) }
         if let name = c.name, self.neighbours[id] != nil { self.neighbours[id]!.name = name }
-        do { try self.store.rememberKeys(c.keys, name: c.name) } catch { self.reject("cannot remember the keys of \(id.short): \(error)") }
+        do { try self.store.rememberKeys(c.keys, name: c.name) } catch { self.rejectStorage("cannot remember the keys of \(id.short): \(error)", error) }
         if c.wantsAnswer, case .node(let d) = b.destination, d == self.me.short,
            now - (self.identityAnswers[b.origin] ?? -1e9) >= self.config.keyRequestInterval {
             self.identityAnswers[b.origin] = now
@@ -1139,7 +1140,7 @@ public final class Node {
         // Requests and answers are for now; the flood lasts a week and is renewed at half its life.
         if case .node = destination { opts.lifetime = 24 * 60 }
         do { _ = try self.make(kind: .identity, destination: destination, content: content, options: opts, now: now) } catch {
-            self.reject("cannot make our identity bundle: \(error)")
+            self.rejectStorage("cannot make our identity bundle: \(error)", error)
         }
     }
 
@@ -1152,7 +1153,7 @@ public final class Node {
         do {
             if try self.store.held(kind: .identity, origin: self.me.short).contains(where: { $0.destination == .node(origin) }) { return }
         } catch {
-            self.reject("cannot read our key requests: \(error)")
+            self.rejectStorage("cannot read our key requests: \(error)", error)
         }
         self.sendIdentity(to: .node(origin), wantsAnswer: true, now: now)
     }
@@ -1162,7 +1163,7 @@ public final class Node {
         let nowMinutes = Int64(CourierTime.minutes(unixSeconds: Int64(now)))
         let held: [(id: BundleID, destination: Destination, expires: Int64)]
         do { held = try self.store.held(kind: .identity, origin: self.me.short) } catch {
-            self.reject("cannot read our identity bundle: \(error)")
+            self.rejectStorage("cannot read our identity bundle: \(error)", error)
             return
         }
         let fresh = held.contains { $0.destination == .everyone && $0.expires - nowMinutes > Int64(Kind.identity.defaultLifetime / 2) }
@@ -1175,7 +1176,7 @@ public final class Node {
         do {
             _ = try self.make(kind: .failure, destination: .node(id.origin), content: FailureContent.encode([(id, reason)]), options: nil, now: now)
         } catch {
-            self.reject("cannot make a failure notice for \(id): \(error)")
+            self.rejectStorage("cannot make a failure notice for \(id): \(error)", error)
         }
     }
 
@@ -1183,7 +1184,7 @@ public final class Node {
     func handleFailure(_ b: CourierBundle, content: [UInt8], now: Double) {
         for (id, reason) in FailureContent.decode(content) where id.origin == self.me.short {
             do { try self.store.failed(id, reason: "\(reason), reported by \(b.origin)", by: b.origin, now: Int64(now)) } catch {
-                self.reject("cannot record the failure notice for \(id): \(error)")
+                self.rejectStorage("cannot record the failure notice for \(id): \(error)", error)
             }
             self.emit(.event(.failureNotice(id, reason: reason, by: b.origin)))
         }
@@ -1492,7 +1493,7 @@ public final class Node {
     func expireBundles(now: Double) {
         let expired: [Store.Expired]
         do { expired = try self.store.expireBundles(now: Int64(now)) } catch {
-            self.reject("cannot expire bundles: \(error)")
+            self.rejectStorage("cannot expire bundles: \(error)", error)
             return
         }
         for e in expired {
@@ -1550,7 +1551,7 @@ public final class Node {
                     self.requestKeys(of: w.id.origin, now: now)
                 }
             } catch {
-                self.reject("cannot read the bundles waiting for keys: \(error)")
+                self.rejectStorage("cannot read the bundles waiting for keys: \(error)", error)
             }
             for k in self.reassembler.expire(now: Int64(now)) {
                 // Left (a full disk): dropped again when read back at the next start and timed out.
@@ -1588,7 +1589,7 @@ public final class Node {
                     if case .node = h.destination { self.routeDirected(h.id, now: now) }
                 }
             } catch {
-                self.reject("cannot read the bundles held to route them again: \(error)")
+                self.rejectStorage("cannot read the bundles held to route them again: \(error)", error)
             }
         }
         if !self.keysArrived.isEmpty { self.readWaiting(now: now) }
@@ -1688,7 +1689,7 @@ public final class Node {
             }
             self.links[name] = l
         }
-        if !self.quiet {
+        if !self.quiet && !self.transmissionPaused {
             for name in self.linkOrder { self.pump(name, now: now) }
         }
         return self.drain()
@@ -1796,7 +1797,7 @@ public final class Node {
     func takeTransferNumber(for id: BundleID) -> UInt32? {
         if self.transferNumbers.isEmpty {
             do { self.transferNumbers = try self.store.reserveTransferNumbers() } catch {
-                self.reject("cannot reserve transfer numbers, \(id) not sent now: \(error)")
+                self.rejectStorage("cannot reserve transfer numbers, \(id) not sent now: \(error)", error)
                 return nil
             }
         }
@@ -2038,7 +2039,7 @@ public final class Node {
                     do {
                         try self.store.recordBroadcast(t.key.bundle, link: name, inRange: inRange, now: Int64(now))
                     } catch {
-                        self.reject("cannot record the broadcast of \(t.key.bundle) in the change feed: \(error)")
+                        self.rejectStorage("cannot record the broadcast of \(t.key.bundle) in the change feed: \(error)", error)
                     }
                 } else { self.transfers[t.key] = t }
             } else {
@@ -2075,7 +2076,7 @@ extension Node {
     /// routed again at the next housekeeping).
     func reportStalled(_ id: BundleID, to: ShortID, attempts: Int, now: Double) {
         do { try self.store.stalled(id, to: to, detail: "no acknowledgement after \(attempts) attempts; kept, will try again", now: Int64(now)) } catch {
-            self.reject("cannot record \(id) stalled: \(error)")
+            self.rejectStorage("cannot record \(id) stalled: \(error)", error)
         }
         self.emit(.event(.stalled(id, to: to)))
     }

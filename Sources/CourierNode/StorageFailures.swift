@@ -39,3 +39,28 @@ extension Node {
         (error as? StoreError) ?? .sqlite(path: self.store.path, code: -1, detail: "\(error)")
     }
 }
+
+extension Node {
+    /// Pauses (or resumes) all transmission, as quiet mode does but only in memory: the runtime pauses while storage
+    /// fails (an acknowledgement or a packet counter that is not kept could be wrong after a restart) and resumes
+    /// once a write works again. Receiving goes on; what is due is sent at the first tick after resuming.
+    public func pauseTransmission(_ paused: Bool) { self.transmissionPaused = paused }
+
+    public var isTransmissionPaused: Bool { self.transmissionPaused }
+}
+
+extension Node {
+    /// A refusal caused by the store (`why` ends with the error): said as before, and when the store itself failed
+    /// (not a full queue or inbox, which are limits, not failures) reported as `storageFailed` too, so the runtime
+    /// shows it and pauses transmission until storage works again.
+    func rejectStorage(_ why: String, _ error: any Error) {
+        self.reject(why)
+        guard let e = error as? StoreError else { return }
+        switch e {
+        case .quotaFull, .inboxFull: return
+        default:
+            let suffix = ": \(error)"
+            self.storageFailed(why.hasSuffix(suffix) ? String(why.dropLast(suffix.count)) : why, e)
+        }
+    }
+}

@@ -44,6 +44,8 @@ public final class Runtime: @unchecked Sendable {
     var health: [String: LinkHealth] = [:]
     /// Refusal log lines, aggregated per reason per minute (owned by the loop).
     var refusals = RefusalLog()
+    /// Storage failing now (owned by the loop): shown in `relay status`; transmission is paused meanwhile.
+    var storage: StorageFailure?
     /// Per link, packets not sent (link down, write failed, send queue full) and seconds on air; written by the
     /// sending tasks.
     let traffic = Mutex<[String: (dropped: Int, airtime: Double)]>([:])
@@ -78,8 +80,14 @@ public final class Runtime: @unchecked Sendable {
     /// Runs until `stop()`.
     public func run() async {
         if self.stopped.withLock({ $0 }) { return }
-        self.lastEvent = (try? self.node.store.lastEventSeq()) ?? 0
-        self.trustVersion = (try? self.node.store.trustVersion()) ?? 0
+        let started = Date().timeIntervalSince1970
+        // Unreadable: the feed is read from its start (bundles already adopted are skipped by the engine).
+        do { self.lastEvent = try self.node.store.lastEventSeq() } catch {
+            self.storageFailed("read the change feed's position", link: nil, error: error, now: started)
+        }
+        do { self.trustVersion = try self.node.store.trustVersion() } catch {
+            self.storageFailed("read the trust list's version", link: nil, error: error, now: started)
+        }
         for (name, link) in self.links {
             let c = self.continuation
             Task { for await e in link.events { c.yield(.link(name, e)) } }
@@ -129,6 +137,7 @@ public final class Runtime: @unchecked Sendable {
                 self.node.linkDown(name, now: now)
                 self.logger.warning("link down", metadata: ["link": "\(name)", "reason": "\(why)"])
             case .wake:
+                self.probeStorage(now: now)
                 out = self.node.tick(now: now)
             case .reload:
                 self.onReload?(self.node)
@@ -231,7 +240,7 @@ public final class Runtime: @unchecked Sendable {
                 case .stalled(let id, let to):
                     self.logger.warning("next hop stopped answering; bundle kept, will try again", metadata: ["bundle.id": "\(id)", "to": "\(to)"])
                 case .storageFailed(let operation, let link, let error):
-                    self.logger.error("storage failed", metadata: ["operation": "\(operation)", "link": "\(link ?? "-")", "error": "\(error)"])
+                    self.storageFailed(operation, link: link, error: error, now: now)
                 default: break
                 }
             }
@@ -254,18 +263,35 @@ public final class Runtime: @unchecked Sendable {
     /// Bundles another process stored locally; quiet mode switched from the command line.
     func pollStore(now: Double) -> [NodeOutput] {
         var out: [NodeOutput] = []
-        if let quiet = try? self.node.store.isQuiet(), quiet != self.node.isQuiet {
-            self.logger.notice(quiet ? "quiet mode on: receiving only" : "quiet mode off: transmitting again")
-            out += (try? self.node.setQuiet(quiet, now: now)) ?? []
+        // What cannot be read is reported (storage failed) and read again at the next poll.
+        do {
+            let quiet = try self.node.store.isQuiet()
+            if quiet != self.node.isQuiet {
+                self.logger.notice(quiet ? "quiet mode on: receiving only" : "quiet mode off: transmitting again")
+                out += try self.node.setQuiet(quiet, now: now)
+            }
+        } catch {
+            self.storageFailed("read or apply quiet mode", link: nil, error: error, now: now)
         }
-        if let v = try? self.node.store.trustVersion(), v != self.trustVersion {
-            self.trustVersion = v
-            self.logger.notice("trust list changed: applying it")
-            self.onReload?(self.node)
+        do {
+            let v = try self.node.store.trustVersion()
+            if v != self.trustVersion {
+                self.trustVersion = v
+                self.logger.notice("trust list changed: applying it")
+                self.onReload?(self.node)
+            }
+        } catch {
+            self.storageFailed("read the trust list's version", link: nil, error: error, now: now)
         }
         // All new local and imported bundles at once, so the first packet can carry several.
         var adopt: [(id: BundleID, imported: Bool)] = []
-        while let events = try? self.node.store.events(after: self.lastEvent, limit: 500), !events.isEmpty {
+        while true {
+            let events: [StoreEvent]
+            do { events = try self.node.store.events(after: self.lastEvent, limit: 500) } catch {
+                self.storageFailed("read the change feed (bundles `relay send` stored)", link: nil, error: error, now: now)
+                break
+            }
+            if events.isEmpty { break }
             for e in events {
                 self.lastEvent = e.seq
                 if e.type == .removed, e.detail == Store.cancelledReason, let s = e.bundle, let id = BundleID(s) {
@@ -369,8 +395,11 @@ public final class Runtime: @unchecked Sendable {
             /// Announces sent in answer to hellos, and hellos not answered at once (rate limits, SPEC 9 rule 7).
             var hellos: H
             struct H: Codable { let answered: Int; let limited: Int }
+            /// Storage failing now (nil when it works): transmission is paused meanwhile.
+            var storage: S?
+            struct S: Codable { let message: String; let operation: String; let link: String?; let error: String; let since: Double; let failures: Int }
         }
-        struct Key: Codable { let quiet: Bool; let info: [String: String]; let links: [String]; let neighbours: [String]; let routes: [String] }
+        struct Key: Codable { let quiet: Bool; let info: [String: String]; let links: [String]; let neighbours: [String]; let routes: [String]; let storage: String? }
         let air = Dictionary(uniqueKeysWithValues: self.node.airtime().map { ($0.link, $0) })
         let traffic = self.traffic.withLock { $0 }
         var s = Status(
@@ -387,11 +416,12 @@ public final class Runtime: @unchecked Sendable {
             },
             neighbours: self.node.neighbourList(now: now).map { .init(node: $0.id.short.description, name: $0.name, link: $0.link, lastHeard: $0.lastHeard) },
             routes: self.node.nextHops(now: now).map { .init(to: $0.to.description, via: $0.via.description, link: $0.link) },
-            hellos: .init(answered: self.node.stats.helloAnswers, limited: self.node.stats.hellosLimited))
+            hellos: .init(answered: self.node.stats.helloAnswers, limited: self.node.stats.hellosLimited),
+            storage: self.storage.map { .init(message: $0.summary, operation: $0.operation, link: $0.link, error: "\($0.error)", since: $0.since, failures: $0.count) })
         let key = Key(quiet: s.quiet, info: s.info,
                       links: s.links.map { "\($0.name) \($0.up) \($0.warnings) \($0.connection.map { "\($0.state) \($0.lastError ?? "")" } ?? "")" },
                       neighbours: s.neighbours.map { "\($0.node) \($0.name ?? "") \($0.link)" },
-                      routes: s.routes.map { "\($0.to) \($0.via) \($0.link)" })
+                      routes: s.routes.map { "\($0.to) \($0.via) \($0.link)" }, storage: s.storage?.message)
         let enc = JSONEncoder()
         enc.outputFormatting = .sortedKeys
         do {
@@ -402,7 +432,18 @@ public final class Runtime: @unchecked Sendable {
                 if last.key == k && now - last.at < self.statusCountersInterval { return }
             }
             s.updated = now
-            try enc.encode(s).write(to: URL(fileURLWithPath: path), options: .atomic)
+            let data = try enc.encode(s)
+            do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+                // A full disk has no room for the copy an atomic write makes: the file is rewritten in place, in the
+                // space it had (so `relay status` can say the disk is full). A reader may see it half written for
+                // a moment and is told to try again.
+                guard let h = FileHandle(forWritingAtPath: path) else { throw error }
+                defer {
+                    do { try h.close() } catch { self.logger.debug("status file not closed cleanly", metadata: ["path": "\(path)", "error": "\(error)"]) }
+                }
+                try h.truncate(atOffset: 0)
+                try h.write(contentsOf: data)
+            }
             self.lastStatus = (full, k, now)
         } catch {
             // Once per failure kind would be nicer; a status file that cannot be written is rare (a full disk).

@@ -43,6 +43,8 @@ public struct StoreEvent: Sendable, Hashable, Codable {
         case failed
         /// A next hop stopped answering: the transfer stopped; the bundle is kept and tried again another way.
         case stalled
+        /// Storage failed (a full disk, an I/O error) or works again: `detail` says what failed and for how long.
+        case storage
     }
     public let seq: Int64
     /// Unix seconds.

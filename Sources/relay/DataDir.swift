@@ -190,6 +190,15 @@ struct DataDir {
         return try Store(path: self.database, configuration: c, logger: quietLogger())
     }
 
+    /// The store for a command that only reads (`status`, `inbox`, `outbox`, `queue`): opened as usual, and on a
+    /// full disk (opening for writing writes the schema version) read-only, so the operator still sees what is there.
+    func storeForReading() throws -> Store {
+        do { return try self.store() } catch let e as StoreError {
+            guard case .diskFull = e else { throw e }
+            return try self.store(readOnly: true)
+        }
+    }
+
     /// `key = value` lines of relay.conf; `#` starts a comment.
     struct Config {
         var links: [String] = []

@@ -109,7 +109,7 @@ extension Relay.Queue {
         func run() async throws {
             try await guarded {
                 let dir = try d.dir()
-                let store = try dir.store()
+                let store = try dir.storeForReading()
                 let names = try NodeNames(dir: dir, store: store)
                 let live = liveStatus(dir)
                 let quiet = try store.isQuiet()
@@ -227,7 +227,7 @@ extension Relay {
         func run() async throws {
             try await guarded {
                 let dir = try d.dir()
-                let store = try dir.store()
+                let store = try dir.storeForReading()
                 let names = try NodeNames(dir: dir, store: store)
                 let time = TimeFormat(local: self.localTime)
                 var order: [String] = []
@@ -337,7 +337,7 @@ extension Relay {
             func run() async throws {
                 try await guarded {
                     let dir = try d.dir()
-                    let store = try dir.store()
+                    let store = try (self.markRead ? dir.store() : dir.storeForReading())
                     let names = try NodeNames(dir: dir, store: store)
                     let msgs = try store.messages(unreadOnly: self.unread)
                     let time = TimeFormat(local: self.localTime)

@@ -384,7 +384,7 @@ extension Relay {
             @Flag(help: "JSON.") var json = false
             func run() async throws {
                 try await guarded {
-                    let s = try d.dir().store().snapshot()
+                    let s = try d.dir().storeForReading().snapshot()
                     if self.json {
                         var o: [String: Any] = ["count": s.total.count, "bytes": s.total.bytes, "quota": s.quota, "unread": s.inboxUnread,
                                                 "expired": s.expiredTotal, "evicted": s.evictedTotal]
@@ -407,7 +407,7 @@ extension Relay {
 
         struct Tail: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                commandName: "tail", abstract: "Follow the change feed like tail -f: enqueued, sent, acknowledged, custody, delivered, expired, evicted, refused, waiting (for keys), gave-up, failed (a failure notice), stalled.")
+                commandName: "tail", abstract: "Follow the change feed like tail -f: enqueued, sent, acknowledged, custody, delivered, expired, evicted, refused, waiting (for keys), gave-up, failed (a failure notice), stalled, storage (storage failed or works again).")
             @OptionGroup var d: DirOption
             @Option(help: "Start after this sequence number (default: the last 20 events).") var since: Int64?
             @Flag(help: "One JSON event per line.") var json = false
@@ -415,7 +415,7 @@ extension Relay {
 
             func run() async throws {
                 try await guarded {
-                    let store = try d.dir().store()
+                    let store = try d.dir().storeForReading()
                     var last = try self.since ?? max(0, store.lastEventSeq() - 20)
                     while true {
                         let events = try store.events(after: last, limit: 500)
@@ -446,7 +446,7 @@ extension Relay {
             try await guarded {
                 let dir = try d.dir()
                 let (id, name) = try dir.identity()
-                let store = try dir.store()
+                let store = try dir.storeForReading()
                 let s = try store.snapshot()
                 // Running means holding the data directory's lock; the relay named its status file there.
                 let relay = dir.runningRelay()
@@ -468,6 +468,8 @@ extension Relay {
                     if let pending { o["networkKeyNext"] = ["key": pending.0, "at": pending.1] }
                     if let pid = relay?.pid { o["pid"] = Int(pid) }
                     if let live { o["live"] = live }
+                    // Storage failing now (the running relay's view): transmission is paused until it works again.
+                    if let storage = live?["storage"] as? [String: Any] { o["storage"] = storage }
                     o["waiting"] = s.waiting.map { w -> [String: Any] in
                         ["id": w.id.description, "kind": w.kind.description, "from": w.id.origin.description, "since": w.since, "reason": w.reason]
                     }
@@ -488,6 +490,10 @@ extension Relay {
                 let replaced = keys.accept.filter { $0 != keys.send && $0 != rotation.next }.map(\.fingerprint)
                 say("  network key \(keys.send.fingerprint)\(pending.map { "; switching to \($0.0) at \($0.1)" } ?? "")\(replaced.isEmpty ? "" : "; still accepting replaced key \(replaced.joined(separator: ", "))")")
                 if let live {
+                    if let st = live["storage"] as? [String: Any], let message = st["message"] as? String {
+                        let since = relative(Date().timeIntervalSince1970 - ((st["since"] as? Double) ?? 0))
+                        say("  WARNING: \(message) (for \(since): \((st["failures"] as? Int) ?? 0) failed operations, last: \(Terminal.safe((st["operation"] as? String) ?? "?")): \(Terminal.safe((st["error"] as? String) ?? "?")))")
+                    }
                     for l in (live["links"] as? [[String: Any]]) ?? [] {
                         let used = (l["airtimeUsed"] as? Double).map { String(format: "%.0f s", $0) } ?? "-"
                         let budget = (l["airtimeBudget"] as? Double).map { String(format: " of %.0f s/h", $0) } ?? " (no limit)"
