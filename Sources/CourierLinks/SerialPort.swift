@@ -172,13 +172,35 @@ public final class LibSerialPortChannel: ByteChannel, @unchecked Sendable {
         self.lockFD = lockFD
         var handle: Int32 = -1
         if sp_get_port_handle(port, &handle) == SP_OK, handle >= 0 { _ = ioctl(handle, UInt(TIOCEXCL)) }
-        _ = sp_set_baudrate(port, Int32(settings.baud))
-        _ = sp_set_bits(port, Int32(settings.dataBits))
-        _ = sp_set_parity(port, settings.parity == .none ? SP_PARITY_NONE : settings.parity == .odd ? SP_PARITY_ODD : SP_PARITY_EVEN)
-        _ = sp_set_stopbits(port, Int32(settings.stopBits))
-        _ = sp_set_flowcontrol(port, settings.flowControl == .none ? SP_FLOWCONTROL_NONE : settings.flowControl == .rtsCts ? SP_FLOWCONTROL_RTSCTS : SP_FLOWCONTROL_XONXOFF)
-        if let d = settings.dtr { _ = sp_set_dtr(port, d ? SP_DTR_ON : SP_DTR_OFF) }
-        if let r = settings.rts { _ = sp_set_rts(port, r ? SP_RTS_ON : SP_RTS_OFF) }
+        // A setting the port refuses (a baud rate the adapter cannot do, no RTS line) is an error at start: a line
+        // set up otherwise than asked damages every frame, or none arrive.
+        let steps: [(String, () -> sp_return)] = [
+            ("\(settings.baud) baud", { sp_set_baudrate(port, Int32(settings.baud)) }),
+            ("\(settings.dataBits) data bits", { sp_set_bits(port, Int32(settings.dataBits)) }),
+            ("parity \(settings.parity)", { sp_set_parity(port, settings.parity == .none ? SP_PARITY_NONE : settings.parity == .odd ? SP_PARITY_ODD : SP_PARITY_EVEN) }),
+            ("\(settings.stopBits) stop bits", { sp_set_stopbits(port, Int32(settings.stopBits)) }),
+            ("flow control \(settings.flowControl)", { sp_set_flowcontrol(port, settings.flowControl == .none ? SP_FLOWCONTROL_NONE : settings.flowControl == .rtsCts ? SP_FLOWCONTROL_RTSCTS : SP_FLOWCONTROL_XONXOFF) }),
+        ] + (settings.dtr.map { d in [("DTR \(d ? "on" : "off")", { sp_set_dtr(port, d ? SP_DTR_ON : SP_DTR_OFF) })] } ?? [])
+          + (settings.rts.map { r in [("RTS \(r ? "on" : "off")", { sp_set_rts(port, r ? SP_RTS_ON : SP_RTS_OFF) })] } ?? [])
+        for (what, step) in steps {
+            let r = step()
+            guard r == SP_OK else {
+                let detail: String
+                switch r {
+                case SP_ERR_SUPP: detail = "not supported by this port"
+                case SP_ERR_ARG: detail = "not a value this port takes"
+                default:
+                    let m = sp_last_error_message()
+                    detail = m.map { String(cString: $0) } ?? "error \(r.rawValue)"
+                    if let m { sp_free_error_message(m) }
+                }
+                sp_close(port)
+                sp_free_port(port)
+                self.lockFD = -1
+                Glibc.close(lockFD)
+                throw .io("\(path): cannot set \(what) (\(detail)); check the settings in the link spec")
+            }
+        }
         self.port = port
     }
 

@@ -134,7 +134,11 @@ public final class TCPListenLink: Link, @unchecked Sendable {
         var frameStarted: Double?
         var why = "closed by the peer"
         while !self.state.withLock({ $0.stopped }) {
-            guard let bytes = try? ch.read(max: 4_096, timeout: 0.25) else { break }
+            let bytes: [UInt8]
+            do { bytes = try ch.read(max: 4_096, timeout: 0.25) } catch {
+                why = "read failed: \(error)"
+                break
+            }
             let now = Date().timeIntervalSince1970
             if bytes.isEmpty {
                 let established = self.state.withLock { $0.peers[id]?.established ?? false }
@@ -187,7 +191,13 @@ public final class TCPListenLink: Link, @unchecked Sendable {
                 var n = 0
                 for p in peers {
                     // A peer that does not take it in time is dropped (its reading thread ends and removes it).
-                    if (try? p.write(bytes, timeout: Self.writeTimeout)) != nil { n += 1 } else { p.close() }
+                    do {
+                        try p.write(bytes, timeout: Self.writeTimeout)
+                        n += 1
+                    } catch {
+                        self.logger.info("peer dropped: it did not take a packet", metadata: ["link": "\(self.name)", "error": "\(error)"])
+                        p.close()
+                    }
                 }
                 cont.resume(returning: n)
             }

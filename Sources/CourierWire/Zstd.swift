@@ -23,20 +23,28 @@ public final class Zstd: Sendable {
         let c = ZSTD_createCCtx()!
         let d = ZSTD_createDCtx()!
         // ZSTD_c_format (experimental param 2) = ZSTD_f_zstd1_magicless (1); same for ZSTD_d_format (param 1).
-        _ = ZSTD_CCtx_setParameter(c, ZSTD_c_experimentalParam2, 1)
-        _ = ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 0)
-        _ = ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0)
-        _ = ZSTD_CCtx_setParameter(c, ZSTD_c_dictIDFlag, 0)
-        _ = ZSTD_DCtx_setParameter(d, ZSTD_d_experimentalParam1, 1)
+        // Each parameter takes, or the linked zstd cannot make Courier's wire format: stop, saying which (bytes
+        // compressed otherwise would not be read by any other relay).
+        Self.require(ZSTD_CCtx_setParameter(c, ZSTD_c_experimentalParam2, 1), "the magicless frame format (compression)")
+        Self.require(ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 0), "no content size")
+        Self.require(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0), "no checksum")
+        Self.require(ZSTD_CCtx_setParameter(c, ZSTD_c_dictIDFlag, 0), "no dictionary id")
+        Self.require(ZSTD_DCtx_setParameter(d, ZSTD_d_experimentalParam1, 1), "the magicless frame format (decompression)")
         // 2^17 = 128 KiB window: enough for any bundle, bounds decoder memory on hostile input.
-        _ = ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, 17)
+        Self.require(ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, 17), "a 128 KiB window limit")
         if let dictionary {
-            _ = ZSTD_CCtx_refCDict(c, dictionary.cdict)
-            _ = ZSTD_DCtx_refDDict(d, dictionary.ddict)
+            Self.require(ZSTD_CCtx_refCDict(c, dictionary.cdict), "dictionary \(dictionary.id) (compression)")
+            Self.require(ZSTD_DCtx_refDDict(d, dictionary.ddict), "dictionary \(dictionary.id) (decompression)")
         } else {
-            _ = ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, Self.level)
+            Self.require(ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, Self.level), "compression level \(Self.level)")
         }
         self.state = Mutex(Contexts(cctx: c, dctx: d, scratch: []))
+    }
+
+    /// A zstd setup call that must work (the parameters are fixed; only a zstd library too old or built without
+    /// the experimental API refuses them).
+    static func require(_ code: Int, _ what: String) {
+        precondition(ZSTD_isError(code) == 0, "zstd refused \(what): \(String(cString: ZSTD_getErrorName(code))); Courier needs zstd 1.4 or later with its experimental API")
     }
 
     deinit {

@@ -111,9 +111,13 @@ struct DataDir {
 
     func identityFileContents() throws -> IdentityFile {
         try self.requireInitialised()
-        guard let data = FileManager.default.contents(atPath: self.identityFile),
-              let f = try? JSONDecoder().decode(IdentityFile.self, from: data)
-        else { throw RelayError.config("\(self.identityFile) is unreadable or damaged: restore it from a backup, or run `relay init` in a new directory") }
+        guard let data = FileManager.default.contents(atPath: self.identityFile) else {
+            throw RelayError.config("\(self.identityFile) is unreadable or damaged: restore it from a backup, or run `relay init` in a new directory")
+        }
+        let f: IdentityFile
+        do { f = try JSONDecoder().decode(IdentityFile.self, from: data) } catch {
+            throw RelayError.config("\(self.identityFile) is unreadable or damaged (\(Self.jsonProblem(error))): restore it from a backup, or run `relay init` in a new directory")
+        }
         if let c = f.check, c.lowercased() != f.expectedCheck {
             throw RelayError.config("\(self.identityFile) fails its checksum (a damaged or edited key digit): restore it from a backup; this relay would otherwise be another node")
         }
@@ -122,16 +126,22 @@ struct DataDir {
 
     func identity() throws -> (NodeIdentity, String?) {
         let f = try self.identityFileContents()
-        guard let s = [UInt8](hex: f.signingSeed), let a = [UInt8](hex: f.agreementSeed),
-              let id = try? NodeIdentity(signingSeed: s, agreementSeed: a)
-        else { throw RelayError.config("\(self.identityFile) is unreadable or damaged: restore it from a backup, or run `relay init` in a new directory") }
-        return (id, f.name)
+        guard let s = [UInt8](hex: f.signingSeed), let a = [UInt8](hex: f.agreementSeed) else {
+            throw RelayError.config("\(self.identityFile) is unreadable or damaged (a seed is not hex): restore it from a backup, or run `relay init` in a new directory")
+        }
+        do { return (try NodeIdentity(signingSeed: s, agreementSeed: a), f.name) } catch {
+            throw RelayError.config("\(self.identityFile) is unreadable or damaged (\(error)): restore it from a backup, or run `relay init` in a new directory")
+        }
     }
 
     func networkFileContents() throws -> NetworkFile {
-        guard let data = FileManager.default.contents(atPath: self.networkFile),
-              let f = try? JSONDecoder().decode(NetworkFile.self, from: data)
-        else { throw RelayError.config("\(self.networkFile) is missing or damaged: join the federation again with `relay init --join CODE` in a new directory") }
+        guard let data = FileManager.default.contents(atPath: self.networkFile) else {
+            throw RelayError.config("\(self.networkFile) is missing or damaged: join the federation again with `relay init --join CODE` in a new directory")
+        }
+        let f: NetworkFile
+        do { f = try JSONDecoder().decode(NetworkFile.self, from: data) } catch {
+            throw RelayError.config("\(self.networkFile) is missing or damaged (\(Self.jsonProblem(error))): join the federation again with `relay init --join CODE` in a new directory")
+        }
         if let c = f.check, c.lowercased() != f.expectedCheck {
             throw RelayError.config("\(self.networkFile) fails its checksum (a damaged or edited digit): restore it from a backup, or ask a member for `relay invite` and copy the key again")
         }
@@ -140,9 +150,12 @@ struct DataDir {
 
     func network() throws -> (NetworkKey, Bool) {
         let f = try self.networkFileContents()
-        guard let k = [UInt8](hex: f.key), let key = try? NetworkKey(bytes: k)
-        else { throw RelayError.config("\(self.networkFile) is missing or damaged: join the federation again with `relay init --join CODE` in a new directory") }
-        return (key, f.open)
+        guard let k = [UInt8](hex: f.key) else {
+            throw RelayError.config("\(self.networkFile) is missing or damaged (the key is not hex): join the federation again with `relay init --join CODE` in a new directory")
+        }
+        do { return (try NetworkKey(bytes: k), f.open) } catch {
+            throw RelayError.config("\(self.networkFile) is missing or damaged (\(error)): join the federation again with `relay init --join CODE` in a new directory")
+        }
     }
 
     /// Adds the checksum to identity.json and network.json written before there was one (they were read and
@@ -196,6 +209,17 @@ struct DataDir {
         do { return try self.store() } catch let e as StoreError {
             guard case .diskFull = e else { throw e }
             return try self.store(readOnly: true)
+        }
+    }
+
+    /// What JSONDecoder found wrong, in one short phrase (its descriptions run over several lines).
+    static func jsonProblem(_ error: any Error) -> String {
+        switch error as? DecodingError {
+        case .keyNotFound(let k, _)?: return "no \(k.stringValue)"
+        case .typeMismatch(_, let c)?, .valueNotFound(_, let c)?:
+            return "\(c.codingPath.map(\.stringValue).joined(separator: ".")) is not what it should be"
+        case .dataCorrupted?: return "not valid JSON"
+        default: return "\(error)"
         }
     }
 
