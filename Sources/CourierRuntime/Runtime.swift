@@ -115,7 +115,8 @@ public final class Runtime: @unchecked Sendable {
             while !Task.isCancelled {
                 // At the engine's next wake-up (an ack due in 200 ms, a fragment's turn), at most 250 ms apart.
                 let wait = min(0.25, max(0.005, self.wakeAt.withLock { $0 } - Date().timeIntervalSince1970))
-                try? await Task.sleep(for: .milliseconds(Int(wait * 1_000)))
+                // Cancelled (the loop ended): no more wake-ups.
+                do { try await Task.sleep(for: .milliseconds(Int(wait * 1_000))) } catch { break }
                 c.yield(.wake)
             }
         }
