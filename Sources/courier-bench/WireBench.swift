@@ -3,7 +3,7 @@ import CourierTooling
 import CourierWire
 import Foundation
 
-struct WireBench: ParsableCommand {
+struct WireBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wire",
         abstract: "Bytes on air per message beside Meshtastic and LXMF, compression ratios, encode/decode throughput.")
@@ -15,9 +15,24 @@ struct WireBench: ParsableCommand {
     @Option(help: "Fragments sent before the receiver acknowledges (one ack packet per window).") var window = 8
     @Option(help: "Seconds spent on each throughput measurement.") var seconds = 2.0
     @Flag(help: "Skip the throughput measurements.") var noThroughput = false
+    @Option(help: ArgumentHelp(
+        "Also measure bytes on a real serial line: these messages (a folder of *.jsonl) sent at once as direct messages from one relay to another over a tapped pty.",
+        discussion: "scripts/licensed-messages.py makes the held-out set of the README's figures (120 messages of 40-400 B from licensed text no one here wrote)."))
+    var line: String?
+    @Flag(help: "Only the serial-line measurement (--line).") var lineOnly = false
+    @Flag(help: "Serial line: do not encrypt end to end (as `relay send --no-encrypt`).") var noEncrypt = false
+    @Option(help: "Serial line: baud rate.") var baud = 115_200
+    @Option(help: "Serial line: seconds to wait for every delivery and receipt.") var lineTimeout = 600.0
+    @Flag(help: "Serial line: relay logs to standard error.") var trace = false
 
-    func run() throws {
+    func run() async throws {
         guard self.mtu >= Packet.minimumMTU else { throw ValidationError("--mtu must be at least \(Packet.minimumMTU)") }
+        if self.lineOnly && self.line == nil { throw ValidationError("--line-only needs --line FOLDER") }
+        if let folder = self.line {
+            try await self.onTheLine(folder)
+            if self.lineOnly { return }
+            print()
+        }
         print("Courier wire benchmark: MTU \(self.mtu) B, ack every \(self.window) fragments, zstd level \(Zstd.level), libzstd dictionary 1 (\(CompressionDictionary.courierDefault.bytes.count) B)")
         print()
         try self.compression()
@@ -26,6 +41,31 @@ struct WireBench: ParsableCommand {
         if !self.noThroughput {
             print()
             try self.throughput()
+        }
+    }
+
+    // MARK: Bytes on a serial line
+
+    func onTheLine(_ folder: String) async throws {
+        let msgs = try Corpus.load(directory: folder)
+        let m = LineMeasurement(messages: msgs, encrypt: !self.noEncrypt, baud: self.baud, timeout: self.lineTimeout, trace: self.trace)
+        let sizes = msgs.map(\.utf8.count)
+        let langs = Dictionary(grouping: msgs, by: \.lang).map { "\($0.key) \($0.value.count)" }.sorted().joined(separator: ", ")
+        print("Bytes on a serial line: \(msgs.count) direct messages of \(sizes.min() ?? 0)-\(sizes.max() ?? 0) B (\(langs)) from \((folder as NSString).lastPathComponent),")
+        print("handed to relay A at once for relay B over a tapped pty at \(self.baud) baud; "
+              + (self.noEncrypt ? "not end-to-end encrypted (--no-encrypt)" : "end-to-end encrypted to B (the default)")
+              + ". Counted: every frame either way")
+        print("(framing included) from the first message until A heard every delivery receipt.")
+        let r: LineMeasurement.Result
+        do { r = try await m.run() } catch let e as DirewolfBench.BenchFailure { throw ValidationError(e.message) }
+        print(String(format: "  text %d B; bundles %d B (%d signed, %d end-to-end encrypted); delivered %d/%d, receipts heard %d in %.1f s",
+                     r.textBytes, r.bundleBytes, r.signed, r.encrypted, r.delivered, msgs.count, r.receipted, r.seconds))
+        print(String(format: "  on the line: %d B = A->B %d B in %d frames + B->A (acks, receipts) %d B in %d frames",
+                     r.lineBytes, r.lineAB, r.framesAB, r.lineBA, r.framesBA))
+        print(String(format: "  bytes on the line per byte of text: %.3f (bundles alone %.3f; target <= 0.85 with end-to-end encryption)",
+                     Double(r.lineBytes) / Double(max(r.textBytes, 1)), Double(r.bundleBytes) / Double(max(r.textBytes, 1))))
+        if r.delivered < msgs.count || r.receipted < msgs.count {
+            throw ValidationError("only \(r.delivered) of \(msgs.count) delivered and \(r.receipted) receipts heard within \(Int(self.lineTimeout)) s")
         }
     }
 
