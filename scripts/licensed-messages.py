@@ -15,6 +15,9 @@ Writes, in the corpus format (one {"id","lang","kind","text"} a line):
                            files, Arabic and Kurmanji from the UDHR. Never trained on.
   OUT_DIR/train/*.jsonl    every message of KURDBLARK's CKB-KMR (Sorani, Kurmanji) and KMR-ENG (Kurmanji,
                            English) files: a different part of the corpus than the held-out set.
+  OUT_DIR/federation/      one federation's traffic for a federation dictionary: the first 210 messages of each
+                           language of train/ (ckb, en, kmr), split by FNV-1a-32 of the id mod 5 (0: measured):
+                           train/messages.jsonl the first 500 others, measure/messages.jsonl the first 120 held.
 Checksums (SHA-256) of the files measured in the README:
   udhr_arb.xml                  ac23121f72df07a5878a8fa40d693a7d5325ccdde9b663bd51a74e6c257ce393
   udhr_kmr.xml                  559338ad32cc9e042213c45bdbc50451549dd705da0b289e04eafa27676138de
@@ -34,6 +37,13 @@ import sys
 import xml.etree.ElementTree as ET
 
 NS = "{http://www.unhchr.ch/udhr}"
+
+
+def fnv1a(s):
+    h = 0x811C9DC5
+    for b in s.encode("utf-8"):
+        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+    return h
 
 
 def messages(lines):
@@ -92,6 +102,17 @@ def main(argv):
     }
     for lang, texts in train.items():
         write(os.path.join(out, "train", f"{lang}.jsonl"), lang, texts, "train")
+    fed = []
+    for lang in sorted(train):
+        fed += [(f"train-{lang}-{i + 1:05d}", lang, t) for i, t in enumerate(train[lang][:210])]
+    held = [m for m in fed if fnv1a(m[0]) % 5 == 0][:120]
+    rest = [m for m in fed if fnv1a(m[0]) % 5 != 0][:500]
+    for sub, ms in (("measure", held), ("train", rest)):
+        os.makedirs(os.path.join(out, "federation", sub), exist_ok=True)
+        with open(os.path.join(out, "federation", sub, "messages.jsonl"), "w", encoding="utf-8") as f:
+            for i, lang, t in ms:
+                f.write(json.dumps({"id": i, "lang": lang, "kind": "text", "text": t}, ensure_ascii=False) + "\n")
+        print(f"federation/{sub}: {len(ms)} messages, {sum(len(m[2].encode()) for m in ms)} B")
 
 
 if __name__ == "__main__":

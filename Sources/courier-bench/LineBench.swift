@@ -18,6 +18,9 @@ struct LineMeasurement {
     let baud: Int
     let timeout: Double
     let trace: Bool
+    /// A dictionary both relays hold besides none (as a federation dictionary would be once published); nil:
+    /// dictionary 1, as shipped.
+    var dictionary: CompressionDictionary? = nil
 
     struct Result {
         var textBytes = 0
@@ -68,8 +71,11 @@ struct LineMeasurement {
         var logB = Logger(label: "relay-B") { StreamLogHandler.standardError(label: $0) }
         logB.logLevel = self.trace ? .info : .critical
         let key = NetworkKey.random()
-        let a = try NoisyBench.Side(name: "A", identity: NodeIdentity(), key: key, dir: dir, link: "serial:\(tap.pathA):\(self.baud)", logger: logA)
-        let b = try NoisyBench.Side(name: "B", identity: NodeIdentity(), key: key, dir: dir, link: "serial:\(tap.pathB):\(self.baud)", logger: logB)
+        let compressor = self.dictionary.map { BodyCompressor(dictionary: $0) } ?? BodyCompressor()
+        let a = try NoisyBench.Side(name: "A", identity: NodeIdentity(), key: key, dir: dir, link: "serial:\(tap.pathA):\(self.baud)",
+                                    logger: logA, compressor: compressor)
+        let b = try NoisyBench.Side(name: "B", identity: NodeIdentity(), key: key, dir: dir, link: "serial:\(tap.pathB):\(self.baud)",
+                                    logger: logB, compressor: compressor)
         b.start()
         a.start()
         guard await DirewolfBench.waitUntil(60, { a.knows(b) && b.knows(a) }) else {
@@ -86,7 +92,7 @@ struct LineMeasurement {
         let before = tap.frames.count
 
         let submitStore = try Store(path: a.dbPath, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
-        let submitter = try Node(config: a.config, store: submitStore, links: [], now: Date().timeIntervalSince1970)
+        let submitter = try Node(config: a.config, store: submitStore, links: [], now: Date().timeIntervalSince1970, compressor: compressor)
         let bShort = b.config.identity.nodeID.short
         var result = Result()
         var ids: Set<BundleID> = []
