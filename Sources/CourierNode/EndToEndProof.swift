@@ -6,9 +6,10 @@ import CourierWire
 /// any directed bundle (custody); its recipient checks it.
 extension Node {
     /// Whether a bundle this node makes is origin-signed: every one, except those encrypted end to end whose kind
-    /// does not require a signature (alerts, receipts, identities and failure notices always are, 6.8).
+    /// does not require a signature (alerts, receipts, identities and failure notices always are, 6.8), unless
+    /// `options.sign` asks for it (`relay send --sign`, for older nodes with `trust = peers`, SPEC 11.4).
     static func signs(kind: Kind, options: BundleOptions) -> Bool {
-        options.encryptTo == nil || Self.signatureRequired(kind)
+        options.sign || options.encryptTo == nil || Self.signatureRequired(kind)
     }
 
     /// The proof of an unsigned end-to-end bundle's origin (nil for any other bundle: its signature decides).

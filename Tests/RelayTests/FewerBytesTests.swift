@@ -65,4 +65,14 @@ import Testing
         #expect(!(try self.feed(middle).contains { $0["type"] as? String == "refused" }), "middle refused: \(middleFeed)")
         #expect(try R.inbox(middle).isEmpty, "the middle relay cannot read it")
     }
+
+    @Test func sendSignSignsAnEndToEndMessageForOlderTrustPeersNodes() throws {
+        let dirs = try R.federation(["alpha", "bravo"])
+        let (alpha, bravo) = (dirs[0], dirs[1])
+        #expect(try R.run(["peers", "add", "--data-dir", alpha, try self.identityCode(bravo)]).0 == 0)
+        let (rc, out, err) = try R.run(["send", "--data-dir", alpha, "--to", try R.id(bravo), "--sign", "Signed for the old valley relay."])
+        #expect(rc == 0, "\(err)")
+        let bundle = try self.queuedBundle(alpha, out.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(bundle.count > 66 && bundle[1] & 0x0C == 0x0C, "not signed and end-to-end encrypted: \(bundle.hex)")
+    }
 }
