@@ -368,9 +368,9 @@ public final class Node {
 
     func make(kind: Kind, destination: Destination, content: [UInt8], options: BundleOptions?, now: Double) throws -> BundleID {
         var opts = options ?? BundleOptions(kind: kind)
-        // Every bundle this node makes is origin-signed (SPEC 6.8: 64 bytes each), so receivers can prove who wrote
-        // it: packet keys prove only membership (3.6).
-        opts.sign = true
+        // Origin-signed (SPEC 6.8: 64 bytes each), so receivers can prove who wrote it (packet keys prove only
+        // membership, 3.6), unless encrypted end to end: its tag proves that to its recipient (6.12, EndToEndProof).
+        opts.sign = Self.signs(kind: kind, options: opts)
         let seq = try self.store.nextSequence()
         let b = try CourierBundle.make(
             kind: kind, destination: destination, content: content, origin: self.config.identity,
@@ -921,6 +921,7 @@ public final class Node {
         guard b.isSigned else {
             if Self.signatureRequired(b.kind) { return .refused("\(b.id): unsigned \(b.kind): its kind must be origin-signed (SPEC 6.8)") }
             if self.config.openMode { return .refused("\(b.id): unsigned bundle in open mode") }
+            if let proof = self.endToEndProof(b, members: members) { return proof }
             if members != nil { return .refused("\(b.id): unsigned \(b.kind): trust = peers accepts only bundles whose origin signature proves them") }
             return .unproven
         }

@@ -119,6 +119,10 @@ public enum Vectors {
         public var extensions: [ExtensionJSON]? = nil
         /// False: the encoder had no dictionary (so it chose between raw and zstd alone).
         public var dictionary: Bool? = nil
+        /// What proves the origin to the recipient (the destination node, or any node for a flood), knowing the
+        /// origin's keys (SPEC 6.12): "signature", "end-to-end" (an unsigned end-to-end bundle: its tag), or
+        /// "none".
+        public var provenBy: String? = nil
         public var bundleHex: String
         public init(
             name: String, origin: IdentitySeeds, recipient: IdentitySeeds?, kind: UInt8, destination: String,

@@ -101,6 +101,21 @@ extension CourierBundle {
         return originKeys.verify(signature: s, message: self.signingInput())
     }
 
+    /// Whether the end-to-end tag verifies for recipient `me` under the keys of `originKeys` (SPEC 3.5): only the
+    /// origin and the recipient can compute that key, so to the recipient the tag proves the origin wrote the header
+    /// and body, as a signature does (6.12). False for a bundle that is not end-to-end encrypted to `me`.
+    public func endToEndVerifies(recipient me: NodeIdentity, originKeys: NodePublicKeys) -> Bool {
+        guard self.isEncrypted, originKeys.nodeID.short == self.origin, case .node(let dest) = self.destination,
+              dest == me.nodeID.short else { return false }
+        let key = E2E.key(mine: me, theirs: originKeys, origin: originKeys.nodeID, recipient: me.nodeID)
+        do {
+            _ = try E2E.open(self.body, key: key, id: self.id, aad: self.encodeHeader(zeroHop: true))
+            return true
+        } catch {
+            return false
+        }
+    }
+
     /// The content as the origin wrote it: decrypted (when end-to-end encrypted: `me` must be the recipient and
     /// `originKeys` the origin's keys) and decompressed, bounded to `CourierBundle.maxContentSize`.
     public func content(

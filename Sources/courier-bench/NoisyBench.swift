@@ -130,13 +130,15 @@ struct NoisyBench: AsyncParsableCommand {
         let runtime: Runtime
         var task: Task<Void, Never>?
 
-        init(name: String, identity: NodeIdentity, key: NetworkKey, dir: String, link spec: String, logger: Logger) throws {
+        init(name: String, identity: NodeIdentity, key: NetworkKey, dir: String, link spec: String, logger: Logger,
+             compressor: BodyCompressor = BodyCompressor()) throws {
             self.config = NodeConfig(identity: identity, networkKey: key, name: "relay \(name)")
             self.dbPath = "\(dir)/\(name).sqlite"
             self.store = try Store(path: self.dbPath, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
             self.link = try LinkFactory.make(LinkConfig(spec), logger: logger)
             let node = try Node(config: self.config, store: self.store,
-                                links: [LinkInfo(name: self.link.name, properties: self.link.properties)], now: Date().timeIntervalSince1970)
+                                links: [LinkInfo(name: self.link.name, properties: self.link.properties)], now: Date().timeIntervalSince1970,
+                                compressor: compressor)
             self.runtime = Runtime(node: node, links: [self.link], statusPath: "\(dir)/\(name).status.json", logger: logger)
         }
 

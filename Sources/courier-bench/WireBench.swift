@@ -3,7 +3,7 @@ import CourierTooling
 import CourierWire
 import Foundation
 
-struct WireBench: ParsableCommand {
+struct WireBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wire",
         abstract: "Bytes on air per message beside Meshtastic and LXMF, compression ratios, encode/decode throughput.")
@@ -15,9 +15,29 @@ struct WireBench: ParsableCommand {
     @Option(help: "Fragments sent before the receiver acknowledges (one ack packet per window).") var window = 8
     @Option(help: "Seconds spent on each throughput measurement.") var seconds = 2.0
     @Flag(help: "Skip the throughput measurements.") var noThroughput = false
+    @Option(help: ArgumentHelp(
+        "Also measure bytes on a real serial line: these messages (a folder of *.jsonl) sent at once as direct messages from one relay to another over a tapped pty.",
+        discussion: "scripts/licensed-messages.py makes the held-out set of the README's figures (120 messages of 40-400 B from licensed text no one here wrote)."))
+    var line: String?
+    @Flag(help: "Only the serial-line measurement (--line).") var lineOnly = false
+    @Flag(help: "Serial line: do not encrypt end to end (as `relay send --no-encrypt`).") var noEncrypt = false
+    @Option(help: "Serial line: baud rate.") var baud = 115_200
+    @Option(help: "Serial line: seconds to wait for every delivery and receipt.") var lineTimeout = 600.0
+    @Flag(help: "Serial line: relay logs to standard error.") var trace = false
+    @Option(help: ArgumentHelp(
+        "Serial line: both relays hold a dictionary trained on these messages (a folder of *.jsonl: one federation's traffic) instead of dictionary 1.",
+        discussion: "As a federation dictionary would be once published; the relays are configured with it, nothing is negotiated on the line."))
+    var lineDictionary: String?
+    @Option(help: "Serial line: size of the dictionary --line-dictionary trains, bytes.") var dictionarySize = 16_384
 
-    func run() throws {
+    func run() async throws {
         guard self.mtu >= Packet.minimumMTU else { throw ValidationError("--mtu must be at least \(Packet.minimumMTU)") }
+        if self.lineOnly && self.line == nil { throw ValidationError("--line-only needs --line FOLDER") }
+        if let folder = self.line {
+            try await self.onTheLine(folder)
+            if self.lineOnly { return }
+            print()
+        }
         print("Courier wire benchmark: MTU \(self.mtu) B, ack every \(self.window) fragments, zstd level \(Zstd.level), libzstd dictionary 1 (\(CompressionDictionary.courierDefault.bytes.count) B)")
         print()
         try self.compression()
@@ -26,6 +46,46 @@ struct WireBench: ParsableCommand {
         if !self.noThroughput {
             print()
             try self.throughput()
+        }
+    }
+
+    // MARK: Bytes on a serial line
+
+    func onTheLine(_ folder: String) async throws {
+        let msgs = try Corpus.load(directory: folder)
+        var m = LineMeasurement(messages: msgs, encrypt: !self.noEncrypt, baud: self.baud, timeout: self.lineTimeout, trace: self.trace)
+        if let trainFolder = self.lineDictionary {
+            let train = try Corpus.load(directory: trainFolder)
+            let overlap = Set(train.map(\.text)).intersection(msgs.map(\.text)).count
+            guard overlap == 0 else { throw ValidationError("\(overlap) of the measured messages are also in --line-dictionary \(trainFolder): measure on others") }
+            let bytes: [UInt8]
+            do { bytes = try DictionaryTrainer.train(train.map(\.utf8), capacity: self.dictionarySize) } catch {
+                throw ValidationError("cannot train a dictionary on \(trainFolder): \(error)")
+            }
+            m.dictionary = CompressionDictionary(id: 2, bytes: bytes)
+            let mean = msgs.map { Double(BodyCompressor(dictionary: m.dictionary).compress($0.utf8).1.count) / Double($0.utf8.count) }.reduce(0, +) / Double(msgs.count)
+            let mean1 = msgs.map { Double(BodyCompressor().compress($0.utf8).1.count) / Double($0.utf8.count) }.reduce(0, +) / Double(msgs.count)
+            print("Federation dictionary: \(bytes.count) B trained on \(train.count) messages (\(train.reduce(0) { $0 + $1.utf8.count }) B) of \((trainFolder as NSString).lastPathComponent), held by both relays as dictionary 2")
+            print(String(format: "  content compressed to %.3f of the text with it (mean per message), %.3f with dictionary 1", mean, mean1))
+        }
+        let sizes = msgs.map(\.utf8.count)
+        let langs = Dictionary(grouping: msgs, by: \.lang).map { "\($0.key) \($0.value.count)" }.sorted().joined(separator: ", ")
+        print("Bytes on a serial line: \(msgs.count) direct messages of \(sizes.min() ?? 0)-\(sizes.max() ?? 0) B (\(langs)) from \((folder as NSString).lastPathComponent),")
+        print("handed to relay A at once for relay B over a tapped pty at \(self.baud) baud; "
+              + (self.noEncrypt ? "not end-to-end encrypted (--no-encrypt)" : "end-to-end encrypted to B (the default)")
+              + ". Counted: every frame either way")
+        print("(framing included) from the first message until A heard every delivery receipt.")
+        let r: LineMeasurement.Result
+        do { r = try await m.run() } catch let e as DirewolfBench.BenchFailure { throw ValidationError(e.message) }
+        print(String(format: "  text %d B; bundles %d B (%d signed, %d end-to-end encrypted); delivered %d/%d, receipts heard %d in %.1f s",
+                     r.textBytes, r.bundleBytes, r.signed, r.encrypted, r.delivered, msgs.count, r.receipted, r.seconds))
+        print(String(format: "  on the line: %d B = A->B %d B in %d frames + B->A (acks, receipts) %d B in %d frames",
+                     r.lineBytes, r.lineAB, r.framesAB, r.lineBA, r.framesBA))
+        print(String(format: "  bytes on the line per byte of text: %.3f (bundles alone %.3f; target with end-to-end encryption <= %.2f)",
+                     Double(r.lineBytes) / Double(max(r.textBytes, 1)), Double(r.bundleBytes) / Double(max(r.textBytes, 1)),
+                     self.lineDictionary == nil ? 0.85 : 0.70))
+        if r.delivered < msgs.count || r.receipted < msgs.count {
+            throw ValidationError("only \(r.delivered) of \(msgs.count) delivered and \(r.receipted) receipts heard within \(Int(self.lineTimeout)) s")
         }
     }
 

@@ -83,6 +83,7 @@ struct GenerateVectors: ParsableCommand {
             let made = try Vectors.make(v, compressor: compressor)
             v.compression = Vectors.describe(made.compression)
             v.bundleHex = made.encode().hex
+            v.provenBy = made.isSigned ? "signature" : (made.isEncrypted && !kind.signedByDefault ? "end-to-end" : "none")
             bundleVectors.append(v)
         }
         try bundle(

@@ -282,6 +282,7 @@ extension Relay {
         @Option(help: "For aid requests only: answer within this many hours (within the lifetime).") var respondBy: Double?
         @Option(help: "For offers: the id of the aid request it answers (a request this relay has).") var reference: String?
         @Flag(help: "Do not encrypt end to end (by default a message to a node whose keys are known is readable only by it).") var noEncrypt = false
+        @Flag(help: "Origin-sign it even when end-to-end encrypted (64 bytes more; for a recipient, or a relay on the way, that runs a Courier from before issue 16 with trust = peers).") var sign = false
         @Argument(help: "The message (or - to read standard input; one trailing newline is dropped).") var text: String?
 
         /// The longest lifetime `relay send` gives (SPEC 6.6 allows up to 2^32-1 minutes; a year keeps a mistyped
@@ -321,6 +322,7 @@ extension Relay {
                     throw RelayError.usage("an offer answers an aid request: give --reference REQUEST-ID (the id `relay inbox` shows under the request)")
                 }
                 var opts = BundleOptions(kind: kind)
+                if self.sign { opts.sign = true }
                 if let h = self.lifetime { opts.lifetime = try Self.minutes(h, "--lifetime", max: Self.maxLifetimeHours, why: "one year") }
                 if let h = self.respondBy {
                     let lifetimeHours = Double(opts.lifetime) / 60

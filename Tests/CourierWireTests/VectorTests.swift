@@ -64,6 +64,11 @@ import Testing
             let origin = try v.origin.identity()
             if v.sign { #expect(decoded.verifySignature(originKeys: origin.publicKeys), "\(v.name)") }
             let recipient = try v.recipient?.identity()
+            // SPEC 6.12: an unsigned end-to-end bundle is proven to its recipient (only) by its tag.
+            let byTag = recipient.map { decoded.endToEndVerifies(recipient: $0, originKeys: origin.publicKeys) } ?? false
+            let proof = decoded.isSigned ? "signature" : (byTag && !decoded.kind.signedByDefault ? "end-to-end" : "none")
+            #expect(proof == v.provenBy, "provenBy: \(v.name)")
+            if byTag { #expect(!decoded.endToEndVerifies(recipient: Fixture.c, originKeys: origin.publicKeys), "\(v.name)") }
             let content = try decoded.content(
                 compressor: Fixture.compressor, recipient: recipient, originKeys: origin.publicKeys)
             #expect(content == Vectors.content(v), "\(v.name)")

@@ -227,6 +227,18 @@ def check_bundles():
                 return expect_equal(cw.verify_bundle(cw.decode_bundle(bytes(bad)), [origin.public()]), None)
 
             check(f"{p}: signature fails on a changed body", tampered)
+        check(f"{p}: origin proven by {v.get('provenBy')} (6.12)",
+              lambda: expect_equal(cw.origin_proof(decoded, recipient, [origin.public()]) or "none",
+                                   v["provenBy"]) and v["provenBy"])
+        if v["provenBy"] == "end-to-end":
+            def not_by_others():
+                # The tag proves nothing to another node, nor under another origin's keys.
+                wrong = [cw.PublicNode(origin.signing_public, NODE_B.agreement_public)]
+                return (expect_equal(cw.origin_proof(decoded, recipient, wrong), None)
+                        and expect_equal(cw.origin_proof(decoded, origin, [origin.public()]), None)
+                        and "not proven with other keys or at another node")
+
+            check(f"{p}: the end-to-end tag proves nothing with other keys or at another node", not_by_others)
         if recipient:
             check(f"{p}: decrypts with B's key (origin A among the candidates)",
                   lambda: len(cw.e2e_open(decoded, recipient, [NODE_B.public(), origin.public()])) > 0)

@@ -675,6 +675,27 @@ def e2e_open(bundle: Bundle, recipient: Identity, origin_candidates: Iterable[Pu
     raise WireError("decryptionFailed", "no candidate origin key opens the body")
 
 
+SIGNATURE_REQUIRED = {0, 6, 7, 8}   # 6.8: alert, receipt, identity, failure notice
+
+
+def origin_proof(bundle: Bundle, recipient: Optional[Identity],
+                 candidates: Iterable[PublicNode]) -> Optional[str]:
+    """6.12: what proves the bundle's origin to this node, given the keys it knows for origins.
+    "signature": S = 1 and a candidate's signing key verifies it. "end-to-end": S = 0, E = 1, a kind whose
+    signature is not required, this node (recipient) is its destination and the end-to-end tag verifies with a
+    candidate's keys (3.5). None: not proven here (unsigned, or a relay that is not the recipient)."""
+    candidates = list(candidates)
+    if bundle.signed:
+        return "signature" if verify_bundle(bundle, candidates) is not None else None
+    if not bundle.e2e or bundle.kind in SIGNATURE_REQUIRED or recipient is None:
+        return None
+    try:
+        e2e_open(bundle, recipient, candidates)
+    except WireError:
+        return None
+    return "end-to-end"
+
+
 # ---------------------------------------------------------------------------------------------
 # Compression (section 7): magicless zstd frames, via the zstd command-line tool
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,134 @@
+import ArgumentParser
+import CourierLinks
+import CourierNode
+import CourierStore
+import CourierTooling
+import CourierWire
+import Foundation
+import Logging
+
+/// The issue-16 measurement: messages sent at once as direct messages from one relay to another (the real runtime,
+/// engine, store and serial links, in process) over a tapped pseudo-terminal line, with every byte on the line
+/// counted from the first message handed over until the origin has heard every delivery receipt: data packets, acks,
+/// receipts, and anything else the relays say meanwhile, each frame as the serial framing puts it on the line
+/// (COBS, CRC-32C, delimiters).
+struct LineMeasurement {
+    let messages: [CorpusMessage]
+    let encrypt: Bool
+    let baud: Int
+    let timeout: Double
+    let trace: Bool
+    /// A dictionary both relays hold besides none (as a federation dictionary would be once published); nil:
+    /// dictionary 1, as shipped.
+    var dictionary: CompressionDictionary? = nil
+
+    struct Result {
+        var textBytes = 0
+        var lineBytes = 0, lineAB = 0, lineBA = 0
+        var packetBytes = 0
+        var framesAB = 0, framesBA = 0
+        var delivered = 0, receipted = 0
+        var seconds = 0.0
+        var bundleBytes = 0
+        var signed = 0, encrypted = 0
+    }
+
+    /// Counts the receipts relay A's runtime logs (one line per bundle of A's that a receipt says arrived).
+    final class Counter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var ids: Set<String> = []
+        func add(_ id: String) { self.lock.lock(); self.ids.insert(id); self.lock.unlock() }
+        var count: Int { self.lock.lock(); defer { self.lock.unlock() }; return self.ids.count }
+    }
+
+    struct ReceiptHandler: LogHandler {
+        let counter: Counter
+        let echo: Bool
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .info
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { self.metadata[key] }
+            set { self.metadata[key] = newValue }
+        }
+        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
+                 file: String, function: String, line: UInt) {
+            if message.description == "receipt", let id = metadata?["bundle.id"] { self.counter.add("\(id)") }
+            if self.echo { FileHandle.standardError.write(Data("A \(level) \(message) \(metadata ?? [:])\n".utf8)) }
+        }
+    }
+
+    func run() async throws -> Result {
+        let dir = NSTemporaryDirectory() + "courier-line-\(getpid())-\(self.encrypt ? "e2e" : "plain")"
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let tap: FrameTap
+        do { tap = try FrameTap() } catch { throw DirewolfBench.BenchFailure(message: "\(error)") }
+        defer { tap.stop() }
+        let receipts = Counter()
+        var logA = Logger(label: "relay-A") { _ in ReceiptHandler(counter: receipts, echo: self.trace) }
+        logA.logLevel = .info
+        var logB = Logger(label: "relay-B") { StreamLogHandler.standardError(label: $0) }
+        logB.logLevel = self.trace ? .info : .critical
+        let key = NetworkKey.random()
+        let compressor = self.dictionary.map { BodyCompressor(dictionary: $0) } ?? BodyCompressor()
+        let a = try NoisyBench.Side(name: "A", identity: NodeIdentity(), key: key, dir: dir, link: "serial:\(tap.pathA):\(self.baud)",
+                                    logger: logA, compressor: compressor)
+        let b = try NoisyBench.Side(name: "B", identity: NodeIdentity(), key: key, dir: dir, link: "serial:\(tap.pathB):\(self.baud)",
+                                    logger: logB, compressor: compressor)
+        b.start()
+        a.start()
+        guard await DirewolfBench.waitUntil(60, { a.knows(b) && b.knows(a) }) else {
+            await a.stop(); await b.stop()
+            throw DirewolfBench.BenchFailure(message: "the relays did not learn each other's keys within 60 s")
+        }
+        // The greeting (announces, summaries) is over once the line has been quiet for two seconds.
+        var quiet = (tap.frames.count, Date())
+        _ = await DirewolfBench.waitUntil(30) {
+            let n = tap.frames.count
+            if n != quiet.0 { quiet = (n, Date()) }
+            return Date().timeIntervalSince(quiet.1) >= 2
+        }
+        let before = tap.frames.count
+
+        let submitStore = try Store(path: a.dbPath, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
+        let submitter = try Node(config: a.config, store: submitStore, links: [], now: Date().timeIntervalSince1970, compressor: compressor)
+        let bShort = b.config.identity.nodeID.short
+        var result = Result()
+        var ids: Set<BundleID> = []
+        let t0 = Date()
+        for m in self.messages {
+            var opts = BundleOptions(kind: .text)
+            if self.encrypt {
+                let known = try submitStore.peers().filter { $0.nodeID.short == bShort }
+                guard known.count == 1 else { throw DirewolfBench.BenchFailure(message: "relay A does not know B's keys") }
+                opts.encryptTo = known[0].keys
+            }
+            let (id, _) = try submitter.submit(kind: .text, destination: .node(bShort), content: m.utf8, options: opts,
+                                               now: Date().timeIntervalSince1970)
+            ids.insert(id)
+            result.textBytes += m.utf8.count
+            if let q = try submitStore.bundle(id), let bundle = try? CourierBundle(decoding: q.data) {
+                result.bundleBytes += q.data.count
+                if bundle.isSigned { result.signed += 1 }
+                if bundle.isEncrypted { result.encrypted += 1 }
+            }
+        }
+        a.runtime.poll()
+        func delivered() -> Int { ((try? b.store.inbox(limit: 100_000)) ?? []).filter { ids.contains($0.id) }.count }
+        _ = await DirewolfBench.waitUntil(self.timeout) { delivered() == ids.count && receipts.count >= ids.count }
+        result.seconds = Date().timeIntervalSince(t0)
+        result.delivered = delivered()
+        result.receipted = receipts.count
+        await a.stop()
+        await b.stop()
+        let codec = COBSFrameCodec()
+        for f in tap.frames.dropFirst(before) where !f.injected {
+            let n = codec.encode(f.packet).count
+            result.lineBytes += n
+            result.packetBytes += f.packet.count
+            if f.from == .a { result.lineAB += n; result.framesAB += 1 } else { result.lineBA += n; result.framesBA += 1 }
+        }
+        return result
+    }
+}
