@@ -43,6 +43,9 @@ public struct StoreEvent: Sendable, Hashable, Codable {
         case failed
         /// A next hop stopped answering: the transfer stopped; the bundle is kept and tried again another way.
         case stalled
+        /// A mutual-aid pact matter (SPEC 6.15): an obligation arrived, a deadline nears (reminder), a request was
+        /// escalated, or a pact record could not be read (`detail` says which).
+        case pact
     }
     public let seq: Int64
     /// Unix seconds.
