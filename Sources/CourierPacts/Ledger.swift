@@ -41,6 +41,8 @@ public struct PactRequest: Sendable {
     /// The first pledge of each member.
     public var pledges: [ShortID: Pledge] = [:]
     public var escalation: (id: BundleID, unmet: [ShortID])?
+    /// Members whose pledged aid the requester confirmed arrived: (the confirming record, when, as signed).
+    public var delivered: [ShortID: (id: BundleID, at: UInt64)] = [:]
 
     public enum Answer: String, Sendable {
         case inTime = "in time", late, none, pending
@@ -77,6 +79,7 @@ public struct PactLedger: Sendable {
             case .join, .amend, .withdraw: return 1
             case .request: return 2
             case .pledge, .escalation: return 3
+            case .delivered: return 4
             }
         }
         for r in records.sorted(by: { (order($0), $0.id) < (order($1), $1.id) }) {
@@ -135,6 +138,13 @@ public struct PactLedger: Sendable {
             if q.escalation == nil { q.escalation = (r.id, unmet) }
             self.requests[request] = q
             return nil
+        case .delivered(let request, let member, let at):
+            guard var q = self.requests[request], q.pact == pactID else { return "no request \(request) under pact \(p.name) is known here" }
+            guard node == q.from else { return "only the requester confirms a delivery" }
+            guard q.pledges[member] != nil else { return "\(member) made no pledge to \(request)" }
+            if q.delivered[member] == nil { q.delivered[member] = (r.id, at) }
+            self.requests[request] = q
+            return nil
         }
         self.pacts[pactID] = p
         return nil
@@ -170,6 +180,8 @@ public struct PactLedger: Sendable {
                     o["offer"] = pl.offer.description
                     o["text"] = pl.text
                 }
+                o["delivered"] = q.delivered[m] != nil
+                if let d = q.delivered[m] { o["delivered_at"] = d.at }
                 return o
             }
             var o: [String: Any] = ["id": q.id.description, "from": q.from.description, "text": q.text, "deadline": q.deadline,
@@ -187,14 +199,14 @@ public struct PactLedger: Sendable {
 
     /// The ledger for an assembly meeting: one row per request and member owed an answer.
     public func csv(_ p: Pact, now: Double) -> String {
-        var lines = ["pact,request,requested_by,request_text,deadline_utc,member,pledge_promised,answer,in_time,answered_utc,offer,offer_text,escalated"]
+        var lines = ["pact,request,requested_by,request_text,deadline_utc,member,pledge_promised,answer,in_time,answered_utc,offer,offer_text,delivered_utc,escalated"]
         for q in self.requests(of: p.id) {
             for m in self.owed(q) {
                 let a = q.answer(m, now: now)
                 let pl = q.pledges[m]
                 let row = [p.name, q.id.description, q.from.description, q.text, Self.iso(Double(q.deadline)), m.description, p.pledges[m] ?? "",
                            a.rawValue, a == .inTime ? "yes" : "no", pl.map { Self.iso(Double($0.at)) } ?? "", pl?.offer.description ?? "",
-                           pl?.text ?? "", q.escalation != nil ? "yes" : "no"]
+                           pl?.text ?? "", q.delivered[m].map { Self.iso(Double($0.at)) } ?? "", q.escalation != nil ? "yes" : "no"]
                 lines.append(row.map(Self.csvField).joined(separator: ","))
             }
         }

@@ -5,7 +5,7 @@
 ///
 /// ```
 ///  version    u8        1
-///  type       u8        1 create, 2 join, 3 amend, 4 withdraw, 5 request, 6 pledge, 7 escalation
+///  type       u8        1 create, 2 join, 3 amend, 4 withdraw, 5 request, 6 pledge, 7 escalation, 8 delivered
 ///  pact       bundle id (6.5) of the pact's create record; absent in a create record (the pact is the bundle itself)
 ///  then, by type:
 ///   create     name (u8 length, 1-32 bytes UTF-8), respond-within (varint seconds, >= 1),
@@ -16,6 +16,8 @@
 ///   request    deadline (varint unix seconds)
 ///   pledge     request (bundle id), at (varint unix seconds)
 ///   escalation request (bundle id), count (u8, 0-32), unmet members (4-byte short ids)
+///   delivered  request (bundle id), member (4-byte short id), at (varint unix seconds): the requester confirms that a
+///              member's pledged aid arrived
 /// ```
 public struct PactRecord: Sendable, Hashable {
     /// The extension type that carries a pact record: even, so a node that does not know it processes the bundle
@@ -34,6 +36,7 @@ public struct PactRecord: Sendable, Hashable {
         case request(deadline: UInt64)
         case pledge(request: BundleID, at: UInt64)
         case escalation(request: BundleID, unmet: [ShortID])
+        case delivered(request: BundleID, member: ShortID, at: UInt64)
 
         var code: UInt8 {
             switch self {
@@ -44,6 +47,7 @@ public struct PactRecord: Sendable, Hashable {
             case .request: return 5
             case .pledge: return 6
             case .escalation: return 7
+            case .delivered: return 8
             }
         }
     }
@@ -80,7 +84,7 @@ public struct PactRecord: Sendable, Hashable {
             if let pledge { try text(pledge, "pact.pledge", 0...Self.maxPledge) }
         case .escalation(_, let unmet):
             guard unmet.count <= Self.maxMembers else { throw .invalidValue(field: "pact.unmet", reason: "at most \(Self.maxMembers)") }
-        case .withdraw, .request, .pledge: break
+        case .withdraw, .request, .pledge, .delivered: break
         }
     }
 
@@ -118,6 +122,10 @@ public struct PactRecord: Sendable, Hashable {
         case .escalation(let request, let unmet):
             request.write(to: &w)
             members(unmet)
+        case .delivered(let request, let member, let at):
+            request.write(to: &w)
+            w.u32(member.rawValue)
+            w.varint(at)
         }
         return w.bytes
     }
@@ -128,7 +136,7 @@ public struct PactRecord: Sendable, Hashable {
         let version = try r.u8("pact.version")
         guard version == Self.version else { throw .unsupportedVersion(version) }
         let type = try r.u8("pact.type")
-        guard (1...7).contains(type) else { throw .unsupportedFeature("pact record type \(type)") }
+        guard (1...8).contains(type) else { throw .unsupportedFeature("pact record type \(type)") }
         let pact: BundleID? = type == 1 ? nil : try BundleID.read(from: &r, "pact.pact")
         func text(_ field: String, max: Int) throws(WireError) -> String {
             let n = Int(try r.u8(field))
@@ -163,9 +171,13 @@ public struct PactRecord: Sendable, Hashable {
         case 6:
             let request = try BundleID.read(from: &r, "pact.request")
             body = .pledge(request: request, at: try r.varint("pact.at", maxBits: 64))
-        default:
+        case 7:
             let request = try BundleID.read(from: &r, "pact.request")
             body = .escalation(request: request, unmet: try members("pact.unmet"))
+        default:
+            let request = try BundleID.read(from: &r, "pact.request")
+            let member = ShortID(try r.u32("pact.member"))
+            body = .delivered(request: request, member: member, at: try r.varint("pact.at", maxBits: 64))
         }
         let left = r.rest().count
         guard left == 0 else { throw .trailingBytes(field: "pact record", count: left) }
@@ -185,7 +197,7 @@ public struct PactRecord: Sendable, Hashable {
     /// offer (its reference the request), an escalation as an alert.
     public var carrierKind: Kind {
         switch self.body {
-        case .create, .join, .amend, .withdraw: return .text
+        case .create, .join, .amend, .withdraw, .delivered: return .text
         case .request: return .aidRequest
         case .pledge: return .aidOffer
         case .escalation: return .alert
@@ -201,6 +213,7 @@ public struct PactRecord: Sendable, Hashable {
         case .request: return "request"
         case .pledge: return "pledge"
         case .escalation: return "escalation"
+        case .delivered: return "delivered"
         }
     }
 }

@@ -16,6 +16,7 @@ struct PactVector: Codable {
     var request: String?
     var at: UInt64?
     var unmet: [String]?
+    var member: String?
     var recordHex: String
 }
 
@@ -57,6 +58,10 @@ extension GenerateVectors {
             case .escalation(let q, let u):
                 x.request = q.description
                 x.unmet = u.map(\.description)
+            case .delivered(let q, let m, let at):
+                x.request = q.description
+                x.member = m.description
+                x.at = at
             }
             return x
         }
@@ -71,6 +76,7 @@ extension GenerateVectors {
             v("request: deadline in unix seconds", try PactRecord(pact: pact, body: .request(deadline: 1_795_467_000))),
             v("pledge to the request", pledgeRecord),
             v("escalation naming one unmet member", try PactRecord(pact: pact, body: .escalation(request: request, unmet: [ShortID(0x0BAD_C0DE)]))),
+            v("delivered: the requester confirms B's aid arrived", try PactRecord(pact: pact, body: .delivered(request: request, member: b.nodeID.short, at: 1_795_460_000))),
         ]
         let create = [UInt8](hex: records[0].recordHex)!
         let join = [UInt8](hex: records[1].recordHex)!
@@ -80,7 +86,7 @@ extension GenerateVectors {
         let requestWire = Array(escalation[(2 + pactWire.count)..<(escalation.count - 5)])
         let invalid = [
             PactInvalid(name: "version 2", hex: ([2] + create.dropFirst()).hex, error: "unsupported version"),
-            PactInvalid(name: "record type 8", hex: ([1, 8] + join.dropFirst(2)).hex, error: "unknown record type"),
+            PactInvalid(name: "record type 9", hex: ([1, 9] + join.dropFirst(2)).hex, error: "unknown record type"),
             PactInvalid(name: "create with an empty name", hex: "0101003c010badc0de00", error: "a name of 0 bytes"),
             PactInvalid(name: "create with a respond-within of 0", hex: "0101016100010badc0de00", error: "respond-within 0"),
             PactInvalid(name: "create with no member", hex: "010101613c0000", error: "no member"),

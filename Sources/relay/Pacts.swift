@@ -19,7 +19,7 @@ extension Relay {
                 pledges. At the deadline the requester's relay escalates on its own. `pact history` is the same on \
                 every member once they have synchronised.
                 """,
-            subcommands: [Create.self, Join.self, Amend.self, Withdraw.self, Answer.self, Show.self, List.self, History.self],
+            subcommands: [Create.self, Join.self, Amend.self, Withdraw.self, Answer.self, Confirm.self, Show.self, List.self, History.self],
             defaultSubcommand: List.self)
     }
 }
@@ -276,6 +276,35 @@ extension Relay.PactCommand {
         }
     }
 
+    struct Confirm: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "As the requester, confirm that a member's pledged aid arrived (signed, to everyone; shown in every member's ledger).")
+        @OptionGroup var d: DirOption
+        @Argument(help: "Your aid request's id.") var request: String
+        @Argument(help: "The member whose aid arrived: its id or name.") var member: String
+
+        func run() async throws {
+            try await guarded {
+                let dir = try d.dir()
+                let store = try dir.store()
+                let names = try NodeNames(dir: dir, store: store)
+                let id = try bundleID(self.request)
+                let ledger = try PactLedger(store: store)
+                guard let q = ledger.requests[id], let p = ledger.pacts[q.pact] else {
+                    throw RelayError.usage("\(id) is not an aid request under a pact known here (`relay pact history NAME` lists a pact's)")
+                }
+                guard q.from == names.me else { throw RelayError.usage("\(id) is \(names.label(q.from))'s request: only the requester confirms what arrived") }
+                let member = try names.resolve(self.member, unknownOK: false)
+                guard q.pledges[member] != nil else {
+                    throw RelayError.usage("\(names.label(member)) made no pledge to \(id) (pledged: \(q.pledges.keys.sorted().map { names.label($0) }.joined(separator: ", ")))")
+                }
+                let record = try PactRecord(pact: p.id, body: .delivered(request: id, member: member, at: UInt64(Date().timeIntervalSince1970)))
+                print(try PactCLI.submit(dir, store, kind: .text, text: "Pact \(p.name): the aid \(names.label(member)) pledged to \(id) arrived, confirmed by \(names.label(names.me))",
+                                         record: record, lifetimeMinutes: PactCLI.recordLifetime))
+            }
+        }
+    }
+
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "One pact: members, pledges, response time, its records.")
         @OptionGroup var d: DirOption
@@ -364,7 +393,7 @@ extension Relay.PactCommand {
                     for m in ledger.owed(q) {
                         let a = q.answer(m, now: now)
                         let pl = q.pledges[m]
-                        say("  \(names.label(m)): \(a.rawValue.uppercased())\(pl.map { " at \(PactLedger.iso(Double($0.at))) (\($0.offer)): \($0.text)" } ?? "")")
+                        say("  \(names.label(m)): \(a.rawValue.uppercased())\(pl.map { " at \(PactLedger.iso(Double($0.at))) (\($0.offer)): \($0.text)" } ?? "")\(q.delivered[m].map { "; DELIVERED, confirmed \(PactLedger.iso(Double($0.at)))" } ?? "")")
                     }
                     if let e = q.escalation {
                         say("  ESCALATED by \(names.label(q.from)) (alert \(e.id)): no pledge in time from \(e.unmet.map { names.label($0) }.joined(separator: ", "))")

@@ -348,7 +348,8 @@ extension Relay {
                     }
                     opts.reference = id
                     // An offer to a request under a pact is a pledge: it goes to everyone, for every member's ledger.
-                    if try PactLedger(store: store).requests[id] != nil {
+                    let ledger = try PactLedger(store: store)
+                    if let q = ledger.requests[id], ledger.owed(q).contains(try dir.identity().0.nodeID.short) {
                         if self.to.map({ (try? NodeNames(dir: dir, store: store).resolve($0, unknownOK: true)) != id.origin }) == true || self.group != nil {
                             throw RelayError.usage("\(id) is an aid request under a pact: the offer answers its requester (\(id.origin)); give --to \(id.origin)")
                         }

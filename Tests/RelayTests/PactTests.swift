@@ -108,6 +108,10 @@ import Glibc
         let northNow = try self.history(north)
         #expect(tallied, "north did not tally both pledges in time: \(String(describing: northNow))")
 
+        // The water from east arrived: north confirms it, for every member's ledger.
+        let (crc, _, cerr) = try R.run(["pact", "confirm", request, ids[1], "--data-dir", north])
+        #expect(crc == 0, "pact confirm: \(cerr)")
+
         // The deadline passes: north escalates on its own, naming south.
         let escalatedAtNorth = try R.wait(120) { self.escalated(try self.history(north)) }
         #expect(escalatedAtNorth, "north never escalated")
@@ -142,6 +146,7 @@ import Glibc
         let h = try self.history(far)
         let p = self.pledges(h)
         #expect(p[ids[1]]?["answer"] as? String == "in time" && p[ids[3]]?["answer"] as? String == "in time")
+        #expect(p[ids[1]]?["delivered"] as? Bool == true && p[ids[3]]?["delivered"] as? Bool == false, "deliveries confirmed: \(p)")
         #expect(p[ids[2]]?["answer"] as? String == "late" && p[ids[2]]?["in_time"] as? Bool == false)
         #expect(self.escalated(h))
         let csv = try R.run(["pact", "history", "river", "--data-dir", east, "--csv"]).1

@@ -350,14 +350,14 @@ def decode_failure_content(content: bytes) -> list[tuple[int, "BundleId"]]:
 
 
 PACT_EXTENSION_TYPE = 4
-PACT_TYPES = {1: "create", 2: "join", 3: "amend", 4: "withdraw", 5: "request", 6: "pledge", 7: "escalation"}
+PACT_TYPES = {1: "create", 2: "join", 3: "amend", 4: "withdraw", 5: "request", 6: "pledge", 7: "escalation", 8: "delivered"}
 PACT_MAX_NAME, PACT_MAX_MEMBERS, PACT_MAX_PLEDGE = 32, 32, 200
 
 
 def encode_pact_record(rec: dict) -> bytes:
     """6.15: a pact record (the value of extension type 4) from a dict with `type` and its fields, as decode_pact_record
     returns: `pact` (text id, absent for create), `pactName`, `respondWithin`, `members` (8-hex-digit short ids),
-    `pledge`, `deadline`, `request` (text id), `at`, `unmet`."""
+    `pledge`, `deadline`, `request` (text id), `at`, `unmet`, `member`."""
     code = {v: k for k, v in PACT_TYPES.items()}[rec["type"]]
     out = bytes([1, code])
     if code != 1:
@@ -384,6 +384,8 @@ def encode_pact_record(rec: dict) -> bytes:
         out += BundleId.parse(rec["request"]).wire() + encode_varint(rec["at"])
     elif code == 7:
         out += BundleId.parse(rec["request"]).wire() + members(rec["unmet"])
+    elif code == 8:
+        out += BundleId.parse(rec["request"]).wire() + u(int(rec["member"], 16), 4) + encode_varint(rec["at"])
     return out
 
 
@@ -445,6 +447,10 @@ def decode_pact_record(value: bytes) -> dict:
     elif code == 7:
         rec["request"] = BundleId.read(r).text()
         rec["unmet"] = members("pact unmet", 0)
+    elif code == 8:
+        rec["request"] = BundleId.read(r).text()
+        rec["member"] = f"{r.uint(4, 'pact member'):08x}"
+        rec["at"], r.pos = decode_varint(r.data, r.pos, "pact at", max_bits=64)
     if r.remaining():
         raise WireError("trailingBytes", f"pact record: {r.remaining()} bytes left over")
     return rec
