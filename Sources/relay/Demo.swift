@@ -193,6 +193,7 @@ struct DemoScript {
         say("  relay peers --data-dir \(root)/ridge")
         say("  relay inbox --data-dir \(root)/committee")
         say("  relay queue tail --data-dir \(root)/village --since 0 --no-follow")
+        say("  relay pact history river-towns --data-dir \(root)/clinic")
         for r in runtimes { r.stop() }
         for t in tasks { await t.value }
         // Stopped: `relay status` on these folders must say so.
