@@ -237,11 +237,14 @@ struct DemoScript {
             runtimes[i].poll()
             say("\(stamp()) \(Self.places[i].name) pledges: relay pact answer \(request) \"\(offer)\"")
         }
+        // Every member holds the request and both pledges: the same ledger everywhere.
         let tallied = try await self.wait {
-            let l = try PactLedger(store: stores[0])
-            return l.requests[request].map { q in l.owed(q).allSatisfy { q.pledges[$0] != nil } } ?? false
+            try [0, 2, 3].allSatisfy { i in
+                let l = try PactLedger(store: stores[i])
+                return l.requests[request].map { q in l.owed(q).allSatisfy { q.pledges[$0] != nil } } ?? false
+            }
         }
-        guard tallied else { throw RelayError.unavailable("the pledges did not reach the village within \(Int(self.timeout)) s") }
+        guard tallied else { throw RelayError.unavailable("the pledges did not reach every member within \(Int(self.timeout)) s") }
         let ledger = try PactLedger(store: stores[0])
         let q = ledger.requests[request]!
         say("   the village's ledger (`relay pact history river-towns`), the same on every member:")

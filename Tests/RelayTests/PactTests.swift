@@ -15,11 +15,11 @@ import Glibc
         return try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]
     }
 
-    func history(_ dir: String) throws -> [String: Any]? { try self.json(["pact", "history", "river", "--data-dir", dir, "--json"]) }
+    func history(_ dir: String, pact: String = "river") throws -> [String: Any]? { try self.json(["pact", "history", pact, "--data-dir", dir, "--json"]) }
 
     /// The history as canonical text, to compare members' ledgers byte for byte.
-    func canonical(_ dir: String) throws -> String? {
-        guard let h = try self.history(dir) else { return nil }
+    func canonical(_ dir: String, pact: String = "river") throws -> String? {
+        guard let h = try self.history(dir, pact: pact) else { return nil }
         return String(decoding: try JSONSerialization.data(withJSONObject: h, options: [.sortedKeys]), as: UTF8.self)
     }
 
@@ -137,11 +137,11 @@ import Glibc
 
         // Every member's ledger the same: east and far in time, south late, escalated.
         let same = try R.wait(90) {
-            let all = try dirs.map(self.canonical)
+            let all = try dirs.map { try self.canonical($0) }
             let h = try self.history(east)
             return all[0] != nil && Set(all).count == 1 && self.pledges(h)[ids[2]]?["answer"] as? String == "late"
         }
-        let ledgers = try dirs.map(self.canonical)
+        let ledgers = try dirs.map { try self.canonical($0) }
         #expect(same, "ledgers differ: \(ledgers)")
         let h = try self.history(far)
         let p = self.pledges(h)
@@ -151,6 +151,20 @@ import Glibc
         #expect(self.escalated(h))
         let csv = try R.run(["pact", "history", "river", "--data-dir", east, "--csv"]).1
         #expect(csv.split(separator: "\n").count == 4, "csv: \(csv)")
+    }
+
+    /// `relay demo` shows a pact: made, joined by two members, an aid request answered by both in time; the
+    /// folders it leaves hold the same ledger at every member.
+    @Test func demoShowsAPact() throws {
+        let root = R.tempDir() + "/demo"
+        let (rc, out, err) = try R.run(["demo", "--dir", root, "--timeout", "120", "--baud", "115200"])
+        #expect(rc == 0, "demo failed: \(err)")
+        #expect(out.contains("make a mutual-aid pact") && out.contains("the village's ledger"), "\(out)")
+        #expect(R.count(": in time, ", in: out) == 2, "\(out)")
+        let ledgers = try ["village", "committee", "clinic"].map { try self.canonical(root + "/" + $0, pact: "river-towns") }
+        #expect(ledgers[0] != nil && Set(ledgers).count == 1, "\(ledgers)")
+        let p = self.pledges(try self.history(root + "/clinic", pact: "river-towns"))
+        #expect(p.count == 2 && p.values.allSatisfy { $0["in_time"] as? Bool == true }, "\(p)")
     }
 
     /// Bad input to `relay pact`: one line, exit 64, nothing made.
