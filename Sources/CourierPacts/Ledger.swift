@@ -61,6 +61,9 @@ public struct PactLedger: Sendable {
     public var requests: [BundleID: PactRequest] = [:]
     /// Records left out, with why (an unproven origin, a member that is not one, a request of an unknown pact).
     public var ignored: [(id: BundleID, why: String)] = []
+    /// Those of them that a record still to come can make count (a join or pledge that came before its pact or
+    /// request): not reported as refused.
+    public var waiting: Set<BundleID> = []
     /// Records the store could not read back (a damaged database).
     public var damaged: [String] = []
 
@@ -83,7 +86,10 @@ public struct PactLedger: Sendable {
             }
         }
         for r in records.sorted(by: { (order($0), $0.id) < (order($1), $1.id) }) {
-            if let why = self.take(r) { self.ignored.append((r.id, why)) }
+            if let why = self.take(r) {
+                self.ignored.append((r.id, why))
+                if why.hasPrefix("no pact ") || why.hasPrefix("no request ") { self.waiting.insert(r.id) }
+            }
         }
     }
 

@@ -19,6 +19,17 @@ extension Runtime {
             return
         }
         let me = self.node.me.short
+        // A record the ledger leaves out for good (an origin not proven, a node that is not a member, a pledge from
+        // one that owes none): logged and in the change feed once, with why.
+        for (id, why) in ledger.ignored where !ledger.waiting.contains(id) {
+            do {
+                if try store.notePact(id.description, "left-out", detail: "pact record \(id) left out of the ledger: \(why)", bundle: id, now: Int64(now)) {
+                    self.logger.warning("pact record left out of the ledger", metadata: ["bundle.id": "\(id)", "why": "\(why)"])
+                }
+            } catch {
+                self.logger.error("pacts: cannot note the record \(id) left out", metadata: ["error": "\(error)"])
+            }
+        }
         for duty in ledger.duties(me: me, now: now) {
             let (subject, what) = duty.key
             do {

@@ -134,6 +134,8 @@ enum PactCLI {
                              "escalated": q.escalation != nil])
             }
         }
+        let leftOut = ledger.ignored.filter { !ledger.waiting.contains($0.id) }.count
+        if leftOut > 0 { lines.append("  pact records left out of the ledger: \(leftOut) (not proven, or not from a member; `relay queue tail` says why)") }
         return (lines, json)
     }
 }
@@ -400,6 +402,12 @@ extension Relay.PactCommand {
                     }
                 }
                 if requests.isEmpty { say("no aid requests under this pact yet (`relay send --kind aid --pact \(p.name) TEXT`)") }
+                // Records about this pact that do not count, and why (the JSON keeps only what counts, the same everywhere).
+                let mine = try store.pactRecords().records.filter { r in r.record.pact == p.id || r.id == p.id }
+                for r in mine {
+                    guard let why = ledger.ignored.first(where: { $0.id == r.id })?.why else { continue }
+                    say("left out: \(r.id) (\(r.record.typeName) from \(names.label(r.id.origin))): \(why)")
+                }
             }
         }
     }

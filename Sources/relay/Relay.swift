@@ -522,6 +522,8 @@ extension Relay {
                     o["gaveUp"] = ["expired": s.expiredTotal, "evicted": s.evictedTotal, "refused": s.refusedTotal, "unreadable": s.unreadableTotal]
                     o["failureNotices"] = s.failedTotal
                     o["unsignedRefused"] = s.unsignedRefused
+                    let pactLedger = try PactLedger(store: store)
+                    o["pactRecordsLeftOut"] = pactLedger.ignored.filter { !pactLedger.waiting.contains($0.id) }.count
                     o["pacts"] = PactCLI.statusLines(try PactLedger(store: store), me: id.nodeID.short, names: try NodeNames(dir: dir, store: store),
                                                      now: Date().timeIntervalSince1970).json
                     o["inbox"] = ["bytes": s.inboxBytes, "limit": s.inboxLimit, "unread": s.inboxUnread, "refusedFull": s.inboxRefused,

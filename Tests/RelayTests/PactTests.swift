@@ -1,4 +1,5 @@
 import CourierLinks
+import CourierWire
 import Foundation
 import Testing
 
@@ -165,6 +166,41 @@ import Glibc
         #expect(ledgers[0] != nil && Set(ledgers).count == 1, "\(ledgers)")
         let p = self.pledges(try self.history(root + "/clinic", pact: "river-towns"))
         #expect(p.count == 2 && p.values.allSatisfy { $0["in_time"] as? Bool == true }, "\(p)")
+    }
+
+    /// A pact record that must not count is left out of the ledger, logged, in the change feed and `relay status`:
+    /// a join signed by a node the pact does not name, and an unsigned join claiming a member (a hostile member
+    /// writes both with `courier-dev forge` on the line).
+    @Test func recordsThatDoNotCountAreLeftOutAndReported() throws {
+        let dirs = try R.federation(["home", "member", "outsider"])
+        let (home, member, outsider) = (dirs[0], dirs[1], dirs[2])
+        let cable = try VirtualCable()
+        defer { cable.stop() }
+        let relay = try R.start(["run", "--data-dir", home, "--link", "serial:\(cable.pathA):115200"], log: home + "/run.log")
+        defer { R.stop(relay) }
+        // The member's announce and a signed text make it known at home.
+        try Forger.forge(["--member", member, "--origin", member, "--sign", "origin", "--line", cable.pathB, "Hello from the member."])
+        let memberID = try R.id(member)
+        let known = try R.wait(30) { try R.inbox(home).contains { $0["from"] as? String == memberID } }
+        #expect(known, "the member's text never arrived")
+        let (rc, out, err) = try R.run(["pact", "create", "river", "--data-dir", home, "--member", memberID, "--respond-within", "1", "--pledge", "WATER"])
+        #expect(rc == 0, "\(err)")
+        let pact = try #require(BundleID(out.split(separator: "\n").last.map(String.init) ?? ""))
+        let join = try PactRecord(pact: pact, body: .join(pledge: "nothing")).encode().hex
+        try Forger.forge(["--member", outsider, "--origin", outsider, "--sign", "origin", "--line", cable.pathB, "--extension", "4:\(join)",
+                      "The outsider joins river."])
+        try Forger.forge(["--member", outsider, "--origin", memberID, "--sign", "none", "--line", cable.pathB, "--extension", "4:\(join)",
+                      "An unsigned join claiming the member."])
+        let reported = try R.wait(30) {
+            try R.run(["queue", "tail", "--data-dir", home, "--since", "0", "--no-follow"]).1.components(separatedBy: "left out of the ledger").count - 1 == 2
+        }
+        let feed = try R.run(["queue", "tail", "--data-dir", home, "--since", "0", "--no-follow"]).1
+        #expect(reported, "\(feed)")
+        #expect(feed.contains("is not a member of pact river") && feed.contains("its origin signature was not verified here"), "\(feed)")
+        #expect(R.text(home + "/run.log").contains("pact record left out of the ledger"))
+        #expect(try R.run(["status", "--data-dir", home]).1.contains("pact records left out of the ledger: 2"))
+        let members = (try self.json(["pact", "show", "river", "--data-dir", home, "--json"])?["members"] as? [[String: Any]]) ?? []
+        #expect(members.filter { $0["joined"] as? Bool == true }.count == 1, "only the creator has joined: \(members)")
     }
 
     /// Bad input to `relay pact`: one line, exit 64, nothing made.
