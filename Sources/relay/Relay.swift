@@ -455,7 +455,7 @@ extension Relay {
 
         struct Tail: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                commandName: "tail", abstract: "Follow the change feed like tail -f: enqueued, sent, acknowledged, custody, delivered, expired, evicted, refused, waiting (for keys), gave-up, failed (a failure notice), stalled.")
+                commandName: "tail", abstract: "Follow the change feed like tail -f: enqueued, sent, acknowledged, custody, delivered, expired, evicted, refused, waiting (for keys), gave-up, failed (a failure notice), stalled, pact (mutual-aid pacts: obligations, reminders, escalations, records).")
             @OptionGroup var d: DirOption
             @Option(help: "Start after this sequence number (default: the last 20 events).") var since: Int64?
             @Flag(help: "One JSON event per line.") var json = false
