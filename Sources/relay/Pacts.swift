@@ -102,8 +102,7 @@ enum PactCLI {
             return "[pact \(p.name): respond by \(PactLedger.iso(due))\(due > now ? ", in \(PactLedger.duration(due - now))" : ", PAST"); \(pledged) of \(owed.count) pledged] "
         }
         for q in ledger.requests.values {
-            if let (node, pl) = q.pledges.first(where: { $0.value.offer == m.id }), let p = ledger.pacts[q.pact] {
-                _ = node
+            if let pl = q.pledges.values.first(where: { $0.offer == m.id }), let p = ledger.pacts[q.pact] {
                 return "[pact \(p.name): pledge to \(q.id), \(pl.at <= q.deadline ? "in time" : "LATE")] "
             }
             if q.escalation?.id == m.id, let p = ledger.pacts[q.pact] { return "[pact \(p.name): ESCALATION of \(q.id)] " }
