@@ -70,14 +70,17 @@ let package = Package(
             name: "CourierSim",
             dependencies: ["CourierNode", "CourierWire", "CourierStore", "CourierLinks", .product(name: "Logging", package: "swift-log")]),
 
+        // Mutual-aid pacts (issue 17): the ledger, derived from the signed pact records in the store.
+        .target(name: "CourierPacts", dependencies: ["CourierWire", "CourierStore"]),
+
         // Layer 5: the runtime (real links, real clock) and the operator's `relay` command.
         .target(
             name: "CourierRuntime",
-            dependencies: ["CourierNode", "CourierLinks", "CourierStore", "CourierWire", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["CourierNode", "CourierLinks", "CourierStore", "CourierWire", "CourierPacts", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "relay",
             dependencies: [
-                "CourierRuntime", "CourierNode", "CourierLinks", "CourierStore", "CourierWire",
+                "CourierRuntime", "CourierNode", "CourierLinks", "CourierStore", "CourierWire", "CourierPacts",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

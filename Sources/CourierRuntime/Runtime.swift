@@ -159,6 +159,7 @@ public final class Runtime: @unchecked Sendable {
                 let polled = self.pollStore(now: now)
                 self.perform(polled, receivedOn: nil)
                 self.checkHealth(now: now)
+                self.checkPacts(now: now)
                 self.logRefusalSummaries(now: now)
                 self.writeStatus(now: now, force: changed || self.readCommands)
                 self.readCommands = false

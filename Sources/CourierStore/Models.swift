@@ -45,6 +45,9 @@ public struct StoreEvent: Sendable, Hashable, Codable {
         case stalled
         /// Storage failed (a full disk, an I/O error) or works again: `detail` says what failed and for how long.
         case storage
+        /// A mutual-aid pact matter (SPEC 6.15): an obligation arrived, a deadline nears (reminder), a request was
+        /// escalated, or a pact record could not be read (`detail` says which).
+        case pact
     }
     public let seq: Int64
     /// Unix seconds.

@@ -3,7 +3,7 @@ import GRDB
 /// Versioned schema. Never edit a shipped migration; add a new one and bump `version`.
 enum Schema {
     /// The highest schema this build knows. Stored in `PRAGMA user_version` after migrating.
-    static let version = 5
+    static let version = 6
 
     static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
@@ -141,6 +141,28 @@ enum Schema {
         m.registerMigration("v5-origin") { db in
             // Whether a delivered message's origin signature verified with its origin's known keys (SPEC 6.12).
             try db.execute(sql: "ALTER TABLE inbox ADD COLUMN proven INTEGER NOT NULL DEFAULT 0")
+        }
+        m.registerMigration("v6-pacts") { db in
+            // Mutual-aid pact records (SPEC 6.15) delivered here, the ledger's source; and the reminders, obligations
+            // and escalations this relay already acted on, so a restart does not repeat them.
+            try db.execute(sql: """
+                CREATE TABLE pact_record (
+                    origin INTEGER NOT NULL, created INTEGER NOT NULL, sequence INTEGER NOT NULL,
+                    kind INTEGER NOT NULL,
+                    record BLOB NOT NULL,                -- the pact extension's value
+                    content BLOB NOT NULL,               -- the bundle's text
+                    proven INTEGER NOT NULL,             -- its origin signature verified here
+                    received INTEGER NOT NULL,           -- unix seconds
+                    data BLOB NOT NULL,                  -- the whole signed bundle, for anyone to verify again
+                    PRIMARY KEY (origin, created, sequence)
+                ) WITHOUT ROWID;
+                CREATE TABLE pact_notice (
+                    subject TEXT NOT NULL,               -- a request's bundle id
+                    what TEXT NOT NULL,                  -- obligation, reminder, escalated
+                    at INTEGER NOT NULL,
+                    PRIMARY KEY (subject, what)
+                ) WITHOUT ROWID;
+                """)
         }
         return m
     }

@@ -628,6 +628,7 @@ public final class Store: Sendable {
             try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
             try Self.event(db, .delivered, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority,
                            detail: "\(content.count) bytes\(proven ? ", origin proven" : ", origin NOT proven")")
+            try Self.capturePactRecord(db, bundle, content: content, now: now, proven: proven)
             return true
         }
         if removedRead > 0 {

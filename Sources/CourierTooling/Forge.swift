@@ -21,6 +21,8 @@ public enum Forge {
         public var priority: PriorityClass?
         public var hopLimit: UInt8 = 8
         public var reference: BundleID?
+        /// Extensions written in the header (inside what the signature covers), in this order.
+        public var extensions: [Extension] = []
         /// Signs with this key (the claimed origin's real key proves it; any other key is a forgery); nil: unsigned.
         public var signer: NodeIdentity?
 
@@ -41,6 +43,7 @@ public enum Forge {
         let created = s.created ?? CourierTime.minutes(unixSeconds: Int64(now.timeIntervalSince1970))
         var opts = BundleOptions(kind: s.kind, lifetime: s.lifetime, sign: false, hopLimit: s.hopLimit)
         opts.reference = s.reference
+        opts.extensions = s.extensions
         // Made under a throwaway identity, then given the claimed origin (and the override, and a signature).
         var b = try CourierBundle.make(kind: s.kind, destination: s.destination, content: s.content, origin: NodeIdentity(),
                                        created: created, sequence: s.sequence, options: opts, compressor: compressor)

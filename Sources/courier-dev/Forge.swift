@@ -35,6 +35,7 @@ struct ForgeCommand: ParsableCommand {
     @Option(help: "Content size in bytes: random letters instead of the text argument.") var size: Int?
     @Option(help: "Receipt content: these bundle ids (origin.created.sequence), comma-separated.") var receiptFor: String?
     @Option(help: "Send directed bundles to this neighbour as next hop (it takes custody and acknowledges).") var nextHop: String?
+    @Option(name: .customLong("extension"), help: "An extension TYPE:HEX written in each bundle's header (repeatable), e.g. 4:0102... for a pact record (SPEC 6.15).") var extensions: [String] = []
     @Option(help: "Write the frames to this serial device or pty (otherwise print each packet in hex).") var line: String?
     @Option(help: "Pace writes to this many bytes per second (115200 baud is 11520).") var bytesPerSecond = 11_520
     @Option(help: "First packet counter (default: from the clock, a thousand a second).") var counter: UInt32?
@@ -136,6 +137,13 @@ struct ForgeCommand: ParsableCommand {
                                   sequence: firstSeq &+ UInt32(i), signer: signer)
             spec.priority = priority
             spec.lifetime = self.lifetime
+            for e in self.extensions {
+                let parts = e.split(separator: ":", maxSplits: 1).map(String.init)
+                guard parts.count == 2, let t = UInt32(parts[0]), let v = [UInt8](hex: parts[1]) else {
+                    throw ValidationError("--extension \(e): give TYPE:HEX, e.g. 4:0102")
+                }
+                spec.extensions.append(Extension(type: t, value: v))
+            }
             let b = try Forge.bundle(spec)
             records.append(Forge.record(b, nextHop: next, transfer: UInt32.random(in: 1_000_000...2_000_000_000)))
             print(b.id)

@@ -233,7 +233,8 @@ struct GenerateVectors: ParsableCommand {
             archiveHex: archive.encoded(networkKey: net).hex)]
         try self.write(archives, "archives.json")
         try LinkVectors.generate(self, packet: [UInt8](hex: packets[0].packetHex)!)
-        print("wrote \(self.out)/{keys,varints,bundles,packets,fragments,invalid,archives}.json")
+        try self.pactVectors(a: a, b: b, compressor: compressor)
+        print("wrote \(self.out)/{keys,varints,bundles,packets,fragments,invalid,archives,pacts}.json")
     }
 
     func write<T: Encodable>(_ value: T, _ name: String) throws {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CourierLinks
 import CourierNode
+import CourierPacts
 import CourierRuntime
 import CourierStore
 import CourierWire
@@ -15,7 +16,8 @@ extension Relay {
                 Five relays in one process, each with its own data directory and database, joined by pairs of \
                 pseudo-terminals (the same framed serial link a cable or a pair of UART radio modems uses). A \
                 mutual-aid alert spreads to every relay, a grievance goes hop by hop to the water committee and its \
-                receipt comes back, then the village relay's queue feed is shown. Exit code 0 when every step worked.
+                receipt comes back, three relays make a mutual-aid pact and answer an aid request under it, then the village \
+                relay's queue feed is shown. Exit code 0 when every step worked.
                 """)
         @Option(help: "Where to keep the relays' data directories (default: a new folder under /tmp).") var dir: String?
         @Option(help: "Line speed of the virtual cables in bit/s (1200 feels like packet radio).") var baud: Int = 9600
@@ -176,9 +178,13 @@ struct DemoScript {
         guard receipted else { throw RelayError.unavailable("no receipt came back to the village within \(Int(self.timeout)) s") }
         say("\(stamp()) receipt back at Sargalu village: the committee has it")
 
-        // 4. The queue feed, as `relay queue tail` shows it.
+        // 4. A mutual-aid pact: village, committee and clinic bind themselves to answer within the hour.
         say()
-        say("3. The village relay's change feed (`relay queue tail --data-dir \(root)/village`):")
+        try await self.pact(dirs: dirs, stores: stores, runtimes: runtimes, ids: ids, stamp: stamp)
+
+        // 5. The queue feed, as `relay queue tail` shows it.
+        say()
+        say("4. The village relay's change feed (`relay queue tail --data-dir \(root)/village`):")
         for e in try stores[0].events(after: 0, limit: 1_000).suffix(12) {
             say("   " + TailFormat.line(e))
         }
@@ -187,10 +193,65 @@ struct DemoScript {
         say("  relay peers --data-dir \(root)/ridge")
         say("  relay inbox --data-dir \(root)/committee")
         say("  relay queue tail --data-dir \(root)/village --since 0 --no-follow")
+        say("  relay pact history river-towns --data-dir \(root)/clinic")
         for r in runtimes { r.stop() }
         for t in tasks { await t.value }
         // Stopped: `relay status` on these folders must say so.
         for d in dirs { try? FileManager.default.removeItem(atPath: d.statusFile) }
+    }
+
+    /// A pact among the village (0), the committee (2) and the clinic (3), made, joined, used and tallied as the
+    /// `relay pact` commands do it.
+    func pact(dirs: [DataDir], stores: [Store], runtimes: [Runtime], ids: [NodeIdentity], stamp: () -> String) async throws {
+        say("3. Sargalu village, Halabja water committee and upper valley clinic make a mutual-aid pact, \"river-towns\":")
+        say("   each answers the others' aid requests within an hour, and everyone can see whether they did.")
+        let create = try PactRecord(pact: nil, body: .create(name: "river-towns", respondWithin: 3_600,
+                                                           members: [ids[2].nodeID.short, ids[3].nodeID.short], pledge: "WATER: 500 l a day"))
+        let pact = try PactCLI.submit(dirs[0], stores[0], kind: .text, text: "Pact river-towns made by Sargalu village; Sargalu village pledges: WATER: 500 l a day",
+                                      record: create, lifetimeMinutes: PactCLI.recordLifetime)
+        runtimes[0].poll()
+        say("   relay pact create river-towns --member \(ids[2].nodeID.short) \(ids[3].nodeID.short) --respond-within 1 --pledge \"WATER: 500 l a day\"")
+        for (i, pledge) in [(2, "PUMP PARTS: a mechanic within a day"), (3, "MEDICINE: oral rehydration salts")] {
+            guard try await self.wait({ try PactLedger(store: stores[i]).pacts[pact] != nil }) else {
+                throw RelayError.unavailable("the pact did not reach \(Self.places[i].name) within \(Int(self.timeout)) s")
+            }
+            _ = try PactCLI.submit(dirs[i], stores[i], kind: .text, text: "\(Self.places[i].name) joins pact river-towns and pledges: \(pledge)",
+                                   record: try PactRecord(pact: pact, body: .join(pledge: pledge)), lifetimeMinutes: PactCLI.recordLifetime)
+            runtimes[i].poll()
+            say("\(stamp()) \(Self.places[i].name) joins: relay pact join river-towns --pledge \"\(pledge)\"")
+        }
+        guard try await self.wait({ try PactLedger(store: stores[0]).pacts[pact]?.bound.count == 3 }) else {
+            throw RelayError.unavailable("the joins did not reach the village within \(Int(self.timeout)) s")
+        }
+        let askText = "The pump at the upper well is broken: 200 litres of water for the hill families tonight."
+        let deadline = UInt64(Date().timeIntervalSince1970) + 3_600
+        let request = try PactCLI.submit(dirs[0], stores[0], kind: .aidRequest, text: askText,
+                                         record: try PactRecord(pact: pact, body: .request(deadline: deadline)), respondBy: 60)
+        runtimes[0].poll()
+        say("\(stamp()) the village asks: relay send --kind aid --pact river-towns \"\(askText)\"")
+        for (i, offer) in [(2, "A mechanic and a spare impeller by 18:00."), (3, "Two tanks of 100 l from the clinic's cistern.")] {
+            guard try await self.wait({ try PactLedger(store: stores[i]).requests[request] != nil }) else {
+                throw RelayError.unavailable("the request did not reach \(Self.places[i].name) within \(Int(self.timeout)) s")
+            }
+            _ = try PactCLI.pledge(dirs[i], stores[i], request: request, text: offer)
+            runtimes[i].poll()
+            say("\(stamp()) \(Self.places[i].name) pledges: relay pact answer \(request) \"\(offer)\"")
+        }
+        // Every member holds the request and both pledges: the same ledger everywhere.
+        let tallied = try await self.wait {
+            try [0, 2, 3].allSatisfy { i in
+                let l = try PactLedger(store: stores[i])
+                return l.requests[request].map { q in l.owed(q).allSatisfy { q.pledges[$0] != nil } } ?? false
+            }
+        }
+        guard tallied else { throw RelayError.unavailable("the pledges did not reach every member within \(Int(self.timeout)) s") }
+        let ledger = try PactLedger(store: stores[0])
+        let q = ledger.requests[request]!
+        say("   the village's ledger (`relay pact history river-towns`), the same on every member:")
+        for m in ledger.owed(q) {
+            let i = ids.firstIndex { $0.nodeID.short == m }.map { Self.places[$0].name } ?? m.description
+            say("     \(i): \(q.answer(m, now: Date().timeIntervalSince1970).rawValue), \(q.pledges[m]?.text ?? "-")")
+        }
     }
 
     /// Stores a local submission the way `relay send` does, then wakes the runtime to send it at once.

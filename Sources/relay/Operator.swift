@@ -1,5 +1,6 @@
 import ArgumentParser
 import CourierNode
+import CourierPacts
 import CourierStore
 import CourierWire
 import Foundation
@@ -342,13 +343,15 @@ extension Relay {
                     let msgs = try store.messages(unreadOnly: self.unread)
                     let time = TimeFormat(local: self.localTime)
                     let now = Date().timeIntervalSince1970
+                    let ledger = try PactLedger(store: store)
                     for m in msgs {
                         if self.json {
                             try printJSON(InboxFormat.json(m, names: names))
                         } else {
                             let when = self.localTime ? time.string(Double(m.received)) : relative(now - Double(m.received))
                             let offers = msgs.filter { $0.kind == .aidOffer && $0.reference == m.id.description }.count
-                            let note = InboxFormat.note(m, offers: offers, time: time, now: now)
+                            let pactNote = PactCLI.inboxNote(m, ledger, now: now)
+                            let note = pactNote.isEmpty ? InboxFormat.note(m, offers: offers, time: time, now: now) : pactNote
                             let (text, cut) = InboxFormat.firstLine(ReceiptText.text(m), limit: 100)
                             say("\(m.read ? " " : "*") \(m.kind.description.padding(toLength: 9, withPad: " ", startingAt: 0)) from \(names.label(m.id.origin))  \(when + String(repeating: " ", count: max(0, 8 - when.count)))  \(m.encrypted ? "[e2e] " : "")\(m.proven ? "" : "[origin not proven] ")\(note)\(text)\(cut ? "… [whole: relay inbox show \(m.id)]" : "")")
                             if m.kind == .aidRequest { say("            \(InboxFormat.offerHint(m))") }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CourierLinks
 import CourierNode
+import CourierPacts
 import CourierRuntime
 import CourierStore
 import CourierWire
@@ -34,7 +35,7 @@ struct Relay: AsyncParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [Init.self, Invite.self, Id.self, Run.self, Send.self, Inbox.self, Outbox.self, Queue.self, Status.self,
-                      Quiet.self, Ports.self, Peers.self, Rekey.self, Export.self, Import.self, Demo.self])
+                      Quiet.self, Ports.self, Peers.self, Rekey.self, Export.self, Import.self, PactCommand.self, Demo.self])
 
     static func runCommand() async {
         do {
@@ -281,6 +282,7 @@ extension Relay {
         @Option(help: "Lifetime in hours, more than 0 and at most 8760 (one year); default per kind.") var lifetime: Double?
         @Option(help: "For aid requests only: answer within this many hours (within the lifetime).") var respondBy: Double?
         @Option(help: "For offers: the id of the aid request it answers (a request this relay has).") var reference: String?
+        @Option(help: "For aid requests: ask the members of this pact (name or id), with its response time (`relay pact list`).") var pact: String?
         @Flag(help: "Do not encrypt end to end (by default a message to a node whose keys are known is readable only by it).") var noEncrypt = false
         @Flag(help: "Origin-sign it even when end-to-end encrypted (64 bytes more; for a recipient, or a relay on the way, that runs a Courier from before issue 16 with trust = peers).") var sign = false
         @Argument(help: "The message (or - to read standard input; one trailing newline is dropped).") var text: String?
@@ -305,6 +307,15 @@ extension Relay {
                 let kinds: [String: Kind] = ["alert": .alert, "aid": .aidRequest, "offer": .aidOffer, "grievance": .grievance, "minutes": .minutes, "text": .text]
                 guard let kind = kinds[self.kind] else { throw RelayError.usage("unknown kind '\(self.kind)': use one of alert, aid, offer, grievance, minutes, text") }
                 let dests = [self.to != nil, self.group != nil, self.everyone].filter { $0 }.count
+                if let pact = self.pact {
+                    // An aid request under a pact goes to everyone with the pact's response time (SPEC 6.15).
+                    guard kind == .aidRequest else { throw RelayError.usage("--pact is for aid requests (--kind aid); pledge to one with `relay pact answer ID TEXT`") }
+                    guard self.to == nil && self.group == nil else {
+                        throw RelayError.usage("an aid request under a pact goes to everyone, so that every member's ledger has it: leave out --to and --group")
+                    }
+                    guard self.respondBy == nil else { throw RelayError.usage("--respond-by comes from the pact (its response time): leave it out") }
+                    return try self.sendUnderPact(pact, dir: dir)
+                }
                 guard dests == 1 else { throw RelayError.usage("say where it goes: exactly one of --to NODE, --group NAME, --everyone") }
                 if kind == .alert && self.to != nil {
                     throw RelayError.usage("an alert goes to everyone or a group, which pass it on at once; use --everyone or --group NAME (or another kind for one node)")
@@ -338,29 +349,23 @@ extension Relay {
                             : "\(id) is a \(request!), not an aid request: an offer answers an aid request")
                     }
                     opts.reference = id
+                    // An offer to a request under a pact is a pledge: it goes to everyone, for every member's ledger.
+                    let ledger = try PactLedger(store: store)
+                    if let q = ledger.requests[id], ledger.owed(q).contains(try dir.identity().0.nodeID.short) {
+                        if self.to.map({ (try? NodeNames(dir: dir, store: store).resolve($0, unknownOK: true)) != id.origin }) == true || self.group != nil {
+                            throw RelayError.usage("\(id) is an aid request under a pact: the offer answers its requester (\(id.origin)); give --to \(id.origin)")
+                        }
+                        let text = try self.messageText()
+                        FileHandle.standardError.write(Data("relay: note: \(id) is an aid request under a pact: this offer is a pledge, sent to everyone so every member's ledger records it\n".utf8))
+                        print(try PactCLI.pledge(dir, store, request: id, text: String(decoding: text, as: UTF8.self)))
+                        return
+                    }
                 }
                 let dest: Destination
                 if let t = self.to {
                     dest = .node(try NodeNames(dir: dir, store: store).resolve(t, unknownOK: self.unknownOk))
                 } else if let g = self.group { dest = .group(GroupID(name: g)) } else { dest = .everyone }
-                var content: [UInt8]
-                if let f = self.file {
-                    guard let data = FileManager.default.contents(atPath: f) else { throw RelayError.noInput("cannot read \(f)") }
-                    content = [UInt8](data)
-                } else if self.text == nil || self.text == "-" {
-                    content = [UInt8](FileHandle.standardInput.readDataToEndOfFile())
-                } else {
-                    content = Array(self.text!.utf8)
-                }
-                // A file or standard input ends in the newline editors and `echo` add: it is not part of the message.
-                if (self.file != nil || self.text == nil || self.text == "-"), content.last == 0x0A {
-                    content.removeLast()
-                    if content.last == 0x0D { content.removeLast() }
-                }
-                guard !content.isEmpty else { throw RelayError.usage("the message is empty") }
-                guard content.count <= CourierBundle.maxContentSize else {
-                    throw RelayError.usage("the message is \(content.count) bytes; the limit is \(CourierBundle.maxContentSize): split it")
-                }
+                let content = try self.messageText()
                 if case .node(let to) = dest, !self.noEncrypt, !(try dir.network().1) {
                     if let keys = try recipientKeys(to, store: store) {
                         opts.encryptTo = keys
@@ -372,6 +377,49 @@ extension Relay {
                 let (id, _) = try node.submit(kind: kind, destination: dest, content: content, options: opts, now: Date().timeIntervalSince1970)
                 print(id)
             }
+        }
+
+        /// The message: TEXT, a file, or standard input (one trailing newline dropped from the last two).
+        func messageText() throws -> [UInt8] {
+            var content: [UInt8]
+            if let f = self.file {
+                guard let data = FileManager.default.contents(atPath: f) else { throw RelayError.noInput("cannot read \(f)") }
+                content = [UInt8](data)
+            } else if self.text == nil || self.text == "-" {
+                content = [UInt8](FileHandle.standardInput.readDataToEndOfFile())
+            } else {
+                content = Array(self.text!.utf8)
+            }
+            // A file or standard input ends in the newline editors and `echo` add: it is not part of the message.
+            if (self.file != nil || self.text == nil || self.text == "-"), content.last == 0x0A {
+                content.removeLast()
+                if content.last == 0x0D { content.removeLast() }
+            }
+            guard !content.isEmpty else { throw RelayError.usage("the message is empty") }
+            guard content.count <= CourierBundle.maxContentSize else {
+                throw RelayError.usage("the message is \(content.count) bytes; the limit is \(CourierBundle.maxContentSize): split it")
+            }
+            return content
+        }
+
+        /// `send --kind aid --pact NAME`: to everyone, with the pact's response time (a deadline to the second in the
+        /// pact record, whole minutes in the respond-by field older relays read), signed.
+        func sendUnderPact(_ name: String, dir: DataDir) throws {
+            let store = try dir.store()
+            let ledger = try PactLedger(store: store)
+            let p = try PactCLI.pact(name, ledger)
+            let me = try dir.identity().0.nodeID.short
+            guard p.bound.contains(me) else {
+                throw RelayError.usage("you (\(me)) are not bound by pact \(p.name) (not a member, not joined yet, or withdrawn): `relay pact join \(p.name) --pledge TEXT` first")
+            }
+            let content = try self.messageText()
+            let now = Date().timeIntervalSince1970
+            let respondBy = UInt32(max(1, (Double(p.respondWithin) / 60).rounded(.up)))
+            var lifetime = max(Kind.aidRequest.defaultLifetime, respondBy + 1_440)
+            if let h = self.lifetime { lifetime = max(try Self.minutes(h, "--lifetime", max: Self.maxLifetimeHours, why: "one year"), respondBy) }
+            let record = try PactRecord(pact: p.id, body: .request(deadline: UInt64(now) + UInt64(p.respondWithin)))
+            print(try PactCLI.submit(dir, store, kind: .aidRequest, text: String(decoding: content, as: UTF8.self), record: record,
+                                     lifetimeMinutes: lifetime, respondBy: respondBy))
         }
     }
 
@@ -409,7 +457,7 @@ extension Relay {
 
         struct Tail: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                commandName: "tail", abstract: "Follow the change feed like tail -f: enqueued, sent, acknowledged, custody, delivered, expired, evicted, refused, waiting (for keys), gave-up, failed (a failure notice), stalled, storage (storage failed or works again).")
+                commandName: "tail", abstract: "Follow the change feed like tail -f: enqueued, sent, acknowledged, custody, delivered, expired, evicted, refused, waiting (for keys), gave-up, failed (a failure notice), stalled, storage (storage failed or works again), pact (mutual-aid pacts: obligations, reminders, escalations, records).")
             @OptionGroup var d: DirOption
             @Option(help: "Start after this sequence number (default: the last 20 events).") var since: Int64?
             @Flag(help: "One JSON event per line.") var json = false
@@ -478,6 +526,10 @@ extension Relay {
                     o["gaveUp"] = ["expired": s.expiredTotal, "evicted": s.evictedTotal, "refused": s.refusedTotal, "unreadable": s.unreadableTotal]
                     o["failureNotices"] = s.failedTotal
                     o["unsignedRefused"] = s.unsignedRefused
+                    let pactLedger = try PactLedger(store: store)
+                    o["pactRecordsLeftOut"] = pactLedger.ignored.filter { !pactLedger.waiting.contains($0.id) }.count
+                    o["pacts"] = PactCLI.statusLines(try PactLedger(store: store), me: id.nodeID.short, names: try NodeNames(dir: dir, store: store),
+                                                     now: Date().timeIntervalSince1970).json
                     o["inbox"] = ["bytes": s.inboxBytes, "limit": s.inboxLimit, "unread": s.inboxUnread, "refusedFull": s.inboxRefused,
                                   "readRemoved": s.inboxRemoved]
                     try printJSON(o)
@@ -533,6 +585,8 @@ extension Relay {
                     }
                 }
                 say("  given up: \(s.expiredTotal) expired, \(s.evictedTotal) evicted, \(s.refusedTotal) refused (\(s.unsignedRefused) unsigned), \(s.unreadableTotal) unreadable; failure notices about ours: \(s.failedTotal) (`relay queue tail` says why)")
+                let pacts = PactCLI.statusLines(try PactLedger(store: store), me: id.nodeID.short, names: try NodeNames(dir: dir, store: store), now: Date().timeIntervalSince1970)
+                for l in pacts.lines { say(l) }
                 let inboxFull = s.inboxBytes * 10 >= s.inboxLimit * 9
                 say("  inbox: \(s.inboxUnread) unread, \(bytes(s.inboxBytes)) of \(bytes(s.inboxLimit)) (inbox-mb)\(inboxFull ? " - FULL: new messages are refused; read them (`relay inbox --mark-read`) or raise inbox-mb" : ""); refused for a full inbox: \(s.inboxRefused), read messages removed to make room: \(s.inboxRemoved)")
                 if !running { throw ExitCodeError(code: 3) }

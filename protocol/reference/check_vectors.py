@@ -1018,6 +1018,44 @@ def check_codes():
         check(f"{v['kind']} code refused: {v['why']}", refused)
 
 
+# ---------------------------------------------------------------------------------------------
+# pacts.json (section 6.15)
+
+def check_pacts():
+    f = load("pacts.json")
+    for v in f["records"]:
+        p = f"pact record '{v['name']}'"
+        want = {k: x for k, x in v.items() if k not in ("name", "recordHex")}
+        check(f"{p}: decodes to its fields", lambda: expect_equal(cw.decode_pact_record(bytes.fromhex(v["recordHex"])), want))
+        check(f"{p}: encodes to recordHex", lambda: expect_equal(cw.encode_pact_record(want).hex(), v["recordHex"]))
+    for v in f["invalid"]:
+        def refused():
+            try:
+                cw.decode_pact_record(bytes.fromhex(v["hex"]))
+            except cw.WireError as e:
+                return str(e)
+            raise AssertionError("decoded")
+
+        check(f"pact record refused: {v['name']} ({v['error']})", refused)
+    for v in f["bundles"]:
+        p = f"pact bundle '{v['name'][:40]}...'"
+        b = cw.decode_bundle(bytes.fromhex(v["bundleHex"]))
+
+        def carried():
+            exts = [value for t, value in (b.extensions or []) if t == cw.PACT_EXTENSION_TYPE]
+            expect_equal(len(exts), 1)
+            rec = cw.decode_pact_record(exts[0])
+            expect_equal(rec["type"], "pledge")
+            expect_equal(rec["request"], b.reference.text())
+            expect_equal(cw.verify_bundle(b, [cw.Identity(bytes(range(0x00, 0x20)), bytes(range(0x20, 0x40))).public(),
+                                              NODE_B.public()]), NODE_B.public())
+            expect_equal(cw.read_content(b).decode("utf-8"), v["contentUtf8"])
+            return "a signed offer to everyone, its reference the request the record names"
+
+        check(f"{p}: carries one pact record that decodes, signed by its origin", carried)
+        check(f"{p}: re-encodes unchanged (an older node forwards it as it is)", lambda: expect_equal(b.encode().hex(), v["bundleHex"]))
+
+
 def main() -> int:
     print(f"Courier vectors in {VECTORS}; zstd CLI {ZSTD_VERSION}")
     if ZSTD_VERSION == "1.5.4":
@@ -1025,7 +1063,7 @@ def main() -> int:
               "sized to it; magic stripped); they are compared byte for byte")
     for section in (check_keys, check_varints, check_bundles, check_packets, check_fragments, check_invalid,
                     check_spec_examples, check_clarifications, check_archives, check_announces, check_framing,
-                    check_kiss, check_codes):
+                    check_kiss, check_codes, check_pacts):
         try:
             section()
         except Exception as e:  # noqa: BLE001  (a crash in a section is a failure, not an abort)

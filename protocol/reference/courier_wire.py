@@ -349,6 +349,113 @@ def decode_failure_content(content: bytes) -> list[tuple[int, "BundleId"]]:
     return out
 
 
+PACT_EXTENSION_TYPE = 4
+PACT_TYPES = {1: "create", 2: "join", 3: "amend", 4: "withdraw", 5: "request", 6: "pledge", 7: "escalation", 8: "delivered"}
+PACT_MAX_NAME, PACT_MAX_MEMBERS, PACT_MAX_PLEDGE = 32, 32, 200
+
+
+def encode_pact_record(rec: dict) -> bytes:
+    """6.15: a pact record (the value of extension type 4) from a dict with `type` and its fields, as decode_pact_record
+    returns: `pact` (text id, absent for create), `pactName`, `respondWithin`, `members` (8-hex-digit short ids),
+    `pledge`, `deadline`, `request` (text id), `at`, `unmet`, `member`."""
+    code = {v: k for k, v in PACT_TYPES.items()}[rec["type"]]
+    out = bytes([1, code])
+    if code != 1:
+        out += BundleId.parse(rec["pact"]).wire()
+
+    def text(s: str) -> bytes:
+        b = s.encode("utf-8")
+        return bytes([len(b)]) + b
+
+    def members(m: list) -> bytes:
+        return bytes([len(m)]) + b"".join(u(int(x, 16), 4) for x in m)
+
+    if code == 1:
+        out += text(rec["pactName"]) + encode_varint(rec["respondWithin"]) + members(rec["members"]) + text(rec["pledge"])
+    elif code == 2:
+        out += text(rec["pledge"])
+    elif code == 3:
+        w, pl = rec.get("respondWithin"), rec.get("pledge")
+        out += bytes([(1 if w is not None else 0) | (2 if pl is not None else 0)])
+        out += (encode_varint(w) if w is not None else b"") + (text(pl) if pl is not None else b"")
+    elif code == 5:
+        out += encode_varint(rec["deadline"])
+    elif code == 6:
+        out += BundleId.parse(rec["request"]).wire() + encode_varint(rec["at"])
+    elif code == 7:
+        out += BundleId.parse(rec["request"]).wire() + members(rec["unmet"])
+    elif code == 8:
+        out += BundleId.parse(rec["request"]).wire() + u(int(rec["member"], 16), 4) + encode_varint(rec["at"])
+    return out
+
+
+def decode_pact_record(value: bytes) -> dict:
+    """6.15: total; raises WireError for anything the section does not allow (another version or type, a field out
+    of range, text that is not UTF-8, bytes left over)."""
+    r = Reader(value)
+    version = r.uint(1, "pact version")
+    if version != 1:
+        raise WireError("unsupportedVersion", f"pact record version {version}")
+    code = r.uint(1, "pact type")
+    if code not in PACT_TYPES:
+        raise WireError("unsupportedFeature", f"pact record type {code}")
+    rec: dict = {"type": PACT_TYPES[code]}
+    if code != 1:
+        rec["pact"] = BundleId.read(r).text()
+
+    def text(what: str, lo: int, hi: int) -> str:
+        n = r.uint(1, what)
+        if not lo <= n <= hi:
+            raise WireError("invalidValue", f"{what}: {n} bytes, allowed {lo}-{hi}")
+        try:
+            return r.take(n, what).decode("utf-8")
+        except UnicodeDecodeError:
+            raise WireError("invalidValue", f"{what}: not UTF-8")
+
+    def members(what: str, lo: int) -> list:
+        n = r.uint(1, what)
+        if not lo <= n <= PACT_MAX_MEMBERS:
+            raise WireError("invalidValue", f"{what}: {n} members, allowed {lo}-{PACT_MAX_MEMBERS}")
+        return [f"{r.uint(4, what):08x}" for _ in range(n)]
+
+    def within() -> int:
+        w = r.varint("pact respond-within")
+        if w < 1:
+            raise WireError("invalidValue", "pact respond-within: at least 1 second")
+        return w
+
+    if code == 1:
+        rec["pactName"] = text("pact name", 1, PACT_MAX_NAME)
+        rec["respondWithin"] = within()
+        rec["members"] = members("pact members", 1)
+        rec["pledge"] = text("pact pledge", 0, PACT_MAX_PLEDGE)
+    elif code == 2:
+        rec["pledge"] = text("pact pledge", 0, PACT_MAX_PLEDGE)
+    elif code == 3:
+        flags = r.uint(1, "pact amend flags")
+        if flags & ~3:
+            raise WireError("unsupportedFeature", f"pact amend flags {flags:#x}")
+        if flags & 1:
+            rec["respondWithin"] = within()
+        if flags & 2:
+            rec["pledge"] = text("pact pledge", 0, PACT_MAX_PLEDGE)
+    elif code == 5:
+        rec["deadline"], r.pos = decode_varint(r.data, r.pos, "pact deadline", max_bits=64)
+    elif code == 6:
+        rec["request"] = BundleId.read(r).text()
+        rec["at"], r.pos = decode_varint(r.data, r.pos, "pact at", max_bits=64)
+    elif code == 7:
+        rec["request"] = BundleId.read(r).text()
+        rec["unmet"] = members("pact unmet", 0)
+    elif code == 8:
+        rec["request"] = BundleId.read(r).text()
+        rec["member"] = f"{r.uint(4, 'pact member'):08x}"
+        rec["at"], r.pos = decode_varint(r.data, r.pos, "pact at", max_bits=64)
+    if r.remaining():
+        raise WireError("trailingBytes", f"pact record: {r.remaining()} bytes left over")
+    return rec
+
+
 def decode_receipt_content(content: bytes) -> list[BundleId]:
     """6.8: receipt content is wire-form bundle ids, concatenated; must parse as whole entries.
     An empty receipt decodes to no ids (engines ignore it)."""
