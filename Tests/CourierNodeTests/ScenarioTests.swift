@@ -158,6 +158,12 @@ import Testing
         #expect(!e.description.contains("\n"), "one line")
     }
 
+    @Test func theREADMEsExampleErrorIsWhatAUserSees() throws {
+        let text = Self.good.replacingOccurrences(of: #""from": "b""#, with: #""from": "zed""#)
+        let e = try #require(self.error(text))
+        #expect(e.description == #"traffic[1].from names "zed", which is not in nodes: add it to nodes or correct the id"#)
+    }
+
     @Test func aMissingFileIsNamed() throws {
         #expect(throws: ScenarioError.self) { try Scenario.load(contentsOf: URL(fileURLWithPath: "/nonexistent/x.json")) }
         do {
