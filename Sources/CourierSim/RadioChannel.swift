@@ -79,7 +79,15 @@ public struct RadioChannel: Sendable {
         /// sense with channel activity detection (preamble) or an ongoing receive; if busy, draw a new delay.
         /// Slot = 8.5 symbols + 7.6 ms (CAD time, propagation, Tx/Rx turnaround, MAC processing).
         case meshtastic
+        /// A KISS TNC on AFSK (the KISS protocol, Chepponis & Karn 1987, as Direwolf implements it): wait while
+        /// carrier detect is on; when the channel is clear, transmit with probability (PERSIST + 1) / 256, else
+        /// wait SLOTTIME and try again. Defaults PERSIST 63 (p = 0.25) and SLOTTIME 10 ms units = 100 ms.
+        case kiss
     }
+
+    /// KISS defaults: PERSIST 63, SLOTTIME 100 ms.
+    public static let kissPersist: UInt64 = 63
+    public static let kissSlotTime = 0.100
 
     /// Propagation and receiver figures.
     public struct RadioPhysics: Sendable, Hashable {
@@ -195,13 +203,17 @@ public struct RadioChannel: Sendable {
         public var dutyCycleWindow: Double = 3_600
         public var seed: UInt64
 
-        public init(radio: Radio, carrierSense: CarrierSense = .rnode, dutyCycle: Double? = nil, seed: UInt64) {
+        /// `carrierSense` nil: as the usual modem for the radio does it (LoRa: RNode; AFSK: a KISS TNC).
+        public init(radio: Radio, carrierSense: CarrierSense? = nil, dutyCycle: Double? = nil, seed: UInt64) {
             self.radio = radio
             switch radio {
             case .lora(let p): self.physics = .lora(p)
             case .afsk1200: self.physics = .afsk1200
             }
-            self.carrierSense = carrierSense
+            switch radio {
+            case .lora: self.carrierSense = carrierSense ?? .rnode
+            case .afsk1200: self.carrierSense = carrierSense ?? .kiss
+            }
             self.dutyCycle = dutyCycle
             self.seed = seed
         }
@@ -496,6 +508,13 @@ public struct RadioChannel: Sendable {
             }
             self.rnodeWait[node] = w
             return .wait(until: ready, reason: .backoff)
+        case .kiss:
+            if let until = self.busyUntil(at: node, time: time) {
+                self.statistics.deferralsBusy += 1
+                return .wait(until: until, reason: .busy)
+            }
+            if self.rng.next() % 256 <= Self.kissPersist { return .transmit }
+            return .wait(until: time + Self.kissSlotTime, reason: .backoff)
         case .meshtastic:
             if let due = self.meshtasticDue[node] {
                 if time < due { return .wait(until: due, reason: .backoff) }

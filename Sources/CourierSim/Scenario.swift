@@ -14,7 +14,7 @@ public struct Scenario: Sendable, Hashable {
         public var kind: Kind
         /// Fraction of each hour a relay may transmit (nil: no limit).
         public var dutyCycle: Double?
-        /// Listen-before-talk (default: as RNode firmware does it).
+        /// Listen-before-talk (default: LoRa as RNode firmware does it, AFSK as a KISS TNC does it).
         public var carrierSense: RadioChannel.CarrierSense
 
         public var channelRadio: RadioChannel.Radio {
@@ -371,9 +371,11 @@ extension Scenario.RadioSpec: Decodable {
         self.dutyCycle = try c.decodeIfPresent(Double.self, forKey: .dutyCycle)
         if let cs = try c.decodeIfPresent(String.self, forKey: .carrierSense) {
             guard let v = RadioChannel.CarrierSense(rawValue: cs) else {
-                throw invalid(decoder, "carrier_sense", "is \"\(cs)\"", "use \"rnode\", \"meshtastic\" or \"none\"")
+                throw invalid(decoder, "carrier_sense", "is \"\(cs)\"", "use \"rnode\", \"meshtastic\", \"kiss\" or \"none\"")
             }
             self.carrierSense = v
+        } else if case .afsk1200 = self.kind {
+            self.carrierSense = .kiss
         } else {
             self.carrierSense = .rnode
         }

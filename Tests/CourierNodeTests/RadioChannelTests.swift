@@ -174,6 +174,24 @@ import Testing
         #expect(ch.statistics.deferralsBusy >= 1)
     }
 
+    @Test func anAFSKTNCWaitsForTheCarrierToDropThenSendsWithPersistenceOneInFour() throws {
+        var ch = try self.channel([(0, 0), (1_000, 0), (2_000, 0)], radio: .afsk1200, sense: .kiss, seed: 3)
+        let a = try ch.startTransmission(from: 0, bytes: 100, at: 0)
+        #expect(try ch.requestToSend(node: 1, bytes: 50, at: 0.5) == .wait(until: a.end, reason: .busy))
+        // On a clear channel: send with p = (63 + 1) / 256, otherwise wait one 100 ms slot.
+        var t = a.end, immediate = 0
+        for _ in 0..<400 {
+            let access = try ch.requestToSend(node: 2, bytes: 50, at: t)
+            if access == .transmit {
+                immediate += 1
+            } else {
+                #expect(access == .wait(until: t + 0.1, reason: .backoff))
+            }
+            t += 1
+        }
+        #expect(immediate > 70 && immediate < 130, "about a quarter of 400: \(immediate)")
+    }
+
     @Test func dutyCycleCapsEachNodesAirtimePerHour() throws {
         // 0.1% of an hour = 3.6 s: three packets of about 1 s, not four.
         var ch = try self.channel([(0, 0), (1_000, 0)], dutyCycle: 0.001)

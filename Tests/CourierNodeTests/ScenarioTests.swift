@@ -113,7 +113,7 @@ import Testing
         #expect(s.events.count == 7 && s.events.last == .courier(at: 90, path: ["a", "b"], dwell: 30))
         let afsk = try Scenario.decode(Data(Self.good.replacingOccurrences(
             of: #"{"kind": "lora", "sf": 9, "bw": 125000, "cr": 5, "duty_cycle": 0.1}"#, with: #"{"kind": "afsk1200"}"#).utf8))
-        #expect(afsk.radio.kind == .afsk1200 && afsk.radio.dutyCycle == nil)
+        #expect(afsk.radio.kind == .afsk1200 && afsk.radio.dutyCycle == nil && afsk.radio.carrierSense == .kiss)
     }
 
     struct Bad: Sendable, CustomTestStringConvertible {
