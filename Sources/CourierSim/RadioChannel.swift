@@ -70,14 +70,17 @@ public struct RadioChannel: Sendable {
         /// sense with the modem's carrier detect (DCD: a LoRa preamble/header being received); the medium must
         /// stay free for DIFS = 2 slots, then for a contention window of `random(cw_min, cw_max)` slots; if the
         /// medium becomes busy meanwhile the wait starts over when it is free. Slot = 12 LoRa symbols, clamped to
-        /// 24…100 ms. Window band 1 is 0…14 slots while the node's own airtime is ≤ 7%; bands 2…4 (15 slots each)
-        /// as its airtime rises towards 85%.
+        /// 24…100 ms. Window band 1 is 0…13 slots while the node's own airtime is ≤ 7%; bands 2…4 (15 slots each)
+        /// as its airtime rises towards 85% (RNode measures its own recent airtime; we take its share of the
+        /// duty-cycle window).
         case rnode
         /// Meshtastic firmware (meshtastic/firmware, src/mesh/RadioInterface.{h,cpp} `getTxDelayMsec`,
         /// `computeSlotTimeMsec`; RadioLibInterface `canSendImmediately`/`isChannelActive`): before sending wait
-        /// `random(0, 2^CW)` slots, CW mapped linearly from channel utilisation 0…100% to CWmin 2…CWmax 7; then
+        /// `random(0, 2^CW)` slots, CW mapped linearly from channel utilisation 0…100% to CWmin 3…CWmax 8; then
         /// sense with channel activity detection (preamble) or an ongoing receive; if busy, draw a new delay.
-        /// Slot = 8.5 symbols + 7.6 ms (CAD time, propagation, Tx/Rx turnaround, MAC processing).
+        /// Slot = CAD time (max(2.25, 2 + 0.5) = 2.5 symbols) + 0.2 + 0.4 + 7 ms (propagation over 30 km, Tx/Rx
+        /// turnaround, MAC processing), truncated to whole milliseconds. (Releases before CAD used 8.5 symbols and
+        /// CW 2…7.)
         case meshtastic
         /// A KISS TNC on AFSK (the KISS protocol, Chepponis & Karn 1987, as Direwolf implements it): wait while
         /// carrier detect is on; when the channel is clear, transmit with probability (PERSIST + 1) / 256, else
@@ -525,9 +528,9 @@ public struct RadioChannel: Sendable {
                 self.statistics.deferralsBusy += 1
             }
             let busyNow = self.busyUntil(at: node, time: time) != nil
-            // CWsize = map(channel utilisation %, 0, 100, CWmin 2, CWmax 7); delay = random(0, 2^CWsize) slots.
+            // CWsize = map(channel utilisation %, 0, 100, CWmin 3, CWmax 8); delay = random(0, 2^CWsize) slots.
             let util = self.sensedUtilisation(node: node, at: time, window: 60)
-            let cw = 2 + Int((util * 5).rounded(.down))
+            let cw = 3 + Int((util * 5).rounded(.down))
             var slots = Int(self.rng.next() % UInt64(1 << cw))
             // Re-sensing a busy channel takes at least the slot (CAD time is part of it): never re-check at once.
             if busyNow { slots = max(slots, 1) }
@@ -562,10 +565,10 @@ public struct RadioChannel: Sendable {
         return min(max(p.symbolTime * 12, 0.024), 0.100)
     }
 
-    /// Meshtastic's slot: 8.5 symbols + 0.2 + 0.4 + 7 ms. (AFSK: the same fixed part and 10 ms.)
+    /// Meshtastic's slot: 2.5 symbols of CAD + 0.2 + 0.4 + 7 ms, in whole milliseconds. (AFSK: 10 ms + 7.6 ms.)
     public var meshtasticSlot: Double {
-        guard case .lora(let p) = self.configuration.radio else { return 0.0176 }
-        return 8.5 * p.symbolTime + 0.0076
+        guard case .lora(let p) = self.configuration.radio else { return 0.017 }
+        return (2.5 * p.symbolTime * 1000 + 7.6).rounded(.down) / 1000
     }
 
     private func rnodeBand(ownAirtime: Double) -> Int {

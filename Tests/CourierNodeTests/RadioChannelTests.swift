@@ -154,7 +154,8 @@ import Testing
 
     @Test func aMeshtasticSenderWaitsRandomSlotsAndDrawsAgainWhenBusy() throws {
         var ch = try self.channel([(0, 0), (1_000, 0)], sense: .meshtastic, seed: 9)
-        let slot = 8.5 * Self.sf9.symbolTime + 0.0076
+        // 2.5 symbols of 4.096 ms + 7.6 ms = 17.84 ms, truncated to 17 ms as the firmware's uint32_t does.
+        let slot = 0.017
         #expect(abs(ch.meshtasticSlot - slot) < 1e-12)
         let a = try ch.startTransmission(from: 0, bytes: 200, at: 0)
         var t = 0.01
@@ -165,12 +166,12 @@ import Testing
             checks += 1
             if access == .transmit { break }
             guard case .wait(let until, _) = access, until > t else { Issue.record("must wait for a later time: \(access)"); return }
-            #expect(until - t <= 8 * slot + 1e-9, "a quiet channel: CWsize 2, at most 2^2 slots (8 allows for utilisation)")
+            #expect(until - t <= 8 * slot + 1e-9, "a quiet channel: CWsize 3, at most 2^3 - 1 slots")
             t = until
             if checks > 100 { Issue.record("never transmitted"); return }
         }
         #expect(t >= a.end, "B transmitted at \(t), before A ended at \(a.end)")
-        #expect(t <= a.end + 128 * slot)
+        #expect(t <= a.end + 8 * slot)
         #expect(ch.statistics.deferralsBusy >= 1)
     }
 
