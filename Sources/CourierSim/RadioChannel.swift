@@ -18,7 +18,8 @@ import Foundation
 ///   Equal-power overlaps therefore destroy both packets. AFSK has no capture margin: any overlap loses it.
 /// - Half-duplex: a node that transmits at any moment of a packet's airtime does not receive that packet.
 /// - Carrier sense: a node senses the channel busy while a transmission it could detect (power ≥ sensitivity) is on
-///   the air, or while it transmits itself. `requestToSend` runs listen-before-talk as RNode or Meshtastic firmware do.
+///   the air, or while it transmits itself. `requestToSend` runs listen-before-talk as RNode or Meshtastic firmware
+///   or a KISS TNC does it.
 /// - Duty cycle: a node may use at most `dutyCycle` of any `dutyCycleWindow` seconds (ETSI EN 300 220: one hour).
 public struct RadioChannel: Sendable {
     // MARK: Types
