@@ -15,28 +15,91 @@ public protocol ByteChannel: AnyObject, Sendable {
     var kind: String { get }
 }
 
-/// A file descriptor that one thread may close while another uses it: readers take `current` (-1 once closed).
-final class SharedFD: @unchecked Sendable {
-    private let lock = NSLock()
-    private var fd: Int32
+/// A resource (a file descriptor, a libserialport port) that one thread may close while others use it.
+///
+/// Users borrow it for one call and give it back; `close()` stops new borrows, wakes users where it can (`kick`),
+/// waits for the borrowed calls to end (reads wait at most their timeout), and only then releases it. Releasing a
+/// descriptor while another thread still polls, reads or writes it would let the kernel hand the same number to the
+/// next `open` in the process (another link's terminal, a test's pseudo-terminal), and that thread would then read
+/// or write someone else's device.
+final class InUse<Resource>: @unchecked Sendable {
+    private let cond = NSCondition()
+    private var resource: Resource?
+    private var users = 0
+    private var closing = false
+    private var closerWaiting = false
+    private let release: (Resource) -> Void
 
-    init(_ fd: Int32) { self.fd = fd }
+    /// How long `close()` waits for borrowed calls to end before leaving the release to the last of them.
+    static var closeWait: Double { 3 }
 
-    deinit { self.close() }
-
-    var current: Int32 {
-        self.lock.lock()
-        defer { self.lock.unlock() }
-        return self.fd
+    init(_ resource: Resource, release: @escaping (Resource) -> Void) {
+        self.resource = resource
+        self.release = release
     }
 
-    func close() {
-        self.lock.lock()
-        let f = self.fd
-        self.fd = -1
-        self.lock.unlock()
-        if f >= 0 { Glibc.close(f) }
+    deinit {
+        if let r = self.resource { self.release(r) }
     }
+
+    /// The resource for one call (nil once closing); every non-nil borrow must be given back.
+    func borrow() -> Resource? {
+        self.cond.lock()
+        defer { self.cond.unlock() }
+        guard !self.closing, let r = self.resource else { return nil }
+        self.users += 1
+        return r
+    }
+
+    func giveBack() {
+        self.cond.lock()
+        self.users -= 1
+        var released: Resource?
+        if self.users == 0 && self.closing {
+            if self.closerWaiting {
+                self.cond.broadcast()
+            } else {
+                released = self.resource
+                self.resource = nil
+            }
+        }
+        self.cond.unlock()
+        if let released { self.release(released) }
+    }
+
+    /// Stops new borrows, calls `kick` (to wake a call waiting on the resource, e.g. `shutdown` of a socket), waits
+    /// for borrowed calls to end, and releases. Safe to call more than once and from any thread that holds no borrow.
+    func close(kick: ((Resource) -> Void)? = nil) {
+        self.cond.lock()
+        guard !self.closing, let r = self.resource else {
+            self.cond.unlock()
+            return
+        }
+        self.closing = true
+        self.users += 1  // the kick's own borrow
+        self.cond.unlock()
+        kick?(r)
+        self.cond.lock()
+        self.users -= 1
+        self.closerWaiting = true
+        let deadline = Date().addingTimeInterval(Self.closeWait)
+        while self.users > 0 && self.cond.wait(until: deadline) {}
+        self.closerWaiting = false
+        var released: Resource?
+        if self.users == 0 {
+            released = self.resource
+            self.resource = nil
+        }
+        self.cond.unlock()
+        if let released { self.release(released) }
+    }
+}
+
+/// A file descriptor shared by the threads of one channel (see `InUse`).
+typealias SharedFD = InUse<Int32>
+
+extension InUse where Resource == Int32 {
+    convenience init(_ fd: Int32) { self.init(fd, release: { _ = Glibc.close($0) }) }
 }
 
 /// A file descriptor channel: termios serial devices and pseudo-terminals, and TCP sockets.
@@ -52,20 +115,19 @@ public final class FDChannel: ByteChannel, @unchecked Sendable {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
     }
 
-    private var current: Int32 { self.handle.current }
-
     public func close() { self.handle.close() }
 
     /// Ends a socket's connection both ways without closing the descriptor: a read waiting in another thread
     /// returns at once (the connection is closed), and that thread closes it.
     public func shutdown() {
-        let fd = self.current
-        if fd >= 0 { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+        guard let fd = self.handle.borrow() else { return }
+        defer { self.handle.giveBack() }
+        _ = Glibc.shutdown(fd, Int32(SHUT_RDWR))
     }
 
     public func read(max: Int, timeout: Double) throws(LinkError) -> [UInt8] {
-        let fd = self.current
-        guard fd >= 0 else { throw .closed(self.label) }
+        guard let fd = self.handle.borrow() else { throw .closed(self.label) }
+        defer { self.handle.giveBack() }
         var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         let r = poll(&p, 1, Int32(Swift.max(0, timeout) * 1000))
         if r < 0 {
@@ -88,9 +150,9 @@ public final class FDChannel: ByteChannel, @unchecked Sendable {
     public func write(_ bytes: [UInt8], timeout: Double) throws(LinkError) {
         let deadline = Date().addingTimeInterval(timeout)
         var off = 0
+        guard let fd = self.handle.borrow() else { throw .closed(self.label) }
+        defer { self.handle.giveBack() }
         while off < bytes.count {
-            let fd = self.current
-            guard fd >= 0 else { throw .closed(self.label) }
             let n = bytes[off...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             let w = n >= 0 ? n : (errno == ENOTSOCK ? bytes[off...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } : -1)
             if w > 0 { off += w; continue }

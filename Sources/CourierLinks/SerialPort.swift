@@ -129,10 +129,8 @@ public enum SerialPort {
 
 /// A serial port through libserialport.
 public final class LibSerialPortChannel: ByteChannel, @unchecked Sendable {
-    private let lock = NSLock()
-    private var port: OpaquePointer?
-    /// A descriptor of the same device holding its flock for as long as the channel is open.
-    private var lockFD: Int32 = -1
+    /// The open port; the descriptor holding the device's flock is closed with it (see `InUse`).
+    private let shared: InUse<OpaquePointer>
     public let path: String
     public var kind: String { "libserialport" }
 
@@ -169,7 +167,6 @@ public final class LibSerialPortChannel: ByteChannel, @unchecked Sendable {
             default: throw .io("\(path): cannot open (\(String(cString: strerror(code))))")
             }
         }
-        self.lockFD = lockFD
         var handle: Int32 = -1
         if sp_get_port_handle(port, &handle) == SP_OK, handle >= 0 { _ = ioctl(handle, UInt(TIOCEXCL)) }
         // A setting the port refuses (a baud rate the adapter cannot do, no RTS line) is an error at start: a line
@@ -196,38 +193,22 @@ public final class LibSerialPortChannel: ByteChannel, @unchecked Sendable {
                 }
                 sp_close(port)
                 sp_free_port(port)
-                self.lockFD = -1
                 Glibc.close(lockFD)
                 throw .io("\(path): cannot set \(what) (\(detail)); check the settings in the link spec")
             }
         }
-        self.port = port
-    }
-
-    deinit { self.close() }
-
-    public func close() {
-        self.lock.lock()
-        let p = self.port
-        self.port = nil
-        let l = self.lockFD
-        self.lockFD = -1
-        self.lock.unlock()
-        if let p {
+        self.shared = InUse(port, release: { p in
             sp_close(p)
             sp_free_port(p)
-        }
-        if l >= 0 { Glibc.close(l) }
+            Glibc.close(lockFD)
+        })
     }
 
-    private var current: OpaquePointer? {
-        self.lock.lock()
-        defer { self.lock.unlock() }
-        return self.port
-    }
+    public func close() { self.shared.close() }
 
     public func read(max: Int, timeout: Double) throws(LinkError) -> [UInt8] {
-        guard let p = self.current else { throw .closed(self.path) }
+        guard let p = self.shared.borrow() else { throw .closed(self.path) }
+        defer { self.shared.giveBack() }
         var buf = [UInt8](repeating: 0, count: max)
         // Wait for the first byte, then take what is there.
         let n = sp_blocking_read_next(p, &buf, max, UInt32(Swift.max(1, timeout * 1000))).rawValue
@@ -236,7 +217,8 @@ public final class LibSerialPortChannel: ByteChannel, @unchecked Sendable {
     }
 
     public func write(_ bytes: [UInt8], timeout: Double) throws(LinkError) {
-        guard let p = self.current else { throw .closed(self.path) }
+        guard let p = self.shared.borrow() else { throw .closed(self.path) }
+        defer { self.shared.giveBack() }
         let n = sp_blocking_write(p, bytes, bytes.count, UInt32(Swift.max(1, timeout * 1000))).rawValue
         if n < 0 { throw .closed(self.path) }
         if Int(n) < bytes.count { throw .timeout("\(self.path): write timed out (device not taking data)") }

@@ -87,8 +87,8 @@ public enum TCP {
 
         /// Waits up to `timeout` seconds for a connection; nil on timeout.
         public func accept(timeout: Double) throws(LinkError) -> FDChannel? {
-            let fd = self.handle.current
-            guard fd >= 0 else { throw .closed("listener") }
+            guard let fd = self.handle.borrow() else { throw .closed("listener") }
+            defer { self.handle.giveBack() }
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             guard poll(&p, 1, Int32(timeout * 1000)) == 1 else { return nil }
             let c = Glibc.accept(fd, nil, nil)
@@ -98,7 +98,8 @@ public enum TCP {
             return FDChannel(fd: c, kind: "tcp", label: "peer on :\(self.port)")
         }
 
-        public func close() { self.handle.close() }
+        /// Wakes a waiting `accept` (shutdown of a listening socket) and closes: when it returns, the port is free.
+        public func close() { self.handle.close(kick: { _ = Glibc.shutdown($0, Int32(SHUT_RDWR)) }) }
     }
 
     /// Small packets go out at once (no Nagle delay): relays send acks and short bundles.

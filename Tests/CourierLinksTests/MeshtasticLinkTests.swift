@@ -95,7 +95,13 @@ import Glibc
         let got = await received.value
         timeout.cancel()
         #expect(got == packets, "received \(got.map(\.count))")
-        let c = self.counts(dir)
+        // The emulator writes its counts after it hands a packet over: wait for the last one to be counted.
+        var c = self.counts(dir)
+        let countedBy = Date().addingTimeInterval(20)
+        while c["packets_delivered"] != packets.count && Date() < countedBy {
+            try await Task.sleep(nanoseconds: 50_000_000)
+            c = self.counts(dir)
+        }
         #expect(c["queue_overrun"] == nil && (c["queue_filled"] ?? 0) >= 5, "\(c)")
         #expect(c["packets_delivered"] == packets.count, "\(c)")
         // Six packets through one slot: the sends waited for at least five transmissions (each >= 0.25 s here).
