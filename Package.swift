@@ -68,7 +68,10 @@ let package = Package(
         .target(name: "CourierNode", dependencies: ["CourierWire", "CourierStore", "CourierLinks"]),
         .target(
             name: "CourierSim",
-            dependencies: ["CourierNode", "CourierWire", "CourierStore", "CourierLinks", .product(name: "Logging", package: "swift-log")]),
+            dependencies: [
+                "CourierNode", "CourierWire", "CourierStore", "CourierLinks", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
 
         // Layer 5: the runtime (real links, real clock) and the operator's `relay` command.
         .target(
@@ -101,6 +104,7 @@ let package = Package(
         .executableTarget(
             name: "courier-dev",
             dependencies: [
+                "CourierSim",
                 "CourierWire",
                 "CourierLinks",
                 "CourierStore",

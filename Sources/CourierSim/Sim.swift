@@ -2,6 +2,7 @@ import CourierLinks
 import CourierNode
 import CourierStore
 import CourierWire
+import Crypto
 import Foundation
 import Logging
 
@@ -41,6 +42,9 @@ public final class MeshSimulator {
     public private(set) var submittedAt: [BundleID: Double] = [:]
     /// Every packet put on the air (also by nodes that are offline: the engine sent it), opened and classified.
     public private(set) var transmissions: [Transmission] = []
+    /// Every output of every node, one line each, in the order the nodes produced them (see `traceLine`): the
+    /// golden trace (Tests/CourierNodeTests/GoldenTraceTests.swift, `courier-dev trace`).
+    public private(set) var trace: [String] = []
     let opener: PacketOpener
     let compressor: BodyCompressor
 
@@ -136,6 +140,7 @@ public final class MeshSimulator {
         var periodicPending = periodic > self.periodicSeen[i]
         self.periodicSeen[i] = periodic
         for o in outputs {
+            self.trace.append(self.traceLine(i, o))
             switch o {
             case .send(_, let packet, let carrying):
                 self.packetsSent[i] += 1
@@ -163,6 +168,19 @@ public final class MeshSimulator {
         if w < self.wakeAt[i] {
             self.wakeAt[i] = w
             self.queue.push(w, .wake(i))
+        }
+    }
+
+    /// One output as a line of the golden trace: virtual time (µs since the epoch), node, and what it was; a packet
+    /// by its link, size and the first 8 bytes of its SHA-256.
+    func traceLine(_ i: Int, _ o: NodeOutput) -> String {
+        let t = String(format: "%.6f", self.elapsed)
+        switch o {
+        case .send(let link, let packet, let carrying):
+            let digest = SHA256.hash(data: packet).prefix(8).map { String(format: "%02x", $0) }.joined()
+            return "\(t) n\(i) send \(link) \(packet.count)B \(digest) carrying \(carrying.map(\.description).joined(separator: ","))"
+        case .delivered(let m): return "\(t) n\(i) delivered \(m.id) \(m.kind) \(m.content.count)B"
+        case .event(let e): return "\(t) n\(i) event \(e)"
         }
     }
 
