@@ -1,4 +1,4 @@
-import CourierLinks
+import CourierMedium
 import CourierNode
 import CourierStore
 import CourierWire
