@@ -170,6 +170,7 @@ public final class Node {
     var counters: Range<UInt32> = 0..<0
     var rng: SplitMix64
     var lastHousekeeping: Double = -1e9
+    var lastPrune: Double = -1e9
     /// A link came up or a neighbour came into range: directed bundles in our custody that wait for a next hop look
     /// for one at the next tick, not at the next housekeeping (a gateway whose broker connection was back in
     /// seconds would otherwise hold them a minute).
@@ -1507,6 +1508,7 @@ public final class Node {
             for id in self.told.keys.sorted() where !ids.contains(id) {
                 self.told[id] = nil
             }
+            self.pruneTables(now: now)
         }
         if self.rerouteDue {
             self.rerouteDue = false
