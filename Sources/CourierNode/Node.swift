@@ -383,8 +383,13 @@ public final class Node {
 
     /// Starts sending a bundle that another process (the `relay send` command) stored in this node's store.
     public func adopt(_ id: BundleID, now: Double, imported: Bool = false) -> [NodeOutput] {
-        guard !self.knownLocal.contains(id), let q = try? self.store.bundle(id), q.isLocal || imported,
-              let b = try? CourierBundle(decoding: q.data) else { return [] }
+        guard !self.knownLocal.contains(id), let found = self.storing("read a submitted bundle", { try self.store.bundle(id) }),
+              let q = found, q.isLocal || imported else { return [] }
+        let b: CourierBundle
+        do { b = try CourierBundle(decoding: q.data) } catch {
+            self.damagedInStore(id, error, now: now)
+            return self.drain()
+        }
         self.knownLocal.insert(id)
         self.afterStoring(b, from: nil, now: now, local: q.isLocal)
         return self.tick(now: now)
@@ -394,13 +399,18 @@ public final class Node {
     public func adopt(_ ids: [(id: BundleID, imported: Bool)], now: Double) -> [NodeOutput] {
         var any = false
         for (id, imported) in ids {
-            guard !self.knownLocal.contains(id), let q = try? self.store.bundle(id), q.isLocal || imported,
-                  let b = try? CourierBundle(decoding: q.data) else { continue }
+            guard !self.knownLocal.contains(id), let found = self.storing("read a submitted bundle", { try self.store.bundle(id) }),
+                  let q = found, q.isLocal || imported else { continue }
+            let b: CourierBundle
+            do { b = try CourierBundle(decoding: q.data) } catch {
+                self.damagedInStore(id, error, now: now)
+                continue
+            }
             self.knownLocal.insert(id)
             self.afterStoring(b, from: nil, now: now, local: q.isLocal)
             any = true
         }
-        return any ? self.tick(now: now) : []
+        return any ? self.tick(now: now) : self.drain()
     }
 
     /// Neighbours heard within the timeout, for status displays.
@@ -458,7 +468,12 @@ public final class Node {
         for case .announce(let a) in packet.records {
             if let id = self.handleAnnounce(a, short: packet.header.sender) {
                 sender = id
-                if let k = self.keys[id] { try? self.store.rememberPeer(k, name: self.partialAnnounces[id.short]?.name, now: Int64(now)) }
+                // Not kept (a full disk): known in memory, kept from a later announce.
+                if let k = self.keys[id] {
+                    _ = self.storing("remember a neighbour's keys", link: link) {
+                        try self.store.rememberPeer(k, name: self.partialAnnounces[id.short]?.name, now: Int64(now))
+                    }
+                }
             }
             if a.capabilities & AnnounceRecord.hello != 0 { self.answerHello(from: packet.header.sender, on: link, now: now) }
         }
@@ -527,7 +542,9 @@ public final class Node {
                         self.reject("cannot drop the old pieces of transfer \(f.transfer) from \(from.short): \(error)")
                     }
                 }
-                try? self.store.saveFragment(f, from: from, now: Int64(now))
+                // Not kept (a full disk): used from memory all the same, as the replay window is (the bundle it
+                // completes is acknowledged only once stored, so nothing is lost; a restart meanwhile costs a resend).
+                _ = self.storing("store a received fragment", link: link) { try self.store.saveFragment(f, from: from, now: Int64(now)) }
                 switch self.reassembler.add(f, from: from, now: Int64(now)) {
                 case .complete(let bytes, let ack):
                     guard self.handleBundleBytes(bytes, from: from, link: link, now: now) else {
@@ -536,7 +553,8 @@ public final class Node {
                         self.reassembler.reopen(sender: from, transfer: f.transfer)
                         continue
                     }
-                    try? self.store.dropTransfer(from: from, transfer: f.transfer)
+                    // Left (a full disk): the pieces are dropped when the transfer times out.
+                    _ = self.storing("drop the pieces of a completed transfer", link: link) { try self.store.dropTransfer(from: from, transfer: f.transfer) }
                     if f.nextHop != nil { self.queueAck(ack, to: from.short, link: link, now: now) }
                 case .incomplete(let ack):
                     if f.nextHop != nil { self.queueAck(ack, to: from.short, link: link, now: now, complete: false) }
@@ -559,7 +577,8 @@ public final class Node {
     /// we hold that it is not known to have, or a directed bundle with no route stored since it was last heard.
     func mayHoldNews(for n: NodeID, since previous: Double?) -> Bool {
         if let p = previous, self.lastUnroutableAt > p - 60 { return true }
-        for h in (try? self.store.held()) ?? [] {
+        // Unreadable: no summary now (the periodic one follows).
+        for h in self.storing("read the bundles held", { try self.store.held() }) ?? [] {
             if case .node = h.destination { continue }
             if !self.isHolder(h.id, n) && !(self.told[h.id]?.contains(n) ?? false) { return true }
         }
@@ -627,7 +646,14 @@ public final class Node {
         if let g = a.agreementKey { p.agreement = g }
         if let n = a.name { p.name = n }
         self.partialAnnounces[short] = p
-        guard let s = p.signing, let g = p.agreement, let keys = try? NodePublicKeys(signing: s, agreement: g) else { return nil }
+        guard let s = p.signing, let g = p.agreement else { return nil }
+        let keys: NodePublicKeys
+        do { keys = try NodePublicKeys(signing: s, agreement: g) } catch {
+            // Forgotten, so a later announce with good keys is taken.
+            self.partialAnnounces[short] = nil
+            self.reject("announce from \(short) with keys that are not valid: \(error)")
+            return nil
+        }
         guard keys.nodeID.short == short else {
             self.reject("announce whose keys do not match its short id \(short)")
             return nil
@@ -647,7 +673,11 @@ public final class Node {
     /// A bundle sent to another neighbour: it counts as a copy heard, the sender has it, and whoever it went to needs
     /// no copy from us.
     func overheard(_ bytes: [UInt8], to next: ShortID, from: NodeID, link: String, now: Double) {
-        guard let b = try? CourierBundle(decoding: bytes) else { return }
+        let b: CourierBundle
+        do { b = try CourierBundle(decoding: bytes) } catch {
+            self.reject("bundle from \(from.short) to \(next): \(error)")
+            return
+        }
         if self.floods[b.id] != nil { self.floods[b.id]!.heard += 1 }
         self.noteHolder(b.id, from, now: now)
         if b.kind == .receipt, self.judge(b) == .proven { self.receiptEvidence(b, from: from, link: link, now: now) }
@@ -677,7 +707,9 @@ public final class Node {
         for (k, t) in self.transfers where k.bundle == b.id && k.link == link && k.target == nil && t.sent.isEmpty && t.due > now {
             self.transfers[k] = nil
         }
-        if (try? self.store.hasSeen(b.id)) == true {
+        // Unreadable (an I/O error): not settled, so not acknowledged; the sender keeps it and tries again.
+        guard let seen = self.storing("look up a received bundle", link: link, { try self.store.hasSeen(b.id) }) else { return false }
+        if seen {
             self.emit(.event(.duplicate(b.id)))
             return true
         }
@@ -772,6 +804,7 @@ public final class Node {
             }
         } catch {
             self.reject("cannot store \(b.id), not acknowledged (kept by its sender): \(error)")
+            self.storageFailed("store a received bundle", self.storeError(error))
             return .notStored("cannot store: \(error)")
         }
         if let from { self.emit(.event(.bundleStored(b.id, from: from))) }
@@ -824,19 +857,25 @@ public final class Node {
     /// directed bundle is receipted by its destination alone), we ask for it with our summary after `pullDelay` (the
     /// flood usually brings it meanwhile).
     func receiptEvidence(_ b: CourierBundle, from: NodeID, link: String, now: Double) {
-        guard let content = try? b.content(compressor: self.compressor) else { return }
+        let content: [UInt8]
+        do { content = try b.content(compressor: self.compressor) } catch {
+            self.reject("receipt \(b.id) from \(b.origin): cannot read its content: \(error)")
+            return
+        }
         for id in ReceiptContent.decode(content) {
             self.noteHolder(id, from, now: now)
             // The receipt's own origin has it too, wherever on its way to the bundle's origin we hear it.
             for o in self.directory[b.origin] ?? [] where o != from && self.neighbours[o] != nil { self.noteHolder(id, o, now: now) }
             // Receipts from two or more nodes for one bundle: a flood (a directed bundle has one receipt, from its
             // destination).
+            // Unreadable: nothing asked for now (a summary later asks).
+            guard let seen = self.storing("look up a bundle a receipt lists", link: link, { try self.store.hasSeen(id) }) else { continue }
             var flooded = false
-            if b.origin != from.short, (try? self.store.hasSeen(id)) == false {
+            if b.origin != from.short, !seen {
                 self.receiptOrigins[id, default: []].insert(b.origin)
                 flooded = self.receiptOrigins[id]!.count >= 2
             }
-            if b.origin == from.short || flooded, self.pulls[id.digest] == nil, (try? self.store.hasSeen(id)) == false {
+            if b.origin == from.short || flooded, self.pulls[id.digest] == nil, !seen {
                 self.pulls[id.digest] = Pull(link: link, due: now + self.config.pullDelay * self.rng.uniform(1, 1.5), since: now)
             }
         }
@@ -1226,7 +1265,9 @@ public final class Node {
     }
 
     func routeDirected(_ id: BundleID, now: Double) {
-        guard let q = try? self.store.bundle(id), q.custody, case .node(let dest) = q.destination else { return }
+        // Unreadable: routed at the next housekeeping.
+        guard let found = self.storing("read a bundle to route it", { try self.store.bundle(id) }), let q = found, q.custody,
+              case .node(let dest) = q.destination else { return }
         guard !self.transfers.values.contains(where: { $0.key.bundle == id && $0.custody }) else { return }
         guard let (hop, link) = self.nextHop(for: dest, now: now) else {
             // No route yet: hand copies to a few neighbours now (a relay further on may know the way, or a
@@ -1259,10 +1300,15 @@ public final class Node {
             data[0] = (hop > 0 ? hop - 1 : 0) << 4 | data[0] & 0x0F
         }
         guard let number = self.takeTransferNumber(for: q.id) else { return }
-        guard let records = try? Fragmenter.records(
-            bundle: data, mtu: target == nil ? l.info.properties.mtu : self.fragmentMTU(l), transfer: number, nextHop: target?.short,
-            wantAck: target != nil)
-        else { return }
+        let records: [Record]
+        do {
+            records = try Fragmenter.records(
+                bundle: data, mtu: target == nil ? l.info.properties.mtu : self.fragmentMTU(l), transfer: number, nextHop: target?.short,
+                wantAck: target != nil)
+        } catch {
+            self.reject("cannot cut \(q.id) into fragments for \(link), not sent there: \(error)")
+            return
+        }
         self.transferOrder += 1
         self.transfers[key] = Transfer(
             key: key, number: number, priority: q.priority, order: self.transferOrder, records: records,
@@ -1324,15 +1370,19 @@ public final class Node {
                 }
                 self.neighbours[from] = n
             }
-            if let q = try? self.store.bundle(key.bundle) {
-                try? self.store.recordAck(q.id, from: from, ack: AckEntry(transfer: e.transfer, receivedIndices: t.acked), now: Int64(now))
+            // Not kept (a full disk): after a restart the acknowledged fragments are sent again, nothing is lost.
+            if let found = self.storing("read an acknowledged bundle", link: link, { try self.store.bundle(key.bundle) }), let q = found {
+                _ = self.storing("record an acknowledgement", link: link) {
+                    try self.store.recordAck(q.id, from: from, ack: AckEntry(transfer: e.transfer, receivedIndices: t.acked), now: Int64(now))
+                }
             }
             if t.acked.count > before { t.attempts = 0 }
             if t.acked.count == t.records.count {
                 self.transfers[key] = nil
                 self.noteHolder(key.bundle, from, now: now)
-                if t.custody {
-                    try? self.store.releaseCustody(key.bundle, to: from, now: Int64(now))
+                // Custody moves on once the store says so; if it cannot (a full disk), we keep custody and the
+                // bundle is routed again (the next hop takes a second copy as a duplicate).
+                if t.custody, self.storing("release custody", link: link, { try self.store.releaseCustody(key.bundle, to: from, now: Int64(now)) }) != nil {
                     self.emit(.event(.custodyReleased(key.bundle, to: from.short)))
                 }
             } else {
@@ -1355,21 +1405,25 @@ public final class Node {
         }
         // They hold something we lack: answer with our summary, so they send it (once an hour per digest: what they
         // do not send then, they will not send on a second asking).
-        let mine = Set((try? self.store.seenDigests()) ?? [])
-        let unknown = theirs.subtracting(mine).filter { self.pulls[$0] == nil }
-        if !unknown.isEmpty {
-            let due = now + self.rng.uniform(0.1, 2)
-            for d in unknown { self.pulls[d] = Pull(link: link, due: due, since: now, fromReceipt: false) }
+        // Unreadable: nothing asked for now (their next summary asks).
+        if let mine = self.storing("read the bundles seen", link: link, { try self.store.seenDigests() }).map(Set.init) {
+            let unknown = theirs.subtracting(mine).filter { self.pulls[$0] == nil }
+            if !unknown.isEmpty {
+                let due = now + self.rng.uniform(0.1, 2)
+                for d in unknown { self.pulls[d] = Pull(link: link, due: due, since: now, fromReceipt: false) }
+            }
         }
         // Send what they lack: floods to all, directed bundles we hold custody of (a copy; custody stays with us
         // unless they are the destination).
-        guard let held = try? self.store.held() else { return }
+        guard let held = self.storing("read the bundles held", link: link, { try self.store.held() }) else { return }
         let lacking = held.filter { h in
             guard !theirs.contains(h.digest) else { return false }
             if case .node = h.destination { return h.custody }
             return true
         }
-        guard !lacking.isEmpty, let bundles = try? self.store.bundles(digests: lacking.map(\.digest)) else { return }
+        guard !lacking.isEmpty,
+              let bundles = self.storing("read the bundles a neighbour lacks", link: link, { try self.store.bundles(digests: lacking.map(\.digest)) })
+        else { return }
         let wanted = Set(lacking.map(\.id))
         for q in bundles where wanted.contains(q.id) {
             switch q.destination {
@@ -1413,14 +1467,20 @@ public final class Node {
     }
 
     func handleReceipt(_ b: CourierBundle, now: Double) {
-        guard let content = try? b.content(compressor: self.compressor) else { return }
+        let content: [UInt8]
+        do { content = try b.content(compressor: self.compressor) } catch {
+            self.reject("receipt \(b.id) from \(b.origin): cannot read its content: \(error)")
+            return
+        }
         for id in ReceiptContent.decode(content) {
             if id.origin == self.me.short, case .node(let dest) = b.destination, dest == self.me.short {
                 self.emit(.event(.receipt(id, by: b.origin)))
             }
             // A delivered directed bundle need not travel further: drop our copy ("vaccination").
-            if let q = try? self.store.bundle(id), case .node(let d) = q.destination, d == b.origin {
-                try? self.store.remove(id, reason: "delivered (receipt from \(b.origin))", now: Int64(now))
+            // Not removed (a full disk): kept, and passed on as before, until a later receipt or its expiry.
+            if let found = self.storing("read a bundle a receipt names", { try self.store.bundle(id) }), let q = found,
+               case .node(let d) = q.destination, d == b.origin,
+               self.storing("remove a delivered bundle", { try self.store.remove(id, reason: "delivered (receipt from \(b.origin))", now: Int64(now)) }) != nil {
                 for k in self.transfers.keys where k.bundle == id { self.transfers[k] = nil }
             }
         }
@@ -1458,7 +1518,13 @@ public final class Node {
             self.receipts[origin] = nil
             for start in stride(from: 0, to: r.ids.count, by: Self.receiptMaxIDs) {
                 let ids = Array(r.ids[start..<min(start + Self.receiptMaxIDs, r.ids.count)])
-                do { _ = try self.make(kind: .receipt, destination: .node(origin), content: ReceiptContent.encode(ids), options: nil, now: now) } catch {
+                do { _ = try self.make(kind: .receipt, destination: .node(origin), content: ReceiptContent.encode(ids), options: nil, now: now) } catch let e as StoreError {
+                    // Not stored (a full disk): kept in memory and made again in a minute.
+                    self.storageFailed("store a receipt for \(ids.count) bundles of \(origin)", e)
+                    var again = self.receipts[origin] ?? ([], now + Self.receiptRetry)
+                    again.ids += ids.filter { !again.ids.contains($0) }
+                    self.receipts[origin] = again
+                } catch {
                     self.reject("cannot make the receipt for \(ids.count) bundles of \(origin): \(error)")
                 }
             }
@@ -1488,25 +1554,31 @@ public final class Node {
                 self.reject("cannot read the bundles waiting for keys: \(error)")
             }
             for k in self.reassembler.expire(now: Int64(now)) {
-                if let s = NodeID(bytes: k.sender) { try? self.store.dropTransfer(from: s, transfer: k.transfer) }
+                // Left (a full disk): dropped again when read back at the next start and timed out.
+                if let s = NodeID(bytes: k.sender) {
+                    _ = self.storing("drop the pieces of an expired transfer") { try self.store.dropTransfer(from: s, transfer: k.transfer) }
+                }
             }
             // Directed bundles in our custody with no transfer under way (no route yet, or the next hop stopped
             // answering): look for a next hop again.
             let active = Set(self.transfers.values.filter(\.custody).map(\.key.bundle))
-            let held = (try? self.store.held()) ?? []
-            for h in held where h.custody && !active.contains(h.id) {
+            // Unreadable: routed, and the tables below pruned, at the next housekeeping.
+            let held = self.storing("read the bundles held", { try self.store.held() })
+            for h in held ?? [] where h.custody && !active.contains(h.id) {
                 if case .node = h.destination { self.routeDirected(h.id, now: now) }
             }
             for (d, p) in self.pulls where p.due == .infinity && now - p.since > 3_600 { self.pulls[d] = nil }
             if self.receiptOrigins.count > 1_024 { self.receiptOrigins.removeAll() }
             // Who holds what is kept while we hold it.
-            let ids = Set(held.map(\.id))
-            for id in self.holders.keys.sorted() where !ids.contains(id) && self.floods[id] == nil && now - (self.heardOf[id] ?? 0) > 600 {
-                self.holders[id] = nil
-                self.heardOf[id] = nil
-            }
-            for id in self.told.keys.sorted() where !ids.contains(id) {
-                self.told[id] = nil
+            if let held {
+                let ids = Set(held.map(\.id))
+                for id in self.holders.keys.sorted() where !ids.contains(id) && self.floods[id] == nil && now - (self.heardOf[id] ?? 0) > 600 {
+                    self.holders[id] = nil
+                    self.heardOf[id] = nil
+                }
+                for id in self.told.keys.sorted() where !ids.contains(id) {
+                    self.told[id] = nil
+                }
             }
             self.pruneTables(now: now)
         }
@@ -1534,7 +1606,8 @@ public final class Node {
                 self.emit(.event(.suppressed(id)))
                 continue
             }
-            guard let q = try? self.store.bundle(id) else { continue }
+            // Unreadable: this rebroadcast is not made (a summary later offers it).
+            guard let found = self.storing("read a bundle to flood it", { try self.store.bundle(id) }), let q = found else { continue }
             for name in self.linkOrder where self.links[name]?.up == true {
                 self.startTransfer(q, link: name, target: nil, custody: false, now: now)
             }
@@ -1543,7 +1616,8 @@ public final class Node {
         }
         // Bundles to ask for again.
         let duePulls = self.pulls.filter { $0.value.due <= now }.sorted { ($0.value.due, $0.key) < ($1.value.due, $1.key) }
-        let seen = duePulls.isEmpty ? [] : Set((try? self.store.seenDigests()) ?? [])
+        // Unreadable: asked for as if not seen (at worst a copy of what we have comes).
+        let seen = duePulls.isEmpty ? [] : Set(self.storing("read the bundles seen", { try self.store.seenDigests() }) ?? [])
         for (d, p) in duePulls {
             guard !seen.contains(d), p.tries < (p.fromReceipt ? 5 : 1), var l = self.links[p.link], l.up else {
                 self.pulls[d]!.due = .infinity
@@ -1597,7 +1671,7 @@ public final class Node {
                         l.summaryWithAnnounce = true
                         l.lastSummary = now
                         if l.summaryDue.map({ $0 <= now + 60 }) == true { l.summaryDue = nil }
-                        let held = ((try? self.store.held()) ?? []).map(\.id)
+                        let held = (self.storing("read the bundles held", link: name, { try self.store.held() }) ?? []).map(\.id)
                         for n in self.freshNeighbours(now: now) where n.link == name {
                             for id in held { self.told[id, default: []].insert(n.id) }
                         }
@@ -1606,7 +1680,7 @@ public final class Node {
             }
             if let due = l.summaryDue, due <= now, now - l.lastSummary >= self.config.summaryInterval {
                 // Neighbours in range are told what we hold: they answer if they lack something.
-                let held = ((try? self.store.held()) ?? []).map(\.id)
+                let held = (self.storing("read the bundles held", link: name, { try self.store.held() }) ?? []).map(\.id)
                 for n in self.freshNeighbours(now: now) where n.link == name {
                     for id in held { self.told[id, default: []].insert(n.id) }
                 }
@@ -1627,14 +1701,17 @@ public final class Node {
         // hold are left out: see `directedSeen`). Of directed bundles held, only those we would give a neighbour a
         // copy of (in our custody, no route, fewer than `maxReplicas` copies given): the others only make neighbours
         // that lack them ask in vain.
+        // Unreadable: no summary now (no pages); the next one is due after `summaryInterval`.
         let moving = Set(self.transfers.values.filter(\.custody).map(\.key.bundle))
-        var digests = ((try? self.store.held()) ?? []).filter { h in
+        guard let heldNow = self.storing("read the bundles held", { try self.store.held() }),
+              let seenNow = self.storing("read the bundles seen", { try self.store.seenDigests() }) else { return [] }
+        var digests = heldNow.filter { h in
             guard case .node(let dest) = h.destination else { return true }
             return h.custody && !moving.contains(h.id) && self.nextHop(for: dest, now: now) == nil
                 && (self.replicas[h.id]?.count ?? 0) < Self.maxReplicas
         }.map(\.digest)
         let held = Set(digests)
-        digests += ((try? self.store.seenDigests()) ?? []).filter { !held.contains($0) && !self.directedSeen.contains($0) }
+        digests += seenNow.filter { !held.contains($0) && !self.directedSeen.contains($0) }
         let perPage = max(1, (mtu - Packet.overhead - 1) / 4)
         var pages: [[UInt32]] = []
         var i = 0
@@ -1777,8 +1854,13 @@ public final class Node {
             guardCount += 1
             // Out of airtime budget (duty cycle): wait until it refills.
             if link.info.dutyCycle != nil && link.tokens <= 0 { return }
+            // Reserved before a packet is composed (composing marks what it carries as sent): without a counter
+            // kept in the store (a full disk) nothing is sent on this link, said, until a reservation works.
+            if self.counters.isEmpty {
+                guard let reserved = self.storing("reserve packet counters", link: name, { try self.store.reservePacketCounters(1_024) }) else { return }
+                self.counters = reserved
+            }
             guard let (records, carrying, announce) = self.compose(name, now: now) else { return }
-            if self.counters.isEmpty { self.counters = (try? self.store.reservePacketCounters(1_024)) ?? 0..<0 }
             guard let counter = self.counters.first else { return }
             self.counters = self.counters.dropFirst()
             let bytes = self.sealer.seal(records, counter: counter, announceSalt: announce ? UInt32(truncatingIfNeeded: self.rng.next()) : nil)
@@ -1940,10 +2022,14 @@ public final class Node {
                 if t.key.target == nil { self.stats.broadcastDataPackets += 1 } else { self.stats.unicastDataPackets += 1 }
                 if !carrying.contains(t.key.bundle) { carrying.append(t.key.bundle) }
                 if t.firstSent == nil { t.firstSent = now }
-                if let target = t.key.target, let q = try? self.store.bundle(t.key.bundle) {
+                // Not kept (a full disk): the transfer goes on from memory; after a restart it starts again.
+                if let target = t.key.target, let found = self.storing("read a bundle being sent", link: name, { try self.store.bundle(t.key.bundle) }),
+                   let q = found {
                     self.neighbours[target]?.sentFragments += 1
-                    try? self.store.recordSent(q.id, to: target, transfer: t.number, fragments: t.records.count,
-                                               indices: Array(t.sent).sorted(), nextRetry: Int64(now + self.rto(target, link: l, fragments: t.records.count)), now: Int64(now))
+                    _ = self.storing("record a transmission", link: name) {
+                        try self.store.recordSent(q.id, to: target, transfer: t.number, fragments: t.records.count,
+                                                  indices: Array(t.sent).sorted(), nextRetry: Int64(now + self.rto(target, link: l, fragments: t.records.count)), now: Int64(now))
+                    }
                 }
             }
             if t.key.target == nil {

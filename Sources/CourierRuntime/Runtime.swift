@@ -230,6 +230,8 @@ public final class Runtime: @unchecked Sendable {
                     self.logger.info("keys learnt", metadata: ["node": "\(id.short)", "name": "\(name ?? "-")"])
                 case .stalled(let id, let to):
                     self.logger.warning("next hop stopped answering; bundle kept, will try again", metadata: ["bundle.id": "\(id)", "to": "\(to)"])
+                case .storageFailed(let operation, let link, let error):
+                    self.logger.error("storage failed", metadata: ["operation": "\(operation)", "link": "\(link ?? "-")", "error": "\(error)"])
                 default: break
                 }
             }
