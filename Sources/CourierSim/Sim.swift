@@ -134,8 +134,9 @@ public final class MeshSimulator {
     }
 
     func apply(_ i: Int, _ outputs: [NodeOutput]) {
-        // The engine builds at most one packet per link per call: a rise in the count means this call's packet was
-        // a periodic announce carrying the summary.
+        // A rise in the engine's count of periodic announces that carried the summary: the first packet of this call
+        // with an announce and a summary was one (the simulator has one link, and one periodic announce is due at a
+        // time on it).
         let periodic = self.nodes[i].stats.summariesInPeriodicAnnounces
         var periodicPending = periodic > self.periodicSeen[i]
         self.periodicSeen[i] = periodic
@@ -207,12 +208,7 @@ public final class MeshSimulator {
                 if let n = b.transfer { self.transferBundles[i, default: [:]][n] = bundle.id }
                 guard bundle.kind == .receipt,
                       let content = try? bundle.content(compressor: self.compressor) else { continue }
-                var rd = ByteReader(content)
-                while !rd.isAtEnd {
-                    guard let o = try? rd.u32("origin"), let c = try? rd.u24("created"), let s = try? rd.varint32("sequence"),
-                          let id = try? BundleID(origin: ShortID(o), created: c, sequence: s) else { break }
-                    t.receiptsFor.append(id)
-                }
+                t.receiptsFor += ReceiptContent.decode(content)
             default: break
             }
         }
