@@ -549,14 +549,22 @@ public final class Node {
         for f in self.floods.values { t = min(t, f.due) }
         for p in self.pulls.values { t = min(t, p.due) }
         for r in self.receipts.values { t = min(t, r.due) }
-        for l in self.links.values where l.up {
-            t = min(t, l.nextAnnounce, l.nextHelloRetry, Self.helloAnswerTime(l))
-            if let s = l.summaryDue { t = min(t, max(s, l.lastSummary + self.config.summaryInterval)) }
-            if let a = l.ackDue { t = min(t, a) }
-            if l.busyUntil > now { t = min(t, l.busyUntil) }
-            if let d = l.info.dutyCycle, l.tokens <= 0 { t = min(t, now + (-l.tokens) / d + 0.001) }
+        // A link out of its duty-cycle budget sends nothing until it refills: what waits to go on it (an announce, a
+        // summary, acks, transfers already due) wakes the engine then, not every millisecond meanwhile.
+        var refilled: [String: Double] = [:]
+        for (name, l) in self.links where l.up {
+            var ready = -Double.infinity
+            if let d = l.info.dutyCycle, l.tokens <= 0 {
+                ready = now + (-l.tokens) / d + 0.001
+                refilled[name] = ready
+            }
+            t = min(t, max(ready, min(l.nextAnnounce, l.nextHelloRetry, Self.helloAnswerTime(l))))
+            if let s = l.summaryDue { t = min(t, max(ready, s, l.lastSummary + self.config.summaryInterval)) }
+            if let a = l.ackDue { t = min(t, max(ready, a)) }
+            if l.busyUntil > now { t = min(t, max(ready, l.busyUntil)) }
+            if ready.isFinite { t = min(t, ready) }
         }
-        for tr in self.transfers.values { t = min(t, tr.due) }
+        for tr in self.transfers.values { t = min(t, max(refilled[tr.key.link] ?? -.infinity, tr.due)) }
         return max(t, now + 0.001)
     }
 
