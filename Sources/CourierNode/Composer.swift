@@ -24,14 +24,14 @@ extension Node {
             keyOverhead = txDelay + txTail
         }
         var inBurst = 0
-        while guardCount < 64, let link = self.links[name], link.busyUntil <= now || (inBurst > 0 && inBurst < burstMax) {
+        while guardCount < Tuning.maxPacketsPerPump, let link = self.links[name], link.busyUntil <= now || (inBurst > 0 && inBurst < burstMax) {
             guardCount += 1
             // Out of airtime budget (duty cycle): wait until it refills.
             if link.info.dutyCycle != nil && link.tokens <= 0 { return }
             // Reserved before a packet is composed (composing marks what it carries as sent): without a counter
             // kept in the store (a full disk) nothing is sent on this link, said, until a reservation works.
             if self.counters.isEmpty {
-                guard let reserved = self.storing("reserve packet counters", link: name, { try self.store.reservePacketCounters(1_024) }) else { return }
+                guard let reserved = self.storing("reserve packet counters", link: name, { try self.store.reservePacketCounters(Tuning.packetCounterBlock) }) else { return }
                 self.counters = reserved
             }
             guard let (records, carrying, announce) = self.compose(name, now: now) else { return }
@@ -96,7 +96,7 @@ extension Node {
         }
         // A directed transfer about to go again to a neighbour that never acknowledged us: it may not know our keys
         // (it missed our announces) and so cannot read our packets. The retry carries our announce.
-        if !l.announceDue, now - l.lastAnnounced > 30, self.transfers.values.contains(where: { t in
+        if !l.announceDue, now - l.lastAnnounced > Tuning.announceWithRetryAfter, self.transfers.values.contains(where: { t in
             guard t.key.link == name, now >= t.rtoAt, let target = t.key.target, !t.sent.subtracting(t.acked).isEmpty else { return false }
             return (self.neighbours[target]?.ackedFragments ?? 0) == 0
         }) {
@@ -111,7 +111,7 @@ extension Node {
             l.announceDue = false
             l.helloSent = true
             l.lastAnnounced = now
-            l.nextAnnounce = now + self.config.announceInterval * self.rng.uniform(0.75, 1.25)
+            l.nextAnnounce = now + self.config.announceInterval * self.rng.uniform(1 - Tuning.announceJitter, 1 + Tuning.announceJitter)
         }
         if let part = l.announceParts.first {
             // One part per packet, in announce form; after acks that leave too little room, in the next packet.
@@ -227,7 +227,7 @@ extension Node {
                 t.due = unsent && t.sent.subtracting(t.acked).count < self.config.window ? now : t.rtoAt
                 self.transfers[t.key] = t
             }
-            if size >= mtu - 8 { break }
+            if size >= mtu - Tuning.packetFullWithin { break }
         }
         // A packet going out anyway carries acks for complete transfers that would otherwise wait for their delay,
         // ahead of its other records (as acks always are: a receipt in the same packet must not be read first).

@@ -14,7 +14,7 @@ extension Node {
     /// Whether a neighbour met again (or for the first time) may lack something we would send it: a flooded bundle
     /// we hold that it is not known to have, or a directed bundle with no route stored since it was last heard.
     func mayHoldNews(for n: NodeID, since previous: Double?) -> Bool {
-        if let p = previous, self.lastUnroutableAt > p - 60 { return true }
+        if let p = previous, self.lastUnroutableAt > p - Tuning.housekeepingInterval { return true }
         // Unreadable: no summary now (the periodic one follows).
         for h in self.storing("read the bundles held", { try self.store.held() }) ?? [] {
             if case .node = h.destination { continue }
@@ -41,7 +41,7 @@ extension Node {
 
     /// Remembers a directed bundle (see `directedSeen`).
     func noteDirected(_ id: BundleID) {
-        if self.directedSeen.count >= 8_192 { self.directedSeen.removeAll() }
+        if self.directedSeen.count >= Tuning.maxDirectedSeen { self.directedSeen.removeAll() }
         self.directedSeen.insert(id.digest)
     }
 

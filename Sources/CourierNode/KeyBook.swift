@@ -122,7 +122,7 @@ extension Node {
         let content = IdentityContent(keys: self.config.identity.publicKeys, name: self.config.name, wantsAnswer: wantsAnswer).encode()
         var opts = BundleOptions(kind: .identity)
         // Requests and answers are for now; the flood lasts a week and is renewed at half its life.
-        if case .node = destination { opts.lifetime = 24 * 60 }
+        if case .node = destination { opts.lifetime = Tuning.keyRequestLifetime }
         do { _ = try self.make(kind: .identity, destination: destination, content: content, options: opts, now: now) } catch {
             self.reject("cannot make our identity bundle: \(error)")
         }

@@ -53,7 +53,7 @@ extension Node {
             self.stats.hellosLimited += 1
             return
         }
-        if l.helloAnswered.count >= 1_024 { l.helloAnswered = l.helloAnswered.filter { now - $0.value < Self.helloAnswerInterval } }
+        if l.helloAnswered.count >= Tuning.maxHelloAnswered { l.helloAnswered = l.helloAnswered.filter { now - $0.value < Self.helloAnswerInterval } }
         l.helloAnswered[sender] = now
         if l.announceDue || l.helloAnswerWaiting {
             // One announce answers every hello heard before it goes out.

@@ -244,7 +244,7 @@ public final class Node {
                 self.emit(.event(.packetRefused(link: link, reason: .unknownSender, detail: "from \(who): keys not known yet")))
                 // A neighbour we cannot read (we missed its announces): our next announce carries the hello bit, so
                 // neighbours announce back. At most once a minute per link.
-                if var l = self.links[link], now - l.lastHelloRequest > 60 {
+                if var l = self.links[link], now - l.lastHelloRequest > Tuning.helloRequestInterval {
                     l.lastHelloRequest = now
                     l.helloSent = false
                     l.announceDue = true
@@ -312,7 +312,7 @@ public final class Node {
             self.emit(.event(.neighbourHeard(from, name: n.name, link: link)))
             // A contact: tell them who we are if they may not know.
             if var l = self.links[link] {
-                if now - (l.nextAnnounce - self.config.announceInterval) > 60 { l.announceDue = true }
+                if now - (l.nextAnnounce - self.config.announceInterval) > Tuning.contactAnnounceAfter { l.announceDue = true }
                 self.links[link] = l
             }
         }
@@ -383,7 +383,7 @@ public final class Node {
 
     public func tick(now: Double) -> [NodeOutput] {
         self.applyKeyRotation(now: now)
-        if now - self.lastHousekeeping >= 60 {
+        if now - self.lastHousekeeping >= Tuning.housekeepingInterval {
             self.lastHousekeeping = now
             self.expireBundles(now: now)
             if self.config.floodIdentity { self.renewIdentity(now: now) }
@@ -409,12 +409,12 @@ public final class Node {
             for h in held ?? [] where h.custody && !active.contains(h.id) {
                 if case .node = h.destination { self.routeDirected(h.id, now: now) }
             }
-            for (d, p) in self.pulls where p.due == .infinity && now - p.since > 3_600 { self.pulls[d] = nil }
-            if self.receiptOrigins.count > 1_024 { self.receiptOrigins.removeAll() }
+            for (d, p) in self.pulls where p.due == .infinity && now - p.since > Tuning.pullForgottenAfter { self.pulls[d] = nil }
+            if self.receiptOrigins.count > Tuning.maxReceiptOrigins { self.receiptOrigins.removeAll() }
             // Who holds what is kept while we hold it.
             if let held {
                 let ids = Set(held.map(\.id))
-                for id in self.holders.keys.sorted() where !ids.contains(id) && self.floods[id] == nil && now - (self.heardOf[id] ?? 0) > 600 {
+                for id in self.holders.keys.sorted() where !ids.contains(id) && self.floods[id] == nil && now - (self.heardOf[id] ?? 0) > Tuning.holdersKeptFor {
                     self.holders[id] = nil
                     self.heardOf[id] = nil
                 }
@@ -461,7 +461,7 @@ public final class Node {
         // Unreadable: asked for as if not seen (at worst a copy of what we have comes).
         let seen = duePulls.isEmpty ? [] : Set(self.storing("read the bundles seen", { try self.store.seenDigests() }) ?? [])
         for (d, p) in duePulls {
-            guard !seen.contains(d), p.tries < (p.fromReceipt ? 5 : 1), var l = self.links[p.link], l.up else {
+            guard !seen.contains(d), p.tries < (p.fromReceipt ? Tuning.pullTriesAfterReceipt : Tuning.pullTriesAfterSummary), var l = self.links[p.link], l.up else {
                 self.pulls[d]!.due = .infinity
                 continue
             }
@@ -472,7 +472,7 @@ public final class Node {
             l.summaryDue = now
             if p.fromReceipt && now - l.lastAnnounced > self.config.summaryInterval { l.announceDue = true }
             self.links[p.link] = l
-            self.pulls[d]!.due = now + 20 * pow(2, Double(p.tries))
+            self.pulls[d]!.due = now + Tuning.pullRetry * pow(2, Double(p.tries))
             self.pulls[d]!.tries += 1
         }
         self.makeReceipts(now: now)
@@ -508,11 +508,11 @@ public final class Node {
                     let k = self.config.identity.publicKeys
                     let a = Record.announce(AnnounceRecord(capabilities: 1, signingKey: k.signing, agreementKey: k.agreement, name: self.config.name))
                     if pages.count == 1, Packet.announceOverhead + a.encodedSize(last: false)
-                        + Record.summary(SummaryRecord(isFinal: true, digests: pages[0])).encodedSize(last: true) + 24 <= l.info.properties.mtu {
+                        + Record.summary(SummaryRecord(isFinal: true, digests: pages[0])).encodedSize(last: true) + Tuning.announceSummaryRoom <= l.info.properties.mtu {
                         l.pendingSummary = pages
                         l.summaryWithAnnounce = true
                         l.lastSummary = now
-                        if l.summaryDue.map({ $0 <= now + 60 }) == true { l.summaryDue = nil }
+                        if l.summaryDue.map({ $0 <= now + Tuning.summaryCoveredWithin }) == true { l.summaryDue = nil }
                         let held = (self.storing("read the bundles held", link: name, { try self.store.held() }) ?? []).map(\.id)
                         for n in self.freshNeighbours(now: now) where n.link == name {
                             for id in held { self.told[id, default: []].insert(n.id) }

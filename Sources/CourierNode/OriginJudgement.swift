@@ -10,7 +10,7 @@ extension Node {
     /// it was addressed to one node (the hop was acknowledged; without a word it would be lost in silence).
     func refuse(_ b: CourierBundle, why: String, from: String?, now: Double) {
         guard self.refusedReported.insert(b.id).inserted else { return }
-        if self.refusedReported.count > 4_096 { self.refusedReported = [b.id] }
+        if self.refusedReported.count > Tuning.maxRefusedReported { self.refusedReported = [b.id] }
         do { try self.store.refused(b, reason: why, from: from, now: Int64(now), unsigned: !b.isSigned) } catch { self.reject("cannot record \(b.id) refused: \(error)") }
         if case .node = b.destination { self.notifyFailure(b.id, kind: b.kind, .refused, now: now) }
     }

@@ -79,8 +79,8 @@ extension Node {
                 if let first = t.firstSent, !t.retransmitted {
                     let sample = now - first
                     if let s = n.srtt {
-                        n.rttvar = 0.75 * n.rttvar + 0.25 * abs(s - sample)
-                        n.srtt = 0.875 * s + 0.125 * sample
+                        n.rttvar = (1 - Tuning.rttBeta) * n.rttvar + Tuning.rttBeta * abs(s - sample)
+                        n.srtt = (1 - Tuning.rttAlpha) * s + Tuning.rttAlpha * sample
                     } else {
                         n.srtt = sample
                         n.rttvar = sample / 2
@@ -135,16 +135,16 @@ extension Node {
     /// How long a neighbour must have been silent (no packet at all) before it is given up on: 2 minutes, or 8 full
     /// frames' timeouts on a slow link.
     func silenceBeforeGivingUp(link: LinkState?) -> Double {
-        guard let l = link else { return 120 }
+        guard let l = link else { return Tuning.minSilenceBeforeGivingUp }
         let p = l.info.properties
-        return max(120, (p.airtime(bytes: p.mtu) * Double(self.config.window + 2) + self.config.ackDelay * 4 + 1) * 8)
+        return max(Tuning.minSilenceBeforeGivingUp, (p.airtime(bytes: p.mtu) * Double(self.config.window + 2) + self.config.ackDelay * 4 + 1) * 8)
     }
 
     /// Counts a directed record acknowledged or timed out on a link (for `fragmentMTU`).
     func noteRecordOutcome(link: String, record: Record, arrived: Bool) {
         guard var l = self.links[link] else { return }
         let size = Double(Packet.overhead + record.encodedSize(last: true))
-        let w = 0.05
+        let w = Tuning.noisyLineAverageWeight
         l.recordSuccess = l.recordOutcomes == 0 ? (arrived ? 1 : 0) : l.recordSuccess * (1 - w) + (arrived ? w : 0)
         l.recordBytes = l.recordOutcomes == 0 ? size : l.recordBytes * (1 - w) + size * w
         l.recordOutcomes += 1
@@ -190,7 +190,7 @@ extension Node {
     /// damaged about 96 bytes instead of 255 (a 255-byte frame arrives whole 7% of the time, a 96-byte one 37%).
     func fragmentMTU(_ l: LinkState) -> Int {
         let mtu = l.info.properties.mtu
-        guard l.recordOutcomes >= 16, l.recordSuccess < 0.9 else { return mtu }
+        guard l.recordOutcomes >= Tuning.noisyLineSamples, l.recordSuccess < Tuning.noisyLineSuccess else { return mtu }
         let e = -log(max(0.01, l.recordSuccess)) / (l.recordBytes + Self.fragmentOverhead)
         let h = Self.fragmentOverhead
         let best = (h + (h * h + 4 * h / e).squareRoot()) / 2
@@ -200,7 +200,7 @@ extension Node {
     func rto(_ target: NodeID?, link: LinkState, fragments: Int) -> Double {
         let p = link.info.properties
         let base = p.airtime(bytes: p.mtu) * Double(min(fragments, self.config.window) + 2) + self.config.ackDelay * 4 + 1
-        if let t = target, let n = self.neighbours[t], let s = n.srtt { return max(base, s + 4 * n.rttvar) }
+        if let t = target, let n = self.neighbours[t], let s = n.srtt { return max(base, s + Tuning.rttVarianceFactor * n.rttvar) }
         return base
     }
 }
