@@ -11,8 +11,8 @@ import Foundation
 /// rebuilds after a restart.
 ///
 /// This file is the facade: the state, the inputs and their order of work. Each concern lives in a part of its own
-/// file (ARCHITECTURE.md lists them): Links, Neighbours, KeyBook, OriginJudgement, Intake, Flooding, Summaries,
-/// Routing, Receipts, Transfers, Acks, Airtime, Composer, Memory.
+/// file (ARCHITECTURE.md lists them): Links, ReplayGuard, Neighbours, KeyBook, OriginJudgement, Intake, Flooding,
+/// Summaries, Routing, Receipts, Transfers, Acks, Airtime, Composer, Memory, BundleMaker.
 public final class Node {
     public internal(set) var config: NodeConfig
     public let store: Store
@@ -179,15 +179,10 @@ public final class Node {
     }
 
     func make(kind: Kind, destination: Destination, content: [UInt8], options: BundleOptions?, now: Double) throws -> BundleID {
-        var opts = options ?? BundleOptions(kind: kind)
         // Every bundle this node makes is origin-signed (SPEC 6.8: 64 bytes each), so receivers can prove who wrote
         // it: packet keys prove only membership (3.6).
-        opts.sign = true
-        let seq = try self.store.nextSequence()
-        let b = try CourierBundle.make(
-            kind: kind, destination: destination, content: content, origin: self.config.identity,
-            created: CourierTime.minutes(unixSeconds: Int64(now)), sequence: seq, options: opts, compressor: self.compressor)
-        try self.store.insert(b, now: Int64(now), local: true, custody: true)
+        let b = try BundleMaker(identity: self.config.identity, groups: self.config.groups, store: self.store, compressor: self.compressor)
+            .make(kind: kind, destination: destination, content: content, options: options, now: now)
         self.knownLocal.insert(b.id)
         self.afterStoring(b, from: nil, now: now, local: true)
         if self.isForMe(b) { try self.deliverLocally(b, now: now) }
@@ -277,28 +272,7 @@ public final class Node {
             self.emit(.event(.packetRefused(link: link, reason: .unknownSender, detail: "from \(packet.header.sender): keys not known yet")))
             return self.drain()
         }
-        var window = self.replayWindows[from] ?? ReplayWindow()
-        let verdict = window.check(packet.header.counter)
-        guard verdict.isAccepted else {
-            self.stats.rejected += 1
-            let why = verdict == .replay ? "already received" : "too far behind its newest"
-            self.emit(.event(.packetRefused(link: link, reason: .replay, detail: "counter \(packet.header.counter) from \(from.short) \(why)")))
-            return self.drain()
-        }
-        // Kept before the packet is acted on: after a restart a copy of it is still a replay. When the store cannot
-        // take it (a full disk) the packet is still used, with the window in memory (refusing it would refuse the
-        // acks that let us free space, and make neighbours take us for gone); the next save that works keeps it all.
-        // Said once until saving works again.
-        do {
-            try self.store.saveReplayWindow(window, for: from)
-            self.replayWindowUnsaved = false
-        } catch {
-            if !self.replayWindowUnsaved {
-                self.reject("cannot keep replay windows in the store (a copy of a packet received now would not be refused after a restart until one is kept): \(error)")
-            }
-            self.replayWindowUnsaved = true
-        }
-        self.replayWindows[from] = window
+        guard self.admitCounter(packet.header.counter, from: from, link: link) else { return self.drain() }
         var n = self.neighbours[from] ?? Neighbour(id: from)
         let previous = n.lastHeard[link]
         let wasAway = (previous.map { now - $0 > self.config.neighbourTimeout } ?? true)
