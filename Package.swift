@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "CourierWire", targets: ["CourierWire"]),
         .library(name: "CourierStore", targets: ["CourierStore"]),
+        .library(name: "CourierMedium", targets: ["CourierMedium"]),
         .library(name: "CourierLinks", targets: ["CourierLinks"]),
         .library(name: "CourierNode", targets: ["CourierNode"]),
         .executable(name: "relay", targets: ["relay"]),
@@ -54,21 +55,30 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
+        // Layer 2½: medium facts. What a link is like (MTU, bit rate, duplex, airtime of a frame): the engine plans with
+        // them, the links declare them. No dependencies, so the engine needs neither the links nor libserialport.
+        .target(name: "CourierMedium"),
+
         // Layer 3: links. Serial ports (libserialport, termios for ptys), framed serial, KISS, RNode, TCP, MQTT
         // (libmosquitto), Meshtastic (its client API's protobuf messages through swift-protobuf; the generated code
         // is committed).
         .target(
             name: "CourierLinks",
             dependencies: [
-                "CourierWire", "CLibSerialPort", "CMosquitto", .product(name: "Logging", package: "swift-log"),
+                "CourierWire", "CourierMedium", "CLibSerialPort", "CMosquitto", .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]),
 
-        // Layer 4: the relay engine (sans-I/O) and the mesh simulator that drives it on a virtual clock.
-        .target(name: "CourierNode", dependencies: ["CourierWire", "CourierStore", "CourierLinks"]),
+        // Layer 4: the relay engine and the mesh simulator that drives it on a virtual clock. The engine does no network
+        // or clock I/O (packets, time and submissions come in; packets, deliveries and events go out); it keeps its
+        // durable state in the store (see ARCHITECTURE.md).
+        .target(name: "CourierNode", dependencies: ["CourierWire", "CourierStore", "CourierMedium"]),
         .target(
             name: "CourierSim",
-            dependencies: ["CourierNode", "CourierWire", "CourierStore", "CourierLinks", .product(name: "Logging", package: "swift-log")]),
+            dependencies: [
+                "CourierNode", "CourierWire", "CourierStore", "CourierMedium", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
 
         // Mutual-aid pacts (issue 17): the ledger, derived from the signed pact records in the store.
         .target(name: "CourierPacts", dependencies: ["CourierWire", "CourierStore"]),
@@ -104,6 +114,7 @@ let package = Package(
         .executableTarget(
             name: "courier-dev",
             dependencies: [
+                "CourierSim",
                 "CourierWire",
                 "CourierLinks",
                 "CourierStore",

@@ -1,4 +1,4 @@
-import CourierLinks
+import CourierMedium
 import CourierWire
 
 /// Who a node accepts bundles from.

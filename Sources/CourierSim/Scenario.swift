@@ -1,4 +1,4 @@
-import CourierLinks
+import CourierMedium
 import Foundation
 
 /// A scenario file: relays on a map (or joined by explicit links), a radio, the traffic people send and the

@@ -1,7 +1,8 @@
-import CourierLinks
+import CourierMedium
 import CourierNode
 import CourierStore
 import CourierWire
+import Crypto
 import Foundation
 import Logging
 
@@ -41,6 +42,9 @@ public final class MeshSimulator {
     public private(set) var submittedAt: [BundleID: Double] = [:]
     /// Every packet put on the air (also by nodes that are offline: the engine sent it), opened and classified.
     public private(set) var transmissions: [Transmission] = []
+    /// Every output of every node, one line each, in the order the nodes produced them (see `traceLine`): the
+    /// golden trace (Tests/CourierNodeTests/GoldenTraceTests.swift, `courier-dev trace`).
+    public private(set) var trace: [String] = []
     let opener: PacketOpener
     let compressor: BodyCompressor
 
@@ -130,12 +134,14 @@ public final class MeshSimulator {
     }
 
     func apply(_ i: Int, _ outputs: [NodeOutput]) {
-        // The engine builds at most one packet per link per call: a rise in the count means this call's packet was
-        // a periodic announce carrying the summary.
+        // A rise in the engine's count of periodic announces that carried the summary: the first packet of this call
+        // with an announce and a summary was one (the simulator has one link, and one periodic announce is due at a
+        // time on it).
         let periodic = self.nodes[i].stats.summariesInPeriodicAnnounces
         var periodicPending = periodic > self.periodicSeen[i]
         self.periodicSeen[i] = periodic
         for o in outputs {
+            self.trace.append(self.traceLine(i, o))
             switch o {
             case .send(_, let packet, let carrying):
                 self.packetsSent[i] += 1
@@ -166,6 +172,19 @@ public final class MeshSimulator {
         }
     }
 
+    /// One output as a line of the golden trace: virtual time (µs since the epoch), node, and what it was; a packet
+    /// by its link, size and the first 8 bytes of its SHA-256.
+    func traceLine(_ i: Int, _ o: NodeOutput) -> String {
+        let t = String(format: "%.6f", self.elapsed)
+        switch o {
+        case .send(let link, let packet, let carrying):
+            let digest = SHA256.hash(data: packet).prefix(8).map { String(format: "%02x", $0) }.joined()
+            return "\(t) n\(i) send \(link) \(packet.count)B \(digest) carrying \(carrying.map(\.description).joined(separator: ","))"
+        case .delivered(let m): return "\(t) n\(i) delivered \(m.id) \(m.kind) \(m.content.count)B"
+        case .event(let e): return "\(t) n\(i) event \(e)"
+        }
+    }
+
     func classify(_ packet: [UInt8], from i: Int, airtime: Double, carrying: [BundleID]) -> Transmission {
         var t = Transmission(time: self.elapsed, node: i, bytes: packet.count, airtime: airtime, bundles: carrying)
         let me = self.identities[i].nodeID
@@ -189,12 +208,7 @@ public final class MeshSimulator {
                 if let n = b.transfer { self.transferBundles[i, default: [:]][n] = bundle.id }
                 guard bundle.kind == .receipt,
                       let content = try? bundle.content(compressor: self.compressor) else { continue }
-                var rd = ByteReader(content)
-                while !rd.isAtEnd {
-                    guard let o = try? rd.u32("origin"), let c = try? rd.u24("created"), let s = try? rd.varint32("sequence"),
-                          let id = try? BundleID(origin: ShortID(o), created: c, sequence: s) else { break }
-                    t.receiptsFor.append(id)
-                }
+                t.receiptsFor += ReceiptContent.decode(content)
             default: break
             }
         }

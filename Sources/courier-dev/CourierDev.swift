@@ -8,8 +8,8 @@ import Foundation
 struct CourierDev: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "courier-dev",
-        abstract: "Developer tools: train the default compression dictionary, generate protocol test vectors, tap a serial line, forge packets and bundles as another member.",
-        subcommands: [TrainDictionary.self, GenerateVectors.self, StoreCrashChild.self, Tap.self, ForgeCommand.self])
+        abstract: "Developer tools: train the default compression dictionary, generate protocol test vectors, tap a serial line, forge packets and bundles as another member, print a simulator scenario's golden trace.",
+        subcommands: [TrainDictionary.self, GenerateVectors.self, StoreCrashChild.self, Tap.self, ForgeCommand.self, Trace.self])
 }
 
 struct TrainDictionary: ParsableCommand {

@@ -256,7 +256,7 @@ struct DemoScript {
 
     /// Stores a local submission the way `relay send` does, then wakes the runtime to send it at once.
     func submit(_ dir: DataDir, _ store: Store, _ runtime: Runtime, kind: Kind, to: Destination, text: String) throws -> BundleID {
-        let node = try Node(config: try dir.nodeConfig(store: store), store: store, links: [], now: Date().timeIntervalSince1970)
+        let config = try dir.nodeConfig(store: store)
         var opts = BundleOptions(kind: kind)
         if case .node(let n) = to {
             guard let keys = try recipientKeys(n, store: store) else {
@@ -264,7 +264,8 @@ struct DemoScript {
             }
             opts.encryptTo = keys
         }
-        let (id, _) = try node.submit(kind: kind, destination: to, content: Array(text.utf8), options: opts, now: Date().timeIntervalSince1970)
+        let id = try BundleMaker(identity: config.identity, groups: config.groups, store: store)
+            .submit(kind: kind, destination: to, content: Array(text.utf8), options: opts, now: Date().timeIntervalSince1970)
         runtime.poll()
         return id
     }

@@ -64,8 +64,9 @@ enum PactCLI {
         guard content.count <= CourierBundle.maxContentSize else {
             throw RelayError.usage("the message is \(content.count) bytes; the limit is \(CourierBundle.maxContentSize): split it")
         }
-        let node = try Node(config: try dir.nodeConfig(store: store), store: store, links: [], now: Date().timeIntervalSince1970)
-        return try node.submit(kind: kind, destination: .everyone, content: content, options: opts, now: Date().timeIntervalSince1970).0
+        let config = try dir.nodeConfig(store: store)
+        return try BundleMaker(identity: config.identity, groups: config.groups, store: store)
+            .submit(kind: kind, destination: .everyone, content: content, options: opts, now: Date().timeIntervalSince1970)
     }
 
     /// Membership records live as long as `send` lets anything live (a year), so a member met late still gets them.

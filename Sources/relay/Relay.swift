@@ -373,8 +373,10 @@ extension Relay {
                         FileHandle.standardError.write(Data("relay: note: the keys of \(to) are not known here (never heard, not on the trust list), so the message is not end-to-end encrypted; `relay peers add CODE` fixes that\n".utf8))
                     }
                 }
-                let node = try Node(config: try dir.nodeConfig(store: store), store: store, links: [], now: Date().timeIntervalSince1970)
-                let (id, _) = try node.submit(kind: kind, destination: dest, content: content, options: opts, now: Date().timeIntervalSince1970)
+                // Made and stored here; the running relay adopts it from the change feed and sends it.
+                let config = try dir.nodeConfig(store: store)
+                let id = try BundleMaker(identity: config.identity, groups: config.groups, store: store)
+                    .submit(kind: kind, destination: dest, content: content, options: opts, now: Date().timeIntervalSince1970)
                 print(id)
             }
         }

@@ -1,4 +1,4 @@
-import CourierLinks
+import CourierMedium
 import CourierSim
 import CourierWire
 import Foundation

@@ -1,4 +1,4 @@
-import CourierLinks
+import CourierMedium
 import CourierSim
 import Foundation
 import Testing

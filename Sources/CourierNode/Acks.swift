@@ -1,0 +1,36 @@
+import CourierMedium
+import CourierStore
+import CourierWire
+import Foundation
+
+/// Acks: the acks a receiver owes, batched per link and neighbour (`LinkState.acks`, `partialAcks`,
+/// `unackedFragments`), at least one per window of fragments (SPEC 8.5 rule 1).
+extension Node {
+    func queueAck(_ e: AckEntry, to: ShortID, link: String, now: Double, complete: Bool = true) {
+        guard var l = self.links[link] else { return }
+        l.acks[to, default: [:]][e.transfer] = e
+        if complete { l.partialAcks[to]?.remove(e.transfer) } else { l.partialAcks[to, default: []].insert(e.transfer) }
+        // Complete transfers are acknowledged quickly; partial ones after a pause, so one ack covers a window.
+        let delay = complete ? self.config.ackDelay : self.config.ackDelay * 4
+        var windowFull = false
+        if complete {
+            l.unackedFragments[to]?[e.transfer] = nil
+        } else {
+            let n = (l.unackedFragments[to]?[e.transfer] ?? 0) + 1
+            l.unackedFragments[to, default: [:]][e.transfer] = n
+            windowFull = n >= self.config.window
+        }
+        if windowFull {
+            // A window of fragments since the last ack: acknowledge now, whatever else is on its way.
+            l.ackDue = now
+        } else if !complete && l.info.properties.duplex == .half && l.info.properties.bitsPerSecond != nil {
+            // Half-duplex radio: more of the window is probably still coming in the same transmission; answering
+            // now would collide with it. Re-armed by every fragment.
+            let p = l.info.properties
+            l.ackDue = max(l.ackDue ?? 0, now + p.airtime(bytes: p.mtu) + delay)
+        } else {
+            l.ackDue = min(l.ackDue ?? .infinity, now + delay)
+        }
+        self.links[link] = l
+    }
+}

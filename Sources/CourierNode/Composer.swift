@@ -1,0 +1,247 @@
+import CourierMedium
+import CourierStore
+import CourierWire
+import Foundation
+
+/// The packet composer: fills each packet for a link (acks, announce, summary page, bundle data by class and age) and
+/// seals and emits packets while the link is free and within its budget.
+extension Node {
+    /// Builds and emits packets on a link while it is free and within its airtime budget.
+    func pump(_ name: String, now: Double) {
+        guard var l = self.links[name], l.up else { return }
+        if let d = l.info.dutyCycle {
+            l.tokens = min(Self.bucketSize(l.info), l.tokens + (now - l.lastRefill) * d)
+            l.lastRefill = now
+        }
+        self.links[name] = l
+        var guardCount = 0
+        // A KISS TNC keys up once for frames handed to it together: on AFSK links send a burst, paying TXDELAY
+        // once. Elsewhere (LoRa, serial) one packet, then wait for its airtime.
+        var burstMax = 1
+        var keyOverhead = 0.0
+        if case .afsk(_, let txDelay, let txTail, _) = l.info.properties.airtime {
+            burstMax = Self.afskBurst
+            keyOverhead = txDelay + txTail
+        }
+        var inBurst = 0
+        while guardCount < Tuning.maxPacketsPerPump, let link = self.links[name], link.busyUntil <= now || (inBurst > 0 && inBurst < burstMax) {
+            guardCount += 1
+            // Out of airtime budget (duty cycle): wait until it refills.
+            if link.info.dutyCycle != nil && link.tokens <= 0 { return }
+            // Reserved before a packet is composed (composing marks what it carries as sent): without a counter
+            // kept in the store (a full disk) nothing is sent on this link, said, until a reservation works.
+            if self.counters.isEmpty {
+                guard let reserved = self.storing("reserve packet counters", link: name, { try self.store.reservePacketCounters(Tuning.packetCounterBlock) }) else { return }
+                self.counters = reserved
+            }
+            guard let (records, carrying, announce) = self.compose(name, now: now) else { return }
+            guard let counter = self.counters.first else { return }
+            self.counters = self.counters.dropFirst()
+            let bytes = self.sealer.seal(records, counter: counter, announceSalt: announce ? UInt32(truncatingIfNeeded: self.rng.next()) : nil)
+            var airtime = link.info.properties.airtime(bytes: bytes.count)
+            var l2 = self.links[name]!
+            if inBurst > 0 {
+                airtime = max(0, airtime - keyOverhead)
+                l2.busyUntil += airtime
+            } else {
+                l2.busyUntil = now + airtime
+            }
+            inBurst += 1
+            if l2.info.dutyCycle != nil { l2.tokens -= airtime }
+            self.links[name] = l2
+            self.stats.packetsSent += 1
+            self.stats.bytesSent += bytes.count
+            self.emit(.send(link: name, packet: bytes, carrying: carrying))
+            // The retransmission clock of what is in flight on this link does not run while we transmit (on a
+            // half-duplex channel the neighbour cannot answer meanwhile): each timer moves by this packet's airtime.
+            // (Not to "when we stop transmitting" plus a whole timeout: under steady traffic, a packet every second,
+            // that postponed every retransmission for as long as new messages kept coming.)
+            if l2.info.properties.duplex == .half && airtime > 0 {
+                for (k, var t) in self.transfers where k.link == name && k.target != nil && t.rtoAt.isFinite {
+                    t.rtoAt += airtime
+                    if t.due > now { t.due = max(t.due, t.rtoAt) }
+                    self.transfers[k] = t
+                }
+            }
+            if airtime > 0 && inBurst >= burstMax { return }
+        }
+    }
+
+    /// Packets handed to a KISS TNC in one go (one key-up).
+    static let afskBurst = 16
+
+    /// The next packet for a link: acks first, then the announce, a summary page, and bundle data by priority.
+    func compose(_ name: String, now: Double) -> ([Record], [BundleID], Bool)? {
+        guard var l = self.links[name] else { return nil }
+        let mtu = l.info.properties.mtu
+        var records: [Record] = []
+        var carrying: [BundleID] = []
+        // `size` counts every record with its length prefix; the packet's last record is written without one (SPEC
+        // 5.1), so a record fits if it fits as the last one. The fragmenter sizes a record to fill a packet of its
+        // own exactly that way: counting the prefix here too refused records within 1-2 bytes of the MTU, and with
+        // them every fragment of most bundles over ~18 KB, for ever.
+        var size = Packet.overhead
+        var announceForm = false
+        func fits(_ r: Record) -> Bool { Packet.fits(r, used: size, mtu: mtu) }
+        func add(_ r: Record) {
+            size += r.encodedSize(last: false)
+            records.append(r)
+        }
+        if let d = l.ackDue, d <= now {
+            for (target, entries) in l.acks.sorted(by: { $0.key < $1.key }) {
+                let r = Record.ack(AckRecord(target: target, entries: entries.keys.sorted().map { entries[$0]! }))
+                if fits(r) { add(r); l.acks[target] = nil; l.partialAcks[target] = nil; l.unackedFragments[target] = nil }
+            }
+            l.ackDue = l.acks.isEmpty ? nil : now
+        }
+        // A directed transfer about to go again to a neighbour that never acknowledged us: it may not know our keys
+        // (it missed our announces) and so cannot read our packets. The retry carries our announce.
+        if !l.announceDue, now - l.lastAnnounced > Tuning.announceWithRetryAfter, self.transfers.values.contains(where: { t in
+            guard t.key.link == name, now >= t.rtoAt, let target = t.key.target, !t.sent.subtracting(t.acked).isEmpty else { return false }
+            return (self.neighbours[target]?.ackedFragments ?? 0) == 0
+        }) {
+            l.announceDue = true
+        }
+        if l.announceDue {
+            // The whole announce, or its parts when it does not fit one packet (the last part completes the keys).
+            let k = self.config.identity.publicKeys
+            let caps: UInt8 = 1 | (l.helloSent ? 0 : AnnounceRecord.hello)
+            l.announceParts = AnnounceRecord.parts(
+                AnnounceRecord(capabilities: caps, signingKey: k.signing, agreementKey: k.agreement, name: self.config.name), mtu: mtu)
+            l.announceDue = false
+            l.helloSent = true
+            l.lastAnnounced = now
+            l.nextAnnounce = now + self.config.announceInterval * self.rng.uniform(1 - Tuning.announceJitter, 1 + Tuning.announceJitter)
+        }
+        if let part = l.announceParts.first {
+            // One part per packet, in announce form; after acks that leave too little room, in the next packet.
+            let a = Record.announce(part)
+            size += Packet.announceOverhead - Packet.overhead
+            if records.isEmpty || fits(a) {
+                add(a)
+                announceForm = true
+                l.announceParts.removeFirst()
+            } else {
+                size -= Packet.announceOverhead - Packet.overhead
+            }
+        }
+        if !l.pendingSummary.isEmpty {
+            let page = l.pendingSummary[0]
+            let r = Record.summary(SummaryRecord(isFinal: l.pendingSummary.count == 1, digests: page))
+            if fits(r) {
+                add(r)
+                l.pendingSummary.removeFirst()
+                if l.summaryWithAnnounce && announceForm { self.stats.summariesInPeriodicAnnounces += 1 }
+                l.summaryWithAnnounce = false
+            }
+        }
+        self.links[name] = l
+        // Bundle data: transfers on this link, by class then age.
+        let candidates = self.transfers.values.filter { $0.key.link == name && $0.due <= now }
+            .sorted { ($0.priority, $0.order) < ($1.priority, $1.order) }
+        // On a slow link an urgent bundle travels in a packet of its own class: filling the rest of its packet with
+        // a bulk transfer would make the alert wait for the whole packet's airtime.
+        let slow = l.info.properties.bitsPerSecond.map { $0 < 100_000 } ?? false
+        let smallMTU = self.fragmentMTU(l)
+        var urgentAdded = false
+        for var t in candidates {
+            if slow && urgentAdded && t.priority > .urgent { break }
+            let inFlight = t.sent.subtracting(t.acked).count
+            // A retransmission timeout: what was sent and not acknowledged goes again.
+            if t.key.target != nil && inFlight > 0 && now >= t.rtoAt {
+                t.rtoAt = .infinity
+                for i in t.sent.subtracting(t.acked) { self.noteRecordOutcome(link: name, record: t.records[i], arrived: false) }
+                t.sent = t.acked
+                t.attempts += 1
+                t.retransmitted = true
+                self.stats.retransmissions += 1
+                if t.attempts > Self.maxSilentRetries, let target = t.key.target,
+                   now - (self.neighbours[target]?.lastHeard[name] ?? -1e9) > self.silenceBeforeGivingUp(link: self.links[name]) {
+                    // The neighbour stopped answering (nothing at all heard from it for a while, not merely lost
+                    // fragments on a noisy line): give up until it is heard again, or probed (`unresponsiveProbe`).
+                    self.transfers[t.key] = nil
+                    if let target = t.key.target { self.neighbours[target]?.unresponsiveSince = now }
+                    if t.custody, let target = t.key.target { self.reportStalled(t.key.bundle, to: target.short, attempts: t.attempts, now: now) }
+                    continue
+                }
+                // Cut before the line turned noisy, the records are too big for it (each crosses whole with little
+                // chance): with nothing acknowledged after `recutAfter` time-outs, the bundle is cut again to the
+                // size the line now takes, under a new transfer number (the receiver drops the old pieces by timeout).
+                if let target = t.key.target, t.acked.isEmpty, t.attempts >= Self.recutAfter,
+                   t.records.contains(where: { !Packet.fits($0, used: 0, mtu: smallMTU) }),
+                   let bundle = Self.bundleBytes(t.records),
+                   let number = self.takeTransferNumber(for: t.key.bundle) {
+                    do {
+                        t.records = try Fragmenter.records(bundle: bundle, mtu: smallMTU, transfer: number, nextHop: target.short, wantAck: true)
+                        t.number = number
+                        t.sent = []
+                    } catch {
+                        self.reject("cannot cut \(t.key.bundle) again for a noisy line: \(error)")
+                    }
+                }
+            }
+            var addedAny = false
+            for i in 0..<t.records.count where !t.sent.contains(i) && !t.acked.contains(i) {
+                if t.key.target != nil && t.sent.subtracting(t.acked).count >= self.config.window { break }
+                guard fits(t.records[i]) else { break }
+                // On a noisy line a packet of directed data stays within the size fragments are cut for (a record
+                // cut before the line turned noisy still goes, alone).
+                if t.key.target != nil, !records.isEmpty, !Packet.fits(t.records[i], used: size, mtu: smallMTU) { break }
+                add(t.records[i])
+                t.sent.insert(i)
+                addedAny = true
+            }
+            if addedAny {
+                if t.priority == .urgent { urgentAdded = true }
+                if t.key.target == nil { self.stats.broadcastDataPackets += 1 } else { self.stats.unicastDataPackets += 1 }
+                if !carrying.contains(t.key.bundle) { carrying.append(t.key.bundle) }
+                if t.firstSent == nil { t.firstSent = now }
+                // Not kept (a full disk): the transfer goes on from memory; after a restart it starts again.
+                if let target = t.key.target, let found = self.storing("read a bundle being sent", link: name, { try self.store.bundle(t.key.bundle) }),
+                   let q = found {
+                    self.neighbours[target]?.sentFragments += 1
+                    _ = self.storing("record a transmission", link: name) {
+                        try self.store.recordSent(q.id, to: target, transfer: t.number, fragments: t.records.count,
+                                                  indices: Array(t.sent).sorted(), nextRetry: Int64(now + self.rto(target, link: l, fragments: t.records.count)), now: Int64(now))
+                    }
+                }
+            }
+            if t.key.target == nil {
+                // Broadcast: done once every record went out (the change feed says so: `relay outbox`, `queue list`).
+                if t.sent.count == t.records.count {
+                    self.transfers[t.key] = nil
+                    let inRange = self.freshNeighbours(now: now).filter { $0.link == name }.map(\.id.short.description)
+                    do {
+                        try self.store.recordBroadcast(t.key.bundle, link: name, inRange: inRange, now: Int64(now))
+                    } catch {
+                        self.rejectStorage("cannot record the broadcast of \(t.key.bundle) in the change feed: \(error)", error)
+                    }
+                } else { self.transfers[t.key] = t }
+            } else {
+                if addedAny {
+                    t.rtoAt = now + self.rto(t.key.target, link: l, fragments: t.records.count) * pow(2, Double(min(t.attempts, self.backoffCap(t.key.target, link: name, now: now))))
+                }
+                // The window: keep sending while fragments remain unsent and fewer than `window` are in flight;
+                // otherwise wait for an ack or the timeout.
+                let unsent = (0..<t.records.count).contains { !t.sent.contains($0) && !t.acked.contains($0) }
+                t.due = unsent && t.sent.subtracting(t.acked).count < self.config.window ? now : t.rtoAt
+                self.transfers[t.key] = t
+            }
+            if size >= mtu - Tuning.packetFullWithin { break }
+        }
+        // A packet going out anyway carries acks for complete transfers that would otherwise wait for their delay,
+        // ahead of its other records (as acks always are: a receipt in the same packet must not be read first).
+        if !records.isEmpty, var l = self.links[name], !l.acks.isEmpty {
+            var early: [Record] = []
+            for (target, entries) in l.acks.sorted(by: { $0.key < $1.key }) where l.partialAcks[target]?.isEmpty ?? true {
+                let r = Record.ack(AckRecord(target: target, entries: entries.keys.sorted().map { entries[$0]! }))
+                // These go in front, so the record last now stays last: each must fit with its own length prefix.
+                if size + r.encodedSize(last: false) <= mtu { add(r); early.append(r); l.acks[target] = nil; l.partialAcks[target] = nil; l.unackedFragments[target] = nil }
+            }
+            records = early + records.dropLast(early.count)
+            if l.acks.isEmpty { l.ackDue = nil }
+            self.links[name] = l
+        }
+        return records.isEmpty ? nil : (records, carrying, announceForm)
+    }
+}

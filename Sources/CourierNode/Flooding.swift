@@ -1,0 +1,97 @@
+import CourierMedium
+import CourierStore
+import CourierWire
+import Foundation
+
+/// Flooding: rebroadcasts after a random delay, suppressed by copies heard (`floods`); who holds what (`holders`,
+/// `heardOf`); directed bundles left out of summaries (`directedSeen`) (SPEC 7).
+extension Node {
+    struct PendingFlood {
+        var due: Double
+        var heard = 0
+    }
+
+    /// Whether a neighbour met again (or for the first time) may lack something we would send it: a flooded bundle
+    /// we hold that it is not known to have, or a directed bundle with no route stored since it was last heard.
+    func mayHoldNews(for n: NodeID, since previous: Double?) -> Bool {
+        if let p = previous, self.lastUnroutableAt > p - Tuning.housekeepingInterval { return true }
+        // Unreadable: no summary now (the periodic one follows).
+        for h in self.storing("read the bundles held", { try self.store.held() }) ?? [] {
+            if case .node = h.destination { continue }
+            if !self.isHolder(h.id, n) && !(self.told[h.id]?.contains(n) ?? false) { return true }
+        }
+        return false
+    }
+
+    /// A bundle sent to another neighbour: it counts as a copy heard, the sender has it, and whoever it went to needs
+    /// no copy from us.
+    func overheard(_ bytes: [UInt8], to next: ShortID, from: NodeID, link: String, now: Double) {
+        let b: CourierBundle
+        do { b = try CourierBundle(decoding: bytes) } catch {
+            self.reject("bundle from \(from.short) to \(next): \(error)")
+            return
+        }
+        if self.floods[b.id] != nil { self.floods[b.id]!.heard += 1 }
+        self.noteHolder(b.id, from, now: now)
+        if b.kind == .receipt, self.judge(b) == .proven { self.receiptEvidence(b, from: from, link: link, now: now) }
+        for (k, t) in self.transfers where k.bundle == b.id && k.target?.short == next && t.sent.isEmpty {
+            self.transfers[k] = nil
+        }
+    }
+
+    /// Remembers a directed bundle (see `directedSeen`).
+    func noteDirected(_ id: BundleID) {
+        if self.directedSeen.count >= Tuning.maxDirectedSeen { self.directedSeen.removeAll() }
+        self.directedSeen.insert(id.digest)
+    }
+
+    /// A neighbour holds a bundle.
+    func noteHolder(_ id: BundleID, _ n: NodeID, now: Double) {
+        guard n != self.me else { return }
+        self.holders[id, default: []].insert(n)
+        self.heardOf[id] = now
+    }
+
+    /// Neighbours known to hold a bundle (its origin always does).
+    func isHolder(_ id: BundleID, _ n: NodeID) -> Bool {
+        n.short == id.origin || (self.holders[id]?.contains(n) ?? false)
+    }
+
+    func afterStoring(_ b: CourierBundle, from: NodeID?, now: Double, local: Bool) {
+        switch b.destination {
+        case .everyone, .group:
+            if let from { self.noteHolder(b.id, from, now: now) }
+            guard local || b.hopLimit > 0 else { return }
+            // The origin sends at once; relays wait a random time and count copies they hear meanwhile. Relays with
+            // more neighbours not known to have it go sooner (their copy helps more, and may spare the others').
+            let fresh = self.freshNeighbours(now: now)
+            let uncovered = fresh.filter { !self.isHolder(b.id, $0.id) }.count
+            // Alerts: neighbours that have it say so with their receipts first (sent within `alertReceiptAirtimes`).
+            let wait = b.kind == .alert && self.isForMe(b) ? self.maxAirtime * (self.config.alertReceiptAirtimes + 1) : 0
+            let delay = local ? 0 : wait + self.floodDelay(uncovered: uncovered)
+            self.floods[b.id] = PendingFlood(due: now + delay)
+        case .node:
+            self.noteDirected(b.id)
+            self.routeDirected(b.id, now: now)
+            // No route: tell the neighbours what we hold, so one that is (or knows) the destination answers.
+            if !self.transfers.values.contains(where: { $0.key.bundle == b.id && $0.custody }) {
+                self.lastUnroutableAt = now
+                self.wantSummary(nil, now: now, 0.1, 5)
+            }
+        }
+    }
+
+    /// A random delay before a rebroadcast or repair: up to `floodDelayAirtimes` packet airtimes, divided by the
+    /// number of neighbours not known to have the bundle when given.
+    func floodDelay(uncovered: Int? = nil) -> Double {
+        let window = max(self.config.minFloodDelay * 2, self.maxAirtime * self.config.floodDelayAirtimes)
+        let scale = uncovered.map { 1 / Double(max(1, $0)) } ?? 1
+        return self.config.minFloodDelay + self.rng.uniform(0, 1) * (window - self.config.minFloodDelay) * scale
+    }
+
+    /// A random delay before answering a summary with what it lacks: up to three packet airtimes (another holder's
+    /// copy heard meanwhile cancels ours).
+    func answerDelay() -> Double {
+        self.config.minFloodDelay + self.rng.uniform(0, 1) * self.maxAirtime * 3
+    }
+}

@@ -1,0 +1,247 @@
+import CourierMedium
+import CourierStore
+import CourierWire
+import Foundation
+
+/// Bundle intake: a bundle received from a link, an archive or the key book's waiting list is decoded, judged, stored
+/// (custody for a directed one) or delivered and receipted; expiry of what is held.
+extension Node {
+    /// A bundle received from a neighbour. Returns whether it is settled here (stored, delivered, already here, or
+    /// refused and reported) and may be acknowledged; false when it could not be stored (a full disk): then it is
+    /// not acknowledged, and the sender keeps it and tries again.
+    @discardableResult
+    func handleBundleBytes(_ bytes: [UInt8], from: NodeID, link: String, now: Double) -> Bool {
+        let b: CourierBundle
+        do { b = try CourierBundle(decoding: bytes) } catch {
+            self.reject("bundle from \(from.short): \(error)")
+            return true
+        }
+        let nowMinutes = UInt64(CourierTime.minutes(unixSeconds: Int64(now)))
+        if b.expires <= nowMinutes { return true }
+        // A copy of a flood we are about to rebroadcast: one more neighbour has it; a repair someone else just
+        // sent need not be sent again.
+        if self.floods[b.id] != nil { self.floods[b.id]!.heard += 1 }
+        self.noteHolder(b.id, from, now: now)
+        // Only a receipt its origin signed says anything (a forged one would suppress copies and pulls).
+        if b.kind == .receipt, self.judge(b) == .proven { self.receiptEvidence(b, from: from, link: link, now: now) }
+        for (k, t) in self.transfers where k.bundle == b.id && k.link == link && k.target == nil && t.sent.isEmpty && t.due > now {
+            self.transfers[k] = nil
+        }
+        // Unreadable (an I/O error): not settled, so not acknowledged; the sender keeps it and tries again.
+        guard let seen = self.storing("look up a received bundle", link: link, { try self.store.hasSeen(b.id) }) else { return false }
+        if seen {
+            self.emit(.event(.duplicate(b.id)))
+            return true
+        }
+        if let why = self.distrust(b) {
+            self.reject(why)
+            self.refuse(b, why: why, from: from.short.description, now: now)
+            return true
+        }
+        // Route learning: the origin is reachable through the neighbour it came from.
+        let hops = Int(self.config.hopLimit) - Int(b.hopLimit)
+        if b.origin != self.me.short, (self.routes[b.origin].map { $0.hops >= hops || now - $0.at > self.config.neighbourTimeout } ?? true) {
+            self.routes[b.origin] = (from, max(hops, 0), now)
+        }
+        switch self.accept(b, from: from.short, source: from.short.description, now: now) {
+        case .stored:
+            self.afterStoring(b, from: from, now: now, local: false)
+            return true
+        case .notStored: return false
+        case .delivered, .duplicate, .waiting, .failed: return true
+        }
+    }
+
+    enum Acceptance: Equatable {
+        /// Delivered here and not stored (a directed bundle for this node: custody ends with us).
+        case delivered
+        /// Stored to pass on (and delivered here too when `delivered`).
+        case stored(delivered: Bool)
+        case duplicate
+        /// For this node, not readable yet (its origin's keys are unknown): kept until they arrive, keys asked for.
+        case waiting(String)
+        /// Given up on (unreadable with the keys known, refused for lack of room): reported.
+        case failed(String)
+        /// Not written to the store (a full disk, a database error): reported; a link does not acknowledge it.
+        case notStored(String)
+    }
+
+    /// A trusted bundle this node has not seen, from a link or from an archive: the receipts it carries, delivery
+    /// if it is for this node, storage (custody for a directed bundle) to pass it on otherwise.
+    func accept(_ b: CourierBundle, from: ShortID?, source: String, now: Double) -> Acceptance {
+        let proof = self.judge(b)
+        // Signed by an origin whose keys are not known here: what this node would deliver or flood on is kept unread
+        // (not delivered as proven, not passed on, not dropped) and the keys are asked for (9.1 rule 6); a directed
+        // bundle for another node is carried on (its destination checks it).
+        var passingThrough = false
+        if case .node = b.destination, !self.isForMe(b) { passingThrough = true }
+        if proof == .keysUnknown, !passingThrough {
+            return self.holdForKeys(b, source: source, now: now)
+        }
+        // Only a receipt its origin signature proves releases anything (a forged one would delete queued messages).
+        if b.kind == .receipt, proof == .proven { self.handleReceipt(b, now: now) }
+        // Identity bundles teach every node they pass (relays too) the origin's keys; a forged one goes no further.
+        if b.kind == .identity, let why = self.takeIdentity(b, now: now) {
+            self.reject(why)
+            return .failed(why)
+        }
+        let forMe = self.isForMe(b)
+        if case .node = b.destination, forMe {
+            // For us: custody ends here. Read, it goes to the inbox and the receipt travels back to the origin;
+            // unreadable for want of the origin's keys, it is kept (no receipt) until they arrive.
+            self.noteDirected(b.id)
+            return self.readDirected(b, source: source, now: now)
+        }
+        do {
+            let directed: Bool
+            if case .node = b.destination { directed = true } else { directed = false }
+            let (results, evicted) = try self.store.insertReporting([b], now: Int64(now), local: false, custody: directed, from: source,
+                                                                    classes: [self.admittedClass(b, proof: proof)])
+            for e in evicted {
+                // The feed has it (and the store's log); a directed bundle in our custody is given up on: tell its origin.
+                guard case .node = e.destination, e.custody else { continue }
+                self.emit(.event(.gaveUp(e.id, reason: "evicted: the queue is full of more urgent bundles")))
+                if !e.isLocal { self.notifyFailure(e.id, kind: e.kind, .evicted, now: now) }
+            }
+            switch results[0] {
+            case .stored: break
+            case .refused:
+                // No room (the feed says so): the hop was acknowledged, so the origin is told.
+                let why = "refused: our queue is full"
+                self.emit(.event(.gaveUp(b.id, reason: why)))
+                if directed { self.notifyFailure(b.id, kind: b.kind, .refused, now: now) }
+                return .failed(why)
+            case .duplicate, .expired: return .duplicate
+            }
+        } catch {
+            self.rejectStorage("cannot store \(b.id), not acknowledged (kept by its sender): \(error)", error)
+            return .notStored("cannot store: \(error)")
+        }
+        if let from { self.emit(.event(.bundleStored(b.id, from: from))) }
+        guard forMe else { return .stored(delivered: false) }
+        var delivered = false
+        do {
+            try self.deliverLocally(b, now: now)
+            delivered = true
+        } catch let e as StoreError {
+            // A full inbox (recorded in the feed and counted): the flood still goes on to the others.
+            self.rejectStorage("\(b.id) stored and passed on, but not put in the inbox: \(e)", e)
+        } catch {
+            // Not readable here (end-to-end encrypted to a group, or a dictionary we lack): carried on unread.
+        }
+        if b.kind == .alert {
+            self.queueReceipt(for: b.id, now: now, within: self.config.minFloodDelay + self.rng.uniform(0, 1) * self.maxAirtime * self.config.alertReceiptAirtimes)
+        }
+        return .stored(delivered: delivered)
+    }
+
+    enum Reading {
+        case content([UInt8])
+        /// End-to-end encrypted by an origin whose keys are not known here.
+        case needKeys
+        case unreadable(String)
+    }
+
+    /// The content of a bundle for this node: decrypted with each candidate origin key (2.3) and decompressed.
+    func read(_ b: CourierBundle) -> Reading {
+        guard b.isEncrypted else {
+            do { return .content(try b.content(compressor: self.compressor)) } catch { return .unreadable("cannot read its content: \(error)") }
+        }
+        let candidates = (self.directory[b.origin] ?? []).compactMap { self.keys[$0] }.filter { $0.nodeID != self.me || b.origin == self.me.short }
+        guard !candidates.isEmpty else { return .needKeys }
+        var problem: WireError = .decryptionFailed
+        for k in candidates {
+            do { return .content(try b.content(compressor: self.compressor, recipient: self.config.identity, originKeys: k)) } catch { problem = error }
+        }
+        return .unreadable("cannot decrypt it with the keys of \(b.origin) known here (\(problem))")
+    }
+
+    /// A directed bundle for this node: delivered and receipted, kept unread until its origin's keys arrive, or
+    /// given up on (reported in the feed and to its origin).
+    func readDirected(_ b: CourierBundle, source: String?, now: Double) -> Acceptance {
+        if b.kind == .identity {
+            // Read already (`takeIdentity`); nothing for the inbox, no receipt.
+            do { try self.store.markSeen(b) } catch { self.rejectStorage("cannot record \(b.id): \(error)", error) }
+            return .delivered
+        }
+        switch self.read(b) {
+        case .content(let content):
+            do { try self.deliver(b, content: content, now: now) } catch .inboxFull(let limit) {
+                // Refused (the feed, the log and `relay status` say so) and the origin is told: nothing unread is
+                // dropped to make room, and the sender does not retry into a full inbox.
+                let why = "refused: the inbox is full of unread messages (\(limit) bytes, inbox-mb)"
+                do { try self.store.markSeen(b) } catch { self.rejectStorage("cannot record \(b.id): \(error)", error) }
+                self.emit(.event(.gaveUp(b.id, reason: why)))
+                self.notifyFailure(b.id, kind: b.kind, .refused, now: now)
+                return .failed(why)
+            } catch {
+                self.rejectStorage("cannot deliver \(b.id), not acknowledged (kept by its sender): \(error)", error)
+                return .notStored("cannot deliver: \(error)")
+            }
+            if b.kind == .failure { self.handleFailure(b, content: content, now: now) }
+            if b.kind != .receipt && b.kind != .failure { self.queueReceipt(for: b.id, now: now) }
+            return .delivered
+        case .needKeys:
+            let why = "end-to-end encrypted by \(b.origin), whose keys are not known here yet: kept until they arrive (asked for them)"
+            do {
+                guard try self.store.keepUnread(b, reason: why, from: source, now: Int64(now)) else { return .duplicate }
+            } catch {
+                self.rejectStorage("cannot keep \(b.id), not acknowledged (kept by its sender): \(error)", error)
+                return .notStored("cannot keep: \(error)")
+            }
+            self.emit(.event(.waiting(b.id, reason: why)))
+            self.requestKeys(of: b.origin, now: now)
+            return .waiting(why)
+        case .unreadable(let why):
+            do { try self.store.gaveUp(b, reason: "unreadable: \(why)", from: source, now: Int64(now)) } catch {
+                self.rejectStorage("cannot record \(b.id): \(error)", error)
+            }
+            self.emit(.event(.gaveUp(b.id, reason: "unreadable: \(why)")))
+            self.notifyFailure(b.id, kind: b.kind, .unreadable, now: now)
+            return .failed(why)
+        }
+    }
+
+    /// Puts a bundle for this node in the inbox (unless a critical extension we do not know forbids it), reading it
+    /// first. Identity bundles never go to the inbox.
+    func deliverLocally(_ b: CourierBundle, now: Double) throws {
+        guard b.kind != .identity else { return }
+        switch self.read(b) {
+        case .content(let content): try self.deliver(b, content: content, now: now)
+        case .needKeys: throw WireError.decryptionFailed
+        case .unreadable: throw WireError.decryptionFailed
+        }
+    }
+
+    func deliver(_ b: CourierBundle, content: [UInt8], now: Double) throws(StoreError) {
+        if b.extensions.contains(where: { $0.isCritical }) || b.kind == .identity { return }
+        let proven = self.judge(b) == .proven
+        if try self.store.deliver(b, content: content, now: Int64(now), proven: proven), let m = try self.store.inboxMessage(b.id) {
+            self.emit(.delivered(m))
+            if b.kind == .aidOffer, let ref = b.reference, ref.origin == self.me.short {
+                self.emit(.event(.offerForRequest(request: ref, offer: b.id)))
+            }
+        }
+    }
+
+    /// Removes what expired; reports what was given up on (directed bundles in our custody, bundles kept unread)
+    /// and tells their origins.
+    func expireBundles(now: Double) {
+        let expired: [Store.Expired]
+        do { expired = try self.store.expireBundles(now: Int64(now)) } catch {
+            self.rejectStorage("cannot expire bundles: \(error)", error)
+            return
+        }
+        for e in expired {
+            if e.unread {
+                self.emit(.event(.gaveUp(e.id, reason: "unreadable: its lifetime passed and the keys of its origin \(e.id.origin) never arrived")))
+                if case .node = e.destination { self.notifyFailure(e.id, kind: e.kind, .unreadable, now: now) }
+            } else if case .node(let d) = e.destination, e.custody {
+                self.emit(.event(.gaveUp(e.id, reason: "expired: its lifetime passed before it reached \(d)")))
+                if !e.isLocal { self.notifyFailure(e.id, kind: e.kind, .expired, now: now) }
+            } else {
+                self.emit(.event(.expired(e.id)))
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+import CourierMedium
+import CourierStore
+import CourierWire
+import Foundation
+
+/// The key book: nodes' keys (`keys`, `directory`), identity bundles, key requests and their answers (`keyRequests`,
+/// `identityAnswers`), bundles kept unread until their origin's keys arrive (`keysArrived`), and the network key
+/// rotation (SPEC 3.7, 9.1).
+extension Node {
+    /// Learns a node's keys; bundles kept unread from it are read at the next tick. True when they were new.
+    @discardableResult
+    func learn(_ k: NodePublicKeys) -> Bool {
+        let id = k.nodeID
+        guard self.keys[id] == nil else { return false }
+        self.keys[id] = k
+        self.directory[id.short, default: []].append(id)
+        if id != self.me { self.keysArrived.insert(id.short) }
+        return true
+    }
+
+    /// Learns the keys the store knows that the engine does not yet (put on the trust list, or learnt by another
+    /// process, while running).
+    public func refreshKeys() {
+        do { for p in try self.store.peers() { self.learn(p.keys) } } catch {
+            self.rejectStorage("cannot read the known keys: \(error)", error)
+        }
+    }
+
+    /// Seals and opens under the keys the rotation gives for `now`, saying so when they change.
+    func applyKeyRotation(now: Double) {
+        let k = self.config.keyRotation.keys(current: self.config.networkKey, at: now)
+        guard k.send != self.networkKeys.send || k.accept != self.networkKeys.accept else { return }
+        self.networkKeys = k
+        self.sealer = PacketSealer(networkKey: k.send, sender: self.config.identity.nodeID, open: self.config.openMode)
+        self.opener = PacketOpener(networkKeys: k.accept, acceptOpen: self.config.openMode)
+        self.emit(.event(.networkKeys(sending: k.send.fingerprint, accepting: k.accept.map(\.fingerprint))))
+    }
+
+    /// Keeps a bundle this node cannot check yet (its origin's keys are unknown) and asks the origin for its keys.
+    func holdForKeys(_ b: CourierBundle, source: String?, now: Double) -> Acceptance {
+        let why = "signed by \(b.origin), whose keys are not known here yet: kept unread, not passed on, until they arrive (asked for them)"
+        do {
+            guard try self.store.keepUnread(b, reason: why, from: source, now: Int64(now)) else { return .duplicate }
+        } catch {
+            self.rejectStorage("cannot keep \(b.id), not acknowledged (kept by its sender): \(error)", error)
+            return .notStored("cannot keep: \(error)")
+        }
+        self.emit(.event(.waiting(b.id, reason: why)))
+        self.requestKeys(of: b.origin, now: now)
+        // A flood: the neighbour that passed it on most likely holds the origin's identity flood (9.1), which our
+        // summary brings sooner than the key request's answer.
+        if case .node = b.destination {} else { self.wantSummary(nil, now: now, 0.1, 2) }
+        return .waiting(why)
+    }
+
+    /// Reads the bundles kept for want of the keys that arrived since the last tick.
+    func readWaiting(now: Double) {
+        let arrived = self.keysArrived
+        self.keysArrived = []
+        let kept: [WaitingBundle]
+        do { kept = try self.store.waiting() } catch {
+            self.rejectStorage("cannot read the bundles waiting for keys: \(error)", error)
+            return
+        }
+        for w in kept where arrived.contains(w.id.origin) {
+            let b: CourierBundle
+            do { b = try CourierBundle(decoding: w.data) } catch {
+                do {
+                    try self.store.dropUnread(w.id, gaveUp: "damaged in the store: \(error)", now: Int64(now))
+                } catch let dropError {
+                    self.rejectStorage("cannot drop the damaged waiting bundle \(w.id): \(dropError)", dropError)
+                }
+                continue
+            }
+            switch self.judge(b) {
+            case .keysUnknown: continue
+            case .refused(let why):
+                // The keys came, and the signature is not the origin's: a forgery, refused and reported.
+                do { try self.store.dropUnread(b.id, now: Int64(now)) } catch { self.rejectStorage("cannot drop \(b.id): \(error)", error) }
+                self.reject(why)
+                self.refuse(b, why: why, from: nil, now: now)
+                continue
+            case .proven, .unproven: break
+            }
+            if case .needKeys = self.read(b) { continue }
+            // Taken in now as if it had just arrived: delivered (and receipted), flooded on, or given up on.
+            do { try self.store.releaseUnread(b.id) } catch {
+                self.rejectStorage("cannot take in \(b.id) kept for keys: \(error)", error)
+                continue
+            }
+            switch self.accept(b, from: nil, source: "kept for keys", now: now) {
+            case .stored: self.afterStoring(b, from: nil, now: now, local: false)
+            case .delivered:
+                // It has waited already: its receipt goes out now rather than after the aggregation delay.
+                if b.kind != .receipt && b.kind != .failure && b.kind != .identity { self.queueReceipt(for: b.id, now: now, within: 1) }
+            case .duplicate, .waiting, .failed, .notStored: break
+            }
+        }
+    }
+
+    /// Reads an identity bundle (SPEC 9.1): learns and remembers the keys it carries, and answers a key request
+    /// for this node with our own identity. Returns why it is refused (keys not the origin's, bad signature).
+    func takeIdentity(_ b: CourierBundle, now: Double) -> String? {
+        let c: IdentityContent
+        do { c = try IdentityContent.verified(b, compressor: self.compressor) } catch { return "identity bundle \(b.id): \(error)" }
+        let id = c.keys.nodeID
+        guard id != self.me else { return nil }
+        if self.learn(c.keys) { self.emit(.event(.keysLearnt(id, name: c.name))) }
+        if let name = c.name, self.neighbours[id] != nil { self.neighbours[id]!.name = name }
+        do { try self.store.rememberKeys(c.keys, name: c.name) } catch { self.rejectStorage("cannot remember the keys of \(id.short): \(error)", error) }
+        if c.wantsAnswer, case .node(let d) = b.destination, d == self.me.short,
+           now - (self.identityAnswers[b.origin] ?? -1e9) >= self.config.keyRequestInterval {
+            self.identityAnswers[b.origin] = now
+            self.sendIdentity(to: .node(b.origin), wantsAnswer: false, now: now)
+        }
+        return nil
+    }
+
+    /// Makes our identity bundle: flooded to everyone, or to one node (a key request when `wantsAnswer`, or the
+    /// answer to one).
+    func sendIdentity(to destination: Destination, wantsAnswer: Bool, now: Double) {
+        let content = IdentityContent(keys: self.config.identity.publicKeys, name: self.config.name, wantsAnswer: wantsAnswer).encode()
+        var opts = BundleOptions(kind: .identity)
+        // Requests and answers are for now; the flood lasts a week and is renewed at half its life.
+        if case .node = destination { opts.lifetime = Tuning.keyRequestLifetime }
+        do { _ = try self.make(kind: .identity, destination: destination, content: content, options: opts, now: now) } catch {
+            self.rejectStorage("cannot make our identity bundle: \(error)", error)
+        }
+    }
+
+    /// Asks an origin for its keys (a directed identity bundle with Q set, carrying ours), at most once per
+    /// `keyRequestInterval`.
+    func requestKeys(of origin: ShortID, now: Double) {
+        guard origin != self.me.short, now - (self.keyRequests[origin] ?? -1e9) >= self.config.keyRequestInterval else { return }
+        self.keyRequests[origin] = now
+        // One made by another process on this store (`relay import`) and not yet passed on is enough.
+        do {
+            if try self.store.held(kind: .identity, origin: self.me.short).contains(where: { $0.destination == .node(origin) }) { return }
+        } catch {
+            self.rejectStorage("cannot read our key requests: \(error)", error)
+        }
+        self.sendIdentity(to: .node(origin), wantsAnswer: true, now: now)
+    }
+
+    /// Floods our identity bundle when we hold none with more than half its lifetime left.
+    func renewIdentity(now: Double) {
+        let nowMinutes = Int64(CourierTime.minutes(unixSeconds: Int64(now)))
+        let held: [(id: BundleID, destination: Destination, expires: Int64)]
+        do { held = try self.store.held(kind: .identity, origin: self.me.short) } catch {
+            self.rejectStorage("cannot read our identity bundle: \(error)", error)
+            return
+        }
+        let fresh = held.contains { $0.destination == .everyone && $0.expires - nowMinutes > Int64(Kind.identity.defaultLifetime / 2) }
+        if !fresh { self.sendIdentity(to: .everyone, wantsAnswer: false, now: now) }
+    }
+}

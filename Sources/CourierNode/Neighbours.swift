@@ -1,0 +1,131 @@
+import CourierMedium
+import CourierStore
+import CourierWire
+import Foundation
+
+/// Neighbours, announces and hellos: who is in range on which link (`neighbours`), announces being assembled
+/// (`partialAnnounces`), and the bounded answers to hellos (SPEC 9 rule 7).
+extension Node {
+    struct Neighbour {
+        var id: NodeID
+        var name: String?
+        var lastHeard: [String: Double] = [:]
+        var srtt: Double? = nil
+        var rttvar: Double = 0
+        var sentFragments = 0
+        var ackedFragments = 0
+        /// Stopped acknowledging (gone away without a word): not used as a next hop until heard again.
+        var unresponsiveSince: Double? = nil
+    }
+
+    struct PartialAnnounce {
+        var signing: [UInt8]?
+        var agreement: [UInt8]?
+        var name: String?
+    }
+
+    /// Neighbours heard within the timeout, for status displays.
+    public func neighbourList(now: Double) -> [(id: NodeID, name: String?, link: String, lastHeard: Double)] {
+        self.neighbours.values.compactMap { n in
+            guard let (l, t) = n.lastHeard.max(by: { $0.value < $1.value }) else { return nil }
+            return (n.id, n.name, l, t)
+        }.sorted { $0.lastHeard > $1.lastHeard }
+    }
+
+    /// Hellos answered per neighbour: at most one announce in `helloAnswerInterval` seconds for each sender.
+    public static let helloAnswerInterval: Double = 120
+
+    /// Hellos answered per link: a bucket of this many announces ...
+    public static let helloAnswerBurst: Double = 3
+
+    /// ... refilled by one every this many seconds (at most 60 hello answers an hour on a link, whoever says hello).
+    public static let helloAnswerRefill: Double = 60
+
+    /// A hello (the first announce after a start) means the sender may have forgotten us: announce back, even if we
+    /// announced a moment ago (nodes started together: the sender may have missed it), so its packets and ours can
+    /// be read. Hellos arriving together get one announce. Bounded (SPEC 9, rule 7), since a hello can be replayed: once
+    /// per `helloAnswerInterval` per sender (more from the same sender are counted and ignored: it heard our answer
+    /// or will repeat its hello), and per link by a bucket of `helloAnswerBurst` refilled every
+    /// `helloAnswerRefill` s (a hello from a new sender while it is empty waits for it, never lost).
+    func answerHello(from sender: ShortID, on link: String, now: Double) {
+        guard var l = self.links[link] else { return }
+        if let last = l.helloAnswered[sender], now - last < Self.helloAnswerInterval {
+            self.stats.hellosLimited += 1
+            return
+        }
+        if l.helloAnswered.count >= Tuning.maxHelloAnswered { l.helloAnswered = l.helloAnswered.filter { now - $0.value < Self.helloAnswerInterval } }
+        l.helloAnswered[sender] = now
+        if l.announceDue || l.helloAnswerWaiting {
+            // One announce answers every hello heard before it goes out.
+            self.links[link] = l
+            return
+        }
+        Self.refillHelloTokens(&l, now: now)
+        if l.helloTokens >= 1 {
+            l.helloTokens -= 1
+            l.announceDue = true
+            self.stats.helloAnswers += 1
+        } else {
+            l.helloAnswerWaiting = true
+            self.stats.hellosLimited += 1
+        }
+        self.links[link] = l
+    }
+
+    static func refillHelloTokens(_ l: inout LinkState, now: Double) {
+        l.helloTokens = min(Self.helloAnswerBurst, l.helloTokens + max(0, now - l.helloRefilled) / Self.helloAnswerRefill)
+        l.helloRefilled = now
+    }
+
+    /// When the hello answer waiting for a link's bucket may go.
+    static func helloAnswerTime(_ l: LinkState) -> Double {
+        guard l.helloAnswerWaiting else { return .infinity }
+        return l.helloRefilled + max(0, 1 - l.helloTokens) * Self.helloAnswerRefill
+    }
+
+    /// Learns keys from an announce; returns the node id once both keys are known.
+    func handleAnnounce(_ a: AnnounceRecord, short: ShortID) -> NodeID? {
+        var p = self.partialAnnounces[short] ?? PartialAnnounce()
+        if let s = a.signingKey { p.signing = s }
+        if let g = a.agreementKey { p.agreement = g }
+        if let n = a.name { p.name = n }
+        self.partialAnnounces[short] = p
+        guard let s = p.signing, let g = p.agreement else { return nil }
+        let keys: NodePublicKeys
+        do { keys = try NodePublicKeys(signing: s, agreement: g) } catch {
+            // Forgotten, so a later announce with good keys is taken.
+            self.partialAnnounces[short] = nil
+            self.reject("announce from \(short) with keys that are not valid: \(error)")
+            return nil
+        }
+        guard keys.nodeID.short == short else {
+            self.reject("announce whose keys do not match its short id \(short)")
+            return nil
+        }
+        let id = keys.nodeID
+        if id != self.me && id.short == self.me.short {
+            self.reject("another node (\(id)) has our short id \(short): restart one of them with a new identity")
+        }
+        if case .members(let members) = self.config.trust, !members.contains(keys) {
+            // Not in the federation's membership list: known for packets, but its bundles are refused.
+        }
+        self.learn(keys)
+        if let name = p.name { self.neighbours[id, default: Neighbour(id: id)].name = name }
+        return id
+    }
+
+    /// Neighbours heard within the timeout on an up link.
+    func freshNeighbours(now: Double) -> [(id: NodeID, link: String)] {
+        self.neighbours.keys.sorted { $0.bytes.lexicographicallyPrecedes($1.bytes) }.compactMap { id in
+            guard id != self.me, let l = self.freshLink(id, now: now) else { return nil }
+            return (id, l)
+        }
+    }
+
+    /// The up link a neighbour was heard on most recently, if within the timeout.
+    func freshLink(_ id: NodeID, now: Double) -> String? {
+        guard let n = self.neighbours[id], n.unresponsiveSince.map({ now - $0 >= Self.unresponsiveProbe }) ?? true else { return nil }
+        return n.lastHeard.filter { now - $0.value < self.config.neighbourTimeout && self.links[$0.key]?.up == true }
+            .max { $0.value < $1.value }?.key
+    }
+}

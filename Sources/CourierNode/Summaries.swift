@@ -1,0 +1,133 @@
+import CourierMedium
+import CourierStore
+import CourierWire
+import Foundation
+
+/// Summaries and pulls: what we tell neighbours we hold (`told`, summary pages), their summaries (`summaries`), and
+/// bundles we ask for after a summary or a receipt showed them (`pulls`, `receiptOrigins`).
+extension Node {
+    struct Pull {
+        var link: String
+        var due: Double
+        var tries = 0
+        let since: Double
+        /// A receipt showed it (else a summary).
+        var fromReceipt = true
+    }
+
+    /// A receipt heard from a neighbour says the neighbour has the listed bundles (its own receipt, or one it passes
+    /// on towards their origin, the way their copies came), and so has the receipt's origin: they need no copy from
+    /// us. If we lack one, and the receipt is the neighbour's own or receipts from two nodes list it (a flood: a
+    /// directed bundle is receipted by its destination alone), we ask for it with our summary after `pullDelay` (the
+    /// flood usually brings it meanwhile).
+    func receiptEvidence(_ b: CourierBundle, from: NodeID, link: String, now: Double) {
+        let content: [UInt8]
+        do { content = try b.content(compressor: self.compressor) } catch {
+            self.reject("receipt \(b.id) from \(b.origin): cannot read its content: \(error)")
+            return
+        }
+        for id in ReceiptContent.decode(content) {
+            self.noteHolder(id, from, now: now)
+            // The receipt's own origin has it too, wherever on its way to the bundle's origin we hear it.
+            for o in self.directory[b.origin] ?? [] where o != from && self.neighbours[o] != nil { self.noteHolder(id, o, now: now) }
+            // Receipts from two or more nodes for one bundle: a flood (a directed bundle has one receipt, from its
+            // destination).
+            // Unreadable: nothing asked for now (a summary later asks).
+            guard let seen = self.storing("look up a bundle a receipt lists", link: link, { try self.store.hasSeen(id) }) else { continue }
+            var flooded = false
+            if b.origin != from.short, !seen {
+                self.receiptOrigins[id, default: []].insert(b.origin)
+                flooded = self.receiptOrigins[id]!.count >= 2
+            }
+            if b.origin == from.short || flooded, self.pulls[id.digest] == nil, !seen {
+                self.pulls[id.digest] = Pull(link: link, due: now + self.config.pullDelay * self.rng.uniform(1, 1.5), since: now)
+            }
+        }
+    }
+
+    /// Asks for our summary on a link (every up link when nil), `lo` to `hi` seconds from now.
+    func wantSummary(_ link: String?, now: Double, _ lo: Double, _ hi: Double) {
+        for name in link.map({ [$0] }) ?? self.linkOrder {
+            guard var l = self.links[name], l.up else { continue }
+            l.summaryDue = min(l.summaryDue ?? .infinity, now + self.rng.uniform(lo, hi))
+            self.links[name] = l
+        }
+    }
+
+    func handleSummary(_ s: SummaryRecord, from: NodeID, link: String, now: Double) {
+        self.summaries[from, default: []].formUnion(s.digests)
+        guard s.isFinal else { return }
+        let theirs = self.summaries.removeValue(forKey: from) ?? []
+        for id in self.holders.keys.sorted() where theirs.contains(id.digest) {
+            self.noteHolder(id, from, now: now)
+        }
+        // They hold something we lack: answer with our summary, so they send it (once an hour per digest: what they
+        // do not send then, they will not send on a second asking).
+        // Unreadable: nothing asked for now (their next summary asks).
+        if let mine = self.storing("read the bundles seen", link: link, { try self.store.seenDigests() }).map(Set.init) {
+            let unknown = theirs.subtracting(mine).filter { self.pulls[$0] == nil }
+            if !unknown.isEmpty {
+                let due = now + self.rng.uniform(0.1, 2)
+                for d in unknown { self.pulls[d] = Pull(link: link, due: due, since: now, fromReceipt: false) }
+            }
+        }
+        // Send what they lack: floods to all, directed bundles we hold custody of (a copy; custody stays with us
+        // unless they are the destination).
+        guard let held = self.storing("read the bundles held", link: link, { try self.store.held() }) else { return }
+        let lacking = held.filter { h in
+            guard !theirs.contains(h.digest) else { return false }
+            if case .node = h.destination { return h.custody }
+            return true
+        }
+        guard !lacking.isEmpty,
+              let bundles = self.storing("read the bundles a neighbour lacks", link: link, { try self.store.bundles(digests: lacking.map(\.digest)) })
+        else { return }
+        let wanted = Set(lacking.map(\.id))
+        for q in bundles where wanted.contains(q.id) {
+            switch q.destination {
+            case .everyone, .group:
+                if !q.isLocal, q.data.first.map({ $0 >> 4 == 0 }) == true { continue }
+                // A broadcast after a random delay: every neighbour that lacks it can take it, and a holder that
+                // hears another holder send it first stands down.
+                self.startTransfer(q, link: link, target: nil, custody: false, now: now, delay: self.answerDelay())
+            case .node(let d):
+                guard q.custody else { continue }
+                if d == from.short {
+                    // The destination itself: custody moves to it.
+                    self.startTransfer(q, link: link, target: from, custody: true, now: now, delay: self.answerDelay())
+                } else if self.nextHop(for: d, now: now) == nil, self.replicas[q.id, default: []].count < Self.maxReplicas,
+                          !self.replicas[q.id, default: []].contains(from) {
+                    // No route: give a copy to a few neighbours we meet (a courier may carry it); we keep custody.
+                    self.replicas[q.id, default: []].insert(from)
+                    self.startTransfer(q, link: link, target: from, custody: false, now: now, delay: self.answerDelay())
+                }
+            }
+        }
+    }
+
+    func summaryPages(mtu: Int, now: Double) -> [[UInt32]] {
+        // Held bundles first (by priority), then the flooded ones seen and not yet expired (directed ones we no longer
+        // hold are left out: see `directedSeen`). Of directed bundles held, only those we would give a neighbour a
+        // copy of (in our custody, no route, fewer than `maxReplicas` copies given): the others only make neighbours
+        // that lack them ask in vain.
+        // Unreadable: no summary now (no pages); the next one is due after `summaryInterval`.
+        let moving = Set(self.transfers.values.filter(\.custody).map(\.key.bundle))
+        guard let heldNow = self.storing("read the bundles held", { try self.store.held() }),
+              let seenNow = self.storing("read the bundles seen", { try self.store.seenDigests() }) else { return [] }
+        var digests = heldNow.filter { h in
+            guard case .node(let dest) = h.destination else { return true }
+            return h.custody && !moving.contains(h.id) && self.nextHop(for: dest, now: now) == nil
+                && (self.replicas[h.id]?.count ?? 0) < Self.maxReplicas
+        }.map(\.digest)
+        let held = Set(digests)
+        digests += seenNow.filter { !held.contains($0) && !self.directedSeen.contains($0) }
+        let perPage = max(1, (mtu - Packet.overhead - 1) / 4)
+        var pages: [[UInt32]] = []
+        var i = 0
+        repeat {
+            pages.append(Array(digests[i..<min(digests.count, i + perPage)]))
+            i += perPage
+        } while i < digests.count
+        return pages
+    }
+}

@@ -1,0 +1,206 @@
+import CourierMedium
+import CourierStore
+import CourierWire
+import Foundation
+
+/// Transfers and ARQ: each bundle being sent on a link, to everyone or to one neighbour (`transfers`); acks,
+/// retransmission time-outs (RFC 6298 estimates per neighbour), backoff, giving up, transfer numbers
+/// (`transferNumbers`) and the fragment size of a noisy line (SPEC 8).
+extension Node {
+    struct TransferKey: Hashable {
+        let link: String
+        let target: NodeID?
+        let bundle: BundleID
+    }
+
+    struct Transfer {
+        let key: TransferKey
+        var number: UInt32
+        let priority: PriorityClass
+        let order: Int
+        var records: [Record]
+        var sent: Set<Int> = []
+        var acked: Set<Int> = []
+        var firstSent: Double? = nil
+        var due: Double = 0
+        /// When the fragments in flight count as lost (directed transfers); the window keeps sending until then.
+        var rtoAt: Double = .infinity
+        /// Retransmission timeouts since the last ack that showed progress: the backoff exponent, and (with the
+        /// neighbour silent) the count that gives up on it. Reset by progress: on a noisy line, losses are not
+        /// absence, and a transfer that moves must not creep towards giving up (SPEC 8.5 rule 5).
+        var attempts = 0
+        /// Sent again after a timeout at least once: no round-trip samples from it (Karn).
+        var retransmitted = false
+        /// Custody moves to the target when it has everything (a directed bundle towards its destination).
+        let custody: Bool
+    }
+
+    /// Starts sending a bundle on a link, to one neighbour (acknowledged) or to all in range. A `delay` lets other
+    /// holders answer first: overhearing one of them send it to the same neighbour cancels ours.
+    func startTransfer(_ q: QueuedBundle, link: String, target: NodeID?, custody: Bool, now: Double, delay: Double = 0) {
+        let key = TransferKey(link: link, target: target, bundle: q.id)
+        guard self.transfers[key] == nil, let l = self.links[link] else { return }
+        var data = q.data
+        // Relays spend one hop; the origin's copy goes out as made.
+        if !q.isLocal, !data.isEmpty {
+            let hop = data[0] >> 4
+            guard hop > 0 || target != nil else { return }
+            data[0] = (hop > 0 ? hop - 1 : 0) << 4 | data[0] & 0x0F
+        }
+        guard let number = self.takeTransferNumber(for: q.id) else { return }
+        let records: [Record]
+        do {
+            records = try Fragmenter.records(
+                bundle: data, mtu: target == nil ? l.info.properties.mtu : self.fragmentMTU(l), transfer: number, nextHop: target?.short,
+                wantAck: target != nil)
+        } catch {
+            self.reject("cannot cut \(q.id) into fragments for \(link), not sent there: \(error)")
+            return
+        }
+        self.transferOrder += 1
+        self.transfers[key] = Transfer(
+            key: key, number: number, priority: q.priority, order: self.transferOrder, records: records,
+            due: now + delay, custody: custody)
+    }
+
+    func handleAck(_ a: AckRecord, from: NodeID, link: String, now: Double) {
+        for e in a.entries {
+            guard let found = self.transfers.first(where: { $0.key.link == link && $0.key.target == from && $0.value.number == e.transfer }) else { continue }
+            let key = found.key
+            var t = found.value
+            let before = t.acked.count
+            for i in 0..<t.records.count where e.has(i) && !t.acked.contains(i) {
+                t.acked.insert(i)
+                if t.sent.contains(i) { self.noteRecordOutcome(link: link, record: t.records[i], arrived: true) }
+            }
+            if t.acked.count > before {
+                var n = self.neighbours[from] ?? Neighbour(id: from)
+                n.ackedFragments += t.acked.count - before
+                if let first = t.firstSent, !t.retransmitted {
+                    let sample = now - first
+                    if let s = n.srtt {
+                        n.rttvar = (1 - Tuning.rttBeta) * n.rttvar + Tuning.rttBeta * abs(s - sample)
+                        n.srtt = (1 - Tuning.rttAlpha) * s + Tuning.rttAlpha * sample
+                    } else {
+                        n.srtt = sample
+                        n.rttvar = sample / 2
+                    }
+                }
+                self.neighbours[from] = n
+            }
+            // Not kept (a full disk): after a restart the acknowledged fragments are sent again, nothing is lost.
+            if let found = self.storing("read an acknowledged bundle", link: link, { try self.store.bundle(key.bundle) }), let q = found {
+                _ = self.storing("record an acknowledgement", link: link) {
+                    try self.store.recordAck(q.id, from: from, ack: AckEntry(transfer: e.transfer, receivedIndices: t.acked), now: Int64(now))
+                }
+            }
+            if t.acked.count > before { t.attempts = 0 }
+            if t.acked.count == t.records.count {
+                self.transfers[key] = nil
+                self.noteHolder(key.bundle, from, now: now)
+                // Custody moves on once the store says so; if it cannot (a full disk), we keep custody and the
+                // bundle is routed again (the next hop takes a second copy as a duplicate).
+                if t.custody, self.storing("release custody", link: link, { try self.store.releaseCustody(key.bundle, to: from, now: Int64(now)) }) != nil {
+                    self.emit(.event(.custodyReleased(key.bundle, to: from.short)))
+                }
+            } else {
+                // Resend what the ack shows missing below the highest fragment it acknowledges, now; fragments
+                // above it may still be on their way.
+                let hi = t.acked.max() ?? -1
+                t.sent = t.sent.filter { t.acked.contains($0) || $0 > hi }
+                t.due = now
+                self.transfers[key] = t
+            }
+        }
+    }
+
+    /// Timeouts without progress before a silent neighbour is given up on.
+    static let maxSilentRetries = 5
+
+    /// Backoff exponents: the timeout doubles at each retry up to 2^3 while the neighbour is heard (it is there;
+    /// the line loses frames, and waiting longer only lengthens the queue), up to 2^6 when it is silent.
+    static let backoffCapHeard = 3
+
+    static let backoffCapSilent = 6
+
+    /// A neighbour given up on is tried again after this many seconds even if not heard (a probe: it may be back in
+    /// range without having said anything).
+    static let unresponsiveProbe: Double = 300
+
+    func backoffCap(_ target: NodeID?, link: String, now: Double) -> Int {
+        guard let t = target, let heard = self.neighbours[t]?.lastHeard[link] else { return Self.backoffCapSilent }
+        return now - heard <= self.silenceBeforeGivingUp(link: self.links[link]) ? Self.backoffCapHeard : Self.backoffCapSilent
+    }
+
+    /// How long a neighbour must have been silent (no packet at all) before it is given up on: 2 minutes, or 8 full
+    /// frames' timeouts on a slow link.
+    func silenceBeforeGivingUp(link: LinkState?) -> Double {
+        guard let l = link else { return Tuning.minSilenceBeforeGivingUp }
+        let p = l.info.properties
+        return max(Tuning.minSilenceBeforeGivingUp, (p.airtime(bytes: p.mtu) * Double(self.config.window + 2) + self.config.ackDelay * 4 + 1) * 8)
+    }
+
+    /// Counts a directed record acknowledged or timed out on a link (for `fragmentMTU`).
+    func noteRecordOutcome(link: String, record: Record, arrived: Bool) {
+        guard var l = self.links[link] else { return }
+        let size = Double(Packet.overhead + record.encodedSize(last: true))
+        let w = Tuning.noisyLineAverageWeight
+        l.recordSuccess = l.recordOutcomes == 0 ? (arrived ? 1 : 0) : l.recordSuccess * (1 - w) + (arrived ? w : 0)
+        l.recordBytes = l.recordOutcomes == 0 ? size : l.recordBytes * (1 - w) + size * w
+        l.recordOutcomes += 1
+        self.links[link] = l
+    }
+
+    /// Bytes a directed record and its ack cost beyond the record's data: packet header and tag, record header and
+    /// next hop, transfer number and index, and a link's framing (serial: 7 bytes).
+    static let fragmentOverhead = 45.0
+
+    /// Fragments are never cut smaller than to fit packets of this many bytes.
+    static let smallestFragmentMTU = 96
+
+    /// Retransmission time-outs, with nothing acknowledged, after which a transfer cut for a cleaner line is cut again.
+    static let recutAfter = 2
+
+    /// A transfer number never used by this node before (SPEC 8.2): from the block reserved in the store.
+    func takeTransferNumber(for id: BundleID) -> UInt32? {
+        if self.transferNumbers.isEmpty {
+            do { self.transferNumbers = try self.store.reserveTransferNumbers() } catch {
+                self.rejectStorage("cannot reserve transfer numbers, \(id) not sent now: \(error)", error)
+                return nil
+            }
+        }
+        let number = UInt32(truncatingIfNeeded: self.transferNumbers.lowerBound & 0x3FFF)
+        self.transferNumbers = self.transferNumbers.dropFirst()
+        return number
+    }
+
+    /// The bundle a transfer's records carry: the whole record's, or the fragments' data in order.
+    static func bundleBytes(_ records: [Record]) -> [UInt8]? {
+        if records.count == 1, case .bundle(let b) = records[0] { return b.bundle }
+        var pieces: [(Int, [UInt8])] = []
+        for case .fragment(let f) in records { pieces.append((f.index, f.data)) }
+        guard pieces.count == records.count, !pieces.isEmpty else { return nil }
+        return pieces.sorted { $0.0 < $1.0 }.flatMap(\.1)
+    }
+
+    /// The packet size new directed transfers on a link are cut for (SPEC 8.5 rule 5): the link's MTU, unless at
+    /// least 16 recent records show a noisy line (fewer than 9 in 10 acknowledged). Then, from the loss per byte
+    /// that implies (a record and its ack both have to arrive: survival = (1 - e)^bytes), the size that carries the
+    /// most data per byte sent, (h + sqrt(h^2 + 4h/e)) / 2 for h bytes of overhead: on a line with 1% of bytes
+    /// damaged about 96 bytes instead of 255 (a 255-byte frame arrives whole 7% of the time, a 96-byte one 37%).
+    func fragmentMTU(_ l: LinkState) -> Int {
+        let mtu = l.info.properties.mtu
+        guard l.recordOutcomes >= Tuning.noisyLineSamples, l.recordSuccess < Tuning.noisyLineSuccess else { return mtu }
+        let e = -log(max(0.01, l.recordSuccess)) / (l.recordBytes + Self.fragmentOverhead)
+        let h = Self.fragmentOverhead
+        let best = (h + (h * h + 4 * h / e).squareRoot()) / 2
+        return max(min(Self.smallestFragmentMTU, mtu), min(mtu, Int(best)))
+    }
+
+    func rto(_ target: NodeID?, link: LinkState, fragments: Int) -> Double {
+        let p = link.info.properties
+        let base = p.airtime(bytes: p.mtu) * Double(min(fragments, self.config.window) + 2) + self.config.ackDelay * 4 + 1
+        if let t = target, let n = self.neighbours[t], let s = n.srtt { return max(base, s + Tuning.rttVarianceFactor * n.rttvar) }
+        return base
+    }
+}

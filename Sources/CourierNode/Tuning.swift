@@ -1,0 +1,74 @@
+/// The engine's tuning constants that are not per-node configuration (`NodeConfig`), each with why it has its value.
+enum Tuning {
+    /// How often the pruning rules of `Node.pruneTables` run: tables grow by at most ten minutes' traffic between runs.
+    static let pruneInterval: Double = 600
+    /// A neighbour not heard for a week is forgotten (its round-trip estimate is stale; heard again, it is a new
+    /// contact as after any absence longer than the neighbour timeout).
+    static let forgetNeighbourAfter: Double = 7 * 86_400
+    /// Announces being assembled or remembered for their names: beyond this many, only fresh neighbours' are kept
+    /// (an announce fits one packet on every link we know; a flood of fake short ids must not grow memory).
+    static let maxPartialAnnounces = 1_024
+}
+
+extension Tuning {
+    // Housekeeping and memory.
+    /// Expiry, route look-ups for stuck custody, key re-requests and pruning run at most once a minute: their
+    /// timescales are minutes to days, and the store scans they need cost too much per tick.
+    static let housekeepingInterval: Double = 60
+    /// Who holds a bundle we do not hold is kept this long after last heard (a copy of it may still reach us).
+    static let holdersKeptFor: Double = 600
+    /// Caps of the sets kept for de-duplication only; past the cap they start again (a reminder is lost, nothing else).
+    static let maxDirectedSeen = 8_192
+    static let maxReceiptOrigins = 1_024
+    static let maxRefusedReported = 4_096
+    static let maxHelloAnswered = 1_024
+
+    // Announces and hellos.
+    /// At most one hello request per link a minute when packets come from nodes we cannot read.
+    static let helloRequestInterval: Double = 60
+    /// A contact gets our announce unless we announced within the last minute (it heard that one).
+    static let contactAnnounceAfter: Double = 60
+    /// Periodic announces at the interval ±25%, so neighbours started together drift apart instead of colliding.
+    static let announceJitter = 0.25
+    /// A retry to a neighbour that never acknowledged carries our announce, unless one went in the last 30 s.
+    static let announceWithRetryAfter: Double = 30
+    /// Room kept in a periodic announce's packet beyond the announce and a one-page summary (tag and framing slack).
+    static let announceSummaryRoom = 24
+    /// A periodic announce carrying the summary covers a summary that was due within the next minute.
+    static let summaryCoveredWithin: Double = 60
+
+    // Pulls.
+    /// A bundle a receipt showed is asked for up to five times (the holder may not hear us); one a summary showed,
+    /// once (it may be directed elsewhere and never come).
+    static let pullTriesAfterReceipt = 5
+    static let pullTriesAfterSummary = 1
+    /// Seconds before asking again, doubled at each try.
+    static let pullRetry: Double = 20
+    /// A pull that gave up is forgotten an hour after it began (asked again only if shown again after that).
+    static let pullForgottenAfter: Double = 3_600
+
+    // Keys.
+    /// Key requests and their answers are for now: they live a day, not an identity flood's week.
+    static let keyRequestLifetime: UInt32 = 24 * 60
+
+    // Transfers and the composer.
+    /// RFC 6298 gains: the round-trip estimate moves by 1/8 of each sample, its variance by 1/4, and the time-out
+    /// is the estimate plus 4 variances.
+    static let rttAlpha = 0.125
+    static let rttBeta = 0.25
+    static let rttVarianceFactor = 4.0
+    /// A neighbour is given up on only after at least 2 minutes of silence (else 8 full windows' time-outs).
+    static let minSilenceBeforeGivingUp: Double = 120
+    /// A line is judged noisy from at least 16 recent directed records, fewer than 9 in 10 acknowledged, averaged
+    /// with weight 1/20 per record (the last few dozen records).
+    static let noisyLineSamples = 16
+    static let noisyLineSuccess = 0.9
+    static let noisyLineAverageWeight = 0.05
+    /// A packet within 8 bytes of the MTU is full: no record worth adding fits.
+    static let packetFullWithin = 8
+    /// Packets composed per link in one call at most (a burst to a KISS TNC is 16; a fast link gets the rest at the
+    /// next tick): one call never monopolises the engine.
+    static let maxPacketsPerPump = 64
+    /// Packet counters reserved in the store at a time (one durable write per 1,024 packets; a restart skips the rest).
+    static let packetCounterBlock: UInt32 = 1_024
+}
