@@ -50,7 +50,8 @@ public struct PactRequest: Sendable {
 
     public func answer(_ node: ShortID, now: Double) -> Answer {
         if let p = self.pledges[node] { return p.at <= self.deadline ? .inTime : .late }
-        return now > Double(self.deadline) ? .none : .pending
+        // Over once the deadline's second is: a pledge signed in that second is in time.
+        return now >= Double(self.deadline) + 1 ? .none : .pending
     }
 }
 
@@ -271,15 +272,17 @@ extension PactLedger {
             guard let p = self.pacts[q.pact] else { continue }
             let owed = self.owed(q)
             let missing = owed.filter { q.pledges[$0] == nil }
-            let deadline = Double(q.deadline)
-            if owed.contains(me), q.pledges[me] == nil, now <= deadline {
+            // Pledge times are signed in whole seconds and a pledge made in the deadline's second is in time
+            // (`answer`), so the deadline has passed only once that second is over.
+            let deadline = Double(q.deadline) + 1
+            if owed.contains(me), q.pledges[me] == nil, now < deadline {
                 out.append(.obligation(request: q.id, pact: p.name, deadline: q.deadline))
             }
-            if now <= deadline, now >= deadline - Self.reminderLead(p.respondWithin), !missing.isEmpty,
+            if now < deadline, now >= deadline - Self.reminderLead(p.respondWithin), !missing.isEmpty,
                q.from == me || missing.contains(me) {
                 out.append(.reminder(request: q.id, pact: p.name, deadline: q.deadline, missing: missing))
             }
-            if q.from == me, now > deadline, q.escalation == nil {
+            if q.from == me, now >= deadline, q.escalation == nil {
                 let unmet = owed.filter { q.answer($0, now: now) != .inTime }
                 out.append(unmet.isEmpty ? .kept(request: q.id, pact: p.name)
                                          : .escalate(request: q.id, pact: p.id, name: p.name, unmet: unmet, text: q.text))

@@ -159,16 +159,16 @@ struct EngineBench: ParsableCommand {
         let end = Self.largest(sim)
         print(String(format: "  engine tables after %.0f simulated days, %d nodes, %d messages (largest over the nodes; halfway -> end; %.1f s of wall time):",
                      days, nodes, submitted, Date().timeIntervalSince(t0)))
-        for (name, entries) in sim.nodes[0].tableSizes {
-            let e = end[name] ?? entries
-            let h = half[name] ?? 0
-            print("      \(name.padding(toLength: 26, withPad: " ", startingAt: 0)) \(String(h).leftPad(7)) -> \(String(e).leftPad(7))\(e > h && e > 16 ? "   grows" : "")")
+        for t in sim.nodes[0].tables {
+            let e = end[t.table] ?? t.size
+            let h = half[t.table] ?? 0
+            print("      \(t.table.padding(toLength: 26, withPad: " ", startingAt: 0)) \(String(h).leftPad(7)) -> \(String(e).leftPad(7))\(e > h && e > 16 ? "   grows" : "")   bound: \(t.bound)")
         }
     }
 
     static func largest(_ sim: MeshSimulator) -> [String: Int] {
         var m: [String: Int] = [:]
-        for n in sim.nodes { for (name, entries) in n.tableSizes { m[name] = max(m[name] ?? 0, entries) } }
+        for n in sim.nodes { for t in n.tables { m[t.table] = max(m[t.table] ?? 0, t.size) } }
         return m
     }
 }
