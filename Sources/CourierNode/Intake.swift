@@ -183,15 +183,7 @@ extension Node {
             return .delivered
         case .needKeys:
             let why = "end-to-end encrypted by \(b.origin), whose keys are not known here yet: kept until they arrive (asked for them)"
-            do {
-                guard try self.store.keepUnread(b, reason: why, from: source, now: Int64(now)) else { return .duplicate }
-            } catch {
-                self.rejectStorage("cannot keep \(b.id), not acknowledged (kept by its sender): \(error)", error)
-                return .notStored("cannot keep: \(error)")
-            }
-            self.emit(.event(.waiting(b.id, reason: why)))
-            self.requestKeys(of: b.origin, now: now)
-            return .waiting(why)
+            return self.keepUntilKeys(b, why: why, source: source, now: now)
         case .unreadable(let why):
             do { try self.store.gaveUp(b, reason: "unreadable: \(why)", from: source, now: Int64(now)) } catch {
                 self.rejectStorage("cannot record \(b.id): \(error)", error)

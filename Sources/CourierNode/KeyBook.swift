@@ -39,6 +39,18 @@ extension Node {
     /// Keeps a bundle this node cannot check yet (its origin's keys are unknown) and asks the origin for its keys.
     func holdForKeys(_ b: CourierBundle, source: String?, now: Double) -> Acceptance {
         let why = "signed by \(b.origin), whose keys are not known here yet: kept unread, not passed on, until they arrive (asked for them)"
+        let kept = self.keepUntilKeys(b, why: why, source: source, now: now)
+        // A flood: the neighbour that passed it on most likely holds the origin's identity flood (9.1), which our
+        // summary brings sooner than the key request's answer.
+        if case .waiting = kept {
+            if case .node = b.destination {} else { self.wantSummary(nil, now: now, 0.1, 2) }
+        }
+        return kept
+    }
+
+    /// Keeps a bundle unread until its origin's keys arrive (`why` says what for), tells the operator and asks the
+    /// origin for its keys. Not stored: not acknowledged, so its sender keeps it.
+    func keepUntilKeys(_ b: CourierBundle, why: String, source: String?, now: Double) -> Acceptance {
         do {
             guard try self.store.keepUnread(b, reason: why, from: source, now: Int64(now)) else { return .duplicate }
         } catch {
@@ -47,9 +59,6 @@ extension Node {
         }
         self.emit(.event(.waiting(b.id, reason: why)))
         self.requestKeys(of: b.origin, now: now)
-        // A flood: the neighbour that passed it on most likely holds the origin's identity flood (9.1), which our
-        // summary brings sooner than the key request's answer.
-        if case .node = b.destination {} else { self.wantSummary(nil, now: now, 0.1, 2) }
         return .waiting(why)
     }
 
