@@ -32,9 +32,7 @@ public final class FrameTap: @unchecked Sendable {
 
     public let pathA: String
     public let pathB: String
-    private let folder: String
-    private let masters: [Int32]
-    private let slaves: [Int32]
+    private let ends: [PseudoTerminal]
     private let lock = NSLock()
     private var stopped = false
     private var recorded: [Frame] = []
@@ -43,40 +41,12 @@ public final class FrameTap: @unchecked Sendable {
     private var damagedFrames = 0
     private let done = DispatchSemaphore(value: 0)
 
-    /// Opens the two pseudo-terminals (named by symlinks in a private folder, as `VirtualCable` names its ends) and
-    /// starts passing frames.
+    /// Opens the two pseudo-terminals (each reached by a name of its own, see `PseudoTerminal`) and starts passing
+    /// frames.
     public init() throws(LinkError) {
-        var paths: [String] = []
-        var masters: [Int32] = []
-        var slaves: [Int32] = []
-        for _ in 0..<2 {
-            var m: Int32 = -1
-            var s: Int32 = -1
-            guard openpty(&m, &s, nil, nil, nil) == 0 else {
-                let why = String(cString: strerror(errno))
-                for fd in masters + slaves { close(fd) }
-                throw LinkError.io("cannot open a pseudo-terminal (/dev/ptmx): \(why)")
-            }
-            var t = termios()
-            tcgetattr(s, &t)
-            cfmakeraw(&t)
-            tcsetattr(s, TCSANOW, &t)
-            paths.append(String(cString: ttyname(s)))
-            _ = fcntl(m, F_SETFL, fcntl(m, F_GETFL) | O_NONBLOCK)
-            masters.append(m)
-            slaves.append(s)
-        }
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("courier-tap-\(UUID().uuidString)").path
-        do {
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
-            for (end, target) in zip(["a", "b"], paths) {
-                try FileManager.default.createSymbolicLink(atPath: folder + "/" + end, withDestinationPath: target)
-            }
-        } catch {
-            for fd in masters + slaves { close(fd) }
-            throw LinkError.io("cannot name the tap's ends in \(folder): \(error)")
-        }
-        (self.folder, self.pathA, self.pathB, self.masters, self.slaves) = (folder, folder + "/a", folder + "/b", masters, slaves)
+        let a = try PseudoTerminal(label: "tap")
+        let b = try PseudoTerminal(label: "tap")
+        (self.pathA, self.pathB, self.ends) = (a.path, b.path, [a, b])
         Thread { [self] in self.pump() }.start()
     }
 
@@ -106,11 +76,10 @@ public final class FrameTap: @unchecked Sendable {
             return !self.stopped
         }
         guard first else { return }
-        do { try FileManager.default.removeItem(atPath: self.folder) } catch {
-            FileHandle.standardError.write(Data("frame tap: cannot remove \(self.folder): \(error)\n".utf8))
-        }
+        // The names go first, so nothing reopens these terminals by name once their numbers are free again.
+        for end in self.ends { end.removeName() }
         self.done.wait()
-        for fd in self.masters + self.slaves { close(fd) }
+        for end in self.ends { end.close() }
     }
 
     deinit { self.stop() }
@@ -134,12 +103,12 @@ public final class FrameTap: @unchecked Sendable {
                 let f = Frame(from: side, packet: packet, at: Date().timeIntervalSince1970, injected: true)
                 self.locked { self.recorded.append(f) }
             }
-            var fds = self.masters.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            var fds = self.ends.map(\.master).map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             for i in 0..<2 where !out[i].isEmpty { fds[i].events |= Int16(POLLOUT) }
             guard poll(&fds, 2, 20) > 0 else { continue }
             for i in 0..<2 {
                 if fds[i].revents & Int16(POLLOUT) != 0, !out[i].isEmpty {
-                    let n = out[i].withUnsafeBytes { write(self.masters[i], $0.baseAddress, $0.count) }
+                    let n = out[i].withUnsafeBytes { write(self.ends[i].master, $0.baseAddress, $0.count) }
                     if n > 0 {
                         out[i].removeFirst(n)
                     } else if n < 0 && errno != EAGAIN && errno != EINTR {
@@ -147,7 +116,7 @@ public final class FrameTap: @unchecked Sendable {
                     }
                 }
                 guard fds[i].revents & Int16(POLLIN) != 0 else { continue }
-                let n = read(self.masters[i], &buf, buf.count)
+                let n = read(self.ends[i].master, &buf, buf.count)
                 guard n > 0 else { continue }
                 let side: Side = i == 0 ? .a : .b
                 let before = codecs[i].dropped

@@ -11,62 +11,24 @@ import Glibc
 ///
 /// Bytes sent while nothing listens on the far end are dropped, as on a cable to a switched-off box.
 public final class VirtualCable: @unchecked Sendable {
-    /// The path of each end: its pseudo-terminal, or with `stableNames` a symlink to it.
+    /// The path of each end: a name of its own, a symlink to its pseudo-terminal in a private folder that `stop()`
+    /// removes, as udev's /dev/serial/by-id names are (see `PseudoTerminal`). A relay still retrying after the cable
+    /// is gone then finds no device, instead of a /dev/pts number the kernel has since given to another cable (tests
+    /// run many cables and relays at once; `relay demo` runs beside the tests).
     public let pathA: String
     public let pathB: String
-    /// The folder of the symlinks (nil without `stableNames`), removed by `stop()`.
-    private let linkFolder: String?
-    private let masters: [Int32]
-    private let slaves: [Int32]
+    private let ends: [PseudoTerminal]
     private let lock = NSLock()
     private var stopped = false
     private var noise = 0.0
     private var rng = SplitMix64(seed: 0x0C0FFEE)
     private let done = DispatchSemaphore(value: 0)
 
-    /// - Parameter stableNames: give each end a name of its own, a symlink in a private folder that `stop()`
-    ///   removes, as udev's /dev/serial/by-id names are. A relay still retrying after the cable is gone then finds
-    ///   no device, instead of a /dev/pts number the kernel has since given to another cable (tests run many
-    ///   cables and relays at once; `relay demo` runs beside the tests).
-    public init(stableNames: Bool = true) throws(LinkError) {
-        var paths: [String] = []
-        var masters: [Int32] = []
-        var slaves: [Int32] = []
-        for _ in 0..<2 {
-            var m: Int32 = -1
-            var s: Int32 = -1
-            guard openpty(&m, &s, nil, nil, nil) == 0 else {
-                let why = String(cString: strerror(errno))
-                for fd in masters + slaves { close(fd) }
-                throw LinkError.io("cannot open a pseudo-terminal (/dev/ptmx): \(why)")
-            }
-            var t = termios()
-            tcgetattr(s, &t)
-            cfmakeraw(&t)
-            tcsetattr(s, TCSANOW, &t)
-            paths.append(String(cString: ttyname(s)))
-            _ = fcntl(m, F_SETFL, fcntl(m, F_GETFL) | O_NONBLOCK)
-            masters.append(m)
-            slaves.append(s)
-        }
-        if stableNames {
-            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("courier-cable-\(UUID().uuidString)").path
-            do {
-                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
-                for (end, target) in zip(["a", "b"], paths) {
-                    try FileManager.default.createSymbolicLink(atPath: folder + "/" + end, withDestinationPath: target)
-                }
-            } catch {
-                for fd in masters + slaves { close(fd) }
-                throw LinkError.io("cannot name the virtual cable's ends in \(folder): \(error)")
-            }
-            self.linkFolder = folder
-            paths = [folder + "/a", folder + "/b"]
-        } else {
-            self.linkFolder = nil
-        }
-        (self.pathA, self.pathB, self.masters, self.slaves) = (paths[0], paths[1], masters, slaves)
-        let (a, b) = (masters[0], masters[1])
+    public init() throws(LinkError) {
+        let endA = try PseudoTerminal(label: "cable")
+        let endB = try PseudoTerminal(label: "cable")
+        (self.pathA, self.pathB, self.ends) = (endA.path, endB.path, [endA, endB])
+        let (a, b) = (endA.master, endB.master)
         Thread { [self] in
             var buf = [UInt8](repeating: 0, count: 4_096)
             while !self.isStopped {
@@ -100,7 +62,7 @@ public final class VirtualCable: @unchecked Sendable {
     /// Writes `bytes` so that they come out at `path` (one end's tty), as a modem at the wrong baud rate or a
     /// loose connector delivers garbage to the relay on that end.
     public func inject(_ bytes: [UInt8], toward path: String) {
-        let fd = path == self.pathA ? self.masters[0] : self.masters[1]
+        let fd = path == self.pathA ? self.ends[0].master : self.ends[1].master
         var off = 0
         while off < bytes.count && !self.isStopped {
             let n = bytes[off...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
@@ -131,13 +93,9 @@ public final class VirtualCable: @unchecked Sendable {
         self.lock.unlock()
         guard first else { return }
         // The names go first, so nothing reopens these terminals by name once their numbers are free again.
-        if let folder = self.linkFolder {
-            do { try FileManager.default.removeItem(atPath: folder) } catch {
-                FileHandle.standardError.write(Data("virtual cable: cannot remove \(folder): \(error)\n".utf8))
-            }
-        }
+        for end in self.ends { end.removeName() }
         self.done.wait()
-        for fd in self.masters + self.slaves { close(fd) }
+        for end in self.ends { end.close() }
     }
 
     deinit { self.stop() }

@@ -45,7 +45,7 @@ import Glibc
         let events = EventCollector(link)
         link.start()
         defer { link.stop() }
-        #expect(await events.wait { $0.upCount == 1 })
+        try #require(await events.wait { $0.upCount == 1 }, "the link never came up: nothing below can pass")
         var g = SplitMix64(seed: 8)
         let frames = (0..<300).map { _ in T.randomFrame(&g) }
         let clean = Self.noisyWrite(pty, frames: frames, encode: COBSFrameCodec().encode, seed: 9)
@@ -71,7 +71,7 @@ import Glibc
         let events = EventCollector(link)
         link.start()
         defer { link.stop() }
-        #expect(await events.wait { $0.upCount == 1 })
+        try #require(await events.wait { $0.upCount == 1 }, "the link never came up: nothing below can pass")
         // The TNC got its parameters first.
         var params: [UInt8] = []
         let pend = Date().addingTimeInterval(10)
@@ -143,5 +143,29 @@ import Glibc
             try SerialPort.open("/dev/courier-no-such-device", settings: SerialSettings(baud: 9600), logger: T.logger)
         }
         #expect(e?.description.contains("no such device") == true)
+    }
+
+    /// A line that is gone cannot be reached by its name again, even when the kernel gives its /dev/pts number to the
+    /// next terminal (CI: a relay whose test line had closed retried /dev/pts/0 and took the next test's KISS line).
+    @Test func aClosedTerminalsNameReachesNoOtherTerminal() throws {
+        let first = try PseudoTerminal(label: "links")
+        let (name, device) = (first.path, first.device)
+        let ch = try SerialPort.open(name, settings: SerialSettings(baud: 115_200), logger: T.logger)
+        ch.close()
+        first.close()
+        #expect(!FileManager.default.fileExists(atPath: name))
+        let next = try PseudoTerminal(label: "links")
+        defer { next.close() }
+        #expect(next.path != name)
+        let e = #expect(throws: LinkError.self) { try SerialPort.open(name, settings: SerialSettings(baud: 115_200), logger: T.logger) }
+        guard case .notFound = e else {
+            Issue.record("the old name opened something: \(String(describing: e))")
+            return
+        }
+        // Whether the number came back depends on what else runs; when it did, the raw number reaches the new line.
+        if next.device == device {
+            let other = try SerialPort.open(device, settings: SerialSettings(baud: 115_200), logger: T.logger)
+            other.close()
+        }
     }
 }

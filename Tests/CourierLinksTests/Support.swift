@@ -7,25 +7,16 @@ import Logging
 import Glibc
 #endif
 
-/// A real kernel pseudo-terminal pair. The driver under test opens `path` (the slave); the test reads and writes
-/// the master, or relays it to another pty.
+/// A real kernel pseudo-terminal pair. The driver under test opens `path` (a name of the terminal's own, see
+/// `PseudoTerminal`); the test reads and writes the master, or relays it to another pty.
 final class PTY: @unchecked Sendable {
-    private(set) var master: Int32
-    private var slave: Int32
+    private let pty: PseudoTerminal
+    var master: Int32 { self.pty.master }
     let path: String
 
     init() {
-        var m: Int32 = -1
-        var s: Int32 = -1
-        precondition(openpty(&m, &s, nil, nil, nil) == 0, "openpty failed")
-        self.master = m
-        self.slave = s
-        self.path = String(cString: ttyname(s))
-        var t = termios()
-        tcgetattr(s, &t)
-        cfmakeraw(&t)
-        tcsetattr(s, TCSANOW, &t)
-        _ = fcntl(m, F_SETFL, fcntl(m, F_GETFL) | O_NONBLOCK)
+        do { self.pty = try PseudoTerminal(label: "links") } catch { preconditionFailure("\(error)") }
+        self.path = self.pty.path
     }
 
     func write(_ bytes: [UInt8]) {
@@ -45,13 +36,8 @@ final class PTY: @unchecked Sendable {
         return n > 0 ? Array(buf[0..<n]) : []
     }
 
-    /// Unplugs: both ends close, so the driver's reads fail as when a USB adapter is pulled.
-    func close() {
-        if self.master >= 0 { Glibc.close(self.master); self.master = -1 }
-        if self.slave >= 0 { Glibc.close(self.slave); self.slave = -1 }
-    }
-
-    deinit { self.close() }
+    /// Unplugs: the name goes and both ends close, so the driver's reads fail as when a USB adapter is pulled.
+    func close() { self.pty.close() }
 }
 
 enum T {

@@ -191,29 +191,18 @@ import Glibc
 /// A pseudo-terminal whose far end the test holds: a relay opens `path` (a `serial:` link) and the test reads the
 /// frames it sends and writes bytes it receives.
 final class RawLine: @unchecked Sendable {
+    /// A name of the terminal's own (see `PseudoTerminal`): once this line is gone, a relay still retrying it finds no
+    /// device, not whichever terminal the kernel numbered like this one next (another test's).
     let path: String
-    private let master: Int32
-    private let slave: Int32
+    private let pty: PseudoTerminal
+    private var master: Int32 { self.pty.master }
     private var buffer: [UInt8] = []
     private var complete: [[UInt8]] = []
     private let lock = NSLock()
 
     init() throws {
-        var m: Int32 = -1
-        var s: Int32 = -1
-        guard openpty(&m, &s, nil, nil, nil) == 0 else { throw LinkError.io("openpty: \(String(cString: strerror(errno)))") }
-        var t = termios()
-        tcgetattr(s, &t)
-        cfmakeraw(&t)
-        tcsetattr(s, TCSANOW, &t)
-        self.path = String(cString: ttyname(s))
-        _ = fcntl(m, F_SETFL, fcntl(m, F_GETFL) | O_NONBLOCK)
-        (self.master, self.slave) = (m, s)
-    }
-
-    deinit {
-        close(self.master)
-        close(self.slave)
+        self.pty = try PseudoTerminal(label: "rawline")
+        self.path = self.pty.path
     }
 
     /// Every frame the relay sent so far (framed serial, SPEC 18.1: between 0x00 delimiters, delimiters left out).
