@@ -11,7 +11,7 @@ public enum Kind: Sendable, Hashable, CaseIterable, CustomStringConvertible {
     /// A federation compression dictionary (SPEC 7.6): its id and version in extension type 5, the zstd dictionary as
     /// content. Read by the engine of every node it passes, never put in an inbox.
     case dictionary
-    /// A kind this version does not know (codes 9-15): stored and forwarded, never interpreted.
+    /// A kind this version does not know (codes 10-15): stored and forwarded, never interpreted.
     case other(UInt8)
 
     public static let allCases: [Kind] = [.alert, .aidRequest, .aidOffer, .grievance, .minutes, .text, .receipt, .identity, .failure, .dictionary]

@@ -1107,14 +1107,14 @@ def unknown_critical_extensions(bundle: Bundle, known_types: Iterable[int] = ())
 
 def deliverable(bundle: Bundle, known_extension_types: Iterable[int] = ()) -> bool:
     """6.14 step 6: no unknown critical extension, and not an identity (kind 7, read by the engine, 9.1).
-    A bundle that is not deliverable is still stored and forwarded unchanged. Unknown kinds (9-15) are
+    A bundle that is not deliverable is still stored and forwarded unchanged. Unknown kinds (10-15) are
     delivered, uninterpreted (6.8)."""
     return bundle.kind != KIND_IDENTITY and not unknown_critical_extensions(bundle, known_extension_types)
 
 
 def content_is_text(bundle: Bundle) -> bool:
     """6.8: the content of kinds 0-5 is text; receipts (6) are bundle ids, identities (7) keys and a name,
-    failure notices (8) reasons and bundle ids; unknown kinds (9-15) are shown only as bytes, never as text
+    failure notices (8) reasons and bundle ids; unknown kinds (10-15) are shown only as bytes, never as text
     or as a known kind."""
     return bundle.kind <= 5
 
