@@ -111,8 +111,13 @@ extension Store {
         let inbox = try self.read { db in
             try Row.fetchAll(db, sql: "SELECT content FROM inbox WHERE kind IN (\(textKinds)) ORDER BY rowid").map { [UInt8]($0["content"] as Data) }
         }
+        // What it sent to itself or to a group or everyone it belongs to is in its inbox already.
         let sent = try self.read { db in
-            try Row.fetchAll(db, sql: "SELECT data FROM bundle WHERE local = 1 AND kind IN (\(textKinds)) ORDER BY rowid").map { [UInt8]($0["data"] as Data) }
+            try Row.fetchAll(db, sql: """
+                SELECT data FROM bundle b WHERE local = 1 AND kind IN (\(textKinds)) AND NOT EXISTS
+                  (SELECT 1 FROM inbox i WHERE i.origin = b.origin AND i.created = b.created AND i.sequence = b.sequence)
+                ORDER BY rowid
+                """).map { [UInt8]($0["data"] as Data) }
         }
         var out = inbox
         var skipped = 0
@@ -121,8 +126,6 @@ extension Store {
             do {
                 let b = try CourierBundle(decoding: data)
                 if b.isEncrypted { skipped += 1; continue }
-                // One this relay sent to itself is in its inbox already.
-                if case .node(let d) = b.destination, d == b.origin { continue }
                 out.append(try b.content(compressor: plain))
             } catch {
                 skipped += 1
