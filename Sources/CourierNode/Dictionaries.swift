@@ -149,13 +149,16 @@ extension Node {
         return .waiting(why)
     }
 
+    /// Asks the neighbours on every up link (at most once per `dictionaryAskInterval`; with no link up, at the first
+    /// tick after one comes up).
     func askForDictionary(_ id: UInt8, now: Double) {
         let last = self.dictionaryState.wanted[id] ?? -1e9
         self.dictionaryState.wanted[id] = last
-        guard now - last >= Self.dictionaryAskInterval else { return }
+        let up = self.linkOrder.filter { self.links[$0]?.up == true }
+        guard now - last >= Self.dictionaryAskInterval, !up.isEmpty else { return }
         self.dictionaryState.wanted[id] = now
         self.emit(.event(.dictionary("asking the neighbours for dictionary \(id)")))
-        for name in self.linkOrder where self.links[name]?.up == true { self.dictionaryState.requestsDue[name, default: []].insert(id) }
+        for name in up { self.dictionaryState.requestsDue[name, default: []].insert(id) }
     }
 
     /// Each tick: dictionaries still wanted are asked for again now and then; bundles kept for one that arrived are

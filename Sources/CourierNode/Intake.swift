@@ -244,7 +244,7 @@ extension Node {
         }
         for e in expired {
             if e.unread {
-                self.emit(.event(.gaveUp(e.id, reason: "unreadable: its lifetime passed and the keys of its origin \(e.id.origin) never arrived")))
+                self.emit(.event(.gaveUp(e.id, reason: "unreadable: its lifetime passed and what it needs never arrived (the keys of its origin \(e.id.origin), or the dictionary it names)")))
                 if case .node = e.destination { self.notifyFailure(e.id, kind: e.kind, .unreadable, now: now) }
             } else if case .node(let d) = e.destination, e.custody {
                 self.emit(.event(.gaveUp(e.id, reason: "expired: its lifetime passed before it reached \(d)")))

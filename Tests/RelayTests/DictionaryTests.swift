@@ -42,13 +42,17 @@ import Testing
         return "Water committee of \(villages[i % 8]): distribution of \(goods[(i * 3) % 7]) moves to day \(i % 28 + 1) at \(7 + i % 5):00. Bring your ration card; the tanker from \(villages[(i + 3) % 8]) is \(i % 4 + 1) hours late."
     }
 
-    @Test func aPublishedDictionaryIsUsedBetweenRelaysThatHoldItAndARelayThatLacksItAsksAndDelivers() throws {
+    @Test func aPublishedDictionaryIsUsedBetweenRelaysThatHoldItAndARelayThatLacksItKeepsAsksAndDelivers() throws {
         let dirs = try R.federation(["alpha", "bravo", "charlie"])
         let (alpha, bravo, charlie) = (dirs[0], dirs[1], dirs[2])
         for (to, of) in [(alpha, bravo), (alpha, charlie), (bravo, alpha), (bravo, charlie), (charlie, alpha), (charlie, bravo)] {
             #expect(try R.run(["peers", "add", "--data-dir", to, try self.identityCode(of)]).0 == 0)
         }
         let (a, b) = (try R.id(alpha), try R.id(bravo))
+        for d in [bravo, charlie] {
+            let conf = d + "/relay.conf"
+            try (R.text(conf) + "\ngroup = water-committee\n").write(toFile: conf, atomically: true, encoding: .utf8)
+        }
 
         // Nothing to train on yet: refused, saying how many texts it has and needs.
         let (rc0, _, err0) = try R.run(["dict", "train", "--data-dir", alpha])
@@ -67,7 +71,7 @@ import Testing
         let (rc2, out2, err2) = try R.run(["dict", "publish", "--data-dir", alpha])
         #expect(rc2 == 0 && out2.contains("dictionary \(id) (version 1) published"), "\(out2) \(err2)")
 
-        // alpha and bravo on one cable; charlie, behind bravo, is not running yet.
+        // alpha and bravo on one cable; charlie, to go behind bravo, is not running yet.
         let cables = try (0..<2).map { _ in try VirtualCable() }
         defer { cables.forEach { $0.stop() } }
         let ra = try R.start(["run", "--data-dir", alpha, "--link", "serial:\(cables[0].pathA):115200"], log: alpha + "/run.log")
@@ -98,26 +102,41 @@ import Testing
         #expect(try R.wait(60) { try R.inbox(bravo).contains { $0["id"] as? String == direct && $0["text"] as? String == text } },
                 "bravo's inbox: \(String(describing: try? R.inbox(bravo)))")
 
-        // An alert to everyone: every neighbour of alpha (bravo) holds the dictionary, so it is used (the text is
-        // like those it was trained on, so it gives the smallest body).
+        // An alert to the water committee (bravo and charlie are members): every neighbour of alpha (bravo) holds the
+        // dictionary, so it is used (the text is like those it was trained on, so it gives the smallest body).
         let alertText = "ALERT " + Self.notice(2_000)
-        let (rc4, out4, err4) = try R.run(["send", "--data-dir", alpha, "--everyone", "--kind", "alert", alertText])
+        let (rc4, out4, err4) = try R.run(["send", "--data-dir", alpha, "--group", "water-committee", "--kind", "alert", alertText])
         #expect(rc4 == 0, "\(err4)")
         let alert = out4.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(try self.queuedBundle(alpha, alert).compression == .zstdDictionary(UInt8(id)))
         #expect(try R.wait(60) { try R.inbox(bravo).contains { $0["id"] as? String == alert } })
 
-        // charlie comes up behind bravo without the dictionary: the alert arrives first (urgent), is kept, the
-        // dictionary asked for; once the dictionary is there, the alert is delivered.
-        rc = try R.start(["run", "--data-dir", charlie, "--link", "serial:\(cables[1].pathB):115200"], log: charlie + "/run.log")
-        let delivered = try R.wait(120) { try R.inbox(charlie).contains { $0["id"] as? String == alert && $0["text"] as? String == alertText } }
-        #expect(delivered, "charlie's log: \(R.text(charlie + "/run.log").suffix(2000))")
+        // charlie has not met the federation since: the alert reaches it on a stick, without the dictionary. It is
+        // kept unread and shown as waiting for the dictionary.
+        let stick = charlie + "/../stick.cba"
+        let (rc5, _, err5) = try R.run(["export", "--data-dir", bravo, "--group", "water-committee", stick])
+        #expect(rc5 == 0, "\(err5)")
+        let (rc6, out6, err6) = try R.run(["import", "--data-dir", charlie, stick])
+        #expect(rc6 == 0 && out6.contains("1 bundles"), "\(out6) \(err6)")
+        #expect(!(try R.inbox(charlie).contains { $0["id"] as? String == alert }))
+        let status = try R.run(["status", "--data-dir", charlie]).1
+        #expect(status.contains("waiting for a dictionary (kept unread, asked the neighbours for it): 1")
+                && status.contains("\(alert) alert from \(a)") && status.contains("compressed with dictionary \(id), which this relay lacks"), "\(status)")
         let kept = try self.feed(charlie).filter { $0["type"] as? String == "waiting" && $0["bundle"] as? String == alert }
         #expect(kept.contains { ($0["detail"] as? String ?? "").contains("compressed with dictionary \(id), which this relay lacks") },
                 "charlie's feed: \(((try? self.feed(charlie)) ?? []).map { "\($0["type"] ?? "") \($0["bundle"] ?? "") \($0["detail"] ?? "")" })")
+
+        // Started behind bravo, it asks its neighbours for the dictionary, bravo sends it, and the alert is delivered.
+        rc = try R.start(["run", "--data-dir", charlie, "--link", "serial:\(cables[1].pathB):115200"], log: charlie + "/run.log")
+        let delivered = try R.wait(120) { try R.inbox(charlie).contains { $0["id"] as? String == alert && $0["text"] as? String == alertText } }
+        #expect(delivered, "charlie's log: \(R.text(charlie + "/run.log").suffix(2000))")
         let log = R.text(charlie + "/run.log")
         #expect(log.contains("asking the neighbours for dictionary \(id)") && log.contains("dictionary \(id) version 1 from \(a) received and kept"),
                 "charlie's log: \(log.suffix(2000))")
+        let charlieID = try R.id(charlie)
+        #expect(try R.wait(30) { R.text(bravo + "/run.log").contains("dictionary \(id) asked for by \(charlieID)") },
+                "bravo's log: \(R.text(bravo + "/run.log").suffix(1500))")
+        #expect(!(try R.run(["status", "--data-dir", charlie]).1.contains("waiting for a dictionary")))
         #expect(try self.dictionaries(charlie).contains { $0["id"] as? Int == id })
     }
 
