@@ -170,7 +170,12 @@ extension Node {
         guard let kept = self.storing("read the bundles kept unread", { try self.store.waiting() }) else { return }
         for w in kept {
             let b: CourierBundle
-            do { b = try CourierBundle(decoding: w.data) } catch { continue }  // readWaiting reports and drops it
+            do { b = try CourierBundle(decoding: w.data) } catch {
+                do { try self.store.dropUnread(w.id, gaveUp: "damaged in the store: \(error)", now: Int64(now)) } catch let dropError {
+                    self.rejectStorage("cannot drop the damaged waiting bundle \(w.id): \(dropError)", dropError)
+                }
+                continue
+            }
             guard case .zstdDictionary(let id) = b.compression, self.compressor.shelf.holds(id) else { continue }
             if case .node = b.destination {
                 // Taken in now as if it had just arrived (its dictionary came): delivered and receipted.
