@@ -86,7 +86,9 @@ extension Node {
             return .failed(why)
         }
         if b.kind == .dictionary, !passingThrough, let why = self.takeDictionary(b, proof: proof, now: now) {
+            // Refused (the feed and `relay status` count it) and not passed on: no relay uses a dictionary it cannot check.
             self.reject(why)
+            self.refuse(b, why: why, from: source, now: now)
             return .failed(why)
         }
         let forMe = self.isForMe(b)

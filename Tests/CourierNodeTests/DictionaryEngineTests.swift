@@ -72,6 +72,20 @@ import Testing
         #expect(told.contains { !$0.isRequest && $0.entries == [DictionariesRecord.Entry(id: Self.id, fingerprint: FederationDictionary.fingerprint(dict))] })
     }
 
+    @Test func aDictionaryBundleThatIsNoDictionaryIsRefusedInTheFeedAndNotPassedOn() throws {
+        let h = try EngineHarness()
+        let p = h.addPeer()
+        _ = h.addPeer()
+        let bad = try Self.dictionaryBundle(p, Array(repeating: 0x41, count: 600), at: h.now)
+        let out = h.receive(from: p, [.bundle(BundleRecord(bundle: bad.encode()))])
+        let later = h.run(for: 30)
+        #expect(try h.store.bundle(bad.id) == nil, "not kept to pass on")
+        #expect(try h.store.dictionaries().isEmpty)
+        let refused = try h.store.events(after: 0).filter { $0.type == .refused && $0.bundle == bad.id.description }
+        #expect(refused.count == 1 && (refused[0].detail ?? "").contains("not a zstd dictionary"), "\(refused)")
+        #expect((out.records + later.records).allSatisfy { if case .dictionaries = $0 { false } else { true } }, "nothing held, nothing told")
+    }
+
     @Test func aRequestIsAnsweredWithTheDictionaryBundle() throws {
         let h = try EngineHarness()
         let p = h.addPeer()
