@@ -104,14 +104,17 @@ extension Store {
     }
 
     /// Texts this relay can read, to train a dictionary on: the messages in its inbox (alerts, aid requests and
-    /// offers, grievances, minutes, texts) and those it sent that it still holds unencrypted. `skipped` counts the
-    /// sent ones it cannot read (end-to-end encrypted to their recipient, or not decodable).
-    public func readableTexts() throws(StoreError) -> (texts: [[UInt8]], skipped: Int) {
+    /// offers, grievances, minutes, texts) and those it sent that it still holds unencrypted. Messages that came end-to-end
+    /// encrypted (meant for this relay alone) only with `includePrivate`: a dictionary carries pieces of its texts to
+    /// every member. `skipped` counts the sent ones it cannot read (end-to-end encrypted to their recipient, or not
+    /// decodable); `privateLeftOut` the encrypted inbox messages left out.
+    public func readableTexts(includePrivate: Bool = false) throws(StoreError) -> (texts: [[UInt8]], skipped: Int, privateLeftOut: Int) {
         let textKinds = [Kind.alert, .aidRequest, .aidOffer, .grievance, .minutes, .text].map { String($0.code) }.joined(separator: ",")
-        let inbox = try self.read { db in
-            try Row.fetchAll(db, sql: "SELECT content FROM inbox WHERE kind IN (\(textKinds)) ORDER BY rowid").map { [UInt8]($0["content"] as Data) }
+        let (inbox, privateLeftOut) = try self.read { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT content, encrypted FROM inbox WHERE kind IN (\(textKinds)) ORDER BY rowid")
+            let kept = rows.filter { includePrivate || ($0["encrypted"] as Int64) == 0 }
+            return (kept.map { [UInt8]($0["content"] as Data) }, rows.count - kept.count)
         }
-        // What it sent to itself or to a group or everyone it belongs to is in its inbox already.
         let sent = try self.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT data FROM bundle b WHERE local = 1 AND kind IN (\(textKinds)) AND NOT EXISTS
@@ -131,6 +134,6 @@ extension Store {
                 skipped += 1
             }
         }
-        return (out, skipped)
+        return (out, skipped, privateLeftOut)
     }
 }

@@ -27,6 +27,8 @@ extension Relay {
                 abstract: "Train a dictionary on the texts this relay can read (its inbox and the messages it sent that it still holds); prints its id, size and held-out compression.")
             @OptionGroup var d: DirOption
             @Option(help: "Dictionary size in bytes, 1024 to 65536 (default 16384: it travels to every relay once).") var size = 16_384
+            @Flag(help: "Train on the messages that came end-to-end encrypted to this relay too. A dictionary carries pieces of its texts to every member of the federation once published: leave them out unless their writers agree.")
+            var includePrivate = false
 
             func run() async throws {
                 try await guarded {
@@ -37,10 +39,11 @@ extension Relay {
                     try dir.requireInitialised()
                     let store = try dir.store()
                     let me = try dir.identity().0.nodeID.short
-                    let (texts, skipped) = try store.readableTexts()
+                    let (texts, skipped, privateLeftOut) = try store.readableTexts(includePrivate: self.includePrivate)
                     let usable = texts.filter { !$0.isEmpty }
+                    let leftOut = privateLeftOut > 0 ? "; \(privateLeftOut) that came end-to-end encrypted left out (--include-private)" : ""
                     guard usable.count >= Dict.minimumTexts else {
-                        throw RelayError.data("this relay can read \(usable.count) texts (its inbox and the messages it sent that it still holds\(skipped > 0 ? "; \(skipped) sent end to end cannot be read here" : "")); a dictionary needs at least \(Dict.minimumTexts): train again when more have arrived")
+                        throw RelayError.data("this relay can read \(usable.count) texts (its inbox and the messages it sent that it still holds\(skipped > 0 ? "; \(skipped) sent end to end cannot be read here" : "")\(leftOut)); a dictionary needs at least \(Dict.minimumTexts): train again when more have arrived")
                     }
                     // Every fifth text is held out: the ratio printed is measured on texts the dictionary never saw.
                     let train = usable.enumerated().filter { $0.offset % 5 != 4 }.map(\.element)
@@ -68,7 +71,7 @@ extension Relay {
                     let dropped = try store.saveDictionary(d, now: Int64(now))
                     let what = "dictionary \(id) version \(version) trained: \(bytes.count) B on \(train.count) texts; held-out \(held.count) texts compress to \(String(format: "%.3f", r)) of their size with it, \(String(format: "%.3f", r1)) with dictionary 1"
                     try store.dictionaryEvent(what, now: Int64(now))
-                    say("dictionary \(id) (version \(version), fingerprint \(Dict.hex(d.fingerprint))): \(bytes.count) B trained on \(train.count) of the \(usable.count) texts this relay can read")
+                    say("dictionary \(id) (version \(version), fingerprint \(Dict.hex(d.fingerprint))): \(bytes.count) B trained on \(train.count) of the \(usable.count) texts this relay can read\(privateLeftOut > 0 ? " (\(privateLeftOut) that came end-to-end encrypted left out: --include-private)" : "")")
                     say("  held-out \(held.count) texts compress to \(String(format: "%.3f", r)) of their size with it, \(String(format: "%.3f", r1)) with dictionary 1")
                     for x in dropped { say("  dictionary \(x.id) (version \(x.version) from \(x.origin)) dropped: \(Store.dictionariesKept) are kept") }
                     say("  publish it to the federation with `relay dict publish \(id)`")

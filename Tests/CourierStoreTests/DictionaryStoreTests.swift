@@ -56,6 +56,8 @@ import Testing
         }
         let received = try make("water at the upper well from six", from: other, to: .node(me.nodeID.short), seq: 1)
         _ = try store.deliver(received, content: Array("water at the upper well from six".utf8), now: S.now)
+        let secret = try make("my grandmother's address", from: other, to: .node(me.nodeID.short), seq: 2, encryptTo: me.publicKeys)
+        _ = try store.deliver(secret, content: Array("my grandmother's address".utf8), now: S.now)
         try store.insert(try make("bread at the school on Friday", from: me, to: .everyone, seq: 1), now: S.now, local: true, custody: true)
         try store.insert(try make("for your eyes only", from: me, to: .node(other.nodeID.short), seq: 2, encryptTo: other.publicKeys),
                          now: S.now, local: true, custody: true)
@@ -63,8 +65,11 @@ import Testing
         let both = try make("meeting moved to Sunday", from: me, to: .everyone, seq: 3)
         try store.insert(both, now: S.now, local: true, custody: true)
         _ = try store.deliver(both, content: Array("meeting moved to Sunday".utf8), now: S.now)
-        let (texts, skipped) = try store.readableTexts()
+        let (texts, skipped, privateLeftOut) = try store.readableTexts()
         #expect(Set(texts.map { String(decoding: $0, as: UTF8.self) }) == ["water at the upper well from six", "bread at the school on Friday", "meeting moved to Sunday"])
         #expect(texts.count == 3 && skipped == 1, "the end-to-end one cannot be read by its sender here")
+        #expect(privateLeftOut == 1, "what came end-to-end encrypted is left out: a published dictionary shows pieces of its texts")
+        let all = try store.readableTexts(includePrivate: true)
+        #expect(all.texts.count == 4 && all.privateLeftOut == 0)
     }
 }
