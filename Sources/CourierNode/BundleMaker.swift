@@ -25,6 +25,11 @@ public struct BundleMaker {
         // Origin-signed (SPEC 6.8: 64 bytes each), so receivers can prove who wrote it (packet keys prove only
         // membership, 3.6), unless encrypted end to end: its tag proves that to its recipient (6.12, EndToEndProof).
         opts.sign = Node.signs(kind: kind, options: opts)
+        // A federation dictionary both ends hold may give a smaller body (SPEC 7.6); dictionary 1 always works.
+        if opts.dictionaries.isEmpty {
+            opts.dictionaries = try DictionaryChoice.candidates(kind: kind, destination: destination, me: self.identity.nodeID.short,
+                                                                store: self.store, shelf: self.compressor.shelf, now: now)
+        }
         let seq = try self.store.nextSequence()
         let b = try CourierBundle.make(
             kind: kind, destination: destination, content: content, origin: self.identity,

@@ -135,6 +135,7 @@ extension Node {
                 l.summaryWithAnnounce = false
             }
         }
+        if let r = self.dictionaryRecord(for: name, withAnnounce: announceForm), fits(r) { add(r); self.dictionaryRecordSent(r, link: name) }
         self.links[name] = l
         // Bundle data: transfers on this link, by class then age.
         let candidates = self.transfers.values.filter { $0.key.link == name && $0.due <= now }

@@ -85,6 +85,12 @@ extension Node {
             self.reject(why)
             return .failed(why)
         }
+        if b.kind == .dictionary, !passingThrough, let why = self.takeDictionary(b, proof: proof, now: now) {
+            // Refused (the feed and `relay status` count it) and not passed on: no relay uses a dictionary it cannot check.
+            self.reject(why)
+            self.refuse(b, why: why, from: source, now: now)
+            return .failed(why)
+        }
         let forMe = self.isForMe(b)
         if case .node = b.destination, forMe {
             // For us: custody ends here. Read, it goes to the inbox and the receipt travels back to the origin;
@@ -126,8 +132,11 @@ extension Node {
         } catch let e as StoreError {
             // A full inbox (recorded in the feed and counted): the flood still goes on to the others.
             self.rejectStorage("\(b.id) stored and passed on, but not put in the inbox: \(e)", e)
+        } catch WireError.unknownDictionary(let id) {
+            // Compressed with a dictionary we lack: passed on, and kept for our inbox until the dictionary arrives.
+            _ = self.keepForDictionary(b, id: id, source: source, now: now)
         } catch {
-            // Not readable here (end-to-end encrypted to a group, or a dictionary we lack): carried on unread.
+            // Not readable here (end-to-end encrypted to a group): carried on unread.
         }
         if b.kind == .alert {
             self.queueReceipt(for: b.id, now: now, within: self.config.minFloodDelay + self.rng.uniform(0, 1) * self.maxAirtime * self.config.alertReceiptAirtimes)
@@ -139,19 +148,27 @@ extension Node {
         case content([UInt8])
         /// End-to-end encrypted by an origin whose keys are not known here.
         case needKeys
+        /// Compressed with a federation dictionary this node does not hold (yet).
+        case needDictionary(UInt8)
         case unreadable(String)
     }
 
     /// The content of a bundle for this node: decrypted with each candidate origin key (2.3) and decompressed.
     func read(_ b: CourierBundle) -> Reading {
         guard b.isEncrypted else {
-            do { return .content(try b.content(compressor: self.compressor)) } catch { return .unreadable("cannot read its content: \(error)") }
+            do { return .content(try b.content(compressor: self.compressor)) } catch {
+                if case .unknownDictionary(let id) = error { return .needDictionary(id) }
+                return .unreadable("cannot read its content: \(error)")
+            }
         }
         let candidates = (self.directory[b.origin] ?? []).compactMap { self.keys[$0] }.filter { $0.nodeID != self.me || b.origin == self.me.short }
         guard !candidates.isEmpty else { return .needKeys }
         var problem: WireError = .decryptionFailed
         for k in candidates {
-            do { return .content(try b.content(compressor: self.compressor, recipient: self.config.identity, originKeys: k)) } catch { problem = error }
+            do { return .content(try b.content(compressor: self.compressor, recipient: self.config.identity, originKeys: k)) } catch {
+                if case .unknownDictionary(let id) = error { return .needDictionary(id) }
+                problem = error
+            }
         }
         return .unreadable("cannot decrypt it with the keys of \(b.origin) known here (\(problem))")
     }
@@ -184,6 +201,8 @@ extension Node {
         case .needKeys:
             let why = "end-to-end encrypted by \(b.origin), whose keys are not known here yet: kept until they arrive (asked for them)"
             return self.keepUntilKeys(b, why: why, source: source, now: now)
+        case .needDictionary(let id):
+            return self.keepForDictionary(b, id: id, source: source, now: now)
         case .unreadable(let why):
             do { try self.store.gaveUp(b, reason: "unreadable: \(why)", from: source, now: Int64(now)) } catch {
                 self.rejectStorage("cannot record \(b.id): \(error)", error)
@@ -201,6 +220,7 @@ extension Node {
         switch self.read(b) {
         case .content(let content): try self.deliver(b, content: content, now: now)
         case .needKeys: throw WireError.decryptionFailed
+        case .needDictionary(let id): throw WireError.unknownDictionary(id)
         case .unreadable: throw WireError.decryptionFailed
         }
     }
@@ -226,7 +246,7 @@ extension Node {
         }
         for e in expired {
             if e.unread {
-                self.emit(.event(.gaveUp(e.id, reason: "unreadable: its lifetime passed and the keys of its origin \(e.id.origin) never arrived")))
+                self.emit(.event(.gaveUp(e.id, reason: "unreadable: its lifetime passed and what it needs never arrived (the keys of its origin \(e.id.origin), or the dictionary it names)")))
                 if case .node = e.destination { self.notifyFailure(e.id, kind: e.kind, .unreadable, now: now) }
             } else if case .node(let d) = e.destination, e.custody {
                 self.emit(.event(.gaveUp(e.id, reason: "expired: its lifetime passed before it reached \(d)")))

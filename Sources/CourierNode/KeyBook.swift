@@ -91,7 +91,11 @@ extension Node {
                 continue
             case .proven, .unproven: break
             }
-            if case .needKeys = self.read(b) { continue }
+            // Still unreadable for want of keys, or of a dictionary (read when that arrives, Dictionaries.swift).
+            switch self.read(b) {
+            case .needKeys, .needDictionary: continue
+            case .content, .unreadable: break
+            }
             // Taken in now as if it had just arrived: delivered (and receipted), flooded on, or given up on.
             do { try self.store.releaseUnread(b.id) } catch {
                 self.rejectStorage("cannot take in \(b.id) kept for keys: \(error)", error)

@@ -40,6 +40,9 @@ extension Node {
             TableSize(table: "acks", size: l.reduce(0) { $0 + $1.acks.count + $1.partialAcks.count + $1.unackedFragments.count },
                       bound: "neighbours with an ack pending; cleared when it goes out"),
             TableSize(table: "helloAnswered", size: l.reduce(0) { $0 + $1.helloAnswered.count }, bound: "\(Tuning.maxHelloAnswered) per link"),
+            TableSize(table: "dictionaries", size: self.dictionaryState.wanted.count + self.dictionaryState.answered.count
+                + self.dictionaryState.requestsDue.count + self.dictionaryState.holdingsDue.count,
+                      bound: "federation dictionary ids (2-255) wanted, and per link: ids answered, requests and holdings to send"),
         ]
     }
 

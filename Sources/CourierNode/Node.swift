@@ -85,6 +85,8 @@ public final class Node {
     var identityAnswers: [ShortID: Double] = [:]
     /// Short ids whose keys were learnt since the last tick: bundles kept unread from them are read then.
     var keysArrived: Set<ShortID> = []
+    /// Federation dictionaries: what to tell or ask the neighbours, what we wait for (Dictionaries.swift).
+    var dictionaryState = DictionaryState()
     /// Bundles already reported refused (copies of a flood from an untrusted origin keep coming).
     var refusedReported: Set<BundleID> = []
 
@@ -128,6 +130,7 @@ public final class Node {
         self.replayWindows = try store.replayWindows()
         // Half-received transfers survive a restart (directed bundles in custody look for a route at the first tick).
         for (sender, f, t) in try store.savedFragments() { _ = self.reassembler.add(f, from: sender, now: t) }
+        self.shelveDictionaries(now: now)
     }
 
     func emit(_ o: NodeOutput) { self.outputs.append(o) }
@@ -200,6 +203,7 @@ public final class Node {
         }
         self.knownLocal.insert(id)
         self.afterStoring(b, from: nil, now: now, local: q.isLocal)
+        self.adoptedDictionary(b)
         return self.tick(now: now)
     }
 
@@ -216,6 +220,7 @@ public final class Node {
             }
             self.knownLocal.insert(id)
             self.afterStoring(b, from: nil, now: now, local: q.isLocal)
+            self.adoptedDictionary(b)
             any = true
         }
         return any ? self.tick(now: now) : self.drain()
@@ -294,6 +299,7 @@ public final class Node {
             switch r {
             case .ack(let a) where a.target == self.me.short: self.handleAck(a, from: from, link: link, now: now)
             case .summary(let s): self.handleSummary(s, from: from, link: link, now: now)
+            case .dictionaries(let d): self.handleDictionaries(d, from: from, link: link, now: now)
             case .bundle(let b):
                 if let next = b.nextHop, next != self.me.short {
                     self.overheard(b.bundle, to: next, from: from, link: link, now: now)
@@ -410,6 +416,7 @@ public final class Node {
             }
         }
         if !self.keysArrived.isEmpty { self.readWaiting(now: now) }
+        self.dictionaryTick(now: now)
         // Floods whose delay ran out.
         for (id, f) in self.floods.sorted(by: { ($0.value.due, $0.key) < ($1.value.due, $1.key) }) where f.due <= now {
             self.floods[id] = nil

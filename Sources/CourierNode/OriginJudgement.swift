@@ -30,7 +30,7 @@ extension Node {
     /// Kinds whose origin signature is required (SPEC 6.8): unsigned ones are refused wherever they arrive.
     static func signatureRequired(_ k: Kind) -> Bool {
         switch k {
-        case .alert, .receipt, .identity, .failure: return true
+        case .alert, .receipt, .identity, .failure, .dictionary: return true
         default: return false
         }
     }

@@ -38,6 +38,8 @@ public enum NodeEvent: Sendable, Equatable {
     case networkKeys(sending: String, accepting: [String])
     /// A node's keys, learnt from its identity bundle (not from an announce heard on a link).
     case keysLearnt(NodeID, name: String?)
+    /// A federation dictionary matter (SPEC 7.6): one received and kept, asked for, or sent on request.
+    case dictionary(String)
     /// A next hop stopped acknowledging a bundle in our custody: kept, tried again another way.
     case stalled(BundleID, to: ShortID)
     /// A packet from a link was refused as a whole, before any record in it was used (for the link's health

@@ -237,6 +237,8 @@ public final class Runtime: @unchecked Sendable {
                 case .networkKeys(let sending, let accepting):
                     for l in self.links.values { l.networkKeysChanged(sending: sending, accepting: accepting) }
                     self.logger.notice("network keys: sending under \(sending), accepting \(accepting.joined(separator: ", "))")
+                case .dictionary(let what):
+                    self.logger.notice("\(what)")
                 case .keysLearnt(let id, let name):
                     self.logger.info("keys learnt", metadata: ["node": "\(id.short)", "name": "\(name ?? "-")"])
                 case .stalled(let id, let to):

@@ -48,6 +48,8 @@ public struct StoreEvent: Sendable, Hashable, Codable {
         /// A mutual-aid pact matter (SPEC 6.15): an obligation arrived, a deadline nears (reminder), a request was
         /// escalated, or a pact record could not be read (`detail` says which).
         case pact
+        /// A federation dictionary (SPEC 7.6) trained, published, received, or dropped for a newer one (`detail`).
+        case dictionary
     }
     public let seq: Int64
     /// Unix seconds.

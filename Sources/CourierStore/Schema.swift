@@ -3,7 +3,7 @@ import GRDB
 /// Versioned schema. Never edit a shipped migration; add a new one and bump `version`.
 enum Schema {
     /// The highest schema this build knows. Stored in `PRAGMA user_version` after migrating.
-    static let version = 6
+    static let version = 7
 
     static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
@@ -161,6 +161,31 @@ enum Schema {
                     what TEXT NOT NULL,                  -- obligation, reminder, escalated
                     at INTEGER NOT NULL,
                     PRIMARY KEY (subject, what)
+                ) WITHOUT ROWID;
+                """)
+        }
+        m.registerMigration("v7-dictionaries") { db in
+            // Federation compression dictionaries (SPEC 7.6) this relay trained or received, the few most recent
+            // (`Store.dictionariesKept`), and which ones its neighbours said they hold (record type 6, 5.10).
+            try db.execute(sql: """
+                CREATE TABLE dictionary (
+                    id INTEGER PRIMARY KEY NOT NULL,     -- wire id, 2-255
+                    fingerprint INTEGER NOT NULL,        -- first two bytes of SHA-256 of the dictionary
+                    origin INTEGER NOT NULL,             -- short id of the relay that trained it
+                    version INTEGER NOT NULL,
+                    made INTEGER NOT NULL,               -- unix seconds it was trained or received
+                    bytes BLOB NOT NULL,                 -- the zstd dictionary
+                    bundle BLOB,                         -- the signed dictionary bundle; NULL: trained here, not published
+                    texts INTEGER,                       -- trained here: texts trained on
+                    ratio REAL,                          -- trained here: held-out compressed/original with it
+                    ratio_default REAL                   -- ... and with dictionary 1
+                ) WITHOUT ROWID;
+                CREATE TABLE dictionary_holder (
+                    node INTEGER NOT NULL,               -- short id of the neighbour
+                    id INTEGER NOT NULL,
+                    fingerprint INTEGER NOT NULL,
+                    heard INTEGER NOT NULL,              -- unix seconds
+                    PRIMARY KEY (node, id)
                 ) WITHOUT ROWID;
                 """)
         }

@@ -741,11 +741,13 @@ public final class Store: Sendable {
                                    custody: custody, isLocal: (r["local"] as Int64) != 0, unread: false))
             }
             if !out.isEmpty { try Self.bump(db, "expired.total", by: Int64(out.count)) }
-            for r in try Row.fetchAll(db.cachedStatement(sql: "SELECT origin, created, sequence, kind, data FROM waiting WHERE expires <= ?"), arguments: [nowMinutes]) {
+            for r in try Row.fetchAll(db.cachedStatement(sql: "SELECT origin, created, sequence, kind, data, reason FROM waiting WHERE expires <= ?"), arguments: [nowMinutes]) {
                 let id = try BundleID(origin: ShortID(UInt32(r["origin"] as Int64)), created: UInt32(r["created"] as Int64), sequence: UInt32(r["sequence"] as Int64))
                 let kind = Kind(code: UInt8(r["kind"] as Int64))
+                let forDictionary = (r["reason"] as String).hasPrefix("compressed with dictionary")
                 try Self.event(db, .gaveUp, at: now, bundle: id, kind: kind, priority: kind.defaultPriority,
-                               detail: "unreadable: its lifetime passed and the keys of its origin \(id.origin) never arrived")
+                               detail: forDictionary ? "unreadable: its lifetime passed and the dictionary it names never arrived"
+                                   : "unreadable: its lifetime passed and the keys of its origin \(id.origin) never arrived")
                 try Self.bump(db, "unreadable.total")
                 // Its destination (a flood kept for its origin's keys is not reported to that origin: the origin may
                 // not exist); a damaged row counts as a flood.

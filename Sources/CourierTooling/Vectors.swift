@@ -184,8 +184,17 @@ public enum Vectors {
         public var digests: [String]?
         public var code: UInt8?
         public var flags: UInt8?
+        /// Dictionaries record (type 6): a request, and its entries as `{id, fingerprint}`.
+        public var isRequest: Bool?
+        public var dictionaries: [DictionaryEntryJSON]?
 
         public init(type: String) { self.type = type }
+    }
+
+    public struct DictionaryEntryJSON: Codable, Sendable, Hashable {
+        public var id: UInt8
+        /// Four hex digits.
+        public var fingerprint: String
     }
 
     public struct AckJSON: Codable, Sendable, Hashable {
@@ -342,6 +351,11 @@ public enum Vectors {
             j.isFinal = s.isFinal
             j.digests = s.digests.map(Self.hex32)
             return j
+        case .dictionaries(let d):
+            var j = RecordJSON(type: "dictionaries")
+            j.isRequest = d.isRequest
+            j.dictionaries = d.entries.map { DictionaryEntryJSON(id: $0.id, fingerprint: String(format: "%04x", $0.fingerprint)) }
+            return j
         case .unknown(let t, let f, let body):
             var j = RecordJSON(type: "unknown")
             j.code = t
@@ -382,6 +396,11 @@ public enum Vectors {
             return .summary(SummaryRecord(
                 isFinal: j.isFinal ?? false,
                 digests: try (j.digests ?? []).map { guard let v = UInt32($0, radix: 16) else { throw BadVector() }; return v }))
+        case "dictionaries":
+            return .dictionaries(DictionariesRecord(isRequest: j.isRequest ?? false, entries: try (j.dictionaries ?? []).map {
+                guard let fp = UInt16($0.fingerprint, radix: 16) else { throw BadVector() }
+                return DictionariesRecord.Entry(id: $0.id, fingerprint: fp)
+            }))
         case "unknown":
             return .unknown(type: j.code ?? 15, flags: j.flags ?? 0, body: try bytes(j.data))
         default:

@@ -11,6 +11,9 @@ public struct BundleOptions: Sendable {
     public var reference: BundleID?
     public var priority: PriorityClass?
     public var extensions: [Extension] = []
+    /// Federation dictionaries (ids on the compressor's shelf, SPEC 7.6) to try besides dictionary 1: those the
+    /// destination holds. The smallest body wins (7.5).
+    public var dictionaries: [UInt8] = []
 
     public init(
         kind: Kind, lifetime: UInt32? = nil, sign: Bool? = nil, encryptTo: NodePublicKeys? = nil,
@@ -31,7 +34,7 @@ extension Kind {
     /// forge them for another node.
     public var signedByDefault: Bool {
         switch self {
-        case .alert, .receipt, .identity, .failure: return true
+        case .alert, .receipt, .identity, .failure, .dictionary: return true
         default: return false
         }
     }
@@ -44,7 +47,7 @@ extension Kind {
         case .receipt, .failure: return 2 * 24 * 60
         case .identity: return 7 * 24 * 60
         case .grievance, .text: return 14 * 24 * 60
-        case .minutes, .other: return 30 * 24 * 60
+        case .minutes, .dictionary, .other: return 30 * 24 * 60
         }
     }
 }
@@ -73,7 +76,7 @@ extension CourierBundle {
         else {
             throw .invalidValue(field: "extensions", reason: "at most \(CourierBundle.maxExtensions) of at most \(CourierBundle.maxExtensionSize) bytes")
         }
-        let (compression, compressed) = compressor.compress(content)
+        let (compression, compressed) = compressor.compress(content, also: options.dictionaries)
         var b = CourierBundle(
             hopLimit: options.hopLimit, kind: kind, destination: destination,
             priorityOverride: options.priority.flatMap { $0 == kind.defaultPriority ? nil : $0 },

@@ -8,10 +8,13 @@ public enum Kind: Sendable, Hashable, CaseIterable, CustomStringConvertible {
     case identity
     /// A failure notice to an origin: a relay gave up on some of its bundles, and why (`FailureContent`).
     case failure
-    /// A kind this version does not know (codes 9-15): stored and forwarded, never interpreted.
+    /// A federation compression dictionary (SPEC 7.6): its id and version in extension type 5, the zstd dictionary as
+    /// content. Read by the engine of every node it passes, never put in an inbox.
+    case dictionary
+    /// A kind this version does not know (codes 10-15): stored and forwarded, never interpreted.
     case other(UInt8)
 
-    public static let allCases: [Kind] = [.alert, .aidRequest, .aidOffer, .grievance, .minutes, .text, .receipt, .identity, .failure]
+    public static let allCases: [Kind] = [.alert, .aidRequest, .aidOffer, .grievance, .minutes, .text, .receipt, .identity, .failure, .dictionary]
 
     public init(code: UInt8) {
         switch code {
@@ -24,6 +27,7 @@ public enum Kind: Sendable, Hashable, CaseIterable, CustomStringConvertible {
         case 6: self = .receipt
         case 7: self = .identity
         case 8: self = .failure
+        case 9: self = .dictionary
         default: self = .other(code & 0x0F)
         }
     }
@@ -39,6 +43,7 @@ public enum Kind: Sendable, Hashable, CaseIterable, CustomStringConvertible {
         case .receipt: return 6
         case .identity: return 7
         case .failure: return 8
+        case .dictionary: return 9
         case .other(let c): return c & 0x0F
         }
     }
@@ -49,7 +54,7 @@ public enum Kind: Sendable, Hashable, CaseIterable, CustomStringConvertible {
         case .alert: return .urgent
         case .aidRequest, .aidOffer: return .aid
         case .grievance, .text, .receipt, .identity, .failure: return .normal
-        case .minutes, .other: return .bulk
+        case .minutes, .dictionary, .other: return .bulk
         }
     }
 
@@ -64,6 +69,7 @@ public enum Kind: Sendable, Hashable, CaseIterable, CustomStringConvertible {
         case .receipt: return "receipt"
         case .identity: return "identity"
         case .failure: return "failure"
+        case .dictionary: return "dictionary"
         case .other(let c): return "kind\(c)"
         }
     }

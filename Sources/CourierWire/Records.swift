@@ -9,11 +9,13 @@ public enum Record: Sendable, Hashable {
     case ack(AckRecord)
     case announce(AnnounceRecord)
     case summary(SummaryRecord)
+    /// Federation dictionaries the sender holds, or asks for (SPEC 5.10, 7.6).
+    case dictionaries(DictionariesRecord)
     /// A record type this version does not know: skipped and counted by receivers.
     case unknown(type: UInt8, flags: UInt8, body: [UInt8])
 
     public enum TypeCode: UInt8, Sendable {
-        case padding = 0, bundle = 1, fragment = 2, ack = 3, announce = 4, summary = 5
+        case padding = 0, bundle = 1, fragment = 2, ack = 3, announce = 4, summary = 5, dictionaries = 6
     }
 
     var typeAndFlags: (UInt8, UInt8) {
@@ -25,6 +27,7 @@ public enum Record: Sendable, Hashable {
         case .announce(let a):
             return (4, (a.signingKey != nil ? 0x1 : 0) | (a.agreementKey != nil ? 0x2 : 0) | (a.name != nil ? 0x4 : 0))
         case .summary(let s): return (5, s.isFinal ? 0x1 : 0)
+        case .dictionaries(let d): return (6, d.isRequest ? 0x1 : 0)
         case .unknown(let t, let f, _): return (t & 0x0F, f & 0x07)
         }
     }
@@ -58,6 +61,8 @@ public enum Record: Sendable, Hashable {
             if let n = a.name { w.append(n.utf8) }
         case .summary(let s):
             for d in s.digests { w.u32(d) }
+        case .dictionaries(let d):
+            for e in d.entries { w.u8(e.id); w.u16(e.fingerprint) }
         case .unknown(_, _, let body):
             w.append(body)
         }
@@ -105,7 +110,7 @@ public enum Record: Sendable, Hashable {
                 continue
             }
             // A known type with a reserved flag set comes from a newer sender: skip it like an unknown type.
-            let reserved: UInt8 = [1: 0x4, 2: 0x6, 3: 0x7, 4: 0x0, 5: 0x6][type] ?? 0
+            let reserved: UInt8 = [1: 0x4, 2: 0x6, 3: 0x7, 4: 0x0, 5: 0x6, 6: 0x6][type] ?? 0
             if flags & reserved != 0 {
                 out.append(.unknown(type: type, flags: flags, body: Array(body)))
                 continue
@@ -175,6 +180,21 @@ public enum Record: Sendable, Hashable {
             digests.reserveCapacity(body.count / 4)
             while !r.isAtEnd { digests.append(try r.u32("summary.digest")) }
             return .summary(SummaryRecord(isFinal: flags & 0x1 != 0, digests: digests))
+        case 6:
+            guard body.count % 3 == 0 else {
+                throw .invalidValue(field: "dictionaries", reason: "length not a multiple of 3")
+            }
+            var entries: [DictionariesRecord.Entry] = []
+            while !r.isAtEnd {
+                let id = try r.u8("dictionaries.id")
+                entries.append(DictionariesRecord.Entry(id: id, fingerprint: try r.u16("dictionaries.fingerprint")))
+            }
+            let request = flags & 0x1 != 0
+            if request && entries.isEmpty { throw .truncated(field: "dictionaries.request") }
+            if entries.contains(where: { $0.id < 2 }) {
+                throw .invalidValue(field: "dictionaries.id", reason: "federation dictionaries are numbered 2-255")
+            }
+            return .dictionaries(DictionariesRecord(isRequest: request, entries: entries))
         default:
             return .unknown(type: type, flags: flags, body: Array(body))
         }

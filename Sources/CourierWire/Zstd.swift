@@ -136,20 +136,30 @@ public struct BodyCompressor: Sendable {
     public let dictionary: CompressionDictionary?
     private let withDictionary: Zstd?
     private let plain: Zstd
+    /// Federation dictionaries (SPEC 7.6): read whenever a body names one; written only when `compress` is asked to try it.
+    public let shelf: DictionaryShelf
 
-    public init(dictionary: CompressionDictionary? = .courierDefault) {
+    public init(dictionary: CompressionDictionary? = .courierDefault, shelf: DictionaryShelf = DictionaryShelf()) {
         self.dictionary = dictionary
         self.withDictionary = dictionary.map { Zstd(dictionary: $0) }
         self.plain = Zstd()
+        self.shelf = shelf
     }
 
     /// Content at least this long is also tried without the dictionary.
     public static let plainThreshold = 512
 
-    public func compress(_ content: [UInt8]) -> (Compression, [UInt8]) {
+    /// The smallest body (SPEC 7.5): raw, dictionary 1, then each federation dictionary of `also` that is on the
+    /// shelf (in that order; strictly smaller wins), then zstd alone for long content.
+    public func compress(_ content: [UInt8], also: [UInt8] = []) -> (Compression, [UInt8]) {
         var best: (Compression, [UInt8]) = (.none, content)
         if let d = self.withDictionary, let id = self.dictionary?.id {
             let c = d.compress(content)
+            if c.count < best.1.count { best = (.zstdDictionary(id), c) }
+        }
+        for id in also where id != self.dictionary?.id {
+            guard let z = self.shelf.codec(id) else { continue }
+            let c = z.compress(content)
             if c.count < best.1.count { best = (.zstdDictionary(id), c) }
         }
         if self.withDictionary == nil || content.count >= Self.plainThreshold {
@@ -169,8 +179,9 @@ public struct BodyCompressor: Sendable {
         case .zstd:
             return try self.plain.decompress(body, limit: limit)
         case .zstdDictionary(let id):
-            guard let d = self.withDictionary, self.dictionary?.id == id else { throw .unknownDictionary(id) }
-            return try d.decompress(body, limit: limit)
+            if let d = self.withDictionary, self.dictionary?.id == id { return try d.decompress(body, limit: limit) }
+            guard let z = self.shelf.codec(id) else { throw .unknownDictionary(id) }
+            return try z.decompress(body, limit: limit)
         }
     }
 }

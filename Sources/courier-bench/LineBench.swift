@@ -21,6 +21,10 @@ struct LineMeasurement {
     /// A dictionary both relays hold besides none (as a federation dictionary would be once published); nil:
     /// dictionary 1, as shipped.
     var dictionary: CompressionDictionary? = nil
+    /// A federation dictionary relay A trained (as `relay dict train` does), published through the federation before
+    /// the measurement (as `relay dict publish`): B takes the signed bundle in from the line and says it holds it, and
+    /// A's messages to B choose it through what B said (`DictionaryChoice`), as with `relay send`.
+    var publish: [UInt8]? = nil
 
     struct Result {
         var textBytes = 0
@@ -31,6 +35,12 @@ struct LineMeasurement {
         var seconds = 0.0
         var bundleBytes = 0
         var signed = 0, encrypted = 0
+        /// Publishing: the dictionary's id, the bytes on the line until B said it holds it (not counted above), and how
+        /// many of the messages A compressed with it.
+        var published: UInt8? = nil
+        var publishLineBytes = 0
+        var publishSeconds = 0.0
+        var usedPublished = 0
     }
 
     /// Counts the receipts relay A's runtime logs (one line per bundle of A's that a receipt says arrived).
@@ -71,11 +81,12 @@ struct LineMeasurement {
         var logB = Logger(label: "relay-B") { StreamLogHandler.standardError(label: $0) }
         logB.logLevel = self.trace ? .info : .critical
         let key = NetworkKey.random()
-        let compressor = self.dictionary.map { BodyCompressor(dictionary: $0) } ?? BodyCompressor()
+        // Each relay its own compressor (its own shelf of federation dictionaries).
+        func compressor() -> BodyCompressor { self.dictionary.map { BodyCompressor(dictionary: $0) } ?? BodyCompressor() }
         let a = try NoisyBench.Side(name: "A", identity: NodeIdentity(), key: key, dir: dir, link: "serial:\(tap.pathA):\(self.baud)",
-                                    logger: logA, compressor: compressor)
+                                    logger: logA, compressor: compressor())
         let b = try NoisyBench.Side(name: "B", identity: NodeIdentity(), key: key, dir: dir, link: "serial:\(tap.pathB):\(self.baud)",
-                                    logger: logB, compressor: compressor)
+                                    logger: logB, compressor: compressor())
         b.start()
         a.start()
         guard await DirewolfBench.waitUntil(60, { a.knows(b) && b.knows(a) }) else {
@@ -89,12 +100,40 @@ struct LineMeasurement {
             if n != quiet.0 { quiet = (n, Date()) }
             return Date().timeIntervalSince(quiet.1) >= 2
         }
-        let before = tap.frames.count
-
         let submitStore = try Store(path: a.dbPath, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
-        let submitter = try Node(config: a.config, store: submitStore, links: [], now: Date().timeIntervalSince1970, compressor: compressor)
         let bShort = b.config.identity.nodeID.short
         var result = Result()
+        let codec = COBSFrameCodec()
+        if let dict = self.publish {
+            // What `relay dict train` keeps and `relay dict publish` sends, in A's store; A's running relay floods it.
+            let now = Date().timeIntervalSince1970
+            let label = try DictionaryLabel(id: 2, version: 1)
+            var d = StoredDictionary(id: label.id, fingerprint: FederationDictionary.fingerprint(dict), origin: a.config.identity.nodeID.short,
+                                     version: label.version, made: Int64(now), bytes: dict)
+            var opts = BundleOptions(kind: .dictionary)
+            opts.extensions = [label.asExtension]
+            let bundle = try BundleMaker(identity: a.config.identity, store: submitStore).make(kind: .dictionary, destination: .everyone, content: dict, options: opts, now: now)
+            d.bundle = bundle.encode()
+            try submitStore.saveDictionary(d, now: Int64(now))
+            let f0 = tap.frames.count
+            let t0 = Date()
+            a.runtime.poll()
+            guard await DirewolfBench.waitUntil(120, { ((try? a.store.dictionaryHolders()) ?? [:])[bShort]?.contains(d.entry) == true }) else {
+                await a.stop(); await b.stop()
+                throw DirewolfBench.BenchFailure(message: "relay B did not say it holds the published dictionary within 120 s")
+            }
+            result.publishSeconds = Date().timeIntervalSince(t0)
+            var quietAgain = (tap.frames.count, Date())
+            _ = await DirewolfBench.waitUntil(30) {
+                let n = tap.frames.count
+                if n != quietAgain.0 { quietAgain = (n, Date()) }
+                return Date().timeIntervalSince(quietAgain.1) >= 2
+            }
+            result.published = label.id
+            result.publishLineBytes = tap.frames.dropFirst(f0).filter { !$0.injected }.reduce(0) { $0 + codec.encode($1.packet).count }
+        }
+        let before = tap.frames.count
+        let submitter = try Node(config: a.config, store: submitStore, links: [], now: Date().timeIntervalSince1970, compressor: compressor())
         var ids: Set<BundleID> = []
         let t0 = Date()
         for m in self.messages {
@@ -112,6 +151,7 @@ struct LineMeasurement {
                 result.bundleBytes += q.data.count
                 if bundle.isSigned { result.signed += 1 }
                 if bundle.isEncrypted { result.encrypted += 1 }
+                if let p = result.published, bundle.compression == .zstdDictionary(p) { result.usedPublished += 1 }
             }
         }
         a.runtime.poll()
@@ -122,7 +162,6 @@ struct LineMeasurement {
         result.receipted = receipts.count
         await a.stop()
         await b.stop()
-        let codec = COBSFrameCodec()
         for f in tap.frames.dropFirst(before) where !f.injected {
             let n = codec.encode(f.packet).count
             result.lineBytes += n

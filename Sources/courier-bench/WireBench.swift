@@ -25,9 +25,10 @@ struct WireBench: AsyncParsableCommand {
     @Option(help: "Serial line: seconds to wait for every delivery and receipt.") var lineTimeout = 600.0
     @Flag(help: "Serial line: relay logs to standard error.") var trace = false
     @Option(help: ArgumentHelp(
-        "Serial line: both relays hold a dictionary trained on these messages (a folder of *.jsonl: one federation's traffic) instead of dictionary 1.",
-        discussion: "As a federation dictionary would be once published; the relays are configured with it, nothing is negotiated on the line."))
+        "Serial line: relay A trains a federation dictionary on these messages (a folder of *.jsonl: one federation's traffic) and publishes it before the measurement.",
+        discussion: "Through the real path: the signed dictionary bundle crosses the line, B takes it in and says it holds it, and A's messages choose it from what B said (its bytes on the line are reported apart). With --configured-dictionary both relays are configured with it as dictionary 2 instead, nothing on the line."))
     var lineDictionary: String?
+    @Flag(help: "Serial line: configure both relays with the --line-dictionary dictionary (the session-5 switch) instead of publishing it.") var configuredDictionary = false
     @Option(help: "Serial line: size of the dictionary --line-dictionary trains, bytes.") var dictionarySize = 16_384
 
     func run() async throws {
@@ -62,10 +63,17 @@ struct WireBench: AsyncParsableCommand {
             do { bytes = try DictionaryTrainer.train(train.map(\.utf8), capacity: self.dictionarySize) } catch {
                 throw ValidationError("cannot train a dictionary on \(trainFolder): \(error)")
             }
-            m.dictionary = CompressionDictionary(id: 2, bytes: bytes)
-            let mean = msgs.map { Double(BodyCompressor(dictionary: m.dictionary).compress($0.utf8).1.count) / Double($0.utf8.count) }.reduce(0, +) / Double(msgs.count)
+            let shelf = DictionaryShelf()
+            do { try shelf.put(id: 2, bytes: bytes) } catch { throw ValidationError("the trained dictionary does not load: \(error)") }
+            let mean = msgs.map { Double(BodyCompressor(shelf: shelf).compress($0.utf8, also: [2]).1.count) / Double($0.utf8.count) }.reduce(0, +) / Double(msgs.count)
             let mean1 = msgs.map { Double(BodyCompressor().compress($0.utf8).1.count) / Double($0.utf8.count) }.reduce(0, +) / Double(msgs.count)
-            print("Federation dictionary: \(bytes.count) B trained on \(train.count) messages (\(train.reduce(0) { $0 + $1.utf8.count }) B) of \((trainFolder as NSString).lastPathComponent), held by both relays as dictionary 2")
+            if self.configuredDictionary {
+                m.dictionary = CompressionDictionary(id: 2, bytes: bytes)
+                print("Federation dictionary: \(bytes.count) B trained on \(train.count) messages (\(train.reduce(0) { $0 + $1.utf8.count }) B) of \((trainFolder as NSString).lastPathComponent), configured in both relays as dictionary 2")
+            } else {
+                m.publish = bytes
+                print("Federation dictionary: \(bytes.count) B trained on \(train.count) messages (\(train.reduce(0) { $0 + $1.utf8.count }) B) of \((trainFolder as NSString).lastPathComponent) by relay A, published to B over the line")
+            }
             print(String(format: "  content compressed to %.3f of the text with it (mean per message), %.3f with dictionary 1", mean, mean1))
         }
         let sizes = msgs.map(\.utf8.count)
@@ -77,6 +85,10 @@ struct WireBench: AsyncParsableCommand {
         print("(framing included) from the first message until A heard every delivery receipt.")
         let r: LineMeasurement.Result
         do { r = try await m.run() } catch let e as DirewolfBench.BenchFailure { throw ValidationError(e.message) }
+        if let p = r.published {
+            print(String(format: "  published as dictionary %d: %d B on the line until B said it holds it (%.1f s, not counted below); %d of %d messages compressed with it",
+                         p, r.publishLineBytes, r.publishSeconds, r.usedPublished, msgs.count))
+        }
         print(String(format: "  text %d B; bundles %d B (%d signed, %d end-to-end encrypted); delivered %d/%d, receipts heard %d in %.1f s",
                      r.textBytes, r.bundleBytes, r.signed, r.encrypted, r.delivered, msgs.count, r.receipted, r.seconds))
         print(String(format: "  on the line: %d B = A->B %d B in %d frames + B->A (acks, receipts) %d B in %d frames",

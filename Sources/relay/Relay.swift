@@ -35,7 +35,7 @@ struct Relay: AsyncParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [Init.self, Invite.self, Id.self, Run.self, Send.self, Inbox.self, Outbox.self, Queue.self, Status.self,
-                      Quiet.self, Ports.self, Peers.self, Rekey.self, Export.self, Import.self, PactCommand.self, Demo.self])
+                      Quiet.self, Ports.self, Peers.self, Rekey.self, Export.self, Import.self, PactCommand.self, Dict.self, Demo.self])
 
     static func runCommand() async {
         do {
@@ -580,10 +580,19 @@ extension Relay {
                 say("  queue: \(s.total.count) bundles (\(PriorityClass.allCases.map { "\($0) \(s.byClass[$0]?.count ?? 0)" }.joined(separator: ", ")))\(s.identities > 0 ? ", \(s.identities) of them nodes' keys" : "")")
                 if let o = s.oldest { say("  oldest: \(o.id), \(relative(Date().timeIntervalSince1970 - Double(o.received))) ago") }
                 let now = Date().timeIntervalSince1970
-                if !s.waiting.isEmpty {
-                    say("  waiting for their origin's keys (kept unread, keys asked for): \(s.waiting.count)")
-                    for w in s.waiting.prefix(10) {
+                // Kept for a federation dictionary this relay lacks (SPEC 7.6), or for their origin's keys (9.1).
+                let forDictionary = s.waiting.filter { $0.reason.hasPrefix("compressed with dictionary") }
+                let forKeys = s.waiting.filter { !$0.reason.hasPrefix("compressed with dictionary") }
+                if !forKeys.isEmpty {
+                    say("  waiting for their origin's keys (kept unread, keys asked for): \(forKeys.count)")
+                    for w in forKeys.prefix(10) {
                         say("    \(w.id) \(w.kind) from \(w.id.origin), \(relative(now - Double(w.since))) ago")
+                    }
+                }
+                if !forDictionary.isEmpty {
+                    say("  waiting for a dictionary (kept unread, asked the neighbours for it): \(forDictionary.count)")
+                    for w in forDictionary.prefix(10) {
+                        say("    \(w.id) \(w.kind) from \(w.id.origin), \(relative(now - Double(w.since))) ago: \(w.reason)")
                     }
                 }
                 say("  given up: \(s.expiredTotal) expired, \(s.evictedTotal) evicted, \(s.refusedTotal) refused (\(s.unsignedRefused) unsigned), \(s.unreadableTotal) unreadable; failure notices about ours: \(s.failedTotal) (`relay queue tail` says why)")

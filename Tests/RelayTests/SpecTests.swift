@@ -56,7 +56,7 @@ import Testing
         #expect(rc2 == 0, "\(err2)")
     }
 
-    /// A bundle of a kind this version does not know (here 9, from a newer sender) addressed to this relay is
+    /// A bundle of a kind this version does not know (here 10, from a newer sender; 9 is a federation dictionary) addressed to this relay is
     /// delivered marked with its kind number, its content not read as text (SPEC 6.8, 6.14).
     @Test func anUnknownKindIsDeliveredUninterpreted() throws {
         let dirs = try R.federation(["clinic"])
@@ -69,8 +69,8 @@ import Testing
         let newer = NodeIdentity()
         let content: [UInt8] = [0x00, 0xFF, 0x10] + Array("map tile".utf8)
         let created = CourierTime.minutes(unixSeconds: Int64(Date().timeIntervalSince1970))
-        let b = try CourierBundle.make(kind: Kind(code: 9), destination: .everyone, content: content, origin: newer,
-                                       created: created, sequence: 1, options: BundleOptions(kind: Kind(code: 9)),
+        let b = try CourierBundle.make(kind: Kind(code: 10), destination: .everyone, content: content, origin: newer,
+                                       created: created, sequence: 1, options: BundleOptions(kind: Kind(code: 10)),
                                        compressor: BodyCompressor())
         let file = dirs[0] + "/newer.cba"
         let archive = BundleArchive(created: created, writer: newer.nodeID, bundles: [b.encode()])
@@ -79,11 +79,11 @@ import Testing
         #expect(rc == 0, "import: \(err)")
         let inbox = try R.inbox(dirs[0])
         let m = try #require(inbox.first { $0["id"] as? String == b.id.description }, "not delivered: \(inbox)")
-        #expect(m["kind"] as? String == "kind9")
+        #expect(m["kind"] as? String == "kind10")
         #expect(m["text"] == nil, "the content of an unknown kind was shown as text: \(m)")
         #expect(m["contentHex"] as? String == content.map { String(format: "%02x", $0) }.joined())
         let plain = try R.run(["inbox", "--data-dir", dirs[0]]).1
-        #expect(plain.contains("kind9") && plain.contains("unknown kind 9") && plain.contains("11 bytes"), "\(plain)")
+        #expect(plain.contains("kind10") && plain.contains("unknown kind 10") && plain.contains("11 bytes"), "\(plain)")
         #expect(!plain.contains("map tile"), "\(plain)")
     }
 }

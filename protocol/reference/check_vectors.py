@@ -364,6 +364,9 @@ def record_from_json(j):
                                  j.get("name"))
     if t == "summary":
         return cw.SummaryRecord([int(d, 16) for d in j["digests"]], j["isFinal"])
+    if t == "dictionaries":
+        return cw.DictionariesRecord([(e["id"], int(e["fingerprint"], 16)) for e in j.get("dictionaries", [])],
+                                     j.get("isRequest", False))
     if t == "unknown":
         return cw.UnknownRecord(j["code"], j["flags"], bytes.fromhex(j["data"]))
     raise ValueError(t)
@@ -1056,6 +1059,49 @@ def check_pacts():
         check(f"{p}: re-encodes unchanged (an older node forwards it as it is)", lambda: expect_equal(b.encode().hex(), v["bundleHex"]))
 
 
+def check_dictionaries():
+    f = load("dictionaries.json")
+    dictionary = bytes.fromhex(f["dictionaryHex"])
+    b = cw.decode_bundle(bytes.fromhex(f["dictionaryBundleHex"]))
+
+    def taken():
+        dict_id, version, got = cw.read_dictionary_bundle(b, [NODE_A.public()])
+        expect_equal((dict_id, version, got.hex()), (f["id"], f["version"], f["dictionaryHex"]))
+        expect_equal(b.dest_type, cw.DEST_EVERYONE)
+        return f"dictionary {dict_id} version {version}, {len(got)} B, signed by A, to everyone"
+
+    check("dictionary bundle: signed by its origin, label (extension 5) and zstd dictionary read", taken)
+    check("dictionary bundle: label encodes as in the vector",
+          lambda: expect_equal(cw.encode_dictionary_label(f["id"], f["version"]).hex(), f["labelHex"]))
+    check("dictionary bundle: its one extension is type 5, odd (critical: an older node does not deliver it)",
+          lambda: expect_equal(([t for t, _ in b.extensions], cw.EXT_DICTIONARY % 2), ([5], 1)))
+    check("dictionary bundle: re-encodes unchanged", lambda: expect_equal(b.encode().hex(), f["dictionaryBundleHex"]))
+    check("dictionary fingerprint: SHA-256, first two bytes",
+          lambda: expect_equal("%04x" % cw.dictionary_fingerprint(dictionary), f["fingerprint"]))
+    t = cw.decode_bundle(bytes.fromhex(f["textBundleHex"]))
+    check("text compressed with the federation dictionary: unreadable before it is held",
+          lambda: expect_error(lambda: cw.read_content(t), ["unknownDictionary"]))
+
+    def readable():
+        cw.hold_dictionary(f["id"], dictionary)
+        expect_equal(cw.compression_name(t), f"zstd-dict-{f['id']}")
+        expect_equal(cw.read_content(t).decode("utf-8"), f["textUtf8"])
+        return f"{len(t.body)} B of body for {len(f['textUtf8'].encode())} B of text"
+
+    check("text compressed with the federation dictionary: read once it is held", readable)
+    for v in f["records"]:
+        p = f"dictionaries record '{v['name']}'"
+        want = record_from_json(v["record"])
+        check(f"{p}: decodes", lambda: expect_equal(cw.decode_payload(bytes.fromhex(v["payloadHex"])), [want]))
+        check(f"{p}: encodes", lambda: expect_equal(cw.encode_payload([want]).hex(), v["payloadHex"]))
+    check("dictionaries record: length not a multiple of 3 is refused",
+          lambda: expect_error(lambda: cw.decode_payload(bytes.fromhex("60" + "0701")), ["invalidValue"]))
+    check("dictionaries record: an empty request is refused",
+          lambda: expect_error(lambda: cw.decode_payload(bytes.fromhex("61")), ["truncated"]))
+    check("dictionaries record: a reserved flag makes it unknown (a newer sender)",
+          lambda: expect_equal(type(cw.decode_payload(bytes.fromhex("62" + "07abcd"))[0]).__name__, "UnknownRecord"))
+
+
 def main() -> int:
     print(f"Courier vectors in {VECTORS}; zstd CLI {ZSTD_VERSION}")
     if ZSTD_VERSION == "1.5.4":
@@ -1063,7 +1109,7 @@ def main() -> int:
               "sized to it; magic stripped); they are compared byte for byte")
     for section in (check_keys, check_varints, check_bundles, check_packets, check_fragments, check_invalid,
                     check_spec_examples, check_clarifications, check_archives, check_announces, check_framing,
-                    check_kiss, check_codes, check_pacts):
+                    check_kiss, check_codes, check_pacts, check_dictionaries):
         try:
             section()
         except Exception as e:  # noqa: BLE001  (a crash in a section is a failure, not an abort)

@@ -485,8 +485,10 @@ KIND_DEFAULTS = {
     6: (2, 2_880, True),     # delivery receipt
     7: (2, 10_080, True),    # identity (a node's keys and name; key request / answer)
     8: (2, 2_880, True),     # failure notice
+    9: (3, 43_200, True),    # federation dictionary (7.6)
 }
-KIND_IDENTITY, KIND_FAILURE = 7, 8
+KIND_IDENTITY, KIND_FAILURE, KIND_DICTIONARY = 7, 8, 9
+EXT_DICTIONARY = 5
 UNKNOWN_KIND_DEFAULTS = (3, 43_200, False)
 DEFAULT_HOP_LIMIT = 8
 
@@ -983,6 +985,54 @@ def decompress(compression: int, dict_id: Optional[int], body: bytes) -> bytes:
     raise WireError("unsupportedFeature", "compression 3")
 
 
+# 7.6 Federation dictionaries -----------------------------------------------------------------------
+
+def dictionary_fingerprint(dictionary: bytes) -> int:
+    """7.6: the first two bytes of SHA-256 of the dictionary, big-endian."""
+    return int.from_bytes(hashlib.sha256(dictionary).digest()[:2], "big")
+
+
+def decode_dictionary_label(value: bytes) -> tuple[int, int]:
+    """6.6 extension type 5: id (u8, 2-255) || version (varint, 32 bits); nothing may follow."""
+    r = Reader(value)
+    dict_id = r.uint(1, "dictionary id")
+    version = r.varint("dictionary version")
+    if r.remaining():
+        raise WireError("trailingBytes", f"dictionary label: {r.remaining()}")
+    if dict_id < 2:
+        raise WireError("invalidValue", "federation dictionaries are numbered 2-255")
+    return dict_id, version
+
+
+def encode_dictionary_label(dict_id: int, version: int) -> bytes:
+    return u(dict_id, 1) + encode_varint(version)
+
+
+def read_dictionary_bundle(bundle: Bundle, origin_candidates: Iterable[PublicNode]) -> tuple[int, int, bytes]:
+    """7.6: a dictionary bundle (kind 9) as a node takes it in: signed by its origin (a known key), exactly one
+    extension of type 5, content a formatted zstd dictionary. Returns (id, version, dictionary)."""
+    if bundle.kind != KIND_DICTIONARY:
+        raise WireError("invalidValue", "not a dictionary bundle")
+    if verify_bundle(bundle, origin_candidates) is None:
+        raise WireError("badSignature", "a dictionary bundle must be signed by its origin")
+    labels = [v for t, v in (bundle.extensions or []) if t == EXT_DICTIONARY]
+    if len(labels) != 1:
+        raise WireError("invalidValue", "a dictionary bundle carries exactly one extension of type 5")
+    dict_id, version = decode_dictionary_label(labels[0])
+    dictionary = read_content(bundle)
+    if not 256 <= len(dictionary) <= MAX_CONTENT or dictionary[:4] != b"\x37\xa4\x30\xec":
+        raise WireError("invalidValue", "not a zstd dictionary of 256-65,536 bytes")
+    return dict_id, version, dictionary
+
+
+def hold_dictionary(dict_id: int, dictionary: bytes) -> None:
+    """Puts a federation dictionary where decompress() finds it under its wire id (a file, as the zstd CLI needs)."""
+    f = tempfile.NamedTemporaryFile(prefix=f"courier-{dict_id}-", suffix=".zdict", delete=False)
+    f.write(dictionary)
+    f.close()
+    DICTIONARY_PATHS[dict_id] = f.name
+
+
 def compression_name(bundle: Bundle) -> str:
     if bundle.compression == COMP_ZSTD_DICT:
         return f"zstd-dict-{bundle.dictionary_id}"
@@ -1057,14 +1107,14 @@ def unknown_critical_extensions(bundle: Bundle, known_types: Iterable[int] = ())
 
 def deliverable(bundle: Bundle, known_extension_types: Iterable[int] = ()) -> bool:
     """6.14 step 6: no unknown critical extension, and not an identity (kind 7, read by the engine, 9.1).
-    A bundle that is not deliverable is still stored and forwarded unchanged. Unknown kinds (9-15) are
+    A bundle that is not deliverable is still stored and forwarded unchanged. Unknown kinds (10-15) are
     delivered, uninterpreted (6.8)."""
     return bundle.kind != KIND_IDENTITY and not unknown_critical_extensions(bundle, known_extension_types)
 
 
 def content_is_text(bundle: Bundle) -> bool:
     """6.8: the content of kinds 0-5 is text; receipts (6) are bundle ids, identities (7) keys and a name,
-    failure notices (8) reasons and bundle ids; unknown kinds (9-15) are shown only as bytes, never as text
+    failure notices (8) reasons and bundle ids; unknown kinds (10-15) are shown only as bytes, never as text
     or as a known kind."""
     return bundle.kind <= 5
 
@@ -1073,8 +1123,8 @@ def content_is_text(bundle: Bundle) -> bool:
 # Records (section 5)
 # ---------------------------------------------------------------------------------------------
 
-T_PADDING, T_BUNDLE, T_FRAGMENT, T_ACK, T_ANNOUNCE, T_SUMMARY = range(6)
-RESERVED_FLAGS = {T_BUNDLE: 0x04, T_FRAGMENT: 0x06, T_ACK: 0x07, T_ANNOUNCE: 0x00, T_SUMMARY: 0x06}
+T_PADDING, T_BUNDLE, T_FRAGMENT, T_ACK, T_ANNOUNCE, T_SUMMARY, T_DICTIONARIES = range(7)
+RESERVED_FLAGS = {T_BUNDLE: 0x04, T_FRAGMENT: 0x06, T_ACK: 0x07, T_ANNOUNCE: 0x00, T_SUMMARY: 0x06, T_DICTIONARIES: 0x06}
 
 
 @dataclass
@@ -1121,6 +1171,14 @@ class SummaryRecord:
 
 
 @dataclass
+class DictionariesRecord:
+    """5.10: federation dictionaries the sender holds ((id, fingerprint) pairs), or asks for (request; fingerprint 0:
+    any with that id)."""
+    entries: list[tuple[int, int]]
+    request: bool = False
+
+
+@dataclass
 class UnknownRecord:
     code: int
     flags: int
@@ -1164,6 +1222,8 @@ def record_type_flags_body(rec) -> tuple[int, int, bytes]:
         return T_ANNOUNCE, flags, body
     if isinstance(rec, SummaryRecord):
         return T_SUMMARY, 0x01 if rec.final else 0, b"".join(u(d, 4) for d in rec.digests)
+    if isinstance(rec, DictionariesRecord):
+        return T_DICTIONARIES, 0x01 if rec.request else 0, b"".join(u(i, 1) + u(fp, 2) for i, fp in rec.entries)
     if isinstance(rec, UnknownRecord):
         return rec.code, rec.flags, rec.body
     raise TypeError(rec)
@@ -1238,6 +1298,16 @@ def decode_record(rtype: int, flags: int, body: bytes):
             raise WireError("invalidValue", "summary length not a multiple of 4")
         return SummaryRecord([int.from_bytes(body[i:i + 4], "big") for i in range(0, len(body), 4)],
                              bool(flags & 0x01))
+    if rtype == T_DICTIONARIES:
+        if len(body) % 3:
+            raise WireError("invalidValue", "dictionaries length not a multiple of 3")
+        entries = [(body[i], int.from_bytes(body[i + 1:i + 3], "big")) for i in range(0, len(body), 3)]
+        request = bool(flags & 0x01)
+        if request and not entries:
+            raise WireError("truncated", "dictionary request without entries")
+        if any(i < 2 for i, _ in entries):
+            raise WireError("invalidValue", "federation dictionaries are numbered 2-255")
+        return DictionariesRecord(entries, request)
     return UnknownRecord(rtype, flags, body)
 
 
