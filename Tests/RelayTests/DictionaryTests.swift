@@ -71,12 +71,17 @@ import Testing
         let (rc2, out2, err2) = try R.run(["dict", "publish", "--data-dir", alpha])
         #expect(rc2 == 0 && out2.contains("dictionary \(id) (version 1) published"), "\(out2) \(err2)")
 
-        // alpha and bravo on one cable; charlie, to go behind bravo, is not running yet.
-        let cables = try (0..<2).map { _ in try VirtualCable() }
-        defer { cables.forEach { $0.stop() } }
-        let ra = try R.start(["run", "--data-dir", alpha, "--link", "serial:\(cables[0].pathA):115200"], log: alpha + "/run.log")
-        let rb = try R.start(["run", "--data-dir", bravo, "--link", "serial:\(cables[0].pathB):115200",
-                              "--link", "serial:\(cables[1].pathA):115200"], log: bravo + "/run.log")
+        // alpha and bravo on one line, through a tap that can hold alpha's frames back (so what alpha queued is
+        // still in its store to look at, not already taken by bravo); charlie, to go behind bravo, is not running yet.
+        let tap = try FrameTap()
+        let cable = try VirtualCable()
+        defer {
+            tap.stop()
+            cable.stop()
+        }
+        let ra = try R.start(["run", "--data-dir", alpha, "--link", "serial:\(tap.pathA):115200"], log: alpha + "/run.log")
+        let rb = try R.start(["run", "--data-dir", bravo, "--link", "serial:\(tap.pathB):115200",
+                              "--link", "serial:\(cable.pathA):115200"], log: bravo + "/run.log")
         var rc: Process? = nil
         defer {
             R.stop(ra)
@@ -92,6 +97,7 @@ import Testing
 
         // alpha's next message to bravo names the dictionary and is smaller than with dictionary 1.
         let text = Self.notice(1_000)
+        tap.setPassing(false, from: .a)
         let (rc3, out3, err3) = try R.run(["send", "--data-dir", alpha, "--to", b, text])
         #expect(rc3 == 0, "\(err3)")
         let direct = out3.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -99,16 +105,19 @@ import Testing
         #expect(made.compression == .zstdDictionary(UInt8(id)) && made.isEncrypted, "\(made.compression)")
         let withDefault = BodyCompressor().compress(Array(text.utf8)).1.count
         #expect(made.body.count - 16 < withDefault, "\(made.body.count - 16) B of compressed text with dictionary \(id), \(withDefault) B with dictionary 1")
+        tap.setPassing(true, from: .a)
         #expect(try R.wait(60) { try R.inbox(bravo).contains { $0["id"] as? String == direct && $0["text"] as? String == text } },
                 "bravo's inbox: \(String(describing: try? R.inbox(bravo)))")
 
         // An alert to the water committee (bravo and charlie are members): every neighbour of alpha (bravo) holds the
         // dictionary, so it is used (the text is like those it was trained on, so it gives the smallest body).
         let alertText = "ALERT " + Self.notice(2_000)
+        tap.setPassing(false, from: .a)
         let (rc4, out4, err4) = try R.run(["send", "--data-dir", alpha, "--group", "water-committee", "--kind", "alert", alertText])
         #expect(rc4 == 0, "\(err4)")
         let alert = out4.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(try self.queuedBundle(alpha, alert).compression == .zstdDictionary(UInt8(id)))
+        tap.setPassing(true, from: .a)
         #expect(try R.wait(60) { try R.inbox(bravo).contains { $0["id"] as? String == alert } })
 
         // charlie has not met the federation since: the alert reaches it on a stick, without the dictionary. It is
@@ -127,7 +136,7 @@ import Testing
                 "charlie's feed: \(((try? self.feed(charlie)) ?? []).map { "\($0["type"] ?? "") \($0["bundle"] ?? "") \($0["detail"] ?? "")" })")
 
         // Started behind bravo, it asks its neighbours for the dictionary, bravo sends it, and the alert is delivered.
-        rc = try R.start(["run", "--data-dir", charlie, "--link", "serial:\(cables[1].pathB):115200"], log: charlie + "/run.log")
+        rc = try R.start(["run", "--data-dir", charlie, "--link", "serial:\(cable.pathB):115200"], log: charlie + "/run.log")
         let delivered = try R.wait(120) { try R.inbox(charlie).contains { $0["id"] as? String == alert && $0["text"] as? String == alertText } }
         #expect(delivered, "charlie's log: \(R.text(charlie + "/run.log").suffix(2000))")
         let log = R.text(charlie + "/run.log")
