@@ -107,8 +107,8 @@ struct EngineBench: ParsableCommand {
         let sim = try MeshSimulator(count: 2, edges: [(0, 1)])
         // Past the start (announces, hellos, keys): what follows is the cost of the messages.
         sim.run(until: 120)
-        let receiver = sim.nodes[1].store.countCommits()
-        let sender = sim.nodes[0].store.countCommits()
+        let receiver = sim.stores[1].countCommits()
+        let sender = sim.stores[0].countCommits()
         var rng = SplitMix64(seed: 3)
         let to = sim.identities[1].nodeID.short
         var delivered = 0
