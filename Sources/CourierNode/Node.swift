@@ -393,10 +393,14 @@ public final class Node {
             // Directed bundles in our custody with no transfer under way (no route yet, or the next hop stopped
             // answering): look for a next hop again.
             let active = Set(self.transfers.values.filter(\.custody).map(\.key.bundle))
+            // Read only when there is a neighbour to route to or a table below to prune (with neither, none of it
+            // could change anything); each bundle is read whole only when routing can do something for it.
+            let fresh = self.freshNeighbours(now: now)
             // Unreadable: routed, and the tables below pruned, at the next housekeeping.
-            let held = self.storing("read the bundles held", { try self.store.held(limit: Tuning.heldLimit) })
-            for h in held ?? [] where h.custody && !active.contains(h.id) {
-                if case .node = h.destination { self.routeDirected(h.id, now: now) }
+            let held = fresh.isEmpty && self.holders.isEmpty && self.told.isEmpty
+                ? [] : self.storing("read the bundles held", { try self.store.held(limit: Tuning.heldLimit) })
+            for h in held ?? [] where !active.contains(h.id) && self.mayRoute(h, fresh: fresh, now: now) {
+                self.routeDirected(h.id, now: now)
             }
             for (d, p) in self.pulls where p.due == .infinity && now - p.since > Tuning.pullForgottenAfter { self.pulls[d] = nil }
             if self.receiptOrigins.count > Tuning.maxReceiptOrigins { self.receiptOrigins.removeAll() }
@@ -416,9 +420,10 @@ public final class Node {
         if self.rerouteDue {
             self.rerouteDue = false
             let active = Set(self.transfers.values.filter(\.custody).map(\.key.bundle))
+            let fresh = self.freshNeighbours(now: now)
             do {
-                for h in try self.store.held(limit: Tuning.heldLimit) where h.custody && !active.contains(h.id) {
-                    if case .node = h.destination { self.routeDirected(h.id, now: now) }
+                for h in fresh.isEmpty ? [] : try self.store.held(limit: Tuning.heldLimit) where !active.contains(h.id) && self.mayRoute(h, fresh: fresh, now: now) {
+                    self.routeDirected(h.id, now: now)
                 }
             } catch {
                 self.rejectStorage("cannot read the bundles held to route them again: \(error)", error)

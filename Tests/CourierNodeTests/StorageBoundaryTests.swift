@@ -97,6 +97,27 @@ struct StorageBoundaryTests {
         #expect(later.bundles.contains { (try? CourierBundle(decoding: $0.bundle))?.id == id }, "not sent once storage worked again")
     }
 
+    // Housekeeping
+
+    @Test func housekeepingWithNoNeighbourReadsNoBundle() throws {
+        let h = try FlakyHarness()
+        let stranger = EngineHarness.Peer(key: h.key)
+        let origin = EngineHarness.Peer(key: h.key)
+        for i in 0..<200 {
+            let b = try origin.bundle(.text, to: .node(stranger.short), "Message \(i) for a node not heard yet.", at: h.now)
+            try h.store.insert(b, now: Int64(h.now), local: false, custody: true, from: "test")
+        }
+        h.storage.bundleReads.withLock { $0 = 0 }
+        // Two housekeepings: with no neighbour, routing can do nothing for any of the 200.
+        _ = h.run(for: 2 * 60 + 5)
+        #expect(h.storage.bundleReads.withLock { $0 } == 0, "read \(h.storage.bundleReads.withLock { $0 }) bundles with nobody to give them to")
+        // A neighbour appears: each gets a copy (no route to the destination yet).
+        let p = h.addPeer()
+        let out = h.run(for: 2 * 60 + 5)
+        let copies = Set(out.bundles.filter { $0.nextHop == p.short }.compactMap { try? CourierBundle(decoding: $0.bundle).id })
+        #expect(copies.count == 200, "\(copies.count) of 200 handed to the new neighbour")
+    }
+
     @Test func aCounterReservedInARolledBackGroupIsNotHandedOutAgain() throws {
         var sc = Store.Configuration()
         sc.inMemory = true
@@ -127,6 +148,8 @@ final class FlakyStorage: NodeStorage {
     let inner: Store
     let failCommits = Mutex(false)
     let failReservations = Mutex(false)
+    /// Whole bundles read (`bundle(_:)`).
+    let bundleReads = Mutex(0)
     init(_ inner: Store) { self.inner = inner }
 
     var path: String { self.inner.path }
@@ -152,7 +175,10 @@ final class FlakyStorage: NodeStorage {
                          classes: [PriorityClass]?) throws(StoreError) -> (results: [Acceptance], evicted: [ExpiredBundle]) {
         try self.inner.insertReporting(bundles, now: now, local: local, custody: custody, from: from, classes: classes)
     }
-    func bundle(_ id: BundleID) throws(StoreError) -> QueuedBundle? { try self.inner.bundle(id) }
+    func bundle(_ id: BundleID) throws(StoreError) -> QueuedBundle? {
+        self.bundleReads.withLock { $0 += 1 }
+        return try self.inner.bundle(id)
+    }
     func bundles(digests: [UInt32]) throws(StoreError) -> [QueuedBundle] { try self.inner.bundles(digests: digests) }
     func held(limit: Int) throws(StoreError) -> [HeldBundle] { try self.inner.held(limit: limit) }
     func held(kind: Kind, origin: ShortID) throws(StoreError) -> [(id: BundleID, destination: Destination, expires: Int64)] {
