@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 import Synchronization
 
@@ -9,6 +10,9 @@ public typealias ExpiredBundle = Store.Expired
 /// A group of writes under way (`Store.grouped`).
 struct GroupState: Sendable {
     var open = false
+    /// The thread running the group: only its calls are part of it. Another thread's call waits for the group to
+    /// end (the database queue is busy) and is then its own transaction, as outside a group.
+    var owner: UInt = 0
     /// Its transaction was begun (by its first write).
     var begun = false
     /// SQLite ended its transaction after an error (a full disk, an I/O error): nothing of it will be kept.
@@ -16,7 +20,7 @@ struct GroupState: Sendable {
 }
 
 extension Store {
-    /// Runs `body` as one durable write: the writes it makes through this store's methods commit together at its
+    /// Runs `body` as one durable write: the writes it makes through this store's methods (on this thread) commit together at its
     /// end, in one transaction and one fsync, instead of one each. The transaction begins at the first write (BEGIN
     /// IMMEDIATE, so a counter reservation reads and writes under the lock as alone); a group that writes nothing
     /// costs nothing. Inside, each write is a savepoint: one that fails is undone alone and throws to its caller, the
@@ -28,7 +32,7 @@ extension Store {
         }
         do {
             return try self.db.writeWithoutTransaction { db in
-                self.group.withLock { $0 = GroupState(open: true) }
+                self.group.withLock { $0 = GroupState(open: true, owner: Self.currentThread) }
                 defer { self.group.withLock { $0 = GroupState() } }
                 do {
                     let result = try body()
@@ -48,7 +52,16 @@ extension Store {
         } catch { throw StoreError.from(error, path: self.path) }
     }
 
-    var inGroup: Bool { self.group.withLock { $0.open } }
+    /// Whether the calling thread is running a group.
+    var inGroup: Bool { self.group.withLock { $0.open && $0.owner == Self.currentThread } }
+
+    static var currentThread: UInt {
+        #if canImport(Darwin)
+        UInt(bitPattern: pthread_self())
+        #else
+        UInt(pthread_self())
+        #endif
+    }
 
     /// A write inside a group: a savepoint of the group's transaction (begun by the first).
     func groupedWrite<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {

@@ -2,6 +2,7 @@ import CourierMedium
 import CourierNode
 import CourierStore
 import CourierWire
+import Foundation
 import Synchronization
 import Testing
 
@@ -116,6 +117,34 @@ struct StorageBoundaryTests {
         let out = h.run(for: 2 * 60 + 5)
         let copies = Set(out.bundles.filter { $0.nextHop == p.short }.compactMap { try? CourierBundle(decoding: $0.bundle).id })
         #expect(copies.count == 200, "\(copies.count) of 200 handed to the new neighbour")
+    }
+
+    @Test func aWriteFromAnotherThreadDuringAGroupIsItsOwnTransaction() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("courier-group-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try Store(path: dir + "/courier.db")
+        let commits = store.countCommits()
+        let calling = DispatchSemaphore(value: 0)
+        let done = DispatchSemaphore(value: 0)
+        let result = Mutex<String?>(nil)
+        try store.grouped {
+            try store.saveReplayWindow(ReplayWindow(), for: NodeIdentity().nodeID)
+            Thread.detachNewThread {
+                calling.signal()
+                do { try store.setQuiet(true) } catch { result.withLock { $0 = "\(error)" } }
+                done.signal()
+            }
+            calling.wait()
+            // The other thread's write is waiting for the database; the group goes on meanwhile.
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        done.wait()
+        #expect(result.withLock { $0 } == nil)
+        #expect(commits.commits == 2, "\(commits.commits) commits: the other thread's write was not its own transaction")
+        // Another connection sees it: it was committed, not left in an open transaction.
+        let reader = try Store(path: dir + "/courier.db")
+        #expect(try reader.isQuiet())
     }
 
     @Test func aCounterReservedInARolledBackGroupIsNotHandedOutAgain() throws {
