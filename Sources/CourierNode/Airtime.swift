@@ -1,5 +1,4 @@
 import CourierMedium
-import CourierStore
 import CourierWire
 import Foundation
 

@@ -1,4 +1,4 @@
-import CourierStore
+import enum CourierStore.StoreError
 import CourierWire
 
 /// Makes this node's bundles: origin-signed (SPEC 6.8) unless encrypted end to end (6.12), numbered from the store's
@@ -9,10 +9,10 @@ public struct BundleMaker {
     public let identity: NodeIdentity
     /// The groups delivered to this node's inbox (a bundle to one of them is for this node too).
     public let groups: Set<GroupID>
-    public let store: Store
+    public let store: any NodeStorage
     let compressor: BodyCompressor
 
-    public init(identity: NodeIdentity, groups: Set<GroupID> = [], store: Store, compressor: BodyCompressor = BodyCompressor()) {
+    public init(identity: NodeIdentity, groups: Set<GroupID> = [], store: any NodeStorage, compressor: BodyCompressor = BodyCompressor()) {
         self.identity = identity
         self.groups = groups
         self.store = store
@@ -34,7 +34,7 @@ public struct BundleMaker {
         let b = try CourierBundle.make(
             kind: kind, destination: destination, content: content, origin: self.identity,
             created: CourierTime.minutes(unixSeconds: Int64(now)), sequence: seq, options: opts, compressor: self.compressor)
-        try self.store.insert(b, now: Int64(now), local: true, custody: true)
+        try self.store.insert(b, now: Int64(now), local: true, custody: true, from: nil)
         return b
     }
 

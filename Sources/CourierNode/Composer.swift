@@ -1,5 +1,4 @@
 import CourierMedium
-import CourierStore
 import CourierWire
 import Foundation
 
@@ -34,7 +33,16 @@ extension Node {
                 guard let reserved = self.storing("reserve packet counters", link: name, { try self.store.reservePacketCounters(Tuning.packetCounterBlock) }) else { return }
                 self.counters = reserved
             }
-            guard let (records, carrying, announce) = self.compose(name, now: now) else { return }
+            // One durable write per packet (DurableGroups.swift): what it carries, recorded as sent. Emitted only once
+            // kept; if the commit fails nothing goes out and what composing took goes back (the link's acks, announce
+            // and summary page, the transfers' records), to be sent once storage works again.
+            var composed: ([Record], [BundleID], Bool)? = nil
+            let before = self.composingState(name)
+            guard self.durably("record a packet before sending it", link: name, { composed = self.compose(name, now: now) }) else {
+                self.restore(before, link: name)
+                return
+            }
+            guard let (records, carrying, announce) = composed else { return }
             guard let counter = self.counters.first else { return }
             self.counters = self.counters.dropFirst()
             let bytes = self.sealer.seal(records, counter: counter, announceSalt: announce ? UInt32(truncatingIfNeeded: self.rng.next()) : nil)

@@ -1,5 +1,4 @@
 import CourierMedium
-import CourierStore
 import CourierWire
 import Foundation
 
@@ -16,7 +15,7 @@ extension Node {
     func mayHoldNews(for n: NodeID, since previous: Double?) -> Bool {
         if let p = previous, self.lastUnroutableAt > p - Tuning.housekeepingInterval { return true }
         // Unreadable: no summary now (the periodic one follows).
-        for h in self.storing("read the bundles held", { try self.store.held() }) ?? [] {
+        for h in self.storing("read the bundles held", { try self.store.held(limit: Tuning.heldLimit) }) ?? [] {
             if case .node = h.destination { continue }
             if !self.isHolder(h.id, n) && !(self.told[h.id]?.contains(n) ?? false) { return true }
         }

@@ -1,4 +1,3 @@
-import CourierStore
 import CourierWire
 
 /// Bundles carried by hand: an archive written by `relay export` on one relay and read on another.

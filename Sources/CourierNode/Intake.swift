@@ -1,5 +1,7 @@
 import CourierMedium
-import CourierStore
+import enum CourierStore.Acceptance
+import typealias CourierStore.ExpiredBundle
+import enum CourierStore.StoreError
 import CourierWire
 import Foundation
 
@@ -239,7 +241,7 @@ extension Node {
     /// Removes what expired; reports what was given up on (directed bundles in our custody, bundles kept unread)
     /// and tells their origins.
     func expireBundles(now: Double) {
-        let expired: [Store.Expired]
+        let expired: [ExpiredBundle]
         do { expired = try self.store.expireBundles(now: Int64(now)) } catch {
             self.rejectStorage("cannot expire bundles: \(error)", error)
             return

@@ -1,5 +1,6 @@
 import CourierMedium
-import CourierStore
+import enum CourierStore.Acceptance
+import struct CourierStore.WaitingBundle
 import CourierWire
 import Foundation
 
@@ -67,7 +68,7 @@ extension Node {
         let arrived = self.keysArrived
         self.keysArrived = []
         let kept: [WaitingBundle]
-        do { kept = try self.store.waiting() } catch {
+        do { kept = try self.store.waiting(origin: nil) } catch {
             self.rejectStorage("cannot read the bundles waiting for keys: \(error)", error)
             return
         }
@@ -85,7 +86,7 @@ extension Node {
             case .keysUnknown: continue
             case .refused(let why):
                 // The keys came, and the signature is not the origin's: a forgery, refused and reported.
-                do { try self.store.dropUnread(b.id, now: Int64(now)) } catch { self.rejectStorage("cannot drop \(b.id): \(error)", error) }
+                do { try self.store.dropUnread(b.id, gaveUp: nil, now: Int64(now)) } catch { self.rejectStorage("cannot drop \(b.id): \(error)", error) }
                 self.reject(why)
                 self.refuse(b, why: why, from: nil, now: now)
                 continue

@@ -65,7 +65,7 @@ extension Node {
             self.partialAnnounces = self.partialAnnounces.filter { shorts.contains($0.key) }
         }
         let held: Set<BundleID>
-        do { held = Set(try self.store.held().map(\.id)) } catch {
+        do { held = Set(try self.store.held(limit: Tuning.heldLimit).map(\.id)) } catch {
             self.reject("cannot read the bundles held to prune the tables kept for them: \(error)")
             return
         }

@@ -1,5 +1,6 @@
 import CourierMedium
-import CourierStore
+import struct CourierStore.Transmission
+import enum CourierStore.StoreError
 import CourierWire
 import Foundation
 
@@ -15,7 +16,7 @@ import Foundation
 /// Summaries, Routing, Receipts, Transfers, Acks, Airtime, Composer, Memory, BundleMaker.
 public final class Node {
     public internal(set) var config: NodeConfig
-    public let store: Store
+    public let store: any NodeStorage
     public var me: NodeID { self.config.identity.nodeID }
 
     var neighbours: [NodeID: Neighbour] = [:]
@@ -108,7 +109,7 @@ public final class Node {
         public var hellosLimited = 0
     }
 
-    public init(config: NodeConfig, store: Store, links: [LinkInfo], now: Double, seed: UInt64? = nil,
+    public init(config: NodeConfig, store: any NodeStorage, links: [LinkInfo], now: Double, seed: UInt64? = nil,
                 compressor: BodyCompressor = BodyCompressor()) throws(StoreError) {
         self.config = config
         self.store = store
@@ -257,6 +258,21 @@ public final class Node {
             }
             return self.drain()
         }
+        // What the packet brings is kept in one transaction (DurableGroups.swift); if that fails, nothing of it is
+        // acknowledged and the sender sends it again.
+        let before = self.receivedState()
+        var sender: NodeID? = nil
+        if !self.durably("keep what a received packet brought", link: link, { sender = self.apply(packet, on: link, now: now) }) {
+            self.restore(before, keepingFragmentsOf: packet, from: sender, now: now)
+        }
+        guard sender != nil else { return self.drain() }
+        self.outputs += self.tick(now: now)
+        return self.drain()
+    }
+
+    /// The records of an opened packet, in order (inside the packet's durable group). Its sender, or nil when the
+    /// packet was refused (unknown sender, replayed counter): no tick follows.
+    func apply(_ packet: Packet, on link: String, now: Double) -> NodeID? {
         var sender = packet.sender
         // Announces first: they may teach the sender's keys. A hello (the first announce after a start) means the
         // sender may have forgotten us: announce back, so its packets and ours can be read.
@@ -275,9 +291,9 @@ public final class Node {
         if sender == nil { sender = self.directory[packet.header.sender]?.count == 1 ? self.directory[packet.header.sender]![0] : nil }
         guard let from = sender else {
             self.emit(.event(.packetRefused(link: link, reason: .unknownSender, detail: "from \(packet.header.sender): keys not known yet")))
-            return self.drain()
+            return nil
         }
-        guard self.admitCounter(packet.header.counter, from: from, link: link) else { return self.drain() }
+        guard self.admitCounter(packet.header.counter, from: from, link: link) else { return nil }
         var n = self.neighbours[from] ?? Neighbour(id: from)
         let previous = n.lastHeard[link]
         let wasAway = (previous.map { now - $0 > self.config.neighbourTimeout } ?? true)
@@ -344,8 +360,7 @@ public final class Node {
         if contact && self.mayHoldNews(for: from, since: previous) {
             self.wantSummary(link, now: now, 0.1, 1.5)
         }
-        self.outputs += self.tick(now: now)
-        return self.drain()
+        return from
     }
 
     func reject(_ why: String) {
@@ -369,7 +384,7 @@ public final class Node {
             if self.config.floodIdentity { self.renewIdentity(now: now) }
             // Origins of bundles still kept unread: ask again (at most once per `keyRequestInterval`).
             do {
-                for w in try self.store.waiting() where now - Double(w.since) >= self.config.keyRequestInterval {
+                for w in try self.store.waiting(origin: nil) where now - Double(w.since) >= self.config.keyRequestInterval {
                     self.requestKeys(of: w.id.origin, now: now)
                 }
             } catch {
@@ -384,10 +399,14 @@ public final class Node {
             // Directed bundles in our custody with no transfer under way (no route yet, or the next hop stopped
             // answering): look for a next hop again.
             let active = Set(self.transfers.values.filter(\.custody).map(\.key.bundle))
+            // Read only when there is a neighbour to route to or a table below to prune (with neither, none of it
+            // could change anything); each bundle is read whole only when routing can do something for it.
+            let fresh = self.freshNeighbours(now: now)
             // Unreadable: routed, and the tables below pruned, at the next housekeeping.
-            let held = self.storing("read the bundles held", { try self.store.held() })
-            for h in held ?? [] where h.custody && !active.contains(h.id) {
-                if case .node = h.destination { self.routeDirected(h.id, now: now) }
+            let held = fresh.isEmpty && self.holders.isEmpty && self.told.isEmpty
+                ? [] : self.storing("read the bundles held", { try self.store.held(limit: Tuning.heldLimit) })
+            for h in held ?? [] where !active.contains(h.id) && self.mayRoute(h, fresh: fresh, now: now) {
+                self.routeDirected(h.id, now: now)
             }
             for (d, p) in self.pulls where p.due == .infinity && now - p.since > Tuning.pullForgottenAfter { self.pulls[d] = nil }
             if self.receiptOrigins.count > Tuning.maxReceiptOrigins { self.receiptOrigins.removeAll() }
@@ -407,9 +426,10 @@ public final class Node {
         if self.rerouteDue {
             self.rerouteDue = false
             let active = Set(self.transfers.values.filter(\.custody).map(\.key.bundle))
+            let fresh = self.freshNeighbours(now: now)
             do {
-                for h in try self.store.held() where h.custody && !active.contains(h.id) {
-                    if case .node = h.destination { self.routeDirected(h.id, now: now) }
+                for h in fresh.isEmpty ? [] : try self.store.held(limit: Tuning.heldLimit) where !active.contains(h.id) && self.mayRoute(h, fresh: fresh, now: now) {
+                    self.routeDirected(h.id, now: now)
                 }
             } catch {
                 self.rejectStorage("cannot read the bundles held to route them again: \(error)", error)
@@ -440,7 +460,7 @@ public final class Node {
         // Bundles to ask for again.
         let duePulls = self.pulls.filter { $0.value.due <= now }.sorted { ($0.value.due, $0.key) < ($1.value.due, $1.key) }
         // Unreadable: asked for as if not seen (at worst a copy of what we have comes).
-        let seen = duePulls.isEmpty ? [] : Set(self.storing("read the bundles seen", { try self.store.seenDigests() }) ?? [])
+        let seen = duePulls.isEmpty ? [] : Set(self.storing("read the bundles seen", { try self.store.seenDigests(limit: Tuning.seenDigestsLimit) }) ?? [])
         for (d, p) in duePulls {
             guard !seen.contains(d), p.tries < (p.fromReceipt ? Tuning.pullTriesAfterReceipt : Tuning.pullTriesAfterSummary), var l = self.links[p.link], l.up else {
                 self.pulls[d]!.due = .infinity
@@ -494,7 +514,7 @@ public final class Node {
                         l.summaryWithAnnounce = true
                         l.lastSummary = now
                         if l.summaryDue.map({ $0 <= now + Tuning.summaryCoveredWithin }) == true { l.summaryDue = nil }
-                        let held = (self.storing("read the bundles held", link: name, { try self.store.held() }) ?? []).map(\.id)
+                        let held = (self.storing("read the bundles held", link: name, { try self.store.held(limit: Tuning.heldLimit) }) ?? []).map(\.id)
                         for n in self.freshNeighbours(now: now) where n.link == name {
                             for id in held { self.told[id, default: []].insert(n.id) }
                         }
@@ -503,7 +523,7 @@ public final class Node {
             }
             if let due = l.summaryDue, due <= now, now - l.lastSummary >= self.config.summaryInterval {
                 // Neighbours in range are told what we hold: they answer if they lack something.
-                let held = (self.storing("read the bundles held", link: name, { try self.store.held() }) ?? []).map(\.id)
+                let held = (self.storing("read the bundles held", link: name, { try self.store.held(limit: Tuning.heldLimit) }) ?? []).map(\.id)
                 for n in self.freshNeighbours(now: now) where n.link == name {
                     for id in held { self.told[id, default: []].insert(n.id) }
                 }

@@ -1,4 +1,5 @@
-import CourierStore
+import struct CourierStore.InboxMessage
+import enum CourierStore.StoreError
 import CourierWire
 
 /// What the engine asks its runtime to do, or tells it.

@@ -1,5 +1,5 @@
 import CourierMedium
-import CourierStore
+import enum CourierStore.StoreError
 import CourierWire
 import Foundation
 

@@ -1,4 +1,3 @@
-import CourierStore
 import CourierWire
 
 /// The replay guard (SPEC 4.8): each sender's packet-counter window (`replayWindows`), kept in the store before a

@@ -1,6 +1,6 @@
 import CourierMedium
-import CourierStore
 import CourierWire
+import typealias CourierStore.HeldBundle
 import Foundation
 
 /// Custody routing: the next hop of a directed bundle (`routes` learnt from where bundles came from), copies to a few
@@ -33,6 +33,16 @@ extension Node {
             guard d != self.me.short, let (via, link) = self.nextHop(for: d, now: now) else { return nil }
             return (d, via.short, link)
         }
+    }
+
+    /// Whether `routeDirected` could do anything for a held bundle now, decided in memory before the bundle is read:
+    /// a directed bundle in custody with a next hop for its destination, or a fresh neighbour (`fresh`) it may still
+    /// hand a copy to. With 50,000 held and no neighbour, housekeeping read every one of them for nothing.
+    func mayRoute(_ h: HeldBundle, fresh: [(id: NodeID, link: String)], now: Double) -> Bool {
+        guard h.custody, case .node(let dest) = h.destination else { return false }
+        if self.nextHop(for: dest, now: now) != nil { return true }
+        let given = self.replicas[h.id] ?? []
+        return given.count < Self.maxReplicas && fresh.contains { $0.id.short != h.id.origin && !given.contains($0.id) }
     }
 
     func routeDirected(_ id: BundleID, now: Double) {

@@ -1,4 +1,4 @@
-import CourierStore
+import enum CourierStore.StoreError
 import CourierWire
 
 extension Node {

@@ -1,5 +1,4 @@
 import CourierMedium
-import CourierStore
 import CourierWire
 import Foundation
 
@@ -64,7 +63,7 @@ extension Node {
         // They hold something we lack: answer with our summary, so they send it (once an hour per digest: what they
         // do not send then, they will not send on a second asking).
         // Unreadable: nothing asked for now (their next summary asks).
-        if let mine = self.storing("read the bundles seen", link: link, { try self.store.seenDigests() }).map(Set.init) {
+        if let mine = self.storing("read the bundles seen", link: link, { try self.store.seenDigests(limit: Tuning.seenDigestsLimit) }).map(Set.init) {
             let unknown = theirs.subtracting(mine).filter { self.pulls[$0] == nil }
             if !unknown.isEmpty {
                 let due = now + self.rng.uniform(0.1, 2)
@@ -73,7 +72,7 @@ extension Node {
         }
         // Send what they lack: floods to all, directed bundles we hold custody of (a copy; custody stays with us
         // unless they are the destination).
-        guard let held = self.storing("read the bundles held", link: link, { try self.store.held() }) else { return }
+        guard let held = self.storing("read the bundles held", link: link, { try self.store.held(limit: Tuning.heldLimit) }) else { return }
         let lacking = held.filter { h in
             guard !theirs.contains(h.digest) else { return false }
             if case .node = h.destination { return h.custody }
@@ -112,8 +111,8 @@ extension Node {
         // that lack them ask in vain.
         // Unreadable: no summary now (no pages); the next one is due after `summaryInterval`.
         let moving = Set(self.transfers.values.filter(\.custody).map(\.key.bundle))
-        guard let heldNow = self.storing("read the bundles held", { try self.store.held() }),
-              let seenNow = self.storing("read the bundles seen", { try self.store.seenDigests() }) else { return [] }
+        guard let heldNow = self.storing("read the bundles held", { try self.store.held(limit: Tuning.heldLimit) }),
+              let seenNow = self.storing("read the bundles seen", { try self.store.seenDigests(limit: Tuning.seenDigestsLimit) }) else { return [] }
         var digests = heldNow.filter { h in
             guard case .node(let dest) = h.destination else { return true }
             return h.custody && !moving.contains(h.id) && self.nextHop(for: dest, now: now) == nil

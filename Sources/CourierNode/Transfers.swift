@@ -1,5 +1,5 @@
 import CourierMedium
-import CourierStore
+import struct CourierStore.QueuedBundle
 import CourierWire
 import Foundation
 
@@ -164,7 +164,7 @@ extension Node {
     /// A transfer number never used by this node before (SPEC 8.2): from the block reserved in the store.
     func takeTransferNumber(for id: BundleID) -> UInt32? {
         if self.transferNumbers.isEmpty {
-            do { self.transferNumbers = try self.store.reserveTransferNumbers() } catch {
+            do { self.transferNumbers = try self.store.reserveTransferNumbers(Tuning.transferNumberBlock) } catch {
                 self.rejectStorage("cannot reserve transfer numbers, \(id) not sent now: \(error)", error)
                 return nil
             }

@@ -12,7 +12,7 @@ import Logging
 /// once (the store remembers), across restarts.
 extension Runtime {
     func checkPacts(now: Double) {
-        let store = self.node.store
+        let store = self.store
         let ledger: PactLedger
         do { ledger = try PactLedger(store: store) } catch {
             self.logger.error("pacts: cannot read the pact records; deadlines are not checked until it works", metadata: ["error": "\(error)"])

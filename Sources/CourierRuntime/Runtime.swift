@@ -18,6 +18,8 @@ public final class Runtime: @unchecked Sendable {
     }
 
     public let node: Node
+    /// The store the engine was given (the runtime also follows its change feed, records storage health and pacts).
+    public let store: Store
     public let links: [String: any Link]
     let logger: Logger
     let statusPath: String?
@@ -55,8 +57,9 @@ public final class Runtime: @unchecked Sendable {
     /// `relay status`; a flash card should not be written every second).
     public var statusCountersInterval: Double = 5
 
-    public init(node: Node, links: [any Link], statusPath: String? = nil, logger: Logger) {
+    public init(node: Node, store: Store, links: [any Link], statusPath: String? = nil, logger: Logger) {
         self.node = node
+        self.store = store
         self.links = Dictionary(uniqueKeysWithValues: links.map { ($0.name, $0) })
         self.logger = logger
         self.statusPath = statusPath
@@ -82,10 +85,10 @@ public final class Runtime: @unchecked Sendable {
         if self.stopped.withLock({ $0 }) { return }
         let started = Date().timeIntervalSince1970
         // Unreadable: the feed is read from its start (bundles already adopted are skipped by the engine).
-        do { self.lastEvent = try self.node.store.lastEventSeq() } catch {
+        do { self.lastEvent = try self.store.lastEventSeq() } catch {
             self.storageFailed("read the change feed's position", link: nil, error: error, now: started)
         }
-        do { self.trustVersion = try self.node.store.trustVersion() } catch {
+        do { self.trustVersion = try self.store.trustVersion() } catch {
             self.storageFailed("read the trust list's version", link: nil, error: error, now: started)
         }
         for (name, link) in self.links {
@@ -269,7 +272,7 @@ public final class Runtime: @unchecked Sendable {
         var out: [NodeOutput] = []
         // What cannot be read is reported (storage failed) and read again at the next poll.
         do {
-            let quiet = try self.node.store.isQuiet()
+            let quiet = try self.store.isQuiet()
             if quiet != self.node.isQuiet {
                 self.logger.notice(quiet ? "quiet mode on: receiving only" : "quiet mode off: transmitting again")
                 out += try self.node.setQuiet(quiet, now: now)
@@ -278,7 +281,7 @@ public final class Runtime: @unchecked Sendable {
             self.storageFailed("read or apply quiet mode", link: nil, error: error, now: now)
         }
         do {
-            let v = try self.node.store.trustVersion()
+            let v = try self.store.trustVersion()
             if v != self.trustVersion {
                 self.trustVersion = v
                 self.logger.notice("trust list changed: applying it")
@@ -291,7 +294,7 @@ public final class Runtime: @unchecked Sendable {
         var adopt: [(id: BundleID, imported: Bool)] = []
         while true {
             let events: [StoreEvent]
-            do { events = try self.node.store.events(after: self.lastEvent, limit: 500) } catch {
+            do { events = try self.store.events(after: self.lastEvent, limit: 500) } catch {
                 self.storageFailed("read the change feed (bundles `relay send` stored)", link: nil, error: error, now: now)
                 break
             }

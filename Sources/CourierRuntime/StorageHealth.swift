@@ -65,7 +65,7 @@ extension Runtime {
         self.logger.error("\(f.summary)", metadata: ["operation": "\(operation)", "link": "\(link ?? "-")", "error": "\(error)"])
         // Kept in the change feed if the store takes it now (a read-only or damaged file, a disk full only for
         // bigger writes); otherwise the line written when storage works again says it.
-        do { try self.node.store.recordStorage("\(f.summary) (\(operation): \(error))", now: Int64(now)) } catch {
+        do { try self.store.recordStorage("\(f.summary) (\(operation): \(error))", now: Int64(now)) } catch {
             self.logger.debug("storage failure not recorded in the change feed now; it is when storage works again", metadata: ["error": "\(error)"])
         }
         self.writeStatus(now: now, force: true)
@@ -76,7 +76,7 @@ extension Runtime {
         guard var f = self.storage, now - f.lastProbe >= Self.storageProbeInterval else { return }
         f.lastProbe = now
         do {
-            try self.node.store.probeWrite()
+            try self.store.probeWrite()
         } catch {
             f.error = error
             self.storage = f
@@ -86,7 +86,7 @@ extension Runtime {
         self.node.pauseTransmission(false)
         let line = "storage works again after \(Int((now - f.since).rounded())) s of \(StorageFailure.kind(f.error)) (\(f.count) failed operations, last: \(f.operation)); nothing queued was lost; transmission resumed"
         self.logger.notice("\(line)")
-        do { try self.node.store.recordStorage(line, now: Int64(now)) } catch {
+        do { try self.store.recordStorage(line, now: Int64(now)) } catch {
             self.storageFailed("record in the change feed that storage works again", link: nil, error: error, now: now)
             return
         }

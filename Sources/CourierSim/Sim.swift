@@ -26,6 +26,8 @@ public final class MeshSimulator {
 
     public let options: Options
     public private(set) var nodes: [Node] = []
+    /// Each node's store (the engine sees it only as its `NodeStorage`).
+    public private(set) var stores: [Store] = []
     public private(set) var identities: [NodeIdentity] = []
     public private(set) var now: Double
     var adjacency: [[Bool]]
@@ -105,6 +107,7 @@ public final class MeshSimulator {
                 config: c, store: store, links: [LinkInfo(name: "radio", properties: options.link, dutyCycle: options.dutyCycle)],
                 now: self.now, seed: options.seed &+ UInt64(i) &* 104_729, compressor: compressor)
             self.nodes.append(node)
+            self.stores.append(store)
         }
         for i in 0..<count { self.apply(i, self.nodes[i].linkUp("radio", now: self.now)) }
     }
@@ -263,7 +266,7 @@ public final class MeshSimulator {
 
     public var elapsed: Double { self.now - Self.epoch }
 
-    public func inbox(_ i: Int) throws -> [InboxMessage] { try self.nodes[i].store.inbox(limit: 1_000_000) }
+    public func inbox(_ i: Int) throws -> [InboxMessage] { try self.stores[i].inbox(limit: 1_000_000) }
 
     /// Whether node i has bundle `id` in its inbox.
     public func has(_ i: Int, _ id: BundleID) -> Bool { (self.deliveries[i]?[id] ?? 0) > 0 }

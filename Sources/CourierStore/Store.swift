@@ -2,6 +2,7 @@ import CourierWire
 import Foundation
 import GRDB
 import Logging
+import Synchronization
 
 /// The durable delay-tolerant queue: bundles and their states, per-neighbour transmission state, custody, dedupe,
 /// the inbox, reassembly state and a change feed, in one SQLite file.
@@ -44,6 +45,11 @@ public final class Store: Sendable {
     /// What opening the store did because the database was behind the counter floor (a new, restored or moved-aside
     /// database under a kept identity): a sentence for the operator's log; nil when nothing had to be raised.
     public let floorRaised: String?
+    /// The open group (`grouped`), if any: inside one, each write is a savepoint of the group's transaction.
+    let group = Mutex(GroupState())
+    /// The highest value of each durable counter (sequence, packet counter, transfer number) handed out by this
+    /// process: a reservation made inside a group that was rolled back is never handed out again (SPEC 3.3).
+    let handedOut = Mutex([String: Int64]())
 
     /// Opens (creating if needed) the store at `path`, migrating its schema.
     public init(path: String, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "courier.store")) throws(StoreError) {
@@ -55,6 +61,9 @@ public final class Store: Sendable {
         config.journalMode = configuration.readOnly || configuration.inMemory ? .default : .wal
         config.busyMode = .timeout(15)
         config.foreignKeysEnabled = true
+        // A group of writes (`grouped`) begins its transaction at its first write, inside that write's access, and
+        // commits it when the group ends: GRDB must not take the open transaction for one left behind by mistake.
+        config.allowsUnsafeTransactions = true
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
@@ -99,6 +108,7 @@ public final class Store: Sendable {
     }
 
     func write<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+        if self.inGroup { return try self.groupedWrite(body) }
         do { return try self.db.write(body) } catch { throw StoreError.from(error, path: self.path) }
     }
 
@@ -106,6 +116,7 @@ public final class Store: Sendable {
     /// read, raise the floor file and write under it, so two processes (`relay run` and `relay send`) never both
     /// read the same value or the same floor file.
     func writeLocked<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+        if self.inGroup { return try self.groupedWrite(body) }
         do {
             return try self.db.writeWithoutTransaction { db in try Self.immediate(db, body) }
         } catch { throw StoreError.from(error, path: self.path) }
@@ -124,7 +135,10 @@ public final class Store: Sendable {
     /// `PRAGMA query_only` around every call, which invalidates prepared statements; that cost dominated the
     /// simulator's profile.)
     func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
-        do { return try self.db.inDatabase(body) } catch { throw StoreError.from(error, path: self.path) }
+        do {
+            if self.inGroup { return try self.db.unsafeReentrantWrite(body) }
+            return try self.db.inDatabase(body)
+        } catch { throw StoreError.from(error, path: self.path) }
     }
 
     /// Folds the write-ahead log back into the database file and empties it (a relay does this when it stops, so
@@ -189,13 +203,14 @@ public final class Store: Sendable {
     /// database is lost, thanks to the floor file written before each block of 256 is used).
     public func nextSequence() throws(StoreError) -> UInt32 {
         try self.writeLocked { db in
-            let v = try Self.meta(db, "bundle.sequence")
+            let v = self.notHandedOut("bundle.sequence", try Self.meta(db, "bundle.sequence"))
             if v >= (try Self.meta(db, "bundle.sequence.reserved")) {
                 let ceiling = v + Self.reserveBlock
                 try self.raiseFloor(CounterFloor.Values(bundleSequence: ceiling))
                 try Self.setMeta(db, "bundle.sequence.reserved", ceiling)
             }
             try Self.setMeta(db, "bundle.sequence", v + 1)
+            self.handOut("bundle.sequence", v + 1)
             return UInt32(truncatingIfNeeded: v)
         }
     }
@@ -204,10 +219,11 @@ public final class Store: Sendable {
     /// database: the floor file is raised first). Counters never wrap (SPEC 3.3 rule 4): empty once exhausted.
     public func reservePacketCounters(_ count: UInt32 = 1_024) throws(StoreError) -> Range<UInt32> {
         try self.writeLocked { db in
-            let v = min(try Self.meta(db, "packet.counter"), Int64(UInt32.max))
+            let v = min(self.notHandedOut("packet.counter", try Self.meta(db, "packet.counter")), Int64(UInt32.max))
             let end = min(v + Int64(count), Int64(UInt32.max))
             try self.raiseFloor(CounterFloor.Values(packetCounter: end))
             try Self.setMeta(db, "packet.counter", end)
+            self.handOut("packet.counter", end)
             return UInt32(v)..<UInt32(end)
         }
     }
@@ -216,11 +232,12 @@ public final class Store: Sendable {
     /// transfer uses the value modulo 2^14, so a number comes back only after 16,384 transfers.
     public func reserveTransferNumbers(_ count: Int64 = 256) throws(StoreError) -> Range<Int64> {
         try self.writeLocked { db in
-            let v = max(try Self.meta(db, "transfer.next"), try Self.meta(db, "transfer.reserved"))
+            let v = self.notHandedOut("transfer.next", max(try Self.meta(db, "transfer.next"), try Self.meta(db, "transfer.reserved")))
             let end = v + count
             try self.raiseFloor(CounterFloor.Values(transfer: end))
             try Self.setMeta(db, "transfer.next", end)
             try Self.setMeta(db, "transfer.reserved", end)
+            self.handOut("transfer.next", end)
             return v..<end
         }
     }

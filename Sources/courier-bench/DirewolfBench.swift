@@ -158,7 +158,7 @@ struct DirewolfBench: AsyncParsableCommand {
             // As `relay run` builds it (no duty-cycle limit on an amateur 1200-baud channel).
             let node = try Node(config: self.config, store: self.store,
                                 links: [LinkInfo(name: self.link.name, properties: self.link.properties)], now: Date().timeIntervalSince1970)
-            self.runtime = Runtime(node: node, links: [self.link], statusPath: self.statusPath, logger: logger)
+            self.runtime = Runtime(node: node, store: self.store, links: [self.link], statusPath: self.statusPath, logger: logger)
         }
 
         func start() {

@@ -99,7 +99,9 @@ struct EngineBench: ParsableCommand {
         print(String(format: "      %d ticks over %.0f s of virtual time: median %.0f µs, mean %.0f µs, p99 %.0f µs, max %.0f µs   (target: median < %.0f µs: %@)",
                      ticks, Double(ticks) * 0.25, median, micros.reduce(0, +) / Double(max(1, ticks)), p99, sorted.last ?? 0,
                      Self.tickTargetMicroseconds, median < Self.tickTargetMicroseconds ? "met" : "NOT met"))
-        print(String(format: "      (queue filled in %.1f s; engine start with it %.3f s; %d packets sent meanwhile)", fill, start, sent))
+        let slowest = micros.indices.max { micros[$0] < micros[$1] } ?? 0
+        print(String(format: "      (queue filled in %.1f s; engine start with it %.3f s; %d packets sent meanwhile; the slowest tick was number %d, at %.2f s)",
+                     fill, start, sent, slowest + 1, Double(slowest + 1) * 0.25))
     }
 
     /// 2. Commits on the receiving (and the sending) store per 3 KB message sent directly between two neighbours.
@@ -107,8 +109,8 @@ struct EngineBench: ParsableCommand {
         let sim = try MeshSimulator(count: 2, edges: [(0, 1)])
         // Past the start (announces, hellos, keys): what follows is the cost of the messages.
         sim.run(until: 120)
-        let receiver = sim.nodes[1].store.countCommits()
-        let sender = sim.nodes[0].store.countCommits()
+        let receiver = sim.stores[1].countCommits()
+        let sender = sim.stores[0].countCommits()
         var rng = SplitMix64(seed: 3)
         let to = sim.identities[1].nodeID.short
         var delivered = 0

@@ -139,7 +139,7 @@ struct NoisyBench: AsyncParsableCommand {
             let node = try Node(config: self.config, store: self.store,
                                 links: [LinkInfo(name: self.link.name, properties: self.link.properties)], now: Date().timeIntervalSince1970,
                                 compressor: compressor)
-            self.runtime = Runtime(node: node, links: [self.link], statusPath: "\(dir)/\(name).status.json", logger: logger)
+            self.runtime = Runtime(node: node, store: self.store, links: [self.link], statusPath: "\(dir)/\(name).status.json", logger: logger)
         }
 
         func start() {

@@ -102,7 +102,7 @@ struct DemoScript {
             config.floodIdentity = true
             let node = try Node(config: config, store: store, links: links.map { LinkInfo(name: $0.name, properties: $0.properties) },
                                 now: Date().timeIntervalSince1970)
-            runtimes.append(Runtime(node: node, links: links, statusPath: d.statusFile, logger: logger))
+            runtimes.append(Runtime(node: node, store: store, links: links, statusPath: d.statusFile, logger: logger))
             counters.append(links)
             stores.append(store)
         }

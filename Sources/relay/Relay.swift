@@ -214,7 +214,7 @@ extension Relay {
                     links: links.map { LinkInfo(name: $0.name, properties: $0.properties,
                                                 dutyCycle: $0.properties.airtime == .none ? nil : (self.dutyCycle ?? cfg.dutyCycle.map { $0 * 100 }).map { $0 / 100 }) },
                     now: Date().timeIntervalSince1970)
-                let runtime = Runtime(node: node, links: links, statusPath: statusFile, logger: logger)
+                let runtime = Runtime(node: node, store: store, links: links, statusPath: statusFile, logger: logger)
                 let callsign = opts.callsign.map(\.description) ?? "none"
                 runtime.statusInfo = ["mode": open ? "open" : "sealed", "callsign": callsign]
                 // SIGHUP (and an edit of the trust list): groups, trust, duty cycle apply at once; links need a restart.
@@ -234,7 +234,7 @@ extension Relay {
                     do { node.setNetworkKey(try dir.network().0, rotation: try dir.keyRotation(), now: Date().timeIntervalSince1970) } catch {
                         log.error("reload: cannot read the network keys; keeping the ones in use", metadata: ["error": "\(error)"])
                     }
-                    do { node.setTrust(try dir.trustPolicy(conf, store: node.store)) } catch {
+                    do { node.setTrust(try dir.trustPolicy(conf, store: store)) } catch {
                         log.error("reload: cannot read the trust list; keeping the old one", metadata: ["error": "\(error)"])
                     }
                     let duty = flagDuty.map { $0 / 100 } ?? conf.dutyCycle

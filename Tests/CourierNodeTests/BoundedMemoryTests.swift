@@ -34,7 +34,7 @@ struct BoundedMemoryTests {
         #expect(made > 1_000)
         #expect(try sim.inbox(1).count >= days * 24, "the hourly messages were not delivered")
         for i in 0..<2 {
-            let held = try sim.nodes[i].store.held().count
+            let held = try sim.stores[i].held().count
             let tables = sim.nodes[i].tables
             print("node \(i) after \(days) simulated days, \(held) bundles held: "
                   + tables.filter { $0.size > 0 }.map { "\($0.table) \($0.size)" }.joined(separator: ", "))

@@ -24,11 +24,11 @@ import Testing
         #expect(waited != nil, "node 2 never reported the bundle as waiting for keys")
         let m = try #require(try sim.inbox(2).first { $0.id == g }, "never read at node 2")
         #expect(m.text == text && m.encrypted)
-        #expect(try sim.nodes[2].store.waiting().isEmpty)
+        #expect(try sim.stores[2].waiting().isEmpty)
         #expect(try sim.inbox(1).allSatisfy { $0.id != g }, "the relay in between cannot read it")
         #expect(self.events(sim, 0).contains { $0 == .receipt(g, by: sim.identities[2].nodeID.short) }, "the origin gets its receipt")
         // Node 2 now knows node 0's keys, and remembers them.
-        #expect(try sim.nodes[2].store.peers().contains { $0.nodeID == sim.identities[0].nodeID })
+        #expect(try sim.stores[2].peers().contains { $0.nodeID == sim.identities[0].nodeID })
         #expect(!two.contains { if case .gaveUp = $0 { true } else { false } })
     }
 
@@ -39,11 +39,11 @@ import Testing
         let sim = try MeshSimulator(count: n, edges: (0..<(n - 1)).map { ($0, $0 + 1) }, options: o)
         sim.run(until: 600)
         for i in 0..<n {
-            let known = Set(try sim.nodes[i].store.peers().map(\.nodeID))
+            let known = Set(try sim.stores[i].peers().map(\.nodeID))
             for j in 0..<n where j != i { #expect(known.contains(sim.identities[j].nodeID), "node \(i) lacks node \(j)'s keys") }
         }
         // The ends encrypt to each other with what they learnt, and read each other at once.
-        let keys = try sim.nodes[0].store.peers().first { $0.nodeID == sim.identities[n - 1].nodeID }!.keys
+        let keys = try sim.stores[0].peers().first { $0.nodeID == sim.identities[n - 1].nodeID }!.keys
         let g = try sim.submit(from: 0, kind: .grievance, to: .node(sim.identities[n - 1].nodeID.short), text: "Sealed, five hops.",
                                options: BundleOptions(kind: .grievance, encryptTo: keys))
         sim.run(until: 1_200)
@@ -58,12 +58,12 @@ import Testing
         sim.nodes[1].setTrust(.members([sim.identities[1].publicKeys, sim.identities[2].publicKeys]))
         let t = try sim.submit(from: 0, kind: .text, to: .node(sim.identities[2].nodeID.short), text: "Is the bridge open?")
         sim.run(until: 600)
-        let feed = try sim.nodes[1].store.events(after: 0)
+        let feed = try sim.stores[1].events(after: 0)
         #expect(feed.contains { $0.type == .refused && $0.bundle == t.description && $0.detail?.contains("not a federation member") == true })
-        #expect(try sim.nodes[1].store.snapshot().refusedTotal >= 1)
+        #expect(try sim.stores[1].snapshot().refusedTotal >= 1)
         let notice = self.events(sim, 0).contains { $0 == .failureNotice(t, reason: .refused, by: sim.identities[1].nodeID.short) }
         #expect(notice, "the origin was not told")
-        #expect(try sim.nodes[0].store.events(after: 0).contains { $0.type == .failed && $0.bundle == t.description })
+        #expect(try sim.stores[0].events(after: 0).contains { $0.type == .failed && $0.bundle == t.description })
         #expect(try sim.inbox(0).contains { $0.kind == .failure && FailureContent.decode($0.content).first?.id == t })
     }
 
