@@ -1,5 +1,7 @@
 import CourierMedium
-import CourierStore
+import enum CourierStore.StoreError
+import struct CourierStore.StoredDictionary
+import struct CourierStore.WaitingBundle
 import CourierWire
 import Foundation
 
@@ -35,7 +37,7 @@ extension Node {
                 self.reject("federation dictionary \(d.id) in the store is damaged, not used: \(error)")
             }
         }
-        if let kept = self.storing("read the bundles kept unread", { try self.store.waiting() }) {
+        if let kept = self.storing("read the bundles kept unread", { try self.store.waiting(origin: nil) }) {
             for w in kept {
                 // One that does not decode is reported and dropped by `readWaiting`.
                 guard case .success(let b) = Result(catching: { () throws(WireError) in try CourierBundle(decoding: w.data) }),
@@ -167,7 +169,7 @@ extension Node {
         for id in self.dictionaryState.wanted.keys.sorted() where !self.compressor.shelf.holds(id) { self.askForDictionary(id, now: now) }
         guard self.dictionaryState.arrived else { return }
         self.dictionaryState.arrived = false
-        guard let kept = self.storing("read the bundles kept unread", { try self.store.waiting() }) else { return }
+        guard let kept = self.storing("read the bundles kept unread", { try self.store.waiting(origin: nil) }) else { return }
         for w in kept {
             let b: CourierBundle
             do { b = try CourierBundle(decoding: w.data) } catch {
@@ -190,7 +192,7 @@ extension Node {
             } else {
                 // A flood held to pass on: only its delivery here waited.
                 do {
-                    try self.store.dropUnread(b.id, now: Int64(now))
+                    try self.store.dropUnread(b.id, gaveUp: nil, now: Int64(now))
                     try self.deliverLocally(b, now: now)
                 } catch let e as StoreError {
                     self.rejectStorage("\(b.id): kept for dictionary \(id), not put in the inbox: \(e)", e)
@@ -224,7 +226,7 @@ extension Node {
 /// with our own copy on the shelf. Only kinds 0-5: receipts, identities, failure notices and dictionaries stay
 /// readable by every node (dictionary 1).
 public enum DictionaryChoice {
-    public static func candidates(kind: Kind, destination: Destination, me: ShortID, store: Store, shelf: DictionaryShelf,
+    public static func candidates(kind: Kind, destination: Destination, me: ShortID, store: any NodeStorage, shelf: DictionaryShelf,
                                   now: Double, neighbourTimeout: Double = 1_800) throws(StoreError) -> [UInt8] {
         switch kind {
         case .alert, .aidRequest, .aidOffer, .grievance, .minutes, .text: break

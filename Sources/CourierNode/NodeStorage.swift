@@ -7,6 +7,7 @@ import struct CourierStore.PeerRecord
 import typealias CourierStore.HeldBundle
 import typealias CourierStore.ExpiredBundle
 import enum CourierStore.StoreError
+import struct CourierStore.StoredDictionary
 
 /// What the engine needs from durable storage, and nothing more: the engine's side of the storage boundary. The
 /// engine holds an `any NodeStorage`, never the SQLite store's concrete type (it is bound to `Store` in
@@ -87,6 +88,14 @@ public protocol NodeStorage: AnyObject, Sendable {
     func rememberPeer(_ keys: NodePublicKeys, name: String?, now: Int64) throws(StoreError)
     func isQuiet() throws(StoreError) -> Bool
     func setQuiet(_ on: Bool) throws(StoreError)
+
+    // Federation dictionaries (SPEC 7.4-7.6): those kept here, and which each neighbour said it holds.
+    func dictionaries() throws(StoreError) -> [StoredDictionary]
+    /// Keeps `d`; returns the ones dropped to keep only the newest few.
+    func saveDictionary(_ d: StoredDictionary, now: Int64) throws(StoreError) -> [StoredDictionary]
+    func dictionaryEvent(_ detail: String, bundle: BundleID?, now: Int64) throws(StoreError)
+    func setDictionaryHolder(_ node: ShortID, holds: [DictionariesRecord.Entry], now: Int64) throws(StoreError)
+    func dictionaryHolders() throws(StoreError) -> [ShortID: Set<DictionariesRecord.Entry>]
 }
 
 extension Tuning {

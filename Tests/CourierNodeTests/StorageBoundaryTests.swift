@@ -255,6 +255,13 @@ final class FlakyStorage: NodeStorage {
     func rememberPeer(_ keys: NodePublicKeys, name: String?, now: Int64) throws(StoreError) { try self.inner.rememberPeer(keys, name: name, now: now) }
     func isQuiet() throws(StoreError) -> Bool { try self.inner.isQuiet() }
     func setQuiet(_ on: Bool) throws(StoreError) { try self.inner.setQuiet(on) }
+    func dictionaries() throws(StoreError) -> [StoredDictionary] { try self.inner.dictionaries() }
+    func saveDictionary(_ d: StoredDictionary, now: Int64) throws(StoreError) -> [StoredDictionary] { try self.inner.saveDictionary(d, now: now) }
+    func dictionaryEvent(_ detail: String, bundle: BundleID?, now: Int64) throws(StoreError) { try self.inner.dictionaryEvent(detail, bundle: bundle, now: now) }
+    func setDictionaryHolder(_ node: ShortID, holds: [DictionariesRecord.Entry], now: Int64) throws(StoreError) {
+        try self.inner.setDictionaryHolder(node, holds: holds, now: now)
+    }
+    func dictionaryHolders() throws(StoreError) -> [ShortID: Set<DictionariesRecord.Entry>] { try self.inner.dictionaryHolders() }
 }
 
 /// `EngineHarness`'s shape over a `FlakyStorage`: one engine on one link, neighbours played by hand.
