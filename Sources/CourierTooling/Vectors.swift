@@ -342,6 +342,10 @@ public enum Vectors {
             j.isFinal = s.isFinal
             j.digests = s.digests.map(Self.hex32)
             return j
+        case .receiptParts(let p):
+            var j = RecordJSON(type: "receipt-parts")
+            j.data = p.encodeBody().hex
+            return j
         case .unknown(let t, let f, let body):
             var j = RecordJSON(type: "unknown")
             j.code = t
@@ -382,6 +386,8 @@ public enum Vectors {
             return .summary(SummaryRecord(
                 isFinal: j.isFinal ?? false,
                 digests: try (j.digests ?? []).map { guard let v = UInt32($0, radix: 16) else { throw BadVector() }; return v }))
+        case "receipt-parts":
+            return .receiptParts(try ReceiptPartsRecord.decode(try bytes(j.data)[...]))
         case "unknown":
             return .unknown(type: j.code ?? 15, flags: j.flags ?? 0, body: try bytes(j.data))
         default:

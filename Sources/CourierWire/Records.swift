@@ -9,6 +9,8 @@ public enum Record: Sendable, Hashable {
     case ack(AckRecord)
     case announce(AnnounceRecord)
     case summary(SummaryRecord)
+    /// Aggregated receipts for one origin's flooded bundles (type 6, SPEC 6.16).
+    case receiptParts(ReceiptPartsRecord)
     /// A record type this version does not know: skipped and counted by receivers.
     case unknown(type: UInt8, flags: UInt8, body: [UInt8])
 
@@ -25,6 +27,7 @@ public enum Record: Sendable, Hashable {
         case .announce(let a):
             return (4, (a.signingKey != nil ? 0x1 : 0) | (a.agreementKey != nil ? 0x2 : 0) | (a.name != nil ? 0x4 : 0))
         case .summary(let s): return (5, s.isFinal ? 0x1 : 0)
+        case .receiptParts: return (ReceiptPartsRecord.type, 0)
         case .unknown(let t, let f, _): return (t & 0x0F, f & 0x07)
         }
     }
@@ -58,6 +61,8 @@ public enum Record: Sendable, Hashable {
             if let n = a.name { w.append(n.utf8) }
         case .summary(let s):
             for d in s.digests { w.u32(d) }
+        case .receiptParts(let p):
+            w.append(p.encodeBody())
         case .unknown(_, _, let body):
             w.append(body)
         }
@@ -105,7 +110,7 @@ public enum Record: Sendable, Hashable {
                 continue
             }
             // A known type with a reserved flag set comes from a newer sender: skip it like an unknown type.
-            let reserved: UInt8 = [1: 0x4, 2: 0x6, 3: 0x7, 4: 0x0, 5: 0x6][type] ?? 0
+            let reserved: UInt8 = [1: 0x4, 2: 0x6, 3: 0x7, 4: 0x0, 5: 0x6, 6: 0x7][type] ?? 0
             if flags & reserved != 0 {
                 out.append(.unknown(type: type, flags: flags, body: Array(body)))
                 continue
@@ -175,6 +180,8 @@ public enum Record: Sendable, Hashable {
             digests.reserveCapacity(body.count / 4)
             while !r.isAtEnd { digests.append(try r.u32("summary.digest")) }
             return .summary(SummaryRecord(isFinal: flags & 0x1 != 0, digests: digests))
+        case ReceiptPartsRecord.type:
+            return .receiptParts(try ReceiptPartsRecord.decode(body))
         default:
             return .unknown(type: type, flags: flags, body: Array(body))
         }

@@ -326,6 +326,7 @@ struct DirewolfBench: AsyncParsableCommand {
                     case .ack(let x): what.append("ack " + x.entries.map { "t\($0.transfer):\($0.received)" }.joined(separator: ","))
                     case .announce: what.append("announce")
                     case .summary: what.append("summary")
+                    case .receiptParts: what.append("receipt parts")
                     case .unknown: what.append("?")
                     }
                 }

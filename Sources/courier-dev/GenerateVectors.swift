@@ -234,7 +234,8 @@ struct GenerateVectors: ParsableCommand {
         try self.write(archives, "archives.json")
         try LinkVectors.generate(self, packet: [UInt8](hex: packets[0].packetHex)!)
         try self.pactVectors(a: a, b: b, compressor: compressor)
-        print("wrote \(self.out)/{keys,varints,bundles,packets,fragments,invalid,archives,pacts}.json")
+        try self.receiptVectors(a: a, b: b)
+        print("wrote \(self.out)/{keys,varints,bundles,packets,fragments,invalid,archives,pacts,receipts}.json")
     }
 
     func write<T: Encodable>(_ value: T, _ name: String) throws {
