@@ -246,6 +246,23 @@ extension Node {
         self.carried = [:]
     }
 
+    /// Parts that fit in one packet with an announce.
+    static let partsWithAnnounce = 10
+
+    /// Whether parts now due go with this node's announce, brought forward: the next periodic announce is then an
+    /// interval later, so over time they cost no packet of their own, only their bytes. Parts that fit with an
+    /// announce and fall due less than a quarter interval after the last one wait until then (announcing more
+    /// often would cost packets); more than fit go on their own.
+    func receiptPartsRideAnnounce(_ l: LinkState, now: Double) -> Bool {
+        guard !l.announceDue, l.announceParts.isEmpty else { return false }
+        let due = self.carried.filter { !$0.value.order.isEmpty && $0.value.due <= now }
+        guard !due.isEmpty, due.values.allSatisfy({ $0.order.count <= Self.partsWithAnnounce }) else { return false }
+        let allowed = l.lastAnnounced + self.config.announceInterval / 4
+        if now >= allowed { return true }
+        for origin in due.keys { self.carried[origin]!.due = allowed }
+        return false
+    }
+
     /// When the next parts are due (for `nextWakeup`).
     var receiptPartsDue: Double { self.carried.values.filter { !$0.order.isEmpty }.map(\.due).min() ?? .infinity }
 }

@@ -112,7 +112,7 @@ struct ReceiptAggregationTests {
         let parts = try ReceiptPartsRecord.decode(kept[0].content[...]).parts
         #expect(parts.map(\.holder) == [bravo.short] && parts.map(\.id) == [alert])
         // The origin confirms bravo's part, not the forged one.
-        let confirmed = Self.partsRecords(h.run(for: 30), origin: h.me.nodeID.short).flatMap { $0 }
+        let confirmed = Self.partsRecords(h.run(for: 600), origin: h.me.nodeID.short).flatMap { $0 }
         #expect(confirmed.count == 1 && confirmed.first?.hops == 0)
         #expect(confirmed.first?.parts.map(\.holder) == [bravo.short])
     }
