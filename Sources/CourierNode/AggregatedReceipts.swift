@@ -252,8 +252,11 @@ extension Node {
     /// Whether parts now due go with this node's announce, brought forward: the next periodic announce is then an
     /// interval later, so over time they cost no packet of their own, only their bytes. Parts that fit with an
     /// announce and fall due less than a quarter interval after the last one wait until then (announcing more
-    /// often would cost packets); more than fit go on their own.
+    /// often would cost packets); more than fit go on their own. Only on slow half-duplex radio links (below 100
+    /// kbit/s): elsewhere a packet costs little and the parts go when due.
     func receiptPartsRideAnnounce(_ l: LinkState, now: Double) -> Bool {
+        let p = l.info.properties
+        guard p.duplex == .half, p.bitsPerSecond.map({ $0 < 100_000 }) ?? false else { return false }
         guard !l.announceDue, l.announceParts.isEmpty else { return false }
         let due = self.carried.filter { !$0.value.order.isEmpty && $0.value.due <= now }
         guard !due.isEmpty, due.values.allSatisfy({ $0.order.count <= Self.partsWithAnnounce }) else { return false }
