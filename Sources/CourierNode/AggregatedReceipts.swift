@@ -139,13 +139,14 @@ extension Node {
         for p in r.parts {
             let k = PartKey(id: p.id, holder: p.holder)
             let holders = (self.directory[p.holder] ?? []).filter { self.keys[$0] != nil }
-            guard let key = holders.lazy.compactMap({ self.receiptKey(holder: $0, origin: self.me) })
-                .first(where: { ReceiptPartsRecord.verify(p.id, holder: p.holder, tag: p.tag, key: $0) }) else {
+            let valid = holders.contains { h in
+                self.receiptKey(holder: h, origin: self.me).map { ReceiptPartsRecord.verify(p.id, holder: p.holder, tag: p.tag, key: $0) } ?? false
+            }
+            guard valid else {
                 self.reject("receipt part for \(p.id) claiming \(p.holder), from \(from.short): "
                             + (holders.isEmpty ? "the keys of \(p.holder) are not known here" : "its tag is not \(p.holder)'s (forged or damaged): refused"))
                 continue
             }
-            _ = key
             confirm.append((k, p.tag))
             if self.receiptsHeld.count >= Tuning.maxReceiptOrigins * 8 { self.receiptsHeld.removeAll() }
             if self.receiptsHeld.insert(k).inserted { fresh.append(p) }
