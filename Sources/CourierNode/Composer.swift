@@ -110,6 +110,9 @@ extension Node {
         }) {
             l.announceDue = true
         }
+        // Receipt parts due (SPEC 6.16) go with our announce, brought forward (the next is an interval later).
+        let partsWithAnnounce = self.receiptPartsRideAnnounce(l, now: now)
+        if partsWithAnnounce { l.announceDue = true }
         if l.announceDue {
             // The whole announce, or its parts when it does not fit one packet (the last part completes the keys).
             let k = self.config.identity.publicKeys
@@ -238,6 +241,8 @@ extension Node {
             }
             if size >= mtu - Tuning.packetFullWithin { break }
         }
+        // Receipt parts (SPEC 6.16): riding in the room left, or alone when due.
+        if let r = self.receiptPartsRecord(now: now, room: mtu - size, alone: records.isEmpty || partsWithAnnounce) { add(r) }
         // A packet going out anyway carries acks for complete transfers that would otherwise wait for their delay,
         // ahead of its other records (as acks always are: a receipt in the same packet must not be read first).
         if !records.isEmpty, var l = self.links[name], !l.acks.isEmpty {

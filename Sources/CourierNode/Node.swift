@@ -58,6 +58,10 @@ public final class Node {
     /// When we last stored a directed bundle we had no route for (a neighbour met again may be the way).
     var lastUnroutableAt: Double = -1e9
     var receipts: [ShortID: (ids: [BundleID], due: Double)] = [:]
+    /// Receipt parts carried towards each origin (aggregated receipts, SPEC 6.16), and those for our own bundles
+    /// already taken (cleared past `Tuning.maxReceiptOrigins` × 8).
+    var carried: [ShortID: CarriedParts] = [:]
+    var receiptsHeld: Set<PartKey> = []
     var routes: [ShortID: (via: NodeID, hops: Int, at: Double)] = [:]
     /// Neighbours given a copy of a directed bundle we could not route (at most `maxReplicas`).
     var replicas: [BundleID: Set<NodeID>] = [:]
@@ -316,6 +320,7 @@ public final class Node {
             case .ack(let a) where a.target == self.me.short: self.handleAck(a, from: from, link: link, now: now)
             case .summary(let s): self.handleSummary(s, from: from, link: link, now: now)
             case .dictionaries(let d): self.handleDictionaries(d, from: from, link: link, now: now)
+            case .receiptParts(let r): self.handleReceiptParts(r, from: from, now: now)
             case .bundle(let b):
                 if let next = b.nextHop, next != self.me.short {
                     self.overheard(b.bundle, to: next, from: from, link: link, now: now)
@@ -372,6 +377,7 @@ public final class Node {
     /// made and stored (sent at the next start) instead of lost, so origins learn of what was delivered just before.
     /// Returns the events (a receipt that could not be stored is reported).
     public func stopping(now: Double) -> [NodeOutput] {
+        self.flushReceiptParts(now: now)
         self.makeReceipts(now: now, all: true)
         return self.drain().filter { if case .send = $0 { return false } else { return true } }
     }
@@ -550,6 +556,7 @@ public final class Node {
         for f in self.floods.values { t = min(t, f.due) }
         for p in self.pulls.values { t = min(t, p.due) }
         for r in self.receipts.values { t = min(t, r.due) }
+        t = min(t, self.receiptPartsDue)
         // A link out of its duty-cycle budget sends nothing until it refills: what waits to go on it (an announce, a
         // summary, acks, transfers already due) wakes the engine then, not every millisecond meanwhile.
         var refilled: [String: Double] = [:]

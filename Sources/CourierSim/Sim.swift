@@ -200,6 +200,7 @@ public final class MeshSimulator {
                     t.acked += a.entries.compactMap { self.transferBundles[j]?[$0.transfer] }
                 }
             case .summary: t.hasSummary = true
+            case .receiptParts(let r): t.receiptsFor += r.bundleIDs
             case .announce: t.hasAnnounce = true
             case .fragment(let f):
                 guard f.nextHop != nil else { continue }

@@ -356,6 +356,10 @@ public enum Vectors {
             j.isRequest = d.isRequest
             j.dictionaries = d.entries.map { DictionaryEntryJSON(id: $0.id, fingerprint: String(format: "%04x", $0.fingerprint)) }
             return j
+        case .receiptParts(let p):
+            var j = RecordJSON(type: "receipt-parts")
+            j.data = p.encodeBody().hex
+            return j
         case .unknown(let t, let f, let body):
             var j = RecordJSON(type: "unknown")
             j.code = t
@@ -401,6 +405,8 @@ public enum Vectors {
                 guard let fp = UInt16($0.fingerprint, radix: 16) else { throw BadVector() }
                 return DictionariesRecord.Entry(id: $0.id, fingerprint: fp)
             }))
+        case "receipt-parts":
+            return .receiptParts(try ReceiptPartsRecord.decode(try bytes(j.data)[...]))
         case "unknown":
             return .unknown(type: j.code ?? 15, flags: j.flags ?? 0, body: try bytes(j.data))
         default:

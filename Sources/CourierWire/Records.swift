@@ -11,11 +11,13 @@ public enum Record: Sendable, Hashable {
     case summary(SummaryRecord)
     /// Federation dictionaries the sender holds, or asks for (SPEC 5.10, 7.6).
     case dictionaries(DictionariesRecord)
+    /// Aggregated receipts for one origin's flooded bundles (type 7, SPEC 6.16).
+    case receiptParts(ReceiptPartsRecord)
     /// A record type this version does not know: skipped and counted by receivers.
     case unknown(type: UInt8, flags: UInt8, body: [UInt8])
 
     public enum TypeCode: UInt8, Sendable {
-        case padding = 0, bundle = 1, fragment = 2, ack = 3, announce = 4, summary = 5, dictionaries = 6
+        case padding = 0, bundle = 1, fragment = 2, ack = 3, announce = 4, summary = 5, dictionaries = 6, receiptParts = 7
     }
 
     var typeAndFlags: (UInt8, UInt8) {
@@ -28,6 +30,7 @@ public enum Record: Sendable, Hashable {
             return (4, (a.signingKey != nil ? 0x1 : 0) | (a.agreementKey != nil ? 0x2 : 0) | (a.name != nil ? 0x4 : 0))
         case .summary(let s): return (5, s.isFinal ? 0x1 : 0)
         case .dictionaries(let d): return (6, d.isRequest ? 0x1 : 0)
+        case .receiptParts: return (ReceiptPartsRecord.type, 0)
         case .unknown(let t, let f, _): return (t & 0x0F, f & 0x07)
         }
     }
@@ -63,6 +66,8 @@ public enum Record: Sendable, Hashable {
             for d in s.digests { w.u32(d) }
         case .dictionaries(let d):
             for e in d.entries { w.u8(e.id); w.u16(e.fingerprint) }
+        case .receiptParts(let p):
+            w.append(p.encodeBody())
         case .unknown(_, _, let body):
             w.append(body)
         }
@@ -110,7 +115,7 @@ public enum Record: Sendable, Hashable {
                 continue
             }
             // A known type with a reserved flag set comes from a newer sender: skip it like an unknown type.
-            let reserved: UInt8 = [1: 0x4, 2: 0x6, 3: 0x7, 4: 0x0, 5: 0x6, 6: 0x6][type] ?? 0
+            let reserved: UInt8 = [1: 0x4, 2: 0x6, 3: 0x7, 4: 0x0, 5: 0x6, 6: 0x6, 7: 0x7][type] ?? 0
             if flags & reserved != 0 {
                 out.append(.unknown(type: type, flags: flags, body: Array(body)))
                 continue
@@ -195,6 +200,8 @@ public enum Record: Sendable, Hashable {
                 throw .invalidValue(field: "dictionaries.id", reason: "federation dictionaries are numbered 2-255")
             }
             return .dictionaries(DictionariesRecord(isRequest: request, entries: entries))
+        case ReceiptPartsRecord.type:
+            return .receiptParts(try ReceiptPartsRecord.decode(body))
         default:
             return .unknown(type: type, flags: flags, body: Array(body))
         }

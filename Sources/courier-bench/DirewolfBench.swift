@@ -327,6 +327,7 @@ struct DirewolfBench: AsyncParsableCommand {
                     case .announce: what.append("announce")
                     case .summary: what.append("summary")
                     case .dictionaries: what.append("dictionaries")
+                    case .receiptParts: what.append("receipt parts")
                     case .unknown: what.append("?")
                     }
                 }

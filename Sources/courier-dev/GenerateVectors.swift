@@ -235,7 +235,8 @@ struct GenerateVectors: ParsableCommand {
         try LinkVectors.generate(self, packet: [UInt8](hex: packets[0].packetHex)!)
         try self.pactVectors(a: a, b: b, compressor: compressor)
         try self.dictionaryVectors(a: a)
-        print("wrote \(self.out)/{keys,varints,bundles,packets,fragments,invalid,archives,pacts,dictionaries}.json")
+        try self.receiptVectors(a: a, b: b)
+        print("wrote \(self.out)/{keys,varints,bundles,packets,fragments,invalid,archives,pacts,dictionaries,receipts}.json")
     }
 
     func write<T: Encodable>(_ value: T, _ name: String) throws {

@@ -16,6 +16,17 @@ enum TailFormat {
 
 /// How the inbox shows a receipt or a failure notice.
 enum ReceiptText {
+    /// Who a receipt in this relay's inbox says has which of its bundles: a signed receipt (SPEC 6.8) speaks for its
+    /// origin; one this relay made for itself holds the receipt parts (6.16) it checked, each for its holder.
+    static func confirmations(_ m: InboxMessage, me: ShortID) -> [(id: BundleID, by: ShortID)] {
+        if m.id.origin == me {
+            do { return try ReceiptPartsRecord.decode(m.content[...]).parts.map { ($0.id, $0.holder) } } catch {
+                // Not parts: a receipt in the signed form, read below.
+            }
+        }
+        return ReceiptContent.decode(m.content).map { ($0, m.id.origin) }
+    }
+
     /// What the inbox shows for a message: its text; for a receipt the bundles it confirms; for a failure notice the
     /// bundles given up on and why.
     static func text(_ m: InboxMessage) -> String {

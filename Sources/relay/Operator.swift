@@ -280,8 +280,8 @@ extension Relay {
                     for x in FailureContent.decode(f.content) { failures[x.id.description] = "\(x.reason) (notice from \(names.label(f.id.origin)))" }
                 }
                 for r in try store.receipts() {
-                    for id in ReceiptContent.decode(r.content) where entries[id.description] != nil {
-                        entries[id.description]!.receipts.append((r.id.origin, r.received))
+                    for (id, by) in ReceiptText.confirmations(r, me: names.me) where entries[id.description] != nil {
+                        entries[id.description]!.receipts.append((by, r.received))
                     }
                 }
                 for b in order {

@@ -1102,6 +1102,65 @@ def check_dictionaries():
           lambda: expect_equal(type(cw.decode_payload(bytes.fromhex("62" + "07abcd"))[0]).__name__, "UnknownRecord"))
 
 
+# ---------------------------------------------------------------------------------------------
+# receipts.json (section 6.16)
+
+def check_receipts():
+    f = load("receipts.json")
+    keys = load("keys.json")["nodes"]
+    origin = identity(keys[0]["identity"])
+    holders = {n["shortId"]: identity(n["identity"]) for n in keys[1:] + f["nodes"]}
+    for n in f["nodes"]:
+        check(f"receipt node {n['name']}: short id from its keys",
+              lambda: expect_equal(f"{identity(n['identity']).short_id:08x}", n["shortId"]))
+
+    def fields(rec):
+        return {"origin": f"{rec.origin:08x}", "hops": rec.hops,
+                "groups": [{"created": c, "sequence": q, "parts": [f"{h:08x}" for h, _ in parts]} for c, q, parts in rec.groups]}
+
+    def want_fields(v):
+        return {"origin": v["origin"], "hops": v["hops"],
+                "groups": [{"created": g["created"], "sequence": g["sequence"], "parts": [p["holder"] for p in g["parts"]]}
+                           for g in v["groups"]]}
+
+    def tags_check(v, rec):
+        results = []
+        for created, sequence, parts in rec.groups:
+            for holder, tag in parts:
+                h = holders[f"{holder:08x}"]
+                k_holder = cw.receipt_key(h.agreement_private, origin.agreement_public, h.node_id, origin.node_id)
+                k_origin = cw.receipt_key(origin.agreement_private, h.agreement_public, h.node_id, origin.node_id)
+                expect_equal(k_holder, k_origin)
+                results.append(cw.receipt_tag(k_origin, rec.origin, created, sequence, holder) == tag)
+        return results
+
+    for v in f["records"]:
+        p = f"receipt parts '{v['name'][:50]}'"
+        rec = cw.decode_receipt_parts(bytes.fromhex(v["recordHex"]))
+        check(f"{p}: decodes to its fields", lambda: expect_equal(fields(rec), want_fields(v)))
+        check(f"{p}: encodes to recordHex", lambda: expect_equal(cw.encode_receipt_parts(rec).hex(), v["recordHex"]))
+        check(f"{p}: as a payload (record type 7)", lambda: expect_equal(
+            cw.encode_payload(cw.decode_payload(bytes.fromhex(v["payloadHex"]))).hex(), v["payloadHex"]))
+        check(f"{p}: keys as listed (holder and origin agree)", lambda: expect_equal(
+            [cw.receipt_key(holders[g_p["holder"]].agreement_private, origin.agreement_public,
+                            holders[g_p["holder"]].node_id, origin.node_id).hex() for g in v["groups"] for g_p in g["parts"]],
+            [g_p["key"] for g in v["groups"] for g_p in g["parts"]]))
+        check(f"{p}: every tag is its holder's", lambda: expect_equal(all(tags_check(v, rec)), True))
+    for v in f["forged"]:
+        rec = cw.decode_receipt_parts(bytes.fromhex(v["recordHex"]))
+        check(f"forged receipt part '{v['name'][:50]}': its tag does not verify", lambda: expect_equal(tags_check(v, rec), [False]))
+    for v in f["invalid"]:
+        def refused():
+            try:
+                cw.decode_receipt_parts(bytes.fromhex(v["hex"]))
+            except cw.WireError as e:
+                expect_equal(e.kind, v["error"])
+                return str(e)
+            raise AssertionError("decoded")
+
+        check(f"receipt parts refused: {v['name']} ({v['error']})", refused)
+
+
 def main() -> int:
     print(f"Courier vectors in {VECTORS}; zstd CLI {ZSTD_VERSION}")
     if ZSTD_VERSION == "1.5.4":
@@ -1109,7 +1168,7 @@ def main() -> int:
               "sized to it; magic stripped); they are compared byte for byte")
     for section in (check_keys, check_varints, check_bundles, check_packets, check_fragments, check_invalid,
                     check_spec_examples, check_clarifications, check_archives, check_announces, check_framing,
-                    check_kiss, check_codes, check_pacts, check_dictionaries):
+                    check_kiss, check_codes, check_pacts, check_dictionaries, check_receipts):
         try:
             section()
         except Exception as e:  # noqa: BLE001  (a crash in a section is a failure, not an abort)

@@ -12,6 +12,7 @@ verification is done here in pure Python, in the cofactorless form section 6.12 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import re
 import subprocess
@@ -1123,8 +1124,9 @@ def content_is_text(bundle: Bundle) -> bool:
 # Records (section 5)
 # ---------------------------------------------------------------------------------------------
 
-T_PADDING, T_BUNDLE, T_FRAGMENT, T_ACK, T_ANNOUNCE, T_SUMMARY, T_DICTIONARIES = range(7)
-RESERVED_FLAGS = {T_BUNDLE: 0x04, T_FRAGMENT: 0x06, T_ACK: 0x07, T_ANNOUNCE: 0x00, T_SUMMARY: 0x06, T_DICTIONARIES: 0x06}
+T_PADDING, T_BUNDLE, T_FRAGMENT, T_ACK, T_ANNOUNCE, T_SUMMARY, T_DICTIONARIES, T_RECEIPT_PARTS = range(8)
+RESERVED_FLAGS = {T_BUNDLE: 0x04, T_FRAGMENT: 0x06, T_ACK: 0x07, T_ANNOUNCE: 0x00, T_SUMMARY: 0x06, T_DICTIONARIES: 0x06,
+                  T_RECEIPT_PARTS: 0x07}
 
 
 @dataclass
@@ -1179,6 +1181,14 @@ class DictionariesRecord:
 
 
 @dataclass
+class ReceiptPartsRecord:
+    """6.16: parts for the bundles of `origin`; groups are (created, sequence, [(holder, tag)])."""
+    origin: int
+    hops: int
+    groups: list
+
+
+@dataclass
 class UnknownRecord:
     code: int
     flags: int
@@ -1203,6 +1213,8 @@ def record_type_flags_body(rec) -> tuple[int, int, bytes]:
             flags, body = 0x01, u(rec.next_hop, 4)
         body += encode_varint(rec.transfer) + encode_varint(rec.index) + encode_varint(rec.count)
         return T_FRAGMENT, flags, body + rec.data
+    if isinstance(rec, ReceiptPartsRecord):
+        return T_RECEIPT_PARTS, 0, encode_receipt_parts(rec)
     if isinstance(rec, AckRecord):
         body = u(rec.target, 4)
         for e in rec.entries:
@@ -1308,7 +1320,57 @@ def decode_record(rtype: int, flags: int, body: bytes):
         if any(i < 2 for i, _ in entries):
             raise WireError("invalidValue", "federation dictionaries are numbered 2-255")
         return DictionariesRecord(entries, request)
+    if rtype == T_RECEIPT_PARTS:
+        return decode_receipt_parts(body)
     return UnknownRecord(rtype, flags, body)
+
+
+# ---------------------------------------------------------------------------------------------
+# Aggregated receipts: receipt-parts records (6.16)
+# ---------------------------------------------------------------------------------------------
+
+RECEIPT_TAG_SIZE = 8
+MAX_RECEIPT_HOLDERS = 255
+
+
+def encode_receipt_parts(rec: ReceiptPartsRecord) -> bytes:
+    body = u(rec.origin, 4) + bytes([rec.hops])
+    for created, sequence, parts in rec.groups:
+        body += u(created, 3) + encode_varint(sequence) + encode_varint(len(parts))
+        for holder, tag in parts:
+            body += u(holder, 4) + tag
+    return body
+
+
+def decode_receipt_parts(body: bytes) -> ReceiptPartsRecord:
+    r = Reader(body)
+    origin = r.uint(4, "receipt parts origin")
+    hops = r.uint(1, "receipt parts hops")
+    groups = []
+    while r.remaining():
+        created = r.uint(3, "receipt parts created")
+        sequence = r.varint("receipt parts sequence")
+        count = r.varint("receipt parts count", MAX_RECEIPT_HOLDERS)
+        if count < 1:
+            raise WireError("invalidValue", "receipt parts count 0")
+        parts = [(r.uint(4, "receipt parts holder"), r.take(RECEIPT_TAG_SIZE, "receipt parts tag")) for _ in range(count)]
+        groups.append((created, sequence, parts))
+    if not groups:
+        raise WireError("truncated", "receipt parts without groups")
+    return ReceiptPartsRecord(origin, hops, groups)
+
+
+def receipt_key(own_agreement_private: bytes, peer_agreement_public: bytes,
+                holder_node_id: bytes, origin_node_id: bytes) -> bytes:
+    """K = HKDF-SHA256(X25519(holder, origin), "courier/v1", "receipt" || holder id || origin id)."""
+    shared = X25519PrivateKey.from_private_bytes(own_agreement_private).exchange(
+        X25519PublicKey.from_public_bytes(peer_agreement_public))
+    return hkdf_sha256(shared, b"receipt" + holder_node_id + origin_node_id)
+
+
+def receipt_tag(key: bytes, origin: int, created: int, sequence: int, holder: int) -> bytes:
+    statement = b"courier receipt" + u(origin, 4) + u(created, 3) + encode_varint(sequence) + u(holder, 4)
+    return hmac.new(key, statement, hashlib.sha256).digest()[:RECEIPT_TAG_SIZE]
 
 
 def decode_payload(payload: bytes) -> list:

@@ -1,0 +1,151 @@
+import Crypto
+
+/// A receipt-parts record (type 7, SPEC 5.8 and 6.16): aggregated receipts for the flooded bundles of one origin,
+/// travelling back to it hop by hop and merged on the way. Each part says "holder H has bundle B" and carries H's
+/// 8-byte tag over that statement, keyed by the X25519 agreement of H and the origin: only H (and the origin) can
+/// make it, and only the origin can check it; a relay that merges parts carries them unchanged.
+///
+///     origin u32 | hops u8 | groups: created u24, sequence varint, count varint (1-255), count × (holder u32, tag 8)
+public struct ReceiptPartsRecord: Sendable, Hashable {
+    /// The bundles' origin (every bundle listed is one of its bundles) and the one the parts travel to.
+    public var origin: ShortID
+    /// The sender's distance in hops from the origin (0: the origin itself, confirming what it got; 255: unknown).
+    public var hops: UInt8
+    /// Per bundle, its holders and their tags, in order.
+    public var groups: [Group]
+
+    public struct Group: Sendable, Hashable {
+        public var created: UInt32
+        public var sequence: UInt32
+        public var parts: [Part]
+        public init(created: UInt32, sequence: UInt32, parts: [Part]) {
+            self.created = created
+            self.sequence = sequence
+            self.parts = parts
+        }
+    }
+
+    public struct Part: Sendable, Hashable {
+        public var holder: ShortID
+        public var tag: [UInt8]
+        public init(holder: ShortID, tag: [UInt8]) {
+            self.holder = holder
+            self.tag = tag
+        }
+    }
+
+    public static let tagSize = 8
+    public static let maxHolders = 255
+    /// The type code (SPEC 5.8: older nodes skip it).
+    public static let type: UInt8 = 7
+
+    public init(origin: ShortID, hops: UInt8, groups: [Group]) {
+        self.origin = origin
+        self.hops = hops
+        self.groups = groups
+    }
+
+    /// The (bundle, holder, tag) statements, in order.
+    public var parts: [(id: BundleID, holder: ShortID, tag: [UInt8])] {
+        self.groups.flatMap { g in
+            g.parts.compactMap { p in
+                (try? BundleID(origin: self.origin, created: g.created, sequence: g.sequence)).map { ($0, p.holder, p.tag) }
+            }
+        }
+    }
+
+    /// The bundles listed.
+    public var bundleIDs: [BundleID] {
+        self.groups.compactMap { try? BundleID(origin: self.origin, created: $0.created, sequence: $0.sequence) }
+    }
+
+    /// Builds a record from statements (grouped by bundle, in first-seen order; a holder listed once per bundle).
+    public init(origin: ShortID, hops: UInt8, parts: [(id: BundleID, holder: ShortID, tag: [UInt8])]) {
+        var order: [BundleID] = []
+        var byID: [BundleID: [Part]] = [:]
+        for p in parts where p.id.origin == origin {
+            if byID[p.id] == nil {
+                order.append(p.id)
+                byID[p.id] = []
+            }
+            if byID[p.id]!.contains(where: { $0.holder == p.holder }) || byID[p.id]!.count >= Self.maxHolders { continue }
+            byID[p.id]!.append(Part(holder: p.holder, tag: p.tag))
+        }
+        self.init(origin: origin, hops: hops, groups: order.map { Group(created: $0.created, sequence: $0.sequence, parts: byID[$0]!) })
+    }
+
+    public func encodeBody() -> [UInt8] {
+        var w = ByteWriter(capacity: 8 + self.groups.count * 16)
+        w.u32(self.origin.rawValue)
+        w.u8(self.hops)
+        for g in self.groups {
+            w.u24(g.created)
+            w.varint(g.sequence)
+            w.varint(g.parts.count)
+            for p in g.parts {
+                w.u32(p.holder.rawValue)
+                w.append(p.tag)
+            }
+        }
+        return w.bytes
+    }
+
+    /// Total: the record, or a typed error (no groups, a group of no holders, a short tag, trailing bytes).
+    public static func decode(_ body: ArraySlice<UInt8>) throws(WireError) -> ReceiptPartsRecord {
+        var r = ByteReader(body)
+        let origin = ShortID(try r.u32("receiptParts.origin"))
+        let hops = try r.u8("receiptParts.hops")
+        var groups: [Group] = []
+        while !r.isAtEnd {
+            let created = try r.u24("receiptParts.created")
+            let sequence = try r.varint32("receiptParts.sequence")
+            _ = try BundleID(origin: origin, created: created, sequence: sequence)
+            let count = try r.varintInt("receiptParts.count", max: Self.maxHolders)
+            guard count >= 1 else { throw .invalidValue(field: "receiptParts.count", reason: "must be >= 1") }
+            var parts: [Part] = []
+            for _ in 0..<count {
+                let holder = ShortID(try r.u32("receiptParts.holder"))
+                parts.append(Part(holder: holder, tag: Array(try r.bytes(Self.tagSize, "receiptParts.tag"))))
+            }
+            groups.append(Group(created: created, sequence: sequence, parts: parts))
+        }
+        guard !groups.isEmpty else { throw .truncated(field: "receiptParts.groups") }
+        return ReceiptPartsRecord(origin: origin, hops: hops, groups: groups)
+    }
+
+    /// The key a holder and an origin share for receipt tags: HKDF-SHA256(ikm: X25519(holder, origin), salt:
+    /// "courier/v1", info: "receipt" || holder node id || origin node id). Either side computes it with its own
+    /// private agreement key and the other's public one. Nil for a low-order public key (no tag can match).
+    public static func key(mine: NodeIdentity, theirs: NodePublicKeys, holder: NodeID, origin: NodeID) -> SymmetricKey? {
+        guard let pub = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: theirs.agreement),
+              let shared = try? mine.agreementKey.sharedSecretFromKeyAgreement(with: pub) else { return nil }
+        return shared.hkdfDerivedSymmetricKey(
+            using: SHA256.self, salt: Array("courier/v1".utf8),
+            sharedInfo: Array("receipt".utf8) + holder.bytes + origin.bytes, outputByteCount: 32)
+    }
+
+    /// The statement a tag covers: "courier receipt" || bundle id (wire form, 6.5) || holder short id.
+    public static func statement(_ id: BundleID, holder: ShortID) -> [UInt8] {
+        var w = ByteWriter(capacity: 32)
+        w.append(Array("courier receipt".utf8))
+        w.u32(id.origin.rawValue)
+        w.u24(id.created)
+        w.varint(id.sequence)
+        w.u32(holder.rawValue)
+        return w.bytes
+    }
+
+    /// The holder's tag: the first 8 bytes of HMAC-SHA256(key, statement).
+    public static func tag(_ id: BundleID, holder: ShortID, key: SymmetricKey) -> [UInt8] {
+        Array(HMAC<SHA256>.authenticationCode(for: Self.statement(id, holder: holder), using: key).prefix(Self.tagSize))
+    }
+
+    /// Whether a tag is the holder's (constant time).
+    public static func verify(_ id: BundleID, holder: ShortID, tag: [UInt8], key: SymmetricKey) -> Bool {
+        let expected = Self.tag(id, holder: holder, key: key)
+        guard tag.count == expected.count else { return false }
+        var diff: UInt8 = 0
+        for (a, b) in zip(tag, expected) { diff |= a ^ b }
+        return diff == 0
+    }
+}
