@@ -48,7 +48,7 @@ extension Node {
             data[0] = (hop > 0 ? hop - 1 : 0) << 4 | data[0] & 0x0F
         }
         guard let number = self.takeTransferNumber(for: q.id) else { return }
-        let records: [Record]
+        var records: [Record]
         do {
             records = try Fragmenter.records(
                 bundle: data, mtu: target == nil ? l.info.properties.mtu : self.fragmentMTU(l), transfer: number, nextHop: target?.short,
@@ -56,6 +56,13 @@ extension Node {
         } catch {
             self.reject("cannot cut \(q.id) into fragments for \(link), not sent there: \(error)")
             return
+        }
+        // A neighbour that reads compact bundle records (SPEC 5.3) gets our own bundles to it in that form (the
+        // record leaves the form when the bundle does not allow it).
+        if let target, records.count == 1, case .bundle(var b) = records[0],
+           (self.neighbours[target]?.capabilities ?? 0) & AnnounceRecord.compact != 0 {
+            b.compactFrom = self.me.short
+            records[0] = .bundle(b)
         }
         self.transferOrder += 1
         self.transfers[key] = Transfer(
