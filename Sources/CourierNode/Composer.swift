@@ -184,11 +184,12 @@ extension Node {
             var addedAny = false
             for i in 0..<t.records.count where !t.sent.contains(i) && !t.acked.contains(i) {
                 if t.key.target != nil && t.sent.subtracting(t.acked).count >= self.config.window { break }
-                guard fits(t.records[i]) else { break }
+                let r = self.onAir(t.records[i], target: t.key.target)
+                guard fits(r) else { break }
                 // On a noisy line a packet of directed data stays within the size fragments are cut for (a record
                 // cut before the line turned noisy still goes, alone).
-                if t.key.target != nil, !records.isEmpty, !Packet.fits(t.records[i], used: size, mtu: smallMTU) { break }
-                add(t.records[i])
+                if t.key.target != nil, !records.isEmpty, !Packet.fits(r, used: size, mtu: smallMTU) { break }
+                add(r)
                 t.sent.insert(i)
                 addedAny = true
             }

@@ -48,7 +48,7 @@ extension Node {
             data[0] = (hop > 0 ? hop - 1 : 0) << 4 | data[0] & 0x0F
         }
         guard let number = self.takeTransferNumber(for: q.id) else { return }
-        var records: [Record]
+        let records: [Record]
         do {
             records = try Fragmenter.records(
                 bundle: data, mtu: target == nil ? l.info.properties.mtu : self.fragmentMTU(l), transfer: number, nextHop: target?.short,
@@ -57,17 +57,20 @@ extension Node {
             self.reject("cannot cut \(q.id) into fragments for \(link), not sent there: \(error)")
             return
         }
-        // A neighbour that reads compact bundle records (SPEC 5.3) gets our own bundles to it in that form (the
-        // record leaves the form when the bundle does not allow it).
-        if let target, records.count == 1, case .bundle(var b) = records[0],
-           (self.neighbours[target]?.capabilities ?? 0) & AnnounceRecord.compact != 0 {
-            b.compactFrom = self.me.short
-            records[0] = .bundle(b)
-        }
         self.transferOrder += 1
         self.transfers[key] = Transfer(
             key: key, number: number, priority: q.priority, order: self.transferOrder, records: records,
             due: now + delay, custody: custody)
+    }
+
+    /// A transfer's record as it goes now: a bundle record in the compact form (SPEC 5.3) toward a neighbour whose
+    /// latest announce set capability bit 3, in the ordinary form otherwise (so a neighbour that went back to an older
+    /// version gets its retries whole, 11.7). The record leaves the compact form by itself when the bundle does not
+    /// allow it (not ours, or not addressed to that neighbour).
+    func onAir(_ r: Record, target: NodeID?) -> Record {
+        guard case .bundle(var b) = r, let target else { return r }
+        b.compactFrom = (self.neighbours[target]?.capabilities ?? 0) & AnnounceRecord.compact != 0 ? self.me.short : nil
+        return .bundle(b)
     }
 
     func handleAck(_ a: AckRecord, from: NodeID, link: String, now: Double) {

@@ -42,4 +42,18 @@ import Testing
         try #require(!announces.isEmpty, "the engine did not announce back")
         #expect(announces.allSatisfy { $0.capabilities & AnnounceRecord.compact != 0 })
     }
+
+    @Test func aNeighbourThatStopsAnnouncingTheBitGetsItsRetriesWhole() throws {
+        let (h, p, out) = try self.sendText(caps: 1 | AnnounceRecord.compact)
+        let first = out.bundles.filter { $0.nextHop == p.short }
+        try #require(!first.isEmpty, "the text was not sent")
+        #expect(first.allSatisfy { $0.compactFrom == h.me.nodeID.short })
+        // It went back to an older version (same id): its announce lacks bit 3, and it never acknowledged the record.
+        let k = p.identity.publicKeys
+        h.receive(from: p, [.announce(AnnounceRecord(capabilities: 1, signingKey: k.signing, agreementKey: k.agreement))], announce: true)
+        let retries = h.run(for: 300).bundles.filter { $0.nextHop == p.short }
+        try #require(!retries.isEmpty, "no retry within 300 s")
+        #expect(retries.allSatisfy { $0.compactFrom == nil })
+        #expect(retries[0].bundle == first[0].bundle)
+    }
 }
