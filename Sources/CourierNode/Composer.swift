@@ -116,7 +116,7 @@ extension Node {
         if l.announceDue {
             // The whole announce, or its parts when it does not fit one packet (the last part completes the keys).
             let k = self.config.identity.publicKeys
-            let caps: UInt8 = 1 | (l.helloSent ? 0 : AnnounceRecord.hello)
+            let caps: UInt8 = 1 | AnnounceRecord.compact | (l.helloSent ? 0 : AnnounceRecord.hello)
             l.announceParts = AnnounceRecord.parts(
                 AnnounceRecord(capabilities: caps, signingKey: k.signing, agreementKey: k.agreement, name: self.config.name), mtu: mtu)
             l.announceDue = false
@@ -195,11 +195,12 @@ extension Node {
             var addedAny = false
             for i in 0..<t.records.count where !t.sent.contains(i) && !t.acked.contains(i) {
                 if t.key.target != nil && t.sent.subtracting(t.acked).count >= self.config.window { break }
-                guard fits(t.records[i]) else { break }
+                let r = self.onAir(t.records[i], target: t.key.target)
+                guard fits(r) else { break }
                 // On a noisy line a packet of directed data stays within the size fragments are cut for (a record
                 // cut before the line turned noisy still goes, alone).
-                if t.key.target != nil, !records.isEmpty, !Packet.fits(t.records[i], used: size, mtu: smallMTU) { break }
-                add(t.records[i])
+                if t.key.target != nil, !records.isEmpty, !Packet.fits(r, used: size, mtu: smallMTU) { break }
+                add(r)
                 t.sent.insert(i)
                 addedAny = true
             }

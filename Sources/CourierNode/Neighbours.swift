@@ -15,6 +15,8 @@ extension Node {
         var ackedFragments = 0
         /// Stopped acknowledging (gone away without a word): not used as a next hop until heard again.
         var unresponsiveSince: Double? = nil
+        /// The capabilities byte of its last announce (0 until heard): bit 3 says it reads compact bundle records.
+        var capabilities: UInt8 = 0
     }
 
     struct PartialAnnounce {

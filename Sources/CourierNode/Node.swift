@@ -303,6 +303,7 @@ public final class Node {
         let wasAway = (previous.map { now - $0 > self.config.neighbourTimeout } ?? true)
         n.lastHeard[link] = now
         n.unresponsiveSince = nil
+        for case .announce(let a) in packet.records { n.capabilities = a.capabilities }
         if n.name == nil, let k = self.partialAnnounces[from.short]?.name { n.name = k }
         self.neighbours[from] = n
         let contact = wasAway && from != self.me

@@ -63,6 +63,16 @@ extension Node {
             due: now + delay, custody: custody)
     }
 
+    /// A transfer's record as it goes now: a bundle record in the compact form (SPEC 5.3) toward a neighbour whose
+    /// latest announce set capability bit 3, in the ordinary form otherwise (so a neighbour that went back to an older
+    /// version gets its retries whole, 11.7). The record leaves the compact form by itself when the bundle does not
+    /// allow it (not ours, or not addressed to that neighbour).
+    func onAir(_ r: Record, target: NodeID?) -> Record {
+        guard case .bundle(var b) = r, let target else { return r }
+        b.compactFrom = (self.neighbours[target]?.capabilities ?? 0) & AnnounceRecord.compact != 0 ? self.me.short : nil
+        return .bundle(b)
+    }
+
     func handleAck(_ a: AckRecord, from: NodeID, link: String, now: Double) {
         for e in a.entries {
             guard let found = self.transfers.first(where: { $0.key.link == link && $0.key.target == from && $0.value.number == e.transfer }) else { continue }

@@ -187,6 +187,8 @@ public enum Vectors {
         /// Dictionaries record (type 6): a request, and its entries as `{id, fingerprint}`.
         public var isRequest: Bool?
         public var dictionaries: [DictionaryEntryJSON]?
+        /// Bundle record in the compact form (5.3) from this sender (the packet's); `data` is the whole bundle.
+        public var compactFrom: String?
 
         public init(type: String) { self.type = type }
     }
@@ -325,6 +327,7 @@ public enum Vectors {
             j.nextHop = b.nextHop?.description
             j.transfer = b.transfer
             j.data = b.bundle.hex
+            j.compactFrom = b.compactBundle() != nil ? b.compactFrom?.description : nil
             return j
         case .fragment(let f):
             var j = RecordJSON(type: "fragment")
@@ -383,7 +386,8 @@ public enum Vectors {
         }
         switch j.type {
         case "bundle":
-            return .bundle(BundleRecord(nextHop: try short(j.nextHop), transfer: j.transfer, bundle: try bytes(j.data)))
+            return .bundle(BundleRecord(nextHop: try short(j.nextHop), transfer: j.transfer, bundle: try bytes(j.data),
+                                        compactFrom: try short(j.compactFrom)))
         case "fragment":
             guard let t = j.transfer, let i = j.index, let c = j.count else { throw BadVector() }
             return .fragment(FragmentRecord(nextHop: try short(j.nextHop), transfer: t, index: i, count: c, data: try bytes(j.data)))

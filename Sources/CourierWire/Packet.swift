@@ -181,7 +181,7 @@ public struct PacketOpener: Sendable {
         for k in self.keys {
             for id in ids {
                 if let payload = attempt(k.network.packetKey(for: id)) {
-                    return Packet(header: header, sender: id, records: try Record.decodeAll(payload[...]))
+                    return Packet(header: header, sender: id, records: try Record.decodeAll(payload[...], sender: header.sender))
                 }
             }
         }

@@ -23,7 +23,7 @@ public enum Record: Sendable, Hashable {
     var typeAndFlags: (UInt8, UInt8) {
         switch self {
         case .bundle(let b):
-            return (1, (b.nextHop != nil ? 0x1 : 0) | (b.transfer != nil ? 0x2 : 0))
+            return (1, (b.nextHop != nil ? 0x1 : 0) | (b.transfer != nil ? 0x2 : 0) | (b.compactBundle() != nil ? 0x4 : 0))
         case .fragment(let f): return (2, f.nextHop != nil ? 0x1 : 0)
         case .ack: return (3, 0)
         case .announce(let a):
@@ -42,7 +42,7 @@ public enum Record: Sendable, Hashable {
         case .bundle(let b):
             if let n = b.nextHop { w.u32(n.rawValue) }
             if let t = b.transfer { w.varint(t) }
-            w.append(b.bundle)
+            w.append(b.compactBundle() ?? b.bundle)
         case .fragment(let f):
             if let n = f.nextHop { w.u32(n.rawValue) }
             w.varint(f.transfer)
@@ -96,7 +96,9 @@ public enum Record: Sendable, Hashable {
     }
 
     /// Decodes a packet payload. Unknown record types come back as `.unknown`; a padding record ends the payload.
-    public static func decodeAll(_ payload: ArraySlice<UInt8>) throws(WireError) -> [Record] {
+    /// `sender`: the short id of the packet's sender (its clear header), which compact bundle records (5.3) leave out
+    /// as the bundle's origin; nil for announce-form packets, where a compact bundle record is an error.
+    public static func decodeAll(_ payload: ArraySlice<UInt8>, sender: ShortID? = nil) throws(WireError) -> [Record] {
         var r = ByteReader(payload)
         var out: [Record] = []
         while !r.isAtEnd {
@@ -115,29 +117,36 @@ public enum Record: Sendable, Hashable {
                 continue
             }
             // A known type with a reserved flag set comes from a newer sender: skip it like an unknown type.
-            let reserved: UInt8 = [1: 0x4, 2: 0x6, 3: 0x7, 4: 0x0, 5: 0x6, 6: 0x6, 7: 0x7][type] ?? 0
+            let reserved: UInt8 = [1: 0x0, 2: 0x6, 3: 0x7, 4: 0x0, 5: 0x6, 6: 0x6, 7: 0x7][type] ?? 0
             if flags & reserved != 0 {
                 out.append(.unknown(type: type, flags: flags, body: Array(body)))
                 continue
             }
-            out.append(try Record.decode(type: type, flags: flags, body: body))
+            out.append(try Record.decode(type: type, flags: flags, body: body, sender: sender))
         }
         return out
     }
 
     /// Decodes one record body. Reserved flags were already handled by `decodeAll` (such records are unknown).
-    static func decode(type: UInt8, flags: UInt8, body: ArraySlice<UInt8>) throws(WireError) -> Record {
+    static func decode(type: UInt8, flags: UInt8, body: ArraySlice<UInt8>, sender: ShortID?) throws(WireError) -> Record {
         var r = ByteReader(body)
         switch type {
         case 1:
             let next = flags & 0x1 != 0 ? ShortID(try r.u32("bundle.nextHop")) : nil
             let transfer = flags & 0x2 != 0 ? try r.varint32("bundle.transfer") : nil
-            let bytes = r.rest()
+            var bytes = r.rest()
+            var compactFrom: ShortID? = nil
+            if flags & 0x4 != 0 {
+                guard let next else { throw .invalidValue(field: "bundle record", reason: "compact without a next hop") }
+                guard let sender else { throw .invalidValue(field: "bundle record", reason: "compact outside an ordinary packet") }
+                bytes = try CompactBundle.expand(bytes, origin: sender, destination: next)[...]
+                compactFrom = sender
+            }
             guard !bytes.isEmpty else { throw .truncated(field: "bundle record") }
             guard bytes.count <= CourierBundle.maxEncodedSize else {
                 throw .tooLarge(field: "bundle record", size: bytes.count, limit: CourierBundle.maxEncodedSize)
             }
-            return .bundle(BundleRecord(nextHop: next, transfer: transfer, bundle: Array(bytes)))
+            return .bundle(BundleRecord(nextHop: next, transfer: transfer, bundle: Array(bytes), compactFrom: compactFrom))
         case 2:
             let next = flags & 0x1 != 0 ? ShortID(try r.u32("fragment.nextHop")) : nil
             let transfer = try r.varint32("fragment.transfer")
@@ -213,12 +222,92 @@ public enum Record: Sendable, Hashable {
 public struct BundleRecord: Sendable, Hashable {
     public var nextHop: ShortID?
     public var transfer: UInt32?
-    /// The encoded bundle (see `CourierBundle`).
+    /// The encoded bundle (see `CourierBundle`), whole (a compact record is expanded when decoded).
     public var bundle: [UInt8]
-    public init(nextHop: ShortID? = nil, transfer: UInt32? = nil, bundle: [UInt8]) {
+    /// Send it in the compact form (5.3, flag 0x04) in a packet from this node, when the bundle allows it (its origin
+    /// is this node and its destination the next hop); otherwise the ordinary form. Decoded compact records carry
+    /// the packet's sender here.
+    public var compactFrom: ShortID?
+    public init(nextHop: ShortID? = nil, transfer: UInt32? = nil, bundle: [UInt8], compactFrom: ShortID? = nil) {
         self.nextHop = nextHop
         self.transfer = transfer
         self.bundle = bundle
+        self.compactFrom = compactFrom
+    }
+
+    /// The bundle bytes of the compact form, or nil when the record goes in the ordinary form.
+    public func compactBundle() -> [UInt8]? {
+        guard let from = self.compactFrom, let next = self.nextHop else { return nil }
+        return CompactBundle.compact(self.bundle, origin: from, destination: next)
+    }
+}
+
+/// The compact form of a bundle in a directed bundle record (SPEC 5.3): the bundle leaves out what the packet says
+/// already (its origin is the packet's sender, its destination the record's next hop) and writes a lifetime equal to
+/// its kind's default as 0. The receiver puts them back, so the bundle it stores, forwards, verifies and decrypts
+/// is byte for byte the one the origin made.
+public enum CompactBundle {
+    /// Where the fields of a bundle's header are, or nil when they cannot be read.
+    private struct Layout {
+        var kind: Kind
+        /// Bytes before the origin (first byte, flags, more-flags).
+        var flagsEnd: Int
+        var destinationIsNode: Bool
+    }
+
+    private static func layout(_ r: inout ByteReader) throws(WireError) -> Layout {
+        let b0 = try r.u8("bundle.kind")
+        let b1 = try r.u8("bundle.flags")
+        var n = 2
+        if b1 & 0x02 != 0 { _ = try r.u8("bundle.more"); n = 3 }
+        return Layout(kind: Kind(code: b0 & 0x0F), flagsEnd: n, destinationIsNode: b1 >> 6 == 0)
+    }
+
+    /// The compact bytes of `bundle` sent by `origin` to next hop `destination`; nil when the bundle is not from
+    /// `origin` to `destination` (or cannot be read: it then goes whole, and its receiver judges it).
+    public static func compact(_ bundle: [UInt8], origin: ShortID, destination: ShortID) -> [UInt8]? {
+        var r = ByteReader(bundle[...])
+        do {
+            let l = try self.layout(&r)
+            guard l.destinationIsNode, try r.u32("bundle.origin") == origin.rawValue else { return nil }
+            let created = try r.bytes(3, "bundle.created")
+            let sequence = try r.varint32("bundle.sequence")
+            let lifetime = try r.varint32("bundle.lifetime")
+            guard try r.u32("bundle.destination") == destination.rawValue else { return nil }
+            var w = ByteWriter(capacity: bundle.count)
+            w.append(bundle[0..<l.flagsEnd])
+            w.append(created)
+            w.varint(sequence)
+            w.varint(lifetime == l.kind.defaultLifetime ? 0 : lifetime)
+            w.append(r.rest())
+            // Only a form that gives back these very bytes (a bundle with a non-canonical varint does not).
+            guard try self.expand(w.bytes[...], origin: origin, destination: destination) == bundle else { return nil }
+            return w.bytes
+        } catch {
+            return nil
+        }
+    }
+
+    /// The whole bundle from its compact bytes: total (a compact form that cannot be read is a typed error). The
+    /// result is decoded as any bundle afterwards (section 6).
+    public static func expand(_ compact: ArraySlice<UInt8>, origin: ShortID, destination: ShortID) throws(WireError) -> [UInt8] {
+        var r = ByteReader(compact)
+        let l = try self.layout(&r)
+        guard l.destinationIsNode else {
+            throw .invalidValue(field: "bundle record", reason: "compact form of a bundle not addressed to one node")
+        }
+        let created = try r.bytes(3, "bundle.created")
+        let sequence = try r.varint32("bundle.sequence")
+        let lifetime = try r.varint32("bundle.lifetime")
+        var w = ByteWriter(capacity: compact.count + 12)
+        w.append(compact.prefix(l.flagsEnd))
+        w.u32(origin.rawValue)
+        w.append(created)
+        w.varint(sequence)
+        w.varint(lifetime == 0 ? l.kind.defaultLifetime : lifetime)
+        w.u32(destination.rawValue)
+        w.append(r.rest())
+        return w.bytes
     }
 }
 
@@ -291,7 +380,11 @@ public struct AnnounceRecord: Sendable, Hashable {
     /// Capability bit 2, "hello": set in a node's first announce on a link after it starts; neighbours announce
     /// back, since the sender may have forgotten their keys.
     public static let hello: UInt8 = 0x04
-    /// Bit 0: forwards bundles for others. Bit 1: has an internet/TCP gateway. Bit 2: hello. Others reserved (0).
+    /// Capability bit 3, "compact": the node reads compact bundle records (SPEC 5.3); neighbours send it directed
+    /// bundles of their own making in that form.
+    public static let compact: UInt8 = 0x08
+    /// Bit 0: forwards bundles for others. Bit 1: has an internet/TCP gateway. Bit 2: hello. Bit 3: compact.
+    /// Others reserved (0).
     public var capabilities: UInt8
     public var signingKey: [UInt8]?
     public var agreementKey: [UInt8]?

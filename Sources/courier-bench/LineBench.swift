@@ -25,6 +25,8 @@ struct LineMeasurement {
     /// the measurement (as `relay dict publish`): B takes the signed bundle in from the line and says it holds it, and
     /// A's messages to B choose it through what B said (`DictionaryChoice`), as with `relay send`.
     var publish: [UInt8]? = nil
+    /// Take every frame apart (`LineBreakdown`).
+    var breakdown = false
 
     struct Result {
         var textBytes = 0
@@ -41,6 +43,7 @@ struct LineMeasurement {
         var publishLineBytes = 0
         var publishSeconds = 0.0
         var usedPublished = 0
+        var breakdown: LineBreakdown? = nil
     }
 
     /// Counts the receipts relay A's runtime logs (one line per bundle of A's that a receipt says arrived).
@@ -162,6 +165,11 @@ struct LineMeasurement {
         result.receipted = receipts.count
         await a.stop()
         await b.stop()
+        if self.breakdown {
+            result.breakdown = LineBreakdown(
+                frames: tap.frames.dropFirst(before).filter { !$0.injected }, framed: { codec.encode($0.packet).count }, key: key,
+                nodes: [a.config.identity.nodeID, b.config.identity.nodeID])
+        }
         for f in tap.frames.dropFirst(before) where !f.injected {
             let n = codec.encode(f.packet).count
             result.lineBytes += n

@@ -24,6 +24,7 @@ struct WireBench: AsyncParsableCommand {
     @Option(help: "Serial line: baud rate.") var baud = 115_200
     @Option(help: "Serial line: seconds to wait for every delivery and receipt.") var lineTimeout = 600.0
     @Flag(help: "Serial line: relay logs to standard error.") var trace = false
+    @Flag(help: "Serial line: open every frame with the network key and print where the bytes went, part by part.") var breakdown = false
     @Option(help: ArgumentHelp(
         "Serial line: relay A trains a federation dictionary on these messages (a folder of *.jsonl: one federation's traffic) and publishes it before the measurement.",
         discussion: "Through the real path: the signed dictionary bundle crosses the line, B takes it in and says it holds it, and A's messages choose it from what B said (its bytes on the line are reported apart). With --configured-dictionary both relays are configured with it as dictionary 2 instead, nothing on the line."))
@@ -55,6 +56,7 @@ struct WireBench: AsyncParsableCommand {
     func onTheLine(_ folder: String) async throws {
         let msgs = try Corpus.load(directory: folder)
         var m = LineMeasurement(messages: msgs, encrypt: !self.noEncrypt, baud: self.baud, timeout: self.lineTimeout, trace: self.trace)
+        m.breakdown = self.breakdown
         if let trainFolder = self.lineDictionary {
             let train = try Corpus.load(directory: trainFolder)
             let overlap = Set(train.map(\.text)).intersection(msgs.map(\.text)).count
@@ -96,6 +98,7 @@ struct WireBench: AsyncParsableCommand {
         print(String(format: "  bytes on the line per byte of text: %.3f (bundles alone %.3f; target with end-to-end encryption <= %.2f)",
                      Double(r.lineBytes) / Double(max(r.textBytes, 1)), Double(r.bundleBytes) / Double(max(r.textBytes, 1)),
                      self.lineDictionary == nil ? 0.85 : 0.70))
+        r.breakdown?.print(messages: msgs.count, textBytes: r.textBytes)
         if r.delivered < msgs.count || r.receipted < msgs.count {
             throw ValidationError("only \(r.delivered) of \(msgs.count) delivered and \(r.receipted) receipts heard within \(Int(self.lineTimeout)) s")
         }

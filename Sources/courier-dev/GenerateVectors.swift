@@ -175,6 +175,14 @@ struct GenerateVectors: ParsableCommand {
         packet(
             "a summary page that is not the last",
             [.summary(SummaryRecord(isFinal: false, digests: [0xDEAD_BEEF, 0x0000_0001, 0xFFFF_FFFF]))], counter: 8)
+        // 5.3 compact form: the grievance and the tiny text are from A (the packet's sender) to B (the next hop).
+        let tinyBytes = [UInt8](hex: bundleVectors[4].bundleHex)!
+        packet(
+            "compact bundle records (5.3): origin, destination and a default lifetime left out",
+            [
+                .bundle(BundleRecord(nextHop: b.nodeID.short, transfer: 301, bundle: grievanceBytes, compactFrom: a.nodeID.short)),
+                .bundle(BundleRecord(nextHop: b.nodeID.short, transfer: 302, bundle: tinyBytes, compactFrom: a.nodeID.short)),
+            ], counter: 10)
         let frags = try Fragmenter.records(bundle: aidBytes, mtu: 64, transfer: 9, nextHop: b.nodeID.short)
         packet("one fragment of an addressed transfer", [frags[1]], counter: 6)
         try self.write(packets, "packets.json")

@@ -82,9 +82,10 @@ import Testing
 
     @Test func aReservedRecordFlagIsSkippedNotFatal() throws {
         // A newer sender sets a flag this version does not know: that record is skipped, the rest is read.
-        let payload: [UInt8] = [0x1C, 0x01, 0xAA] + Record.encode([.summary(SummaryRecord(isFinal: true, digests: [7]))])
+        // (Bundle flag 0x04 is the compact form now, 5.3; fragment 0x04 is still reserved.)
+        let payload: [UInt8] = [0x2C, 0x01, 0xAA] + Record.encode([.summary(SummaryRecord(isFinal: true, digests: [7]))])
         let records = try Record.decodeAll(payload[...])
-        #expect(records == [.unknown(type: 1, flags: 4, body: [0xAA]), .summary(SummaryRecord(isFinal: true, digests: [7]))])
+        #expect(records == [.unknown(type: 2, flags: 4, body: [0xAA]), .summary(SummaryRecord(isFinal: true, digests: [7]))])
     }
 
     @Test func replayWindow() {

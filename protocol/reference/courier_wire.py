@@ -1125,7 +1125,7 @@ def content_is_text(bundle: Bundle) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 T_PADDING, T_BUNDLE, T_FRAGMENT, T_ACK, T_ANNOUNCE, T_SUMMARY, T_DICTIONARIES, T_RECEIPT_PARTS = range(8)
-RESERVED_FLAGS = {T_BUNDLE: 0x04, T_FRAGMENT: 0x06, T_ACK: 0x07, T_ANNOUNCE: 0x00, T_SUMMARY: 0x06, T_DICTIONARIES: 0x06,
+RESERVED_FLAGS = {T_BUNDLE: 0x00, T_FRAGMENT: 0x06, T_ACK: 0x07, T_ANNOUNCE: 0x00, T_SUMMARY: 0x06, T_DICTIONARIES: 0x06,
                   T_RECEIPT_PARTS: 0x07}
 
 
@@ -1134,6 +1134,53 @@ class BundleRecord:
     bundle: bytes
     next_hop: Optional[int] = None
     transfer: Optional[int] = None
+    # 5.3 compact form: sent in a packet from this short id (its origin) when the bundle allows it; decoded compact
+    # records carry the packet's sender here, and `bundle` is always the whole bundle.
+    compact_from: Optional[int] = None
+
+
+CAP_COMPACT = 0x08  # 5.6 capability bit 3
+
+
+def _compact_layout(r: "Reader"):
+    b0 = r.uint(1, "bundle byte 0")
+    b1 = r.uint(1, "bundle flags")
+    n = 2
+    if b1 & 0x02:
+        r.uint(1, "bundle more-flags")
+        n = 3
+    return kind_defaults(b0 & 0x0F)[1], n, (b1 >> 6) == DEST_NODE
+
+
+def compact_bundle(bundle: bytes, origin: int, destination: int) -> Optional[bytes]:
+    """5.3: the compact form of `bundle` from `origin` to next hop `destination`, or None when it does not allow it."""
+    try:
+        r = Reader(bundle)
+        default, n, to_node = _compact_layout(r)
+        if not to_node or r.uint(4, "origin") != origin:
+            return None
+        created = r.take(3, "created")
+        sequence = r.varint("sequence")
+        lifetime = r.varint("lifetime")
+        if r.uint(4, "destination") != destination:
+            return None
+        out = bundle[:n] + created + encode_varint(sequence) + encode_varint(0 if lifetime == default else lifetime) + r.rest()
+    except WireError:
+        return None
+    return out if expand_bundle(out, origin, destination) == bundle else None
+
+
+def expand_bundle(compact: bytes, origin: int, destination: int) -> bytes:
+    """5.3: the whole bundle from its compact form (origin = the packet's sender, destination = the next hop)."""
+    r = Reader(compact)
+    default, n, to_node = _compact_layout(r)
+    if not to_node:
+        raise WireError("invalidValue", "compact form of a bundle not addressed to one node")
+    created = r.take(3, "created")
+    sequence = r.varint("sequence")
+    lifetime = r.varint("lifetime")
+    return (compact[:n] + u(origin, 4) + created + encode_varint(sequence)
+            + encode_varint(default if lifetime == 0 else lifetime) + u(destination, 4) + r.rest())
 
 
 @dataclass
@@ -1206,6 +1253,11 @@ def record_type_flags_body(rec) -> tuple[int, int, bytes]:
         if rec.transfer is not None:
             flags |= 0x02
             body += encode_varint(rec.transfer)
+        compact = None
+        if rec.compact_from is not None and rec.next_hop is not None:
+            compact = compact_bundle(rec.bundle, rec.compact_from, rec.next_hop)
+        if compact is not None:
+            return T_BUNDLE, flags | 0x04, body + compact
         return T_BUNDLE, flags, body + rec.bundle
     if isinstance(rec, FragmentRecord):
         flags, body = 0, b""
@@ -1253,17 +1305,25 @@ def encode_payload(records: list) -> bytes:
     return b"".join(encode_record(rec, i == len(records) - 1) for i, rec in enumerate(records))
 
 
-def decode_record(rtype: int, flags: int, body: bytes):
+def decode_record(rtype: int, flags: int, body: bytes, sender: Optional[int] = None):
     r = Reader(body)
     if rtype == T_BUNDLE:
         next_hop = r.uint(4, "next hop") if flags & 0x01 else None
         transfer = r.varint("transfer") if flags & 0x02 else None
         bundle = r.rest()
+        compact_from = None
+        if flags & 0x04:
+            if next_hop is None:
+                raise WireError("invalidValue", "compact bundle record without a next hop")
+            if sender is None:
+                raise WireError("invalidValue", "compact bundle record outside an ordinary packet")
+            bundle = expand_bundle(bundle, sender, next_hop)
+            compact_from = sender
         if not bundle:
             raise WireError("truncated", "empty bundle record")
         if len(bundle) > MAX_BUNDLE:
             raise WireError("tooLarge", f"bundle record {len(bundle)} > {MAX_BUNDLE}")
-        return BundleRecord(bundle, next_hop, transfer)
+        return BundleRecord(bundle, next_hop, transfer, compact_from)
     if rtype == T_FRAGMENT:
         next_hop = r.uint(4, "next hop") if flags & 0x01 else None
         transfer = r.varint("transfer")
@@ -1373,8 +1433,9 @@ def receipt_tag(key: bytes, origin: int, created: int, sequence: int, holder: in
     return hmac.new(key, statement, hashlib.sha256).digest()[:RECEIPT_TAG_SIZE]
 
 
-def decode_payload(payload: bytes) -> list:
-    """5.1: all or nothing; padding is dropped; reserved flags of known types -> UnknownRecord."""
+def decode_payload(payload: bytes, sender: Optional[int] = None) -> list:
+    """5.1: all or nothing; padding is dropped; reserved flags of known types -> UnknownRecord. `sender`: the short
+    id of an ordinary-form packet's sender, the origin of its compact bundle records (5.3)."""
     records, pos = [], 0
     while pos < len(payload):
         h = payload[pos]
@@ -1396,7 +1457,7 @@ def decode_payload(payload: bytes) -> list:
         if rtype in RESERVED_FLAGS and flags & RESERVED_FLAGS[rtype]:
             records.append(UnknownRecord(rtype, flags, body))
             continue
-        records.append(decode_record(rtype, flags, body))
+        records.append(decode_record(rtype, flags, body, sender))
     return records
 
 
@@ -1517,7 +1578,7 @@ def open_packet(packet: bytes, network_key: bytes, known: dict[int, list[bytes]]
     for node_id in candidates:
         payload = _aead_open(packet_key(network_key, node_id), header, body)
         if payload is not None:
-            return OpenedPacket(header, node_id, payload, decode_payload(payload))
+            return OpenedPacket(header, node_id, payload, decode_payload(payload, header.sender))
     raise WireError("authenticationFailed")
 
 

@@ -1,0 +1,87 @@
+import CourierLinks
+import CourierWire
+
+/// Where the bytes on the line went (`courier-bench wire --line DIR --breakdown`): every frame of the measurement
+/// opened with the network key and taken apart, field by field, summed over the run.
+struct LineBreakdown {
+    /// Bytes by part, in the order printed.
+    var parts: [(name: String, bytes: Int)] = []
+    var packetsAB = 0, packetsBA = 0
+    var bundlesAB = 0
+    var compactAB = 0
+    var packetsWithBundles = 0
+    var unreadable = 0
+
+    mutating func add(_ name: String, _ n: Int) {
+        guard n > 0 else { return }
+        if let i = self.parts.firstIndex(where: { $0.name == name }) { self.parts[i].bytes += n } else { self.parts.append((name, n)) }
+    }
+
+    /// Takes apart `frames` (packets as on the line before framing), `encoded` their framed sizes.
+    init(frames: [FrameTap.Frame], framed: (FrameTap.Frame) -> Int, key: NetworkKey, nodes: [NodeID]) {
+        let opener = PacketOpener(networkKey: key)
+        for f in frames {
+            let dir = f.from == .a ? "A->B" : "B->A"
+            if f.from == .a { self.packetsAB += 1 } else { self.packetsBA += 1 }
+            self.add("\(dir) serial framing (COBS, CRC-32C, delimiter)", framed(f) - f.packet.count)
+            let packet: Packet
+            do { packet = try opener.open(f.packet, candidates: { s in nodes.filter { $0.short == s } }) } catch {
+                self.unreadable += 1
+                self.add("\(dir) packets that did not open", f.packet.count)
+                continue
+            }
+            self.add("\(dir) packet header and tag (\(packet.header.size) + 16 a packet)", packet.header.size + Packet.tagSize)
+            var bundles = 0
+            for (i, r) in packet.records.enumerated() {
+                let last = i == packet.records.count - 1
+                let size = r.encodedSize(last: last)
+                let body = r.encodeBody().count
+                let framing = size - body
+                switch r {
+                case .bundle(let b):
+                    bundles += 1
+                    self.add("\(dir) record header and length (bundle records)", framing)
+                    self.add("\(dir) bundle record: next hop, transfer number", body - (b.compactBundle() ?? b.bundle).count)
+                    guard let bundle = try? CourierBundle(decoding: b.bundle) else {
+                        self.add("\(dir) bundles that did not decode", b.bundle.count)
+                        continue
+                    }
+                    let onWire = (b.compactBundle() ?? b.bundle).count
+                    if b.compactBundle() != nil { self.compactAB += f.from == .a ? 1 : 0 }
+                    let label = bundle.kind == .text ? "message" : "\(bundle.kind)"
+                    let tag = bundle.isEncrypted ? 16 : 0
+                    let sig = bundle.signature?.count ?? 0
+                    let header = onWire - bundle.body.count - sig
+                    self.add("\(dir) \(label) bundle header" + (b.compactBundle() != nil ? " (compact form)" : ""), header)
+                    self.add("\(dir) \(label) end-to-end tag", tag)
+                    self.add("\(dir) \(label) signature", sig)
+                    self.add("\(dir) \(label) content (compressed)", bundle.body.count - tag)
+                case .fragment(let fr):
+                    self.add("\(dir) fragment records (whole)", size)
+                    _ = fr
+                case .ack: self.add("\(dir) acks", size)
+                case .announce: self.add("\(dir) announces", size)
+                case .summary: self.add("\(dir) summaries", size)
+                case .dictionaries: self.add("\(dir) dictionaries records", size)
+                case .receiptParts: self.add("\(dir) receipt parts", size)
+                case .unknown: self.add("\(dir) other records", size)
+                }
+            }
+            if f.from == .a { self.bundlesAB += bundles }
+            if bundles > 0, f.from == .a { self.packetsWithBundles += 1 }
+        }
+    }
+
+    func print(messages: Int, textBytes: Int) {
+        let total = self.parts.reduce(0) { $0 + $1.bytes }
+        Swift.print("  where the bytes went (--breakdown), per message of \(messages) and in all:")
+        for p in self.parts {
+            Swift.print("    " + String(format: "%7.1f B %7d B  ", Double(p.bytes) / Double(max(messages, 1)), p.bytes) + p.name)
+        }
+        Swift.print(String(format: "    %7.1f B %7d B  total on the line (text: %.1f B a message)", Double(total) / Double(max(messages, 1)), total,
+                           Double(textBytes) / Double(max(messages, 1))))
+        Swift.print(String(format: "  A->B: %d packets carried %d bundles (%.2f a packet; %d in the compact form); B->A: %d packets%@",
+                           self.packetsAB, self.bundlesAB, Double(self.bundlesAB) / Double(max(self.packetsWithBundles, 1)),
+                           self.compactAB, self.packetsBA, self.unreadable > 0 ? "; \(self.unreadable) did not open" : ""))
+    }
+}
