@@ -117,7 +117,9 @@ public final class DrillSimulator {
                 signingSeed: (0..<32).map { _ in UInt8(truncatingIfNeeded: kg.next()) },
                 agreementSeed: (0..<32).map { _ in UInt8(truncatingIfNeeded: kg.next()) })
             self.identities.append(id)
-            let c = NodeConfig(identity: id, networkKey: net, name: names[i])
+            var c = NodeConfig(identity: id, networkKey: net, name: names[i])
+            // As `relay run` does: every relay floods its identity, so relays far away can read what it sends.
+            c.floodIdentity = true
             var sc = Store.Configuration()
             sc.inMemory = true
             let store = try Store(path: names[i], configuration: sc, logger: logger)
@@ -410,6 +412,8 @@ public final class DrillSimulator {
         for id in self.onAir.keys where !live.contains(id) { self.onAir[id] = nil }
         if !self.modemQueue[from].isEmpty { self.scheduleModem(from, at: self.elapsed) }
     }
+
+    public func inbox(_ i: Int) throws -> [InboxMessage] { try self.nodes[i].store.inbox(limit: 1_000_000) }
 
     // MARK: Results
 

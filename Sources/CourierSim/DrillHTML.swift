@@ -38,9 +38,9 @@ extension DrillResult {
             <div class="plots">
 
             """
-        h += "<figure>\(self.deliverySVG())<figcaption>Copies delivered over time (shaded: disruptions).</figcaption></figure>\n"
-        h += "<figure>\(self.mapSVG())<figcaption>\(self.mapCaption())</figcaption></figure>\n"
-        h += "<figure>\(self.airtimeSVG())<figcaption>Airtime per relay (seconds, whole run).</figcaption></figure>\n"
+        h += "<figure style=\"width:540px\">\(self.deliverySVG())<figcaption>Copies delivered over time (shaded: disruptions).</figcaption></figure>\n"
+        h += "<figure style=\"width:320px\">\(self.mapSVG())<figcaption>\(self.mapCaption())</figcaption></figure>\n"
+        h += "<figure style=\"width:540px\">\(self.airtimeSVG())<figcaption>Airtime per relay (seconds, whole run).</figcaption></figure>\n"
         h += "</div>\n<h2>Figures</h2>\n<pre>"
         h += self.text(radio: radio, seed: seed).map(Self.esc).joined(separator: "\n")
         h += "</pre>\n</body></html>\n"
@@ -53,7 +53,7 @@ extension DrillResult {
     }
 
     func deliverySVG() -> String {
-        let w = 560.0, hgt = 320.0, l = 56.0, r = 14.0, t = 14.0, b = 36.0
+        let w = 540.0, hgt = 320.0, l = 56.0, r = 26.0, t = 14.0, b = 36.0
         let pw = w - l - r, ph = hgt - t - b
         let maxY = Double(max(self.sent, 1))
         func x(_ s: Double) -> Double { l + pw * min(max(s / max(self.duration, 1), 0), 1) }
@@ -86,7 +86,7 @@ extension DrillResult {
     }
 
     func airtimeSVG() -> String {
-        let w = 560.0, hgt = 260.0, l = 56.0, r = 14.0, t = 14.0, b = 36.0
+        let w = 540.0, hgt = 240.0, l = 56.0, r = 14.0, t = 14.0, b = 40.0
         let pw = w - l - r, ph = hgt - t - b
         let maxA = max(self.perRelay.map(\.airtime).max() ?? 0, 0.001)
         let n = max(self.perRelay.count, 1)
@@ -115,7 +115,7 @@ extension DrillResult {
     }
 
     func mapSVG() -> String {
-        let w = 420.0, hgt = 420.0, m = 20.0
+        let w = 320.0, hgt = 320.0, m = 24.0
         let xs = self.perRelay.map(\.x), ys = self.perRelay.map(\.y)
         let minX = xs.min() ?? 0, maxX = xs.max() ?? 1, minY = ys.min() ?? 0, maxY = ys.max() ?? 1
         let span = max(maxX - minX, maxY - minY, 1)
@@ -124,7 +124,7 @@ extension DrillResult {
         let arrivals = self.perRelay.compactMap(\.alertArrival)
         let start = self.alertAt ?? 0
         let last = max((arrivals.max() ?? start) - start, 1)
-        let radius = self.perRelay.count > 300 ? 2.5 : self.perRelay.count > 50 ? 4.0 : 8.0
+        let radius = self.perRelay.count > 300 ? 2.0 : self.perRelay.count > 50 ? 3.5 : 7.0
         var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(hgt))\" viewBox=\"0 0 \(Int(w)) \(Int(hgt))\">"
         s += "<rect x=\"0\" y=\"0\" width=\"\(Int(w))\" height=\"\(Int(hgt))\" fill=\"#eef2f5\"/>"
         for rl in self.perRelay {
