@@ -57,6 +57,10 @@ public final class DrillSimulator {
     public struct Copy: Sendable, Hashable {
         public var message: Int
         public var recipient: Int
+        public init(message: Int, recipient: Int) {
+            self.message = message
+            self.recipient = recipient
+        }
     }
     /// Per message (index in `scenario.traffic`): its bundle, when it was submitted, the relays it is for.
     public private(set) var bundleOf: [Int: BundleID] = [:]
@@ -112,14 +116,17 @@ public final class DrillSimulator {
                                         airtime: .afsk(baud: 1_200, txDelay: 0.3, txTail: 0.1, overhead: 20))
         }
         let logger = Logger(label: "drill", factory: { _ in SwiftLogNoOpLogHandler() })
-        for i in 0..<n {
-            let id = try NodeIdentity(
+        for _ in 0..<n {
+            self.identities.append(try NodeIdentity(
                 signingSeed: (0..<32).map { _ in UInt8(truncatingIfNeeded: kg.next()) },
-                agreementSeed: (0..<32).map { _ in UInt8(truncatingIfNeeded: kg.next()) })
-            self.identities.append(id)
-            var c = NodeConfig(identity: id, networkKey: net, name: names[i])
-            // As `relay run` does: every relay floods its identity, so relays far away can read what it sends.
-            c.floodIdentity = true
+                agreementSeed: (0..<32).map { _ in UInt8(truncatingIfNeeded: kg.next()) }))
+        }
+        // An established federation: every relay already holds every member's keys (a trust list, as `relay peers
+        // add` builds it), so the drill starts without each relay flooding its identity to all the others.
+        let members = TrustPolicy.members(self.identities.map(\.publicKeys))
+        for i in 0..<n {
+            var c = NodeConfig(identity: self.identities[i], networkKey: net, name: names[i])
+            c.trust = members
             var sc = Store.Configuration()
             sc.inMemory = true
             let store = try Store(path: names[i], configuration: sc, logger: logger)

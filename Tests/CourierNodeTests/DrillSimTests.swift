@@ -110,4 +110,48 @@ import Testing
         let d = try self.run(try self.crowd(seed: 6))
         #expect(c.deliveryTimes != d.deliveryTimes, "another seed, another run")
     }
+
+    /// Six relays 4 km apart along a valley (each hears only its neighbours), an alert from one end.
+    func chain() throws -> Scenario {
+        let nodes = (0..<6).map { #"{"id": "v\#($0)", "x": \#(Double($0) * 4_000), "y": 0}"# }.joined(separator: ",")
+        return try self.scenario("""
+            {"name": "chain", "seed": 2, "duration": 900,
+             "radio": {"kind": "lora", "sf": 9, "bw": 125000, "cr": 5},
+             "nodes": [\(nodes)], "traffic": [{"at": 120, "from": "v0", "to": "everyone", "kind": "alert", "bytes": 90}]}
+            """)
+    }
+
+    /// Strategies side by side: naive flooding carries the alert down the whole chain; Meshtastic's managed flooding
+    /// stops after three rebroadcasts (hop limit 3), so the fifth relay away never gets it; the engine delivers it.
+    @Test func managedFloodingStopsAtItsHopLimit() throws {
+        let s = try self.chain()
+        let naive = try FloodSimulator(scenario: s, strategy: .naive)
+        try naive.run()
+        let managed = try FloodSimulator(scenario: s, strategy: .managed)
+        try managed.run()
+        #expect(naive.summary().delivered == 5, "\(naive.summary())")
+        #expect(naive.summary().transmissions == 6, "each relay once")
+        let m = managed.summary()
+        #expect(m.delivered == 4 && m.transmissions == 4, "the origin and three rebroadcasts reach v1...v4: \(m)")
+        #expect(managed.deliveredAt[.init(message: 0, recipient: 5)] == nil)
+        let engine = try self.run(s)
+        #expect(engine.delivered == 5)
+    }
+
+    /// Where everyone hears everyone, managed flooding's cancellation leaves one rebroadcast: hearing it, the
+    /// others drop theirs. Naive flooding sends one packet per relay.
+    @Test func aHeardRebroadcastCancelsOnesOwn() throws {
+        let nodes = (0..<6).map { #"{"id": "n\#($0)", "x": \#(Double($0) * 150), "y": 0}"# }.joined(separator: ",")
+        let s = try self.scenario("""
+            {"name": "clique", "seed": 3, "duration": 300,
+             "radio": {"kind": "lora", "sf": 9, "bw": 125000, "cr": 5},
+             "nodes": [\(nodes)], "traffic": [{"at": 10, "from": "n0", "to": "everyone", "kind": "alert", "bytes": 90}]}
+            """)
+        let naive = try FloodSimulator(scenario: s, strategy: .naive)
+        try naive.run()
+        let managed = try FloodSimulator(scenario: s, strategy: .managed)
+        try managed.run()
+        #expect(naive.summary().transmissions == 6 && naive.summary().delivered == 5)
+        #expect(managed.summary().transmissions == 2 && managed.summary().delivered == 5, "\(managed.summary())")
+    }
 }
