@@ -51,6 +51,28 @@ import Testing
         #expect(err2.split(separator: "\n").count == 1 && err2.contains("traffic[0].from") && err2.contains("zed"), "\(err2)")
     }
 
+    /// `--compare`: the same scenario with naive flooding, Meshtastic-style managed flooding and the engine. Six
+    /// relays along a valley, an alert from one end: managed flooding stops at its hop limit of 3.
+    @Test func compareStrategiesOnAValley() throws {
+        let dir = R.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let nodes = (0..<6).map { #"{"id": "v\#($0)", "x": \#($0 * 4_000), "y": 0}"# }.joined(separator: ",")
+        let file = dir + "/chain.json"
+        try Data("""
+            {"name": "chain", "seed": 2, "duration": 900, "radio": {"kind": "lora", "sf": 9, "bw": 125000, "cr": 5},
+             "nodes": [\(nodes)], "traffic": [{"at": 120, "from": "v0", "to": "everyone", "kind": "alert", "bytes": 90}]}
+            """.utf8).write(to: URL(fileURLWithPath: file))
+        let (code, out, err) = try R.run(["drill", "simulate", file, "--compare", "--json"])
+        #expect(code == 0, "\(err)")
+        let o = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
+        let rows = try #require(o["strategies"] as? [[String: Any]])
+        #expect(rows.map { $0["strategy"] as? String } == ["naive", "managed", "courier"])
+        #expect(rows.map { $0["delivered"] as? Int } == [5, 4, 5], "\(rows)")
+        #expect(rows.allSatisfy { ($0["sent"] as? Int) == 5 })
+        let (bad, _, err2) = try R.run(["drill", "simulate", file, "--strategy", "gossip"])
+        #expect(bad == 64 && err2.contains("gossip") && err2.split(separator: "\n").count == 1, "\(err2)")
+    }
+
     /// Headless Chromium (Debian's `chromium` package), if installed.
     static let chromium: String? = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/local/bin/chromium"]
         .first { FileManager.default.isExecutableFile(atPath: $0) }
