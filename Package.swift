@@ -90,7 +90,7 @@ let package = Package(
         .executableTarget(
             name: "relay",
             dependencies: [
-                "CourierRuntime", "CourierNode", "CourierLinks", "CourierStore", "CourierWire", "CourierPacts",
+                "CourierRuntime", "CourierNode", "CourierLinks", "CourierStore", "CourierWire", "CourierPacts", "CourierSim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

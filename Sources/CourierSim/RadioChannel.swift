@@ -314,13 +314,15 @@ public struct RadioChannel: Sendable {
 
     public let configuration: Configuration
     public let count: Int
-    public let positions: [Position]
+    public private(set) var positions: [Position]
     /// Received power (dBm) from sender to receiver, row-major; -infinity: does not hear at all.
-    private let power: [Float]
+    private var power: [Float]
     /// Per-link packet loss, row-major; 0 where there is no explicit link.
-    private let loss: [Float]
+    private var loss: [Float]
     /// Per sender: receivers whose power is above the interference floor.
-    private let audible: [[Int]]
+    private var audible: [[Int]]
+    /// Whether the path-loss model decides who hears whom (false: explicit links only).
+    private let usesPositions: Bool
     private var rng: SplitMix64
     public private(set) var now: Double = 0
     private var nextID = 0
@@ -373,6 +375,7 @@ public struct RadioChannel: Sendable {
         }
         self.power = power
         self.loss = loss
+        self.usesPositions = usePositions
         self.audible = (0..<n).map { s in (0..<n).filter { power[s * n + $0] > -.infinity } }
         self.down = Array(repeating: false, count: n)
         self.history = Array(repeating: [], count: n)
@@ -460,6 +463,47 @@ public struct RadioChannel: Sendable {
         self.group = g
     }
     public mutating func heal() { self.group = nil }
+
+    /// Carries `node` (a relay someone moves, e.g. a courier) next to `stop`: from there it hears and is heard by
+    /// the path-loss model (when the geometry uses positions) and always by `stop` itself, loss-free, at least 10 dB
+    /// above sensitivity (it is in range of the relay it visits); during a partition it joins `stop`'s group.
+    /// `stop` nil: out of everyone's range (on the road). Transmissions already on the air keep the powers they had
+    /// when they are decided: call this between transmissions of `node`.
+    public mutating func carry(_ node: Int, to stop: Int?) {
+        let n = self.count
+        let phy = self.configuration.physics
+        for other in 0..<n where other != node {
+            var p = -Float.infinity
+            if let s = stop {
+                if other == s {
+                    p = Float(max(phy.receivedPower(metres: 10), phy.sensitivityDBm + 10))
+                } else if self.usesPositions {
+                    let d = self.positions[s].distance(to: self.positions[other])
+                    let q = phy.receivedPower(metres: max(d, 10))
+                    if q >= phy.interferenceFloorDBm { p = Float(q) }
+                }
+            }
+            self.power[node * n + other] = p
+            self.power[other * n + node] = p
+            self.loss[node * n + other] = 0
+            self.loss[other * n + node] = 0
+            let hears = p > -.infinity
+            if let k = self.audible[other].firstIndex(of: node) {
+                if !hears { self.audible[other].remove(at: k) }
+            } else if hears {
+                let at = self.audible[other].firstIndex { $0 > node } ?? self.audible[other].count
+                self.audible[other].insert(node, at: at)
+            }
+        }
+        self.audible[node] = (0..<n).filter { self.power[node * n + $0] > -.infinity }
+        if let s = stop {
+            self.positions[node] = self.positions[s]
+            if var g = self.group {
+                g[node] = g[s]
+                self.group = g
+            }
+        }
+    }
 
     private mutating func advance(to time: Double) throws(ChannelError) {
         guard time >= self.now else { throw .timeWentBackwards(now: self.now, asked: time) }

@@ -200,11 +200,14 @@ public struct Scenario: Sendable, Hashable {
         }
     }
 
-    /// The channel this scenario describes (node i is `nodes[i]`).
-    public func channel() throws(ScenarioError) -> RadioChannel {
+    /// The channel this scenario describes (node i is `nodes[i]`), with `extraRelays` more nodes after them, out of
+    /// everyone's range until carried somewhere (`RadioChannel.carry`): the couriers of a drill.
+    public func channel(extraRelays: Int = 0) throws(ScenarioError) -> RadioChannel {
         var index: [String: Int] = [:]
         for (i, n) in self.nodes.enumerated() { index[n.id] = i }
-        let positions = self.nodes.map { RadioChannel.Position(x: $0.x, y: $0.y) }
+        var positions = self.nodes.map { RadioChannel.Position(x: $0.x, y: $0.y) }
+        // Far beyond any radio's range (path loss at 10^9 m is far below every interference floor).
+        for k in 0..<max(0, extraRelays) { positions.append(RadioChannel.Position(x: 1e9 * Double(k + 1), y: -1e9)) }
         var config = RadioChannel.Configuration(radio: self.radio.channelRadio, carrierSense: self.radio.carrierSense,
                                                 dutyCycle: self.radio.dutyCycle, seed: self.seed)
         config.dutyCycleWindow = 3_600

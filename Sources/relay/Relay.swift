@@ -35,7 +35,7 @@ struct Relay: AsyncParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [Init.self, Invite.self, Id.self, Run.self, Send.self, Inbox.self, Outbox.self, Queue.self, Status.self,
-                      Quiet.self, Ports.self, Peers.self, Rekey.self, Export.self, Import.self, PactCommand.self, Dict.self, Demo.self])
+                      Quiet.self, Ports.self, Peers.self, Rekey.self, Export.self, Import.self, PactCommand.self, Dict.self, Demo.self, Drill.self])
 
     static func runCommand() async {
         do {

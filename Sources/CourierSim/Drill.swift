@@ -1,0 +1,483 @@
+import CourierMedium
+import CourierNode
+import CourierStore
+import CourierWire
+import Foundation
+import Logging
+
+/// A resilience drill on a virtual clock: every relay of a `Scenario` is the real engine (`Node`, with an in-memory
+/// store) and every packet goes through the shared radio channel (`RadioChannel`): airtime, collisions and capture
+/// at each receiver, half-duplex, listen-before-talk, duty cycle. The scenario's traffic is submitted at its times
+/// and its events (down/up, quiet/unquiet, partition/heal, courier) applied. Deterministic from the scenario's seed:
+/// the same file gives the same result, packet for packet.
+///
+/// Each relay has one radio link ("radio") and a modem in front of it, as an RNode or a KISS TNC is: the engine
+/// hands it packets, it queues them and sends each when the channel model lets it (listen-before-talk, duty cycle).
+/// Every transmission a relay can detect is also reported to its engine (`Node.channelBusy`), so the engine holds
+/// back what it would send until the channel is free, as it does with a modem that reports carrier.
+///
+/// A courier (someone carrying a relay from place to place) is one more relay, named `courier-N`, out of everyone's
+/// range except while it stays `dwell` seconds next to each relay of its path in turn (the road between takes no
+/// time); it never counts as a recipient.
+public final class DrillSimulator {
+    public let scenario: Scenario
+    /// Scenario relays first (index i is `scenario.nodes[i]`), then one relay per courier event.
+    public private(set) var names: [String]
+    public private(set) var nodes: [Node] = []
+    /// Each relay's store (the engine sees it only as its `NodeStorage`).
+    public private(set) var stores: [Store] = []
+    public private(set) var identities: [NodeIdentity] = []
+    public private(set) var channel: RadioChannel
+    /// Seconds since the start: the clock of the event queue and the channel (exact; the engine's clock, Unix
+    /// seconds from `epoch`, has only about 0.2 µs of resolution, too coarse for listen-before-talk slots).
+    public private(set) var elapsed: Double = 0
+    public static let epoch: Double = 1_790_000_000
+    /// The engine's clock.
+    public var now: Double { Self.epoch + self.elapsed }
+    let relayCount: Int
+
+    var queue = TimedQueue<DrillEvent>()
+    var wakeAt: [Double]
+    var down: [Bool]
+    /// Each relay's modem: packets waiting to go on the air, whether a send attempt is scheduled, and the end of the
+    /// transmission it is making.
+    var modemQueue: [[[UInt8]]]
+    var modemScheduled: [Bool]
+    var transmittingUntil: [Double]
+    /// Packets on the air (or just ended), by transmission id.
+    var onAir: [RadioChannel.TransmissionID: [UInt8]] = [:]
+    /// Per relay: the end of the channel time it sensed busy so far, and the total (overlaps counted once).
+    var sensedUntil: [Double]
+    var sensedBusy: [Double]
+    /// Submissions waiting for their relay to be switched back on (a person cannot use a relay that is off).
+    var deferred: [Int: [Int]] = [:]
+    /// Courier relays: index of the courier event -> relay index, and the stop each is at.
+    var courierRelay: [Int: Int] = [:]
+    var courierStop: [Int: Int] = [:]
+
+    // Results.
+    public struct Copy: Sendable, Hashable {
+        public var message: Int
+        public var recipient: Int
+        public init(message: Int, recipient: Int) {
+            self.message = message
+            self.recipient = recipient
+        }
+    }
+    /// Per message (index in `scenario.traffic`): its bundle, when it was submitted, the relays it is for.
+    public private(set) var bundleOf: [Int: BundleID] = [:]
+    public private(set) var submittedAt: [Int: Double] = [:]
+    public private(set) var recipients: [Int: [Int]] = [:]
+    var messageOfBundle: [BundleID: Int] = [:]
+    /// When each copy reached its recipient's inbox (seconds since the start).
+    public private(set) var deliveredAt: [Copy: Double] = [:]
+    /// Offers that reached a requester: request message -> (offer message, seconds since the start).
+    public private(set) var offersArrived: [Int: [(offer: Int, at: Double)]] = [:]
+    /// Packets the engine of a relay that was down handed to its (switched-off) modem: never sent.
+    public private(set) var droppedWhileDown = 0
+    /// Bundles the engines gave up on, with their reasons.
+    public private(set) var gaveUp: [(node: Int, bundle: BundleID, reason: String)] = []
+
+    /// Respond-by given to the scenario's aid requests (minutes, as `relay send --respond-by` counts it in hours).
+    public static let aidRespondByMinutes: UInt32 = 30
+
+    public init(scenario: Scenario) throws {
+        self.scenario = scenario
+        var names = scenario.nodes.map(\.id)
+        self.relayCount = names.count
+        var couriers: [Int: Int] = [:]
+        for (k, e) in scenario.events.enumerated() {
+            if case .courier = e {
+                couriers[k] = names.count
+                names.append("courier-\(couriers.count)")
+            }
+        }
+        self.names = names
+        self.courierRelay = couriers
+        let n = names.count
+        // The channel: scenario relays where the file puts them, couriers far out of range until they arrive.
+        self.channel = try scenario.channel(extraRelays: n - self.relayCount)
+        self.wakeAt = Array(repeating: .infinity, count: n)
+        self.down = Array(repeating: false, count: n)
+        self.modemQueue = Array(repeating: [], count: n)
+        self.modemScheduled = Array(repeating: false, count: n)
+        self.transmittingUntil = Array(repeating: -.infinity, count: n)
+        self.sensedUntil = Array(repeating: 0, count: n)
+        self.sensedBusy = Array(repeating: 0, count: n)
+
+        var kg = SplitMix64(seed: scenario.seed &* 7919 &+ 13)
+        let net = try NetworkKey(bytes: (0..<32).map { _ in UInt8(truncatingIfNeeded: kg.next()) })
+        let compressor = BodyCompressor()
+        let properties: LinkProperties
+        switch scenario.radio.kind {
+        case .lora(let p):
+            properties = LinkProperties(mtu: 255, bitsPerSecond: p.bitsPerSecond, duplex: .half, mediumChecksFrames: true,
+                                        airtime: .lora(p, framing: 1))
+        case .afsk1200:
+            properties = LinkProperties(mtu: 255, bitsPerSecond: 1_200, duplex: .half, mediumChecksFrames: true,
+                                        airtime: .afsk(baud: 1_200, txDelay: 0.3, txTail: 0.1, overhead: 20))
+        }
+        let logger = Logger(label: "drill", factory: { _ in SwiftLogNoOpLogHandler() })
+        for _ in 0..<n {
+            self.identities.append(try NodeIdentity(
+                signingSeed: (0..<32).map { _ in UInt8(truncatingIfNeeded: kg.next()) },
+                agreementSeed: (0..<32).map { _ in UInt8(truncatingIfNeeded: kg.next()) }))
+        }
+        // An established federation: every relay already holds every member's keys (a trust list, as `relay peers
+        // add` builds it), so the drill starts without each relay flooding its identity to all the others.
+        let members = TrustPolicy.members(self.identities.map(\.publicKeys))
+        for i in 0..<n {
+            var c = NodeConfig(identity: self.identities[i], networkKey: net, name: names[i])
+            c.trust = members
+            var sc = Store.Configuration()
+            sc.inMemory = true
+            let store = try Store(path: names[i], configuration: sc, logger: logger)
+            self.stores.append(store)
+            self.nodes.append(try Node(
+                config: c, store: store,
+                links: [LinkInfo(name: "radio", properties: properties, dutyCycle: scenario.radio.dutyCycle)],
+                now: Self.epoch, seed: scenario.seed &+ UInt64(i) &* 104_729, compressor: compressor))
+        }
+        // Relays are switched on over the first minute (or tenth of the run), not all in the same millisecond.
+        let spread = min(60, scenario.duration / 10)
+        var g = SplitMix64(seed: scenario.seed ^ 0x5eed)
+        for i in 0..<self.relayCount { self.queue.push(g.unit() * spread, .linkUp(i)) }
+        for i in self.relayCount..<n {
+            self.down[i] = true
+            self.channel.setDown(i, true)
+        }
+        for (k, m) in scenario.traffic.enumerated() { self.queue.push(m.at, .traffic(k)) }
+        for (k, e) in scenario.events.enumerated() {
+            if case .courier(let at, let path, let dwell) = e {
+                for s in path.indices { self.queue.push(at + Double(s) * dwell, .courierStop(event: k, stop: s)) }
+                self.queue.push(at + Double(path.count) * dwell, .courierLeaves(event: k))
+            } else {
+                self.queue.push(e.at, .event(k))
+            }
+        }
+    }
+
+    // MARK: Running
+
+    /// Runs the virtual clock to the end of the scenario.
+    public func run() throws {
+        try self.run(until: self.scenario.duration)
+    }
+
+    /// Runs the virtual clock to `time` (seconds since the start).
+    public func run(until time: Double) throws {
+        while let (t, e) = self.queue.peek(), t <= time {
+            _ = self.queue.pop()
+            self.elapsed = max(self.elapsed, t)
+            try self.handle(e, scheduled: t)
+        }
+        self.elapsed = max(self.elapsed, time)
+    }
+
+    func handle(_ e: DrillEvent, scheduled t: Double) throws {
+        switch e {
+        case .wake(let i):
+            guard self.wakeAt[i] == t else { return }
+            self.wakeAt[i] = .infinity
+            guard !self.down[i] else { return }
+            self.apply(i, self.nodes[i].tick(now: self.now))
+        case .linkUp(let i):
+            self.apply(i, self.nodes[i].linkUp("radio", now: self.now))
+        case .traffic(let k):
+            let from = self.index(self.scenario.traffic[k].from)
+            if self.down[from] {
+                self.deferred[from, default: []].append(k)
+            } else {
+                try self.submit(k)
+            }
+        case .event(let k):
+            try self.apply(event: self.scenario.events[k])
+        case .courierStop(let k, let s):
+            guard case .courier(_, let path, _) = self.scenario.events[k], let c = self.courierRelay[k] else { return }
+            let stop = self.index(path[s])
+            self.courierStop[k] = stop
+            self.channel.carry(c, to: stop)
+            if self.down[c] {
+                self.down[c] = false
+                self.channel.setDown(c, false)
+            }
+            // Arriving somewhere new is a link coming up: the engine says hello and exchanges summaries.
+            self.apply(c, self.nodes[c].linkUp("radio", now: self.now))
+        case .courierLeaves(let k):
+            guard let c = self.courierRelay[k] else { return }
+            self.courierStop[k] = nil
+            self.channel.carry(c, to: nil)
+            self.nodes[c].linkDown("radio", now: self.now)
+        case .modem(let i):
+            try self.modemTry(i)
+        case .transmissionEnds(let from):
+            try self.transmissionEnded(from)
+        }
+    }
+
+    func index(_ name: String) -> Int {
+        // Validation guarantees every name in traffic and events is a relay of the scenario.
+        self.scenarioIndex[name]!
+    }
+
+    lazy var scenarioIndex: [String: Int] = {
+        var d: [String: Int] = [:]
+        for (i, n) in self.scenario.nodes.enumerated() { d[n.id] = i }
+        return d
+    }()
+
+    func apply(event e: Scenario.Event) throws {
+        switch e {
+        case .down(_, let ns):
+            for name in ns {
+                let i = self.index(name)
+                guard !self.down[i] else { continue }
+                self.down[i] = true
+                self.channel.setDown(i, true)
+                self.nodes[i].linkDown("radio", now: self.now)
+                // A switched-off modem loses what it had not sent yet.
+                self.droppedWhileDown += self.modemQueue[i].count
+                self.modemQueue[i] = []
+            }
+        case .up(_, let ns):
+            for name in ns {
+                let i = self.index(name)
+                guard self.down[i] else { continue }
+                self.down[i] = false
+                self.channel.setDown(i, false)
+                self.apply(i, self.nodes[i].linkUp("radio", now: self.now))
+                for k in self.deferred.removeValue(forKey: i) ?? [] { try self.submit(k) }
+            }
+        case .quiet(_, let ns):
+            for name in ns {
+                let i = self.index(name)
+                self.apply(i, try self.nodes[i].setQuiet(true, now: self.now))
+            }
+        case .unquiet(_, let ns):
+            for name in ns {
+                let i = self.index(name)
+                self.apply(i, try self.nodes[i].setQuiet(false, now: self.now))
+            }
+        case .partition(_, let groups):
+            self.channel.partition(groups.map { $0.map { self.index($0) } })
+            // A courier at a stop is in that relay's group.
+            for k in self.courierStop.keys.sorted() {
+                if let c = self.courierRelay[k], let s = self.courierStop[k] { self.channel.carry(c, to: s) }
+            }
+        case .heal:
+            self.channel.heal()
+        case .courier:
+            break
+        }
+    }
+
+    // MARK: Traffic
+
+    func submit(_ k: Int) throws {
+        let m = self.scenario.traffic[k]
+        let from = self.index(m.from)
+        let kind: Kind
+        var options: BundleOptions? = nil
+        switch m.kind {
+        case .alert: kind = .alert
+        case .aid:
+            kind = .aidRequest
+            options = BundleOptions(kind: .aidRequest, respondBy: Self.aidRespondByMinutes)
+        case .offer:
+            kind = .aidOffer
+            // An offer answers the latest aid request its recipient made before it.
+            if case .node(let to) = m.to, let req = self.latestRequest(by: to, before: k), let id = self.bundleOf[req] {
+                options = BundleOptions(kind: .aidOffer, reference: id)
+            }
+        case .grievance: kind = .grievance
+        case .minutes: kind = .minutes
+        case .text: kind = .text
+        }
+        let dest: Destination
+        let recipients: [Int]
+        switch m.to {
+        case .everyone:
+            dest = .everyone
+            recipients = (0..<self.relayCount).filter { $0 != from }
+        case .node(let name):
+            let j = self.index(name)
+            dest = .node(self.identities[j].nodeID.short)
+            recipients = [j]
+        }
+        let content = Self.text(bytes: m.bytes, seed: self.scenario.seed &+ UInt64(k) &* 2_654_435_761)
+        let (id, out) = try self.nodes[from].submit(kind: kind, destination: dest, content: content, options: options, now: self.now)
+        self.bundleOf[k] = id
+        self.messageOfBundle[id] = k
+        self.submittedAt[k] = m.at
+        self.recipients[k] = recipients
+        self.apply(from, out)
+    }
+
+    func latestRequest(by name: String, before k: Int) -> Int? {
+        var found: Int? = nil
+        for (j, m) in self.scenario.traffic.enumerated() where j != k && m.kind == .aid && m.from == name && m.at <= self.scenario.traffic[k].at {
+            if let f = found, self.scenario.traffic[f].at > m.at { continue }
+            found = j
+        }
+        return found
+    }
+
+    /// `bytes` bytes of words, deterministic from `seed` (text compresses as people's messages do).
+    static func text(bytes: Int, seed: UInt64) -> [UInt8] {
+        let words = ["water", "well", "pump", "flour", "road", "clinic", "assembly", "river", "bridge", "seed", "harvest",
+                     "school", "meeting", "north", "east", "west", "families", "tents", "blankets", "medicine", "fuel",
+                     "generator", "the", "a", "of", "to", "and", "is", "we", "need", "have", "by", "on", "at", "tomorrow",
+                     "morning", "evening", "twelve", "sacks", "litres", "rota", "committee", "decided", "broken", "open"]
+        var g = SplitMix64(seed: seed)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes + 12)
+        while out.count < bytes {
+            if !out.isEmpty { out.append(0x20) }
+            out += Array(words[Int(g.next() % UInt64(words.count))].utf8)
+        }
+        return Array(out.prefix(bytes))
+    }
+
+    // MARK: Engine outputs
+
+    func apply(_ i: Int, _ outputs: [NodeOutput]) {
+        for o in outputs {
+            switch o {
+            case .send(_, let packet, _):
+                if self.down[i] {
+                    self.droppedWhileDown += 1
+                    continue
+                }
+                self.modemQueue[i].append(packet)
+                self.scheduleModem(i, at: self.elapsed)
+            case .delivered(let m):
+                guard let k = self.messageOfBundle[m.id], self.recipients[k]?.contains(i) == true else { continue }
+                let c = Copy(message: k, recipient: i)
+                if self.deliveredAt[c] == nil { self.deliveredAt[c] = self.elapsed }
+            case .event(let e):
+                switch e {
+                case .offerForRequest(let request, let offer):
+                    if let r = self.messageOfBundle[request], let o = self.messageOfBundle[offer] {
+                        self.offersArrived[r, default: []].append((o, self.elapsed))
+                    }
+                case .gaveUp(let b, let reason):
+                    self.gaveUp.append((i, b, reason))
+                default:
+                    break
+                }
+            }
+        }
+        let w = self.nodes[i].nextWakeup(now: self.now) - Self.epoch
+        if w < self.wakeAt[i] {
+            self.wakeAt[i] = w
+            self.queue.push(w, .wake(i))
+        }
+    }
+
+    // MARK: Modems and the channel
+
+    func scheduleModem(_ i: Int, at t: Double) {
+        guard !self.modemScheduled[i] else { return }
+        self.modemScheduled[i] = true
+        self.queue.push(max(t, self.elapsed), .modem(i))
+    }
+
+    func modemTry(_ i: Int) throws {
+        self.modemScheduled[i] = false
+        guard !self.down[i], let packet = self.modemQueue[i].first else { return }
+        if self.transmittingUntil[i] > self.elapsed { return }  // the end of the transmission schedules the next try
+        let t = self.elapsed
+        switch try self.channel.requestToSend(node: i, bytes: packet.count, at: t) {
+        case .wait(let until, _):
+            // (Never the same instant again: a wait that ends now would spin.)
+            self.scheduleModem(i, at: max(until, t + 1e-6))
+        case .transmit:
+            self.modemQueue[i].removeFirst()
+            let tx = try self.channel.startTransmission(from: i, bytes: packet.count, at: t)
+            self.onAir[tx.id] = packet
+            self.transmittingUntil[i] = tx.end
+            self.queue.push(tx.end, .transmissionEnds(from: i))
+            self.sense(i, tx)
+            // Every relay that detects it is told the channel is busy (as a modem reporting carrier would).
+            for r in self.channel.neighbours(of: i) where !self.down[r] {
+                self.sense(r, tx)
+                self.apply(r, self.nodes[r].channelBusy("radio", until: Self.epoch + tx.end, now: self.now))
+            }
+        }
+    }
+
+    func sense(_ r: Int, _ tx: RadioChannel.Transmission) {
+        let from = max(tx.start, self.sensedUntil[r])
+        if tx.end > from { self.sensedBusy[r] += tx.end - from }
+        self.sensedUntil[r] = max(self.sensedUntil[r], tx.end)
+    }
+
+    func transmissionEnded(_ from: Int) throws {
+        let receptions = try self.channel.receptions(through: self.elapsed)
+        for rec in receptions {
+            guard case .received = rec.outcome, let packet = self.onAir[rec.transmission], !self.down[rec.to] else { continue }
+            self.apply(rec.to, self.nodes[rec.to].receive(packet, on: "radio", now: self.now))
+        }
+        let live = Set(self.channel.transmissionsOnAir.map(\.id))
+        for id in self.onAir.keys where !live.contains(id) { self.onAir[id] = nil }
+        if !self.modemQueue[from].isEmpty { self.scheduleModem(from, at: self.elapsed) }
+    }
+
+    public func inbox(_ i: Int) throws -> [InboxMessage] { try self.stores[i].inbox(limit: 1_000_000) }
+
+    // MARK: Results
+
+    /// The figures of the run so far.
+    public func result() -> DrillResult { DrillResult(self) }
+}
+
+enum DrillEvent {
+    case wake(Int)
+    case linkUp(Int)
+    case traffic(Int)
+    case event(Int)
+    case courierStop(event: Int, stop: Int)
+    case courierLeaves(event: Int)
+    case modem(Int)
+    case transmissionEnds(from: Int)
+}
+
+/// A binary heap of timed events; ties in insertion order, so runs are deterministic.
+struct TimedQueue<E> {
+    private var heap: [(Double, Int, E)] = []
+    private var seq = 0
+
+    var count: Int { self.heap.count }
+
+    mutating func push(_ t: Double, _ e: E) {
+        self.seq += 1
+        self.heap.append((t, self.seq, e))
+        var i = self.heap.count - 1
+        while i > 0 {
+            let p = (i - 1) / 2
+            if Self.less(self.heap[i], self.heap[p]) { self.heap.swapAt(i, p); i = p } else { break }
+        }
+    }
+
+    func peek() -> (Double, E)? { self.heap.first.map { ($0.0, $0.2) } }
+
+    mutating func pop() -> (Double, E)? {
+        guard !self.heap.isEmpty else { return nil }
+        self.heap.swapAt(0, self.heap.count - 1)
+        let top = self.heap.removeLast()
+        var i = 0
+        while true {
+            let l = 2 * i + 1
+            let r = l + 1
+            var m = i
+            if l < self.heap.count && Self.less(self.heap[l], self.heap[m]) { m = l }
+            if r < self.heap.count && Self.less(self.heap[r], self.heap[m]) { m = r }
+            if m == i { break }
+            self.heap.swapAt(i, m)
+            i = m
+        }
+        return (top.0, top.2)
+    }
+
+    static func less(_ a: (Double, Int, E), _ b: (Double, Int, E)) -> Bool { (a.0, a.1) < (b.0, b.1) }
+}

@@ -1,0 +1,254 @@
+import CourierWire
+import Foundation
+
+/// The figures of a drill run (`DrillSimulator.result()`): what was delivered and how fast, what it cost on the
+/// air, and how quickly the mesh recovered from each disruption. Times in seconds since the scenario's start.
+///
+/// Counting: a message to one relay is one copy to deliver; a message to everyone is one copy for each relay of
+/// the scenario other than its sender (couriers are not recipients). `sent` counts copies, `delivered` copies
+/// that reached their recipient's inbox within the run, `deliveryRatio` = delivered / sent.
+public struct DrillResult: Sendable, Equatable {
+    public struct Latency: Sendable, Equatable {
+        public var kind: String
+        public var sent: Int
+        public var delivered: Int
+        public var p50: Double?
+        public var p95: Double?
+        public var max: Double?
+    }
+
+    /// A disruption (partition → heal, relays down → up, quiet → unquiet) and the mesh's recovery after it.
+    public struct Disruption: Sendable, Equatable {
+        public var kind: String
+        /// What it was, in words ("partition of 2 groups", "down: east-1").
+        public var label: String
+        public var start: Double
+        /// The heal, or the moment the last of its relays was back (the run's end if it never was).
+        public var end: Double
+        public var restored: Bool
+        /// Copies submitted during the disruption that had not reached their recipients by its end.
+        public var queued: Int
+        /// Of those, delivered by the end of the run.
+        public var deliveredAfter: Int
+        /// From `end` until 95% of `queued` were delivered (0 when nothing was queued; nil: not within the run).
+        public var recovery: Double?
+    }
+
+    public struct Offer: Sendable, Equatable {
+        public var from: String
+        public var sentAt: Double
+        /// When it reached the requester (nil: not within the run).
+        public var arrivedAt: Double?
+        public var inTime: Bool
+    }
+
+    public struct AidRequest: Sendable, Equatable {
+        public var from: String
+        public var at: Double
+        /// The respond-by moment the request carries.
+        public var respondBy: Double
+        public var offers: [Offer]
+    }
+
+    public struct RelayFigures: Sendable, Equatable {
+        public var name: String
+        public var x: Double
+        public var y: Double
+        public var airtime: Double
+        /// Share of the run this relay sensed the channel busy or transmitted.
+        public var utilisation: Double
+        /// When the first alert reached it (nil: never, or it sent the alert; see `alertOrigin`).
+        public var alertArrival: Double?
+    }
+
+    public var name: String
+    public var duration: Double
+    public var relays: Int
+    public var couriers: Int
+    public var messages: Int
+    public var sent: Int
+    public var delivered: Int
+    public var deliveryRatio: Double
+    public var latencyP50: Double?
+    public var latencyP95: Double?
+    public var latencyMax: Double?
+    public var latencyByKind: [Latency]
+    public var transmissions: Int
+    public var airtime: Double
+    public var collisions: Int
+    public var captures: Int
+    public var lostHalfDuplex: Int
+    public var deferralsBusy: Int
+    public var transmissionsPerDelivered: Double?
+    public var airtimePerDelivered: Double?
+    /// Mean and largest share of the run a relay sensed the channel busy (or transmitted).
+    public var utilisationMean: Double
+    public var utilisationMax: Double
+    public var disruptions: [Disruption]
+    public var aid: [AidRequest]
+    public var perRelay: [RelayFigures]
+    /// The first alert's sender and when it was sent (nil: no alert in the scenario).
+    public var alertOrigin: String?
+    public var alertAt: Double?
+    /// Times (since the start) at which copies were delivered, ascending.
+    public var deliveryTimes: [Double]
+    public var droppedWhileDown: Int
+    /// Bundles engines gave up on, by reason.
+    public var gaveUp: [String: Int]
+
+    /// The recovery time of each disruption, in order (the `recovery_s` list of `--json`).
+    public var recoveryFigures: [Double?] { self.disruptions.map(\.recovery) }
+
+    /// Nearest-rank percentile of ascending values.
+    static func percentile(_ sorted: [Double], _ p: Double) -> Double? {
+        guard !sorted.isEmpty else { return nil }
+        let rank = Int((p * Double(sorted.count)).rounded(.up))
+        return sorted[min(max(rank, 1), sorted.count) - 1]
+    }
+
+    init(_ sim: DrillSimulator) {
+        let s = sim.scenario
+        let end = min(sim.elapsed, s.duration)
+        self.name = s.name
+        self.duration = s.duration
+        self.relays = s.nodes.count
+        self.couriers = sim.names.count - s.nodes.count
+        let submitted = sim.recipients.keys.sorted()
+        self.messages = submitted.count
+        var all: [Double] = []
+        var byKind: [Scenario.TrafficKind: (sent: Int, lat: [Double])] = [:]
+        var sent = 0
+        for k in submitted {
+            let kind = s.traffic[k].kind
+            let rs = sim.recipients[k] ?? []
+            sent += rs.count
+            byKind[kind, default: (0, [])].sent += rs.count
+            for r in rs {
+                guard let t = sim.deliveredAt[.init(message: k, recipient: r)], t <= end else { continue }
+                let l = t - (sim.submittedAt[k] ?? t)
+                all.append(l)
+                byKind[kind, default: (0, [])].lat.append(l)
+            }
+        }
+        self.sent = sent
+        self.delivered = all.count
+        self.deliveryRatio = sent == 0 ? 0 : Double(all.count) / Double(sent)
+        all.sort()
+        self.latencyP50 = Self.percentile(all, 0.5)
+        self.latencyP95 = Self.percentile(all, 0.95)
+        self.latencyMax = all.last
+        self.latencyByKind = Scenario.TrafficKind.allCases.compactMap { kind in
+            guard let v = byKind[kind] else { return nil }
+            let l = v.lat.sorted()
+            return Latency(kind: kind.rawValue, sent: v.sent, delivered: l.count, p50: Self.percentile(l, 0.5),
+                           p95: Self.percentile(l, 0.95), max: l.last)
+        }
+        let st = sim.channel.statistics
+        self.transmissions = st.transmissions
+        self.airtime = st.airtime
+        self.collisions = st.collisions
+        self.captures = st.captures
+        self.lostHalfDuplex = st.lostHalfDuplex
+        self.deferralsBusy = st.deferralsBusy
+        self.transmissionsPerDelivered = all.isEmpty ? nil : Double(st.transmissions) / Double(all.count)
+        self.airtimePerDelivered = all.isEmpty ? nil : st.airtime / Double(all.count)
+        let util = (0..<s.nodes.count).map { end > 0 ? min(1, sim.sensedBusy[$0] / end) : 0 }
+        self.utilisationMean = util.isEmpty ? 0 : util.reduce(0, +) / Double(util.count)
+        self.utilisationMax = util.max() ?? 0
+        self.deliveryTimes = sim.deliveredAt.compactMap { $0.key.recipient < s.nodes.count && $0.value <= end ? $0.value : nil }.sorted()
+        self.droppedWhileDown = sim.droppedWhileDown
+        var gave: [String: Int] = [:]
+        for g in sim.gaveUp { gave[g.reason, default: 0] += 1 }
+        self.gaveUp = gave
+
+        // The first alert and when it reached each relay.
+        let firstAlert = submitted.filter { s.traffic[$0].kind == .alert }.min { s.traffic[$0].at < s.traffic[$1].at }
+        self.alertOrigin = firstAlert.map { s.traffic[$0].from }
+        self.alertAt = firstAlert.map { s.traffic[$0].at }
+        self.perRelay = s.nodes.enumerated().map { i, n in
+            var arrival: Double? = nil
+            if let k = firstAlert, let t = sim.deliveredAt[.init(message: k, recipient: i)], t <= end { arrival = t }
+            return RelayFigures(name: n.id, x: n.x, y: n.y, airtime: sim.channel.airtimeByNode[i], utilisation: util[i],
+                                alertArrival: arrival)
+        }
+
+        self.disruptions = Self.disruptions(s).map { d in
+            var d = d
+            var times: [Double] = []
+            var queued = 0
+            for k in submitted {
+                guard let at = sim.submittedAt[k], at >= d.start, at < d.end else { continue }
+                for r in sim.recipients[k] ?? [] {
+                    let t = sim.deliveredAt[.init(message: k, recipient: r)]
+                    if let t, t <= d.end { continue }
+                    queued += 1
+                    if let t, t <= end { times.append(t) }
+                }
+            }
+            times.sort()
+            d.queued = queued
+            d.deliveredAfter = times.count
+            if queued == 0 {
+                d.recovery = 0
+            } else {
+                let need = Int((0.95 * Double(queued)).rounded(.up))
+                d.recovery = times.count >= need ? times[need - 1] - d.end : nil
+            }
+            return d
+        }
+
+        self.aid = submitted.filter { s.traffic[$0].kind == .aid }.map { k in
+            let m = s.traffic[k]
+            var respondBy = m.at + Double(DrillSimulator.aidRespondByMinutes) * 60
+            if let id = sim.bundleOf[k] {
+                respondBy = Double(CourierTime.unixSeconds(minutes: id.created)) + Double(DrillSimulator.aidRespondByMinutes) * 60
+                    - DrillSimulator.epoch
+            }
+            let arrived = sim.offersArrived[k] ?? []
+            let offers = submitted.filter { j in
+                s.traffic[j].kind == .offer && s.traffic[j].to == .node(m.from) && sim.latestRequest(by: m.from, before: j) == k
+            }.map { j in
+                let at = arrived.first { $0.offer == j }?.at
+                return Offer(from: s.traffic[j].from, sentAt: s.traffic[j].at, arrivedAt: at, inTime: at.map { $0 <= respondBy } ?? false)
+            }
+            return AidRequest(from: m.from, at: m.at, respondBy: respondBy, offers: offers)
+        }
+    }
+
+    /// The scenario's disruptions, in the order they start.
+    static func disruptions(_ s: Scenario) -> [Disruption] {
+        var out: [Disruption] = []
+        let events = s.events.enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }.map(\.element)
+        func firstReturn(of name: String, after t: Double, up: Bool) -> Double? {
+            for e in events where e.at >= t {
+                switch e {
+                case .up(_, let ns) where up && ns.contains(name): return e.at
+                case .unquiet(_, let ns) where !up && ns.contains(name): return e.at
+                default: continue
+                }
+            }
+            return nil
+        }
+        for e in events {
+            switch e {
+            case .partition(let at, let groups):
+                let heal = events.first { if case .heal = $0, $0.at >= at { return true } else { return false } }?.at
+                let covered = groups.reduce(0) { $0 + $1.count } == s.nodes.count
+                out.append(Disruption(kind: "partition", label: "partition into \(groups.count + (covered ? 0 : 1)) groups", start: at,
+                                      end: heal ?? s.duration, restored: heal != nil, queued: 0, deliveredAfter: 0, recovery: nil))
+            case .down(let at, let ns), .quiet(let at, let ns):
+                let isDown: Bool
+                if case .down = e { isDown = true } else { isDown = false }
+                let returns = ns.map { firstReturn(of: $0, after: at, up: isDown) }
+                let restored = returns.allSatisfy { $0 != nil }
+                let endAt = restored ? returns.compactMap { $0 }.max() ?? at : s.duration
+                let who = ns.count <= 3 ? ns.joined(separator: ", ") : "\(ns.count) relays"
+                out.append(Disruption(kind: isDown ? "down" : "quiet", label: "\(isDown ? "down" : "quiet"): \(who)", start: at,
+                                      end: endAt, restored: restored, queued: 0, deliveredAfter: 0, recovery: nil))
+            default:
+                continue
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,109 @@
+import ArgumentParser
+import CourierSim
+import Foundation
+
+extension Relay {
+    struct Drill: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Resilience drills: break the mesh on purpose and measure how it recovers.",
+            subcommands: [Simulate.self])
+
+        struct Simulate: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Run a scenario file with the real engine on a simulated radio channel and a virtual clock.",
+                discussion: """
+                    Every relay of the scenario is the relay engine with its own in-memory database; every packet goes \
+                    through a shared radio channel (airtime, collisions and capture, half-duplex, listen-before-talk, \
+                    duty cycle). Prints delivery, latency per kind, airtime, collisions, recovery after each \
+                    disruption and the offers each aid request got. The same file gives the same figures. The format \
+                    of scenario files is in the README ("Scenario files"); scenarios/ holds examples.
+                    """)
+            @Argument(help: "The scenario file (JSON).") var file: String
+            @Flag(help: "Print one JSON object instead of lines.") var json = false
+            @Option(help: "Also write a self-contained HTML page with plots to this file.") var report: String?
+            @Option(help: "How relays spread the traffic: courier (the relay engine, default), naive (every relay rebroadcasts once) or managed (Meshtastic's managed flooding).")
+            var strategy: String = "courier"
+            @Flag(help: "Run the three strategies on the same scenario and print them side by side.") var compare = false
+
+            func run() async throws {
+                try await guarded {
+                    let url = URL(fileURLWithPath: self.file)
+                    guard FileManager.default.fileExists(atPath: url.path) else {
+                        throw RelayError.noInput("\(self.file): no such scenario file: check the path (examples are in scenarios/)")
+                    }
+                    let scenario: Scenario
+                    do { scenario = try Scenario.load(contentsOf: url) } catch {
+                        throw RelayError.data("\(error)")
+                    }
+                    guard ["courier", "naive", "managed"].contains(self.strategy) else {
+                        throw RelayError.usage("--strategy \(self.strategy) is not known: use courier, naive or managed")
+                    }
+                    if self.strategy != "courier" && (self.report != nil || self.compare) {
+                        throw RelayError.usage("--strategy \(self.strategy) cannot go with --report or --compare: the report and the comparison run the courier engine; leave --strategy out")
+                    }
+                    if self.strategy != "courier" || self.compare {
+                        var rows: [StrategySummary] = []
+                        let names = self.compare ? ["naive", "managed", "courier"] : [self.strategy]
+                        for name in names {
+                            do {
+                                if let s = FloodSimulator.Strategy(rawValue: name) {
+                                    let f = try FloodSimulator(scenario: scenario, strategy: s)
+                                    try f.run()
+                                    rows.append(f.summary())
+                                } else {
+                                    let sim = try DrillSimulator(scenario: scenario)
+                                    try sim.run()
+                                    let result = sim.result()
+                                    try self.writeReport(result, scenario)
+                                    rows.append(StrategySummary(result))
+                                }
+                            } catch let e as RelayError {
+                                throw e
+                            } catch {
+                                throw RelayError.data("\(self.file): the scenario could not be simulated (\(error)): check it against \"Scenario files\" in the README")
+                            }
+                        }
+                        if self.json {
+                            let o: [String: Any] = ["name": scenario.name, "strategies": rows.map { $0.json() }]
+                            let data = try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])
+                            print(String(decoding: data, as: UTF8.self))
+                        } else {
+                            print("drill \(scenario.name): \(scenario.nodes.count) relays, \(String(format: "%g", scenario.duration)) s simulated, \(DrillResult.describe(scenario.radio)), seed \(scenario.seed)")
+                            for line in StrategySummary.table(rows) { print(line) }
+                            if let path = self.report { print("report: \(path)") }
+                        }
+                        return
+                    }
+                    let started = Date()
+                    let sim: DrillSimulator
+                    do {
+                        sim = try DrillSimulator(scenario: scenario)
+                        try sim.run()
+                    } catch {
+                        throw RelayError.data("\(self.file): the scenario could not be simulated (\(error)): check it against \"Scenario files\" in the README")
+                    }
+                    let result = sim.result()
+                    let wall = Date().timeIntervalSince(started)
+                    try self.writeReport(result, scenario)
+                    if self.json {
+                        let data = try JSONSerialization.data(withJSONObject: result.json(), options: [.sortedKeys])
+                        print(String(decoding: data, as: UTF8.self))
+                    } else {
+                        for line in result.text(radio: scenario.radio, seed: scenario.seed) { print(line) }
+                        if let path = self.report { print("report: \(path)") }
+                        print(String(format: "simulated in %.1f s of wall time", wall))
+                    }
+                }
+            }
+
+            func writeReport(_ result: DrillResult, _ scenario: Scenario) throws {
+                guard let path = self.report else { return }
+                do {
+                    try Data(result.html(radio: scenario.radio, seed: scenario.seed).utf8).write(to: URL(fileURLWithPath: path))
+                } catch {
+                    throw RelayError.cannotCreate("cannot write the report \(path) (\(error.localizedDescription)): check the folder exists and is writable")
+                }
+            }
+        }
+    }
+}
