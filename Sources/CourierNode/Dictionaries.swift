@@ -140,15 +140,7 @@ extension Node {
     /// show it, the log says so) until the dictionary arrives; the neighbours are asked for it.
     func keepForDictionary(_ b: CourierBundle, id: UInt8, source: String?, now: Double) -> Acceptance {
         let why = "compressed with dictionary \(id), which this relay lacks: kept until it arrives (asked the neighbours for it)"
-        do {
-            guard try self.store.keepUnread(b, reason: why, from: source, now: Int64(now)) else { return .duplicate }
-        } catch {
-            self.rejectStorage("cannot keep \(b.id), not acknowledged (kept by its sender): \(error)", error)
-            return .notStored("cannot keep: \(error)")
-        }
-        self.emit(.event(.waiting(b.id, reason: why)))
-        self.askForDictionary(id, now: now)
-        return .waiting(why)
+        return self.keepWaiting(b, why: why, source: source, now: now) { self.askForDictionary(id, now: now) }
     }
 
     /// Asks the neighbours on every up link (at most once per `dictionaryAskInterval`; with no link up, at the first

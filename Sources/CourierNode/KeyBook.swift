@@ -50,8 +50,14 @@ extension Node {
     }
 
     /// Keeps a bundle unread until its origin's keys arrive (`why` says what for), tells the operator and asks the
-    /// origin for its keys. Not stored: not acknowledged, so its sender keeps it.
+    /// origin for its keys.
     func keepUntilKeys(_ b: CourierBundle, why: String, source: String?, now: Double) -> Acceptance {
+        self.keepWaiting(b, why: why, source: source, now: now) { self.requestKeys(of: b.origin, now: now) }
+    }
+
+    /// Keeps a bundle unread until what it waits for arrives (`why`), tells the operator (feed, status, log), then
+    /// `ask`s for it. Not stored: not acknowledged, so its sender keeps it.
+    func keepWaiting(_ b: CourierBundle, why: String, source: String?, now: Double, ask: () -> Void) -> Acceptance {
         do {
             guard try self.store.keepUnread(b, reason: why, from: source, now: Int64(now)) else { return .duplicate }
         } catch {
@@ -59,7 +65,7 @@ extension Node {
             return .notStored("cannot keep: \(error)")
         }
         self.emit(.event(.waiting(b.id, reason: why)))
-        self.requestKeys(of: b.origin, now: now)
+        ask()
         return .waiting(why)
     }
 

@@ -297,40 +297,5 @@ enum SimEvent {
     case wake(Int)
 }
 
-/// A binary heap of timed events; ties in insertion order, so runs are deterministic.
-struct EventQueue {
-    private var heap: [(Double, Int, SimEvent)] = []
-    private var seq = 0
-
-    mutating func push(_ t: Double, _ e: SimEvent) {
-        self.seq += 1
-        self.heap.append((t, self.seq, e))
-        var i = self.heap.count - 1
-        while i > 0 {
-            let p = (i - 1) / 2
-            if Self.less(self.heap[i], self.heap[p]) { self.heap.swapAt(i, p); i = p } else { break }
-        }
-    }
-
-    func peek() -> (Double, SimEvent)? { self.heap.first.map { ($0.0, $0.2) } }
-
-    mutating func pop() -> (Double, SimEvent)? {
-        guard !self.heap.isEmpty else { return nil }
-        self.heap.swapAt(0, self.heap.count - 1)
-        let top = self.heap.removeLast()
-        var i = 0
-        while true {
-            let l = 2 * i + 1
-            let r = l + 1
-            var m = i
-            if l < self.heap.count && Self.less(self.heap[l], self.heap[m]) { m = l }
-            if r < self.heap.count && Self.less(self.heap[r], self.heap[m]) { m = r }
-            if m == i { break }
-            self.heap.swapAt(i, m)
-            i = m
-        }
-        return (top.0, top.2)
-    }
-
-    static func less(_ a: (Double, Int, SimEvent), _ b: (Double, Int, SimEvent)) -> Bool { (a.0, a.1) < (b.0, b.1) }
-}
+/// The mesh simulator's events in time order (`TimedQueue`, shared with the drill simulator).
+typealias EventQueue = TimedQueue<SimEvent>
