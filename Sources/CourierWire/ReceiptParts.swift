@@ -15,12 +15,13 @@ public struct ReceiptPartsRecord: Sendable, Hashable {
     public var groups: [Group]
 
     public struct Group: Sendable, Hashable {
-        public var created: UInt32
-        public var sequence: UInt32
+        /// The bundle (its origin is the record's; a `BundleID` holds a valid creation time, so every group encodes).
+        public var id: BundleID
         public var parts: [Part]
-        public init(created: UInt32, sequence: UInt32, parts: [Part]) {
-            self.created = created
-            self.sequence = sequence
+        public var created: UInt32 { self.id.created }
+        public var sequence: UInt32 { self.id.sequence }
+        public init(id: BundleID, parts: [Part]) {
+            self.id = id
             self.parts = parts
         }
     }
@@ -48,15 +49,13 @@ public struct ReceiptPartsRecord: Sendable, Hashable {
     /// The (bundle, holder, tag) statements, in order.
     public var parts: [(id: BundleID, holder: ShortID, tag: [UInt8])] {
         self.groups.flatMap { g in
-            g.parts.compactMap { p in
-                (try? BundleID(origin: self.origin, created: g.created, sequence: g.sequence)).map { ($0, p.holder, p.tag) }
-            }
+            g.parts.map { p in (g.id, p.holder, p.tag) }
         }
     }
 
     /// The bundles listed.
     public var bundleIDs: [BundleID] {
-        self.groups.compactMap { try? BundleID(origin: self.origin, created: $0.created, sequence: $0.sequence) }
+        self.groups.map(\.id)
     }
 
     /// Builds a record from statements (grouped by bundle, in first-seen order; a holder listed once per bundle).
@@ -71,7 +70,7 @@ public struct ReceiptPartsRecord: Sendable, Hashable {
             if byID[p.id]!.contains(where: { $0.holder == p.holder }) || byID[p.id]!.count >= Self.maxHolders { continue }
             byID[p.id]!.append(Part(holder: p.holder, tag: p.tag))
         }
-        self.init(origin: origin, hops: hops, groups: order.map { Group(created: $0.created, sequence: $0.sequence, parts: byID[$0]!) })
+        self.init(origin: origin, hops: hops, groups: order.map { Group(id: $0, parts: byID[$0]!) })
     }
 
     public func encodeBody() -> [UInt8] {
@@ -99,7 +98,7 @@ public struct ReceiptPartsRecord: Sendable, Hashable {
         while !r.isAtEnd {
             let created = try r.u24("receiptParts.created")
             let sequence = try r.varint32("receiptParts.sequence")
-            _ = try BundleID(origin: origin, created: created, sequence: sequence)
+            let id = try BundleID(origin: origin, created: created, sequence: sequence)
             let count = try r.varintInt("receiptParts.count", max: Self.maxHolders)
             guard count >= 1 else { throw .invalidValue(field: "receiptParts.count", reason: "must be >= 1") }
             var parts: [Part] = []
@@ -107,7 +106,7 @@ public struct ReceiptPartsRecord: Sendable, Hashable {
                 let holder = ShortID(try r.u32("receiptParts.holder"))
                 parts.append(Part(holder: holder, tag: Array(try r.bytes(Self.tagSize, "receiptParts.tag"))))
             }
-            groups.append(Group(created: created, sequence: sequence, parts: parts))
+            groups.append(Group(id: id, parts: parts))
         }
         guard !groups.isEmpty else { throw .truncated(field: "receiptParts.groups") }
         return ReceiptPartsRecord(origin: origin, hops: hops, groups: groups)

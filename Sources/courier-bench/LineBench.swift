@@ -121,9 +121,18 @@ struct LineMeasurement {
             let f0 = tap.frames.count
             let t0 = Date()
             a.runtime.poll()
-            guard await DirewolfBench.waitUntil(120, { ((try? a.store.dictionaryHolders()) ?? [:])[bShort]?.contains(d.entry) == true }) else {
+            // A failing read of relay A's store ends the wait and is named, not taken for "not yet".
+            var readFailure: (any Error)?
+            let held = await DirewolfBench.waitUntil(120) {
+                do { return try a.store.dictionaryHolders()[bShort]?.contains(d.entry) == true } catch {
+                    readFailure = error
+                    return true
+                }
+            }
+            guard held, readFailure == nil else {
                 await a.stop(); await b.stop()
-                throw DirewolfBench.BenchFailure(message: "relay B did not say it holds the published dictionary within 120 s")
+                throw DirewolfBench.BenchFailure(message: readFailure.map { "cannot read relay A's store: \($0)" }
+                                                 ?? "relay B did not say it holds the published dictionary within 120 s")
             }
             result.publishSeconds = Date().timeIntervalSince(t0)
             var quietAgain = (tap.frames.count, Date())
