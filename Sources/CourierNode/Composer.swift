@@ -36,13 +36,13 @@ extension Node {
             // One durable write per packet (DurableGroups.swift): what it carries, recorded as sent. Emitted only once
             // kept; if the commit fails nothing goes out and what composing took goes back (the link's acks, announce
             // and summary page, the transfers' records), to be sent once storage works again.
-            var composed: ([Record], [BundleID], Bool)? = nil
+            var composed: ([Record], [BundleID], Bool, Bool)? = nil
             let before = self.composingState(name)
             guard self.durably("record a packet before sending it", link: name, { composed = self.compose(name, now: now) }) else {
                 self.restore(before, link: name)
                 return
             }
-            guard let (records, carrying, announce) = composed else { return }
+            guard let (records, carrying, announce, summaryWithAnnounce) = composed else { return }
             guard let counter = self.counters.first else { return }
             self.counters = self.counters.dropFirst()
             let bytes = self.sealer.seal(records, counter: counter, announceSalt: announce ? UInt32(truncatingIfNeeded: self.rng.next()) : nil)
@@ -59,6 +59,7 @@ extension Node {
             self.links[name] = l2
             self.stats.packetsSent += 1
             self.stats.bytesSent += bytes.count
+            if announce { self.emit(.event(.announced(link: name, withSummary: summaryWithAnnounce))) }
             self.emit(.send(link: name, packet: bytes, carrying: carrying))
             // The retransmission clock of what is in flight on this link does not run while we transmit (on a
             // half-duplex channel the neighbour cannot answer meanwhile): each timer moves by this packet's airtime.
@@ -79,7 +80,9 @@ extension Node {
     static let afskBurst = 16
 
     /// The next packet for a link: acks first, then the announce, a summary page, and bundle data by priority.
-    func compose(_ name: String, now: Double) -> ([Record], [BundleID], Bool)? {
+    /// Returns the records, the bundles with data in them, whether they start with an announce, and whether a
+    /// periodic announce's summary rode with it.
+    func compose(_ name: String, now: Double) -> ([Record], [BundleID], Bool, Bool)? {
         guard var l = self.links[name] else { return nil }
         let mtu = l.info.properties.mtu
         var records: [Record] = []
@@ -90,6 +93,7 @@ extension Node {
         // them every fragment of most bundles over ~18 KB, for ever.
         var size = Packet.overhead
         var announceForm = false
+        var summaryWithAnnounce = false
         func fits(_ r: Record) -> Bool { Packet.fits(r, used: size, mtu: mtu) }
         func add(_ r: Record) {
             size += r.encodedSize(last: false)
@@ -142,7 +146,10 @@ extension Node {
             if fits(r) {
                 add(r)
                 l.pendingSummary.removeFirst()
-                if l.summaryWithAnnounce && announceForm { self.stats.summariesInPeriodicAnnounces += 1 }
+                if l.summaryWithAnnounce && announceForm {
+                    self.stats.summariesInPeriodicAnnounces += 1
+                    summaryWithAnnounce = true
+                }
                 l.summaryWithAnnounce = false
             }
         }
@@ -257,6 +264,6 @@ extension Node {
             if l.acks.isEmpty { l.ackDue = nil }
             self.links[name] = l
         }
-        return records.isEmpty ? nil : (records, carrying, announceForm)
+        return records.isEmpty ? nil : (records, carrying, announceForm, summaryWithAnnounce)
     }
 }

@@ -380,7 +380,12 @@ public final class Node {
     public func stopping(now: Double) -> [NodeOutput] {
         self.flushReceiptParts(now: now)
         self.makeReceipts(now: now, all: true)
-        return self.drain().filter { if case .send = $0 { return false } else { return true } }
+        return self.drain().filter {
+            switch $0 {
+            case .send, .event(.announced): return false
+            default: return true
+            }
+        }
     }
 
     public func tick(now: Double) -> [NodeOutput] {

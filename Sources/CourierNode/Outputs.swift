@@ -51,6 +51,10 @@ public enum NodeEvent: Sendable, Equatable {
     /// shows it in the log and `relay status` and pauses transmission on the link it names, if any, until storage
     /// works again.
     case storageFailed(operation: String, link: String?, error: StoreError)
+    /// The packet the next output sends on `link` carries this node's announce (or a part of one, SPEC 9).
+    /// `withSummary`: a periodic announce that carried all of this node's summary (a packet going out anyway, not
+    /// one sent for the summary). For the simulator's and benchmarks' accounting; the packet itself says the rest.
+    case announced(link: String, withSummary: Bool)
 }
 
 /// Why a whole packet was refused.

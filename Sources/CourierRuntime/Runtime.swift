@@ -307,7 +307,7 @@ public final class Runtime: @unchecked Sendable {
                     continue
                 }
                 guard e.type == .enqueued, let s = e.bundle, let id = BundleID(s) else { continue }
-                if e.detail?.hasSuffix(", local") == true {
+                if e.local {
                     adopt.append((id, false))
                 } else if e.neighbour == Node.importedFrom {
                     adopt.append((id, true))

@@ -71,8 +71,6 @@ public final class MeshSimulator {
         /// A periodic announce that carried the node's summary (it would have gone out anyway).
         public var periodicAnnounce = false
     }
-    /// Each node's count of periodic announces that carried its summary, when last looked at.
-    var periodicSeen: [Int]
     /// Directed transfers seen on the air: sender -> transfer number -> bundle (to attribute acks).
     var transferBundles: [Int: [UInt32: BundleID]] = [:]
 
@@ -86,7 +84,6 @@ public final class MeshSimulator {
         self.online = Array(repeating: true, count: count)
         self.wakeAt = Array(repeating: .infinity, count: count)
         self.packetsSent = Array(repeating: 0, count: count)
-        self.periodicSeen = Array(repeating: 0, count: count)
         var kg = SplitMix64(seed: options.seed &* 7919)
         let net = try NetworkKey(bytes: (0..<32).map { _ in UInt8(truncatingIfNeeded: kg.next()) })
         let compressor = BodyCompressor()
@@ -137,13 +134,14 @@ public final class MeshSimulator {
     }
 
     func apply(_ i: Int, _ outputs: [NodeOutput]) {
-        // A rise in the engine's count of periodic announces that carried the summary: the first packet of this call
-        // with an announce and a summary was one (the simulator has one link, and one periodic announce is due at a
-        // time on it).
-        let periodic = self.nodes[i].stats.summariesInPeriodicAnnounces
-        var periodicPending = periodic > self.periodicSeen[i]
-        self.periodicSeen[i] = periodic
+        // The engine says which packet carries a periodic announce with its summary (`.announced`, just before it).
+        // That event describes the packet that follows, already in the trace: it is not traced or kept itself.
+        var periodicNext = false
         for o in outputs {
+            if case .event(.announced(_, let withSummary)) = o {
+                periodicNext = withSummary
+                continue
+            }
             self.trace.append(self.traceLine(i, o))
             switch o {
             case .send(_, let packet, let carrying):
@@ -151,10 +149,8 @@ public final class MeshSimulator {
                 for b in carrying { self.packetsCarrying[b, default: 0] += 1 }
                 let airtime = self.options.link.airtime(bytes: packet.count)
                 var t = self.classify(packet, from: i, airtime: airtime, carrying: carrying)
-                if periodicPending && t.hasAnnounce && t.hasSummary {
-                    t.periodicAnnounce = true
-                    periodicPending = false
-                }
+                t.periodicAnnounce = periodicNext
+                periodicNext = false
                 self.transmissions.append(t)
                 guard self.online[i] else { continue }
                 for j in 0..<self.nodes.count where j != i && self.adjacency[i][j] {

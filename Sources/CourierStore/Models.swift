@@ -60,6 +60,10 @@ public struct StoreEvent: Sendable, Hashable, Codable {
     public let priority: Int?
     public let neighbour: String?
     public let detail: String?
+    /// An `enqueued` entry for a bundle this relay made (`relay send`, the engine's own receipts, identity and
+    /// failure notices): a running relay adopts it and sends it. Recorded as such (migration v8-feed-local), not read
+    /// from `detail`, which is for people.
+    public let local: Bool
 }
 
 /// A message delivered to this node.

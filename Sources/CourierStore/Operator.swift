@@ -91,12 +91,7 @@ extension Store {
     public func events(ofOrigin origin: ShortID) throws(StoreError) -> [StoreEvent] {
         try self.read { db in
             try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM event WHERE bundle LIKE ? ORDER BY seq"),
-                             arguments: ["\(origin).%"]).map {
-                StoreEvent(
-                    seq: $0["seq"], at: $0["at"], type: StoreEvent.Kind(rawValue: $0["type"]) ?? .removed,
-                    bundle: $0["bundle"], kind: $0["kind"], priority: $0["priority"], neighbour: $0["neighbour"],
-                    detail: $0["detail"])
-            }
+                             arguments: ["\(origin).%"]).map(Self.feedEntry)
         }
     }
 

@@ -3,7 +3,7 @@ import GRDB
 /// Versioned schema. Never edit a shipped migration; add a new one and bump `version`.
 enum Schema {
     /// The highest schema this build knows. Stored in `PRAGMA user_version` after migrating.
-    static let version = 7
+    static let version = 8
 
     static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
@@ -187,6 +187,14 @@ enum Schema {
                     heard INTEGER NOT NULL,              -- unix seconds
                     PRIMARY KEY (node, id)
                 ) WITHOUT ROWID;
+                """)
+        }
+        m.registerMigration("v8-feed-local") { db in
+            // Whether an `enqueued` entry is for a bundle made here (the runtime adopts those): a column, not the
+            // ", local" people read in `detail`. Entries written before are marked from that text once.
+            try db.execute(sql: """
+                ALTER TABLE event ADD COLUMN local INTEGER NOT NULL DEFAULT 0;
+                UPDATE event SET local = 1 WHERE type = 'enqueued' AND detail LIKE '%, local%';
                 """)
         }
         return m

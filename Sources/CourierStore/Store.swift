@@ -277,22 +277,27 @@ public final class Store: Sendable {
 
     static func event(
         _ db: Database, _ type: StoreEvent.Kind, at: Int64, bundle: BundleID?, kind: Kind? = nil,
-        priority: PriorityClass? = nil, neighbour: String? = nil, detail: String? = nil
+        priority: PriorityClass? = nil, neighbour: String? = nil, detail: String? = nil, local: Bool = false
     ) throws {
         try db.execute(
-            sql: "INSERT INTO event (at, type, bundle, kind, priority, neighbour, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            arguments: [at, type.rawValue, bundle?.description, kind?.description, priority.map { Int($0.rawValue) }, neighbour, detail])
+            sql: "INSERT INTO event (at, type, bundle, kind, priority, neighbour, detail, local) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            arguments: [at, type.rawValue, bundle?.description, kind?.description, priority.map { Int($0.rawValue) }, neighbour, detail, local])
+    }
+
+    /// A change-feed row. `local` is read from its column; a store opened read-only before migration v8-feed-local
+    /// ran has none, and then the text people read says it.
+    static func feedEntry(_ r: Row) -> StoreEvent {
+        let type = StoreEvent.Kind(rawValue: r["type"]) ?? .removed
+        let detail: String? = r["detail"]
+        let local = (r["local"] as Bool?) ?? (type == .enqueued && detail?.contains(", local") == true)
+        return StoreEvent(seq: r["seq"], at: r["at"], type: type, bundle: r["bundle"], kind: r["kind"], priority: r["priority"],
+                          neighbour: r["neighbour"], detail: detail, local: local)
     }
 
     /// Change-feed entries with a sequence number above `after`, oldest first.
     public func events(after: Int64, limit: Int = 1_000) throws(StoreError) -> [StoreEvent] {
         try self.read { db in
-            try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM event WHERE seq > ? ORDER BY seq LIMIT ?"), arguments: [after, limit]).map {
-                StoreEvent(
-                    seq: $0["seq"], at: $0["at"], type: StoreEvent.Kind(rawValue: $0["type"]) ?? .removed,
-                    bundle: $0["bundle"], kind: $0["kind"], priority: $0["priority"], neighbour: $0["neighbour"],
-                    detail: $0["detail"])
-            }
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM event WHERE seq > ? ORDER BY seq LIMIT ?"), arguments: [after, limit]).map(Self.feedEntry)
         }
     }
 
@@ -398,7 +403,8 @@ public final class Store: Sendable {
                 try db.cachedStatement(sql: "INSERT INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
                 try Self.setMeta(db, "queued.bytes", queued + Int64(data.count))
                 try Self.event(db, .enqueued, at: now, bundle: id, kind: bundle.kind, priority: cls,
-                               neighbour: from, detail: "\(bundle.destination.label), \(data.count) bytes\(local ? ", local" : "")\(cls != bundle.priority ? ", queued as \(cls) (its header claims \(bundle.priority))" : "")")
+                               neighbour: from, detail: "\(bundle.destination.label), \(data.count) bytes\(local ? ", local" : "")\(cls != bundle.priority ? ", queued as \(cls) (its header claims \(bundle.priority))" : "")",
+                               local: local)
                 if custody {
                     try Self.event(db, .custodyTaken, at: now, bundle: id, kind: bundle.kind, priority: cls, neighbour: from)
                 }

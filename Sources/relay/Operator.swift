@@ -237,7 +237,7 @@ extension Relay {
                     guard let b = e.bundle else { continue }
                     if e.type == .enqueued {
                         // What people sent: not the relay's own receipts, identity bundles and failure notices.
-                        guard e.detail?.hasSuffix(", local") == true, entries[b] == nil,
+                        guard e.local, entries[b] == nil,
                               !["receipt", "identity", "failure"].contains(e.kind ?? "") else { continue }
                         order.append(b)
                         var x = Entry(id: b)
