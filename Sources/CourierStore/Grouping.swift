@@ -7,12 +7,17 @@ public typealias HeldBundle = Store.Held
 /// A bundle removed at expiry or by the quota (the engine's name for `Store.Expired`).
 public typealias ExpiredBundle = Store.Expired
 
-/// A group of writes under way (`Store.grouped`).
-struct GroupState: Sendable {
+/// A group of writes under way (`Store.grouped`). Unchecked: `database` is used only by the thread that runs the
+/// group (`owner`), inside the group's one access to it.
+struct GroupState: @unchecked Sendable {
     var open = false
     /// The thread running the group: only its calls are part of it. Another thread's call waits for the group to
     /// end (the database queue is busy) and is then its own transaction, as outside a group.
     var owner: UInt = 0
+    /// The connection of the group's access: its writes and reads run on it directly, inside that access, so the
+    /// transaction begun by its first write ends (commit or rollback) in the same access it began in, and GRDB's check
+    /// that no access leaves a transaction open stays on.
+    var database: Database? = nil
     /// Its transaction was begun (by its first write).
     var begun = false
     /// SQLite ended its transaction after an error (a full disk, an I/O error): nothing of it will be kept.
@@ -32,7 +37,7 @@ extension Store {
         }
         do {
             return try self.db.writeWithoutTransaction { db in
-                self.group.withLock { $0 = GroupState(open: true, owner: Self.currentThread) }
+                self.group.withLock { $0 = GroupState(open: true, owner: Self.currentThread, database: db) }
                 defer { self.group.withLock { $0 = GroupState() } }
                 do {
                     let result = try body()
@@ -63,31 +68,38 @@ extension Store {
         #endif
     }
 
-    /// A write inside a group: a savepoint of the group's transaction (begun by the first).
+    /// A write inside a group: a savepoint of the group's transaction (begun by the first), on the group's connection.
     func groupedWrite<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
         do {
-            return try self.db.unsafeReentrantWrite { db in
-                let state = self.group.withLock { $0 }
-                if let e = state.aborted { throw e }
-                if !state.begun {
-                    try db.beginTransaction(.immediate)
-                    self.group.withLock { $0.begun = true }
-                }
-                var result: T? = nil
-                do {
-                    try db.inSavepoint {
-                        result = try body(db)
-                        return .commit
-                    }
-                } catch {
-                    if !db.isInsideTransaction {
-                        let e = StoreError.from(error, path: self.path)
-                        self.group.withLock { $0.aborted = e }
-                    }
-                    throw error
-                }
-                return result!
+            let state = self.group.withLock { $0 }
+            guard let db = state.database else { return try self.db.write(body) }
+            if let e = state.aborted { throw e }
+            if !state.begun {
+                try db.beginTransaction(.immediate)
+                self.group.withLock { $0.begun = true }
             }
+            var result: T? = nil
+            do {
+                try db.inSavepoint {
+                    result = try body(db)
+                    return .commit
+                }
+            } catch {
+                if !db.isInsideTransaction {
+                    let e = StoreError.from(error, path: self.path)
+                    self.group.withLock { $0.aborted = e }
+                }
+                throw error
+            }
+            return result!
+        } catch { throw StoreError.from(error, path: self.path) }
+    }
+
+    /// A read inside a group, on the group's connection (it sees the group's writes).
+    func groupedRead<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+        do {
+            guard let db = self.group.withLock({ $0.database }) else { return try self.db.inDatabase(body) }
+            return try body(db)
         } catch { throw StoreError.from(error, path: self.path) }
     }
 

@@ -61,9 +61,6 @@ public final class Store: Sendable {
         config.journalMode = configuration.readOnly || configuration.inMemory ? .default : .wal
         config.busyMode = .timeout(15)
         config.foreignKeysEnabled = true
-        // A group of writes (`grouped`) begins its transaction at its first write, inside that write's access, and
-        // commits it when the group ends: GRDB must not take the open transaction for one left behind by mistake.
-        config.allowsUnsafeTransactions = true
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
@@ -136,7 +133,7 @@ public final class Store: Sendable {
     /// simulator's profile.)
     func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
         do {
-            if self.inGroup { return try self.db.unsafeReentrantWrite(body) }
+            if self.inGroup { return try self.groupedRead(body) }
             return try self.db.inDatabase(body)
         } catch { throw StoreError.from(error, path: self.path) }
     }
