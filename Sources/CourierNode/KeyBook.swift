@@ -4,9 +4,8 @@ import struct CourierStore.WaitingBundle
 import CourierWire
 import Foundation
 
-/// The key book: nodes' keys (`keys`, `directory`), identity bundles, key requests and their answers (`keyRequests`,
-/// `identityAnswers`), bundles kept unread until their origin's keys arrive (`keysArrived`), and the network key
-/// rotation (SPEC 3.7, 9.1).
+/// The key book: nodes' keys (`keys`, `directory`), identity bundles, key requests and their answers, bundles kept
+/// unread until their origin's keys arrive (`keyExchange`), and the network key rotation (SPEC 3.7, 9.1).
 extension Node {
     /// Learns a node's keys; bundles kept unread from it are read at the next tick. True when they were new.
     @discardableResult
@@ -15,7 +14,7 @@ extension Node {
         guard self.keys[id] == nil else { return false }
         self.keys[id] = k
         self.directory[id.short, default: []].append(id)
-        if id != self.me { self.keysArrived.insert(id.short) }
+        if id != self.me { self.keyExchange.arrived.insert(id.short) }
         return true
     }
 
@@ -71,8 +70,8 @@ extension Node {
 
     /// Reads the bundles kept for want of the keys that arrived since the last tick.
     func readWaiting(now: Double) {
-        let arrived = self.keysArrived
-        self.keysArrived = []
+        let arrived = self.keyExchange.arrived
+        self.keyExchange.arrived = []
         let kept: [WaitingBundle]
         do { kept = try self.store.waiting(origin: nil) } catch {
             self.rejectStorage("cannot read the bundles waiting for keys: \(error)", error)
@@ -129,8 +128,8 @@ extension Node {
         if let name = c.name, self.neighbours[id] != nil { self.neighbours[id]!.name = name }
         do { try self.store.rememberKeys(c.keys, name: c.name) } catch { self.rejectStorage("cannot remember the keys of \(id.short): \(error)", error) }
         if c.wantsAnswer, case .node(let d) = b.destination, d == self.me.short,
-           now - (self.identityAnswers[b.origin] ?? -1e9) >= self.config.keyRequestInterval {
-            self.identityAnswers[b.origin] = now
+           now - (self.keyExchange.answered[b.origin] ?? -1e9) >= self.config.keyRequestInterval {
+            self.keyExchange.answered[b.origin] = now
             self.sendIdentity(to: .node(b.origin), wantsAnswer: false, now: now)
         }
         return nil
@@ -151,8 +150,8 @@ extension Node {
     /// Asks an origin for its keys (a directed identity bundle with Q set, carrying ours), at most once per
     /// `keyRequestInterval`.
     func requestKeys(of origin: ShortID, now: Double) {
-        guard origin != self.me.short, now - (self.keyRequests[origin] ?? -1e9) >= self.config.keyRequestInterval else { return }
-        self.keyRequests[origin] = now
+        guard origin != self.me.short, now - (self.keyExchange.requested[origin] ?? -1e9) >= self.config.keyRequestInterval else { return }
+        self.keyExchange.requested[origin] = now
         // One made by another process on this store (`relay import`) and not yet passed on is enough.
         do {
             if try self.store.held(kind: .identity, origin: self.me.short).contains(where: { $0.destination == .node(origin) }) { return }
@@ -172,5 +171,21 @@ extension Node {
         }
         let fresh = held.contains { $0.destination == .everyone && $0.expires - nowMinutes > Int64(Kind.identity.defaultLifetime / 2) }
         if !fresh { self.sendIdentity(to: .everyone, wantsAnswer: false, now: now) }
+    }
+}
+
+/// What the key book keeps of its exchanges; no other part uses it.
+struct KeyExchangeState {
+    /// Origins whose keys we asked for with a key request, and when.
+    var requested: [ShortID: Double] = [:]
+    /// Requesters we answered with our identity, and when.
+    var answered: [ShortID: Double] = [:]
+    /// Short ids whose keys were learnt since the last tick: bundles kept unread from them are read then.
+    var arrived: Set<ShortID> = []
+
+    /// Forgets requests and answers older than `interval` (they no longer hold the next one back).
+    mutating func prune(now: Double, interval: Double) {
+        self.requested = self.requested.filter { now - $0.value < interval }
+        self.answered = self.answered.filter { now - $0.value < interval }
     }
 }

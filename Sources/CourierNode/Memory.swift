@@ -19,7 +19,7 @@ extension Node {
             TableSize(table: "directory", size: self.directory.count, bound: "known nodes' short ids"),
             TableSize(table: "partialAnnounces", size: self.partialAnnounces.count, bound: "\(Tuning.maxPartialAnnounces); beyond, only neighbours heard within the timeout are kept"),
             TableSize(table: "transfers", size: self.transfers.count, bound: "held bundles × links; ended by ack, give-up, receipt or cancel"),
-            TableSize(table: "replayWindows", size: self.replayWindows.count, bound: "known senders (kept in the store)"),
+            TableSize(table: "replayWindows", size: self.replayGuard.windows.count, bound: "known senders (kept in the store)"),
             TableSize(table: "floods", size: self.floods.count, bound: "held floods; each ends at its due time"),
             TableSize(table: "summaries", size: self.summaries.count, bound: "neighbours heard within the timeout (pages of a summary being received)"),
             TableSize(table: "holders", size: self.holders.count, bound: "held bundles, and others for \(Int(Tuning.holdersKeptFor)) s"),
@@ -32,8 +32,8 @@ extension Node {
             TableSize(table: "routes", size: self.routes.count, bound: "origins heard within 4 neighbour timeouts (older routes are never used)"),
             TableSize(table: "replicas", size: self.replicas.count, bound: "held bundles"),
             TableSize(table: "knownLocal", size: self.knownLocal.count, bound: "held bundles"),
-            TableSize(table: "keyRequests", size: self.keyRequests.count, bound: "origins asked within the key request interval"),
-            TableSize(table: "identityAnswers", size: self.identityAnswers.count, bound: "requesters answered within the key request interval"),
+            TableSize(table: "keyRequests", size: self.keyExchange.requested.count, bound: "origins asked within the key request interval"),
+            TableSize(table: "identityAnswers", size: self.keyExchange.answered.count, bound: "requesters answered within the key request interval"),
             TableSize(table: "refusedReported", size: self.refusedReported.count, bound: "\(Tuning.maxRefusedReported) (then cleared)"),
             TableSize(table: "reassembly", size: self.reassembler.partials.count + self.reassembler.completed.count,
                       bound: "transfers heard within the reassembly timeout (completed: at most \(Reassembler.maxCompleted))"),
@@ -55,8 +55,7 @@ extension Node {
         self.lastPrune = now
         let timeout = self.config.neighbourTimeout
         self.routes = self.routes.filter { now - $0.value.at < timeout * 4 }
-        self.keyRequests = self.keyRequests.filter { now - $0.value < self.config.keyRequestInterval }
-        self.identityAnswers = self.identityAnswers.filter { now - $0.value < self.config.keyRequestInterval }
+        self.keyExchange.prune(now: now, interval: self.config.keyRequestInterval)
         self.neighbours = self.neighbours.filter { now - ($0.value.lastHeard.values.max() ?? -1e9) < Tuning.forgetNeighbourAfter }
         let fresh = Set(self.neighbours.values.filter { n in n.lastHeard.values.contains { now - $0 < timeout } }.map(\.id))
         self.summaries = self.summaries.filter { fresh.contains($0.key) }

@@ -30,10 +30,8 @@ public final class Node {
     /// Transfer numbers reserved in the store (absolute; a transfer uses the value modulo 2^14): never reused after
     /// a restart, so a receiver's memory of a completed transfer cannot answer for a new bundle (SPEC 8.2).
     var transferNumbers: Range<Int64> = 0..<0
-    /// Each sender's packet-counter windows (SPEC 4.8), kept in the store so they survive a restart.
-    var replayWindows: [NodeID: ReplayWindow] = [:]
-    /// The last attempt to keep a replay window in the store failed (said once, until one succeeds).
-    var replayWindowUnsaved = false
+    /// The replay guard's packet-counter windows (ReplayGuard.swift).
+    var replayGuard = ReplayGuardState()
     var floods: [BundleID: PendingFlood] = [:]
     var summaries: [NodeID: Set<UInt32>] = [:]
     /// Neighbours known to hold each bundle: we heard them send it, send or pass on a receipt for it (or another
@@ -85,15 +83,13 @@ public final class Node {
     var outputs: [NodeOutput] = []
     /// Local bundles the engine already started (so one stored by another process is adopted once).
     var knownLocal: Set<BundleID> = []
-    /// Origins whose keys we asked for with a key request, and when; requesters we answered, and when.
-    var keyRequests: [ShortID: Double] = [:]
-    var identityAnswers: [ShortID: Double] = [:]
-    /// Short ids whose keys were learnt since the last tick: bundles kept unread from them are read then.
-    var keysArrived: Set<ShortID> = []
+    /// The key book's requests, answers and keys arrived (KeyBook.swift); the keys themselves are `keys` and
+    /// `directory` above, which every part reading a bundle or a packet looks up.
+    var keyExchange = KeyExchangeState()
     /// Federation dictionaries: what to tell or ask the neighbours, what we wait for (Dictionaries.swift).
     var dictionaryState = DictionaryState()
-    /// Bundles already reported refused (copies of a flood from an untrusted origin keep coming).
-    var refusedReported: Set<BundleID> = []
+    /// Bundles already reported refused (OriginJudgement.swift).
+    var refusedReported = ReportedOnce()
 
     public internal(set) var stats = Stats()
     public struct Stats: Sendable, Equatable {
@@ -132,7 +128,7 @@ public final class Node {
         if case .members(let members) = config.trust { for k in members { self.learn(k) } }
         // Keys heard before a restart, and those put on the trust list by hand.
         for p in try store.peers() { self.learn(p.keys) }
-        self.replayWindows = try store.replayWindows()
+        self.replayGuard.windows = try store.replayWindows()
         // Half-received transfers survive a restart (directed bundles in custody look for a route at the first tick).
         for (sender, f, t) in try store.savedFragments() { _ = self.reassembler.add(f, from: sender, now: t) }
         self.shelveDictionaries(now: now)
@@ -447,7 +443,7 @@ public final class Node {
                 self.rejectStorage("cannot read the bundles held to route them again: \(error)", error)
             }
         }
-        if !self.keysArrived.isEmpty { self.readWaiting(now: now) }
+        if !self.keyExchange.arrived.isEmpty { self.readWaiting(now: now) }
         self.dictionaryTick(now: now)
         // Floods whose delay ran out.
         for (id, f) in self.floods.sorted(by: { ($0.value.due, $0.key) < ($1.value.due, $1.key) }) where f.due <= now {

@@ -3,13 +3,12 @@ import CourierWire
 import Foundation
 
 /// Origin judgement and trust: what a bundle's origin signature proves here, the trust list, the class a bundle is
-/// admitted in, and refusals reported once (`refusedReported`) (SPEC 6.8, 6.9, 6.12).
+/// admitted in, and refusals reported once (`refusedReported`, `ReportedOnce`) (SPEC 6.8, 6.9, 6.12).
 extension Node {
     /// Reports a bundle refused (untrusted origin, bad signature) once: in the change feed, and to its origin when
     /// it was addressed to one node (the hop was acknowledged; without a word it would be lost in silence).
     func refuse(_ b: CourierBundle, why: String, from: String?, now: Double) {
-        guard self.refusedReported.insert(b.id).inserted else { return }
-        if self.refusedReported.count > Tuning.maxRefusedReported { self.refusedReported = [b.id] }
+        guard self.refusedReported.first(b.id) else { return }
         do { try self.store.refused(b, reason: why, from: from, now: Int64(now), unsigned: !b.isSigned) } catch { self.rejectStorage("cannot record \(b.id) refused: \(error)", error) }
         if case .node = b.destination { self.notifyFailure(b.id, kind: b.kind, .refused, now: now) }
     }
@@ -85,4 +84,19 @@ extension Node {
         self.reject(why)
         return false
     }
+}
+
+/// Bundles already reported refused: copies of a flood from an untrusted origin keep coming, and each is said once.
+/// Bounded: past `Tuning.maxRefusedReported` it starts again (a copy after that is reported again, nothing worse).
+struct ReportedOnce {
+    private(set) var ids: Set<BundleID> = []
+
+    /// Whether `id` is reported now for the first time (and remembered).
+    mutating func first(_ id: BundleID) -> Bool {
+        guard self.ids.insert(id).inserted else { return false }
+        if self.ids.count > Tuning.maxRefusedReported { self.ids = [id] }
+        return true
+    }
+
+    var count: Int { self.ids.count }
 }
