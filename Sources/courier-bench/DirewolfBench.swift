@@ -231,10 +231,10 @@ struct DirewolfBench: AsyncParsableCommand {
             return Date().timeIntervalSince1970 - last > 5
         }
 
-        // The measured part. The submitting Node and its store connection are made first: `relay send` is a
-        // separate process, but opening the database is not the protocol's time.
+        // The measured part. The bundle maker and its store connection are made first: `relay send` is a separate
+        // process (making bundles as this does, without an engine), but opening the database is not the protocol's time.
         let submitStore = try Store(path: a.dbPath, logger: quiet())
-        let submitter = try Node(config: a.config, store: submitStore, links: [], now: Date().timeIntervalSince1970)
+        let submitter = BundleMaker(identity: a.config.identity, groups: a.config.groups, store: submitStore)
         let sentBeforeA = a.link.sent.count
         let sentBeforeB = b.link.sent.count
         let etherBefore = lab.etherLines().count
@@ -249,8 +249,8 @@ struct DirewolfBench: AsyncParsableCommand {
                 guard known.count == 1 else { throw BenchFailure(message: "relay A does not know B's keys after the announces") }
                 opts.encryptTo = known[0].keys
             }
-            let (id, _) = try submitter.submit(kind: kind, destination: .node(b.config.identity.nodeID.short),
-                                               content: m.utf8, options: opts, now: Date().timeIntervalSince1970)
+            let id = try submitter.submit(kind: kind, destination: .node(b.config.identity.nodeID.short),
+                                          content: m.utf8, options: opts, now: Date().timeIntervalSince1970)
             ids.append((id, m.utf8.count))
         }
         // Tell A's runtime to read its store's change feed now rather than within the next second.

@@ -145,7 +145,8 @@ struct LineMeasurement {
             result.publishLineBytes = tap.frames.dropFirst(f0).filter { !$0.injected }.reduce(0) { $0 + codec.encode($1.packet).count }
         }
         let before = tap.frames.count
-        let submitter = try Node(config: a.config, store: submitStore, links: [], now: Date().timeIntervalSince1970, compressor: compressor())
+        // As `relay send`: bundles made and stored without an engine; A's runtime adopts them from the change feed.
+        let submitter = BundleMaker(identity: a.config.identity, groups: a.config.groups, store: submitStore, compressor: compressor())
         var ids: Set<BundleID> = []
         let t0 = Date()
         for m in self.messages {
@@ -155,8 +156,8 @@ struct LineMeasurement {
                 guard known.count == 1 else { throw DirewolfBench.BenchFailure(message: "relay A does not know B's keys") }
                 opts.encryptTo = known[0].keys
             }
-            let (id, _) = try submitter.submit(kind: .text, destination: .node(bShort), content: m.utf8, options: opts,
-                                               now: Date().timeIntervalSince1970)
+            let id = try submitter.submit(kind: .text, destination: .node(bShort), content: m.utf8, options: opts,
+                                          now: Date().timeIntervalSince1970)
             ids.insert(id)
             result.textBytes += m.utf8.count
             if let q = try submitStore.bundle(id), let bundle = try? CourierBundle(decoding: q.data) {

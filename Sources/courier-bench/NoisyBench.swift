@@ -65,7 +65,8 @@ struct NoisyBench: AsyncParsableCommand {
         cable.setNoise(self.damage)
 
         let submitStore = try Store(path: a.dbPath, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
-        let submitter = try Node(config: a.config, store: submitStore, links: [], now: Date().timeIntervalSince1970)
+        // As `relay send`: bundles made and stored without an engine; A's runtime adopts them from the change feed.
+        let submitter = BundleMaker(identity: a.config.identity, groups: a.config.groups, store: submitStore)
         let bKeys = try submitStore.peers().first { $0.nodeID == b.config.identity.nodeID }!.keys
         let t0 = Date().timeIntervalSince1970
         var submitted: [BundleID: Double] = [:]
@@ -82,8 +83,8 @@ struct NoisyBench: AsyncParsableCommand {
             let m = msgs[i % msgs.count]
             var opts = BundleOptions(kind: .text)
             opts.encryptTo = bKeys
-            let (id, _) = try submitter.submit(kind: .text, destination: .node(b.config.identity.nodeID.short), content: m.utf8,
-                                               options: opts, now: Date().timeIntervalSince1970)
+            let id = try submitter.submit(kind: .text, destination: .node(b.config.identity.nodeID.short), content: m.utf8,
+                                          options: opts, now: Date().timeIntervalSince1970)
             submitted[id] = Date().timeIntervalSince1970
             a.runtime.poll()
             if Date().timeIntervalSince1970 - lastReport >= 60 {
