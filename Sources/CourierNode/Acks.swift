@@ -5,6 +5,23 @@ import Foundation
 /// Acks: the acks a receiver owes, batched per link and neighbour (`LinkState.acks`, `partialAcks`,
 /// `unackedFragments`), at least one per window of fragments (SPEC 8.5 rule 1).
 extension Node {
+    /// The ack records for `target`'s transfers: toward a neighbour that announced capability bit 4, the entries of
+    /// whole-bundle records (`received = 1`, no bitmap) in the ranges form (SPEC 5.5, flag W) and the others in an
+    /// ordinary record; otherwise one ordinary record.
+    func ackRecords(to target: ShortID, _ entries: [UInt32: AckEntry]) -> [Record] {
+        let all = entries.keys.sorted().map { entries[$0]! }
+        let same = self.neighbours.values.filter { $0.id.short == target }
+        guard !same.isEmpty, same.allSatisfy({ $0.capabilities & AnnounceRecord.runs != 0 }) else {
+            return [.ack(AckRecord(target: target, entries: all))]
+        }
+        let whole = all.filter { $0.received == 1 && $0.bitmap.isEmpty }
+        let other = all.filter { !($0.received == 1 && $0.bitmap.isEmpty) }
+        var out: [Record] = []
+        if !whole.isEmpty { out.append(.ack(AckRecord(target: target, entries: whole, ranges: true))) }
+        if !other.isEmpty { out.append(.ack(AckRecord(target: target, entries: other))) }
+        return out
+    }
+
     func queueAck(_ e: AckEntry, to: ShortID, link: String, now: Double, complete: Bool = true) {
         guard var l = self.links[link] else { return }
         l.acks[to, default: [:]][e.transfer] = e
