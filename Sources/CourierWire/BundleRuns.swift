@@ -5,6 +5,7 @@
 ///  next hop   4              short id of the neighbour (the destination of every bundle in the run)
 ///  transfer   varint         the first bundle's transfer number; the i-th (from 0) is transfer + i
 ///  bundles    one or more, to the end of the record body:
+///    [00]                    a bundle like the one before it (below)
 ///    length   varint         1 .. 66,048
 ///    bundle   length bytes   in the run form (below)
 /// ```
@@ -12,8 +13,9 @@
 /// The run form is the compact form (5.3: no origin, no destination, a default lifetime as 0) with three more cuts:
 /// bit 0 of byte 1 (reserved in bundles) set means dictionary 1, whose byte is left out; after the first bundle of the
 /// run, `created` is a zigzag varint of its difference from the previous bundle's, and `sequence` a zigzag varint of
-/// `sequence - previous sequence - 1`. The receiver puts every bundle back byte for byte, so what the origin signature
-/// and the end-to-end tag cover is unchanged.
+/// `sequence - previous sequence - 1`. A bundle like the one before it (same bytes 0 and 1, more-flags and lifetime
+/// field, same created, the next sequence) is written after a 00 byte as only the rest. The receiver puts every bundle
+/// back byte for byte, so what the origin signature and the end-to-end tag cover is unchanged.
 public enum BundleRun {
     public static let type: UInt8 = 8
     /// Bit 0 of byte 1 in the run form: compression with dictionary 1, its byte left out.
@@ -23,6 +25,16 @@ public enum BundleRun {
     public struct Previous: Sendable, Hashable {
         public var created: UInt32
         public var sequence: UInt32
+        /// Bytes 0 and 1 (with D) and the more-flags, as in the run form.
+        var head: [UInt8]
+        /// The lifetime field as written (0: the default).
+        var lifetime: UInt32
+
+        /// Whether a bundle with these fields is "like" this one (written after 00 as only its rest).
+        func likes(head: [UInt8], created: UInt32, sequence: UInt32, lifetime: UInt32) -> Bool {
+            head == self.head && created == self.created && self.sequence < UInt32.max && sequence == self.sequence + 1
+                && lifetime == self.lifetime
+        }
     }
 
     static func zigzag(_ v: Int32) -> UInt32 { UInt32(bitPattern: (v << 1) ^ (v >> 31)) }
@@ -31,7 +43,7 @@ public enum BundleRun {
     /// The run form of `bundle` (sent by `origin` to next hop `destination`) after `previous` (nil: first of its run),
     /// with its own created and sequence; nil when the bundle has no compact form (not ours, not addressed to that
     /// neighbour, or a form that would not give back its bytes): it then goes in a bundle record.
-    public static func form(_ bundle: [UInt8], origin: ShortID, destination: ShortID, previous: Previous?) -> (bytes: [UInt8], id: Previous)? {
+    public static func form(_ bundle: [UInt8], origin: ShortID, destination: ShortID, previous: Previous?) -> (bytes: [UInt8], id: Previous, like: Bool)? {
         guard let compact = CompactBundle.compact(bundle, origin: origin, destination: destination) else { return nil }
         var r = ByteReader(compact[...])
         do {
@@ -50,41 +62,60 @@ public enum BundleRun {
                 if try r.u8("bundle.dictionary") == 1 { cut = at }
             }
             if cut != nil { b1 |= Self.dictionaryOne }
+            let head = [b0, b1] + (more.map { [$0] } ?? [])
+            var tail = afterLifetime
+            let rest = tail.rest()
+            // A bundle "like" the one before it needs a rest to write (a 00 then a length of 0 would not read).
+            let like = rest.count > (cut != nil ? 1 : 0)
+                && (previous?.likes(head: head, created: created, sequence: sequence, lifetime: lifetime) ?? false)
             var w = ByteWriter(capacity: compact.count)
-            w.u8(b0)
-            w.u8(b1)
-            if let more { w.u8(more) }
-            if let p = previous {
+            if like {
+                // Only the rest.
+            } else if let p = previous {
+                w.append(head)
                 w.varint(Self.zigzag(Int32(bitPattern: created &- p.created)))
                 w.varint(Self.zigzag(Int32(bitPattern: sequence &- p.sequence &- 1)))
             } else {
+                w.append(head)
                 w.u24(created)
                 w.varint(sequence)
             }
-            w.varint(lifetime)
-            var tail = afterLifetime
-            let rest = tail.rest()
+            if !like { w.varint(lifetime) }
             if let cut {
                 w.append(rest[rest.startIndex..<cut])
                 w.append(rest[(cut + 1)...])
             } else {
                 w.append(rest)
             }
-            let id = Previous(created: created, sequence: sequence)
+            let id = Previous(created: created, sequence: sequence, head: head, lifetime: lifetime)
             // Only a form that gives back these very bytes.
-            guard try self.expand(w.bytes[...], previous: previous, origin: origin, destination: destination).bundle == bundle else { return nil }
-            return (w.bytes, id)
+            guard try self.expand(w.bytes[...], like: like, previous: previous, origin: origin, destination: destination).bundle == bundle else { return nil }
+            return (w.bytes, id, like)
         } catch {
             return nil
         }
     }
 
     /// The whole bundle from its run form: total (a run form that cannot be read is a typed error).
-    public static func expand(_ form: ArraySlice<UInt8>, previous: Previous?, origin: ShortID, destination: ShortID) throws(WireError) -> (bundle: [UInt8], id: Previous) {
+    public static func expand(_ form: ArraySlice<UInt8>, like: Bool = false, previous: Previous?, origin: ShortID, destination: ShortID) throws(WireError) -> (bundle: [UInt8], id: Previous) {
+        if like {
+            guard let p = previous, p.sequence < UInt32.max else {
+                throw .invalidValue(field: "bundle run", reason: "a bundle like the one before it, first in its run")
+            }
+            // The fields left out, then the rest: read as a form with previous' head, created, sequence + 1, lifetime.
+            var w = ByteWriter(capacity: form.count + 8)
+            w.append(p.head)
+            w.u24(p.created)
+            w.varint(p.sequence + 1)
+            w.varint(p.lifetime)
+            w.append(form)
+            return try self.expand(w.bytes[...], previous: nil, origin: origin, destination: destination)
+        }
         var r = ByteReader(form)
         let b0 = try r.u8("bundle.kind")
         var b1 = try r.u8("bundle.flags")
         let more: UInt8? = b1 & 0x02 != 0 ? try r.u8("bundle.more") : nil
+        let head = [b0, b1] + (more.map { [$0] } ?? [])
         let dictionaryOne = b1 & Self.dictionaryOne != 0
         b1 &= ~Self.dictionaryOne
         if dictionaryOne && (b1 >> 4) & 0x03 != 2 {
@@ -116,7 +147,7 @@ public enum BundleRun {
         if dictionaryOne { w.u8(1) }
         w.append(r.rest())
         let bundle = try CompactBundle.expand(w.bytes[...], origin: origin, destination: destination)
-        return (bundle, Previous(created: created, sequence: sequence))
+        return (bundle, Previous(created: created, sequence: sequence, head: head, lifetime: lifetime))
     }
 
     /// Whether `b` can go in a run: in a packet from its origin, to its destination as next hop, with a transfer number.
@@ -131,15 +162,15 @@ public enum BundleRun {
         return last.nextHop == b.nextHop && last.compactFrom == b.compactFrom
     }
 
-    /// The run forms of the bundles of a run, in order.
-    public static func forms(_ run: [BundleRecord]) -> [[UInt8]] {
+    /// The run forms of the bundles of a run, in order (`like`: written after 00, only its rest).
+    public static func forms(_ run: [BundleRecord]) -> [(bytes: [UInt8], like: Bool)] {
         var previous: Previous? = nil
-        var out: [[UInt8]] = []
+        var out: [(bytes: [UInt8], like: Bool)] = []
         for b in run {
             // `eligible` checked every one of them.
             guard let from = b.compactFrom, let next = b.nextHop,
                   let f = self.form(b.bundle, origin: from, destination: next, previous: previous) else { preconditionFailure("bundle run of an ineligible record") }
-            out.append(f.bytes)
+            out.append((f.bytes, f.like))
             previous = f.id
         }
         return out
@@ -151,8 +182,9 @@ public enum BundleRun {
         w.u32(run[0].nextHop!.rawValue)
         w.varint(run[0].transfer!)
         for f in self.forms(run) {
-            w.varint(f.count)
-            w.append(f)
+            if f.like { w.u8(0) }
+            w.varint(f.bytes.count)
+            w.append(f.bytes)
         }
         return w.bytes
     }
@@ -166,13 +198,15 @@ public enum BundleRun {
         var out: [Record] = []
         var previous: Previous? = nil
         while !r.isAtEnd {
-            let len = try r.varintInt("run.length", max: CourierBundle.maxEncodedSize)
+            var len = try r.varintInt("run.length", max: CourierBundle.maxEncodedSize)
+            let like = len == 0
+            if like { len = try r.varintInt("run.length", max: CourierBundle.maxEncodedSize) }
             guard len >= 1 else { throw .truncated(field: "run.bundle") }
             let form = try r.bytes(len, "run.bundle")
             guard UInt64(first) + UInt64(out.count) <= UInt64(UInt32.max) else {
                 throw .invalidValue(field: "run.transfer", reason: "transfer numbers past 2^32 - 1")
             }
-            let (bundle, id) = try self.expand(form, previous: previous, origin: sender, destination: next)
+            let (bundle, id) = try self.expand(form, like: like, previous: previous, origin: sender, destination: next)
             guard bundle.count <= CourierBundle.maxEncodedSize else {
                 throw .tooLarge(field: "run.bundle", size: bundle.count, limit: CourierBundle.maxEncodedSize)
             }

@@ -47,11 +47,11 @@ struct LineBreakdown {
                     let forms = BundleRun.forms(run)
                     self.add("\(dir) record header and length (bundle records)", framing)
                     self.add("\(dir) bundle record: next hop, transfer number (a run: once, and each bundle's length)",
-                             u.body.count - forms.reduce(0) { $0 + $1.count })
+                             u.body.count - forms.reduce(0) { $0 + $1.bytes.count + ($1.like ? 1 : 0) })
                     for (b, form) in zip(run, forms) {
                         bundles += 1
                         if f.from == .a { self.runAB += 1 }
-                        self.bundle(b.bundle, onWire: form.count, form: " (run form)", dir: dir)
+                        self.bundle(b.bundle, onWire: form.bytes.count + (form.like ? 1 : 0), form: " (run form)", dir: dir)
                     }
                     continue
                 }

@@ -1163,8 +1163,9 @@ def _skip_respond_reference(r: "Reader", more: int):
 
 
 def run_form(bundle: bytes, origin: int, destination: int, previous) -> Optional[tuple]:
-    """5.11: (run form bytes, (created, sequence)) of `bundle` after `previous` ((created, sequence) of the bundle
-    before it in the run, or None for the first), or None when it has no compact form."""
+    """5.11: (run form bytes, state, like) of `bundle` after `previous` (the state (created, sequence, head,
+    lifetime field) of the bundle before it in the run, or None for the first), or None when it has no compact form.
+    `like`: written after 00 as only its rest."""
     compact = compact_bundle(bundle, origin, destination)
     if compact is None:
         return None
@@ -1184,26 +1185,38 @@ def run_form(bundle: bytes, origin: int, destination: int, previous) -> Optional
         return None
     if cut is not None:
         b1 |= 0x01
-    out = bytes([b0, b1]) + (bytes([more]) if more is not None else b"")
-    if previous is None:
-        out += u(created, 3) + encode_varint(sequence)
+    head = bytes([b0, b1]) + (bytes([more]) if more is not None else b"")
+    rest = compact[rest_start:cut] + compact[cut + 1:] if cut is not None else compact[rest_start:]
+    like = (previous is not None and len(rest) > 0 and previous[2] == head and previous[0] == created
+            and previous[1] < 0xFFFFFFFF and sequence == previous[1] + 1 and previous[3] == lifetime)
+    if like:
+        out = b""
+    elif previous is None:
+        out = head + u(created, 3) + encode_varint(sequence)
     else:
-        out += encode_varint(_zigzag(created - previous[0])) + encode_varint(_zigzag(sequence - previous[1] - 1))
-    out += encode_varint(lifetime)
-    out += compact[rest_start:cut] + compact[cut + 1:] if cut is not None else compact[rest_start:]
+        out = head + encode_varint(_zigzag(created - previous[0])) + encode_varint(_zigzag(sequence - previous[1] - 1))
+    if not like:
+        out += encode_varint(lifetime)
+    out += rest
     try:
-        if expand_run_form(out, previous, origin, destination)[0] != bundle:
+        if expand_run_form(out, previous, origin, destination, like)[0] != bundle:
             return None
     except WireError:
         return None
-    return out, (created, sequence)
+    return out, (created, sequence, head, lifetime), like
 
 
-def expand_run_form(form: bytes, previous, origin: int, destination: int) -> tuple:
-    """5.11: (whole bundle, (created, sequence)) from its run form."""
+def expand_run_form(form: bytes, previous, origin: int, destination: int, like: bool = False) -> tuple:
+    """5.11: (whole bundle, state) from its run form."""
+    if like:
+        if previous is None or previous[1] >= 0xFFFFFFFF:
+            raise WireError("invalidValue", "a bundle like the one before it, first in its run")
+        return expand_run_form(previous[2] + u(previous[0], 3) + encode_varint(previous[1] + 1)
+                               + encode_varint(previous[3]) + form, None, origin, destination)
     r = Reader(form)
     b0, b1 = r.uint(1, "bundle byte 0"), r.uint(1, "bundle flags")
     more = r.uint(1, "bundle more-flags") if b1 & 0x02 else None
+    head = bytes([b0, b1]) + (bytes([more]) if more is not None else b"")
     dict_one = bool(b1 & 0x01)
     b1 &= 0xFE
     if dict_one and (b1 >> 4) & 0x03 != 2:
@@ -1221,7 +1234,7 @@ def expand_run_form(form: bytes, previous, origin: int, destination: int) -> tup
     _skip_respond_reference(r, more or 0)
     compact = (bytes([b0, b1]) + (bytes([more]) if more is not None else b"") + u(created, 3) + encode_varint(sequence)
                + encode_varint(lifetime) + form[start:r.pos] + (b"\x01" if dict_one else b"") + form[r.pos:])
-    return expand_bundle(compact, origin, destination), (created, sequence)
+    return expand_bundle(compact, origin, destination), (created, sequence, head, lifetime)
 
 
 def run_eligible(rec) -> bool:
@@ -1233,8 +1246,8 @@ def encode_run_body(run: list) -> bytes:
     body = u(run[0].next_hop, 4) + encode_varint(run[0].transfer)
     previous = None
     for rec in run:
-        form, previous = run_form(rec.bundle, rec.compact_from, rec.next_hop, previous)
-        body += encode_varint(len(form)) + form
+        form, previous, like = run_form(rec.bundle, rec.compact_from, rec.next_hop, previous)
+        body += (b"\x00" if like else b"") + encode_varint(len(form)) + form
     return body
 
 
@@ -1247,12 +1260,15 @@ def decode_run(body: bytes, sender: Optional[int]) -> list:
     out, previous = [], None
     while r.remaining():
         length = r.varint("run length", MAX_BUNDLE)
+        like = length == 0
+        if like:
+            length = r.varint("run length", MAX_BUNDLE)
         if length < 1:
             raise WireError("truncated", "empty bundle in a run")
         form = r.take(length, "run bundle")
         if first + len(out) > 0xFFFFFFFF:
             raise WireError("invalidValue", "run transfer numbers past 2^32 - 1")
-        bundle, previous = expand_run_form(form, previous, sender, next_hop)
+        bundle, previous = expand_run_form(form, previous, sender, next_hop, like)
         if len(bundle) > MAX_BUNDLE:
             raise WireError("tooLarge", "bundle in a run")
         out.append(BundleRecord(bundle, next_hop, first + len(out), sender, True))
