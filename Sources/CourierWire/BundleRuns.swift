@@ -3,18 +3,19 @@
 /// ```
 ///  header     1000 L 000     type 8, flags reserved (0)
 ///  next hop   4              short id of the neighbour (the destination of every bundle in the run)
-///  transfer   varint         the first bundle's transfer number; the i-th (from 0) is transfer + i
-///  bundles    one or more, to the end of the record body:
-///    [00]                    a bundle like the one before it (below)
+///  transfer   varint         the first bundle's transfer number
+///  first      length varint (1 .. 66,048), then the first bundle in the run form (below)
+///  later      zero or more, to the end of the record body:
+///    step     varint         skip << 1 | like: transfer = the previous one's + 1 + skip; like (below)
 ///    length   varint         1 .. 66,048
-///    bundle   length bytes   in the run form (below)
+///    bundle   length bytes   in the run form (below); a bundle "like" the one before it: only its rest
 /// ```
 ///
 /// The run form is the compact form (5.3: no origin, no destination, a default lifetime as 0) with three more cuts:
 /// bit 0 of byte 1 (reserved in bundles) set means dictionary 1, whose byte is left out; after the first bundle of the
 /// run, `created` is a zigzag varint of its difference from the previous bundle's, and `sequence` a zigzag varint of
 /// `sequence - previous sequence - 1`. A bundle like the one before it (same bytes 0 and 1, more-flags and lifetime
-/// field, same created, the next sequence) is written after a 00 byte as only the rest. The receiver puts every bundle
+/// field, same created, sequence = the previous + 1 + skip) is written as only the rest. The receiver puts every bundle
 /// back byte for byte, so what the origin signature and the end-to-end tag cover is unchanged.
 public enum BundleRun {
     public static let type: UInt8 = 8
@@ -30,9 +31,10 @@ public enum BundleRun {
         /// The lifetime field as written (0: the default).
         var lifetime: UInt32
 
-        /// Whether a bundle with these fields is "like" this one (written after 00 as only its rest).
-        func likes(head: [UInt8], created: UInt32, sequence: UInt32, lifetime: UInt32) -> Bool {
-            head == self.head && created == self.created && self.sequence < UInt32.max && sequence == self.sequence + 1
+        /// Whether a bundle with these fields, `skip` transfer numbers after this one's plus one, is "like" this one
+        /// (written as only its rest): its sequence is this one's + 1 + skip.
+        func likes(head: [UInt8], created: UInt32, sequence: UInt32, lifetime: UInt32, skip: UInt32) -> Bool {
+            head == self.head && created == self.created && UInt64(self.sequence) + 1 + UInt64(skip) == UInt64(sequence)
                 && lifetime == self.lifetime
         }
     }
@@ -43,7 +45,7 @@ public enum BundleRun {
     /// The run form of `bundle` (sent by `origin` to next hop `destination`) after `previous` (nil: first of its run),
     /// with its own created and sequence; nil when the bundle has no compact form (not ours, not addressed to that
     /// neighbour, or a form that would not give back its bytes): it then goes in a bundle record.
-    public static func form(_ bundle: [UInt8], origin: ShortID, destination: ShortID, previous: Previous?) -> (bytes: [UInt8], id: Previous, like: Bool)? {
+    public static func form(_ bundle: [UInt8], origin: ShortID, destination: ShortID, previous: Previous?, skip: UInt32 = 0) -> (bytes: [UInt8], id: Previous, like: Bool)? {
         guard let compact = CompactBundle.compact(bundle, origin: origin, destination: destination) else { return nil }
         var r = ByteReader(compact[...])
         do {
@@ -67,7 +69,7 @@ public enum BundleRun {
             let rest = tail.rest()
             // A bundle "like" the one before it needs a rest to write (a 00 then a length of 0 would not read).
             let like = rest.count > (cut != nil ? 1 : 0)
-                && (previous?.likes(head: head, created: created, sequence: sequence, lifetime: lifetime) ?? false)
+                && (previous?.likes(head: head, created: created, sequence: sequence, lifetime: lifetime, skip: skip) ?? false)
             var w = ByteWriter(capacity: compact.count)
             if like {
                 // Only the rest.
@@ -89,7 +91,7 @@ public enum BundleRun {
             }
             let id = Previous(created: created, sequence: sequence, head: head, lifetime: lifetime)
             // Only a form that gives back these very bytes.
-            guard try self.expand(w.bytes[...], like: like, previous: previous, origin: origin, destination: destination).bundle == bundle else { return nil }
+            guard try self.expand(w.bytes[...], like: like, skip: skip, previous: previous, origin: origin, destination: destination).bundle == bundle else { return nil }
             return (w.bytes, id, like)
         } catch {
             return nil
@@ -97,16 +99,20 @@ public enum BundleRun {
     }
 
     /// The whole bundle from its run form: total (a run form that cannot be read is a typed error).
-    public static func expand(_ form: ArraySlice<UInt8>, like: Bool = false, previous: Previous?, origin: ShortID, destination: ShortID) throws(WireError) -> (bundle: [UInt8], id: Previous) {
+    public static func expand(_ form: ArraySlice<UInt8>, like: Bool = false, skip: UInt32 = 0, previous: Previous?, origin: ShortID, destination: ShortID) throws(WireError) -> (bundle: [UInt8], id: Previous) {
         if like {
-            guard let p = previous, p.sequence < UInt32.max else {
+            guard let p = previous else {
                 throw .invalidValue(field: "bundle run", reason: "a bundle like the one before it, first in its run")
             }
-            // The fields left out, then the rest: read as a form with previous' head, created, sequence + 1, lifetime.
+            guard UInt64(p.sequence) + 1 + UInt64(skip) <= UInt64(UInt32.max) else {
+                throw .invalidValue(field: "bundle.sequence", reason: "past 2^32 - 1")
+            }
+            // The fields left out, then the rest: read as a form with previous' head, created, sequence + 1 + skip,
+            // lifetime.
             var w = ByteWriter(capacity: form.count + 8)
             w.append(p.head)
             w.u24(p.created)
-            w.varint(p.sequence + 1)
+            w.varint(p.sequence + 1 + skip)
             w.varint(p.lifetime)
             w.append(form)
             return try self.expand(w.bytes[...], previous: nil, origin: origin, destination: destination)
@@ -156,22 +162,33 @@ public enum BundleRun {
         return self.form(b.bundle, origin: from, destination: next, previous: nil) != nil
     }
 
-    /// Whether `b` continues a run ending with `last`: same next hop, the next transfer number.
+    /// Whether `b` continues a run ending with `last`: same next hop, a higher transfer number (skipped ones are
+    /// written as a step, 5.11).
     static func continues(_ last: BundleRecord, with b: BundleRecord) -> Bool {
-        guard let t = last.transfer, t < UInt32.max, b.transfer == t + 1 else { return false }
+        guard let t = last.transfer, let u = b.transfer, u > t, u - t - 1 <= UInt32(Int32.max) else { return false }
         return last.nextHop == b.nextHop && last.compactFrom == b.compactFrom
     }
 
-    /// The run forms of the bundles of a run, in order (`like`: written after 00, only its rest).
-    public static func forms(_ run: [BundleRecord]) -> [(bytes: [UInt8], like: Bool)] {
+    /// One bundle of a run as written: its step (nil for the first), then its run form.
+    public struct Written: Sendable {
+        public var step: UInt32?
+        public var bytes: [UInt8]
+    }
+
+    /// The bundles of a run as written, in order.
+    public static func forms(_ run: [BundleRecord]) -> [Written] {
         var previous: Previous? = nil
-        var out: [(bytes: [UInt8], like: Bool)] = []
+        var lastTransfer: UInt32? = nil
+        var out: [Written] = []
         for b in run {
-            // `eligible` checked every one of them.
+            let skip = lastTransfer.map { b.transfer! - $0 - 1 } ?? 0
+            // `eligible` checked every one of them, and `continues` their transfer numbers; the compact form puts back
+            // any bundle it was made from, with any created and sequence before it.
             guard let from = b.compactFrom, let next = b.nextHop,
-                  let f = self.form(b.bundle, origin: from, destination: next, previous: previous) else { preconditionFailure("bundle run of an ineligible record") }
-            out.append((f.bytes, f.like))
+                  let f = self.form(b.bundle, origin: from, destination: next, previous: previous, skip: skip) else { preconditionFailure("bundle run of an ineligible record") }
+            out.append(Written(step: previous == nil ? nil : skip << 1 | (f.like ? 1 : 0), bytes: f.bytes))
             previous = f.id
+            lastTransfer = b.transfer
         }
         return out
     }
@@ -182,7 +199,7 @@ public enum BundleRun {
         w.u32(run[0].nextHop!.rawValue)
         w.varint(run[0].transfer!)
         for f in self.forms(run) {
-            if f.like { w.u8(0) }
+            if let s = f.step { w.varint(s) }
             w.varint(f.bytes.count)
             w.append(f.bytes)
         }
@@ -194,23 +211,28 @@ public enum BundleRun {
         guard let sender else { throw .invalidValue(field: "bundle run", reason: "outside an ordinary packet") }
         var r = ByteReader(body)
         let next = ShortID(try r.u32("run.nextHop"))
-        let first = try r.varint32("run.transfer")
+        var transfer = UInt64(try r.varint32("run.transfer"))
         var out: [Record] = []
         var previous: Previous? = nil
         while !r.isAtEnd {
-            var len = try r.varintInt("run.length", max: CourierBundle.maxEncodedSize)
-            let like = len == 0
-            if like { len = try r.varintInt("run.length", max: CourierBundle.maxEncodedSize) }
+            var like = false
+            var skip: UInt32 = 0
+            if previous != nil {
+                let step = try r.varint32("run.step")
+                (skip, like) = (step >> 1, step & 1 != 0)
+                transfer += 1 + UInt64(skip)
+                guard transfer <= UInt64(UInt32.max) else {
+                    throw .invalidValue(field: "run.transfer", reason: "transfer numbers past 2^32 - 1")
+                }
+            }
+            let len = try r.varintInt("run.length", max: CourierBundle.maxEncodedSize)
             guard len >= 1 else { throw .truncated(field: "run.bundle") }
             let form = try r.bytes(len, "run.bundle")
-            guard UInt64(first) + UInt64(out.count) <= UInt64(UInt32.max) else {
-                throw .invalidValue(field: "run.transfer", reason: "transfer numbers past 2^32 - 1")
-            }
-            let (bundle, id) = try self.expand(form, like: like, previous: previous, origin: sender, destination: next)
+            let (bundle, id) = try self.expand(form, like: like, skip: skip, previous: previous, origin: sender, destination: next)
             guard bundle.count <= CourierBundle.maxEncodedSize else {
                 throw .tooLarge(field: "run.bundle", size: bundle.count, limit: CourierBundle.maxEncodedSize)
             }
-            out.append(.bundle(BundleRecord(nextHop: next, transfer: first + UInt32(out.count), bundle: bundle, compactFrom: sender, inRun: true)))
+            out.append(.bundle(BundleRecord(nextHop: next, transfer: UInt32(transfer), bundle: bundle, compactFrom: sender, inRun: true)))
             previous = id
         }
         guard !out.isEmpty else { throw .truncated(field: "run.bundles") }

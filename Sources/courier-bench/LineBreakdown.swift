@@ -46,12 +46,12 @@ struct LineBreakdown {
                     }
                     let forms = BundleRun.forms(run)
                     self.add("\(dir) record header and length (bundle records)", framing)
-                    self.add("\(dir) bundle record: next hop, transfer number (a run: once, and each bundle's length)",
-                             u.body.count - forms.reduce(0) { $0 + $1.bytes.count + ($1.like ? 1 : 0) })
+                    self.add("\(dir) bundle record: next hop, transfer number (a run: once, then a step and a length a bundle)",
+                             u.body.count - forms.reduce(0) { $0 + $1.bytes.count })
                     for (b, form) in zip(run, forms) {
                         bundles += 1
                         if f.from == .a { self.runAB += 1 }
-                        self.bundle(b.bundle, onWire: form.bytes.count + (form.like ? 1 : 0), form: " (run form)", dir: dir)
+                        self.bundle(b.bundle, onWire: form.bytes.count, form: " (run form)", dir: dir)
                     }
                     continue
                 }
@@ -60,7 +60,7 @@ struct LineBreakdown {
                     bundles += 1
                     let onWire = (b.compactBundle() ?? b.bundle).count
                     self.add("\(dir) record header and length (bundle records)", framing)
-                    self.add("\(dir) bundle record: next hop, transfer number (a run: once, and each bundle's length)", u.body.count - onWire)
+                    self.add("\(dir) bundle record: next hop, transfer number (a run: once, then a step and a length a bundle)", u.body.count - onWire)
                     if b.compactBundle() != nil { self.compactAB += f.from == .a ? 1 : 0 }
                     self.bundle(b.bundle, onWire: onWire, form: b.compactBundle() != nil ? " (compact form)" : "", dir: dir)
                 case .fragment:

@@ -183,9 +183,10 @@ struct GenerateVectors: ParsableCommand {
                 .bundle(BundleRecord(nextHop: b.nodeID.short, transfer: 301, bundle: grievanceBytes, compactFrom: a.nodeID.short)),
                 .bundle(BundleRecord(nextHop: b.nodeID.short, transfer: 302, bundle: tinyBytes, compactFrom: a.nodeID.short)),
             ], counter: 10)
-        // The tiny text's successor: same header, the next sequence ("like" the one before it in a run, 5.11).
+        // The tiny text's successor: same header, a sequence two on (one transfer skipped: "like" the one before it in a
+        // run, 5.11).
         var next = try CourierBundle(decoding: tinyBytes)
-        next.id = try BundleID(origin: next.id.origin, created: next.id.created, sequence: next.id.sequence + 1)
+        next.id = try BundleID(origin: next.id.origin, created: next.id.created, sequence: next.id.sequence + 2)
         next.body = Array("no".utf8)
         let tinyNext = next.encode()
         // 5.11 bundle run and 5.5 ranges form (capability bit 4): the same two bundles and a third as one run record,
@@ -196,7 +197,7 @@ struct GenerateVectors: ParsableCommand {
                 .ack(AckRecord(target: b.nodeID.short, entries: [7, 8, 9, 12].map { AckEntry(transfer: $0, received: 1) }, ranges: true)),
                 .bundle(BundleRecord(nextHop: b.nodeID.short, transfer: 303, bundle: grievanceBytes, compactFrom: a.nodeID.short, inRun: true)),
                 .bundle(BundleRecord(nextHop: b.nodeID.short, transfer: 304, bundle: tinyBytes, compactFrom: a.nodeID.short, inRun: true)),
-                .bundle(BundleRecord(nextHop: b.nodeID.short, transfer: 305, bundle: tinyNext, compactFrom: a.nodeID.short, inRun: true)),
+                .bundle(BundleRecord(nextHop: b.nodeID.short, transfer: 306, bundle: tinyNext, compactFrom: a.nodeID.short, inRun: true)),
             ], counter: 11)
         let frags = try Fragmenter.records(bundle: aidBytes, mtu: 64, transfer: 9, nextHop: b.nodeID.short)
         packet("one fragment of an addressed transfer", [frags[1]], counter: 6)

@@ -29,9 +29,10 @@ import Testing
         // One record: type 8, the last of its payload (no length).
         #expect(Record.units(run).count == 1)
         #expect(payload[0] == 0x80)
-        // The later two are "like" the one before them (same header, same minute, the next sequence): 00, then the rest.
+        // The later two are "like" the one before them (same header, same minute, the next sequence): step 1 (no
+        // transfer skipped, like), then only the rest.
         let forms = BundleRun.forms(run.map { if case .bundle(let b) = $0 { b } else { preconditionFailure() } })
-        #expect(forms.map(\.like) == [false, true, true])
+        #expect(forms.map(\.step) == [nil, 1, 1])
         // Against three compact records: each later one saves its record header and length, next hop, transfer,
         // bytes 0-1, created, sequence, lifetime and the dictionary byte; every one the dictionary byte.
         let saved = Record.encode(compact).count - payload.count
@@ -59,12 +60,21 @@ import Testing
         #expect(decoded == run)
     }
 
-    @Test func aRunBreaksWhereTransfersDoNotFollowOrAnotherRecordComes() throws {
+    @Test func aRunSkipsTransferNumbersAndBreaksWhereTheyGoBackOrAnotherRecordComes() throws {
         let bundles = try Self.texts.enumerated().map { try Self.text($1, seq: UInt32(5 + $0)) }
+        // 10, then 12 (one skipped: sequence 6 is not 5 + 1 + 1, so not "like"), then 11 (back: a new run).
+        let run = [Self.record(bundles[0], 10), Self.record(bundles[1], 12), Self.record(bundles[2], 11)]
+        #expect(Record.units(run).map(\.type) == [8, 8])
+        #expect(BundleRun.forms(run.prefix(2).map { if case .bundle(let b) = $0 { b } else { preconditionFailure() } }).map(\.step) == [nil, 2])
+        #expect(try Record.decodeAll(Record.encode(run)[...], sender: Fixture.a.nodeID.short) == run)
+        // Sequences that skip as the transfers do: "like" (step 1 << 1 | 1).
+        let skipping = [Self.record(bundles[0], 10), Self.record(bundles[2], 12)]
+        #expect(BundleRun.forms(skipping.map { if case .bundle(let b) = $0 { b } else { preconditionFailure() } }).map(\.step) == [nil, 3])
+        #expect(try Record.decodeAll(Record.encode(skipping)[...], sender: Fixture.a.nodeID.short) == skipping)
         let records = [Self.record(bundles[0], 10), Self.record(bundles[1], 12),
                        .ack(AckRecord(target: Fixture.b.nodeID.short, entries: [AckEntry(transfer: 3, received: 1)])),
                        Self.record(bundles[2], 13)]
-        #expect(Record.units(records).map(\.type) == [8, 8, 3, 8])
+        #expect(Record.units(records).map(\.type) == [8, 3, 8])
         #expect(try Record.decodeAll(Record.encode(records)[...], sender: Fixture.a.nodeID.short) == records)
         // Relayed (origin elsewhere) or without a transfer: a bundle record as before.
         let relayed = Self.record(bundles[0], 20, from: Fixture.c)

@@ -1162,7 +1162,7 @@ def _skip_respond_reference(r: "Reader", more: int):
         r.varint("reference sequence")
 
 
-def run_form(bundle: bytes, origin: int, destination: int, previous) -> Optional[tuple]:
+def run_form(bundle: bytes, origin: int, destination: int, previous, skip: int = 0) -> Optional[tuple]:
     """5.11: (run form bytes, state, like) of `bundle` after `previous` (the state (created, sequence, head,
     lifetime field) of the bundle before it in the run, or None for the first), or None when it has no compact form.
     `like`: written after 00 as only its rest."""
@@ -1188,7 +1188,7 @@ def run_form(bundle: bytes, origin: int, destination: int, previous) -> Optional
     head = bytes([b0, b1]) + (bytes([more]) if more is not None else b"")
     rest = compact[rest_start:cut] + compact[cut + 1:] if cut is not None else compact[rest_start:]
     like = (previous is not None and len(rest) > 0 and previous[2] == head and previous[0] == created
-            and previous[1] < 0xFFFFFFFF and sequence == previous[1] + 1 and previous[3] == lifetime)
+            and sequence == previous[1] + 1 + skip and previous[3] == lifetime)
     if like:
         out = b""
     elif previous is None:
@@ -1199,19 +1199,21 @@ def run_form(bundle: bytes, origin: int, destination: int, previous) -> Optional
         out += encode_varint(lifetime)
     out += rest
     try:
-        if expand_run_form(out, previous, origin, destination, like)[0] != bundle:
+        if expand_run_form(out, previous, origin, destination, like, skip)[0] != bundle:
             return None
     except WireError:
         return None
     return out, (created, sequence, head, lifetime), like
 
 
-def expand_run_form(form: bytes, previous, origin: int, destination: int, like: bool = False) -> tuple:
+def expand_run_form(form: bytes, previous, origin: int, destination: int, like: bool = False, skip: int = 0) -> tuple:
     """5.11: (whole bundle, state) from its run form."""
     if like:
-        if previous is None or previous[1] >= 0xFFFFFFFF:
+        if previous is None:
             raise WireError("invalidValue", "a bundle like the one before it, first in its run")
-        return expand_run_form(previous[2] + u(previous[0], 3) + encode_varint(previous[1] + 1)
+        if previous[1] + 1 + skip > 0xFFFFFFFF:
+            raise WireError("invalidValue", "sequence past 2^32 - 1")
+        return expand_run_form(previous[2] + u(previous[0], 3) + encode_varint(previous[1] + 1 + skip)
                                + encode_varint(previous[3]) + form, None, origin, destination)
     r = Reader(form)
     b0, b1 = r.uint(1, "bundle byte 0"), r.uint(1, "bundle flags")
@@ -1244,10 +1246,14 @@ def run_eligible(rec) -> bool:
 
 def encode_run_body(run: list) -> bytes:
     body = u(run[0].next_hop, 4) + encode_varint(run[0].transfer)
-    previous = None
+    previous, last = None, None
     for rec in run:
-        form, previous, like = run_form(rec.bundle, rec.compact_from, rec.next_hop, previous)
-        body += (b"\x00" if like else b"") + encode_varint(len(form)) + form
+        skip = 0 if last is None else rec.transfer - last - 1
+        form, state, like = run_form(rec.bundle, rec.compact_from, rec.next_hop, previous, skip)
+        if previous is not None:
+            body += encode_varint(skip << 1 | (1 if like else 0))
+        body += encode_varint(len(form)) + form
+        previous, last = state, rec.transfer
     return body
 
 
@@ -1256,22 +1262,24 @@ def decode_run(body: bytes, sender: Optional[int]) -> list:
         raise WireError("invalidValue", "bundle run outside an ordinary packet")
     r = Reader(body)
     next_hop = r.uint(4, "run next hop")
-    first = r.varint("run transfer")
+    transfer = r.varint("run transfer")
     out, previous = [], None
     while r.remaining():
+        like, skip = False, 0
+        if previous is not None:
+            step = r.varint("run step")
+            skip, like = step >> 1, bool(step & 1)
+            transfer += 1 + skip
+            if transfer > 0xFFFFFFFF:
+                raise WireError("invalidValue", "run transfer numbers past 2^32 - 1")
         length = r.varint("run length", MAX_BUNDLE)
-        like = length == 0
-        if like:
-            length = r.varint("run length", MAX_BUNDLE)
         if length < 1:
             raise WireError("truncated", "empty bundle in a run")
         form = r.take(length, "run bundle")
-        if first + len(out) > 0xFFFFFFFF:
-            raise WireError("invalidValue", "run transfer numbers past 2^32 - 1")
-        bundle, previous = expand_run_form(form, previous, sender, next_hop, like)
+        bundle, previous = expand_run_form(form, previous, sender, next_hop, like, skip)
         if len(bundle) > MAX_BUNDLE:
             raise WireError("tooLarge", "bundle in a run")
-        out.append(BundleRecord(bundle, next_hop, first + len(out), sender, True))
+        out.append(BundleRecord(bundle, next_hop, transfer, sender, True))
     if not out:
         raise WireError("truncated", "bundle run without bundles")
     return out
@@ -1461,7 +1469,7 @@ def encode_record(rec, last: bool) -> bytes:
 
 def _continues(last, rec) -> bool:
     return (last.next_hop == rec.next_hop and last.compact_from == rec.compact_from
-            and last.transfer < 0xFFFFFFFF and rec.transfer == last.transfer + 1)
+            and last.transfer < rec.transfer and rec.transfer - last.transfer - 1 <= 0x7FFFFFFF)
 
 
 def encode_units(records: list) -> list:
