@@ -94,15 +94,22 @@ extension Node {
         var size = Packet.overhead
         var announceForm = false
         var summaryWithAnnounce = false
-        func fits(_ r: Record) -> Bool { Packet.fits(r, used: size, mtu: mtu) }
+        // Sizes of the records as written: own bundles to a neighbour that reads runs share one record (SPEC 5.11),
+        // so a record's cost depends on the one before it.
+        func fits(_ r: Record, mtu: Int = mtu) -> Bool {
+            size - Record.payloadSize(records, lastWithLength: true) + Record.payloadSize(records + [r]) <= mtu
+        }
+        func fits(_ rs: [Record]) -> Bool {
+            size - Record.payloadSize(records, lastWithLength: true) + Record.payloadSize(records + rs) <= mtu
+        }
         func add(_ r: Record) {
-            size += r.encodedSize(last: false)
+            size += Record.payloadSize(records + [r], lastWithLength: true) - Record.payloadSize(records, lastWithLength: true)
             records.append(r)
         }
         if let d = l.ackDue, d <= now {
             for (target, entries) in l.acks.sorted(by: { $0.key < $1.key }) {
-                let r = Record.ack(AckRecord(target: target, entries: entries.keys.sorted().map { entries[$0]! }))
-                if fits(r) { add(r); l.acks[target] = nil; l.partialAcks[target] = nil; l.unackedFragments[target] = nil }
+                let rs = self.ackRecords(to: target, entries)
+                if fits(rs) { rs.forEach(add); l.acks[target] = nil; l.partialAcks[target] = nil; l.unackedFragments[target] = nil }
             }
             l.ackDue = l.acks.isEmpty ? nil : now
         }
@@ -120,7 +127,7 @@ extension Node {
         if l.announceDue {
             // The whole announce, or its parts when it does not fit one packet (the last part completes the keys).
             let k = self.config.identity.publicKeys
-            let caps: UInt8 = 1 | AnnounceRecord.compact | (l.helloSent ? 0 : AnnounceRecord.hello)
+            let caps: UInt8 = 1 | AnnounceRecord.compact | AnnounceRecord.runs | (l.helloSent ? 0 : AnnounceRecord.hello)
             l.announceParts = AnnounceRecord.parts(
                 AnnounceRecord(capabilities: caps, signingKey: k.signing, agreementKey: k.agreement, name: self.config.name), mtu: mtu)
             l.announceDue = false
@@ -206,7 +213,7 @@ extension Node {
                 guard fits(r) else { break }
                 // On a noisy line a packet of directed data stays within the size fragments are cut for (a record
                 // cut before the line turned noisy still goes, alone).
-                if t.key.target != nil, !records.isEmpty, !Packet.fits(r, used: size, mtu: smallMTU) { break }
+                if t.key.target != nil, !records.isEmpty, !fits(r, mtu: smallMTU) { break }
                 add(r)
                 t.sent.insert(i)
                 addedAny = true
@@ -256,9 +263,11 @@ extension Node {
         if !records.isEmpty, var l = self.links[name], !l.acks.isEmpty {
             var early: [Record] = []
             for (target, entries) in l.acks.sorted(by: { $0.key < $1.key }) where l.partialAcks[target]?.isEmpty ?? true {
-                let r = Record.ack(AckRecord(target: target, entries: entries.keys.sorted().map { entries[$0]! }))
+                let rs = self.ackRecords(to: target, entries)
                 // These go in front, so the record last now stays last: each must fit with its own length prefix.
-                if size + r.encodedSize(last: false) <= mtu { add(r); early.append(r); l.acks[target] = nil; l.partialAcks[target] = nil; l.unackedFragments[target] = nil }
+                if size + rs.reduce(0, { $0 + $1.encodedSize(last: false) }) <= mtu {
+                    rs.forEach(add); early += rs; l.acks[target] = nil; l.partialAcks[target] = nil; l.unackedFragments[target] = nil
+                }
             }
             records = early + records.dropLast(early.count)
             if l.acks.isEmpty { l.ackDue = nil }

@@ -69,7 +69,10 @@ extension Node {
     /// allow it (not ours, or not addressed to that neighbour).
     func onAir(_ r: Record, target: NodeID?) -> Record {
         guard case .bundle(var b) = r, let target else { return r }
-        b.compactFrom = (self.neighbours[target]?.capabilities ?? 0) & AnnounceRecord.compact != 0 ? self.me.short : nil
+        let caps = self.neighbours[target]?.capabilities ?? 0
+        b.compactFrom = caps & AnnounceRecord.compact != 0 ? self.me.short : nil
+        // Capability bit 4 (with bit 3): in a bundle run (SPEC 5.11) when the bundle allows the compact form.
+        b.inRun = caps & AnnounceRecord.runs != 0
         return .bundle(b)
     }
 

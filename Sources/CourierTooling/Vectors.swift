@@ -189,6 +189,10 @@ public enum Vectors {
         public var dictionaries: [DictionaryEntryJSON]?
         /// Bundle record in the compact form (5.3) from this sender (the packet's); `data` is the whole bundle.
         public var compactFrom: String?
+        /// Bundle record that goes in a bundle run (5.11) with the bundle records around it; ack record in the ranges
+        /// form (5.5, flag W).
+        public var run: Bool?
+        public var ranges: Bool?
 
         public init(type: String) { self.type = type }
     }
@@ -328,6 +332,7 @@ public enum Vectors {
             j.transfer = b.transfer
             j.data = b.bundle.hex
             j.compactFrom = b.compactBundle() != nil ? b.compactFrom?.description : nil
+            j.run = BundleRun.eligible(b) ? true : nil
             return j
         case .fragment(let f):
             var j = RecordJSON(type: "fragment")
@@ -341,6 +346,7 @@ public enum Vectors {
             var j = RecordJSON(type: "ack")
             j.target = a.target.description
             j.acks = a.entries.map { AckJSON(transfer: $0.transfer, received: $0.received, bitmap: $0.bitmap.hex) }
+            j.ranges = a.isRangesForm ? true : nil
             return j
         case .announce(let a):
             var j = RecordJSON(type: "announce")
@@ -387,7 +393,7 @@ public enum Vectors {
         switch j.type {
         case "bundle":
             return .bundle(BundleRecord(nextHop: try short(j.nextHop), transfer: j.transfer, bundle: try bytes(j.data),
-                                        compactFrom: try short(j.compactFrom)))
+                                        compactFrom: try short(j.compactFrom), inRun: j.run ?? false))
         case "fragment":
             guard let t = j.transfer, let i = j.index, let c = j.count else { throw BadVector() }
             return .fragment(FragmentRecord(nextHop: try short(j.nextHop), transfer: t, index: i, count: c, data: try bytes(j.data)))
@@ -395,7 +401,7 @@ public enum Vectors {
             guard let target = try short(j.target), let acks = j.acks else { throw BadVector() }
             return .ack(AckRecord(target: target, entries: try acks.map {
                 AckEntry(transfer: $0.transfer, received: $0.received, bitmap: try bytes($0.bitmap))
-            }))
+            }, ranges: j.ranges ?? false))
         case "announce":
             return .announce(AnnounceRecord(
                 capabilities: j.capabilities ?? 0, signingKey: try j.signingKey.map { try bytes($0) },

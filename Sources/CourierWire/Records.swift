@@ -13,7 +13,8 @@ public enum Record: Sendable, Hashable {
     case dictionaries(DictionariesRecord)
     /// Aggregated receipts for one origin's flooded bundles (type 7, SPEC 6.16).
     case receiptParts(ReceiptPartsRecord)
-    /// A record type this version does not know: skipped and counted by receivers.
+    /// A record type this version does not know: skipped and counted by receivers. (Bundle runs, type 8, decode into
+    /// `.bundle` records, one for each bundle of the run; see `BundleRun`.)
     case unknown(type: UInt8, flags: UInt8, body: [UInt8])
 
     public enum TypeCode: UInt8, Sendable {
@@ -23,9 +24,10 @@ public enum Record: Sendable, Hashable {
     var typeAndFlags: (UInt8, UInt8) {
         switch self {
         case .bundle(let b):
+            if BundleRun.eligible(b) { return (BundleRun.type, 0) }
             return (1, (b.nextHop != nil ? 0x1 : 0) | (b.transfer != nil ? 0x2 : 0) | (b.compactBundle() != nil ? 0x4 : 0))
         case .fragment(let f): return (2, f.nextHop != nil ? 0x1 : 0)
-        case .ack: return (3, 0)
+        case .ack(let a): return (3, a.isRangesForm ? 0x1 : 0)
         case .announce(let a):
             return (4, (a.signingKey != nil ? 0x1 : 0) | (a.agreementKey != nil ? 0x2 : 0) | (a.name != nil ? 0x4 : 0))
         case .summary(let s): return (5, s.isFinal ? 0x1 : 0)
@@ -39,6 +41,8 @@ public enum Record: Sendable, Hashable {
     public func encodeBody() -> [UInt8] {
         var w = ByteWriter(capacity: 64)
         switch self {
+        case .bundle(let b) where BundleRun.eligible(b):
+            w.append(BundleRun.encodeBody([b]))
         case .bundle(let b):
             if let n = b.nextHop { w.u32(n.rawValue) }
             if let t = b.transfer { w.varint(t) }
@@ -49,6 +53,12 @@ public enum Record: Sendable, Hashable {
             w.varint(f.index)
             w.varint(f.count)
             w.append(f.data)
+        case .ack(let a) where a.isRangesForm:
+            w.u32(a.target.rawValue)
+            for (first, more) in AckRanges.ranges(a.entries) {
+                w.varint(first)
+                w.varint(more)
+            }
         case .ack(let a):
             w.u32(a.target.rawValue)
             for e in a.entries {
@@ -80,19 +90,69 @@ public enum Record: Sendable, Hashable {
         return 1 + (last ? 0 : ByteWriter.varintSize(n)) + n
     }
 
-    func write(to w: inout ByteWriter, last: Bool) {
-        let (type, flags) = self.typeAndFlags
-        let body = self.encodeBody()
-        w.u8(type << 4 | (last ? 0 : 0x08) | flags)
-        if !last { w.varint(body.count) }
-        w.append(body)
+    /// One record as written: several bundle records that continue one another go as one bundle run (type 8).
+    public struct Unit: Sendable {
+        public var type: UInt8
+        public var flags: UInt8
+        public var body: [UInt8]
+        /// The records it carries (indices into the list encoded).
+        public var records: Range<Int>
+
+        func write(to w: inout ByteWriter, last: Bool) {
+            w.u8(self.type << 4 | (last ? 0 : 0x08) | self.flags)
+            if !last { w.varint(self.body.count) }
+            w.append(self.body)
+        }
+
+        /// Its size: with a length prefix unless it is the payload's last.
+        public func size(last: Bool) -> Int { 1 + (last ? 0 : ByteWriter.varintSize(self.body.count)) + self.body.count }
+    }
+
+    /// The records as written, in order: a bundle record that can go in a run (`BundleRecord.inRun`, SPEC 5.11)
+    /// joins the run before it when it continues it (same next hop, the next transfer number).
+    public static func units(_ records: [Record]) -> [Unit] {
+        var out: [Unit] = []
+        var run: [BundleRecord] = []
+        var runStart = 0
+        func flush(at end: Int) {
+            guard !run.isEmpty else { return }
+            out.append(Unit(type: BundleRun.type, flags: 0, body: BundleRun.encodeBody(run), records: runStart..<end))
+            run = []
+        }
+        for (i, r) in records.enumerated() {
+            if case .bundle(let b) = r, BundleRun.eligible(b) {
+                if let last = run.last, BundleRun.continues(last, with: b) {
+                    run.append(b)
+                } else {
+                    flush(at: i)
+                    run = [b]
+                    runStart = i
+                }
+                continue
+            }
+            flush(at: i)
+            let (type, flags) = r.typeAndFlags
+            out.append(Unit(type: type, flags: flags, body: r.encodeBody(), records: i..<(i + 1)))
+        }
+        flush(at: records.count)
+        return out
     }
 
     /// Encodes records into a packet payload.
     public static func encode(_ records: [Record]) -> [UInt8] {
         var w = ByteWriter(capacity: 256)
-        for (i, r) in records.enumerated() { r.write(to: &w, last: i == records.count - 1) }
+        let units = Self.units(records)
+        for (i, u) in units.enumerated() { u.write(to: &w, last: i == units.count - 1) }
         return w.bytes
+    }
+
+    /// The payload size of `records`: as `encode` writes them, or with every record length-prefixed (`lastWithLength`,
+    /// what a packer counts for records that may not stay last).
+    public static func payloadSize(_ records: [Record], lastWithLength: Bool = false) -> Int {
+        let units = Self.units(records)
+        var n = 0
+        for (i, u) in units.enumerated() { n += u.size(last: !lastWithLength && i == units.count - 1) }
+        return n
     }
 
     /// Decodes a packet payload. Unknown record types come back as `.unknown`; a padding record ends the payload.
@@ -117,9 +177,13 @@ public enum Record: Sendable, Hashable {
                 continue
             }
             // A known type with a reserved flag set comes from a newer sender: skip it like an unknown type.
-            let reserved: UInt8 = [1: 0x0, 2: 0x6, 3: 0x7, 4: 0x0, 5: 0x6, 6: 0x6, 7: 0x7][type] ?? 0
+            let reserved: UInt8 = [1: 0x0, 2: 0x6, 3: 0x6, 4: 0x0, 5: 0x6, 6: 0x6, 7: 0x7, 8: 0x7][type] ?? 0
             if flags & reserved != 0 {
                 out.append(.unknown(type: type, flags: flags, body: Array(body)))
+                continue
+            }
+            if type == BundleRun.type {
+                out.append(contentsOf: try BundleRun.decode(body, sender: sender))
                 continue
             }
             out.append(try Record.decode(type: type, flags: flags, body: body, sender: sender))
@@ -157,6 +221,9 @@ public enum Record: Sendable, Hashable {
             let data = r.rest()
             guard !data.isEmpty else { throw .truncated(field: "fragment.data") }
             return .fragment(FragmentRecord(nextHop: next, transfer: transfer, index: index, count: count, data: Array(data)))
+        case 3 where flags & 0x1 != 0:
+            let target = ShortID(try r.u32("ack.target"))
+            return .ack(AckRecord(target: target, entries: try AckRanges.decode(&r), ranges: true))
         case 3:
             let target = ShortID(try r.u32("ack.target"))
             var entries: [AckEntry] = []
@@ -228,11 +295,16 @@ public struct BundleRecord: Sendable, Hashable {
     /// is this node and its destination the next hop); otherwise the ordinary form. Decoded compact records carry
     /// the packet's sender here.
     public var compactFrom: ShortID?
-    public init(nextHop: ShortID? = nil, transfer: UInt32? = nil, bundle: [UInt8], compactFrom: ShortID? = nil) {
+    /// Send it in a bundle run (5.11, record type 8) when it allows the compact form and has a transfer number (a
+    /// neighbour that announced capability bit 4); runs carry several such records to one next hop. Decoded records of
+    /// a run have it set.
+    public var inRun: Bool
+    public init(nextHop: ShortID? = nil, transfer: UInt32? = nil, bundle: [UInt8], compactFrom: ShortID? = nil, inRun: Bool = false) {
         self.nextHop = nextHop
         self.transfer = transfer
         self.bundle = bundle
         self.compactFrom = compactFrom
+        self.inRun = inRun
     }
 
     /// The bundle bytes of the compact form, or nil when the record goes in the ordinary form.
@@ -332,10 +404,17 @@ public struct FragmentRecord: Sendable, Hashable {
 public struct AckRecord: Sendable, Hashable {
     public var target: ShortID
     public var entries: [AckEntry]
-    public init(target: ShortID, entries: [AckEntry]) {
+    /// Write it in the ranges form (5.5, flag W: whole transfers as ranges) when every entry is of a whole-bundle
+    /// record (`received = 1`, no bitmap): toward a neighbour that announced capability bit 4. Decoded ones have it set.
+    public var ranges: Bool
+    public init(target: ShortID, entries: [AckEntry], ranges: Bool = false) {
         self.target = target
         self.entries = entries
+        self.ranges = ranges
     }
+
+    /// Whether it goes in the ranges form.
+    public var isRangesForm: Bool { self.ranges && AckRanges.fits(self.entries) }
 }
 
 /// Fragments `0..<received` have all arrived; bit i (LSB first) of byte j of `bitmap` says fragment
@@ -383,6 +462,9 @@ public struct AnnounceRecord: Sendable, Hashable {
     /// Capability bit 3, "compact": the node reads compact bundle records (SPEC 5.3); neighbours send it directed
     /// bundles of their own making in that form.
     public static let compact: UInt8 = 0x08
+    /// Capability bit 4, "runs": the node reads bundle runs (SPEC 5.11, record type 8) and acks in the ranges form
+    /// (5.5, flag W); neighbours send it their own directed bundles in runs and acknowledge its whole bundles in ranges.
+    public static let runs: UInt8 = 0x10
     /// Bit 0: forwards bundles for others. Bit 1: has an internet/TCP gateway. Bit 2: hello. Bit 3: compact.
     /// Others reserved (0).
     public var capabilities: UInt8

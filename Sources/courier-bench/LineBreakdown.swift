@@ -9,6 +9,7 @@ struct LineBreakdown {
     var packetsAB = 0, packetsBA = 0
     var bundlesAB = 0
     var compactAB = 0
+    var runAB = 0
     var packetsWithBundles = 0
     var unreadable = 0
 
@@ -32,33 +33,38 @@ struct LineBreakdown {
             }
             self.add("\(dir) packet header and tag (\(packet.header.size) + 16 a packet)", packet.header.size + Packet.tagSize)
             var bundles = 0
-            for (i, r) in packet.records.enumerated() {
-                let last = i == packet.records.count - 1
-                let size = r.encodedSize(last: last)
-                let body = r.encodeBody().count
-                let framing = size - body
+            // Taken apart as written: own bundles to a neighbour that reads runs go several to a record (type 8).
+            let units = Record.units(packet.records)
+            for (i, u) in units.enumerated() {
+                let size = u.size(last: i == units.count - 1)
+                let framing = size - u.body.count
+                let r = packet.records[u.records.lowerBound]
+                if u.type == BundleRun.type {
+                    let run = packet.records[u.records].compactMap { r -> BundleRecord? in
+                        if case .bundle(let b) = r { return b }
+                        return nil
+                    }
+                    let forms = BundleRun.forms(run)
+                    self.add("\(dir) record header and length (bundle records)", framing)
+                    self.add("\(dir) bundle record: next hop, transfer number (a run: once, then a step and a length a bundle)",
+                             u.body.count - forms.reduce(0) { $0 + $1.bytes.count })
+                    for (b, form) in zip(run, forms) {
+                        bundles += 1
+                        if f.from == .a { self.runAB += 1 }
+                        self.bundle(b.bundle, onWire: form.bytes.count, form: " (run form)", dir: dir)
+                    }
+                    continue
+                }
                 switch r {
                 case .bundle(let b):
                     bundles += 1
-                    self.add("\(dir) record header and length (bundle records)", framing)
-                    self.add("\(dir) bundle record: next hop, transfer number", body - (b.compactBundle() ?? b.bundle).count)
-                    guard let bundle = try? CourierBundle(decoding: b.bundle) else {
-                        self.add("\(dir) bundles that did not decode", b.bundle.count)
-                        continue
-                    }
                     let onWire = (b.compactBundle() ?? b.bundle).count
+                    self.add("\(dir) record header and length (bundle records)", framing)
+                    self.add("\(dir) bundle record: next hop, transfer number (a run: once, then a step and a length a bundle)", u.body.count - onWire)
                     if b.compactBundle() != nil { self.compactAB += f.from == .a ? 1 : 0 }
-                    let label = bundle.kind == .text ? "message" : "\(bundle.kind)"
-                    let tag = bundle.isEncrypted ? 16 : 0
-                    let sig = bundle.signature?.count ?? 0
-                    let header = onWire - bundle.body.count - sig
-                    self.add("\(dir) \(label) bundle header" + (b.compactBundle() != nil ? " (compact form)" : ""), header)
-                    self.add("\(dir) \(label) end-to-end tag", tag)
-                    self.add("\(dir) \(label) signature", sig)
-                    self.add("\(dir) \(label) content (compressed)", bundle.body.count - tag)
-                case .fragment(let fr):
+                    self.bundle(b.bundle, onWire: onWire, form: b.compactBundle() != nil ? " (compact form)" : "", dir: dir)
+                case .fragment:
                     self.add("\(dir) fragment records (whole)", size)
-                    _ = fr
                 case .ack: self.add("\(dir) acks", size)
                 case .announce: self.add("\(dir) announces", size)
                 case .summary: self.add("\(dir) summaries", size)
@@ -72,6 +78,21 @@ struct LineBreakdown {
         }
     }
 
+    /// One bundle's parts: `onWire` bytes as written (whole, compact or run form).
+    mutating func bundle(_ bytes: [UInt8], onWire: Int, form: String, dir: String) {
+        guard let bundle = try? CourierBundle(decoding: bytes) else {
+            self.add("\(dir) bundles that did not decode", onWire)
+            return
+        }
+        let label = bundle.kind == .text ? "message" : "\(bundle.kind)"
+        let tag = bundle.isEncrypted ? 16 : 0
+        let sig = bundle.signature?.count ?? 0
+        self.add("\(dir) \(label) bundle header" + form, onWire - bundle.body.count - sig)
+        self.add("\(dir) \(label) end-to-end tag", tag)
+        self.add("\(dir) \(label) signature", sig)
+        self.add("\(dir) \(label) content (compressed)", bundle.body.count - tag)
+    }
+
     func print(messages: Int, textBytes: Int) {
         let total = self.parts.reduce(0) { $0 + $1.bytes }
         Swift.print("  where the bytes went (--breakdown), per message of \(messages) and in all:")
@@ -80,8 +101,8 @@ struct LineBreakdown {
         }
         Swift.print(String(format: "    %7.1f B %7d B  total on the line (text: %.1f B a message)", Double(total) / Double(max(messages, 1)), total,
                            Double(textBytes) / Double(max(messages, 1))))
-        Swift.print(String(format: "  A->B: %d packets carried %d bundles (%.2f a packet; %d in the compact form); B->A: %d packets%@",
+        Swift.print(String(format: "  A->B: %d packets carried %d bundles (%.2f a packet; %d in the compact form, %d in runs); B->A: %d packets%@",
                            self.packetsAB, self.bundlesAB, Double(self.bundlesAB) / Double(max(self.packetsWithBundles, 1)),
-                           self.compactAB, self.packetsBA, self.unreadable > 0 ? "; \(self.unreadable) did not open" : ""))
+                           self.compactAB, self.runAB, self.packetsBA, self.unreadable > 0 ? "; \(self.unreadable) did not open" : ""))
     }
 }

@@ -183,6 +183,22 @@ struct GenerateVectors: ParsableCommand {
                 .bundle(BundleRecord(nextHop: b.nodeID.short, transfer: 301, bundle: grievanceBytes, compactFrom: a.nodeID.short)),
                 .bundle(BundleRecord(nextHop: b.nodeID.short, transfer: 302, bundle: tinyBytes, compactFrom: a.nodeID.short)),
             ], counter: 10)
+        // The tiny text's successor: same header, a sequence two on (one transfer skipped: "like" the one before it in a
+        // run, 5.11).
+        var next = try CourierBundle(decoding: tinyBytes)
+        next.id = try BundleID(origin: next.id.origin, created: next.id.created, sequence: next.id.sequence + 2)
+        next.body = Array("no".utf8)
+        let tinyNext = next.encode()
+        // 5.11 bundle run and 5.5 ranges form (capability bit 4): the same two bundles and a third as one run record,
+        // after an ack of whole transfers 7-9 and 12 from B; the third bundle is "like" the second.
+        packet(
+            "a bundle run (5.11) after an ack in the ranges form (5.5, flag W)",
+            [
+                .ack(AckRecord(target: b.nodeID.short, entries: [7, 8, 9, 12].map { AckEntry(transfer: $0, received: 1) }, ranges: true)),
+                .bundle(BundleRecord(nextHop: b.nodeID.short, transfer: 303, bundle: grievanceBytes, compactFrom: a.nodeID.short, inRun: true)),
+                .bundle(BundleRecord(nextHop: b.nodeID.short, transfer: 304, bundle: tinyBytes, compactFrom: a.nodeID.short, inRun: true)),
+                .bundle(BundleRecord(nextHop: b.nodeID.short, transfer: 306, bundle: tinyNext, compactFrom: a.nodeID.short, inRun: true)),
+            ], counter: 11)
         let frags = try Fragmenter.records(bundle: aidBytes, mtu: 64, transfer: 9, nextHop: b.nodeID.short)
         packet("one fragment of an addressed transfer", [frags[1]], counter: 6)
         try self.write(packets, "packets.json")
@@ -224,6 +240,9 @@ struct GenerateVectors: ParsableCommand {
             .init(decoder: "payload", hex: "51" + "000000", why: "summary length not a multiple of 4"),
             .init(decoder: "payload", hex: "1805" + "aabb", why: "record length beyond the payload"),
             .init(decoder: "payload", hex: "4302" + "00", why: "announce keys truncated"),
+            .init(decoder: "payload", hex: "39" + "aabbccdd" + "ffffffff0f" + "01", why: "ack ranges past transfer 2^32 - 1"),
+            .init(decoder: "payload", hex: "39" + "aabbccdd", why: "ack in the ranges form without ranges"),
+            .init(decoder: "payload", hex: "80" + "aabbccdd" + "01", why: "bundle run without bundles (or outside an ordinary packet)"),
             .init(decoder: "packet", hex: tampered.hex, why: "one ciphertext bit flipped: authentication fails"),
             .init(decoder: "packet", hex: wrongSender.hex, why: "sender short id changed: unknown sender (or authentication fails)"),
             .init(decoder: "packet-header", hex: "20" + String(repeating: "00", count: 24), why: "version 2"),

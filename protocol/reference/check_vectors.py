@@ -352,12 +352,13 @@ def record_from_json(j):
     nh = int(j["nextHop"], 16) if "nextHop" in j else None
     if t == "bundle":
         return cw.BundleRecord(bytes.fromhex(j["data"]), nh, j.get("transfer"),
-                               int(j["compactFrom"], 16) if "compactFrom" in j else None)
+                               int(j["compactFrom"], 16) if "compactFrom" in j else None, j.get("run", False))
     if t == "fragment":
         return cw.FragmentRecord(j["transfer"], j["index"], j["count"], bytes.fromhex(j["data"]), nh)
     if t == "ack":
         return cw.AckRecord(int(j["target"], 16),
-                            [cw.AckEntry(a["transfer"], a["received"], bytes.fromhex(a["bitmap"])) for a in j["acks"]])
+                            [cw.AckEntry(a["transfer"], a["received"], bytes.fromhex(a["bitmap"])) for a in j["acks"]],
+                            j.get("ranges", False))
     if t == "announce":
         return cw.AnnounceRecord(j["capabilities"],
                                  bytes.fromhex(j["signingKey"]) if "signingKey" in j else None,

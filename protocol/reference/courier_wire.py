@@ -1124,9 +1124,9 @@ def content_is_text(bundle: Bundle) -> bool:
 # Records (section 5)
 # ---------------------------------------------------------------------------------------------
 
-T_PADDING, T_BUNDLE, T_FRAGMENT, T_ACK, T_ANNOUNCE, T_SUMMARY, T_DICTIONARIES, T_RECEIPT_PARTS = range(8)
-RESERVED_FLAGS = {T_BUNDLE: 0x00, T_FRAGMENT: 0x06, T_ACK: 0x07, T_ANNOUNCE: 0x00, T_SUMMARY: 0x06, T_DICTIONARIES: 0x06,
-                  T_RECEIPT_PARTS: 0x07}
+T_PADDING, T_BUNDLE, T_FRAGMENT, T_ACK, T_ANNOUNCE, T_SUMMARY, T_DICTIONARIES, T_RECEIPT_PARTS, T_BUNDLE_RUN = range(9)
+RESERVED_FLAGS = {T_BUNDLE: 0x00, T_FRAGMENT: 0x06, T_ACK: 0x06, T_ANNOUNCE: 0x00, T_SUMMARY: 0x06, T_DICTIONARIES: 0x06,
+                  T_RECEIPT_PARTS: 0x07, T_BUNDLE_RUN: 0x07}
 
 
 @dataclass
@@ -1137,9 +1137,152 @@ class BundleRecord:
     # 5.3 compact form: sent in a packet from this short id (its origin) when the bundle allows it; decoded compact
     # records carry the packet's sender here, and `bundle` is always the whole bundle.
     compact_from: Optional[int] = None
+    # 5.11: may go in a bundle run (with compact_from, next hop and transfer); decoded run records have it set.
+    in_run: bool = False
 
 
 CAP_COMPACT = 0x08  # 5.6 capability bit 3
+CAP_RUNS = 0x10  # 5.6 capability bit 4
+
+
+def _zigzag(v: int) -> int:
+    v = (v + (1 << 31)) % (1 << 32) - (1 << 31)  # as a signed 32-bit difference
+    return ((v << 1) ^ (v >> 31)) & 0xFFFFFFFF
+
+
+def _unzigzag(z: int) -> int:
+    return (z >> 1) ^ -(z & 1)
+
+
+def _skip_respond_reference(r: "Reader", more: int):
+    if more & 0x80:
+        r.varint("respond-by")
+    if more & 0x40:
+        r.take(7, "reference")
+        r.varint("reference sequence")
+
+
+def run_form(bundle: bytes, origin: int, destination: int, previous, skip: int = 0) -> Optional[tuple]:
+    """5.11: (run form bytes, state, like) of `bundle` after `previous` (the state (created, sequence, head,
+    lifetime field) of the bundle before it in the run, or None for the first), or None when it has no compact form.
+    `like`: written after 00 as only its rest."""
+    compact = compact_bundle(bundle, origin, destination)
+    if compact is None:
+        return None
+    try:
+        r = Reader(compact)
+        b0, b1 = r.uint(1, "b0"), r.uint(1, "b1")
+        more = r.uint(1, "more") if b1 & 0x02 else None
+        created = r.uint(3, "created")
+        sequence = r.varint("sequence")
+        lifetime = r.varint("lifetime")
+        rest_start = r.pos
+        _skip_respond_reference(r, more or 0)
+        cut = None
+        if (b1 >> 4) & 0x03 == 2 and r.uint(1, "dictionary") == 1:
+            cut = r.pos - 1
+    except WireError:
+        return None
+    if cut is not None:
+        b1 |= 0x01
+    head = bytes([b0, b1]) + (bytes([more]) if more is not None else b"")
+    rest = compact[rest_start:cut] + compact[cut + 1:] if cut is not None else compact[rest_start:]
+    like = (previous is not None and len(rest) > 0 and previous[2] == head and previous[0] == created
+            and sequence == previous[1] + 1 + skip and previous[3] == lifetime)
+    if like:
+        out = b""
+    elif previous is None:
+        out = head + u(created, 3) + encode_varint(sequence)
+    else:
+        out = head + encode_varint(_zigzag(created - previous[0])) + encode_varint(_zigzag(sequence - previous[1] - 1))
+    if not like:
+        out += encode_varint(lifetime)
+    out += rest
+    try:
+        if expand_run_form(out, previous, origin, destination, like, skip)[0] != bundle:
+            return None
+    except WireError:
+        return None
+    return out, (created, sequence, head, lifetime), like
+
+
+def expand_run_form(form: bytes, previous, origin: int, destination: int, like: bool = False, skip: int = 0) -> tuple:
+    """5.11: (whole bundle, state) from its run form."""
+    if like:
+        if previous is None:
+            raise WireError("invalidValue", "a bundle like the one before it, first in its run")
+        if previous[1] + 1 + skip > 0xFFFFFFFF:
+            raise WireError("invalidValue", "sequence past 2^32 - 1")
+        return expand_run_form(previous[2] + u(previous[0], 3) + encode_varint(previous[1] + 1 + skip)
+                               + encode_varint(previous[3]) + form, None, origin, destination)
+    r = Reader(form)
+    b0, b1 = r.uint(1, "bundle byte 0"), r.uint(1, "bundle flags")
+    more = r.uint(1, "bundle more-flags") if b1 & 0x02 else None
+    head = bytes([b0, b1]) + (bytes([more]) if more is not None else b"")
+    dict_one = bool(b1 & 0x01)
+    b1 &= 0xFE
+    if dict_one and (b1 >> 4) & 0x03 != 2:
+        raise WireError("invalidValue", "dictionary 1 flagged without dictionary compression")
+    if previous is None:
+        created = r.uint(3, "created")
+        sequence = r.varint("sequence")
+    else:
+        created = previous[0] + _unzigzag(r.varint("created delta"))
+        if not 0 <= created < 1 << 24:
+            raise WireError("invalidValue", "created outside 0 ..< 2^24")
+        sequence = (previous[1] + 1 + _unzigzag(r.varint("sequence delta"))) % (1 << 32)
+    lifetime = r.varint("lifetime")
+    start = r.pos
+    _skip_respond_reference(r, more or 0)
+    compact = (bytes([b0, b1]) + (bytes([more]) if more is not None else b"") + u(created, 3) + encode_varint(sequence)
+               + encode_varint(lifetime) + form[start:r.pos] + (b"\x01" if dict_one else b"") + form[r.pos:])
+    return expand_bundle(compact, origin, destination), (created, sequence, head, lifetime)
+
+
+def run_eligible(rec) -> bool:
+    return (isinstance(rec, BundleRecord) and rec.in_run and rec.compact_from is not None and rec.next_hop is not None
+            and rec.transfer is not None and run_form(rec.bundle, rec.compact_from, rec.next_hop, None) is not None)
+
+
+def encode_run_body(run: list) -> bytes:
+    body = u(run[0].next_hop, 4) + encode_varint(run[0].transfer)
+    previous, last = None, None
+    for rec in run:
+        skip = 0 if last is None else rec.transfer - last - 1
+        form, state, like = run_form(rec.bundle, rec.compact_from, rec.next_hop, previous, skip)
+        if previous is not None:
+            body += encode_varint(skip << 1 | (1 if like else 0))
+        body += encode_varint(len(form)) + form
+        previous, last = state, rec.transfer
+    return body
+
+
+def decode_run(body: bytes, sender: Optional[int]) -> list:
+    if sender is None:
+        raise WireError("invalidValue", "bundle run outside an ordinary packet")
+    r = Reader(body)
+    next_hop = r.uint(4, "run next hop")
+    transfer = r.varint("run transfer")
+    out, previous = [], None
+    while r.remaining():
+        like, skip = False, 0
+        if previous is not None:
+            step = r.varint("run step")
+            skip, like = step >> 1, bool(step & 1)
+            transfer += 1 + skip
+            if transfer > 0xFFFFFFFF:
+                raise WireError("invalidValue", "run transfer numbers past 2^32 - 1")
+        length = r.varint("run length", MAX_BUNDLE)
+        if length < 1:
+            raise WireError("truncated", "empty bundle in a run")
+        form = r.take(length, "run bundle")
+        bundle, previous = expand_run_form(form, previous, sender, next_hop, like, skip)
+        if len(bundle) > MAX_BUNDLE:
+            raise WireError("tooLarge", "bundle in a run")
+        out.append(BundleRecord(bundle, next_hop, transfer, sender, True))
+    if not out:
+        raise WireError("truncated", "bundle run without bundles")
+    return out
 
 
 def _compact_layout(r: "Reader"):
@@ -1203,6 +1346,16 @@ class AckEntry:
 class AckRecord:
     target: int
     entries: list[AckEntry]
+    # 5.5 flag W: written as ranges of whole transfers when every entry is received = 1 with no bitmap
+    ranges: bool = False
+
+
+MAX_RANGE_ENTRIES = 4096
+
+
+def ack_ranges_form(rec: "AckRecord") -> bool:
+    return (rec.ranges and 0 < len(rec.entries) <= MAX_RANGE_ENTRIES
+            and all(e.received == 1 and not e.bitmap for e in rec.entries))
 
 
 @dataclass
@@ -1267,6 +1420,19 @@ def record_type_flags_body(rec) -> tuple[int, int, bytes]:
         return T_FRAGMENT, flags, body + rec.data
     if isinstance(rec, ReceiptPartsRecord):
         return T_RECEIPT_PARTS, 0, encode_receipt_parts(rec)
+    if isinstance(rec, BundleRecord) and run_eligible(rec):
+        return T_BUNDLE_RUN, 0, encode_run_body([rec])
+    if isinstance(rec, AckRecord) and ack_ranges_form(rec):
+        body = u(rec.target, 4)
+        ranges = []
+        for t in sorted({e.transfer for e in rec.entries}):
+            if ranges and ranges[-1][0] + ranges[-1][1] + 1 == t:
+                ranges[-1][1] += 1
+            else:
+                ranges.append([t, 0])
+        for first, more in ranges:
+            body += encode_varint(first) + encode_varint(more)
+        return T_ACK, 0x01, body
     if isinstance(rec, AckRecord):
         body = u(rec.target, 4)
         for e in rec.entries:
@@ -1301,8 +1467,41 @@ def encode_record(rec, last: bool) -> bytes:
     return bytes([(rtype << 4) | 0x08 | flags]) + encode_varint(len(body)) + body
 
 
+def _continues(last, rec) -> bool:
+    return (last.next_hop == rec.next_hop and last.compact_from == rec.compact_from
+            and last.transfer < rec.transfer and rec.transfer - last.transfer - 1 <= 0x7FFFFFFF)
+
+
+def encode_units(records: list) -> list:
+    """5.11: (type, flags, body) as written: run-eligible bundle records that continue one another share a run."""
+    units, run = [], []
+    for rec in records:
+        if run_eligible(rec):
+            if run and _continues(run[-1], rec):
+                run.append(rec)
+                continue
+            if run:
+                units.append((T_BUNDLE_RUN, 0, encode_run_body(run)))
+            run = [rec]
+            continue
+        if run:
+            units.append((T_BUNDLE_RUN, 0, encode_run_body(run)))
+            run = []
+        units.append(record_type_flags_body(rec))
+    if run:
+        units.append((T_BUNDLE_RUN, 0, encode_run_body(run)))
+    return units
+
+
 def encode_payload(records: list) -> bytes:
-    return b"".join(encode_record(rec, i == len(records) - 1) for i, rec in enumerate(records))
+    units = encode_units(records)
+    out = b""
+    for i, (rtype, flags, body) in enumerate(units):
+        if i == len(units) - 1:
+            out += bytes([(rtype << 4) | flags]) + body
+        else:
+            out += bytes([(rtype << 4) | 0x08 | flags]) + encode_varint(len(body)) + body
+    return out
 
 
 def decode_record(rtype: int, flags: int, body: bytes, sender: Optional[int] = None):
@@ -1337,6 +1536,20 @@ def decode_record(rtype: int, flags: int, body: bytes, sender: Optional[int] = N
         if not data:
             raise WireError("truncated", "empty fragment data")
         return FragmentRecord(transfer, index, count, data, next_hop)
+    if rtype == T_ACK and flags & 0x01:
+        target = r.uint(4, "ack target")
+        entries = []
+        while r.remaining():
+            first = r.varint("ack transfer")
+            more = r.varint("ack more")
+            if first + more > 0xFFFFFFFF:
+                raise WireError("invalidValue", "ack range past 2^32 - 1")
+            if len(entries) + more + 1 > MAX_RANGE_ENTRIES:
+                raise WireError("tooLarge", "ack ranges")
+            entries += [AckEntry(first + k, 1) for k in range(more + 1)]
+        if not entries:
+            raise WireError("truncated", "ack without ranges")
+        return AckRecord(target, entries, True)
     if rtype == T_ACK:
         target = r.uint(4, "ack target")
         entries = []
@@ -1456,6 +1669,9 @@ def decode_payload(payload: bytes, sender: Optional[int] = None) -> list:
             continue
         if rtype in RESERVED_FLAGS and flags & RESERVED_FLAGS[rtype]:
             records.append(UnknownRecord(rtype, flags, body))
+            continue
+        if rtype == T_BUNDLE_RUN:
+            records += decode_run(body, sender)
             continue
         records.append(decode_record(rtype, flags, body, sender))
     return records
