@@ -27,6 +27,8 @@ extension Node {
                 }
             }
             self.storageFailed(operation, link: link, error)
+            // What the group stored or removed was undone: the index of held bundles is built again from the store.
+            self.rebuildHeldIndex()
             return false
         }
     }

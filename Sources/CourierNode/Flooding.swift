@@ -14,9 +14,8 @@ extension Node {
     /// we hold that it is not known to have, or a directed bundle with no route stored since it was last heard.
     func mayHoldNews(for n: NodeID, since previous: Double?) -> Bool {
         if let p = previous, self.lastUnroutableAt > p - Tuning.housekeepingInterval { return true }
-        // Unreadable: no summary now (the periodic one follows).
-        for h in self.storing("read the bundles held", { try self.store.held(limit: Tuning.heldLimit) }) ?? [] {
-            if case .node = h.destination { continue }
+        // The held floods (from the index, not the store): one it may lack is news.
+        for h in self.heldIndex.byID.values where !HeldIndex.isDirected(h) {
             if !self.isHolder(h.id, n) && !(self.told[h.id]?.contains(n) ?? false) { return true }
         }
         return false

@@ -105,6 +105,7 @@ extension Node {
             if case .node = b.destination { directed = true } else { directed = false }
             let (results, evicted) = try self.store.insertReporting([b], now: Int64(now), local: false, custody: directed, from: source,
                                                                     classes: [self.admittedClass(b, proof: proof)])
+            self.unindexHeld(evicted)
             for e in evicted {
                 // The feed has it (and the store's log); a directed bundle in our custody is given up on: tell its origin.
                 guard case .node = e.destination, e.custody else { continue }
@@ -112,7 +113,7 @@ extension Node {
                 if !e.isLocal { self.notifyFailure(e.id, kind: e.kind, .evicted, now: now) }
             }
             switch results[0] {
-            case .stored: break
+            case .stored: self.indexHeld(b)
             case .refused:
                 // No room (the feed says so): the hop was acknowledged, so the origin is told.
                 let why = "refused: our queue is full"
@@ -246,6 +247,7 @@ extension Node {
             self.rejectStorage("cannot expire bundles: \(error)", error)
             return
         }
+        self.unindexHeld(expired)
         for e in expired {
             if e.unread {
                 self.emit(.event(.gaveUp(e.id, reason: "unreadable: its lifetime passed and what it needs never arrived (the keys of its origin \(e.id.origin), or the dictionary it names)")))

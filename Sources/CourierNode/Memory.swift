@@ -64,12 +64,9 @@ extension Node {
             let shorts = Set(fresh.map(\.short))
             self.partialAnnounces = self.partialAnnounces.filter { shorts.contains($0.key) }
         }
-        let held: Set<BundleID>
-        do { held = Set(try self.store.held(limit: Tuning.heldLimit).map(\.id)) } catch {
-            self.reject("cannot read the bundles held to prune the tables kept for them: \(error)")
-            return
-        }
-        self.replicas = self.replicas.filter { held.contains($0.key) }
-        self.knownLocal = self.knownLocal.filter { held.contains($0) }
+        // What is held, from the index (HeldIndex.swift): no read of the bundle table.
+        guard !self.heldIndexStale else { return }
+        self.replicas = self.replicas.filter { self.heldIndex.contains($0.key) }
+        self.knownLocal = self.knownLocal.filter { self.heldIndex.contains($0) }
     }
 }

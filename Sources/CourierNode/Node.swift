@@ -1,5 +1,6 @@
 import CourierMedium
 import struct CourierStore.Transmission
+import typealias CourierStore.HeldBundle
 import enum CourierStore.StoreError
 import CourierWire
 import Foundation
@@ -94,6 +95,10 @@ public final class Node {
     var dictionaryState = DictionaryState()
     /// Bundles already reported refused (copies of a flood from an untrusted origin keep coming).
     var refusedReported: Set<BundleID> = []
+    /// Every bundle held, in memory (HeldIndex.swift): what summaries, routing and pruning read instead of the store.
+    var heldIndex = HeldIndex()
+    /// The index could not be kept in step (a read failed): built again from the store at the next housekeeping.
+    var heldIndexStale = false
 
     public internal(set) var stats = Stats()
     public struct Stats: Sendable, Equatable {
@@ -136,6 +141,8 @@ public final class Node {
         // Half-received transfers survive a restart (directed bundles in custody look for a route at the first tick).
         for (sender, f, t) in try store.savedFragments() { _ = self.reassembler.add(f, from: sender, now: t) }
         self.shelveDictionaries(now: now)
+        // What is held, indexed once (one query): the hot paths read the index, not the bundle table.
+        self.heldIndex = HeldIndex(try store.held(limit: Tuning.heldLimit))
     }
 
     func emit(_ o: NodeOutput) { self.outputs.append(o) }
@@ -189,8 +196,10 @@ public final class Node {
     }
 
     func make(kind: Kind, destination: Destination, content: [UInt8], options: BundleOptions?, now: Double) throws -> BundleID {
-        let b = try BundleMaker(identity: self.config.identity, groups: self.config.groups, store: self.store, compressor: self.compressor)
-            .make(kind: kind, destination: destination, content: content, options: options, now: now)
+        let (b, evicted) = try BundleMaker(identity: self.config.identity, groups: self.config.groups, store: self.store, compressor: self.compressor)
+            .makeReporting(kind: kind, destination: destination, content: content, options: options, now: now)
+        for id in evicted { self.heldIndex.remove(id) }
+        self.indexHeld(b)
         self.knownLocal.insert(b.id)
         self.afterStoring(b, from: nil, now: now, local: true)
         if self.isForMe(b) { try self.deliverLocally(b, now: now) }
@@ -207,6 +216,7 @@ public final class Node {
             return self.drain()
         }
         self.knownLocal.insert(id)
+        self.heldIndex.insert(HeldBundle(q, expires: Int64(b.expires)))
         self.afterStoring(b, from: nil, now: now, local: q.isLocal)
         self.adoptedDictionary(b)
         return self.tick(now: now)
@@ -224,6 +234,7 @@ public final class Node {
                 continue
             }
             self.knownLocal.insert(id)
+            self.heldIndex.insert(HeldBundle(q, expires: Int64(b.expires)))
             self.afterStoring(b, from: nil, now: now, local: q.isLocal)
             self.adoptedDictionary(b)
             any = true
@@ -387,6 +398,7 @@ public final class Node {
         self.applyKeyRotation(now: now)
         if now - self.lastHousekeeping >= Tuning.housekeepingInterval {
             self.lastHousekeeping = now
+            if self.heldIndexStale { self.rebuildHeldIndex() }
             self.expireBundles(now: now)
             if self.config.floodIdentity { self.renewIdentity(now: now) }
             // Origins of bundles still kept unread: ask again (at most once per `keyRequestInterval`).
@@ -406,25 +418,22 @@ public final class Node {
             // Directed bundles in our custody with no transfer under way (no route yet, or the next hop stopped
             // answering): look for a next hop again.
             let active = Set(self.transfers.values.filter(\.custody).map(\.key.bundle))
-            // Read only when there is a neighbour to route to or a table below to prune (with neither, none of it
-            // could change anything); each bundle is read whole only when routing can do something for it.
+            // Only with a neighbour to route to (with none, `mayRoute` is false for all), and only the directed
+            // bundles in our custody (the others `mayRoute` refuses), from the index; each bundle is read whole only
+            // when routing can do something for it.
             let fresh = self.freshNeighbours(now: now)
-            // Unreadable: routed, and the tables below pruned, at the next housekeeping.
-            let held = fresh.isEmpty && self.holders.isEmpty && self.told.isEmpty
-                ? [] : self.storing("read the bundles held", { try self.store.held(limit: Tuning.heldLimit) })
-            for h in held ?? [] where !active.contains(h.id) && self.mayRoute(h, fresh: fresh, now: now) {
+            for h in fresh.isEmpty ? [] : self.heldIndex.orderedCustodyDirected where !active.contains(h.id) && self.mayRoute(h, fresh: fresh, now: now) {
                 self.routeDirected(h.id, now: now)
             }
             for (d, p) in self.pulls where p.due == .infinity && now - p.since > Tuning.pullForgottenAfter { self.pulls[d] = nil }
             if self.receiptOrigins.count > Tuning.maxReceiptOrigins { self.receiptOrigins.removeAll() }
             // Who holds what is kept while we hold it.
-            if let held {
-                let ids = Set(held.map(\.id))
-                for id in self.holders.keys.sorted() where !ids.contains(id) && self.floods[id] == nil && now - (self.heardOf[id] ?? 0) > Tuning.holdersKeptFor {
+            if !self.heldIndexStale {
+                for id in self.holders.keys.sorted() where !self.heldIndex.contains(id) && self.floods[id] == nil && now - (self.heardOf[id] ?? 0) > Tuning.holdersKeptFor {
                     self.holders[id] = nil
                     self.heardOf[id] = nil
                 }
-                for id in self.told.keys.sorted() where !ids.contains(id) {
+                for id in self.told.keys.sorted() where !self.heldIndex.contains(id) {
                     self.told[id] = nil
                 }
             }
@@ -434,12 +443,8 @@ public final class Node {
             self.rerouteDue = false
             let active = Set(self.transfers.values.filter(\.custody).map(\.key.bundle))
             let fresh = self.freshNeighbours(now: now)
-            do {
-                for h in fresh.isEmpty ? [] : try self.store.held(limit: Tuning.heldLimit) where !active.contains(h.id) && self.mayRoute(h, fresh: fresh, now: now) {
-                    self.routeDirected(h.id, now: now)
-                }
-            } catch {
-                self.rejectStorage("cannot read the bundles held to route them again: \(error)", error)
+            for h in fresh.isEmpty ? [] : self.heldIndex.orderedCustodyDirected where !active.contains(h.id) && self.mayRoute(h, fresh: fresh, now: now) {
+                self.routeDirected(h.id, now: now)
             }
         }
         if !self.keysArrived.isEmpty { self.readWaiting(now: now) }
@@ -457,7 +462,12 @@ public final class Node {
                 continue
             }
             // Unreadable: this rebroadcast is not made (a summary later offers it).
-            guard let found = self.storing("read a bundle to flood it", { try self.store.bundle(id) }), let q = found else { continue }
+            guard let found = self.storing("read a bundle to flood it", { try self.store.bundle(id) }) else { continue }
+            guard let q = found else {
+                // Gone from the store meanwhile (taken out by another process): gone from the index too.
+                self.heldIndex.remove(id)
+                continue
+            }
             for name in self.linkOrder where self.links[name]?.up == true {
                 self.startTransfer(q, link: name, target: nil, custody: false, now: now)
             }
@@ -521,7 +531,7 @@ public final class Node {
                         l.summaryWithAnnounce = true
                         l.lastSummary = now
                         if l.summaryDue.map({ $0 <= now + Tuning.summaryCoveredWithin }) == true { l.summaryDue = nil }
-                        let held = (self.storing("read the bundles held", link: name, { try self.store.held(limit: Tuning.heldLimit) }) ?? []).map(\.id)
+                        let held = self.heldIndex.all.ids
                         for n in self.freshNeighbours(now: now) where n.link == name {
                             for id in held { self.told[id, default: []].insert(n.id) }
                         }
@@ -530,7 +540,7 @@ public final class Node {
             }
             if let due = l.summaryDue, due <= now, now - l.lastSummary >= self.config.summaryInterval {
                 // Neighbours in range are told what we hold: they answer if they lack something.
-                let held = (self.storing("read the bundles held", link: name, { try self.store.held(limit: Tuning.heldLimit) }) ?? []).map(\.id)
+                let held = self.heldIndex.all.ids
                 for n in self.freshNeighbours(now: now) where n.link == name {
                     for id in held { self.told[id, default: []].insert(n.id) }
                 }

@@ -61,6 +61,7 @@ extension Node {
                case .node(let d) = q.destination, d == b.origin,
                self.storing("remove a delivered bundle", { try self.store.remove(id, reason: "delivered (receipt from \(b.origin))", now: Int64(now)) }) != nil {
                 for k in self.transfers.keys where k.bundle == id { self.transfers[k] = nil }
+                self.heldIndex.remove(id)
             }
         }
     }

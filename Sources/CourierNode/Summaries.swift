@@ -72,7 +72,7 @@ extension Node {
         }
         // Send what they lack: floods to all, directed bundles we hold custody of (a copy; custody stays with us
         // unless they are the destination).
-        guard let held = self.storing("read the bundles held", link: link, { try self.store.held(limit: Tuning.heldLimit) }) else { return }
+        let held = self.heldIndex.ordered
         let lacking = held.filter { h in
             guard !theirs.contains(h.digest) else { return false }
             if case .node = h.destination { return h.custody }
@@ -111,8 +111,8 @@ extension Node {
         // that lack them ask in vain.
         // Unreadable: no summary now (no pages); the next one is due after `summaryInterval`.
         let moving = Set(self.transfers.values.filter(\.custody).map(\.key.bundle))
-        guard let heldNow = self.storing("read the bundles held", { try self.store.held(limit: Tuning.heldLimit) }),
-              let seenNow = self.storing("read the bundles seen", { try self.store.seenDigests(limit: Tuning.seenDigestsLimit) }) else { return [] }
+        let heldNow = self.heldIndex.ordered
+        guard let seenNow = self.storing("read the bundles seen", { try self.store.seenDigests(limit: Tuning.seenDigestsLimit) }) else { return [] }
         var digests = heldNow.filter { h in
             guard case .node(let dest) = h.destination else { return true }
             return h.custody && !moving.contains(h.id) && self.nextHop(for: dest, now: now) == nil
