@@ -130,6 +130,9 @@ struct HeldIndex {
 }
 
 extension Node {
+    /// What the engine's index says it holds, in the queue's order (a test compares it with `NodeStorage.held`).
+    public var heldIndexed: [HeldBundle] { self.heldIndex.ordered }
+
     /// Builds the index of held bundles from the store (one query): at start, and after a grouped write whose commit
     /// failed. Unreadable: the index is kept as it was and built again at the next housekeeping.
     func rebuildHeldIndex() {

@@ -26,8 +26,8 @@ extension Node {
         self.noteHolder(b.id, from, now: now)
         // Only a receipt its origin signed says anything (a forged one would suppress copies and pulls).
         if b.kind == .receipt, self.judge(b) == .proven { self.receiptEvidence(b, from: from, link: link, now: now) }
-        for (k, t) in self.transfers where k.bundle == b.id && k.link == link && k.target == nil && t.sent.isEmpty && t.due > now {
-            self.transfers[k] = nil
+        for k in self.transfers.keys(of: b.id) where k.link == link && k.target == nil {
+            if let t = self.transfers[k], t.sent.isEmpty && t.due > now { self.transfers[k] = nil }
         }
         // Unreadable (an I/O error): not settled, so not acknowledged; the sender keeps it and tries again.
         guard let seen = self.storing("look up a received bundle", link: link, { try self.store.hasSeen(b.id) }) else { return false }

@@ -26,7 +26,8 @@ public final class Node {
     var partialAnnounces: [ShortID: PartialAnnounce] = [:]
     var links: [String: LinkState] = [:]
     var linkOrder: [String] = []
-    var transfers: [TransferKey: Transfer] = [:]
+    /// Transfers under way, indexed by due time, bundle and number (TransferTable.swift).
+    var transfers = TransferTable()
     var transferOrder = 0
     /// Transfer numbers reserved in the store (absolute; a transfer uses the value modulo 2^14): never reused after
     /// a restart, so a receiver's memory of a completed transfer cannot answer for a new bundle (SPEC 8.2).
@@ -417,7 +418,7 @@ public final class Node {
             }
             // Directed bundles in our custody with no transfer under way (no route yet, or the next hop stopped
             // answering): look for a next hop again.
-            let active = Set(self.transfers.values.filter(\.custody).map(\.key.bundle))
+            let active = self.transfers.custodyBundles
             // Only with a neighbour to route to (with none, `mayRoute` is false for all), and only the directed
             // bundles in our custody (the others `mayRoute` refuses), from the index; each bundle is read whole only
             // when routing can do something for it.
@@ -441,7 +442,7 @@ public final class Node {
         }
         if self.rerouteDue {
             self.rerouteDue = false
-            let active = Set(self.transfers.values.filter(\.custody).map(\.key.bundle))
+            let active = self.transfers.custodyBundles
             let fresh = self.freshNeighbours(now: now)
             for h in fresh.isEmpty ? [] : self.heldIndex.orderedCustodyDirected where !active.contains(h.id) && self.mayRoute(h, fresh: fresh, now: now) {
                 self.routeDirected(h.id, now: now)
@@ -583,7 +584,9 @@ public final class Node {
             if l.busyUntil > now { t = min(t, max(ready, l.busyUntil)) }
             if ready.isFinite { t = min(t, ready) }
         }
-        for tr in self.transfers.values { t = min(t, max(refilled[tr.key.link] ?? -.infinity, tr.due)) }
+        for name in self.transfers.links {
+            if let due = self.transfers.earliestDue(on: name) { t = min(t, max(refilled[name] ?? -.infinity, due)) }
+        }
         return max(t, now + 0.001)
     }
 

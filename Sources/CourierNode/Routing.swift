@@ -22,7 +22,7 @@ extension Node {
     /// The operator cancelled a queued bundle (`relay queue cancel`): transfers of it under way stop (their
     /// records are in memory) and a pending rebroadcast is dropped, so nothing more of it leaves this relay.
     public func cancelled(_ id: BundleID) {
-        for k in self.transfers.keys where k.bundle == id { self.transfers[k] = nil }
+        for k in self.transfers.keys(of: id) { self.transfers[k] = nil }
         self.floods[id] = nil
         self.heldIndex.remove(id)
     }
@@ -55,7 +55,7 @@ extension Node {
             return
         }
         guard q.custody, case .node(let dest) = q.destination else { return }
-        guard !self.transfers.values.contains(where: { $0.key.bundle == id && $0.custody }) else { return }
+        guard !self.transfers.hasCustody(id) else { return }
         guard let (hop, link) = self.nextHop(for: dest, now: now) else {
             // No route yet: hand copies to a few neighbours now (a relay further on may know the way, or a
             // courier may carry it); we keep custody until a receipt says it arrived.

@@ -110,7 +110,7 @@ extension Node {
         // copy of (in our custody, no route, fewer than `maxReplicas` copies given): the others only make neighbours
         // that lack them ask in vain.
         // Unreadable: no summary now (no pages); the next one is due after `summaryInterval`.
-        let moving = Set(self.transfers.values.filter(\.custody).map(\.key.bundle))
+        let moving = self.transfers.custodyBundles
         let heldNow = self.heldIndex.ordered
         guard let seenNow = self.storing("read the bundles seen", { try self.store.seenDigests(limit: Tuning.seenDigestsLimit) }) else { return [] }
         var digests = heldNow.filter { h in

@@ -75,9 +75,9 @@ extension Node {
 
     func handleAck(_ a: AckRecord, from: NodeID, link: String, now: Double) {
         for e in a.entries {
-            guard let found = self.transfers.first(where: { $0.key.link == link && $0.key.target == from && $0.value.number == e.transfer }) else { continue }
+            guard let found = self.transfers.named(link: link, target: from, number: e.transfer) else { continue }
             let key = found.key
-            var t = found.value
+            var t = found
             let before = t.acked.count
             for i in 0..<t.records.count where e.has(i) && !t.acked.contains(i) {
                 t.acked.insert(i)
