@@ -33,15 +33,20 @@ struct HeldIndex {
         }
     }
 
-    /// Ids in the queue's order (binary search on insert and removal: no re-sort).
+    /// Ids in the queue's order (binary search on insert and removal: no re-sort), with each one's digest and
+    /// whether it is undirected (a summary walks these arrays without a look-up per bundle).
     struct Ordered {
         private(set) var keys: [Key] = []
         private(set) var ids: [BundleID] = []
+        private(set) var digests: [UInt32] = []
+        private(set) var undirected: [Bool] = []
 
         init() {}
-        init(sorted pairs: [(Key, BundleID)]) {
-            self.keys = pairs.map(\.0)
-            self.ids = pairs.map(\.1)
+        init(sorted held: [HeldBundle]) {
+            self.keys = held.map(Key.init)
+            self.ids = held.map(\.id)
+            self.digests = held.map(\.digest)
+            self.undirected = held.map { !HeldIndex.isDirected($0) }
         }
 
         func position(_ k: Key) -> Int {
@@ -53,10 +58,13 @@ struct HeldIndex {
             return lo
         }
 
-        mutating func insert(_ k: Key, _ id: BundleID) {
+        mutating func insert(_ h: HeldBundle) {
+            let k = Key(h)
             let i = self.position(k)
             self.keys.insert(k, at: i)
-            self.ids.insert(id, at: i)
+            self.ids.insert(h.id, at: i)
+            self.digests.insert(h.digest, at: i)
+            self.undirected.insert(!HeldIndex.isDirected(h), at: i)
         }
 
         mutating func remove(_ k: Key) {
@@ -64,6 +72,8 @@ struct HeldIndex {
             guard i < self.keys.count, self.keys[i] == k else { return }
             self.keys.remove(at: i)
             self.ids.remove(at: i)
+            self.digests.remove(at: i)
+            self.undirected.remove(at: i)
         }
     }
 
@@ -74,22 +84,28 @@ struct HeldIndex {
     private(set) var custodyDirected = Ordered()
     /// Held bundles that are not directed (floods and group bundles: those a contact may lack).
     private(set) var undirected = 0
+    /// Held bundles by digest (a summary's digests name bundles by it).
+    private(set) var byDigest: [UInt32: [BundleID]] = [:]
 
     init() {}
 
     /// The index of `held` (as `NodeStorage.held` returns it).
     init(_ held: [HeldBundle]) {
-        var pairs: [(Key, BundleID)] = []
-        pairs.reserveCapacity(held.count)
+        var unique: [HeldBundle] = []
+        unique.reserveCapacity(held.count)
         self.byID.reserveCapacity(held.count)
         for h in held where self.byID[h.id] == nil {
             self.byID[h.id] = h
-            pairs.append((Key(h), h.id))
+            self.byDigest[h.digest, default: []].append(h.id)
+            unique.append(h)
         }
-        pairs.sort { $0.0 < $1.0 }
-        self.all = Ordered(sorted: pairs)
-        self.custodyDirected = Ordered(sorted: pairs.filter { Self.isCustodyDirected(self.byID[$0.1]!) })
-        self.undirected = self.byID.values.reduce(0) { $0 + (Self.isDirected($1) ? 0 : 1) }
+        // The store gives them in the queue's order already; sorted only if not.
+        var sorted = true
+        for i in unique.indices.dropFirst() where Key(unique[i]) < Key(unique[i - 1]) { sorted = false; break }
+        if !sorted { unique.sort { Key($0) < Key($1) } }
+        self.all = Ordered(sorted: unique)
+        self.custodyDirected = Ordered(sorted: unique.filter(Self.isCustodyDirected))
+        self.undirected = unique.reduce(0) { $0 + (Self.isDirected($1) ? 0 : 1) }
     }
 
     static func isDirected(_ h: HeldBundle) -> Bool {
@@ -105,24 +121,22 @@ struct HeldIndex {
 
     /// Every held bundle in the queue's order.
     var ordered: [HeldBundle] { self.all.ids.map { self.byID[$0]! } }
-    /// Directed bundles in our custody, in the queue's order.
-    var orderedCustodyDirected: [HeldBundle] { self.custodyDirected.ids.map { self.byID[$0]! } }
-    /// The held bundles that are not directed, in the queue's order.
-    var orderedUndirected: [HeldBundle] {
-        guard self.undirected > 0 else { return [] }
-        return self.ordered.filter { !Self.isDirected($0) }
-    }
+    /// Held bundles with this digest.
+    func held(digest: UInt32) -> [HeldBundle] { (self.byDigest[digest] ?? []).compactMap { self.byID[$0] } }
 
     mutating func insert(_ h: HeldBundle) {
         self.remove(h.id)
         self.byID[h.id] = h
-        self.all.insert(Key(h), h.id)
-        if Self.isCustodyDirected(h) { self.custodyDirected.insert(Key(h), h.id) }
+        self.byDigest[h.digest, default: []].append(h.id)
+        self.all.insert(h)
+        if Self.isCustodyDirected(h) { self.custodyDirected.insert(h) }
         if !Self.isDirected(h) { self.undirected += 1 }
     }
 
     mutating func remove(_ id: BundleID) {
         guard let h = self.byID.removeValue(forKey: id) else { return }
+        self.byDigest[h.digest]?.removeAll { $0 == id }
+        if self.byDigest[h.digest]?.isEmpty == true { self.byDigest[h.digest] = nil }
         self.all.remove(Key(h))
         if Self.isCustodyDirected(h) { self.custodyDirected.remove(Key(h)) }
         if !Self.isDirected(h) { self.undirected -= 1 }
@@ -159,4 +173,60 @@ extension Node {
     func unindexHeld(_ gone: [ExpiredBundle]) {
         for e in gone { self.heldIndex.remove(e.id) }
     }
+
+    /// Routes the directed bundles in our custody that routing can do something for (`mayRoute`), in the queue's
+    /// order, from the index: only with a neighbour to route to (with none, `mayRoute` is false for all), and at most
+    /// `Tuning.routedPerTick` of them in one tick; the rest at the next tick, from where this one stopped (a relay
+    /// holding 50,000 meeting its first neighbour spent 30 s in one tick routing them all).
+    func routeHeld(now: Double, fromStart: Bool) {
+        if fromStart { self.routeCursor = nil }
+        let fresh = self.freshNeighbours(now: now)
+        guard !fresh.isEmpty else {
+            self.routeCursor = nil
+            return
+        }
+        let active = self.transfers.custodyBundles
+        let order = self.heldIndex.custodyDirected
+        var i = self.routeCursor.map { order.position($0) } ?? 0
+        self.routeCursor = nil
+        var routed = 0
+        while i < order.ids.count {
+            let id = order.ids[i]
+            i += 1
+            guard let h = self.heldIndex[id], !active.contains(id), self.mayRoute(h, fresh: fresh, now: now) else { continue }
+            if routed == Tuning.routedPerTick {
+                self.routeCursor = HeldIndex.Key(h)
+                self.rerouteDue = true
+                return
+            }
+            self.routeDirected(id, now: now)
+            routed += 1
+        }
+    }
+
+    /// The held bundles' digests a summary lists, in the queue's order: every undirected one, and the directed ones
+    /// `include` takes; then the seen digests (`seen`) none of those already lists and `directedSeen` leaves in.
+    func summaryDigests(seen: [UInt32], include: (HeldBundle) -> Bool) -> [UInt32] {
+        let a = self.heldIndex.all
+        var digests: [UInt32] = []
+        digests.reserveCapacity(a.ids.count)
+        for i in a.ids.indices {
+            if a.undirected[i] {
+                digests.append(a.digests[i])
+            } else if let h = self.heldIndex[a.ids[i]], include(h) {
+                digests.append(a.digests[i])
+            }
+        }
+        for d in seen where !self.directedSeen.contains(d) {
+            let listed = self.heldIndex.held(digest: d).contains { !HeldIndex.isDirected($0) || include($0) }
+            if !listed { digests.append(d) }
+        }
+        return digests
+    }
+}
+
+extension Tuning {
+    /// Directed bundles routing starts transfers for in one tick (the rest at the next ticks): a LoRa link carries a
+    /// few packets a second, so 64 a tick (four ticks a second) keeps any link busy without a tick of seconds.
+    static let routedPerTick = 64
 }

@@ -100,6 +100,8 @@ public final class Node {
     var heldIndex = HeldIndex()
     /// The index could not be kept in step (a read failed): built again from the store at the next housekeeping.
     var heldIndexStale = false
+    /// Where routing held bundles stopped at its per-tick bound (`routeHeld`): it goes on from there at the next tick.
+    var routeCursor: HeldIndex.Key? = nil
 
     public internal(set) var stats = Stats()
     public struct Stats: Sendable, Equatable {
@@ -418,14 +420,9 @@ public final class Node {
             }
             // Directed bundles in our custody with no transfer under way (no route yet, or the next hop stopped
             // answering): look for a next hop again.
-            let active = self.transfers.custodyBundles
-            // Only with a neighbour to route to (with none, `mayRoute` is false for all), and only the directed
-            // bundles in our custody (the others `mayRoute` refuses), from the index; each bundle is read whole only
-            // when routing can do something for it.
-            let fresh = self.freshNeighbours(now: now)
-            for h in fresh.isEmpty ? [] : self.heldIndex.orderedCustodyDirected where !active.contains(h.id) && self.mayRoute(h, fresh: fresh, now: now) {
-                self.routeDirected(h.id, now: now)
-            }
+            // From the index (HeldIndex.swift: `routeHeld`); each bundle is read whole only when routing can do
+            // something for it.
+            self.routeHeld(now: now, fromStart: true)
             for (d, p) in self.pulls where p.due == .infinity && now - p.since > Tuning.pullForgottenAfter { self.pulls[d] = nil }
             if self.receiptOrigins.count > Tuning.maxReceiptOrigins { self.receiptOrigins.removeAll() }
             // Who holds what is kept while we hold it.
@@ -442,11 +439,7 @@ public final class Node {
         }
         if self.rerouteDue {
             self.rerouteDue = false
-            let active = self.transfers.custodyBundles
-            let fresh = self.freshNeighbours(now: now)
-            for h in fresh.isEmpty ? [] : self.heldIndex.orderedCustodyDirected where !active.contains(h.id) && self.mayRoute(h, fresh: fresh, now: now) {
-                self.routeDirected(h.id, now: now)
-            }
+            self.routeHeld(now: now, fromStart: false)
         }
         if !self.keysArrived.isEmpty { self.readWaiting(now: now) }
         self.dictionaryTick(now: now)
@@ -566,6 +559,8 @@ public final class Node {
             t = min(t, moment)
         }
         for f in self.floods.values { t = min(t, f.due) }
+        // Held bundles left to route past the per-tick bound: at once.
+        if self.routeCursor != nil { t = min(t, now) }
         for p in self.pulls.values { t = min(t, p.due) }
         for r in self.receipts.values { t = min(t, r.due) }
         t = min(t, self.receiptPartsDue)

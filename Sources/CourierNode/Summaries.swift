@@ -111,15 +111,17 @@ extension Node {
         // that lack them ask in vain.
         // Unreadable: no summary now (no pages); the next one is due after `summaryInterval`.
         let moving = self.transfers.custodyBundles
-        let heldNow = self.heldIndex.ordered
         guard let seenNow = self.storing("read the bundles seen", { try self.store.seenDigests(limit: Tuning.seenDigestsLimit) }) else { return [] }
-        var digests = heldNow.filter { h in
+        // Whether each destination has a next hop, asked once per destination.
+        var hopless: [ShortID: Bool] = [:]
+        let digests = self.summaryDigests(seen: seenNow) { h in
             guard case .node(let dest) = h.destination else { return true }
-            return h.custody && !moving.contains(h.id) && self.nextHop(for: dest, now: now) == nil
-                && (self.replicas[h.id]?.count ?? 0) < Self.maxReplicas
-        }.map(\.digest)
-        let held = Set(digests)
-        digests += seenNow.filter { !held.contains($0) && !self.directedSeen.contains($0) }
+            guard h.custody, !moving.contains(h.id), (self.replicas[h.id]?.count ?? 0) < Self.maxReplicas else { return false }
+            if let known = hopless[dest] { return known }
+            let none = self.nextHop(for: dest, now: now) == nil
+            hopless[dest] = none
+            return none
+        }
         let perPage = max(1, (mtu - Packet.overhead - 1) / 4)
         var pages: [[UInt32]] = []
         var i = 0
