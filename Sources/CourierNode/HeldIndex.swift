@@ -156,6 +156,7 @@ extension Node {
         }
         self.heldIndex = HeldIndex(held)
         self.heldIndexStale = false
+        self.told = self.told.filter { self.heldIndex.contains($0.key) }
     }
 
     /// A bundle just written to the store (stored from a link, made here, adopted): read back (by id, on the
@@ -171,7 +172,14 @@ extension Node {
 
     /// Bundles that left the store (expired, evicted).
     func unindexHeld(_ gone: [ExpiredBundle]) {
-        for e in gone { self.heldIndex.remove(e.id) }
+        for e in gone { self.unhold(e.id) }
+    }
+
+    /// A bundle that left the store: out of the index, and out of `told` (kept for held bundles only; pruned here,
+    /// not by a walk over every entry at each housekeeping).
+    func unhold(_ id: BundleID) {
+        self.heldIndex.remove(id)
+        self.told[id] = nil
     }
 
     /// Routes the directed bundles in our custody that routing can do something for (`mayRoute`), in the queue's
@@ -227,6 +235,6 @@ extension Node {
 
 extension Tuning {
     /// Directed bundles routing starts transfers for in one tick (the rest at the next ticks): a LoRa link carries a
-    /// few packets a second, so 64 a tick (four ticks a second) keeps any link busy without a tick of seconds.
-    static let routedPerTick = 64
+    /// few packets a second, so 16 a tick (four ticks a second) keeps any link busy without a tick of seconds.
+    static let routedPerTick = 16
 }

@@ -19,6 +19,7 @@ extension Node {
             TableSize(table: "directory", size: self.directory.count, bound: "known nodes' short ids"),
             TableSize(table: "partialAnnounces", size: self.partialAnnounces.count, bound: "\(Tuning.maxPartialAnnounces); beyond, only neighbours heard within the timeout are kept"),
             TableSize(table: "transfers", size: self.transfers.count, bound: "held bundles × links; ended by ack, give-up, receipt or cancel"),
+            TableSize(table: "heldIndex", size: self.heldIndex.count, bound: "held bundles (the store's quota)"),
             TableSize(table: "replayWindows", size: self.replayWindows.count, bound: "known senders (kept in the store)"),
             TableSize(table: "floods", size: self.floods.count, bound: "held floods; each ends at its due time"),
             TableSize(table: "summaries", size: self.summaries.count, bound: "neighbours heard within the timeout (pages of a summary being received)"),

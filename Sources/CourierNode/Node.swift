@@ -201,7 +201,7 @@ public final class Node {
     func make(kind: Kind, destination: Destination, content: [UInt8], options: BundleOptions?, now: Double) throws -> BundleID {
         let (b, evicted) = try BundleMaker(identity: self.config.identity, groups: self.config.groups, store: self.store, compressor: self.compressor)
             .makeReporting(kind: kind, destination: destination, content: content, options: options, now: now)
-        for id in evicted { self.heldIndex.remove(id) }
+        for id in evicted { self.unhold(id) }
         self.indexHeld(b)
         self.knownLocal.insert(b.id)
         self.afterStoring(b, from: nil, now: now, local: true)
@@ -425,14 +425,11 @@ public final class Node {
             self.routeHeld(now: now, fromStart: true)
             for (d, p) in self.pulls where p.due == .infinity && now - p.since > Tuning.pullForgottenAfter { self.pulls[d] = nil }
             if self.receiptOrigins.count > Tuning.maxReceiptOrigins { self.receiptOrigins.removeAll() }
-            // Who holds what is kept while we hold it.
+            // Who holds what is kept while we hold it (`told` leaves with the bundle: `unhold`).
             if !self.heldIndexStale {
-                for id in self.holders.keys.sorted() where !self.heldIndex.contains(id) && self.floods[id] == nil && now - (self.heardOf[id] ?? 0) > Tuning.holdersKeptFor {
+                for id in Array(self.holders.keys) where !self.heldIndex.contains(id) && self.floods[id] == nil && now - (self.heardOf[id] ?? 0) > Tuning.holdersKeptFor {
                     self.holders[id] = nil
                     self.heardOf[id] = nil
-                }
-                for id in self.told.keys.sorted() where !self.heldIndex.contains(id) {
-                    self.told[id] = nil
                 }
             }
             self.pruneTables(now: now)
@@ -459,7 +456,7 @@ public final class Node {
             guard let found = self.storing("read a bundle to flood it", { try self.store.bundle(id) }) else { continue }
             guard let q = found else {
                 // Gone from the store meanwhile (taken out by another process): gone from the index too.
-                self.heldIndex.remove(id)
+                self.unhold(id)
                 continue
             }
             for name in self.linkOrder where self.links[name]?.up == true {

@@ -61,7 +61,7 @@ extension Node {
                case .node(let d) = q.destination, d == b.origin,
                self.storing("remove a delivered bundle", { try self.store.remove(id, reason: "delivered (receipt from \(b.origin))", now: Int64(now)) }) != nil {
                 for k in self.transfers.keys(of: id) { self.transfers[k] = nil }
-                self.heldIndex.remove(id)
+                self.unhold(id)
             }
         }
     }

@@ -24,7 +24,7 @@ extension Node {
     public func cancelled(_ id: BundleID) {
         for k in self.transfers.keys(of: id) { self.transfers[k] = nil }
         self.floods[id] = nil
-        self.heldIndex.remove(id)
+        self.unhold(id)
     }
 
     /// Where a directed bundle to each node known here would go now (the node itself when it is a fresh neighbour,
@@ -51,7 +51,7 @@ extension Node {
         guard let found = self.storing("read a bundle to route it", { try self.store.bundle(id) }) else { return }
         guard let q = found else {
             // Gone from the store meanwhile (taken out by another process): gone from the index too.
-            self.heldIndex.remove(id)
+            self.unhold(id)
             return
         }
         guard q.custody, case .node(let dest) = q.destination else { return }

@@ -22,7 +22,7 @@ extension Node {
         let why = "damaged in the store: \(error)"
         do {
             try self.store.remove(id, reason: why, now: Int64(now))
-            self.heldIndex.remove(id)
+            self.unhold(id)
         } catch {
             self.storageFailed("remove a damaged bundle", self.storeError(error))
         }

@@ -112,7 +112,7 @@ extension Node {
                 // bundle is routed again (the next hop takes a second copy as a duplicate).
                 if t.custody, self.storing("release custody", link: link, { try self.store.releaseCustody(key.bundle, to: from, now: Int64(now)) }) != nil {
                     self.emit(.event(.custodyReleased(key.bundle, to: from.short)))
-                    self.heldIndex.remove(key.bundle)
+                    self.unhold(key.bundle)
                 }
             } else {
                 // Resend what the ack shows missing below the highest fragment it acknowledges, now; fragments
