@@ -16,7 +16,7 @@ extension Node {
         if let p = previous, self.lastUnroutableAt > p - Tuning.housekeepingInterval { return true }
         // The held floods (from the index, not the store): one it may lack is news.
         for h in self.heldIndex.byID.values where !HeldIndex.isDirected(h) {
-            if !self.isHolder(h.id, n) && !(self.told[h.id]?.contains(n) ?? false) { return true }
+            if !self.isHolder(h.id, n) && !self.wasTold(h.id, n) { return true }
         }
         return false
     }

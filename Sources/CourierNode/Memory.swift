@@ -25,7 +25,7 @@ extension Node {
             TableSize(table: "summaries", size: self.summaries.count, bound: "neighbours heard within the timeout (pages of a summary being received)"),
             TableSize(table: "holders", size: self.holders.count, bound: "held bundles, and others for \(Int(Tuning.holdersKeptFor)) s"),
             TableSize(table: "heardOf", size: self.heardOf.count, bound: "as holders"),
-            TableSize(table: "told", size: self.told.count, bound: "held bundles"),
+            TableSize(table: "told", size: self.toldUpTo.count, bound: "neighbours ever told (one number each)"),
             TableSize(table: "pulls", size: self.pulls.count, bound: "digests asked for; dropped an hour after the last try"),
             TableSize(table: "receiptOrigins", size: self.receiptOrigins.count, bound: "\(Tuning.maxReceiptOrigins) (then cleared)"),
             TableSize(table: "directedSeen", size: self.directedSeen.count, bound: "\(Tuning.maxDirectedSeen) (then cleared)"),

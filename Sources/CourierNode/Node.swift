@@ -46,7 +46,8 @@ public final class Node {
     var heardOf: [BundleID: Double] = [:]
     /// Neighbours in range when we sent a summary listing a bundle we hold (had they lacked it, they would have
     /// asked): a contact with them does not call for our summary again.
-    var told: [BundleID: Set<NodeID>] = [:]
+    /// (Kept as the place in the held index up to which each neighbour was told, `toldUpTo`: HeldIndex.swift.)
+    var toldUpTo: [NodeID: Int] = [:]
     /// Bundles (by digest) a neighbour's summary or a receipt showed exist and we lack: we ask with our summary.
     /// After a receipt, up to five times (with our announce, in case the holder cannot read us) while we still lack
     /// it; after a summary, once (it also lists directed bundles that will not come to us). Not again for an hour.
@@ -522,19 +523,13 @@ public final class Node {
                         l.summaryWithAnnounce = true
                         l.lastSummary = now
                         if l.summaryDue.map({ $0 <= now + Tuning.summaryCoveredWithin }) == true { l.summaryDue = nil }
-                        let held = self.heldIndex.all.ids
-                        for n in self.freshNeighbours(now: now) where n.link == name {
-                            for id in held { self.told[id, default: []].insert(n.id) }
-                        }
+                        for n in self.freshNeighbours(now: now) where n.link == name { self.tellAll(n.id) }
                     }
                 }
             }
             if let due = l.summaryDue, due <= now, now - l.lastSummary >= self.config.summaryInterval {
                 // Neighbours in range are told what we hold: they answer if they lack something.
-                let held = self.heldIndex.all.ids
-                for n in self.freshNeighbours(now: now) where n.link == name {
-                    for id in held { self.told[id, default: []].insert(n.id) }
-                }
+                for n in self.freshNeighbours(now: now) where n.link == name { self.tellAll(n.id) }
                 l.summaryDue = nil
                 l.lastSummary = now
                 l.pendingSummary = self.summaryPages(mtu: l.info.properties.mtu, now: now)
