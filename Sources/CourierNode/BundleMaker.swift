@@ -21,6 +21,11 @@ public struct BundleMaker {
 
     /// Makes, signs and stores a bundle. Throws `StoreError.quotaFull` when it cannot be queued.
     public func make(kind: Kind, destination: Destination, content: [UInt8], options: BundleOptions?, now: Double) throws -> CourierBundle {
+        try self.makeReporting(kind: kind, destination: destination, content: content, options: options, now: now).bundle
+    }
+
+    /// `make`, also returning what the quota pushed out to make room (the engine takes them out of its index).
+    func makeReporting(kind: Kind, destination: Destination, content: [UInt8], options: BundleOptions?, now: Double) throws -> (bundle: CourierBundle, evicted: [BundleID]) {
         var opts = options ?? BundleOptions(kind: kind)
         // Origin-signed (SPEC 6.8: 64 bytes each), so receivers can prove who wrote it (packet keys prove only
         // membership, 3.6), unless encrypted end to end: its tag proves that to its recipient (6.12, EndToEndProof).
@@ -34,8 +39,8 @@ public struct BundleMaker {
         let b = try CourierBundle.make(
             kind: kind, destination: destination, content: content, origin: self.identity,
             created: CourierTime.minutes(unixSeconds: Int64(now)), sequence: seq, options: opts, compressor: self.compressor)
-        try self.store.insert(b, now: Int64(now), local: true, custody: true, from: nil)
-        return b
+        if case .stored(_, let evicted) = try self.store.insert(b, now: Int64(now), local: true, custody: true, from: nil) { return (b, evicted) }
+        return (b, [])
     }
 
     /// Whether a bundle is for this node: to it, to one of its groups, or to everyone.

@@ -42,6 +42,7 @@ extension Node {
                 self.restore(before, link: name)
                 return
             }
+            self.transfers.endJournal()
             guard let (records, carrying, announce, summaryWithAnnounce) = composed else { return }
             guard let counter = self.counters.first else { return }
             self.counters = self.counters.dropFirst()
@@ -66,10 +67,10 @@ extension Node {
             // (Not to "when we stop transmitting" plus a whole timeout: under steady traffic, a packet every second,
             // that postponed every retransmission for as long as new messages kept coming.)
             if l2.info.properties.duplex == .half && airtime > 0 {
-                for (k, var t) in self.transfers where k.link == name && k.target != nil && t.rtoAt.isFinite {
+                for var t in self.transfers.inFlight(on: name) {
                     t.rtoAt += airtime
                     if t.due > now { t.due = max(t.due, t.rtoAt) }
-                    self.transfers[k] = t
+                    self.transfers[t.key] = t
                 }
             }
             if airtime > 0 && inBurst >= burstMax { return }
@@ -115,7 +116,7 @@ extension Node {
         }
         // A directed transfer about to go again to a neighbour that never acknowledged us: it may not know our keys
         // (it missed our announces) and so cannot read our packets. The retry carries our announce.
-        if !l.announceDue, now - l.lastAnnounced > Tuning.announceWithRetryAfter, self.transfers.values.contains(where: { t in
+        if !l.announceDue, now - l.lastAnnounced > Tuning.announceWithRetryAfter, self.transfers.inFlight(on: name).contains(where: { t in
             guard t.key.link == name, now >= t.rtoAt, let target = t.key.target, !t.sent.subtracting(t.acked).isEmpty else { return false }
             return (self.neighbours[target]?.ackedFragments ?? 0) == 0
         }) {
@@ -163,8 +164,8 @@ extension Node {
         if let r = self.dictionaryRecord(for: name, withAnnounce: announceForm), fits(r) { add(r); self.dictionaryRecordSent(r, link: name) }
         self.links[name] = l
         // Bundle data: transfers on this link, by class then age.
-        let candidates = self.transfers.values.filter { $0.key.link == name && $0.due <= now }
-            .sorted { ($0.priority, $0.order) < ($1.priority, $1.order) }
+        // (At most `Tuning.dueTransfersLooked` of them, from the due-time index: not every transfer queued.)
+        let candidates = self.transfers.due(on: name, now: now, limit: Tuning.dueTransfersLooked)
         // On a slow link an urgent bundle travels in a packet of its own class: filling the rest of its packet with
         // a bulk transfer would make the alert wait for the whole packet's airtime.
         let slow = l.info.properties.bitsPerSecond.map { $0 < 100_000 } ?? false

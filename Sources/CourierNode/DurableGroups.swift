@@ -27,6 +27,8 @@ extension Node {
                 }
             }
             self.storageFailed(operation, link: link, error)
+            // What the group stored or removed was undone: the index of held bundles is built again from the store.
+            self.rebuildHeldIndex()
             return false
         }
     }
@@ -66,20 +68,21 @@ extension Node {
 
 extension Node {
     /// What composing a packet changes in memory: the link's state (acks owed, announce and summary due) and the
-    /// transfers (records marked sent), with the counters. Restored when the packet's commit failed.
+    /// transfers (records marked sent: journalled, TransferTable.swift), with the counters. Restored when the
+    /// packet's commit failed.
     struct ComposingState {
         let link: LinkState?
-        let transfers: [TransferKey: Transfer]
         let stats: Stats
     }
 
     func composingState(_ name: String) -> ComposingState {
-        ComposingState(link: self.links[name], transfers: self.transfers, stats: self.stats)
+        self.transfers.beginJournal()
+        return ComposingState(link: self.links[name], stats: self.stats)
     }
 
     func restore(_ s: ComposingState, link name: String) {
         self.links[name] = s.link
-        self.transfers = s.transfers
+        self.transfers.rollBack()
         self.stats = s.stats
     }
 }

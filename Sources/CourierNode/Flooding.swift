@@ -14,10 +14,9 @@ extension Node {
     /// we hold that it is not known to have, or a directed bundle with no route stored since it was last heard.
     func mayHoldNews(for n: NodeID, since previous: Double?) -> Bool {
         if let p = previous, self.lastUnroutableAt > p - Tuning.housekeepingInterval { return true }
-        // Unreadable: no summary now (the periodic one follows).
-        for h in self.storing("read the bundles held", { try self.store.held(limit: Tuning.heldLimit) }) ?? [] {
-            if case .node = h.destination { continue }
-            if !self.isHolder(h.id, n) && !(self.told[h.id]?.contains(n) ?? false) { return true }
+        // The held floods (from the index, not the store): one it may lack is news.
+        for h in self.heldIndex.byID.values where !HeldIndex.isDirected(h) {
+            if !self.isHolder(h.id, n) && !self.wasTold(h.id, n) { return true }
         }
         return false
     }
@@ -33,7 +32,7 @@ extension Node {
         if self.floods[b.id] != nil { self.floods[b.id]!.heard += 1 }
         self.noteHolder(b.id, from, now: now)
         if b.kind == .receipt, self.judge(b) == .proven { self.receiptEvidence(b, from: from, link: link, now: now) }
-        for (k, t) in self.transfers where k.bundle == b.id && k.target?.short == next && t.sent.isEmpty {
+        for k in self.transfers.keys(of: b.id) where k.target?.short == next && self.transfers[k]?.sent.isEmpty == true {
             self.transfers[k] = nil
         }
     }
@@ -73,7 +72,7 @@ extension Node {
             self.noteDirected(b.id)
             self.routeDirected(b.id, now: now)
             // No route: tell the neighbours what we hold, so one that is (or knows) the destination answers.
-            if !self.transfers.values.contains(where: { $0.key.bundle == b.id && $0.custody }) {
+            if !self.transfers.hasCustody(b.id) {
                 self.lastUnroutableAt = now
                 self.wantSummary(nil, now: now, 0.1, 5)
             }

@@ -26,8 +26,8 @@ extension Node {
         self.noteHolder(b.id, from, now: now)
         // Only a receipt its origin signed says anything (a forged one would suppress copies and pulls).
         if b.kind == .receipt, self.judge(b) == .proven { self.receiptEvidence(b, from: from, link: link, now: now) }
-        for (k, t) in self.transfers where k.bundle == b.id && k.link == link && k.target == nil && t.sent.isEmpty && t.due > now {
-            self.transfers[k] = nil
+        for k in self.transfers.keys(of: b.id) where k.link == link && k.target == nil {
+            if let t = self.transfers[k], t.sent.isEmpty && t.due > now { self.transfers[k] = nil }
         }
         // Unreadable (an I/O error): not settled, so not acknowledged; the sender keeps it and tries again.
         guard let seen = self.storing("look up a received bundle", link: link, { try self.store.hasSeen(b.id) }) else { return false }
@@ -105,6 +105,7 @@ extension Node {
             if case .node = b.destination { directed = true } else { directed = false }
             let (results, evicted) = try self.store.insertReporting([b], now: Int64(now), local: false, custody: directed, from: source,
                                                                     classes: [self.admittedClass(b, proof: proof)])
+            self.unindexHeld(evicted)
             for e in evicted {
                 // The feed has it (and the store's log); a directed bundle in our custody is given up on: tell its origin.
                 guard case .node = e.destination, e.custody else { continue }
@@ -112,7 +113,7 @@ extension Node {
                 if !e.isLocal { self.notifyFailure(e.id, kind: e.kind, .evicted, now: now) }
             }
             switch results[0] {
-            case .stored: break
+            case .stored: self.indexHeld(b)
             case .refused:
                 // No room (the feed says so): the hop was acknowledged, so the origin is told.
                 let why = "refused: our queue is full"
@@ -246,6 +247,7 @@ extension Node {
             self.rejectStorage("cannot expire bundles: \(error)", error)
             return
         }
+        self.unindexHeld(expired)
         for e in expired {
             if e.unread {
                 self.emit(.event(.gaveUp(e.id, reason: "unreadable: its lifetime passed and what it needs never arrived (the keys of its origin \(e.id.origin), or the dictionary it names)")))

@@ -19,12 +19,13 @@ extension Node {
             TableSize(table: "directory", size: self.directory.count, bound: "known nodes' short ids"),
             TableSize(table: "partialAnnounces", size: self.partialAnnounces.count, bound: "\(Tuning.maxPartialAnnounces); beyond, only neighbours heard within the timeout are kept"),
             TableSize(table: "transfers", size: self.transfers.count, bound: "held bundles × links; ended by ack, give-up, receipt or cancel"),
+            TableSize(table: "heldIndex", size: self.heldIndex.count, bound: "held bundles (the store's quota)"),
             TableSize(table: "replayWindows", size: self.replayGuard.windows.count, bound: "known senders (kept in the store)"),
             TableSize(table: "floods", size: self.floods.count, bound: "held floods; each ends at its due time"),
             TableSize(table: "summaries", size: self.summaries.count, bound: "neighbours heard within the timeout (pages of a summary being received)"),
             TableSize(table: "holders", size: self.holders.count, bound: "held bundles, and others for \(Int(Tuning.holdersKeptFor)) s"),
             TableSize(table: "heardOf", size: self.heardOf.count, bound: "as holders"),
-            TableSize(table: "told", size: self.told.count, bound: "held bundles"),
+            TableSize(table: "told", size: self.toldUpTo.count, bound: "neighbours ever told (one number each)"),
             TableSize(table: "pulls", size: self.pulls.count, bound: "digests asked for; dropped an hour after the last try"),
             TableSize(table: "receiptOrigins", size: self.receiptOrigins.count, bound: "\(Tuning.maxReceiptOrigins) (then cleared)"),
             TableSize(table: "directedSeen", size: self.directedSeen.count, bound: "\(Tuning.maxDirectedSeen) (then cleared)"),
@@ -63,12 +64,9 @@ extension Node {
             let shorts = Set(fresh.map(\.short))
             self.partialAnnounces = self.partialAnnounces.filter { shorts.contains($0.key) }
         }
-        let held: Set<BundleID>
-        do { held = Set(try self.store.held(limit: Tuning.heldLimit).map(\.id)) } catch {
-            self.reject("cannot read the bundles held to prune the tables kept for them: \(error)")
-            return
-        }
-        self.replicas = self.replicas.filter { held.contains($0.key) }
-        self.knownLocal = self.knownLocal.filter { held.contains($0) }
+        // What is held, from the index (HeldIndex.swift): no read of the bundle table.
+        guard !self.heldIndexStale else { return }
+        self.replicas = self.replicas.filter { self.heldIndex.contains($0.key) }
+        self.knownLocal = self.knownLocal.filter { self.heldIndex.contains($0) }
     }
 }

@@ -1,5 +1,6 @@
 import CourierMedium
 import struct CourierStore.Transmission
+import typealias CourierStore.HeldBundle
 import enum CourierStore.StoreError
 import CourierWire
 import Foundation
@@ -25,7 +26,8 @@ public final class Node {
     var partialAnnounces: [ShortID: PartialAnnounce] = [:]
     var links: [String: LinkState] = [:]
     var linkOrder: [String] = []
-    var transfers: [TransferKey: Transfer] = [:]
+    /// Transfers under way, indexed by due time, bundle and number (TransferTable.swift).
+    var transfers = TransferTable()
     var transferOrder = 0
     /// Transfer numbers reserved in the store (absolute; a transfer uses the value modulo 2^14): never reused after
     /// a restart, so a receiver's memory of a completed transfer cannot answer for a new bundle (SPEC 8.2).
@@ -42,7 +44,8 @@ public final class Node {
     var heardOf: [BundleID: Double] = [:]
     /// Neighbours in range when we sent a summary listing a bundle we hold (had they lacked it, they would have
     /// asked): a contact with them does not call for our summary again.
-    var told: [BundleID: Set<NodeID>] = [:]
+    /// (Kept as the place in the held index up to which each neighbour was told, `toldUpTo`: HeldIndex.swift.)
+    var toldUpTo: [NodeID: Int] = [:]
     /// Bundles (by digest) a neighbour's summary or a receipt showed exist and we lack: we ask with our summary.
     /// After a receipt, up to five times (with our announce, in case the holder cannot read us) while we still lack
     /// it; after a summary, once (it also lists directed bundles that will not come to us). Not again for an hour.
@@ -90,6 +93,12 @@ public final class Node {
     var dictionaryState = DictionaryState()
     /// Bundles already reported refused (OriginJudgement.swift).
     var refusedReported = ReportedOnce()
+    /// Every bundle held, in memory (HeldIndex.swift): what summaries, routing and pruning read instead of the store.
+    var heldIndex = HeldIndex()
+    /// The index could not be kept in step (a read failed): built again from the store at the next housekeeping.
+    var heldIndexStale = false
+    /// Where routing held bundles stopped at its per-tick bound (`routeHeld`): it goes on from there at the next tick.
+    var routeCursor: HeldIndex.Key? = nil
 
     public internal(set) var stats = Stats()
     public struct Stats: Sendable, Equatable {
@@ -132,6 +141,8 @@ public final class Node {
         // Half-received transfers survive a restart (directed bundles in custody look for a route at the first tick).
         for (sender, f, t) in try store.savedFragments() { _ = self.reassembler.add(f, from: sender, now: t) }
         self.shelveDictionaries(now: now)
+        // What is held, indexed once (one query): the hot paths read the index, not the bundle table.
+        self.heldIndex = HeldIndex(try store.held(limit: Tuning.heldLimit))
     }
 
     func emit(_ o: NodeOutput) { self.outputs.append(o) }
@@ -185,8 +196,10 @@ public final class Node {
     }
 
     func make(kind: Kind, destination: Destination, content: [UInt8], options: BundleOptions?, now: Double) throws -> BundleID {
-        let b = try BundleMaker(identity: self.config.identity, groups: self.config.groups, store: self.store, compressor: self.compressor)
-            .make(kind: kind, destination: destination, content: content, options: options, now: now)
+        let (b, evicted) = try BundleMaker(identity: self.config.identity, groups: self.config.groups, store: self.store, compressor: self.compressor)
+            .makeReporting(kind: kind, destination: destination, content: content, options: options, now: now)
+        for id in evicted { self.unhold(id) }
+        self.indexHeld(b)
         self.knownLocal.insert(b.id)
         self.afterStoring(b, from: nil, now: now, local: true)
         if self.isForMe(b) { try self.deliverLocally(b, now: now) }
@@ -203,6 +216,7 @@ public final class Node {
             return self.drain()
         }
         self.knownLocal.insert(id)
+        self.heldIndex.insert(HeldBundle(q, expires: Int64(b.expires)))
         self.afterStoring(b, from: nil, now: now, local: q.isLocal)
         self.adoptedDictionary(b)
         return self.tick(now: now)
@@ -220,6 +234,7 @@ public final class Node {
                 continue
             }
             self.knownLocal.insert(id)
+            self.heldIndex.insert(HeldBundle(q, expires: Int64(b.expires)))
             self.afterStoring(b, from: nil, now: now, local: q.isLocal)
             self.adoptedDictionary(b)
             any = true
@@ -388,6 +403,7 @@ public final class Node {
         self.applyKeyRotation(now: now)
         if now - self.lastHousekeeping >= Tuning.housekeepingInterval {
             self.lastHousekeeping = now
+            if self.heldIndexStale { self.rebuildHeldIndex() }
             self.expireBundles(now: now)
             if self.config.floodIdentity { self.renewIdentity(now: now) }
             // Origins of bundles still kept unread: ask again (at most once per `keyRequestInterval`).
@@ -406,42 +422,23 @@ public final class Node {
             }
             // Directed bundles in our custody with no transfer under way (no route yet, or the next hop stopped
             // answering): look for a next hop again.
-            let active = Set(self.transfers.values.filter(\.custody).map(\.key.bundle))
-            // Read only when there is a neighbour to route to or a table below to prune (with neither, none of it
-            // could change anything); each bundle is read whole only when routing can do something for it.
-            let fresh = self.freshNeighbours(now: now)
-            // Unreadable: routed, and the tables below pruned, at the next housekeeping.
-            let held = fresh.isEmpty && self.holders.isEmpty && self.told.isEmpty
-                ? [] : self.storing("read the bundles held", { try self.store.held(limit: Tuning.heldLimit) })
-            for h in held ?? [] where !active.contains(h.id) && self.mayRoute(h, fresh: fresh, now: now) {
-                self.routeDirected(h.id, now: now)
-            }
+            // From the index (HeldIndex.swift: `routeHeld`); each bundle is read whole only when routing can do
+            // something for it.
+            self.routeHeld(now: now, fromStart: true)
             for (d, p) in self.pulls where p.due == .infinity && now - p.since > Tuning.pullForgottenAfter { self.pulls[d] = nil }
             if self.receiptOrigins.count > Tuning.maxReceiptOrigins { self.receiptOrigins.removeAll() }
-            // Who holds what is kept while we hold it.
-            if let held {
-                let ids = Set(held.map(\.id))
-                for id in self.holders.keys.sorted() where !ids.contains(id) && self.floods[id] == nil && now - (self.heardOf[id] ?? 0) > Tuning.holdersKeptFor {
+            // Who holds what is kept while we hold it (`told` leaves with the bundle: `unhold`).
+            if !self.heldIndexStale {
+                for id in Array(self.holders.keys) where !self.heldIndex.contains(id) && self.floods[id] == nil && now - (self.heardOf[id] ?? 0) > Tuning.holdersKeptFor {
                     self.holders[id] = nil
                     self.heardOf[id] = nil
-                }
-                for id in self.told.keys.sorted() where !ids.contains(id) {
-                    self.told[id] = nil
                 }
             }
             self.pruneTables(now: now)
         }
         if self.rerouteDue {
             self.rerouteDue = false
-            let active = Set(self.transfers.values.filter(\.custody).map(\.key.bundle))
-            let fresh = self.freshNeighbours(now: now)
-            do {
-                for h in fresh.isEmpty ? [] : try self.store.held(limit: Tuning.heldLimit) where !active.contains(h.id) && self.mayRoute(h, fresh: fresh, now: now) {
-                    self.routeDirected(h.id, now: now)
-                }
-            } catch {
-                self.rejectStorage("cannot read the bundles held to route them again: \(error)", error)
-            }
+            self.routeHeld(now: now, fromStart: false)
         }
         if !self.keyExchange.arrived.isEmpty { self.readWaiting(now: now) }
         self.dictionaryTick(now: now)
@@ -458,7 +455,12 @@ public final class Node {
                 continue
             }
             // Unreadable: this rebroadcast is not made (a summary later offers it).
-            guard let found = self.storing("read a bundle to flood it", { try self.store.bundle(id) }), let q = found else { continue }
+            guard let found = self.storing("read a bundle to flood it", { try self.store.bundle(id) }) else { continue }
+            guard let q = found else {
+                // Gone from the store meanwhile (taken out by another process): gone from the index too.
+                self.unhold(id)
+                continue
+            }
             for name in self.linkOrder where self.links[name]?.up == true {
                 self.startTransfer(q, link: name, target: nil, custody: false, now: now)
             }
@@ -522,19 +524,13 @@ public final class Node {
                         l.summaryWithAnnounce = true
                         l.lastSummary = now
                         if l.summaryDue.map({ $0 <= now + Tuning.summaryCoveredWithin }) == true { l.summaryDue = nil }
-                        let held = (self.storing("read the bundles held", link: name, { try self.store.held(limit: Tuning.heldLimit) }) ?? []).map(\.id)
-                        for n in self.freshNeighbours(now: now) where n.link == name {
-                            for id in held { self.told[id, default: []].insert(n.id) }
-                        }
+                        for n in self.freshNeighbours(now: now) where n.link == name { self.tellAll(n.id) }
                     }
                 }
             }
             if let due = l.summaryDue, due <= now, now - l.lastSummary >= self.config.summaryInterval {
                 // Neighbours in range are told what we hold: they answer if they lack something.
-                let held = (self.storing("read the bundles held", link: name, { try self.store.held(limit: Tuning.heldLimit) }) ?? []).map(\.id)
-                for n in self.freshNeighbours(now: now) where n.link == name {
-                    for id in held { self.told[id, default: []].insert(n.id) }
-                }
+                for n in self.freshNeighbours(now: now) where n.link == name { self.tellAll(n.id) }
                 l.summaryDue = nil
                 l.lastSummary = now
                 l.pendingSummary = self.summaryPages(mtu: l.info.properties.mtu, now: now)
@@ -556,6 +552,8 @@ public final class Node {
             t = min(t, moment)
         }
         for f in self.floods.values { t = min(t, f.due) }
+        // Held bundles left to route past the per-tick bound: at once.
+        if self.routeCursor != nil { t = min(t, now) }
         for p in self.pulls.values { t = min(t, p.due) }
         for r in self.receipts.values { t = min(t, r.due) }
         t = min(t, self.receiptPartsDue)
@@ -574,7 +572,9 @@ public final class Node {
             if l.busyUntil > now { t = min(t, max(ready, l.busyUntil)) }
             if ready.isFinite { t = min(t, ready) }
         }
-        for tr in self.transfers.values { t = min(t, max(refilled[tr.key.link] ?? -.infinity, tr.due)) }
+        for name in self.transfers.links {
+            if let due = self.transfers.earliestDue(on: name) { t = min(t, max(refilled[name] ?? -.infinity, due)) }
+        }
         return max(t, now + 0.001)
     }
 

@@ -60,7 +60,8 @@ extension Node {
             if let found = self.storing("read a bundle a receipt names", { try self.store.bundle(id) }), let q = found,
                case .node(let d) = q.destination, d == b.origin,
                self.storing("remove a delivered bundle", { try self.store.remove(id, reason: "delivered (receipt from \(b.origin))", now: Int64(now)) }) != nil {
-                for k in self.transfers.keys where k.bundle == id { self.transfers[k] = nil }
+                for k in self.transfers.keys(of: id) { self.transfers[k] = nil }
+                self.unhold(id)
             }
         }
     }

@@ -22,8 +22,9 @@ extension Node {
     /// The operator cancelled a queued bundle (`relay queue cancel`): transfers of it under way stop (their
     /// records are in memory) and a pending rebroadcast is dropped, so nothing more of it leaves this relay.
     public func cancelled(_ id: BundleID) {
-        for k in self.transfers.keys where k.bundle == id { self.transfers[k] = nil }
+        for k in self.transfers.keys(of: id) { self.transfers[k] = nil }
         self.floods[id] = nil
+        self.unhold(id)
     }
 
     /// Where a directed bundle to each node known here would go now (the node itself when it is a fresh neighbour,
@@ -47,9 +48,14 @@ extension Node {
 
     func routeDirected(_ id: BundleID, now: Double) {
         // Unreadable: routed at the next housekeeping.
-        guard let found = self.storing("read a bundle to route it", { try self.store.bundle(id) }), let q = found, q.custody,
-              case .node(let dest) = q.destination else { return }
-        guard !self.transfers.values.contains(where: { $0.key.bundle == id && $0.custody }) else { return }
+        guard let found = self.storing("read a bundle to route it", { try self.store.bundle(id) }) else { return }
+        guard let q = found else {
+            // Gone from the store meanwhile (taken out by another process): gone from the index too.
+            self.unhold(id)
+            return
+        }
+        guard q.custody, case .node(let dest) = q.destination else { return }
+        guard !self.transfers.hasCustody(id) else { return }
         guard let (hop, link) = self.nextHop(for: dest, now: now) else {
             // No route yet: hand copies to a few neighbours now (a relay further on may know the way, or a
             // courier may carry it); we keep custody until a receipt says it arrived.

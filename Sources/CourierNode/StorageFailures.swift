@@ -20,7 +20,10 @@ extension Node {
     /// with the reason in the change feed, and given up on.
     func damagedInStore(_ id: BundleID, _ error: any Error, now: Double) {
         let why = "damaged in the store: \(error)"
-        do { try self.store.remove(id, reason: why, now: Int64(now)) } catch {
+        do {
+            try self.store.remove(id, reason: why, now: Int64(now))
+            self.unhold(id)
+        } catch {
             self.storageFailed("remove a damaged bundle", self.storeError(error))
         }
         self.emit(.event(.gaveUp(id, reason: why)))

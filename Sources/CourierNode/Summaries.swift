@@ -72,7 +72,7 @@ extension Node {
         }
         // Send what they lack: floods to all, directed bundles we hold custody of (a copy; custody stays with us
         // unless they are the destination).
-        guard let held = self.storing("read the bundles held", link: link, { try self.store.held(limit: Tuning.heldLimit) }) else { return }
+        let held = self.heldIndex.ordered
         let lacking = held.filter { h in
             guard !theirs.contains(h.digest) else { return false }
             if case .node = h.destination { return h.custody }
@@ -110,16 +110,18 @@ extension Node {
         // copy of (in our custody, no route, fewer than `maxReplicas` copies given): the others only make neighbours
         // that lack them ask in vain.
         // Unreadable: no summary now (no pages); the next one is due after `summaryInterval`.
-        let moving = Set(self.transfers.values.filter(\.custody).map(\.key.bundle))
-        guard let heldNow = self.storing("read the bundles held", { try self.store.held(limit: Tuning.heldLimit) }),
-              let seenNow = self.storing("read the bundles seen", { try self.store.seenDigests(limit: Tuning.seenDigestsLimit) }) else { return [] }
-        var digests = heldNow.filter { h in
+        let moving = self.transfers.custodyBundles
+        guard let seenNow = self.storing("read the bundles seen", { try self.store.seenDigests(limit: Tuning.seenDigestsLimit) }) else { return [] }
+        // Whether each destination has a next hop, asked once per destination.
+        var hopless: [ShortID: Bool] = [:]
+        let digests = self.summaryDigests(seen: seenNow) { h in
             guard case .node(let dest) = h.destination else { return true }
-            return h.custody && !moving.contains(h.id) && self.nextHop(for: dest, now: now) == nil
-                && (self.replicas[h.id]?.count ?? 0) < Self.maxReplicas
-        }.map(\.digest)
-        let held = Set(digests)
-        digests += seenNow.filter { !held.contains($0) && !self.directedSeen.contains($0) }
+            guard h.custody, !moving.contains(h.id), (self.replicas[h.id]?.count ?? 0) < Self.maxReplicas else { return false }
+            if let known = hopless[dest] { return known }
+            let none = self.nextHop(for: dest, now: now) == nil
+            hopless[dest] = none
+            return none
+        }
         let perPage = max(1, (mtu - Packet.overhead - 1) / 4)
         var pages: [[UInt32]] = []
         var i = 0

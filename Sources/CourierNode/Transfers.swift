@@ -78,9 +78,9 @@ extension Node {
 
     func handleAck(_ a: AckRecord, from: NodeID, link: String, now: Double) {
         for e in a.entries {
-            guard let found = self.transfers.first(where: { $0.key.link == link && $0.key.target == from && $0.value.number == e.transfer }) else { continue }
+            guard let found = self.transfers.named(link: link, target: from, number: e.transfer) else { continue }
             let key = found.key
-            var t = found.value
+            var t = found
             let before = t.acked.count
             for i in 0..<t.records.count where e.has(i) && !t.acked.contains(i) {
                 t.acked.insert(i)
@@ -115,6 +115,7 @@ extension Node {
                 // bundle is routed again (the next hop takes a second copy as a duplicate).
                 if t.custody, self.storing("release custody", link: link, { try self.store.releaseCustody(key.bundle, to: from, now: Int64(now)) }) != nil {
                     self.emit(.event(.custodyReleased(key.bundle, to: from.short)))
+                    self.unhold(key.bundle)
                 }
             } else {
                 // Resend what the ack shows missing below the highest fragment it acknowledges, now; fragments

@@ -459,21 +459,50 @@ public final class Store: Sendable {
 
     static let bundleColumns = "rowid, origin, created, sequence, digest, kind, priority, dest_type, dest, expires, received, slot, size, custody, local, data"
 
-    /// What a summary needs to know of every held bundle, without the bundle bytes.
+    /// What a summary (and the engine's index of held bundles) needs to know of every held bundle, without the
+    /// bundle bytes: with its place in the queue's order (`priority`, `slot`, `received`, `rowid`: the order of
+    /// `held` and of the scheduler) and when it expires (minutes, as in the bundle).
     public struct Held: Sendable, Hashable {
         public let id: BundleID
         public let digest: UInt32
         public let destination: Destination
         public let custody: Bool
+        public let priority: Int64
+        public let slot: Int64
+        public let received: Int64
+        public let rowid: Int64
+        public let expires: Int64
+
+        public init(id: BundleID, digest: UInt32, destination: Destination, custody: Bool, priority: Int64, slot: Int64,
+                    received: Int64, rowid: Int64, expires: Int64) {
+            self.id = id
+            self.digest = digest
+            self.destination = destination
+            self.custody = custody
+            self.priority = priority
+            self.slot = slot
+            self.received = received
+            self.rowid = rowid
+            self.expires = expires
+        }
+
+        /// The same facts of a bundle read whole (`expires` from the bundle itself).
+        public init(_ q: QueuedBundle, expires: Int64) {
+            self.init(id: q.id, digest: q.id.digest, destination: q.destination, custody: q.custody, priority: Int64(q.priority.rawValue),
+                      slot: q.slot, received: q.received, rowid: q.rowid, expires: expires)
+        }
     }
 
+    /// Every held bundle in the queue's order (class, fair slot, arrival): one query, on the schedule index.
     public func held(limit: Int = 100_000) throws(StoreError) -> [Held] {
         try self.read { db in
-            try Row.fetchAll(db.cachedStatement(sql: "SELECT origin, created, sequence, digest, dest_type, dest, custody FROM bundle ORDER BY priority, slot LIMIT ?"),
-                             arguments: [limit]).map {
+            try Row.fetchAll(db.cachedStatement(sql: """
+                SELECT origin, created, sequence, digest, dest_type, dest, custody, priority, slot, received, rowid, expires
+                FROM bundle INDEXED BY bundle_schedule ORDER BY priority, slot, received, rowid LIMIT ?
+                """), arguments: [limit]).map {
                 Held(id: try BundleID(origin: ShortID(UInt32($0[0] as Int64)), created: UInt32($0[1] as Int64), sequence: UInt32($0[2] as Int64)),
                      digest: UInt32(truncatingIfNeeded: $0[3] as Int64), destination: Destination(storeType: $0[4], value: $0[5]),
-                     custody: ($0[6] as Int64) != 0)
+                     custody: ($0[6] as Int64) != 0, priority: $0[7], slot: $0[8], received: $0[9], rowid: $0[10], expires: $0[11])
             }
         }
     }

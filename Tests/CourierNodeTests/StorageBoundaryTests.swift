@@ -101,12 +101,16 @@ struct StorageBoundaryTests {
     // Housekeeping
 
     @Test func housekeepingWithNoNeighbourReadsNoBundle() throws {
-        let h = try FlakyHarness()
-        let stranger = EngineHarness.Peer(key: h.key)
-        let origin = EngineHarness.Peer(key: h.key)
-        for i in 0..<200 {
-            let b = try origin.bundle(.text, to: .node(stranger.short), "Message \(i) for a node not heard yet.", at: h.now)
-            try h.store.insert(b, now: Int64(h.now), local: false, custody: true, from: "test")
+        // Held when the relay starts (the engine indexes what the store holds then, and keeps it in step with its
+        // own writes; a bundle another process stores is adopted: `Node.adopt`).
+        let key = NetworkKey.random()
+        let stranger = EngineHarness.Peer(key: key)
+        let origin = EngineHarness.Peer(key: key)
+        let h = try FlakyHarness(key: key) { store in
+            for i in 0..<200 {
+                let b = try origin.bundle(.text, to: .node(stranger.short), "Message \(i) for a node not heard yet.", at: 1_790_000_000)
+                try store.insert(b, now: 1_790_000_000, local: false, custody: true, from: "test")
+            }
         }
         h.storage.bundleReads.withLock { $0 = 0 }
         // Two housekeepings: with no neighbour, routing can do nothing for any of the 200.
@@ -266,7 +270,7 @@ final class FlakyStorage: NodeStorage {
 
 /// `EngineHarness`'s shape over a `FlakyStorage`: one engine on one link, neighbours played by hand.
 final class FlakyHarness {
-    let key = NetworkKey.random()
+    let key: NetworkKey
     let me = NodeIdentity()
     let store: Store
     let storage: FlakyStorage
@@ -274,11 +278,14 @@ final class FlakyHarness {
     let link = "radio"
     var now = 1_790_000_000.0
 
-    /// `failReservations`: counter reservations fail from the start (before the engine's first packet).
-    init(failReservations: Bool = false) throws {
+    /// `failReservations`: counter reservations fail from the start (before the engine's first packet). `preload`
+    /// writes to the store before the engine starts (what a relay holds when it starts).
+    init(key: NetworkKey = .random(), failReservations: Bool = false, preload: (Store) throws -> Void = { _ in }) throws {
+        self.key = key
         var sc = Store.Configuration()
         sc.inMemory = true
         self.store = try Store(path: ":memory:", configuration: sc)
+        try preload(self.store)
         self.storage = FlakyStorage(self.store)
         self.storage.failReservations.withLock { $0 = failReservations }
         self.node = try Node(config: NodeConfig(identity: self.me, networkKey: self.key, name: "hill"), store: self.storage,
