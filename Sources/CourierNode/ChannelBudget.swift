@@ -62,7 +62,9 @@ extension Node {
     /// Whether a neighbour met (again) gets our announce now: unless we announced within `contactAnnounceAfter`,
     /// stretched like the interval (on a crowded or nearly spent channel, contacts come in bursts and each would
     /// cost a packet; they heard, or will hear, the next one).
+    /// (Measured, as always, from when the last periodic announce would have been, one stretched interval before the
+    /// next: with no stretch, exactly the rule before the stretch.)
     func contactAnnounceWanted(_ l: LinkState, now: Double) -> Bool {
-        now - l.lastAnnounced > Tuning.contactAnnounceAfter * self.announceStretch(l, now: now)
+        now - (l.nextAnnounce - self.config.announceInterval * l.stretch) > Tuning.contactAnnounceAfter * l.stretch
     }
 }
