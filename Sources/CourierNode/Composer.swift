@@ -134,7 +134,7 @@ extension Node {
             l.announceDue = false
             l.helloSent = true
             l.lastAnnounced = now
-            l.nextAnnounce = now + self.config.announceInterval * self.rng.uniform(1 - Tuning.announceJitter, 1 + Tuning.announceJitter)
+            l.nextAnnounce = self.nextAnnounceTime(&l, now: now)
         }
         if let part = l.announceParts.first {
             // One part per packet, in announce form; after acks that leave too little room, in the next packet.

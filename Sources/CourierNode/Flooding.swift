@@ -10,6 +10,40 @@ extension Node {
         var heard = 0
     }
 
+    /// A flooded transfer heard in part (SPEC 8.5, flooded bundles, rule 4).
+    struct FloodGap {
+        var link: String
+        var due: Double
+    }
+
+    /// A fragment of a flooded transfer that is still incomplete here: if it stays incomplete for a rebroadcast
+    /// window after its last fragment (no neighbour's copy completed it meanwhile), we send our summary on that link,
+    /// and a neighbour holding the bundle sends it again whole (`handleSummary`). Floods are never acknowledged: a
+    /// node that missed one fragment of a large flood otherwise waits for the next summary that happens to be
+    /// exchanged (a periodic announce carries one only while the summary fits in its packet).
+    func floodFragmentHeard(_ f: FragmentRecord, from: NodeID, link: String, now: Double) {
+        let key = Reassembler.Key(sender: from, transfer: f.transfer)
+        guard self.floodGaps[key] != nil || self.floodGaps.count < Tuning.maxFloodGaps else { return }
+        let due = now + self.receiptPartStep * self.rng.uniform(1, 1.5)
+        self.floodGaps[key] = FloodGap(link: link, due: due)
+        self.floodGapsDue = min(self.floodGapsDue, due)
+    }
+
+    /// Flooded transfers still incomplete when their time is up: our summary asks for what we lack.
+    /// (`floodGapsDue` is never later than the earliest gap's time: the gaps are looked at only from then.)
+    func askForFloodGaps(now: Double) {
+        guard now >= self.floodGapsDue else { return }
+        var asked: Set<String> = []
+        for (key, g) in self.floodGaps where g.due <= now {
+            self.floodGaps[key] = nil
+            guard self.reassembler.partials[key] != nil else { continue }
+            self.stats.floodGapsAsked += 1
+            // One summary answers every gap on a link.
+            if asked.insert(g.link).inserted { self.wantSummary(g.link, now: now, 0.1, 1) }
+        }
+        self.floodGapsDue = self.floodGaps.values.map(\.due).min() ?? .infinity
+    }
+
     /// Whether a neighbour met again (or for the first time) may lack something we would send it: a flooded bundle
     /// we hold that it is not known to have, or a directed bundle with no route stored since it was last heard.
     func mayHoldNews(for n: NodeID, since previous: Double?) -> Bool {

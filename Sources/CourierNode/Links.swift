@@ -12,6 +12,8 @@ extension Node {
         var tokens: Double = 0
         var lastRefill: Double = 0
         var nextAnnounce: Double = 0
+        /// How much announces (and summaries) are spaced out on this link, as of its last announce (ChannelBudget.swift).
+        var stretch: Double = 1
         var announceDue = false
         /// The rest of an announce split over several packets because the whole one does not fit the MTU (9.2).
         var announceParts: [AnnounceRecord] = []

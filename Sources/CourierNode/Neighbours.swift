@@ -126,7 +126,10 @@ extension Node {
     /// The up link a neighbour was heard on most recently, if within the timeout.
     func freshLink(_ id: NodeID, now: Double) -> String? {
         guard let n = self.neighbours[id], n.unresponsiveSince.map({ now - $0 >= Self.unresponsiveProbe }) ?? true else { return nil }
-        return n.lastHeard.filter { now - $0.value < self.config.neighbourTimeout && self.links[$0.key]?.up == true }
+        return n.lastHeard.filter { h in
+            guard let l = self.links[h.key], l.up else { return false }
+            return now - h.value < self.neighbourTimeout(l.info)
+        }
             .max { $0.value < $1.value }?.key
     }
 }

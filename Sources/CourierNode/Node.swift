@@ -35,6 +35,9 @@ public final class Node {
     /// The replay guard's packet-counter windows (ReplayGuard.swift).
     var replayGuard = ReplayGuardState()
     var floods: [BundleID: PendingFlood] = [:]
+    /// Flooded transfers heard in part: when to ask for the rest with our summary, if still incomplete (Flooding.swift).
+    var floodGaps: [Reassembler.Key: FloodGap] = [:]
+    var floodGapsDue: Double = .infinity
     var summaries: [NodeID: Set<UInt32>] = [:]
     /// Neighbours known to hold each bundle: we heard them send it, send or pass on a receipt for it (or another
     /// node pass on their receipt), list it in a summary, or acknowledge it. Kept while we hold the bundle (ten
@@ -107,6 +110,8 @@ public final class Node {
         public var packetsReceived = 0
         public var rejected = 0
         public var suppressed = 0
+        /// Flooded transfers left incomplete that asked for the rest with a summary (SPEC 8.5, flooded bundles, rule 4).
+        public var floodGapsAsked = 0
         public var retransmissions = 0
         /// Packets with bundle data sent to everyone in range, and to one neighbour.
         public var broadcastDataPackets = 0
@@ -311,7 +316,7 @@ public final class Node {
         guard self.admitCounter(packet.header.counter, from: from, link: link) else { return nil }
         var n = self.neighbours[from] ?? Neighbour(id: from)
         let previous = n.lastHeard[link]
-        let wasAway = (previous.map { now - $0 > self.config.neighbourTimeout } ?? true)
+        let wasAway = (previous.map { p in now - p > (self.links[link].map { self.neighbourTimeout($0.info) } ?? self.config.neighbourTimeout) } ?? true)
         n.lastHeard[link] = now
         n.unresponsiveSince = nil
         for case .announce(let a) in packet.records { n.capabilities = a.capabilities }
@@ -323,7 +328,7 @@ public final class Node {
             self.emit(.event(.neighbourHeard(from, name: n.name, link: link)))
             // A contact: tell them who we are if they may not know.
             if var l = self.links[link] {
-                if now - (l.nextAnnounce - self.config.announceInterval) > Tuning.contactAnnounceAfter { l.announceDue = true }
+                if self.contactAnnounceWanted(l, now: now) { l.announceDue = true }
                 self.links[link] = l
             }
         }
@@ -366,6 +371,7 @@ public final class Node {
                     if f.nextHop != nil { self.queueAck(ack, to: from.short, link: link, now: now) }
                 case .incomplete(let ack):
                     if f.nextHop != nil { self.queueAck(ack, to: from.short, link: link, now: now, complete: false) }
+                    else { self.floodFragmentHeard(f, from: from, link: link, now: now) }
                 case .duplicate(let ack):
                     if f.nextHop != nil { self.queueAck(ack, to: from.short, link: link, now: now) }
                 case .rejected(let why): self.reject("fragment: \(why)")
@@ -442,6 +448,7 @@ public final class Node {
         }
         if !self.keyExchange.arrived.isEmpty { self.readWaiting(now: now) }
         self.dictionaryTick(now: now)
+        self.askForFloodGaps(now: now)
         // Floods whose delay ran out.
         for (id, f) in self.floods.sorted(by: { ($0.value.due, $0.key) < ($1.value.due, $1.key) }) where f.due <= now {
             self.floods[id] = nil
@@ -476,8 +483,8 @@ public final class Node {
                 self.pulls[d]!.due = .infinity
                 continue
             }
-            if now - l.lastSummary < self.config.summaryInterval {
-                self.pulls[d]!.due = l.lastSummary + self.config.summaryInterval
+            if now - l.lastSummary < self.summaryGap(l) {
+                self.pulls[d]!.due = l.lastSummary + self.summaryGap(l)
                 continue
             }
             l.summaryDue = now
@@ -528,7 +535,7 @@ public final class Node {
                     }
                 }
             }
-            if let due = l.summaryDue, due <= now, now - l.lastSummary >= self.config.summaryInterval {
+            if let due = l.summaryDue, due <= now, now - l.lastSummary >= self.summaryGap(l) {
                 // Neighbours in range are told what we hold: they answer if they lack something.
                 for n in self.freshNeighbours(now: now) where n.link == name { self.tellAll(n.id) }
                 l.summaryDue = nil
@@ -557,6 +564,7 @@ public final class Node {
         for p in self.pulls.values { t = min(t, p.due) }
         for r in self.receipts.values { t = min(t, r.due) }
         t = min(t, self.receiptPartsDue)
+        t = min(t, self.floodGapsDue)
         // A link out of its duty-cycle budget sends nothing until it refills: what waits to go on it (an announce, a
         // summary, acks, transfers already due) wakes the engine then, not every millisecond meanwhile.
         var refilled: [String: Double] = [:]
@@ -567,7 +575,7 @@ public final class Node {
                 refilled[name] = ready
             }
             t = min(t, max(ready, min(l.nextAnnounce, l.nextHelloRetry, Self.helloAnswerTime(l))))
-            if let s = l.summaryDue { t = min(t, max(ready, s, l.lastSummary + self.config.summaryInterval)) }
+            if let s = l.summaryDue { t = min(t, max(ready, s, l.lastSummary + self.summaryGap(l))) }
             if let a = l.ackDue { t = min(t, max(ready, a)) }
             if l.busyUntil > now { t = min(t, max(ready, l.busyUntil)) }
             if ready.isFinite { t = min(t, ready) }

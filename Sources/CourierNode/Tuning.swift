@@ -20,6 +20,7 @@ extension Tuning {
     /// Caps of the sets kept for de-duplication only; past the cap they start again (a reminder is lost, nothing else).
     static let maxDirectedSeen = 8_192
     static let maxReceiptOrigins = 1_024
+    static let maxFloodGaps = 1_024
     static let maxRefusedReported = 4_096
     static let maxHelloAnswered = 1_024
 
@@ -30,6 +31,13 @@ extension Tuning {
     static let contactAnnounceAfter: Double = 60
     /// Periodic announces at the interval ±25%, so neighbours started together drift apart instead of colliding.
     static let announceJitter = 0.25
+    /// Periodic announces (with the summary they carry) take at most a tenth of a duty-cycled link's allowance: a
+    /// full packet's airtime per interval, or the interval is stretched (SPEC 9.3).
+    static let announceShareOfBudget = 0.1
+    /// Beyond this many fresh neighbours on a link, announces are spaced in proportion (all of them share the channel).
+    static let announceNeighboursPerInterval = 10
+    /// The allowance alone never spaces announces more than four intervals apart (an hour at the default 15 minutes).
+    static let maxAllowanceStretch = 4.0
     /// A retry to a neighbour that never acknowledged carries our announce, unless one went in the last 30 s.
     static let announceWithRetryAfter: Double = 30
     /// Room kept in a periodic announce's packet beyond the announce and a one-page summary (tag and framing slack).

@@ -17,6 +17,8 @@ struct MeshBench: ParsableCommand {
     @Option(help: "Seeds (runs).") var seeds = 20
     @Option(help: "Average links per node.") var degree = 4.0
     @Flag(help: "Skip the 50-node day.") var noDay = false
+    @Option(help: "Flood suppression threshold k (copies heard that cancel a rebroadcast; default: the engine's).") var suppression: Int?
+    @Option(help: "Flood rebroadcast window in packet airtimes (default: the engine's).") var floodWindow: Double?
 
     func run() throws {
         print("Courier mesh benchmark: the real engine and store (in memory) on a virtual clock; LoRa SF9/125 kHz links, MTU 255")
@@ -42,7 +44,12 @@ struct MeshBench: ParsableCommand {
             o.seed = UInt64(seed)
             // As `relay run` does: every node floods its identity (keys and name), so members can prove the alert's
             // origin (an alert from an origin whose keys are unknown is held until they arrive, SPEC 6.12).
-            o.configure = { $0.floodIdentity = true }
+            let (k, w) = (self.suppression, self.floodWindow)
+            o.configure = { c in
+                c.floodIdentity = true
+                if let k { c.suppressionThreshold = k }
+                if let w { c.floodDelayAirtimes = w }
+            }
             let edges = MeshSimulator.randomMesh(count: self.nodes, degree: self.degree, seed: UInt64(seed))
             let sim = try MeshSimulator(count: self.nodes, edges: edges, options: o)
             sim.run(until: Self.warmUp)
