@@ -557,7 +557,13 @@ public final class Node {
         for f in self.floods.values { t = min(t, f.due) }
         for p in self.pulls.values { t = min(t, p.due) }
         for r in self.receipts.values { t = min(t, r.due) }
-        t = min(t, self.receiptPartsDue)
+        // Receipt parts, acks and transfers go out only in a packet: while every link hears a carrier
+        // (`channelBusy`) they wake the engine when the first link is free, not every millisecond meanwhile (the
+        // drill simulator spent most of its time in such ticks). (While only our own packet is on the air, by the
+        // engine's own reckoning, they still wake it every millisecond: changing that moves packets in the golden
+        // trace by up to a millisecond.)
+        let free = self.links.values.filter(\.up).map { max($0.carrierUntil, now) }.min() ?? now
+        t = min(t, max(self.receiptPartsDue, free))
         // A link out of its duty-cycle budget sends nothing until it refills: what waits to go on it (an announce, a
         // summary, acks, transfers already due) wakes the engine then, not every millisecond meanwhile.
         var refilled: [String: Double] = [:]
@@ -569,11 +575,13 @@ public final class Node {
             }
             t = min(t, max(ready, min(l.nextAnnounce, l.nextHelloRetry, Self.helloAnswerTime(l))))
             if let s = l.summaryDue { t = min(t, max(ready, s, l.lastSummary + self.config.summaryInterval)) }
-            if let a = l.ackDue { t = min(t, max(ready, a)) }
+            if let a = l.ackDue { t = min(t, max(ready, a, l.carrierUntil)) }
             if l.busyUntil > now { t = min(t, max(ready, l.busyUntil)) }
             if ready.isFinite { t = min(t, ready) }
         }
-        for tr in self.transfers.values { t = min(t, max(refilled[tr.key.link] ?? -.infinity, tr.due)) }
+        for tr in self.transfers.values {
+            t = min(t, max(refilled[tr.key.link] ?? -.infinity, self.links[tr.key.link]?.carrierUntil ?? -.infinity, tr.due))
+        }
         return max(t, now + 0.001)
     }
 
