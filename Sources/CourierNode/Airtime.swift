@@ -26,6 +26,7 @@ extension Node {
     public func channelBusy(_ link: String, until: Double, now: Double) -> [NodeOutput] {
         guard var l = self.links[link], until > l.busyUntil else { return [] }
         l.busyUntil = until
+        l.carrierUntil = until
         self.links[link] = l
         return self.drain()
     }

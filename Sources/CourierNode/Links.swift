@@ -9,6 +9,8 @@ extension Node {
         var info: LinkInfo
         var up = false
         var busyUntil: Double = 0
+        /// The end of the latest carrier reported by `channelBusy` (someone else transmitting).
+        var carrierUntil: Double = 0
         var tokens: Double = 0
         var lastRefill: Double = 0
         var nextAnnounce: Double = 0

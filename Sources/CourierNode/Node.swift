@@ -563,7 +563,13 @@ public final class Node {
         if self.routeCursor != nil { t = min(t, now) }
         for p in self.pulls.values { t = min(t, p.due) }
         for r in self.receipts.values { t = min(t, r.due) }
-        t = min(t, self.receiptPartsDue)
+        // Receipt parts, acks and transfers go out only in a packet: while every link hears a carrier
+        // (`channelBusy`) they wake the engine when the first link is free, not every millisecond meanwhile (the
+        // drill simulator spent most of its time in such ticks). (While only our own packet is on the air, by the
+        // engine's own reckoning, they still wake it every millisecond: changing that moves packets in the golden
+        // trace by up to a millisecond.)
+        let free = self.links.values.filter(\.up).map { max($0.carrierUntil, now) }.min() ?? now
+        t = min(t, max(self.receiptPartsDue, free))
         t = min(t, self.floodGapsDue)
         // A link out of its duty-cycle budget sends nothing until it refills: what waits to go on it (an announce, a
         // summary, acks, transfers already due) wakes the engine then, not every millisecond meanwhile.
@@ -576,12 +582,14 @@ public final class Node {
             }
             t = min(t, max(ready, min(l.nextAnnounce, l.nextHelloRetry, Self.helloAnswerTime(l))))
             if let s = l.summaryDue { t = min(t, max(ready, s, l.lastSummary + self.summaryGap(l))) }
-            if let a = l.ackDue { t = min(t, max(ready, a)) }
+            if let a = l.ackDue { t = min(t, max(ready, a, l.carrierUntil)) }
             if l.busyUntil > now { t = min(t, max(ready, l.busyUntil)) }
             if ready.isFinite { t = min(t, ready) }
         }
         for name in self.transfers.links {
-            if let due = self.transfers.earliestDue(on: name) { t = min(t, max(refilled[name] ?? -.infinity, due)) }
+            if let due = self.transfers.earliestDue(on: name) {
+                t = min(t, max(refilled[name] ?? -.infinity, self.links[name]?.carrierUntil ?? -.infinity, due))
+            }
         }
         return max(t, now + 0.001)
     }

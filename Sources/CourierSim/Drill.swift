@@ -164,6 +164,32 @@ public final class DrillSimulator {
         try self.run(until: self.scenario.duration)
     }
 
+    /// Runs the virtual clock to the end of the scenario, calling `progress` each time another `every` simulated
+    /// seconds have passed (with the simulated seconds so far), and once at the end.
+    public func run(every: Double, progress: (Double) -> Void) throws {
+        precondition(every > 0)
+        var t = self.elapsed
+        while t < self.scenario.duration {
+            t = min(t + every, self.scenario.duration)
+            try self.run(until: t)
+            progress(t)
+        }
+    }
+
+    /// Calls into the engines so far (what a run costs): ticks at their wake-up times, packets received, busy
+    /// channels reported, and other calls (link up/down, submissions, quiet).
+    public struct EngineCalls: Sendable, Hashable {
+        public var ticks = 0
+        public var receptions = 0
+        public var busyReports = 0
+    }
+    public private(set) var engineCalls = EngineCalls()
+
+    /// Copies delivered so far.
+    public var deliveredCount: Int { self.deliveredAt.count }
+    /// Events waiting on the virtual clock.
+    public var pendingEvents: Int { self.queue.count }
+
     /// Runs the virtual clock to `time` (seconds since the start).
     public func run(until time: Double) throws {
         while let (t, e) = self.queue.peek(), t <= time {
@@ -180,6 +206,7 @@ public final class DrillSimulator {
             guard self.wakeAt[i] == t else { return }
             self.wakeAt[i] = .infinity
             guard !self.down[i] else { return }
+            self.engineCalls.ticks += 1
             self.apply(i, self.nodes[i].tick(now: self.now))
         case .linkUp(let i):
             self.apply(i, self.nodes[i].linkUp("radio", now: self.now))
@@ -401,6 +428,7 @@ public final class DrillSimulator {
             // Every relay that detects it is told the channel is busy (as a modem reporting carrier would).
             for r in self.channel.neighbours(of: i) where !self.down[r] {
                 self.sense(r, tx)
+                self.engineCalls.busyReports += 1
                 self.apply(r, self.nodes[r].channelBusy("radio", until: Self.epoch + tx.end, now: self.now))
             }
         }
@@ -416,6 +444,7 @@ public final class DrillSimulator {
         let receptions = try self.channel.receptions(through: self.elapsed)
         for rec in receptions {
             guard case .received = rec.outcome, let packet = self.onAir[rec.transmission], !self.down[rec.to] else { continue }
+            self.engineCalls.receptions += 1
             self.apply(rec.to, self.nodes[rec.to].receive(packet, on: "radio", now: self.now))
         }
         let live = Set(self.channel.transmissionsOnAir.map(\.id))

@@ -200,6 +200,21 @@ public struct Scenario: Sendable, Hashable {
         }
     }
 
+    /// The same scenario ended at `seconds` (`relay drill simulate --until`): the traffic and events after it are
+    /// left out (a courier that set out before it keeps the stops it reaches by then; a partition healed later stays
+    /// unhealed). `seconds` must be above 0 and at most `duration`.
+    public func cut(at seconds: Double) throws(ScenarioError) -> Scenario {
+        guard seconds.isFinite, seconds > 0, seconds <= self.duration else {
+            throw ScenarioError(field: "--until", problem: "is \(seconds)",
+                                fix: "give seconds above 0 and at most the scenario's duration (\(String(format: "%g", self.duration)))")
+        }
+        var s = self
+        s.duration = seconds
+        s.traffic = self.traffic.filter { $0.at <= seconds }
+        s.events = self.events.filter { $0.at <= seconds }
+        return s
+    }
+
     /// The channel this scenario describes (node i is `nodes[i]`), with `extraRelays` more nodes after them, out of
     /// everyone's range until carried somewhere (`RadioChannel.carry`): the couriers of a drill.
     public func channel(extraRelays: Int = 0) throws(ScenarioError) -> RadioChannel {

@@ -24,6 +24,10 @@ extension Relay {
             @Option(help: "How relays spread the traffic: courier (the relay engine, default), naive (every relay rebroadcasts once) or managed (Meshtastic's managed flooding).")
             var strategy: String = "courier"
             @Flag(help: "Run the three strategies on the same scenario and print them side by side.") var compare = false
+            @Option(help: "Stop the simulation at this many seconds (the traffic and events after it are left out).")
+            var until: Double?
+            @Flag(help: "Print a line on stderr for each simulated hour: wall time, transmissions, copies delivered, peak memory.")
+            var progress = false
 
             func run() async throws {
                 try await guarded {
@@ -31,9 +35,14 @@ extension Relay {
                     guard FileManager.default.fileExists(atPath: url.path) else {
                         throw RelayError.noInput("\(self.file): no such scenario file: check the path (examples are in scenarios/)")
                     }
-                    let scenario: Scenario
+                    var scenario: Scenario
                     do { scenario = try Scenario.load(contentsOf: url) } catch {
                         throw RelayError.data("\(error)")
+                    }
+                    if let until = self.until {
+                        do { scenario = try scenario.cut(at: until) } catch {
+                            throw RelayError.usage("--until \(String(format: "%g", until)) is not in the scenario: give seconds above 0 and at most its duration (\(String(format: "%g", scenario.duration)))")
+                        }
                     }
                     guard ["courier", "naive", "managed"].contains(self.strategy) else {
                         throw RelayError.usage("--strategy \(self.strategy) is not known: use courier, naive or managed")
@@ -78,7 +87,20 @@ extension Relay {
                     let sim: DrillSimulator
                     do {
                         sim = try DrillSimulator(scenario: scenario)
-                        try sim.run()
+                        if self.progress {
+                            let total = scenario.duration
+                            try sim.run(every: 3_600) { t in
+                                let (cpu, peak) = Self.usage()
+                                let c = sim.engineCalls
+                                let line = "drill \(scenario.name): " + String(format: "%g of %g s simulated, %.1f s of wall time, %.1f s of CPU, %d transmissions, %d copies delivered; engine calls: %d ticks, %d packets, %d busy reports; %d events queued, peak memory %d MB\n",
+                                                  t, total, Date().timeIntervalSince(started), cpu,
+                                                  sim.channel.statistics.transmissions, sim.deliveredCount,
+                                                  c.ticks, c.receptions, c.busyReports, sim.pendingEvents, peak)
+                                FileHandle.standardError.write(Data(line.utf8))
+                            }
+                        } else {
+                            try sim.run()
+                        }
                     } catch {
                         throw RelayError.data("\(self.file): the scenario could not be simulated (\(error)): check it against \"Scenario files\" in the README")
                     }
@@ -91,9 +113,25 @@ extension Relay {
                     } else {
                         for line in result.text(radio: scenario.radio, seed: scenario.seed) { print(line) }
                         if let path = self.report { print("report: \(path)") }
-                        print(String(format: "simulated in %.1f s of wall time", wall))
+                        let (cpu, peak) = Self.usage()
+                        print(String(format: "simulated in %.1f s of wall time (%.1f s of CPU, peak memory %d MB)", wall, cpu, peak))
                     }
                 }
+            }
+
+            /// The process's CPU seconds (user and system) and peak resident set size in MB (getrusage: ru_maxrss
+            /// is in kilobytes on Linux, bytes on macOS).
+            static func usage() -> (cpu: Double, peakMB: Int) {
+                var u = rusage()
+                #if os(Linux)
+                guard getrusage(RUSAGE_SELF.rawValue, &u) == 0 else { return (0, 0) }
+                let peak = u.ru_maxrss / 1024
+                #else
+                guard getrusage(RUSAGE_SELF, &u) == 0 else { return (0, 0) }
+                let peak = u.ru_maxrss / (1024 * 1024)
+                #endif
+                let cpu = Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
+                return (cpu, Int(peak))
             }
 
             func writeReport(_ result: DrillResult, _ scenario: Scenario) throws {
