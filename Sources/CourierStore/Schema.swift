@@ -189,6 +189,25 @@ enum Schema {
                 ) WITHOUT ROWID;
                 """)
         }
+        m.registerMigration("v8-drills") { db in
+            // Live drills (SPEC 6.17) this relay started, and the answers that came back (receipt parts with hop counts,
+            // or signed receipts from relays that could not send parts).
+            try db.execute(sql: """
+                CREATE TABLE drill (
+                    bundle TEXT PRIMARY KEY NOT NULL,    -- the drill alert's bundle id
+                    started INTEGER NOT NULL,            -- unix seconds
+                    scope TEXT NOT NULL,                 -- "everyone", or the pact it is for
+                    expected TEXT NOT NULL               -- short ids (hex, space-separated) expected to answer
+                ) WITHOUT ROWID;
+                CREATE TABLE drill_answer (
+                    drill TEXT NOT NULL,                 -- the drill's bundle id
+                    node INTEGER NOT NULL,               -- short id of the relay that answered
+                    at INTEGER NOT NULL,                 -- unix seconds the answer arrived here
+                    hops INTEGER,                        -- hops from here the relay got the drill; NULL: not said
+                    PRIMARY KEY (drill, node)
+                ) WITHOUT ROWID;
+                """)
+        }
         return m
     }
 }
