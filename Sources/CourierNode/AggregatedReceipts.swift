@@ -181,9 +181,12 @@ extension Node {
 
     /// The receipt-parts record for a packet on a link: with `alone` (nothing else in the packet) the parts of one
     /// origin that are due; otherwise, riding along, parts not sent yet. Nil when none are, or none fit `room`.
-    func receiptPartsRecord(now: Double, room: Int, alone: Bool) -> Record? {
+    func receiptPartsRecord(now: Double, room: Int, alone: Bool, link: String? = nil) -> Record? {
         for origin in self.carried.keys.sorted() {
             guard var c = self.carried[origin] else { continue }
+            // Parts travel towards their origin: on a relay with several links, only on the link its route takes
+            // (sent on another, nobody nearer the origin hears them). With no route known, on any.
+            if let link, origin != self.me.short, let toward = self.nextHop(for: origin, now: now)?.1, toward != link { continue }
             if c.order.isEmpty {
                 if c.levelDue <= now { self.carried[origin] = nil }
                 continue

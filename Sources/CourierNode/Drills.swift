@@ -13,11 +13,13 @@ extension Node {
         return out
     }
 
-    /// A part that checked out. With a hop count it answers one of our drills (only drill parts carry one).
+    /// A part that checked out. With a hop count it answers one of our drills (only drill parts carry one; a part
+    /// saying 255 rode in a record with drill parts but carries none: another alert's, or an older relay's answer,
+    /// which `relay drill report` finds among the receipts).
     func drillAnswered(_ id: BundleID, by holder: ShortID, hops: UInt8?, now: Double) {
-        guard let hops else { return }
+        guard let hops, hops != ReceiptPartsRecord.unknownHops else { return }
         do {
-            try self.store.drillAnswered(id, by: holder, hops: hops == ReceiptPartsRecord.unknownHops ? nil : hops, now: Int64(now))
+            try self.store.drillAnswered(id, by: holder, hops: hops, now: Int64(now))
         } catch {
             self.rejectStorage("cannot keep \(holder)'s answer to drill \(id): \(error)", error)
         }
@@ -26,7 +28,7 @@ extension Node {
     /// A part refused. When it is for one of our drills (it carries a hop count, or the bundle it names is a drill
     /// still held here) the feed says so under the drill.
     func drillAnswerRefused(_ id: BundleID, claiming holder: ShortID, hops: UInt8?, from: NodeID, known: Bool, now: Double) {
-        var drill = hops != nil
+        var drill = hops.map { $0 != ReceiptPartsRecord.unknownHops } ?? false
         if !drill, let found = self.storing("read a bundle a refused receipt part names", { try self.store.bundle(id) }), let q = found {
             do { drill = DrillMark.isDrill(try CourierBundle(decoding: q.data)) } catch {
                 self.reject("held bundle \(id) does not decode (\(error)): cannot tell whether a refused receipt part answers a drill")

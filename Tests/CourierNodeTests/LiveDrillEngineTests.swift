@@ -69,8 +69,14 @@ struct LiveDrillEngineTests {
         let feed = try h.store.events(after: 0).filter { $0.type == .drill }
         #expect(feed.contains { $0.neighbour == "\(charlie.short)" && ($0.detail ?? "").contains("refused") && ($0.detail ?? "").contains("forged") }, "\(feed)")
         #expect(feed.contains { $0.neighbour == "\(bravo.short)" && $0.detail == "drill answered by \(bravo.short), 1 hop away" }, "\(feed)")
-        // A second copy of bravo's answer adds nothing.
-        h.receive(from: charlie, [.receiptParts(ReceiptPartsRecord(origin: h.me.nodeID.short, hops: 1, partsWithHops: [(b.id, b.holder, b.tag, 1)]))])
+        // A second copy of bravo's answer adds nothing; another alert's part riding in the same record (255: no hop
+        // count) is a receipt, not a drill answer.
+        let other = try BundleID(origin: h.me.nodeID.short, created: 1_523_041, sequence: 2)
+        let o = T.part(other, by: bravo, origin: mine)
+        let out2 = h.receive(from: charlie, [.receiptParts(ReceiptPartsRecord(origin: h.me.nodeID.short, hops: 1, partsWithHops: [
+            (b.id, b.holder, b.tag, 1), (o.id, o.holder, o.tag, nil)]))])
+        #expect(out2.events.contains(.receipt(other, by: bravo.short)))
         #expect(try h.store.drillAnswers(drill).count == 2)
+        #expect(try h.store.drillAnswers(other).isEmpty)
     }
 }

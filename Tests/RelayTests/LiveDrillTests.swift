@@ -75,6 +75,8 @@ import Glibc
             #expect(s >= 0 && s < 120, "seconds after the start: \(a)")
         }
         let text = try R.run(["drill", "report", "--data-dir", dirs[0], id]).1
+        // Kept beside the data directories (the README's example is such a run).
+        try (out + "\n$ relay drill report " + id + "\n" + text).write(toFile: dirs[0] + "/../drill-echo-stopped.txt", atomically: true, encoding: .utf8)
         #expect(text.contains("4 answered, 1 silent") && text.contains("SILENT    echo (\(ids[4]))") && text.contains("charlie (\(ids[2])) after"), "\(text)")
         // Each answer is in the origin's change feed.
         let feed = try R.run(["queue", "tail", "--data-dir", dirs[0], "--since", "0", "--no-follow"]).1
@@ -91,6 +93,9 @@ import Glibc
         all[ids[4]] = 4
         #expect(self.answered(r) == all, "\(r)")
         #expect((r["silent"] as? [String])?.isEmpty == true, "\(r)")
+        let after = try R.run(["drill", "report", "--data-dir", dirs[0], id]).1
+        let json = try R.run(["drill", "report", "--data-dir", dirs[0], id, "--json"]).1
+        try (after + json).write(toFile: dirs[0] + "/../drill-echo-back.txt", atomically: true, encoding: .utf8)
     }
 
     @Test func aDrillReportForAnUnknownOrMalformedIDIsOneLineAndExit64() throws {
