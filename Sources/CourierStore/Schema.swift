@@ -3,7 +3,7 @@ import GRDB
 /// Versioned schema. Never edit a shipped migration; add a new one and bump `version`.
 enum Schema {
     /// The highest schema this build knows. Stored in `PRAGMA user_version` after migrating.
-    static let version = 7
+    static let version = 8
 
     static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
