@@ -98,6 +98,19 @@ import Glibc
         try (after + json).write(toFile: dirs[0] + "/../drill-echo-back.txt", atomically: true, encoding: .utf8)
     }
 
+    /// `relay demo` runs a drill from the village: every relay answers, the report shows each with its hops, and the
+    /// folders it leaves answer `relay drill report` the same way.
+    @Test func theDemoShowsADrillAndItsReport() throws {
+        let root = R.tempDir() + "/demo"
+        let (rc, out, err) = try R.run(["demo", "--dir", root, "--timeout", "120"])
+        #expect(rc == 0, "demo failed: \(err)")
+        let id = try #require(out.split(separator: "\n").first { $0.contains("relay drill start --everyone") }?.split(separator: " ").last.map(String.init))
+        #expect(out.contains("every relay answered: relay drill report \(id)") && out.contains("4 answered, 0 silent"), "\(out)")
+        let r = try self.report(root + "/village", id)
+        #expect(Set(self.answered(r).values.compactMap { $0 }) == [1, 2, 3], "the demo's relays are 1 to 3 hops from the village: \(r)")
+        #expect((r["silent"] as? [String])?.isEmpty == true)
+    }
+
     @Test func aDrillReportForAnUnknownOrMalformedIDIsOneLineAndExit64() throws {
         let dirs = try R.federation(["alpha"])
         let (rc, out, err) = try R.run(["drill", "report", "--data-dir", dirs[0], "\(try R.id(dirs[0])).1540050.77"])
