@@ -18,6 +18,8 @@ extension Node {
     /// The parts this node carries towards one origin (for the origin itself: those it got and has yet to confirm).
     struct CarriedParts {
         var tags: [PartKey: [UInt8]] = [:]
+        /// Hop counts of drill answers (SPEC 6.17), as their holders said them: records with them set flag 0x01.
+        var hops: [PartKey: UInt8] = [:]
         /// In arrival order (the record lists them so).
         var order: [PartKey] = []
         /// Sent at least once since they came (piggybacked or on their own).
@@ -60,15 +62,16 @@ extension Node {
     /// A flooded bundle this node got and read: its part goes back to the origin, after the nodes farther out had
     /// time to send theirs (nearer nodes wait longer, so each sends once with everything from beyond). Returns false
     /// when the origin's keys are not known here (no tag can be made): a signed receipt goes instead.
-    func queueReceiptPart(for id: BundleID, now: Double) -> Bool {
+    func queueReceiptPart(for id: BundleID, drill: Bool = false, now: Double) -> Bool {
         guard id.origin != self.me.short,
               let origin = (self.directory[id.origin] ?? []).first(where: { self.keys[$0] != nil }),
               let key = self.receiptKey(holder: self.me, origin: origin) else { return false }
         let levels = Double(Self.receiptPartLevels)
         let h = Double(min(Int(self.hops(to: id.origin)), Self.receiptPartLevels))
         let wait = self.receiptPartStep * (levels - h + 1) * self.rng.uniform(1, 1.25)
-        self.carry([(PartKey(id: id, holder: self.me.short), ReceiptPartsRecord.tag(id, holder: self.me.short, key: key))],
-                   origin: id.origin, due: now + wait)
+        let mine = PartKey(id: id, holder: self.me.short)
+        self.carry([(mine, ReceiptPartsRecord.tag(id, holder: self.me.short, key: key))],
+                   origin: id.origin, due: now + wait, hops: drill ? [mine: self.hops(to: id.origin)] : [:])
         if var c = self.carried[id.origin] {
             c.levelDue = max(c.levelDue, now + wait)
             self.carried[id.origin] = c
@@ -79,12 +82,13 @@ extension Node {
     /// Parts carried for one origin at most (a flood of made-up parts from a hostile member stops there).
     static let maxCarriedParts = 2_048
 
-    func carry(_ parts: [(PartKey, [UInt8])], origin: ShortID, due: Double) {
+    func carry(_ parts: [(PartKey, [UInt8])], origin: ShortID, due: Double, hops: [PartKey: UInt8] = [:]) {
         guard self.carried[origin] != nil || self.carried.count < Tuning.maxReceiptOrigins else { return }
         var c = self.carried[origin] ?? CarriedParts(due: due)
         var added = false
         for (k, tag) in parts where c.tags[k] == nil && c.order.count < Self.maxCarriedParts {
             c.tags[k] = tag
+            c.hops[k] = hops[k]
             c.order.append(k)
             added = true
         }
@@ -121,12 +125,13 @@ extension Node {
                 c.sent.remove(k)
             }
             c.order.removeAll { c.tags[$0] == nil }
+            c.hops = c.hops.filter { c.tags[$0.key] != nil }
             self.carried[r.origin] = c.order.isEmpty && c.levelDue <= now ? nil : c
         } else if r.hops > mine {
             // Farther out: we carry them on, after a short gathering time (siblings' parts come meanwhile).
             let gather = self.config.minFloodDelay + self.receiptPartStep * self.rng.uniform(0.3, 0.6)
             self.carry(parts.map { (PartKey(id: $0.id, holder: $0.holder), $0.tag) }, origin: r.origin,
-                       due: max(now + gather, self.carried[r.origin]?.levelDue ?? 0))
+                       due: max(now + gather, self.carried[r.origin]?.levelDue ?? 0), hops: Self.partHops(r))
         }
     }
 
@@ -134,20 +139,22 @@ extension Node {
     /// one is refused (logged). New ones are receipts (events, and the inbox keeps them for `relay outbox`); all are
     /// confirmed with a record of our own, so their carriers stop sending them.
     func takeReceiptParts(_ r: ReceiptPartsRecord, from: NodeID, now: Double) {
-        var fresh: [(id: BundleID, holder: ShortID, tag: [UInt8])] = []
+        var fresh: [(id: BundleID, holder: ShortID, tag: [UInt8], hops: UInt8?)] = []
         var confirm: [(PartKey, [UInt8])] = []
-        for p in r.parts {
+        for p in r.partsWithHops {
             let k = PartKey(id: p.id, holder: p.holder)
             let holders = (self.directory[p.holder] ?? []).filter { self.keys[$0] != nil }
             let valid = holders.contains { h in
                 self.receiptKey(holder: h, origin: self.me).map { ReceiptPartsRecord.verify(p.id, holder: p.holder, tag: p.tag, key: $0) } ?? false
             }
             guard valid else {
+                self.drillAnswerRefused(p.id, claiming: p.holder, hops: p.hops, from: from, known: !holders.isEmpty, now: now)
                 self.reject("receipt part for \(p.id) claiming \(p.holder), from \(from.short): "
                             + (holders.isEmpty ? "the keys of \(p.holder) are not known here" : "its tag is not \(p.holder)'s (forged or damaged): refused"))
                 continue
             }
             confirm.append((k, p.tag))
+            self.drillAnswered(p.id, by: p.holder, hops: p.hops, now: now)
             if self.receiptsHeld.count >= Tuning.maxReceiptOrigins * 8 { self.receiptsHeld.removeAll() }
             if self.receiptsHeld.insert(k).inserted { fresh.append(p) }
         }
@@ -158,7 +165,7 @@ extension Node {
         guard !fresh.isEmpty else { return }
         for p in fresh { self.emit(.event(.receipt(p.id, by: p.holder))) }
         // Kept in the inbox as a receipt this node made for itself: its content is the record of the parts checked.
-        let content = ReceiptPartsRecord(origin: self.me.short, hops: 0, parts: fresh).encodeBody()
+        let content = ReceiptPartsRecord(origin: self.me.short, hops: 0, parts: fresh.map { ($0.id, $0.holder, $0.tag) }).encodeBody()
         do {
             let seq = try self.store.nextSequence()
             let b = try CourierBundle.make(
@@ -174,9 +181,12 @@ extension Node {
 
     /// The receipt-parts record for a packet on a link: with `alone` (nothing else in the packet) the parts of one
     /// origin that are due; otherwise, riding along, parts not sent yet. Nil when none are, or none fit `room`.
-    func receiptPartsRecord(now: Double, room: Int, alone: Bool) -> Record? {
+    func receiptPartsRecord(now: Double, room: Int, alone: Bool, link: String? = nil) -> Record? {
         for origin in self.carried.keys.sorted() {
             guard var c = self.carried[origin] else { continue }
+            // Parts travel towards their origin: on a relay with several links, only on the link its route takes
+            // (sent on another, nobody nearer the origin hears them). With no route known, on any.
+            if let link, origin != self.me.short, let toward = self.nextHop(for: origin, now: now)?.1, toward != link { continue }
             if c.order.isEmpty {
                 if c.levelDue <= now { self.carried[origin] = nil }
                 continue
@@ -190,18 +200,19 @@ extension Node {
             var perBundle: Set<BundleID> = []
             for k in c.order where alone || !c.sent.contains(k) {
                 let extra = (perBundle.contains(k.id) ? 0 : 3 + ByteWriter.varintSize(Int(k.id.sequence)) + 2) + 4 + ReceiptPartsRecord.tagSize
+                    + (c.hops.isEmpty ? 0 : 1)
                 if size + extra > room { break }
                 size += extra
                 perBundle.insert(k.id)
                 chosen.append(k)
             }
             guard !chosen.isEmpty else { continue }
-            let r = ReceiptPartsRecord(origin: origin, hops: hops, parts: chosen.map { ($0.id, $0.holder, c.tags[$0]!) })
+            let r = ReceiptPartsRecord(origin: origin, hops: hops, partsWithHops: chosen.map { ($0.id, $0.holder, c.tags[$0]!, c.hops[$0]) })
             for k in chosen { c.sent.insert(k) }
             let allSent = c.order.allSatisfy { c.sent.contains($0) }
             if origin == self.me.short {
                 // Confirmations go once; a carrier that missed one sends again and is confirmed again.
-                for k in chosen { c.tags[k] = nil }
+                for k in chosen { c.tags[k] = nil; c.hops[k] = nil }
                 c.order.removeAll { c.tags[$0] == nil }
             } else if alone {
                 c.attempts += 1

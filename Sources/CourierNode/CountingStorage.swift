@@ -76,4 +76,7 @@ public final class CountingStorage: NodeStorage {
     public func dictionaryEvent(_ detail: String, bundle: BundleID?, now: Int64) throws(StoreError) { self.tally("dictionaryEvent"); return try self.inner.dictionaryEvent(detail, bundle: bundle, now: now) }
     public func setDictionaryHolder(_ node: ShortID, holds: [DictionariesRecord.Entry], now: Int64) throws(StoreError) { self.tally("setDictionaryHolder"); return try self.inner.setDictionaryHolder(node, holds: holds, now: now) }
     public func dictionaryHolders() throws(StoreError) -> [ShortID: Set<DictionariesRecord.Entry>] { self.tally("dictionaryHolders"); return try self.inner.dictionaryHolders() }
+    @discardableResult
+    public func drillAnswered(_ drill: BundleID, by node: ShortID, hops: UInt8?, now: Int64) throws(StoreError) -> Bool { self.tally("drillAnswered"); return try self.inner.drillAnswered(drill, by: node, hops: hops, now: now) }
+    public func drillAnswerRefused(_ drill: BundleID, claiming node: ShortID, reason: String, now: Int64) throws(StoreError) { self.tally("drillAnswerRefused"); return try self.inner.drillAnswerRefused(drill, claiming: node, reason: reason, now: now) }
 }

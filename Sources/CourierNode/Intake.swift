@@ -141,7 +141,7 @@ extension Node {
         } catch {
             // Not readable here (end-to-end encrypted to a group): carried on unread.
         }
-        if b.kind == .alert, !self.queueReceiptPart(for: b.id, now: now) {
+        if b.kind == .alert, !self.queueReceiptPart(for: b.id, drill: DrillMark.isDrill(b), now: now) {
             self.queueReceipt(for: b.id, now: now, within: self.config.minFloodDelay + self.rng.uniform(0, 1) * self.maxAirtime * self.config.alertReceiptAirtimes)
         }
         return .stored(delivered: delivered)

@@ -96,6 +96,12 @@ public protocol NodeStorage: AnyObject, Sendable {
     func dictionaryEvent(_ detail: String, bundle: BundleID?, now: Int64) throws(StoreError)
     func setDictionaryHolder(_ node: ShortID, holds: [DictionariesRecord.Entry], now: Int64) throws(StoreError)
     func dictionaryHolders() throws(StoreError) -> [ShortID: Set<DictionariesRecord.Entry>]
+
+    // Live drills (SPEC 6.17): answers to this node's drills, kept and in the feed; refused ones in the feed.
+    /// Returns false when `node`'s answer to `drill` was already kept.
+    @discardableResult
+    func drillAnswered(_ drill: BundleID, by node: ShortID, hops: UInt8?, now: Int64) throws(StoreError) -> Bool
+    func drillAnswerRefused(_ drill: BundleID, claiming node: ShortID, reason: String, now: Int64) throws(StoreError)
 }
 
 extension Tuning {

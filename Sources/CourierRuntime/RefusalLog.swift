@@ -47,7 +47,7 @@ struct RefusalLog {
     /// origin, bad signature, a full disk...) is still logged each, with its id and reason, as it is recorded in the
     /// change feed.
     static func isAggregated(_ reason: String) -> Bool {
-        ["bad fragment", "undecodable bundle", "bad announce", "short id clash"].contains(reason)
+        ["bad fragment", "undecodable bundle", "bad announce", "short id clash", "refused receipt part"].contains(reason)
             || reason.hasPrefix("packet ") || reason == "duplicate bundle"
     }
 
@@ -66,6 +66,9 @@ struct RefusalLog {
             ("has our short id", "short id clash"),
             ("fragment: ", "bad fragment"),
             ("bundle from ", "undecodable bundle"),
+            // A receipt part (a drill's answer among them, SPEC 6.16-6.17) whose tag is not its holder's, or whose
+            // holder's keys are not known here.
+            ("receipt part for ", "refused receipt part"),
             ("cannot ", "local error"),
         ]
         for (needle, reason) in table where why.contains(needle) { return reason }

@@ -50,6 +50,9 @@ public struct StoreEvent: Sendable, Hashable, Codable {
         case pact
         /// A federation dictionary (SPEC 7.6) trained, published, received, or dropped for a newer one (`detail`).
         case dictionary
+        /// A live drill (SPEC 6.17): started here, an answer came back (`neighbour` who, `detail` after how many
+        /// hops), or an answer was refused (`detail` why).
+        case drill
     }
     public let seq: Int64
     /// Unix seconds.

@@ -3,7 +3,7 @@ import GRDB
 /// Versioned schema. Never edit a shipped migration; add a new one and bump `version`.
 enum Schema {
     /// The highest schema this build knows. Stored in `PRAGMA user_version` after migrating.
-    static let version = 8
+    static let version = 9
 
     static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
@@ -195,6 +195,25 @@ enum Schema {
             try db.execute(sql: """
                 ALTER TABLE event ADD COLUMN local INTEGER NOT NULL DEFAULT 0;
                 UPDATE event SET local = 1 WHERE type = 'enqueued' AND detail LIKE '%, local%';
+                """)
+        }
+        m.registerMigration("v9-drills") { db in
+            // Live drills (SPEC 6.17) this relay started, and the answers that came back (receipt parts with hop counts,
+            // or signed receipts from relays that could not send parts).
+            try db.execute(sql: """
+                CREATE TABLE drill (
+                    bundle TEXT PRIMARY KEY NOT NULL,    -- the drill alert's bundle id
+                    started INTEGER NOT NULL,            -- unix seconds
+                    scope TEXT NOT NULL,                 -- "everyone", or the pact it is for
+                    expected TEXT NOT NULL               -- short ids (hex, space-separated) expected to answer
+                ) WITHOUT ROWID;
+                CREATE TABLE drill_answer (
+                    drill TEXT NOT NULL,                 -- the drill's bundle id
+                    node INTEGER NOT NULL,               -- short id of the relay that answered
+                    at INTEGER NOT NULL,                 -- unix seconds the answer arrived here
+                    hops INTEGER,                        -- hops from here the relay got the drill; NULL: not said
+                    PRIMARY KEY (drill, node)
+                ) WITHOUT ROWID;
                 """)
         }
         return m

@@ -368,6 +368,7 @@ public enum Vectors {
         case .receiptParts(let p):
             var j = RecordJSON(type: "receipt-parts")
             j.data = p.encodeBody().hex
+            if p.carriesHops { j.flags = ReceiptPartsRecord.hopsFlag }
             return j
         case .unknown(let t, let f, let body):
             var j = RecordJSON(type: "unknown")
@@ -416,7 +417,7 @@ public enum Vectors {
                 return DictionariesRecord.Entry(id: $0.id, fingerprint: fp)
             }))
         case "receipt-parts":
-            return .receiptParts(try ReceiptPartsRecord.decode(try bytes(j.data)[...]))
+            return .receiptParts(try ReceiptPartsRecord.decode(try bytes(j.data)[...], withHops: (j.flags ?? 0) & ReceiptPartsRecord.hopsFlag != 0))
         case "unknown":
             return .unknown(type: j.code ?? 15, flags: j.flags ?? 0, body: try bytes(j.data))
         default:

@@ -6,6 +6,10 @@ import Crypto
 /// make it, and only the origin can check it; a relay that merges parts carries them unchanged.
 ///
 ///     origin u32 | hops u8 | groups: created u24, sequence varint, count varint (1-255), count × (holder u32, tag 8)
+///
+/// With record flag 0x01 (`carriesHops`, SPEC 6.16 "Hop counts"), each part also says how many hops from the origin
+/// its holder got the bundle: count × (holder u32, hops u8, tag 8). Relays set it for the parts of drills (6.17), so
+/// the drill's origin learns each answer's hop count; a node older than the flag skips such a record (5.1).
 public struct ReceiptPartsRecord: Sendable, Hashable {
     /// The bundles' origin (every bundle listed is one of its bundles) and the one the parts travel to.
     public var origin: ShortID
@@ -29,9 +33,28 @@ public struct ReceiptPartsRecord: Sendable, Hashable {
     public struct Part: Sendable, Hashable {
         public var holder: ShortID
         public var tag: [UInt8]
-        public init(holder: ShortID, tag: [UInt8]) {
+        /// How many hops from the origin the holder got the bundle (1: from the origin itself; 255: unknown). Nil in
+        /// a record without hop counts. Not covered by the tag: what the holder said, carried unchanged.
+        public var hops: UInt8?
+        public init(holder: ShortID, tag: [UInt8], hops: UInt8? = nil) {
             self.holder = holder
             self.tag = tag
+            self.hops = hops
+        }
+    }
+
+    /// The record flag saying every part carries its holder's hop count.
+    public static let hopsFlag: UInt8 = 0x01
+    /// A hop count not known (in a record with hop counts, for a part that came without one).
+    public static let unknownHops: UInt8 = 255
+
+    /// Whether the parts carry hop counts (record flag 0x01): some part has one.
+    public var carriesHops: Bool { self.groups.contains { $0.parts.contains { $0.hops != nil } } }
+
+    /// The (bundle, holder, tag, hop count) statements, in order.
+    public var partsWithHops: [(id: BundleID, holder: ShortID, tag: [UInt8], hops: UInt8?)] {
+        self.groups.flatMap { g in
+            g.parts.map { p in (g.id, p.holder, p.tag, p.hops) }
         }
     }
 
@@ -60,6 +83,13 @@ public struct ReceiptPartsRecord: Sendable, Hashable {
 
     /// Builds a record from statements (grouped by bundle, in first-seen order; a holder listed once per bundle).
     public init(origin: ShortID, hops: UInt8, parts: [(id: BundleID, holder: ShortID, tag: [UInt8])]) {
+        self.init(origin: origin, hops: hops, partsWithHops: parts.map { ($0.id, $0.holder, $0.tag, nil) })
+    }
+
+    /// Builds a record from statements with their hop counts (nil: none; a record where some part has one carries
+    /// hop counts for all, `unknownHops` for the others).
+    public init(origin: ShortID, hops: UInt8, partsWithHops parts: [(id: BundleID, holder: ShortID, tag: [UInt8], hops: UInt8?)]) {
+        let any = parts.contains { $0.hops != nil }
         var order: [BundleID] = []
         var byID: [BundleID: [Part]] = [:]
         for p in parts where p.id.origin == origin {
@@ -68,13 +98,14 @@ public struct ReceiptPartsRecord: Sendable, Hashable {
                 byID[p.id] = []
             }
             if byID[p.id]!.contains(where: { $0.holder == p.holder }) || byID[p.id]!.count >= Self.maxHolders { continue }
-            byID[p.id]!.append(Part(holder: p.holder, tag: p.tag))
+            byID[p.id]!.append(Part(holder: p.holder, tag: p.tag, hops: any ? (p.hops ?? Self.unknownHops) : nil))
         }
         self.init(origin: origin, hops: hops, groups: order.map { Group(id: $0, parts: byID[$0]!) })
     }
 
     public func encodeBody() -> [UInt8] {
         var w = ByteWriter(capacity: 8 + self.groups.count * 16)
+        let withHops = self.carriesHops
         w.u32(self.origin.rawValue)
         w.u8(self.hops)
         for g in self.groups {
@@ -83,6 +114,7 @@ public struct ReceiptPartsRecord: Sendable, Hashable {
             w.varint(g.parts.count)
             for p in g.parts {
                 w.u32(p.holder.rawValue)
+                if withHops { w.u8(p.hops ?? Self.unknownHops) }
                 w.append(p.tag)
             }
         }
@@ -90,7 +122,8 @@ public struct ReceiptPartsRecord: Sendable, Hashable {
     }
 
     /// Total: the record, or a typed error (no groups, a group of no holders, a short tag, trailing bytes).
-    public static func decode(_ body: ArraySlice<UInt8>) throws(WireError) -> ReceiptPartsRecord {
+    /// `withHops`: the record flag 0x01 was set (each part carries a hop count).
+    public static func decode(_ body: ArraySlice<UInt8>, withHops: Bool = false) throws(WireError) -> ReceiptPartsRecord {
         var r = ByteReader(body)
         let origin = ShortID(try r.u32("receiptParts.origin"))
         let hops = try r.u8("receiptParts.hops")
@@ -104,7 +137,8 @@ public struct ReceiptPartsRecord: Sendable, Hashable {
             var parts: [Part] = []
             for _ in 0..<count {
                 let holder = ShortID(try r.u32("receiptParts.holder"))
-                parts.append(Part(holder: holder, tag: Array(try r.bytes(Self.tagSize, "receiptParts.tag"))))
+                let hops = withHops ? try r.u8("receiptParts.partHops") : nil
+                parts.append(Part(holder: holder, tag: Array(try r.bytes(Self.tagSize, "receiptParts.tag")), hops: hops))
             }
             groups.append(Group(id: id, parts: parts))
         }

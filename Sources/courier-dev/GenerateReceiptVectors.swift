@@ -8,6 +8,8 @@ import Foundation
 struct ReceiptPartVector: Codable {
     var holder: String
     var tag: String
+    /// Its holder's hop count (only in a record with hop counts: record flag 0x01).
+    var hops: UInt8?
     /// The key the holder and the origin share (HKDF of their X25519 agreement).
     var key: String
 }
@@ -22,6 +24,8 @@ struct ReceiptRecordVector: Codable {
     var name: String
     var origin: String
     var hops: UInt8
+    /// Record flag 0x01: every part carries its holder's hop count (absent: false).
+    var hopCounts: Bool?
     var groups: [ReceiptGroupVector]
     var recordHex: String
     /// The whole record in a payload (type 7, last record: no length).
@@ -57,16 +61,17 @@ extension GenerateVectors {
         func key(_ holder: NodeIdentity) -> SymmetricKey {
             ReceiptPartsRecord.key(mine: holder, theirs: a.publicKeys, holder: holder.nodeID, origin: a.nodeID)!
         }
-        func vector(_ name: String, hops: UInt8, _ parts: [(BundleID, NodeIdentity)], forge: Bool = false) -> ReceiptRecordVector {
+        func vector(_ name: String, hops: UInt8, _ parts: [(BundleID, NodeIdentity)], forge: Bool = false, partHops: [UInt8]? = nil) -> ReceiptRecordVector {
             var statements = parts.map { ($0.0, $0.1.nodeID.short, ReceiptPartsRecord.tag($0.0, holder: $0.1.nodeID.short, key: key($0.1))) }
             if forge { statements[0].2[0] ^= 0x01 }
-            let r = ReceiptPartsRecord(origin: o, hops: hops, parts: statements.map { (id: $0.0, holder: $0.1, tag: $0.2) })
+            let r = ReceiptPartsRecord(origin: o, hops: hops, partsWithHops: statements.enumerated().map { (i, s) in
+                (id: s.0, holder: s.1, tag: s.2, hops: partHops.map { $0[i] }) })
             let byHolder = Dictionary(uniqueKeysWithValues: [b, c].map { ($0.nodeID.short, $0) })
             return ReceiptRecordVector(
-                name: name, origin: o.description, hops: hops,
+                name: name, origin: o.description, hops: hops, hopCounts: r.carriesHops ? true : nil,
                 groups: r.groups.map { g in
                     ReceiptGroupVector(created: g.created, sequence: g.sequence, parts: g.parts.map { p in
-                        ReceiptPartVector(holder: p.holder.description, tag: p.tag.hex,
+                        ReceiptPartVector(holder: p.holder.description, tag: p.tag.hex, hops: p.hops,
                                           key: key(byHolder[p.holder]!).withUnsafeBytes { Array($0) }.hex)
                     })
                 },
@@ -77,6 +82,8 @@ extension GenerateVectors {
             vector("B's and C's parts for two alerts of A, merged by a relay one hop from A", hops: 1,
                    [(alerts[0], b), (alerts[0], c), (alerts[1], b), (alerts[1], c)]),
             vector("A confirming C's part (hops 0: the origin)", hops: 0, [(alerts[1], c)]),
+            vector("answers to a drill of A (6.17), with hop counts (flag 0x01): B got it 1 hop from A, C 3 hops; sent by a relay 2 hops from A",
+                   hops: 2, [(alerts[0], b), (alerts[0], c)], partHops: [1, 3]),
         ]
         let body = [UInt8](hex: records[0].recordHex)!
         let invalid = [

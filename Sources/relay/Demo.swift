@@ -16,8 +16,8 @@ extension Relay {
                 Five relays in one process, each with its own data directory and database, joined by pairs of \
                 pseudo-terminals (the same framed serial link a cable or a pair of UART radio modems uses). A \
                 mutual-aid alert spreads to every relay, a grievance goes hop by hop to the water committee and its \
-                receipt comes back, three relays make a mutual-aid pact and answer an aid request under it, then the village \
-                relay's queue feed is shown. Exit code 0 when every step worked.
+                receipt comes back, three relays make a mutual-aid pact and answer an aid request under it, the village \
+                runs a live drill every relay answers, then the village relay's queue feed is shown. Exit code 0 when every step worked.
                 """)
         @Option(help: "Where to keep the relays' data directories (default: a new folder under /tmp).") var dir: String?
         @Option(help: "Line speed of the virtual cables in bit/s (1200 feels like packet radio).") var baud: Int = 9600
@@ -99,6 +99,9 @@ struct DemoScript {
             var config = try d.nodeConfig(store: store)
             // Receipts are batched for a minute on a real relay; the demo shortens that so you see one come back.
             config.receiptDelay = 3
+            // Receipt parts (drill answers among them) ride announces on slow half-duplex lines, at most a quarter
+            // interval apart: every 40 s instead of 900 s, so the drill's answers come back within a minute.
+            config.announceInterval = 40
             config.floodIdentity = true
             let node = try Node(config: config, store: store, links: links.map { LinkInfo(name: $0.name, properties: $0.properties) },
                                 now: Date().timeIntervalSince1970)
@@ -182,9 +185,13 @@ struct DemoScript {
         say()
         try await self.pact(dirs: dirs, stores: stores, runtimes: runtimes, ids: ids, stamp: stamp)
 
-        // 5. The queue feed, as `relay queue tail` shows it.
+        // 5. A live drill: every relay answers on its own, with its hops.
         say()
-        say("4. The village relay's change feed (`relay queue tail --data-dir \(root)/village`):")
+        try await self.drill(dirs: dirs, stores: stores, runtimes: runtimes, stamp: stamp)
+
+        // 6. The queue feed, as `relay queue tail` shows it.
+        say()
+        say("5. The village relay's change feed (`relay queue tail --data-dir \(root)/village`):")
         for e in try stores[0].events(after: 0, limit: 1_000).suffix(12) {
             say("   " + TailFormat.line(e))
         }
@@ -194,6 +201,7 @@ struct DemoScript {
         say("  relay inbox --data-dir \(root)/committee")
         say("  relay queue tail --data-dir \(root)/village --since 0 --no-follow")
         say("  relay pact history river-towns --data-dir \(root)/clinic")
+        say("  relay drill report --data-dir \(root)/village ID   (ID: the drill's, above)")
         for r in runtimes { r.stop() }
         for t in tasks { await t.value }
         // Stopped: `relay status` on these folders must say so.
@@ -252,6 +260,31 @@ struct DemoScript {
             let i = ids.firstIndex { $0.nodeID.short == m }.map { Self.places[$0].name } ?? m.description
             say("     \(i): \(q.answer(m, now: Date().timeIntervalSince1970).rawValue), \(q.pledges[m]?.text ?? "-")")
         }
+    }
+
+    /// A live drill from the village to everyone (`relay drill start`), and its report once every relay answered.
+    func drill(dirs: [DataDir], stores: [Store], runtimes: [Runtime], stamp: () -> String) async throws {
+        say("4. Sargalu village runs a live drill: every relay answers on its own, and the village sees who, when and how far:")
+        let me = try dirs[0].identity().0.nodeID.short
+        let expected = try stores[0].peers().map(\.keys.nodeID.short).filter { $0 != me }.sorted { $0.rawValue < $1.rawValue }
+        let id = try LiveDrill.start(dirs[0], stores[0], scope: nil, expected: expected,
+                                     text: "DRILL: a test of the relay network. Relays answer on their own; nothing to do.", now: Date().timeIntervalSince1970)
+        runtimes[0].poll()
+        say("\(stamp()) relay drill start --everyone  →  \(id)")
+        let drill = try stores[0].drill(id)!
+        // Polled gently (one small query a quarter second): the relays run in this process and share its threads.
+        var answered = false
+        let end = Date().addingTimeInterval(self.timeout)
+        while !answered && Date() < end {
+            try await Task.sleep(for: .milliseconds(250))
+            answered = try Set(stores[0].drillAnswers(id).map(\.node)).isSuperset(of: expected)
+        }
+        guard answered else {
+            let r = try LiveDrill.report(drill, dir: dirs[0], store: stores[0], now: Date().timeIntervalSince1970)
+            throw RelayError.unavailable("\(r.answered.count) of \(expected.count) relays answered the drill within \(Int(self.timeout)) s")
+        }
+        say("\(stamp()) every relay answered: relay drill report \(id)")
+        for l in try LiveDrill.report(drill, dir: dirs[0], store: stores[0], now: Date().timeIntervalSince1970).lines { say("   " + l) }
     }
 
     /// Stores a local submission the way `relay send` does, then wakes the runtime to send it at once.

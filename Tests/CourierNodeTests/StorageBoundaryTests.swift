@@ -194,6 +194,8 @@ final class FlakyStorage: NodeStorage {
         throw self.full
     }
     func nextSequence() throws(StoreError) -> UInt32 { try self.inner.nextSequence() }
+    func drillAnswered(_ d: BundleID, by n: ShortID, hops: UInt8?, now: Int64) throws(StoreError) -> Bool { try self.inner.drillAnswered(d, by: n, hops: hops, now: now) }
+    func drillAnswerRefused(_ d: BundleID, claiming n: ShortID, reason: String, now: Int64) throws(StoreError) { try self.inner.drillAnswerRefused(d, claiming: n, reason: reason, now: now) }
     func reservePacketCounters(_ count: UInt32) throws(StoreError) -> Range<UInt32> {
         if self.failReservations.withLock({ $0 }) { throw self.full }
         return try self.inner.reservePacketCounters(count)

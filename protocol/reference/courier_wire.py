@@ -1126,7 +1126,7 @@ def content_is_text(bundle: Bundle) -> bool:
 
 T_PADDING, T_BUNDLE, T_FRAGMENT, T_ACK, T_ANNOUNCE, T_SUMMARY, T_DICTIONARIES, T_RECEIPT_PARTS, T_BUNDLE_RUN = range(9)
 RESERVED_FLAGS = {T_BUNDLE: 0x00, T_FRAGMENT: 0x06, T_ACK: 0x06, T_ANNOUNCE: 0x00, T_SUMMARY: 0x06, T_DICTIONARIES: 0x06,
-                  T_RECEIPT_PARTS: 0x07, T_BUNDLE_RUN: 0x07}
+                  T_RECEIPT_PARTS: 0x06, T_BUNDLE_RUN: 0x07}
 
 
 @dataclass
@@ -1382,10 +1382,12 @@ class DictionariesRecord:
 
 @dataclass
 class ReceiptPartsRecord:
-    """6.16: parts for the bundles of `origin`; groups are (created, sequence, [(holder, tag)])."""
+    """6.16: parts for the bundles of `origin`; groups are (created, sequence, [(holder, tag)]). `part_hops`
+    (record flag 0x01, "Hop counts"): per group, each part's hop count, or None for a record without them."""
     origin: int
     hops: int
     groups: list
+    part_hops: Optional[list] = None
 
 
 @dataclass
@@ -1419,7 +1421,7 @@ def record_type_flags_body(rec) -> tuple[int, int, bytes]:
         body += encode_varint(rec.transfer) + encode_varint(rec.index) + encode_varint(rec.count)
         return T_FRAGMENT, flags, body + rec.data
     if isinstance(rec, ReceiptPartsRecord):
-        return T_RECEIPT_PARTS, 0, encode_receipt_parts(rec)
+        return T_RECEIPT_PARTS, 0x01 if rec.part_hops is not None else 0, encode_receipt_parts(rec)
     if isinstance(rec, BundleRecord) and run_eligible(rec):
         return T_BUNDLE_RUN, 0, encode_run_body([rec])
     if isinstance(rec, AckRecord) and ack_ranges_form(rec):
@@ -1594,7 +1596,7 @@ def decode_record(rtype: int, flags: int, body: bytes, sender: Optional[int] = N
             raise WireError("invalidValue", "federation dictionaries are numbered 2-255")
         return DictionariesRecord(entries, request)
     if rtype == T_RECEIPT_PARTS:
-        return decode_receipt_parts(body)
+        return decode_receipt_parts(body, bool(flags & 0x01))
     return UnknownRecord(rtype, flags, body)
 
 
@@ -1608,29 +1610,39 @@ MAX_RECEIPT_HOLDERS = 255
 
 def encode_receipt_parts(rec: ReceiptPartsRecord) -> bytes:
     body = u(rec.origin, 4) + bytes([rec.hops])
-    for created, sequence, parts in rec.groups:
+    for g, (created, sequence, parts) in enumerate(rec.groups):
         body += u(created, 3) + encode_varint(sequence) + encode_varint(len(parts))
-        for holder, tag in parts:
-            body += u(holder, 4) + tag
+        for i, (holder, tag) in enumerate(parts):
+            body += u(holder, 4)
+            if rec.part_hops is not None:
+                body += bytes([rec.part_hops[g][i]])
+            body += tag
     return body
 
 
-def decode_receipt_parts(body: bytes) -> ReceiptPartsRecord:
+def decode_receipt_parts(body: bytes, with_hops: bool = False) -> ReceiptPartsRecord:
+    """`with_hops`: record flag 0x01 (6.16 "Hop counts"): each part is holder u32, hops u8, tag 8."""
     r = Reader(body)
     origin = r.uint(4, "receipt parts origin")
     hops = r.uint(1, "receipt parts hops")
-    groups = []
+    groups, part_hops = [], []
     while r.remaining():
         created = r.uint(3, "receipt parts created")
         sequence = r.varint("receipt parts sequence")
         count = r.varint("receipt parts count", MAX_RECEIPT_HOLDERS)
         if count < 1:
             raise WireError("invalidValue", "receipt parts count 0")
-        parts = [(r.uint(4, "receipt parts holder"), r.take(RECEIPT_TAG_SIZE, "receipt parts tag")) for _ in range(count)]
+        parts, hs = [], []
+        for _ in range(count):
+            holder = r.uint(4, "receipt parts holder")
+            if with_hops:
+                hs.append(r.uint(1, "receipt parts part hops"))
+            parts.append((holder, r.take(RECEIPT_TAG_SIZE, "receipt parts tag")))
         groups.append((created, sequence, parts))
+        part_hops.append(hs)
     if not groups:
         raise WireError("truncated", "receipt parts without groups")
-    return ReceiptPartsRecord(origin, hops, groups)
+    return ReceiptPartsRecord(origin, hops, groups, part_hops if with_hops else None)
 
 
 def receipt_key(own_agreement_private: bytes, peer_agreement_public: bytes,
