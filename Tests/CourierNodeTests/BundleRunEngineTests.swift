@@ -15,11 +15,7 @@ import Testing
 
     func harness(caps: UInt8) throws -> (EngineHarness, EngineHarness.Peer, EngineHarness.Out) {
         let h = try EngineHarness(properties: Self.serial)
-        let p = EngineHarness.Peer(key: h.key)
-        h.peers.append(p)
-        let k = p.identity.publicKeys
-        var all = h.receive(from: p, [.announce(AnnounceRecord(capabilities: caps | AnnounceRecord.hello, signingKey: k.signing,
-                                                               agreementKey: k.agreement))], announce: true)
+        var (p, all) = h.addPeer(capabilities: caps | AnnounceRecord.hello)
         all.packets += h.run(for: 5).packets
         return (h, p, all)
     }

@@ -7,12 +7,8 @@ import Testing
 @Suite struct CompactRecordEngineTests {
     func sendText(caps: UInt8) throws -> (EngineHarness, EngineHarness.Peer, EngineHarness.Out) {
         let h = try EngineHarness()
-        let p = EngineHarness.Peer(key: h.key)
-        h.peers.append(p)
-        let k = p.identity.publicKeys
         // A hello: the engine announces back.
-        var all = h.receive(from: p, [.announce(AnnounceRecord(capabilities: caps | AnnounceRecord.hello, signingKey: k.signing,
-                                                               agreementKey: k.agreement))], announce: true)
+        var (p, all) = h.addPeer(capabilities: caps | AnnounceRecord.hello)
         all.packets += h.run(for: 5).packets
         let (_, out) = try h.node.submit(kind: .text, destination: .node(p.short), content: Array("Water at the school at nine.".utf8), now: h.now)
         let first = h.read(out)

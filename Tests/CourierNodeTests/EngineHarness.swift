@@ -82,12 +82,15 @@ final class EngineHarness {
     }
 
     /// A neighbour that has announced itself (its keys known, fresh on the link).
-    func addPeer() -> Peer {
+    func addPeer() -> Peer { self.addPeer(capabilities: 1).peer }
+
+    /// A neighbour that has announced itself with `capabilities`, and what the engine sent back at once.
+    func addPeer(capabilities: UInt8) -> (peer: Peer, out: Out) {
         let p = Peer(key: self.key)
         self.peers.append(p)
         let k = p.identity.publicKeys
-        _ = self.receive(from: p, [.announce(AnnounceRecord(capabilities: 1, signingKey: k.signing, agreementKey: k.agreement))], announce: true)
-        return p
+        let out = self.receive(from: p, [.announce(AnnounceRecord(capabilities: capabilities, signingKey: k.signing, agreementKey: k.agreement))], announce: true)
+        return (p, out)
     }
 
     @discardableResult
