@@ -10,6 +10,13 @@ extension Node {
         return d * 3_600  // an hour's allowance
     }
 
+    /// A link's duty-cycle tokens at `now`: what it had at its last refill plus what the allowance added since, up to
+    /// the bucket (without a duty cycle: unchanged).
+    static func tokens(_ l: LinkState, at now: Double) -> Double {
+        guard let d = l.info.dutyCycle else { return l.tokens }
+        return min(Self.bucketSize(l.info), l.tokens + (now - l.lastRefill) * d)
+    }
+
     /// Changes a radio link's duty-cycle limit (nil: none); what was already spent this hour still counts.
     public func setDutyCycle(_ dutyCycle: Double?, on link: String) {
         guard var l = self.links[link] else { return }

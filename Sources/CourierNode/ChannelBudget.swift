@@ -22,7 +22,7 @@ extension Node {
         var stretch = Self.allowanceStretch(l.info, interval: self.config.announceInterval)
         if let d = l.info.dutyCycle, d > 0 {
             let bucket = Self.bucketSize(l.info)
-            let left = min(bucket, l.tokens + max(0, now - l.lastRefill) * d)
+            let left = Self.tokens(l, at: max(now, l.lastRefill))
             if left < bucket / 2 { stretch *= min(2, (bucket / 2) / max(left, 1e-9)) }
         }
         let heard = self.freshNeighbours(now: now).filter { $0.link == l.info.name }.count

@@ -8,8 +8,8 @@ extension Node {
     /// Builds and emits packets on a link while it is free and within its airtime budget.
     func pump(_ name: String, now: Double) {
         guard var l = self.links[name], l.up else { return }
-        if let d = l.info.dutyCycle {
-            l.tokens = min(Self.bucketSize(l.info), l.tokens + (now - l.lastRefill) * d)
+        if l.info.dutyCycle != nil {
+            l.tokens = Self.tokens(l, at: now)
             l.lastRefill = now
         }
         self.links[name] = l
