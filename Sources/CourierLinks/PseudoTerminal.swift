@@ -37,7 +37,17 @@ public final class PseudoTerminal: @unchecked Sendable {
         cfmakeraw(&t)
         tcsetattr(s, TCSANOW, &t)
         _ = fcntl(m, F_SETFL, fcntl(m, F_GETFL) | O_NONBLOCK)
-        let device = String(cString: ttyname(s))
+        // ttyname_r, not ttyname: ttyname's answer is one static buffer for the whole process, and terminals are
+        // opened on several threads at once (a test suite, the demo's cables); a name read while another thread
+        // rewrites it can come out as "/dev/pts", a directory, and the symlink then opens nothing.
+        var name = [CChar](repeating: 0, count: 256)
+        let failed = ttyname_r(s, &name, name.count)
+        guard failed == 0 else {
+            Glibc.close(m)
+            Glibc.close(s)
+            throw LinkError.io("cannot read a pseudo-terminal's name: \(String(cString: strerror(failed)))")
+        }
+        let device = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("courier-\(label)-\(UUID().uuidString)").path
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
