@@ -21,8 +21,10 @@ public final class Node {
     public var me: NodeID { self.config.identity.nodeID }
 
     var neighbours: [NodeID: Neighbour] = [:]
-    var keys: [NodeID: NodePublicKeys] = [:]
-    var directory: [ShortID: [NodeID]] = [:]
+    /// Nodes' keys (KeyBook.swift), which every part reading a bundle or a packet looks up.
+    var keyBook = KeyBook()
+    var keys: [NodeID: NodePublicKeys] { self.keyBook.keys }
+    var directory: [ShortID: [NodeID]] { self.keyBook.directory }
     var partialAnnounces: [ShortID: PartialAnnounce] = [:]
     var links: [String: LinkState] = [:]
     var linkOrder: [String] = []
