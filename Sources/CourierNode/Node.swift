@@ -30,10 +30,8 @@ public final class Node {
     var linkOrder: [String] = []
     /// Transfers under way, indexed by due time, bundle and number (TransferTable.swift).
     var transfers = TransferTable()
-    var transferOrder = 0
-    /// Transfer numbers reserved in the store (absolute; a transfer uses the value modulo 2^14): never reused after
-    /// a restart, so a receiver's memory of a completed transfer cannot answer for a new bundle (SPEC 8.2).
-    var transferNumbers: Range<Int64> = 0..<0
+    /// The transfers part's numbering (Transfers.swift).
+    var transferNumbering = TransferNumbering()
     /// The replay guard's packet-counter windows (ReplayGuard.swift).
     var replayGuard = ReplayGuardState()
     var floods: [BundleID: PendingFlood] = [:]
