@@ -70,7 +70,8 @@ public final class Node {
     /// Neighbours given a copy of a directed bundle we could not route (at most `maxReplicas`).
     var replicas: [BundleID: Set<NodeID>] = [:]
     var reassembler: Reassembler
-    var counters: Range<UInt32> = 0..<0
+    /// Packet counters reserved for the composer (Composer.swift).
+    var packetCounters = PacketCounters()
     var rng: SplitMix64
     var lastHousekeeping: Double = -1e9
     var lastPrune: Double = -1e9
