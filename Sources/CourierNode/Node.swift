@@ -62,10 +62,8 @@ public final class Node {
     /// When we last stored a directed bundle we had no route for (a neighbour met again may be the way).
     var lastUnroutableAt: Double = -1e9
     var receipts: [ShortID: (ids: [BundleID], due: Double)] = [:]
-    /// Receipt parts carried towards each origin (aggregated receipts, SPEC 6.16), and those for our own bundles
-    /// already taken (cleared past `Tuning.maxReceiptOrigins` × 8).
-    var carried: [ShortID: CarriedParts] = [:]
-    var receiptsHeld: Set<PartKey> = []
+    /// Receipt parts carried and taken (AggregatedReceipts.swift).
+    var receiptParts = ReceiptPartsState()
     var routes: [ShortID: (via: NodeID, hops: Int, at: Double)] = [:]
     /// Neighbours given a copy of a directed bundle we could not route (at most `maxReplicas`).
     var replicas: [BundleID: Set<NodeID>] = [:]
