@@ -59,8 +59,8 @@ public final class Node {
     /// summaries (custody and acks move those; a summary listing them only makes neighbours that never saw them
     /// answer with theirs).
     var directedSeen: Set<UInt32> = []
-    /// When we last stored a directed bundle we had no route for (a neighbour met again may be the way).
-    var lastUnroutableAt: Double = -1e9
+    /// Flooding's memory of directed bundles it could not route (Flooding.swift).
+    var unroutable = UnroutableMemory()
     var receipts: [ShortID: (ids: [BundleID], due: Double)] = [:]
     /// Receipt parts carried and taken (AggregatedReceipts.swift).
     var receiptParts = ReceiptPartsState()
