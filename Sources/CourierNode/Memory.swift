@@ -70,3 +70,15 @@ extension Node {
         self.knownLocal = self.knownLocal.filter { self.heldIndex.contains($0) }
     }
 }
+
+/// When the tables were last pruned (`pruneTables`, at most every `Tuning.pruneInterval`); no other part uses it.
+struct PruneClock {
+    var last: Double = -1e9
+}
+
+extension Node {
+    var lastPrune: Double {
+        get { self.pruning.last }
+        _modify { yield &self.pruning.last }
+    }
+}

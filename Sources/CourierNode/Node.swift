@@ -72,7 +72,8 @@ public final class Node {
     var packetCounters = PacketCounters()
     var rng: SplitMix64
     var lastHousekeeping: Double = -1e9
-    var lastPrune: Double = -1e9
+    /// When the tables were last pruned (Memory.swift).
+    var pruning = PruneClock()
     /// A link came up or a neighbour came into range: directed bundles in our custody that wait for a next hop look
     /// for one at the next tick, not at the next housekeeping (a gateway whose broker connection was back in
     /// seconds would otherwise hold them a minute).
