@@ -38,7 +38,8 @@ public final class Node {
     /// Flooded transfers heard in part: when to ask for the rest with our summary, if still incomplete (Flooding.swift).
     var floodGaps: [Reassembler.Key: FloodGap] = [:]
     var floodGapsDue: Double = .infinity
-    var summaries: [NodeID: Set<UInt32>] = [:]
+    /// Summary pages heard from each neighbour (Summaries.swift).
+    var heardSummaries = HeardSummaries()
     /// Neighbours known to hold each bundle: we heard them send it, send or pass on a receipt for it (or another
     /// node pass on their receipt), list it in a summary, or acknowledge it. Kept while we hold the bundle (ten
     /// minutes for one we do not: its copy may still reach us).

@@ -132,3 +132,16 @@ extension Node {
         return pages
     }
 }
+
+/// The pages of each neighbour's summary heard so far, until its last page (SPEC 8.5); no other part uses them
+/// (Memory.swift prunes them with the neighbours).
+struct HeardSummaries {
+    var pages: [NodeID: Set<UInt32>] = [:]
+}
+
+extension Node {
+    var summaries: [NodeID: Set<UInt32>] {
+        get { self.heardSummaries.pages }
+        _modify { yield &self.heardSummaries.pages }
+    }
+}
