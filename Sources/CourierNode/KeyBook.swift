@@ -40,7 +40,7 @@ extension Node {
         // A flood: the neighbour that passed it on most likely holds the origin's identity flood (9.1), which our
         // summary brings sooner than the key request's answer.
         if case .waiting = kept {
-            if case .node = b.destination {} else { self.wantSummary(nil, now: now, 0.1, 2) }
+            if case .node = b.destination {} else { self.wantSummary(nil, now: now, Tuning.keysWantedSummaryDelay.min, Tuning.keysWantedSummaryDelay.max) }
         }
         return kept
     }

@@ -336,7 +336,7 @@ public final class Node {
         }
         // A contact (after what this packet told us): send our summary if we may hold news for them.
         if contact && self.mayHoldNews(for: from, since: previous) {
-            self.wantSummary(link, now: now, 0.1, 1.5)
+            self.wantSummary(link, now: now, Tuning.contactSummaryDelay.min, Tuning.contactSummaryDelay.max)
         }
         return from
     }
@@ -476,14 +476,14 @@ public final class Node {
             // Nobody answered the hello on this link (it may have collided): say it again, up to 3 times.
             if now >= l.nextHelloRetry {
                 let answered = self.neighbours.values.contains { ($0.lastHeard[name] ?? -1) >= l.upSince && $0.id != self.me }
-                if answered || l.helloRetries >= 3 {
+                if answered || l.helloRetries >= Tuning.helloRetries {
                     l.nextHelloRetry = .infinity
                 } else {
                     l.helloRetries += 1
                     l.helloSent = false
                     l.announceDue = true
                     l.summaryDue = now
-                    l.nextHelloRetry = now + self.rng.uniform(5, 15) * Double(1 << l.helloRetries)
+                    l.nextHelloRetry = now + self.rng.uniform(Tuning.helloRetryDelay.min, Tuning.helloRetryDelay.max) * Double(1 << l.helloRetries)
                 }
             }
             if l.helloAnswerWaiting && now >= Self.helloAnswerTime(l) {

@@ -66,7 +66,7 @@ extension Node {
         if let mine = self.storing("read the bundles seen", link: link, { try self.store.seenDigests(limit: Tuning.seenDigestsLimit) }).map(Set.init) {
             let unknown = theirs.subtracting(mine).filter { self.pulls[$0] == nil }
             if !unknown.isEmpty {
-                let due = now + self.rng.uniform(0.1, 2)
+                let due = now + self.rng.uniform(Tuning.summaryAnswerDelay.min, Tuning.summaryAnswerDelay.max)
                 for d in unknown { self.pulls[d] = Pull(link: link, due: due, since: now, fromReceipt: false) }
             }
         }
