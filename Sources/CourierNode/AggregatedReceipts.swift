@@ -281,3 +281,23 @@ extension Node {
     /// When the next parts are due (for `nextWakeup`).
     var receiptPartsDue: Double { self.carried.values.filter { !$0.order.isEmpty }.map(\.due).min() ?? .infinity }
 }
+
+/// What the aggregated-receipts part keeps; no other part uses it.
+struct ReceiptPartsState {
+    /// Receipt parts carried towards each origin (SPEC 6.16).
+    var carried: [ShortID: Node.CarriedParts] = [:]
+    /// Parts for our own bundles already taken (cleared past `Tuning.maxReceiptOrigins` × 8).
+    var held: Set<Node.PartKey> = []
+}
+
+extension Node {
+    var carried: [ShortID: CarriedParts] {
+        get { self.receiptParts.carried }
+        _modify { yield &self.receiptParts.carried }
+    }
+
+    var receiptsHeld: Set<PartKey> {
+        get { self.receiptParts.held }
+        _modify { yield &self.receiptParts.held }
+    }
+}

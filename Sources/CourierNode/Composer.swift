@@ -277,3 +277,16 @@ extension Node {
         return records.isEmpty ? nil : (records, carrying, announceForm, summaryWithAnnounce)
     }
 }
+
+/// The packet counters the composer reserved in the store and has not used yet (SPEC 4.8: each counter is durable
+/// before a packet carries it, so none is used twice after a restart); no other part uses them.
+struct PacketCounters {
+    var reserved: Range<UInt32> = 0..<0
+}
+
+extension Node {
+    var counters: Range<UInt32> {
+        get { self.packetCounters.reserved }
+        _modify { yield &self.packetCounters.reserved }
+    }
+}

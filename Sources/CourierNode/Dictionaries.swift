@@ -52,33 +52,21 @@ extension Node {
     /// kept (the newest `Store.dictionariesKept`) and put on the shelf; neighbours hear that we hold it. Returns why it
     /// is refused.
     func takeDictionary(_ b: CourierBundle, proof: OriginProof, now: Double) -> String? {
-        guard proof == .proven else { return "dictionary bundle \(b.id): its origin signature is not proven here" }
-        let label: DictionaryLabel
-        let bytes: [UInt8]
-        do {
-            label = try DictionaryLabel.of(b)
-            bytes = try b.content(compressor: self.compressor)
-            try FederationDictionary.check(bytes)
-        } catch {
-            return "dictionary bundle \(b.id): \(error)"
+        let d: StoredDictionary
+        switch DictionaryIntake.check(b, proof: proof, compressor: self.compressor, now: now) {
+        case .failure(let refusal): return refusal.why
+        case .success(let checked): d = checked
         }
-        let fp = FederationDictionary.fingerprint(bytes)
         guard let held = self.storing("read the federation dictionaries", { try self.store.dictionaries() }) else { return nil }
-        if let same = held.first(where: { $0.id == label.id }) {
-            if same.fingerprint == fp { return nil }
-            // Two dictionaries under one id: the newer bundle wins everywhere, so every relay ends up with the same one.
-            if let data = same.bundle, case .success(let old) = Result(catching: { () throws(WireError) in try CourierBundle(decoding: data) }),
-               old.id.created > b.id.created { return nil }
-        }
-        let d = StoredDictionary(id: label.id, fingerprint: fp, origin: b.origin, version: label.version, made: Int64(now),
-                                 bytes: bytes, bundle: b.encode())
+        guard DictionaryIntake.replaces(d, of: b, held: held) else { return nil }
+        let bytes = d.bytes
         guard let dropped = self.storing("keep a federation dictionary", { try self.store.saveDictionary(d, now: Int64(now)) }) else { return nil }
         for x in dropped { self.compressor.shelf.remove(id: x.id) }
         do { try self.compressor.shelf.put(id: d.id, bytes: bytes) } catch { return "dictionary bundle \(b.id): \(error)" }
-        let what = "dictionary \(label.id) version \(label.version) from \(b.origin) received and kept (\(bytes.count) B)"
+        let what = "dictionary \(d.id) version \(d.version) from \(b.origin) received and kept (\(bytes.count) B)"
         _ = self.storing("record a dictionary in the change feed") { try self.store.dictionaryEvent(what, bundle: b.id, now: Int64(now)) }
         self.emit(.event(.dictionary(what)))
-        self.dictionaryState.wanted[label.id] = nil
+        self.dictionaryState.wanted[d.id] = nil
         self.dictionaryState.arrived = true
         self.dictionaryState.holdingsDue.formUnion(self.links.keys)
         return nil
@@ -246,5 +234,38 @@ public enum DictionaryChoice {
             for p in neighbours { usable.formIntersection(holders[p.keys.nodeID.short] ?? []) }
         }
         return usable.map(\.id).sorted()
+    }
+}
+
+/// A dictionary bundle's checks, stand-alone: the engine's intake (`takeDictionary`) and `relay import`
+/// (`ArchiveImport`) take dictionaries in with them.
+enum DictionaryIntake {
+    struct Refusal: Error { let why: String }
+
+    /// Checks a dictionary bundle (its origin proven, a valid label and dictionary): the dictionary to keep, or why
+    /// it is refused.
+    static func check(_ b: CourierBundle, proof: OriginProof, compressor: BodyCompressor, now: Double) -> Result<StoredDictionary, Refusal> {
+        guard proof == .proven else { return .failure(Refusal(why: "dictionary bundle \(b.id): its origin signature is not proven here")) }
+        let label: DictionaryLabel
+        let bytes: [UInt8]
+        do {
+            label = try DictionaryLabel.of(b)
+            bytes = try b.content(compressor: compressor)
+            try FederationDictionary.check(bytes)
+        } catch {
+            return .failure(Refusal(why: "dictionary bundle \(b.id): \(error)"))
+        }
+        return .success(StoredDictionary(id: label.id, fingerprint: FederationDictionary.fingerprint(bytes), origin: b.origin,
+                                         version: label.version, made: Int64(now), bytes: bytes, bundle: b.encode()))
+    }
+
+    /// Whether a checked dictionary is kept over those `held`: it is new, or replaces a different one under its id
+    /// from an older bundle (the newer bundle wins everywhere, so every relay ends up with the same one).
+    static func replaces(_ d: StoredDictionary, of b: CourierBundle, held: [StoredDictionary]) -> Bool {
+        guard let same = held.first(where: { $0.id == d.id }) else { return true }
+        if same.fingerprint == d.fingerprint { return false }
+        if let data = same.bundle, case .success(let old) = Result(catching: { () throws(WireError) in try CourierBundle(decoding: data) }),
+           old.id.created > b.id.created { return false }
+        return true
     }
 }

@@ -127,3 +127,16 @@ extension Node {
         self.config.minFloodDelay + self.rng.uniform(0, 1) * self.maxAirtime * 3
     }
 }
+
+/// What flooding remembers of directed bundles stored with no route; no other part uses it.
+struct UnroutableMemory {
+    /// When we last stored a directed bundle we had no route for (a neighbour met again may be the way).
+    var lastAt: Double = -1e9
+}
+
+extension Node {
+    var lastUnroutableAt: Double {
+        get { self.unroutable.lastAt }
+        _modify { yield &self.unroutable.lastAt }
+    }
+}

@@ -147,34 +147,10 @@ extension Node {
         return .stored(delivered: delivered)
     }
 
-    enum Reading {
-        case content([UInt8])
-        /// End-to-end encrypted by an origin whose keys are not known here.
-        case needKeys
-        /// Compressed with a federation dictionary this node does not hold (yet).
-        case needDictionary(UInt8)
-        case unreadable(String)
-    }
+    typealias Reading = BundleJudge.Reading
 
     /// The content of a bundle for this node: decrypted with each candidate origin key (2.3) and decompressed.
-    func read(_ b: CourierBundle) -> Reading {
-        guard b.isEncrypted else {
-            do { return .content(try b.content(compressor: self.compressor)) } catch {
-                if case .unknownDictionary(let id) = error { return .needDictionary(id) }
-                return .unreadable("cannot read its content: \(error)")
-            }
-        }
-        let candidates = (self.directory[b.origin] ?? []).compactMap { self.keys[$0] }.filter { $0.nodeID != self.me || b.origin == self.me.short }
-        guard !candidates.isEmpty else { return .needKeys }
-        var problem: WireError = .decryptionFailed
-        for k in candidates {
-            do { return .content(try b.content(compressor: self.compressor, recipient: self.config.identity, originKeys: k)) } catch {
-                if case .unknownDictionary(let id) = error { return .needDictionary(id) }
-                problem = error
-            }
-        }
-        return .unreadable("cannot decrypt it with the keys of \(b.origin) known here (\(problem))")
-    }
+    func read(_ b: CourierBundle) -> Reading { self.bundleJudge.read(b, compressor: self.compressor) }
 
     /// A directed bundle for this node: delivered and receipted, kept unread until its origin's keys arrive, or
     /// given up on (reported in the feed and to its origin).

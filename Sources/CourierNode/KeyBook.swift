@@ -10,11 +10,8 @@ extension Node {
     /// Learns a node's keys; bundles kept unread from it are read at the next tick. True when they were new.
     @discardableResult
     func learn(_ k: NodePublicKeys) -> Bool {
-        let id = k.nodeID
-        guard self.keys[id] == nil else { return false }
-        self.keys[id] = k
-        self.directory[id.short, default: []].append(id)
-        if id != self.me { self.keyExchange.arrived.insert(id.short) }
+        guard self.keyBook.learn(k) else { return false }
+        if k.nodeID != self.me { self.keyExchange.arrived.insert(k.nodeID.short) }
         return true
     }
 
@@ -43,7 +40,7 @@ extension Node {
         // A flood: the neighbour that passed it on most likely holds the origin's identity flood (9.1), which our
         // summary brings sooner than the key request's answer.
         if case .waiting = kept {
-            if case .node = b.destination {} else { self.wantSummary(nil, now: now, 0.1, 2) }
+            if case .node = b.destination {} else { self.wantSummary(nil, now: now, Tuning.keysWantedSummaryDelay.min, Tuning.keysWantedSummaryDelay.max) }
         }
         return kept
     }
@@ -171,6 +168,39 @@ extension Node {
         }
         let fresh = held.contains { $0.destination == .everyone && $0.expires - nowMinutes > Int64(Kind.identity.defaultLifetime / 2) }
         if !fresh { self.sendIdentity(to: .everyone, wantsAnswer: false, now: now) }
+    }
+}
+
+/// Nodes' keys, a value of its own: the engine holds one (`Node.keyBook`), and so does `relay import`, which judges
+/// bundles without an engine (`BundleJudge`, `ArchiveImport`).
+public struct KeyBook: Sendable {
+    /// Every node's keys known here, by node id.
+    public private(set) var keys: [NodeID: NodePublicKeys] = [:]
+    /// The node ids known under each short id (a short id may name more than one node, SPEC 2.3).
+    public private(set) var directory: [ShortID: [NodeID]] = [:]
+
+    public init() {}
+
+    /// The book of a node: its own keys, the trust list's (`trust = peers`) and those the store remembers.
+    public init(identity: NodeIdentity, trust: TrustPolicy, peers: [NodePublicKeys]) {
+        self.learn(identity.publicKeys)
+        if case .members(let members) = trust { for k in members { self.learn(k) } }
+        for k in peers { self.learn(k) }
+    }
+
+    /// Learns a node's keys. True when they were new.
+    @discardableResult
+    public mutating func learn(_ k: NodePublicKeys) -> Bool {
+        let id = k.nodeID
+        guard self.keys[id] == nil else { return false }
+        self.keys[id] = k
+        self.directory[id.short, default: []].append(id)
+        return true
+    }
+
+    /// The keys known for a short id (every candidate, 2.3).
+    public func candidates(_ short: ShortID) -> [NodePublicKeys] {
+        (self.directory[short] ?? []).compactMap { self.keys[$0] }
     }
 }
 

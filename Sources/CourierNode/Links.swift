@@ -66,7 +66,7 @@ extension Node {
         self.links[name]?.summaryDue = now
         self.links[name]?.upSince = now
         self.links[name]?.helloRetries = 0
-        self.links[name]?.nextHelloRetry = now + self.rng.uniform(5, 15)
+        self.links[name]?.nextHelloRetry = now + self.rng.uniform(Tuning.helloRetryDelay.min, Tuning.helloRetryDelay.max)
         self.rerouteDue = true
         return self.tick(now: now)
     }

@@ -55,7 +55,7 @@ extension Node {
         guard now - self.lastPrune >= Tuning.pruneInterval else { return }
         self.lastPrune = now
         let timeout = self.config.neighbourTimeout
-        self.routes = self.routes.filter { now - $0.value.at < timeout * 4 }
+        self.routes = self.routes.filter { now - $0.value.at < timeout * Tuning.routeKeptForTimeouts }
         self.keyExchange.prune(now: now, interval: self.config.keyRequestInterval)
         self.neighbours = self.neighbours.filter { now - ($0.value.lastHeard.values.max() ?? -1e9) < Tuning.forgetNeighbourAfter }
         let fresh = Set(self.neighbours.values.filter { n in n.lastHeard.values.contains { now - $0 < timeout } }.map(\.id))
@@ -68,5 +68,17 @@ extension Node {
         guard !self.heldIndexStale else { return }
         self.replicas = self.replicas.filter { self.heldIndex.contains($0.key) }
         self.knownLocal = self.knownLocal.filter { self.heldIndex.contains($0) }
+    }
+}
+
+/// When the tables were last pruned (`pruneTables`, at most every `Tuning.pruneInterval`); no other part uses it.
+struct PruneClock {
+    var last: Double = -1e9
+}
+
+extension Node {
+    var lastPrune: Double {
+        get { self.pruning.last }
+        _modify { yield &self.pruning.last }
     }
 }

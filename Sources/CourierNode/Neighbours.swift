@@ -133,3 +133,30 @@ extension Node {
             .max { $0.value < $1.value }?.key
     }
 }
+
+extension Node {
+    /// A packet heard from a neighbour: it is marked heard on the link (its capabilities and name from the announce);
+    /// a contact (heard again after the neighbour timeout) may bring routes back and calls for our announce.
+    /// Returns when it was heard before on this link, and whether this is a contact.
+    func heard(_ from: NodeID, on link: String, packet: Packet, now: Double) -> (previous: Double?, contact: Bool) {
+        var n = self.neighbours[from] ?? Neighbour(id: from)
+        let previous = n.lastHeard[link]
+        let wasAway = (previous.map { p in now - p > (self.links[link].map { self.neighbourTimeout($0.info) } ?? self.config.neighbourTimeout) } ?? true)
+        n.lastHeard[link] = now
+        n.unresponsiveSince = nil
+        for case .announce(let a) in packet.records { n.capabilities = a.capabilities }
+        if n.name == nil, let k = self.partialAnnounces[from.short]?.name { n.name = k }
+        self.neighbours[from] = n
+        let contact = wasAway && from != self.me
+        if contact {
+            self.rerouteDue = true
+            self.emit(.event(.neighbourHeard(from, name: n.name, link: link)))
+            // A contact: tell them who we are if they may not know.
+            if var l = self.links[link] {
+                if self.contactAnnounceWanted(l, now: now) { l.announceDue = true }
+                self.links[link] = l
+            }
+        }
+        return (previous, contact)
+    }
+}

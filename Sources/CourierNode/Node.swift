@@ -21,24 +21,25 @@ public final class Node {
     public var me: NodeID { self.config.identity.nodeID }
 
     var neighbours: [NodeID: Neighbour] = [:]
-    var keys: [NodeID: NodePublicKeys] = [:]
-    var directory: [ShortID: [NodeID]] = [:]
+    /// Nodes' keys (KeyBook.swift), which every part reading a bundle or a packet looks up.
+    var keyBook = KeyBook()
+    var keys: [NodeID: NodePublicKeys] { self.keyBook.keys }
+    var directory: [ShortID: [NodeID]] { self.keyBook.directory }
     var partialAnnounces: [ShortID: PartialAnnounce] = [:]
     var links: [String: LinkState] = [:]
     var linkOrder: [String] = []
     /// Transfers under way, indexed by due time, bundle and number (TransferTable.swift).
     var transfers = TransferTable()
-    var transferOrder = 0
-    /// Transfer numbers reserved in the store (absolute; a transfer uses the value modulo 2^14): never reused after
-    /// a restart, so a receiver's memory of a completed transfer cannot answer for a new bundle (SPEC 8.2).
-    var transferNumbers: Range<Int64> = 0..<0
+    /// The transfers part's numbering (Transfers.swift).
+    var transferNumbering = TransferNumbering()
     /// The replay guard's packet-counter windows (ReplayGuard.swift).
     var replayGuard = ReplayGuardState()
     var floods: [BundleID: PendingFlood] = [:]
     /// Flooded transfers heard in part: when to ask for the rest with our summary, if still incomplete (Flooding.swift).
     var floodGaps: [Reassembler.Key: FloodGap] = [:]
     var floodGapsDue: Double = .infinity
-    var summaries: [NodeID: Set<UInt32>] = [:]
+    /// Summary pages heard from each neighbour (Summaries.swift).
+    var heardSummaries = HeardSummaries()
     /// Neighbours known to hold each bundle: we heard them send it, send or pass on a receipt for it (or another
     /// node pass on their receipt), list it in a summary, or acknowledge it. Kept while we hold the bundle (ten
     /// minutes for one we do not: its copy may still reach us).
@@ -59,21 +60,21 @@ public final class Node {
     /// summaries (custody and acks move those; a summary listing them only makes neighbours that never saw them
     /// answer with theirs).
     var directedSeen: Set<UInt32> = []
-    /// When we last stored a directed bundle we had no route for (a neighbour met again may be the way).
-    var lastUnroutableAt: Double = -1e9
+    /// Flooding's memory of directed bundles it could not route (Flooding.swift).
+    var unroutable = UnroutableMemory()
     var receipts: [ShortID: (ids: [BundleID], due: Double)] = [:]
-    /// Receipt parts carried towards each origin (aggregated receipts, SPEC 6.16), and those for our own bundles
-    /// already taken (cleared past `Tuning.maxReceiptOrigins` × 8).
-    var carried: [ShortID: CarriedParts] = [:]
-    var receiptsHeld: Set<PartKey> = []
+    /// Receipt parts carried and taken (AggregatedReceipts.swift).
+    var receiptParts = ReceiptPartsState()
     var routes: [ShortID: (via: NodeID, hops: Int, at: Double)] = [:]
     /// Neighbours given a copy of a directed bundle we could not route (at most `maxReplicas`).
     var replicas: [BundleID: Set<NodeID>] = [:]
     var reassembler: Reassembler
-    var counters: Range<UInt32> = 0..<0
+    /// Packet counters reserved for the composer (Composer.swift).
+    var packetCounters = PacketCounters()
     var rng: SplitMix64
     var lastHousekeeping: Double = -1e9
-    var lastPrune: Double = -1e9
+    /// When the tables were last pruned (Memory.swift).
+    var pruning = PruneClock()
     /// A link came up or a neighbour came into range: directed bundles in our custody that wait for a next hop look
     /// for one at the next tick, not at the next housekeeping (a gateway whose broker connection was back in
     /// seconds would otherwise hold them a minute).
@@ -314,24 +315,7 @@ public final class Node {
             return nil
         }
         guard self.admitCounter(packet.header.counter, from: from, link: link) else { return nil }
-        var n = self.neighbours[from] ?? Neighbour(id: from)
-        let previous = n.lastHeard[link]
-        let wasAway = (previous.map { p in now - p > (self.links[link].map { self.neighbourTimeout($0.info) } ?? self.config.neighbourTimeout) } ?? true)
-        n.lastHeard[link] = now
-        n.unresponsiveSince = nil
-        for case .announce(let a) in packet.records { n.capabilities = a.capabilities }
-        if n.name == nil, let k = self.partialAnnounces[from.short]?.name { n.name = k }
-        self.neighbours[from] = n
-        let contact = wasAway && from != self.me
-        if contact {
-            self.rerouteDue = true
-            self.emit(.event(.neighbourHeard(from, name: n.name, link: link)))
-            // A contact: tell them who we are if they may not know.
-            if var l = self.links[link] {
-                if self.contactAnnounceWanted(l, now: now) { l.announceDue = true }
-                self.links[link] = l
-            }
-        }
+        let (previous, contact) = self.heard(from, on: link, packet: packet, now: now)
         for r in packet.records {
             switch r {
             case .ack(let a) where a.target == self.me.short: self.handleAck(a, from: from, link: link, now: now)
@@ -346,42 +330,13 @@ public final class Node {
                 // Acknowledged only once stored (or settled otherwise): unacknowledged, the sender keeps it and retries.
                 let settled = self.handleBundleBytes(b.bundle, from: from, link: link, now: now)
                 if settled, let t = b.transfer, b.nextHop == self.me.short { self.queueAck(AckEntry(transfer: t, received: 1), to: from.short, link: link, now: now) }
-            case .fragment(let f):
-                if let next = f.nextHop, next != self.me.short { continue }
-                // A fragment that does not match what this transfer number carried (the sender reused the number for
-                // another bundle): the pieces kept of the old one go, so they are not mixed with the new one.
-                if self.reassembler.conflicts(f, from: from) {
-                    do { try self.store.dropTransfer(from: from, transfer: f.transfer) } catch {
-                        self.rejectStorage("cannot drop the old pieces of transfer \(f.transfer) from \(from.short): \(error)", error)
-                    }
-                }
-                // Not kept (a full disk): used from memory all the same, as the replay window is (the bundle it
-                // completes is acknowledged only once stored, so nothing is lost; a restart meanwhile costs a resend).
-                _ = self.storing("store a received fragment", link: link) { try self.store.saveFragment(f, from: from, now: Int64(now)) }
-                switch self.reassembler.add(f, from: from, now: Int64(now)) {
-                case .complete(let bytes, let ack):
-                    guard self.handleBundleBytes(bytes, from: from, link: link, now: now) else {
-                        // Not stored: the last fragment is not acknowledged, so the sender sends it again (and
-                        // keeps the bundle); its retransmission completes the transfer again.
-                        self.reassembler.reopen(sender: from, transfer: f.transfer)
-                        continue
-                    }
-                    // Left (a full disk): the pieces are dropped when the transfer times out.
-                    _ = self.storing("drop the pieces of a completed transfer", link: link) { try self.store.dropTransfer(from: from, transfer: f.transfer) }
-                    if f.nextHop != nil { self.queueAck(ack, to: from.short, link: link, now: now) }
-                case .incomplete(let ack):
-                    if f.nextHop != nil { self.queueAck(ack, to: from.short, link: link, now: now, complete: false) }
-                    else { self.floodFragmentHeard(f, from: from, link: link, now: now) }
-                case .duplicate(let ack):
-                    if f.nextHop != nil { self.queueAck(ack, to: from.short, link: link, now: now) }
-                case .rejected(let why): self.reject("fragment: \(why)")
-                }
+            case .fragment(let f): self.handleFragment(f, from: from, link: link, now: now)
             default: break
             }
         }
         // A contact (after what this packet told us): send our summary if we may hold news for them.
         if contact && self.mayHoldNews(for: from, since: previous) {
-            self.wantSummary(link, now: now, 0.1, 1.5)
+            self.wantSummary(link, now: now, Tuning.contactSummaryDelay.min, Tuning.contactSummaryDelay.max)
         }
         return from
     }
@@ -407,41 +362,7 @@ public final class Node {
 
     public func tick(now: Double) -> [NodeOutput] {
         self.applyKeyRotation(now: now)
-        if now - self.lastHousekeeping >= Tuning.housekeepingInterval {
-            self.lastHousekeeping = now
-            if self.heldIndexStale { self.rebuildHeldIndex() }
-            self.expireBundles(now: now)
-            if self.config.floodIdentity { self.renewIdentity(now: now) }
-            // Origins of bundles still kept unread: ask again (at most once per `keyRequestInterval`).
-            do {
-                for w in try self.store.waiting(origin: nil) where now - Double(w.since) >= self.config.keyRequestInterval {
-                    self.requestKeys(of: w.id.origin, now: now)
-                }
-            } catch {
-                self.rejectStorage("cannot read the bundles waiting for keys: \(error)", error)
-            }
-            for k in self.reassembler.expire(now: Int64(now)) {
-                // Left (a full disk): dropped again when read back at the next start and timed out.
-                if let s = NodeID(bytes: k.sender) {
-                    _ = self.storing("drop the pieces of an expired transfer") { try self.store.dropTransfer(from: s, transfer: k.transfer) }
-                }
-            }
-            // Directed bundles in our custody with no transfer under way (no route yet, or the next hop stopped
-            // answering): look for a next hop again.
-            // From the index (HeldIndex.swift: `routeHeld`); each bundle is read whole only when routing can do
-            // something for it.
-            self.routeHeld(now: now, fromStart: true)
-            for (d, p) in self.pulls where p.due == .infinity && now - p.since > Tuning.pullForgottenAfter { self.pulls[d] = nil }
-            if self.receiptOrigins.count > Tuning.maxReceiptOrigins { self.receiptOrigins.removeAll() }
-            // Who holds what is kept while we hold it (`told` leaves with the bundle: `unhold`).
-            if !self.heldIndexStale {
-                for id in Array(self.holders.keys) where !self.heldIndex.contains(id) && self.floods[id] == nil && now - (self.heardOf[id] ?? 0) > Tuning.holdersKeptFor {
-                    self.holders[id] = nil
-                    self.heardOf[id] = nil
-                }
-            }
-            self.pruneTables(now: now)
-        }
+        if now - self.lastHousekeeping >= Tuning.housekeepingInterval { self.housekeeping(now: now) }
         if self.rerouteDue {
             self.rerouteDue = false
             self.routeHeld(now: now, fromStart: false)
@@ -449,7 +370,56 @@ public final class Node {
         if !self.keyExchange.arrived.isEmpty { self.readWaiting(now: now) }
         self.dictionaryTick(now: now)
         self.askForFloodGaps(now: now)
-        // Floods whose delay ran out.
+        self.floodsDue(now: now)
+        self.pullsDue(now: now)
+        self.makeReceipts(now: now)
+        self.announcesDue(now: now)
+        if !self.quiet && !self.transmissionPaused {
+            for name in self.linkOrder { self.pump(name, now: now) }
+        }
+        return self.drain()
+    }
+
+    /// Once a minute (`Tuning.housekeepingInterval`): expiry, identity renewal, key requests repeated, transfers
+    /// half-received timed out, held bundles routed again, soft tables pruned.
+    func housekeeping(now: Double) {
+        self.lastHousekeeping = now
+        if self.heldIndexStale { self.rebuildHeldIndex() }
+        self.expireBundles(now: now)
+        if self.config.floodIdentity { self.renewIdentity(now: now) }
+        // Origins of bundles still kept unread: ask again (at most once per `keyRequestInterval`).
+        do {
+            for w in try self.store.waiting(origin: nil) where now - Double(w.since) >= self.config.keyRequestInterval {
+                self.requestKeys(of: w.id.origin, now: now)
+            }
+        } catch {
+            self.rejectStorage("cannot read the bundles waiting for keys: \(error)", error)
+        }
+        for k in self.reassembler.expire(now: Int64(now)) {
+            // Left (a full disk): dropped again when read back at the next start and timed out.
+            if let s = NodeID(bytes: k.sender) {
+                _ = self.storing("drop the pieces of an expired transfer") { try self.store.dropTransfer(from: s, transfer: k.transfer) }
+            }
+        }
+        // Directed bundles in our custody with no transfer under way (no route yet, or the next hop stopped
+        // answering): look for a next hop again.
+        // From the index (HeldIndex.swift: `routeHeld`); each bundle is read whole only when routing can do
+        // something for it.
+        self.routeHeld(now: now, fromStart: true)
+        for (d, p) in self.pulls where p.due == .infinity && now - p.since > Tuning.pullForgottenAfter { self.pulls[d] = nil }
+        if self.receiptOrigins.count > Tuning.maxReceiptOrigins { self.receiptOrigins.removeAll() }
+        // Who holds what is kept while we hold it (`told` leaves with the bundle: `unhold`).
+        if !self.heldIndexStale {
+            for id in Array(self.holders.keys) where !self.heldIndex.contains(id) && self.floods[id] == nil && now - (self.heardOf[id] ?? 0) > Tuning.holdersKeptFor {
+                self.holders[id] = nil
+                self.heardOf[id] = nil
+            }
+        }
+        self.pruneTables(now: now)
+    }
+
+    /// Floods whose delay ran out: sent on every link up, unless enough copies were heard (Flooding.swift).
+    func floodsDue(now: Double) {
         for (id, f) in self.floods.sorted(by: { ($0.value.due, $0.key) < ($1.value.due, $1.key) }) where f.due <= now {
             self.floods[id] = nil
             let isOrigin = id.origin == self.me.short
@@ -474,7 +444,10 @@ public final class Node {
             // Our receipt for it, if still waiting, goes out with it (in the same packet where the link allows it).
             if self.receipts[id.origin]?.ids.contains(id) == true { self.receipts[id.origin]!.due = now }
         }
-        // Bundles to ask for again.
+    }
+
+    /// Bundles a summary or receipt showed missing, asked for again with our summary (Summaries.swift).
+    func pullsDue(now: Double) {
         let duePulls = self.pulls.filter { $0.value.due <= now }.sorted { ($0.value.due, $0.key) < ($1.value.due, $1.key) }
         // Unreadable: asked for as if not seen (at worst a copy of what we have comes).
         let seen = duePulls.isEmpty ? [] : Set(self.storing("read the bundles seen", { try self.store.seenDigests(limit: Tuning.seenDigestsLimit) }) ?? [])
@@ -493,21 +466,24 @@ public final class Node {
             self.pulls[d]!.due = now + Tuning.pullRetry * pow(2, Double(p.tries))
             self.pulls[d]!.tries += 1
         }
-        self.makeReceipts(now: now)
-        // Announces.
+    }
+
+    /// Each link's hello retries, hello answers, periodic announces (with our summary when it fits) and summaries
+    /// due (Neighbours.swift, ChannelBudget.swift, Summaries.swift).
+    func announcesDue(now: Double) {
         for name in self.linkOrder {
             guard var l = self.links[name], l.up else { continue }
             // Nobody answered the hello on this link (it may have collided): say it again, up to 3 times.
             if now >= l.nextHelloRetry {
                 let answered = self.neighbours.values.contains { ($0.lastHeard[name] ?? -1) >= l.upSince && $0.id != self.me }
-                if answered || l.helloRetries >= 3 {
+                if answered || l.helloRetries >= Tuning.helloRetries {
                     l.nextHelloRetry = .infinity
                 } else {
                     l.helloRetries += 1
                     l.helloSent = false
                     l.announceDue = true
                     l.summaryDue = now
-                    l.nextHelloRetry = now + self.rng.uniform(5, 15) * Double(1 << l.helloRetries)
+                    l.nextHelloRetry = now + self.rng.uniform(Tuning.helloRetryDelay.min, Tuning.helloRetryDelay.max) * Double(1 << l.helloRetries)
                 }
             }
             if l.helloAnswerWaiting && now >= Self.helloAnswerTime(l) {
@@ -544,10 +520,6 @@ public final class Node {
             }
             self.links[name] = l
         }
-        if !self.quiet && !self.transmissionPaused {
-            for name in self.linkOrder { self.pump(name, now: now) }
-        }
-        return self.drain()
     }
 
     /// When the engine next wants a tick.

@@ -13,17 +13,58 @@ extension Node {
         if case .node = b.destination { self.notifyFailure(b.id, kind: b.kind, .refused, now: now) }
     }
 
-    /// What a bundle's origin signature shows here (SPEC 6.12).
-    enum OriginProof: Equatable {
-        /// Signed, and the signature verifies with the keys known for its origin.
-        case proven
-        /// Unsigned, of a kind that may be (from an older relay, 11.4): accepted with `trust = network`, shown as not
-        /// proven.
-        case unproven
-        /// Signed by an origin whose keys are not known here yet: cannot be checked.
-        case keysUnknown
-        case refused(String)
+    /// Kinds whose origin signature is required (SPEC 6.8): unsigned ones are refused wherever they arrive.
+    static func signatureRequired(_ k: Kind) -> Bool { BundleJudge.signatureRequired(k) }
+
+    /// The judge of this node's bundles now: its identity, groups, trust list and key book.
+    var bundleJudge: BundleJudge {
+        BundleJudge(identity: self.config.identity, groups: self.config.groups, trust: self.config.trust,
+                    openMode: self.config.openMode, book: self.keyBook)
     }
+
+    func judge(_ b: CourierBundle) -> OriginProof { self.bundleJudge.judge(b) }
+
+    func distrust(_ b: CourierBundle) -> String? { self.bundleJudge.distrust(b) }
+
+    func admittedClass(_ b: CourierBundle, proof: OriginProof) -> PriorityClass { BundleJudge.admittedClass(b, proof: proof) }
+
+    func trusted(_ b: CourierBundle) -> Bool {
+        guard let why = self.distrust(b) else { return true }
+        self.reject(why)
+        return false
+    }
+}
+
+/// What a bundle's origin signature shows here (SPEC 6.12).
+public enum OriginProof: Sendable, Equatable {
+    /// Signed, and the signature verifies with the keys known for its origin.
+    case proven
+    /// Unsigned, of a kind that may be (from an older relay, 11.4): accepted with `trust = network`, shown as not
+    /// proven.
+    case unproven
+    /// Signed by an origin whose keys are not known here yet: cannot be checked.
+    case keysUnknown
+    case refused(String)
+}
+
+/// Judges a bundle from elsewhere with what one node knows (its identity and groups, its trust list, its key book),
+/// without an engine: the engine's intake (`Node.bundleJudge`) and `relay import` (`ArchiveImport`) both use it.
+public struct BundleJudge: Sendable {
+    public let identity: NodeIdentity
+    public let groups: Set<GroupID>
+    public let trust: TrustPolicy
+    public let openMode: Bool
+    public var book: KeyBook
+
+    public init(identity: NodeIdentity, groups: Set<GroupID>, trust: TrustPolicy, openMode: Bool, book: KeyBook) {
+        self.identity = identity
+        self.groups = groups
+        self.trust = trust
+        self.openMode = openMode
+        self.book = book
+    }
+
+    var me: NodeID { self.identity.nodeID }
 
     /// Kinds whose origin signature is required (SPEC 6.8): unsigned ones are refused wherever they arrive.
     static func signatureRequired(_ k: Kind) -> Bool {
@@ -33,39 +74,67 @@ extension Node {
         }
     }
 
+    /// Whether a bundle is for this node: to it, to one of its groups, or to everyone.
+    public func isForHere(_ b: CourierBundle) -> Bool {
+        switch b.destination {
+        case .node(let n): return n == self.me.short
+        case .group(let g): return self.groups.contains(g)
+        case .everyone: return true
+        }
+    }
+
     /// Checks a bundle's origin: trust list, required signature, signature against the origin's known keys (every
     /// candidate of its short id, 2.3). Identity bundles are checked against the keys they carry (`takeIdentity`).
-    func judge(_ b: CourierBundle) -> OriginProof {
+    public func judge(_ b: CourierBundle) -> OriginProof {
         var members: [NodePublicKeys]? = nil
-        if case .members(let m) = self.config.trust { members = m }
+        if case .members(let m) = self.trust { members = m }
         if let m = members, !m.contains(where: { $0.nodeID.short == b.origin }) {
             return .refused("\(b.id): origin is not a federation member")
         }
         guard b.isSigned else {
             if Self.signatureRequired(b.kind) { return .refused("\(b.id): unsigned \(b.kind): its kind must be origin-signed (SPEC 6.8)") }
-            if self.config.openMode { return .refused("\(b.id): unsigned bundle in open mode") }
+            if self.openMode { return .refused("\(b.id): unsigned bundle in open mode") }
             if let proof = self.endToEndProof(b, members: members) { return proof }
             if members != nil { return .refused("\(b.id): unsigned \(b.kind): trust = peers accepts only bundles whose origin signature proves them") }
             return .unproven
         }
         if b.kind == .identity { return .proven }
-        var candidates = (self.directory[b.origin] ?? []).compactMap { self.keys[$0] }
+        var candidates = self.book.candidates(b.origin)
         if let m = members { candidates = candidates.filter { m.contains($0) } }
         guard !candidates.isEmpty else { return .keysUnknown }
         return candidates.contains(where: { b.verifySignature(originKeys: $0) }) ? .proven : .refused("\(b.id): origin signature does not verify")
     }
 
     /// Why a bundle is refused from its origin (nil: it is not, though it may wait for its origin's keys).
-    func distrust(_ b: CourierBundle) -> String? {
+    public func distrust(_ b: CourierBundle) -> String? {
         if case .refused(let why) = self.judge(b) { return why }
         return nil
+    }
+
+    /// The proof of an unsigned end-to-end bundle's origin (nil for any other bundle: its signature decides).
+    /// For this node: proven when the tag verifies with the keys known here for the origin (with `trust = peers`,
+    /// its listed keys); with none known yet it is read once they come (kept unread, keys asked for, 9.1); a tag
+    /// that fails is given up on as unreadable (or refused with `trust = peers`). For another node: not proven,
+    /// carried on (custody), as a signed bundle from an origin whose keys are unknown is (SPEC 6.12, EndToEndProof.swift).
+    func endToEndProof(_ b: CourierBundle, members: [NodePublicKeys]?) -> OriginProof? {
+        guard b.isEncrypted, !b.isSigned, case .node = b.destination else { return nil }
+        guard self.isForHere(b) else { return .unproven }
+        var candidates = self.book.candidates(b.origin).filter { $0.nodeID != self.me || b.origin == self.me.short }
+        if let m = members { candidates = candidates.filter { m.contains($0) } }
+        if candidates.contains(where: { b.endToEndVerifies(recipient: self.identity, originKeys: $0) }) {
+            return .proven
+        }
+        if members != nil {
+            return .refused("\(b.id): unsigned and its end-to-end tag does not verify with the listed keys of \(b.origin): trust = peers accepts only proven origins")
+        }
+        return .unproven
     }
 
     /// The class a bundle from the network is queued and sent in (SPEC 6.9): its P override may lower its kind's
     /// class freely, but raise it only when its origin is proven, and never above its kind's bound: only alerts are
     /// urgent; aid requests, offers, grievances and texts at most aid; everything else at most normal. So a member
     /// cannot make bulk outrank alerts, or push custody out of the queue, by writing a priority in a header.
-    func admittedClass(_ b: CourierBundle, proof: OriginProof) -> PriorityClass {
+    public static func admittedClass(_ b: CourierBundle, proof: OriginProof) -> PriorityClass {
         let normal = b.kind.defaultPriority
         let claimed = b.priority
         if claimed >= normal { return claimed }
@@ -79,10 +148,34 @@ extension Node {
         return max(claimed, min(bound, normal))
     }
 
-    func trusted(_ b: CourierBundle) -> Bool {
-        guard let why = self.distrust(b) else { return true }
-        self.reject(why)
-        return false
+    /// What reading a bundle for this node gives.
+    public enum Reading: Sendable {
+        case content([UInt8])
+        /// End-to-end encrypted by an origin whose keys are not known here.
+        case needKeys
+        /// Compressed with a federation dictionary this node does not hold (yet).
+        case needDictionary(UInt8)
+        case unreadable(String)
+    }
+
+    /// The content of a bundle for this node: decrypted with each candidate origin key (2.3) and decompressed.
+    public func read(_ b: CourierBundle, compressor: BodyCompressor) -> Reading {
+        guard b.isEncrypted else {
+            do { return .content(try b.content(compressor: compressor)) } catch {
+                if case .unknownDictionary(let id) = error { return .needDictionary(id) }
+                return .unreadable("cannot read its content: \(error)")
+            }
+        }
+        let candidates = self.book.candidates(b.origin).filter { $0.nodeID != self.me || b.origin == self.me.short }
+        guard !candidates.isEmpty else { return .needKeys }
+        var problem: WireError = .decryptionFailed
+        for k in candidates {
+            do { return .content(try b.content(compressor: compressor, recipient: self.identity, originKeys: k)) } catch {
+                if case .unknownDictionary(let id) = error { return .needDictionary(id) }
+                problem = error
+            }
+        }
+        return .unreadable("cannot decrypt it with the keys of \(b.origin) known here (\(problem))")
     }
 }
 

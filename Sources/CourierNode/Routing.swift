@@ -13,7 +13,7 @@ extension Node {
         for id in self.directory[dest] ?? [] where id != self.me {
             if let l = self.freshLink(id, now: now) { return (id, l) }
         }
-        if let r = self.routes[dest], now - r.at < self.config.neighbourTimeout * 4, let l = self.freshLink(r.via, now: now) {
+        if let r = self.routes[dest], now - r.at < self.config.neighbourTimeout * Tuning.routeKeptForTimeouts, let l = self.freshLink(r.via, now: now) {
             return (r.via, l)
         }
         return nil

@@ -66,7 +66,7 @@ extension Node {
         if let mine = self.storing("read the bundles seen", link: link, { try self.store.seenDigests(limit: Tuning.seenDigestsLimit) }).map(Set.init) {
             let unknown = theirs.subtracting(mine).filter { self.pulls[$0] == nil }
             if !unknown.isEmpty {
-                let due = now + self.rng.uniform(0.1, 2)
+                let due = now + self.rng.uniform(Tuning.summaryAnswerDelay.min, Tuning.summaryAnswerDelay.max)
                 for d in unknown { self.pulls[d] = Pull(link: link, due: due, since: now, fromReceipt: false) }
             }
         }
@@ -130,5 +130,18 @@ extension Node {
             i += perPage
         } while i < digests.count
         return pages
+    }
+}
+
+/// The pages of each neighbour's summary heard so far, until its last page (SPEC 8.5); no other part uses them
+/// (Memory.swift prunes them with the neighbours).
+struct HeardSummaries {
+    var pages: [NodeID: Set<UInt32>] = [:]
+}
+
+extension Node {
+    var summaries: [NodeID: Set<UInt32>] {
+        get { self.heardSummaries.pages }
+        _modify { yield &self.heardSummaries.pages }
     }
 }

@@ -218,3 +218,24 @@ extension Node {
         return base
     }
 }
+
+/// How the transfers part numbers what it starts; no other part uses it.
+struct TransferNumbering {
+    /// Transfers started so far: a transfer's place in the composer's order among bundles of one class and age.
+    var started = 0
+    /// Transfer numbers reserved in the store (absolute; a transfer uses the value modulo 2^14): never reused after
+    /// a restart, so a receiver's memory of a completed transfer cannot answer for a new bundle (SPEC 8.2).
+    var reserved: Range<Int64> = 0..<0
+}
+
+extension Node {
+    var transferOrder: Int {
+        get { self.transferNumbering.started }
+        _modify { yield &self.transferNumbering.started }
+    }
+
+    var transferNumbers: Range<Int64> {
+        get { self.transferNumbering.reserved }
+        _modify { yield &self.transferNumbering.reserved }
+    }
+}

@@ -80,3 +80,23 @@ extension Tuning {
     /// Packet counters reserved in the store at a time (one durable write per 1,024 packets; a restart skips the rest).
     static let packetCounterBlock: UInt32 = 1_024
 }
+
+extension Tuning {
+    // Named from the numbers the parts wrote inline (issue 11 point 3).
+    /// A hello nobody answered (it may have collided) is said again up to 3 times, after 5-15 s doubled each time:
+    /// random so two relays started together do not collide again; three misses mean nobody is there.
+    static let helloRetries = 3
+    static let helloRetryDelay = (min: 5.0, max: 15.0)
+    /// Our summary after a contact goes 0.1-1.5 s later: soon (the contact may be short), random so the neighbours
+    /// that heard the same packet do not all answer at once.
+    static let contactSummaryDelay = (min: 0.1, max: 1.5)
+    /// Our summary when a flood came whose origin's keys we lack (the neighbour likely holds its identity flood):
+    /// within 0.1-2 s.
+    static let keysWantedSummaryDelay = (min: 0.1, max: 2.0)
+    /// What a neighbour's summary shows we lack is asked for (our summary) within 0.1-2 s: spread among the
+    /// neighbours that heard the same summary.
+    static let summaryAnswerDelay = (min: 0.1, max: 2.0)
+    /// A route learnt from a bundle's arrival is used, and kept, for 4 neighbour timeouts: older, the path has
+    /// likely changed (routing then falls back to copies).
+    static let routeKeptForTimeouts = 4.0
+}

@@ -121,13 +121,15 @@ extension Relay {
                 }
                 let now = Date().timeIntervalSince1970
                 let store = try dir.store()
-                let node = try Node(config: try dir.nodeConfig(store: store), store: store, links: [], now: now)
+                // No engine: the bundles are judged and taken in over the store (ArchiveImport); the running relay
+                // adopts what was stored from the change feed.
+                var intake = try ArchiveImport(config: try dir.nodeConfig(store: store), store: store)
                 var counts: [String: Int] = [:]
                 var refused: [String] = []
                 var bar = ProgressBar(total: archive.bundles.count, what: "bundles imported")
                 var notStored: String?
                 for (i, b) in archive.bundles.enumerated() {
-                    switch node.importBundle(b, now: now) {
+                    switch intake.take(b, now: now) {
                     case .notStored(let why):
                         // The disk is full or the database damaged: the rest would fail the same way.
                         notStored = why
@@ -144,12 +146,13 @@ extension Relay {
                     bar.update(i + 1)
                     if notStored != nil { break }
                 }
-                node.flushReceipts(now: now)
+                intake.finish(now: now)
                 let age = CourierTime.unixSeconds(minutes: archive.created)
                 if self.json {
                     var o: [String: Any] = ["file": self.file, "writer": archive.writer.short.description, "written": age, "bundles": archive.bundles.count]
                     for (k, v) in counts { o[k.replacingOccurrences(of: " ", with: "-")] = v }
                     if !refused.isEmpty { o["refusedReasons"] = refused }
+                    if !intake.problems.isEmpty { o["problems"] = intake.problems }
                     try printJSON(o)
                 } else {
                     print("\(self.file): \(archive.bundles.count) bundles from relay \(archive.writer.short), written \(now - Double(age) < 60 ? "within the last minute" : relative(now - Double(age)) + " ago")")
@@ -157,6 +160,8 @@ extension Relay {
                         + (counts["waiting for keys"].map { ["\($0) waiting for their origin's keys (see `relay status`)"] } ?? [])
                     print("  " + parts.joined(separator: ", "))
                     for r in refused.prefix(10) { print("  refused: \(r)") }
+                    // What went wrong without refusing a bundle (a receipt or failure notice not stored): one line each.
+                    for p in intake.problems.prefix(10) { print("  problem: \(p)") }
                 }
                 if let why = notStored {
                     throw RelayError.io("\(counts["not stored"] ?? 0) bundles were not imported: \(why); free space (or repair the database) and run the same import again: what was imported is skipped")

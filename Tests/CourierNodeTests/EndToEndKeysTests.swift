@@ -104,8 +104,9 @@ import Testing
         // The alert's origin is proven here (its keys are known), so its alert is taken in at once.
         try store.rememberKeys(origin.publicKeys, name: nil)
         node.refreshKeys()
-        #expect(node.importBundle(directed.encode(), now: now) == .stored)
-        #expect(node.importBundle(alert.encode(), now: now + 1) == .delivered)
+        var intake = try ArchiveImport(config: node.config, store: store)
+        #expect(intake.take(directed.encode(), now: now) == .stored)
+        #expect(intake.take(alert.encode(), now: now + 1) == .delivered)
         #expect(try store.events(after: 0).contains { $0.type == .evicted && $0.bundle == directed.id.description })
         // The origin is told, with reason 4 (evicted).
         let notices = try store.held(kind: .failure, origin: node.me.short)
