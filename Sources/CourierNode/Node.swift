@@ -70,6 +70,8 @@ public final class Node {
     /// Neighbours given a copy of a directed bundle we could not route (at most `maxReplicas`).
     var replicas: [BundleID: Set<NodeID>] = [:]
     var reassembler: Reassembler
+    /// Heads of cut bundles waiting for their rest (CutBundles.swift).
+    var runHeads: [RunHeadKey: RunHead] = [:]
     var counters: Range<UInt32> = 0..<0
     var rng: SplitMix64
     var lastHousekeeping: Double = -1e9
@@ -338,6 +340,7 @@ public final class Node {
             case .summary(let s): self.handleSummary(s, from: from, link: link, now: now)
             case .dictionaries(let d): self.handleDictionaries(d, from: from, link: link, now: now)
             case .receiptParts(let r): self.handleReceiptParts(r, from: from, now: now)
+            case .piece(let p): self.handlePiece(p, from: from, link: link, now: now)
             case .bundle(let b):
                 if let next = b.nextHop, next != self.me.short {
                     self.overheard(b.bundle, to: next, from: from, link: link, now: now)
