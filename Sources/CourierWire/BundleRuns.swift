@@ -178,6 +178,8 @@ public enum BundleRun {
     public struct Written: Sendable {
         public var step: UInt32?
         public var bytes: [UInt8]
+        /// What the next bundle of the run is written after.
+        var id: Previous
     }
 
     /// The bundles of a run as written, in order.
@@ -191,7 +193,7 @@ public enum BundleRun {
             // any bundle it was made from, with any created and sequence before it.
             guard let from = b.compactFrom, let next = b.nextHop,
                   let f = self.form(b.bundle, origin: from, destination: next, previous: previous, skip: skip) else { preconditionFailure("bundle run of an ineligible record") }
-            out.append(Written(step: previous == nil ? nil : skip << 1 | (f.like ? 1 : 0), bytes: f.bytes))
+            out.append(Written(step: previous == nil ? nil : skip << 1 | (f.like ? 1 : 0), bytes: f.bytes, id: f.id))
             previous = f.id
             lastTransfer = b.transfer
         }
@@ -222,11 +224,75 @@ public enum BundleRun {
             last = b.transfer
         }
         if let head, let total = head.total {
-            if let l = last { w.varint((head.transfer - l - 1) << 1) }
-            w.varint(total)
-            w.append(head.data)
+            if let l = last, let previous = forms.last?.id {
+                // After a bundle of this run: its header as a later bundle's (5.11), the rest of the head as it is.
+                let skip = head.transfer - l - 1
+                guard let h = try? Self.firstHeader(head.data[...]) else { preconditionFailure("a head without its first form's header") }
+                let like = previous.likes(head: h.id.head, created: h.id.created, sequence: h.id.sequence, lifetime: h.id.lifetime, skip: skip)
+                var later = ByteWriter(capacity: 16)
+                if !like {
+                    later.append(h.id.head)
+                    later.varint(Self.zigzag(Int32(bitPattern: h.id.created &- previous.created)))
+                    later.varint(Self.zigzag(Int32(bitPattern: h.id.sequence &- previous.sequence &- 1)))
+                    later.varint(h.id.lifetime)
+                }
+                w.varint(skip << 1 | (like ? 1 : 0))
+                w.varint(total - h.length + later.bytes.count)
+                w.append(later.bytes)
+                w.append(head.data[h.length...])
+            } else {
+                // First in the run, or right after a rest: as a first bundle.
+                if let l = last { w.varint((head.transfer - l - 1) << 1) }
+                w.varint(total)
+                w.append(head.data)
+            }
         }
         return w.bytes
+    }
+
+    /// The header of a first bundle's run form (bytes 0 and 1, more-flags, created, sequence, lifetime) at the start
+    /// of `bytes`: its fields and its length.
+    static func firstHeader(_ bytes: ArraySlice<UInt8>) throws(WireError) -> (id: Previous, length: Int) {
+        var r = ByteReader(bytes)
+        let b0 = try r.u8("bundle.kind")
+        let b1 = try r.u8("bundle.flags")
+        let more: UInt8? = b1 & 0x02 != 0 ? try r.u8("bundle.more") : nil
+        let created = try r.u24("bundle.created")
+        let sequence = try r.varint32("bundle.sequence")
+        let lifetime = try r.varint32("bundle.lifetime")
+        let head = [b0, b1] + (more.map { [$0] } ?? [])
+        return (Previous(created: created, sequence: sequence, head: head, lifetime: lifetime), r.offset - bytes.startIndex)
+    }
+
+    /// The header of a later bundle's run form after `previous` (or none when `like`) at the start of `bytes`, as a
+    /// first bundle's header: the fields, the first form's header bytes, and how many bytes of `bytes` it took.
+    static func laterHeader(_ bytes: ArraySlice<UInt8>, like: Bool, skip: UInt32, previous p: Previous) throws(WireError) -> (first: [UInt8], length: Int) {
+        var w = ByteWriter(capacity: 16)
+        if like {
+            guard UInt64(p.sequence) + 1 + UInt64(skip) <= UInt64(UInt32.max) else {
+                throw .invalidValue(field: "bundle.sequence", reason: "past 2^32 - 1")
+            }
+            w.append(p.head)
+            w.u24(p.created)
+            w.varint(p.sequence + 1 + skip)
+            w.varint(p.lifetime)
+            return (w.bytes, 0)
+        }
+        var r = ByteReader(bytes)
+        let b0 = try r.u8("bundle.kind")
+        let b1 = try r.u8("bundle.flags")
+        let more: UInt8? = b1 & 0x02 != 0 ? try r.u8("bundle.more") : nil
+        let c = Int64(p.created) + Int64(Self.unzigzag(try r.varint32("bundle.created")))
+        guard c >= 0, c < 1 << 24 else { throw .invalidValue(field: "bundle.created", reason: "outside 0 ..< 2^24 minutes") }
+        let sequence = p.sequence &+ 1 &+ UInt32(bitPattern: Self.unzigzag(try r.varint32("bundle.sequence")))
+        let lifetime = try r.varint32("bundle.lifetime")
+        w.u8(b0)
+        w.u8(b1)
+        if let more { w.u8(more) }
+        w.u24(UInt32(c))
+        w.varint(sequence)
+        w.varint(lifetime)
+        return (w.bytes, r.offset - bytes.startIndex)
     }
 
     /// The run form of `b` as a first bundle of a run (how a cut bundle is written, 5.12).
@@ -267,10 +333,19 @@ public enum BundleRun {
             let len = try r.varintInt("run.length", max: CourierBundle.maxEncodedSize)
             guard len >= 1 else { throw .truncated(field: "run.bundle") }
             if flags & Self.cutFlag != 0 && len > r.remaining {
-                // The head of a cut bundle: the rest of the record, in the first form (never "like").
-                guard !like else { throw .invalidValue(field: "run.cut", reason: "a cut bundle written as like the one before it") }
-                guard !r.isAtEnd else { throw .truncated(field: "run.cut") }
-                out.append(.piece(RunPiece(nextHop: next, transfer: UInt32(transfer), total: len, data: Array(r.rest()))))
+                // The head of a cut bundle: the rest of the record. Its header (whole in the head) goes back to a first
+                // bundle's, so the piece joins its rest without the run around it.
+                let data = r.rest()
+                if let p = previous {
+                    let h = try Self.laterHeader(data, like: like, skip: skip, previous: p)
+                    guard h.length < data.count else { throw .truncated(field: "run.cut") }
+                    let piece = h.first + data[(data.startIndex + h.length)...]
+                    out.append(.piece(RunPiece(nextHop: next, transfer: UInt32(transfer), total: len - h.length + h.first.count, data: piece)))
+                } else {
+                    guard !like else { throw .invalidValue(field: "run.cut", reason: "a cut bundle like the one before it, first in its run") }
+                    guard !data.isEmpty else { throw .truncated(field: "run.cut") }
+                    out.append(.piece(RunPiece(nextHop: next, transfer: UInt32(transfer), total: len, data: Array(data))))
+                }
                 cut = true
                 break
             }
@@ -310,7 +385,8 @@ public struct RunPiece: Sendable, Hashable {
     /// The head and the rest of `b` (a run-eligible bundle record) cut after `keep` bytes of its first form; nil when
     /// `keep` leaves either piece empty.
     public static func cut(_ b: BundleRecord, keep: Int) -> (head: RunPiece, rest: RunPiece)? {
-        guard let form = BundleRun.firstForm(b), let next = b.nextHop, let t = b.transfer, keep >= 1, keep < form.count else { return nil }
+        guard let form = BundleRun.firstForm(b), let next = b.nextHop, let t = b.transfer, keep < form.count,
+              let header = try? BundleRun.firstHeader(form[...]), keep > header.length else { return nil }
         return (RunPiece(nextHop: next, transfer: t, total: form.count, data: Array(form[..<keep])),
                 RunPiece(nextHop: next, transfer: t, total: nil, data: Array(form[keep...])))
     }

@@ -21,6 +21,10 @@ import Testing
         let first: [Record] = [.bundle(all[0]), .piece(head)]
         let second: [Record] = [.piece(rest), .bundle(all[2])]
         #expect(Record.units(first).map(\.flags) == [BundleRun.cutFlag])
+        // The head after a bundle of its run is written as a later bundle (here "like" the one before it: no header),
+        // so the cut costs its length's byte, not a first bundle's header.
+        let headerless = Record.encode(first).count
+        #expect(headerless < Record.encode([.bundle(all[0])]).count + 2 + 2 + head.data.count - 6, "\(headerless) B")
         #expect(Record.units(second).map(\.flags) == [BundleRun.restFlag])
         let sender = Fixture.a.nodeID.short
         let read1 = try Record.decodeAll(Record.encode(first)[...], sender: sender)
@@ -40,12 +44,18 @@ import Testing
 
     @Test func aHeadOrARestAloneIsARecordOfItsOwn() throws {
         let all = Self.records(try Self.bundles(), from: 7)
-        let (head, rest) = try #require(RunPiece.cut(all[0], keep: 1))
+        let (head, rest) = try #require(RunPiece.cut(all[0], keep: 12))
         for r in [Record.piece(head), .piece(rest)] {
             #expect(try Record.decodeAll(Record.encode([r])[...], sender: Fixture.a.nodeID.short) == [r])
         }
-        // Two cut bundles of different next hops are not joined into one run.
-        #expect(RunPiece.cut(all[0], keep: 0) == nil)
+        // A rest, then at once the head of the next bundle (as a first one), in one run of flags R and C.
+        let (head2, _) = try #require(RunPiece.cut(all[1], keep: 40))
+        let both: [Record] = [.piece(rest), .piece(head2)]
+        #expect(Record.units(both).map(\.flags) == [BundleRun.cutFlag | BundleRun.restFlag])
+        #expect(try Record.decodeAll(Record.encode(both)[...], sender: Fixture.a.nodeID.short) == both)
+        // A head holds at least its header and a byte more; a rest at least a byte.
+        #expect(RunPiece.cut(all[0], keep: 1) == nil)
+        #expect(RunPiece.cut(all[0], keep: BundleRun.firstForm(all[0])!.count) == nil)
     }
 
     @Test func mismatchedPiecesAndDamagedRunsAreTypedErrors() throws {

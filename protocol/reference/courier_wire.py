@@ -1157,11 +1157,41 @@ class RunPiece:
     data: bytes
 
 
+def first_header(form: bytes) -> tuple:
+    """5.12: ((created, sequence, head, lifetime), length) of the header of a first bundle's run form."""
+    r = Reader(form)
+    b0, b1 = r.uint(1, "bundle byte 0"), r.uint(1, "bundle flags")
+    more = r.uint(1, "bundle more-flags") if b1 & 0x02 else None
+    created = r.uint(3, "created")
+    sequence = r.varint("sequence")
+    lifetime = r.varint("lifetime")
+    return (created, sequence, bytes([b0, b1]) + (bytes([more]) if more is not None else b""), lifetime), r.pos
+
+
+def later_header(data: bytes, like: bool, skip: int, previous) -> tuple:
+    """5.12: (first bundle's header bytes, length taken from `data`) of a later bundle's header after `previous`."""
+    if like:
+        if previous[1] + 1 + skip > 0xFFFFFFFF:
+            raise WireError("invalidValue", "sequence past 2^32 - 1")
+        return previous[2] + u(previous[0], 3) + encode_varint(previous[1] + 1 + skip) + encode_varint(previous[3]), 0
+    r = Reader(data)
+    b0, b1 = r.uint(1, "bundle byte 0"), r.uint(1, "bundle flags")
+    more = r.uint(1, "bundle more-flags") if b1 & 0x02 else None
+    created = previous[0] + _unzigzag(r.varint("created delta"))
+    if not 0 <= created < 1 << 24:
+        raise WireError("invalidValue", "created outside 0 ..< 2^24")
+    sequence = (previous[1] + 1 + _unzigzag(r.varint("sequence delta"))) % (1 << 32)
+    lifetime = r.varint("lifetime")
+    head = bytes([b0, b1]) + (bytes([more]) if more is not None else b"")
+    return head + u(created, 3) + encode_varint(sequence) + encode_varint(lifetime), r.pos
+
+
 def cut_bundle(rec, keep: int) -> tuple:
-    """5.12: the head and rest of a run-eligible bundle record cut after `keep` bytes of its first form."""
+    """5.12: the head and rest of a run-eligible bundle record cut after `keep` bytes of its first form (the head holds
+    the form's header and at least a byte more)."""
     form = run_form(rec.bundle, rec.compact_from, rec.next_hop, None)[0]
-    if not 1 <= keep < len(form):
-        raise ValueError("a cut leaves a piece empty")
+    if not first_header(form)[1] < keep < len(form):
+        raise ValueError("a cut leaves a piece empty or the header in two")
     return (RunPiece(rec.next_hop, rec.transfer, len(form), form[:keep]),
             RunPiece(rec.next_hop, rec.transfer, None, form[keep:]))
 
@@ -1284,6 +1314,7 @@ def encode_run_body(run: list, rest: Optional[RunPiece] = None, head: Optional[R
     if rest is not None:
         body += encode_varint(len(rest.data)) + rest.data
         last = rest.transfer
+    state = None
     for rec in run:
         skip = 0 if last is None else rec.transfer - last - 1
         form, state, like = run_form(rec.bundle, rec.compact_from, rec.next_hop, previous, skip)
@@ -1292,9 +1323,20 @@ def encode_run_body(run: list, rest: Optional[RunPiece] = None, head: Optional[R
         body += encode_varint(len(form)) + form
         previous, last = state, rec.transfer
     if head is not None:
-        if last is not None:
-            body += encode_varint((head.transfer - last - 1) << 1)
-        body += encode_varint(head.total) + head.data
+        if previous is not None:
+            # After a bundle of the run: its header as a later bundle's (5.11), the rest of the head as it is.
+            skip = head.transfer - last - 1
+            (created, sequence, h, lifetime), n = first_header(head.data)
+            like = (previous[2] == h and previous[0] == created and sequence == previous[1] + 1 + skip
+                    and previous[3] == lifetime)
+            later = b"" if like else (h + encode_varint(_zigzag(created - previous[0]))
+                                      + encode_varint(_zigzag(sequence - previous[1] - 1)) + encode_varint(lifetime))
+            body += encode_varint(skip << 1 | (1 if like else 0))
+            body += encode_varint(head.total - n + len(later)) + later + head.data[n:]
+        else:
+            if last is not None:
+                body += encode_varint((head.transfer - last - 1) << 1)
+            body += encode_varint(head.total) + head.data
     return body
 
 
@@ -1324,11 +1366,18 @@ def decode_run(body: bytes, sender: Optional[int], flags: int = 0) -> list:
         if length < 1:
             raise WireError("truncated", "empty bundle in a run")
         if flags & RUN_CUT and length > r.remaining():
-            if like:
-                raise WireError("invalidValue", "a cut bundle written as like the one before it")
-            if not r.remaining():
-                raise WireError("truncated", "empty head of a cut bundle")
-            out.append(RunPiece(next_hop, transfer, length, r.rest()))
+            data = r.rest()
+            if previous is not None:
+                first_bytes, n = later_header(data, like, skip, previous)
+                if n >= len(data):
+                    raise WireError("truncated", "head of a cut bundle")
+                out.append(RunPiece(next_hop, transfer, length - n + len(first_bytes), first_bytes + data[n:]))
+            else:
+                if like:
+                    raise WireError("invalidValue", "a cut bundle like the one before it, first in its run")
+                if not data:
+                    raise WireError("truncated", "empty head of a cut bundle")
+                out.append(RunPiece(next_hop, transfer, length, data))
             cut = True
             break
         form = r.take(length, "run bundle")
