@@ -128,7 +128,7 @@ extension Node {
         if l.announceDue {
             // The whole announce, or its parts when it does not fit one packet (the last part completes the keys).
             let k = self.config.identity.publicKeys
-            let caps: UInt8 = 1 | AnnounceRecord.compact | AnnounceRecord.runs | (l.helloSent ? 0 : AnnounceRecord.hello)
+            let caps: UInt8 = 1 | AnnounceRecord.compact | AnnounceRecord.runs | AnnounceRecord.cuts | (l.helloSent ? 0 : AnnounceRecord.hello)
             l.announceParts = AnnounceRecord.parts(
                 AnnounceRecord(capabilities: caps, signingKey: k.signing, agreementKey: k.agreement, name: self.config.name), mtu: mtu)
             l.announceDue = false
@@ -162,6 +162,21 @@ extension Node {
             }
         }
         if let r = self.dictionaryRecord(for: name, withAnnounce: announceForm), fits(r) { add(r); self.dictionaryRecordSent(r, link: name) }
+        // The rests of bundles cut at the end of the packet before (SPEC 5.12) go first; one whose transfer timed out,
+        // was acknowledged or cut again is dropped (the whole bundle goes again).
+        if !l.rests.isEmpty {
+            var left: [PendingRest] = []
+            for p in l.rests {
+                guard let t = self.transfers[p.key], t.number == p.piece.transfer, t.sent.contains(0), !t.acked.contains(0) else { continue }
+                if fits(.piece(p.piece)) {
+                    add(.piece(p.piece))
+                    if !carrying.contains(p.key.bundle) { carrying.append(p.key.bundle) }
+                } else {
+                    left.append(p)
+                }
+            }
+            l.rests = left
+        }
         self.links[name] = l
         // Bundle data: transfers on this link, by class then age.
         // (At most `Tuning.dueTransfersLooked` of them, from the due-time index: not every transfer queued.)
@@ -211,7 +226,23 @@ extension Node {
             for i in 0..<t.records.count where !t.sent.contains(i) && !t.acked.contains(i) {
                 if t.key.target != nil && t.sent.subtracting(t.acked).count >= self.config.window { break }
                 let r = self.onAir(t.records[i], target: t.key.target)
-                guard fits(r) else { break }
+                guard fits(r) else {
+                    // Fill the packet (SPEC 5.12): the bundle's head here, its rest first in the next packet.
+                    if !records.isEmpty, t.records.count == 1,
+                       let c = self.cutToFill(r, target: t.key.target, over: { p in
+                           size - Record.payloadSize(records, lastWithLength: true) + Record.payloadSize(records + [.piece(p)]) - min(mtu, smallMTU)
+                       }) {
+                        add(.piece(c.head))
+                        t.sent.insert(i)
+                        addedAny = true
+                        if var l = self.links[name] {
+                            l.rests.removeAll { $0.key == t.key }
+                            l.rests.append(PendingRest(key: t.key, piece: c.rest))
+                            self.links[name] = l
+                        }
+                    }
+                    break
+                }
                 // On a noisy line a packet of directed data stays within the size fragments are cut for (a record
                 // cut before the line turned noisy still goes, alone).
                 if t.key.target != nil, !records.isEmpty, !fits(r, mtu: smallMTU) { break }

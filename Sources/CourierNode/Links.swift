@@ -19,6 +19,8 @@ extension Node {
         var announceDue = false
         /// The rest of an announce split over several packets because the whole one does not fit the MTU (9.2).
         var announceParts: [AnnounceRecord] = []
+        /// Rests of bundles cut at the end of a packet (SPEC 5.12), to go first in the next one.
+        var rests: [PendingRest] = []
         var lastAnnounced: Double = -1e9
         /// The first announce after start carries the hello bit: neighbours that may have forgotten us announce
         /// back at once, so both sides can read each other again after a restart.

@@ -71,6 +71,8 @@ public final class Node {
     var reassembler: Reassembler
     /// Packet counters reserved for the composer (Composer.swift).
     var packetCounters = PacketCounters()
+    /// Heads of cut bundles waiting for their rest (CutBundles.swift).
+    var runHeads: [RunHeadKey: RunHead] = [:]
     var rng: SplitMix64
     var lastHousekeeping: Double = -1e9
     /// When the tables were last pruned (Memory.swift).
@@ -322,6 +324,7 @@ public final class Node {
             case .summary(let s): self.handleSummary(s, from: from, link: link, now: now)
             case .dictionaries(let d): self.handleDictionaries(d, from: from, link: link, now: now)
             case .receiptParts(let r): self.handleReceiptParts(r, from: from, now: now)
+            case .piece(let p): self.handlePiece(p, from: from, link: link, now: now)
             case .bundle(let b):
                 if let next = b.nextHop, next != self.me.short {
                     self.overheard(b.bundle, to: next, from: from, link: link, now: now)

@@ -82,6 +82,15 @@ extension Node {
               let bundles = self.storing("read the bundles a neighbour lacks", link: link, { try self.store.bundles(digests: lacking.map(\.digest)) })
         else { return }
         let wanted = Set(lacking.map(\.id))
+        // Directed bundles for this neighbour wait one random delay together (it spreads the answers of several
+        // holders), so they go in the same packets, filled (SPEC 5.11, 5.12), not one delay each, a packet or two apart.
+        var directedDelay: Double? = nil
+        func together() -> Double {
+            if let d = directedDelay { return d }
+            let d = self.answerDelay()
+            directedDelay = d
+            return d
+        }
         for q in bundles where wanted.contains(q.id) {
             switch q.destination {
             case .everyone, .group:
@@ -93,12 +102,12 @@ extension Node {
                 guard q.custody else { continue }
                 if d == from.short {
                     // The destination itself: custody moves to it.
-                    self.startTransfer(q, link: link, target: from, custody: true, now: now, delay: self.answerDelay())
+                    self.startTransfer(q, link: link, target: from, custody: true, now: now, delay: together())
                 } else if self.nextHop(for: d, now: now) == nil, self.replicas[q.id, default: []].count < Self.maxReplicas,
                           !self.replicas[q.id, default: []].contains(from) {
                     // No route: give a copy to a few neighbours we meet (a courier may carry it); we keep custody.
                     self.replicas[q.id, default: []].insert(from)
-                    self.startTransfer(q, link: link, target: from, custody: false, now: now, delay: self.answerDelay())
+                    self.startTransfer(q, link: link, target: from, custody: false, now: now, delay: together())
                 }
             }
         }

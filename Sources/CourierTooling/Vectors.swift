@@ -193,6 +193,8 @@ public enum Vectors {
         /// form (5.5, flag W).
         public var run: Bool?
         public var ranges: Bool?
+        /// Piece of a cut bundle (5.12): the head's whole run-form length (absent for the rest); `data` the piece.
+        public var total: Int?
 
         public init(type: String) { self.type = type }
     }
@@ -370,6 +372,13 @@ public enum Vectors {
             j.data = p.encodeBody().hex
             if p.carriesHops { j.flags = ReceiptPartsRecord.hopsFlag }
             return j
+        case .piece(let p):
+            var j = RecordJSON(type: "piece")
+            j.nextHop = p.nextHop.description
+            j.transfer = p.transfer
+            j.total = p.total
+            j.data = p.data.hex
+            return j
         case .unknown(let t, let f, let body):
             var j = RecordJSON(type: "unknown")
             j.code = t
@@ -418,6 +427,9 @@ public enum Vectors {
             }))
         case "receipt-parts":
             return .receiptParts(try ReceiptPartsRecord.decode(try bytes(j.data)[...], withHops: (j.flags ?? 0) & ReceiptPartsRecord.hopsFlag != 0))
+        case "piece":
+            guard let next = try short(j.nextHop), let t = j.transfer else { throw BadVector() }
+            return .piece(RunPiece(nextHop: next, transfer: t, total: j.total, data: try bytes(j.data)))
         case "unknown":
             return .unknown(type: j.code ?? 15, flags: j.flags ?? 0, body: try bytes(j.data))
         default:

@@ -19,6 +19,11 @@
 /// back byte for byte, so what the origin signature and the end-to-end tag cover is unchanged.
 public enum BundleRun {
     public static let type: UInt8 = 8
+    /// Flag C (SPEC 5.12): the run's last bundle is cut: its length is the whole run form's, and only its head (to the
+    /// end of the record) is here.
+    public static let cutFlag: UInt8 = 0x01
+    /// Flag R (SPEC 5.12): the run begins with the rest of a bundle cut at the end of an earlier packet.
+    public static let restFlag: UInt8 = 0x02
     /// Bit 0 of byte 1 in the run form: compression with dictionary 1, its byte left out.
     static let dictionaryOne: UInt8 = 0x01
 
@@ -173,6 +178,8 @@ public enum BundleRun {
     public struct Written: Sendable {
         public var step: UInt32?
         public var bytes: [UInt8]
+        /// What the next bundle of the run is written after.
+        var id: Previous
     }
 
     /// The bundles of a run as written, in order.
@@ -186,7 +193,7 @@ public enum BundleRun {
             // any bundle it was made from, with any created and sequence before it.
             guard let from = b.compactFrom, let next = b.nextHop,
                   let f = self.form(b.bundle, origin: from, destination: next, previous: previous, skip: skip) else { preconditionFailure("bundle run of an ineligible record") }
-            out.append(Written(step: previous == nil ? nil : skip << 1 | (f.like ? 1 : 0), bytes: f.bytes))
+            out.append(Written(step: previous == nil ? nil : skip << 1 | (f.like ? 1 : 0), bytes: f.bytes, id: f.id))
             previous = f.id
             lastTransfer = b.transfer
         }
@@ -194,30 +201,127 @@ public enum BundleRun {
     }
 
     /// The record body of a run (bundles eligible and continuing one another).
-    static func encodeBody(_ run: [BundleRecord]) -> [UInt8] {
+    static func encodeBody(_ run: [BundleRecord]) -> [UInt8] { self.encodeBody(nil, run, nil) }
+
+    /// The record body of a run: the rest of a cut bundle (flag R), whole bundles continuing it and one another, the
+    /// head of a cut bundle (flag C). After a rest the first whole bundle is written as a first one (its created and
+    /// sequence whole), so it reads without the head; a head is always in that form too.
+    static func encodeBody(_ rest: RunPiece?, _ run: [BundleRecord], _ head: RunPiece?) -> [UInt8] {
         var w = ByteWriter(capacity: 256)
-        w.u32(run[0].nextHop!.rawValue)
-        w.varint(run[0].transfer!)
-        for f in self.forms(run) {
-            if let s = f.step { w.varint(s) }
+        w.u32((rest?.nextHop ?? run.first?.nextHop ?? head?.nextHop)!.rawValue)
+        w.varint((rest?.transfer ?? run.first?.transfer ?? head?.transfer)!)
+        var last: UInt32? = nil
+        if let rest {
+            w.varint(rest.data.count)
+            w.append(rest.data)
+            last = rest.transfer
+        }
+        let forms = self.forms(run)
+        for (b, f) in zip(run, forms) {
+            if let s = f.step { w.varint(s) } else if let l = last { w.varint((b.transfer! - l - 1) << 1) }
             w.varint(f.bytes.count)
             w.append(f.bytes)
+            last = b.transfer
+        }
+        if let head, let total = head.total {
+            if let l = last, let previous = forms.last?.id {
+                // After a bundle of this run: its header as a later bundle's (5.11), the rest of the head as it is.
+                let skip = head.transfer - l - 1
+                guard let h = try? Self.firstHeader(head.data[...]) else { preconditionFailure("a head without its first form's header") }
+                let like = previous.likes(head: h.id.head, created: h.id.created, sequence: h.id.sequence, lifetime: h.id.lifetime, skip: skip)
+                var later = ByteWriter(capacity: 16)
+                if !like {
+                    later.append(h.id.head)
+                    later.varint(Self.zigzag(Int32(bitPattern: h.id.created &- previous.created)))
+                    later.varint(Self.zigzag(Int32(bitPattern: h.id.sequence &- previous.sequence &- 1)))
+                    later.varint(h.id.lifetime)
+                }
+                w.varint(skip << 1 | (like ? 1 : 0))
+                w.varint(total - h.length + later.bytes.count)
+                w.append(later.bytes)
+                w.append(head.data[h.length...])
+            } else {
+                // First in the run, or right after a rest: as a first bundle.
+                if let l = last { w.varint((head.transfer - l - 1) << 1) }
+                w.varint(total)
+                w.append(head.data)
+            }
         }
         return w.bytes
     }
 
-    /// Decodes a run's body into its bundle records, each whole, from packet sender `sender`.
-    static func decode(_ body: ArraySlice<UInt8>, sender: ShortID?) throws(WireError) -> [Record] {
+    /// The header of a first bundle's run form (bytes 0 and 1, more-flags, created, sequence, lifetime) at the start
+    /// of `bytes`: its fields and its length.
+    static func firstHeader(_ bytes: ArraySlice<UInt8>) throws(WireError) -> (id: Previous, length: Int) {
+        var r = ByteReader(bytes)
+        let b0 = try r.u8("bundle.kind")
+        let b1 = try r.u8("bundle.flags")
+        let more: UInt8? = b1 & 0x02 != 0 ? try r.u8("bundle.more") : nil
+        let created = try r.u24("bundle.created")
+        let sequence = try r.varint32("bundle.sequence")
+        let lifetime = try r.varint32("bundle.lifetime")
+        let head = [b0, b1] + (more.map { [$0] } ?? [])
+        return (Previous(created: created, sequence: sequence, head: head, lifetime: lifetime), r.offset - bytes.startIndex)
+    }
+
+    /// The header of a later bundle's run form after `previous` (or none when `like`) at the start of `bytes`, as a
+    /// first bundle's header: the fields, the first form's header bytes, and how many bytes of `bytes` it took.
+    static func laterHeader(_ bytes: ArraySlice<UInt8>, like: Bool, skip: UInt32, previous p: Previous) throws(WireError) -> (first: [UInt8], length: Int) {
+        var w = ByteWriter(capacity: 16)
+        if like {
+            guard UInt64(p.sequence) + 1 + UInt64(skip) <= UInt64(UInt32.max) else {
+                throw .invalidValue(field: "bundle.sequence", reason: "past 2^32 - 1")
+            }
+            w.append(p.head)
+            w.u24(p.created)
+            w.varint(p.sequence + 1 + skip)
+            w.varint(p.lifetime)
+            return (w.bytes, 0)
+        }
+        var r = ByteReader(bytes)
+        let b0 = try r.u8("bundle.kind")
+        let b1 = try r.u8("bundle.flags")
+        let more: UInt8? = b1 & 0x02 != 0 ? try r.u8("bundle.more") : nil
+        let c = Int64(p.created) + Int64(Self.unzigzag(try r.varint32("bundle.created")))
+        guard c >= 0, c < 1 << 24 else { throw .invalidValue(field: "bundle.created", reason: "outside 0 ..< 2^24 minutes") }
+        let sequence = p.sequence &+ 1 &+ UInt32(bitPattern: Self.unzigzag(try r.varint32("bundle.sequence")))
+        let lifetime = try r.varint32("bundle.lifetime")
+        w.u8(b0)
+        w.u8(b1)
+        if let more { w.u8(more) }
+        w.u24(UInt32(c))
+        w.varint(sequence)
+        w.varint(lifetime)
+        return (w.bytes, r.offset - bytes.startIndex)
+    }
+
+    /// The run form of `b` as a first bundle of a run (how a cut bundle is written, 5.12).
+    public static func firstForm(_ b: BundleRecord) -> [UInt8]? {
+        guard let from = b.compactFrom, let next = b.nextHop else { return nil }
+        return self.form(b.bundle, origin: from, destination: next, previous: nil)?.bytes
+    }
+
+    /// Decodes a run's body into its bundle records, each whole, and the pieces of cut bundles (flags C and R, 5.12),
+    /// from packet sender `sender`.
+    static func decode(_ body: ArraySlice<UInt8>, flags: UInt8 = 0, sender: ShortID?) throws(WireError) -> [Record] {
         guard let sender else { throw .invalidValue(field: "bundle run", reason: "outside an ordinary packet") }
         var r = ByteReader(body)
         let next = ShortID(try r.u32("run.nextHop"))
         var transfer = UInt64(try r.varint32("run.transfer"))
         var out: [Record] = []
         var previous: Previous? = nil
+        var first = true
+        if flags & Self.restFlag != 0 {
+            let len = try r.varintInt("run.rest.length", max: CourierBundle.maxEncodedSize)
+            guard len >= 1 else { throw .truncated(field: "run.rest") }
+            out.append(.piece(RunPiece(nextHop: next, transfer: UInt32(transfer), total: nil, data: Array(try r.bytes(len, "run.rest")))))
+            first = false
+        }
+        var cut = false
         while !r.isAtEnd {
             var like = false
             var skip: UInt32 = 0
-            if previous != nil {
+            if !first {
                 let step = try r.varint32("run.step")
                 (skip, like) = (step >> 1, step & 1 != 0)
                 transfer += 1 + UInt64(skip)
@@ -225,8 +329,26 @@ public enum BundleRun {
                     throw .invalidValue(field: "run.transfer", reason: "transfer numbers past 2^32 - 1")
                 }
             }
+            first = false
             let len = try r.varintInt("run.length", max: CourierBundle.maxEncodedSize)
             guard len >= 1 else { throw .truncated(field: "run.bundle") }
+            if flags & Self.cutFlag != 0 && len > r.remaining {
+                // The head of a cut bundle: the rest of the record. Its header (whole in the head) goes back to a first
+                // bundle's, so the piece joins its rest without the run around it.
+                let data = r.rest()
+                if let p = previous {
+                    let h = try Self.laterHeader(data, like: like, skip: skip, previous: p)
+                    guard h.length < data.count else { throw .truncated(field: "run.cut") }
+                    let piece = h.first + data[(data.startIndex + h.length)...]
+                    out.append(.piece(RunPiece(nextHop: next, transfer: UInt32(transfer), total: len - h.length + h.first.count, data: piece)))
+                } else {
+                    guard !like else { throw .invalidValue(field: "run.cut", reason: "a cut bundle like the one before it, first in its run") }
+                    guard !data.isEmpty else { throw .truncated(field: "run.cut") }
+                    out.append(.piece(RunPiece(nextHop: next, transfer: UInt32(transfer), total: len, data: Array(data))))
+                }
+                cut = true
+                break
+            }
             let form = try r.bytes(len, "run.bundle")
             let (bundle, id) = try self.expand(form, like: like, skip: skip, previous: previous, origin: sender, destination: next)
             guard bundle.count <= CourierBundle.maxEncodedSize else {
@@ -235,8 +357,50 @@ public enum BundleRun {
             out.append(.bundle(BundleRecord(nextHop: next, transfer: UInt32(transfer), bundle: bundle, compactFrom: sender, inRun: true)))
             previous = id
         }
+        if flags & Self.cutFlag != 0 && !cut { throw .truncated(field: "run.cut") }
         guard !out.isEmpty else { throw .truncated(field: "run.bundles") }
         return out
+    }
+}
+
+/// A piece of a bundle cut across two packets (SPEC 5.12): the head, at the end of a run (flag C), with the length of
+/// the bundle's whole run form (the first form of 5.11), or the rest, at the start of a run in a later packet (flag
+/// R). The receiver joins the two (same sender, next hop and transfer number) into the run form and puts the bundle
+/// back as from any run; it acknowledges the transfer only then.
+public struct RunPiece: Sendable, Hashable {
+    public var nextHop: ShortID
+    public var transfer: UInt32
+    /// The head's: the length of the whole run form; nil for the rest.
+    public var total: Int?
+    /// The piece's bytes of the run form.
+    public var data: [UInt8]
+    public var isHead: Bool { self.total != nil }
+    public init(nextHop: ShortID, transfer: UInt32, total: Int?, data: [UInt8]) {
+        self.nextHop = nextHop
+        self.transfer = transfer
+        self.total = total
+        self.data = data
+    }
+
+    /// The head and the rest of `b` (a run-eligible bundle record) cut after `keep` bytes of its first form; nil when
+    /// `keep` leaves either piece empty.
+    public static func cut(_ b: BundleRecord, keep: Int) -> (head: RunPiece, rest: RunPiece)? {
+        guard let form = BundleRun.firstForm(b), let next = b.nextHop, let t = b.transfer, keep < form.count,
+              let header = try? BundleRun.firstHeader(form[...]), keep > header.length else { return nil }
+        return (RunPiece(nextHop: next, transfer: t, total: form.count, data: Array(form[..<keep])),
+                RunPiece(nextHop: next, transfer: t, total: nil, data: Array(form[keep...])))
+    }
+
+    /// The bundle a head and its rest make (sent by `origin`): total, a typed error when they do not make one.
+    public static func join(head: RunPiece, rest: RunPiece, origin: ShortID) throws(WireError) -> [UInt8] {
+        guard let total = head.total, head.data.count + rest.data.count == total else {
+            throw .invalidValue(field: "run.cut", reason: "the rest does not complete the head (another cut of the bundle)")
+        }
+        let bundle = try BundleRun.expand((head.data + rest.data)[...], previous: nil, origin: origin, destination: head.nextHop).bundle
+        guard bundle.count <= CourierBundle.maxEncodedSize else {
+            throw .tooLarge(field: "run.bundle", size: bundle.count, limit: CourierBundle.maxEncodedSize)
+        }
+        return bundle
     }
 }
 

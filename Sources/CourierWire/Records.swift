@@ -13,6 +13,9 @@ public enum Record: Sendable, Hashable {
     case dictionaries(DictionariesRecord)
     /// Aggregated receipts for one origin's flooded bundles (type 7, SPEC 6.16).
     case receiptParts(ReceiptPartsRecord)
+    /// A piece of a bundle cut across two packets at the end or start of a bundle run (SPEC 5.12): the head (with the
+    /// whole run form's length) or the rest.
+    case piece(RunPiece)
     /// A record type this version does not know: skipped and counted by receivers. (Bundle runs, type 8, decode into
     /// `.bundle` records, one for each bundle of the run; see `BundleRun`.)
     case unknown(type: UInt8, flags: UInt8, body: [UInt8])
@@ -33,6 +36,7 @@ public enum Record: Sendable, Hashable {
         case .summary(let s): return (5, s.isFinal ? 0x1 : 0)
         case .dictionaries(let d): return (6, d.isRequest ? 0x1 : 0)
         case .receiptParts(let p): return (ReceiptPartsRecord.type, p.carriesHops ? ReceiptPartsRecord.hopsFlag : 0)
+        case .piece(let p): return (BundleRun.type, p.isHead ? BundleRun.cutFlag : BundleRun.restFlag)
         case .unknown(let t, let f, _): return (t & 0x0F, f & 0x07)
         }
     }
@@ -78,6 +82,8 @@ public enum Record: Sendable, Hashable {
             for e in d.entries { w.u8(e.id); w.u16(e.fingerprint) }
         case .receiptParts(let p):
             w.append(p.encodeBody())
+        case .piece(let p):
+            w.append(BundleRun.encodeBody(p.isHead ? nil : p, [], p.isHead ? p : nil))
         case .unknown(_, _, let body):
             w.append(body)
         }
@@ -112,21 +118,56 @@ public enum Record: Sendable, Hashable {
     /// joins the run before it when it continues it (same next hop, the next transfer number).
     public static func units(_ records: [Record]) -> [Unit] {
         var out: [Unit] = []
+        // A run as written: the rest of a cut bundle first (R), whole bundles, the head of a cut bundle last (C).
+        var rest: RunPiece? = nil
         var run: [BundleRecord] = []
         var runStart = 0
-        func flush(at end: Int) {
-            guard !run.isEmpty else { return }
-            out.append(Unit(type: BundleRun.type, flags: 0, body: BundleRun.encodeBody(run), records: runStart..<end))
+        var open = false
+        var lastHop: ShortID? = nil
+        var lastTransfer: UInt32? = nil
+        func flush(at end: Int, head: RunPiece? = nil) {
+            guard open else { return }
+            let flags = (rest != nil ? BundleRun.restFlag : 0) | (head != nil ? BundleRun.cutFlag : 0)
+            out.append(Unit(type: BundleRun.type, flags: flags, body: BundleRun.encodeBody(rest, run, head), records: runStart..<end))
+            rest = nil
             run = []
+            open = false
+        }
+        func continues(_ hop: ShortID, _ transfer: UInt32, from: ShortID?) -> Bool {
+            guard open, let t = lastTransfer, transfer > t, transfer - t - 1 <= UInt32(Int32.max), hop == lastHop else { return false }
+            return run.last.map { $0.compactFrom == from } ?? true
         }
         for (i, r) in records.enumerated() {
             if case .bundle(let b) = r, BundleRun.eligible(b) {
-                if let last = run.last, BundleRun.continues(last, with: b) {
-                    run.append(b)
-                } else {
+                if !continues(b.nextHop!, b.transfer!, from: b.compactFrom) || (run.isEmpty && rest == nil) {
                     flush(at: i)
-                    run = [b]
                     runStart = i
+                    open = true
+                }
+                run.append(b)
+                lastHop = b.nextHop
+                lastTransfer = b.transfer
+                continue
+            }
+            if case .piece(let p) = r {
+                if p.isHead {
+                    // The head ends a run it continues, or goes alone.
+                    if continues(p.nextHop, p.transfer, from: run.last?.compactFrom) {
+                        flush(at: i + 1, head: p)
+                    } else {
+                        flush(at: i)
+                        runStart = i
+                        open = true
+                        flush(at: i + 1, head: p)
+                    }
+                } else {
+                    // The rest begins a run.
+                    flush(at: i)
+                    rest = p
+                    runStart = i
+                    open = true
+                    lastHop = p.nextHop
+                    lastTransfer = p.transfer
                 }
                 continue
             }
@@ -177,13 +218,13 @@ public enum Record: Sendable, Hashable {
                 continue
             }
             // A known type with a reserved flag set comes from a newer sender: skip it like an unknown type.
-            let reserved: UInt8 = [1: 0x0, 2: 0x6, 3: 0x6, 4: 0x0, 5: 0x6, 6: 0x6, 7: 0x6, 8: 0x7][type] ?? 0
+            let reserved: UInt8 = [1: 0x0, 2: 0x6, 3: 0x6, 4: 0x0, 5: 0x6, 6: 0x6, 7: 0x6, 8: 0x4][type] ?? 0
             if flags & reserved != 0 {
                 out.append(.unknown(type: type, flags: flags, body: Array(body)))
                 continue
             }
             if type == BundleRun.type {
-                out.append(contentsOf: try BundleRun.decode(body, sender: sender))
+                out.append(contentsOf: try BundleRun.decode(body, flags: flags, sender: sender))
                 continue
             }
             out.append(try Record.decode(type: type, flags: flags, body: body, sender: sender))
@@ -465,6 +506,9 @@ public struct AnnounceRecord: Sendable, Hashable {
     /// Capability bit 4, "runs": the node reads bundle runs (SPEC 5.11, record type 8) and acks in the ranges form
     /// (5.5, flag W); neighbours send it their own directed bundles in runs and acknowledge its whole bundles in ranges.
     public static let runs: UInt8 = 0x10
+    /// Capability bit 5, "cuts": the node reads cut bundles in runs (SPEC 5.12, run flags C and R); neighbours cut the
+    /// last bundle of a packet to fill it and send its rest in the next packet.
+    public static let cuts: UInt8 = 0x20
     /// Bit 0: forwards bundles for others. Bit 1: has an internet/TCP gateway. Bit 2: hello. Bit 3: compact.
     /// Others reserved (0).
     public var capabilities: UInt8

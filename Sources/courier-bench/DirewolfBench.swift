@@ -328,6 +328,7 @@ struct DirewolfBench: AsyncParsableCommand {
                     case .summary: what.append("summary")
                     case .dictionaries: what.append("dictionaries")
                     case .receiptParts: what.append("receipt parts")
+                    case .piece(let x): what.append("piece t\(x.transfer) \(x.data.count) B")
                     case .unknown: what.append("?")
                     }
                 }

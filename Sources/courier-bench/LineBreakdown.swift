@@ -12,6 +12,9 @@ struct LineBreakdown {
     var runAB = 0
     var packetsWithBundles = 0
     var unreadable = 0
+    var cutAB = 0
+    /// Heads of cut bundles (SPEC 5.12) waiting for their rest, by transfer.
+    var heads: [UInt32: RunPiece] = [:]
 
     mutating func add(_ name: String, _ n: Int) {
         guard n > 0 else { return }
@@ -45,9 +48,24 @@ struct LineBreakdown {
                         return nil
                     }
                     let forms = BundleRun.forms(run)
+                    let pieces = packet.records[u.records].compactMap { r -> RunPiece? in
+                        if case .piece(let p) = r { return p }
+                        return nil
+                    }
                     self.add("\(dir) record header and length (bundle records)", framing)
                     self.add("\(dir) bundle record: next hop, transfer number (a run: once, then a step and a length a bundle)",
-                             u.body.count - forms.reduce(0) { $0 + $1.bytes.count })
+                             u.body.count - forms.reduce(0) { $0 + $1.bytes.count } - pieces.reduce(0) { $0 + $1.data.count })
+                    for p in pieces {
+                        if p.isHead { self.heads[p.transfer] = p; continue }
+                        guard let h = self.heads.removeValue(forKey: p.transfer), let from = nodes.first(where: { $0.short == packet.header.sender }),
+                              let joined = try? RunPiece.join(head: h, rest: p, origin: from.short) else {
+                            self.add("\(dir) pieces of cut bundles that did not join", p.data.count)
+                            continue
+                        }
+                        bundles += 1
+                        if f.from == .a { self.runAB += 1; self.cutAB += 1 }
+                        self.bundle(joined, onWire: h.data.count + p.data.count, form: " (run form)", dir: dir)
+                    }
                     for (b, form) in zip(run, forms) {
                         bundles += 1
                         if f.from == .a { self.runAB += 1 }
@@ -70,6 +88,7 @@ struct LineBreakdown {
                 case .summary: self.add("\(dir) summaries", size)
                 case .dictionaries: self.add("\(dir) dictionaries records", size)
                 case .receiptParts: self.add("\(dir) receipt parts", size)
+                case .piece: break  // in a run (above)
                 case .unknown: self.add("\(dir) other records", size)
                 }
             }

@@ -199,6 +199,23 @@ struct GenerateVectors: ParsableCommand {
                 .bundle(BundleRecord(nextHop: b.nodeID.short, transfer: 304, bundle: tinyBytes, compactFrom: a.nodeID.short, inRun: true)),
                 .bundle(BundleRecord(nextHop: b.nodeID.short, transfer: 306, bundle: tinyNext, compactFrom: a.nodeID.short, inRun: true)),
             ], counter: 11)
+        // 5.12 cut bundles (capability bit 5): a packet filled with the tiny text and the first 20 bytes of the
+        // grievance's first form; the next packet begins with the grievance's rest, then the tiny text's successor
+        // (written as a first bundle: it must read without the head).
+        let grievanceRecord = BundleRecord(nextHop: b.nodeID.short, transfer: 308, bundle: grievanceBytes, compactFrom: a.nodeID.short, inRun: true)
+        let cut = RunPiece.cut(grievanceRecord, keep: 20)!
+        packet(
+            "a bundle run ending with the head of a cut bundle (5.12, flag C)",
+            [
+                .bundle(BundleRecord(nextHop: b.nodeID.short, transfer: 307, bundle: tinyBytes, compactFrom: a.nodeID.short, inRun: true)),
+                .piece(cut.head),
+            ], counter: 12)
+        packet(
+            "a bundle run beginning with the rest of a cut bundle (5.12, flag R)",
+            [
+                .piece(cut.rest),
+                .bundle(BundleRecord(nextHop: b.nodeID.short, transfer: 310, bundle: tinyNext, compactFrom: a.nodeID.short, inRun: true)),
+            ], counter: 13)
         let frags = try Fragmenter.records(bundle: aidBytes, mtu: 64, transfer: 9, nextHop: b.nodeID.short)
         packet("one fragment of an addressed transfer", [frags[1]], counter: 6)
         try self.write(packets, "packets.json")

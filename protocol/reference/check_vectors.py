@@ -369,6 +369,8 @@ def record_from_json(j):
     if t == "dictionaries":
         return cw.DictionariesRecord([(e["id"], int(e["fingerprint"], 16)) for e in j.get("dictionaries", [])],
                                      j.get("isRequest", False))
+    if t == "piece":
+        return cw.RunPiece(int(j["nextHop"], 16), j["transfer"], j.get("total"), bytes.fromhex(j["data"]))
     if t == "unknown":
         return cw.UnknownRecord(j["code"], j["flags"], bytes.fromhex(j["data"]))
     raise ValueError(t)

@@ -1126,7 +1126,8 @@ def content_is_text(bundle: Bundle) -> bool:
 
 T_PADDING, T_BUNDLE, T_FRAGMENT, T_ACK, T_ANNOUNCE, T_SUMMARY, T_DICTIONARIES, T_RECEIPT_PARTS, T_BUNDLE_RUN = range(9)
 RESERVED_FLAGS = {T_BUNDLE: 0x00, T_FRAGMENT: 0x06, T_ACK: 0x06, T_ANNOUNCE: 0x00, T_SUMMARY: 0x06, T_DICTIONARIES: 0x06,
-                  T_RECEIPT_PARTS: 0x06, T_BUNDLE_RUN: 0x07}
+                  T_RECEIPT_PARTS: 0x06, T_BUNDLE_RUN: 0x04}
+RUN_CUT, RUN_REST = 0x01, 0x02  # 5.12: run flags C (ends with the head of a cut bundle) and R (begins with a rest)
 
 
 @dataclass
@@ -1143,6 +1144,66 @@ class BundleRecord:
 
 CAP_COMPACT = 0x08  # 5.6 capability bit 3
 CAP_RUNS = 0x10  # 5.6 capability bit 4
+CAP_CUTS = 0x20  # 5.6 capability bit 5 (5.12)
+
+
+@dataclass
+class RunPiece:
+    """5.12: a piece of a bundle cut across two packets: the head (total = the whole run form's length) or the rest
+    (total None); data: the piece's bytes of the bundle's run form (the first form of 5.11)."""
+    next_hop: int
+    transfer: int
+    total: Optional[int]
+    data: bytes
+
+
+def first_header(form: bytes) -> tuple:
+    """5.12: ((created, sequence, head, lifetime), length) of the header of a first bundle's run form."""
+    r = Reader(form)
+    b0, b1 = r.uint(1, "bundle byte 0"), r.uint(1, "bundle flags")
+    more = r.uint(1, "bundle more-flags") if b1 & 0x02 else None
+    created = r.uint(3, "created")
+    sequence = r.varint("sequence")
+    lifetime = r.varint("lifetime")
+    return (created, sequence, bytes([b0, b1]) + (bytes([more]) if more is not None else b""), lifetime), r.pos
+
+
+def later_header(data: bytes, like: bool, skip: int, previous) -> tuple:
+    """5.12: (first bundle's header bytes, length taken from `data`) of a later bundle's header after `previous`."""
+    if like:
+        if previous[1] + 1 + skip > 0xFFFFFFFF:
+            raise WireError("invalidValue", "sequence past 2^32 - 1")
+        return previous[2] + u(previous[0], 3) + encode_varint(previous[1] + 1 + skip) + encode_varint(previous[3]), 0
+    r = Reader(data)
+    b0, b1 = r.uint(1, "bundle byte 0"), r.uint(1, "bundle flags")
+    more = r.uint(1, "bundle more-flags") if b1 & 0x02 else None
+    created = previous[0] + _unzigzag(r.varint("created delta"))
+    if not 0 <= created < 1 << 24:
+        raise WireError("invalidValue", "created outside 0 ..< 2^24")
+    sequence = (previous[1] + 1 + _unzigzag(r.varint("sequence delta"))) % (1 << 32)
+    lifetime = r.varint("lifetime")
+    head = bytes([b0, b1]) + (bytes([more]) if more is not None else b"")
+    return head + u(created, 3) + encode_varint(sequence) + encode_varint(lifetime), r.pos
+
+
+def cut_bundle(rec, keep: int) -> tuple:
+    """5.12: the head and rest of a run-eligible bundle record cut after `keep` bytes of its first form (the head holds
+    the form's header and at least a byte more)."""
+    form = run_form(rec.bundle, rec.compact_from, rec.next_hop, None)[0]
+    if not first_header(form)[1] < keep < len(form):
+        raise ValueError("a cut leaves a piece empty or the header in two")
+    return (RunPiece(rec.next_hop, rec.transfer, len(form), form[:keep]),
+            RunPiece(rec.next_hop, rec.transfer, None, form[keep:]))
+
+
+def join_pieces(head: RunPiece, rest: RunPiece, origin: int) -> bytes:
+    """5.12: the bundle a head and its rest make."""
+    if head.total is None or len(head.data) + len(rest.data) != head.total:
+        raise WireError("invalidValue", "the rest does not complete the head")
+    bundle = expand_run_form(head.data + rest.data, None, origin, head.next_hop)[0]
+    if len(bundle) > MAX_BUNDLE:
+        raise WireError("tooLarge", "cut bundle")
+    return bundle
 
 
 def _zigzag(v: int) -> int:
@@ -1244,42 +1305,88 @@ def run_eligible(rec) -> bool:
             and rec.transfer is not None and run_form(rec.bundle, rec.compact_from, rec.next_hop, None) is not None)
 
 
-def encode_run_body(run: list) -> bytes:
-    body = u(run[0].next_hop, 4) + encode_varint(run[0].transfer)
+def encode_run_body(run: list, rest: Optional[RunPiece] = None, head: Optional[RunPiece] = None) -> bytes:
+    """5.11, 5.12: a rest first (flag R), whole bundles, a head last (flag C). After a rest the first whole bundle is
+    written as a first one; a cut bundle is always in the first form."""
+    first = rest or (run[0] if run else head)
+    body = u(first.next_hop, 4) + encode_varint(first.transfer)
     previous, last = None, None
+    if rest is not None:
+        body += encode_varint(len(rest.data)) + rest.data
+        last = rest.transfer
+    state = None
     for rec in run:
         skip = 0 if last is None else rec.transfer - last - 1
         form, state, like = run_form(rec.bundle, rec.compact_from, rec.next_hop, previous, skip)
-        if previous is not None:
+        if last is not None:
             body += encode_varint(skip << 1 | (1 if like else 0))
         body += encode_varint(len(form)) + form
         previous, last = state, rec.transfer
+    if head is not None:
+        if previous is not None:
+            # After a bundle of the run: its header as a later bundle's (5.11), the rest of the head as it is.
+            skip = head.transfer - last - 1
+            (created, sequence, h, lifetime), n = first_header(head.data)
+            like = (previous[2] == h and previous[0] == created and sequence == previous[1] + 1 + skip
+                    and previous[3] == lifetime)
+            later = b"" if like else (h + encode_varint(_zigzag(created - previous[0]))
+                                      + encode_varint(_zigzag(sequence - previous[1] - 1)) + encode_varint(lifetime))
+            body += encode_varint(skip << 1 | (1 if like else 0))
+            body += encode_varint(head.total - n + len(later)) + later + head.data[n:]
+        else:
+            if last is not None:
+                body += encode_varint((head.transfer - last - 1) << 1)
+            body += encode_varint(head.total) + head.data
     return body
 
 
-def decode_run(body: bytes, sender: Optional[int]) -> list:
+def decode_run(body: bytes, sender: Optional[int], flags: int = 0) -> list:
     if sender is None:
         raise WireError("invalidValue", "bundle run outside an ordinary packet")
     r = Reader(body)
     next_hop = r.uint(4, "run next hop")
     transfer = r.varint("run transfer")
-    out, previous = [], None
+    out, previous, first, cut = [], None, True, False
+    if flags & RUN_REST:
+        length = r.varint("run rest length", MAX_BUNDLE)
+        if length < 1:
+            raise WireError("truncated", "empty rest in a run")
+        out.append(RunPiece(next_hop, transfer, None, r.take(length, "run rest")))
+        first = False
     while r.remaining():
         like, skip = False, 0
-        if previous is not None:
+        if not first:
             step = r.varint("run step")
             skip, like = step >> 1, bool(step & 1)
             transfer += 1 + skip
             if transfer > 0xFFFFFFFF:
                 raise WireError("invalidValue", "run transfer numbers past 2^32 - 1")
+        first = False
         length = r.varint("run length", MAX_BUNDLE)
         if length < 1:
             raise WireError("truncated", "empty bundle in a run")
+        if flags & RUN_CUT and length > r.remaining():
+            data = r.rest()
+            if previous is not None:
+                first_bytes, n = later_header(data, like, skip, previous)
+                if n >= len(data):
+                    raise WireError("truncated", "head of a cut bundle")
+                out.append(RunPiece(next_hop, transfer, length - n + len(first_bytes), first_bytes + data[n:]))
+            else:
+                if like:
+                    raise WireError("invalidValue", "a cut bundle like the one before it, first in its run")
+                if not data:
+                    raise WireError("truncated", "empty head of a cut bundle")
+                out.append(RunPiece(next_hop, transfer, length, data))
+            cut = True
+            break
         form = r.take(length, "run bundle")
         bundle, previous = expand_run_form(form, previous, sender, next_hop, like, skip)
         if len(bundle) > MAX_BUNDLE:
             raise WireError("tooLarge", "bundle in a run")
         out.append(BundleRecord(bundle, next_hop, transfer, sender, True))
+    if flags & RUN_CUT and not cut:
+        raise WireError("truncated", "a cut run without its head")
     if not out:
         raise WireError("truncated", "bundle run without bundles")
     return out
@@ -1398,6 +1505,9 @@ class UnknownRecord:
 
 
 def record_type_flags_body(rec) -> tuple[int, int, bytes]:
+    if isinstance(rec, RunPiece):
+        head = rec.total is not None
+        return T_BUNDLE_RUN, RUN_CUT if head else RUN_REST, encode_run_body([], None if head else rec, rec if head else None)
     if isinstance(rec, BundleRecord):
         if not 1 <= len(rec.bundle) <= MAX_BUNDLE:
             raise WireError("tooLarge" if rec.bundle else "truncated", "bundle record")
@@ -1475,23 +1585,46 @@ def _continues(last, rec) -> bool:
 
 
 def encode_units(records: list) -> list:
-    """5.11: (type, flags, body) as written: run-eligible bundle records that continue one another share a run."""
-    units, run = [], []
+    """5.11, 5.12: (type, flags, body) as written: run-eligible bundle records that continue one another share a run,
+    which may begin with the rest of a cut bundle and end with the head of one."""
+    units, run, rest = [], [], None
+    last = [None, None]  # next hop, transfer of the run's last element
+
+    def flush(head=None):
+        nonlocal run, rest
+        if run or rest is not None or head is not None:
+            flags = (RUN_REST if rest is not None else 0) | (RUN_CUT if head is not None else 0)
+            units.append((T_BUNDLE_RUN, flags, encode_run_body(run, rest, head)))
+        run, rest = [], None
+
+    def continues(hop, transfer, from_):
+        if not run and rest is None:
+            return False
+        t = last[1]
+        if not (transfer > t and transfer - t - 1 <= 0x7FFFFFFF and hop == last[0]):
+            return False
+        return run[-1].compact_from == from_ if run else True
+
     for rec in records:
         if run_eligible(rec):
-            if run and _continues(run[-1], rec):
-                run.append(rec)
-                continue
-            if run:
-                units.append((T_BUNDLE_RUN, 0, encode_run_body(run)))
-            run = [rec]
+            if not continues(rec.next_hop, rec.transfer, rec.compact_from):
+                flush()
+            run.append(rec)
+            last[:] = [rec.next_hop, rec.transfer]
             continue
-        if run:
-            units.append((T_BUNDLE_RUN, 0, encode_run_body(run)))
-            run = []
+        if isinstance(rec, RunPiece):
+            if rec.total is not None:
+                if not continues(rec.next_hop, rec.transfer, run[-1].compact_from if run else None):
+                    flush()
+                flush(rec)
+            else:
+                flush()
+                rest = rec
+                last[:] = [rec.next_hop, rec.transfer]
+            continue
+        flush()
         units.append(record_type_flags_body(rec))
-    if run:
-        units.append((T_BUNDLE_RUN, 0, encode_run_body(run)))
+    flush()
     return units
 
 
@@ -1683,7 +1816,7 @@ def decode_payload(payload: bytes, sender: Optional[int] = None) -> list:
             records.append(UnknownRecord(rtype, flags, body))
             continue
         if rtype == T_BUNDLE_RUN:
-            records += decode_run(body, sender)
+            records += decode_run(body, sender, flags)
             continue
         records.append(decode_record(rtype, flags, body, sender))
     return records
