@@ -162,6 +162,8 @@ extension Node {
             }
         }
         if let r = self.dictionaryRecord(for: name, withAnnounce: announceForm), fits(r) { add(r); self.dictionaryRecordSent(r, link: name) }
+        // With our announce, the neighbours we hear (SPEC 5.12, 8.5 rule 5), in the room left.
+        if announceForm, let r = self.neighbourListRecord(link: name, now: now, fits: { fits($0) }) { add(r) }
         self.links[name] = l
         // Bundle data: transfers on this link, by class then age.
         // (At most `Tuning.dueTransfersLooked` of them, from the due-time index: not every transfer queued.)

@@ -59,6 +59,9 @@ public struct NodeConfig: Sendable {
     /// Flooding: do not rebroadcast unless at least this many neighbours are not known to have it (a copy, a receipt
     /// or a summary heard from them).
     public var floodMinUncovered = 1
+    /// Two-hop knowledge (SPEC 8.5 rule 5): send our neighbour list with our announces, and count a neighbour listed by one
+    /// whose copy of a flood we heard as reached (a rebroadcast that would reach nobody else is left out).
+    public var neighbourLists = true
     /// Seconds receipts wait to be aggregated into one bundle per origin.
     public var receiptDelay: Double = 60
     /// An alert's receipt goes out at once: after a random delay of up to this many packet airtimes (it tells the

@@ -8,6 +8,9 @@ extension Node {
     struct PendingFlood {
         var due: Double
         var heard = 0
+        /// The neighbours whose copies we heard (the first one we got it from, then every copy heard meanwhile): with
+        /// their neighbour lists, who else those copies reached (SPEC 8.5 rule 5).
+        var from: Set<NodeID> = []
     }
 
     /// A flooded transfer heard in part (SPEC 8.5, flooded bundles, rule 4).
@@ -96,12 +99,12 @@ extension Node {
             guard local || b.hopLimit > 0 else { return }
             // The origin sends at once; relays wait a random time and count copies they hear meanwhile. Relays with
             // more neighbours not known to have it go sooner (their copy helps more, and may spare the others').
-            let fresh = self.freshNeighbours(now: now)
-            let uncovered = fresh.filter { !self.isHolder(b.id, $0.id) }.count
+            let heardFrom: Set<NodeID> = from.map { [$0] } ?? []
+            let uncovered = self.floodUncovered(b.id, heardFrom: heardFrom, now: now)
             // Alerts: neighbours that have it say so with their receipts first (sent within `alertReceiptAirtimes`).
             let wait = b.kind == .alert && self.isForMe(b) ? self.maxAirtime * (self.config.alertReceiptAirtimes + 1) : 0
             let delay = local ? 0 : wait + self.floodDelay(uncovered: uncovered)
-            self.floods[b.id] = PendingFlood(due: now + delay)
+            self.floods[b.id] = PendingFlood(due: now + delay, from: heardFrom)
         case .node:
             self.noteDirected(b.id)
             self.routeDirected(b.id, now: now)
@@ -111,6 +114,20 @@ extension Node {
                 self.wantSummary(nil, now: now, 0.1, 5)
             }
         }
+    }
+
+    /// Fresh neighbours a rebroadcast of `id` would reach that nothing says have it: not known holders, and (two-hop
+    /// knowledge, SPEC 8.5 rule 5) not listed by a neighbour whose copy we heard as one it hears (that copy reached them). A
+    /// neighbour that sent no list (an older node) covers only itself.
+    func floodUncovered(_ id: BundleID, heardFrom: Set<NodeID>, now: Double) -> Int {
+        var covered = Set<ShortID>()
+        if self.config.neighbourLists {
+            for n in heardFrom {
+                covered.insert(n.short)
+                if let h = self.neighbours[n]?.hears { covered.formUnion(h) }
+            }
+        }
+        return self.freshNeighbours(now: now).filter { !self.isHolder(id, $0.id) && !covered.contains($0.id.short) }.count
     }
 
     /// A random delay before a rebroadcast or repair: up to `floodDelayAirtimes` packet airtimes, divided by the

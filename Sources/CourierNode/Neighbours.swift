@@ -17,6 +17,9 @@ extension Node {
         var unresponsiveSince: Double? = nil
         /// The capabilities byte of its last announce (0 until heard): bit 3 says it reads compact bundle records.
         var capabilities: UInt8 = 0
+        /// The neighbours it hears, from the neighbour list sent with its last announce (SPEC 5.12, 8.5 rule 5); nil until
+        /// one is heard (an older node sends none: nothing is known of its neighbours).
+        var hears: Set<ShortID>? = nil
     }
 
     struct PartialAnnounce {
@@ -113,6 +116,23 @@ extension Node {
         self.learn(keys)
         if let name = p.name { self.neighbours[id, default: Neighbour(id: id)].name = name }
         return id
+    }
+
+    /// Our neighbour list (SPEC 5.12), sent with our announces on `link`: the fresh neighbours heard there, most
+    /// recently heard first when they do not all fit (`fits`: the room left in the packet). Nil when there is none to
+    /// send or no room.
+    func neighbourListRecord(link: String, now: Double, fits: (Record) -> Bool) -> Record? {
+        guard self.config.neighbourLists else { return nil }
+        let fresh = self.freshNeighbours(now: now).filter { $0.link == link }.map { n in
+            (n.id.short, self.neighbours[n.id]?.lastHeard.values.max() ?? 0)
+        }
+        var ids = fresh.sorted { ($0.1, $0.0) > ($1.1, $1.0) }.prefix(NeighbourListRecord.maxIDs).map(\.0)
+        while !ids.isEmpty {
+            let r = Record.neighbours(NeighbourListRecord(ids))
+            if fits(r) { return r }
+            ids.removeLast(max(1, ids.count / 4))
+        }
+        return nil
     }
 
     /// Neighbours heard within the timeout on an up link.

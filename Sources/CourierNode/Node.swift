@@ -320,6 +320,7 @@ public final class Node {
         n.lastHeard[link] = now
         n.unresponsiveSince = nil
         for case .announce(let a) in packet.records { n.capabilities = a.capabilities }
+        for case .neighbours(let l) in packet.records { n.hears = Set(l.ids) }
         if n.name == nil, let k = self.partialAnnounces[from.short]?.name { n.name = k }
         self.neighbours[from] = n
         let contact = wasAway && from != self.me
@@ -455,7 +456,7 @@ public final class Node {
             let isOrigin = id.origin == self.me.short
             // Enough copies heard, or every neighbour is known to have it (a node whose only neighbour sent it to
             // us, say): our copy would add nothing.
-            let uncovered = self.freshNeighbours(now: now).filter { !self.isHolder(id, $0.id) }.count
+            let uncovered = self.floodUncovered(id, heardFrom: f.from, now: now)
             if !isOrigin && (f.heard >= self.config.suppressionThreshold || uncovered < self.config.floodMinUncovered) {
                 self.stats.suppressed += 1
                 self.emit(.event(.suppressed(id)))

@@ -370,6 +370,10 @@ public enum Vectors {
             j.data = p.encodeBody().hex
             if p.carriesHops { j.flags = ReceiptPartsRecord.hopsFlag }
             return j
+        case .neighbours(let n):
+            var j = RecordJSON(type: "neighbours")
+            j.data = n.encodeBody().hex
+            return j
         case .unknown(let t, let f, let body):
             var j = RecordJSON(type: "unknown")
             j.code = t
@@ -418,6 +422,8 @@ public enum Vectors {
             }))
         case "receipt-parts":
             return .receiptParts(try ReceiptPartsRecord.decode(try bytes(j.data)[...], withHops: (j.flags ?? 0) & ReceiptPartsRecord.hopsFlag != 0))
+        case "neighbours":
+            return .neighbours(try NeighbourListRecord.decode(try bytes(j.data)[...]))
         case "unknown":
             return .unknown(type: j.code ?? 15, flags: j.flags ?? 0, body: try bytes(j.data))
         default:

@@ -13,6 +13,8 @@ public enum Record: Sendable, Hashable {
     case dictionaries(DictionariesRecord)
     /// Aggregated receipts for one origin's flooded bundles (type 7, SPEC 6.16).
     case receiptParts(ReceiptPartsRecord)
+    /// The neighbours the sender hears, sent with its announce (type 9, SPEC 5.12, 8.5 rule 5).
+    case neighbours(NeighbourListRecord)
     /// A record type this version does not know: skipped and counted by receivers. (Bundle runs, type 8, decode into
     /// `.bundle` records, one for each bundle of the run; see `BundleRun`.)
     case unknown(type: UInt8, flags: UInt8, body: [UInt8])
@@ -33,6 +35,7 @@ public enum Record: Sendable, Hashable {
         case .summary(let s): return (5, s.isFinal ? 0x1 : 0)
         case .dictionaries(let d): return (6, d.isRequest ? 0x1 : 0)
         case .receiptParts(let p): return (ReceiptPartsRecord.type, p.carriesHops ? ReceiptPartsRecord.hopsFlag : 0)
+        case .neighbours: return (NeighbourListRecord.type, 0)
         case .unknown(let t, let f, _): return (t & 0x0F, f & 0x07)
         }
     }
@@ -78,6 +81,8 @@ public enum Record: Sendable, Hashable {
             for e in d.entries { w.u8(e.id); w.u16(e.fingerprint) }
         case .receiptParts(let p):
             w.append(p.encodeBody())
+        case .neighbours(let n):
+            w.append(n.encodeBody())
         case .unknown(_, _, let body):
             w.append(body)
         }
@@ -177,7 +182,7 @@ public enum Record: Sendable, Hashable {
                 continue
             }
             // A known type with a reserved flag set comes from a newer sender: skip it like an unknown type.
-            let reserved: UInt8 = [1: 0x0, 2: 0x6, 3: 0x6, 4: 0x0, 5: 0x6, 6: 0x6, 7: 0x6, 8: 0x7][type] ?? 0
+            let reserved: UInt8 = [1: 0x0, 2: 0x6, 3: 0x6, 4: 0x0, 5: 0x6, 6: 0x6, 7: 0x6, 8: 0x7, 9: 0x7][type] ?? 0
             if flags & reserved != 0 {
                 out.append(.unknown(type: type, flags: flags, body: Array(body)))
                 continue
@@ -278,6 +283,8 @@ public enum Record: Sendable, Hashable {
             return .dictionaries(DictionariesRecord(isRequest: request, entries: entries))
         case ReceiptPartsRecord.type:
             return .receiptParts(try ReceiptPartsRecord.decode(body, withHops: flags & ReceiptPartsRecord.hopsFlag != 0))
+        case NeighbourListRecord.type:
+            return .neighbours(try NeighbourListRecord.decode(body))
         default:
             return .unknown(type: type, flags: flags, body: Array(body))
         }

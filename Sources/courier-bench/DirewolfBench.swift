@@ -328,6 +328,7 @@ struct DirewolfBench: AsyncParsableCommand {
                     case .summary: what.append("summary")
                     case .dictionaries: what.append("dictionaries")
                     case .receiptParts: what.append("receipt parts")
+                    case .neighbours: what.append("neighbours")
                     case .unknown: what.append("?")
                     }
                 }

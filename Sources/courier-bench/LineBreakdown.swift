@@ -70,6 +70,7 @@ struct LineBreakdown {
                 case .summary: self.add("\(dir) summaries", size)
                 case .dictionaries: self.add("\(dir) dictionaries records", size)
                 case .receiptParts: self.add("\(dir) receipt parts", size)
+                case .neighbours: self.add("\(dir) neighbour lists", size)
                 case .unknown: self.add("\(dir) other records", size)
                 }
             }

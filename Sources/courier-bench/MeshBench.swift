@@ -19,6 +19,7 @@ struct MeshBench: ParsableCommand {
     @Flag(help: "Skip the 50-node day.") var noDay = false
     @Option(help: "Flood suppression threshold k (copies heard that cancel a rebroadcast; default: the engine's).") var suppression: Int?
     @Option(help: "Flood rebroadcast window in packet airtimes (default: the engine's).") var floodWindow: Double?
+    @Flag(help: "Relays send no neighbour lists and flood without two-hop knowledge (as before SPEC 5.12).") var noNeighbourLists = false
 
     func run() throws {
         print("Courier mesh benchmark: the real engine and store (in memory) on a virtual clock; LoRa SF9/125 kHz links, MTU 255")
@@ -44,9 +45,10 @@ struct MeshBench: ParsableCommand {
             o.seed = UInt64(seed)
             // As `relay run` does: every node floods its identity (keys and name), so members can prove the alert's
             // origin (an alert from an origin whose keys are unknown is held until they arrive, SPEC 6.12).
-            let (k, w) = (self.suppression, self.floodWindow)
+            let (k, w, lists) = (self.suppression, self.floodWindow, !self.noNeighbourLists)
             o.configure = { c in
                 c.floodIdentity = true
+                c.neighbourLists = lists
                 if let k { c.suppressionThreshold = k }
                 if let w { c.floodDelayAirtimes = w }
             }
@@ -169,7 +171,11 @@ struct MeshBench: ParsableCommand {
         var o = MeshSimulator.Options()
         o.loss = self.loss
         o.seed = 99
-        o.configure = { $0.floodIdentity = true }
+        let lists = !self.noNeighbourLists
+        o.configure = { c in
+            c.floodIdentity = true
+            c.neighbourLists = lists
+        }
         let n = 50
         let sim = try MeshSimulator(count: n, edges: MeshSimulator.randomMesh(count: n, degree: self.degree, seed: 99), options: o)
         let t0 = Date()

@@ -1124,9 +1124,9 @@ def content_is_text(bundle: Bundle) -> bool:
 # Records (section 5)
 # ---------------------------------------------------------------------------------------------
 
-T_PADDING, T_BUNDLE, T_FRAGMENT, T_ACK, T_ANNOUNCE, T_SUMMARY, T_DICTIONARIES, T_RECEIPT_PARTS, T_BUNDLE_RUN = range(9)
+T_PADDING, T_BUNDLE, T_FRAGMENT, T_ACK, T_ANNOUNCE, T_SUMMARY, T_DICTIONARIES, T_RECEIPT_PARTS, T_BUNDLE_RUN, T_NEIGHBOURS = range(10)
 RESERVED_FLAGS = {T_BUNDLE: 0x00, T_FRAGMENT: 0x06, T_ACK: 0x06, T_ANNOUNCE: 0x00, T_SUMMARY: 0x06, T_DICTIONARIES: 0x06,
-                  T_RECEIPT_PARTS: 0x06, T_BUNDLE_RUN: 0x07}
+                  T_RECEIPT_PARTS: 0x06, T_BUNDLE_RUN: 0x07, T_NEIGHBOURS: 0x07}
 
 
 @dataclass
@@ -1420,6 +1420,8 @@ def record_type_flags_body(rec) -> tuple[int, int, bytes]:
             flags, body = 0x01, u(rec.next_hop, 4)
         body += encode_varint(rec.transfer) + encode_varint(rec.index) + encode_varint(rec.count)
         return T_FRAGMENT, flags, body + rec.data
+    if isinstance(rec, NeighbourListRecord):
+        return T_NEIGHBOURS, 0, encode_neighbours(rec)
     if isinstance(rec, ReceiptPartsRecord):
         return T_RECEIPT_PARTS, 0x01 if rec.part_hops is not None else 0, encode_receipt_parts(rec)
     if isinstance(rec, BundleRecord) and run_eligible(rec):
@@ -1597,7 +1599,37 @@ def decode_record(rtype: int, flags: int, body: bytes, sender: Optional[int] = N
         return DictionariesRecord(entries, request)
     if rtype == T_RECEIPT_PARTS:
         return decode_receipt_parts(body, bool(flags & 0x01))
+    if rtype == T_NEIGHBOURS:
+        return decode_neighbours(body)
     return UnknownRecord(rtype, flags, body)
+
+
+# ---------------------------------------------------------------------------------------------
+# Neighbour lists (5.12, 8.7)
+# ---------------------------------------------------------------------------------------------
+
+MAX_NEIGHBOUR_IDS = 63
+
+
+@dataclass
+class NeighbourListRecord:
+    ids: list  # short ids (int), ascending, no repeats
+
+
+def encode_neighbours(rec: NeighbourListRecord) -> bytes:
+    ids = sorted(set(rec.ids))[:MAX_NEIGHBOUR_IDS]
+    return b"".join(u(i, 4) for i in ids)
+
+
+def decode_neighbours(body: bytes) -> NeighbourListRecord:
+    if len(body) % 4:
+        raise WireError("invalidValue", "neighbours length not a multiple of 4")
+    if len(body) // 4 > MAX_NEIGHBOUR_IDS:
+        raise WireError("tooLarge", f"neighbours: {len(body) // 4} ids > {MAX_NEIGHBOUR_IDS}")
+    ids = [int.from_bytes(body[i:i + 4], "big") for i in range(0, len(body), 4)]
+    if any(a >= b for a, b in zip(ids, ids[1:])):
+        raise WireError("invalidValue", "neighbour ids not in ascending order")
+    return NeighbourListRecord(ids)
 
 
 # ---------------------------------------------------------------------------------------------

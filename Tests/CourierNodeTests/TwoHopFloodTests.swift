@@ -1,0 +1,71 @@
+import CourierMedium
+import CourierNode
+import CourierWire
+import Foundation
+import Testing
+
+/// Two-hop knowledge (SPEC 5.12, 8.5 rule 5): relays send the neighbours they hear with their announces; a relay that heard
+/// a flood from a neighbour whose list names every other neighbour of its own leaves its rebroadcast out, and one
+/// that heard it from an older neighbour (no list) rebroadcasts as before.
+@Suite(.serialized, .timeLimit(.minutes(1))) struct TwoHopFloodTests {
+    /// The engine with three neighbours S, A and B; S sends (as its list) `list`, then its alert.
+    func alertFromS(list: ((EngineHarness.Peer, EngineHarness.Peer, EngineHarness.Peer, ShortID) -> [ShortID])?) throws
+        -> (h: EngineHarness, id: BundleID, out: EngineHarness.Out) {
+        let h = try EngineHarness()
+        let s = h.addPeer(), a = h.addPeer(), b = h.addPeer()
+        h.run(for: 5)
+        if let list {
+            let k = s.identity.publicKeys
+            h.receive(from: s, [.announce(AnnounceRecord(capabilities: 1, signingKey: k.signing, agreementKey: k.agreement)),
+                                .neighbours(NeighbourListRecord(list(s, a, b, h.me.nodeID.short)))], announce: true)
+        }
+        h.run(for: 5)
+        let alert = try s.bundle(.alert, to: .everyone, "Flash flood: move to high ground now.", at: h.now)
+        var out = h.receive(from: s, [.bundle(BundleRecord(bundle: alert.encode()))])
+        let later = h.run(for: 120)
+        out.packets += later.packets
+        out.events += later.events
+        return (h, alert.id, out)
+    }
+
+    func rebroadcasts(_ id: BundleID, _ out: EngineHarness.Out) -> Int {
+        out.bundles.filter { $0.nextHop == nil && (try? CourierBundle(decoding: $0.bundle).id) == id }.count
+    }
+
+    func suppressed(_ id: BundleID, _ out: EngineHarness.Out) -> Bool {
+        out.events.contains { if case .suppressed(let x) = $0 { x == id } else { false } }
+    }
+
+    @Test func aRelayWhoseEveryNeighbourWasCoveredByTheFloodItHeardDoesNotRebroadcast() throws {
+        let (_, id, out) = try self.alertFromS { _, a, b, me in [a.short, b.short, me] }
+        #expect(self.rebroadcasts(id, out) == 0, "rebroadcast although S's copy reached A and B")
+        #expect(self.suppressed(id, out), "the rebroadcast left out is not reported")
+    }
+
+    @Test func anOlderRelaysAnnounceWithoutANeighbourListKeepsRebroadcasting() throws {
+        let (_, id, out) = try self.alertFromS(list: nil)
+        #expect(self.rebroadcasts(id, out) == 1, "an older neighbour's copy (no list) must not stop ours")
+        #expect(!self.suppressed(id, out))
+    }
+
+    @Test func aNeighbourTheSendersListLeavesOutKeepsTheRebroadcast() throws {
+        let (_, id, out) = try self.alertFromS { _, a, _, me in [a.short, me] }
+        #expect(self.rebroadcasts(id, out) == 1, "B is not in S's list: our copy is its only one")
+    }
+
+    @Test func theEngineSendsItsNeighbourListWithItsAnnounce() throws {
+        let h = try EngineHarness()
+        let a = h.addPeer(capabilities: 1 | AnnounceRecord.hello)
+        let b = h.addPeer(capabilities: 1 | AnnounceRecord.hello)
+        var all = a.out
+        all.packets += b.out.packets
+        all.packets += h.run(for: 600).packets
+        let lists = all.packets.compactMap { p -> [ShortID]? in
+            guard p.contains(where: { if case .announce = $0 { true } else { false } }) else { return nil }
+            for case .neighbours(let l) in p { return l.ids }
+            return nil
+        }
+        try #require(!lists.isEmpty, "no announce carried a neighbour list")
+        #expect(lists.last == [a.peer.short, b.peer.short].sorted())
+    }
+}

@@ -1,0 +1,34 @@
+import CourierWire
+import Testing
+
+/// The neighbour-list record (type 9, SPEC 5.12): encoded in ascending order, decoded totally, skipped by a node
+/// that does not know it when a reserved flag is set.
+@Suite struct NeighbourListTests {
+    @Test func encodesSortedWithoutRepeatsAndDecodesBack() throws {
+        let r = NeighbourListRecord([ShortID(0x0b00_0001), ShortID(0x0a00_0002), ShortID(0x0b00_0001)])
+        #expect(r.ids == [ShortID(0x0a00_0002), ShortID(0x0b00_0001)])
+        #expect(r.encodeBody() == [0x0a, 0, 0, 2, 0x0b, 0, 0, 1])
+        let payload = Record.encode([.neighbours(r)])
+        #expect(payload.first == 0x90)
+        #expect(try Record.decodeAll(payload[...]) == [.neighbours(r)])
+    }
+
+    @Test func isCutToItsLimit() {
+        let r = NeighbourListRecord((1...100).map { ShortID(UInt32($0)) })
+        #expect(r.ids.count == NeighbourListRecord.maxIDs)
+        #expect(r.ids.first == ShortID(1) && r.ids.last == ShortID(UInt32(NeighbourListRecord.maxIDs)))
+    }
+
+    @Test func refusesBodiesThatAreNotAList() throws {
+        #expect(throws: WireError.self) { try NeighbourListRecord.decode([0, 0, 0, 1, 0][...]) }
+        #expect(throws: WireError.self) { try NeighbourListRecord.decode([0, 0, 0, 2, 0, 0, 0, 1][...]) }
+        #expect(throws: WireError.self) { try NeighbourListRecord.decode([0, 0, 0, 1, 0, 0, 0, 1][...]) }
+        #expect(throws: WireError.self) { try NeighbourListRecord.decode([UInt8](repeating: 1, count: 64 * 4)[...]) }
+        #expect(try NeighbourListRecord.decode([][...]).ids.isEmpty)
+    }
+
+    @Test func aReservedFlagMakesItUnknown() throws {
+        let records = try Record.decodeAll([0x91, 0, 0, 0, 1][...])
+        #expect(records == [.unknown(type: 9, flags: 1, body: [0, 0, 0, 1])])
+    }
+}
