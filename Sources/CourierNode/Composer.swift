@@ -173,6 +173,7 @@ extension Node {
         let slow = l.info.properties.bitsPerSecond.map { $0 < 100_000 } ?? false
         let smallMTU = self.fragmentMTU(l)
         var urgentAdded = false
+        var floodAdded = false
         for var t in candidates {
             if slow && urgentAdded && t.priority > .urgent { break }
             let inFlight = t.sent.subtracting(t.acked).count
@@ -223,6 +224,7 @@ extension Node {
             }
             if addedAny {
                 if t.priority == .urgent { urgentAdded = true }
+                if t.key.target == nil { floodAdded = true }
                 if t.key.target == nil { self.stats.broadcastDataPackets += 1 } else { self.stats.unicastDataPackets += 1 }
                 if !carrying.contains(t.key.bundle) { carrying.append(t.key.bundle) }
                 if t.firstSent == nil { t.firstSent = now }
@@ -258,6 +260,11 @@ extension Node {
                 self.transfers[t.key] = t
             }
             if size >= mtu - Tuning.packetFullWithin { break }
+        }
+        // With a flood, our neighbour list naming the relays that are to pass it on (SPEC 5.12, 8.5 rule 5).
+        if floodAdded, !records.contains(where: { if case .neighbours = $0 { true } else { false } }),
+           let r = self.neighbourListRecord(link: name, now: now, relays: true, fits: { fits($0) }) {
+            add(r)
         }
         // Receipt parts (SPEC 6.16): riding in the room left, or alone when due.
         if let r = self.receiptPartsRecord(now: now, room: mtu - size, alone: records.isEmpty || partsWithAnnounce, link: name) { add(r) }

@@ -62,6 +62,9 @@ public struct NodeConfig: Sendable {
     /// Two-hop knowledge (SPEC 8.5 rule 5): send our neighbour list with our announces, and count a neighbour listed by one
     /// whose copy of a flood we heard as reached (a rebroadcast that would reach nobody else is left out).
     public var neighbourLists = true
+    /// With the neighbour lists: name, with the floods we send, the neighbours that are to pass them on (the fewest
+    /// that reach every node two hops away), and pass on a flood only when a copy heard named us (or named none).
+    public var floodRelays = true
     /// Seconds receipts wait to be aggregated into one bundle per origin.
     public var receiptDelay: Double = 60
     /// An alert's receipt goes out at once: after a random delay of up to this many packet airtimes (it tells the

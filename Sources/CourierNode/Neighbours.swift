@@ -118,20 +118,22 @@ extension Node {
         return id
     }
 
-    /// Our neighbour list (SPEC 5.12), sent with our announces on `link`: the fresh neighbours heard there, most
-    /// recently heard first when they do not all fit (`fits`: the room left in the packet). Nil when there is none to
-    /// send or no room.
-    func neighbourListRecord(link: String, now: Double, fits: (Record) -> Bool) -> Record? {
+    /// Our neighbour list (SPEC 5.12), sent with our announces on `link`, and with the relays named (`relays`) with
+    /// the floods we send there: the fresh neighbours heard there, most recently heard first when they do not all fit
+    /// (`fits`: the room left in the packet; the relays always go). Nil when there is none to send or no room.
+    func neighbourListRecord(link: String, now: Double, relays: Bool = false, fits: (Record) -> Bool) -> Record? {
         guard self.config.neighbourLists else { return nil }
+        let named = relays && self.config.floodRelays ? self.floodRelays(link: link, now: now) : nil
         let fresh = self.freshNeighbours(now: now).filter { $0.link == link }.map { n in
             (n.id.short, self.neighbours[n.id]?.lastHeard.values.max() ?? 0)
         }
         var ids = fresh.sorted { ($0.1, $0.0) > ($1.1, $1.0) }.prefix(NeighbourListRecord.maxIDs).map(\.0)
         while !ids.isEmpty {
-            let r = Record.neighbours(NeighbourListRecord(ids))
+            let r = Record.neighbours(NeighbourListRecord(ids, relays: named))
             if fits(r) { return r }
             ids.removeLast(max(1, ids.count / 4))
         }
+        if let named, !named.isEmpty, case let r = Record.neighbours(NeighbourListRecord([], relays: named)), fits(r) { return r }
         return nil
     }
 

@@ -35,6 +35,8 @@ public final class Node {
     /// The replay guard's packet-counter windows (ReplayGuard.swift).
     var replayGuard = ReplayGuardState()
     var floods: [BundleID: PendingFlood] = [:]
+    /// While a packet's records are read: whether it asks us to pass on the floods it carries (SPEC 8.5 rule 5).
+    var floodRelayAsked = true
     /// Flooded transfers heard in part: when to ask for the rest with our summary, if still incomplete (Flooding.swift).
     var floodGaps: [Reassembler.Key: FloodGap] = [:]
     var floodGapsDue: Double = .infinity
@@ -320,7 +322,9 @@ public final class Node {
         n.lastHeard[link] = now
         n.unresponsiveSince = nil
         for case .announce(let a) in packet.records { n.capabilities = a.capabilities }
-        for case .neighbours(let l) in packet.records { n.hears = Set(l.ids) }
+        for case .neighbours(let l) in packet.records where self.config.neighbourLists { n.hears = Set(l.ids) }
+        self.floodRelayAsked = self.relayAsked(by: packet.records)
+        defer { self.floodRelayAsked = true }
         if n.name == nil, let k = self.partialAnnounces[from.short]?.name { n.name = k }
         self.neighbours[from] = n
         let contact = wasAway && from != self.me
@@ -457,7 +461,7 @@ public final class Node {
             // Enough copies heard, or every neighbour is known to have it (a node whose only neighbour sent it to
             // us, say): our copy would add nothing.
             let uncovered = self.floodUncovered(id, heardFrom: f.from, now: now)
-            if !isOrigin && (f.heard >= self.config.suppressionThreshold || uncovered < self.config.floodMinUncovered) {
+            if !isOrigin && (f.heard >= self.config.suppressionThreshold || uncovered < self.config.floodMinUncovered || !f.asked) {
                 self.stats.suppressed += 1
                 self.emit(.event(.suppressed(id)))
                 continue

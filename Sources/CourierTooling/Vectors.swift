@@ -373,6 +373,7 @@ public enum Vectors {
         case .neighbours(let n):
             var j = RecordJSON(type: "neighbours")
             j.data = n.encodeBody().hex
+            if n.flags != 0 { j.flags = n.flags }
             return j
         case .unknown(let t, let f, let body):
             var j = RecordJSON(type: "unknown")
@@ -423,7 +424,7 @@ public enum Vectors {
         case "receipt-parts":
             return .receiptParts(try ReceiptPartsRecord.decode(try bytes(j.data)[...], withHops: (j.flags ?? 0) & ReceiptPartsRecord.hopsFlag != 0))
         case "neighbours":
-            return .neighbours(try NeighbourListRecord.decode(try bytes(j.data)[...]))
+            return .neighbours(try NeighbourListRecord.decode(try bytes(j.data)[...], withRelays: (j.flags ?? 0) & NeighbourListRecord.relaysFlag != 0))
         case "unknown":
             return .unknown(type: j.code ?? 15, flags: j.flags ?? 0, body: try bytes(j.data))
         default:

@@ -35,7 +35,7 @@ public enum Record: Sendable, Hashable {
         case .summary(let s): return (5, s.isFinal ? 0x1 : 0)
         case .dictionaries(let d): return (6, d.isRequest ? 0x1 : 0)
         case .receiptParts(let p): return (ReceiptPartsRecord.type, p.carriesHops ? ReceiptPartsRecord.hopsFlag : 0)
-        case .neighbours: return (NeighbourListRecord.type, 0)
+        case .neighbours(let n): return (NeighbourListRecord.type, n.flags)
         case .unknown(let t, let f, _): return (t & 0x0F, f & 0x07)
         }
     }
@@ -182,7 +182,7 @@ public enum Record: Sendable, Hashable {
                 continue
             }
             // A known type with a reserved flag set comes from a newer sender: skip it like an unknown type.
-            let reserved: UInt8 = [1: 0x0, 2: 0x6, 3: 0x6, 4: 0x0, 5: 0x6, 6: 0x6, 7: 0x6, 8: 0x7, 9: 0x7][type] ?? 0
+            let reserved: UInt8 = [1: 0x0, 2: 0x6, 3: 0x6, 4: 0x0, 5: 0x6, 6: 0x6, 7: 0x6, 8: 0x7, 9: 0x6][type] ?? 0
             if flags & reserved != 0 {
                 out.append(.unknown(type: type, flags: flags, body: Array(body)))
                 continue
@@ -284,7 +284,7 @@ public enum Record: Sendable, Hashable {
         case ReceiptPartsRecord.type:
             return .receiptParts(try ReceiptPartsRecord.decode(body, withHops: flags & ReceiptPartsRecord.hopsFlag != 0))
         case NeighbourListRecord.type:
-            return .neighbours(try NeighbourListRecord.decode(body))
+            return .neighbours(try NeighbourListRecord.decode(body, withRelays: flags & NeighbourListRecord.relaysFlag != 0))
         default:
             return .unknown(type: type, flags: flags, body: Array(body))
         }

@@ -20,6 +20,7 @@ struct MeshBench: ParsableCommand {
     @Option(help: "Flood suppression threshold k (copies heard that cancel a rebroadcast; default: the engine's).") var suppression: Int?
     @Option(help: "Flood rebroadcast window in packet airtimes (default: the engine's).") var floodWindow: Double?
     @Flag(help: "Relays send no neighbour lists and flood without two-hop knowledge (as before SPEC 5.12).") var noNeighbourLists = false
+    @Flag(help: "Neighbour lists, but no relays named with floods (every relay that stores a flood may pass it on).") var noRelays = false
 
     func run() throws {
         print("Courier mesh benchmark: the real engine and store (in memory) on a virtual clock; LoRa SF9/125 kHz links, MTU 255")
@@ -45,10 +46,11 @@ struct MeshBench: ParsableCommand {
             o.seed = UInt64(seed)
             // As `relay run` does: every node floods its identity (keys and name), so members can prove the alert's
             // origin (an alert from an origin whose keys are unknown is held until they arrive, SPEC 6.12).
-            let (k, w, lists) = (self.suppression, self.floodWindow, !self.noNeighbourLists)
+            let (k, w, lists, relays) = (self.suppression, self.floodWindow, !self.noNeighbourLists, !self.noRelays)
             o.configure = { c in
                 c.floodIdentity = true
                 c.neighbourLists = lists
+                c.floodRelays = relays
                 if let k { c.suppressionThreshold = k }
                 if let w { c.floodDelayAirtimes = w }
             }
@@ -171,10 +173,11 @@ struct MeshBench: ParsableCommand {
         var o = MeshSimulator.Options()
         o.loss = self.loss
         o.seed = 99
-        let lists = !self.noNeighbourLists
+        let (lists, relays) = (!self.noNeighbourLists, !self.noRelays)
         o.configure = { c in
             c.floodIdentity = true
             c.neighbourLists = lists
+            c.floodRelays = relays
         }
         let n = 50
         let sim = try MeshSimulator(count: n, edges: MeshSimulator.randomMesh(count: n, degree: self.degree, seed: 99), options: o)

@@ -8,8 +8,10 @@ import Testing
 /// a flood from a neighbour whose list names every other neighbour of its own leaves its rebroadcast out, and one
 /// that heard it from an older neighbour (no list) rebroadcasts as before.
 @Suite(.serialized, .timeLimit(.minutes(1))) struct TwoHopFloodTests {
-    /// The engine with three neighbours S, A and B; S sends (as its list) `list`, then its alert.
-    func alertFromS(list: ((EngineHarness.Peer, EngineHarness.Peer, EngineHarness.Peer, ShortID) -> [ShortID])?) throws
+    /// The engine with three neighbours S, A and B; S sends (as its list) `list`, then its alert (with `relays`
+    /// named in its packet when given).
+    func alertFromS(list: ((EngineHarness.Peer, EngineHarness.Peer, EngineHarness.Peer, ShortID) -> [ShortID])?,
+                    relays: ((EngineHarness.Peer, EngineHarness.Peer, ShortID) -> [ShortID])? = nil) throws
         -> (h: EngineHarness, id: BundleID, out: EngineHarness.Out) {
         let h = try EngineHarness()
         let s = h.addPeer(), a = h.addPeer(), b = h.addPeer()
@@ -21,7 +23,12 @@ import Testing
         }
         h.run(for: 5)
         let alert = try s.bundle(.alert, to: .everyone, "Flash flood: move to high ground now.", at: h.now)
-        var out = h.receive(from: s, [.bundle(BundleRecord(bundle: alert.encode()))])
+        var records: [Record] = [.bundle(BundleRecord(bundle: alert.encode()))]
+        if let relays {
+            let ids = list?(s, a, b, h.me.nodeID.short) ?? []
+            records.append(.neighbours(NeighbourListRecord(ids, relays: relays(a, b, h.me.nodeID.short))))
+        }
+        var out = h.receive(from: s, records)
         let later = h.run(for: 120)
         out.packets += later.packets
         out.events += later.events
@@ -51,6 +58,45 @@ import Testing
     @Test func aNeighbourTheSendersListLeavesOutKeepsTheRebroadcast() throws {
         let (_, id, out) = try self.alertFromS { _, a, _, me in [a.short, me] }
         #expect(self.rebroadcasts(id, out) == 1, "B is not in S's list: our copy is its only one")
+    }
+
+    /// S's list names A, B and us, but only A reaches a node two hops from S: S names A its relay, not us.
+    @Test func aRelayNotNamedByTheCopyItHeardDoesNotRebroadcast() throws {
+        // B is not in S's list: without the relays named we would pass it on (previous test).
+        let (_, id, out) = try self.alertFromS(list: { _, a, _, me in [a.short, me] }, relays: { a, _, _ in [a.short] })
+        #expect(self.rebroadcasts(id, out) == 0, "S named only A its relay")
+        #expect(self.suppressed(id, out))
+    }
+
+    @Test func aRelayNamedByTheCopyItHeardRebroadcasts() throws {
+        let (_, id, out) = try self.alertFromS(list: { _, a, _, me in [a.short, me] }, relays: { _, _, me in [me] })
+        #expect(self.rebroadcasts(id, out) == 1, "S named us its relay, and B has no other copy")
+    }
+
+    /// The engine's own alert goes with its list naming as relays the neighbours that reach nodes two hops away:
+    /// A reaches X and Y, B reaches Y only, C nobody new, D sent no list (an older node: always named).
+    @Test func theEngineNamesTheFewestRelaysThatReachEveryNodeTwoHopsAway() throws {
+        let h = try EngineHarness()
+        let a = h.addPeer(), b = h.addPeer(), c = h.addPeer(), d = h.addPeer()
+        let x = ShortID(0x7000_0001), y = ShortID(0x7000_0002)
+        let me = h.me.nodeID.short
+        for (p, list) in [(a, [me, x, y]), (b, [me, y, c.short]), (c, [me, b.short])] {
+            let k = p.identity.publicKeys
+            h.receive(from: p, [.announce(AnnounceRecord(capabilities: 1, signingKey: k.signing, agreementKey: k.agreement)),
+                                .neighbours(NeighbourListRecord(list))], announce: true)
+        }
+        h.run(for: 5)
+        let (_, sent) = try h.node.submit(kind: .alert, destination: .everyone, content: Array("Bridge closed.".utf8), now: h.now)
+        var packets = h.read(sent).packets
+        packets += h.run(for: 5).packets
+        let withAlert = packets.filter { p in p.contains { if case .bundle(let r) = $0 { r.nextHop == nil } else { false } } }
+        let lists = withAlert.compactMap { p -> NeighbourListRecord? in
+            for case .neighbours(let l) in p { return l }
+            return nil
+        }
+        let l = try #require(lists.first, "the alert went without a neighbour list")
+        #expect(l.relays == [a.short, d.short].sorted())
+        #expect(l.ids == [a.short, b.short, c.short, d.short].sorted())
     }
 
     @Test func theEngineSendsItsNeighbourListWithItsAnnounce() throws {

@@ -28,7 +28,26 @@ import Testing
     }
 
     @Test func aReservedFlagMakesItUnknown() throws {
-        let records = try Record.decodeAll([0x91, 0, 0, 0, 1][...])
-        #expect(records == [.unknown(type: 9, flags: 1, body: [0, 0, 0, 1])])
+        let records = try Record.decodeAll([0x92, 0, 0, 0, 1][...])
+        #expect(records == [.unknown(type: 9, flags: 2, body: [0, 0, 0, 1])])
+    }
+}
+
+/// Flag R (SPEC 5.12): the relays named first, after their count.
+@Suite struct NeighbourListRelaysTests {
+    @Test func relaysGoFirstAfterTheirCount() throws {
+        let r = NeighbourListRecord([ShortID(3), ShortID(1), ShortID(2)], relays: [ShortID(3), ShortID(2)])
+        #expect(r.ids == [ShortID(1), ShortID(2), ShortID(3)])
+        #expect(r.relays == [ShortID(2), ShortID(3)])
+        #expect(r.encodeBody() == [2, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 1])
+        let payload = Record.encode([.neighbours(r)])
+        #expect(payload.first == 0x91)
+        #expect(try Record.decodeAll(payload[...]) == [.neighbours(r)])
+    }
+
+    @Test func refusesRelayCountsThatDoNotMatch() {
+        #expect(throws: WireError.self) { try NeighbourListRecord.decode([2, 0, 0, 0, 1][...], withRelays: true) }
+        #expect(throws: WireError.self) { try NeighbourListRecord.decode([1, 0, 0, 0, 1, 0, 0, 0, 1][...], withRelays: true) }
+        #expect(throws: WireError.self) { try NeighbourListRecord.decode([][...], withRelays: true) }
     }
 }

@@ -1175,20 +1175,22 @@ def check_neighbours():
     f = load("neighbours.json")
     for v in f["records"]:
         p = f"neighbour list '{v['name'][:50]}'"
-        rec = cw.decode_neighbours(bytes.fromhex(v["recordHex"]))
+        rec = cw.decode_neighbours(bytes.fromhex(v["recordHex"]), "relays" in v)
         check(f"{p}: decodes to its ids", lambda: expect_equal([f"{i:08x}" for i in rec.ids], v["ids"]))
+        check(f"{p}: decodes to its relays", lambda: expect_equal(
+            None if rec.relays is None else [f"{i:08x}" for i in rec.relays], v.get("relays")))
         check(f"{p}: encodes to recordHex", lambda: expect_equal(cw.encode_neighbours(rec).hex(), v["recordHex"]))
 
         def payload():
             records = cw.decode_payload(bytes.fromhex(v["payloadHex"]))
             expect_equal([type(r).__name__ for r in records], ["AnnounceRecord", "NeighbourListRecord"])
-            expect_equal(records[1].ids, rec.ids)
+            expect_equal((records[1].ids, records[1].relays), (rec.ids, rec.relays))
             expect_equal(cw.encode_payload(records).hex(), v["payloadHex"])
         check(f"{p}: after an announce in one payload (record type 9)", payload)
     for v in f["invalid"]:
         def refused():
             try:
-                cw.decode_neighbours(bytes.fromhex(v["hex"]))
+                cw.decode_neighbours(bytes.fromhex(v["hex"]), bool(v.get("relaysFlag")))
             except cw.WireError as e:
                 expect_equal(e.kind, v["error"])
                 return str(e)
