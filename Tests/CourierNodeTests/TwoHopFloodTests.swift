@@ -13,7 +13,7 @@ import Testing
     func alertFromS(list: ((EngineHarness.Peer, EngineHarness.Peer, EngineHarness.Peer, ShortID) -> [ShortID])?,
                     relays: ((EngineHarness.Peer, EngineHarness.Peer, ShortID) -> [ShortID])? = nil) throws
         -> (h: EngineHarness, id: BundleID, out: EngineHarness.Out) {
-        let h = try EngineHarness()
+        let h = try EngineHarness(configure: { $0.neighbourLists = true })
         let s = h.addPeer(), a = h.addPeer(), b = h.addPeer()
         h.run(for: 5)
         if let list {
@@ -76,7 +76,7 @@ import Testing
     /// The engine's own alert goes with its list naming as relays the neighbours that reach nodes two hops away:
     /// A reaches X and Y, B reaches Y only, C nobody new, D sent no list (an older node: always named).
     @Test func theEngineNamesTheFewestRelaysThatReachEveryNodeTwoHopsAway() throws {
-        let h = try EngineHarness()
+        let h = try EngineHarness(configure: { $0.neighbourLists = true })
         let a = h.addPeer(), b = h.addPeer(), c = h.addPeer(), d = h.addPeer()
         let x = ShortID(0x7000_0001), y = ShortID(0x7000_0002)
         let me = h.me.nodeID.short
@@ -100,7 +100,7 @@ import Testing
     }
 
     @Test func theEngineSendsItsNeighbourListWithItsAnnounce() throws {
-        let h = try EngineHarness()
+        let h = try EngineHarness(configure: { $0.neighbourLists = true })
         let a = h.addPeer(capabilities: 1 | AnnounceRecord.hello)
         let b = h.addPeer(capabilities: 1 | AnnounceRecord.hello)
         var all = a.out
