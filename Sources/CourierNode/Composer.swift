@@ -162,6 +162,8 @@ extension Node {
             }
         }
         if let r = self.dictionaryRecord(for: name, withAnnounce: announceForm), fits(r) { add(r); self.dictionaryRecordSent(r, link: name) }
+        // With our announce, the neighbours we hear (SPEC 5.13, 8.5 rule 5), in the room left.
+        if announceForm, let r = self.neighbourListRecord(link: name, now: now, fits: { fits($0) }) { add(r) }
         // The rests of bundles cut at the end of the packet before (SPEC 5.12) go first; one whose transfer timed out,
         // was acknowledged or cut again is dropped (the whole bundle goes again).
         if !l.rests.isEmpty {
@@ -186,6 +188,7 @@ extension Node {
         let slow = l.info.properties.bitsPerSecond.map { $0 < 100_000 } ?? false
         let smallMTU = self.fragmentMTU(l)
         var urgentAdded = false
+        var floodAdded = false
         for var t in candidates {
             if slow && urgentAdded && t.priority > .urgent { break }
             let inFlight = t.sent.subtracting(t.acked).count
@@ -252,6 +255,7 @@ extension Node {
             }
             if addedAny {
                 if t.priority == .urgent { urgentAdded = true }
+                if t.key.target == nil { floodAdded = true }
                 if t.key.target == nil { self.stats.broadcastDataPackets += 1 } else { self.stats.unicastDataPackets += 1 }
                 if !carrying.contains(t.key.bundle) { carrying.append(t.key.bundle) }
                 if t.firstSent == nil { t.firstSent = now }
@@ -287,6 +291,11 @@ extension Node {
                 self.transfers[t.key] = t
             }
             if size >= mtu - Tuning.packetFullWithin { break }
+        }
+        // With a flood, our neighbour list naming the relays that are to pass it on (SPEC 5.13, 8.5 rule 5).
+        if floodAdded, !records.contains(where: { if case .neighbours = $0 { true } else { false } }),
+           let r = self.neighbourListRecord(link: name, now: now, relays: true, fits: { fits($0) }) {
+            add(r)
         }
         // Receipt parts (SPEC 6.16): riding in the room left, or alone when due.
         if let r = self.receiptPartsRecord(now: now, room: mtu - size, alone: records.isEmpty || partsWithAnnounce, link: name) { add(r) }

@@ -8,6 +8,17 @@ extension Node {
     struct PendingFlood {
         var due: Double
         var heard = 0
+        /// The neighbours whose copies we heard (the first one we got it from, then every copy heard meanwhile): with
+        /// their neighbour lists, who else those copies reached (SPEC 8.5 rule 5).
+        var from: Set<NodeID> = []
+        /// Whether a copy heard asked us to pass it on: it named us a relay, or named none (an older sender, or a
+        /// list that did not fit its packet). A relay none asked leaves its rebroadcast out (SPEC 8.5 rule 5).
+        var asked = true
+
+        mutating func copyHeard(from n: NodeID, asked: Bool) {
+            self.from.insert(n)
+            self.asked = self.asked || asked
+        }
     }
 
     /// A flooded transfer heard in part (SPEC 8.5, flooded bundles, rule 4).
@@ -96,12 +107,12 @@ extension Node {
             guard local || b.hopLimit > 0 else { return }
             // The origin sends at once; relays wait a random time and count copies they hear meanwhile. Relays with
             // more neighbours not known to have it go sooner (their copy helps more, and may spare the others').
-            let fresh = self.freshNeighbours(now: now)
-            let uncovered = fresh.filter { !self.isHolder(b.id, $0.id) }.count
+            let heardFrom: Set<NodeID> = from.map { [$0] } ?? []
+            let uncovered = self.floodUncovered(b.id, heardFrom: heardFrom, now: now)
             // Alerts: neighbours that have it say so with their receipts first (sent within `alertReceiptAirtimes`).
             let wait = b.kind == .alert && self.isForMe(b) ? self.maxAirtime * (self.config.alertReceiptAirtimes + 1) : 0
             let delay = local ? 0 : wait + self.floodDelay(uncovered: uncovered)
-            self.floods[b.id] = PendingFlood(due: now + delay)
+            self.floods[b.id] = PendingFlood(due: now + delay, from: heardFrom, asked: local || from == nil || self.floodRelayAsked)
         case .node:
             self.noteDirected(b.id)
             self.routeDirected(b.id, now: now)
@@ -111,6 +122,61 @@ extension Node {
                 self.wantSummary(nil, now: now, 0.1, 5)
             }
         }
+    }
+
+    /// Fresh neighbours a rebroadcast of `id` would reach that nothing says have it: not known holders, and (two-hop
+    /// knowledge, SPEC 8.5 rule 5) not listed by a neighbour whose copy we heard as one it hears (that copy reached them). A
+    /// neighbour that sent no list (an older node) covers only itself.
+    func floodUncovered(_ id: BundleID, heardFrom: Set<NodeID>, now: Double) -> Int {
+        var covered = Set<ShortID>()
+        if self.config.neighbourLists {
+            for n in heardFrom {
+                covered.insert(n.short)
+                if let h = self.neighbours[n]?.hears { covered.formUnion(h) }
+            }
+        }
+        return self.freshNeighbours(now: now).filter { !self.isHolder(id, $0.id) && !covered.contains($0.id.short) }.count
+    }
+
+    /// Whether a packet asks us to pass on the floods it carries: its neighbour list names us a relay, or it names
+    /// no relays (an older sender, a list that did not fit, or relays not in use here).
+    func relayAsked(by records: [Record]) -> Bool {
+        guard self.config.neighbourLists && self.config.floodRelays else { return true }
+        for case .neighbours(let l) in records { if let r = l.relays { return r.contains(self.me.short) } }
+        return true
+    }
+
+    /// The relays we name in the packets of our floods on `link` (SPEC 8.5 rule 5): enough fresh neighbours there
+    /// that every node two hops away (listed by one of them, not one of ours) hears one of them: first those
+    /// whose lists we lack (who knows what they reach), then those that alone reach a node two hops away, then
+    /// greedily whoever reaches the most not yet reached (OLSR's multipoint relays, RFC 3626 section 8.3.1).
+    func floodRelays(link: String, now: Double) -> [ShortID] {
+        let n1 = self.freshNeighbours(now: now).filter { $0.link == link }.map(\.id)
+        let shorts = Set(n1.map(\.short))
+        var selected = Set<ShortID>()
+        var reach: [ShortID: Set<ShortID>] = [:]
+        for y in n1 {
+            guard let h = self.neighbours[y]?.hears else {
+                selected.insert(y.short)
+                continue
+            }
+            reach[y.short] = h.subtracting(shorts).subtracting([self.me.short])
+        }
+        var uncovered = reach.values.reduce(into: Set<ShortID>()) { $0.formUnion($1) }
+        for z in uncovered.sorted() {
+            let by = reach.filter { $0.value.contains(z) }.map(\.key)
+            if by.count == 1 { selected.insert(by[0]) }
+        }
+        for y in selected { if let r = reach[y] { uncovered.subtract(r) } }
+        while !uncovered.isEmpty {
+            let best = reach.filter { !selected.contains($0.key) }.max { a, b in
+                (a.value.intersection(uncovered).count, b.key) < (b.value.intersection(uncovered).count, a.key)
+            }
+            guard let (y, r) = best, !r.isDisjoint(with: uncovered) else { break }
+            selected.insert(y)
+            uncovered.subtract(r)
+        }
+        return selected.sorted()
     }
 
     /// A random delay before a rebroadcast or repair: up to `floodDelayAirtimes` packet airtimes, divided by the

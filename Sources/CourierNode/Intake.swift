@@ -22,7 +22,7 @@ extension Node {
         if b.expires <= nowMinutes { return true }
         // A copy of a flood we are about to rebroadcast: one more neighbour has it; a repair someone else just
         // sent need not be sent again.
-        if self.floods[b.id] != nil { self.floods[b.id]!.heard += 1 }
+        if self.floods[b.id] != nil { self.floods[b.id]!.heard += 1; self.floods[b.id]!.copyHeard(from: from, asked: self.floodRelayAsked) }
         self.noteHolder(b.id, from, now: now)
         // Only a receipt its origin signed says anything (a forged one would suppress copies and pulls).
         if b.kind == .receipt, self.judge(b) == .proven { self.receiptEvidence(b, from: from, link: link, now: now) }

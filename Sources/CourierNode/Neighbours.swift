@@ -17,6 +17,9 @@ extension Node {
         var unresponsiveSince: Double? = nil
         /// The capabilities byte of its last announce (0 until heard): bit 3 says it reads compact bundle records.
         var capabilities: UInt8 = 0
+        /// The neighbours it hears, from the neighbour list sent with its last announce (SPEC 5.13, 8.5 rule 5); nil until
+        /// one is heard (an older node sends none: nothing is known of its neighbours).
+        var hears: Set<ShortID>? = nil
     }
 
     struct PartialAnnounce {
@@ -115,6 +118,25 @@ extension Node {
         return id
     }
 
+    /// Our neighbour list (SPEC 5.13), sent with our announces on `link`, and with the relays named (`relays`) with
+    /// the floods we send there: the fresh neighbours heard there, most recently heard first when they do not all fit
+    /// (`fits`: the room left in the packet; the relays always go). Nil when there is none to send or no room.
+    func neighbourListRecord(link: String, now: Double, relays: Bool = false, fits: (Record) -> Bool) -> Record? {
+        guard self.config.neighbourLists else { return nil }
+        let named = relays && self.config.floodRelays ? self.floodRelays(link: link, now: now) : nil
+        let fresh = self.freshNeighbours(now: now).filter { $0.link == link }.map { n in
+            (n.id.short, self.neighbours[n.id]?.lastHeard.values.max() ?? 0)
+        }
+        var ids = fresh.sorted { ($0.1, $0.0) > ($1.1, $1.0) }.prefix(NeighbourListRecord.maxIDs).map(\.0)
+        while !ids.isEmpty {
+            let r = Record.neighbours(NeighbourListRecord(ids, relays: named))
+            if fits(r) { return r }
+            ids.removeLast(max(1, ids.count / 4))
+        }
+        if let named, !named.isEmpty, case let r = Record.neighbours(NeighbourListRecord([], relays: named)), fits(r) { return r }
+        return nil
+    }
+
     /// Neighbours heard within the timeout on an up link.
     func freshNeighbours(now: Double) -> [(id: NodeID, link: String)] {
         self.neighbours.keys.sorted { $0.bytes.lexicographicallyPrecedes($1.bytes) }.compactMap { id in
@@ -145,6 +167,7 @@ extension Node {
         n.lastHeard[link] = now
         n.unresponsiveSince = nil
         for case .announce(let a) in packet.records { n.capabilities = a.capabilities }
+        for case .neighbours(let l) in packet.records where self.config.neighbourLists { n.hears = Set(l.ids) }
         if n.name == nil, let k = self.partialAnnounces[from.short]?.name { n.name = k }
         self.neighbours[from] = n
         let contact = wasAway && from != self.me

@@ -35,6 +35,8 @@ public final class Node {
     /// The replay guard's packet-counter windows (ReplayGuard.swift).
     var replayGuard = ReplayGuardState()
     var floods: [BundleID: PendingFlood] = [:]
+    /// While a packet's records are read: whether it asks us to pass on the floods it carries (SPEC 8.5 rule 5).
+    var floodRelayAsked = true
     /// Flooded transfers heard in part: when to ask for the rest with our summary, if still incomplete (Flooding.swift).
     var floodGaps: [Reassembler.Key: FloodGap] = [:]
     var floodGapsDue: Double = .infinity
@@ -318,6 +320,8 @@ public final class Node {
         }
         guard self.admitCounter(packet.header.counter, from: from, link: link) else { return nil }
         let (previous, contact) = self.heard(from, on: link, packet: packet, now: now)
+        self.floodRelayAsked = self.relayAsked(by: packet.records)
+        defer { self.floodRelayAsked = true }
         for r in packet.records {
             switch r {
             case .ack(let a) where a.target == self.me.short: self.handleAck(a, from: from, link: link, now: now)
@@ -428,8 +432,8 @@ public final class Node {
             let isOrigin = id.origin == self.me.short
             // Enough copies heard, or every neighbour is known to have it (a node whose only neighbour sent it to
             // us, say): our copy would add nothing.
-            let uncovered = self.freshNeighbours(now: now).filter { !self.isHolder(id, $0.id) }.count
-            if !isOrigin && (f.heard >= self.config.suppressionThreshold || uncovered < self.config.floodMinUncovered) {
+            let uncovered = self.floodUncovered(id, heardFrom: f.from, now: now)
+            if !isOrigin && (f.heard >= self.config.suppressionThreshold || uncovered < self.config.floodMinUncovered || !f.asked) {
                 self.stats.suppressed += 1
                 self.emit(.event(.suppressed(id)))
                 continue

@@ -379,6 +379,11 @@ public enum Vectors {
             j.total = p.total
             j.data = p.data.hex
             return j
+        case .neighbours(let n):
+            var j = RecordJSON(type: "neighbours")
+            j.data = n.encodeBody().hex
+            if n.flags != 0 { j.flags = n.flags }
+            return j
         case .unknown(let t, let f, let body):
             var j = RecordJSON(type: "unknown")
             j.code = t
@@ -430,6 +435,8 @@ public enum Vectors {
         case "piece":
             guard let next = try short(j.nextHop), let t = j.transfer else { throw BadVector() }
             return .piece(RunPiece(nextHop: next, transfer: t, total: j.total, data: try bytes(j.data)))
+        case "neighbours":
+            return .neighbours(try NeighbourListRecord.decode(try bytes(j.data)[...], withRelays: (j.flags ?? 0) & NeighbourListRecord.relaysFlag != 0))
         case "unknown":
             return .unknown(type: j.code ?? 15, flags: j.flags ?? 0, body: try bytes(j.data))
         default:

@@ -16,6 +16,8 @@ public enum Record: Sendable, Hashable {
     /// A piece of a bundle cut across two packets at the end or start of a bundle run (SPEC 5.12): the head (with the
     /// whole run form's length) or the rest.
     case piece(RunPiece)
+    /// The neighbours the sender hears, sent with its announce (type 9, SPEC 5.13, 8.5 rule 5).
+    case neighbours(NeighbourListRecord)
     /// A record type this version does not know: skipped and counted by receivers. (Bundle runs, type 8, decode into
     /// `.bundle` records, one for each bundle of the run; see `BundleRun`.)
     case unknown(type: UInt8, flags: UInt8, body: [UInt8])
@@ -37,6 +39,7 @@ public enum Record: Sendable, Hashable {
         case .dictionaries(let d): return (6, d.isRequest ? 0x1 : 0)
         case .receiptParts(let p): return (ReceiptPartsRecord.type, p.carriesHops ? ReceiptPartsRecord.hopsFlag : 0)
         case .piece(let p): return (BundleRun.type, p.isHead ? BundleRun.cutFlag : BundleRun.restFlag)
+        case .neighbours(let n): return (NeighbourListRecord.type, n.flags)
         case .unknown(let t, let f, _): return (t & 0x0F, f & 0x07)
         }
     }
@@ -84,6 +87,8 @@ public enum Record: Sendable, Hashable {
             w.append(p.encodeBody())
         case .piece(let p):
             w.append(BundleRun.encodeBody(p.isHead ? nil : p, [], p.isHead ? p : nil))
+        case .neighbours(let n):
+            w.append(n.encodeBody())
         case .unknown(_, _, let body):
             w.append(body)
         }
@@ -218,7 +223,7 @@ public enum Record: Sendable, Hashable {
                 continue
             }
             // A known type with a reserved flag set comes from a newer sender: skip it like an unknown type.
-            let reserved: UInt8 = [1: 0x0, 2: 0x6, 3: 0x6, 4: 0x0, 5: 0x6, 6: 0x6, 7: 0x6, 8: 0x4][type] ?? 0
+            let reserved: UInt8 = [1: 0x0, 2: 0x6, 3: 0x6, 4: 0x0, 5: 0x6, 6: 0x6, 7: 0x6, 8: 0x4, 9: 0x6][type] ?? 0
             if flags & reserved != 0 {
                 out.append(.unknown(type: type, flags: flags, body: Array(body)))
                 continue
@@ -319,6 +324,8 @@ public enum Record: Sendable, Hashable {
             return .dictionaries(DictionariesRecord(isRequest: request, entries: entries))
         case ReceiptPartsRecord.type:
             return .receiptParts(try ReceiptPartsRecord.decode(body, withHops: flags & ReceiptPartsRecord.hopsFlag != 0))
+        case NeighbourListRecord.type:
+            return .neighbours(try NeighbourListRecord.decode(body, withRelays: flags & NeighbourListRecord.relaysFlag != 0))
         default:
             return .unknown(type: type, flags: flags, body: Array(body))
         }

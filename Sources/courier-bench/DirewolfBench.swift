@@ -329,6 +329,7 @@ struct DirewolfBench: AsyncParsableCommand {
                     case .dictionaries: what.append("dictionaries")
                     case .receiptParts: what.append("receipt parts")
                     case .piece(let x): what.append("piece t\(x.transfer) \(x.data.count) B")
+                    case .neighbours: what.append("neighbours")
                     case .unknown: what.append("?")
                     }
                 }

@@ -89,6 +89,7 @@ struct LineBreakdown {
                 case .dictionaries: self.add("\(dir) dictionaries records", size)
                 case .receiptParts: self.add("\(dir) receipt parts", size)
                 case .piece: break  // in a run (above)
+                case .neighbours: self.add("\(dir) neighbour lists", size)
                 case .unknown: self.add("\(dir) other records", size)
                 }
             }

@@ -19,6 +19,8 @@ struct MeshBench: ParsableCommand {
     @Flag(help: "Skip the 50-node day.") var noDay = false
     @Option(help: "Flood suppression threshold k (copies heard that cancel a rebroadcast; default: the engine's).") var suppression: Int?
     @Option(help: "Flood rebroadcast window in packet airtimes (default: the engine's).") var floodWindow: Double?
+    @Flag(help: "Relays send neighbour lists and flood with two-hop knowledge (SPEC 5.13, 8.5 rule 5; off by default).") var neighbourLists = false
+    @Flag(help: "With --neighbour-lists: no relays named with floods (every relay that stores a flood may pass it on).") var noRelays = false
 
     func run() throws {
         print("Courier mesh benchmark: the real engine and store (in memory) on a virtual clock; LoRa SF9/125 kHz links, MTU 255")
@@ -44,9 +46,11 @@ struct MeshBench: ParsableCommand {
             o.seed = UInt64(seed)
             // As `relay run` does: every node floods its identity (keys and name), so members can prove the alert's
             // origin (an alert from an origin whose keys are unknown is held until they arrive, SPEC 6.12).
-            let (k, w) = (self.suppression, self.floodWindow)
+            let (k, w, lists, relays) = (self.suppression, self.floodWindow, self.neighbourLists, !self.noRelays)
             o.configure = { c in
                 c.floodIdentity = true
+                c.neighbourLists = lists
+                c.floodRelays = relays
                 if let k { c.suppressionThreshold = k }
                 if let w { c.floodDelayAirtimes = w }
             }
@@ -169,7 +173,12 @@ struct MeshBench: ParsableCommand {
         var o = MeshSimulator.Options()
         o.loss = self.loss
         o.seed = 99
-        o.configure = { $0.floodIdentity = true }
+        let (lists, relays) = (self.neighbourLists, !self.noRelays)
+        o.configure = { c in
+            c.floodIdentity = true
+            c.neighbourLists = lists
+            c.floodRelays = relays
+        }
         let n = 50
         let sim = try MeshSimulator(count: n, edges: MeshSimulator.randomMesh(count: n, degree: self.degree, seed: 99), options: o)
         let t0 = Date()

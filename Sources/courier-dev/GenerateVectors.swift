@@ -280,7 +280,8 @@ struct GenerateVectors: ParsableCommand {
         try self.pactVectors(a: a, b: b, compressor: compressor)
         try self.dictionaryVectors(a: a)
         try self.receiptVectors(a: a, b: b)
-        print("wrote \(self.out)/{keys,varints,bundles,packets,fragments,invalid,archives,pacts,dictionaries,receipts}.json")
+        try self.neighbourVectors(a: a, b: b)
+        print("wrote \(self.out)/{keys,varints,bundles,packets,fragments,invalid,archives,pacts,dictionaries,receipts,neighbours}.json")
     }
 
     func write<T: Encodable>(_ value: T, _ name: String) throws {

@@ -1169,6 +1169,38 @@ def check_receipts():
         check(f"receipt parts refused: {v['name']} ({v['error']})", refused)
 
 
+# ---------------------------------------------------------------------------------------------
+# neighbours.json (section 5.13)
+# ---------------------------------------------------------------------------------------------
+
+def check_neighbours():
+    f = load("neighbours.json")
+    for v in f["records"]:
+        p = f"neighbour list '{v['name'][:50]}'"
+        rec = cw.decode_neighbours(bytes.fromhex(v["recordHex"]), "relays" in v)
+        check(f"{p}: decodes to its ids", lambda: expect_equal([f"{i:08x}" for i in rec.ids], v["ids"]))
+        check(f"{p}: decodes to its relays", lambda: expect_equal(
+            None if rec.relays is None else [f"{i:08x}" for i in rec.relays], v.get("relays")))
+        check(f"{p}: encodes to recordHex", lambda: expect_equal(cw.encode_neighbours(rec).hex(), v["recordHex"]))
+
+        def payload():
+            records = cw.decode_payload(bytes.fromhex(v["payloadHex"]))
+            expect_equal([type(r).__name__ for r in records], ["AnnounceRecord", "NeighbourListRecord"])
+            expect_equal((records[1].ids, records[1].relays), (rec.ids, rec.relays))
+            expect_equal(cw.encode_payload(records).hex(), v["payloadHex"])
+        check(f"{p}: after an announce in one payload (record type 9)", payload)
+    for v in f["invalid"]:
+        def refused():
+            try:
+                cw.decode_neighbours(bytes.fromhex(v["hex"]), bool(v.get("relaysFlag")))
+            except cw.WireError as e:
+                expect_equal(e.kind, v["error"])
+                return str(e)
+            raise AssertionError("decoded")
+
+        check(f"neighbour list refused: {v['name']} ({v['error']})", refused)
+
+
 def main() -> int:
     print(f"Courier vectors in {VECTORS}; zstd CLI {ZSTD_VERSION}")
     if ZSTD_VERSION == "1.5.4":
@@ -1176,7 +1208,7 @@ def main() -> int:
               "sized to it; magic stripped); they are compared byte for byte")
     for section in (check_keys, check_varints, check_bundles, check_packets, check_fragments, check_invalid,
                     check_spec_examples, check_clarifications, check_archives, check_announces, check_framing,
-                    check_kiss, check_codes, check_pacts, check_dictionaries, check_receipts):
+                    check_kiss, check_codes, check_pacts, check_dictionaries, check_receipts, check_neighbours):
         try:
             section()
         except Exception as e:  # noqa: BLE001  (a crash in a section is a failure, not an abort)

@@ -1124,9 +1124,9 @@ def content_is_text(bundle: Bundle) -> bool:
 # Records (section 5)
 # ---------------------------------------------------------------------------------------------
 
-T_PADDING, T_BUNDLE, T_FRAGMENT, T_ACK, T_ANNOUNCE, T_SUMMARY, T_DICTIONARIES, T_RECEIPT_PARTS, T_BUNDLE_RUN = range(9)
+T_PADDING, T_BUNDLE, T_FRAGMENT, T_ACK, T_ANNOUNCE, T_SUMMARY, T_DICTIONARIES, T_RECEIPT_PARTS, T_BUNDLE_RUN, T_NEIGHBOURS = range(10)
 RESERVED_FLAGS = {T_BUNDLE: 0x00, T_FRAGMENT: 0x06, T_ACK: 0x06, T_ANNOUNCE: 0x00, T_SUMMARY: 0x06, T_DICTIONARIES: 0x06,
-                  T_RECEIPT_PARTS: 0x06, T_BUNDLE_RUN: 0x04}
+                  T_RECEIPT_PARTS: 0x06, T_BUNDLE_RUN: 0x04, T_NEIGHBOURS: 0x06}
 RUN_CUT, RUN_REST = 0x01, 0x02  # 5.12: run flags C (ends with the head of a cut bundle) and R (begins with a rest)
 
 
@@ -1530,6 +1530,8 @@ def record_type_flags_body(rec) -> tuple[int, int, bytes]:
             flags, body = 0x01, u(rec.next_hop, 4)
         body += encode_varint(rec.transfer) + encode_varint(rec.index) + encode_varint(rec.count)
         return T_FRAGMENT, flags, body + rec.data
+    if isinstance(rec, NeighbourListRecord):
+        return T_NEIGHBOURS, 0x01 if rec.relays is not None else 0, encode_neighbours(rec)
     if isinstance(rec, ReceiptPartsRecord):
         return T_RECEIPT_PARTS, 0x01 if rec.part_hops is not None else 0, encode_receipt_parts(rec)
     if isinstance(rec, BundleRecord) and run_eligible(rec):
@@ -1730,7 +1732,50 @@ def decode_record(rtype: int, flags: int, body: bytes, sender: Optional[int] = N
         return DictionariesRecord(entries, request)
     if rtype == T_RECEIPT_PARTS:
         return decode_receipt_parts(body, bool(flags & 0x01))
+    if rtype == T_NEIGHBOURS:
+        return decode_neighbours(body, bool(flags & 0x01))
     return UnknownRecord(rtype, flags, body)
+
+
+# ---------------------------------------------------------------------------------------------
+# Neighbour lists (5.13, 8.7)
+# ---------------------------------------------------------------------------------------------
+
+MAX_NEIGHBOUR_IDS = 63
+
+
+@dataclass
+class NeighbourListRecord:
+    ids: list  # short ids (int), ascending, no repeats: every neighbour listed, the relays too
+    relays: Optional[list] = None  # flag R (0x01): the relays named (a subset of ids), ascending
+
+
+def encode_neighbours(rec: NeighbourListRecord) -> bytes:
+    if rec.relays is None:
+        return b"".join(u(i, 4) for i in sorted(set(rec.ids)))
+    relays = sorted(set(rec.relays))
+    others = sorted(set(rec.ids) - set(relays))
+    return bytes([len(relays)]) + b"".join(u(i, 4) for i in relays + others)
+
+
+def decode_neighbours(body: bytes, with_relays: bool = False) -> NeighbourListRecord:
+    r = Reader(body)
+    count = r.uint(1, "neighbour relays") if with_relays else 0
+    rest = r.rest()
+    if len(rest) % 4:
+        raise WireError("invalidValue", "neighbours length not a multiple of 4")
+    if len(rest) // 4 > MAX_NEIGHBOUR_IDS:
+        raise WireError("tooLarge", f"neighbours: {len(rest) // 4} ids > {MAX_NEIGHBOUR_IDS}")
+    ids = [int.from_bytes(rest[i:i + 4], "big") for i in range(0, len(rest), 4)]
+    if count > len(ids):
+        raise WireError("invalidValue", "more relays than ids")
+    relays, others = ids[:count], ids[count:]
+    for group in (relays, others):
+        if any(a >= b for a, b in zip(group, group[1:])):
+            raise WireError("invalidValue", "neighbour ids not in ascending order")
+    if set(relays) & set(others):
+        raise WireError("invalidValue", "a relay listed twice")
+    return NeighbourListRecord(sorted(ids), relays if with_relays else None)
 
 
 # ---------------------------------------------------------------------------------------------
