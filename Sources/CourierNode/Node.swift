@@ -547,7 +547,8 @@ public final class Node {
         // drill simulator spent most of its time in such ticks). (While only our own packet is on the air, by the
         // engine's own reckoning, they still wake it every millisecond: changing that moves packets in the golden
         // trace by up to a millisecond.)
-        let free = self.links.values.filter(\.up).map { max($0.carrierUntil, now) }.min() ?? now
+        // (No link up: nothing goes out until one comes up, and `linkUp` is an input that sends what waits.)
+        let free = self.links.values.filter(\.up).map { max($0.carrierUntil, now) }.min() ?? .infinity
         t = min(t, max(self.receiptPartsDue, free))
         t = min(t, self.floodGapsDue)
         // A link out of its duty-cycle budget sends nothing until it refills: what waits to go on it (an announce, a
@@ -565,7 +566,9 @@ public final class Node {
             if l.busyUntil > now { t = min(t, max(ready, l.busyUntil)) }
             if ready.isFinite { t = min(t, ready) }
         }
-        for name in self.transfers.links {
+        // Transfers on a link that is down wait for it (`linkDown` made them due at once; `linkUp` sends them): a
+        // courier's relay on the road woke every millisecond until its next stop.
+        for name in self.transfers.links where self.links[name]?.up == true {
             if let due = self.transfers.earliestDue(on: name) {
                 t = min(t, max(refilled[name] ?? -.infinity, self.links[name]?.carrierUntil ?? -.infinity, due))
             }

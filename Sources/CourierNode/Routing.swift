@@ -58,11 +58,13 @@ extension Node {
         guard !self.transfers.hasCustody(id) else { return }
         guard let (hop, link) = self.nextHop(for: dest, now: now) else {
             // No route yet: hand copies to a few neighbours now (a relay further on may know the way, or a
-            // courier may carry it); we keep custody until a receipt says it arrived.
+            // courier may carry it); we keep custody until a receipt says it arrived. Not to a neighbour known to
+            // hold it (the one it came from): a courier's relay gave one of its two copies back to the relay it had
+            // just taken it from, and had none left for the next village.
             let given = self.replicas[id, default: []]
             guard given.count < Self.maxReplicas else { return }
             let candidates = self.neighbours.values
-                .filter { $0.id != self.me && $0.id.short != id.origin && !given.contains($0.id) && self.freshLink($0.id, now: now) != nil }
+                .filter { $0.id != self.me && $0.id.short != id.origin && !given.contains($0.id) && !self.isHolder(id, $0.id) && self.freshLink($0.id, now: now) != nil }
                 .sorted { ($0.lastHeard.values.max() ?? 0, $0.id.description) > ($1.lastHeard.values.max() ?? 0, $1.id.description) }
             for n in candidates.prefix(Self.maxReplicas - given.count) {
                 guard let l = self.freshLink(n.id, now: now) else { continue }

@@ -6,7 +6,7 @@ extension Relay {
     struct Drill: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Resilience drills: break the mesh on purpose and measure how it recovers.",
-            subcommands: [Simulate.self, Start.self, Report.self])
+            subcommands: [Simulate.self, Start.self, Report.self, List.self])
 
         struct Simulate: AsyncParsableCommand {
             static let configuration = CommandConfiguration(

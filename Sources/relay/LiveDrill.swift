@@ -76,6 +76,42 @@ extension Relay.Drill {
             }
         }
     }
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The live drills this relay started, newest first: id, when, for whom, answered of expected.")
+        @OptionGroup var d: DirOption
+        @Flag(help: "Print one JSON object.") var json = false
+
+        func run() async throws {
+            try await guarded {
+                let dir = try d.dir()
+                let store = try dir.storeForReading()
+                let now = Date().timeIntervalSince1970
+                // Newest first; two started in the same second by their sequence numbers (the later one first).
+                let drills = try store.drills().sorted { ($0.started, $0.id.created, $0.id.sequence) > ($1.started, $1.id.created, $1.id.sequence) }
+                var rows: [[String: Any]] = []
+                var lines: [String] = []
+                for drill in drills {
+                    let r = try LiveDrill.report(drill, dir: dir, store: store, now: now)
+                    // Answers from relays not on the expected list (a pact's drill: every relay answers) are not counted.
+                    let expected = Set(drill.expected)
+                    let answered = r.answered.filter { expected.contains($0.node) }.count
+                    rows.append(["drill": drill.id.description, "started": drill.started, "scope": drill.scope,
+                                 "expected": drill.expected.count, "answered": answered, "silent": r.silent.count,
+                                 "answers": r.answered.count])
+                    let scope = drill.scope == "everyone" ? "everyone" : "pact \(drill.scope)"
+                    lines.append("\(drill.id)  started \(clock(Double(drill.started))) (\(relative(now - Double(drill.started))) ago)  to \(scope)  \(answered) of \(drill.expected.count) answered\(r.silent.isEmpty ? "" : ", \(r.silent.count) silent")")
+                }
+                if self.json {
+                    try printJSON(["drills": rows])
+                } else if drills.isEmpty {
+                    say("no drills yet: `relay drill start` starts one")
+                } else {
+                    for l in lines { say(l) }
+                }
+            }
+        }
+    }
 }
 
 enum LiveDrill {
