@@ -231,7 +231,7 @@ extension Node {
     /// order, from the index: only with a neighbour to route to (with none, `mayRoute` is false for all), at most
     /// `Tuning.routedPerTick` of them in one tick, and only while some link has room for more (`roomToRoute`: a
     /// link holding more transfers than it can send in `Tuning.routeBacklog` seconds gets none; a neighbour that
-    /// answered nothing had 38,000 transfers started for it in ten minutes, each packet then moving every one's
+    /// answered nothing had about 19,000 started for it in ten minutes, each packet then moving every one's
     /// timer); the rest later, from where this walk stopped (`RouteWalk`). A walk from the start is skipped when
     /// nothing routing depends on changed since the last one that left nothing routable behind (`RoutingInputs`):
     /// then no held bundle can have become routable, and housekeeping looks at none of them.
