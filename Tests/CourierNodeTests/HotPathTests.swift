@@ -76,7 +76,7 @@ struct HotPathTests {
         let first = node.heldBundlesLookedAt
         #expect(first >= 10_000, "the walk when the neighbour came looked at \(first) held bundles")
         _ = node.receive(announce(), on: "radio", now: now)
-        let end = now + 180
+        let end = now + 130
         var housekeepings = 0
         while now < end {
             now += 0.25
