@@ -90,6 +90,9 @@ struct HeldIndex {
     /// number was told of every bundle that joined by then (`Node.wasTold`).
     private(set) var joined: [BundleID: Int] = [:]
     private(set) var joins = 0
+    /// Bumped at every insert (a bundle new, or stored again with other facts: custody taken) and every rebuild:
+    /// routing walks the held bundles again only when this or another of its inputs changed (`RoutingInputs`).
+    private(set) var version = 0
 
     init() {}
 
@@ -98,6 +101,7 @@ struct HeldIndex {
     init(_ held: [HeldBundle], keepingJoinsOf previous: HeldIndex) {
         self.init(held)
         self.joins = previous.joins
+        self.version = previous.version + 1
         for id in self.byID.keys {
             if let j = previous.joined[id] {
                 self.joined[id] = j
@@ -148,6 +152,7 @@ struct HeldIndex {
         // Stored again (read back after a write): it keeps its place in `joined`.
         let place = self.joined[h.id]
         self.remove(h.id)
+        self.version += 1
         if let place { self.joined[h.id] = place } else {
             self.joins += 1
             self.joined[h.id] = self.joins
@@ -173,6 +178,10 @@ struct HeldIndex {
 extension Node {
     /// What the engine's index says it holds, in the queue's order (a test compares it with `NodeStorage.held`).
     public var heldIndexed: [HeldBundle] { self.heldIndex.ordered }
+
+    /// Held bundles routing walks looked at so far, counted (`courier-bench engine`: housekeeping with nothing changed
+    /// looks at none).
+    public var heldBundlesLookedAt: Int { self.routeWalk.visited }
 
     /// Builds the index of held bundles from the store (one query): at start, and after a grouped write whose commit
     /// failed. Unreadable: the index is kept as it was and built again at the next housekeeping.
@@ -219,33 +228,80 @@ extension Node {
     }
 
     /// Routes the directed bundles in our custody that routing can do something for (`mayRoute`), in the queue's
-    /// order, from the index: only with a neighbour to route to (with none, `mayRoute` is false for all), and at most
-    /// `Tuning.routedPerTick` of them in one tick; the rest at the next tick, from where this one stopped (a relay
-    /// holding 50,000 meeting its first neighbour spent 30 s in one tick routing them all).
+    /// order, from the index: only with a neighbour to route to (with none, `mayRoute` is false for all), at most
+    /// `Tuning.routedPerTick` of them in one tick, and only while some link has room for more (`roomToRoute`: a
+    /// link holding more transfers than it can send in `Tuning.routeBacklog` seconds gets none; a neighbour that
+    /// answered nothing had about 19,000 started for it in ten minutes, each packet then moving every one's
+    /// timer); the rest later, from where this walk stopped (`RouteWalk`). A walk from the start is skipped when
+    /// nothing routing depends on changed since the last one that left nothing routable behind (`RoutingInputs`):
+    /// then no held bundle can have become routable, and housekeeping looks at none of them.
     func routeHeld(now: Double, fromStart: Bool) {
-        if fromStart { self.routeCursor = nil }
+        if fromStart { self.routeWalk.cursor = nil }
         let fresh = self.freshNeighbours(now: now)
         guard !fresh.isEmpty else {
-            self.routeCursor = nil
+            self.routeWalk.cursor = nil
+            self.routeWalk.pending = false
             return
         }
-        let active = self.transfers.custodyBundles
+        // No room: the walk waits where it is (each tick looks again; `nextWakeup` does not call for one).
+        guard self.roomToRoute() else {
+            self.routeWalk.pending = true
+            return
+        }
+        if self.routeWalk.cursor == nil {
+            let inputs = self.routingInputs(fresh: fresh, now: now)
+            if inputs == self.routeWalk.settled {
+                self.routeWalk.pending = false
+                return
+            }
+            self.routeWalk.begun = inputs
+            self.routeWalk.leftBehind = false
+        }
         let order = self.heldIndex.custodyDirected
-        var i = self.routeCursor.map { order.position($0) } ?? 0
-        self.routeCursor = nil
+        var i = self.routeWalk.cursor.map { order.position($0) } ?? 0
+        self.routeWalk.cursor = nil
         var routed = 0
         while i < order.ids.count {
             let id = order.ids[i]
             i += 1
-            guard let h = self.heldIndex[id], !active.contains(id), self.mayRoute(h, fresh: fresh, now: now) else { continue }
-            if routed == Tuning.routedPerTick {
-                self.routeCursor = HeldIndex.Key(h)
-                self.rerouteDue = true
+            self.routeWalk.visited += 1
+            guard let h = self.heldIndex[id], !self.transfers.hasCustody(id), self.mayRoute(h, fresh: fresh, now: now) else { continue }
+            if routed == Tuning.routedPerTick || !self.roomToRoute() {
+                self.routeWalk.cursor = HeldIndex.Key(h)
+                self.routeWalk.pending = true
                 return
             }
             self.routeDirected(id, now: now)
+            // Still routable (a read or a transfer that failed, a copy under way to the next hop): this walk does not
+            // settle routing, the next one looks again.
+            if !self.transfers.hasCustody(id), let again = self.heldIndex[id], self.mayRoute(again, fresh: fresh, now: now) {
+                self.routeWalk.leftBehind = true
+            }
             routed += 1
         }
+        self.routeWalk.pending = false
+        if !self.routeWalk.leftBehind { self.routeWalk.settled = self.routeWalk.begun }
+    }
+
+    /// Whether some up link has room for another transfer: fewer under way on it than it can send in
+    /// `Tuning.routeBacklog` seconds, one packet each at least (a link without airtime, TCP, always has room).
+    func roomToRoute() -> Bool {
+        self.linkOrder.contains { name in
+            guard let l = self.links[name], l.up else { return false }
+            let a = l.info.properties.airtime(bytes: l.info.properties.mtu)
+            guard a > 0 else { return true }
+            return self.transfers.count(on: name) < max(Tuning.routedPerTick, Int(Tuning.routeBacklog / a))
+        }
+    }
+
+    /// What `mayRoute` depends on besides each bundle's own facts, now.
+    func routingInputs(fresh: [(id: NodeID, link: String)], now: Double) -> RoutingInputs {
+        let hops = Set(self.directory.keys).union(self.routes.keys).sorted { $0.rawValue < $1.rawValue }.compactMap { d -> RoutingInputs.Hop? in
+            guard let (via, link) = self.nextHop(for: d, now: now) else { return nil }
+            return RoutingInputs.Hop(to: d, via: via, link: link)
+        }
+        return RoutingInputs(fresh: fresh.map { RoutingInputs.Hop(to: $0.id.short, via: $0.id, link: $0.link) }, hops: hops,
+                             held: self.heldIndex.version, custodyEnded: self.transfers.custodyEnded)
     }
 
     /// The held bundles' digests a summary lists, in the queue's order: every undirected one, and the directed ones
@@ -269,7 +325,45 @@ extension Node {
     }
 }
 
+/// What routing the held bundles depends on besides each bundle's own facts (`Node.mayRoute`): the neighbours in
+/// range and their links, the next hop of every destination known, the held bundles (a version bumped at each
+/// change), and the custody transfers ended. A bundle not routable when these were taken becomes routable only
+/// when one of them changes (its replicas and transfers change only by routing it).
+struct RoutingInputs: Equatable {
+    struct Hop: Equatable {
+        let to: ShortID
+        let via: NodeID
+        let link: String
+    }
+
+    let fresh: [Hop]
+    let hops: [Hop]
+    let held: Int
+    let custodyEnded: Int
+}
+
+/// Where routing the held bundles stands (`Node.routeHeld`).
+struct RouteWalk {
+    /// Where the walk under way stopped (its per-tick bound, or no room on the links); nil: at the start.
+    var cursor: HeldIndex.Key? = nil
+    /// A walk under way, or waiting for room: each tick goes on with it.
+    var pending = false
+    /// The inputs when the walk under way began.
+    var begun: RoutingInputs? = nil
+    /// The inputs when the last complete walk began, if it left nothing routable behind: a walk from the start
+    /// with the same inputs would route nothing.
+    var settled: RoutingInputs? = nil
+    /// The walk under way left a bundle still routable (a read or a transfer that failed).
+    var leftBehind = false
+    /// Held bundles looked at by walks, counted (tests: housekeeping with nothing changed looks at none).
+    var visited = 0
+}
+
 extension Tuning {
+    /// Seconds of sending a link may have queued before routing starts more transfers on it: what it cannot send
+    /// within a minute is better left in the queue, where a route found meanwhile can still take it.
+    static let routeBacklog: Double = 60
+
     /// Directed bundles routing starts transfers for in one tick (the rest at the next ticks): a LoRa link carries a
     /// few packets a second, so 16 a tick (four ticks a second) keeps any link busy without a tick of seconds.
     static let routedPerTick = 16

@@ -105,8 +105,8 @@ public final class Node {
     var heldIndex = HeldIndex()
     /// The index could not be kept in step (a read failed): built again from the store at the next housekeeping.
     var heldIndexStale = false
-    /// Where routing held bundles stopped at its per-tick bound (`routeHeld`): it goes on from there at the next tick.
-    var routeCursor: HeldIndex.Key? = nil
+    /// Where routing held bundles stands (`routeHeld`): a walk stopped at its per-tick bound or for room goes on at the next tick.
+    var routeWalk = RouteWalk()
 
     public internal(set) var stats = Stats()
     public struct Stats: Sendable, Equatable {
@@ -370,7 +370,7 @@ public final class Node {
     public func tick(now: Double) -> [NodeOutput] {
         self.applyKeyRotation(now: now)
         if now - self.lastHousekeeping >= Tuning.housekeepingInterval { self.housekeeping(now: now) }
-        if self.rerouteDue {
+        if self.rerouteDue || self.routeWalk.pending {
             self.rerouteDue = false
             self.routeHeld(now: now, fromStart: false)
         }
@@ -504,7 +504,7 @@ public final class Node {
                 l.announceDue = true
                 // A periodic announce carries our summary when all of it fits in the same packet: neighbours that
                 // lack something answer, at no cost while all are in step (an alert's straggler finds it here).
-                if self.config.summaryInAnnounces, l.pendingSummary.isEmpty {
+                if self.config.summaryInAnnounces, l.pendingSummary.isEmpty, self.summaryMayFitOnePage(mtu: l.info.properties.mtu) {
                     let pages = self.summaryPages(mtu: l.info.properties.mtu, now: now)
                     let k = self.config.identity.publicKeys
                     let a = Record.announce(AnnounceRecord(capabilities: 1, signingKey: k.signing, agreementKey: k.agreement, name: self.config.name))
@@ -538,8 +538,8 @@ public final class Node {
             t = min(t, moment)
         }
         for f in self.floods.values { t = min(t, f.due) }
-        // Held bundles left to route past the per-tick bound: at once.
-        if self.routeCursor != nil { t = min(t, now) }
+        // Held bundles left to route past the per-tick bound: at once (while a link has room for them).
+        if self.routeWalk.pending && self.roomToRoute() { t = min(t, now) }
         for p in self.pulls.values { t = min(t, p.due) }
         for r in self.receipts.values { t = min(t, r.due) }
         // Receipt parts, acks and transfers go out only in a packet: while every link hears a carrier

@@ -41,6 +41,9 @@ extension Node {
         private var byNumber: [NumberKey: Set<TransferKey>] = [:]
         private var lanes: [String: Lane] = [:]
         private var journal: [(TransferKey, Transfer?)]? = nil
+        /// Transfers carrying custody that ended (acked, given up, cancelled, undone), counted: the bundle may need
+        /// routing again (`RoutingInputs`: a walk over the held bundles is due only when something like this changed).
+        private(set) var custodyEnded = 0
 
         init() {}
 
@@ -105,6 +108,9 @@ extension Node {
             return nil
         }
 
+        /// Transfers under way on `link` (whatever their state).
+        func count(on link: String) -> Int { self.lanes[link]?.count ?? 0 }
+
         /// Links with transfers.
         var links: [String] { self.lanes.keys.filter { (self.lanes[$0]?.count ?? 0) > 0 } }
 
@@ -128,6 +134,7 @@ extension Node {
             defer { self.lanes[key.link] = lane.count == 0 ? nil : lane }
             if let old {
                 if old.custody { self.custody[key.bundle]! -= 1; if self.custody[key.bundle] == 0 { self.custody[key.bundle] = nil } }
+                if old.custody && new?.custody != true { self.custodyEnded += 1 }
                 self.byNumber[NumberKey(link: key.link, target: key.target, number: old.number)]?.remove(key)
                 if self.byNumber[NumberKey(link: key.link, target: key.target, number: old.number)]?.isEmpty == true {
                     self.byNumber[NumberKey(link: key.link, target: key.target, number: old.number)] = nil

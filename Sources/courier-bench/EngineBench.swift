@@ -115,6 +115,7 @@ struct EngineBench: ParsableCommand {
             var quietTicks = 0
             var quietCalls = 0
             var lastAnnounce = -Double.infinity
+            let lookedAt = node.heldBundlesLookedAt
             for i in 1...ticks {
                 clock += 0.25
                 var what = "tick"
@@ -151,6 +152,8 @@ struct EngineBench: ParsableCommand {
                          Self.tickTargetMicroseconds, median < Self.tickTargetMicroseconds ? "met" : "NOT met"))
             print(String(format: "      %d packets sent; %d storage calls in all, %d of them in the %d ticks that sent nothing (housekeeping, every %.0f s, included)",
                          sent, callsTotal, quietCalls, quietTicks, 60.0))
+            print(String(format: "      held bundles looked at by routing: %d in all (%d transfers under way at the end)",
+                         node.heldBundlesLookedAt - lookedAt, node.tables.first { $0.table == "transfers" }?.size ?? 0))
             let named = slowest.calls.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
             print(String(format: "      the slowest tick: number %d at %.2f s (%.0f µs): %@; %d packets sent; storage calls: %@",
                          slowest.index, slowest.at, slowest.micros, slowest.what, slowest.sent, named.isEmpty ? "none" : named))
