@@ -41,7 +41,8 @@ extension Node {
             return true
         }
         // Route learning: the origin is reachable through the neighbour it came from.
-        let hops = Int(self.config.hopLimit) - Int(b.hopLimit)
+        // (Alerts start at the highest hop limit, 6.10.)
+        let hops = Int(b.kind == .alert ? CourierBundle.maxHopLimit : self.config.hopLimit) - Int(b.hopLimit)
         if b.origin != self.me.short, (self.routes[b.origin].map { $0.hops >= hops || now - $0.at > self.config.neighbourTimeout } ?? true) {
             self.routes[b.origin] = (from, max(hops, 0), now)
         }
