@@ -17,6 +17,19 @@ extension Node {
         return min(Self.bucketSize(l.info), l.tokens + (now - l.lastRefill) * d)
     }
 
+    /// The part of a duty-cycled link's bucket kept for urgent traffic (SPEC 8.5): packets without urgent
+    /// bundle data stop when the link's tokens fall to it, so an alert never waits behind a spent allowance for
+    /// what the relay's own announces, summaries, receipts and ordinary traffic used (0 without a duty cycle).
+    static func urgentReserve(_ l: LinkInfo) -> Double {
+        guard l.dutyCycle != nil else { return 0 }
+        return Self.bucketSize(l) * Tuning.urgentReserveShare
+    }
+
+    /// Whether the first transfer due on a link now is urgent (an alert): it may spend the link's urgent reserve.
+    func urgentDue(_ link: String, now: Double) -> Bool {
+        self.transfers.due(on: link, now: now, limit: 1).first?.priority == .urgent
+    }
+
     /// Changes a radio link's duty-cycle limit (nil: none); what was already spent this hour still counts.
     public func setDutyCycle(_ dutyCycle: Double?, on link: String) {
         guard var l = self.links[link] else { return }

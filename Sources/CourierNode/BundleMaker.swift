@@ -27,6 +27,12 @@ public struct BundleMaker {
     /// `make`, also returning what the quota pushed out to make room (the engine takes them out of its index).
     func makeReporting(kind: Kind, destination: Destination, content: [UInt8], options: BundleOptions?, now: Double) throws -> (bundle: CourierBundle, evicted: [BundleID]) {
         var opts = options ?? BundleOptions(kind: kind)
+        // Alerts go as far as the hop limit allows (SPEC 6.10): on a regional mesh the farthest relays are more than
+        // the default 8 hops away (regional-200: 8 hops at the least, more on the paths floods really take).
+        // (A plain alert: a live drill, with its mark, keeps 8, so every answer's hop count is exact, SPEC 6.17.)
+        if kind == .alert && opts.extensions.isEmpty && opts.hopLimit == BundleOptions(kind: kind).hopLimit {
+            opts.hopLimit = CourierBundle.maxHopLimit
+        }
         // Origin-signed (SPEC 6.8: 64 bytes each), so receivers can prove who wrote it (packet keys prove only
         // membership, 3.6), unless encrypted end to end: its tag proves that to its recipient (6.12, EndToEndProof).
         opts.sign = Node.signs(kind: kind, options: opts)

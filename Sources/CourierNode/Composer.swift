@@ -25,8 +25,16 @@ extension Node {
         var inBurst = 0
         while guardCount < Tuning.maxPacketsPerPump, let link = self.links[name], link.busyUntil <= now || (inBurst > 0 && inBurst < burstMax) {
             guardCount += 1
-            // Out of airtime budget (duty cycle): wait until it refills.
-            if link.info.dutyCycle != nil && link.tokens <= 0 { return }
+            // Out of airtime budget (duty cycle): wait until it refills. Within the urgent reserve only urgent
+            // bundle data goes (SPEC 8.5).
+            var urgentOnly = false
+            if link.info.dutyCycle != nil {
+                if link.tokens <= 0 { return }
+                if link.tokens <= Self.urgentReserve(link.info) {
+                    guard self.urgentDue(name, now: now) else { return }
+                    urgentOnly = true
+                }
+            }
             // Reserved before a packet is composed (composing marks what it carries as sent): without a counter
             // kept in the store (a full disk) nothing is sent on this link, said, until a reservation works.
             if self.counters.isEmpty {
@@ -38,7 +46,7 @@ extension Node {
             // and summary page, the transfers' records), to be sent once storage works again.
             var composed: ([Record], [BundleID], Bool, Bool)? = nil
             let before = self.composingState(name)
-            guard self.durably("record a packet before sending it", link: name, { composed = self.compose(name, now: now) }) else {
+            guard self.durably("record a packet before sending it", link: name, { composed = self.compose(name, now: now, urgentOnly: urgentOnly) }) else {
                 self.restore(before, link: name)
                 return
             }
@@ -83,7 +91,8 @@ extension Node {
     /// The next packet for a link: acks first, then the announce, a summary page, and bundle data by priority.
     /// Returns the records, the bundles with data in them, whether they start with an announce, and whether a
     /// periodic announce's summary rode with it.
-    func compose(_ name: String, now: Double) -> ([Record], [BundleID], Bool, Bool)? {
+    /// `urgentOnly` (a link within its urgent reserve): urgent bundle data and nothing else.
+    func compose(_ name: String, now: Double, urgentOnly: Bool = false) -> ([Record], [BundleID], Bool, Bool)? {
         guard var l = self.links[name] else { return nil }
         let mtu = l.info.properties.mtu
         var records: [Record] = []
@@ -107,7 +116,7 @@ extension Node {
             size += Record.payloadSize(records + [r], lastWithLength: true) - Record.payloadSize(records, lastWithLength: true)
             records.append(r)
         }
-        if let d = l.ackDue, d <= now {
+        if !urgentOnly, let d = l.ackDue, d <= now {
             for (target, entries) in l.acks.sorted(by: { $0.key < $1.key }) {
                 let rs = self.ackRecords(to: target, entries)
                 if fits(rs) { rs.forEach(add); l.acks[target] = nil; l.partialAcks[target] = nil; l.unackedFragments[target] = nil }
@@ -116,16 +125,16 @@ extension Node {
         }
         // A directed transfer about to go again to a neighbour that never acknowledged us: it may not know our keys
         // (it missed our announces) and so cannot read our packets. The retry carries our announce.
-        if !l.announceDue, now - l.lastAnnounced > Tuning.announceWithRetryAfter, self.transfers.inFlight(on: name).contains(where: { t in
+        if !urgentOnly, !l.announceDue, now - l.lastAnnounced > Tuning.announceWithRetryAfter, self.transfers.inFlight(on: name).contains(where: { t in
             guard t.key.link == name, now >= t.rtoAt, let target = t.key.target, !t.sent.subtracting(t.acked).isEmpty else { return false }
             return (self.neighbours[target]?.ackedFragments ?? 0) == 0
         }) {
             l.announceDue = true
         }
         // Receipt parts due (SPEC 6.16) go with our announce, brought forward (the next is an interval later).
-        let partsWithAnnounce = self.receiptPartsRideAnnounce(l, now: now)
+        let partsWithAnnounce = !urgentOnly && self.receiptPartsRideAnnounce(l, now: now)
         if partsWithAnnounce { l.announceDue = true }
-        if l.announceDue {
+        if l.announceDue && !urgentOnly {
             // The whole announce, or its parts when it does not fit one packet (the last part completes the keys).
             let k = self.config.identity.publicKeys
             let caps: UInt8 = 1 | AnnounceRecord.compact | AnnounceRecord.runs | AnnounceRecord.cuts | (l.helloSent ? 0 : AnnounceRecord.hello)
@@ -136,7 +145,7 @@ extension Node {
             l.lastAnnounced = now
             l.nextAnnounce = self.nextAnnounceTime(&l, now: now)
         }
-        if let part = l.announceParts.first {
+        if !urgentOnly, let part = l.announceParts.first {
             // One part per packet, in announce form; after acks that leave too little room, in the next packet.
             let a = Record.announce(part)
             size += Packet.announceOverhead - Packet.overhead
@@ -148,7 +157,7 @@ extension Node {
                 size -= Packet.announceOverhead - Packet.overhead
             }
         }
-        if !l.pendingSummary.isEmpty {
+        if !urgentOnly && !l.pendingSummary.isEmpty {
             let page = l.pendingSummary[0]
             let r = Record.summary(SummaryRecord(isFinal: l.pendingSummary.count == 1, digests: page))
             if fits(r) {
@@ -161,7 +170,7 @@ extension Node {
                 l.summaryWithAnnounce = false
             }
         }
-        if let r = self.dictionaryRecord(for: name, withAnnounce: announceForm), fits(r) { add(r); self.dictionaryRecordSent(r, link: name) }
+        if !urgentOnly, let r = self.dictionaryRecord(for: name, withAnnounce: announceForm), fits(r) { add(r); self.dictionaryRecordSent(r, link: name) }
         // With our announce, the neighbours we hear (SPEC 5.13, 8.5 rule 5), in the room left.
         if announceForm, let r = self.neighbourListRecord(link: name, now: now, fits: { fits($0) }) { add(r) }
         // The rests of bundles cut at the end of the packet before (SPEC 5.12) go first; one whose transfer timed out,
@@ -169,7 +178,8 @@ extension Node {
         if !l.rests.isEmpty {
             var left: [PendingRest] = []
             for p in l.rests {
-                guard let t = self.transfers[p.key], t.number == p.piece.transfer, t.sent.contains(0), !t.acked.contains(0) else { continue }
+                guard let t = self.transfers[p.key], t.number == p.piece.transfer, t.sent.contains(0), !t.acked.contains(0),
+                      !urgentOnly || t.priority <= .urgent else { continue }
                 if fits(.piece(p.piece)) {
                     add(.piece(p.piece))
                     if !carrying.contains(p.key.bundle) { carrying.append(p.key.bundle) }
@@ -191,6 +201,7 @@ extension Node {
         var floodAdded = false
         for var t in candidates {
             if slow && urgentAdded && t.priority > .urgent { break }
+            if urgentOnly && t.priority > .urgent { break }
             let inFlight = t.sent.subtracting(t.acked).count
             // A retransmission timeout: what was sent and not acknowledged goes again.
             if t.key.target != nil && inFlight > 0 && now >= t.rtoAt {
@@ -298,10 +309,10 @@ extension Node {
             add(r)
         }
         // Receipt parts (SPEC 6.16): riding in the room left, or alone when due.
-        if let r = self.receiptPartsRecord(now: now, room: mtu - size, alone: records.isEmpty || partsWithAnnounce, link: name) { add(r) }
+        if !urgentOnly, let r = self.receiptPartsRecord(now: now, room: mtu - size, alone: records.isEmpty || partsWithAnnounce, link: name) { add(r) }
         // A packet going out anyway carries acks for complete transfers that would otherwise wait for their delay,
         // ahead of its other records (as acks always are: a receipt in the same packet must not be read first).
-        if !records.isEmpty, var l = self.links[name], !l.acks.isEmpty {
+        if !urgentOnly, !records.isEmpty, var l = self.links[name], !l.acks.isEmpty {
             var early: [Record] = []
             for (target, entries) in l.acks.sorted(by: { $0.key < $1.key }) where l.partialAcks[target]?.isEmpty ?? true {
                 let rs = self.ackRecords(to: target, entries)

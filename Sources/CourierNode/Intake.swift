@@ -41,7 +41,10 @@ extension Node {
             return true
         }
         // Route learning: the origin is reachable through the neighbour it came from.
-        let hops = Int(self.config.hopLimit) - Int(b.hopLimit)
+        // (Alerts start at the highest hop limit, 6.10, when their hop limit is still above the default: an older
+        // origin's, or a live drill's, start at 8.)
+        let start = b.kind == .alert && b.hopLimit > self.config.hopLimit ? CourierBundle.maxHopLimit : self.config.hopLimit
+        let hops = Int(start) - Int(b.hopLimit)
         if b.origin != self.me.short, (self.routes[b.origin].map { $0.hops >= hops || now - $0.at > self.config.neighbourTimeout } ?? true) {
             self.routes[b.origin] = (from, max(hops, 0), now)
         }

@@ -553,11 +553,14 @@ public final class Node {
         t = min(t, self.floodGapsDue)
         // A link out of its duty-cycle budget sends nothing until it refills: what waits to go on it (an announce, a
         // summary, acks, transfers already due) wakes the engine then, not every millisecond meanwhile.
+        // (Within the urgent reserve, SPEC 8.5, until it refills past the reserve; an urgent transfer due, once
+        // the bucket is above empty.)
         var refilled: [String: Double] = [:]
         for (name, l) in self.links where l.up {
             var ready = -Double.infinity
-            if let d = l.info.dutyCycle, l.tokens <= 0 {
-                ready = now + (-l.tokens) / d + 0.001
+            if let d = l.info.dutyCycle, l.tokens <= Self.urgentReserve(l.info) {
+                let floor = self.urgentDue(name, now: now) ? 0 : Self.urgentReserve(l.info)
+                ready = now + (floor - l.tokens) / d + 0.001
                 refilled[name] = ready
             }
             t = min(t, max(ready, min(l.nextAnnounce, l.nextHelloRetry, Self.helloAnswerTime(l))))

@@ -72,6 +72,9 @@ extension Tuning {
     static let noisyLineSamples = 16
     static let noisyLineSuccess = 0.9
     static let noisyLineAverageWeight = 0.05
+    /// A fifth of a duty-cycled link's hour of allowance is kept for urgent bundles (SPEC 8.5): at 1% and SF9,
+    /// 7.2 s, five to ten alert packets; the rest of the traffic keeps four fifths.
+    static let urgentReserveShare = 0.2
     /// A packet within 8 bytes of the MTU is full: no record worth adding fits.
     static let packetFullWithin = 8
     /// Packets composed per link in one call at most (a burst to a KISS TNC is 16; a fast link gets the rest at the

@@ -42,6 +42,8 @@ public final class DrillSimulator {
     /// Each relay's modem: packets waiting to go on the air, whether a send attempt is scheduled, and the end of the
     /// transmission it is making.
     var modemQueue: [[[UInt8]]]
+    /// What each queued packet carries, as shares of its bytes by class (`PacketClass`), in step with `modemQueue`.
+    var modemClasses: [[[(String, Double)]]]
     var modemScheduled: [Bool]
     var transmittingUntil: [Double]
     /// Packets on the air (or just ended), by transmission id.
@@ -77,6 +79,14 @@ public final class DrillSimulator {
     public private(set) var droppedWhileDown = 0
     /// Bundles the engines gave up on, with their reasons.
     public private(set) var gaveUp: [(node: Int, bundle: BundleID, reason: String)] = []
+    /// What went on the air, by what it carried (`PacketClass`): airtime in seconds (each packet's airtime shared
+    /// among its records by their bytes, header and tag included) and packets (each counted once, under the class
+    /// with most of its bytes).
+    public private(set) var airtimeByClass: [String: Double] = [:]
+    public private(set) var packetsByClass: [String: Int] = [:]
+    /// Opens what the relays send (the drill holds the federation's network key), to say what the airtime went to.
+    let opener: PacketOpener
+    var memberIDs: [ShortID: [NodeID]] = [:]
 
     /// Respond-by given to the scenario's aid requests (minutes, as `relay send --respond-by` counts it in hours).
     public static let aidRespondByMinutes: UInt32 = 30
@@ -100,6 +110,7 @@ public final class DrillSimulator {
         self.wakeAt = Array(repeating: .infinity, count: n)
         self.down = Array(repeating: false, count: n)
         self.modemQueue = Array(repeating: [], count: n)
+        self.modemClasses = Array(repeating: [], count: n)
         self.modemScheduled = Array(repeating: false, count: n)
         self.transmittingUntil = Array(repeating: -.infinity, count: n)
         self.sensedUntil = Array(repeating: 0, count: n)
@@ -107,6 +118,7 @@ public final class DrillSimulator {
 
         var kg = SplitMix64(seed: scenario.seed &* 7919 &+ 13)
         let net = try NetworkKey(bytes: (0..<32).map { _ in UInt8(truncatingIfNeeded: kg.next()) })
+        self.opener = PacketOpener(networkKey: net)
         let compressor = BodyCompressor()
         let properties: LinkProperties
         switch scenario.radio.kind {
@@ -126,6 +138,7 @@ public final class DrillSimulator {
         // An established federation: every relay already holds every member's keys (a trust list, as `relay peers
         // add` builds it), so the drill starts without each relay flooding its identity to all the others.
         let members = TrustPolicy.members(self.identities.map(\.publicKeys))
+        for id in self.identities { self.memberIDs[id.nodeID.short, default: []].append(id.nodeID) }
         for i in 0..<n {
             var c = NodeConfig(identity: self.identities[i], networkKey: net, name: names[i])
             c.trust = members
@@ -265,6 +278,7 @@ public final class DrillSimulator {
                 // A switched-off modem loses what it had not sent yet.
                 self.droppedWhileDown += self.modemQueue[i].count
                 self.modemQueue[i] = []
+                self.modemClasses[i] = []
             }
         case .up(_, let ns):
             for name in ns {
@@ -370,12 +384,13 @@ public final class DrillSimulator {
     func apply(_ i: Int, _ outputs: [NodeOutput]) {
         for o in outputs {
             switch o {
-            case .send(_, let packet, _):
+            case .send(_, let packet, let carrying):
                 if self.down[i] {
                     self.droppedWhileDown += 1
                     continue
                 }
                 self.modemQueue[i].append(packet)
+                self.modemClasses[i].append(self.classify(packet, carrying: carrying))
                 self.scheduleModem(i, at: self.elapsed)
             case .delivered(let m):
                 guard let k = self.messageOfBundle[m.id], self.recipients[k]?.contains(i) == true else { continue }
@@ -420,7 +435,10 @@ public final class DrillSimulator {
             self.scheduleModem(i, at: max(until, t + 1e-6))
         case .transmit:
             self.modemQueue[i].removeFirst()
+            let shares = self.modemClasses[i].removeFirst()
             let tx = try self.channel.startTransmission(from: i, bytes: packet.count, at: t)
+            for (c, share) in shares { self.airtimeByClass[c, default: 0] += share * (tx.end - tx.start) }
+            if let main = shares.max(by: { $0.1 < $1.1 }) { self.packetsByClass[main.0, default: 0] += 1 }
             self.onAir[tx.id] = packet
             self.transmittingUntil[i] = tx.end
             self.queue.push(tx.end, .transmissionEnds(from: i))
@@ -452,12 +470,61 @@ public final class DrillSimulator {
         if !self.modemQueue[from].isEmpty { self.scheduleModem(from, at: self.elapsed) }
     }
 
+    /// What a packet a relay hands its modem carries, as shares of its bytes: announces, summaries, acks, receipt
+    /// parts, dictionaries, and bundle data by the kind of the scenario message it belongs to ("data: alert", …;
+    /// "data: engine" for the engine's own bundles: receipts, keys). Data bytes are shared evenly among the bundles
+    /// the engine says the packet carries. A packet the drill cannot open (never, unless the engine seals with
+    /// another key) is "unreadable".
+    func classify(_ packet: [UInt8], carrying: [BundleID]) -> [(String, Double)] {
+        let opened: Packet
+        do {
+            opened = try self.opener.open(packet, candidates: { self.memberIDs[$0] ?? [] })
+        } catch {
+            return [(PacketClass.unreadable, 1)]
+        }
+        var bytes: [String: Int] = [:]
+        let dataClasses = carrying.map { id in
+            self.messageOfBundle[id].map { "data: " + self.scenario.traffic[$0].kind.rawValue } ?? PacketClass.engineData
+        }
+        for (n, r) in opened.records.enumerated() {
+            let size = r.encodedSize(last: n == opened.records.count - 1)
+            switch r {
+            case .announce: bytes[PacketClass.announces, default: 0] += size
+            case .summary: bytes[PacketClass.summaries, default: 0] += size
+            case .ack: bytes[PacketClass.acks, default: 0] += size
+            case .receiptParts: bytes[PacketClass.receiptParts, default: 0] += size
+            case .dictionaries: bytes[PacketClass.dictionaries, default: 0] += size
+            case .bundle, .fragment:
+                if dataClasses.isEmpty {
+                    bytes[PacketClass.engineData, default: 0] += size
+                } else {
+                    for c in dataClasses { bytes[c, default: 0] += size / dataClasses.count }
+                }
+            case .unknown: bytes[PacketClass.unreadable, default: 0] += size
+            }
+        }
+        let total = bytes.values.reduce(0, +)
+        guard total > 0 else { return [(PacketClass.unreadable, 1)] }
+        return bytes.sorted { $0.key < $1.key }.map { ($0.key, Double($0.value) / Double(total)) }
+    }
+
     public func inbox(_ i: Int) throws -> [InboxMessage] { try self.stores[i].inbox(limit: 1_000_000) }
 
     // MARK: Results
 
     /// The figures of the run so far.
     public func result() -> DrillResult { DrillResult(self) }
+}
+
+/// The classes `DrillSimulator.classify` sorts airtime into.
+public enum PacketClass {
+    public static let announces = "announces"
+    public static let summaries = "summaries"
+    public static let acks = "acks"
+    public static let receiptParts = "receipt parts"
+    public static let dictionaries = "dictionaries"
+    public static let engineData = "data: engine"
+    public static let unreadable = "unreadable"
 }
 
 enum DrillEvent {

@@ -34,10 +34,15 @@ extension DrillResult {
         out.append("on the air: \(self.transmissions) transmissions, \(String(format: "%.1f", self.airtime)) s of airtime; per delivered copy \(perTx) transmissions, \(perAir) of airtime")
         out.append("collisions: \(self.collisions) receptions lost to overlapping packets (\(self.captures) survived by capture), \(self.lostHalfDuplex) missed while the receiver transmitted, \(self.deferralsBusy) sends deferred on a busy channel")
         out.append("channel utilisation: mean \(Self.percent(self.utilisationMean)), busiest relay \(Self.percent(self.utilisationMax))")
+        out += self.airtimeLines()
+        out += self.alertLines()
         if self.disruptions.isEmpty {
             out.append("disruptions: none")
         } else {
-            out.append("disruptions (recovery: from the heal or the relays' return until 95% of the copies queued meanwhile were delivered):")
+            let intact = self.disruptions.contains { $0.intact != nil && $0.queued > 0 }
+                ? "; intact mesh: the same copies on the scenario without its disruptions, 95% delivered within that many seconds of being sent; target: recovery at most 2x that"
+                : ""
+            out.append("disruptions (recovery: from the heal or the relays' return until 95% of the copies queued meanwhile were delivered\(intact)):")
             for d in self.disruptions {
                 let span = "\(String(format: "%g", d.start))-\(String(format: "%g", d.end)) s\(d.restored ? "" : " (never restored)")"
                 let rec: String
@@ -48,7 +53,7 @@ extension DrillResult {
                 } else {
                     rec = "\(d.queued) copies queued, \(d.deliveredAfter) delivered later; not recovered within the run"
                 }
-                out.append("  \(d.label), \(span): \(rec)")
+                out.append("  \(d.label), \(span): \(rec)\(Self.intactText(d))")
             }
         }
         if !self.aid.isEmpty {
@@ -68,6 +73,50 @@ extension DrillResult {
         return out
     }
 
+    /// The intact mesh's figure for a disruption and whether recovery met its target (empty when not measured).
+    static func intactText(_ d: Disruption) -> String {
+        guard d.queued > 0 else { return "" }
+        guard let i = d.intact else { return "" }
+        let met = d.targetMet == true ? "met" : "not met"
+        return String(format: "; intact mesh %.1f s, target %.1f s (2x): %@", i, 2 * i, met)
+    }
+
+    /// Where the airtime went: per relay against its allowance, and by what the packets carried.
+    func airtimeLines() -> [String] {
+        var out: [String] = []
+        let air = self.perRelay.map(\.airtime)
+        if !air.isEmpty {
+            let mean = air.reduce(0, +) / Double(air.count)
+            var line = String(format: "airtime per relay: mean %.1f s, max %.1f s", mean, air.max() ?? 0)
+            if let a = self.allowancePerRelay, a > 0 {
+                let full = air.filter { $0 >= 0.95 * a }.count
+                line += String(format: " of an allowance of %.1f s (duty cycle over the run); %d relays used 95%% or more", a, full)
+            }
+            out.append(line)
+        }
+        let total = self.airtimeByClass.values.reduce(0, +)
+        if total > 0 {
+            let parts = self.airtimeByClass.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { c, t in
+                String(format: "%@ %.1f s (%.1f%%, %d packets)", c, t, 100 * t / total, self.packetsByClass[c] ?? 0)
+            }
+            out.append("airtime by what it carried: " + parts.joined(separator: ", ") + "; \(self.retransmissions) directed retransmissions")
+        }
+        return out
+    }
+
+    /// Each alert to everyone: its reach after 1, 2, 5 and 10 minutes and when 99% of the relays had it.
+    func alertLines() -> [String] {
+        guard !self.alerts.isEmpty else { return [] }
+        var out = ["alerts (relays that had it after 1, 2, 5, 10 minutes; target: 99% within 10 minutes):"]
+        for a in self.alerts {
+            let steps = a.reachAfter.map { "\($0.relays)" }.joined(separator: ", ")
+            let pct = a.recipients > 0 ? Double(a.reachAfter.last?.relays ?? 0) / Double(a.recipients) : 0
+            let to99 = a.to99.map { String(format: "99%% after %.1f s", $0) } ?? "99% not reached"
+            out.append("  \(a.from) at \(String(format: "%g", a.at)) s to \(a.recipients) relays: \(steps) (\(Self.percent(pct)) in 10 min), \(a.reached) by the end; \(to99)")
+        }
+        return out
+    }
+
     /// One JSON object (keys sorted; missing figures are null).
     public func json() -> [String: Any] {
         func num(_ v: Double?) -> Any { v.map { (($0 * 1000).rounded() / 1000) as Any } ?? NSNull() }
@@ -82,6 +131,12 @@ extension DrillResult {
             "airtime_per_delivered_s": num(self.airtimePerDelivered),
             "channel_utilisation_mean": num(self.utilisationMean), "channel_utilisation_max": num(self.utilisationMax),
             "recovery_s": self.disruptions.map { num($0.recovery) },
+            "intact_s": self.disruptions.map { num($0.intact) },
+            "airtime_by_class_s": self.airtimeByClass.mapValues { ($0 * 1000).rounded() / 1000 },
+            "packets_by_class": self.packetsByClass,
+            "retransmissions": self.retransmissions,
+            "airtime_per_relay_max_s": num(self.perRelay.map(\.airtime).max()),
+            "allowance_per_relay_s": num(self.allowancePerRelay),
             "dropped_while_down": self.droppedWhileDown, "gave_up": self.gaveUp,
         ]
         o["latency_by_kind"] = Dictionary(uniqueKeysWithValues: self.latencyByKind.map { l in
@@ -89,7 +144,13 @@ extension DrillResult {
         })
         o["disruptions"] = self.disruptions.map { d in
             ["kind": d.kind, "label": d.label, "start_s": d.start, "end_s": d.end, "restored": d.restored,
-             "queued": d.queued, "delivered_after": d.deliveredAfter, "recovery_s": num(d.recovery)] as [String: Any]
+             "queued": d.queued, "delivered_after": d.deliveredAfter, "recovery_s": num(d.recovery),
+             "intact_s": num(d.intact), "target_met": d.targetMet.map { $0 as Any } ?? NSNull()] as [String: Any]
+        }
+        o["alerts"] = self.alerts.map { a in
+            ["from": a.from, "at_s": a.at, "recipients": a.recipients, "reached": a.reached,
+             "reach_after": a.reachAfter.map { ["after_s": $0.after, "relays": $0.relays] },
+             "to_99_s": num(a.to99)] as [String: Any]
         }
         o["aid"] = self.aid.map { a in
             ["from": a.from, "at_s": a.at, "respond_by_s": a.respondBy, "offers_sent": a.offers.count,

@@ -32,6 +32,38 @@ public struct DrillResult: Sendable, Equatable {
         public var deliveredAfter: Int
         /// From `end` until 95% of `queued` were delivered (0 when nothing was queued; nil: not within the run).
         public var recovery: Double?
+        /// The same copies on the intact mesh (the scenario without its disruptions, `DrillResult.intact`): 95% of
+        /// them delivered within this many seconds of their submission (0: nothing queued; nil: not measured, or
+        /// 95% never arrived there either). The target: `recovery` at most twice this.
+        public var intact: Double?
+        /// The copies counted in `queued`.
+        var copies: [DrillSimulator.Copy] = []
+
+        /// Whether recovery met the target (at most twice the intact time); nil when either figure is missing.
+        public var targetMet: Bool? {
+            guard let i = self.intact else { return nil }
+            guard let r = self.recovery else { return false }
+            return r <= 2 * i + 1e-9
+        }
+    }
+
+    /// How an alert to everyone spread: relays that had it 1, 2, 5 and 10 minutes after it was sent, and when 99%
+    /// of them had it (issue 13's target: 99% within 10 minutes).
+    public struct AlertReach: Sendable, Equatable {
+        public var from: String
+        public var at: Double
+        public var recipients: Int
+        /// Relays that had it by the end of the run.
+        public var reached: Int
+        /// (Seconds after it was sent, relays that had it by then), for 60, 120, 300 and 600 s.
+        public var reachAfter: [Seconds]
+        /// Seconds after it was sent until 99% of the recipients had it (nil: not within the run).
+        public var to99: Double?
+
+        public struct Seconds: Sendable, Equatable {
+            public var after: Double
+            public var relays: Int
+        }
     }
 
     public struct Offer: Sendable, Equatable {
@@ -95,6 +127,15 @@ public struct DrillResult: Sendable, Equatable {
     public var droppedWhileDown: Int
     /// Bundles engines gave up on, by reason.
     public var gaveUp: [String: Int]
+    /// Each alert to everyone, in the order sent.
+    public var alerts: [AlertReach]
+    /// Airtime (seconds) and packets by what they carried (`PacketClass`).
+    public var airtimeByClass: [String: Double]
+    public var packetsByClass: [String: Int]
+    /// Retransmissions of directed transfers, summed over the engines (`Node.Stats.retransmissions`).
+    public var retransmissions: Int
+    /// The duty-cycle allowance of one relay over the run (seconds; nil: no duty cycle).
+    public var allowancePerRelay: Double?
 
     /// The recovery time of each disruption, in order (the `recovery_s` list of `--json`).
     public var recoveryFigures: [Double?] { self.disruptions.map(\.recovery) }
@@ -160,6 +201,19 @@ public struct DrillResult: Sendable, Equatable {
         var gave: [String: Int] = [:]
         for g in sim.gaveUp { gave[g.reason, default: 0] += 1 }
         self.gaveUp = gave
+        self.airtimeByClass = sim.airtimeByClass
+        self.packetsByClass = sim.packetsByClass
+        self.retransmissions = sim.nodes.reduce(0) { $0 + $1.stats.retransmissions }
+        self.allowancePerRelay = s.radio.dutyCycle.map { $0 * end }
+        self.alerts = submitted.filter { s.traffic[$0].kind == .alert && s.traffic[$0].to == .everyone }.map { k in
+            let at = sim.submittedAt[k] ?? s.traffic[k].at
+            let rs = sim.recipients[k] ?? []
+            let times = rs.compactMap { r in sim.deliveredAt[.init(message: k, recipient: r)].flatMap { $0 <= end ? $0 - at : nil } }.sorted()
+            let need = Int((0.99 * Double(rs.count)).rounded(.up))
+            return AlertReach(from: s.traffic[k].from, at: at, recipients: rs.count, reached: times.count,
+                              reachAfter: [60.0, 120, 300, 600].map { w in .init(after: w, relays: times.filter { $0 <= w }.count) },
+                              to99: need > 0 && times.count >= need ? times[need - 1] : nil)
+        }
 
         // The first alert and when it reached each relay.
         let firstAlert = submitted.filter { s.traffic[$0].kind == .alert }.min { s.traffic[$0].at < s.traffic[$1].at }
@@ -176,17 +230,20 @@ public struct DrillResult: Sendable, Equatable {
             var d = d
             var times: [Double] = []
             var queued = 0
+            var copies: [DrillSimulator.Copy] = []
             for k in submitted {
                 guard let at = sim.submittedAt[k], at >= d.start, at < d.end else { continue }
                 for r in sim.recipients[k] ?? [] {
                     let t = sim.deliveredAt[.init(message: k, recipient: r)]
                     if let t, t <= d.end { continue }
                     queued += 1
+                    copies.append(.init(message: k, recipient: r))
                     if let t, t <= end { times.append(t) }
                 }
             }
             times.sort()
             d.queued = queued
+            d.copies = copies
             d.deliveredAfter = times.count
             if queued == 0 {
                 d.recovery = 0
@@ -212,6 +269,34 @@ public struct DrillResult: Sendable, Equatable {
                 return Offer(from: s.traffic[j].from, sentAt: s.traffic[j].at, arrivedAt: at, inTime: at.map { $0 <= respondBy } ?? false)
             }
             return AidRequest(from: m.from, at: m.at, respondBy: respondBy, offers: offers)
+        }
+    }
+
+    /// The scenario with its disruptions left out (partition, heal, down, up, quiet, unquiet; couriers still go):
+    /// the intact mesh the recovery target is measured against.
+    public static func intactScenario(_ s: Scenario) -> Scenario {
+        var intact = s
+        intact.events = s.events.filter { if case .courier = $0 { return true } else { return false } }
+        return intact
+    }
+
+    /// Adds the intact mesh's figure to each disruption: the copies it queued, run on `intact` (a simulator of
+    /// `intactScenario` of the same scenario, run to the same end), 95% delivered within how many seconds of their
+    /// submission (nearest rank over the copies; nil when fewer than 95% arrived there).
+    public mutating func intact(_ intact: DrillSimulator) {
+        let end = min(intact.elapsed, intact.scenario.duration)
+        for j in self.disruptions.indices {
+            let d = self.disruptions[j]
+            guard !d.copies.isEmpty else {
+                self.disruptions[j].intact = 0
+                continue
+            }
+            let lat = d.copies.compactMap { c -> Double? in
+                guard let t = intact.deliveredAt[c], t <= end, let at = intact.submittedAt[c.message] else { return nil }
+                return t - at
+            }.sorted()
+            let need = Int((0.95 * Double(d.copies.count)).rounded(.up))
+            self.disruptions[j].intact = lat.count >= need ? lat[need - 1] : nil
         }
     }
 

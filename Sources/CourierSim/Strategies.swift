@@ -54,6 +54,8 @@ public final class FloodSimulator {
     var partsHeld: [Int: [Int: Int]] = [:]
     public private(set) var deliveredAt: [DrillSimulator.Copy: Double] = [:]
     public private(set) var recipients: [Int: [Int]] = [:]
+    /// Airtime of the alerts' packets (first sends and rebroadcasts).
+    public private(set) var alertAirtime: Double = 0
 
     public init(scenario: Scenario, strategy: Strategy) throws {
         self.scenario = scenario
@@ -159,6 +161,7 @@ public final class FloodSimulator {
             self.modemQueue[i].removeFirst()
             self.pending[i][p.key] = nil
             let tx = try self.channel.startTransmission(from: i, bytes: p.bytes, at: self.elapsed)
+            if self.scenario.traffic[p.message].kind == .alert { self.alertAirtime += tx.end - tx.start }
             self.onAir[tx.id] = p
             self.transmittingUntil[i] = tx.end
             self.queue.push(tx.end, .transmissionEnds(i))
@@ -224,9 +227,17 @@ public final class FloodSimulator {
         }
         lat.sort()
         let st = self.channel.statistics
+        var alerts = StrategySummary.AlertFigures(copies: 0, within10min: 0, airtime: self.alertAirtime)
+        for (k, rs) in self.recipients where self.scenario.traffic[k].kind == .alert && self.scenario.traffic[k].to == .everyone {
+            alerts.copies += rs.count
+            alerts.within10min += rs.filter { r in
+                self.deliveredAt[.init(message: k, recipient: r)].map { $0 - self.scenario.traffic[k].at <= 600 } ?? false
+            }.count
+        }
         return StrategySummary(strategy: self.strategy.rawValue, sent: sent, delivered: lat.count,
                                latencyP50: DrillResult.percentile(lat, 0.5), latencyP95: DrillResult.percentile(lat, 0.95),
-                               transmissions: st.transmissions, airtime: st.airtime, collisions: st.collisions)
+                               transmissions: st.transmissions, airtime: st.airtime, collisions: st.collisions,
+                               alerts: alerts.copies > 0 ? alerts : nil)
     }
 }
 
@@ -248,11 +259,21 @@ public struct StrategySummary: Sendable, Equatable {
     public var transmissions: Int
     public var airtime: Double
     public var collisions: Int
+    /// The alerts to everyone: copies, copies delivered within 10 minutes of the alert, airtime of their packets
+    /// (nil: no such alert).
+    public var alerts: AlertFigures?
+
+    public struct AlertFigures: Sendable, Equatable {
+        public var copies: Int
+        public var within10min: Int
+        public var airtime: Double
+    }
 
     public var deliveryRatio: Double { self.sent == 0 ? 0 : Double(self.delivered) / Double(self.sent) }
 
     public init(strategy: String, sent: Int, delivered: Int, latencyP50: Double?, latencyP95: Double?, transmissions: Int,
-                airtime: Double, collisions: Int) {
+                airtime: Double, collisions: Int, alerts: AlertFigures? = nil) {
+        self.alerts = alerts
         self.strategy = strategy
         self.sent = sent
         self.delivered = delivered
@@ -265,12 +286,18 @@ public struct StrategySummary: Sendable, Equatable {
 
     public init(_ r: DrillResult) {
         self.init(strategy: "courier", sent: r.sent, delivered: r.delivered, latencyP50: r.latencyP50, latencyP95: r.latencyP95,
-                  transmissions: r.transmissions, airtime: r.airtime, collisions: r.collisions)
+                  transmissions: r.transmissions, airtime: r.airtime, collisions: r.collisions,
+                  alerts: r.alerts.isEmpty ? nil : AlertFigures(
+                    copies: r.alerts.reduce(0) { $0 + $1.recipients },
+                    within10min: r.alerts.reduce(0) { $0 + ($1.reachAfter.first { $0.after == 600 }?.relays ?? 0) },
+                    airtime: r.airtimeByClass["data: alert"] ?? 0))
     }
 
     /// A table, one strategy a row.
     public static func table(_ rows: [StrategySummary]) -> [String] {
-        var out = ["strategy   delivered        ratio   p50 latency   p95 latency   transmissions   airtime     collisions"]
+        let alerts = rows.contains { $0.alerts != nil }
+        var out = ["strategy   delivered        ratio   p50 latency   p95 latency   transmissions   airtime     collisions"
+                   + (alerts ? "   alert ≤10 min        alert airtime" : "")]
         for r in rows {
             let cells = [
                 r.strategy.padding(toLength: 10, withPad: " ", startingAt: 0),
@@ -280,8 +307,13 @@ public struct StrategySummary: Sendable, Equatable {
                 DrillResult.seconds(r.latencyP95).padding(toLength: 13, withPad: " ", startingAt: 0),
                 "\(r.transmissions)".padding(toLength: 15, withPad: " ", startingAt: 0),
                 String(format: "%.1f s", r.airtime).padding(toLength: 11, withPad: " ", startingAt: 0),
-                "\(r.collisions)",
-            ]
+                alerts ? "\(r.collisions)".padding(toLength: 12, withPad: " ", startingAt: 0) : "\(r.collisions)",
+            ] + (!alerts ? [] : [
+                r.alerts.map { a in
+                    "\(a.within10min)/\(a.copies) (\(String(format: "%.1f%%", a.copies > 0 ? 100 * Double(a.within10min) / Double(a.copies) : 0)))"
+                }?.padding(toLength: 20, withPad: " ", startingAt: 0) ?? "-".padding(toLength: 20, withPad: " ", startingAt: 0),
+                r.alerts.map { String(format: "%.1f s", $0.airtime) } ?? "-",
+            ])
             out.append(cells.joined(separator: " "))
         }
         return out
@@ -291,6 +323,9 @@ public struct StrategySummary: Sendable, Equatable {
         func num(_ v: Double?) -> Any { v.map { (($0 * 1000).rounded() / 1000) as Any } ?? NSNull() }
         return ["strategy": self.strategy, "sent": self.sent, "delivered": self.delivered, "delivery_ratio": num(self.deliveryRatio),
                 "latency_p50_s": num(self.latencyP50), "latency_p95_s": num(self.latencyP95),
-                "transmissions": self.transmissions, "airtime_s": num(self.airtime), "collisions": self.collisions]
+                "transmissions": self.transmissions, "airtime_s": num(self.airtime), "collisions": self.collisions,
+                "alert_copies": self.alerts.map { $0.copies as Any } ?? NSNull(),
+                "alert_within_10min": self.alerts.map { $0.within10min as Any } ?? NSNull(),
+                "alert_airtime_s": num(self.alerts?.airtime)]
     }
 }

@@ -28,6 +28,8 @@ extension Relay {
             var until: Double?
             @Flag(help: "Print a line on stderr for each simulated hour: wall time, transmissions, copies delivered, peak memory.")
             var progress = false
+            @Flag(help: "Skip the second run, of the scenario without its disruptions, that each recovery is set against.")
+            var noIntact = false
 
             func run() async throws {
                 try await guarded {
@@ -104,7 +106,17 @@ extension Relay {
                     } catch {
                         throw RelayError.data("\(self.file): the scenario could not be simulated (\(error)): check it against \"Scenario files\" in the README")
                     }
-                    let result = sim.result()
+                    var result = sim.result()
+                    // The recovery target: the same copies on the intact mesh (the scenario without its events).
+                    if !result.disruptions.isEmpty && !self.noIntact {
+                        do {
+                            let intact = try DrillSimulator(scenario: DrillResult.intactScenario(scenario))
+                            try intact.run()
+                            result.intact(intact)
+                        } catch {
+                            throw RelayError.data("\(self.file): the scenario without its disruptions could not be simulated (\(error)): check it against \"Scenario files\" in the README")
+                        }
+                    }
                     let wall = Date().timeIntervalSince(started)
                     try self.writeReport(result, scenario)
                     if self.json {
