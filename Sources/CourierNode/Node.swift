@@ -542,20 +542,20 @@ public final class Node {
         if self.routeWalk.pending && self.roomToRoute() { t = min(t, now) }
         for p in self.pulls.values { t = min(t, p.due) }
         for r in self.receipts.values { t = min(t, r.due) }
-        // Receipt parts, acks and transfers go out only in a packet: while every link hears a carrier
-        // (`channelBusy`) they wake the engine when the first link is free, not every millisecond meanwhile (the
-        // drill simulator spent most of its time in such ticks). (While only our own packet is on the air, by the
-        // engine's own reckoning, they still wake it every millisecond: changing that moves packets in the golden
-        // trace by up to a millisecond.)
-        // (No link up: nothing goes out until one comes up, and `linkUp` is an input that sends what waits.)
-        let free = self.links.values.filter(\.up).map { max($0.carrierUntil, now) }.min() ?? .infinity
-        t = min(t, max(self.receiptPartsDue, free))
+        // Receipt parts, acks, transfers and a due announce go out only in a packet: while the link is busy (another
+        // station's carrier reported by `channelBusy`, or our own packet on the air by the engine's own reckoning of
+        // its airtime) they wake the engine when the first link is free, not every millisecond meanwhile (the drill
+        // simulator spent most of its time in such ticks); in quiet mode (nothing is sent) not at all: lifting it
+        // ticks.
+        let sending = !self.quiet
         t = min(t, self.floodGapsDue)
         // A link out of its duty-cycle budget sends nothing until it refills: what waits to go on it (an announce, a
         // summary, acks, transfers already due) wakes the engine then, not every millisecond meanwhile.
         // (Within the urgent reserve, SPEC 8.5, until it refills past the reserve; an urgent transfer due, once
         // the bucket is above empty.)
         var refilled: [String: Double] = [:]
+        // When the first link is free and within its budget (with no link up, never: `linkUp` ticks).
+        var free = Double.infinity
         for (name, l) in self.links where l.up {
             var ready = -Double.infinity
             if let d = l.info.dutyCycle, l.tokens <= Self.urgentReserve(l.info) {
@@ -563,17 +563,22 @@ public final class Node {
                 ready = now + (floor - l.tokens) / d + 0.001
                 refilled[name] = ready
             }
-            t = min(t, max(ready, min(l.nextAnnounce, l.nextHelloRetry, Self.helloAnswerTime(l))))
+            free = min(free, max(ready, l.busyUntil, now))
+            // An announce already due waits for the link like the rest (the next announce is set once it is sent).
+            let announceAt = l.announceDue && !self.transmissionPaused ? Double.infinity : l.nextAnnounce
+            t = min(t, max(ready, min(announceAt, l.nextHelloRetry, Self.helloAnswerTime(l))))
             if let s = l.summaryDue { t = min(t, max(ready, s, l.lastSummary + self.summaryGap(l))) }
-            if let a = l.ackDue { t = min(t, max(ready, a, l.carrierUntil)) }
+            if let a = l.ackDue, sending { t = min(t, max(ready, a, l.busyUntil)) }
             if l.busyUntil > now { t = min(t, max(ready, l.busyUntil)) }
             if ready.isFinite { t = min(t, ready) }
         }
-        // Transfers on a link that is down wait for it (`linkDown` made them due at once; `linkUp` sends them): a
-        // courier's relay on the road woke every millisecond until its next stop.
-        for name in self.transfers.links where self.links[name]?.up == true {
-            if let due = self.transfers.earliestDue(on: name) {
-                t = min(t, max(refilled[name] ?? -.infinity, self.links[name]?.carrierUntil ?? -.infinity, due))
+        if sending {
+            t = min(t, max(self.receiptPartsDue, free))
+            // (Not on a link that is down: its transfers wait for it to come up, and `linkUp` ticks.)
+            for name in self.transfers.links where self.links[name]?.up == true {
+                if let due = self.transfers.earliestDue(on: name) {
+                    t = min(t, max(refilled[name] ?? -.infinity, self.links[name]?.busyUntil ?? -.infinity, due))
+                }
             }
         }
         return max(t, now + 0.001)
