@@ -489,12 +489,13 @@ public final class DrillSimulator {
         for (n, r) in opened.records.enumerated() {
             let size = r.encodedSize(last: n == opened.records.count - 1)
             switch r {
-            case .announce: bytes[PacketClass.announces, default: 0] += size
+            // (A neighbour list goes with announces and floods, SPEC 5.13: counted with the announces.)
+            case .announce, .neighbours: bytes[PacketClass.announces, default: 0] += size
             case .summary: bytes[PacketClass.summaries, default: 0] += size
             case .ack: bytes[PacketClass.acks, default: 0] += size
             case .receiptParts: bytes[PacketClass.receiptParts, default: 0] += size
             case .dictionaries: bytes[PacketClass.dictionaries, default: 0] += size
-            case .bundle, .fragment:
+            case .bundle, .fragment, .piece:
                 if dataClasses.isEmpty {
                     bytes[PacketClass.engineData, default: 0] += size
                 } else {
