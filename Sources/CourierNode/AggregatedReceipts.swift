@@ -57,7 +57,7 @@ extension Node {
     }
 
     /// One full gathering step: the time a flood takes to cross one more hop (its rebroadcast window).
-    var receiptPartStep: Double { max(self.config.minFloodDelay * 2, self.maxAirtime * self.config.floodDelayAirtimes) }
+    var receiptPartStep: Double { self.floodWindow }
 
     /// A flooded bundle this node got and read: its part goes back to the origin, after the nodes farther out had
     /// time to send theirs (nearer nodes wait longer, so each sends once with everything from beyond). Returns false
@@ -155,7 +155,7 @@ extension Node {
             }
             confirm.append((k, p.tag))
             self.drillAnswered(p.id, by: p.holder, hops: p.hops, now: now)
-            if self.receiptsHeld.count >= Tuning.maxReceiptOrigins * 8 { self.receiptsHeld.removeAll() }
+            if self.receiptsHeld.count >= Tuning.maxReceiptOrigins * Tuning.receiptsHeldPerOrigin { self.receiptsHeld.removeAll() }
             if self.receiptsHeld.insert(k).inserted { fresh.append(p) }
         }
         if !confirm.isEmpty {
@@ -220,7 +220,7 @@ extension Node {
                     self.giveUpParts(&c, origin: origin, now: now)
                 } else {
                     // Sent again unless someone nearer the origin is heard carrying them meanwhile.
-                    c.due = now + self.receiptPartStep * self.rng.uniform(2, 3) * pow(2, Double(c.attempts - 1))
+                    c.due = now + self.receiptPartStep * self.rng.uniform(Tuning.receiptPartRetrySteps.min, Tuning.receiptPartRetrySteps.max) * pow(2, Double(c.attempts - 1))
                     c.waitingForCarry = allSent
                 }
             } else if allSent {
@@ -228,7 +228,8 @@ extension Node {
                 // level later, `queueReceiptPart`); sent on their own only if it is not heard doing so by then.
                 let levels = Double(Self.receiptPartLevels)
                 let h = Double(min(Int(hops), Self.receiptPartLevels))
-                c.due = now + self.receiptPartStep * ((levels - h + 2) * 1.25 + self.rng.uniform(0.5, 1))
+                c.due = now + self.receiptPartStep * ((levels - h + Tuning.carryWaitExtraLevels) * Tuning.carryWaitStepsPerLevel
+                                                    + self.rng.uniform(Tuning.carryWaitJitterSteps.min, Tuning.carryWaitJitterSteps.max))
                 c.waitingForCarry = true
             }
             self.carried[origin] = c.order.isEmpty && c.levelDue <= now ? nil : c
@@ -268,11 +269,11 @@ extension Node {
     /// kbit/s): elsewhere a packet costs little and the parts go when due.
     func receiptPartsRideAnnounce(_ l: LinkState, now: Double) -> Bool {
         let p = l.info.properties
-        guard p.duplex == .half, p.bitsPerSecond.map({ $0 < 100_000 }) ?? false else { return false }
+        guard p.duplex == .half, p.bitsPerSecond.map({ $0 < Tuning.slowLinkBitsPerSecond }) ?? false else { return false }
         guard !l.announceDue, l.announceParts.isEmpty else { return false }
         let due = self.carried.filter { !$0.value.order.isEmpty && $0.value.due <= now }
         guard !due.isEmpty, due.values.allSatisfy({ $0.order.count <= Self.partsWithAnnounce }) else { return false }
-        let allowed = l.lastAnnounced + self.config.announceInterval / 4
+        let allowed = l.lastAnnounced + self.config.announceInterval * Tuning.partsAnnounceSpacing
         if now >= allowed { return true }
         for origin in due.keys { self.carried[origin]!.due = allowed }
         return false

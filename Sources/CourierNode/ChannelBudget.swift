@@ -23,10 +23,11 @@ extension Node {
         if let d = l.info.dutyCycle, d > 0 {
             let bucket = Self.bucketSize(l.info)
             let left = Self.tokens(l, at: max(now, l.lastRefill))
-            if left < bucket / 2 { stretch *= min(2, (bucket / 2) / max(left, 1e-9)) }
+            let low = bucket * Tuning.announceLowBudgetShare
+            if left < low { stretch *= min(Tuning.announceStretchByFactor, low / max(left, 1e-9)) }
         }
         let heard = self.freshNeighbours(now: now).filter { $0.link == l.info.name }.count
-        stretch *= min(2, max(1, Double(heard) / Double(Tuning.announceNeighboursPerInterval)))
+        stretch *= min(Tuning.announceStretchByFactor, max(1, Double(heard) / Double(Tuning.announceNeighboursPerInterval)))
         let cap = 0.9 * self.neighbourTimeout(l.info) / (self.config.announceInterval * (1 + Tuning.announceJitter))
         return max(1, min(stretch, cap))
     }
@@ -43,7 +44,7 @@ extension Node {
     /// duty-cycled link, that times the allowance factor times 2 (announces there are spaced by up to that much).
     func neighbourTimeout(_ info: LinkInfo) -> Double {
         guard info.dutyCycle != nil else { return self.config.neighbourTimeout }
-        return self.config.neighbourTimeout * Self.allowanceStretch(info, interval: self.config.announceInterval) * 2
+        return self.config.neighbourTimeout * Self.allowanceStretch(info, interval: self.config.announceInterval) * Tuning.announceStretchByFactor
     }
 
     /// When the next periodic announce goes on a link announcing now: the interval, stretched as the channel needs,

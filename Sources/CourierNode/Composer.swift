@@ -195,7 +195,7 @@ extension Node {
         let candidates = self.transfers.due(on: name, now: now, limit: Tuning.dueTransfersLooked)
         // On a slow link an urgent bundle travels in a packet of its own class: filling the rest of its packet with
         // a bulk transfer would make the alert wait for the whole packet's airtime.
-        let slow = l.info.properties.bitsPerSecond.map { $0 < 100_000 } ?? false
+        let slow = l.info.properties.bitsPerSecond.map { $0 < Tuning.slowLinkBitsPerSecond } ?? false
         let smallMTU = self.fragmentMTU(l)
         var urgentAdded = false
         var floodAdded = false

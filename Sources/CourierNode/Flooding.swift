@@ -119,7 +119,7 @@ extension Node {
             // No route: tell the neighbours what we hold, so one that is (or knows) the destination answers.
             if !self.transfers.hasCustody(b.id) {
                 self.lastUnroutableAt = now
-                self.wantSummary(nil, now: now, 0.1, 5)
+                self.wantSummary(nil, now: now, Tuning.unroutableSummaryDelay.min, Tuning.unroutableSummaryDelay.max)
             }
         }
     }
@@ -182,15 +182,21 @@ extension Node {
     /// A random delay before a rebroadcast or repair: up to `floodDelayAirtimes` packet airtimes, divided by the
     /// number of neighbours not known to have the bundle when given.
     func floodDelay(uncovered: Int? = nil) -> Double {
-        let window = max(self.config.minFloodDelay * 2, self.maxAirtime * self.config.floodDelayAirtimes)
+        let window = self.floodWindow
         let scale = uncovered.map { 1 / Double(max(1, $0)) } ?? 1
         return self.config.minFloodDelay + self.rng.uniform(0, 1) * (window - self.config.minFloodDelay) * scale
     }
 
-    /// A random delay before answering a summary with what it lacks: up to three packet airtimes (another holder's
-    /// copy heard meanwhile cancels ours).
+    /// A rebroadcast's window: `floodDelayAirtimes` packet airtimes, and at least `Tuning.floodWindowMinimum` times
+    /// the least delay (on a fast link an airtime is nothing, and the neighbours still need time to hear each other).
+    var floodWindow: Double {
+        max(self.config.minFloodDelay * Tuning.floodWindowMinimum, self.maxAirtime * self.config.floodDelayAirtimes)
+    }
+
+    /// A random delay before answering a summary with what it lacks: up to `Tuning.answerDelayAirtimes` packet
+    /// airtimes (another holder's copy heard meanwhile cancels ours).
     func answerDelay() -> Double {
-        self.config.minFloodDelay + self.rng.uniform(0, 1) * self.maxAirtime * 3
+        self.config.minFloodDelay + self.rng.uniform(0, 1) * self.maxAirtime * Tuning.answerDelayAirtimes
     }
 }
 

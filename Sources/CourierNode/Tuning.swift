@@ -102,4 +102,30 @@ extension Tuning {
     /// A route learnt from a bundle's arrival is used, and kept, for 4 neighbour timeouts: older, the path has
     /// likely changed (routing then falls back to copies).
     static let routeKeptForTimeouts = 4.0
+    /// A directed bundle nobody can route: our summary within 0.1-5 s (the destination, or one who knows it, may
+    /// answer; not at once, so several such bundles arriving together share one summary).
+    static let unroutableSummaryDelay = (min: 0.1, max: 5.0)
+    /// A rebroadcast window is at least twice the least flood delay (on a fast link a packet's airtime is nothing,
+    /// and neighbours still need the time to hear one another's copies).
+    static let floodWindowMinimum = 2.0
+    /// A summary's answer waits up to three packet airtimes: time to hear another holder's copy and stay quiet.
+    static let answerDelayAirtimes = 3.0
+    /// Receipt parts already confirmed are remembered, up to 8 per origin of `maxReceiptOrigins` (then forgotten
+    /// at once: a part confirmed again is only sent on once more).
+    static let receiptsHeldPerOrigin = 8
+    /// Parts sent on their own and not carried on are sent again after 2-3 gathering steps, doubled each attempt.
+    static let receiptPartRetrySteps = (min: 2.0, max: 3.0)
+    /// Parts that rode on other packets wait for a nearer node to carry them: (levels - hops + 2) × 1.25 steps plus
+    /// 0.5-1 step, so the nearer node (a level later) has had its own turn first.
+    static let carryWaitExtraLevels = 2.0
+    static let carryWaitStepsPerLevel = 1.25
+    static let carryWaitJitterSteps = (min: 0.5, max: 1.0)
+    /// Below 100 kbit/s a half-duplex link is a radio where a packet costs: parts ride announces there.
+    static let slowLinkBitsPerSecond = 100_000
+    /// Parts do not bring an announce forward within a quarter interval of the last (more announces cost packets).
+    static let partsAnnounceSpacing = 0.25
+    /// Announces stretch when less than half the hour's allowance is left, and by neighbour count, each at most 2x;
+    /// a neighbour on a duty-cycled link counts as near for twice as long (announces there are that far apart).
+    static let announceLowBudgetShare = 0.5
+    static let announceStretchByFactor = 2.0
 }
