@@ -241,8 +241,10 @@ extension Node {
                 if t.key.target != nil && t.sent.subtracting(t.acked).count >= self.config.window { break }
                 let r = self.onAir(t.records[i], target: t.key.target)
                 guard fits(r) else {
-                    // Fill the packet (SPEC 5.12): the bundle's head here, its rest first in the next packet.
-                    if !records.isEmpty, t.records.count == 1,
+                    // Fill the packet (SPEC 5.12): the bundle's head here, its rest first in the next packet. Not on a
+                    // line that loses packets (its fragment size cut down, `fragmentMTU`): a cut bundle arrives only if
+                    // both its packets do, which squares the loss there.
+                    if !records.isEmpty, t.records.count == 1, smallMTU >= mtu,
                        let c = self.cutToFill(r, target: t.key.target, over: { p in
                            size - Record.payloadSize(records, lastWithLength: true) + Record.payloadSize(records + [.piece(p)]) - min(mtu, smallMTU)
                        }) {
