@@ -38,11 +38,13 @@ extension Node {
     /// sends it again).
     struct ReceivedState {
         let reassembler: Reassembler
+        /// Neighbours' keys written by the packet are not kept if its commit fails: written again from the next announce.
+        let peersKept: PeersKept
         let acks: [String: (acks: [ShortID: [UInt32: AckEntry]], due: Double?, partial: [ShortID: Set<UInt32>], unacked: [ShortID: [UInt32: Int]])]
     }
 
     func receivedState() -> ReceivedState {
-        ReceivedState(reassembler: self.reassembler,
+        ReceivedState(reassembler: self.reassembler, peersKept: self.peersKept,
                       acks: self.links.mapValues { ($0.acks, $0.ackDue, $0.partialAcks, $0.unackedFragments) })
     }
 
@@ -51,6 +53,7 @@ extension Node {
     /// without its last piece, so it completes, and is stored and acknowledged, only from a retransmission.
     func restore(_ s: ReceivedState, keepingFragmentsOf packet: Packet, from sender: NodeID?, now: Double) {
         self.reassembler = s.reassembler
+        self.peersKept = s.peersKept
         if let sender {
             for case .fragment(let f) in packet.records where f.nextHop == nil || f.nextHop == self.me.short {
                 if case .complete = self.reassembler.add(f, from: sender, now: Int64(now)) {

@@ -20,6 +20,7 @@ extension Node {
             TableSize(table: "partialAnnounces", size: self.partialAnnounces.count, bound: "\(Tuning.maxPartialAnnounces); beyond, only neighbours heard within the timeout are kept"),
             TableSize(table: "transfers", size: self.transfers.count, bound: "held bundles × links; ended by ack, give-up, receipt or cancel"),
             TableSize(table: "heldIndex", size: self.heldIndex.count, bound: "held bundles (the store's quota)"),
+            TableSize(table: "peersKept", size: self.peersKept.kept.count, bound: "neighbours heard in the last \(Int(Tuning.peerHeardKeptEvery)) s"),
             TableSize(table: "replayWindows", size: self.replayGuard.windows.count, bound: "known senders (kept in the store)"),
             TableSize(table: "floods", size: self.floods.count, bound: "held floods; each ends at its due time"),
             TableSize(table: "summaries", size: self.summaries.count, bound: "neighbours heard within the timeout (pages of a summary being received)"),
@@ -57,6 +58,7 @@ extension Node {
         let timeout = self.config.neighbourTimeout
         self.routes = self.routes.filter { now - $0.value.at < timeout * Tuning.routeKeptForTimeouts }
         self.keyExchange.prune(now: now, interval: self.config.keyRequestInterval)
+        self.peersKept.prune(now: now)
         self.neighbours = self.neighbours.filter { now - ($0.value.lastHeard.values.max() ?? -1e9) < Tuning.forgetNeighbourAfter }
         let fresh = Set(self.neighbours.values.filter { n in n.lastHeard.values.contains { now - $0 < timeout } }.map(\.id))
         self.summaries = self.summaries.filter { fresh.contains($0.key) }

@@ -110,9 +110,7 @@ extension Node {
         if id != self.me && id.short == self.me.short {
             self.reject("another node (\(id)) has our short id \(short): restart one of them with a new identity")
         }
-        if case .members(let members) = self.config.trust, !members.contains(keys) {
-            // Not in the federation's membership list: known for packets, but its bundles are refused.
-        }
+        // A node not on the federation's membership list is known for packets all the same; its bundles are refused.
         self.learn(keys)
         if let name = p.name { self.neighbours[id, default: Neighbour(id: id)].name = name }
         return id
@@ -181,5 +179,40 @@ extension Node {
             }
         }
         return (previous, contact)
+    }
+}
+
+extension Node {
+    /// Keeps a neighbour's keys, name and when it was heard in the store (`relay peers`; a restart knows them before
+    /// the next announce), when its announce says something new: keys not kept since the start, another name, or
+    /// `Tuning.peerHeardKeptEvery` since it was last kept.
+    func keepPeer(_ k: NodePublicKeys, link: String, now: Double) {
+        let name = self.partialAnnounces[k.nodeID.short]?.name
+        guard self.peersKept.isNew(k.nodeID, name: name, now: now) else { return }
+        if self.storing("remember a neighbour's keys", link: link, { try self.store.rememberPeer(k, name: name, now: Int64(now)) }) != nil {
+            self.peersKept.kept(k.nodeID, name: name, now: now)
+        }
+    }
+}
+
+/// The neighbours' keys kept in the store by this engine (`keepPeer`), so an announce that says nothing new is not
+/// written again: a relay hears its neighbours' announces many times an hour. No other part uses it.
+struct PeersKept {
+    /// For each neighbour: the name kept with its keys, and when.
+    var kept: [NodeID: (name: String?, at: Double)] = [:]
+
+    func isNew(_ id: NodeID, name: String?, now: Double) -> Bool {
+        guard let k = self.kept[id] else { return true }
+        return (name != nil && name != k.name) || now - k.at >= Tuning.peerHeardKeptEvery
+    }
+
+    mutating func kept(_ id: NodeID, name: String?, now: Double) {
+        let previous = self.kept[id]?.name
+        self.kept[id] = (name ?? previous, now)
+    }
+
+    /// Forgets what would be kept again anyway (kept `Tuning.peerHeardKeptEvery` ago or more).
+    mutating func prune(now: Double) {
+        self.kept = self.kept.filter { now - $0.value.at < Tuning.peerHeardKeptEvery }
     }
 }

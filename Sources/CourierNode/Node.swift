@@ -23,6 +23,8 @@ public final class Node {
     var neighbours: [NodeID: Neighbour] = [:]
     /// Nodes' keys (KeyBook.swift), which every part reading a bundle or a packet looks up.
     var keyBook = KeyBook()
+    /// The trust list (`config.trust`) indexed for judging bundles (OriginJudgement.swift); set with it.
+    var membership: Membership?
     var keys: [NodeID: NodePublicKeys] { self.keyBook.keys }
     var directory: [ShortID: [NodeID]] { self.keyBook.directory }
     var partialAnnounces: [ShortID: PartialAnnounce] = [:]
@@ -34,6 +36,8 @@ public final class Node {
     var transferNumbering = TransferNumbering()
     /// The replay guard's packet-counter windows (ReplayGuard.swift).
     var replayGuard = ReplayGuardState()
+    /// Neighbours' keys kept in the store by this engine, and when (Neighbours.swift).
+    var peersKept = PeersKept()
     var floods: [BundleID: PendingFlood] = [:]
     /// While a packet's records are read: whether it asks us to pass on the floods it carries (SPEC 8.5 rule 5).
     var floodRelayAsked = true
@@ -143,6 +147,7 @@ public final class Node {
             self.links[l.name] = LinkState(info: l, tokens: Self.bucketSize(l), lastRefill: now)
             self.linkOrder.append(l.name)
         }
+        self.membership = Membership(config.trust)
         self.learn(config.identity.publicKeys)
         if case .members(let members) = config.trust { for k in members { self.learn(k) } }
         // Keys heard before a restart, and those put on the trust list by hand.
@@ -183,6 +188,7 @@ public final class Node {
 
     public func setTrust(_ policy: TrustPolicy) {
         self.config.trust = policy
+        self.membership = Membership(policy)
         if case .members(let members) = policy { for k in members { self.learn(k) } }
         // Keys added to the trust list while running (`relay peers add CODE`) are known at once, whatever the policy:
         // bundles kept unread from those nodes are read at the next tick.
@@ -304,12 +310,9 @@ public final class Node {
         for case .announce(let a) in packet.records {
             if let id = self.handleAnnounce(a, short: packet.header.sender) {
                 sender = id
-                // Not kept (a full disk): known in memory, kept from a later announce.
-                if let k = self.keys[id] {
-                    _ = self.storing("remember a neighbour's keys", link: link) {
-                        try self.store.rememberPeer(k, name: self.partialAnnounces[id.short]?.name, now: Int64(now))
-                    }
-                }
+                // Not kept (a full disk): known in memory, kept from a later announce. Kept again only when the
+                // announce says something new (PeersKept, Neighbours.swift).
+                if let k = self.keys[id] { self.keepPeer(k, link: link, now: now) }
             }
             if a.capabilities & AnnounceRecord.hello != 0 { self.answerHello(from: packet.header.sender, on: link, now: now) }
         }

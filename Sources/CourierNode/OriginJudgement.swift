@@ -19,7 +19,7 @@ extension Node {
     /// The judge of this node's bundles now: its identity, groups, trust list and key book.
     var bundleJudge: BundleJudge {
         BundleJudge(identity: self.config.identity, groups: self.config.groups, trust: self.config.trust,
-                    openMode: self.config.openMode, book: self.keyBook)
+                    membership: self.membership, openMode: self.config.openMode, book: self.keyBook)
     }
 
     func judge(_ b: CourierBundle) -> OriginProof { self.bundleJudge.judge(b) }
@@ -32,6 +32,22 @@ extension Node {
         guard let why = self.distrust(b) else { return true }
         self.reject(why)
         return false
+    }
+}
+
+/// A trust list indexed for the judge's two questions, built once per list rather than at each bundle judged (a
+/// federation's list has a thousand members): is a short id a member's, and are these keys listed.
+struct Membership: Sendable {
+    /// The members' short ids.
+    let shorts: Set<ShortID>
+    /// The members' keys.
+    let keys: Set<NodePublicKeys>
+
+    /// Nil for a policy that accepts any origin.
+    init?(_ trust: TrustPolicy) {
+        guard case .members(let members) = trust else { return nil }
+        self.shorts = Set(members.map(\.nodeID.short))
+        self.keys = Set(members)
     }
 }
 
@@ -53,13 +69,22 @@ public struct BundleJudge: Sendable {
     public let identity: NodeIdentity
     public let groups: Set<GroupID>
     public let trust: TrustPolicy
+    /// The trust list indexed (nil when any origin is accepted).
+    let membership: Membership?
     public let openMode: Bool
     public var book: KeyBook
 
     public init(identity: NodeIdentity, groups: Set<GroupID>, trust: TrustPolicy, openMode: Bool, book: KeyBook) {
+        self.init(identity: identity, groups: groups, trust: trust, membership: Membership(trust), openMode: openMode, book: book)
+    }
+
+    /// A judge with the trust list already indexed (`membership` is `Membership(trust)`): the engine builds a judge
+    /// at each bundle, and indexes its list once.
+    init(identity: NodeIdentity, groups: Set<GroupID>, trust: TrustPolicy, membership: Membership?, openMode: Bool, book: KeyBook) {
         self.identity = identity
         self.groups = groups
         self.trust = trust
+        self.membership = membership
         self.openMode = openMode
         self.book = book
     }
@@ -86,9 +111,8 @@ public struct BundleJudge: Sendable {
     /// Checks a bundle's origin: trust list, required signature, signature against the origin's known keys (every
     /// candidate of its short id, 2.3). Identity bundles are checked against the keys they carry (`takeIdentity`).
     public func judge(_ b: CourierBundle) -> OriginProof {
-        var members: [NodePublicKeys]? = nil
-        if case .members(let m) = self.trust { members = m }
-        if let m = members, !m.contains(where: { $0.nodeID.short == b.origin }) {
+        let members = self.membership
+        if let m = members, !m.shorts.contains(b.origin) {
             return .refused("\(b.id): origin is not a federation member")
         }
         guard b.isSigned else {
@@ -100,7 +124,7 @@ public struct BundleJudge: Sendable {
         }
         if b.kind == .identity { return .proven }
         var candidates = self.book.candidates(b.origin)
-        if let m = members { candidates = candidates.filter { m.contains($0) } }
+        if let m = members { candidates = candidates.filter { m.keys.contains($0) } }
         guard !candidates.isEmpty else { return .keysUnknown }
         return candidates.contains(where: { b.verifySignature(originKeys: $0) }) ? .proven : .refused("\(b.id): origin signature does not verify")
     }
@@ -116,11 +140,11 @@ public struct BundleJudge: Sendable {
     /// its listed keys); with none known yet it is read once they come (kept unread, keys asked for, 9.1); a tag
     /// that fails is given up on as unreadable (or refused with `trust = peers`). For another node: not proven,
     /// carried on (custody), as a signed bundle from an origin whose keys are unknown is (SPEC 6.12, EndToEndProof.swift).
-    func endToEndProof(_ b: CourierBundle, members: [NodePublicKeys]?) -> OriginProof? {
+    func endToEndProof(_ b: CourierBundle, members: Membership?) -> OriginProof? {
         guard b.isEncrypted, !b.isSigned, case .node = b.destination else { return nil }
         guard self.isForHere(b) else { return .unproven }
         var candidates = self.book.candidates(b.origin).filter { $0.nodeID != self.me || b.origin == self.me.short }
-        if let m = members { candidates = candidates.filter { m.contains($0) } }
+        if let m = members { candidates = candidates.filter { m.keys.contains($0) } }
         if candidates.contains(where: { b.endToEndVerifies(recipient: self.identity, originKeys: $0) }) {
             return .proven
         }

@@ -25,6 +25,10 @@ extension Tuning {
     static let maxHelloAnswered = 1_024
 
     // Announces and hellos.
+    /// A neighbour's announce is written to the store (its keys, name and when it was last heard: `relay peers`) when
+    /// it says something new, or when this long has passed since it was last written: `relay peers` says when a peer
+    /// was heard to within this much, and a relay does not write at every announce it hears.
+    static let peerHeardKeptEvery: Double = 600
     /// At most one hello request per link a minute when packets come from nodes we cannot read.
     static let helloRequestInterval: Double = 60
     /// A contact gets our announce unless we announced within the last minute (it heard that one).

@@ -247,7 +247,13 @@ public final class Store: Sendable {
             var out: [NodeID: ReplayWindow] = [:]
             for r in try Row.fetchAll(db.cachedStatement(sql: "SELECT node, state FROM replay_window")) {
                 guard let id = NodeID(bytes: [UInt8](r["node"] as Data)) else { continue }
-                out[id] = try JSONDecoder().decode(ReplayWindow.self, from: r["state"] as Data)
+                let state = [UInt8](r["state"] as Data)
+                // Kept as JSON by earlier versions (it starts with `{`), in the stored form since.
+                if state.first == UInt8(ascii: "{") {
+                    out[id] = try JSONDecoder().decode(ReplayWindow.self, from: Data(state))
+                } else {
+                    out[id] = try ReplayWindow(stored: state)
+                }
             }
             return out
         }
@@ -258,7 +264,7 @@ public final class Store: Sendable {
         try self.write { db in
             try db.cachedStatement(sql: """
                 INSERT INTO replay_window (node, state) VALUES (?, ?) ON CONFLICT(node) DO UPDATE SET state = excluded.state
-                """).execute(arguments: [Data(sender.bytes), try JSONEncoder().encode(w)])
+                """).execute(arguments: [Data(sender.bytes), Data(w.stored)])
         }
     }
 

@@ -29,12 +29,19 @@ public struct NodeID: Sendable, Hashable, CustomStringConvertible {
     }
 
     public init(keys: NodePublicKeys) {
+        self = keys.nodeID
+    }
+
+    /// The id of the node with these public keys (both 32 bytes).
+    init(signing: [UInt8], agreement: [UInt8]) {
         var h = SHA256()
-        h.update(data: Array("courier/v1/node".utf8))
-        h.update(data: keys.signing)
-        h.update(data: keys.agreement)
+        h.update(data: Self.domain)
+        h.update(data: signing)
+        h.update(data: agreement)
         self.bytes = Array(h.finalize().prefix(16))
     }
+
+    private static let domain = Array("courier/v1/node".utf8)
 
     public var short: ShortID {
         ShortID(UInt32(self.bytes[0]) << 24 | UInt32(self.bytes[1]) << 16 | UInt32(self.bytes[2]) << 8
@@ -48,6 +55,9 @@ public struct NodeID: Sendable, Hashable, CustomStringConvertible {
 public struct NodePublicKeys: Sendable, Hashable {
     public let signing: [UInt8]
     public let agreement: [UInt8]
+    /// Its node id, hashed once when the keys are made: the engine asks for it at every key looked up, and a
+    /// federation's relay knows a thousand keys.
+    public let nodeID: NodeID
 
     public init(signing: [UInt8], agreement: [UInt8]) throws(WireError) {
         guard signing.count == 32 else {
@@ -58,9 +68,18 @@ public struct NodePublicKeys: Sendable, Hashable {
         }
         self.signing = signing
         self.agreement = agreement
+        self.nodeID = NodeID(signing: signing, agreement: agreement)
     }
 
-    public var nodeID: NodeID { NodeID(keys: self) }
+    /// Equal keys are equal (the node id follows from them).
+    public static func == (a: NodePublicKeys, b: NodePublicKeys) -> Bool {
+        a.signing == b.signing && a.agreement == b.agreement
+    }
+
+    public func hash(into h: inout Hasher) {
+        h.combine(self.signing)
+        h.combine(self.agreement)
+    }
 
     /// Verifies an Ed25519 signature by this node over `message`.
     public func verify(signature: some Collection<UInt8>, message: [UInt8]) -> Bool {

@@ -218,6 +218,12 @@ public struct ReplayWindow: Sendable, Hashable, Codable {
             self.low = c
         }
 
+        init(highest: UInt32, seen: UInt64, low: UInt32) {
+            self.highest = highest
+            self.seen = seen
+            self.low = low
+        }
+
         /// Whether `c` falls to this window: from the counter that opened it to `jumpBound` past its highest.
         func covers(_ c: UInt32) -> Bool { c >= self.low && UInt64(c) <= UInt64(self.highest) + ReplayWindow.jumpBound }
 
@@ -290,5 +296,49 @@ public struct ReplayWindow: Sendable, Hashable, Codable {
         self.tentative = Line(c)
         self.tentativeHits = 1
         return .acceptedAhead
+    }
+}
+
+/// The windows as a store keeps them (`ReplayWindow.stored`), written with every packet accepted: a few bytes, where
+/// their JSON form (what stores kept before) cost more to make than the rest of the packet's work. Not on the wire.
+///
+///     form (u8, 1) | lines (u8: bit 0 main, bit 1 tentative) | each line present, main first:
+///     highest (u32) | seen (2 x u32, high half first) | low (u32)   | tentative hits (u32)
+///
+/// A JSON form starts with `{` (0x7b), so a store tells the two apart by the first byte.
+extension ReplayWindow {
+    static let storedForm: UInt8 = 1
+
+    public var stored: [UInt8] {
+        var w = ByteWriter(capacity: 38)
+        w.u8(Self.storedForm)
+        w.u8((self.main == nil ? 0 : 1) | (self.tentative == nil ? 0 : 2))
+        for l in [self.main, self.tentative].compactMap({ $0 }) {
+            w.u32(l.highest)
+            w.u32(UInt32(truncatingIfNeeded: l.seen >> 32))
+            w.u32(UInt32(truncatingIfNeeded: l.seen))
+            w.u32(l.low)
+        }
+        w.u32(UInt32(clamping: self.tentativeHits))
+        return w.bytes
+    }
+
+    /// Reads what `stored` wrote; anything else (another form, a line missing, bytes left over) throws.
+    public init(stored bytes: [UInt8]) throws(WireError) {
+        var r = ByteReader(bytes)
+        let form = try r.u8("replay window form")
+        guard form == Self.storedForm else { throw .invalidValue(field: "replay window form", reason: "\(form) is not a stored form") }
+        let lines = try r.u8("replay window lines")
+        guard lines & ~3 == 0 else { throw .invalidValue(field: "replay window lines", reason: "unknown bits \(lines)") }
+        func line(_ field: String) throws(WireError) -> Line {
+            let highest = try r.u32(field)
+            let seen = UInt64(try r.u32(field)) << 32 | UInt64(try r.u32(field))
+            return Line(highest: highest, seen: seen, low: try r.u32(field))
+        }
+        self.init()
+        if lines & 1 != 0 { self.main = try line("replay window main") }
+        if lines & 2 != 0 { self.tentative = try line("replay window tentative") }
+        self.tentativeHits = Int(try r.u32("replay window hits"))
+        guard r.isAtEnd else { throw .trailingBytes(field: "replay window", count: r.remaining) }
     }
 }
