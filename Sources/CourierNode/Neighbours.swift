@@ -157,11 +157,18 @@ extension Node {
 extension Node {
     /// A packet heard from a neighbour: it is marked heard on the link (its capabilities and name from the announce);
     /// a contact (heard again after the neighbour timeout) may bring routes back and calls for our announce.
-    /// Returns when it was heard before on this link, and whether this is a contact.
-    func heard(_ from: NodeID, on link: String, packet: Packet, now: Double) -> (previous: Double?, contact: Bool) {
+    /// A neighbour back after silence (given up on, or heard again after `silenceBeforeGivingUp`: a partition healed
+    /// or its relay switched on again, long before the neighbour timeout) gets what waits for it now: the held bundles
+    /// are routed again at once, and its transfers here go after a short random delay with their backoff forgotten
+    /// (`neighbourReturned`).
+    /// Returns when it was heard before on this link, whether this is a contact, and whether it returned (a contact,
+    /// or a neighbour given up on: our summary may be news to it).
+    func heard(_ from: NodeID, on link: String, packet: Packet, now: Double) -> (previous: Double?, contact: Bool, returned: Bool) {
         var n = self.neighbours[from] ?? Neighbour(id: from)
         let previous = n.lastHeard[link]
         let wasAway = (previous.map { p in now - p > (self.links[link].map { self.neighbourTimeout($0.info) } ?? self.config.neighbourTimeout) } ?? true)
+        let givenUp = n.unresponsiveSince != nil
+        let wasSilent = givenUp || previous.map { now - $0 > self.silenceBeforeGivingUp(link: self.links[link]) } ?? false
         n.lastHeard[link] = now
         n.unresponsiveSince = nil
         for case .announce(let a) in packet.records { n.capabilities = a.capabilities }
@@ -169,6 +176,14 @@ extension Node {
         if n.name == nil, let k = self.partialAnnounces[from.short]?.name { n.name = k }
         self.neighbours[from] = n
         let contact = wasAway && from != self.me
+        if (contact || wasSilent) && from != self.me {
+            self.rerouteDue = true
+            self.neighbourReturned(from, link: link, now: now)
+        }
+        // Our summary goes to a contact, or to a neighbour we had given up on (it was away: a partition, a relay
+        // switched off); not to every neighbour merely quiet for a few minutes (in a quiet mesh that is most packets:
+        // a summary for each took the triangle drill from 85 summary packets to 227).
+        let returned = (contact || givenUp) && from != self.me
         if contact {
             self.rerouteDue = true
             self.emit(.event(.neighbourHeard(from, name: n.name, link: link)))
@@ -178,7 +193,7 @@ extension Node {
                 self.links[link] = l
             }
         }
-        return (previous, contact)
+        return (previous, contact, returned)
     }
 }
 

@@ -322,7 +322,7 @@ public final class Node {
             return nil
         }
         guard self.admitCounter(packet.header.counter, from: from, link: link) else { return nil }
-        let (previous, contact) = self.heard(from, on: link, packet: packet, now: now)
+        let (previous, contact, returned) = self.heard(from, on: link, packet: packet, now: now)
         self.floodRelayAsked = self.relayAsked(by: packet.records)
         defer { self.floodRelayAsked = true }
         for r in packet.records {
@@ -344,8 +344,9 @@ public final class Node {
             default: break
             }
         }
-        // A contact (after what this packet told us): send our summary if we may hold news for them.
-        if contact && self.mayHoldNews(for: from, since: previous) {
+        // A contact, or a neighbour back after silence (after what this packet told us): send our summary if we may
+        // hold news for them (a partition healed long before the neighbour timeout: floods held on either side).
+        if returned && self.mayHoldNews(for: from, since: previous) {
             self.wantSummary(link, now: now, Tuning.contactSummaryDelay.min, Tuning.contactSummaryDelay.max)
         }
         return from

@@ -22,6 +22,9 @@ extension Node {
         var sent: Set<Int> = []
         var acked: Set<Int> = []
         var firstSent: Double? = nil
+        /// When records of it last went out (directed transfers): a time-out counts against the line only if the
+        /// neighbour was heard after that (`noteRecordOutcome`).
+        var lastSent: Double? = nil
         var due: Double = 0
         /// When the fragments in flight count as lost (directed transfers); the window keeps sending until then.
         var rtoAt: Double = .infinity
@@ -140,6 +143,22 @@ extension Node {
     /// A neighbour given up on is tried again after this many seconds even if not heard (a probe: it may be back in
     /// range without having said anything).
     static let unresponsiveProbe: Double = 300
+
+    /// A neighbour heard again after silence (`heard`: given up on, or nothing from it for `silenceBeforeGivingUp`):
+    /// the transfers to it on that link waiting for a retransmission time-out go now, each after its own random
+    /// `Tuning.returnedNeighbourDelay` (the neighbours that waited for the same relay do not all send at once, nor
+    /// into the packets it may still be sending), with their backoff forgotten (it is there: the next time-out is
+    /// an ordinary one, not the one grown while it was away).
+    func neighbourReturned(_ id: NodeID, link: String, now: Double) {
+        // In the order they started (the in-flight set's order differs from run to run; the delays are drawn in turn).
+        for var t in self.transfers.inFlight(on: link).filter({ $0.key.target == id }).sorted(by: { $0.order < $1.order }) {
+            let at = now + self.rng.uniform(Tuning.returnedNeighbourDelay.min, Tuning.returnedNeighbourDelay.max)
+            t.attempts = 0
+            t.rtoAt = min(t.rtoAt, at)
+            t.due = min(t.due, at)
+            self.transfers[t.key] = t
+        }
+    }
 
     func backoffCap(_ target: NodeID?, link: String, now: Double) -> Int {
         guard let t = target, let heard = self.neighbours[t]?.lastHeard[link] else { return Self.backoffCapSilent }

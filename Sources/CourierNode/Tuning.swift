@@ -109,6 +109,10 @@ extension Tuning {
     /// A directed bundle nobody can route: our summary within 0.1-5 s (the destination, or one who knows it, may
     /// answer; not at once, so several such bundles arriving together share one summary).
     static let unroutableSummaryDelay = (min: 0.1, max: 5.0)
+    /// A neighbour heard again after silence (a partition healed, its relay back on): what waited for it goes
+    /// 0.2-2 s later, soon (it is there now), random so the relays that waited for it do not answer its first packet
+    /// together.
+    static let returnedNeighbourDelay = (min: 0.2, max: 2.0)
     /// A rebroadcast window is at least twice the least flood delay (on a fast link a packet's airtime is nothing,
     /// and neighbours still need the time to hear one another's copies).
     static let floodWindowMinimum = 2.0
