@@ -22,7 +22,7 @@ extension Node {
         var stretch = Self.allowanceStretch(l.info, interval: self.config.announceInterval)
         if let d = l.info.dutyCycle, d > 0 {
             let bucket = Self.bucketSize(l.info)
-            let left = Self.tokens(l, at: max(now, l.lastRefill))
+            let left = Self.tokens(l, at: now)
             let low = bucket * Tuning.announceLowBudgetShare
             if left < low { stretch *= min(Tuning.announceStretchByFactor, low / max(left, 1e-9)) }
         }

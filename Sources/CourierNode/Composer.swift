@@ -8,10 +8,7 @@ extension Node {
     /// Builds and emits packets on a link while it is free and within its airtime budget.
     func pump(_ name: String, now: Double) {
         guard var l = self.links[name], l.up else { return }
-        if l.info.dutyCycle != nil {
-            l.tokens = Self.tokens(l, at: now)
-            l.lastRefill = now
-        }
+        if l.info.dutyCycle != nil { l.sent.advance(to: now, window: Self.reckonedWindow) }
         self.links[name] = l
         var guardCount = 0
         // A KISS TNC keys up once for frames handed to it together: on AFSK links send a burst, paying TXDELAY
@@ -25,12 +22,14 @@ extension Node {
         var inBurst = 0
         while guardCount < Tuning.maxPacketsPerPump, let link = self.links[name], link.busyUntil <= now || (inBurst > 0 && inBurst < burstMax) {
             guardCount += 1
-            // Out of airtime budget (duty cycle): wait until it refills. Within the urgent reserve only urgent
+            // Out of airtime (duty cycle): wait until enough of the window's allowance is left for a full packet
+            // (what the modem would refuse, the engine does not hand it). Within the urgent reserve only urgent
             // bundle data goes (SPEC 8.5).
             var urgentOnly = false
             if link.info.dutyCycle != nil {
-                if link.tokens <= 0 { return }
-                if link.tokens <= Self.urgentReserve(link.info) {
+                let left = Self.tokens(link, at: now)
+                if left < Self.packetAllowance(link.info) { return }
+                if left <= Self.urgentReserve(link.info) {
                     guard self.urgentDue(name, now: now) else { return }
                     urgentOnly = true
                 }
@@ -64,7 +63,8 @@ extension Node {
                 l2.busyUntil = now + airtime
             }
             inBurst += 1
-            if l2.info.dutyCycle != nil { l2.tokens -= airtime }
+            // (In a burst, the packet starts when the one before it ends.)
+            if l2.info.dutyCycle != nil { l2.sent.record(start: l2.busyUntil - airtime, airtime: airtime) }
             self.links[name] = l2
             self.stats.packetsSent += 1
             self.stats.bytesSent += bytes.count

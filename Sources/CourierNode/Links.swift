@@ -11,8 +11,8 @@ extension Node {
         var busyUntil: Double = 0
         /// The end of the latest carrier reported by `channelBusy` (someone else transmitting).
         var carrierUntil: Double = 0
-        var tokens: Double = 0
-        var lastRefill: Double = 0
+        /// Our own packets within the duty-cycle window (Airtime.swift; empty without a duty cycle).
+        var sent = AirtimeLedger()
         var nextAnnounce: Double = 0
         /// How much announces (and summaries) are spaced out on this link, as of its last announce (ChannelBudget.swift).
         var stretch: Double = 1

@@ -41,6 +41,8 @@ extension Node {
                       bound: "transfers heard within the reassembly timeout (completed: at most \(Reassembler.maxCompleted))"),
             TableSize(table: "acks", size: l.reduce(0) { $0 + $1.acks.count + $1.partialAcks.count + $1.unackedFragments.count },
                       bound: "neighbours with an ack pending; cleared when it goes out"),
+            TableSize(table: "airtimeSent", size: l.reduce(0) { $0 + $1.sent.count },
+                      bound: "packets sent within the duty-cycle window, per duty-cycled link (its allowance over the shortest packet)"),
             TableSize(table: "helloAnswered", size: l.reduce(0) { $0 + $1.helloAnswered.count }, bound: "\(Tuning.maxHelloAnswered) per link"),
             TableSize(table: "dictionaries", size: self.dictionaryState.wanted.count + self.dictionaryState.answered.count
                 + self.dictionaryState.requestsDue.count + self.dictionaryState.holdingsDue.count,

@@ -144,7 +144,7 @@ public final class Node {
         self.reassembler = Reassembler(timeout: Int64(config.reassemblyTimeout))
         self.quiet = try store.isQuiet()
         for l in links {
-            self.links[l.name] = LinkState(info: l, tokens: Self.bucketSize(l), lastRefill: now)
+            self.links[l.name] = LinkState(info: l)
             self.linkOrder.append(l.name)
         }
         self.membership = Membership(config.trust)
@@ -562,10 +562,12 @@ public final class Node {
         var free = Double.infinity
         for (name, l) in self.links where l.up {
             var ready = -Double.infinity
-            if let d = l.info.dutyCycle, l.tokens <= Self.urgentReserve(l.info) {
-                let floor = self.urgentDue(name, now: now) ? 0 : Self.urgentReserve(l.info)
-                ready = now + (floor - l.tokens) / d + 0.001
-                refilled[name] = ready
+            if l.info.dutyCycle != nil {
+                let at = self.airtimeReady(l, urgent: self.urgentDue(name, now: now), now: now)
+                if at > now {
+                    ready = at
+                    refilled[name] = ready
+                }
             }
             free = min(free, max(ready, l.busyUntil, now))
             // An announce already due waits for the link like the rest (the next announce is set once it is sent).

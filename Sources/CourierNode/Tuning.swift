@@ -76,6 +76,12 @@ extension Tuning {
     static let noisyLineSamples = 16
     static let noisyLineSuccess = 0.9
     static let noisyLineAverageWeight = 0.05
+    /// A duty-cycle limit counts airtime in any hour (ETSI EN 300 220), a sliding window: so does the engine.
+    static let dutyCycleWindow: Double = 3_600
+    /// The engine counts each of its packets 10 s longer than the window: a modem may start a packet later than the
+    /// engine handed it over (its listen-before-talk backoff, a transmission heard meanwhile: at SF9 about a second
+    /// each), and it must never count less than the modem does, or the modem refuses what the engine believes sent.
+    static let dutyCycleStartSlack: Double = 10
     /// A fifth of a duty-cycled link's hour of allowance is kept for urgent bundles (SPEC 8.5): at 1% and SF9,
     /// 7.2 s, five to ten alert packets; the rest of the traffic keeps four fifths.
     static let urgentReserveShare = 0.2

@@ -77,6 +77,12 @@ public final class DrillSimulator {
     public private(set) var offersArrived: [Int: [(offer: Int, at: Double)]] = [:]
     /// Packets the engine of a relay that was down handed to its (switched-off) modem: never sent.
     public private(set) var droppedWhileDown = 0
+    /// Packets a modem held because its duty cycle did not allow them yet (the engine handed it more than the limit
+    /// lets go), and the longest such hold (seconds): 0 when the engines' airtime reckoning agrees with the modems'.
+    public private(set) var dutyCycleHeld = 0
+    public private(set) var dutyCycleLongestHold = 0.0
+    /// Per relay: since when the packet at the head of its modem's queue has been held for the duty cycle.
+    var heldSince: [Double?]
     /// Bundles the engines gave up on, with their reasons.
     public private(set) var gaveUp: [(node: Int, bundle: BundleID, reason: String)] = []
     /// What went on the air, by what it carried (`PacketClass`): airtime in seconds (each packet's airtime shared
@@ -112,6 +118,7 @@ public final class DrillSimulator {
         self.modemQueue = Array(repeating: [], count: n)
         self.modemClasses = Array(repeating: [], count: n)
         self.modemScheduled = Array(repeating: false, count: n)
+        self.heldSince = Array(repeating: nil, count: n)
         self.transmittingUntil = Array(repeating: -.infinity, count: n)
         self.sensedUntil = Array(repeating: 0, count: n)
         self.sensedBusy = Array(repeating: 0, count: n)
@@ -279,6 +286,7 @@ public final class DrillSimulator {
                 self.droppedWhileDown += self.modemQueue[i].count
                 self.modemQueue[i] = []
                 self.modemClasses[i] = []
+                self.heldSince[i] = nil
             }
         case .up(_, let ns):
             for name in ns {
@@ -430,10 +438,16 @@ public final class DrillSimulator {
         if self.transmittingUntil[i] > self.elapsed { return }  // the end of the transmission schedules the next try
         let t = self.elapsed
         switch try self.channel.requestToSend(node: i, bytes: packet.count, at: t) {
-        case .wait(let until, _):
+        case .wait(let until, let reason):
+            if reason == .dutyCycle && self.heldSince[i] == nil { self.heldSince[i] = t }
             // (Never the same instant again: a wait that ends now would spin.)
             self.scheduleModem(i, at: max(until, t + 1e-6))
         case .transmit:
+            if let since = self.heldSince[i] {
+                self.dutyCycleHeld += 1
+                self.dutyCycleLongestHold = max(self.dutyCycleLongestHold, t - since)
+                self.heldSince[i] = nil
+            }
             self.modemQueue[i].removeFirst()
             let shares = self.modemClasses[i].removeFirst()
             let tx = try self.channel.startTransmission(from: i, bytes: packet.count, at: t)

@@ -33,6 +33,9 @@ extension DrillResult {
         let perAir = self.airtimePerDelivered.map { String(format: "%.2f s", $0) } ?? "-"
         out.append("on the air: \(self.transmissions) transmissions, \(String(format: "%.1f", self.airtime)) s of airtime; per delivered copy \(perTx) transmissions, \(perAir) of airtime")
         out.append("collisions: \(self.collisions) receptions lost to overlapping packets (\(self.captures) survived by capture), \(self.lostHalfDuplex) missed while the receiver transmitted, \(self.deferralsBusy) sends deferred on a busy channel")
+        if radio.dutyCycle != nil {
+            out.append("duty cycle: \(self.dutyCycleHeld) packets held by their modem for the limit (handed over beyond it), longest \(String(format: "%.1f", self.dutyCycleLongestHold)) s")
+        }
         out.append("channel utilisation: mean \(Self.percent(self.utilisationMean)), busiest relay \(Self.percent(self.utilisationMax))")
         out += self.airtimeLines()
         out += self.alertLines()
@@ -138,6 +141,7 @@ extension DrillResult {
             "airtime_per_relay_max_s": num(self.perRelay.map(\.airtime).max()),
             "allowance_per_relay_s": num(self.allowancePerRelay),
             "dropped_while_down": self.droppedWhileDown, "gave_up": self.gaveUp,
+            "duty_cycle_held": self.dutyCycleHeld, "duty_cycle_longest_hold_s": num(self.dutyCycleLongestHold),
         ]
         o["latency_by_kind"] = Dictionary(uniqueKeysWithValues: self.latencyByKind.map { l in
             (l.kind, ["sent": l.sent, "delivered": l.delivered, "p50_s": num(l.p50), "p95_s": num(l.p95), "max_s": num(l.max)] as [String: Any])

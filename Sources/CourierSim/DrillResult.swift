@@ -125,6 +125,9 @@ public struct DrillResult: Sendable, Equatable {
     /// Times (since the start) at which copies were delivered, ascending.
     public var deliveryTimes: [Double]
     public var droppedWhileDown: Int
+    /// Packets the modems held for their duty cycle (handed over beyond what the limit allowed), and the longest hold.
+    public var dutyCycleHeld: Int
+    public var dutyCycleLongestHold: Double
     /// Bundles engines gave up on, by reason.
     public var gaveUp: [String: Int]
     /// Each alert to everyone, in the order sent.
@@ -198,6 +201,8 @@ public struct DrillResult: Sendable, Equatable {
         self.utilisationMax = util.max() ?? 0
         self.deliveryTimes = sim.deliveredAt.compactMap { $0.key.recipient < s.nodes.count && $0.value <= end ? $0.value : nil }.sorted()
         self.droppedWhileDown = sim.droppedWhileDown
+        self.dutyCycleHeld = sim.dutyCycleHeld
+        self.dutyCycleLongestHold = sim.dutyCycleLongestHold
         var gave: [String: Int] = [:]
         for g in sim.gaveUp { gave[g.reason, default: 0] += 1 }
         self.gaveUp = gave
