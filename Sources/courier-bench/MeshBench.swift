@@ -37,6 +37,9 @@ struct MeshBench: ParsableCommand {
         var seedRatios: [Double] = [], seedNetRatios: [Double] = [], seedReceiptRatios: [Double] = []
         var controlOthers = 0, receiptsAlone = 0, receiptsOnAnnounces = 0, extraAnnounces = 0
         var seedMarginalRatios: [Double] = []
+        // Who sends what: receipt-carrying packets by their sender's distance from the origin in the mesh (0: the
+        // origin's confirmations), and alert packets by whether their sender had sent the alert before (a repair).
+        var receiptsByHops: [Int: Int] = [:], alertFirst = 0, alertAgain = 0
         var allPackets = 0, controlPackets = 0, heardBy = 0
         let text = "Flash flood: the river is rising fast. Move to high ground now."
         let wall = Date()
@@ -68,7 +71,17 @@ struct MeshBench: ParsableCommand {
             // Transfers of receipts for the alert (so acks for them count with the receipts).
             let receiptBundles = Set(window.filter { $0.receiptsFor.contains(id) }.flatMap(\.bundles))
             var mine = 0, seedReceipts = 0, seedAnnounces = 0, seedReceiptsOnAnnounces = 0
+            let distance = MeshBench.hops(from: 0, count: self.nodes, edges: edges)
+            var alertSenders: Set<Int> = []
             for t in window {
+                if t.bundles.contains(id) && !t.directed {
+                    if alertSenders.insert(t.node).inserted { alertFirst += 1 } else { alertAgain += 1 }
+                } else if !t.bundles.contains(id) && t.receiptsFor.contains(id) {
+                    receiptsByHops[distance[t.node], default: 0] += 1
+                    if ProcessInfo.processInfo.environment["COURIER_MESH_RECEIPT_LOG"] != nil {
+                        print(String(format: "seed %d t=%7.1f n%-2d hops %d%@", seed, t.time - start, t.node, distance[t.node], t.hasAnnounce ? " announce" : ""))
+                    }
+                }
                 if t.bundles.contains(id) {
                     if t.directed && !t.receiptsFor.contains(id) { alertDirected += 1 } else { alertBroadcast += 1 }
                 } else if t.receiptsFor.contains(id) {
@@ -161,6 +174,10 @@ struct MeshBench: ParsableCommand {
         print(String(format: "    everything on the air in the hour less the same runs without the alert: %d - %d = %d packets, %.2f = %.2fx naive",
                      allPackets, controlPackets, allPackets - controlPackets, per(allPackets - controlPackets, delivered),
                      per(allPackets - controlPackets, delivered) / naivePer))
+        print("      packets carrying receipts by their sender's hops from the origin: "
+              + receiptsByHops.keys.sorted().map { "\($0): \(receiptsByHops[$0]!)" }.joined(separator: ", ")
+              + " (0: the origin's confirmations)")
+        print("      alert packets to everyone in range: \(alertFirst) first sends (the origin's and each relay's), \(alertAgain) sent again by a node that had sent it")
         print("    the origin heard receipts from \(heardBy) of the \(delivered) nodes that got the alert within the hour")
         print(String(format: "    not counted on either side: announces, %.1f per run (%.1f per run in the same runs without the alert), %d of them carrying the sender's summary",
                      Double(announces) / runs, Double(controlAnnounces) / runs, announcesWithSummary))
@@ -212,5 +229,25 @@ struct MeshBench: ParsableCommand {
                      direct.ok + alerts.ok, direct.total + alerts.total, direct.ok, direct.total, alerts.ok, alerts.total,
                      sim.packetsSent.reduce(0, +), Date().timeIntervalSince(t0)))
         for l in misses { print(l) }
+    }
+
+    /// Each node's distance in hops from `origin` over the mesh's edges (`Int.max` when unreachable).
+    static func hops(from origin: Int, count: Int, edges: [(Int, Int)]) -> [Int] {
+        var adj = Array(repeating: [Int](), count: count)
+        for (a, b) in edges {
+            adj[a].append(b)
+            adj[b].append(a)
+        }
+        var d = Array(repeating: Int.max, count: count)
+        d[origin] = 0
+        var queue = [origin]
+        while !queue.isEmpty {
+            let i = queue.removeFirst()
+            for j in adj[i] where d[j] == .max {
+                d[j] = d[i] + 1
+                queue.append(j)
+            }
+        }
+        return d
     }
 }
