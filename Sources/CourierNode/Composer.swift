@@ -137,7 +137,7 @@ extension Node {
         if l.announceDue && !urgentOnly {
             // The whole announce, or its parts when it does not fit one packet (the last part completes the keys).
             let k = self.config.identity.publicKeys
-            let caps: UInt8 = 1 | AnnounceRecord.compact | AnnounceRecord.runs | AnnounceRecord.cuts | (l.helloSent ? 0 : AnnounceRecord.hello)
+            let caps: UInt8 = 1 | AnnounceRecord.compact | AnnounceRecord.runs | AnnounceRecord.cuts | AnnounceRecord.bareBlocks | (l.helloSent ? 0 : AnnounceRecord.hello)
             l.announceParts = AnnounceRecord.parts(
                 AnnounceRecord(capabilities: caps, signingKey: k.signing, agreementKey: k.agreement, name: self.config.name), mtu: mtu)
             l.announceDue = false
