@@ -41,6 +41,8 @@ public struct BundleMaker {
             opts.dictionaries = try DictionaryChoice.candidates(kind: kind, destination: destination, me: self.identity.nodeID.short,
                                                                 store: self.store, shelf: self.compressor.shelf, now: now)
         }
+        // The recipient's last dictionaries record said it reads bare blocks (SPEC 11.11): 4 B less a dictionary body.
+        if !opts.bareBlocks { opts.bareBlocks = try BareChoice.allowed(destination: destination, store: self.store) }
         let seq = try self.store.nextSequence()
         let b = try CourierBundle.make(
             kind: kind, destination: destination, content: content, origin: self.identity,

@@ -41,7 +41,7 @@ extension Node {
             for w in kept {
                 // One that does not decode is reported and dropped by `readWaiting`.
                 guard case .success(let b) = Result(catching: { () throws(WireError) in try CourierBundle(decoding: w.data) }),
-                      case .zstdDictionary(let id) = b.compression,
+                      let id = b.compression.dictionary,
                       !self.compressor.shelf.holds(id), id != CompressionDictionary.courierDefault.id else { continue }
                 self.dictionaryState.wanted[id] = -1e9
             }
@@ -95,7 +95,7 @@ extension Node {
     /// asks for (its dictionary bundle goes to everyone on that link, if we hold it).
     func handleDictionaries(_ r: DictionariesRecord, from: NodeID, link: String, now: Double) {
         if !r.isRequest {
-            _ = self.storing("remember what a neighbour holds") { try self.store.setDictionaryHolder(from.short, holds: r.entries, now: Int64(now)) }
+            _ = self.storing("remember what a neighbour holds") { try self.store.setDictionaryHolder(from.short, holds: r.entries + (r.readsBare ? [.readsBareMark] : []), now: Int64(now)) }
             // It holds one we wait for: ask it.
             for e in r.entries where self.dictionaryState.wanted[e.id] != nil && !self.compressor.shelf.holds(e.id) {
                 self.dictionaryState.requestsDue[link, default: []].insert(e.id)
@@ -158,7 +158,7 @@ extension Node {
                 }
                 continue
             }
-            guard case .zstdDictionary(let id) = b.compression, self.compressor.shelf.holds(id) else { continue }
+            guard let id = b.compression.dictionary, self.compressor.shelf.holds(id) else { continue }
             if case .node = b.destination {
                 // Taken in now as if it had just arrived (its dictionary came): delivered and receipted.
                 do { try self.store.releaseUnread(b.id) } catch {
@@ -191,13 +191,26 @@ extension Node {
         }
         let mine = self.compressor.shelf.entries
         guard !mine.isEmpty, withAnnounce || self.dictionaryState.holdingsDue.contains(link) else { return nil }
-        return .dictionaries(DictionariesRecord(isRequest: false, entries: mine))
+        // B (reads bare blocks) only when every neighbour heard on the link announced bit 6: an older one skips a
+        // record with B, and would forget what we hold.
+        let here = self.neighbours.values.filter { $0.lastHeard[link] != nil }
+        let bare = !here.isEmpty && here.allSatisfy { $0.capabilities & AnnounceRecord.bareBlocks != 0 }
+        return .dictionaries(DictionariesRecord(isRequest: false, entries: mine, readsBare: bare))
     }
 
     /// The record went out on the link.
     func dictionaryRecordSent(_ r: Record, link: String) {
         guard case .dictionaries(let d) = r else { return }
         if d.isRequest { self.dictionaryState.requestsDue[link] = nil } else { self.dictionaryState.holdingsDue.remove(link) }
+    }
+}
+
+/// Whether a bundle made here for `destination` may go in the bare block form (SPEC 7.2, 11.11): a node whose last
+/// dictionaries record set B.
+public enum BareChoice {
+    public static func allowed(destination: Destination, store: any NodeStorage) throws(StoreError) -> Bool {
+        guard case .node(let n) = destination else { return false }
+        return try store.dictionaryHolders()[n]?.contains(.readsBareMark) ?? false
     }
 }
 

@@ -212,6 +212,15 @@ public final class Node {
     }
 
     func make(kind: Kind, destination: Destination, content: [UInt8], options: BundleOptions?, now: Double) throws -> BundleID {
+        var options = options
+        // A neighbour it is addressed to that reads the bare block form (capability bit 6, SPEC 11.11) may get it:
+        // 4 bytes less a bundle with a dictionary. Only the recipient reads the body; relays between pass it unread.
+        if case .node(let n) = destination,
+           self.neighbours.values.contains(where: { $0.id.short == n && $0.capabilities & AnnounceRecord.bareBlocks != 0 }) {
+            var o = options ?? BundleOptions(kind: kind)
+            o.bareBlocks = true
+            options = o
+        }
         let (b, evicted) = try BundleMaker(identity: self.config.identity, groups: self.config.groups, store: self.store, compressor: self.compressor)
             .makeReporting(kind: kind, destination: destination, content: content, options: options, now: now)
         for id in evicted { self.unhold(id) }

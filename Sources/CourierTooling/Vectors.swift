@@ -187,6 +187,8 @@ public enum Vectors {
         /// Dictionaries record (type 6): a request, and its entries as `{id, fingerprint}`.
         public var isRequest: Bool?
         public var dictionaries: [DictionaryEntryJSON]?
+        /// Dictionaries record flag B (5.10): present (true) only when set.
+        public var readsBare: Bool?
         /// Bundle record in the compact form (5.3) from this sender (the packet's); `data` is the whole bundle.
         public var compactFrom: String?
         /// Bundle record that goes in a bundle run (5.11) with the bundle records around it; ack record in the ranges
@@ -321,6 +323,7 @@ public enum Vectors {
         case .none: return "none"
         case .zstd: return "zstd"
         case .zstdDictionary(let id): return "zstd-dict-\(id)"
+        case .zstdBlock(let id): return "zstd-block-\(id)"
         }
     }
 
@@ -365,6 +368,7 @@ public enum Vectors {
         case .dictionaries(let d):
             var j = RecordJSON(type: "dictionaries")
             j.isRequest = d.isRequest
+            if d.readsBare { j.readsBare = true }
             j.dictionaries = d.entries.map { DictionaryEntryJSON(id: $0.id, fingerprint: String(format: "%04x", $0.fingerprint)) }
             return j
         case .receiptParts(let p):
@@ -429,7 +433,7 @@ public enum Vectors {
             return .dictionaries(DictionariesRecord(isRequest: j.isRequest ?? false, entries: try (j.dictionaries ?? []).map {
                 guard let fp = UInt16($0.fingerprint, radix: 16) else { throw BadVector() }
                 return DictionariesRecord.Entry(id: $0.id, fingerprint: fp)
-            }))
+            }, readsBare: j.readsBare ?? false))
         case "receipt-parts":
             return .receiptParts(try ReceiptPartsRecord.decode(try bytes(j.data)[...], withHops: (j.flags ?? 0) & ReceiptPartsRecord.hopsFlag != 0))
         case "piece":

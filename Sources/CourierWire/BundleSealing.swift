@@ -14,6 +14,9 @@ public struct BundleOptions: Sendable {
     /// Federation dictionaries (ids on the compressor's shelf, SPEC 7.6) to try besides dictionary 1: those the
     /// destination holds. The smallest body wins (7.5).
     public var dictionaries: [UInt8] = []
+    /// The recipient reads the bare block form (SPEC 7.2, 11.11: its announce set capability bit 6): the body may be
+    /// a dictionary frame's bare block when that is smaller.
+    public var bareBlocks = false
 
     public init(
         kind: Kind, lifetime: UInt32? = nil, sign: Bool? = nil, encryptTo: NodePublicKeys? = nil,
@@ -76,7 +79,7 @@ extension CourierBundle {
         else {
             throw .invalidValue(field: "extensions", reason: "at most \(CourierBundle.maxExtensions) of at most \(CourierBundle.maxExtensionSize) bytes")
         }
-        let (compression, compressed) = compressor.compress(content, also: options.dictionaries)
+        let (compression, compressed) = compressor.compress(content, also: options.dictionaries, bare: options.bareBlocks)
         var b = CourierBundle(
             hopLimit: options.hopLimit, kind: kind, destination: destination,
             priorityOverride: options.priority.flatMap { $0 == kind.defaultPriority ? nil : $0 },

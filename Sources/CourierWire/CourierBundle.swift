@@ -176,12 +176,23 @@ public enum Compression: Sendable, Hashable {
     case zstd
     /// zstd, magicless frame, with the numbered dictionary.
     case zstdDictionary(UInt8)
+    /// zstd, the bare block (SPEC 7.2): the one compressed block of a frame with the numbered dictionary (1-255),
+    /// without the frame's 2-byte header and the block's 3-byte header. Code 2 with dictionary byte 0, then the id.
+    case zstdBlock(UInt8)
 
     var code: UInt8 {
         switch self {
         case .none: return 0
         case .zstd: return 1
-        case .zstdDictionary: return 2
+        case .zstdDictionary, .zstdBlock: return 2
+        }
+    }
+
+    /// The dictionary a reader needs (either form), if any.
+    public var dictionary: UInt8? {
+        switch self {
+        case .none, .zstd: return nil
+        case .zstdDictionary(let id), .zstdBlock(let id): return id
         }
     }
 }
@@ -211,7 +222,7 @@ public struct Extension: Sendable, Hashable {
 ///  destination 4 (node) | 2 (group) | 0 (everyone)
 ///  [respond-by varint minutes after created]
 ///  [reference  origin 4, created 3, sequence varint]
-///  [dictionary 1]
+///  [dictionary 1, or 00 and the dictionary 1 for the bare block form]
 ///  [extensions count varint, then type varint, length varint, value]
 ///  body        to the end, less the signature
 ///  [signature  64, Ed25519]
@@ -295,7 +306,11 @@ public struct CourierBundle: Sendable, Hashable {
         }
         if let r = self.respondBy { w.varint(r) }
         if let ref = self.reference { ref.write(to: &w) }
-        if case .zstdDictionary(let d) = self.compression { w.u8(d) }
+        switch self.compression {
+        case .zstdDictionary(let d): w.u8(d)
+        case .zstdBlock(let d): w.u8(0); w.u8(d)
+        case .none, .zstd: break
+        }
         if !self.extensions.isEmpty {
             w.varint(self.extensions.count)
             for e in self.extensions {
@@ -365,7 +380,16 @@ public struct CourierBundle: Sendable, Hashable {
         switch compCode {
         case 0: self.compression = .none
         case 1: self.compression = .zstd
-        case 2: self.compression = .zstdDictionary(try r.u8("bundle.dictionary"))
+        case 2:
+            let d = try r.u8("bundle.dictionary")
+            if d != 0 {
+                self.compression = .zstdDictionary(d)
+            } else {
+                // Dictionary byte 0: the bare block form (SPEC 7.2); the dictionary's id follows.
+                let id = try r.u8("bundle.dictionary (bare block)")
+                guard id != 0 else { throw .invalidValue(field: "bundle.dictionary", reason: "a bare block names dictionary 1-255, not 0") }
+                self.compression = .zstdBlock(id)
+            }
         default: throw .unsupportedFeature("compression 3")
         }
         var exts: [Extension] = []

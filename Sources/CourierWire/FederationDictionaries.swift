@@ -13,12 +13,20 @@ public struct DictionariesRecord: Sendable, Hashable {
             self.fingerprint = fingerprint
         }
         public static func < (a: Self, b: Self) -> Bool { (a.id, a.fingerprint) < (b.id, b.fingerprint) }
+        /// Not on the wire: the mark a node keeps among a neighbour's holdings (id 0 is no dictionary) when its record
+        /// set B, so `relay send` and the engine alike know it reads bare blocks.
+        public static let readsBareMark = Entry(id: 0, fingerprint: 0)
     }
     public var isRequest: Bool
     public var entries: [Entry]
-    public init(isRequest: Bool, entries: [Entry]) {
+    /// Flag B (0x02, SPEC 5.10, 11.11), only without Q: the sender reads bodies in the bare block form (7.2). An older
+    /// node skips a record with B as unknown, so a node sets it only on a link whose every neighbour announced
+    /// capability bit 6.
+    public var readsBare: Bool
+    public init(isRequest: Bool, entries: [Entry], readsBare: Bool = false) {
         self.isRequest = isRequest
         self.entries = entries
+        self.readsBare = readsBare && !isRequest
     }
 }
 

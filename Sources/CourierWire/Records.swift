@@ -36,7 +36,7 @@ public enum Record: Sendable, Hashable {
         case .announce(let a):
             return (4, (a.signingKey != nil ? 0x1 : 0) | (a.agreementKey != nil ? 0x2 : 0) | (a.name != nil ? 0x4 : 0))
         case .summary(let s): return (5, s.isFinal ? 0x1 : 0)
-        case .dictionaries(let d): return (6, d.isRequest ? 0x1 : 0)
+        case .dictionaries(let d): return (6, d.isRequest ? 0x1 : (d.readsBare ? 0x2 : 0))
         case .receiptParts(let p): return (ReceiptPartsRecord.type, p.carriesHops ? ReceiptPartsRecord.hopsFlag : 0)
         case .piece(let p): return (BundleRun.type, p.isHead ? BundleRun.cutFlag : BundleRun.restFlag)
         case .neighbours(let n): return (NeighbourListRecord.type, n.flags)
@@ -223,7 +223,7 @@ public enum Record: Sendable, Hashable {
                 continue
             }
             // A known type with a reserved flag set comes from a newer sender: skip it like an unknown type.
-            let reserved: UInt8 = [1: 0x0, 2: 0x6, 3: 0x6, 4: 0x0, 5: 0x6, 6: 0x6, 7: 0x6, 8: 0x4, 9: 0x6][type] ?? 0
+            let reserved: UInt8 = [1: 0x0, 2: 0x6, 3: 0x6, 4: 0x0, 5: 0x6, 6: 0x4, 7: 0x6, 8: 0x4, 9: 0x6][type] ?? 0
             if flags & reserved != 0 {
                 out.append(.unknown(type: type, flags: flags, body: Array(body)))
                 continue
@@ -321,7 +321,8 @@ public enum Record: Sendable, Hashable {
             if entries.contains(where: { $0.id < 2 }) {
                 throw .invalidValue(field: "dictionaries.id", reason: "federation dictionaries are numbered 2-255")
             }
-            return .dictionaries(DictionariesRecord(isRequest: request, entries: entries))
+            // B (0x02, SPEC 5.10) says the sender reads bare blocks (7.2); it means nothing in a request (ignored there).
+            return .dictionaries(DictionariesRecord(isRequest: request, entries: entries, readsBare: !request && flags & 0x2 != 0))
         case ReceiptPartsRecord.type:
             return .receiptParts(try ReceiptPartsRecord.decode(body, withHops: flags & ReceiptPartsRecord.hopsFlag != 0))
         case NeighbourListRecord.type:
@@ -516,6 +517,9 @@ public struct AnnounceRecord: Sendable, Hashable {
     /// Capability bit 5, "cuts": the node reads cut bundles in runs (SPEC 5.12, run flags C and R); neighbours cut the
     /// last bundle of a packet to fill it and send its rest in the next packet.
     public static let cuts: UInt8 = 0x20
+    /// Capability bit 6, "bare blocks": the node reads bodies in the bare block form (SPEC 7.2, 11.11: compression 2,
+    /// dictionary byte 0, then the dictionary id); neighbours may send it bundles addressed to it in that form.
+    public static let bareBlocks: UInt8 = 0x40
     /// Bit 0: forwards bundles for others. Bit 1: has an internet/TCP gateway. Bit 2: hello. Bit 3: compact.
     /// Others reserved (0).
     public var capabilities: UInt8

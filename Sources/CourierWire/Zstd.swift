@@ -150,21 +150,30 @@ public struct BodyCompressor: Sendable {
     public static let plainThreshold = 512
 
     /// The smallest body (SPEC 7.5): raw, dictionary 1, then each federation dictionary of `also` that is on the
-    /// shelf (in that order; strictly smaller wins), then zstd alone for long content.
-    public func compress(_ content: [UInt8], also: [UInt8] = []) -> (Compression, [UInt8]) {
+    /// shelf (in that order; strictly smaller wins), then zstd alone for long content. With `bare` (the recipient
+    /// reads the bare block form, SPEC 7.2 and 11.11), each dictionary's frame is also tried as its bare block, which
+    /// costs one more header byte (00 before the dictionary id) and 5 fewer body bytes; sizes are compared with it.
+    public func compress(_ content: [UInt8], also: [UInt8] = [], bare: Bool = false) -> (Compression, [UInt8]) {
         var best: (Compression, [UInt8]) = (.none, content)
+        var cost = content.count
+        func offer(_ c: Compression, _ body: [UInt8]) {
+            var extra = 0
+            if case .zstdBlock = c { extra = 1 }
+            if body.count + extra < cost { best = (c, body); cost = body.count + extra }
+        }
+        func offerDictionary(_ id: UInt8, _ frame: [UInt8]) {
+            offer(.zstdDictionary(id), frame)
+            if bare, let block = BareBlock.strip(frame) { offer(.zstdBlock(id), block) }
+        }
         if let d = self.withDictionary, let id = self.dictionary?.id {
-            let c = d.compress(content)
-            if c.count < best.1.count { best = (.zstdDictionary(id), c) }
+            offerDictionary(id, d.compress(content))
         }
         for id in also where id != self.dictionary?.id {
             guard let z = self.shelf.codec(id) else { continue }
-            let c = z.compress(content)
-            if c.count < best.1.count { best = (.zstdDictionary(id), c) }
+            offerDictionary(id, z.compress(content))
         }
         if self.withDictionary == nil || content.count >= Self.plainThreshold {
-            let c = self.plain.compress(content)
-            if c.count < best.1.count { best = (.zstd, c) }
+            offer(.zstd, self.plain.compress(content))
         }
         return best
     }
@@ -179,9 +188,46 @@ public struct BodyCompressor: Sendable {
         case .zstd:
             return try self.plain.decompress(body, limit: limit)
         case .zstdDictionary(let id):
-            if let d = self.withDictionary, self.dictionary?.id == id { return try d.decompress(body, limit: limit) }
-            guard let z = self.shelf.codec(id) else { throw .unknownDictionary(id) }
-            return try z.decompress(body, limit: limit)
+            return try self.codec(id).decompress(body, limit: limit)
+        case .zstdBlock(let id):
+            let z = try self.codec(id)
+            return try z.decompress(try BareBlock.frame(body), limit: limit)
         }
+    }
+
+    private func codec(_ id: UInt8) throws(WireError) -> Zstd {
+        if let d = self.withDictionary, self.dictionary?.id == id { return d }
+        guard let z = self.shelf.codec(id) else { throw .unknownDictionary(id) }
+        return z
+    }
+}
+
+/// The bare block form (SPEC 7.2): a magicless frame of exactly one compressed block (Block_Type 2, Last_Block 1)
+/// without its frame header (`00` and the Window_Descriptor: no content size, checksum or dictionary id) and its
+/// 3-byte block header. Both are determined by the block's size, so a reader rebuilds the frame around the block
+/// with a 2^17-byte window (the largest 7.2 allows; a window never changes what a valid block decodes to) and
+/// decodes it as any frame, bounds included.
+public enum BareBlock {
+    /// The frame header a reader puts before the block header: no flags, Window_Descriptor `38` (2^17 bytes).
+    public static let frameHeader: [UInt8] = [0x00, 0x38]
+    /// The largest block a frame may hold (RFC 8878 Block_Maximum_Size).
+    public static let maxBlock = 128 * 1024
+
+    /// The block of a frame as `Zstd.compress` writes it, or nil when the frame is not one compressed block after a
+    /// two-byte header (a raw or RLE block has no bare form: the bundle keeps the frame).
+    public static func strip(_ frame: [UInt8]) -> [UInt8]? {
+        guard frame.count > 5, frame[0] == 0x00 else { return nil }
+        let h = UInt32(frame[2]) | UInt32(frame[3]) << 8 | UInt32(frame[4]) << 16
+        let last = h & 1, type = (h >> 1) & 3, size = Int(h >> 3)
+        guard last == 1, type == 2, size == frame.count - 5 else { return nil }
+        return Array(frame[5...])
+    }
+
+    /// The frame around a bare block, for any zstd decoder. An empty block or one above 128 KiB is an error.
+    public static func frame(_ block: [UInt8]) throws(WireError) -> [UInt8] {
+        guard !block.isEmpty else { throw .decompressionFailed("empty bare block") }
+        guard block.count <= Self.maxBlock else { throw .decompressionFailed("bare block of \(block.count) bytes, above 128 KiB") }
+        let h = UInt32(block.count) << 3 | 2 << 1 | 1
+        return Self.frameHeader + [UInt8(h & 0xff), UInt8(h >> 8 & 0xff), UInt8(h >> 16 & 0xff)] + block
     }
 }

@@ -164,7 +164,7 @@ struct LineMeasurement {
                 result.bundleBytes += q.data.count
                 if bundle.isSigned { result.signed += 1 }
                 if bundle.isEncrypted { result.encrypted += 1 }
-                if let p = result.published, bundle.compression == .zstdDictionary(p) { result.usedPublished += 1 }
+                if let p = result.published, bundle.compression.dictionary == p { result.usedPublished += 1 }
             }
         }
         a.runtime.poll()

@@ -278,7 +278,7 @@ struct GenerateVectors: ParsableCommand {
         try self.write(archives, "archives.json")
         try LinkVectors.generate(self, packet: [UInt8](hex: packets[0].packetHex)!)
         try self.pactVectors(a: a, b: b, compressor: compressor)
-        try self.dictionaryVectors(a: a)
+        try self.dictionaryVectors(a: a, b: b)
         try self.receiptVectors(a: a, b: b)
         try self.neighbourVectors(a: a, b: b)
         print("wrote \(self.out)/{keys,varints,bundles,packets,fragments,invalid,archives,pacts,dictionaries,receipts,neighbours}.json")

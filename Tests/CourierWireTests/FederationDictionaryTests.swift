@@ -20,7 +20,11 @@ import Testing
         #expect(throws: WireError.self) { try Record.decodeAll([0x61][...]) }  // a request for nothing
         #expect(throws: WireError.self) { try Record.decodeAll([0x60, 0x07, 0x01][...]) }  // not a multiple of 3
         #expect(throws: WireError.self) { try Record.decodeAll([0x60, 0x01, 0x00, 0x00][...]) }  // dictionary 1 is not a federation one
-        #expect(try Record.decodeAll([0x62, 0x07, 0xab, 0xcd][...]) == [.unknown(type: 6, flags: 2, body: [0x07, 0xab, 0xcd])], "a reserved flag: a newer sender's")
+        // B (0x02): the sender reads bare blocks (SPEC 5.10, 11.11); ignored in a request.
+        #expect(try Record.decodeAll([0x62, 0x07, 0xab, 0xcd][...]) == [.dictionaries(DictionariesRecord(isRequest: false, entries: [.init(id: 7, fingerprint: 0xabcd)], readsBare: true))])
+        #expect(Record.encode([.dictionaries(DictionariesRecord(isRequest: false, entries: [], readsBare: true))]) == [0x62])
+        #expect(try Record.decodeAll([0x63, 0x07, 0x00, 0x00][...]) == [.dictionaries(DictionariesRecord(isRequest: true, entries: [.init(id: 7, fingerprint: 0)]))])
+        #expect(try Record.decodeAll([0x64, 0x07, 0xab, 0xcd][...]) == [.unknown(type: 6, flags: 4, body: [0x07, 0xab, 0xcd])], "a reserved flag: a newer sender's")
     }
 
     @Test func theLabelIsCheckedAndABundleCarriesExactlyOne() throws {

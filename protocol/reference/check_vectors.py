@@ -1094,6 +1094,29 @@ def check_dictionaries():
         return f"{len(t.body)} B of body for {len(f['textUtf8'].encode())} B of text"
 
     check("text compressed with the federation dictionary: read once it is held", readable)
+    bare = cw.decode_bundle(bytes.fromhex(f["bareTextBundleHex"]))
+
+    def bare_read():
+        expect_equal(cw.compression_name(bare), f"zstd-block-{f['id']}")
+        expect_equal(cw.read_content(bare).decode("utf-8"), f["textUtf8"])
+        # The block is the frame's, less its 2-byte frame header and 3-byte block header.
+        expect_equal(bare.body, t.body[5:])
+        expect_equal(bare.encode().hex(), f["bareTextBundleHex"])
+        return f"{len(bare.body)} B of body (the frame's {len(t.body)} less 5), 1 header byte more; frame rebuilt: 00 38 + block header"
+
+    check("bare block form (7.2): 00 then the id; read by rebuilding its frame; re-encodes unchanged", bare_read)
+    def flag_b():
+        rec = cw.decode_payload(bytes([0x62, f["id"], 0xab, 0xcd]))[0]
+        expect_equal((rec.request, rec.reads_bare, rec.entries), (False, True, [(f["id"], 0xabcd)]))
+        expect_equal(cw.decode_payload(bytes([0x63, f["id"], 0, 0]))[0].reads_bare, False)
+        return "62 07 ab cd: holds 7 and reads bare blocks; B ignored with Q"
+
+    check("dictionaries record flag B (5.10): the sender reads bare blocks", flag_b)
+    check("bare block form: dictionary byte 00 then 00 is rejected by the bundle decoder",
+          lambda: expect_error(lambda: cw.decode_bundle(bytes.fromhex(f["bareZeroIdBundleHex"])), ["invalidValue"]))
+    check("bare block form: a damaged block decodes as a bundle, fails when read",
+          lambda: expect_error(lambda: cw.read_content(cw.decode_bundle(bytes.fromhex(f["bareDamagedBundleHex"]))),
+                               ["decompressionFailed"]))
     for v in f["records"]:
         p = f"dictionaries record '{v['name']}'"
         want = record_from_json(v["record"])
@@ -1104,7 +1127,7 @@ def check_dictionaries():
     check("dictionaries record: an empty request is refused",
           lambda: expect_error(lambda: cw.decode_payload(bytes.fromhex("61")), ["truncated"]))
     check("dictionaries record: a reserved flag makes it unknown (a newer sender)",
-          lambda: expect_equal(type(cw.decode_payload(bytes.fromhex("62" + "07abcd"))[0]).__name__, "UnknownRecord"))
+          lambda: expect_equal(type(cw.decode_payload(bytes.fromhex("64" + "07abcd"))[0]).__name__, "UnknownRecord"))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -510,6 +510,7 @@ class Bundle:
     hop_limit: int = DEFAULT_HOP_LIMIT
     compression: int = COMP_NONE
     dictionary_id: Optional[int] = None      # present iff compression == 2
+    bare: bool = False                       # 7.2 bare block form: dictionary byte 00, then the id
     signed: bool = False                     # S
     e2e: bool = False                        # E
     respond_by: Optional[int] = None         # R
@@ -561,6 +562,8 @@ class Bundle:
         if self.reference is not None:
             out += self.reference.wire()
         if self.compression == COMP_ZSTD_DICT:
+            if self.bare:
+                out.append(0)
             out.append(self.dictionary_id)
         if self.extensions is not None:
             out += encode_varint(len(self.extensions))
@@ -626,6 +629,12 @@ def decode_bundle(data: bytes) -> Bundle:
         b.reference = BundleId.read(r)
     if compression == COMP_ZSTD_DICT:
         b.dictionary_id = r.uint(1, "dictionary id")
+        if b.dictionary_id == 0:
+            # 7.2: dictionary byte 0 is the bare block form; the dictionary's id follows (1-255).
+            b.bare = True
+            b.dictionary_id = r.uint(1, "dictionary id (bare block)")
+            if b.dictionary_id == 0:
+                raise WireError("invalidValue", "a bare block names dictionary 1-255, not 0")
     if more & 0x20:
         count = r.varint("extension count", MAX_EXTENSIONS)
         if count == 0:
@@ -972,9 +981,22 @@ def compress(content: bytes, dictionaries: Iterable[int] = (1,)) -> tuple[int, O
     return best
 
 
-def decompress(compression: int, dict_id: Optional[int], body: bytes) -> bytes:
+def bare_block_frame(block: bytes) -> bytes:
+    """7.2: the magicless frame around a bare block: frame header 00 38 (no flags, window 2^17), then the
+    block header (Last_Block 1, Block_Type 2 compressed, Block_Size the block's length), then the block."""
+    if not block:
+        raise WireError("decompressionFailed", "empty bare block")
+    if len(block) > 128 * 1024:
+        raise WireError("decompressionFailed", "bare block above 128 KiB")
+    h = (len(block) << 3) | (2 << 1) | 1
+    return bytes([0x00, 0x38]) + h.to_bytes(3, "little") + block
+
+
+def decompress(compression: int, dict_id: Optional[int], body: bytes, bare: bool = False) -> bytes:
     """7.2/7.3: the 65,536-byte content limit is applied here, when the content is read, not by
     decode_bundle (6.1)."""
+    if compression == COMP_ZSTD_DICT and bare:
+        return zstd_decompress(bare_block_frame(body), dict_id)
     if compression == COMP_NONE:
         if len(body) > MAX_CONTENT:
             raise WireError("tooLarge", f"raw content {len(body)} > {MAX_CONTENT}")
@@ -1035,6 +1057,8 @@ def hold_dictionary(dict_id: int, dictionary: bytes) -> None:
 
 
 def compression_name(bundle: Bundle) -> str:
+    if bundle.compression == COMP_ZSTD_DICT and bundle.bare:
+        return f"zstd-block-{bundle.dictionary_id}"
     if bundle.compression == COMP_ZSTD_DICT:
         return f"zstd-dict-{bundle.dictionary_id}"
     return COMPRESSION_NAMES[bundle.compression]
@@ -1047,7 +1071,7 @@ def read_content(bundle: Bundle, recipient: Optional[Identity] = None,
     if bundle.e2e and recipient is None:
         raise WireError("decryptionFailed", "end-to-end body and no recipient key")
     compressed = e2e_open(bundle, recipient, origin_candidates) if bundle.e2e else bundle.body
-    return decompress(bundle.compression, bundle.dictionary_id, compressed)
+    return decompress(bundle.compression, bundle.dictionary_id, compressed, bundle.bare)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1125,7 +1149,7 @@ def content_is_text(bundle: Bundle) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 T_PADDING, T_BUNDLE, T_FRAGMENT, T_ACK, T_ANNOUNCE, T_SUMMARY, T_DICTIONARIES, T_RECEIPT_PARTS, T_BUNDLE_RUN, T_NEIGHBOURS = range(10)
-RESERVED_FLAGS = {T_BUNDLE: 0x00, T_FRAGMENT: 0x06, T_ACK: 0x06, T_ANNOUNCE: 0x00, T_SUMMARY: 0x06, T_DICTIONARIES: 0x06,
+RESERVED_FLAGS = {T_BUNDLE: 0x00, T_FRAGMENT: 0x06, T_ACK: 0x06, T_ANNOUNCE: 0x00, T_SUMMARY: 0x06, T_DICTIONARIES: 0x04,
                   T_RECEIPT_PARTS: 0x06, T_BUNDLE_RUN: 0x04, T_NEIGHBOURS: 0x06}
 RUN_CUT, RUN_REST = 0x01, 0x02  # 5.12: run flags C (ends with the head of a cut bundle) and R (begins with a rest)
 
@@ -1485,6 +1509,7 @@ class DictionariesRecord:
     any with that id)."""
     entries: list[tuple[int, int]]
     request: bool = False
+    reads_bare: bool = False     # flag B (0x02): the sender reads the bare block form (7.2); only without Q
 
 
 @dataclass
@@ -1567,7 +1592,7 @@ def record_type_flags_body(rec) -> tuple[int, int, bytes]:
     if isinstance(rec, SummaryRecord):
         return T_SUMMARY, 0x01 if rec.final else 0, b"".join(u(d, 4) for d in rec.digests)
     if isinstance(rec, DictionariesRecord):
-        return T_DICTIONARIES, 0x01 if rec.request else 0, b"".join(u(i, 1) + u(fp, 2) for i, fp in rec.entries)
+        return T_DICTIONARIES, 0x01 if rec.request else (0x02 if rec.reads_bare else 0), b"".join(u(i, 1) + u(fp, 2) for i, fp in rec.entries)
     if isinstance(rec, UnknownRecord):
         return rec.code, rec.flags, rec.body
     raise TypeError(rec)
@@ -1729,7 +1754,7 @@ def decode_record(rtype: int, flags: int, body: bytes, sender: Optional[int] = N
             raise WireError("truncated", "dictionary request without entries")
         if any(i < 2 for i, _ in entries):
             raise WireError("invalidValue", "federation dictionaries are numbered 2-255")
-        return DictionariesRecord(entries, request)
+        return DictionariesRecord(entries, request, not request and bool(flags & 0x02))
     if rtype == T_RECEIPT_PARTS:
         return decode_receipt_parts(body, bool(flags & 0x01))
     if rtype == T_NEIGHBOURS:
