@@ -1,4 +1,5 @@
 import CZstd
+import Synchronization
 
 /// Why a dictionary could not be trained.
 public struct DictionaryTrainingError: Error, CustomStringConvertible {
@@ -15,6 +16,12 @@ public struct DictionaryTrainingError: Error, CustomStringConvertible {
 /// of it and dictionary 1, per message) instead of 8,837 B, and 110 of the 120 chose it instead of 89 (README,
 /// "With a federation's own dictionary"). It costs more CPU once per `relay dict train` (seconds on 100 KB of texts).
 public enum DictionaryTrainer {
+    /// One training at a time in a process: libzstd 1.5.4's COVER trainer (Debian 12) sorts through a global context
+    /// (`g_coverCtx` in cover.c, for want of a reentrant qsort), so two trainings at once on two threads corrupt each
+    /// other's sort and give other bytes (seen: the same samples twice gave different dictionaries when another test
+    /// trained at the same time).
+    private static let libzstdTrainer = Mutex(())
+
     public static func train(_ samples: [[UInt8]], capacity: Int) throws(DictionaryTrainingError) -> [UInt8] {
         let usable = samples.filter { !$0.isEmpty }
         guard usable.count >= 8 else {
@@ -30,7 +37,9 @@ public enum DictionaryTrainer {
         let n = out.withUnsafeMutableBytes { o in
             joined.withUnsafeBytes { j in
                 sizes.withUnsafeBufferPointer { s in
-                    ZDICT_optimizeTrainFromBuffer_cover(o.baseAddress, capacity, j.baseAddress, s.baseAddress, UInt32(s.count), &params)
+                    Self.libzstdTrainer.withLock { _ in
+                        ZDICT_optimizeTrainFromBuffer_cover(o.baseAddress, capacity, j.baseAddress, s.baseAddress, UInt32(s.count), &params)
+                    }
                 }
             }
         }
@@ -53,7 +62,9 @@ public enum DictionaryTrainer {
         let n = out.withUnsafeMutableBytes { o in
             joined.withUnsafeBytes { j in
                 sizes.withUnsafeBufferPointer { s in
-                    ZDICT_trainFromBuffer(o.baseAddress, capacity, j.baseAddress, s.baseAddress, UInt32(s.count))
+                    Self.libzstdTrainer.withLock { _ in
+                        ZDICT_trainFromBuffer(o.baseAddress, capacity, j.baseAddress, s.baseAddress, UInt32(s.count))
+                    }
                 }
             }
         }
