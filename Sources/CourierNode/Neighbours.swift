@@ -168,7 +168,7 @@ extension Node {
         let previous = n.lastHeard[link]
         let wasAway = (previous.map { p in now - p > (self.links[link].map { self.neighbourTimeout($0.info) } ?? self.config.neighbourTimeout) } ?? true)
         let givenUp = n.unresponsiveSince != nil
-        let wasSilent = givenUp || previous.map { now - $0 > self.silenceBeforeGivingUp(link: self.links[link]) } ?? false
+        let wasSilent = givenUp || previous.map { now - $0 > self.silenceBeforeReturn(link: self.links[link]) } ?? false
         n.lastHeard[link] = now
         n.unresponsiveSince = nil
         for case .announce(let a) in packet.records { n.capabilities = a.capabilities }
@@ -229,5 +229,19 @@ struct PeersKept {
     /// Forgets what would be kept again anyway (kept `Tuning.peerHeardKeptEvery` ago or more).
     mutating func prune(now: Double) {
         self.kept = self.kept.filter { now - $0.value.at < Tuning.peerHeardKeptEvery }
+    }
+}
+
+extension Node {
+    /// How long a neighbour must have said nothing on a link for its next packet to count as a return
+    /// (`neighbourReturned`): the silence before giving up on it, and at least one announce interval as stretched by
+    /// the channel's allowance (`allowanceStretch`, the same for every node on the channel). On a 1% LoRa channel
+    /// neighbours announce about every 21 minutes and are often silent for longer than the two minutes of
+    /// `silenceBeforeGivingUp`: taken as returns there, every packet heard reset the backoff of the transfers to its
+    /// sender and rerouted the held bundles, and the retransmissions that followed on the crowded channel spent the
+    /// hour's allowance (regional-200: its first alert reached 82 of 199 relays within 10 minutes against 193).
+    func silenceBeforeReturn(link: LinkState?) -> Double {
+        let interval = link.map { self.config.announceInterval * Self.allowanceStretch($0.info, interval: self.config.announceInterval) }
+        return max(self.silenceBeforeGivingUp(link: link), interval ?? 0)
     }
 }
