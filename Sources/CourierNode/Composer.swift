@@ -247,11 +247,6 @@ extension Node {
                     }
                 }
             }
-            // A bundle made whole for a run (`wholeInRun`) that would no longer fit a packet as it goes now: fragments.
-            if t.key.target != nil, t.sent.subtracting(t.acked).isEmpty, !self.refragmentIfTooLarge(&t, link: l) {
-                self.transfers[t.key] = nil
-                continue
-            }
             var addedAny = false
             for i in 0..<t.records.count where !t.sent.contains(i) && !t.acked.contains(i) {
                 if t.key.target != nil && t.sent.subtracting(t.acked).count >= self.config.window { break }
@@ -260,12 +255,10 @@ extension Node {
                     // Fill the packet (SPEC 5.12): the bundle's head here, its rest first in the next packet. Not on a
                     // line that loses packets (its fragment size cut down, `fragmentMTU`): a cut bundle arrives only if
                     // both its packets do, which squares the loss there.
-                    // A bundle too large for one packet even alone (made whole for a run, `wholeInRun`) is cut at
-                    // the start of a packet too; a rest goes first in the next packet, so it must fit one alone.
-                    if t.records.count == 1, smallMTU >= mtu,
+                    if !records.isEmpty, t.records.count == 1, smallMTU >= mtu,
                        let c = self.cutToFill(r, target: t.key.target, over: { p in
                            size - Record.payloadSize(records, lastWithLength: true) + Record.payloadSize(records + [.piece(p)]) - min(mtu, smallMTU)
-                       }), Self.restFits(c.rest, mtu: mtu) {
+                       }) {
                         add(.piece(c.head))
                         t.sent.insert(i)
                         addedAny = true

@@ -51,12 +51,11 @@ extension Node {
             data[0] = (hop > 0 ? hop - 1 : 0) << 4 | data[0] & 0x0F
         }
         guard let number = self.takeTransferNumber(for: q.id) else { return }
-        var records: [Record]
+        let records: [Record]
         do {
             records = try Fragmenter.records(
                 bundle: data, mtu: target == nil ? l.info.properties.mtu : self.fragmentMTU(l), transfer: number, nextHop: target?.short,
                 wantAck: target != nil)
-            if records.count > 1, let target, let one = self.wholeInRun(data, target: target, transfer: number, link: l) { records = [one] }
         } catch {
             self.reject("cannot cut \(q.id) into fragments for \(link), not sent there: \(error)")
             return
@@ -65,61 +64,6 @@ extension Node {
         self.transfers[key] = Transfer(
             key: key, number: number, priority: q.priority, order: self.transferOrder, records: records,
             due: now + delay, custody: custody)
-    }
-
-    /// One bundle record for a bundle the fragmenter cut because its ordinary form overfills a packet, when its run form
-    /// (SPEC 5.11: compact, 10-20 B shorter) fits one packet alone or two as a cut bundle (5.12, `goesInRun`): toward a neighbour whose latest announce set bits 3
-    /// and 4, on a line not found noisy (`fragmentMTU` is the MTU). It then goes like any bundle of a run, whole or cut
-    /// across two packets (5.12), instead of as fragments that each repeat the next hop and transfer and carry the
-    /// bundle in its ordinary form. Nil otherwise. Should the neighbour go back to an older version, or the line turn
-    /// noisy, before it is acknowledged, the composer cuts it into fragments again (`refragmentIfTooLarge`).
-    func wholeInRun(_ bundle: [UInt8], target: NodeID, transfer: UInt32, link l: LinkState) -> Record? {
-        let mtu = l.info.properties.mtu
-        guard self.fragmentMTU(l) >= mtu else { return nil }
-        let plain = Record.bundle(BundleRecord(nextHop: target.short, transfer: transfer, bundle: bundle))
-        return self.goesInRun(plain, target: target, mtu: mtu) ? plain : nil
-    }
-
-    /// Whether bundle record `plain`, as it goes now to `target`, goes in a run in packets of `mtu` bytes: whole in one
-    /// packet, or (toward a neighbour that reads cut bundles, bit 5) cut across two, its head filling an empty packet
-    /// and its rest fitting the next one alone.
-    func goesInRun(_ plain: Record, target: NodeID, mtu: Int) -> Bool {
-        let r = self.onAir(plain, target: target)
-        guard case .bundle(let b) = r, BundleRun.eligible(b) else { return false }
-        if Packet.overhead + Record.payloadSize([r]) <= mtu { return true }
-        guard let c = self.cutToFill(r, target: target, over: { Packet.overhead + Record.payloadSize([.piece($0)]) - mtu }) else { return false }
-        return Self.restFits(c.rest, mtu: mtu)
-    }
-
-    /// Whether the rest of a cut bundle fits a packet alone (it goes first in the next packet, 5.12).
-    static func restFits(_ rest: RunPiece, mtu: Int) -> Bool {
-        Packet.overhead + Record.payloadSize([.piece(rest)]) <= mtu
-    }
-
-    /// A transfer whose one bundle record no longer fits a packet as it would go now (made whole for a run, and the
-    /// neighbour's latest announce no longer sets bit 4, or the line turned noisy) is cut into fragments under a new
-    /// transfer number, as the fragmenter would have cut it. False when it cannot be (no transfer number, or the bundle
-    /// cannot be cut): the transfer is then dropped, said in the log, and routing starts it again.
-    func refragmentIfTooLarge(_ t: inout Transfer, link l: LinkState) -> Bool {
-        guard t.records.count == 1, case .bundle(let b) = t.records[0], let target = t.key.target else { return true }
-        let mtu = l.info.properties.mtu
-        let smallMTU = self.fragmentMTU(l)
-        let r = self.onAir(t.records[0], target: target)
-        // Fits a packet alone (on a line turned noisy too: such a record goes alone, and `recutAfter` time-outs cut it
-        // smaller), or goes cut across two (not on a noisy line, where the composer does not cut).
-        if Packet.overhead + Record.payloadSize([r]) <= mtu { return true }
-        if smallMTU >= mtu, self.goesInRun(t.records[0], target: target, mtu: mtu) { return true }
-        guard let number = self.takeTransferNumber(for: t.key.bundle) else { return false }
-        do {
-            t.records = try Fragmenter.records(bundle: b.bundle, mtu: smallMTU, transfer: number, nextHop: target.short, wantAck: true)
-        } catch {
-            self.reject("cannot cut \(t.key.bundle) into fragments for \(t.key.link): \(error)")
-            return false
-        }
-        t.number = number
-        t.sent = []
-        t.acked = []
-        return true
     }
 
     /// A transfer's record as it goes now: a bundle record in the compact form (SPEC 5.3) toward a neighbour whose
