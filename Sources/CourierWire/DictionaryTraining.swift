@@ -23,12 +23,7 @@ public enum DictionaryTrainer {
     private static let libzstdTrainer = Mutex(())
 
     public static func train(_ samples: [[UInt8]], capacity: Int) throws(DictionaryTrainingError) -> [UInt8] {
-        let usable = samples.filter { !$0.isEmpty }
-        guard usable.count >= 8 else {
-            throw DictionaryTrainingError(description: "\(usable.count) messages: a dictionary needs at least 8 (better hundreds)")
-        }
-        let joined = usable.flatMap { $0 }
-        let sizes = usable.map { $0.count }
+        let (joined, sizes) = try Self.joined(samples)
         var params = ZDICT_cover_params_t()
         params.nbThreads = 1
         params.splitPoint = 1.0  // every sample trains and scores: a relay's few hundred texts are too few to split
@@ -43,21 +38,13 @@ public enum DictionaryTrainer {
                 }
             }
         }
-        if ZDICT_isError(n) != 0 {
-            throw DictionaryTrainingError(description: "libzstd: \(String(cString: ZDICT_getErrorName(n))) (\(usable.count) messages, \(joined.count) bytes)")
-        }
-        return Array(out.prefix(n))
+        return try Self.trained(out, n, messages: sizes.count, bytes: joined.count)
     }
 
     /// libzstd's default trainer (`ZDICT_trainFromBuffer`: fastCover, d = 8, its k searched at level 3), what
     /// `train` was until session 9: kept so that tests and benchmarks can show what COVER gains over it.
     public static func trainWithLibzstdDefaults(_ samples: [[UInt8]], capacity: Int) throws(DictionaryTrainingError) -> [UInt8] {
-        let usable = samples.filter { !$0.isEmpty }
-        guard usable.count >= 8 else {
-            throw DictionaryTrainingError(description: "\(usable.count) messages: a dictionary needs at least 8 (better hundreds)")
-        }
-        let joined = usable.flatMap { $0 }
-        let sizes = usable.map { $0.count }
+        let (joined, sizes) = try Self.joined(samples)
         var out = [UInt8](repeating: 0, count: capacity)
         let n = out.withUnsafeMutableBytes { o in
             joined.withUnsafeBytes { j in
@@ -68,8 +55,22 @@ public enum DictionaryTrainer {
                 }
             }
         }
+        return try Self.trained(out, n, messages: sizes.count, bytes: joined.count)
+    }
+
+    /// The non-empty samples end to end, and their sizes, as libzstd's trainers take them (at least 8).
+    private static func joined(_ samples: [[UInt8]]) throws(DictionaryTrainingError) -> ([UInt8], [Int]) {
+        let usable = samples.filter { !$0.isEmpty }
+        guard usable.count >= 8 else {
+            throw DictionaryTrainingError(description: "\(usable.count) messages: a dictionary needs at least 8 (better hundreds)")
+        }
+        return (usable.flatMap { $0 }, usable.map { $0.count })
+    }
+
+    /// A trainer's result: the dictionary's `n` bytes of `out`, or libzstd's error named.
+    private static func trained(_ out: [UInt8], _ n: Int, messages: Int, bytes: Int) throws(DictionaryTrainingError) -> [UInt8] {
         if ZDICT_isError(n) != 0 {
-            throw DictionaryTrainingError(description: "libzstd: \(String(cString: ZDICT_getErrorName(n))) (\(usable.count) messages, \(joined.count) bytes)")
+            throw DictionaryTrainingError(description: "libzstd: \(String(cString: ZDICT_getErrorName(n))) (\(messages) messages, \(bytes) bytes)")
         }
         return Array(out.prefix(n))
     }
