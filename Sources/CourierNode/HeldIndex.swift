@@ -248,6 +248,14 @@ extension Node {
             self.routeWalk.pending = true
             return
         }
+        // Nothing in custody to route: the walk would look at nothing and end here, so the routing inputs (a next hop
+        // asked for every destination known) are not taken. (`settled` stays as it was: it names the held bundles'
+        // version, so it cannot match once there is something to route.)
+        guard !self.heldIndex.custodyDirected.ids.isEmpty else {
+            self.routeWalk.cursor = nil
+            self.routeWalk.pending = false
+            return
+        }
         if self.routeWalk.cursor == nil {
             let inputs = self.routingInputs(fresh: fresh, now: now)
             if inputs == self.routeWalk.settled {

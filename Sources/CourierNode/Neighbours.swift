@@ -146,11 +146,14 @@ extension Node {
     /// The up link a neighbour was heard on most recently, if within the timeout.
     func freshLink(_ id: NodeID, now: Double) -> String? {
         guard let n = self.neighbours[id], n.unresponsiveSince.map({ now - $0 >= Self.unresponsiveProbe }) ?? true else { return nil }
-        return n.lastHeard.filter { h in
-            guard let l = self.links[h.key], l.up else { return false }
-            return now - h.value < self.neighbourTimeout(l.info)
+        // The most recent fresh one, in one pass (no filtered copy of the dictionary: this runs for every
+        // neighbour at every routing decision).
+        var best: (link: String, at: Double)? = nil
+        for (name, at) in n.lastHeard {
+            guard let l = self.links[name], l.up, now - at < self.neighbourTimeout(l.info) else { continue }
+            if best.map({ $0.at < at }) ?? true { best = (name, at) }
         }
-            .max { $0.value < $1.value }?.key
+        return best?.link
     }
 }
 

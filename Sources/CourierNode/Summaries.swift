@@ -57,7 +57,8 @@ extension Node {
         self.summaries[from, default: []].formUnion(s.digests)
         guard s.isFinal else { return }
         let theirs = self.summaries.removeValue(forKey: from) ?? []
-        for id in self.holders.keys.sorted() where theirs.contains(id.digest) {
+        // Those listed picked out first, then sorted (not every bundle with a known holder sorted at each summary).
+        for id in self.holders.keys.filter({ theirs.contains($0.digest) }).sorted() {
             self.noteHolder(id, from, now: now)
         }
         // They hold something we lack: answer with our summary, so they send it (once an hour per digest: what they

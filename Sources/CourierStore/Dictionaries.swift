@@ -83,10 +83,10 @@ extension Store {
     /// What a neighbour said it holds (record type 6): replaces what it said before.
     public func setDictionaryHolder(_ node: ShortID, holds: [DictionariesRecord.Entry], now: Int64) throws(StoreError) {
         try self.write { db in
-            try db.execute(sql: "DELETE FROM dictionary_holder WHERE node = ?", arguments: [node.rawValue])
+            try db.cachedStatement(sql: "DELETE FROM dictionary_holder WHERE node = ?").execute(arguments: [node.rawValue])
             for e in holds {
-                try db.execute(sql: "INSERT OR REPLACE INTO dictionary_holder (node, id, fingerprint, heard) VALUES (?, ?, ?, ?)",
-                               arguments: [node.rawValue, e.id, e.fingerprint, now])
+                try db.cachedStatement(sql: "INSERT OR REPLACE INTO dictionary_holder (node, id, fingerprint, heard) VALUES (?, ?, ?, ?)")
+                    .execute(arguments: [node.rawValue, e.id, e.fingerprint, now])
             }
         }
     }

@@ -43,7 +43,7 @@ extension Store {
                     let result = try body()
                     let state = self.group.withLock { $0 }
                     if let e = state.aborted { throw e }
-                    if state.begun { try db.commit() }
+                    if state.begun { try Self.commit(db) }
                     return result
                 } catch {
                     // Nothing of the group is kept. (Ending a transaction SQLite still holds open; if even that
@@ -75,15 +75,12 @@ extension Store {
             guard let db = state.database else { return try self.db.write(body) }
             if let e = state.aborted { throw e }
             if !state.begun {
-                try db.beginTransaction(.immediate)
+                try Self.control(db, "BEGIN IMMEDIATE TRANSACTION")
                 self.group.withLock { $0.begun = true }
             }
             var result: T? = nil
             do {
-                try db.inSavepoint {
-                    result = try body(db)
-                    return .commit
-                }
+                result = try Self.inSavepoint(db) { try body(db) }
             } catch {
                 if !db.isInsideTransaction {
                     let e = StoreError.from(error, path: self.path)
@@ -93,6 +90,49 @@ extension Store {
             }
             return result!
         } catch { throw StoreError.from(error, path: self.path) }
+    }
+
+    /// A transaction-control statement, prepared once per connection. (GRDB's `beginTransaction`, `commit` and
+    /// `inSavepoint` parse their SQL at every call: with a savepoint per write and a transaction per received packet,
+    /// parsing those four statements was a fifth of a 1,000-relay drill's time.)
+    static func control(_ db: Database, _ sql: String) throws {
+        try db.cachedStatement(sql: sql).execute()
+    }
+
+    /// Commits the transaction under way; if the commit fails and SQLite left the transaction open, it is rolled
+    /// back (as GRDB's `inTransaction` does), and the commit's error thrown.
+    static func commit(_ db: Database) throws {
+        do { try Self.control(db, "COMMIT TRANSACTION") } catch {
+            if db.isInsideTransaction {
+                do { try db.rollback() } catch {}
+            }
+            throw error
+        }
+    }
+
+    /// GRDB's `inSavepoint` inside a transaction, with its statements prepared once: `body` under a savepoint, undone
+    /// alone if it throws (or if SQLite ended the transaction meanwhile: then SQLITE_ABORT, as GRDB says it).
+    static func inSavepoint<T>(_ db: Database, _ body: () throws -> T) throws -> T {
+        try Self.control(db, "SAVEPOINT courier")
+        var firstError: Error? = nil
+        var result: T? = nil
+        do {
+            result = try body()
+            if !db.isInsideTransaction {
+                throw DatabaseError(resultCode: .SQLITE_ABORT, message: "Transaction was aborted")
+            }
+            try Self.control(db, "RELEASE SAVEPOINT courier")
+            return result!
+        } catch {
+            firstError = error
+        }
+        // Undone and released (rolling back alone leaves the savepoint on SQLite's stack); with the transaction
+        // already ended by SQLite, these fail and the first error is what is thrown.
+        do {
+            try Self.control(db, "ROLLBACK TRANSACTION TO SAVEPOINT courier")
+            try Self.control(db, "RELEASE SAVEPOINT courier")
+        } catch {}
+        throw firstError!
     }
 
     /// A read inside a group, on the group's connection (it sees the group's writes).

@@ -49,6 +49,16 @@ public struct NodeID: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { self.bytes.hex }
+
+    /// Hashed as two words rather than byte by byte (what the synthesized conformance of `[UInt8]` does): the
+    /// engine keys its neighbours, holders and directory by node id, and a 1,000-relay drill hashed ids a billion
+    /// times. Equal ids hash equal; nothing keeps a hash value (dictionary order is never relied on).
+    public func hash(into h: inout Hasher) {
+        self.bytes.withUnsafeBytes { raw in
+            h.combine(raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
+            h.combine(raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        }
+    }
 }
 
 /// The public half of a node identity: an Ed25519 key that signs and an X25519 key for end-to-end encryption.
@@ -76,9 +86,9 @@ public struct NodePublicKeys: Sendable, Hashable {
         a.signing == b.signing && a.agreement == b.agreement
     }
 
+    /// By the node id alone (it follows from the keys, so equal keys hash equal): not the 64 key bytes one by one.
     public func hash(into h: inout Hasher) {
-        h.combine(self.signing)
-        h.combine(self.agreement)
+        h.combine(self.nodeID)
     }
 
     /// Verifies an Ed25519 signature by this node over `message`.

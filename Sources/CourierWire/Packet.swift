@@ -1,4 +1,5 @@
 import Crypto
+import Synchronization
 
 /// One hop on the air. Everything after the clear header is sealed with ChaCha20-Poly1305 (or, in open mode,
 /// left readable and authenticated by the same tag).
@@ -129,6 +130,26 @@ public struct PacketOpener: Sendable {
     private let keys: [(network: NetworkKey, announce: SymmetricKey)]
     /// Accept open-mode (readable) packets. A sealed federation leaves this off.
     public var acceptOpen: Bool
+    /// Each sender's packet key under each network key, derived once (HKDF at every packet opened was 2% of a
+    /// 1,000-relay drill): shared by the copies of this opener.
+    private let senderKeys = SenderKeys()
+
+    /// Packet keys derived so far, by network key (its index in `keys`) and sender; emptied when it holds
+    /// `limit` (a relay hears far fewer senders: this only bounds what a flood of forged short ids could add).
+    final class SenderKeys: Sendable {
+        static let limit = 4_096
+        let derived = Mutex<[NodeID: [Int: SymmetricKey]]>([:])
+
+        func key(_ network: NetworkKey, index: Int, sender: NodeID) -> SymmetricKey {
+            if let k = self.derived.withLock({ $0[sender]?[index] }) { return k }
+            let k = network.packetKey(for: sender)
+            self.derived.withLock {
+                if $0.count >= Self.limit { $0.removeAll() }
+                $0[sender, default: [:]][index] = k
+            }
+            return k
+        }
+    }
 
     public init(networkKey: NetworkKey, acceptOpen: Bool = false) {
         self.init(networkKeys: [networkKey], acceptOpen: acceptOpen)
@@ -178,9 +199,9 @@ public struct PacketOpener: Sendable {
         }
         let ids = candidates(header.sender).filter { $0.short == header.sender }
         guard !ids.isEmpty else { throw .unknownSender(header.sender) }
-        for k in self.keys {
+        for (index, k) in self.keys.enumerated() {
             for id in ids {
-                if let payload = attempt(k.network.packetKey(for: id)) {
+                if let payload = attempt(self.senderKeys.key(k.network, index: index, sender: id)) {
                     return Packet(header: header, sender: id, records: try Record.decodeAll(payload[...], sender: header.sender))
                 }
             }

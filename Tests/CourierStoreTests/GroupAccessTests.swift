@@ -32,6 +32,38 @@ struct GroupAccessTests {
         #expect(try store.hasSeen(b.id) && store.isQuiet())
     }
 
+    /// Each write of a group is a savepoint (prepared once, `Store.inSavepoint`): one that throws is undone alone,
+    /// the writes before and after it commit with the group; and a write outside a group is its own transaction.
+    @Test func aWriteThatThrowsInAGroupIsUndoneAloneAndTheOthersStay() throws {
+        let store = try S.store()
+        let a = try S.bundle(seq: 1)
+        let b = try S.bundle(seq: 2)
+        struct Stop: Error {}
+        try store.grouped {
+            _ = try store.insert(a, now: S.now, local: true, custody: true)
+            #expect(throws: StoreError.self) {
+                try store.write { db in
+                    try Store.setMeta(db, "test.undone", 7)
+                    throw Stop()
+                }
+            }
+            _ = try store.insert(b, now: S.now, local: true, custody: true)
+        }
+        #expect(try store.hasSeen(a.id) && store.hasSeen(b.id))
+        #expect(try store.read { try Store.meta($0, "test.undone") } == 0)
+        // Outside a group: the same, one transaction each, and the connection is left outside any transaction.
+        #expect(throws: StoreError.self) {
+            try store.write { db in
+                try Store.setMeta(db, "test.undone", 7)
+                throw Stop()
+            }
+        }
+        try store.write { db in try Store.setMeta(db, "test.kept", 3) }
+        #expect(try store.read { try Store.meta($0, "test.undone") } == 0)
+        #expect(try store.read { try Store.meta($0, "test.kept") } == 3)
+        #expect(store.db.inDatabase { $0.isInsideTransaction } == false)
+    }
+
     @Test func aFailedGroupKeepsNothingAndTheStoreWorksAfter() throws {
         let store = try S.store()
         let b = try S.bundle(seq: 1)
