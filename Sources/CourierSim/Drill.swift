@@ -454,6 +454,9 @@ public final class DrillSimulator {
             for (c, share) in shares { self.airtimeByClass[c, default: 0] += share * (tx.end - tx.start) }
             if let main = shares.max(by: { $0.1 < $1.1 }) { self.packetsByClass[main.0, default: 0] += 1 }
             self.onAir[tx.id] = packet
+            if let tr = self.trace, tr.window.contains(t) {
+                tr.line(String(format: "%.2f-%.2f %@ sends %d: ", t, tx.end, self.names[i], tx.id) + self.describe(packet))
+            }
             self.transmittingUntil[i] = tx.end
             self.queue.push(tx.end, .transmissionEnds(from: i))
             self.sense(i, tx)
@@ -475,6 +478,9 @@ public final class DrillSimulator {
     func transmissionEnded(_ from: Int) throws {
         let receptions = try self.channel.receptions(through: self.elapsed)
         for rec in receptions {
+            if let tr = self.trace, tr.window.contains(rec.at), !self.down[rec.to] {
+                tr.line(String(format: "  %.2f %@ from %@: ", rec.at, self.names[rec.to], self.names[rec.from]) + Self.describe(rec.outcome))
+            }
             guard case .received = rec.outcome, let packet = self.onAir[rec.transmission], !self.down[rec.to] else { continue }
             self.engineCalls.receptions += 1
             self.apply(rec.to, self.nodes[rec.to].receive(packet, on: "radio", now: self.now))
@@ -521,6 +527,48 @@ public final class DrillSimulator {
         let total = bytes.values.reduce(0, +)
         guard total > 0 else { return [(PacketClass.unreadable, 1)] }
         return bytes.sorted { $0.key < $1.key }.map { ($0.key, Double($0.value) / Double(total)) }
+    }
+
+    /// Every transmission that starts within `window` (seconds since the start) and every reception that ends
+    /// within it, one line each, as they happen: what each packet carried, and whether each relay in range got it
+    /// (`relay drill simulate --trace`): the way to see why a copy was slow.
+    public var trace: (window: ClosedRange<Double>, line: (String) -> Void)?
+
+    /// A packet's records, for the trace: announce, neighbour list, summary (digests), ack to whom, bundle or
+    /// fragment to whom (its transfer), piece, receipt parts, dictionaries.
+    func describe(_ packet: [UInt8]) -> String {
+        let opened: Packet
+        do { opened = try self.opener.open(packet, candidates: { self.memberIDs[$0] ?? [] }) } catch {
+            return "unreadable (\(error))"
+        }
+        func name(_ s: ShortID?) -> String {
+            guard let s else { return "everyone" }
+            return self.identities.firstIndex { $0.nodeID.short == s }.map { self.names[$0] } ?? s.description
+        }
+        return opened.records.map { r -> String in
+            switch r {
+            case .announce(let a): return a.capabilities & AnnounceRecord.hello != 0 ? "hello" : "announce"
+            case .neighbours: return "neighbour list"
+            case .summary(let m): return "summary (\(m.digests.count)\(m.isFinal ? "" : ", more"))"
+            case .ack(let a): return "ack to \(name(a.target))"
+            case .receiptParts: return "receipt parts"
+            case .dictionaries: return "dictionaries"
+            case .bundle(let b): return "bundle to \(name(b.nextHop))" + (b.transfer.map { " (transfer \($0), \(b.bundle.count) bytes)" } ?? " (\(b.bundle.count) bytes)")
+            case .fragment(let f): return "fragment \(f.index + 1) of \(f.count) to \(name(f.nextHop)) (transfer \(f.transfer))"
+            case .piece: return "rest of a cut bundle"
+            case .unknown: return "unknown record"
+            }
+        }.joined(separator: ", ")
+    }
+
+    static func describe(_ o: RadioChannel.Reception.Outcome) -> String {
+        switch o {
+        case .received: return "received"
+        case .collided(let with): return "lost: collided with " + with.map { "\($0)" }.joined(separator: ", ")
+        case .receiverTransmitting: return "lost: it was transmitting"
+        case .receiverDown: return "lost: it was off"
+        case .lost: return "lost on the link"
+        }
     }
 
     public func inbox(_ i: Int) throws -> [InboxMessage] { try self.stores[i].inbox(limit: 1_000_000) }

@@ -30,6 +30,8 @@ extension Relay {
             var progress = false
             @Flag(help: "Skip the second run, of the scenario without its disruptions, that each recovery is set against.")
             var noIntact = false
+            @Option(help: "Print on stderr every transmission and reception between these two moments (seconds since the start, FROM-TO): what each packet carried and whether each relay in range got it.")
+            var trace: String?
 
             func run() async throws {
                 try await guarded {
@@ -51,6 +53,9 @@ extension Relay {
                     }
                     if self.strategy != "courier" && (self.report != nil || self.compare) {
                         throw RelayError.usage("--strategy \(self.strategy) cannot go with --report or --compare: the report and the comparison run the courier engine; leave --strategy out")
+                    }
+                    if self.trace != nil && (self.strategy != "courier" || self.compare) {
+                        throw RelayError.usage("--trace goes with the courier engine's run alone: leave out --strategy and --compare")
                     }
                     if self.strategy != "courier" || self.compare {
                         var rows: [StrategySummary] = []
@@ -85,10 +90,14 @@ extension Relay {
                         }
                         return
                     }
+                    let window = try self.traceWindow()
                     let started = Date()
                     let sim: DrillSimulator
                     do {
                         sim = try DrillSimulator(scenario: scenario)
+                        if let window {
+                            sim.trace = (window, { line in FileHandle.standardError.write(Data((line + "\n").utf8)) })
+                        }
                         if self.progress {
                             let total = scenario.duration
                             try sim.run(every: 3_600) { t in
@@ -144,6 +153,16 @@ extension Relay {
                 #endif
                 let cpu = Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
                 return (cpu, Int(peak))
+            }
+
+            /// `--trace FROM-TO` as a window of seconds since the start (nil without it).
+            func traceWindow() throws -> ClosedRange<Double>? {
+                guard let t = self.trace else { return nil }
+                let parts = t.split(separator: "-", omittingEmptySubsequences: false)
+                guard parts.count == 2, let from = Double(parts[0]), let to = Double(parts[1]), from >= 0, from <= to else {
+                    throw RelayError.usage("--trace \(t) is not a window: give seconds since the start as FROM-TO, for example --trace 3000-3060")
+                }
+                return from...to
             }
 
             func writeReport(_ result: DrillResult, _ scenario: Scenario) throws {

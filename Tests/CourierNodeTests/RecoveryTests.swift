@@ -48,6 +48,30 @@ import Testing
         #expect(partition.queued == 1 && partition.deliveredAfter == 1)
     }
 
+    /// The drill's trace (`relay drill simulate --trace FROM-TO`) shows each packet in the window with what it carried
+    /// and, for each relay in range, whether it got it: before the heal nothing of b1's reaches a2; after it, b1's
+    /// message to b2 (its first packet across) does, and a2's retry of a1's message to b1 follows.
+    @Test func theTraceShowsThePacketsAcrossAHealedPartition() throws {
+        let heal = 2_400.0
+        let sim = try DrillSimulator(scenario: try Scenario.decode(Data(Self.json(heal: heal).utf8)))
+        var lines: [String] = []
+        sim.trace = ((heal - 600)...(heal + 60), { lines.append($0) })
+        try sim.run()
+        let sends = lines.filter { !$0.hasPrefix(" ") }
+        let receptions = lines.filter { $0.hasPrefix("  ") }
+        #expect(!sends.isEmpty && !receptions.isEmpty, "\(lines.joined(separator: "\n"))")
+        func time(_ line: String) -> Double { Double(line.trimmingCharacters(in: .whitespaces).split(separator: "-")[0].split(separator: " ")[0])! }
+        for s in sends { #expect(time(s) >= heal - 600 && time(s) <= heal + 60, "\(s)") }
+        // Cut: b1's packets do not reach a2 (the channel does not even try: no reception line at all).
+        #expect(!receptions.contains { $0.contains(" a2 from b1") && time($0) < heal }, "\(lines.joined(separator: "\n"))")
+        // Healed: b1's message to b2 is its first packet across; a2 hears b1 again.
+        let across = try #require(sends.first { $0.contains(" b1 sends") && time($0) >= heal }, "\(lines.joined(separator: "\n"))")
+        #expect(across.contains("bundle to b2"), "\(across)")
+        #expect(receptions.contains { $0.hasSuffix(" a2 from b1: received") && time($0) >= heal }, "\(lines.joined(separator: "\n"))")
+        // a2's retry of a1's message to b2 goes to b1 after the heal.
+        #expect(sends.contains { $0.contains(" a2 sends") && $0.contains("bundle to b1") && time($0) >= heal }, "\(lines.joined(separator: "\n"))")
+    }
+
     /// Four relays in a chain; a3 is switched off from 600 s to 2400 s. At 700 s a2 writes to a4, which has sent
     /// nothing, so nobody knows a route to it: a2 gives copies to the neighbours it hears (`replicas`), a3 among them,
     /// and a3 never acknowledges its copy. When a3 is back on (its announce at once), a2 gives it the copy again.
