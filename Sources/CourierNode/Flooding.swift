@@ -115,8 +115,8 @@ extension Node {
             let uncovered = self.floodUncovered(b.id, heardFrom: heardFrom, now: now)
             // Alerts: neighbours that have it say so with their receipts first (sent within `alertReceiptAirtimes`).
             let wait = b.kind == .alert && self.isForMe(b) ? self.maxAirtime * (self.config.alertReceiptAirtimes + 1) : 0
-            // A copy heard with its signal's strength (SPEC 8.5 rule 5): the weaker (the farther from its sender), the sooner;
-            // a near receiver then hears the far one's copy first and stays quiet.
+            // A copy heard with its signal's strength (SPEC 8.5 rule 5): the weaker (the farther from its sender), the
+            // sooner; a near receiver then hears the far one's copy first and stays quiet.
             let signal = local || from == nil || !self.config.signalWeightedDelay ? nil : self.packetSNR
             let delay = local ? 0 : wait + (signal.map { self.floodDelay(snr: $0) } ?? self.floodDelay(uncovered: uncovered))
             var pending = PendingFlood(due: now + delay, from: heardFrom, asked: local || from == nil || self.floodRelayAsked)
@@ -196,10 +196,10 @@ extension Node {
         return self.config.minFloodDelay + self.rng.uniform(0, 1) * (window - self.config.minFloodDelay) * scale
     }
 
-    /// A rebroadcast's delay from the signal-to-noise ratio its copy was heard with (SPEC 8.5 rule 5; Meshtastic's managed
-    /// flooding orders its rebroadcasts the same way): the ratio's place in `Tuning.floodSignalRange` (weakest 0,
-    /// strongest 1) of the rebroadcast window, plus a random `Tuning.floodSignalJitter` of it so that receivers at
-    /// the same distance do not go together.
+    /// A rebroadcast's delay from the signal-to-noise ratio its copy was heard with (SPEC 8.5 rule 5; Meshtastic's
+    /// managed flooding orders its rebroadcasts the same way): the ratio's place in `Tuning.floodSignalRange`
+    /// (weakest 0, strongest 1) of the rebroadcast window, plus a random `Tuning.floodSignalJitter` of it so that
+    /// receivers at the same distance do not go together.
     func floodDelay(snr: Double) -> Double {
         let place = Self.signalPlace(snr)
         let jitter = Tuning.floodSignalJitter

@@ -31,8 +31,8 @@ struct MeshBench: ParsableCommand {
         // Every packet the nodes put on the air from the alert's submission to the end of the run, each in one class
         // (the first that applies, in this order).
         var alertBroadcast = 0, alertDirected = 0, receipts = 0, summaries = 0, receiptAcks = 0, acks = 0, other = 0
-        // Packets carrying only identity bundles (keys and names: flooded once per relay, renewed before they expire, and
-        // key requests): counted apart, not in the alert's cost.
+        // Packets carrying only identity bundles (keys and names: flooded once per relay, renewed before they expire,
+        // and key requests): counted apart, not in the alert's cost.
         var identityPackets = 0
         var announces = 0, announcesWithSummary = 0, controlAnnounces = 0
         var oursBytes = 0, receiptBytes = 0
