@@ -14,6 +14,10 @@ extension Node {
         /// Whether a copy heard asked us to pass it on: it named us a relay, or named none (an older sender, or a
         /// list that did not fit its packet). A relay none asked leaves its rebroadcast out (SPEC 8.5 rule 5).
         var asked = true
+        /// Its first copy was heard strongly (near its sender: the upper half of `Tuning.floodSignalRange`): one
+        /// copy heard meanwhile, most likely a farther receiver's, is then enough to stay quiet
+        /// (`suppressionThresholdBySignal`); a far receiver, whose copy reaches the most new nodes, keeps the usual.
+        var nearSender = false
 
         mutating func copyHeard(from n: NodeID, asked: Bool) {
             self.from.insert(n)
@@ -111,8 +115,13 @@ extension Node {
             let uncovered = self.floodUncovered(b.id, heardFrom: heardFrom, now: now)
             // Alerts: neighbours that have it say so with their receipts first (sent within `alertReceiptAirtimes`).
             let wait = b.kind == .alert && self.isForMe(b) ? self.maxAirtime * (self.config.alertReceiptAirtimes + 1) : 0
-            let delay = local ? 0 : wait + self.floodDelay(uncovered: uncovered)
-            self.floods[b.id] = PendingFlood(due: now + delay, from: heardFrom, asked: local || from == nil || self.floodRelayAsked)
+            // A copy heard with its signal's strength (SPEC 8.5 rule 5): the weaker (the farther from its sender), the
+            // sooner; a near receiver then hears the far one's copy first and stays quiet.
+            let signal = local || from == nil || !self.config.signalWeightedDelay ? nil : self.packetSNR
+            let delay = local ? 0 : wait + (signal.map { self.floodDelay(snr: $0) } ?? self.floodDelay(uncovered: uncovered))
+            var pending = PendingFlood(due: now + delay, from: heardFrom, asked: local || from == nil || self.floodRelayAsked)
+            pending.nearSender = signal.map { Self.signalPlace($0) >= Tuning.floodSignalNear } ?? false
+            self.floods[b.id] = pending
         case .node:
             self.noteDirected(b.id)
             self.routeDirected(b.id, now: now)
@@ -185,6 +194,23 @@ extension Node {
         let window = self.floodWindow
         let scale = uncovered.map { 1 / Double(max(1, $0)) } ?? 1
         return self.config.minFloodDelay + self.rng.uniform(0, 1) * (window - self.config.minFloodDelay) * scale
+    }
+
+    /// A rebroadcast's delay from the signal-to-noise ratio its copy was heard with (SPEC 8.5 rule 5; Meshtastic's
+    /// managed flooding orders its rebroadcasts the same way): the ratio's place in `Tuning.floodSignalRange`
+    /// (weakest 0, strongest 1) of the rebroadcast window, plus a random `Tuning.floodSignalJitter` of it so that
+    /// receivers at the same distance do not go together.
+    func floodDelay(snr: Double) -> Double {
+        let place = Self.signalPlace(snr)
+        let jitter = Tuning.floodSignalJitter
+        let share = place * (1 - jitter) + self.rng.uniform(0, jitter)
+        return self.config.minFloodDelay + share * (self.floodWindow - self.config.minFloodDelay)
+    }
+
+    /// A signal-to-noise ratio's place in `Tuning.floodSignalRange`: 0 at the weakest end, 1 at the strongest.
+    static func signalPlace(_ snr: Double) -> Double {
+        let (lo, hi) = Tuning.floodSignalRange
+        return (min(max(snr, lo), hi) - lo) / (hi - lo)
     }
 
     /// A rebroadcast's window: `floodDelayAirtimes` packet airtimes, and at least `Tuning.floodWindowMinimum` times

@@ -41,6 +41,9 @@ public final class Node {
     var floods: [BundleID: PendingFlood] = [:]
     /// While a packet's records are read: whether it asks us to pass on the floods it carries (SPEC 8.5 rule 5).
     var floodRelayAsked = true
+    /// While a packet's records are read: its signal-to-noise ratio as the radio reported it (dB), nil when unknown
+    /// (Flooding.swift: a flood heard weakly is passed on sooner).
+    var packetSNR: Double? = nil
     /// Flooded transfers heard in part: when to ask for the rest with our summary, if still incomplete (Flooding.swift).
     var floodGaps: [Reassembler.Key: FloodGap] = [:]
     var floodGapsDue: Double = .infinity
@@ -275,7 +278,10 @@ public final class Node {
         }
     }
 
-    public func receive(_ bytes: [UInt8], on link: String, now: Double) -> [NodeOutput] {
+    /// A packet received on a link. `snr`: its signal-to-noise ratio in dB when the radio reports one (an RNode does
+    /// with each packet, not passed on by the runtime yet; the drill simulator's channel model), nil otherwise: with
+    /// `NodeConfig.signalWeightedDelay`, a flood heard weakly (far away) is passed on sooner (SPEC 8.5 rule 5).
+    public func receive(_ bytes: [UInt8], on link: String, now: Double, snr: Double? = nil) -> [NodeOutput] {
         self.stats.packetsReceived += 1
         let packet: Packet
         do {
@@ -302,7 +308,11 @@ public final class Node {
         // acknowledged and the sender sends it again.
         let before = self.receivedState()
         var sender: NodeID? = nil
-        if !self.durably("keep what a received packet brought", link: link, { sender = self.apply(packet, on: link, now: now) }) {
+        // The signal is this packet's only (not the tick's that follows, nor bundles read later from the store).
+        self.packetSNR = snr
+        let kept = self.durably("keep what a received packet brought", link: link, { sender = self.apply(packet, on: link, now: now) })
+        self.packetSNR = nil
+        if !kept {
             self.restore(before, keepingFragmentsOf: packet, from: sender, now: now)
         }
         guard sender != nil else { return self.drain() }
@@ -446,7 +456,8 @@ public final class Node {
             // Enough copies heard, or every neighbour is known to have it (a node whose only neighbour sent it to
             // us, say): our copy would add nothing.
             let uncovered = self.floodUncovered(id, heardFrom: f.from, now: now)
-            if !isOrigin && (f.heard >= self.config.suppressionThreshold || uncovered < self.config.floodMinUncovered || !f.asked) {
+            let threshold = f.nearSender ? self.config.suppressionThresholdBySignal : self.config.suppressionThreshold
+            if !isOrigin && (f.heard >= threshold || uncovered < self.config.floodMinUncovered || !f.asked) {
                 self.stats.suppressed += 1
                 self.emit(.event(.suppressed(id)))
                 continue

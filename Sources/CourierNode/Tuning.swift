@@ -122,6 +122,15 @@ extension Tuning {
     /// A rebroadcast window is at least twice the least flood delay (on a fast link a packet's airtime is nothing,
     /// and neighbours still need the time to hear one another's copies).
     static let floodWindowMinimum = 2.0
+    /// A flood's copy heard with a signal-to-noise ratio waits in proportion to its place in −20…15 dB (SPEC 8.5
+    /// rule 5): Meshtastic's range (firmware `getTxDelayMsecWeighted`). LoRa decodes down to about −20 dB (SF12;
+    /// −12.5 at SF9); above 15 dB the receiver is so near the sender that its copy reaches few new nodes.
+    static let floodSignalRange = (min: -20.0, max: 15.0)
+    /// A receiver in the upper half of that range (above −2.5 dB) is near the sender: at SF9 in the drills' channel,
+    /// within about half the sender's range.
+    static let floodSignalNear = 0.5
+    /// A tenth of the window is random: receivers at the same distance from the sender do not go together.
+    static let floodSignalJitter = 0.1
     /// A summary's answer waits up to three packet airtimes: time to hear another holder's copy and stay quiet.
     static let answerDelayAirtimes = 3.0
     /// Receipt parts already confirmed are remembered, up to 8 per origin of `maxReceiptOrigins` (then forgotten

@@ -97,7 +97,8 @@ public final class DrillSimulator {
     /// Respond-by given to the scenario's aid requests (minutes, as `relay send --respond-by` counts it in hours).
     public static let aidRespondByMinutes: UInt32 = 30
 
-    public init(scenario: Scenario) throws {
+    /// `configure`: changes to every relay's engine configuration (a test setting one rule against another).
+    public init(scenario: Scenario, configure: (@Sendable (inout NodeConfig) -> Void)? = nil) throws {
         self.scenario = scenario
         var names = scenario.nodes.map(\.id)
         self.relayCount = names.count
@@ -149,6 +150,7 @@ public final class DrillSimulator {
         for i in 0..<n {
             var c = NodeConfig(identity: self.identities[i], networkKey: net, name: names[i])
             c.trust = members
+            configure?(&c)
             var sc = Store.Configuration()
             sc.inMemory = true
             let store = try Store(path: names[i], configuration: sc, logger: logger)
@@ -483,7 +485,10 @@ public final class DrillSimulator {
             }
             guard case .received = rec.outcome, let packet = self.onAir[rec.transmission], !self.down[rec.to] else { continue }
             self.engineCalls.receptions += 1
-            self.apply(rec.to, self.nodes[rec.to].receive(packet, on: "radio", now: self.now))
+            // With the packet's signal-to-noise ratio, as an RNode reports it with each packet (its power over the
+            // channel's noise floor).
+            let snr = rec.powerDBm - self.channel.configuration.physics.noiseFloorDBm
+            self.apply(rec.to, self.nodes[rec.to].receive(packet, on: "radio", now: self.now, snr: snr))
         }
         let live = Set(self.channel.transmissionsOnAir.map(\.id))
         for id in self.onAir.keys where !live.contains(id) { self.onAir[id] = nil }

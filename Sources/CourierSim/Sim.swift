@@ -70,9 +70,14 @@ public final class MeshSimulator {
         public var acked: [BundleID] = []
         /// A periodic announce that carried the node's summary (it would have gone out anyway).
         public var periodicAnnounce = false
+        /// Every bundle with data in the packet is an identity bundle (a node's keys and name, flooded when it
+        /// starts and renewed before it expires, or a key request or its answer): seen whole on the air before.
+        public var identitiesOnly = false
     }
     /// Directed transfers seen on the air: sender -> transfer number -> bundle (to attribute acks).
     var transferBundles: [Int: [UInt32: BundleID]] = [:]
+    /// Identity bundles seen whole on the air (to tell the packets that carry only those).
+    var identityBundles: Set<BundleID> = []
 
     public static let epoch: Double = 1_790_000_000
 
@@ -206,12 +211,14 @@ public final class MeshSimulator {
                 if b.nextHop != nil { t.directed = true }
                 guard let bundle = try? CourierBundle(decoding: b.bundle) else { continue }
                 if let n = b.transfer { self.transferBundles[i, default: [:]][n] = bundle.id }
+                if bundle.kind == .identity { self.identityBundles.insert(bundle.id) }
                 guard bundle.kind == .receipt,
                       let content = try? bundle.content(compressor: self.compressor) else { continue }
                 t.receiptsFor += ReceiptContent.decode(content)
             default: break
             }
         }
+        t.identitiesOnly = !carrying.isEmpty && carrying.allSatisfy { self.identityBundles.contains($0) }
         return t
     }
 
