@@ -66,6 +66,8 @@ public final class MeshSimulator {
         public var hasAnnounce = false
         /// Bundles that receipts in this packet say their origins have seen.
         public var receiptsFor: [BundleID] = []
+        /// The receipt-parts records in the packet (SPEC 6.16), as sent.
+        public var receiptRecords: [ReceiptPartsRecord] = []
         /// Bundles whose directed transfers the acks in this packet acknowledge.
         public var acked: [BundleID] = []
         /// A periodic announce that carried the node's summary (it would have gone out anyway).
@@ -201,7 +203,9 @@ public final class MeshSimulator {
                     t.acked += a.entries.compactMap { self.transferBundles[j]?[$0.transfer] }
                 }
             case .summary: t.hasSummary = true
-            case .receiptParts(let r): t.receiptsFor += r.bundleIDs
+            case .receiptParts(let r):
+                t.receiptsFor += r.bundleIDs
+                t.receiptRecords.append(r)
             case .announce: t.hasAnnounce = true
             case .fragment(let f):
                 guard f.nextHop != nil else { continue }

@@ -8,6 +8,10 @@ struct MeshBench: ParsableCommand {
     /// the alert's origin can be proven everywhere) are over, as they are on relays that have run for a while.
     static let warmUp: Double = 900
 
+    /// Seconds after the alert within which every level of the receipts' first wave has had its turn (SPEC 6.16 rule 1:
+    /// five levels of at most 1.25 rebroadcast windows, about 25 s each here, the origin's confirmation, and margin).
+    static let firstWave: Double = 360
+
     static let configuration = CommandConfiguration(
         commandName: "mesh",
         abstract: "The 20-node lossy-mesh alert scenario over many seeds: delivery, delivery time, transmissions vs naive flooding; and a 50-node simulated day.")
@@ -43,6 +47,8 @@ struct MeshBench: ParsableCommand {
         // Who sends what: receipt-carrying packets by their sender's distance from the origin in the mesh (0: the
         // origin's confirmations), and alert packets by whether their sender had sent the alert before (a repair).
         var receiptsByHops: [Int: Int] = [:], alertFirst = 0, alertAgain = 0
+        // And by when: within the first wave's time (`firstWave` after the alert) or later (parts sent again, late copies).
+        var receiptsEarly = 0, receiptsLate = 0
         var allPackets = 0, controlPackets = 0, heardBy = 0
         let text = "Flash flood: the river is rising fast. Move to high ground now."
         let wall = Date()
@@ -75,14 +81,24 @@ struct MeshBench: ParsableCommand {
             let receiptBundles = Set(window.filter { $0.receiptsFor.contains(id) }.flatMap(\.bundles))
             var mine = 0, seedReceipts = 0, seedAnnounces = 0, seedReceiptsOnAnnounces = 0
             let distance = MeshBench.hops(from: 0, count: self.nodes, edges: edges)
+            // The nodes' short ids, to read the engine's own logs beside the lines below.
+            if ProcessInfo.processInfo.environment["COURIER_MESH_RECEIPT_LOG"] != nil {
+                print("seed \(seed) nodes: " + sim.identities.enumerated().map { "n\($0.offset)=\($0.element.nodeID.short)" }.joined(separator: " "))
+            }
             var alertSenders: Set<Int> = []
             for t in window {
                 if t.bundles.contains(id) && !t.directed {
                     if alertSenders.insert(t.node).inserted { alertFirst += 1 } else { alertAgain += 1 }
                 } else if !t.bundles.contains(id) && t.receiptsFor.contains(id) {
                     receiptsByHops[distance[t.node], default: 0] += 1
+                    if t.time - start < Self.firstWave { receiptsEarly += 1 } else { receiptsLate += 1 }
                     if ProcessInfo.processInfo.environment["COURIER_MESH_RECEIPT_LOG"] != nil {
-                        print(String(format: "seed %d t=%7.1f n%-2d hops %d%@", seed, t.time - start, t.node, distance[t.node], t.hasAnnounce ? " announce" : ""))
+                        let parts = t.receiptRecords.map { r in
+                            "[hops \(r.hops): " + r.parts.filter { $0.id == id }.map { p in
+                                sim.identities.firstIndex { $0.nodeID.short == p.holder }.map { "n\($0)" } ?? "\(p.holder)"
+                            }.joined(separator: " ") + "]"
+                        }.joined(separator: " ")
+                        print(String(format: "seed %d t=%7.1f n%-2d hops %d%@ %@", seed, t.time - start, t.node, distance[t.node], t.hasAnnounce ? " announce" : "", parts))
                     }
                 }
                 if t.bundles.contains(id) {
@@ -185,6 +201,8 @@ struct MeshBench: ParsableCommand {
         print("      packets carrying receipts by their sender's hops from the origin: "
               + receiptsByHops.keys.sorted().map { "\($0): \(receiptsByHops[$0]!)" }.joined(separator: ", ")
               + " (0: the origin's confirmations)")
+        print(String(format: "      packets carrying receipts by when: %d within %.0f s of the alert (every level's turn and the origin's confirmation), %d later (parts sent again, parts of late copies)",
+                     receiptsEarly, Self.firstWave, receiptsLate))
         print("      alert packets to everyone in range: \(alertFirst) first sends (the origin's and each relay's), \(alertAgain) sent again by a node that had sent it")
         print("    the origin heard receipts from \(heardBy) of the \(delivered) nodes that got the alert within the hour")
         print(String(format: "    not counted on either side: announces, %.1f per run (%.1f per run in the same runs without the alert), %d of them carrying the sender's summary",
