@@ -509,7 +509,8 @@ public final class DrillSimulator {
             case .ack: bytes[PacketClass.acks, default: 0] += size
             case .receiptParts: bytes[PacketClass.receiptParts, default: 0] += size
             case .dictionaries: bytes[PacketClass.dictionaries, default: 0] += size
-            case .bundle, .fragment, .piece:
+            // (A copy budget, SPEC 5.14, goes with the directed data it is for: counted with it.)
+            case .bundle, .fragment, .piece, .copyBudgets:
                 if dataClasses.isEmpty {
                     bytes[PacketClass.engineData, default: 0] += size
                 } else {
