@@ -137,7 +137,7 @@ extension Node {
         if l.announceDue && !urgentOnly {
             // The whole announce, or its parts when it does not fit one packet (the last part completes the keys).
             let k = self.config.identity.publicKeys
-            let caps: UInt8 = 1 | AnnounceRecord.compact | AnnounceRecord.runs | AnnounceRecord.cuts | AnnounceRecord.bareBlocks | (l.helloSent ? 0 : AnnounceRecord.hello)
+            let caps: UInt8 = 1 | AnnounceRecord.compact | AnnounceRecord.runs | AnnounceRecord.cuts | AnnounceRecord.bareBlocks | AnnounceRecord.copyBudgets | (l.helloSent ? 0 : AnnounceRecord.hello)
             l.announceParts = AnnounceRecord.parts(
                 AnnounceRecord(capabilities: caps, signingKey: k.signing, agreementKey: k.agreement, name: self.config.name), mtu: mtu)
             l.announceDue = false
@@ -228,18 +228,23 @@ extension Node {
                     // may have it when it is heard again. (Counted as given, the relay beside one switched off for an
                     // hour had given its two copies, to it and to the relay behind, and never sent the bundle on when
                     // it came back: 3,200 s of the valley drill's recovery.)
-                    if !t.custody, let target = t.key.target { self.replicas[t.key.bundle]?.remove(target) }
+                    // Its copy budget (5.14) comes back with it.
+                    if !t.custody, let target = t.key.target {
+                        self.replicas[t.key.bundle]?.remove(target)
+                        if let c = t.copies, self.heldIndex.contains(t.key.bundle) { self.setCopies(t.key.bundle, self.copiesLeft(t.key.bundle) + c) }
+                    }
                     continue
                 }
                 // Cut before the line turned noisy, the records are too big for it (each crosses whole with little
                 // chance): with nothing acknowledged after `recutAfter` time-outs, the bundle is cut again to the
                 // size the line now takes, under a new transfer number (the receiver drops the old pieces by timeout).
+                let cutFor = smallMTU - (t.copies == nil ? 0 : Tuning.copyBudgetRoom)
                 if let target = t.key.target, t.acked.isEmpty, t.attempts >= Self.recutAfter,
-                   t.records.contains(where: { !Packet.fits($0, used: 0, mtu: smallMTU) }),
+                   t.records.contains(where: { !Packet.fits($0, used: 0, mtu: cutFor) }),
                    let bundle = Self.bundleBytes(t.records),
                    let number = self.takeTransferNumber(for: t.key.bundle) {
                     do {
-                        t.records = try Fragmenter.records(bundle: bundle, mtu: smallMTU, transfer: number, nextHop: target.short, wantAck: true)
+                        t.records = try Fragmenter.records(bundle: bundle, mtu: cutFor, transfer: number, nextHop: target.short, wantAck: true)
                         t.number = number
                         t.sent = []
                     } catch {
@@ -248,10 +253,18 @@ extension Node {
                 }
             }
             var addedAny = false
+            // The copy budget it hands on (5.14) goes once in each packet carrying its records (its records were cut
+            // with room for it): the packet that completes the bundle at the receiver always says it.
+            var budget = self.copiesOnAir(t).map { [$0] } ?? []
             for i in 0..<t.records.count where !t.sent.contains(i) && !t.acked.contains(i) {
                 if t.key.target != nil && t.sent.subtracting(t.acked).count >= self.config.window { break }
                 let r = self.onAir(t.records[i], target: t.key.target)
-                guard fits(r) else {
+                if !budget.isEmpty, !fits(budget + [r]), records.isEmpty, fits(r) {
+                    // Only if its records were cut without room for it (a neighbour's capabilities changed under way):
+                    // the copy goes without its budget rather than never.
+                    budget = []
+                }
+                guard fits(budget + [r]) else {
                     // Fill the packet (SPEC 5.12): the bundle's head here, its rest first in the next packet. Not on a
                     // line that loses packets (its fragment size cut down, `fragmentMTU`): a cut bundle arrives only if
                     // both its packets do, which squares the loss there.
@@ -273,6 +286,8 @@ extension Node {
                 // On a noisy line a packet of directed data stays within the size fragments are cut for (a record
                 // cut before the line turned noisy still goes, alone).
                 if t.key.target != nil, !records.isEmpty, !fits(r, mtu: smallMTU) { break }
+                budget.forEach(add)
+                budget = []
                 add(r)
                 t.sent.insert(i)
                 addedAny = true

@@ -191,6 +191,8 @@ extension Node {
             return
         }
         let old = self.heldIndex
+        // The budgets too: a failed commit undid those it wrote (read again at the next rebuild if unreadable).
+        if let budgets = self.storing("read the copy budgets", { try self.store.copyBudgets() }) { self.copyBudgets = budgets }
         self.heldIndexStale = false
         self.heldIndex = HeldIndex(held, keepingJoinsOf: old)
     }
@@ -214,6 +216,7 @@ extension Node {
     /// A bundle that left the store: out of the index (and so no longer told to anyone).
     func unhold(_ id: BundleID) {
         self.heldIndex.remove(id)
+        self.copyBudgets[id] = nil
     }
 
     /// A summary listing what we hold went to neighbour `n`: it was told of every bundle held now. (One number per

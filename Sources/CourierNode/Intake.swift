@@ -11,8 +11,10 @@ extension Node {
     /// A bundle received from a neighbour. Returns whether it is settled here (stored, delivered, already here, or
     /// refused and reported) and may be acknowledged; false when it could not be stored (a full disk): then it is
     /// not acknowledged, and the sender keeps it and tries again.
+    /// `copies`: the copy budget the sender gave with it (SPEC 5.14); nil: none said (an older sender), the whole
+    /// `Tuning.copyBudget`.
     @discardableResult
-    func handleBundleBytes(_ bytes: [UInt8], from: NodeID, link: String, now: Double) -> Bool {
+    func handleBundleBytes(_ bytes: [UInt8], from: NodeID, link: String, now: Double, copies: Int? = nil) -> Bool {
         let b: CourierBundle
         do { b = try CourierBundle(decoding: bytes) } catch {
             self.reject("bundle from \(from.short): \(error)")
@@ -50,6 +52,7 @@ extension Node {
         }
         switch self.accept(b, from: from.short, source: from.short.description, now: now) {
         case .stored:
+            if let copies, case .node = b.destination { self.setCopies(b.id, copies) }
             self.afterStoring(b, from: from, now: now, local: false)
             return true
         case .notStored: return false

@@ -33,6 +33,7 @@ extension Node {
             TableSize(table: "receipts", size: self.receipts.count, bound: "origins with receipts being aggregated; made at their due time"),
             TableSize(table: "routes", size: self.routes.count, bound: "origins heard within 4 neighbour timeouts (older routes are never used)"),
             TableSize(table: "replicas", size: self.replicas.count, bound: "held bundles"),
+            TableSize(table: "copyBudgets", size: self.copyBudgets.count, bound: "held bundles"),
             TableSize(table: "knownLocal", size: self.knownLocal.count, bound: "held bundles"),
             TableSize(table: "keyRequests", size: self.keyExchange.requested.count, bound: "origins asked within the key request interval"),
             TableSize(table: "identityAnswers", size: self.keyExchange.answered.count, bound: "requesters answered within the key request interval"),
@@ -71,6 +72,7 @@ extension Node {
         // What is held, from the index (HeldIndex.swift): no read of the bundle table.
         guard !self.heldIndexStale else { return }
         self.replicas = self.replicas.filter { self.heldIndex.contains($0.key) }
+        self.copyBudgets = self.copyBudgets.filter { self.heldIndex.contains($0.key) }
         self.knownLocal = self.knownLocal.filter { self.heldIndex.contains($0) }
     }
 }

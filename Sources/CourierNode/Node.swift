@@ -75,8 +75,13 @@ public final class Node {
     /// Receipt parts carried and taken (AggregatedReceipts.swift).
     var receiptParts = ReceiptPartsState()
     var routes: [ShortID: (via: NodeID, hops: Int, at: Double)] = [:]
-    /// Neighbours given a copy of a directed bundle we could not route (at most `maxReplicas`).
+    /// Neighbours given a copy of a directed bundle we could not route (Routing.swift: within its copy budget).
     var replicas: [BundleID: Set<NodeID>] = [:]
+    /// Copy budgets of held directed bundles (SPEC 5.14, binary spray-and-wait): the copies this relay may still hold
+    /// and hand on, its own included; a bundle not listed has the whole `Tuning.copyBudget`. Kept in the store too.
+    var copyBudgets: [BundleID: Int] = [:]
+    /// The copy budgets a packet being applied carries, by transfer number (its copy-budgets records, 5.14).
+    var arrivingCopies: [UInt32: Int] = [:]
     var reassembler: Reassembler
     /// Packet counters reserved for the composer (Composer.swift).
     var packetCounters = PacketCounters()
@@ -161,6 +166,7 @@ public final class Node {
         self.shelveDictionaries(now: now)
         // What is held, indexed once (one query): the hot paths read the index, not the bundle table.
         self.heldIndex = HeldIndex(try store.held(limit: Tuning.heldLimit))
+        self.copyBudgets = try store.copyBudgets()
     }
 
     func emit(_ o: NodeOutput) { self.outputs.append(o) }
@@ -344,6 +350,10 @@ public final class Node {
         let (previous, contact, returned) = self.heard(from, on: link, packet: packet, now: now)
         self.floodRelayAsked = self.relayAsked(by: packet.records)
         defer { self.floodRelayAsked = true }
+        // Copy budgets (5.14) of the transfers addressed to us in this packet, wherever the record stands in it.
+        self.arrivingCopies = [:]
+        for case .copyBudgets(let c) in packet.records { for e in c.entries { self.arrivingCopies[e.transfer] = e.copies } }
+        defer { self.arrivingCopies = [:] }
         for r in packet.records {
             switch r {
             case .ack(let a) where a.target == self.me.short: self.handleAck(a, from: from, link: link, now: now)
@@ -357,7 +367,8 @@ public final class Node {
                     continue
                 }
                 // Acknowledged only once stored (or settled otherwise): unacknowledged, the sender keeps it and retries.
-                let settled = self.handleBundleBytes(b.bundle, from: from, link: link, now: now)
+                let settled = self.handleBundleBytes(b.bundle, from: from, link: link, now: now,
+                                                     copies: b.nextHop == self.me.short ? b.transfer.flatMap { self.arrivingCopies[$0] } : nil)
                 if settled, let t = b.transfer, b.nextHop == self.me.short { self.queueAck(AckEntry(transfer: t, received: 1), to: from.short, link: link, now: now) }
             case .fragment(let f): self.handleFragment(f, from: from, link: link, now: now)
             default: break

@@ -44,6 +44,9 @@ public protocol NodeStorage: AnyObject, Sendable {
     func bundle(_ id: BundleID) throws(StoreError) -> QueuedBundle?
     func bundles(digests: [UInt32]) throws(StoreError) -> [QueuedBundle]
     func held(limit: Int) throws(StoreError) -> [HeldBundle]
+    /// Copy budgets of held directed bundles (binary spray-and-wait, SPEC 5.14): those said, by bundle.
+    func copyBudgets() throws(StoreError) -> [BundleID: Int]
+    func setCopyBudget(_ id: BundleID, copies: Int) throws(StoreError)
     func held(kind: Kind, origin: ShortID) throws(StoreError) -> [(id: BundleID, destination: Destination, expires: Int64)]
     func remove(_ id: BundleID, reason: String, now: Int64) throws(StoreError)
     func expireBundles(now: Int64) throws(StoreError) -> [ExpiredBundle]

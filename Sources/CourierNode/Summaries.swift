@@ -104,11 +104,10 @@ extension Node {
                 if d == from.short {
                     // The destination itself: custody moves to it.
                     self.startTransfer(q, link: link, target: from, custody: true, now: now, delay: together())
-                } else if self.nextHop(for: d, now: now) == nil, self.replicas[q.id, default: []].count < Self.maxReplicas,
-                          !self.replicas[q.id, default: []].contains(from) {
-                    // No route: give a copy to a few neighbours we meet (a courier may carry it); we keep custody.
-                    self.replicas[q.id, default: []].insert(from)
-                    self.startTransfer(q, link: link, target: from, custody: false, now: now, delay: together())
+                } else if self.nextHop(for: d, now: now) == nil, self.copiesLeft(q.id) > 1, !self.replicas[q.id, default: []].contains(from) {
+                    // No route: give a copy to a neighbour we meet, within the copy budget (a courier may carry it,
+                    // SPEC 5.14); we keep custody.
+                    self.giveCopy(q, to: from, link: link, now: now, delay: together())
                 }
             }
         }
@@ -125,7 +124,7 @@ extension Node {
     func summaryPages(mtu: Int, now: Double) -> [[UInt32]] {
         // Held bundles first (by priority), then the flooded ones seen and not yet expired (directed ones we no longer
         // hold are left out: see `directedSeen`). Of directed bundles held, only those we would give a neighbour a
-        // copy of (in our custody, no route, fewer than `maxReplicas` copies given): the others only make neighbours
+        // copy of (in our custody, no route, a copy budget above 1, SPEC 5.14): the others only make neighbours
         // that lack them ask in vain.
         // Unreadable: no summary now (no pages); the next one is due after `summaryInterval`.
         let moving = self.transfers.custodyBundles
@@ -134,7 +133,7 @@ extension Node {
         var hopless: [ShortID: Bool] = [:]
         let digests = self.summaryDigests(seen: seenNow) { h in
             guard case .node(let dest) = h.destination else { return true }
-            guard h.custody, !moving.contains(h.id), (self.replicas[h.id]?.count ?? 0) < Self.maxReplicas else { return false }
+            guard h.custody, !moving.contains(h.id), self.copiesLeft(h.id) > 1 else { return false }
             if let known = hopless[dest] { return known }
             let none = self.nextHop(for: dest, now: now) == nil
             hopless[dest] = none

@@ -36,34 +36,51 @@ extension Node {
         var retransmitted = false
         /// Custody moves to the target when it has everything (a directed bundle towards its destination).
         let custody: Bool
+        /// The copy budget this transfer hands on (SPEC 5.14): a copy given without a route, or custody moving along a
+        /// route to a relay that is not the destination; written in a copy-budgets record beside its records toward
+        /// a neighbour that announced capability bit 7. Nil: none (a flood, the destination itself).
+        var copies: Int? = nil
     }
 
     /// Starts sending a bundle on a link, to one neighbour (acknowledged) or to all in range. A `delay` lets other
-    /// holders answer first: overhearing one of them send it to the same neighbour cancels ours.
-    func startTransfer(_ q: QueuedBundle, link: String, target: NodeID?, custody: Bool, now: Double, delay: Double = 0) {
+    /// holders answer first: overhearing one of them send it to the same neighbour cancels ours. `copies`: the copy
+    /// budget it hands on (SPEC 5.14); its records are cut `Tuning.copyBudgetRoom` bytes smaller, so each packet of
+    /// them has room for the copy-budgets record. Returns whether it started.
+    @discardableResult
+    func startTransfer(_ q: QueuedBundle, link: String, target: NodeID?, custody: Bool, now: Double, delay: Double = 0, copies: Int? = nil) -> Bool {
         let key = TransferKey(link: link, target: target, bundle: q.id)
-        guard self.transfers[key] == nil, let l = self.links[link] else { return }
+        guard self.transfers[key] == nil, let l = self.links[link] else { return false }
+        let copies = target == nil ? nil : copies
         var data = q.data
         // Relays spend one hop; the origin's copy goes out as made.
         if !q.isLocal, !data.isEmpty {
             let hop = data[0] >> 4
-            guard hop > 0 || target != nil else { return }
+            guard hop > 0 || target != nil else { return false }
             data[0] = (hop > 0 ? hop - 1 : 0) << 4 | data[0] & 0x0F
         }
-        guard let number = self.takeTransferNumber(for: q.id) else { return }
+        guard let number = self.takeTransferNumber(for: q.id) else { return false }
         let records: [Record]
         do {
             records = try Fragmenter.records(
-                bundle: data, mtu: target == nil ? l.info.properties.mtu : self.fragmentMTU(l), transfer: number, nextHop: target?.short,
-                wantAck: target != nil)
+                bundle: data, mtu: target == nil ? l.info.properties.mtu : self.fragmentMTU(l) - (copies == nil ? 0 : Tuning.copyBudgetRoom),
+                transfer: number, nextHop: target?.short, wantAck: target != nil)
         } catch {
             self.reject("cannot cut \(q.id) into fragments for \(link), not sent there: \(error)")
-            return
+            return false
         }
         self.transferOrder += 1
         self.transfers[key] = Transfer(
             key: key, number: number, priority: q.priority, order: self.transferOrder, records: records,
-            due: now + delay, custody: custody)
+            due: now + delay, custody: custody, copies: copies)
+        return true
+    }
+
+    /// The copy-budgets record (SPEC 5.14) to send beside a record of transfer `t` now: when it hands on a budget,
+    /// to a neighbour whose latest announce set capability bit 7 (an older one would skip it, 11.12).
+    func copiesOnAir(_ t: Transfer) -> Record? {
+        guard let copies = t.copies, let target = t.key.target,
+              (self.neighbours[target]?.capabilities ?? 0) & AnnounceRecord.copyBudgets != 0 else { return nil }
+        return .copyBudgets(CopyBudgetsRecord([CopyBudgetsRecord.Entry(transfer: t.number, copies: copies)]))
     }
 
     /// A transfer's record as it goes now: a bundle record in the compact form (SPEC 5.3) toward a neighbour whose

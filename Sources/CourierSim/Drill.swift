@@ -520,7 +520,8 @@ public final class DrillSimulator {
             case .ack: bytes[PacketClass.acks, default: 0] += size
             case .receiptParts: bytes[PacketClass.receiptParts, default: 0] += size
             case .dictionaries: bytes[PacketClass.dictionaries, default: 0] += size
-            case .bundle, .fragment, .piece:
+            // (A copy budget, SPEC 5.14, goes with the directed data it is for: counted with it.)
+            case .bundle, .fragment, .piece, .copyBudgets:
                 if dataClasses.isEmpty {
                     bytes[PacketClass.engineData, default: 0] += size
                 } else {
@@ -540,7 +541,7 @@ public final class DrillSimulator {
     public var trace: (window: ClosedRange<Double>, line: (String) -> Void)?
 
     /// A packet's records, for the trace: announce, neighbour list, summary (digests), ack to whom, bundle or
-    /// fragment to whom (its transfer), piece, receipt parts, dictionaries.
+    /// fragment to whom (its transfer), piece, receipt parts, dictionaries, copy budgets.
     func describe(_ packet: [UInt8]) -> String {
         let opened: Packet
         do { opened = try self.opener.open(packet, candidates: { self.memberIDs[$0] ?? [] }) } catch {
@@ -558,6 +559,7 @@ public final class DrillSimulator {
             case .ack(let a): return "ack to \(name(a.target))"
             case .receiptParts: return "receipt parts"
             case .dictionaries: return "dictionaries"
+            case .copyBudgets(let c): return "copy budgets (" + c.entries.map { "transfer \($0.transfer): \($0.copies)" }.joined(separator: ", ") + ")"
             case .bundle(let b): return "bundle to \(name(b.nextHop))" + (b.transfer.map { " (transfer \($0), \(b.bundle.count) bytes)" } ?? " (\(b.bundle.count) bytes)")
             case .fragment(let f): return "fragment \(f.index + 1) of \(f.count) to \(name(f.nextHop)) (transfer \(f.transfer))"
             case .piece: return "rest of a cut bundle"

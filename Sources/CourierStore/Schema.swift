@@ -3,7 +3,7 @@ import GRDB
 /// Versioned schema. Never edit a shipped migration; add a new one and bump `version`.
 enum Schema {
     /// The highest schema this build knows. Stored in `PRAGMA user_version` after migrating.
-    static let version = 9
+    static let version = 10
 
     static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
@@ -215,6 +215,12 @@ enum Schema {
                     PRIMARY KEY (drill, node)
                 ) WITHOUT ROWID;
                 """)
+        }
+        m.registerMigration("v10-copy-budgets") { db in
+            // Binary spray-and-wait (SPEC 5.14): how many copies of a directed bundle this relay may still hold and
+            // hand on, its own included. NULL: never said (made here, from an older relay, held before this version):
+            // the engine's whole budget.
+            try db.execute(sql: "ALTER TABLE bundle ADD COLUMN copies INTEGER")
         }
         return m
     }

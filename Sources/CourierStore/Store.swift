@@ -517,6 +517,26 @@ public final class Store: Sendable {
         }
     }
 
+    /// The copy budgets said for held bundles (SPEC 5.14; a bundle without one is not listed).
+    public func copyBudgets() throws(StoreError) -> [BundleID: Int] {
+        try self.read { db in
+            var out: [BundleID: Int] = [:]
+            for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT origin, created, sequence, copies FROM bundle WHERE copies IS NOT NULL")) {
+                let id = try BundleID(origin: ShortID(UInt32(row[0] as Int64)), created: UInt32(row[1] as Int64), sequence: UInt32(row[2] as Int64))
+                out[id] = Int(row[3] as Int64)
+            }
+            return out
+        }
+    }
+
+    /// Keeps a held bundle's copy budget (SPEC 5.14); nothing if the bundle is not held.
+    public func setCopyBudget(_ id: BundleID, copies: Int) throws(StoreError) {
+        try self.write { db in
+            try db.cachedStatement(sql: "UPDATE bundle SET copies = ? WHERE origin = ? AND created = ? AND sequence = ?")
+                .execute(arguments: [copies, id.origin.rawValue, id.created, id.sequence])
+        }
+    }
+
     /// Every held bundle in the queue's order (class, fair slot, arrival): one query, on the schedule index.
     public func held(limit: Int = 100_000) throws(StoreError) -> [Held] {
         try self.read { db in

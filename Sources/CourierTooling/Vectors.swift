@@ -388,6 +388,10 @@ public enum Vectors {
             j.data = n.encodeBody().hex
             if n.flags != 0 { j.flags = n.flags }
             return j
+        case .copyBudgets(let c):
+            var j = RecordJSON(type: "copy-budgets")
+            j.data = c.encodeBody().hex
+            return j
         case .unknown(let t, let f, let body):
             var j = RecordJSON(type: "unknown")
             j.code = t
@@ -441,6 +445,8 @@ public enum Vectors {
             return .piece(RunPiece(nextHop: next, transfer: t, total: j.total, data: try bytes(j.data)))
         case "neighbours":
             return .neighbours(try NeighbourListRecord.decode(try bytes(j.data)[...], withRelays: (j.flags ?? 0) & NeighbourListRecord.relaysFlag != 0))
+        case "copy-budgets":
+            return .copyBudgets(try CopyBudgetsRecord.decode(try bytes(j.data)[...]))
         case "unknown":
             return .unknown(type: j.code ?? 15, flags: j.flags ?? 0, body: try bytes(j.data))
         default:

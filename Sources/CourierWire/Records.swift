@@ -18,6 +18,8 @@ public enum Record: Sendable, Hashable {
     case piece(RunPiece)
     /// The neighbours the sender hears, sent with its announce (type 9, SPEC 5.13, 8.5 rule 5).
     case neighbours(NeighbourListRecord)
+    /// Copy budgets of the directed transfers in the packet (type 10, SPEC 5.14): binary spray-and-wait.
+    case copyBudgets(CopyBudgetsRecord)
     /// A record type this version does not know: skipped and counted by receivers. (Bundle runs, type 8, decode into
     /// `.bundle` records, one for each bundle of the run; see `BundleRun`.)
     case unknown(type: UInt8, flags: UInt8, body: [UInt8])
@@ -40,6 +42,7 @@ public enum Record: Sendable, Hashable {
         case .receiptParts(let p): return (ReceiptPartsRecord.type, p.carriesHops ? ReceiptPartsRecord.hopsFlag : 0)
         case .piece(let p): return (BundleRun.type, p.isHead ? BundleRun.cutFlag : BundleRun.restFlag)
         case .neighbours(let n): return (NeighbourListRecord.type, n.flags)
+        case .copyBudgets: return (CopyBudgetsRecord.type, 0)
         case .unknown(let t, let f, _): return (t & 0x0F, f & 0x07)
         }
     }
@@ -89,6 +92,8 @@ public enum Record: Sendable, Hashable {
             w.append(BundleRun.encodeBody(p.isHead ? nil : p, [], p.isHead ? p : nil))
         case .neighbours(let n):
             w.append(n.encodeBody())
+        case .copyBudgets(let c):
+            w.append(c.encodeBody())
         case .unknown(_, _, let body):
             w.append(body)
         }
@@ -223,7 +228,7 @@ public enum Record: Sendable, Hashable {
                 continue
             }
             // A known type with a reserved flag set comes from a newer sender: skip it like an unknown type.
-            let reserved: UInt8 = [1: 0x0, 2: 0x6, 3: 0x6, 4: 0x0, 5: 0x6, 6: 0x4, 7: 0x6, 8: 0x4, 9: 0x6][type] ?? 0
+            let reserved: UInt8 = [1: 0x0, 2: 0x6, 3: 0x6, 4: 0x0, 5: 0x6, 6: 0x4, 7: 0x6, 8: 0x4, 9: 0x6, 10: 0x7][type] ?? 0
             if flags & reserved != 0 {
                 out.append(.unknown(type: type, flags: flags, body: Array(body)))
                 continue
@@ -327,6 +332,8 @@ public enum Record: Sendable, Hashable {
             return .receiptParts(try ReceiptPartsRecord.decode(body, withHops: flags & ReceiptPartsRecord.hopsFlag != 0))
         case NeighbourListRecord.type:
             return .neighbours(try NeighbourListRecord.decode(body, withRelays: flags & NeighbourListRecord.relaysFlag != 0))
+        case CopyBudgetsRecord.type:
+            return .copyBudgets(try CopyBudgetsRecord.decode(body))
         default:
             return .unknown(type: type, flags: flags, body: Array(body))
         }
@@ -520,6 +527,10 @@ public struct AnnounceRecord: Sendable, Hashable {
     /// Capability bit 6, "bare blocks": the node reads bodies in the bare block form (SPEC 7.2, 11.11: compression 2,
     /// dictionary byte 0, then the dictionary id); neighbours may send it bundles addressed to it in that form.
     public static let bareBlocks: UInt8 = 0x40
+    /// Capability bit 7, "copy budgets": the node reads copy-budgets records (SPEC 5.14, record type 10) and hands on
+    /// copies of a directed bundle without a route only within the budget it was given (binary spray-and-wait);
+    /// neighbours write the budget of each copy they give it.
+    public static let copyBudgets: UInt8 = 0x80
     /// Bit 0: forwards bundles for others. Bit 1: has an internet/TCP gateway. Bit 2: hello. Bit 3: compact.
     /// Others reserved (0).
     public var capabilities: UInt8

@@ -330,6 +330,7 @@ struct DirewolfBench: AsyncParsableCommand {
                     case .receiptParts: what.append("receipt parts")
                     case .piece(let x): what.append("piece t\(x.transfer) \(x.data.count) B")
                     case .neighbours: what.append("neighbours")
+                    case .copyBudgets: what.append("copy budgets")
                     case .unknown: what.append("?")
                     }
                 }

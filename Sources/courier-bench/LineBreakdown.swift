@@ -90,6 +90,7 @@ struct LineBreakdown {
                 case .receiptParts: self.add("\(dir) receipt parts", size)
                 case .piece: break  // in a run (above)
                 case .neighbours: self.add("\(dir) neighbour lists", size)
+                case .copyBudgets: self.add("\(dir) copy budgets", size)
                 case .unknown: self.add("\(dir) other records", size)
                 }
             }

@@ -281,7 +281,8 @@ struct GenerateVectors: ParsableCommand {
         try self.dictionaryVectors(a: a, b: b)
         try self.receiptVectors(a: a, b: b)
         try self.neighbourVectors(a: a, b: b)
-        print("wrote \(self.out)/{keys,varints,bundles,packets,fragments,invalid,archives,pacts,dictionaries,receipts,neighbours}.json")
+        try self.budgetVectors(b: b)
+        print("wrote \(self.out)/{keys,varints,bundles,packets,fragments,invalid,archives,pacts,dictionaries,receipts,neighbours,budgets}.json")
     }
 
     func write<T: Encodable>(_ value: T, _ name: String) throws {

@@ -44,7 +44,8 @@ import Testing
         let b3 = 5, courier = 6
         #expect(sim.names[courier] == "courier-1")
         let before = try #require(sim.deliveredAt[.init(message: 0, recipient: 0)], "b3 to a1 before the cut")
-        #expect(before < 600)
+        let s0 = try Self.story(sim, try #require(sim.bundleOf[0]).description)
+        #expect(before < 600, "\(s0)")
         let id = try #require(sim.bundleOf[1])
         let story = try Self.story(sim, id.description)
         let at = try #require(sim.deliveredAt[.init(message: 1, recipient: b3)], "a1 to b3 arrives by courier: \(r.delivered) of \(r.sent)\n\(story)")

@@ -28,7 +28,7 @@ import Testing
 
     @Test func packetsSealedUnderAnyAcceptedKeyOpen() throws {
         let id = NodeIdentity()
-        let records: [Record] = [.unknown(type: 10, flags: 0, body: [1, 2, 3])]
+        let records: [Record] = [.unknown(type: 11, flags: 0, body: [1, 2, 3])]
         let opener = PacketOpener(networkKeys: [n, k])
         for key in [k, n] {
             let packet = PacketSealer(networkKey: key, sender: id.nodeID).seal(records, counter: 7)

@@ -216,6 +216,8 @@ final class FlakyStorage: NodeStorage {
     }
     func bundles(digests: [UInt32]) throws(StoreError) -> [QueuedBundle] { try self.inner.bundles(digests: digests) }
     func held(limit: Int) throws(StoreError) -> [HeldBundle] { try self.inner.held(limit: limit) }
+    func copyBudgets() throws(StoreError) -> [BundleID: Int] { try self.inner.copyBudgets() }
+    func setCopyBudget(_ id: BundleID, copies: Int) throws(StoreError) { try self.inner.setCopyBudget(id, copies: copies) }
     func held(kind: Kind, origin: ShortID) throws(StoreError) -> [(id: BundleID, destination: Destination, expires: Int64)] {
         try self.inner.held(kind: kind, origin: origin)
     }

@@ -1224,6 +1224,37 @@ def check_neighbours():
         check(f"neighbour list refused: {v['name']} ({v['error']})", refused)
 
 
+# ---------------------------------------------------------------------------------------------
+# budgets.json (section 5.14)
+# ---------------------------------------------------------------------------------------------
+
+def check_budgets():
+    f = load("budgets.json")
+    for v in f["records"]:
+        p = f"copy budgets '{v['name'][:50]}'"
+        rec = cw.decode_copy_budgets(bytes.fromhex(v["recordHex"]))
+        check(f"{p}: decodes to its entries", lambda: expect_equal([list(e) for e in rec.entries], v["entries"]))
+        check(f"{p}: encodes to recordHex", lambda: expect_equal(cw.encode_copy_budgets(rec).hex(), v["recordHex"]))
+
+        def payload():
+            records = cw.decode_payload(bytes.fromhex(v["payloadHex"]))
+            expect_equal([type(r).__name__ for r in records], ["CopyBudgetsRecord", "FragmentRecord"])
+            expect_equal(records[0].entries, rec.entries)
+            expect_equal(records[1].transfer, rec.entries[0][0])
+            expect_equal(cw.encode_payload(records).hex(), v["payloadHex"])
+        check(f"{p}: beside the fragment it is for in one payload (record type 10)", payload)
+    for v in f["invalid"]:
+        def refused():
+            try:
+                cw.decode_copy_budgets(bytes.fromhex(v["hex"]))
+            except cw.WireError as e:
+                expect_equal(e.kind, v["error"])
+                return str(e)
+            raise AssertionError("decoded")
+
+        check(f"copy budgets refused: {v['name']} ({v['error']})", refused)
+
+
 def main() -> int:
     print(f"Courier vectors in {VECTORS}; zstd CLI {ZSTD_VERSION}")
     if ZSTD_VERSION == "1.5.4":
@@ -1231,7 +1262,8 @@ def main() -> int:
               "sized to it; magic stripped); they are compared byte for byte")
     for section in (check_keys, check_varints, check_bundles, check_packets, check_fragments, check_invalid,
                     check_spec_examples, check_clarifications, check_archives, check_announces, check_framing,
-                    check_kiss, check_codes, check_pacts, check_dictionaries, check_receipts, check_neighbours):
+                    check_kiss, check_codes, check_pacts, check_dictionaries, check_receipts, check_neighbours,
+                    check_budgets):
         try:
             section()
         except Exception as e:  # noqa: BLE001  (a crash in a section is a failure, not an abort)

@@ -1148,9 +1148,10 @@ def content_is_text(bundle: Bundle) -> bool:
 # Records (section 5)
 # ---------------------------------------------------------------------------------------------
 
-T_PADDING, T_BUNDLE, T_FRAGMENT, T_ACK, T_ANNOUNCE, T_SUMMARY, T_DICTIONARIES, T_RECEIPT_PARTS, T_BUNDLE_RUN, T_NEIGHBOURS = range(10)
+T_PADDING, T_BUNDLE, T_FRAGMENT, T_ACK, T_ANNOUNCE, T_SUMMARY, T_DICTIONARIES, T_RECEIPT_PARTS, T_BUNDLE_RUN, T_NEIGHBOURS, \
+    T_COPY_BUDGETS = range(11)
 RESERVED_FLAGS = {T_BUNDLE: 0x00, T_FRAGMENT: 0x06, T_ACK: 0x06, T_ANNOUNCE: 0x00, T_SUMMARY: 0x06, T_DICTIONARIES: 0x04,
-                  T_RECEIPT_PARTS: 0x06, T_BUNDLE_RUN: 0x04, T_NEIGHBOURS: 0x06}
+                  T_RECEIPT_PARTS: 0x06, T_BUNDLE_RUN: 0x04, T_NEIGHBOURS: 0x06, T_COPY_BUDGETS: 0x07}
 RUN_CUT, RUN_REST = 0x01, 0x02  # 5.12: run flags C (ends with the head of a cut bundle) and R (begins with a rest)
 
 
@@ -1557,6 +1558,8 @@ def record_type_flags_body(rec) -> tuple[int, int, bytes]:
         return T_FRAGMENT, flags, body + rec.data
     if isinstance(rec, NeighbourListRecord):
         return T_NEIGHBOURS, 0x01 if rec.relays is not None else 0, encode_neighbours(rec)
+    if isinstance(rec, CopyBudgetsRecord):
+        return T_COPY_BUDGETS, 0, encode_copy_budgets(rec)
     if isinstance(rec, ReceiptPartsRecord):
         return T_RECEIPT_PARTS, 0x01 if rec.part_hops is not None else 0, encode_receipt_parts(rec)
     if isinstance(rec, BundleRecord) and run_eligible(rec):
@@ -1759,7 +1762,39 @@ def decode_record(rtype: int, flags: int, body: bytes, sender: Optional[int] = N
         return decode_receipt_parts(body, bool(flags & 0x01))
     if rtype == T_NEIGHBOURS:
         return decode_neighbours(body, bool(flags & 0x01))
+    if rtype == T_COPY_BUDGETS:
+        return decode_copy_budgets(body)
     return UnknownRecord(rtype, flags, body)
+
+
+# ---------------------------------------------------------------------------------------------
+# Copy budgets (5.14): binary spray-and-wait
+# ---------------------------------------------------------------------------------------------
+
+MAX_COPIES = 65_535
+
+
+@dataclass
+class CopyBudgetsRecord:
+    entries: list  # (transfer number, copies) pairs, in the order written
+
+
+def encode_copy_budgets(rec: CopyBudgetsRecord) -> bytes:
+    return b"".join(encode_varint(t) + encode_varint(n) for t, n in rec.entries)
+
+
+def decode_copy_budgets(body: bytes) -> CopyBudgetsRecord:
+    r = Reader(body)
+    entries = []
+    while r.remaining():
+        transfer = r.varint("copy budget transfer", 0xFFFFFFFF)
+        copies = r.varint("copy budget", MAX_COPIES)
+        if copies < 1:
+            raise WireError("invalidValue", "a copy budget is at least 1")
+        entries.append((transfer, copies))
+    if not entries:
+        raise WireError("truncated", "copy budgets without an entry")
+    return CopyBudgetsRecord(entries)
 
 
 # ---------------------------------------------------------------------------------------------
