@@ -136,17 +136,3 @@ extension Node {
         self.emit(.event(.stalled(id, to: to)))
     }
 }
-
-extension Tuning {
-    /// The copy budget of a directed bundle at its origin (SPEC 5.14, binary spray-and-wait): at most 8 relays hold
-    /// copies of a message that has no route, however dense the mesh. Binary halving reaches that many holders in 3
-    /// handings (8 → 4 → 2 → 1), enough for a relay without a route to hand a courier a copy that the courier can
-    /// still split at the next village (the relay keeps 4, the courier takes 4 and gives the village relay 2).
-    /// Without a budget a text on the 200-relay regional drill was held by 135 relays (333 copy transfers), whose
-    /// retransmissions filled the channel the alerts needed.
-    static let copyBudget = 8
-
-    /// Bytes a directed transfer handing on a copy budget leaves free in each packet for its copy-budgets record
-    /// (SPEC 5.14): header and length (2), transfer number (at most 2: numbers are taken modulo 2^14), budget (1-3).
-    static let copyBudgetRoom = 7
-}

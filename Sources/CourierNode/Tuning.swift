@@ -151,4 +151,20 @@ extension Tuning {
     /// a neighbour on a duty-cycled link counts as near for twice as long (announces there are that far apart).
     static let announceLowBudgetShare = 0.5
     static let announceStretchByFactor = 2.0
+
+    /// The copy budget of a directed bundle at its origin (SPEC 5.14, binary spray-and-wait): at most this many relays
+    /// hold copies of a message that has no route, however dense the mesh. In a static mesh the copies must reach a
+    /// relay next to a quiet destination (one that sent nothing, so no relay has a route to it) before the message's
+    /// lifetime ends: on `courier-bench mesh --seeds 1` (the 50-relay day, release) a budget of 8 left 3 of 24 direct
+    /// messages undelivered, 16 left one, 32 none. The cost on a dense channel (`relay drill simulate
+    /// scenarios/regional-200.json --until 1000`, release): 806, 812 and 713 of 1,023 copies delivered, the first
+    /// alert at 199 of 199 relays in 10 minutes with each; without a budget a text was held by 135 relays (333 copy
+    /// transfers), 492 copies delivered and the alert at 193, its channel taken by their retransmissions. Binary
+    /// halving reaches the holders in 5 handings (32 → 16 → … → 1), and a courier taking a copy can still split it
+    /// at the next village.
+    static let copyBudget = 32
+
+    /// Bytes a directed transfer handing on a copy budget leaves free in each packet for its copy-budgets record
+    /// (SPEC 5.14): header and length (2), transfer number (at most 2: numbers are taken modulo 2^14), budget (1-3).
+    static let copyBudgetRoom = 7
 }

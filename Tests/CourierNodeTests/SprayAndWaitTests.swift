@@ -7,15 +7,17 @@ import Testing
 /// Binary spray-and-wait (issue 13; SPEC 5.14): a directed bundle without a route is copied within a budget the
 /// origin starts (`Tuning.copyBudget`), halved at each copy given, and no longer spreads through a dense mesh.
 @Suite(.serialized, .timeLimit(.minutes(15))) struct SprayAndWaitTests {
-    /// Sixteen relays that all hear one another, and d, heard only by r15 and switched off from the start: nobody
-    /// has a route to d. At 120 s r0 writes to d. At 900 s d comes back and floods an alert (every relay learns a
-    /// route to it from the alert), so the copies held go to it.
+    /// More relays than the budget (16 beyond it), all hearing one another, and d, heard only by the last relay and
+    /// switched off from the start: nobody has a route to d. At 120 s r0 writes to d. At 900 s d comes back and
+    /// floods an alert (every relay learns a route to it from the alert), so the copies held go to it.
+    static let relayCount = Tuning.copyBudget + 16
     static let json: String = {
-        let relays = (0..<16).map { "r\($0)" }
-        let nodes = relays.enumerated().map { #"{"id": "\#($1)", "x": \#($0 % 4 * 300), "y": \#($0 / 4 * 300)}"# } + [#"{"id": "d", "x": 5000, "y": 0}"#]
+        let n = Self.relayCount
+        let relays = (0..<n).map { "r\($0)" }
+        let nodes = relays.enumerated().map { #"{"id": "\#($1)", "x": \#($0 % 8 * 150), "y": \#($0 / 8 * 150)}"# } + [#"{"id": "d", "x": 5000, "y": 0}"#]
         var links: [String] = []
-        for a in 0..<16 { for b in (a + 1)..<16 { links.append(#"{"a": "r\#(a)", "b": "r\#(b)"}"#) } }
-        links.append(#"{"a": "r15", "b": "d"}"#)
+        for a in 0..<n { for b in (a + 1)..<n { links.append(#"{"a": "r\#(a)", "b": "r\#(b)"}"#) } }
+        links.append(#"{"a": "r\#(n - 1)", "b": "d"}"#)
         return """
             {"name": "dense", "seed": 5, "duration": 1500,
              "radio": {"kind": "lora", "sf": 9, "bw": 125000, "cr": 5},
@@ -33,13 +35,13 @@ import Testing
         // Run until just before d comes back: the copies handed out while there is no route.
         try sim.run(until: 890)
         let id = try #require(sim.bundleOf[0])
-        let holders = try (0..<16).filter { try sim.stores[$0].bundle(id) != nil }
-        // Without the budget every relay that took a copy gave two more: all 16 held it.
+        let holders = try (0..<Self.relayCount).filter { try sim.stores[$0].bundle(id) != nil }
+        // Without the budget every relay that took a copy gave two more: all of them held it.
         #expect(holders.count <= Tuning.copyBudget, "held by \(holders.map { sim.names[$0] })")
         #expect(holders.count >= 4, "the copies were handed out: \(holders.map { sim.names[$0] })")
         #expect(holders.contains(0), "the origin keeps a copy (and custody) until a receipt")
         try sim.run()
-        let d = 16
+        let d = Self.relayCount
         #expect(sim.deliveredAt[.init(message: 0, recipient: d)] != nil, "a copy reaches d once a route to it is known")
     }
 }
