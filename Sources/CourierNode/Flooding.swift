@@ -14,6 +14,8 @@ extension Node {
         /// Whether a copy heard asked us to pass it on: it named us a relay, or named none (an older sender, or a
         /// list that did not fit its packet). A relay none asked leaves its rebroadcast out (SPEC 8.5 rule 5).
         var asked = true
+        /// An alert: neighbours not yet heard may lack it (see `neighbourTableYoung`).
+        var alert = false
         /// Its first copy was heard strongly (near its sender: the upper half of `Tuning.floodSignalRange`): one
         /// copy heard meanwhile, most likely a farther receiver's, is then enough to stay quiet
         /// (`suppressionThresholdBySignal`); a far receiver, whose copy reaches the most new nodes, keeps the usual.
@@ -121,6 +123,7 @@ extension Node {
             let delay = local ? 0 : wait + (signal.map { self.floodDelay(snr: $0) } ?? self.floodDelay(uncovered: uncovered))
             var pending = PendingFlood(due: now + delay, from: heardFrom, asked: local || from == nil || self.floodRelayAsked)
             pending.nearSender = signal.map { Self.signalPlace($0) >= Tuning.floodSignalNear } ?? false
+            pending.alert = b.kind == .alert
             self.floods[b.id] = pending
         case .node:
             self.noteDirected(b.id)
@@ -145,6 +148,18 @@ extension Node {
             }
         }
         return self.freshNeighbours(now: now).filter { !self.isHolder(id, $0.id) && !covered.contains($0.id.short) }.count
+    }
+
+    /// Whether a link that is up came up less than one announce interval ago (as the channel's allowance stretches
+    /// it, `silenceBeforeReturn`): its neighbours may not all have been heard yet (a hello lost to a collision), so
+    /// "no neighbour lacks it" is not known there. On valley-chain-12 v03 took v01's alert at 147 s from v02, had
+    /// never heard v04 (whose hello had collided), counted nobody uncovered and stayed quiet: the alert reached 2 of
+    /// 11 relays in 10 minutes.
+    func neighbourTableYoung(now: Double) -> Bool {
+        self.linkOrder.contains { name in
+            guard let l = self.links[name], l.up else { return false }
+            return now - l.upSince < self.silenceBeforeReturn(link: l)
+        }
     }
 
     /// Whether a packet asks us to pass on the floods it carries: its neighbour list names us a relay, or it names
