@@ -162,6 +162,13 @@ extension Node {
         }
     }
 
+    /// Whether a pending alert may still have neighbours that lack it though none is known to: the neighbour table is
+    /// young, and the copies heard came without their senders' neighbour lists (which would say who else they reached).
+    func alertMayMissNeighbours(_ f: PendingFlood, now: Double) -> Bool {
+        guard f.alert, self.neighbourTableYoung(now: now) else { return false }
+        return !(self.config.neighbourLists && f.from.contains { self.neighbours[$0]?.hears != nil })
+    }
+
     /// Whether a packet asks us to pass on the floods it carries: its neighbour list names us a relay, or it names
     /// no relays (an older sender, a list that did not fit, or relays not in use here).
     func relayAsked(by records: [Record]) -> Bool {

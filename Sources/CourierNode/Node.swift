@@ -465,15 +465,11 @@ public final class Node {
             self.floods[id] = nil
             let isOrigin = id.origin == self.me.short
             // Enough copies heard, or every neighbour is known to have it (a node whose only neighbour sent it to
-            // us, say): our copy would add nothing.
+            // us, say): our copy would add nothing. An alert is not silenced by coverage alone while a link's
+            // neighbours may not all have been heard yet (`alertMayMissNeighbours`).
             let uncovered = self.floodUncovered(id, heardFrom: f.from, now: now)
             let threshold = f.nearSender ? self.config.suppressionThresholdBySignal : self.config.suppressionThreshold
-            // An alert is not silenced by coverage alone while a link's neighbours may not all have been heard yet
-            // (`neighbourTableYoung`).
-            // (Where the copies heard came with their senders' neighbour lists, those lists say who else they
-            // reached, so the rule stands.)
-            let listed = self.config.neighbourLists && f.from.contains { self.neighbours[$0]?.hears != nil }
-            let covered = uncovered < self.config.floodMinUncovered && !(f.alert && !listed && self.neighbourTableYoung(now: now))
+            let covered = uncovered < self.config.floodMinUncovered && !self.alertMayMissNeighbours(f, now: now)
             if !isOrigin && (f.heard >= threshold || covered || !f.asked) {
                 self.stats.suppressed += 1
                 self.emit(.event(.suppressed(id)))
