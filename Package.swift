@@ -97,6 +97,8 @@ let package = Package(
 
         // Tools: the corpus, peer cost models and shared code of the benchmark and developer commands.
         .target(name: "CourierTooling", dependencies: ["CourierWire", "CBzip2"]),
+        // Devices for tests: a pty the test holds the other end of, an emulator of the RNode firmware on one.
+        .target(name: "CourierTestSupport", dependencies: ["CourierLinks"]),
         .executableTarget(
             name: "courier-bench",
             dependencies: [
@@ -140,12 +142,12 @@ let package = Package(
             ]),
         .testTarget(
             name: "CourierLinksTests",
-            dependencies: ["CourierLinks", "CourierWire", "CourierTooling", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["CourierLinks", "CourierWire", "CourierTooling", "CourierTestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "CourierNodeTests",
             dependencies: ["CourierNode", "CourierSim", "CourierStore", "CourierWire", "CourierLinks"]),
         // Spawns the built `relay` executable. Meshtastic/ holds the device emulator (Python, on the meshtastic package).
-        .testTarget(name: "RelayTests", dependencies: ["CourierWire", "CourierLinks"], exclude: ["Meshtastic"]),
+        .testTarget(name: "RelayTests", dependencies: ["CourierWire", "CourierLinks", "CourierTestSupport"], exclude: ["Meshtastic"]),
     ],
     swiftLanguageModes: [.v6]
 )

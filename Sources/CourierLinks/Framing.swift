@@ -63,9 +63,28 @@ public protocol FrameCodec: Sendable {
     var crcErrors: Int { get }
     /// Damaged frames that are not checksum failures.
     var framingErrors: Int { get }
+    /// As `feed`, with the signal the modem reported for each frame (an RNode reports it before each packet);
+    /// codecs whose devices report none return nil signals.
+    mutating func feedWithSignal(_ bytes: ArraySlice<UInt8>) -> [(frame: [UInt8], signal: ReceivedSignal?)]
+}
+
+/// How strongly a packet was heard, as its modem reported it: what a relay's engine may order its rebroadcasts by
+/// (SPEC 8.5 rule 5) and what `relay status` shows per neighbour (an antenna's alignment, a fading path).
+public struct ReceivedSignal: Sendable, Hashable, Codable {
+    /// Received signal strength, dBm.
+    public var rssi: Double?
+    /// Signal-to-noise ratio, dB (LoRa decodes below 0: down to about −20 dB at SF12).
+    public var snr: Double?
+    public init(rssi: Double? = nil, snr: Double? = nil) {
+        self.rssi = rssi
+        self.snr = snr
+    }
 }
 
 extension FrameCodec {
+    public mutating func feedWithSignal(_ bytes: ArraySlice<UInt8>) -> [(frame: [UInt8], signal: ReceivedSignal?)] {
+        self.feed(bytes).map { ($0, nil) }
+    }
     /// Codecs without a checksum of their own (KISS, RNode, TCP) see only framing errors.
     public var crcErrors: Int { 0 }
     public var framingErrors: Int { self.dropped - self.crcErrors }

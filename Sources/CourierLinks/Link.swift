@@ -6,7 +6,8 @@ import Synchronization
 public enum LinkEvent: Sendable, Equatable {
     case up
     case down(String)
-    case frame([UInt8])
+    /// A packet, with the signal it was heard with when the modem reports one (an RNode does).
+    case frame([UInt8], signal: ReceivedSignal? = nil)
 }
 
 /// A way to reach neighbours: a serial modem, a KISS TNC, an RNode, a TCP connection. Frames are Courier packets.
@@ -248,10 +249,10 @@ public final class StreamLink<Codec: FrameCodec>: Link, @unchecked Sendable {
                         if !reportedUp && Date().timeIntervalSince(opened) >= Self.probation { reportUp() }
                         continue
                     }
-                    let (frames, crc, framing) = self.state.withLock { s -> ([[UInt8]], Int, Int) in
+                    let (frames, crc, framing) = self.state.withLock { s -> ([(frame: [UInt8], signal: ReceivedSignal?)], Int, Int) in
                         s.counters.bytesIn += bytes.count
                         let (crc0, framing0) = (s.codec.crcErrors, s.codec.framingErrors)
-                        let f = s.codec.feed(bytes[...])
+                        let f = s.codec.feedWithSignal(bytes[...])
                         s.counters.framesIn += f.count
                         let crc = s.codec.crcErrors - crc0
                         let framing = s.codec.framingErrors - framing0
@@ -270,7 +271,7 @@ public final class StreamLink<Codec: FrameCodec>: Link, @unchecked Sendable {
                         carried = true
                         reportUp()
                     }
-                    for f in frames { self.continuation.yield(.frame(f)) }
+                    for f in frames { self.continuation.yield(.frame(f.frame, signal: f.signal)) }
                 } catch {
                     reason = error.description
                     break

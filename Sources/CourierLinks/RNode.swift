@@ -102,10 +102,17 @@ public enum RNode {
     }
 }
 
-/// RNode DATA frames carry Courier packets; other commands (reports) are counted and skipped.
+/// RNode DATA frames carry Courier packets; other commands (reports) are counted and skipped, except the RSSI and
+/// SNR reports the firmware sends just before each packet it received (RNode_Firmware.ino, `kiss_indicate_stat_rssi`
+/// and `kiss_indicate_stat_snr`), which go up with that packet: RSSI as one byte, dBm + 157; SNR as one signed byte,
+/// quarter dB (Reticulum's RNodeInterface reads them the same way).
 public struct RNodeFrameCodec: FrameCodec {
+    /// The firmware's RSSI offset (Config.h `RSSI_OFFSET`).
+    public static let rssiOffset = 157.0
     private var decoder = KISSDecoder(maxFrame: 600)
     private var other = 0
+    /// Reports seen since the last DATA frame: they belong to the next one.
+    private var pending = ReceivedSignal()
     public init() {}
     public var dropped: Int { self.decoder.dropped }
     /// Reports and other non-data frames seen.
@@ -114,9 +121,25 @@ public struct RNodeFrameCodec: FrameCodec {
     public func encode(_ packet: [UInt8]) -> [UInt8] { KISS.frame(type: RNode.Command.data.rawValue, packet) }
 
     public mutating func feed(_ bytes: ArraySlice<UInt8>) -> [[UInt8]] {
-        var out: [[UInt8]] = []
+        self.feedWithSignal(bytes).map(\.frame)
+    }
+
+    public mutating func feedWithSignal(_ bytes: ArraySlice<UInt8>) -> [(frame: [UInt8], signal: ReceivedSignal?)] {
+        var out: [(frame: [UInt8], signal: ReceivedSignal?)] = []
         for (type, data) in self.decoder.feed(bytes) {
-            if type == RNode.Command.data.rawValue && !data.isEmpty { out.append(data) } else { self.other += 1 }
+            switch RNode.Command(rawValue: type) {
+            case .data where !data.isEmpty:
+                out.append((data, self.pending.rssi == nil && self.pending.snr == nil ? nil : self.pending))
+                self.pending = ReceivedSignal()
+                continue
+            case .statRSSI where data.count == 1:
+                self.pending.rssi = Double(data[0]) - Self.rssiOffset
+            case .statSNR where data.count == 1:
+                self.pending.snr = Double(Int8(bitPattern: data[0])) * 0.25
+            default:
+                break
+            }
+            self.other += 1
         }
         return out
     }

@@ -20,6 +20,9 @@ extension Node {
         /// The neighbours it hears, from the neighbour list sent with its last announce (SPEC 5.13, 8.5 rule 5); nil until
         /// one is heard (an older node sends none: nothing is known of its neighbours).
         var hears: Set<ShortID>? = nil
+        /// The signal its last packet was heard with, when the modem reported one (RSSI dBm, SNR dB).
+        var rssi: Double? = nil
+        var snr: Double? = nil
     }
 
     struct PartialAnnounce {
@@ -28,11 +31,12 @@ extension Node {
         var name: String?
     }
 
-    /// Neighbours heard within the timeout, for status displays.
-    public func neighbourList(now: Double) -> [(id: NodeID, name: String?, link: String, lastHeard: Double)] {
+    /// Neighbours heard within the timeout, for status displays, with the signal of the last packet heard from each
+    /// when its modem reported one.
+    public func neighbourList(now: Double) -> [(id: NodeID, name: String?, link: String, lastHeard: Double, rssi: Double?, snr: Double?)] {
         self.neighbours.values.compactMap { n in
             guard let (l, t) = n.lastHeard.max(by: { $0.value < $1.value }) else { return nil }
-            return (n.id, n.name, l, t)
+            return (n.id, n.name, l, t, n.rssi, n.snr)
         }.sorted { $0.lastHeard > $1.lastHeard }
     }
 

@@ -284,10 +284,11 @@ public final class Node {
         }
     }
 
-    /// A packet received on a link. `snr`: its signal-to-noise ratio in dB when the radio reports one (an RNode does
-    /// with each packet, not passed on by the runtime yet; the drill simulator's channel model), nil otherwise: with
-    /// `NodeConfig.signalWeightedDelay`, a flood heard weakly (far away) is passed on sooner (SPEC 8.5 rule 5).
-    public func receive(_ bytes: [UInt8], on link: String, now: Double, snr: Double? = nil) -> [NodeOutput] {
+    /// A packet received on a link. `snr` and `rssi`: its signal-to-noise ratio (dB) and strength (dBm) when the radio
+    /// reports them (an RNode does with each packet; the drill simulator's channel model gives the ratio), nil
+    /// otherwise. With `NodeConfig.signalWeightedDelay`, a flood heard weakly (far away) is passed on sooner (SPEC 8.5
+    /// rule 5); the sender's entry keeps the last signal for status displays (`neighbourList`).
+    public func receive(_ bytes: [UInt8], on link: String, now: Double, snr: Double? = nil, rssi: Double? = nil) -> [NodeOutput] {
         self.stats.packetsReceived += 1
         let packet: Packet
         do {
@@ -321,7 +322,11 @@ public final class Node {
         if !kept {
             self.restore(before, keepingFragmentsOf: packet, from: sender, now: now)
         }
-        guard sender != nil else { return self.drain() }
+        guard let sender else { return self.drain() }
+        if snr != nil || rssi != nil, self.neighbours[sender] != nil {
+            self.neighbours[sender]!.snr = snr
+            self.neighbours[sender]!.rssi = rssi
+        }
         self.outputs += self.tick(now: now)
         return self.drain()
     }

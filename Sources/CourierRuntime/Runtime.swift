@@ -130,8 +130,8 @@ public final class Runtime: @unchecked Sendable {
             var out: [NodeOutput] = []
             var receivedOn: String?
             switch input {
-            case .link(let name, .frame(let bytes)):
-                out = self.node.receive(bytes, on: name, now: now)
+            case .link(let name, .frame(let bytes, let signal)):
+                out = self.node.receive(bytes, on: name, now: now, snr: signal?.snr, rssi: signal?.rssi)
                 receivedOn = name
             case .link(let name, .up):
                 self.linkUp[name] = true
@@ -388,7 +388,8 @@ public final class Runtime: @unchecked Sendable {
                 /// A link through a server (an MQTT broker): connected, or (re)connecting since when, last error.
                 let connection: LinkConnection?
             }
-            struct N: Codable { let node: String; let name: String?; let link: String; let lastHeard: Double }
+            /// `rssi` (dBm) and `snr` (dB): the last packet's, when the link's modem reports them (an RNode).
+            struct N: Codable { let node: String; let name: String?; let link: String; let lastHeard: Double; let rssi: Double?; let snr: Double? }
             var pid: Int32
             var updated: Double
             var started: Double
@@ -421,7 +422,9 @@ public final class Runtime: @unchecked Sendable {
                              duplicates: h.duplicates, refused: h.refused, replays: h.replays, refusedBy: h.refusedBy, dropped: t.dropped, airtimeSeconds: t.airtime,
                              warnings: [h.damageWarning, h.authWarning].compactMap { $0 }, connection: l.connection)
             },
-            neighbours: self.node.neighbourList(now: now).map { .init(node: $0.id.short.description, name: $0.name, link: $0.link, lastHeard: $0.lastHeard) },
+            neighbours: self.node.neighbourList(now: now).map {
+                .init(node: $0.id.short.description, name: $0.name, link: $0.link, lastHeard: $0.lastHeard, rssi: $0.rssi, snr: $0.snr)
+            },
             routes: self.node.nextHops(now: now).map { .init(to: $0.to.description, via: $0.via.description, link: $0.link) },
             hellos: .init(answered: self.node.stats.helloAnswers, limited: self.node.stats.hellosLimited),
             storage: self.storage.map { .init(message: $0.summary, operation: $0.operation, link: $0.link, error: "\($0.error)", since: $0.since, failures: $0.count) })

@@ -569,7 +569,10 @@ extension Relay {
                     }
                     let now = Date().timeIntervalSince1970
                     for n in (live["neighbours"] as? [[String: Any]]) ?? [] {
-                        say("  neighbour \((n["node"] as? String) ?? "?") \(Terminal.safe((n["name"] as? String) ?? "")) on \((n["link"] as? String) ?? "?"), heard \(relative(now - ((n["lastHeard"] as? Double) ?? now))) ago")
+                        // The last packet's signal, when the modem reports it (an RNode): SNR then RSSI.
+                        let signal = [(n["snr"] as? Double).map { String(format: "SNR %.1f dB", $0) },
+                                      (n["rssi"] as? Double).map { String(format: "RSSI %.0f dBm", $0) }].compactMap { $0 }
+                        say("  neighbour \((n["node"] as? String) ?? "?") \(Terminal.safe((n["name"] as? String) ?? "")) on \((n["link"] as? String) ?? "?"), heard \(relative(now - ((n["lastHeard"] as? Double) ?? now))) ago" + (signal.isEmpty ? "" : ", " + signal.joined(separator: ", ")))
                     }
                     if let h = live["hellos"] as? [String: Any], let a = h["answered"] as? Int, let m = h["limited"] as? Int, a + m > 0 {
                         say("  hellos: \(a) answered with an announce, \(m) not answered at once (at most one per neighbour in 2 min, 3 then 1 a minute per link)")

@@ -89,6 +89,20 @@ import Testing
         #expect(rx.dropped == 2)
     }
 
+    /// An RNode's RSSI (dBm + 157) and SNR (signed quarter dB) reports go up with the packet after them, and only
+    /// with that one; a packet without reports has no signal; a report of the wrong length is skipped.
+    @Test func rnodeSignalReportsGoWithTheNextPacket() {
+        var c = RNodeFrameCodec()
+        let stream = KISS.frame(type: 0x23, [UInt8(157 - 112)]) + KISS.frame(type: 0x24, [UInt8(bitPattern: -42)])
+            + c.encode([1, 2, 3]) + c.encode([4]) + KISS.frame(type: 0x24, [7, 7]) + KISS.frame(type: 0x24, [8]) + c.encode([5])
+        // Fed a byte at a time, as a slow serial line delivers it.
+        var got: [(frame: [UInt8], signal: ReceivedSignal?)] = []
+        for b in stream { got += c.feedWithSignal([b][...]) }
+        #expect(got.map(\.frame) == [[1, 2, 3], [4], [5]])
+        #expect(got.map(\.signal) == [ReceivedSignal(rssi: -112, snr: -10.5), nil, ReceivedSignal(rssi: nil, snr: 2)])
+        #expect(c.reports == 4)
+    }
+
     @Test func lengthPrefixCodec() {
         var g = SplitMix64(seed: 5)
         let tx = LengthPrefixCodec()

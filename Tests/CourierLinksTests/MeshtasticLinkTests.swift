@@ -80,7 +80,7 @@ import Glibc
         let received = Task {
             var got: [[UInt8]] = []
             for await e in rx.events {
-                if case .frame(let f) = e { got.append(f) }
+                if case .frame(let f, _) = e { got.append(f) }
                 if got.count == packets.count { break }
             }
             return got

@@ -1,4 +1,5 @@
 import CourierLinks
+import CourierTestSupport
 import CourierTooling
 import CourierWire
 import Foundation

@@ -1,4 +1,5 @@
 import CourierLinks
+import CourierTestSupport
 import CourierTooling
 import Foundation
 import Testing
@@ -6,65 +7,6 @@ import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// An emulator of the RNode firmware's serial protocol (Framing.h, the serial callback in RNode_Firmware.ino):
-/// answers detect and queries, echoes radio settings, and puts DATA frames "on the air" to its peers, preceded by
-/// RSSI and SNR reports as the firmware sends them. No hardware was available; this is how the driver is tested.
-final class RNodeEmulator: @unchecked Sendable {
-    let pty = PTY()
-    var peers: [RNodeEmulator] = []
-    /// Report this spreading factor whatever is asked (to provoke a radio state mismatch).
-    var forcedSF: UInt8? = nil
-    var silent = false
-    private let lock = NSLock()
-    private var stopped = false
-    private var radioOn = false
-    private(set) var configured: [UInt8: [UInt8]] = [:]
-
-    func start() {
-        Thread { [self] in
-            var decoder = KISSDecoder()
-            while !self.isStopped {
-                let bytes = self.pty.read(timeout: 0.1)
-                if bytes.isEmpty || self.silent { continue }
-                for (type, data) in decoder.feed(bytes[...]) { self.handle(type, data) }
-            }
-        }.start()
-    }
-
-    var isStopped: Bool { self.lock.lock(); defer { self.lock.unlock() }; return self.stopped }
-    func stop() { self.lock.lock(); self.stopped = true; self.lock.unlock() }
-
-    private func reply(_ type: UInt8, _ data: [UInt8]) { self.pty.write(KISS.frame(type: type, data)) }
-
-    private func handle(_ type: UInt8, _ data: [UInt8]) {
-        switch type {
-        case 0x08 where data == [0x73]: self.reply(0x08, [0x46])
-        case 0x50: self.reply(0x50, [0x01, 0x34])
-        case 0x48: self.reply(0x48, [0x80])
-        case 0x49: self.reply(0x49, [0x81])
-        case 0x01, 0x02, 0x03, 0x05:
-            self.lock.lock(); self.configured[type] = data; self.lock.unlock()
-            self.reply(type, data)
-        case 0x04:
-            self.lock.lock(); self.configured[type] = data; self.lock.unlock()
-            self.reply(type, self.forcedSF.map { [$0] } ?? data)
-        case 0x06:
-            self.lock.lock(); self.radioOn = data == [0x01]; self.lock.unlock()
-            self.reply(0x06, data)
-        case 0x00:
-            for p in self.peers where p.isOn {
-                p.reply(0x23, [UInt8(157 - 90)])  // RSSI report
-                p.reply(0x24, [UInt8(bitPattern: 24)])  // SNR x4
-                p.reply(0x00, data)
-            }
-            self.reply(0x0F, [0x01])  // ready for the next frame
-        default: break
-        }
-    }
-
-    var isOn: Bool { self.lock.lock(); defer { self.lock.unlock() }; return self.radioOn }
-}
 
 @Suite(.serialized, .timeLimit(.minutes(5))) struct RNodeTests {
     var options: LinkOptions {
@@ -108,6 +50,8 @@ final class RNodeEmulator: @unchecked Sendable {
         #expect(await ea.wait { $0.received.count == 30 })
         #expect(eb.received == fa)
         #expect(ea.received == fb)
+        // Each packet came with the RSSI and SNR reports the firmware sent before it (the emulator's -90 dBm, 6 dB).
+        #expect(eb.signals.count == 30 && eb.signals.allSatisfy { $0 == ReceivedSignal(rssi: -90, snr: 6) })
     }
 
     @Test func radioStateMismatchAndSilenceAreExplained() throws {

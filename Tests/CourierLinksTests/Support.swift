@@ -1,4 +1,5 @@
 import CourierLinks
+import CourierTestSupport
 import CourierTooling
 import Foundation
 import Logging
@@ -6,39 +7,6 @@ import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// A real kernel pseudo-terminal pair. The driver under test opens `path` (a name of the terminal's own, see
-/// `PseudoTerminal`); the test reads and writes the master, or relays it to another pty.
-final class PTY: @unchecked Sendable {
-    private let pty: PseudoTerminal
-    var master: Int32 { self.pty.master }
-    let path: String
-
-    init() {
-        do { self.pty = try PseudoTerminal(label: "links") } catch { preconditionFailure("\(error)") }
-        self.path = self.pty.path
-    }
-
-    func write(_ bytes: [UInt8]) {
-        var off = 0
-        let end = Date().addingTimeInterval(30)
-        while off < bytes.count && Date() < end {
-            let n = bytes[off...].withUnsafeBytes { Glibc.write(self.master, $0.baseAddress, $0.count) }
-            if n > 0 { off += n } else { usleep(1_000) }
-        }
-    }
-
-    func read(timeout: Double) -> [UInt8] {
-        var p = pollfd(fd: self.master, events: Int16(POLLIN), revents: 0)
-        guard poll(&p, 1, Int32(timeout * 1000)) == 1 else { return [] }
-        var buf = [UInt8](repeating: 0, count: 4096)
-        let n = Glibc.read(self.master, &buf, buf.count)
-        return n > 0 ? Array(buf[0..<n]) : []
-    }
-
-    /// Unplugs: the name goes and both ends close, so the driver's reads fail as when a USB adapter is pulled.
-    func close() { self.pty.close() }
-}
 
 enum T {
     static let logger: Logger = {
@@ -65,6 +33,7 @@ enum T {
 final class EventCollector: @unchecked Sendable {
     private let lock = NSLock()
     private var frames: [[UInt8]] = []
+    private var signalReports: [ReceivedSignal?] = []
     private var ups = 0
     private var downs = 0
     private var task: Task<Void, Never>?
@@ -80,13 +49,17 @@ final class EventCollector: @unchecked Sendable {
         self.lock.lock()
         defer { self.lock.unlock() }
         switch e {
-        case .frame(let f): self.frames.append(f)
+        case .frame(let f, let signal):
+            self.frames.append(f)
+            self.signalReports.append(signal)
         case .up: self.ups += 1
         case .down: self.downs += 1
         }
     }
 
     var received: [[UInt8]] { self.lock.lock(); defer { self.lock.unlock() }; return self.frames }
+    /// The signal each received frame came with (in step with `received`).
+    var signals: [ReceivedSignal?] { self.lock.lock(); defer { self.lock.unlock() }; return self.signalReports }
     var upCount: Int { self.lock.lock(); defer { self.lock.unlock() }; return self.ups }
     var downCount: Int { self.lock.lock(); defer { self.lock.unlock() }; return self.downs }
 

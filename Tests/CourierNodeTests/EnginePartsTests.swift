@@ -158,6 +158,23 @@ struct EnginePartsTests {
         #expect(h.node.neighbourList(now: h.now).map(\.name) == ["ridge"])
     }
 
+    /// The signal a modem reported with a neighbour's packet is kept with that neighbour for `relay status` (the
+    /// last one: a later packet's replaces it; a packet on a link without reports leaves it as it was).
+    @Test func aNeighboursLastSignalIsListed() throws {
+        let h = try EngineHarness()
+        let p = EngineHarness.Peer(key: h.key)
+        let k = p.identity.publicKeys
+        let announce = Record.announce(AnnounceRecord(capabilities: 1, signingKey: k.signing, agreementKey: k.agreement, name: "ridge"))
+        h.now += 0.01
+        _ = h.node.receive(p.seal([announce], announce: true), on: h.link, now: h.now, snr: -7.25, rssi: -118)
+        #expect(h.node.neighbourList(now: h.now).map(\.snr) == [-7.25])
+        h.now += 0.01
+        _ = h.node.receive(p.seal([announce], announce: true), on: h.link, now: h.now, snr: 3.5, rssi: -101)
+        h.receive(from: p, [announce], announce: true)
+        let n = try #require(h.node.neighbourList(now: h.now).first)
+        #expect(n.snr == 3.5 && n.rssi == -101)
+    }
+
     // Airtime
     @Test func aLinkOutOfItsDutyCycleBudgetSendsNothingUntilItRefills() throws {
         // LoRa SF9: an announce is about a third of a second; a budget of 0.36 s an hour (0.01%) is spent by it.
