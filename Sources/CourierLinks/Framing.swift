@@ -66,6 +66,9 @@ public protocol FrameCodec: Sendable {
     /// As `feed`, with the signal the modem reported for each frame (an RNode reports it before each packet);
     /// codecs whose devices report none return nil signals.
     mutating func feedWithSignal(_ bytes: ArraySlice<UInt8>) -> [(frame: [UInt8], signal: ReceivedSignal?)]
+    /// Set when the device said it can no longer carry packets as set up (an RNode that reset itself comes back with
+    /// its radio off): the link closes and opens again, running its set-up anew. Nil for devices that never say so.
+    var deviceFailure: String? { get }
 }
 
 /// How strongly a packet was heard, as its modem reported it: what a relay's engine may order its rebroadcasts by
@@ -82,6 +85,8 @@ public struct ReceivedSignal: Sendable, Hashable, Codable {
 }
 
 extension FrameCodec {
+    public var deviceFailure: String? { nil }
+
     public mutating func feedWithSignal(_ bytes: ArraySlice<UInt8>) -> [(frame: [UInt8], signal: ReceivedSignal?)] {
         self.feed(bytes).map { ($0, nil) }
     }

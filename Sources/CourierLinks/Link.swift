@@ -272,6 +272,12 @@ public final class StreamLink<Codec: FrameCodec>: Link, @unchecked Sendable {
                         reportUp()
                     }
                     for f in frames { self.continuation.yield(.frame(f.frame, signal: f.signal)) }
+                    // The device said it no longer carries packets as set up (an RNode that reset itself): close and
+                    // open again, which runs the set-up anew; meanwhile the engine knows the link is down.
+                    if let failure = self.state.withLock({ $0.codec.deviceFailure }) {
+                        reason = failure
+                        break
+                    }
                 } catch {
                     reason = error.description
                     break

@@ -11,8 +11,19 @@ public enum RNode {
         case promiscuous = 0x0E, ready = 0x0F
         case statRX = 0x21, statTX = 0x22, statRSSI = 0x23, statSNR = 0x24, statChannelTime = 0x25
         case statPhyParams = 0x26, statBattery = 0x27, statCSMA = 0x28, statTemperature = 0x29
-        case board = 0x47, platform = 0x48, mcu = 0x49, firmwareVersion = 0x50, error = 0x90
+        case board = 0x47, platform = 0x48, mcu = 0x49, firmwareVersion = 0x50, reset = 0x55, error = 0x90
     }
+
+    /// The byte of the firmware's reset report (`C0 55 F8 C0`, Framing.h `CMD_RESET_BYTE`): it booted, radio off.
+    public static let resetReport: UInt8 = 0xF8
+
+    /// Error codes the firmware reports (Framing.h `ERROR_*`) after which its radio no longer carries packets as
+    /// set up: Courier sets the radio up again, as Reticulum's RNodeInterface does (it reconnects on these).
+    public static let radioErrors: [UInt8: String] = [
+        0x01: "error 0x01, the radio did not start (check the frequency against the board's band)",
+        0x02: "error 0x02, a transmission failed",
+        0x06: "error 0x06, the radio chip stopped answering (modem timeout)",
+    ]
 
     public static let detectRequest: UInt8 = 0x73
     public static let detectResponse: UInt8 = 0x46
@@ -113,6 +124,9 @@ public struct RNodeFrameCodec: FrameCodec {
     private var other = 0
     /// Reports seen since the last DATA frame: they belong to the next one.
     private var pending = ReceivedSignal()
+    /// The last radio error the device reported (`RNode.radioErrors`), for the reset that usually follows.
+    private var lastError: String?
+    public private(set) var deviceFailure: String?
     public init() {}
     public var dropped: Int { self.decoder.dropped }
     /// Reports and other non-data frames seen.
@@ -136,6 +150,15 @@ public struct RNodeFrameCodec: FrameCodec {
                 self.pending.rssi = Double(data[0]) - Self.rssiOffset
             case .statSNR where data.count == 1:
                 self.pending.snr = Double(Int8(bitPattern: data[0])) * 0.25
+            case .error where data.count == 1:
+                if let what = RNode.radioErrors[data[0]] {
+                    self.lastError = what
+                    self.deviceFailure = self.deviceFailure ?? "the RNode reported \(what); setting the radio up again"
+                }
+            case .reset where data == [RNode.resetReport]:
+                // After the set-up, a reset means the board rebooted (its firmware does after a modem timeout): the
+                // radio is off and keeps nothing of what was set.
+                self.deviceFailure = "the RNode reset itself\(self.lastError.map { " after \($0)" } ?? ""), its radio off; setting it up again"
             default:
                 break
             }

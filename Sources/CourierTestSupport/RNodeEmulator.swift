@@ -51,6 +51,8 @@ public final class RNodeEmulator: @unchecked Sendable {
             self.lock.lock(); self.radioOn = data == [0x01]; self.lock.unlock()
             self.reply(0x06, data)
         case 0x00:
+            // A radio that is off sends nothing (the firmware drops it).
+            guard self.isOn else { break }
             for p in self.peers where p.isOn {
                 p.reply(0x23, [UInt8(p.reports.rssi + 157)])  // RSSI report: dBm + 157
                 p.reply(0x24, [UInt8(bitPattern: Int8(p.reports.snr * 4))])  // SNR report: quarter dB, signed
@@ -59,6 +61,17 @@ public final class RNodeEmulator: @unchecked Sendable {
             self.reply(0x0F, [0x01])  // ready for the next frame
         default: break
         }
+    }
+
+    /// The board reboots after a radio error, as the firmware does after a modem timeout: it reports the error and
+    /// its reset, and comes back with the radio off and no settings.
+    public func resetAfterError(_ code: UInt8 = 0x06) {
+        self.lock.lock()
+        self.radioOn = false
+        self.configured = [:]
+        self.lock.unlock()
+        self.reply(0x90, [code])
+        self.reply(0x55, [0xF8])
     }
 
     public var isOn: Bool { self.lock.lock(); defer { self.lock.unlock() }; return self.radioOn }

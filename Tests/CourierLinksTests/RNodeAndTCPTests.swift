@@ -54,6 +54,38 @@ import Glibc
         #expect(eb.signals.count == 30 && eb.signals.allSatisfy { $0 == ReceivedSignal(rssi: -90, snr: 6) })
     }
 
+    /// The firmware reboots after a modem timeout and comes back with its radio off: the link goes down with the
+    /// reason, opens again, sets the radio up anew, and packets flow again (before, they went into a radio that was
+    /// off, in silence).
+    @Test func anRNodeThatResetItselfIsSetUpAgain() async throws { try await onOwnThread { try await self.anRNodeThatResetItselfIsSetUpAgainBody() } }
+    func anRNodeThatResetItselfIsSetUpAgainBody() async throws {
+        let a = RNodeEmulator()
+        let b = RNodeEmulator()
+        a.peers = [b]
+        b.peers = [a]
+        a.start()
+        b.start()
+        defer { a.stop(); b.stop() }
+        let la = try LinkFactory.make(.rnode(path: a.pty.path), options: self.options, logger: T.logger)
+        let lb = try LinkFactory.make(.rnode(path: b.pty.path), options: self.options, logger: T.logger)
+        let ea = EventCollector(la)
+        let eb = EventCollector(lb)
+        la.start()
+        lb.start()
+        defer { la.stop(); lb.stop() }
+        #expect(await ea.wait { $0.upCount == 1 })
+        #expect(await eb.wait { $0.upCount == 1 })
+        try await la.send([1, 2, 3])
+        #expect(await eb.wait { $0.received.count == 1 })
+        a.resetAfterError(0x06)
+        #expect(await ea.wait { $0.downCount == 1 && $0.upCount == 2 }, "the link was not opened and set up again")
+        #expect(a.isOn && a.configured[0x04] == [8], "the radio was not set up again: \(a.configured)")
+        #expect(ea.downReasons.first?.contains("reset itself after error 0x06") == true, "\(ea.downReasons)")
+        try await la.send([4, 5, 6])
+        #expect(await eb.wait { $0.received.count == 2 })
+        #expect(eb.received.last == [4, 5, 6])
+    }
+
     @Test func radioStateMismatchAndSilenceAreExplained() throws {
         let e = RNodeEmulator()
         e.forcedSF = 7

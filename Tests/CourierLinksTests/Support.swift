@@ -36,6 +36,7 @@ final class EventCollector: @unchecked Sendable {
     private var signalReports: [ReceivedSignal?] = []
     private var ups = 0
     private var downs = 0
+    private var reasons: [String] = []
     private var task: Task<Void, Never>?
 
     init(_ link: any Link) {
@@ -53,7 +54,9 @@ final class EventCollector: @unchecked Sendable {
             self.frames.append(f)
             self.signalReports.append(signal)
         case .up: self.ups += 1
-        case .down: self.downs += 1
+        case .down(let why):
+            self.downs += 1
+            self.reasons.append(why)
         }
     }
 
@@ -62,6 +65,8 @@ final class EventCollector: @unchecked Sendable {
     var signals: [ReceivedSignal?] { self.lock.lock(); defer { self.lock.unlock() }; return self.signalReports }
     var upCount: Int { self.lock.lock(); defer { self.lock.unlock() }; return self.ups }
     var downCount: Int { self.lock.lock(); defer { self.lock.unlock() }; return self.downs }
+    /// Why the link went down, each time.
+    var downReasons: [String] { self.lock.lock(); defer { self.lock.unlock() }; return self.reasons }
 
     /// Waits until `condition` holds, polling, for at most `seconds`. Returns whether it held.
     @discardableResult
