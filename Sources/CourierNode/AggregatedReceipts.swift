@@ -138,9 +138,8 @@ extension Node {
         if r.hops <= mine {
             // Nearer the origin (or the origin confirming): what it carries is on its way; we need not send it. As
             // near as we are: it carries those it lists on too, so we leave them to it (our own part excepted: it is
-            // not carrying that on, nodes as near as itself being none of its sources).
-            // Nearer: they are on their way (or confirmed); heard again from farther out, we say so (`echo`) rather
-            // than carry them to the origin once more.
+            // not carrying that on, nodes as near as itself being none of its sources). Those a nearer node lists are
+            // settled: heard again from farther out, we say so (`echo`) rather than carry them to the origin again.
             if r.hops < mine { self.settle(parts.map { PartKey(id: $0.id, holder: $0.holder) }) }
             guard var c = self.carried[r.origin] else { return }
             // Parts we were to say back are said (by a node as near as we are, or nearer).
