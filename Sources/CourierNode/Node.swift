@@ -113,6 +113,8 @@ public final class Node {
     var dictionaryState = DictionaryState()
     /// Bundles already reported refused (OriginJudgement.swift).
     var refusedReported = ReportedOnce()
+    /// Origin signatures already verified here (OriginJudgement.swift): not verified again.
+    var verifiedSignatures = VerifiedSignatures()
     /// Every bundle held, in memory (HeldIndex.swift): what summaries, routing and pruning read instead of the store.
     var heldIndex = HeldIndex()
     /// The index could not be kept in step (a read failed): built again from the store at the next housekeeping.

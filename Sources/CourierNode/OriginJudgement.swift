@@ -22,9 +22,24 @@ extension Node {
                     membership: self.membership, openMode: self.config.openMode, book: self.keyBook)
     }
 
-    func judge(_ b: CourierBundle) -> OriginProof { self.bundleJudge.judge(b) }
+    func judge(_ b: CourierBundle) -> OriginProof { self.bundleJudge.judge(b, verifies: self.verifiesRemembered) }
 
-    func distrust(_ b: CourierBundle) -> String? { self.bundleJudge.distrust(b) }
+    func distrust(_ b: CourierBundle) -> String? { self.bundleJudge.distrust(b, verifies: self.verifiesRemembered) }
+
+    /// `b.verifySignature(originKeys: keys)`, each signature verified once: a bundle is judged several times as it
+    /// is taken in (its trust, its class, its receipt evidence), and a receipt passed on hop by hop is overheard by
+    /// every relay near its path at each hop. Verifying Ed25519 signatures again was a tenth of a 1,000-relay drill's
+    /// CPU. Only signatures that verify are remembered, with the exact bytes they sign (so a bundle that differs in
+    /// any signed byte is verified afresh).
+    func verifiesRemembered(_ b: CourierBundle, _ keys: NodePublicKeys) -> Bool {
+        guard let signature = b.signature, keys.nodeID.short == b.origin else { return false }
+        let v = VerifiedSignatures.Entry(keys: keys, signature: signature, input: b.signingInput())
+        if self.verifiedSignatures.known.contains(v) { return true }
+        guard keys.verify(signature: v.signature, message: v.input) else { return false }
+        if self.verifiedSignatures.known.count >= Tuning.maxVerifiedSignatures { self.verifiedSignatures.known.removeAll() }
+        self.verifiedSignatures.known.insert(v)
+        return true
+    }
 
     func admittedClass(_ b: CourierBundle, proof: OriginProof) -> PriorityClass { BundleJudge.admittedClass(b, proof: proof) }
 
@@ -33,6 +48,25 @@ extension Node {
         self.reject(why)
         return false
     }
+}
+
+/// Origin signatures verified by this node (`Node.verifiesRemembered`): a memory of work done, nothing else (past
+/// `Tuning.maxVerifiedSignatures` it starts again; a signature forgotten is verified again).
+struct VerifiedSignatures {
+    /// A signature that verified: the signer's keys, the signature and the bytes it signs.
+    struct Entry: Hashable {
+        let keys: NodePublicKeys
+        let signature: [UInt8]
+        let input: [UInt8]
+
+        /// By signer and signature (two messages signed alike would need a broken Ed25519): equality compares the
+        /// signed bytes too.
+        func hash(into h: inout Hasher) {
+            h.combine(self.keys)
+            h.combine(self.signature)
+        }
+    }
+    var known: Set<Entry> = []
 }
 
 /// A trust list indexed for the judge's two questions, built once per list rather than at each bundle judged (a
@@ -111,6 +145,12 @@ public struct BundleJudge: Sendable {
     /// Checks a bundle's origin: trust list, required signature, signature against the origin's known keys (every
     /// candidate of its short id, 2.3). Identity bundles are checked against the keys they carry (`takeIdentity`).
     public func judge(_ b: CourierBundle) -> OriginProof {
+        self.judge(b, verifies: { $0.verifySignature(originKeys: $1) })
+    }
+
+    /// `judge(b)` with the signature check `verifies` (the engine's remembers signatures it verified:
+    /// `Node.verifiesRemembered`); it must answer as `CourierBundle.verifySignature(originKeys:)` does.
+    func judge(_ b: CourierBundle, verifies: (CourierBundle, NodePublicKeys) -> Bool) -> OriginProof {
         let members = self.membership
         if let m = members, !m.shorts.contains(b.origin) {
             return .refused("\(b.id): origin is not a federation member")
@@ -126,12 +166,17 @@ public struct BundleJudge: Sendable {
         var candidates = self.book.candidates(b.origin)
         if let m = members { candidates = candidates.filter { m.keys.contains($0) } }
         guard !candidates.isEmpty else { return .keysUnknown }
-        return candidates.contains(where: { b.verifySignature(originKeys: $0) }) ? .proven : .refused("\(b.id): origin signature does not verify")
+        return candidates.contains(where: { verifies(b, $0) }) ? .proven : .refused("\(b.id): origin signature does not verify")
     }
 
     /// Why a bundle is refused from its origin (nil: it is not, though it may wait for its origin's keys).
     public func distrust(_ b: CourierBundle) -> String? {
-        if case .refused(let why) = self.judge(b) { return why }
+        self.distrust(b, verifies: { $0.verifySignature(originKeys: $1) })
+    }
+
+    /// `distrust(b)` with the signature check `verifies` (as `judge(_:verifies:)`).
+    func distrust(_ b: CourierBundle, verifies: (CourierBundle, NodePublicKeys) -> Bool) -> String? {
+        if case .refused(let why) = self.judge(b, verifies: verifies) { return why }
         return nil
     }
 

@@ -74,9 +74,15 @@ extension Node {
         // Send what they lack: floods to all, directed bundles we hold custody of (a copy; custody stays with us
         // unless they are the destination).
         let held = self.heldIndex.ordered
+        // Directed bundles only when the loop below would send them (to their destination, or a copy within the
+        // budget when there is no route): the others are not read from the store for nothing (a relay holding custody
+        // of many read them all at every summary heard).
         let lacking = held.filter { h in
             guard !theirs.contains(h.digest) else { return false }
-            if case .node = h.destination { return h.custody }
+            if case .node(let d) = h.destination {
+                return h.custody && (d == from.short || (self.nextHop(for: d, now: now) == nil && self.copiesLeft(h.id) > 1
+                                                         && !(self.replicas[h.id]?.contains(from) ?? false)))
+            }
             return true
         }
         guard !lacking.isEmpty,

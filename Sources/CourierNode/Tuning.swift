@@ -23,6 +23,10 @@ extension Tuning {
     static let maxFloodGaps = 1_024
     static let maxRefusedReported = 4_096
     static let maxHelloAnswered = 1_024
+    /// Origin signatures remembered as verified (`Node.verifiesRemembered`): a receipt or alert is judged several
+    /// times while taken in, and overheard at each hop near us within minutes; 256 of them (a few hundred bytes
+    /// each) cover that, and a thousand simulated relays keep it in tens of megabytes.
+    static let maxVerifiedSignatures = 256
 
     // Announces and hellos.
     /// A neighbour's announce is written to the store (its keys, name and when it was last heard: `relay peers`) when
