@@ -23,6 +23,10 @@ extension Node {
         /// Its rebroadcast was started (`floodsDue`) and has not gone yet (a busy channel, a duty cycle): copies heard
         /// meanwhile still count, and may silence it before its packet is built (`floodsWaiting`).
         var waiting = false
+        /// Links on which we already sent it to everyone in range meanwhile (an answer to a neighbour's summary,
+        /// rule 4): our rebroadcast is not sent there again. (On a chain a relay answered the next relay's hello
+        /// summary, then sent its rebroadcast a second later: that second copy silenced the next relay's own.)
+        var sentOn: Set<String> = []
 
         mutating func copyHeard(from n: NodeID, asked: Bool) {
             self.from.insert(n)

@@ -479,7 +479,7 @@ public final class Node {
                 continue
             }
             var started = false
-            for name in self.linkOrder where self.links[name]?.up == true {
+            for name in self.linkOrder where self.links[name]?.up == true && !f.sentOn.contains(name) {
                 started = self.startTransfer(q, link: name, target: nil, custody: false, now: now) || started
             }
             if started && id.origin != self.me.short {
