@@ -104,8 +104,8 @@ import Testing
 /// A relay back on between two relays that do not hear each other (hidden terminals), both holding a backlog for it
 /// or through it (issue 13 point 7; the valley drill's v05, v06 and v07): each side starts slowly (one transfer to it
 /// in flight until it acknowledges one), and each waits its turn while it hears the returned relay busy with the
-/// other side (`NodeConfig.restartSlowly`, off by default; these tests turn it on: with it off, both fail, as on the
-/// parent commit).
+/// other side (`NodeConfig.restartSlowly`, off by default: the test runs with it on, and with it off, the parent's
+/// behaviour, where it checks that a side sends several transfers at once).
 ///
 ///     a ── m ── b          (a and b hear only m; m off for 30 minutes)
 @Suite(.serialized, .timeLimit(.minutes(15))) struct HiddenTerminalRecoveryTests {
