@@ -202,6 +202,12 @@ extension Node {
         for var t in candidates {
             if slow && urgentAdded && t.priority > .urgent { break }
             if urgentOnly && t.priority > .urgent { break }
+            // A returned neighbour busy with a node we do not hear (`holdForHiddenSender`): its turn first.
+            if let target = t.key.target, let until = self.neighbours[target]?.busyWithHiddenUntil, until > now {
+                t.due = max(t.due, until)
+                self.transfers[t.key] = t
+                continue
+            }
             let inFlight = t.sent.subtracting(t.acked).count
             // A retransmission timeout: what was sent and not acknowledged goes again.
             if t.key.target != nil && inFlight > 0 && now >= t.rtoAt {
@@ -210,11 +216,15 @@ extension Node {
                 // or its acks did not reach us). A neighbour silent since (switched off, cut off by a partition) says
                 // nothing of the line: counted, a 20-minute absence cut the line's fragments small for its return
                 // (a 242-byte bundle in 4 fragments on a line losing 10% of packets, each of them to get through).
-                if let target = t.key.target, let sentAt = t.lastSent, (self.neighbours[target]?.lastHeard[name] ?? -.infinity) >= sentAt {
+                // Nor while it is in its slow start after a return (`restartWindow`): its neighbours that waited for it
+                // send together, and what they lose then is lost to collisions at it, not to the line.
+                if let target = t.key.target, let sentAt = t.lastSent, (self.neighbours[target]?.lastHeard[name] ?? -.infinity) >= sentAt,
+                   self.restartWindow(target, now: now) == nil {
                     for i in t.sent.subtracting(t.acked) { self.noteRecordOutcome(link: name, record: t.records[i], arrived: false) }
                 }
                 t.sent = t.acked
                 t.attempts += 1
+                if let target = t.key.target, self.restartWindow(target, now: now) != nil { self.neighbours[target]?.restartWindow = Tuning.restartWindow }
                 t.retransmitted = true
                 self.stats.retransmissions += 1
                 if t.attempts > Self.maxSilentRetries, let target = t.key.target,
@@ -256,7 +266,15 @@ extension Node {
             // The copy budget it hands on (5.14) goes once in each packet carrying its records (its records were cut
             // with room for it): the packet that completes the bundle at the receiver always says it.
             var budget = self.copiesOnAir(t).map { [$0] } ?? []
-            for i in 0..<t.records.count where !t.sent.contains(i) && !t.acked.contains(i) {
+            // A neighbour in its slow start after a return: our records in flight to it, all transfers together, within
+            // its restart window.
+            let restart = t.key.target.flatMap { self.restartWindow($0, now: now) }
+            // (Counted in transfers: a transfer under way sends its window, so the receiver's ack for a partial transfer,
+            // which waits for the rest of the window, is not waited for fragment by fragment.)
+            let heldByRestart = restart.map { w in
+                t.sent.subtracting(t.acked).isEmpty && self.transfersInFlight(to: t.key.target!, link: name, except: t.key) >= w
+            } ?? false
+            for i in 0..<t.records.count where !t.sent.contains(i) && !t.acked.contains(i) && !heldByRestart {
                 if t.key.target != nil && t.sent.subtracting(t.acked).count >= self.config.window { break }
                 let r = self.onAir(t.records[i], target: t.key.target)
                 if !budget.isEmpty, !fits(budget + [r]), records.isEmpty, fits(r) {
@@ -330,6 +348,11 @@ extension Node {
                 // otherwise wait for an ack or the timeout.
                 let unsent = (0..<t.records.count).contains { !t.sent.contains($0) && !t.acked.contains($0) }
                 t.due = unsent && t.sent.subtracting(t.acked).count < self.config.window ? now : t.rtoAt
+                // Held by the neighbour's restart window: until an ack opens it (`openRestartWindow`), or our own
+                // time-out; with nothing of ours in flight, at the latest a time-out from now.
+                if heldByRestart && !addedAny {
+                    t.due = t.rtoAt.isFinite ? t.rtoAt : now + self.rto(t.key.target, link: l, fragments: t.records.count)
+                }
                 self.transfers[t.key] = t
             }
             if size >= mtu - Tuning.packetFullWithin { break }

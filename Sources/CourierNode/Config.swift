@@ -49,6 +49,15 @@ public struct NodeConfig: Sendable {
     public var pullDelay: Double = 30
     /// Fragments in flight to one neighbour before an acknowledgement.
     public var window = 8
+    /// A neighbour back after being given up on gets a slow start (`Node.Neighbour.restartWindow`: one transfer in
+    /// flight to it at first, one more per ack that shows progress), our data for it waits while it is heard busy
+    /// with a node we do not hear (`holdForHiddenSender`), and what is lost to it meanwhile does not count against
+    /// the line (collisions of the neighbours that waited for it, not noise). Off by default: over valley-chain-12
+    /// seeds 12-17 it took v06's recovery from 274 s to 177 s on average, but regional-200 `--until 1000` delivered
+    /// fewer copies (638 against 713, release) and the first alert reached 179 of 199 relays in 10 minutes; the
+    /// triangle's east-1 return was slower on average over seeds 3-6 (35.5 s against 20.1 s). README, "Hidden
+    /// terminals after a return". `relay drill simulate --slow-restart` turns it on for a drill.
+    public var restartSlowly = false
     /// Flooding: rebroadcast after a random delay of up to this many packet airtimes (at least `minFloodDelay`).
     /// Alerts wait `alertReceiptAirtimes` + 1 airtimes more, for the neighbours' receipts.
     public var floodDelayAirtimes: Double = 20

@@ -23,6 +23,16 @@ extension Node {
         /// The signal its last packet was heard with, when the modem reported one (RSSI dBm, SNR dB).
         var rssi: Double? = nil
         var snr: Double? = nil
+        /// Back after silence (`neighbourReturned`): our transfers with records in flight to it on that link are
+        /// capped at this many (a slow start, as TCP's restart after idle, RFC 5681 4.1), one more for each ack that
+        /// shows progress, back to one at a time-out; nil once it reaches the window (each transfer's own window is
+        /// then the only limit) or `Tuning.restartLasts` after the return.
+        var restartWindow: Int? = nil
+        /// When the slow start ends at the latest (`Tuning.restartLasts` after the return).
+        var restartEnds: Double = -.infinity
+        /// In its slow start, heard sending to or acknowledging a node we do not hear: our data for it waits until
+        /// then (`holdForHiddenSender`).
+        var busyWithHiddenUntil: Double = -.infinity
     }
 
     struct PartialAnnounce {
@@ -185,7 +195,7 @@ extension Node {
         let contact = wasAway && from != self.me
         if (contact || wasSilent) && from != self.me {
             self.rerouteDue = true
-            self.neighbourReturned(from, link: link, now: now)
+            self.neighbourReturned(from, link: link, now: now, givenUp: givenUp)
         }
         // Our summary goes to a contact, or to a neighbour we had given up on (it was away: a partition, a relay
         // switched off); not to every neighbour merely quiet for a few minutes (in a quiet mesh that is most packets:
@@ -250,5 +260,46 @@ extension Node {
     func silenceBeforeReturn(link: LinkState?) -> Double {
         let interval = link.map { self.config.announceInterval * Self.allowanceStretch($0.info, interval: self.config.announceInterval) }
         return max(self.silenceBeforeGivingUp(link: link), interval ?? 0)
+    }
+}
+
+extension Node {
+    /// Turns for the relays around a returned one (hidden terminals). A neighbour in its slow start after a return
+    /// (`restartWindow`) was waited for by every relay in range of it, and those on its other side do not hear us:
+    /// listen-before-talk cannot keep us apart, and whatever we send it while one of them does is lost at it with
+    /// theirs (in the valley drill v05 and v07 sent their hour's backlog to v06 together, nearly every packet
+    /// colliding there, and each packet v06 sent set both off again at once). So, as 802.11's virtual carrier sense
+    /// but from the records its packets carry anyway: its data for a node we do not hear (whose ack follows) or its
+    /// ack to such a node (whose next packet follows) holds our data for it for `hiddenTurn`, the node we do not hear
+    /// keeping its turn while it has something to send. Only towards a neighbour in its slow start: elsewhere the
+    /// holds delayed rebroadcasts and direct traffic on crowded channels (branch wip-heal-nav).
+    func holdForHiddenSender(_ packet: Packet, from: NodeID, link: String, now: Double) {
+        guard self.config.restartSlowly, self.restartWindow(from, now: now) != nil,
+              let l = self.links[link], l.info.properties.duplex == .half else { return }
+        let busy = packet.records.contains { r in
+            switch r {
+            case .ack(let a): return a.target != self.me.short && !self.hearsDirectly(a.target, on: link, now: now)
+            case .bundle(let b): return b.nextHop.map { $0 != self.me.short && !self.hearsDirectly($0, on: link, now: now) } ?? false
+            case .fragment(let f): return f.nextHop.map { $0 != self.me.short && !self.hearsDirectly($0, on: link, now: now) } ?? false
+            default: return false
+            }
+        }
+        guard busy else { return }
+        self.neighbours[from]?.busyWithHiddenUntil = now + self.hiddenTurn(l.info)
+    }
+
+    /// Whether we hear a node ourselves on a link (heard within the neighbour timeout), by its short id.
+    func hearsDirectly(_ short: ShortID, on link: String, now: Double) -> Bool {
+        guard let l = self.links[link] else { return false }
+        let timeout = self.neighbourTimeout(l.info)
+        return (self.directory[short] ?? []).contains { id in
+            self.neighbours[id]?.lastHeard[link].map { now - $0 < timeout } ?? false
+        }
+    }
+
+    /// How long our data for a neighbour busy with a hidden node waits: that node's ack or next packet (a full
+    /// packet's airtime after the longest ack delay, a partial transfer's 4) and the answer to it.
+    func hiddenTurn(_ info: LinkInfo) -> Double {
+        self.config.ackDelay * Tuning.hiddenTurnAckDelays + 2 * info.properties.airtime(bytes: info.properties.mtu)
     }
 }

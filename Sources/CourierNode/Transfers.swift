@@ -120,6 +120,7 @@ extension Node {
                     }
                 }
                 self.neighbours[from] = n
+                self.openRestartWindow(from, by: t.acked.count - before, link: link, now: now)
             }
             // Not kept (a full disk): after a restart the acknowledged fragments are sent again, nothing is lost.
             if let found = self.storing("read an acknowledged bundle", link: link, { try self.store.bundle(key.bundle) }), let q = found {
@@ -166,13 +167,46 @@ extension Node {
     /// `Tuning.returnedNeighbourDelay` (the neighbours that waited for the same relay do not all send at once, nor
     /// into the packets it may still be sending), with their backoff forgotten (it is there: the next time-out is
     /// an ordinary one, not the one grown while it was away).
-    func neighbourReturned(_ id: NodeID, link: String, now: Double) {
+    func neighbourReturned(_ id: NodeID, link: String, now: Double, givenUp: Bool = false) {
         // In the order they started (the in-flight set's order differs from run to run; the delays are drawn in turn).
         for var t in self.transfers.inFlight(on: link).filter({ $0.key.target == id }).sorted(by: { $0.order < $1.order }) {
             let at = now + self.rng.uniform(Tuning.returnedNeighbourDelay.min, Tuning.returnedNeighbourDelay.max)
             t.attempts = 0
             t.rtoAt = min(t.rtoAt, at)
             t.due = min(t.due, at)
+            self.transfers[t.key] = t
+        }
+        if self.config.restartSlowly && givenUp {
+            self.neighbours[id]?.restartWindow = Tuning.restartWindow
+            self.neighbours[id]?.restartEnds = now + Tuning.restartLasts
+        }
+    }
+
+    /// A neighbour's restart window (`Neighbour.restartWindow`) while its slow start lasts; nil after.
+    func restartWindow(_ id: NodeID, now: Double) -> Int? {
+        guard let n = self.neighbours[id], let w = n.restartWindow else { return nil }
+        guard now < n.restartEnds else {
+            self.neighbours[id]?.restartWindow = nil
+            return nil
+        }
+        return w
+    }
+
+    /// Our transfers to `target` on `link` with records in flight, other than `except`.
+    func transfersInFlight(to target: NodeID, link: String, except: TransferKey) -> Int {
+        self.transfers.inFlight(on: link).reduce(0) { n, t in
+            t.key.target == target && t.key != except && !t.sent.subtracting(t.acked).isEmpty ? n + 1 : n
+        }
+    }
+
+    /// The slow start after a return (`Neighbour.restartWindow`): an ack that shows progress opens it by one transfer;
+    /// at the transfer window it ends. Transfers to that neighbour that waited for room go now.
+    func openRestartWindow(_ id: NodeID, by acked: Int, link: String, now: Double) {
+        guard let w = self.restartWindow(id, now: now), acked > 0 else { return }
+        let grown = w + 1
+        self.neighbours[id]?.restartWindow = grown >= self.config.window ? nil : grown
+        for var t in self.transfers.values where t.key.target == id && t.key.link == link && t.due > now && !t.rtoAt.isFinite {
+            t.due = now
             self.transfers[t.key] = t
         }
     }

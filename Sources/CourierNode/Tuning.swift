@@ -123,6 +123,16 @@ extension Tuning {
     /// 0.2-2 s later, soon (it is there now), random so the relays that waited for it do not answer its first packet
     /// together.
     static let returnedNeighbourDelay = (min: 0.2, max: 2.0)
+    /// Directed records in flight to a neighbour back after silence, at first (`Node.Neighbour.restartWindow`): one,
+    /// as TCP's loss window (RFC 5681 3.1, 4.1).
+    static let restartWindow = 1
+    /// The slow start after a return ends, at the latest, 5 minutes after it began (the probe interval of a neighbour
+    /// given up on): long enough for an hour's backlog on a LoRa chain to cross (valley-chain-12: 12 bundles, about
+    /// 2 minutes), and a neighbour that never takes a whole window's worth is not held to it for hours.
+    static let restartLasts: Double = 300
+    /// A returned neighbour heard busy with a node we do not hear holds our data for it for this many ack delays
+    /// (a partial transfer's ack waits 4) and two full packets' airtime (`Node.hiddenTurn`).
+    static let hiddenTurnAckDelays = 4.0
     /// A rebroadcast window is at least twice the least flood delay (on a fast link a packet's airtime is nothing,
     /// and neighbours still need the time to hear one another's copies).
     static let floodWindowMinimum = 2.0

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CourierSim
+import CourierNode
 import Foundation
 
 extension Relay {
@@ -32,6 +33,14 @@ extension Relay {
             var noIntact = false
             @Option(help: "Print on stderr every transmission and reception between these two moments (seconds since the start, FROM-TO): what each packet carried and whether each relay in range got it.")
             var trace: String?
+            @Flag(help: "Relays start slowly towards a neighbour back after being given up on, and take turns with the relays on its other side they cannot hear (the engine's restartSlowly setting, off by default: README, \"Hidden terminals after a return\").")
+            var slowRestart = false
+
+            /// The engines' configuration for this run.
+            var configure: (@Sendable (inout NodeConfig) -> Void)? {
+                guard self.slowRestart else { return nil }
+                return { $0.restartSlowly = true }
+            }
 
             func run() async throws {
                 try await guarded {
@@ -67,7 +76,7 @@ extension Relay {
                                     try f.run()
                                     rows.append(f.summary())
                                 } else {
-                                    let sim = try DrillSimulator(scenario: scenario)
+                                    let sim = try DrillSimulator(scenario: scenario, configure: self.configure)
                                     try sim.run()
                                     let result = sim.result()
                                     try self.writeReport(result, scenario)
@@ -94,7 +103,7 @@ extension Relay {
                     let started = Date()
                     let sim: DrillSimulator
                     do {
-                        sim = try DrillSimulator(scenario: scenario)
+                        sim = try DrillSimulator(scenario: scenario, configure: self.configure)
                         if let window {
                             sim.trace = (window, { line in FileHandle.standardError.write(Data((line + "\n").utf8)) })
                         }
@@ -119,7 +128,7 @@ extension Relay {
                     // The recovery target: the same copies on the intact mesh (the scenario without its events).
                     if !result.disruptions.isEmpty && !self.noIntact {
                         do {
-                            let intact = try DrillSimulator(scenario: DrillResult.intactScenario(scenario))
+                            let intact = try DrillSimulator(scenario: DrillResult.intactScenario(scenario), configure: self.configure)
                             try intact.run()
                             result.intact(intact)
                         } catch {

@@ -100,3 +100,98 @@ import Testing
         #expect(off.kind == "down" && off.queued == 1 && off.deliveredAfter == 1)
     }
 }
+
+/// A relay back on between two relays that do not hear each other (hidden terminals), both holding a backlog for it
+/// or through it (issue 13 point 7; the valley drill's v05, v06 and v07): each side starts slowly (one transfer to it
+/// in flight until it acknowledges one), and each waits its turn while it hears the returned relay busy with the
+/// other side (`NodeConfig.restartSlowly`, off by default: the test runs with it on, and with it off, the parent's
+/// behaviour, where it checks that a side sends several transfers at once).
+///
+///     a ── m ── b          (a and b hear only m; m off for 30 minutes)
+@Suite(.serialized, .timeLimit(.minutes(15))) struct HiddenTerminalRecoveryTests {
+    static let back = 2_400.0
+
+    static let json = """
+        {"name": "hidden", "seed": 21, "duration": 3600,
+         "radio": {"kind": "lora", "sf": 9, "bw": 125000, "cr": 5, "duty_cycle": 0.1},
+         "nodes": [{"id": "a", "x": 0, "y": 0}, {"id": "m", "x": 3000, "y": 0}, {"id": "b", "x": 6000, "y": 0}],
+         "links": [{"a": "a", "b": "m"}, {"a": "m", "b": "b"}],
+         "traffic": [{"at": 100, "from": "a", "to": "b", "kind": "text", "bytes": 60},
+                     {"at": 130, "from": "b", "to": "a", "kind": "text", "bytes": 60},
+                     {"at": 700, "from": "a", "to": "b", "kind": "text", "bytes": 150},
+                     {"at": 800, "from": "a", "to": "b", "kind": "text", "bytes": 140},
+                     {"at": 900, "from": "a", "to": "m", "kind": "text", "bytes": 130},
+                     {"at": 1000, "from": "a", "to": "b", "kind": "text", "bytes": 160},
+                     {"at": 750, "from": "b", "to": "a", "kind": "text", "bytes": 150},
+                     {"at": 850, "from": "b", "to": "m", "kind": "text", "bytes": 140},
+                     {"at": 950, "from": "b", "to": "a", "kind": "text", "bytes": 130},
+                     {"at": 1050, "from": "b", "to": "a", "kind": "text", "bytes": 160}],
+         "events": [{"at": 600, "type": "down", "nodes": ["m"]}, {"at": 2400, "type": "up", "nodes": ["m"]}]}
+        """
+
+    struct Line {
+        let start: Double
+        let end: Double
+        let text: String
+    }
+
+    /// The trace's transmissions (`relay drill simulate --trace`) from m's return for 5 minutes, and the receptions.
+    static func run(slowly: Bool = true) throws -> (sends: [Line], receptions: [Line], result: DrillResult, sim: DrillSimulator) {
+        let sim = try DrillSimulator(scenario: try Scenario.decode(Data(Self.json.utf8)), configure: { $0.restartSlowly = slowly })
+        var lines: [String] = []
+        sim.trace = (Self.back...(Self.back + 300), { lines.append($0) })
+        try sim.run()
+        var sends: [Line] = []
+        var receptions: [Line] = []
+        for l in lines {
+            let head = l.trimmingCharacters(in: .whitespaces).split(separator: " ")[0]
+            if l.hasPrefix(" ") {
+                let t = Double(head)!
+                receptions.append(Line(start: t, end: t, text: l))
+            } else {
+                let se = head.split(separator: "-").map { Double($0)! }
+                sends.append(Line(start: se[0], end: se[1], text: l))
+            }
+        }
+        return (sends, receptions, sim.result(), sim)
+    }
+
+    /// The transfer numbers of the bundle records and fragments a packet carries to `to`.
+    static func transfers(_ line: String, to: String) -> Set<Int> {
+        var out: Set<Int> = []
+        let pattern = try! Regex("(bundle|fragment [0-9]+ of [0-9]+) to \(to) \\(transfer ([0-9]+)")
+        for m in line.matches(of: pattern) {
+            if let s = m.output[2].substring, let n = Int(s) { out.insert(n) }
+        }
+        return out
+    }
+
+    /// From the moment a side hears m again until m's first ack to a packet of data it sent after that, it sends m the
+    /// records of one transfer only (on the parent, v05 sent v06 four bundles and v07 five within 7 s of its return,
+    /// nearly all lost to each other there). With the setting off, as on the parent, each side sends m several.
+    @Test(arguments: [true, false])
+    func eachSideStartsWithOneTransferToTheReturnedRelay(slowly: Bool) throws {
+        let (sends, receptions, result, _) = try Self.run(slowly: slowly)
+        let trace = (sends.map(\.text) + receptions.map(\.text)).joined(separator: "\n")
+        var most = 0
+        for side in ["a", "b"] {
+            let heard = try #require(receptions.first { $0.text.hasSuffix(" \(side) from m: received") }?.start, "\(side) hears m again\n\(trace)")
+            let firstData = try #require(sends.first { $0.text.contains(" \(side) sends") && $0.start >= heard && !Self.transfers($0.text, to: "m").isEmpty },
+                                         "\(side) sends m its backlog after m's return\n\(trace)")
+            let firstAck = sends.first { s in
+                s.text.contains(" m sends") && s.text.contains("ack to \(side)") && s.start > firstData.end
+                    && receptions.contains { $0.text.hasSuffix(" \(side) from m: received") && abs($0.start - s.end) < 0.001 }
+            }?.end ?? .infinity
+            let early = sends.filter { $0.text.contains(" \(side) sends") && $0.start >= heard && $0.start < firstAck }
+            let numbers = early.reduce(into: Set<Int>()) { $0.formUnion(Self.transfers($1.text, to: "m")) }
+            most = max(most, numbers.count)
+            if slowly {
+                #expect(numbers.count == 1, "\(side) sent m transfers \(numbers.sorted()) between hearing it at \(heard) and its first ack at \(firstAck)\n\(trace)")
+            }
+        }
+        if !slowly { #expect(most > 1, "without the slow start a side sends m several transfers at once\n\(trace)") }
+        // Everything queued meanwhile arrives.
+        let down = try #require(result.disruptions.first)
+        #expect(down.queued == 8 && down.deliveredAfter == 8, "\(down)")
+    }
+}
