@@ -17,24 +17,41 @@ import Glibc
         return o
     }
 
-    @Test func twoRNodesOnOneChannel() async throws { try await onOwnThread { try await self.twoRNodesOnOneChannelBody() } }
-    func twoRNodesOnOneChannelBody() async throws {
+    /// Two RNode emulators on one channel, a link to each, both up.
+    struct Pair {
+        let a: RNodeEmulator, b: RNodeEmulator
+        let la: any Link, lb: any Link
+        let ea: EventCollector, eb: EventCollector
+        func stop() {
+            self.la.stop()
+            self.lb.stop()
+            self.a.stop()
+            self.b.stop()
+        }
+    }
+
+    func twoRNodes() async throws -> Pair {
         let a = RNodeEmulator()
         let b = RNodeEmulator()
         a.peers = [b]
         b.peers = [a]
         a.start()
         b.start()
-        defer { a.stop(); b.stop() }
         let la = try LinkFactory.make(.rnode(path: a.pty.path), options: self.options, logger: T.logger)
         let lb = try LinkFactory.make(.rnode(path: b.pty.path), options: self.options, logger: T.logger)
-        let ea = EventCollector(la)
-        let eb = EventCollector(lb)
+        let p = Pair(a: a, b: b, la: la, lb: lb, ea: EventCollector(la), eb: EventCollector(lb))
         la.start()
         lb.start()
-        defer { la.stop(); lb.stop() }
-        #expect(await ea.wait { $0.upCount == 1 })
-        #expect(await eb.wait { $0.upCount == 1 })
+        #expect(await p.ea.wait { $0.upCount == 1 })
+        #expect(await p.eb.wait { $0.upCount == 1 })
+        return p
+    }
+
+    @Test func twoRNodesOnOneChannel() async throws { try await onOwnThread { try await self.twoRNodesOnOneChannelBody() } }
+    func twoRNodesOnOneChannelBody() async throws {
+        let p = try await self.twoRNodes()
+        defer { p.stop() }
+        let (a, la, lb, ea, eb) = (p.a, p.la, p.lb, p.ea, p.eb)
         // The radio got exactly the settings asked for.
         #expect(a.configured[0x01] == [0x19, 0xDA, 0xE1, 0x98])  // 433.775 MHz
         #expect(a.configured[0x04] == [8])
@@ -59,22 +76,9 @@ import Glibc
     /// off, in silence).
     @Test func anRNodeThatResetItselfIsSetUpAgain() async throws { try await onOwnThread { try await self.anRNodeThatResetItselfIsSetUpAgainBody() } }
     func anRNodeThatResetItselfIsSetUpAgainBody() async throws {
-        let a = RNodeEmulator()
-        let b = RNodeEmulator()
-        a.peers = [b]
-        b.peers = [a]
-        a.start()
-        b.start()
-        defer { a.stop(); b.stop() }
-        let la = try LinkFactory.make(.rnode(path: a.pty.path), options: self.options, logger: T.logger)
-        let lb = try LinkFactory.make(.rnode(path: b.pty.path), options: self.options, logger: T.logger)
-        let ea = EventCollector(la)
-        let eb = EventCollector(lb)
-        la.start()
-        lb.start()
-        defer { la.stop(); lb.stop() }
-        #expect(await ea.wait { $0.upCount == 1 })
-        #expect(await eb.wait { $0.upCount == 1 })
+        let p = try await self.twoRNodes()
+        defer { p.stop() }
+        let (a, la, ea, eb) = (p.a, p.la, p.ea, p.eb)
         try await la.send([1, 2, 3])
         #expect(await eb.wait { $0.received.count == 1 })
         a.resetAfterError(0x06)
