@@ -249,7 +249,7 @@ public final class StreamLink<Codec: FrameCodec>: Link, @unchecked Sendable {
                         if !reportedUp && Date().timeIntervalSince(opened) >= Self.probation { reportUp() }
                         continue
                     }
-                    let (frames, crc, framing) = self.state.withLock { s -> ([(frame: [UInt8], signal: ReceivedSignal?)], Int, Int) in
+                    let (frames, crc, framing, failure) = self.state.withLock { s -> ([(frame: [UInt8], signal: ReceivedSignal?)], Int, Int, String?) in
                         s.counters.bytesIn += bytes.count
                         let (crc0, framing0) = (s.codec.crcErrors, s.codec.framingErrors)
                         let f = s.codec.feedWithSignal(bytes[...])
@@ -258,7 +258,7 @@ public final class StreamLink<Codec: FrameCodec>: Link, @unchecked Sendable {
                         let framing = s.codec.framingErrors - framing0
                         s.counters.crcErrors += crc
                         s.counters.framingErrors += framing
-                        return (f, crc, framing)
+                        return (f, crc, framing, s.codec.deviceFailure)
                     }
                     // Every damaged frame is a refused packet: visible with --log-level debug.
                     if crc > 0 {
@@ -274,7 +274,7 @@ public final class StreamLink<Codec: FrameCodec>: Link, @unchecked Sendable {
                     for f in frames { self.continuation.yield(.frame(f.frame, signal: f.signal)) }
                     // The device said it no longer carries packets as set up (an RNode that reset itself): close and
                     // open again, which runs the set-up anew; meanwhile the engine knows the link is down.
-                    if let failure = self.state.withLock({ $0.codec.deviceFailure }) {
+                    if let failure {
                         reason = failure
                         break
                     }
