@@ -329,3 +329,78 @@ public struct StrategySummary: Sendable, Equatable {
                 "alert_airtime_s": num(self.alerts?.airtime)]
     }
 }
+
+/// The least an alert to everyone could cost on a scenario's map (`relay drill simulate FILE --compare`): a planner
+/// that knows who hears whom picks the relays that send it (a greedy connected dominating set grown from the origin:
+/// of the relays that already have it and have not sent, the one whose packet reaches the most relays still without
+/// it, until every relay the origin can reach has it), with no packet lost and none colliding. No strategy that
+/// decides relay by relay on a lossy, shared channel does better; it puts the airtime targets in proportion.
+public struct AlertFloor: Sendable, Equatable {
+    /// The alert's origin and when it was sent.
+    public var from: String
+    public var at: Double
+    /// Relays the origin can reach at all (over any number of hops), itself left out.
+    public var reachable: Int
+    /// Packets the plan sends (the origin's included), and their airtime at the flooding strategies' packet size
+    /// (`FloodSimulator.header` + the alert's bytes, one packet per `FloodSimulator.payload` bytes).
+    public var transmissions: Int
+    public var airtime: Double
+
+    /// One floor per alert to everyone in the scenario, over the links of a quiet channel with no partition.
+    public static func alerts(in scenario: Scenario) throws(ScenarioError) -> [AlertFloor] {
+        let channel = try scenario.channel()
+        let n = scenario.nodes.count
+        let heard = (0..<n).map { Set(channel.neighbours(of: $0)) }
+        var index: [String: Int] = [:]
+        for (i, node) in scenario.nodes.enumerated() { index[node.id] = i }
+        return scenario.traffic.compactMap { m -> AlertFloor? in
+            guard m.kind == .alert, m.to == .everyone, let origin = index[m.from] else { return nil }
+            let (senders, has) = Self.plan(origin: origin, heard: heard)
+            let packets = max(1, (m.bytes + FloodSimulator.payload - 1) / FloodSimulator.payload)
+            var airtime = 0.0
+            for part in 0..<packets {
+                let size = min(FloodSimulator.payload, m.bytes - part * FloodSimulator.payload)
+                airtime += channel.airtime(bytes: FloodSimulator.header + max(size, 1))
+            }
+            return AlertFloor(from: m.from, at: m.at, reachable: has - 1, transmissions: senders * packets,
+                              airtime: Double(senders) * airtime)
+        }
+    }
+
+    /// The greedy plan from `origin` over `heard` (per relay, the relays that decode it): how many send, how many end
+    /// up with it (the origin included).
+    static func plan(origin: Int, heard: [Set<Int>]) -> (senders: Int, has: Int) {
+        var has: Set<Int> = [origin]
+        has.formUnion(heard[origin])
+        var sent: Set<Int> = [origin]
+        while true {
+            var best: (gain: Int, node: Int)? = nil
+            for i in has.sorted() where !sent.contains(i) {
+                let gain = heard[i].subtracting(has).count
+                if gain > 0 && gain > (best?.gain ?? 0) { best = (gain, i) }
+            }
+            guard let b = best else { break }
+            sent.insert(b.node)
+            has.formUnion(heard[b.node])
+        }
+        return (sent.count, has.count)
+    }
+
+    /// A line for the comparison table's foot, set against the airtime target (at most half managed
+    /// flooding's alert airtime per relay reached).
+    public func line(managed: StrategySummary.AlertFigures?) -> String {
+        var s = String(format: "floor for %@'s alert at %g s: %d packets, %.1f s of airtime reach all %d relays it can reach (%.2f s a relay), when a planner with the whole map picks the senders and nothing is lost or collides",
+                       self.from, self.at, self.transmissions, self.airtime, self.reachable,
+                       self.reachable > 0 ? self.airtime / Double(self.reachable) : 0)
+        if let m = managed, m.within10min > 0 {
+            let half = 0.5 * m.airtime / Double(m.within10min)
+            s += String(format: "; half of managed flooding's airtime per relay reached is %.2f s a relay", half)
+        }
+        return s
+    }
+
+    public func json() -> [String: Any] {
+        ["from": self.from, "at_s": self.at, "reachable": self.reachable, "transmissions": self.transmissions,
+         "airtime_s": (self.airtime * 1000).rounded() / 1000]
+    }
+}

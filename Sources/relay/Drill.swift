@@ -88,13 +88,21 @@ extension Relay {
                                 throw RelayError.data("\(self.file): the scenario could not be simulated (\(error)): check it against \"Scenario files\" in the README")
                             }
                         }
+                        // What the alert would cost at the least (a planner with the whole map, nothing lost).
+                        let floors: [AlertFloor]
+                        do { floors = self.compare ? try AlertFloor.alerts(in: scenario) : [] } catch {
+                            throw RelayError.data("\(self.file): \(error)")
+                        }
+                        let managed = rows.first { $0.strategy == "managed" }?.alerts
                         if self.json {
-                            let o: [String: Any] = ["name": scenario.name, "strategies": rows.map { $0.json() }]
+                            var o: [String: Any] = ["name": scenario.name, "strategies": rows.map { $0.json() }]
+                            if self.compare { o["alert_floors"] = floors.map { $0.json() } }
                             let data = try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])
                             print(String(decoding: data, as: UTF8.self))
                         } else {
                             print("drill \(scenario.name): \(scenario.nodes.count) relays, \(String(format: "%g", scenario.duration)) s simulated, \(DrillResult.describe(scenario.radio)), seed \(scenario.seed)")
                             for line in StrategySummary.table(rows) { print(line) }
+                            for f in floors { print(f.line(managed: managed)) }
                             if let path = self.report { print("report: \(path)") }
                         }
                         return

@@ -155,4 +155,24 @@ import Testing
         #expect(naive.summary().transmissions == 6 && naive.summary().delivered == 5)
         #expect(managed.summary().transmissions == 2 && managed.summary().delivered == 5, "\(managed.summary())")
     }
+
+    /// The floor under the comparison: along a chain every relay but the last must send (5 packets for 5 relays);
+    /// in a clique the origin's one packet reaches all; a relay nobody hears is not counted as reachable.
+    @Test func theAlertFloorIsTheLeastPlannedBroadcast() throws {
+        let chain = try #require(try AlertFloor.alerts(in: self.chain()).first)
+        #expect(chain.from == "v0" && chain.at == 120 && chain.reachable == 5 && chain.transmissions == 5, "\(chain)")
+        let one = try FloodSimulator(scenario: self.chain(), strategy: .naive)
+        try one.run()
+        #expect(abs(chain.airtime - one.summary().airtime * 5 / 6) < 1e-9, "five of naive flooding's six packets")
+        let nodes = (0..<6).map { #"{"id": "n\#($0)", "x": \#(Double($0) * 150), "y": 0}"# }.joined(separator: ",")
+        let clique = try self.scenario("""
+            {"name": "clique", "seed": 3, "duration": 300,
+             "radio": {"kind": "lora", "sf": 9, "bw": 125000, "cr": 5},
+             "nodes": [\(nodes), {"id": "far", "x": 90000, "y": 0}],
+             "traffic": [{"at": 10, "from": "n0", "to": "everyone", "kind": "alert", "bytes": 90},
+                         {"at": 20, "from": "n1", "to": "n2", "kind": "text", "bytes": 90}]}
+            """)
+        let floors = try AlertFloor.alerts(in: clique)
+        #expect(floors.count == 1 && floors[0].transmissions == 1 && floors[0].reachable == 5, "\(floors)")
+    }
 }
