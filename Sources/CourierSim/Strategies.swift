@@ -333,8 +333,9 @@ public struct StrategySummary: Sendable, Equatable {
 /// The least an alert to everyone could cost on a scenario's map (`relay drill simulate FILE --compare`): a planner
 /// that knows who hears whom picks the relays that send it (a greedy connected dominating set grown from the origin:
 /// of the relays that already have it and have not sent, the one whose packet reaches the most relays still without
-/// it, until every relay the origin can reach has it), with no packet lost and none colliding. No strategy that
-/// decides relay by relay on a lossy, shared channel does better; it puts the airtime targets in proportion.
+/// it, until every relay the origin can reach has it), with no packet lost and none colliding. Greedy is exact on a
+/// chain and where one packet reaches all, and elsewhere within a logarithmic factor of the least; a strategy that
+/// decides relay by relay on a lossy, shared channel does not come near it. It puts the airtime targets in proportion.
 public struct AlertFloor: Sendable, Equatable {
     /// The alert's origin and when it was sent.
     public var from: String
