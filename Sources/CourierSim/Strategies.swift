@@ -370,7 +370,7 @@ public struct AlertFloor: Sendable, Equatable {
 
     /// The greedy plan from `origin` over `heard` (per relay, the relays that decode it): how many send, how many end
     /// up with it (the origin included).
-    static func plan(origin: Int, heard: [Set<Int>]) -> (senders: Int, has: Int) {
+    public static func plan(origin: Int, heard: [Set<Int>]) -> (senders: Int, has: Int) {
         var has: Set<Int> = [origin]
         has.formUnion(heard[origin])
         var sent: Set<Int> = [origin]
