@@ -319,7 +319,8 @@ extension Node {
     /// a route's destination, or a neighbour's short id (`nextHop` goes only to a neighbour). A federation's relay
     /// knows a thousand nodes' keys; asking each of them, at every walk, took a third of a 1,000-relay drill's time.
     func routingInputs(fresh: [(id: NodeID, link: String)], now: Double) -> RoutingInputs {
-        var reachable = Set(self.routes.keys)
+        // Only the routes young enough to be used (older ones, kept as hints, give no next hop).
+        var reachable = Set(self.routes.compactMap { self.usableRoute($0.key, now: now) == nil ? nil : $0.key })
         for id in self.neighbours.keys where self.directory[id.short] != nil { reachable.insert(id.short) }
         let hops = reachable.sorted { $0.rawValue < $1.rawValue }.compactMap { d -> RoutingInputs.Hop? in
             guard let (via, link) = self.nextHop(for: d, now: now) else { return nil }

@@ -31,7 +31,7 @@ extension Node {
             TableSize(table: "receiptOrigins", size: self.receiptOrigins.count, bound: "\(Tuning.maxReceiptOrigins) (then cleared)"),
             TableSize(table: "directedSeen", size: self.directedSeen.count, bound: "\(Tuning.maxDirectedSeen) (then cleared)"),
             TableSize(table: "receipts", size: self.receipts.count, bound: "origins with receipts being aggregated; made at their due time"),
-            TableSize(table: "routes", size: self.routes.count, bound: "origins heard within 4 neighbour timeouts (older routes are never used)"),
+            TableSize(table: "routes", size: self.routes.count, bound: "origins heard within \(Int(Tuning.routeHintKeptFor / 86_400)) days (routes older than 4 neighbour timeouts are only hints for copies)"),
             TableSize(table: "replicas", size: self.replicas.count, bound: "held bundles"),
             TableSize(table: "copyBudgets", size: self.copyBudgets.count, bound: "held bundles"),
             TableSize(table: "knownLocal", size: self.knownLocal.count, bound: "held bundles"),
@@ -52,14 +52,14 @@ extension Node {
     }
 
     /// Applies the pruning rules that are not applied where each table is used; at most every `Tuning.pruneInterval`.
-    /// Only what is never read again goes: a route older than four neighbour timeouts is never used, a key request
+    /// Only what is never read again goes: a route older than `Tuning.routeHintKeptFor` is never used, a key request
     /// older than the interval does not hold the next one back, replicas and local marks of bundles no longer held
     /// are never looked at. So the packets sent are the same with or without it.
     func pruneTables(now: Double) {
         guard now - self.lastPrune >= Tuning.pruneInterval else { return }
         self.lastPrune = now
         let timeout = self.config.neighbourTimeout
-        self.routes = self.routes.filter { now - $0.value.at < timeout * Tuning.routeKeptForTimeouts }
+        self.routes = self.routes.filter { now - $0.value.at < Tuning.routeHintKeptFor }
         self.keyExchange.prune(now: now, interval: self.config.keyRequestInterval)
         self.peersKept.prune(now: now)
         self.neighbours = self.neighbours.filter { now - ($0.value.lastHeard.values.max() ?? -1e9) < Tuning.forgetNeighbourAfter }

@@ -14,10 +14,28 @@ extension Node {
         for id in self.directory[dest] ?? [] where id != self.me {
             if let l = self.freshLink(id, now: now) { return (id, l) }
         }
-        if let r = self.routes[dest], now - r.at < self.config.neighbourTimeout * Tuning.routeKeptForTimeouts, let l = self.freshLink(r.via, now: now) {
+        if let r = self.usableRoute(dest, now: now), let l = self.freshLink(r.via, now: now) {
             return (r.via, l)
         }
         return nil
+    }
+
+    /// A route too old to be one (`nextHop` uses a route for `Tuning.routeKeptForTimeouts` neighbour timeouts) but
+    /// not forgotten (`Tuning.routeHintKeptFor`): the neighbour, in range now, through which the destination's last
+    /// bundle came. Spray-and-focus (Spyropoulos et al. 2007; SPEC 5.14 rules 3 and 4): the copies of a bundle without
+    /// a route go that way first, and the last one moves on along it. In a mesh that does not move, the way a quiet
+    /// node's last bundle came is still the way to it: on the 50-relay day a budget of 8 left three texts to quiet
+    /// nodes waiting at relays that never met them, their routes (from the identity floods) expired hours before.
+    func routeHint(for dest: ShortID, now: Double) -> NodeID? {
+        guard let r = self.routes[dest], now - r.at < Tuning.routeHintKeptFor, self.freshLink(r.via, now: now) != nil else { return nil }
+        return r.via
+    }
+
+    /// A route to `origin` young enough to be used (`nextHop`): learnt within `Tuning.routeKeptForTimeouts` neighbour
+    /// timeouts (older ones are kept only as hints, `routeHint`).
+    func usableRoute(_ origin: ShortID, now: Double) -> (via: NodeID, hops: Int, at: Double)? {
+        guard let r = self.routes[origin], now - r.at < self.config.neighbourTimeout * Tuning.routeKeptForTimeouts else { return nil }
+        return r
     }
 
     /// The operator cancelled a queued bundle (`relay queue cancel`): transfers of it under way stop (their
@@ -45,8 +63,11 @@ extension Node {
         if self.nextHop(for: dest, now: now) != nil { return true }
         let given = self.replicas[h.id] ?? []
         if self.copiesLeft(h.id) > 1 { return fresh.contains { $0.id.short != h.id.origin && !given.contains($0.id) } }
-        // The last copy moves on where it is the only way on (`routeDirected`).
-        return fresh.filter { $0.id.short != h.id.origin && !given.contains($0.id) && !self.isHolder(h.id, $0.id) }.count == 1
+        // The last copy moves on where it is the only way on, or along an old route (`routeDirected`).
+        let onward = fresh.filter { $0.id.short != h.id.origin && !given.contains($0.id) && !self.isHolder(h.id, $0.id) }
+        if onward.count == 1 { return true }
+        guard let hint = self.routeHint(for: dest, now: now) else { return false }
+        return onward.contains { $0.id == hint }
     }
 
     /// The copies of a held directed bundle this relay may still hold and hand on, its own included (SPEC 5.14): what
@@ -100,18 +121,23 @@ extension Node {
             // know the way, or a courier may carry it); we keep custody until a receipt says it arrived. Not to a
             // neighbour known to hold it (the one it came from): a courier's relay gave one of its two copies back
             // to the relay it had just taken it from, and had none left for the next village.
+            // The neighbour an old route to the destination goes through first (`routeHint`: spray-and-focus), then
+            // the most recently heard.
             let given = self.replicas[id, default: []]
+            let hint = self.routeHint(for: dest, now: now)
             let candidates = self.neighbours.values
                 .filter { $0.id != self.me && $0.id.short != id.origin && !given.contains($0.id) && !self.isHolder(id, $0.id) && self.freshLink($0.id, now: now) != nil }
-                .sorted { ($0.lastHeard.values.max() ?? 0, $0.id.description) > ($1.lastHeard.values.max() ?? 0, $1.id.description) }
+                .sorted { ($0.id == hint ? 1 : 0, $0.lastHeard.values.max() ?? 0, $0.id.description) > ($1.id == hint ? 1 : 0, $1.lastHeard.values.max() ?? 0, $1.id.description) }
             guard self.copiesLeft(id) > 1 else {
                 // The last copy (a budget of 1) waits for a route, unless one neighbour is the only way on: every
                 // other one in range holds it (it came from there). Then it moves on, custody and budget with it
                 // (this relay keeps none, so the copies stay within the budget): along a chain of relays, halving
                 // alone left the last copy three hops from the origin (8, 4, 2, 1), where a message to a relay five
                 // hops away waited for a route until the other end wrote (CourierMailTests: 994 s instead of 124).
-                // At most the bundle's hop limit of such moves.
-                if candidates.count == 1, let n = candidates.first, let l = self.freshLink(n.id, now: now),
+                // It moves on the same way along an old route (`routeHint`, the focus of spray-and-focus): the way
+                // the destination's last bundle came. At most the bundle's hop limit of such moves.
+                let onward = candidates.count == 1 ? candidates.first : candidates.first { $0.id == hint }
+                if let n = onward, let l = self.freshLink(n.id, now: now),
                    q.isLocal || (q.data.first.map { $0 >> 4 > 0 } ?? false) {
                     self.startTransfer(q, link: l, target: n.id, custody: true, now: now, copies: 1)
                 }

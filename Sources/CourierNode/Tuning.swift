@@ -116,6 +116,11 @@ extension Tuning {
     /// A route learnt from a bundle's arrival is used, and kept, for 4 neighbour timeouts: older, the path has
     /// likely changed (routing then falls back to copies).
     static let routeKeptForTimeouts = 4.0
+    /// An older route is kept as a hint for 14 days, a text's lifetime (the longest a directed bundle waits for a
+    /// way): the copies of a bundle without a route go to the neighbour it goes through first, and the last copy
+    /// moves on along it (`Node.routeHint`; SPEC 5.14 rules 3 and 4). In a mesh that does not move the way a quiet
+    /// node's last bundle came is still the way to it. The table stays bounded by the origins heard in that time.
+    static let routeHintKeptFor: Double = 14 * 86_400
     /// A directed bundle nobody can route: our summary within 0.1-5 s (the destination, or one who knows it, may
     /// answer; not at once, so several such bundles arriving together share one summary).
     static let unroutableSummaryDelay = (min: 0.1, max: 5.0)
@@ -168,15 +173,17 @@ extension Tuning {
 
     /// The copy budget of a directed bundle at its origin (SPEC 5.14, binary spray-and-wait): at most this many relays
     /// hold copies of a message that has no route, however dense the mesh. In a static mesh the copies must reach a
-    /// relay next to a quiet destination (one that sent nothing, so no relay has a route to it) before the message's
-    /// lifetime ends: on `courier-bench mesh --seeds 1` (the 50-relay day, release) a budget of 8 left 3 of 24 direct
-    /// messages undelivered, 16 left one, 32 none. The cost on a dense channel (`relay drill simulate
-    /// scenarios/regional-200.json --until 1000`, release): 806, 812 and 713 of 1,023 copies delivered, the first
-    /// alert at 199 of 199 relays in 10 minutes with each; without a budget a text was held by 135 relays (333 copy
-    /// transfers), 492 copies delivered and the alert at 193, its channel taken by their retransmissions. Binary
-    /// halving reaches the holders in 5 handings (32 → 16 → … → 1), and a courier taking a copy can still split it
-    /// at the next village.
-    static let copyBudget = 32
+    /// relay next to a quiet destination (one that sent nothing lately, so no relay has a route to it it may use):
+    /// with halving alone, `courier-bench mesh --seeds 1` (the 50-relay day, release) delivered 17 of 24 direct
+    /// messages within the day with a budget of 8 and 24 with 32; with the last copy going the way the destination's
+    /// last bundle came (`routeHintKeptFor`, spray-and-focus) 24 of 24 with 8. The cost of copies on a dense,
+    /// duty-cycled channel (`relay drill simulate scenarios/regional-200.json --until 1000`, release): 884 of 1,023
+    /// copies delivered with 8 (text data 315 s of airtime, the first alert at 99% of relays after 56.5 s), 764 with
+    /// 16, 713 with 32 (text data 1,087 s, the alert at 99% after 163.6 s), 857 with 4 (the texts' copies too few:
+    /// 2 of 19 delivered). Without a budget a text was held by 135 relays (333 copy transfers). Binary halving
+    /// reaches the holders in 3 handings (8 → 4 → 2 → 1), and a courier taking a copy can still split it at the next
+    /// village.
+    static let copyBudget = 8
 
     /// Bytes a directed transfer handing on a copy budget leaves free in each packet for its copy-budgets record
     /// (SPEC 5.14): header and length (2), transfer number (at most 2: numbers are taken modulo 2^14), budget (1-3).
