@@ -42,6 +42,7 @@ public final class CountingStorage: NodeStorage {
     public func held(limit: Int) throws(StoreError) -> [HeldBundle] { self.tally("held(limit:)"); return try self.inner.held(limit: limit) }
     public func copyBudgets() throws(StoreError) -> [BundleID: Int] { self.tally("copyBudgets"); return try self.inner.copyBudgets() }
     public func setCopyBudget(_ id: BundleID, copies: Int) throws(StoreError) { self.tally("setCopyBudget"); try self.inner.setCopyBudget(id, copies: copies) }
+    public func raiseHopLimit(_ id: BundleID, first: UInt8) throws(StoreError) -> Bool { self.tally("raiseHopLimit"); return try self.inner.raiseHopLimit(id, first: first) }
     public func held(kind: Kind, origin: ShortID) throws(StoreError) -> [(id: BundleID, destination: Destination, expires: Int64)] { self.tally("held(kind:origin:)"); return try self.inner.held(kind: kind, origin: origin) }
     public func remove(_ id: BundleID, reason: String, now: Int64) throws(StoreError) { self.tally("remove"); return try self.inner.remove(id, reason: reason, now: now) }
     public func expireBundles(now: Int64) throws(StoreError) -> [ExpiredBundle] { self.tally("expireBundles"); return try self.inner.expireBundles(now: now) }

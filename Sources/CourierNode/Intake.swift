@@ -35,6 +35,16 @@ extension Node {
         guard let seen = self.storing("look up a received bundle", link: link, { try self.store.hasSeen(b.id) }) else { return false }
         if seen {
             self.emit(.event(.duplicate(b.id)))
+            // A flood held with no hop left takes this copy's hop limit if it has some (SPEC 6.10). Kept at the first
+            // copy's, a relay whose first copy came the long way round passed on nothing, not even to a neighbour whose
+            // summary showed it lacked the bundle: on regional-200 (seed 200) r072's six neighbours held the alert with no
+            // hop left, and r072 never got it. A flood with hops left is passed on already: it is left as it came.
+            var flood = true
+            if case .node = b.destination { flood = false }
+            if flood, b.hopLimit > 0, self.spentFloods.contains(b.id), let first = bytes.first,
+               self.storing("raise a held flood's hop limit", link: link, { try self.store.raiseHopLimit(b.id, first: first) }) != nil {
+                self.spentFloods.remove(b.id)
+            }
             return true
         }
         if let why = self.distrust(b) {
@@ -53,6 +63,7 @@ extension Node {
         switch self.accept(b, from: from.short, source: from.short.description, now: now) {
         case .stored:
             if let copies, case .node = b.destination { self.setCopies(b.id, copies) }
+            if b.hopLimit == 0, !Self.isDirectedBundle(b) { self.spentFloods.insert(b.id) }
             self.afterStoring(b, from: from, now: now, local: false)
             return true
         case .notStored: return false
@@ -241,5 +252,13 @@ extension Node {
                 self.emit(.event(.expired(e.id)))
             }
         }
+    }
+}
+
+extension Node {
+    /// Whether a bundle goes to one node (custody, routes) rather than to everyone or a group (a flood).
+    static func isDirectedBundle(_ b: CourierBundle) -> Bool {
+        if case .node = b.destination { return true }
+        return false
     }
 }

@@ -14,6 +14,7 @@ extension Node {
     public var tables: [TableSize] {
         let l = self.links.values
         return [
+            TableSize(table: "spentFloods", size: self.spentFloods.count, bound: "held floods"),
             TableSize(table: "neighbours", size: self.neighbours.count, bound: "nodes heard in the last \(Int(Tuning.forgetNeighbourAfter / 86_400)) days"),
             TableSize(table: "keys", size: self.keys.count, bound: "known nodes (the federation; kept in the store too)"),
             TableSize(table: "directory", size: self.directory.count, bound: "known nodes' short ids"),
@@ -74,6 +75,7 @@ extension Node {
         self.replicas = self.replicas.filter { self.heldIndex.contains($0.key) }
         self.copyBudgets = self.copyBudgets.filter { self.heldIndex.contains($0.key) }
         self.knownLocal = self.knownLocal.filter { self.heldIndex.contains($0) }
+        self.spentFloods = self.spentFloods.filter { self.heldIndex.contains($0) }
     }
 }
 

@@ -39,6 +39,9 @@ public final class Node {
     /// Neighbours' keys kept in the store by this engine, and when (Neighbours.swift).
     var peersKept = PeersKept()
     var floods: [BundleID: PendingFlood] = [:]
+    /// Floods stored with no hop left (SPEC 6.10): a later copy with hops left gives them its hop limit
+    /// (`handleBundleBytes`); only these are looked up in the store when a copy is heard again.
+    var spentFloods: Set<BundleID> = []
     /// While a packet's records are read: whether it asks us to pass on the floods it carries (SPEC 8.5 rule 5).
     var floodRelayAsked = true
     /// While a packet's records are read: its signal-to-noise ratio as the radio reported it (dB), nil when unknown

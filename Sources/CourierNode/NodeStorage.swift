@@ -47,6 +47,9 @@ public protocol NodeStorage: AnyObject, Sendable {
     /// Copy budgets of held directed bundles (binary spray-and-wait, SPEC 5.14): those said, by bundle.
     func copyBudgets() throws(StoreError) -> [BundleID: Int]
     func setCopyBudget(_ id: BundleID, copies: Int) throws(StoreError)
+    /// A held flood with no hop left given a later copy's hop limit (SPEC 6.10): `first` is that copy's byte 0.
+    @discardableResult
+    func raiseHopLimit(_ id: BundleID, first: UInt8) throws(StoreError) -> Bool
     func held(kind: Kind, origin: ShortID) throws(StoreError) -> [(id: BundleID, destination: Destination, expires: Int64)]
     func remove(_ id: BundleID, reason: String, now: Int64) throws(StoreError)
     func expireBundles(now: Int64) throws(StoreError) -> [ExpiredBundle]

@@ -537,6 +537,23 @@ public final class Store: Sendable {
         }
     }
 
+    /// A held bundle with no hop left given the hop limit of a copy heard later with some left (SPEC 6.10): `first` is
+    /// that copy's byte 0 (hop limit and kind). Nothing if the bundle is not held, has hops left, or the copy has none.
+    /// Returns whether it was raised.
+    @discardableResult
+    public func raiseHopLimit(_ id: BundleID, first: UInt8) throws(StoreError) -> Bool {
+        try self.write { db in
+            // The hop limit is byte 0's upper nibble; the kind, the same for every copy, its lower.
+            guard var data = try Data.fetchOne(db.cachedStatement(sql: "SELECT data FROM bundle WHERE origin = ? AND created = ? AND sequence = ?"),
+                                               arguments: [id.origin.rawValue, id.created, id.sequence]),
+                  let old = data.first, old >> 4 == 0, first >> 4 > 0 else { return false }
+            data[data.startIndex] = first & 0xF0 | old & 0x0F
+            try db.cachedStatement(sql: "UPDATE bundle SET data = ? WHERE origin = ? AND created = ? AND sequence = ?")
+                .execute(arguments: [data, id.origin.rawValue, id.created, id.sequence])
+            return true
+        }
+    }
+
     /// Every held bundle in the queue's order (class, fair slot, arrival): one query, on the schedule index.
     public func held(limit: Int = 100_000) throws(StoreError) -> [Held] {
         try self.read { db in

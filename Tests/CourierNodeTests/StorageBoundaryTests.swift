@@ -218,6 +218,7 @@ final class FlakyStorage: NodeStorage {
     func held(limit: Int) throws(StoreError) -> [HeldBundle] { try self.inner.held(limit: limit) }
     func copyBudgets() throws(StoreError) -> [BundleID: Int] { try self.inner.copyBudgets() }
     func setCopyBudget(_ id: BundleID, copies: Int) throws(StoreError) { try self.inner.setCopyBudget(id, copies: copies) }
+    func raiseHopLimit(_ id: BundleID, first: UInt8) throws(StoreError) -> Bool { try self.inner.raiseHopLimit(id, first: first) }
     func held(kind: Kind, origin: ShortID) throws(StoreError) -> [(id: BundleID, destination: Destination, expires: Int64)] {
         try self.inner.held(kind: kind, origin: origin)
     }
