@@ -305,6 +305,58 @@ public struct DrillResult: Sendable, Equatable {
         }
     }
 
+    /// Simulated seconds between two looks at whether the intact run's figures are decided (`measureIntact`): a
+    /// look reads each disruption's copies once, so a minute costs nothing against the minute simulated, and the
+    /// run stops at most a minute after the moment its figures were decided.
+    public static let intactCheckStep: Double = 60
+
+    /// Whether `intact` (a simulator of `intactScenario`, run so far) has decided every disruption's intact figure:
+    /// running it on cannot change what `intact(_:)` reads from it. For a disruption with `need` = ceil(0.95 x its
+    /// queued copies) and L the need-th smallest latency among those delivered so far: decided once `need` are
+    /// delivered and every copy not delivered yet has waited at least L since its submission (it can only arrive
+    /// later, with a latency above L, so the need-th smallest stays L). A copy not submitted yet has not waited.
+    /// A disruption that queued nothing is decided (its figure is 0).
+    public func intactDecided(_ intact: DrillSimulator) -> Bool {
+        let now = intact.elapsed
+        for d in self.disruptions where !d.copies.isEmpty {
+            let need = Int((0.95 * Double(d.copies.count)).rounded(.up))
+            var lat: [Double] = []
+            var waiting: [Double] = []
+            for c in d.copies {
+                guard let at = intact.submittedAt[c.message] else { return false }
+                if let t = intact.deliveredAt[c] { lat.append(t - at) } else { waiting.append(now - at) }
+            }
+            guard lat.count >= need else { return false }
+            lat.sort()
+            let l = lat[need - 1]
+            if waiting.contains(where: { $0 < l }) { return false }
+        }
+        return true
+    }
+
+    /// Runs `intact` (a new simulator of `intactScenario` of the same scenario) until every disruption's intact
+    /// figure is decided (`intactDecided`, looked at every `intactCheckStep` simulated seconds) or to the scenario's
+    /// end, and adds the figures (`intact(_:)`): the same figures as running it to the end, for less of the day when
+    /// the disruptions end early. `progress` is called each time another `every` simulated seconds have passed, with
+    /// the simulated seconds so far. Returns the moment the run stopped (seconds since the start).
+    @discardableResult
+    public mutating func measureIntact(_ intact: DrillSimulator, every: Double = .infinity,
+                                       progress: (Double) -> Void = { _ in }) throws -> Double {
+        precondition(every > 0)
+        let total = intact.scenario.duration
+        var report = intact.elapsed + every
+        while intact.elapsed < total && !self.intactDecided(intact) {
+            let t = min(intact.elapsed + Self.intactCheckStep, total)
+            try intact.run(until: t)
+            if t >= report {
+                progress(t)
+                report += every
+            }
+        }
+        self.intact(intact)
+        return intact.elapsed
+    }
+
     /// The scenario's disruptions, in the order they start.
     static func disruptions(_ s: Scenario) -> [Disruption] {
         var out: [Disruption] = []

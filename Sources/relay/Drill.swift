@@ -116,16 +116,7 @@ extension Relay {
                             sim.trace = (window, { line in FileHandle.standardError.write(Data((line + "\n").utf8)) })
                         }
                         if self.progress {
-                            let total = scenario.duration
-                            try sim.run(every: 3_600) { t in
-                                let (cpu, peak) = Self.usage()
-                                let c = sim.engineCalls
-                                let line = "drill \(scenario.name): " + String(format: "%g of %g s simulated, %.1f s of wall time, %.1f s of CPU, %d transmissions, %d copies delivered; engine calls: %d ticks, %d packets, %d busy reports; %d events queued, peak memory %d MB\n",
-                                                  t, total, Date().timeIntervalSince(started), cpu,
-                                                  sim.channel.statistics.transmissions, sim.deliveredCount,
-                                                  c.ticks, c.receptions, c.busyReports, sim.pendingEvents, peak)
-                                FileHandle.standardError.write(Data(line.utf8))
-                            }
+                            try sim.run(every: 3_600) { t in Self.progressLine(scenario.name, sim, t, started) }
                         } else {
                             try sim.run()
                         }
@@ -137,8 +128,19 @@ extension Relay {
                     if !result.disruptions.isEmpty && !self.noIntact {
                         do {
                             let intact = try DrillSimulator(scenario: DrillResult.intactScenario(scenario), configure: self.configure)
-                            try intact.run()
-                            result.intact(intact)
+                            // It stops as soon as its figures are decided (`DrillResult.measureIntact`): the same
+                            // figures as running it to the end.
+                            let name = scenario.name + " without its disruptions"
+                            let stop = try result.measureIntact(intact, every: self.progress ? 3_600 : .infinity) { t in
+                                Self.progressLine(name, intact, t, started)
+                            }
+                            if self.progress {
+                                let at = String(format: "%g of %g s simulated", stop, scenario.duration)
+                                let line = stop < scenario.duration
+                                    ? "drill \(name): stopped at \(at), every recovery target decided (the rest of the run cannot change them)\n"
+                                    : "drill \(name): \(at), every recovery target measured\n"
+                                FileHandle.standardError.write(Data(line.utf8))
+                            }
                         } catch {
                             throw RelayError.data("\(self.file): the scenario without its disruptions could not be simulated (\(error)): check it against \"Scenario files\" in the README")
                         }
@@ -155,6 +157,17 @@ extension Relay {
                         print(String(format: "simulated in %.1f s of wall time (%.1f s of CPU, peak memory %d MB)", wall, cpu, peak))
                     }
                 }
+            }
+
+            /// `--progress`: a line on stderr after `t` simulated seconds of `sim` (the run named `name`).
+            static func progressLine(_ name: String, _ sim: DrillSimulator, _ t: Double, _ started: Date) {
+                let (cpu, peak) = Self.usage()
+                let c = sim.engineCalls
+                let line = "drill \(name): " + String(format: "%g of %g s simulated, %.1f s of wall time, %.1f s of CPU, %d transmissions, %d copies delivered; engine calls: %d ticks, %d packets, %d busy reports; %d events queued, peak memory %d MB\n",
+                                                  t, sim.scenario.duration, Date().timeIntervalSince(started), cpu,
+                                                  sim.channel.statistics.transmissions, sim.deliveredCount,
+                                                  c.ticks, c.receptions, c.busyReports, sim.pendingEvents, peak)
+                FileHandle.standardError.write(Data(line.utf8))
             }
 
             /// The process's CPU seconds (user and system) and peak resident set size in MB (getrusage: ru_maxrss

@@ -43,11 +43,17 @@ import Testing
         let file = Self.scenarios.appendingPathComponent("triangle-of-trust.json").path
         let (code, out, err) = try R.run(["drill", "simulate", file, "--until", "4000", "--progress", "--json"])
         #expect(code == 0, "\(err)")
-        let lines = err.split(separator: "\n").map(String.init)
+        let all = err.split(separator: "\n").map(String.init)
+        // Then the run without the partition (1,800-3,000 s), the recovery target's reference: its hours, and where
+        // it stopped (as soon as the target was decided, or the end).
+        let lines = all.filter { $0.hasPrefix("drill triangle-of-trust: ") }
+        let intact = all.filter { $0.hasPrefix("drill triangle-of-trust without its disruptions: ") }
         #expect(lines.count == 2, "3,600 s and the end at 4,000 s: \(err)")
         #expect(lines.first?.hasPrefix("drill triangle-of-trust: 3600 of 4000 s simulated, ") == true, "\(err)")
         #expect(lines.last?.hasPrefix("drill triangle-of-trust: 4000 of 4000 s simulated, ") == true, "\(err)")
-        for l in lines {
+        #expect(all == lines + intact, "\(err)")
+        #expect(intact.last?.contains(" of 4000 s simulated, every recovery target ") == true, "\(err)")
+        for l in lines + intact.dropLast() {
             #expect(l.contains(" transmissions, ") && l.contains(" copies delivered; engine calls: ") && l.hasSuffix(" MB"), "\(l)")
         }
         let o = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
