@@ -71,11 +71,14 @@ public struct NodeConfig: Sendable {
     public var suppressionThreshold = 1
     /// Flooding with the signal known (SPEC 8.5 rule 5): a copy heard with a signal-to-noise ratio waits in proportion
     /// to it (far, weak receivers pass it on first), and a receiver near the sender stays quiet after hearing
-    /// `suppressionThresholdBySignal` copies meanwhile. Off by default: on `relay drill simulate
-    /// scenarios/regional-200.json --until 1000` it cut the alert's airtime (182.0 s to 161.0 s) but not reliably its
-    /// reach (193 to 198 of 199 in 10 minutes with seed 200, 197 to 161 with seed 201; README, "The alert on the
-    /// regional mesh").
-    public var signalWeightedDelay = false
+    /// `suppressionThresholdBySignal` copies meanwhile. On by default since session 12: with one copy heard enough to
+    /// stay quiet (k = 1) and the delay over the whole window, a random order made so little progress per hop that the
+    /// alert reached the far corner of `relay drill simulate scenarios/regional-200.json --until 1000` with its seed
+    /// changed to 201 with hop limit 0 (SPEC 6.10: 15 at most), and 3 relays never got it (196 of 199); far receivers first,
+    /// 199 of 199 on seeds 200, 201 and 202 (README, "Far receivers first"). A link that reports no signal (a serial
+    /// line, TCP, the bench's simulator) keeps the random delay, and so does a relay with fewer than
+    /// `Tuning.floodSignalMinNeighbours` fresh neighbours.
+    public var signalWeightedDelay = true
     public var suppressionThresholdBySignal = 1
     /// Flooding: do not rebroadcast unless at least this many neighbours are not known to have it (a copy, a receipt
     /// or a summary heard from them).

@@ -158,7 +158,10 @@ extension Node {
             let wait = b.kind == .alert && self.isForMe(b) ? self.maxAirtime * (self.config.alertReceiptAirtimes + 1) : 0
             // A copy heard with its signal's strength (SPEC 8.5 rule 5): the weaker (the farther from its sender), the
             // sooner; a near receiver then hears the far one's copy first and stays quiet.
-            let signal = local || from == nil || !self.config.signalWeightedDelay ? nil : self.packetSNR
+            // Only among many neighbours (`Tuning.floodSignalMinNeighbours`): on a chain the strong link is the only
+            // way on, and waiting in proportion to it slows every hop.
+            let crowded = self.config.signalWeightedDelay && self.freshNeighbours(now: now).count >= Tuning.floodSignalMinNeighbours
+            let signal = local || from == nil || !crowded ? nil : self.packetSNR
             let delay = local ? 0 : wait + (signal.map { self.floodDelay(snr: $0) } ?? self.floodDelay())
             var pending = PendingFlood(due: now + delay, from: heardFrom, asked: local || from == nil || self.floodRelayAsked)
             pending.nearSender = signal.map { Self.signalPlace($0) >= Tuning.floodSignalNear } ?? false
