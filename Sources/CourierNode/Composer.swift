@@ -331,6 +331,8 @@ extension Node {
                 // Broadcast: done once every record went out (the change feed says so: `relay outbox`, `queue list`).
                 if t.sent.count == t.records.count {
                     self.transfers[t.key] = nil
+                    // Sent to everyone in range before our rebroadcast's time (an answer to a summary): that was it.
+                    if self.floods[t.key.bundle]?.waiting == false { self.floods[t.key.bundle]!.sentOn.insert(name) }
                     let inRange = self.freshNeighbours(now: now).filter { $0.link == name }.map(\.id.short.description)
                     do {
                         try self.store.recordBroadcast(t.key.bundle, link: name, inRange: inRange, now: Int64(now))

@@ -58,20 +58,27 @@ public struct NodeConfig: Sendable {
     /// triangle's east-1 return was slower on average over seeds 3-6 (35.5 s against 20.1 s). README, "Hidden
     /// terminals after a return". `relay drill simulate --slow-restart` turns it on for a drill.
     public var restartSlowly = false
-    /// Flooding: rebroadcast after a random delay of up to this many packet airtimes divided by the number of
-    /// neighbours not known to have the bundle (at least `minFloodDelay`). Alerts wait `alertReceiptAirtimes` + 1
-    /// airtimes more, for the neighbours' receipts.
+    /// Flooding: rebroadcast after a random delay of up to this many packet airtimes (at least `minFloodDelay`).
+    /// Alerts wait `alertReceiptAirtimes` + 1 airtimes more, for the neighbours' receipts.
     public var floodDelayAirtimes: Double = 20
     public var minFloodDelay: Double = 0.05
-    /// Flooding: do not rebroadcast after hearing this many more copies during the delay.
-    public var suppressionThreshold = 2
+    /// Flooding: do not rebroadcast after hearing this many more copies during the delay (or while the rebroadcast
+    /// waits for a busy channel). One, as Trickle's and Meshtastic's k: with the delay spread over the whole window,
+    /// `relay drill simulate scenarios/regional-200.json --until 1000` (release) spent 106.7 s of alert airtime with
+    /// 1 (198 of 199 relays in 10 minutes) against 118.6 s with 2 (199), and `courier-bench mesh --no-day --seeds
+    /// 20` 0.87x naive flooding (worst seed 1.20x) against 0.99x (1.35x). (With a relay's answer to a summary counted
+    /// as its rebroadcast too, `PendingFlood.sentOn`: 98.2 s, 199 of 199; 0.81x and 1.10x.)
+    public var suppressionThreshold = 1
     /// Flooding with the signal known (SPEC 8.5 rule 5): a copy heard with a signal-to-noise ratio waits in proportion
     /// to it (far, weak receivers pass it on first), and a receiver near the sender stays quiet after hearing
-    /// `suppressionThresholdBySignal` copies meanwhile. Off by default: on `relay drill simulate
-    /// scenarios/regional-200.json --until 1000` it cut the alert's airtime (182.0 s to 161.0 s) but not reliably its
-    /// reach (193 to 198 of 199 in 10 minutes with seed 200, 197 to 161 with seed 201; README, "The alert on the
-    /// regional mesh").
-    public var signalWeightedDelay = false
+    /// `suppressionThresholdBySignal` copies meanwhile. On by default since session 12: with one copy heard enough to
+    /// stay quiet (k = 1) and the delay over the whole window, a random order made so little progress per hop that the
+    /// alert reached the far corner of `relay drill simulate scenarios/regional-200.json --until 1000` with its seed
+    /// changed to 201 with hop limit 0 (SPEC 6.10: 15 at most), and 3 relays never got it (196 of 199); far receivers first,
+    /// 199 of 199 on seeds 200, 201 and 202 (README, "Far receivers first"). A link that reports no signal (a serial
+    /// line, TCP, the bench's simulator) keeps the random delay, and so does a relay with fewer than
+    /// `Tuning.floodSignalMinNeighbours` fresh neighbours.
+    public var signalWeightedDelay = true
     public var suppressionThresholdBySignal = 1
     /// Flooding: do not rebroadcast unless at least this many neighbours are not known to have it (a copy, a receipt
     /// or a summary heard from them).

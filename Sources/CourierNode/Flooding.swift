@@ -20,10 +20,50 @@ extension Node {
         /// copy heard meanwhile, most likely a farther receiver's, is then enough to stay quiet
         /// (`suppressionThresholdBySignal`); a far receiver, whose copy reaches the most new nodes, keeps the usual.
         var nearSender = false
+        /// Its rebroadcast was started (`floodsDue`) and has not gone yet (a busy channel, a duty cycle): copies heard
+        /// meanwhile still count, and may silence it before its packet is built (`floodsWaiting`).
+        var waiting = false
+        /// Links on which we already sent it to everyone in range meanwhile (an answer to a neighbour's summary,
+        /// rule 4): our rebroadcast is not sent there again. (On a chain a relay answered the next relay's hello
+        /// summary, then sent its rebroadcast a second later: that second copy silenced the next relay's own.)
+        var sentOn: Set<String> = []
 
         mutating func copyHeard(from n: NodeID, asked: Bool) {
             self.from.insert(n)
             self.asked = self.asked || asked
+        }
+    }
+
+    /// Whether a relay's rebroadcast of `id` would add nothing: enough copies heard, or every neighbour is known to
+    /// have it (a node whose only neighbour sent it to us, say), or no copy heard asked us to pass it on. An alert is
+    /// not silenced by coverage alone while a link's neighbours may not all have been heard yet
+    /// (`alertMayMissNeighbours`). The origin always sends.
+    func floodSuppressed(_ id: BundleID, _ f: PendingFlood, now: Double) -> Bool {
+        guard id.origin != self.me.short else { return false }
+        let uncovered = self.floodUncovered(id, heardFrom: f.from, now: now)
+        let threshold = f.nearSender ? self.config.suppressionThresholdBySignal : self.config.suppressionThreshold
+        let covered = uncovered < self.config.floodMinUncovered && !self.alertMayMissNeighbours(f, now: now)
+        return f.heard >= threshold || covered || !f.asked
+    }
+
+    /// Rebroadcasts started and not yet sent (waiting for a busy channel or the duty cycle), looked at again just
+    /// before the composer builds packets: one that copies heard meanwhile made useless is dropped, as Meshtastic's
+    /// firmware takes a queued rebroadcast out of its transmit queue when it hears the same packet
+    /// (`Router::cancelSending`). Deciding only when the delay ran out, a relay sent whatever it heard while the
+    /// channel was busy (SPEC 8.5 rule 5).
+    func floodsWaiting(now: Double) {
+        guard !self.floods.isEmpty else { return }
+        for (id, f) in self.floods.filter({ $0.value.waiting }).sorted(by: { $0.key < $1.key }) {
+            let unsent = self.transfers.keys(of: id).filter { $0.target == nil && self.transfers[$0]?.sent.isEmpty == true }
+            if unsent.isEmpty {
+                self.floods[id] = nil
+                continue
+            }
+            guard self.floodSuppressed(id, f, now: now) else { continue }
+            for k in unsent { self.transfers[k] = nil }
+            self.floods[id] = nil
+            self.stats.suppressed += 1
+            self.emit(.event(.suppressed(id)))
         }
     }
 
@@ -111,16 +151,18 @@ extension Node {
         case .everyone, .group:
             if let from { self.noteHolder(b.id, from, now: now) }
             guard local || b.hopLimit > 0 else { return }
-            // The origin sends at once; relays wait a random time and count copies they hear meanwhile. Relays with
-            // more neighbours not known to have it go sooner (their copy helps more, and may spare the others').
+            // The origin sends at once; relays wait a random time within the rebroadcast window and count copies
+            // they hear meanwhile.
             let heardFrom: Set<NodeID> = from.map { [$0] } ?? []
-            let uncovered = self.floodUncovered(b.id, heardFrom: heardFrom, now: now)
             // Alerts: neighbours that have it say so with their receipts first (sent within `alertReceiptAirtimes`).
             let wait = b.kind == .alert && self.isForMe(b) ? self.maxAirtime * (self.config.alertReceiptAirtimes + 1) : 0
             // A copy heard with its signal's strength (SPEC 8.5 rule 5): the weaker (the farther from its sender), the
             // sooner; a near receiver then hears the far one's copy first and stays quiet.
-            let signal = local || from == nil || !self.config.signalWeightedDelay ? nil : self.packetSNR
-            let delay = local ? 0 : wait + (signal.map { self.floodDelay(snr: $0) } ?? self.floodDelay(uncovered: uncovered))
+            // Only among many neighbours (`Tuning.floodSignalMinNeighbours`): on a chain the strong link is the only
+            // way on, and waiting in proportion to it slows every hop.
+            let crowded = self.config.signalWeightedDelay && self.freshNeighbours(now: now).count >= Tuning.floodSignalMinNeighbours
+            let signal = local || from == nil || !crowded ? nil : self.packetSNR
+            let delay = local ? 0 : wait + (signal.map { self.floodDelay(snr: $0) } ?? self.floodDelay())
             var pending = PendingFlood(due: now + delay, from: heardFrom, asked: local || from == nil || self.floodRelayAsked)
             pending.nearSender = signal.map { Self.signalPlace($0) >= Tuning.floodSignalNear } ?? false
             pending.alert = b.kind == .alert
@@ -210,12 +252,13 @@ extension Node {
         return selected.sorted()
     }
 
-    /// A random delay before a rebroadcast or repair: up to `floodDelayAirtimes` packet airtimes, divided by the
-    /// number of neighbours not known to have the bundle when given.
-    func floodDelay(uncovered: Int? = nil) -> Double {
-        let window = self.floodWindow
-        let scale = uncovered.map { 1 / Double(max(1, $0)) } ?? 1
-        return self.config.minFloodDelay + self.rng.uniform(0, 1) * (window - self.config.minFloodDelay) * scale
+    /// A random delay before a rebroadcast: anywhere in the rebroadcast window (`floodWindow`, 20 packet airtimes),
+    /// whatever the number of neighbours. (It used to be divided by the number of neighbours not known to have the
+    /// bundle, so that those that reach more go first: in a dense mesh, twenty or thirty neighbours each, that put
+    /// every relay's rebroadcast within an airtime of the others', before any heard another's copy, and nearly every
+    /// relay sent it. Spread over the whole window, the first copies heard silence the rest, SPEC 8.5 rule 5.)
+    func floodDelay() -> Double {
+        self.config.minFloodDelay + self.rng.uniform(0, 1) * (self.floodWindow - self.config.minFloodDelay)
     }
 
     /// A rebroadcast's delay from the signal-to-noise ratio its copy was heard with (SPEC 8.5 rule 5; Meshtastic's

@@ -28,8 +28,10 @@ extension Node {
         self.noteHolder(b.id, from, now: now)
         // Only a receipt its origin signed says anything (a forged one would suppress copies and pulls).
         if b.kind == .receipt, self.judge(b) == .proven { self.receiptEvidence(b, from: from, link: link, now: now) }
+        // (Also one due and waiting for a busy channel: the copy just heard went out meanwhile. A rebroadcast
+        // waiting so is for `floodsWaiting` to judge, by the copies heard.)
         for k in self.transfers.keys(of: b.id) where k.link == link && k.target == nil {
-            if let t = self.transfers[k], t.sent.isEmpty && t.due > now { self.transfers[k] = nil }
+            if let t = self.transfers[k], t.sent.isEmpty && (t.due > now || self.floods[b.id]?.waiting != true) { self.transfers[k] = nil }
         }
         // Unreadable (an I/O error): not settled, so not acknowledged; the sender keeps it and tries again.
         guard let seen = self.storing("look up a received bundle", link: link, { try self.store.hasSeen(b.id) }) else { return false }

@@ -23,7 +23,7 @@ extension Node {
             TableSize(table: "heldIndex", size: self.heldIndex.count, bound: "held bundles (the store's quota)"),
             TableSize(table: "peersKept", size: self.peersKept.kept.count, bound: "neighbours heard in the last \(Int(Tuning.peerHeardKeptEvery)) s"),
             TableSize(table: "replayWindows", size: self.replayGuard.windows.count, bound: "known senders (kept in the store)"),
-            TableSize(table: "floods", size: self.floods.count, bound: "held floods; each ends at its due time"),
+            TableSize(table: "floods", size: self.floods.count, bound: "held floods; each ends at its due time, or when its rebroadcast goes or is silenced"),
             TableSize(table: "summaries", size: self.summaries.count, bound: "neighbours heard within the timeout (pages of a summary being received)"),
             TableSize(table: "holders", size: self.holders.count, bound: "held bundles, and others for \(Int(Tuning.holdersKeptFor)) s"),
             TableSize(table: "heardOf", size: self.heardOf.count, bound: "as holders"),

@@ -423,6 +423,7 @@ public final class Node {
         self.dictionaryTick(now: now)
         self.askForFloodGaps(now: now)
         self.floodsDue(now: now)
+        self.floodsWaiting(now: now)
         self.pullsDue(now: now)
         self.makeReceipts(now: now)
         self.announcesDue(now: now)
@@ -470,18 +471,13 @@ public final class Node {
         self.pruneTables(now: now)
     }
 
-    /// Floods whose delay ran out: sent on every link up, unless enough copies were heard (Flooding.swift).
+    /// Floods whose delay ran out: sent on every link up, unless enough copies were heard (Flooding.swift). A
+    /// rebroadcast started stays in `floods` (`waiting`) until its first packet goes: copies heard while it waits
+    /// for a busy channel still count (`floodsWaiting`).
     func floodsDue(now: Double) {
         for (id, f) in self.floods.sorted(by: { ($0.value.due, $0.key) < ($1.value.due, $1.key) }) where f.due <= now {
             self.floods[id] = nil
-            let isOrigin = id.origin == self.me.short
-            // Enough copies heard, or every neighbour is known to have it (a node whose only neighbour sent it to
-            // us, say): our copy would add nothing. An alert is not silenced by coverage alone while a link's
-            // neighbours may not all have been heard yet (`alertMayMissNeighbours`).
-            let uncovered = self.floodUncovered(id, heardFrom: f.from, now: now)
-            let threshold = f.nearSender ? self.config.suppressionThresholdBySignal : self.config.suppressionThreshold
-            let covered = uncovered < self.config.floodMinUncovered && !self.alertMayMissNeighbours(f, now: now)
-            if !isOrigin && (f.heard >= threshold || covered || !f.asked) {
+            if self.floodSuppressed(id, f, now: now) {
                 self.stats.suppressed += 1
                 self.emit(.event(.suppressed(id)))
                 continue
@@ -493,8 +489,15 @@ public final class Node {
                 self.unhold(id)
                 continue
             }
-            for name in self.linkOrder where self.links[name]?.up == true {
-                self.startTransfer(q, link: name, target: nil, custody: false, now: now)
+            var started = false
+            for name in self.linkOrder where self.links[name]?.up == true && !f.sentOn.contains(name) {
+                started = self.startTransfer(q, link: name, target: nil, custody: false, now: now) || started
+            }
+            if started && id.origin != self.me.short {
+                var waiting = f
+                waiting.due = .infinity
+                waiting.waiting = true
+                self.floods[id] = waiting
             }
             // Our receipt for it, if still waiting, goes out with it (in the same packet where the link allows it).
             if self.receipts[id.origin]?.ids.contains(id) == true { self.receipts[id.origin]!.due = now }

@@ -560,7 +560,13 @@ public final class DrillSimulator {
             case .receiptParts: return "receipt parts"
             case .dictionaries: return "dictionaries"
             case .copyBudgets(let c): return "copy budgets (" + c.entries.map { "transfer \($0.transfer): \($0.copies)" }.joined(separator: ", ") + ")"
-            case .bundle(let b): return "bundle to \(name(b.nextHop))" + (b.transfer.map { " (transfer \($0), \(b.bundle.count) bytes)" } ?? " (\(b.bundle.count) bytes)")
+            case .bundle(let b):
+                // The scenario message it is, when it is one ("text 12", "alert 0": its kind and its place in the traffic).
+                // and, sent to everyone, the hops it may still make (its hop limit).
+                let decoded = try? CourierBundle(decoding: b.bundle)
+                let message = decoded.flatMap { self.messageOfBundle[$0.id] }
+                    .map { ": \(self.scenario.traffic[$0].kind.rawValue) \($0)" + (b.nextHop == nil ? ", hop limit \(decoded!.hopLimit)" : "") } ?? ""
+                return "bundle to \(name(b.nextHop))" + (b.transfer.map { " (transfer \($0), \(b.bundle.count) bytes)" } ?? " (\(b.bundle.count) bytes)") + message
             case .fragment(let f): return "fragment \(f.index + 1) of \(f.count) to \(name(f.nextHop)) (transfer \(f.transfer))"
             case .piece: return "rest of a cut bundle"
             case .unknown: return "unknown record"

@@ -30,23 +30,26 @@ struct SignalWeightedFloodTests {
             """.utf8))
     }
 
-    /// Forty relays on an 8 km square (each hears about twenty others): with the delay by signal (off by default,
-    /// `NodeConfig.signalWeightedDelay`), every relay still gets the alert, with fewer of the alert's packets than
-    /// when the delay is random (the default).
+    /// Forty relays on an 8 km square (each hears about twenty others): with the delay by signal (on by default since
+    /// session 12, `NodeConfig.signalWeightedDelay`), every relay still gets the alert, and far fewer relays than all
+    /// pass it on; with the random delay too.
+    /// (Against the random delay as it was, divided by the neighbours not known to have it: 39 and 40 packets. The
+    /// random delay over the whole window, the default now, takes 13 and 10 here, against 16 and 22 by signal:
+    /// `DenseFloodTests`.)
     @Test func aDenseClusterGetsTheAlertWithFewerRebroadcasts() throws {
         for seed: UInt64 in [1, 2] {
             let s = try Self.cluster(count: 40, side: 8_000, seed: seed)
             let weighted = try DrillSimulator(scenario: s) { $0.signalWeightedDelay = true }
             try weighted.run()
             let w = weighted.result()
-            let random = try DrillSimulator(scenario: s)
+            let random = try DrillSimulator(scenario: s) { $0.signalWeightedDelay = false }
             try random.run()
             let r = random.result()
             let (wa, ra) = (try #require(w.alerts.first), try #require(r.alerts.first))
             #expect(wa.reached == 39 && ra.reached == 39, "seed \(seed): reached \(wa.reached) by signal, \(ra.reached) at random")
             let (wp, rp) = (w.packetsByClass["data: alert"] ?? 0, r.packetsByClass["data: alert"] ?? 0)
-            #expect(wp > 0 && wp * 10 <= rp * 7, "seed \(seed): \(wp) alert packets by signal against \(rp) at random")
-            #expect((w.airtimeByClass["data: alert"] ?? 0) < (r.airtimeByClass["data: alert"] ?? 0))
+            #expect(wp > 0 && wp * 10 <= 39 * 7, "seed \(seed): \(wp) alert packets by signal (\(rp) at random)")
+            #expect(rp > 0 && rp * 10 <= 39 * 7, "seed \(seed): \(rp) alert packets at random")
         }
     }
 }
