@@ -68,7 +68,12 @@ public struct NodeConfig: Sendable {
     /// 1 (198 of 199 relays in 10 minutes) against 118.6 s with 2 (199), and `courier-bench mesh --no-day --seeds
     /// 20` 0.87x naive flooding (worst seed 1.20x) against 0.99x (1.35x). (With a relay's answer to a summary counted
     /// as its rebroadcast too, `PendingFlood.sentOn`: 98.2 s, 199 of 199; 0.81x and 1.10x.)
-    public var suppressionThreshold = 1
+    ///
+    /// Session 12: that is for the signal's order (`suppressionThresholdBySignal`, one copy); in the random order
+    /// (no signal reported: serial lines, TCP, the bench's simulator; fewer than `Tuning.floodSignalMinNeighbours`
+    /// neighbours) it is two again: with one, the 50-relay day of `courier-bench mesh --seeds 1` left 2 of its 196
+    /// alert copies undelivered (194 of 196, against 196 with two).
+    public var suppressionThreshold = 2
     /// Flooding with the signal known (SPEC 8.5 rule 5): a copy heard with a signal-to-noise ratio waits in proportion
     /// to it (far, weak receivers pass it on first), and a receiver near the sender stays quiet after hearing
     /// `suppressionThresholdBySignal` copies meanwhile. On by default since session 12: with one copy heard enough to

@@ -16,10 +16,11 @@ extension Node {
         var asked = true
         /// An alert: neighbours not yet heard may lack it (see `neighbourTableYoung`).
         var alert = false
-        /// Its first copy was heard strongly (near its sender: the upper half of `Tuning.floodSignalRange`): one
-        /// copy heard meanwhile, most likely a farther receiver's, is then enough to stay quiet
-        /// (`suppressionThresholdBySignal`); a far receiver, whose copy reaches the most new nodes, keeps the usual.
-        var nearSender = false
+        /// Its delay was set by the signal of its first copy (far receivers first, `floodDelay(snr:)`): a copy heard
+        /// meanwhile most likely came from a farther receiver, and `suppressionThresholdBySignal` copies are enough to
+        /// stay quiet. With the random delay (no signal reported, few neighbours) a copy heard may come from a
+        /// receiver nearer the sender, and it takes `suppressionThreshold`.
+        var signalOrdered = false
         /// Its rebroadcast was started (`floodsDue`) and has not gone yet (a busy channel, a duty cycle): copies heard
         /// meanwhile still count, and may silence it before its packet is built (`floodsWaiting`).
         var waiting = false
@@ -41,7 +42,7 @@ extension Node {
     func floodSuppressed(_ id: BundleID, _ f: PendingFlood, now: Double) -> Bool {
         guard id.origin != self.me.short else { return false }
         let uncovered = self.floodUncovered(id, heardFrom: f.from, now: now)
-        let threshold = f.nearSender ? self.config.suppressionThresholdBySignal : self.config.suppressionThreshold
+        let threshold = f.signalOrdered ? self.config.suppressionThresholdBySignal : self.config.suppressionThreshold
         let covered = uncovered < self.config.floodMinUncovered && !self.alertMayMissNeighbours(f, now: now)
         return f.heard >= threshold || covered || !f.asked
     }
@@ -164,7 +165,7 @@ extension Node {
             let signal = local || from == nil || !crowded ? nil : self.packetSNR
             let delay = local ? 0 : wait + (signal.map { self.floodDelay(snr: $0) } ?? self.floodDelay())
             var pending = PendingFlood(due: now + delay, from: heardFrom, asked: local || from == nil || self.floodRelayAsked)
-            pending.nearSender = signal.map { Self.signalPlace($0) >= Tuning.floodSignalNear } ?? false
+            pending.signalOrdered = signal != nil
             pending.alert = b.kind == .alert
             self.floods[b.id] = pending
         case .node:

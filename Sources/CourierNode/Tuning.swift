@@ -145,9 +145,6 @@ extension Tuning {
     /// rule 5): Meshtastic's range (firmware `getTxDelayMsecWeighted`). LoRa decodes down to about −20 dB (SF12;
     /// −12.5 at SF9); above 15 dB the receiver is so near the sender that its copy reaches few new nodes.
     static let floodSignalRange = (min: -20.0, max: 15.0)
-    /// A receiver in the upper half of that range (above −2.5 dB) is near the sender: at SF9 in the drills' channel,
-    /// within about half the sender's range.
-    static let floodSignalNear = 0.5
     /// A tenth of the window is random: receivers at the same distance from the sender do not go together.
     static let floodSignalJitter = 0.1
     /// The delay by signal is taken only by a relay with at least this many fresh neighbours, where many receivers of
