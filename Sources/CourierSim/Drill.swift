@@ -563,9 +563,15 @@ public final class DrillSimulator {
             case .bundle(let b):
                 // The scenario message it is, when it is one ("text 12", "alert 0": its kind and its place in the traffic).
                 // and, sent to everyone, the hops it may still make (its hop limit).
-                let decoded = try? CourierBundle(decoding: b.bundle)
-                let message = decoded.flatMap { self.messageOfBundle[$0.id] }
-                    .map { ": \(self.scenario.traffic[$0].kind.rawValue) \($0)" + (b.nextHop == nil ? ", hop limit \(decoded!.hopLimit)" : "") } ?? ""
+                var message = ""
+                do {
+                    let decoded = try CourierBundle(decoding: b.bundle)
+                    if let k = self.messageOfBundle[decoded.id] {
+                        message = ": \(self.scenario.traffic[k].kind.rawValue) \(k)" + (b.nextHop == nil ? ", hop limit \(decoded.hopLimit)" : "")
+                    }
+                } catch {
+                    message = ": not decodable (\(error))"
+                }
                 return "bundle to \(name(b.nextHop))" + (b.transfer.map { " (transfer \($0), \(b.bundle.count) bytes)" } ?? " (\(b.bundle.count) bytes)") + message
             case .fragment(let f): return "fragment \(f.index + 1) of \(f.count) to \(name(f.nextHop)) (transfer \(f.transfer))"
             case .piece: return "rest of a cut bundle"
