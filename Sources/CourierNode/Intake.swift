@@ -41,9 +41,7 @@ extension Node {
             // copy's, a relay whose first copy came the long way round passed on nothing, not even to a neighbour whose
             // summary showed it lacked the bundle: on regional-200 (seed 200) r072's six neighbours held the alert with no
             // hop left, and r072 never got it. A flood with hops left is passed on already: it is left as it came.
-            var flood = true
-            if case .node = b.destination { flood = false }
-            if flood, b.hopLimit > 0, self.spentFloods.contains(b.id), let first = bytes.first,
+            if !Self.isDirectedBundle(b), b.hopLimit > 0, self.spentFloods.contains(b.id), let first = bytes.first,
                self.storing("raise a held flood's hop limit", link: link, { try self.store.raiseHopLimit(b.id, first: first) }) != nil {
                 self.spentFloods.remove(b.id)
             }

@@ -253,7 +253,7 @@ public struct DrillResult: Sendable, Equatable {
             if queued == 0 {
                 d.recovery = 0
             } else {
-                let need = Int((0.95 * Double(queued)).rounded(.up))
+                let need = Self.ninetyFivePercent(of: queued)
                 d.recovery = times.count >= need ? times[need - 1] - d.end : nil
             }
             return d
@@ -300,7 +300,7 @@ public struct DrillResult: Sendable, Equatable {
                 guard let t = intact.deliveredAt[c], t <= end, let at = intact.submittedAt[c.message] else { return nil }
                 return t - at
             }.sorted()
-            let need = Int((0.95 * Double(d.copies.count)).rounded(.up))
+            let need = Self.ninetyFivePercent(of: d.copies.count)
             self.disruptions[j].intact = lat.count >= need ? lat[need - 1] : nil
         }
     }
@@ -319,7 +319,7 @@ public struct DrillResult: Sendable, Equatable {
     public func intactDecided(_ intact: DrillSimulator) -> Bool {
         let now = intact.elapsed
         for d in self.disruptions where !d.copies.isEmpty {
-            let need = Int((0.95 * Double(d.copies.count)).rounded(.up))
+            let need = Self.ninetyFivePercent(of: d.copies.count)
             var lat: [Double] = []
             var waiting: [Double] = []
             for c in d.copies {
@@ -356,6 +356,9 @@ public struct DrillResult: Sendable, Equatable {
         self.intact(intact)
         return intact.elapsed
     }
+
+    /// How many of `count` copies make 95% (rounded up): the recovery figures' nearest rank.
+    static func ninetyFivePercent(of count: Int) -> Int { Int((0.95 * Double(count)).rounded(.up)) }
 
     /// The scenario's disruptions, in the order they start.
     static func disruptions(_ s: Scenario) -> [Disruption] {
