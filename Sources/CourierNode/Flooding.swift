@@ -129,12 +129,6 @@ extension Node {
         }
     }
 
-    /// Remembers that a directed bundle reached its destination (see `arrived`).
-    func noteArrived(_ id: BundleID) {
-        if self.arrived.count >= Tuning.maxDirectedSeen { self.arrived.removeAll() }
-        self.arrived.insert(id)
-    }
-
     /// Remembers a directed bundle (see `directedSeen`).
     func noteDirected(_ id: BundleID) {
         if self.directedSeen.count >= Tuning.maxDirectedSeen { self.directedSeen.removeAll() }

@@ -33,6 +33,12 @@ extension Node {
         return (hop, link)
     }
 
+    /// Remembers that a directed bundle reached its destination (see `arrived`).
+    func noteArrived(_ id: BundleID) {
+        if self.arrived.count >= Tuning.maxDirectedSeen { self.arrived.removeAll() }
+        self.arrived.insert(id)
+    }
+
     /// A held directed bundle goes back to the neighbour it came from (`onwardHop`): counted.
     func noteHandBack(_ id: BundleID, to hop: NodeID) {
         guard self.cameFrom[id]?.via == hop else { return }
