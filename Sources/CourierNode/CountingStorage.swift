@@ -36,7 +36,7 @@ public final class CountingStorage: NodeStorage {
     public func saveReplayWindow(_ w: ReplayWindow, for sender: NodeID) throws(StoreError) { self.tally("saveReplayWindow"); return try self.inner.saveReplayWindow(w, for: sender) }
     @discardableResult
     public func insert(_ bundle: CourierBundle, now: Int64, local: Bool, custody: Bool, from: String?) throws(StoreError) -> Acceptance { self.tally("insert"); return try self.inner.insert(bundle, now: now, local: local, custody: custody, from: from) }
-    public func insertReporting(_ bundles: [CourierBundle], now: Int64, local: Bool, custody: Bool, from: String?, classes: [PriorityClass]?) throws(StoreError) -> (results: [Acceptance], evicted: [ExpiredBundle]) { self.tally("insertReporting"); return try self.inner.insertReporting(bundles, now: now, local: local, custody: custody, from: from, classes: classes) }
+    public func insertReporting(_ bundles: [CourierBundle], now: Int64, local: Bool, custody: Bool, from: String?, classes: [PriorityClass]?, again: Bool) throws(StoreError) -> (results: [Acceptance], evicted: [ExpiredBundle]) { self.tally("insertReporting"); return try self.inner.insertReporting(bundles, now: now, local: local, custody: custody, from: from, classes: classes, again: again) }
     public func bundle(_ id: BundleID) throws(StoreError) -> QueuedBundle? { self.tally("bundle"); return try self.inner.bundle(id) }
     public func bundles(digests: [UInt32]) throws(StoreError) -> [QueuedBundle] { self.tally("bundles"); return try self.inner.bundles(digests: digests) }
     public func held(limit: Int) throws(StoreError) -> [HeldBundle] { self.tally("held(limit:)"); return try self.inner.held(limit: limit) }
@@ -50,6 +50,7 @@ public final class CountingStorage: NodeStorage {
     public func seenDigests(limit: Int) throws(StoreError) -> [UInt32] { self.tally("seenDigests"); return try self.inner.seenDigests(limit: limit) }
     public func markSeen(_ bundle: CourierBundle) throws(StoreError) { self.tally("markSeen"); return try self.inner.markSeen(bundle) }
     public func gaveUp(_ bundle: CourierBundle, reason: String, from: String?, now: Int64) throws(StoreError) { self.tally("gaveUp"); return try self.inner.gaveUp(bundle, reason: reason, from: from, now: now) }
+    public func gaveUpHopLimit(_ bundle: CourierBundle, reason: String, from: String?, now: Int64) throws(StoreError) { self.tally("gaveUpHopLimit"); return try self.inner.gaveUpHopLimit(bundle, reason: reason, from: from, now: now) }
     public func refused(_ bundle: CourierBundle, reason: String, from: String?, now: Int64, unsigned: Bool) throws(StoreError) { self.tally("refused"); return try self.inner.refused(bundle, reason: reason, from: from, now: now, unsigned: unsigned) }
     public func failed(_ id: BundleID, reason: String, by: ShortID, now: Int64) throws(StoreError) { self.tally("failed"); return try self.inner.failed(id, reason: reason, by: by, now: now) }
     public func stalled(_ id: BundleID, to: ShortID, detail: String, now: Int64) throws(StoreError) { self.tally("stalled"); return try self.inner.stalled(id, to: to, detail: detail, now: now) }

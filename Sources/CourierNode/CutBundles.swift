@@ -69,7 +69,7 @@ extension Node {
             return
         }
         // Acknowledged only once stored (or settled otherwise), as a whole bundle record.
-        if self.handleBundleBytes(bytes, from: from, link: link, now: now) {
+        if self.handleBundleBytes(bytes, from: from, link: link, now: now, handedToUs: true) {
             self.queueAck(AckEntry(transfer: p.transfer, received: 1), to: from.short, link: link, now: now)
         }
     }

@@ -112,7 +112,7 @@ public struct ArchiveImport {
         if case .node = b.destination { directed = true } else { directed = false }
         do {
             let (results, evicted) = try self.store.insertReporting([b], now: Int64(now), local: false, custody: directed, from: Self.source,
-                                                                    classes: [BundleJudge.admittedClass(b, proof: proof)])
+                                                                    classes: [BundleJudge.admittedClass(b, proof: proof)], again: false)
             // The feed has each one evicted; a directed bundle in our custody is given up on: its origin is told.
             for e in evicted {
                 guard case .node = e.destination, e.custody, !e.isLocal else { continue }

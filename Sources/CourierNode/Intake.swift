@@ -12,9 +12,10 @@ extension Node {
     /// refused and reported) and may be acknowledged; false when it could not be stored (a full disk): then it is
     /// not acknowledged, and the sender keeps it and tries again.
     /// `copies`: the copy budget the sender gave with it (SPEC 5.14); nil: none said (an older sender), the whole
-    /// `Tuning.copyBudget`.
+    /// `Tuning.copyBudget`. `handedToUs`: it came in a transfer addressed to us (a next hop: custody moves on our
+    /// acknowledgement).
     @discardableResult
-    func handleBundleBytes(_ bytes: [UInt8], from: NodeID, link: String, now: Double, copies: Int? = nil) -> Bool {
+    func handleBundleBytes(_ bytes: [UInt8], from: NodeID, link: String, now: Double, copies: Int? = nil, handedToUs: Bool = false) -> Bool {
         let b: CourierBundle
         do { b = try CourierBundle(decoding: bytes) } catch {
             self.reject("bundle from \(from.short): \(error)")
@@ -35,7 +36,20 @@ extension Node {
         }
         // Unreadable (an I/O error): not settled, so not acknowledged; the sender keeps it and tries again.
         guard let seen = self.storing("look up a received bundle", link: link, { try self.store.hasSeen(b.id) }) else { return false }
-        if seen {
+        // A directed bundle for another node handed to us again after we passed it on (a route that turned back, the
+        // last copy of a budget moving on): its sender lets its copy go on our acknowledgement, so we take custody
+        // again rather than acknowledge a duplicate and let the bundle vanish (SPEC 8.5, directed bundles, rule 2).
+        // One still held here stays a duplicate (the store says which), and so does one known to have reached its
+        // destination (`arrived`: the sender's copy is one too many). With no hop left it is given up on, reported
+        // (`giveUpHopLimit`): each hand-on lowers the hop limit (Transfers.swift), so a loop of routes ends, and not
+        // in silence. Routing does not hand it back to the neighbour it came from (split horizon, `onwardHop`).
+        let handedBack = seen && handedToUs && Self.isDirectedBundle(b) && !self.isForMe(b) && !self.arrived.contains(b.id)
+        if handedBack, b.hopLimit == 0 {
+            guard let held = self.storing("look up a bundle handed back", link: link, { try self.store.bundle(b.id) }) else { return false }
+            if held == nil { return self.giveUpHopLimit(b, from: from, link: link, now: now) }
+        }
+        let again = handedBack && b.hopLimit > 0
+        if seen && !again {
             self.emit(.event(.duplicate(b.id)))
             // A flood held with no hop left takes this copy's hop limit if it has some (SPEC 6.10). Kept at the first
             // copy's, a relay whose first copy came the long way round passed on nothing, not even to a neighbour whose
@@ -60,15 +74,35 @@ extension Node {
         if b.origin != self.me.short, (self.routes[b.origin].map { $0.hops >= hops || now - $0.at > self.config.neighbourTimeout } ?? true) {
             self.routes[b.origin] = (from, max(hops, 0), now)
         }
-        switch self.accept(b, from: from.short, source: from.short.description, now: now) {
+        switch self.accept(b, from: from.short, source: from.short.description, now: now, again: again) {
         case .stored:
             if let copies, case .node = b.destination { self.setCopies(b.id, copies) }
+            if Self.isDirectedBundle(b) { self.cameFrom[b.id] = (from, now) }
             if b.hopLimit == 0, !Self.isDirectedBundle(b) { self.spentFloods.insert(b.id) }
             self.afterStoring(b, from: from, now: now, local: false)
             return true
         case .notStored: return false
-        case .delivered, .duplicate, .waiting, .failed: return true
+        case .duplicate:
+            // Handed back while still held here: a duplicate after all.
+            if again { self.emit(.event(.duplicate(b.id))) }
+            return true
+        case .delivered, .waiting, .failed: return true
         }
+    }
+
+    /// A directed bundle handed back to us with no hop left, after we had passed it on: the loop of routes it went
+    /// round ends here. Acknowledged (settled: its sender lets its copy go), so given up on and reported: the log and
+    /// the feed (`gave-up`), `relay status` (out of hops), and its origin gets a failure notice (reason 2, refused:
+    /// SPEC 6.8 has no code of its own for it). Returns whether it is settled (false: not recorded, a full disk; not
+    /// acknowledged, so its sender keeps it).
+    func giveUpHopLimit(_ b: CourierBundle, from: NodeID, link: String, now: Double) -> Bool {
+        let why = "out of hops: handed back to this relay with hop limit 0 after it had passed it on (a loop of routes)"
+        guard self.storing("record a bundle given up on", link: link, {
+            try self.store.gaveUpHopLimit(b, reason: why, from: from.short.description, now: Int64(now))
+        }) != nil else { return false }
+        self.emit(.event(.gaveUp(b.id, reason: why)))
+        self.notifyFailure(b.id, kind: b.kind, .refused, now: now)
+        return true
     }
 
     enum Acceptance: Equatable {
@@ -87,7 +121,8 @@ extension Node {
 
     /// A trusted bundle this node has not seen, from a link or from an archive: the receipts it carries, delivery
     /// if it is for this node, storage (custody for a directed bundle) to pass it on otherwise.
-    func accept(_ b: CourierBundle, from: ShortID?, source: String, now: Double) -> Acceptance {
+    /// `again`: seen here before and handed back to us (`handleBundleBytes`): stored unless still held.
+    func accept(_ b: CourierBundle, from: ShortID?, source: String, now: Double, again: Bool = false) -> Acceptance {
         let proof = self.judge(b)
         // Signed by an origin whose keys are not known here: what this node would deliver or flood on is kept unread
         // (not delivered as proven, not passed on, not dropped) and the keys are asked for (9.1 rule 6); a directed
@@ -121,7 +156,7 @@ extension Node {
             let directed: Bool
             if case .node = b.destination { directed = true } else { directed = false }
             let (results, evicted) = try self.store.insertReporting([b], now: Int64(now), local: false, custody: directed, from: source,
-                                                                    classes: [self.admittedClass(b, proof: proof)])
+                                                                    classes: [self.admittedClass(b, proof: proof)], again: again)
             self.unindexHeld(evicted)
             for e in evicted {
                 // The feed has it (and the store's log); a directed bundle in our custody is given up on: tell its origin.

@@ -80,6 +80,16 @@ public final class Node {
     var routes: [ShortID: (via: NodeID, hops: Int, at: Double)] = [:]
     /// Neighbours given a copy of a directed bundle we could not route (Routing.swift: within its copy budget).
     var replicas: [BundleID: Set<NodeID>] = [:]
+    /// The neighbour each held directed bundle came from, and when (split horizon, Routing.swift: not handed back to
+    /// it along a route, unless it is the destination or the route is newer than the bundle's arrival).
+    var cameFrom: [BundleID: (via: NodeID, at: Double)] = [:]
+    /// Directed bundles handed back to the neighbour they came from, how many times (`Tuning.handBacksPerBundle`);
+    /// kept after they leave (they may come back), cleared past `Tuning.maxHandBacksCounted`.
+    var handBacks: [BundleID: Int] = [:]
+    /// Directed bundles known to have reached their destination (handed to it by this relay, or named in a receipt
+    /// from it): handed back to us, such a bundle is a duplicate (the sender's copy is one too many), not retaken
+    /// (Intake.swift). Cleared past `Tuning.maxDirectedSeen`.
+    var arrived: Set<BundleID> = []
     /// Copy budgets of held directed bundles (SPEC 5.14, binary spray-and-wait): the copies this relay may still hold
     /// and hand on, its own included; a bundle not listed has the whole `Tuning.copyBudget`. Kept in the store too.
     var copyBudgets: [BundleID: Int] = [:]
@@ -379,7 +389,8 @@ public final class Node {
                 }
                 // Acknowledged only once stored (or settled otherwise): unacknowledged, the sender keeps it and retries.
                 let settled = self.handleBundleBytes(b.bundle, from: from, link: link, now: now,
-                                                     copies: b.nextHop == self.me.short ? b.transfer.flatMap { self.arrivingCopies[$0] } : nil)
+                                                     copies: b.nextHop == self.me.short ? b.transfer.flatMap { self.arrivingCopies[$0] } : nil,
+                                                     handedToUs: b.nextHop == self.me.short)
                 if settled, let t = b.transfer, b.nextHop == self.me.short { self.queueAck(AckEntry(transfer: t, received: 1), to: from.short, link: link, now: now) }
             case .fragment(let f): self.handleFragment(f, from: from, link: link, now: now)
             default: break

@@ -39,8 +39,9 @@ public protocol NodeStorage: AnyObject, Sendable {
     // The queue.
     @discardableResult
     func insert(_ bundle: CourierBundle, now: Int64, local: Bool, custody: Bool, from: String?) throws(StoreError) -> Acceptance
+    /// `again`: a bundle seen but no longer held is stored all the same (taking custody again); see `Store`.
     func insertReporting(_ bundles: [CourierBundle], now: Int64, local: Bool, custody: Bool, from: String?,
-                         classes: [PriorityClass]?) throws(StoreError) -> (results: [Acceptance], evicted: [ExpiredBundle])
+                         classes: [PriorityClass]?, again: Bool) throws(StoreError) -> (results: [Acceptance], evicted: [ExpiredBundle])
     func bundle(_ id: BundleID) throws(StoreError) -> QueuedBundle?
     func bundles(digests: [UInt32]) throws(StoreError) -> [QueuedBundle]
     func held(limit: Int) throws(StoreError) -> [HeldBundle]
@@ -59,6 +60,7 @@ public protocol NodeStorage: AnyObject, Sendable {
     func seenDigests(limit: Int) throws(StoreError) -> [UInt32]
     func markSeen(_ bundle: CourierBundle) throws(StoreError)
     func gaveUp(_ bundle: CourierBundle, reason: String, from: String?, now: Int64) throws(StoreError)
+    func gaveUpHopLimit(_ bundle: CourierBundle, reason: String, from: String?, now: Int64) throws(StoreError)
     func refused(_ bundle: CourierBundle, reason: String, from: String?, now: Int64, unsigned: Bool) throws(StoreError)
     func failed(_ id: BundleID, reason: String, by: ShortID, now: Int64) throws(StoreError)
     func stalled(_ id: BundleID, to: ShortID, detail: String, now: Int64) throws(StoreError)

@@ -19,7 +19,8 @@ extension Node {
         _ = self.storing("store a received fragment", link: link) { try self.store.saveFragment(f, from: from, now: Int64(now)) }
         switch self.reassembler.add(f, from: from, now: Int64(now)) {
         case .complete(let bytes, let ack):
-            guard self.handleBundleBytes(bytes, from: from, link: link, now: now, copies: f.nextHop != nil ? self.arrivingCopies[f.transfer] : nil) else {
+            guard self.handleBundleBytes(bytes, from: from, link: link, now: now, copies: f.nextHop != nil ? self.arrivingCopies[f.transfer] : nil,
+                                         handedToUs: f.nextHop == self.me.short) else {
                 // Not stored: the last fragment is not acknowledged, so the sender sends it again (and
                 // keeps the bundle); its retransmission completes the transfer again.
                 self.reassembler.reopen(sender: from, transfer: f.transfer)

@@ -52,6 +52,7 @@ extension Node {
             return
         }
         for id in ReceiptContent.decode(content) {
+            self.noteArrived(id)
             if id.origin == self.me.short, case .node(let dest) = b.destination, dest == self.me.short {
                 self.emit(.event(.receipt(id, by: b.origin)))
             }

@@ -20,6 +20,32 @@ extension Node {
         return nil
     }
 
+    /// The next hop of a held directed bundle (`nextHop`), but not the neighbour it came from (split horizon, SPEC 8.5
+    /// directed rule 2) unless that is its destination, or the route through it was learnt after the bundle came (it
+    /// has heard from the destination's side since), at most `Tuning.handBacksPerBundle` times. That neighbour handed
+    /// it to us because its route went through us: two relays each holding a route through the other handed it back
+    /// and forth, each retaking it, until its hop limit ran out. Without a hop other than the way it came, it is routed
+    /// as a bundle without a route (copies within its budget, or the last copy waits; that neighbour holds it).
+    func onwardHop(for id: BundleID, to dest: ShortID, now: Double) -> (NodeID, String)? {
+        guard let (hop, link) = self.nextHop(for: dest, now: now) else { return nil }
+        guard hop.short != dest, let came = self.cameFrom[id], came.via == hop else { return (hop, link) }
+        guard let r = self.routes[dest], r.via == hop, r.at > came.at, self.handBacks[id, default: 0] < Tuning.handBacksPerBundle else { return nil }
+        return (hop, link)
+    }
+
+    /// Remembers that a directed bundle reached its destination (see `arrived`).
+    func noteArrived(_ id: BundleID) {
+        if self.arrived.count >= Tuning.maxDirectedSeen { self.arrived.removeAll() }
+        self.arrived.insert(id)
+    }
+
+    /// A held directed bundle goes back to the neighbour it came from (`onwardHop`): counted.
+    func noteHandBack(_ id: BundleID, to hop: NodeID) {
+        guard self.cameFrom[id]?.via == hop else { return }
+        if self.handBacks.count >= Tuning.maxHandBacksCounted { self.handBacks.removeAll() }
+        self.handBacks[id, default: 0] += 1
+    }
+
     /// A route too old to be one (`nextHop` uses a route for `Tuning.routeKeptForTimeouts` neighbour timeouts) but
     /// not forgotten (`Tuning.routeHintKeptFor`): the neighbour, in range now, through which the destination's last
     /// bundle came. Spray-and-focus (Spyropoulos et al. 2007; SPEC 5.14 rules 3 and 4): the copies of a bundle without
@@ -60,7 +86,7 @@ extension Node {
     /// hand a copy to. With 50,000 held and no neighbour, housekeeping read every one of them for nothing.
     func mayRoute(_ h: HeldBundle, fresh: [(id: NodeID, link: String)], now: Double) -> Bool {
         guard h.custody, case .node(let dest) = h.destination else { return false }
-        if self.nextHop(for: dest, now: now) != nil { return true }
+        if self.onwardHop(for: h.id, to: dest, now: now) != nil { return true }
         let given = self.replicas[h.id] ?? []
         if self.copiesLeft(h.id) > 1 { return fresh.contains { $0.id.short != h.id.origin && !given.contains($0.id) } }
         // The last copy moves on where it is the only way on, or along an old route (`routeDirected`).
@@ -116,7 +142,7 @@ extension Node {
         }
         guard q.custody, case .node(let dest) = q.destination else { return }
         guard !self.transfers.hasCustody(id) else { return }
-        guard let (hop, link) = self.nextHop(for: dest, now: now) else {
+        guard let (hop, link) = self.onwardHop(for: id, to: dest, now: now) else {
             // No route yet: hand copies to neighbours now, within the copy budget (`giveCopy`: a relay further on may
             // know the way, or a courier may carry it); we keep custody until a receipt says it arrived. Not to a
             // neighbour known to hold it (the one it came from): a courier's relay gave one of its two copies back
@@ -150,7 +176,9 @@ extension Node {
             }
             return
         }
-        self.startTransfer(q, link: link, target: hop, custody: true, now: now, copies: self.copiesAlongRoute(id, to: hop, destination: dest))
+        if self.startTransfer(q, link: link, target: hop, custody: true, now: now, copies: self.copiesAlongRoute(id, to: hop, destination: dest)) {
+            self.noteHandBack(id, to: hop)
+        }
     }
 
     /// A next hop stopped acknowledging a bundle in our custody: said in the log and the feed (the bundle is kept and

@@ -124,6 +124,7 @@ extension Node {
             }
             // Not kept (a full disk): after a restart the acknowledged fragments are sent again, nothing is lost.
             if let found = self.storing("read an acknowledged bundle", link: link, { try self.store.bundle(key.bundle) }), let q = found {
+                if t.acked.count == t.records.count, q.destination == .node(from.short) { self.noteArrived(q.id) }
                 _ = self.storing("record an acknowledgement", link: link) {
                     try self.store.recordAck(q.id, from: from, ack: AckEntry(transfer: e.transfer, receivedIndices: t.acked), now: Int64(now))
                 }

@@ -121,6 +121,17 @@ extension Tuning {
     /// moves on along it (`Node.routeHint`; SPEC 5.14 rules 3 and 4). In a mesh that does not move the way a quiet
     /// node's last bundle came is still the way to it. The table stays bounded by the origins heard in that time.
     static let routeHintKeptFor: Double = 14 * 86_400
+    /// Split horizon (`Node.onwardHop`): a relay hands a directed bundle back to the neighbour it came from (not its
+    /// destination) only along a route through it learnt after the bundle came (that neighbour has heard from the
+    /// destination's side since: a courier back from the other island), and at most this many times per bundle. Two
+    /// relays each holding a fresh route through the other then pass a bundle between them at most 1 + this many
+    /// times each (HandBackTests), not until its hop limit runs out: without split horizon, the data-mule trace's
+    /// routes n2/n3 <-> courier sent 601 packets instead of 438, the retaken bundles going back and forth (with split
+    /// horizon and this bound, 398).
+    static let handBacksPerBundle = 1
+    /// Bundles whose hand-backs are counted (`Node.handBacks`); past the cap the counts start again (a bundle may
+    /// then be handed back once more, nothing else).
+    static let maxHandBacksCounted = 4_096
     /// A directed bundle nobody can route: our summary within 0.1-5 s (the destination, or one who knows it, may
     /// answer; not at once, so several such bundles arriving together share one summary).
     static let unroutableSummaryDelay = (min: 0.1, max: 5.0)

@@ -135,6 +135,8 @@ public struct QueueSnapshot: Sendable, Hashable {
     /// Bundles refused (queue full, untrusted origin, bad signature) and given up unread, since the database was made.
     public var refusedTotal = 0
     public var unreadableTotal = 0
+    /// Directed bundles given up on with their hop limit spent (handed back to this relay with no hop left).
+    public var hopLimitTotal = 0
     /// Failure notices received about this node's own bundles.
     public var failedTotal = 0
     /// Bytes of message content in the inbox, its bound (`inbox-mb`), messages refused for a full inbox and read

@@ -345,8 +345,10 @@ public final class Store: Sendable {
     /// `insert`, also returning what the quota pushed out, with what the engine needs to tell their origins.
     /// `classes` (one per bundle) is the priority class each is queued in, when the engine bounds what the
     /// network claims (its P override); by default the bundle's own.
+    /// `again`: a bundle seen before but no longer held is stored all the same (a directed bundle handed back to a
+    /// relay that passed it on earlier: taking custody again, SPEC 8.5, directed bundles, rule 2); one still held is a duplicate.
     public func insertReporting(_ bundles: [CourierBundle], now: Int64, local: Bool, custody: Bool, from: String? = nil,
-                                classes: [PriorityClass]? = nil)
+                                classes: [PriorityClass]? = nil, again: Bool = false)
         throws(StoreError) -> (results: [Acceptance], evicted: [Expired])
     {
         let quota = self.configuration.quotaBytes
@@ -359,7 +361,11 @@ public final class Store: Sendable {
                 let cls = classes.map { $0[index] } ?? bundle.priority
                 let id = bundle.id
                 let seen = try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM seen WHERE origin = ? AND created = ? AND sequence = ?"), arguments: [id.origin.rawValue, id.created, id.sequence]) ?? false
-                if seen { out.append(.duplicate); continue }
+                if seen {
+                    guard again else { out.append(.duplicate); continue }
+                    let held = try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM bundle WHERE origin = ? AND created = ? AND sequence = ?"), arguments: [id.origin.rawValue, id.created, id.sequence]) ?? false
+                    if held { out.append(.duplicate); continue }
+                }
                 let data = bundle.encode()
                 let p = Int(cls.rawValue)
                 // Quota: evict bundles held only to pass on (floods) of a lower class (higher number), then of the
@@ -421,7 +427,7 @@ public final class Store: Sendable {
                     """).execute(arguments: [id.origin.rawValue, id.created, id.sequence, id.digest, bundle.kind.code, p, dt, dv,
                                      Int64(bundle.expires), now, slot, data.count, custody, local, Data(data)])
                 let rowid = db.lastInsertedRowID
-                try db.cachedStatement(sql: "INSERT INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
+                try db.cachedStatement(sql: "INSERT OR REPLACE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
                 try Self.setMeta(db, "queued.bytes", queued + Int64(data.count))
                 try Self.event(db, .enqueued, at: now, bundle: id, kind: bundle.kind, priority: cls,
                                neighbour: from, detail: "\(bundle.destination.label), \(data.count) bytes\(local ? ", local" : "")\(cls != bundle.priority ? ", queued as \(cls) (its header claims \(bundle.priority))" : "")",
@@ -983,6 +989,18 @@ public final class Store: Sendable {
         }
     }
 
+    /// Records a directed bundle given up on because its hop limit is spent: handed back to a relay that had passed it
+    /// on, with no hop left (SPEC 8.5, directed bundles, rule 2). In the feed (`gave-up`, with the reason) and the
+    /// totals (`hoplimit.total`, `relay status`); it stays seen, so later copies are duplicates.
+    public func gaveUpHopLimit(_ bundle: CourierBundle, reason: String, from: String?, now: Int64) throws(StoreError) {
+        try self.write { db in
+            let id = bundle.id
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
+            try Self.event(db, .gaveUp, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority, neighbour: from, detail: reason)
+            try Self.bump(db, "hoplimit.total")
+        }
+    }
+
     /// Records a bundle refused by the engine (untrusted origin, bad signature), in the feed and the totals.
     /// `unsigned`: refused for want of an origin signature (counted apart too).
     public func refused(_ bundle: CourierBundle, reason: String, from: String?, now: Int64, unsigned: Bool = false) throws(StoreError) {
@@ -1065,6 +1083,7 @@ public final class Store: Sendable {
             s.evictedTotal = Int(try Self.meta(db, "evicted.total"))
             s.refusedTotal = Int(try Self.meta(db, "refused.total"))
             s.unreadableTotal = Int(try Self.meta(db, "unreadable.total"))
+            s.hopLimitTotal = Int(try Self.meta(db, "hoplimit.total"))
             s.failedTotal = Int(try Self.meta(db, "failed.total"))
             s.inboxBytes = Int(try Double.fetchOne(db.cachedStatement(sql: "SELECT total(length(content)) FROM inbox")) ?? 0)
             s.inboxLimit = self.configuration.inboxBytes

@@ -525,7 +525,7 @@ extension Relay {
                     o["waiting"] = s.waiting.map { w -> [String: Any] in
                         ["id": w.id.description, "kind": w.kind.description, "from": w.id.origin.description, "since": w.since, "reason": w.reason]
                     }
-                    o["gaveUp"] = ["expired": s.expiredTotal, "evicted": s.evictedTotal, "refused": s.refusedTotal, "unreadable": s.unreadableTotal]
+                    o["gaveUp"] = ["expired": s.expiredTotal, "evicted": s.evictedTotal, "refused": s.refusedTotal, "unreadable": s.unreadableTotal, "hopLimit": s.hopLimitTotal]
                     o["failureNotices"] = s.failedTotal
                     o["unsignedRefused"] = s.unsignedRefused
                     let pactLedger = try PactLedger(store: store)
@@ -598,7 +598,7 @@ extension Relay {
                         say("    \(w.id) \(w.kind) from \(w.id.origin), \(relative(now - Double(w.since))) ago: \(w.reason)")
                     }
                 }
-                say("  given up: \(s.expiredTotal) expired, \(s.evictedTotal) evicted, \(s.refusedTotal) refused (\(s.unsignedRefused) unsigned), \(s.unreadableTotal) unreadable; failure notices about ours: \(s.failedTotal) (`relay queue tail` says why)")
+                say("  given up: \(s.expiredTotal) expired, \(s.evictedTotal) evicted, \(s.refusedTotal) refused (\(s.unsignedRefused) unsigned), \(s.unreadableTotal) unreadable, \(s.hopLimitTotal) out of hops; failure notices about ours: \(s.failedTotal) (`relay queue tail` says why)")
                 let pacts = PactCLI.statusLines(try PactLedger(store: store), me: id.nodeID.short, names: try NodeNames(dir: dir, store: store), now: Date().timeIntervalSince1970)
                 for l in pacts.lines { say(l) }
                 let inboxFull = s.inboxBytes * 10 >= s.inboxLimit * 9

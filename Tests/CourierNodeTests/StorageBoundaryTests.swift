@@ -207,8 +207,8 @@ final class FlakyStorage: NodeStorage {
         try self.inner.insert(bundle, now: now, local: local, custody: custody, from: from)
     }
     func insertReporting(_ bundles: [CourierBundle], now: Int64, local: Bool, custody: Bool, from: String?,
-                         classes: [PriorityClass]?) throws(StoreError) -> (results: [Acceptance], evicted: [ExpiredBundle]) {
-        try self.inner.insertReporting(bundles, now: now, local: local, custody: custody, from: from, classes: classes)
+                         classes: [PriorityClass]?, again: Bool) throws(StoreError) -> (results: [Acceptance], evicted: [ExpiredBundle]) {
+        try self.inner.insertReporting(bundles, now: now, local: local, custody: custody, from: from, classes: classes, again: again)
     }
     func bundle(_ id: BundleID) throws(StoreError) -> QueuedBundle? {
         self.bundleReads.withLock { $0 += 1 }
@@ -229,6 +229,9 @@ final class FlakyStorage: NodeStorage {
     func markSeen(_ bundle: CourierBundle) throws(StoreError) { try self.inner.markSeen(bundle) }
     func gaveUp(_ bundle: CourierBundle, reason: String, from: String?, now: Int64) throws(StoreError) {
         try self.inner.gaveUp(bundle, reason: reason, from: from, now: now)
+    }
+    func gaveUpHopLimit(_ bundle: CourierBundle, reason: String, from: String?, now: Int64) throws(StoreError) {
+        try self.inner.gaveUpHopLimit(bundle, reason: reason, from: from, now: now)
     }
     func refused(_ bundle: CourierBundle, reason: String, from: String?, now: Int64, unsigned: Bool) throws(StoreError) {
         try self.inner.refused(bundle, reason: reason, from: from, now: now, unsigned: unsigned)

@@ -45,6 +45,28 @@ import Testing
         #expect(try store.count() == 0)
     }
 
+    /// A directed bundle handed back after custody moved on (SPEC 8.5, directed rule 2): stored again with `again`,
+    /// a duplicate while still held; and one given up with its hop limit spent is in the feed and counted.
+    @Test func aBundleHandedBackIsStoredAgainOnlyWhenNoLongerHeld() throws {
+        let store = try S.store()
+        let n = NodeIdentity().nodeID
+        let b = try S.bundle(.text, seq: 4, to: .node(n.short))
+        func stored(_ r: (results: [Acceptance], evicted: [ExpiredBundle])) -> Bool { if case .stored = r.results[0] { true } else { false } }
+        #expect(stored(try store.insertReporting([b], now: S.now, local: false, custody: true, again: true)))
+        #expect(try store.insertReporting([b], now: S.now, local: false, custody: true, again: true).results == [.duplicate], "still held")
+        try store.releaseCustody(b.id, to: n, now: S.now + 1)
+        #expect(try store.bundle(b.id) == nil)
+        #expect(try store.insertReporting([b], now: S.now + 2, local: false, custody: true).results == [.duplicate], "seen: a duplicate")
+        #expect(stored(try store.insertReporting([b], now: S.now + 2, local: false, custody: true, again: true)), "taken again")
+        #expect(try store.bundle(b.id)?.custody == true)
+        #expect(try store.hasSeen(b.id))
+        let c = try S.bundle(.text, seq: 5, to: .node(n.short))
+        try store.gaveUpHopLimit(c, reason: "out of hops", from: "aabbccdd", now: S.now + 3)
+        #expect(try store.events(after: 0).contains { $0.type == .gaveUp && $0.bundle == c.id.description && $0.detail == "out of hops" })
+        #expect(try store.snapshot().hopLimitTotal == 1)
+        #expect(try store.hasSeen(c.id))
+    }
+
     @Test func inboxDeliveryIsIdempotent() throws {
         let store = try S.store()
         let b = try S.bundle(.aidRequest, seq: 9)
