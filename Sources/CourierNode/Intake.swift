@@ -92,8 +92,8 @@ extension Node {
 
     /// A directed bundle handed back to us with no hop left, after we had passed it on: the loop of routes it went
     /// round ends here. Acknowledged (settled: its sender lets its copy go), so given up on and reported: the log and
-    /// the feed (`gave-up`), `relay status` (out of hops), and its origin gets a failure notice (reason 2, refused:
-    /// SPEC 6.8 has no code of its own for it). Returns whether it is settled (false: not recorded, a full disk; not
+    /// the feed (`gave-up`), `relay status` (out of hops), and its origin gets a failure notice (reason 5, out of
+    /// hops, SPEC 6.8). Returns whether it is settled (false: not recorded, a full disk; not
     /// acknowledged, so its sender keeps it).
     func giveUpHopLimit(_ b: CourierBundle, from: NodeID, link: String, now: Double) -> Bool {
         let why = "out of hops: handed back to this relay with hop limit 0 after it had passed it on (a loop of routes)"
@@ -101,7 +101,7 @@ extension Node {
             try self.store.gaveUpHopLimit(b, reason: why, from: from.short.description, now: Int64(now))
         }) != nil else { return false }
         self.emit(.event(.gaveUp(b.id, reason: why)))
-        self.notifyFailure(b.id, kind: b.kind, .refused, now: now)
+        self.notifyFailure(b.id, kind: b.kind, .outOfHops, now: now)
         return true
     }
 

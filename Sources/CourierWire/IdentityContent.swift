@@ -71,6 +71,9 @@ public enum FailureReason: Sendable, Hashable, CustomStringConvertible {
     case unreadable
     /// Pushed out of a relay's queue by more urgent bundles.
     case evicted
+    /// Its hop limit was spent: a directed bundle handed back to a relay that had passed it on, with no hop left (a
+    /// loop of routes ends there, SPEC 8.5 directed rule 2).
+    case outOfHops
     case other(UInt8)
 
     public init(code: UInt8) {
@@ -79,6 +82,7 @@ public enum FailureReason: Sendable, Hashable, CustomStringConvertible {
         case 2: self = .refused
         case 3: self = .unreadable
         case 4: self = .evicted
+        case 5: self = .outOfHops
         default: self = .other(code)
         }
     }
@@ -89,6 +93,7 @@ public enum FailureReason: Sendable, Hashable, CustomStringConvertible {
         case .refused: return 2
         case .unreadable: return 3
         case .evicted: return 4
+        case .outOfHops: return 5
         case .other(let c): return c
         }
     }
@@ -99,6 +104,7 @@ public enum FailureReason: Sendable, Hashable, CustomStringConvertible {
         case .refused: return "refused"
         case .unreadable: return "unreadable"
         case .evicted: return "evicted"
+        case .outOfHops: return "out of hops"
         case .other(let c): return "reason \(c)"
         }
     }

@@ -134,6 +134,10 @@ struct GenerateVectors: ParsableCommand {
             "failure notice to node B: one of its bundles was unreadable", kind: .failure, dest: "node:\(b.nodeID.short)",
             created: 1_523_260, seq: 14, text: "",
             contentHex: FailureContent.encode([(try BundleID(origin: b.nodeID.short, created: 1_523_200, sequence: 3), .unreadable)]).hex)
+        try bundle(
+            "failure notice to node B: one of its directed bundles ran out of hops in a loop of routes (reason 5)",
+            kind: .failure, dest: "node:\(b.nodeID.short)", created: 1_523_261, seq: 15, text: "",
+            contentHex: FailureContent.encode([(try BundleID(origin: b.nodeID.short, created: 1_523_201, sequence: 4), .outOfHops)]).hex)
         try self.write(bundleVectors, "bundles.json")
 
         // packets.json

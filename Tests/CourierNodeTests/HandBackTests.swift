@@ -88,5 +88,11 @@ import Testing
         #expect(try h.store.snapshot().hopLimitTotal == 1, "counted for relay status")
         let notices = try h.store.held(kind: .failure, origin: h.me.nodeID.short)
         #expect(notices.contains { $0.destination == .node(p.short) }, "a failure notice to its origin: \(notices)")
+        // The notice says why: reason 5, out of hops (SPEC 6.8).
+        let notice = try #require(notices.first { $0.destination == .node(p.short) })
+        let stored = try #require(try h.store.bundle(notice.id))
+        let content = try CourierBundle(decoding: stored.data).content(compressor: BodyCompressor())
+        #expect(FailureContent.decode(content).map(\.reason) == [.outOfHops])
+        #expect(FailureContent.decode(content).map(\.id) == [b.id])
     }
 }

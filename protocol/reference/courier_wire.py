@@ -332,7 +332,7 @@ def verify_identity(bundle: "Bundle", content: bytes) -> tuple["PublicNode", Opt
     return node, name, wants
 
 
-FAILURE_REASONS = {1: "expired", 2: "refused", 3: "unreadable", 4: "evicted"}
+FAILURE_REASONS = {1: "expired", 2: "refused", 3: "unreadable", 4: "evicted", 5: "out of hops"}
 
 
 def encode_failure_content(entries: list[tuple[int, "BundleId"]]) -> bytes:
