@@ -142,18 +142,16 @@ extension Relay {
                             // It stops as soon as its figures are decided (`DrillResult.measureIntact`): the same
                             // figures as running it to the end.
                             let name = scenario.name + " without its disruptions"
-                            if self.progress {
-                                let line = String(format: "drill \(name): forked from the day at %g s (the first disruption), simulated from there\n", intact.elapsed)
-                                FileHandle.standardError.write(Data(line.utf8))
-                            }
+                            let forkedAt = intact.elapsed
                             let stop = try result.measureIntact(intact, every: self.progress ? 3_600 : .infinity) { t in
                                 Self.progressLine(name, intact, t, started)
                             }
                             if self.progress {
                                 let at = String(format: "%g of %g s simulated", stop, scenario.duration)
+                                let forked = String(format: "; forked from the day at %g s (its first disruption) and simulated from there", forkedAt)
                                 let line = stop < scenario.duration
-                                    ? "drill \(name): stopped at \(at), every recovery target decided (the rest of the run cannot change them)\n"
-                                    : "drill \(name): \(at), every recovery target measured\n"
+                                    ? "drill \(name): stopped at \(at), every recovery target decided (the rest of the run cannot change them)\(forked)\n"
+                                    : "drill \(name): \(at), every recovery target measured\(forked)\n"
                                 FileHandle.standardError.write(Data(line.utf8))
                             }
                         } catch {
