@@ -92,6 +92,8 @@ public final class DrillSimulator {
     public private(set) var packetsByClass: [String: Int] = [:]
     /// Opens what the relays send (the drill holds the federation's network key), to say what the airtime went to.
     let opener: PacketOpener
+    /// The engines' compressor (one for all: its dictionary shelf is the federation's).
+    let compressor: BodyCompressor
     var memberIDs: [ShortID: [NodeID]] = [:]
 
     /// Respond-by given to the scenario's aid requests (minutes, as `relay send --respond-by` counts it in hours).
@@ -128,6 +130,7 @@ public final class DrillSimulator {
         let net = try NetworkKey(bytes: (0..<32).map { _ in UInt8(truncatingIfNeeded: kg.next()) })
         self.opener = PacketOpener(networkKey: net)
         let compressor = BodyCompressor()
+        self.compressor = compressor
         let properties: LinkProperties
         switch scenario.radio.kind {
         case .lora(let p):
@@ -177,6 +180,115 @@ public final class DrillSimulator {
                 self.queue.push(e.at, .event(k))
             }
         }
+    }
+
+    // MARK: Forking the intact reference
+
+    /// The moment of the scenario's first disruption (its first event other than a courier), nil without one: until
+    /// then the scenario and `DrillResult.intactScenario` of it run the same, packet for packet.
+    public static func firstDisruption(_ s: Scenario) -> Double? {
+        s.events.filter { if case .courier = $0 { return false } else { return true } }.map(\.at).min()
+    }
+
+    /// A simulator of `DrillResult.intactScenario(scenario)` as it stands now: every relay's engine and store copied
+    /// (`Node(copying:)`, `Store.inMemoryCopy`), the channel, the modems, the queue without the disruptions and the
+    /// figures so far. Made before the first disruption (`firstDisruption`), it is the intact reference run up to
+    /// here: run on, it gives what a new simulator of the intact scenario gives (DrillForkTests), without simulating
+    /// the hours before the disruption a second time. Made between two events (not inside `run`).
+    public func forkWithoutDisruptions() throws -> DrillSimulator {
+        try DrillSimulator(forking: self)
+    }
+
+    private init(forking o: DrillSimulator) throws {
+        precondition(Self.firstDisruption(o.scenario).map { o.elapsed <= $0 } ?? true,
+                     "the intact reference is forked before the first disruption")
+        // The intact scenario keeps only the courier events: each keeps its place among them.
+        var renumber: [Int: Int] = [:]
+        for (k, e) in o.scenario.events.enumerated() {
+            if case .courier = e { renumber[k] = renumber.count }
+        }
+        self.scenario = DrillResult.intactScenario(o.scenario)
+        self.names = o.names
+        self.relayCount = o.relayCount
+        // Each branch shelves federation dictionaries on its own.
+        let compressor = BodyCompressor(dictionary: o.compressor.dictionary, shelf: o.compressor.shelf.copy())
+        self.compressor = compressor
+        for (i, node) in o.nodes.enumerated() {
+            let store = try o.stores[i].inMemoryCopy(path: o.names[i])
+            self.stores.append(store)
+            self.nodes.append(try Node(copying: node, store: store, compressor: compressor))
+        }
+        self.identities = o.identities
+        self.channel = o.channel
+        self.elapsed = o.elapsed
+        self.queue = o.queue.compactMap { e -> DrillEvent? in
+            switch e {
+            case .event: return nil
+            case .courierStop(let k, let stop): return .courierStop(event: renumber[k]!, stop: stop)
+            case .courierLeaves(let k): return .courierLeaves(event: renumber[k]!)
+            default: return e
+            }
+        }
+        self.wakeAt = o.wakeAt
+        self.down = o.down
+        self.modemQueue = o.modemQueue
+        self.modemClasses = o.modemClasses
+        self.modemScheduled = o.modemScheduled
+        self.transmittingUntil = o.transmittingUntil
+        self.onAir = o.onAir
+        self.sensedUntil = o.sensedUntil
+        self.sensedBusy = o.sensedBusy
+        self.deferred = o.deferred
+        self.courierRelay = Dictionary(uniqueKeysWithValues: o.courierRelay.map { (renumber[$0.key]!, $0.value) })
+        self.courierStop = Dictionary(uniqueKeysWithValues: o.courierStop.map { (renumber[$0.key]!, $0.value) })
+        self.bundleOf = o.bundleOf
+        self.submittedAt = o.submittedAt
+        self.recipients = o.recipients
+        self.messageOfBundle = o.messageOfBundle
+        self.deliveredAt = o.deliveredAt
+        self.offersArrived = o.offersArrived
+        self.droppedWhileDown = o.droppedWhileDown
+        self.dutyCycleHeld = o.dutyCycleHeld
+        self.dutyCycleLongestHold = o.dutyCycleLongestHold
+        self.heldSince = o.heldSince
+        self.gaveUp = o.gaveUp
+        self.airtimeByClass = o.airtimeByClass
+        self.packetsByClass = o.packetsByClass
+        self.opener = o.opener
+        self.memberIDs = o.memberIDs
+        self.engineCalls = o.engineCalls
+        self.trace = nil
+    }
+
+    /// Runs the virtual clock to the end of the scenario as `run(every:progress:)` does and, with `forkingIntact`,
+    /// forks the intact reference on the way (`forkWithoutDisruptions`, just before the first disruption): returns
+    /// it, ready to run on from there (nil without `forkingIntact` or without a disruption).
+    public func run(every: Double = .infinity, forkingIntact: Bool, progress: (Double) -> Void = { _ in }) throws -> DrillSimulator? {
+        precondition(every > 0)
+        var forkAt = forkingIntact ? Self.firstDisruption(self.scenario) : nil
+        var fork: DrillSimulator? = nil
+        var t = self.elapsed
+        while t < self.scenario.duration {
+            t = min(t + every, self.scenario.duration)
+            if let f = forkAt, f <= t {
+                try self.run(before: f)
+                fork = try self.forkWithoutDisruptions()
+                forkAt = nil
+            }
+            try self.run(until: t)
+            progress(t)
+        }
+        return fork
+    }
+
+    /// Runs the virtual clock to `time` (seconds since the start), leaving the events at `time` itself.
+    func run(before time: Double) throws {
+        while let (t, e) = self.queue.peek(), t < time {
+            _ = self.queue.pop()
+            self.elapsed = max(self.elapsed, t)
+            try self.handle(e, scheduled: t)
+        }
+        self.elapsed = max(self.elapsed, time)
     }
 
     // MARK: Running
@@ -635,6 +747,16 @@ struct TimedQueue<E> {
             let p = (i - 1) / 2
             if Self.less(self.heap[i], self.heap[p]) { self.heap.swapAt(i, p); i = p } else { break }
         }
+    }
+
+    /// The queue with each event changed by `transform`, or left out where it gives nil: the rest keep their times
+    /// and order (ties included).
+    func compactMap(_ transform: (E) -> E?) -> TimedQueue<E> {
+        var q = TimedQueue<E>()
+        // Sorted by (time, order), the array is a heap already.
+        q.heap = self.heap.compactMap { x in transform(x.2).map { (x.0, x.1, $0) } }.sorted { Self.less($0, $1) }
+        q.seq = self.seq
+        return q
     }
 
     func peek() -> (Double, E)? { self.heap.first.map { ($0.0, $0.2) } }

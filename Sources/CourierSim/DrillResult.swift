@@ -344,7 +344,8 @@ public struct DrillResult: Sendable, Equatable {
                                        progress: (Double) -> Void = { _ in }) throws -> Double {
         precondition(every > 0)
         let total = intact.scenario.duration
-        var report = intact.elapsed + every
+        // (On the hour marks of `every` when forked from the day part-way.)
+        var report = every.isFinite ? ((intact.elapsed / every).rounded(.down) + 1) * every : .infinity
         while intact.elapsed < total && !self.intactDecided(intact) {
             let t = min(intact.elapsed + Self.intactCheckStep, total)
             try intact.run(until: t)

@@ -124,6 +124,14 @@ public final class DictionaryShelf: Sendable {
 
     public func remove(id: UInt8) { self.held.withLock { _ = $0.removeValue(forKey: id) } }
 
+    /// Another shelf holding what this one holds now (a simulation forked at a moment: each branch shelves on its own).
+    public func copy() -> DictionaryShelf {
+        let copy = DictionaryShelf()
+        let held = self.held.withLock { $0 }
+        copy.held.withLock { $0 = held }
+        return copy
+    }
+
     /// What is on the shelf, by id.
     public var entries: [DictionariesRecord.Entry] {
         self.held.withLock { h in h.map { DictionariesRecord.Entry(id: $0.key, fingerprint: $0.value.fingerprint) }.sorted() }

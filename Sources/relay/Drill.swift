@@ -116,39 +116,42 @@ extension Relay {
                     let window = try self.traceWindow()
                     let started = Date()
                     // The day's simulator (its engines and their stores) goes once its figures are taken, before the
-                    // intact reference starts: held on, it doubled the peak memory of a run with a reference.
-                    func simulate() throws(RelayError) -> DrillResult {
+                    // intact reference runs on: held on, it doubled the peak memory of a run with a reference.
+                    // The reference is the day until the first disruption: forked from the day there, it simulates
+                    // only the rest (`DrillSimulator.forkWithoutDisruptions`).
+                    let forking = !self.noIntact && DrillSimulator.firstDisruption(scenario) != nil
+                    func simulate() throws(RelayError) -> (DrillResult, DrillSimulator?) {
                         do {
                             let sim = try DrillSimulator(scenario: scenario, configure: self.configure)
                             if let window {
                                 sim.trace = (window, { line in FileHandle.standardError.write(Data((line + "\n").utf8)) })
                             }
-                            if self.progress {
-                                try sim.run(every: 3_600) { t in Self.progressLine(scenario.name, sim, t, started) }
-                            } else {
-                                try sim.run()
+                            let fork = try sim.run(every: self.progress ? 3_600 : .infinity, forkingIntact: forking) { t in
+                                if self.progress { Self.progressLine(scenario.name, sim, t, started) }
                             }
-                            return sim.result()
+                            return (sim.result(), fork)
                         } catch {
                             throw RelayError.data("\(self.file): the scenario could not be simulated (\(error)): check it against \"Scenario files\" in the README")
                         }
                     }
-                    var result = try simulate()
+                    let (day, fork) = try simulate()
+                    var result = day
                     // The recovery target: the same copies on the intact mesh (the scenario without its events).
-                    if !result.disruptions.isEmpty && !self.noIntact {
+                    if let intact = fork, !result.disruptions.isEmpty {
                         do {
-                            let intact = try DrillSimulator(scenario: DrillResult.intactScenario(scenario), configure: self.configure)
                             // It stops as soon as its figures are decided (`DrillResult.measureIntact`): the same
                             // figures as running it to the end.
                             let name = scenario.name + " without its disruptions"
+                            let forkedAt = intact.elapsed
                             let stop = try result.measureIntact(intact, every: self.progress ? 3_600 : .infinity) { t in
                                 Self.progressLine(name, intact, t, started)
                             }
                             if self.progress {
                                 let at = String(format: "%g of %g s simulated", stop, scenario.duration)
+                                let forked = String(format: "; forked from the day at %g s (its first disruption) and simulated from there", forkedAt)
                                 let line = stop < scenario.duration
-                                    ? "drill \(name): stopped at \(at), every recovery target decided (the rest of the run cannot change them)\n"
-                                    : "drill \(name): \(at), every recovery target measured\n"
+                                    ? "drill \(name): stopped at \(at), every recovery target decided (the rest of the run cannot change them)\(forked)\n"
+                                    : "drill \(name): \(at), every recovery target measured\(forked)\n"
                                 FileHandle.standardError.write(Data(line.utf8))
                             }
                         } catch {
