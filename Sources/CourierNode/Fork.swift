@@ -36,6 +36,9 @@ extension Node {
         self.receipts = other.receipts
         self.receiptParts = other.receiptParts
         self.routes = other.routes
+        self.cameFrom = other.cameFrom
+        self.handBacks = other.handBacks
+        self.arrived = other.arrived
         self.replicas = other.replicas
         self.copyBudgets = other.copyBudgets
         self.arrivingCopies = other.arrivingCopies
