@@ -217,6 +217,7 @@ extension Node {
     func unhold(_ id: BundleID) {
         self.heldIndex.remove(id)
         self.copyBudgets[id] = nil
+        self.copyTakenBack.remove(id)
     }
 
     /// A summary listing what we hold went to neighbour `n`: it was told of every bundle held now. (One number per

@@ -35,6 +35,7 @@ extension Node {
             TableSize(table: "routes", size: self.routes.count, bound: "origins heard within \(Int(Tuning.routeHintKeptFor / 86_400)) days (routes older than 4 neighbour timeouts are only hints for copies)"),
             TableSize(table: "replicas", size: self.replicas.count, bound: "held bundles"),
             TableSize(table: "copyBudgets", size: self.copyBudgets.count, bound: "held bundles"),
+            TableSize(table: "copyTakenBack", size: self.copyTakenBack.count, bound: "held bundles"),
             TableSize(table: "knownLocal", size: self.knownLocal.count, bound: "held bundles"),
             TableSize(table: "keyRequests", size: self.keyExchange.requested.count, bound: "origins asked within the key request interval"),
             TableSize(table: "identityAnswers", size: self.keyExchange.answered.count, bound: "requesters answered within the key request interval"),
@@ -74,6 +75,7 @@ extension Node {
         guard !self.heldIndexStale else { return }
         self.replicas = self.replicas.filter { self.heldIndex.contains($0.key) }
         self.copyBudgets = self.copyBudgets.filter { self.heldIndex.contains($0.key) }
+        self.copyTakenBack = self.copyTakenBack.filter { self.heldIndex.contains($0) }
         self.knownLocal = self.knownLocal.filter { self.heldIndex.contains($0) }
         self.spentFloods = self.spentFloods.filter { self.heldIndex.contains($0) }
     }
