@@ -41,6 +41,7 @@ extension Node {
         self.arrived = other.arrived
         self.replicas = other.replicas
         self.copyBudgets = other.copyBudgets
+        self.copyTakenBack = other.copyTakenBack
         self.arrivingCopies = other.arrivingCopies
         self.reassembler = other.reassembler
         self.packetCounters = other.packetCounters

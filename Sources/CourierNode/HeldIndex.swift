@@ -218,6 +218,7 @@ extension Node {
         self.heldIndex.remove(id)
         self.copyBudgets[id] = nil
         self.cameFrom[id] = nil
+        self.copyTakenBack.remove(id)
     }
 
     /// A summary listing what we hold went to neighbour `n`: it was told of every bundle held now. (One number per

@@ -51,6 +51,9 @@ extension Node {
         let again = handedBack && b.hopLimit > 0
         if seen && !again {
             self.emit(.event(.duplicate(b.id)))
+            // A copy of a directed bundle we hold, given by a neighbour that did not know we had it: its budget is ours
+            // now (SPEC 5.14 rule 7).
+            if let copies, Self.isDirectedBundle(b) { self.takeCopies(b.id, copies, link: link, now: now) }
             // A flood held with no hop left takes this copy's hop limit if it has some (SPEC 6.10). Kept at the first
             // copy's, a relay whose first copy came the long way round passed on nothing, not even to a neighbour whose
             // summary showed it lacked the bundle: on regional-200 (seed 200) r072's six neighbours held the alert with no

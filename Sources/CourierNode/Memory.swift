@@ -38,6 +38,7 @@ extension Node {
             TableSize(table: "cameFrom", size: self.cameFrom.count, bound: "held bundles"),
             TableSize(table: "arrived", size: self.arrived.count, bound: "\(Tuning.maxDirectedSeen) (then cleared)"),
             TableSize(table: "handBacks", size: self.handBacks.count, bound: "\(Tuning.maxHandBacksCounted) (then cleared)"),
+            TableSize(table: "copyTakenBack", size: self.copyTakenBack.count, bound: "held bundles"),
             TableSize(table: "knownLocal", size: self.knownLocal.count, bound: "held bundles"),
             TableSize(table: "keyRequests", size: self.keyExchange.requested.count, bound: "origins asked within the key request interval"),
             TableSize(table: "identityAnswers", size: self.keyExchange.answered.count, bound: "requesters answered within the key request interval"),
@@ -78,6 +79,7 @@ extension Node {
         self.replicas = self.replicas.filter { self.heldIndex.contains($0.key) }
         self.copyBudgets = self.copyBudgets.filter { self.heldIndex.contains($0.key) }
         self.cameFrom = self.cameFrom.filter { self.heldIndex.contains($0.key) }
+        self.copyTakenBack = self.copyTakenBack.filter { self.heldIndex.contains($0) }
         self.knownLocal = self.knownLocal.filter { self.heldIndex.contains($0) }
         self.spentFloods = self.spentFloods.filter { self.heldIndex.contains($0) }
     }

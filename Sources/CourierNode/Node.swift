@@ -93,6 +93,9 @@ public final class Node {
     /// Copy budgets of held directed bundles (SPEC 5.14, binary spray-and-wait): the copies this relay may still hold
     /// and hand on, its own included; a bundle not listed has the whole `Tuning.copyBudget`. Kept in the store too.
     var copyBudgets: [BundleID: Int] = [:]
+    /// Held directed bundles whose last copy took one more from a neighbour that gave it again (Routing.swift,
+    /// `takeCopies`): once per bundle, so a copy sent again (its acknowledgement lost) adds nothing.
+    var copyTakenBack: Set<BundleID> = []
     /// The copy budgets a packet being applied carries, by transfer number (its copy-budgets records, 5.14).
     var arrivingCopies: [UInt32: Int] = [:]
     var reassembler: Reassembler
