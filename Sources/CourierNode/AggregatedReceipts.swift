@@ -72,7 +72,8 @@ extension Node {
               let key = self.receiptKey(holder: self.me, origin: origin) else { return false }
         let levels = Double(Self.receiptPartLevels)
         let h = Double(min(Int(self.hops(to: id.origin)), Self.receiptPartLevels))
-        let wait = self.receiptPartStep * (levels - h + 1) * self.rng.uniform(1, 1.25)
+        let wait = self.receiptPartStep * ((levels - h) * Tuning.receiptLevelSteps + 1
+                                           + self.rng.uniform(0, Tuning.receiptLevelJitterSteps))
         let mine = PartKey(id: id, holder: self.me.short)
         self.carry([(mine, ReceiptPartsRecord.tag(id, holder: self.me.short, key: key))],
                    origin: id.origin, due: now + wait, hops: drill ? [mine: self.hops(to: id.origin)] : [:])
@@ -147,6 +148,9 @@ extension Node {
             if c.echo.isEmpty { c.echoDue = .infinity }
             for p in parts where r.hops < mine || p.holder != self.me.short {
                 let k = PartKey(id: p.id, holder: p.holder)
+                // As near as we are: only those we have not sent yet. Two nodes of one level that both sent a part
+                // and each heard the other would both leave it, and nobody would carry it on (a part lost).
+                if r.hops == mine && c.sent.contains(k) { continue }
                 c.tags[k] = nil
                 c.sent.remove(k)
             }
@@ -192,7 +196,7 @@ extension Node {
                 continue
             }
             self.drillAnswered(p.id, by: p.holder, hops: p.hops, now: now)
-            if self.receiptsHeld.count >= Tuning.maxReceiptOrigins * Tuning.receiptsHeldPerOrigin { self.receiptsHeld.removeAll() }
+            if self.receiptsHeld.count >= Tuning.maxReceiptOrigins * Tuning.receiptsHeldPerOrigin { self.receiptsHeld.removeAll(); self.receiptsHeldBundles.removeAll() }
             let new = self.receiptsHeld.insert(k).inserted
             if new { fresh.append(p) }
             // A record naming its own sender as carrier says back parts already on their way (rule 3): nobody waits
@@ -200,8 +204,20 @@ extension Node {
             if new || r.carrier != from.short { confirm.append((k, p.tag)) }
         }
         if !confirm.isEmpty {
-            // Confirmed after a short while, so one record answers every neighbour that sends meanwhile.
-            self.carry(confirm, origin: self.me.short, due: now + self.config.minFloodDelay + self.receiptPartStep * self.rng.uniform(1, 1.5))
+            // Confirmed after a short while, so one record answers every neighbour that sends meanwhile; the first
+            // parts of a bundle (its neighbours' own, riding their rebroadcasts) wait for the wave: until the nodes
+            // one hop out have had their level's turn, so one confirmation answers them all.
+            let step = self.receiptPartStep
+            let first = confirm.contains { c in !self.receiptsHeldBundles.contains(c.0.id) }
+            var due = now + self.config.minFloodDelay + step * self.rng.uniform(1, 1.5)
+            if first {
+                let wave = now + step * (Double(Self.receiptPartLevels - 1) * Tuning.receiptLevelSteps + 1
+                                         + Tuning.receiptLevelJitterSteps + Tuning.originConfirmAfterLevelsSteps)
+                self.carried[self.me.short, default: CarriedParts(due: wave)].levelDue = max(self.carried[self.me.short]?.levelDue ?? 0, wave)
+            }
+            if let wave = self.carried[self.me.short]?.levelDue, wave > now { due = max(due, wave) }
+            for c in confirm { self.receiptsHeldBundles.insert(c.0.id) }
+            self.carry(confirm, origin: self.me.short, due: due)
         }
         guard !fresh.isEmpty else { return }
         for p in fresh { self.emit(.event(.receipt(p.id, by: p.holder))) }
@@ -222,13 +238,17 @@ extension Node {
 
     /// The receipt-parts record for a packet on a link: with `alone` (nothing else in the packet) the parts of one
     /// origin that are due; otherwise, riding along, parts not sent yet. Nil when none are, or none fit `room`.
-    func receiptPartsRecord(now: Double, room: Int, alone: Bool, link: String? = nil) -> Record? {
+    func receiptPartsRecord(now: Double, room: Int, alone: Bool, withBundles: Bool = true, link: String? = nil) -> Record? {
         for origin in self.carried.keys.sorted() {
             guard var c = self.carried[origin] else { continue }
             // Parts travel towards their origin: on a relay with several links, only on the link its route takes
             // (sent on another, nobody nearer the origin hears them). With no route known, on any.
             if let link, origin != self.me.short, let toward = self.nextHop(for: origin, now: now)?.1, toward != link { continue }
-            guard !c.order.isEmpty && (alone ? c.due <= now : c.order.contains(where: { !c.sent.contains($0) })) else {
+            // Riding: in a packet carrying bundles (a rebroadcast: it goes anyway, and is the flood's, not the
+            // receipts'); in others (an announce, an ack) only from the node's level time on, and the origin's
+            // confirmations only when due: riding earlier, they went twice, early and again at their time.
+            let mayRide = origin == self.me.short ? c.due <= now : withBundles || now >= c.levelDue
+            guard !c.order.isEmpty && (alone ? c.due <= now : mayRide && c.order.contains(where: { !c.sent.contains($0) })) else {
                 // Parts already on their way, said back once (naming ourselves as their carrier): riding, or alone when
                 // their time comes.
                 if !c.echo.isEmpty, !alone || c.echoDue <= now, let r = self.echoRecord(&c, origin: origin, room: room) {
@@ -278,7 +298,7 @@ extension Node {
                 // level later, `queueReceiptPart`); sent on their own only if it is not heard doing so by then.
                 let levels = Double(Self.receiptPartLevels)
                 let h = Double(min(Int(hops), Self.receiptPartLevels))
-                c.due = now + self.receiptPartStep * ((levels - h + Tuning.carryWaitExtraLevels) * Tuning.carryWaitStepsPerLevel
+                c.due = now + self.receiptPartStep * ((levels - h + Tuning.carryWaitExtraLevels) * Tuning.receiptLevelSteps
                                                     + self.rng.uniform(Tuning.carryWaitJitterSteps.min, Tuning.carryWaitJitterSteps.max))
                 c.waitingForCarry = true
             }
@@ -345,10 +365,9 @@ extension Node {
         guard !l.announceDue, l.announceParts.isEmpty else { return false }
         let due = self.carried.filter { !$0.value.order.isEmpty && $0.value.due <= now }
         guard !due.isEmpty, due.values.allSatisfy({ $0.order.count <= Self.partsWithAnnounce }) else { return false }
-        let allowed = l.lastAnnounced + self.config.announceInterval * Tuning.partsAnnounceSpacing
-        if now >= allowed { return true }
-        for origin in due.keys { self.carried[origin]!.due = allowed }
-        return false
+        // Within a quarter interval of the last announce they go alone, when due: held back until the announce
+        // was allowed, they came after the nearer nodes' turn and after the origin's confirmation, and went again.
+        return now >= l.lastAnnounced + self.config.announceInterval * Tuning.partsAnnounceSpacing
     }
 
     /// When the next parts are due (for `nextWakeup`).
@@ -366,6 +385,9 @@ struct ReceiptPartsState {
     /// Parts of others a nearer node was heard carrying on (SPEC 6.16 rule 3): heard again from farther out, they are
     /// said back (`echo`), not carried again (cleared past `Tuning.maxSettledReceiptParts`).
     var settled: Set<Node.PartKey> = []
+    /// Our bundles some part of which came (their first parts wait for the wave, `takeReceiptParts`); cleared with
+    /// `held`.
+    var heldBundles: Set<BundleID> = []
 }
 
 extension Node.CarriedParts {
@@ -382,5 +404,10 @@ extension Node {
     var receiptsHeld: Set<PartKey> {
         get { self.receiptParts.held }
         _modify { yield &self.receiptParts.held }
+    }
+
+    var receiptsHeldBundles: Set<BundleID> {
+        get { self.receiptParts.heldBundles }
+        _modify { yield &self.receiptParts.heldBundles }
     }
 }

@@ -197,4 +197,26 @@ struct ReceiptAggregationTests {
         #expect(confirmed.count == 1 && confirmed.first?.hops == 0)
         #expect(confirmed.first?.parts.map(\.holder) == [bravo.short])
     }
+
+    @Test func theOriginConfirmsTheFirstWaveOnceWhenItsNeighboursLevelHasHadItsTurn() throws {
+        // The engine is the origin. Bravo's own part comes first (riding its rebroadcast, a few seconds after the
+        // alert); charlie's record with the parts of two hops out comes at charlie's level's time, minutes later
+        // (SPEC 6.16 rules 1, 5). Confirmed at once (before: 1-1.5 windows after bravo's part, and again after
+        // charlie's), bravo's confirmation came early and a second packet confirmed charlie's: one now, listing both.
+        let h = try Self.harness()
+        let (bravo, charlie, far) = (h.addPeer(), h.addPeer(), h.addPeer())
+        let mine = h.me.publicKeys
+        let alert = try BundleID(origin: h.me.nodeID.short, created: 1_523_041, sequence: 1)
+        var confirmations: [ReceiptPartsRecord] = []
+        let start = h.now
+        confirmations += Self.partsRecords(h.receive(from: bravo, [.receiptParts(ReceiptPartsRecord(origin: h.me.nodeID.short, hops: 1, parts: [Self.part(alert, by: bravo, origin: mine)]))]), origin: h.me.nodeID.short).flatMap { $0 }
+        // Charlie's level (one hop out) is 7-7.5 windows after its copy; a window here is about 20 airtimes of 0.6 s.
+        while h.now < start + 150 { confirmations += Self.partsRecords(h.run(for: 1), origin: h.me.nodeID.short).flatMap { $0 } }
+        let parts = [Self.part(alert, by: charlie, origin: mine), Self.part(alert, by: far, origin: mine)]
+        confirmations += Self.partsRecords(h.receive(from: charlie, [.receiptParts(ReceiptPartsRecord(origin: h.me.nodeID.short, hops: 1, parts: parts))]), origin: h.me.nodeID.short).flatMap { $0 }
+        confirmations += Self.partsRecords(h.run(for: 1_800), origin: h.me.nodeID.short).flatMap { $0 }
+        #expect(confirmations.count == 1, "\(confirmations.count) confirmations: \(confirmations.map { $0.parts.map(\.holder) })")
+        #expect(Set(confirmations.first?.parts.map(\.holder) ?? []) == [bravo.short, charlie.short, far.short])
+        #expect(confirmations.allSatisfy { $0.hops == 0 })
+    }
 }
