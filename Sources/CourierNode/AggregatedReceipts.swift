@@ -365,9 +365,11 @@ extension Node {
         guard !l.announceDue, l.announceParts.isEmpty else { return false }
         let due = self.carried.filter { !$0.value.order.isEmpty && $0.value.due <= now }
         guard !due.isEmpty, due.values.allSatisfy({ $0.order.count <= Self.partsWithAnnounce }) else { return false }
-        // Within a quarter interval of the last announce they go alone, when due: held back until the announce
-        // was allowed, they came after the nearer nodes' turn and after the origin's confirmation, and went again.
-        return now >= l.lastAnnounced + self.config.announceInterval * Tuning.partsAnnounceSpacing
+        // Within a quarter interval of the last announce they wait until then (`Tuning.partsAnnounceSpacing`).
+        let allowed = l.lastAnnounced + self.config.announceInterval * Tuning.partsAnnounceSpacing
+        if now >= allowed { return true }
+        for origin in due.keys { self.carried[origin]!.due = allowed }
+        return false
     }
 
     /// When the next parts are due (for `nextWakeup`).
