@@ -33,10 +33,6 @@ extension Node {
         /// When this node's own part goes on its own (its level's time, `queueReceiptPart`): parts merged from
         /// nodes farther out wait for it too, so the node sends once with everything from beyond.
         var levelDue: Double = 0
-        /// Parts already on their way (`settled`) heard again from a node farther out that did not hear them carried
-        /// on: sent back once, in a record naming this node as their carrier (SPEC 6.16 rule 3), when `echoDue`.
-        var echo: [(key: PartKey, tag: [UInt8], hops: UInt8?)] = []
-        var echoDue: Double = .infinity
     }
 
     /// Sends on their own before a node gives its parts up (its own then go as a signed receipt, SPEC 6.8).
@@ -72,8 +68,7 @@ extension Node {
               let key = self.receiptKey(holder: self.me, origin: origin) else { return false }
         let levels = Double(Self.receiptPartLevels)
         let h = Double(min(Int(self.hops(to: id.origin)), Self.receiptPartLevels))
-        let wait = self.receiptPartStep * ((levels - h) * Tuning.receiptLevelSteps + 1
-                                           + self.rng.uniform(0, Tuning.receiptLevelJitterSteps))
+        let wait = self.receiptPartStep * (levels - h + 1) * self.rng.uniform(1, 1.25)
         let mine = PartKey(id: id, holder: self.me.short)
         self.carry([(mine, ReceiptPartsRecord.tag(id, holder: self.me.short, key: key))],
                    origin: id.origin, due: now + wait, hops: drill ? [mine: self.hops(to: id.origin)] : [:])
@@ -106,23 +101,6 @@ extension Node {
         self.carried[origin] = c
     }
 
-    /// Parts a nearer node was heard carrying (or the origin confirmed): remembered, bounded, so that a sender farther
-    /// out that missed it is told so (`echo`) instead of the parts going to the origin again.
-    func settle(_ keys: [PartKey]) {
-        if self.receiptParts.settled.count + keys.count > Tuning.maxSettledReceiptParts { self.receiptParts.settled.removeAll() }
-        self.receiptParts.settled.formUnion(keys)
-    }
-
-    /// Parts already on their way, heard again from farther out: they go back once in a record naming this node as
-    /// their carrier (nodes nearer the origin leave them; the sender, hearing a nearer node list them, stops).
-    func echo(_ parts: [(key: PartKey, tag: [UInt8], hops: UInt8?)], origin: ShortID, due: Double) {
-        guard self.carried[origin] != nil || self.carried.count < Tuning.maxReceiptOrigins else { return }
-        var c = self.carried[origin] ?? CarriedParts(due: .infinity)
-        for p in parts where !c.echo.contains(where: { $0.key == p.key }) && c.echo.count < Self.maxCarriedParts { c.echo.append(p) }
-        c.echoDue = min(c.echoDue, due)
-        self.carried[origin] = c
-    }
-
     /// A receipt-parts record heard from a neighbour.
     func handleReceiptParts(_ r: ReceiptPartsRecord, from: NodeID, now: Double) {
         let parts = r.parts
@@ -139,41 +117,21 @@ extension Node {
         if r.hops <= mine {
             // Nearer the origin (or the origin confirming): what it carries is on its way; we need not send it. As
             // near as we are: it carries those it lists on too, so we leave them to it (our own part excepted: it is
-            // not carrying that on, nodes as near as itself being none of its sources). Those a nearer node lists are
-            // settled: heard again from farther out, we say so (`echo`) rather than carry them to the origin again.
-            if r.hops < mine { self.settle(parts.map { PartKey(id: $0.id, holder: $0.holder) }) }
+            // not carrying that on, nodes as near as itself being none of its sources).
             guard var c = self.carried[r.origin] else { return }
-            // Parts we were to say back are said (by a node as near as we are, or nearer).
-            c.echo.removeAll { e in parts.contains { $0.id == e.key.id && $0.holder == e.key.holder } }
-            if c.echo.isEmpty { c.echoDue = .infinity }
             for p in parts where r.hops < mine || p.holder != self.me.short {
                 let k = PartKey(id: p.id, holder: p.holder)
-                // As near as we are: only those we have not sent yet. Two nodes of one level that both sent a part
-                // and each heard the other would both leave it, and nobody would carry it on (a part lost).
-                if r.hops == mine && c.sent.contains(k) { continue }
                 c.tags[k] = nil
                 c.sent.remove(k)
             }
             c.order.removeAll { c.tags[$0] == nil }
             c.hops = c.hops.filter { c.tags[$0.key] != nil }
-            self.carried[r.origin] = c.isIdle(now: now) ? nil : c
+            self.carried[r.origin] = c.order.isEmpty && c.levelDue <= now ? nil : c
         } else if r.hops > mine {
-            // Named another carrier: that one carries them on; we stay quiet (the sender sends them again unnamed if
-            // it does not hear them carried on).
-            if let named = r.carrier, named != self.me.short { return }
-            // Farther out: we carry them on, after a short gathering time (siblings' parts come meanwhile). Those
-            // already on their way (the sender missed our record, or a nearer node's) we only say are (`echo`).
+            // Farther out: we carry them on, after a short gathering time (siblings' parts come meanwhile).
             let gather = self.config.minFloodDelay + self.receiptPartStep * self.rng.uniform(0.3, 0.6)
-            let keyed = parts.map { (PartKey(id: $0.id, holder: $0.holder), $0.tag) }
-            let settled = r.partsWithHops.filter { p in
-                let k = PartKey(id: p.id, holder: p.holder)
-                return self.receiptParts.settled.contains(k) && self.carried[r.origin]?.tags[k] == nil
-            }
-            if !settled.isEmpty {
-                self.echo(settled.map { (PartKey(id: $0.id, holder: $0.holder), $0.tag, $0.hops) }, origin: r.origin, due: now + gather)
-            }
-            self.carry(keyed.filter { !self.receiptParts.settled.contains($0.0) || self.carried[r.origin]?.tags[$0.0] != nil },
-                       origin: r.origin, due: max(now + gather, self.carried[r.origin]?.levelDue ?? 0), hops: Self.partHops(r))
+            self.carry(parts.map { (PartKey(id: $0.id, holder: $0.holder), $0.tag) }, origin: r.origin,
+                       due: max(now + gather, self.carried[r.origin]?.levelDue ?? 0), hops: Self.partHops(r))
         }
     }
 
@@ -195,29 +153,14 @@ extension Node {
                             + (holders.isEmpty ? "the keys of \(p.holder) are not known here" : "its tag is not \(p.holder)'s (forged or damaged): refused"))
                 continue
             }
+            confirm.append((k, p.tag))
             self.drillAnswered(p.id, by: p.holder, hops: p.hops, now: now)
-            if self.receiptsHeld.count >= Tuning.maxReceiptOrigins * Tuning.receiptsHeldPerOrigin { self.receiptsHeld.removeAll(); self.receiptsHeldBundles.removeAll() }
-            let new = self.receiptsHeld.insert(k).inserted
-            if new { fresh.append(p) }
-            // A record naming its own sender as carrier says back parts already on their way (rule 3): nobody waits
-            // for our confirmation of those we had.
-            if new || r.carrier != from.short { confirm.append((k, p.tag)) }
+            if self.receiptsHeld.count >= Tuning.maxReceiptOrigins * Tuning.receiptsHeldPerOrigin { self.receiptsHeld.removeAll() }
+            if self.receiptsHeld.insert(k).inserted { fresh.append(p) }
         }
         if !confirm.isEmpty {
-            // Confirmed after a short while, so one record answers every neighbour that sends meanwhile; the first
-            // parts of a bundle (its neighbours' own, riding their rebroadcasts) wait for the wave: until the nodes
-            // one hop out have had their level's turn, so one confirmation answers them all.
-            let step = self.receiptPartStep
-            let first = confirm.contains { c in !self.receiptsHeldBundles.contains(c.0.id) }
-            var due = now + self.config.minFloodDelay + step * self.rng.uniform(1, 1.5)
-            if first {
-                let wave = now + step * (Double(Self.receiptPartLevels - 1) * Tuning.receiptLevelSteps + 1
-                                         + Tuning.receiptLevelJitterSteps + Tuning.originConfirmAfterLevelsSteps)
-                self.carried[self.me.short, default: CarriedParts(due: wave)].levelDue = max(self.carried[self.me.short]?.levelDue ?? 0, wave)
-            }
-            if let wave = self.carried[self.me.short]?.levelDue, wave > now { due = max(due, wave) }
-            for c in confirm { self.receiptsHeldBundles.insert(c.0.id) }
-            self.carry(confirm, origin: self.me.short, due: due)
+            // Confirmed after a short while, so one record answers every neighbour that sends meanwhile.
+            self.carry(confirm, origin: self.me.short, due: now + self.config.minFloodDelay + self.receiptPartStep * self.rng.uniform(1, 1.5))
         }
         guard !fresh.isEmpty else { return }
         for p in fresh { self.emit(.event(.receipt(p.id, by: p.holder))) }
@@ -238,34 +181,22 @@ extension Node {
 
     /// The receipt-parts record for a packet on a link: with `alone` (nothing else in the packet) the parts of one
     /// origin that are due; otherwise, riding along, parts not sent yet. Nil when none are, or none fit `room`.
-    func receiptPartsRecord(now: Double, room: Int, alone: Bool, withBundles: Bool = true, link: String? = nil) -> Record? {
+    func receiptPartsRecord(now: Double, room: Int, alone: Bool, link: String? = nil) -> Record? {
         for origin in self.carried.keys.sorted() {
             guard var c = self.carried[origin] else { continue }
             // Parts travel towards their origin: on a relay with several links, only on the link its route takes
             // (sent on another, nobody nearer the origin hears them). With no route known, on any.
             if let link, origin != self.me.short, let toward = self.nextHop(for: origin, now: now)?.1, toward != link { continue }
-            // Riding: in a packet carrying bundles (a rebroadcast: it goes anyway, and is the flood's, not the
-            // receipts'); in others (an announce, an ack) only from the node's level time on, and the origin's
-            // confirmations only when due: riding earlier, they went twice, early and again at their time.
-            let mayRide = origin == self.me.short ? c.due <= now : withBundles || now >= c.levelDue
-            guard !c.order.isEmpty && (alone ? c.due <= now : mayRide && c.order.contains(where: { !c.sent.contains($0) })) else {
-                // Parts already on their way, said back once (naming ourselves as their carrier): riding, or alone when
-                // their time comes.
-                if !c.echo.isEmpty, !alone || c.echoDue <= now, let r = self.echoRecord(&c, origin: origin, room: room) {
-                    self.carried[origin] = c.isIdle(now: now) ? nil : c
-                    return .receiptParts(r)
-                }
-                if c.isIdle(now: now) { self.carried[origin] = nil }
+            if c.order.isEmpty {
+                if c.levelDue <= now { self.carried[origin] = nil }
                 continue
             }
+            let due = c.due <= now
+            guard alone ? due : c.order.contains(where: { !c.sent.contains($0) }) else { continue }
             let hops = self.hops(to: origin)
-            // The one neighbour that carries them on (SPEC 6.16 rule 3): the route's next hop to the origin, on the
-            // first sends; later sends name none, so any nearer node carries them.
-            let carrier = origin == self.me.short || c.attempts >= self.config.receiptCarrierNamedSends ? nil : self.nextHop(for: origin, now: now)?.0.short
             var chosen: [PartKey] = []
-            // Header and length (3), origin and hops (5), the carrier named (4); a bundle's group: created, sequence,
-            // count; a part 12.
-            var size = 3 + 5 + (carrier == nil ? 0 : 4)
+            // Header and length (3), origin and hops (5); a bundle's group: created, sequence, count; a part 12.
+            var size = 3 + 5
             var perBundle: Set<BundleID> = []
             for k in c.order where alone || !c.sent.contains(k) {
                 let extra = (perBundle.contains(k.id) ? 0 : 3 + ByteWriter.varintSize(Int(k.id.sequence)) + 2) + 4 + ReceiptPartsRecord.tagSize
@@ -276,8 +207,7 @@ extension Node {
                 chosen.append(k)
             }
             guard !chosen.isEmpty else { continue }
-            let r = ReceiptPartsRecord(origin: origin, hops: hops, carrier: carrier,
-                                       partsWithHops: chosen.map { ($0.id, $0.holder, c.tags[$0]!, c.hops[$0]) })
+            let r = ReceiptPartsRecord(origin: origin, hops: hops, partsWithHops: chosen.map { ($0.id, $0.holder, c.tags[$0]!, c.hops[$0]) })
             for k in chosen { c.sent.insert(k) }
             let allSent = c.order.allSatisfy { c.sent.contains($0) }
             if origin == self.me.short {
@@ -298,36 +228,14 @@ extension Node {
                 // level later, `queueReceiptPart`); sent on their own only if it is not heard doing so by then.
                 let levels = Double(Self.receiptPartLevels)
                 let h = Double(min(Int(hops), Self.receiptPartLevels))
-                c.due = now + self.receiptPartStep * ((levels - h + Tuning.carryWaitExtraLevels) * Tuning.receiptLevelSteps
+                c.due = now + self.receiptPartStep * ((levels - h + Tuning.carryWaitExtraLevels) * Tuning.carryWaitStepsPerLevel
                                                     + self.rng.uniform(Tuning.carryWaitJitterSteps.min, Tuning.carryWaitJitterSteps.max))
                 c.waitingForCarry = true
             }
-            self.carried[origin] = c.isIdle(now: now) ? nil : c
+            self.carried[origin] = c.order.isEmpty && c.levelDue <= now ? nil : c
             return .receiptParts(r)
         }
         return nil
-    }
-
-    /// The record saying back parts already on their way: our hops, ourselves named as carrier; the parts that fit.
-    func echoRecord(_ c: inout CarriedParts, origin: ShortID, room: Int) -> ReceiptPartsRecord? {
-        var size = 3 + 5 + 4
-        var chosen: [(key: PartKey, tag: [UInt8], hops: UInt8?)] = []
-        var perBundle: Set<BundleID> = []
-        let withHops = c.echo.contains { $0.hops != nil }
-        for p in c.echo {
-            // Listed as heard, tag and hop count (the holder's own): an origin that hears it may take it.
-            let extra = (perBundle.contains(p.key.id) ? 0 : 3 + ByteWriter.varintSize(Int(p.key.id.sequence)) + 2) + 4
-                + ReceiptPartsRecord.tagSize + (withHops ? 1 : 0)
-            if size + extra > room { break }
-            size += extra
-            perBundle.insert(p.key.id)
-            chosen.append(p)
-        }
-        guard !chosen.isEmpty else { return nil }
-        c.echo.removeFirst(chosen.count)
-        if c.echo.isEmpty { c.echoDue = .infinity }
-        return ReceiptPartsRecord(origin: origin, hops: self.hops(to: origin), carrier: self.me.short,
-                                  partsWithHops: chosen.map { ($0.key.id, $0.key.holder, $0.tag, $0.hops) })
     }
 
     /// Parts sent `receiptPartAttempts` times and never heard carried on: our own part goes as a signed receipt
@@ -365,7 +273,6 @@ extension Node {
         guard !l.announceDue, l.announceParts.isEmpty else { return false }
         let due = self.carried.filter { !$0.value.order.isEmpty && $0.value.due <= now }
         guard !due.isEmpty, due.values.allSatisfy({ $0.order.count <= Self.partsWithAnnounce }) else { return false }
-        // Within a quarter interval of the last announce they wait until then (`Tuning.partsAnnounceSpacing`).
         let allowed = l.lastAnnounced + self.config.announceInterval * Tuning.partsAnnounceSpacing
         if now >= allowed { return true }
         for origin in due.keys { self.carried[origin]!.due = allowed }
@@ -373,9 +280,7 @@ extension Node {
     }
 
     /// When the next parts are due (for `nextWakeup`).
-    var receiptPartsDue: Double {
-        self.carried.values.map { c in min(c.order.isEmpty ? .infinity : c.due, c.echoDue) }.min() ?? .infinity
-    }
+    var receiptPartsDue: Double { self.carried.values.filter { !$0.order.isEmpty }.map(\.due).min() ?? .infinity }
 }
 
 /// What the aggregated-receipts part keeps; no other part uses it.
@@ -384,17 +289,6 @@ struct ReceiptPartsState {
     var carried: [ShortID: Node.CarriedParts] = [:]
     /// Parts for our own bundles already taken (cleared past `Tuning.maxReceiptOrigins` × 8).
     var held: Set<Node.PartKey> = []
-    /// Parts of others a nearer node was heard carrying on (SPEC 6.16 rule 3): heard again from farther out, they are
-    /// said back (`echo`), not carried again (cleared past `Tuning.maxSettledReceiptParts`).
-    var settled: Set<Node.PartKey> = []
-    /// Our bundles some part of which came (their first parts wait for the wave, `takeReceiptParts`); cleared with
-    /// `held`.
-    var heldBundles: Set<BundleID> = []
-}
-
-extension Node.CarriedParts {
-    /// Nothing left to send or wait for: the entry can go.
-    func isIdle(now: Double) -> Bool { self.order.isEmpty && self.levelDue <= now && self.echo.isEmpty }
 }
 
 extension Node {
@@ -406,10 +300,5 @@ extension Node {
     var receiptsHeld: Set<PartKey> {
         get { self.receiptParts.held }
         _modify { yield &self.receiptParts.held }
-    }
-
-    var receiptsHeldBundles: Set<BundleID> {
-        get { self.receiptParts.heldBundles }
-        _modify { yield &self.receiptParts.heldBundles }
     }
 }

@@ -363,7 +363,7 @@ extension Node {
             add(r)
         }
         // Receipt parts (SPEC 6.16): riding in the room left, or alone when due.
-        if !urgentOnly, let r = self.receiptPartsRecord(now: now, room: mtu - size, alone: records.isEmpty || partsWithAnnounce, withBundles: !carrying.isEmpty, link: name) { add(r) }
+        if !urgentOnly, let r = self.receiptPartsRecord(now: now, room: mtu - size, alone: records.isEmpty || partsWithAnnounce, link: name) { add(r) }
         // A packet going out anyway carries acks for complete transfers that would otherwise wait for their delay,
         // ahead of its other records (as acks always are: a receipt in the same packet must not be read first).
         if !urgentOnly, !records.isEmpty, var l = self.links[name], !l.acks.isEmpty {

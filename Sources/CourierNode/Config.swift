@@ -96,10 +96,6 @@ public struct NodeConfig: Sendable {
     /// With the neighbour lists: name, with the floods we send, the neighbours that are to pass them on (the fewest
     /// that reach every node two hops away), and pass on a flood only when a copy heard named us (or named none).
     public var floodRelays = true
-    /// Aggregated receipts (SPEC 6.16 rule 3): a node's sends of its parts name their carrier (its route's next hop
-    /// to the origin) until they have gone on their own this many times, and nearer nodes not named leave them to it;
-    /// 0: none named, any nearer node that hears them carries them on (`courier-bench mesh --named-sends N`).
-    public var receiptCarrierNamedSends = Tuning.receiptPartNamedSends
     /// Seconds receipts wait to be aggregated into one bundle per origin.
     public var receiptDelay: Double = 60
     /// An alert's receipt goes out at once: after a random delay of up to this many packet airtimes (it tells the

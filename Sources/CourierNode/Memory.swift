@@ -30,7 +30,6 @@ extension Node {
             TableSize(table: "told", size: self.toldUpTo.count, bound: "neighbours ever told (one number each)"),
             TableSize(table: "pulls", size: self.pulls.count, bound: "digests asked for; dropped an hour after the last try"),
             TableSize(table: "receiptOrigins", size: self.receiptOrigins.count, bound: "\(Tuning.maxReceiptOrigins) (then cleared)"),
-            TableSize(table: "receiptPartsSettled", size: self.receiptParts.settled.count, bound: "\(Tuning.maxSettledReceiptParts) (then cleared)"),
             TableSize(table: "directedSeen", size: self.directedSeen.count, bound: "\(Tuning.maxDirectedSeen) (then cleared)"),
             TableSize(table: "receipts", size: self.receipts.count, bound: "origins with receipts being aggregated; made at their due time"),
             TableSize(table: "routes", size: self.routes.count, bound: "origins heard within \(Int(Tuning.routeHintKeptFor / 86_400)) days (routes older than 4 neighbour timeouts are only hints for copies)"),

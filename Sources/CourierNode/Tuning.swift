@@ -160,36 +160,14 @@ extension Tuning {
     static let receiptsHeldPerOrigin = 8
     /// Parts sent on their own and not carried on are sent again after 2-3 gathering steps, doubled each attempt.
     static let receiptPartRetrySteps = (min: 2.0, max: 3.0)
-    /// Parts that rode on other packets wait for a nearer node to carry them: (levels - hops + 2) levels of
-    /// `receiptLevelSteps` plus 0.5-1 step, so the nearer node (a level later) has had its own turn first.
+    /// Parts that rode on other packets wait for a nearer node to carry them: (levels - hops + 2) × 1.25 steps plus
+    /// 0.5-1 step, so the nearer node (a level later) has had its own turn first.
     static let carryWaitExtraLevels = 2.0
-    /// Receipt parts' levels (SPEC 6.16 rule 1): a node h hops from the origin sends its own part (levels - h) × 2 + 1
-    /// gathering steps after its copy came, plus 0-0.5 step. Levels one step apart with a factor of 1-1.25 overlapped:
-    /// a copy comes up to half a step after its parent's, so a relay one hop out often sent before the parts of two
-    /// hops out came, then again with them (`COURIER_MESH_RECEIPT_LOG=1 courier-bench mesh --no-day`).
-    static let receiptLevelSteps = 2.0
-    static let receiptLevelJitterSteps = 0.5
-    /// The origin confirms the first parts of a bundle (its neighbours' own, riding their rebroadcasts) once its
-    /// neighbours' level has had its turn, plus this many steps: one confirmation answers the whole first wave
-    /// instead of one early confirmation and another for the wave.
-    static let originConfirmAfterLevelsSteps = 1.0
+    static let carryWaitStepsPerLevel = 1.25
     static let carryWaitJitterSteps = (min: 0.5, max: 1.0)
-    /// Parts name their carrier (the route's next hop to the origin, SPEC 6.16 "Carrier named") until they have been
-    /// sent on their own this many times; nodes nearer the origin that are not named leave them to it. 0: none named.
-    /// Measured with `courier-bench mesh --no-day --seeds 20 --named-sends N` (release): 0, 712 packets carrying
-    /// receipts; 1, 842; 2, 791. Without naming, the ~3 nearer nodes that hear a part each carry it on in a packet
-    /// they send anyway (it costs bytes, not packets), and the holder that hears any of them is settled; named, the
-    /// one carrier missing it (20% loss) or the holder missing the carrier costs a whole send again.
-    static let receiptPartNamedSends = 0
-    /// Parts of others seen carried on by a nearer node, remembered so that one heard again from farther out is said
-    /// back rather than carried to the origin again (SPEC 6.16 rule 3); then forgotten at once (each entry a few
-    /// dozen bytes; 4,096 is two origins' worth of `maxCarriedParts`).
-    static let maxSettledReceiptParts = 4_096
     /// Below 100 kbit/s a half-duplex link is a radio where a packet costs: parts ride announces there.
     static let slowLinkBitsPerSecond = 100_000
     /// Parts do not bring an announce forward within a quarter interval of the last (more announces cost packets).
-    /// (Sent alone within it instead, `SprayAndFocusTests` took 116 s instead of 2 and its premise failed: r0 learnt
-    /// a route to the quiet node at 1,643 s; not understood yet.)
     static let partsAnnounceSpacing = 0.25
     /// Announces stretch when less than half the hour's allowance is left, and by neighbour count, each at most 2x;
     /// a neighbour on a duty-cycled link counts as near for twice as long (announces there are that far apart).

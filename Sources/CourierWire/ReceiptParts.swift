@@ -10,17 +10,11 @@ import Crypto
 /// With record flag 0x01 (`carriesHops`, SPEC 6.16 "Hop counts"), each part also says how many hops from the origin
 /// its holder got the bundle: count × (holder u32, hops u8, tag 8). Relays set it for the parts of drills (6.17), so
 /// the drill's origin learns each answer's hop count; a node older than the flag skips such a record (5.1).
-///
-/// With record flag 0x02 (`carrier`, SPEC 6.16 "Carrier named"), a short id follows `hops`: the one neighbour the
-/// sender expects to carry these parts on towards the origin (its route's next hop). Other nodes nearer the origin
-/// that hear the record leave the parts to it; naming the sender itself says the parts are already on their way.
 public struct ReceiptPartsRecord: Sendable, Hashable {
     /// The bundles' origin (every bundle listed is one of its bundles) and the one the parts travel to.
     public var origin: ShortID
     /// The sender's distance in hops from the origin (0: the origin itself, confirming what it got; 255: unknown).
     public var hops: UInt8
-    /// The one node that carries these parts on (record flag 0x02); nil: any node nearer the origin does.
-    public var carrier: ShortID?
     /// Per bundle, its holders and their tags, in order.
     public var groups: [Group]
 
@@ -51,10 +45,6 @@ public struct ReceiptPartsRecord: Sendable, Hashable {
 
     /// The record flag saying every part carries its holder's hop count.
     public static let hopsFlag: UInt8 = 0x01
-    /// The record flag saying a carrier is named (a u32 after `hops`).
-    public static let carrierFlag: UInt8 = 0x02
-    /// The record's flags (5.1): hop counts, carrier named.
-    public var flags: UInt8 { (self.carriesHops ? Self.hopsFlag : 0) | (self.carrier != nil ? Self.carrierFlag : 0) }
     /// A hop count not known (in a record with hop counts, for a part that came without one).
     public static let unknownHops: UInt8 = 255
 
@@ -73,10 +63,9 @@ public struct ReceiptPartsRecord: Sendable, Hashable {
     /// The type code (SPEC 5.8: older nodes skip it).
     public static let type: UInt8 = 7
 
-    public init(origin: ShortID, hops: UInt8, carrier: ShortID? = nil, groups: [Group]) {
+    public init(origin: ShortID, hops: UInt8, groups: [Group]) {
         self.origin = origin
         self.hops = hops
-        self.carrier = carrier
         self.groups = groups
     }
 
@@ -93,14 +82,13 @@ public struct ReceiptPartsRecord: Sendable, Hashable {
     }
 
     /// Builds a record from statements (grouped by bundle, in first-seen order; a holder listed once per bundle).
-    public init(origin: ShortID, hops: UInt8, carrier: ShortID? = nil, parts: [(id: BundleID, holder: ShortID, tag: [UInt8])]) {
-        self.init(origin: origin, hops: hops, carrier: carrier, partsWithHops: parts.map { ($0.id, $0.holder, $0.tag, nil) })
+    public init(origin: ShortID, hops: UInt8, parts: [(id: BundleID, holder: ShortID, tag: [UInt8])]) {
+        self.init(origin: origin, hops: hops, partsWithHops: parts.map { ($0.id, $0.holder, $0.tag, nil) })
     }
 
     /// Builds a record from statements with their hop counts (nil: none; a record where some part has one carries
     /// hop counts for all, `unknownHops` for the others).
-    public init(origin: ShortID, hops: UInt8, carrier: ShortID? = nil,
-                partsWithHops parts: [(id: BundleID, holder: ShortID, tag: [UInt8], hops: UInt8?)]) {
+    public init(origin: ShortID, hops: UInt8, partsWithHops parts: [(id: BundleID, holder: ShortID, tag: [UInt8], hops: UInt8?)]) {
         let any = parts.contains { $0.hops != nil }
         var order: [BundleID] = []
         var byID: [BundleID: [Part]] = [:]
@@ -112,7 +100,7 @@ public struct ReceiptPartsRecord: Sendable, Hashable {
             if byID[p.id]!.contains(where: { $0.holder == p.holder }) || byID[p.id]!.count >= Self.maxHolders { continue }
             byID[p.id]!.append(Part(holder: p.holder, tag: p.tag, hops: any ? (p.hops ?? Self.unknownHops) : nil))
         }
-        self.init(origin: origin, hops: hops, carrier: carrier, groups: order.map { Group(id: $0, parts: byID[$0]!) })
+        self.init(origin: origin, hops: hops, groups: order.map { Group(id: $0, parts: byID[$0]!) })
     }
 
     public func encodeBody() -> [UInt8] {
@@ -120,7 +108,6 @@ public struct ReceiptPartsRecord: Sendable, Hashable {
         let withHops = self.carriesHops
         w.u32(self.origin.rawValue)
         w.u8(self.hops)
-        if let c = self.carrier { w.u32(c.rawValue) }
         for g in self.groups {
             w.u24(g.created)
             w.varint(g.sequence)
@@ -135,13 +122,11 @@ public struct ReceiptPartsRecord: Sendable, Hashable {
     }
 
     /// Total: the record, or a typed error (no groups, a group of no holders, a short tag, trailing bytes).
-    /// `withHops`: the record flag 0x01 was set (each part carries a hop count); `withCarrier`: flag 0x02 (a carrier
-    /// named after `hops`).
-    public static func decode(_ body: ArraySlice<UInt8>, withHops: Bool = false, withCarrier: Bool = false) throws(WireError) -> ReceiptPartsRecord {
+    /// `withHops`: the record flag 0x01 was set (each part carries a hop count).
+    public static func decode(_ body: ArraySlice<UInt8>, withHops: Bool = false) throws(WireError) -> ReceiptPartsRecord {
         var r = ByteReader(body)
         let origin = ShortID(try r.u32("receiptParts.origin"))
         let hops = try r.u8("receiptParts.hops")
-        let carrier = withCarrier ? ShortID(try r.u32("receiptParts.carrier")) : nil
         var groups: [Group] = []
         while !r.isAtEnd {
             let created = try r.u24("receiptParts.created")
@@ -158,7 +143,7 @@ public struct ReceiptPartsRecord: Sendable, Hashable {
             groups.append(Group(id: id, parts: parts))
         }
         guard !groups.isEmpty else { throw .truncated(field: "receiptParts.groups") }
-        return ReceiptPartsRecord(origin: origin, hops: hops, carrier: carrier, groups: groups)
+        return ReceiptPartsRecord(origin: origin, hops: hops, groups: groups)
     }
 
     /// The key a holder and an origin share for receipt tags: HKDF-SHA256(ikm: X25519(holder, origin), salt:

@@ -39,7 +39,7 @@ public enum Record: Sendable, Hashable {
             return (4, (a.signingKey != nil ? 0x1 : 0) | (a.agreementKey != nil ? 0x2 : 0) | (a.name != nil ? 0x4 : 0))
         case .summary(let s): return (5, s.isFinal ? 0x1 : 0)
         case .dictionaries(let d): return (6, d.isRequest ? 0x1 : (d.readsBare ? 0x2 : 0))
-        case .receiptParts(let p): return (ReceiptPartsRecord.type, p.flags)
+        case .receiptParts(let p): return (ReceiptPartsRecord.type, p.carriesHops ? ReceiptPartsRecord.hopsFlag : 0)
         case .piece(let p): return (BundleRun.type, p.isHead ? BundleRun.cutFlag : BundleRun.restFlag)
         case .neighbours(let n): return (NeighbourListRecord.type, n.flags)
         case .copyBudgets: return (CopyBudgetsRecord.type, 0)
@@ -228,7 +228,7 @@ public enum Record: Sendable, Hashable {
                 continue
             }
             // A known type with a reserved flag set comes from a newer sender: skip it like an unknown type.
-            let reserved: UInt8 = [1: 0x0, 2: 0x6, 3: 0x6, 4: 0x0, 5: 0x6, 6: 0x4, 7: 0x4, 8: 0x4, 9: 0x6, 10: 0x7][type] ?? 0
+            let reserved: UInt8 = [1: 0x0, 2: 0x6, 3: 0x6, 4: 0x0, 5: 0x6, 6: 0x4, 7: 0x6, 8: 0x4, 9: 0x6, 10: 0x7][type] ?? 0
             if flags & reserved != 0 {
                 out.append(.unknown(type: type, flags: flags, body: Array(body)))
                 continue
@@ -329,8 +329,7 @@ public enum Record: Sendable, Hashable {
             // B (0x02, SPEC 5.10) says the sender reads bare blocks (7.2); it means nothing in a request (ignored there).
             return .dictionaries(DictionariesRecord(isRequest: request, entries: entries, readsBare: !request && flags & 0x2 != 0))
         case ReceiptPartsRecord.type:
-            return .receiptParts(try ReceiptPartsRecord.decode(body, withHops: flags & ReceiptPartsRecord.hopsFlag != 0,
-                                                               withCarrier: flags & ReceiptPartsRecord.carrierFlag != 0))
+            return .receiptParts(try ReceiptPartsRecord.decode(body, withHops: flags & ReceiptPartsRecord.hopsFlag != 0))
         case NeighbourListRecord.type:
             return .neighbours(try NeighbourListRecord.decode(body, withRelays: flags & NeighbourListRecord.relaysFlag != 0))
         case CopyBudgetsRecord.type:

@@ -25,7 +25,6 @@ struct MeshBench: ParsableCommand {
     @Option(help: "Flood rebroadcast window in packet airtimes (default: the engine's).") var floodWindow: Double?
     @Flag(help: "Relays send neighbour lists and flood with two-hop knowledge (SPEC 5.13, 8.5 rule 5; off by default).") var neighbourLists = false
     @Flag(help: "With --neighbour-lists: no relays named with floods (every relay that stores a flood may pass it on).") var noRelays = false
-    @Option(help: "Sends of receipt parts that name their carrier (SPEC 6.16 rule 3; 0: none named, every nearer node that hears them carries them on; default: the engine's).") var namedSends: Int?
 
     func run() throws {
         print("Courier mesh benchmark: the real engine and store (in memory) on a virtual clock; LoRa SF9/125 kHz links, MTU 255")
@@ -60,10 +59,9 @@ struct MeshBench: ParsableCommand {
             o.seed = UInt64(seed)
             // As `relay run` does: every node floods its identity (keys and name), so members can prove the alert's
             // origin (an alert from an origin whose keys are unknown is held until they arrive, SPEC 6.12).
-            let (k, w, lists, relays, naming) = (self.suppression, self.floodWindow, self.neighbourLists, !self.noRelays, self.namedSends)
+            let (k, w, lists, relays) = (self.suppression, self.floodWindow, self.neighbourLists, !self.noRelays)
             o.configure = { c in
                 c.floodIdentity = true
-                if let naming { c.receiptCarrierNamedSends = naming }
                 c.neighbourLists = lists
                 c.floodRelays = relays
                 if let k { c.suppressionThreshold = k }
@@ -96,11 +94,10 @@ struct MeshBench: ParsableCommand {
                     receiptsByHops[distance[t.node], default: 0] += 1
                     if t.time - start < Self.firstWave { receiptsEarly += 1 } else { receiptsLate += 1 }
                     if ProcessInfo.processInfo.environment["COURIER_MESH_RECEIPT_LOG"] != nil {
-                        func name(_ s: ShortID) -> String { sim.identities.firstIndex { $0.nodeID.short == s }.map { "n\($0)" } ?? "\(s)" }
                         let parts = t.receiptRecords.map { r in
-                            let to: String = r.carrier.map { " to " + name($0) } ?? ""
-                            let holders: [String] = r.parts.filter { $0.id == id }.map { name($0.holder) }
-                            return "[hops \(r.hops)" + to + ": " + holders.joined(separator: " ") + "]"
+                            "[hops \(r.hops): " + r.parts.filter { $0.id == id }.map { p in
+                                sim.identities.firstIndex { $0.nodeID.short == p.holder }.map { "n\($0)" } ?? "\(p.holder)"
+                            }.joined(separator: " ") + "]"
                         }.joined(separator: " ")
                         print(String(format: "seed %d t=%7.1f n%-2d hops %d%@ %@", seed, t.time - start, t.node, distance[t.node], t.hasAnnounce ? " announce" : "", parts))
                     }
@@ -228,12 +225,11 @@ struct MeshBench: ParsableCommand {
         var o = MeshSimulator.Options()
         o.loss = self.loss
         o.seed = 99
-        let (lists, relays, naming) = (self.neighbourLists, !self.noRelays, self.namedSends)
+        let (lists, relays) = (self.neighbourLists, !self.noRelays)
         o.configure = { c in
             c.floodIdentity = true
             c.neighbourLists = lists
             c.floodRelays = relays
-            if let naming { c.receiptCarrierNamedSends = naming }
         }
         let n = 50
         let edges = MeshSimulator.randomMesh(count: n, degree: self.degree, seed: 99)

@@ -26,8 +26,6 @@ struct ReceiptRecordVector: Codable {
     var hops: UInt8
     /// Record flag 0x01: every part carries its holder's hop count (absent: false).
     var hopCounts: Bool?
-    /// Record flag 0x02: the one node named to carry the parts on (absent: none named).
-    var carrier: String?
     var groups: [ReceiptGroupVector]
     var recordHex: String
     /// The whole record in a payload (type 7, last record: no length).
@@ -63,14 +61,14 @@ extension GenerateVectors {
         func key(_ holder: NodeIdentity) -> SymmetricKey {
             ReceiptPartsRecord.key(mine: holder, theirs: a.publicKeys, holder: holder.nodeID, origin: a.nodeID)!
         }
-        func vector(_ name: String, hops: UInt8, _ parts: [(BundleID, NodeIdentity)], forge: Bool = false, partHops: [UInt8]? = nil, carrier: ShortID? = nil) -> ReceiptRecordVector {
+        func vector(_ name: String, hops: UInt8, _ parts: [(BundleID, NodeIdentity)], forge: Bool = false, partHops: [UInt8]? = nil) -> ReceiptRecordVector {
             var statements = parts.map { ($0.0, $0.1.nodeID.short, ReceiptPartsRecord.tag($0.0, holder: $0.1.nodeID.short, key: key($0.1))) }
             if forge { statements[0].2[0] ^= 0x01 }
-            let r = ReceiptPartsRecord(origin: o, hops: hops, carrier: carrier, partsWithHops: statements.enumerated().map { (i, s) in
+            let r = ReceiptPartsRecord(origin: o, hops: hops, partsWithHops: statements.enumerated().map { (i, s) in
                 (id: s.0, holder: s.1, tag: s.2, hops: partHops.map { $0[i] }) })
             let byHolder = Dictionary(uniqueKeysWithValues: [b, c].map { ($0.nodeID.short, $0) })
             return ReceiptRecordVector(
-                name: name, origin: o.description, hops: hops, hopCounts: r.carriesHops ? true : nil, carrier: r.carrier?.description,
+                name: name, origin: o.description, hops: hops, hopCounts: r.carriesHops ? true : nil,
                 groups: r.groups.map { g in
                     ReceiptGroupVector(created: g.created, sequence: g.sequence, parts: g.parts.map { p in
                         ReceiptPartVector(holder: p.holder.description, tag: p.tag.hex, hops: p.hops,
@@ -86,10 +84,6 @@ extension GenerateVectors {
             vector("A confirming C's part (hops 0: the origin)", hops: 0, [(alerts[1], c)]),
             vector("answers to a drill of A (6.17), with hop counts (flag 0x01): B got it 1 hop from A, C 3 hops; sent by a relay 2 hops from A",
                    hops: 2, [(alerts[0], b), (alerts[0], c)], partHops: [1, 3]),
-            vector("B's part, sent by B two hops from A naming C as its carrier (flag 0x02): other nodes nearer A leave it to C",
-                   hops: 2, [(alerts[0], b)], carrier: c.nodeID.short),
-            vector("a drill answer with its hop count, naming C as its carrier (flags 0x01 and 0x02)",
-                   hops: 2, [(alerts[0], b)], partHops: [2], carrier: c.nodeID.short),
         ]
         let body = [UInt8](hex: records[0].recordHex)!
         let invalid = [

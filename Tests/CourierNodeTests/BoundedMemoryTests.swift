@@ -41,7 +41,7 @@ struct BoundedMemoryTests {
             for t in tables {
                 // Tables kept per held bundle are at most what is held; those with a cap, at most the cap; the others
                 // (per node: two nodes here), a handful.
-                let caps = ["directedSeen": 8_192, "receiptOrigins": 1_024, "receiptPartsSettled": 4_096, "refusedReported": 4_096, "reassembly": Reassembler.maxCompleted]
+                let caps = ["directedSeen": 8_192, "receiptOrigins": 1_024, "refusedReported": 4_096, "reassembly": Reassembler.maxCompleted]
                 let bound = ["knownLocal", "replicas", "copyBudgets", "told", "transfers", "holders", "heardOf", "heldIndex"].contains(t.table) ? held : caps[t.table] ?? 10
                 #expect(t.size <= bound, "node \(i): \(t.table) has \(t.size) entries (bound \(bound): \(t.bound))")
             }

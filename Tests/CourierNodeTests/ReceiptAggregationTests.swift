@@ -14,11 +14,10 @@ struct ReceiptAggregationTests {
     }
 
     /// A LoRa SF9 link (a packet's airtime sets the engine's waits, as on the air).
-    static func harness(namedSends: Int? = nil) throws -> EngineHarness {
+    static func harness() throws -> EngineHarness {
         try EngineHarness(properties: LinkProperties(
             mtu: 255, bitsPerSecond: 1_757, duplex: .half, mediumChecksFrames: true,
-            airtime: .lora(LoRaParameters(spreadingFactor: 9, bandwidthHz: 125_000, codingRate: 5), framing: 0)),
-            configure: { c in if let namedSends { c.receiptCarrierNamedSends = namedSends } })
+            airtime: .lora(LoRaParameters(spreadingFactor: 9, bandwidthHz: 125_000, codingRate: 5), framing: 0)))
     }
 
     static func partsRecords(_ out: EngineHarness.Out, origin: ShortID) -> [[ReceiptPartsRecord]] {
@@ -91,86 +90,6 @@ struct ReceiptAggregationTests {
         }
     }
 
-    @Test func onlyTheNamedCarrierCarriesPartsOnAndItNamesItsOwn() throws {
-        // The relay (the engine) is one hop from the origin; a node two hops out sends its part naming a carrier.
-        for namesUs in [false, true] {
-            // An engine that names its carriers on its first send (off by default: README, "carrier naming").
-            let h = try Self.harness(namedSends: 1)
-            let o = h.addPeer()
-            let (far, other) = (h.addPeer(), h.addPeer())
-            try Self.relayNextTo(h, origin: o)
-            let a = try BundleID(origin: o.short, created: 1_523_041, sequence: 7)
-            let p = Self.part(a, by: far, origin: o.identity.publicKeys)
-            h.receive(from: far, [.receiptParts(ReceiptPartsRecord(origin: o.short, hops: 2, carrier: namesUs ? h.me.nodeID.short : other.short, parts: [p]))])
-            let sent = Self.partsRecords(h.run(for: 3_600), origin: o.short).flatMap { $0 }
-            if namesUs {
-                // Carried on, its first send naming the relay's own carrier: its next hop to the origin, the origin itself.
-                let first = try #require(sent.first, "the named carrier did not carry the part on")
-                #expect(first.parts.map(\.holder) == [far.short] && first.hops == 1)
-                #expect(first.carrier == o.short, "carrier named: \(String(describing: first.carrier))")
-                // Not confirmed by the origin: sent again, then naming none (any nearer node may carry them).
-                #expect(sent.count > 1 && sent.dropFirst().allSatisfy { $0.carrier == nil }, "\(sent.map(\.carrier))")
-            } else {
-                #expect(sent.isEmpty, "a relay not named carried the part on: \(sent)")
-                // It still learnt who has the bundle (SPEC 6.16 rule 6): no copy is owed to them.
-            }
-        }
-    }
-
-    @Test func aPartAlreadyOnItsWayHeardAgainIsSaidBackNotCarriedAgain() throws {
-        // The relay carries a far node's part, the origin confirms it; the far node, which missed the relay's
-        // record, sends it again: the relay says it back once (naming itself as carrier), and sends nothing on.
-        let h = try Self.harness()
-        let o = h.addPeer()
-        let far = h.addPeer()
-        try Self.relayNextTo(h, origin: o)
-        let p = Self.part(try BundleID(origin: o.short, created: 1_523_041, sequence: 7), by: far, origin: o.identity.publicKeys)
-        h.receive(from: far, [.receiptParts(ReceiptPartsRecord(origin: o.short, hops: 2, carrier: h.me.nodeID.short, parts: [p]))])
-        var sent: [ReceiptPartsRecord] = []
-        while sent.isEmpty && h.now < 1_790_000_000 + 900 { sent = Self.partsRecords(h.run(for: 1), origin: o.short).flatMap { $0 } }
-        #expect(sent.first?.carrier == nil && sent.first?.parts.map(\.holder) == [far.short], "carried on, naming none (the default)")
-        h.receive(from: o, [.receiptParts(ReceiptPartsRecord(origin: o.short, hops: 0, parts: [p]))])
-        #expect(Self.partsRecords(h.run(for: 600), origin: o.short).isEmpty, "sent again after the origin confirmed it")
-        // Heard again from farther out (the far node missed the relay's record): said back, once.
-        h.receive(from: far, [.receiptParts(ReceiptPartsRecord(origin: o.short, hops: 2, carrier: h.me.nodeID.short, parts: [p]))])
-        let again = Self.partsRecords(h.run(for: 3_600), origin: o.short).flatMap { $0 }
-        #expect(again.count == 1, "\(again.count) records: \(again)")
-        #expect(again.first?.carrier == h.me.nodeID.short, "not said back as on its way (carrier: \(String(describing: again.first?.carrier)))")
-        #expect(again.first?.hops == 1 && again.first?.parts.map(\.holder) == [far.short])
-        #expect(again.first?.parts.first?.tag == p.tag, "the holder's tag, unchanged")
-    }
-
-    @Test func theOriginDoesNotConfirmPartsSaidBackThatItHas() throws {
-        // The engine is the origin: bravo carries charlie's part, confirmed; bravo later says it back (an echo):
-        // no confirmation goes for it. A part it lacked, in an echo, is taken and confirmed.
-        let h = try Self.harness()
-        let (bravo, charlie, delta) = (h.addPeer(), h.addPeer(), h.addPeer())
-        let mine = h.me.publicKeys
-        let alert = try BundleID(origin: h.me.nodeID.short, created: 1_523_041, sequence: 1)
-        let c = Self.part(alert, by: charlie, origin: mine)
-        h.receive(from: bravo, [.receiptParts(ReceiptPartsRecord(origin: h.me.nodeID.short, hops: 1, carrier: h.me.nodeID.short, parts: [c]))])
-        #expect(Self.partsRecords(h.run(for: 600), origin: h.me.nodeID.short).flatMap { $0 }.count == 1, "confirmed once")
-        h.receive(from: bravo, [.receiptParts(ReceiptPartsRecord(origin: h.me.nodeID.short, hops: 1, carrier: bravo.short, parts: [c]))])
-        #expect(Self.partsRecords(h.run(for: 600), origin: h.me.nodeID.short).isEmpty, "a part said back was confirmed again")
-        let d = Self.part(alert, by: delta, origin: mine)
-        let out = h.receive(from: bravo, [.receiptParts(ReceiptPartsRecord(origin: h.me.nodeID.short, hops: 1, carrier: bravo.short, parts: [c, d]))])
-        #expect(out.events.contains(.receipt(alert, by: delta.short)))
-        let confirmed = Self.partsRecords(h.run(for: 600), origin: h.me.nodeID.short).flatMap { $0 }
-        #expect(confirmed.flatMap { $0.parts.map(\.holder) } == [delta.short])
-    }
-
-    @Test func anUnnamedRecordIsCarriedOnByAnyNearerNode() throws {
-        // A send again (or an older sender) names no carrier: the nearer node that hears it carries it on.
-        let h = try Self.harness()
-        let o = h.addPeer()
-        let far = h.addPeer()
-        try Self.relayNextTo(h, origin: o)
-        let p = Self.part(try BundleID(origin: o.short, created: 1_523_041, sequence: 7), by: far, origin: o.identity.publicKeys)
-        h.receive(from: far, [.receiptParts(ReceiptPartsRecord(origin: o.short, hops: 2, parts: [p]))])
-        let sent = Self.partsRecords(h.run(for: 600), origin: o.short).flatMap { $0 }
-        #expect(sent.first?.parts.map(\.holder) == [far.short])
-    }
-
     @Test func aForgedPartIsRefused() throws {
         // The engine is the origin; bravo is a neighbour with a real part, and claims charlie has it too, with a
         // tag it made itself (it cannot make charlie's).
@@ -196,27 +115,5 @@ struct ReceiptAggregationTests {
         let confirmed = Self.partsRecords(h.run(for: 600), origin: h.me.nodeID.short).flatMap { $0 }
         #expect(confirmed.count == 1 && confirmed.first?.hops == 0)
         #expect(confirmed.first?.parts.map(\.holder) == [bravo.short])
-    }
-
-    @Test func theOriginConfirmsTheFirstWaveOnceWhenItsNeighboursLevelHasHadItsTurn() throws {
-        // The engine is the origin. Bravo's own part comes first (riding its rebroadcast, a few seconds after the
-        // alert); charlie's record with the parts of two hops out comes at charlie's level's time, minutes later
-        // (SPEC 6.16 rules 1, 5). Confirmed at once (before: 1-1.5 windows after bravo's part, and again after
-        // charlie's), bravo's confirmation came early and a second packet confirmed charlie's: one now, listing both.
-        let h = try Self.harness()
-        let (bravo, charlie, far) = (h.addPeer(), h.addPeer(), h.addPeer())
-        let mine = h.me.publicKeys
-        let alert = try BundleID(origin: h.me.nodeID.short, created: 1_523_041, sequence: 1)
-        var confirmations: [ReceiptPartsRecord] = []
-        let start = h.now
-        confirmations += Self.partsRecords(h.receive(from: bravo, [.receiptParts(ReceiptPartsRecord(origin: h.me.nodeID.short, hops: 1, parts: [Self.part(alert, by: bravo, origin: mine)]))]), origin: h.me.nodeID.short).flatMap { $0 }
-        // Charlie's level (one hop out) is 7-7.5 windows after its copy; a window here is about 20 airtimes of 0.6 s.
-        while h.now < start + 150 { confirmations += Self.partsRecords(h.run(for: 1), origin: h.me.nodeID.short).flatMap { $0 } }
-        let parts = [Self.part(alert, by: charlie, origin: mine), Self.part(alert, by: far, origin: mine)]
-        confirmations += Self.partsRecords(h.receive(from: charlie, [.receiptParts(ReceiptPartsRecord(origin: h.me.nodeID.short, hops: 1, parts: parts))]), origin: h.me.nodeID.short).flatMap { $0 }
-        confirmations += Self.partsRecords(h.run(for: 1_800), origin: h.me.nodeID.short).flatMap { $0 }
-        #expect(confirmations.count == 1, "\(confirmations.count) confirmations: \(confirmations.map { $0.parts.map(\.holder) })")
-        #expect(Set(confirmations.first?.parts.map(\.holder) ?? []) == [bravo.short, charlie.short, far.short])
-        #expect(confirmations.allSatisfy { $0.hops == 0 })
     }
 }

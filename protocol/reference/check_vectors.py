@@ -1144,13 +1144,12 @@ def check_receipts():
 
     def fields(rec):
         return {"origin": f"{rec.origin:08x}", "hops": rec.hops,
-                "carrier": f"{rec.carrier:08x}" if rec.carrier is not None else None,
                 "groups": [{"created": c, "sequence": q, "parts": [f"{h:08x}" for h, _ in parts],
                             "partHops": rec.part_hops[i] if rec.part_hops is not None else None}
                            for i, (c, q, parts) in enumerate(rec.groups)]}
 
     def want_fields(v):
-        return {"origin": v["origin"], "hops": v["hops"], "carrier": v.get("carrier"),
+        return {"origin": v["origin"], "hops": v["hops"],
                 "groups": [{"created": g["created"], "sequence": g["sequence"], "parts": [p["holder"] for p in g["parts"]],
                             "partHops": [p["hops"] for p in g["parts"]] if v.get("hopCounts") else None}
                            for g in v["groups"]]}
@@ -1168,7 +1167,7 @@ def check_receipts():
 
     for v in f["records"]:
         p = f"receipt parts '{v['name'][:50]}'"
-        rec = cw.decode_receipt_parts(bytes.fromhex(v["recordHex"]), bool(v.get("hopCounts")), "carrier" in v)
+        rec = cw.decode_receipt_parts(bytes.fromhex(v["recordHex"]), bool(v.get("hopCounts")))
         check(f"{p}: decodes to its fields", lambda: expect_equal(fields(rec), want_fields(v)))
         check(f"{p}: encodes to recordHex", lambda: expect_equal(cw.encode_receipt_parts(rec).hex(), v["recordHex"]))
         check(f"{p}: as a payload (record type 7)", lambda: expect_equal(
@@ -1178,11 +1177,6 @@ def check_receipts():
                             holders[g_p["holder"]].node_id, origin.node_id).hex() for g in v["groups"] for g_p in g["parts"]],
             [g_p["key"] for g in v["groups"] for g_p in g["parts"]]))
         check(f"{p}: every tag is its holder's", lambda: expect_equal(all(tags_check(v, rec)), True))
-    named = next(v for v in f["records"] if "carrier" in v)
-    check("receipt parts: flag 0x04 stays reserved (a newer sender's record is unknown, 11.13)",
-          lambda: expect_equal(type(cw.decode_payload(bytes([0x76]) + bytes.fromhex(named["recordHex"]))[0]).__name__, "UnknownRecord"))
-    check("receipt parts: the carrier named is flag 0x02 (type 7)",
-          lambda: expect_equal(bytes.fromhex(named["payloadHex"])[0], 0x72))
     for v in f["forged"]:
         rec = cw.decode_receipt_parts(bytes.fromhex(v["recordHex"]))
         check(f"forged receipt part '{v['name'][:50]}': its tag does not verify", lambda: expect_equal(tags_check(v, rec), [False]))

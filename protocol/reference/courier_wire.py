@@ -1151,7 +1151,7 @@ def content_is_text(bundle: Bundle) -> bool:
 T_PADDING, T_BUNDLE, T_FRAGMENT, T_ACK, T_ANNOUNCE, T_SUMMARY, T_DICTIONARIES, T_RECEIPT_PARTS, T_BUNDLE_RUN, T_NEIGHBOURS, \
     T_COPY_BUDGETS = range(11)
 RESERVED_FLAGS = {T_BUNDLE: 0x00, T_FRAGMENT: 0x06, T_ACK: 0x06, T_ANNOUNCE: 0x00, T_SUMMARY: 0x06, T_DICTIONARIES: 0x04,
-                  T_RECEIPT_PARTS: 0x04, T_BUNDLE_RUN: 0x04, T_NEIGHBOURS: 0x06, T_COPY_BUDGETS: 0x07}
+                  T_RECEIPT_PARTS: 0x06, T_BUNDLE_RUN: 0x04, T_NEIGHBOURS: 0x06, T_COPY_BUDGETS: 0x07}
 RUN_CUT, RUN_REST = 0x01, 0x02  # 5.12: run flags C (ends with the head of a cut bundle) and R (begins with a rest)
 
 
@@ -1516,13 +1516,11 @@ class DictionariesRecord:
 @dataclass
 class ReceiptPartsRecord:
     """6.16: parts for the bundles of `origin`; groups are (created, sequence, [(holder, tag)]). `part_hops`
-    (record flag 0x01, "Hop counts"): per group, each part's hop count, or None for a record without them.
-    `carrier` (record flag 0x02, "Carrier named"): the short id of the one node that carries the parts on, or None."""
+    (record flag 0x01, "Hop counts"): per group, each part's hop count, or None for a record without them."""
     origin: int
     hops: int
     groups: list
     part_hops: Optional[list] = None
-    carrier: Optional[int] = None
 
 
 @dataclass
@@ -1563,8 +1561,7 @@ def record_type_flags_body(rec) -> tuple[int, int, bytes]:
     if isinstance(rec, CopyBudgetsRecord):
         return T_COPY_BUDGETS, 0, encode_copy_budgets(rec)
     if isinstance(rec, ReceiptPartsRecord):
-        return (T_RECEIPT_PARTS, (0x01 if rec.part_hops is not None else 0) | (0x02 if rec.carrier is not None else 0),
-                encode_receipt_parts(rec))
+        return T_RECEIPT_PARTS, 0x01 if rec.part_hops is not None else 0, encode_receipt_parts(rec)
     if isinstance(rec, BundleRecord) and run_eligible(rec):
         return T_BUNDLE_RUN, 0, encode_run_body([rec])
     if isinstance(rec, AckRecord) and ack_ranges_form(rec):
@@ -1762,7 +1759,7 @@ def decode_record(rtype: int, flags: int, body: bytes, sender: Optional[int] = N
             raise WireError("invalidValue", "federation dictionaries are numbered 2-255")
         return DictionariesRecord(entries, request, not request and bool(flags & 0x02))
     if rtype == T_RECEIPT_PARTS:
-        return decode_receipt_parts(body, bool(flags & 0x01), bool(flags & 0x02))
+        return decode_receipt_parts(body, bool(flags & 0x01))
     if rtype == T_NEIGHBOURS:
         return decode_neighbours(body, bool(flags & 0x01))
     if rtype == T_COPY_BUDGETS:
@@ -1851,8 +1848,6 @@ MAX_RECEIPT_HOLDERS = 255
 
 def encode_receipt_parts(rec: ReceiptPartsRecord) -> bytes:
     body = u(rec.origin, 4) + bytes([rec.hops])
-    if rec.carrier is not None:
-        body += u(rec.carrier, 4)
     for g, (created, sequence, parts) in enumerate(rec.groups):
         body += u(created, 3) + encode_varint(sequence) + encode_varint(len(parts))
         for i, (holder, tag) in enumerate(parts):
@@ -1863,13 +1858,11 @@ def encode_receipt_parts(rec: ReceiptPartsRecord) -> bytes:
     return body
 
 
-def decode_receipt_parts(body: bytes, with_hops: bool = False, with_carrier: bool = False) -> ReceiptPartsRecord:
-    """`with_hops`: record flag 0x01 (6.16 "Hop counts"): each part is holder u32, hops u8, tag 8.
-    `with_carrier`: record flag 0x02 (6.16 "Carrier named"): a carrier u32 follows hops."""
+def decode_receipt_parts(body: bytes, with_hops: bool = False) -> ReceiptPartsRecord:
+    """`with_hops`: record flag 0x01 (6.16 "Hop counts"): each part is holder u32, hops u8, tag 8."""
     r = Reader(body)
     origin = r.uint(4, "receipt parts origin")
     hops = r.uint(1, "receipt parts hops")
-    carrier = r.uint(4, "receipt parts carrier") if with_carrier else None
     groups, part_hops = [], []
     while r.remaining():
         created = r.uint(3, "receipt parts created")
@@ -1887,7 +1880,7 @@ def decode_receipt_parts(body: bytes, with_hops: bool = False, with_carrier: boo
         part_hops.append(hs)
     if not groups:
         raise WireError("truncated", "receipt parts without groups")
-    return ReceiptPartsRecord(origin, hops, groups, part_hops if with_hops else None, carrier)
+    return ReceiptPartsRecord(origin, hops, groups, part_hops if with_hops else None)
 
 
 def receipt_key(own_agreement_private: bytes, peer_agreement_public: bytes,
