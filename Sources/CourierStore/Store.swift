@@ -981,11 +981,17 @@ public final class Store: Sendable {
     /// Records a bundle given up on at once (for this node and unreadable with its origin's keys known), in the feed
     /// and the totals; marks it seen so copies are dropped.
     public func gaveUp(_ bundle: CourierBundle, reason: String, from: String?, now: Int64) throws(StoreError) {
+        try self.gaveUp(bundle, reason: reason, from: from, now: now, counting: "unreadable.total")
+    }
+
+    /// A bundle given up on as it arrives: seen (later copies are duplicates), a `gave-up` entry with its reason in the
+    /// feed, and one more in the `relay status` total `counter`.
+    private func gaveUp(_ bundle: CourierBundle, reason: String, from: String?, now: Int64, counting counter: String) throws(StoreError) {
         try self.write { db in
             let id = bundle.id
             try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
             try Self.event(db, .gaveUp, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority, neighbour: from, detail: reason)
-            try Self.bump(db, "unreadable.total")
+            try Self.bump(db, counter)
         }
     }
 
@@ -993,12 +999,7 @@ public final class Store: Sendable {
     /// on, with no hop left (SPEC 8.5, directed bundles, rule 2). In the feed (`gave-up`, with the reason) and the
     /// totals (`hoplimit.total`, `relay status`); it stays seen, so later copies are duplicates.
     public func gaveUpHopLimit(_ bundle: CourierBundle, reason: String, from: String?, now: Int64) throws(StoreError) {
-        try self.write { db in
-            let id = bundle.id
-            try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
-            try Self.event(db, .gaveUp, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority, neighbour: from, detail: reason)
-            try Self.bump(db, "hoplimit.total")
-        }
+        try self.gaveUp(bundle, reason: reason, from: from, now: now, counting: "hoplimit.total")
     }
 
     /// Records a bundle refused by the engine (untrusted origin, bad signature), in the feed and the totals.

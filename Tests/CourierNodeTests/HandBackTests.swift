@@ -12,8 +12,43 @@ import Testing
     static let handBacksPerBundle = 1
 
     /// The transfers of `id` hill sent to `q` in `out`.
-    static func handOns(_ out: EngineHarness.Out, of id: BundleID, to q: EngineHarness.Peer) -> [BundleRecord] {
-        out.bundles.filter { $0.nextHop == q.short && (try? CourierBundle(decoding: $0.bundle).id) == id }
+    static func handOns(_ out: EngineHarness.Out, of id: BundleID, to q: EngineHarness.Peer) throws -> [BundleRecord] {
+        try out.bundles.filter { r in try r.nextHop == q.short && CourierBundle(decoding: r.bundle).id == id }
+    }
+
+    /// hill (the harness) has a route to z through q (a flood of z's came from q); p hands hill a message for z, hill
+    /// takes custody, passes it on to q, and q acknowledges: custody is q's, hill's copy gone.
+    static func passedOnToQ(_ h: EngineHarness) throws -> (p: EngineHarness.Peer, q: EngineHarness.Peer, b: CourierBundle) {
+        let p = h.addPeer()
+        let q = h.addPeer()
+        let z = EngineHarness.Peer(key: h.key)
+        h.receive(from: q, [.bundle(BundleRecord(bundle: try z.bundle(.text, to: .everyone, "Market day moved to Friday.", at: h.now).encode()))])
+        let b = try p.bundle(.text, to: .node(z.short), "Seed potatoes for the upper terraces.", at: h.now)
+        var out = h.receive(from: p, [.bundle(BundleRecord(nextHop: h.me.nodeID.short, transfer: 1, bundle: b.encode()))])
+        out.packets += h.run(for: 30).packets
+        #expect(out.acks.contains { $0.target == p.short && $0.entries.contains { $0.transfer == 1 } }, "custody taken from p")
+        let toQ = try #require(try Self.handOns(out, of: b.id, to: q).first, "passed on to q: \(out.records)")
+        h.receive(from: q, [.ack(AckRecord(target: h.me.nodeID.short, entries: [AckEntry(transfer: try #require(toQ.transfer), received: 1)]))])
+        _ = h.run(for: 1)
+        #expect(try h.store.bundle(b.id) == nil, "custody released to q")
+        return (p, q, b)
+    }
+
+    /// A relay that passed a bundle on earlier (a route that turned back, the last copy of a budget moving on) and gets
+    /// it handed back takes custody again. Acknowledged as a duplicate instead, the sender let its copy go, and with
+    /// the last copy the bundle vanished, reported nowhere.
+    @Test func aBundleHandedBackAfterItWasPassedOnIsKept() throws {
+        let h = try EngineHarness()
+        let (p, q, b) = try Self.passedOnToQ(h)
+        // q's way to z closed; it hands the bundle back to hill.
+        var out = h.receive(from: q, [.bundle(BundleRecord(nextHop: h.me.nodeID.short, transfer: 9, bundle: b.encode()))])
+        out.packets += h.run(for: 2).packets
+        #expect(out.acks.contains { $0.target == q.short && $0.entries.contains { $0.transfer == 9 } }, "acknowledged to q")
+        #expect(try h.store.bundle(b.id) != nil, "acknowledged, so kept: custody is hill's again")
+        // A copy handed while hill still holds it stays a duplicate: one copy in the store.
+        out = h.receive(from: p, [.bundle(BundleRecord(nextHop: h.me.nodeID.short, transfer: 2, bundle: b.encode()))])
+        #expect(out.events.contains(.duplicate(b.id)))
+        #expect(try h.store.held().filter { $0.id == b.id }.count == 1)
     }
 
     @Test func twoRelaysThatEachThinkTheOtherIsTheWayDoNotPingPong() throws {
@@ -36,7 +71,7 @@ import Testing
         var transfer: UInt32 = 100
         for _ in 0..<8 {
             out.packets += h.run(for: 120).packets
-            let sent = Self.handOns(out, of: b.id, to: q)
+            let sent = try Self.handOns(out, of: b.id, to: q)
             out = EngineHarness.Out()
             guard let last = sent.last, let t = last.transfer else {
                 try floodFromZ()
@@ -63,22 +98,12 @@ import Testing
 
     @Test func aBundleHandedBackWithNoHopLeftIsGivenUpOnAndReported() throws {
         let h = try EngineHarness()
-        let p = h.addPeer()
-        let q = h.addPeer()
-        let z = EngineHarness.Peer(key: h.key)
-        h.receive(from: q, [.bundle(BundleRecord(bundle: try z.bundle(.text, to: .everyone, "Market day moved to Friday.", at: h.now).encode()))])
-        let b = try p.bundle(.text, to: .node(z.short), "Seed potatoes for the upper terraces.", at: h.now)
-        var out = h.receive(from: p, [.bundle(BundleRecord(nextHop: h.me.nodeID.short, transfer: 1, bundle: b.encode()))])
-        out.packets += h.run(for: 30).packets
-        let toQ = try #require(Self.handOns(out, of: b.id, to: q).first, "passed on to q: \(out.records)")
-        h.receive(from: q, [.ack(AckRecord(target: h.me.nodeID.short, entries: [AckEntry(transfer: try #require(toQ.transfer), received: 1)]))])
-        _ = h.run(for: 1)
-        #expect(try h.store.bundle(b.id) == nil, "custody released to q")
+        let (p, q, b) = try Self.passedOnToQ(h)
         let feedBefore = try h.store.lastEventSeq()
         // It comes back round a loop of routes with its hop limit spent.
         var spent = b.encode()
         spent[0] &= 0x0F
-        out = h.receive(from: q, [.bundle(BundleRecord(nextHop: h.me.nodeID.short, transfer: 9, bundle: spent))])
+        var out = h.receive(from: q, [.bundle(BundleRecord(nextHop: h.me.nodeID.short, transfer: 9, bundle: spent))])
         out.packets += h.run(for: 2).packets
         #expect(out.acks.contains { $0.target == q.short && $0.entries.contains { $0.transfer == 9 } }, "acknowledged: settled here")
         #expect(try h.store.bundle(b.id) == nil, "not kept: no hop left")
