@@ -283,12 +283,7 @@ public final class DrillSimulator {
 
     /// Runs the virtual clock to `time` (seconds since the start), leaving the events at `time` itself.
     func run(before time: Double) throws {
-        while let (t, e) = self.queue.peek(), t < time {
-            _ = self.queue.pop()
-            self.elapsed = max(self.elapsed, t)
-            try self.handle(e, scheduled: t)
-        }
-        self.elapsed = max(self.elapsed, time)
+        try self.run(to: time, including: false)
     }
 
     // MARK: Running
@@ -301,13 +296,7 @@ public final class DrillSimulator {
     /// Runs the virtual clock to the end of the scenario, calling `progress` each time another `every` simulated
     /// seconds have passed (with the simulated seconds so far), and once at the end.
     public func run(every: Double, progress: (Double) -> Void) throws {
-        precondition(every > 0)
-        var t = self.elapsed
-        while t < self.scenario.duration {
-            t = min(t + every, self.scenario.duration)
-            try self.run(until: t)
-            progress(t)
-        }
+        _ = try self.run(every: every, forkingIntact: false, progress: progress)
     }
 
     /// Calls into the engines so far (what a run costs): ticks at their wake-up times, packets received, busy
@@ -326,7 +315,12 @@ public final class DrillSimulator {
 
     /// Runs the virtual clock to `time` (seconds since the start).
     public func run(until time: Double) throws {
-        while let (t, e) = self.queue.peek(), t <= time {
+        try self.run(to: time, including: true)
+    }
+
+    /// Handles the queued events up to `time` (those at `time` itself too when `including`), in order.
+    private func run(to time: Double, including: Bool) throws {
+        while let (t, e) = self.queue.peek(), t < time || (including && t == time) {
             _ = self.queue.pop()
             self.elapsed = max(self.elapsed, t)
             try self.handle(e, scheduled: t)
