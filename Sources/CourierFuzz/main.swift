@@ -117,10 +117,18 @@ public func courierFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     case 5:
         // Bundle contents, after decompression: what a member can put in a bundle it signs.
         if let identity = try? IdentityContent(decoding: input) { _ = identity.encode() }
-        let ids = ReceiptContent.decode(input)
-        guard input.starts(with: ReceiptContent.encode(ids)) else { fatalError("receipt ids did not re-encode to their input") }
-        let failures = FailureContent.decode(input)
-        guard input.starts(with: FailureContent.encode(failures)) else { fatalError("failure entries did not re-encode to their input") }
+        // Total and whole: content either decodes, every byte of it, to entries that re-encode to exactly it, or is
+        // an error (malformed, SPEC 6.8).
+        do {
+            guard ReceiptContent.encode(try ReceiptContent.decode(input)) == input else { fatalError("receipt ids did not re-encode to their input") }
+        } catch {
+            // Malformed: the typed error is the answer.
+        }
+        do {
+            guard FailureContent.encode(try FailureContent.decode(input)) == input else { fatalError("failure entries did not re-encode to their input") }
+        } catch {
+            // Malformed: the typed error is the answer.
+        }
     default:
         // What a person types or pastes: codes, ids, link specs, callsigns. Any string gives a value or an error.
         let text = String(decoding: input, as: UTF8.self)

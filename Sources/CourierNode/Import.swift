@@ -269,7 +269,14 @@ public struct ArchiveImport {
     mutating func releaseReceipted(_ b: CourierBundle, now: Double) {
         let content: [UInt8]
         do { content = try b.content(compressor: self.compressor) } catch { return }
-        for id in ReceiptContent.decode(content) {
+        // Malformed (SPEC 6.8): nothing released. One for this relay is given up on as unreadable in `readDirected`;
+        // one passing through is stored and carried on (its destination judges it), and said here.
+        let ids: [BundleID]
+        do { ids = try ReceiptContent.decode(content) } catch {
+            if !self.judge.isForHere(b) { self.problems.append("receipt \(b.id) from \(b.origin): malformed, nothing released: \(error)") }
+            return
+        }
+        for id in ids {
             do {
                 if let q = try self.store.bundle(id), case .node(let d) = q.destination, d == b.origin {
                     try self.store.remove(id, reason: "delivered (receipt from \(b.origin))", now: Int64(now))
@@ -318,8 +325,14 @@ public struct ArchiveImport {
     }
 
     /// A failure notice for this node: a relay gave up on some of our bundles (recorded as the engine records it).
+    /// A malformed notice never gets here (`BundleJudge.read` gives up on it); nothing of one is recorded.
     mutating func recordFailures(_ b: CourierBundle, content: [UInt8], now: Double) {
-        for (id, reason) in FailureContent.decode(content) where id.origin == self.me.short {
+        let entries: [(id: BundleID, reason: FailureReason)]
+        do { entries = try FailureContent.decode(content) } catch {
+            self.problems.append("failure notice \(b.id) from \(b.origin): malformed, nothing of it recorded: \(error)")
+            return
+        }
+        for (id, reason) in entries where id.origin == self.me.short {
             do { try self.store.failed(id, reason: "\(reason), reported by \(b.origin)", by: b.origin, now: Int64(now)) } catch {
                 self.problems.append("cannot record the failure notice for \(id): \(error)")
             }

@@ -227,8 +227,32 @@ public struct BundleJudge: Sendable {
         case unreadable(String)
     }
 
-    /// The content of a bundle for this node: decrypted with each candidate origin key (2.3) and decompressed.
+    /// The content of a bundle for this node: decrypted with each candidate origin key (2.3) and decompressed. A
+    /// receipt or failure notice whose content does not parse as whole entries is malformed (SPEC 6.8) and
+    /// unreadable: not delivered, given up on and reported like any bundle this node cannot read, and nothing of it
+    /// acted on.
     public func read(_ b: CourierBundle, compressor: BodyCompressor) -> Reading {
+        let reading = self.content(b, compressor: compressor)
+        guard case .content(let c) = reading, let why = Self.malformed(b.kind, content: c) else { return reading }
+        return .unreadable(why)
+    }
+
+    /// Why a receipt's or failure notice's content is malformed (SPEC 6.8: it does not parse as whole entries), nil
+    /// when it parses or the kind has no entries to parse. An unknown failure reason is not malformed.
+    public static func malformed(_ kind: Kind, content: [UInt8]) -> String? {
+        do {
+            switch kind {
+            case .receipt: _ = try ReceiptContent.decode(content)
+            case .failure: _ = try FailureContent.decode(content)
+            default: break
+            }
+            return nil
+        } catch {
+            return "malformed: \(error)"
+        }
+    }
+
+    private func content(_ b: CourierBundle, compressor: BodyCompressor) -> Reading {
         guard b.isEncrypted else {
             do { return .content(try b.content(compressor: compressor)) } catch {
                 if case .unknownDictionary(let id) = error { return .needDictionary(id) }

@@ -17,8 +17,14 @@ extension Node {
     }
 
     /// A failure notice for this node: a relay gave up on some of our bundles.
+    /// A malformed notice never gets here (`BundleJudge.read` gives up on it, reported); nothing of one is recorded.
     func handleFailure(_ b: CourierBundle, content: [UInt8], now: Double) {
-        for (id, reason) in FailureContent.decode(content) where id.origin == self.me.short {
+        let entries: [(id: BundleID, reason: FailureReason)]
+        do { entries = try FailureContent.decode(content) } catch {
+            self.reject("failure notice \(b.id) from \(b.origin): malformed, nothing of it recorded: \(error)")
+            return
+        }
+        for (id, reason) in entries where id.origin == self.me.short {
             do { try self.store.failed(id, reason: "\(reason), reported by \(b.origin)", by: b.origin, now: Int64(now)) } catch {
                 self.rejectStorage("cannot record the failure notice for \(id): \(error)", error)
             }
@@ -51,7 +57,14 @@ extension Node {
             self.reject("receipt \(b.id) from \(b.origin): cannot read its content: \(error)")
             return
         }
-        for id in ReceiptContent.decode(content) {
+        // Malformed (SPEC 6.8): nothing of it acted on. One for this node is given up on and reported as unreadable
+        // when it is read (`readDirected`); one passing through is carried on (its destination judges it) and said here.
+        let ids: [BundleID]
+        do { ids = try ReceiptContent.decode(content) } catch {
+            if !self.isForMe(b) { self.reject("receipt \(b.id) from \(b.origin): malformed, nothing released: \(error)") }
+            return
+        }
+        for id in ids {
             self.noteArrived(id)
             if id.origin == self.me.short, case .node(let dest) = b.destination, dest == self.me.short {
                 self.emit(.event(.receipt(id, by: b.origin)))

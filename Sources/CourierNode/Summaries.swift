@@ -25,7 +25,11 @@ extension Node {
             self.reject("receipt \(b.id) from \(b.origin): cannot read its content: \(error)")
             return
         }
-        for id in ReceiptContent.decode(content) {
+        // Malformed (SPEC 6.8): no evidence taken from it; it is reported where it is taken in (`handleReceipt`,
+        // `readDirected`), once, not at every copy heard.
+        let ids: [BundleID]
+        do { ids = try ReceiptContent.decode(content) } catch { return }
+        for id in ids {
             self.noteHolder(id, from, now: now)
             // The receipt's own origin has it too, wherever on its way to the bundle's origin we hear it.
             for o in self.directory[b.origin] ?? [] where o != from && self.neighbours[o] != nil { self.noteHolder(id, o, now: now) }

@@ -290,7 +290,7 @@ public enum Vectors {
     // MARK: invalid.json
 
     public struct InvalidVector: Codable, Sendable {
-        /// "bundle", "payload" (records) or "packet-header".
+        /// "bundle", "payload" (records), "packet-header", "packet", "receipt-content" or "failure-content" (6.8).
         public var decoder: String
         public var hex: String
         public var why: String

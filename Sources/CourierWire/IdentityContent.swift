@@ -121,13 +121,20 @@ public enum FailureContent {
         return w.bytes
     }
 
-    /// The entries, in order, up to the first that does not decode.
-    public static func decode(_ content: [UInt8]) -> [(id: BundleID, reason: FailureReason)] {
+    /// The entries, in order. Total: content that does not parse as whole entries is malformed (SPEC 6.8) and throws,
+    /// naming the entry and the field where it ends or goes wrong; no entry of a malformed notice is returned (none is
+    /// acted on). A reason this node does not know is not an error: it is `.other(code)`, shown as "reason N". Empty
+    /// content decodes to no entries.
+    public static func decode(_ content: [UInt8]) throws(WireError) -> [(id: BundleID, reason: FailureReason)] {
         var r = ByteReader(content[...])
-        var out: [(BundleID, FailureReason)] = []
+        var out: [(id: BundleID, reason: FailureReason)] = []
         while !r.isAtEnd {
-            guard let code = try? r.u8("reason"), let id = try? BundleID.read(from: &r, "id") else { break }
-            out.append((id, FailureReason(code: code)))
+            do {
+                let code = try r.u8("reason")
+                out.append((try BundleID.read(from: &r, "id"), FailureReason(code: code)))
+            } catch {
+                throw error.within("failure notice entry \(out.count + 1)")
+            }
         }
         return out
     }

@@ -11,15 +11,21 @@ public enum ReceiptContent {
         return w.bytes
     }
 
-    /// The ids, in order, up to the first entry that does not decode (the rest of a damaged receipt is ignored).
-    public static func decode(_ content: [UInt8]) -> [BundleID] {
+    /// The ids, in order. Total: content that does not parse as whole entries is malformed (SPEC 6.8: not delivered)
+    /// and throws, naming the entry and the field where it ends or goes wrong; no id of a malformed receipt is
+    /// returned (none is acted on). Empty content decodes to no ids.
+    public static func decode(_ content: [UInt8]) throws(WireError) -> [BundleID] {
         var r = ByteReader(content)
         var out: [BundleID] = []
         while !r.isAtEnd {
-            guard let o = try? r.u32("origin"), let c = try? r.u24("created"), let s = try? r.varint32("sequence"),
-                  let id = try? BundleID(origin: ShortID(o), created: c, sequence: s)
-            else { break }
-            out.append(id)
+            do {
+                let o = try r.u32("origin")
+                let c = try r.u24("created")
+                let s = try r.varint32("sequence")
+                out.append(try BundleID(origin: ShortID(o), created: c, sequence: s))
+            } catch {
+                throw error.within("receipt entry \(out.count + 1)")
+            }
         }
         return out
     }

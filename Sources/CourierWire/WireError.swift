@@ -45,3 +45,18 @@ public enum WireError: Error, Sendable, Hashable, CustomStringConvertible {
         }
     }
 }
+
+extension WireError {
+    /// The same error with its field named as part of `outer` ("receipt entry 3" and "sequence" give "receipt entry 3
+    /// sequence"): what a decoder of repeated entries throws, so the message says which entry is wrong.
+    func within(_ outer: String) -> WireError {
+        switch self {
+        case .truncated(let f): return .truncated(field: "\(outer) \(f)")
+        case .invalidVarint(let f): return .invalidVarint(field: "\(outer) \(f)")
+        case .invalidValue(let f, let why): return .invalidValue(field: "\(outer) \(f)", reason: why)
+        case .trailingBytes(let f, let n): return .trailingBytes(field: "\(outer) \(f)", count: n)
+        case .tooLarge(let f, let size, let limit): return .tooLarge(field: "\(outer) \(f)", size: size, limit: limit)
+        default: return self
+        }
+    }
+}

@@ -269,6 +269,12 @@ struct GenerateVectors: ParsableCommand {
             .init(decoder: "packet-header", hex: "20" + String(repeating: "00", count: 24), why: "version 2"),
             .init(decoder: "packet-header", hex: "11" + String(repeating: "00", count: 24), why: "reserved header bits"),
             .init(decoder: "packet-header", hex: "10aabb", why: "truncated header"),
+            // 6.8: receipt and failure notice content must parse as whole entries (malformed: not delivered).
+            .init(decoder: "receipt-content", hex: "aabbccdd173d", why: "entry cut inside created"),
+            .init(decoder: "receipt-content", hex: "aabbccdd173d6100" + "aa", why: "a whole entry, then one byte more"),
+            .init(decoder: "receipt-content", hex: "aabbccdd173d618000", why: "sequence varint not in shortest form"),
+            .init(decoder: "failure-content", hex: "03", why: "reason without a bundle id"),
+            .init(decoder: "failure-content", hex: "03aabbccdd173d6100" + "09aabb", why: "second entry (an unknown reason, 9) cut inside its id"),
         ]
         try self.write(invalid, "invalid.json")
 

@@ -24,16 +24,26 @@ enum ReceiptText {
                 // Not parts: a receipt in the signed form, read below.
             }
         }
-        return ReceiptContent.decode(m.content).map { ($0, m.id.origin) }
+        do { return try ReceiptContent.decode(m.content).map { ($0, m.id.origin) } } catch {
+            // Malformed (SPEC 6.8): it confirms nothing; its inbox line says why (`text`).
+            return []
+        }
     }
 
     /// What the inbox shows for a message: its text; for a receipt the bundles it confirms; for a failure notice the
     /// bundles given up on and why.
     static func text(_ m: InboxMessage) -> String {
         switch m.kind {
-        case .receipt: return "received: " + ReceiptContent.decode(m.content).map(\.description).joined(separator: ", ")
+        case .receipt:
+            do { return "received: " + (try ReceiptContent.decode(m.content)).map(\.description).joined(separator: ", ") } catch {
+                return "received: (malformed receipt, confirms nothing: \(error))"
+            }
         case .failure:
-            return "NOT delivered: " + FailureContent.decode(m.content).map { "\($0.id) (\($0.reason))" }.joined(separator: ", ")
+            do {
+                return "NOT delivered: " + (try FailureContent.decode(m.content)).map { "\($0.id) (\($0.reason))" }.joined(separator: ", ")
+            } catch {
+                return "NOT delivered: (malformed failure notice: \(error))"
+            }
         case .other(let c):
             // A kind from a newer Courier: its content is not known to be text (SPEC 6.8).
             return "unknown kind \(c) from a newer Courier, \(m.content.count) bytes this relay cannot show: update to read it"

@@ -277,7 +277,10 @@ extension Relay {
                 // Failure notices (SPEC: kind 8) say a bundle was given up on, and why; they stay in the inbox too.
                 var failures: [String: String] = [:]
                 for f in try store.inbox(limit: 100_000) where f.kind == .failure {
-                    for x in FailureContent.decode(f.content) { failures[x.id.description] = "\(x.reason) (notice from \(names.label(f.id.origin)))" }
+                    // A malformed notice (SPEC 6.8) names no bundle for certain: none is marked; the inbox shows it as malformed.
+                    let entries: [(id: BundleID, reason: FailureReason)]
+                    do { entries = try FailureContent.decode(f.content) } catch { continue }
+                    for x in entries { failures[x.id.description] = "\(x.reason) (notice from \(names.label(f.id.origin)))" }
                 }
                 for r in try store.receipts() {
                     for (id, by) in ReceiptText.confirmations(r, me: names.me) where entries[id.description] != nil {

@@ -84,6 +84,6 @@ import Testing
         let first = try #require(receipts.first)
         let queued = try #require(try store.bundle(first.id))
         let receipt = try CourierBundle(decoding: queued.data)
-        #expect(Set(ReceiptContent.decode(try receipt.content(compressor: BodyCompressor()))) == [alert.id, other.id])
+        #expect(Set(try ReceiptContent.decode(try receipt.content(compressor: BodyCompressor()))) == [alert.id, other.id])
     }
 }

@@ -64,7 +64,7 @@ import Testing
         let notice = self.events(sim, 0).contains { $0 == .failureNotice(t, reason: .refused, by: sim.identities[1].nodeID.short) }
         #expect(notice, "the origin was not told")
         #expect(try sim.stores[0].events(after: 0).contains { $0.type == .failed && $0.bundle == t.description })
-        #expect(try sim.inbox(0).contains { $0.kind == .failure && FailureContent.decode($0.content).first?.id == t })
+        #expect(try sim.inbox(0).contains { try $0.kind == .failure && FailureContent.decode($0.content).first?.id == t })
     }
 
     @Test func aBundleThatExpiresInARelaysCustodyIsReportedToItsOrigin() throws {
@@ -114,7 +114,7 @@ import Testing
         let notice = try #require(notices.first)
         let q = try #require(try store.bundle(notice.id))
         let content = try CourierBundle(decoding: q.data).content(compressor: BodyCompressor())
-        #expect(FailureContent.decode(content).map(\.reason) == [.evicted])
-        #expect(FailureContent.decode(content).map(\.id) == [directed.id])
+        #expect(try FailureContent.decode(content).map(\.reason) == [.evicted])
+        #expect(try FailureContent.decode(content).map(\.id) == [directed.id])
     }
 }

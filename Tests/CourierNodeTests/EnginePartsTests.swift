@@ -81,7 +81,7 @@ struct EnginePartsTests {
         let r = try #require(receipts.first)
         #expect(r.destination == .node(p.short))
         let q = try #require(try h.store.bundle(r.id))
-        #expect(ReceiptContent.decode(try CourierBundle(decoding: q.data).content(compressor: BodyCompressor())) == ids)
+        #expect(try ReceiptContent.decode(try CourierBundle(decoding: q.data).content(compressor: BodyCompressor())) == ids)
     }
 
     // Flooding

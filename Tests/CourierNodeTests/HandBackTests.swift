@@ -117,7 +117,7 @@ import Testing
         let notice = try #require(notices.first { $0.destination == .node(p.short) })
         let stored = try #require(try h.store.bundle(notice.id))
         let content = try CourierBundle(decoding: stored.data).content(compressor: BodyCompressor())
-        #expect(FailureContent.decode(content).map(\.reason) == [.outOfHops])
-        #expect(FailureContent.decode(content).map(\.id) == [b.id])
+        #expect(try FailureContent.decode(content).map(\.reason) == [.outOfHops])
+        #expect(try FailureContent.decode(content).map(\.id) == [b.id])
     }
 }

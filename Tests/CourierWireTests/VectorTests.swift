@@ -141,6 +141,8 @@ import Testing
                 #expect(throws: WireError.self, "\(v.why)") {
                     try PacketOpener(networkKey: Fixture.network).open(bytes, candidates: Fixture.directory([Fixture.a]))
                 }
+            case "receipt-content": #expect(throws: WireError.self, "\(v.why)") { try ReceiptContent.decode(bytes) }
+            case "failure-content": #expect(throws: WireError.self, "\(v.why)") { try FailureContent.decode(bytes) }
             default: Issue.record("unknown decoder \(v.decoder)")
             }
         }

@@ -141,6 +141,30 @@ import Glibc
         #expect(try R.wait(90) { try R.queuedIDs(a).isDisjoint(with: msgs) }, "the real receipt did not release them")
     }
 
+    /// A failure notice signed by its (proven) origin whose content is not whole entries (SPEC 6.8: malformed) is
+    /// not delivered and records no failure: alpha gives it up as unreadable, with the reason in the feed, counted in
+    /// `relay status`. A lenient decoder delivered it, an empty "NOT delivered: " line in the inbox.
+    @Test func aMalformedFailureNoticeIsGivenUpOnAndReported() throws {
+        let dirs = try R.federation(["alpha", "mallory"])
+        let (a, m) = (dirs[0], dirs[1])
+        let cable = try VirtualCable()
+        defer { cable.stop() }
+        let ra = try R.start(["run", "--data-dir", a, "--link", "serial:\(cable.pathA):115200"], log: a + "/run.log")
+        defer { R.stop(ra) }
+        let idA = try R.id(a)
+        #expect(self.linkUp(a), "alpha's link never came up")
+        // "forged" as content: reason 0x66, then an id cut short inside its created minutes.
+        let notice = try Forger.forge(["--member", m, "--line", cable.pathB, "--origin", m, "--sign", "origin", "--kind", "failure",
+                                       "--to", idA, "--next-hop", idA, "forged"])
+        #expect(try R.wait(30) { try self.gaveUp(a, "unreadable") >= 1 }, "\((try? self.status(a)) ?? [:])")
+        let feed = try self.feed(a)
+        let why = feed.filter { $0["type"] as? String == "gave-up" && $0["bundle"] as? String == notice.first }.compactMap { $0["detail"] as? String }
+        #expect(why == ["unreadable: malformed: input ends inside failure notice entry 1 id.created"], "\(feed)")
+        let inbox = try R.inbox(a)
+        #expect(inbox.isEmpty, "delivered: \(inbox)")
+        #expect(((try self.status(a))["failureNotices"] as? Int ?? 0) == 0, "no failure recorded")
+    }
+
     /// `trust = peers` means proven: an unsigned text claiming a trusted member is refused; one signed with the
     /// member's real key is delivered and shown proven.
     @Test func trustPeersAcceptsOnlyProvenOrigins() throws {

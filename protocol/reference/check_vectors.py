@@ -530,7 +530,8 @@ def check_invalid():
         return cw.open_packet(data, NETWORK_KEY, {NODE_A.short_id: [NODE_A.node_id]})
 
     decoders = {"bundle": bundle_and_content, "payload": cw.decode_payload,
-                "packet-header": cw.decode_packet_header, "packet": whole_packet}
+                "packet-header": cw.decode_packet_header, "packet": whole_packet,
+                "receipt-content": cw.decode_receipt_content, "failure-content": cw.decode_failure_content}
     kinds = {"packet": {"authenticationFailed", "unknownSender"}}
     for v in load("invalid.json"):
         data = bytes.fromhex(v["hex"])
@@ -863,6 +864,12 @@ def check_clarifications():
         return expect_equal(cw.decode_receipt_content(cw.read_content(d)), []) and "decodes, carries no ids"
 
     check("spec 6.8: an empty receipt decodes and carries nothing", empty_receipt)
+
+    def unknown_failure_reason():
+        bid = cw.BundleId(0xAABBCCDD, 1523041, 0)
+        return expect_equal(cw.decode_failure_content(bytes([9]) + bid.wire()), [(9, bid)]) and "reason 9 kept, shown as a number"
+
+    check("spec 6.8: a failure notice with a reason this node does not know is not malformed", unknown_failure_reason)
 
     def id_text_forms():
         expect_equal(cw.BundleId.parse("C2F4D854.16777215.4294967295"), cw.BundleId(0xC2F4D854, 16777215, 4294967295))
