@@ -163,6 +163,19 @@ import Glibc
         let inbox = try R.inbox(a)
         #expect(inbox.isEmpty, "delivered: \(inbox)")
         #expect(((try self.status(a))["failureNotices"] as? Int ?? 0) == 0, "no failure recorded")
+        // One an older version delivered (written into the inbox table as it did): `relay inbox` says it is
+        // malformed, rather than showing fewer entries (or none) in silence.
+        let origin = try #require(UInt32(try R.id(m), radix: 16))
+        let (rc, _, err) = try R.exec("/usr/bin/env", ["python3", "-c", """
+            import sqlite3, sys
+            c = sqlite3.connect(sys.argv[1], timeout=30)
+            c.execute("INSERT INTO inbox (origin, created, sequence, kind, dest_type, dest, content, received) VALUES (?, 1541999, 1, 8, 0, 0, ?, 1796000000)",
+                      (int(sys.argv[2]), b"forged"))
+            c.commit()
+            """, a + "/courier.db", String(origin)])
+        #expect(rc == 0, "\(err)")
+        let lines = try R.inbox(a).compactMap { $0["text"] as? String }
+        #expect(lines == ["NOT delivered: (malformed failure notice: input ends inside failure notice entry 1 id.created)"], "\(lines)")
     }
 
     /// `trust = peers` means proven: an unsigned text claiming a trusted member is refused; one signed with the
