@@ -86,4 +86,30 @@ import Testing
         let receipt = try CourierBundle(decoding: queued.data)
         #expect(Set(try ReceiptContent.decode(try receipt.content(compressor: BodyCompressor()))) == [alert.id, other.id])
     }
+
+    /// `relay import` judges a receipt or failure notice as the engine does (SPEC 6.8): one that is not whole entries
+    /// is given up on as unreadable (the feed, `relay status`), not delivered, and none of its entries recorded.
+    @Test func anImportGivesUpOnAMalformedFailureNoticeOrReceipt() throws {
+        let store = try self.store()
+        let me = NodeIdentity(), origin = NodeIdentity()
+        try store.rememberKeys(origin.publicKeys, name: "ridge")
+        var intake = try ArchiveImport(config: NodeConfig(identity: me, networkKey: NetworkKey.random(), name: "valley"), store: store)
+        let mine = try BundleID(origin: me.nodeID.short, created: 1_523_041, sequence: 4)
+        func made(_ kind: Kind, _ content: [UInt8], sequence: UInt32) throws -> CourierBundle {
+            try CourierBundle.make(kind: kind, destination: .node(me.nodeID.short), content: content, origin: origin,
+                                   created: CourierTime.minutes(unixSeconds: Int64(self.now)), sequence: sequence,
+                                   options: BundleOptions(kind: kind), compressor: BodyCompressor())
+        }
+        let whole = FailureContent.encode([(mine, .expired)])
+        let notice = try made(.failure, whole + whole.prefix(3), sequence: 1)
+        let receipt = try made(.receipt, ReceiptContent.encode([mine]) + [0x01], sequence: 2)
+        #expect(intake.take(notice.encode(), now: self.now) == .rejected("unreadable: malformed: input ends inside failure notice entry 2 id.origin"))
+        #expect(intake.take(receipt.encode(), now: self.now) == .rejected("unreadable: malformed: input ends inside receipt entry 2 origin"))
+        let gaveUp = try store.events(after: 0).filter { $0.type == .gaveUp }.compactMap(\.bundle)
+        #expect(gaveUp == [notice.id.description, receipt.id.description])
+        #expect(try store.snapshot().unreadableTotal == 2)
+        #expect(try store.snapshot().failedTotal == 0, "no entry of the notice recorded")
+        #expect(try store.inbox().isEmpty)
+        #expect(intake.problems.isEmpty, "\(intake.problems)")
+    }
 }
