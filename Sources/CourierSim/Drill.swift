@@ -252,6 +252,7 @@ public final class DrillSimulator {
         self.dutyCycleLongestHold = o.dutyCycleLongestHold
         self.heldSince = o.heldSince
         self.gaveUp = o.gaveUp
+        self.directedCounts = o.directedCounts
         self.airtimeByClass = o.airtimeByClass
         self.packetsByClass = o.packetsByClass
         self.opener = o.opener
@@ -520,6 +521,12 @@ public final class DrillSimulator {
                     }
                 case .gaveUp(let b, let reason):
                     self.gaveUp.append((i, b, reason))
+                case .bundleStored(let b, _):
+                    if let k = self.messageOfBundle[b] { self.directedCounts[k, default: DirectedCounts()].stored += 1 }
+                case .custodyReleased(let b, _):
+                    if let k = self.messageOfBundle[b] { self.directedCounts[k, default: DirectedCounts()].custodyMoved += 1 }
+                case .stalled(let b, _):
+                    if let k = self.messageOfBundle[b] { self.directedCounts[k, default: DirectedCounts()].stalled += 1 }
                 default:
                     break
                 }
@@ -697,6 +704,68 @@ public final class DrillSimulator {
     }
 
     public func inbox(_ i: Int) throws -> [InboxMessage] { try self.stores[i].inbox(limit: 1_000_000) }
+
+    // MARK: Undelivered directed messages
+
+    /// What the engines said of a message's bundle on the way (`relay drill simulate --undelivered`): relays that
+    /// stored it, custody handed on (each a transfer completed), transfers given up on as stalled.
+    public struct DirectedCounts: Sendable, Hashable {
+        public var stored = 0
+        public var custodyMoved = 0
+        public var stalled = 0
+    }
+    var directedCounts: [Int: DirectedCounts] = [:]
+
+    /// A directed message not delivered (so far), and where its copies are: each relay that holds it, its hops from
+    /// the destination on a quiet channel (nil: cut off, or down), and what that relay knows of it
+    /// (`Node.directedHolding`).
+    public struct UndeliveredDirected: Sendable {
+        public var message: Int
+        public var counts: DirectedCounts
+        public var holders: [(relay: Int, hops: Int?, holding: DirectedHolding)]
+        /// Given up on by some relay (with the reason).
+        public var gaveUp: [String]
+    }
+
+    /// The directed messages submitted and not delivered so far, in the order of the traffic.
+    public func undeliveredDirected() -> [UndeliveredDirected] {
+        var out: [UndeliveredDirected] = []
+        for k in self.bundleOf.keys.sorted() {
+            guard let id = self.bundleOf[k], case .node = self.scenario.traffic[k].to, let to = self.recipients[k]?.first,
+                  self.deliveredAt[Copy(message: k, recipient: to)] == nil else { continue }
+            let hops = self.hopsFrom(to)
+            var holders: [(relay: Int, hops: Int?, holding: DirectedHolding)] = []
+            for (i, node) in self.nodes.enumerated() {
+                if let h = node.directedHolding(id, now: self.now) { holders.append((i, hops[i], h)) }
+            }
+            let gave = self.gaveUp.filter { $0.bundle == id }.map { "\(self.names[$0.node]): \($0.reason)" }
+            out.append(UndeliveredDirected(message: k, counts: self.directedCounts[k] ?? DirectedCounts(), holders: holders, gaveUp: gave))
+        }
+        return out
+    }
+
+    /// The scenario's name of the relay with this short id (the id itself when none has it).
+    public func name(of s: ShortID) -> String {
+        self.identities.firstIndex { $0.nodeID.short == s }.map { self.names[$0] } ?? s.description
+    }
+
+    /// Hops from relay `to` to every relay over links that decode on a quiet channel, as the channel is now
+    /// (partitions and relays down count).
+    func hopsFrom(_ to: Int) -> [Int: Int] {
+        var dist: [Int: Int] = [to: 0]
+        var frontier = [to]
+        while !frontier.isEmpty {
+            var next: [Int] = []
+            for a in frontier where !self.down[a] {
+                for b in self.channel.neighbours(of: a) where dist[b] == nil && !self.down[b] {
+                    dist[b] = dist[a]! + 1
+                    next.append(b)
+                }
+            }
+            frontier = next
+        }
+        return dist
+    }
 
     // MARK: Results
 
