@@ -35,6 +35,8 @@ extension Relay {
             var trace: String?
             @Flag(help: "Print on stderr, after the run, each directed message not delivered and where its copies are: each relay holding it, its hops from the destination, its copy budget, hop limit, route, next hop and transfers under way.")
             var undelivered = false
+            @Flag(help: "Relays start with the routes an established federation's identity floods left them (each relay's way to every other, a day old: hints for copies, SPEC 5.14 rules 3 and 4), instead of none (README, \"Directed mail on the regional drill\").")
+            var identityRoutes = false
             @Flag(help: "Relays start slowly towards a neighbour back after being given up on, and take turns with the relays on its other side they cannot hear (the engine's restartSlowly setting, off by default: README, \"Hidden terminals after a return\").")
             var slowRestart = false
             @Flag(help: "Relays send neighbour lists and flood with two-hop knowledge, naming the relays that pass each flood on (the engine's neighbourLists setting, SPEC 5.13 and 8.5 rule 5; as courier-bench mesh --neighbour-lists).")
@@ -84,7 +86,7 @@ extension Relay {
                                     try f.run()
                                     rows.append(f.summary())
                                 } else {
-                                    let sim = try DrillSimulator(scenario: scenario, configure: self.configure)
+                                    let sim = try DrillSimulator(scenario: scenario, configure: self.configure, identityRoutes: self.identityRoutes)
                                     try sim.run()
                                     let result = sim.result()
                                     try self.writeReport(result, scenario)
@@ -124,7 +126,7 @@ extension Relay {
                     let forking = !self.noIntact && DrillSimulator.firstDisruption(scenario) != nil
                     func simulate() throws(RelayError) -> (DrillResult, DrillSimulator?) {
                         do {
-                            let sim = try DrillSimulator(scenario: scenario, configure: self.configure)
+                            let sim = try DrillSimulator(scenario: scenario, configure: self.configure, identityRoutes: self.identityRoutes)
                             if let window {
                                 sim.trace = (window, { line in FileHandle.standardError.write(Data((line + "\n").utf8)) })
                             }
