@@ -33,6 +33,18 @@ extension Node {
         return (hop, link)
     }
 
+    /// A route learnt before this engine started: `dest`'s last bundle (its identity flood, SPEC 9.1) came through
+    /// `via`, `hops` hops after its origin, at `at`. Kept as a route learnt then would be: used as one for
+    /// `Tuning.routeKeptForTimeouts` neighbour timeouts after `at`, as a hint (`routeHint`) for
+    /// `Tuning.routeHintKeptFor`. A route learnt since (or one with fewer hops) is kept instead. For a simulation of a
+    /// federation that has run for days (`DrillSimulator`), whose relays each heard every member's identity flood
+    /// (flooded at start, renewed every 3.5 days) and kept the way it came.
+    public func rememberRoute(to dest: ShortID, via: NodeID, hops: Int, at: Double) {
+        guard dest != self.me.short, via != self.me else { return }
+        if let r = self.routes[dest], r.at >= at || r.hops < hops { return }
+        self.routes[dest] = (via, max(hops, 0), at)
+    }
+
     /// Remembers that a directed bundle reached its destination (see `arrived`).
     func noteArrived(_ id: BundleID) {
         if self.arrived.count >= Tuning.maxDirectedSeen { self.arrived.removeAll() }

@@ -99,8 +99,16 @@ public final class DrillSimulator {
     /// Respond-by given to the scenario's aid requests (minutes, as `relay send --respond-by` counts it in hours).
     public static let aidRespondByMinutes: UInt32 = 30
 
+    /// How long before the start the relays heard each other's identity floods (`identityRoutes`): a day, so the
+    /// routes they taught are hints for copies (kept 14 days), not routes in use (those are a neighbour timeout's
+    /// few multiples old at most).
+    public static let identityRoutesAge: Double = 86_400
+
     /// `configure`: changes to every relay's engine configuration (a test setting one rule against another).
-    public init(scenario: Scenario, configure: (@Sendable (inout NodeConfig) -> Void)? = nil) throws {
+    /// `identityRoutes`: the relays start with the routes an established federation's identity floods left them
+    /// (`rememberIdentityRoutes`; `relay drill simulate --identity-routes`); false (the default): with none, as if no
+    /// relay had ever heard from another.
+    public init(scenario: Scenario, configure: (@Sendable (inout NodeConfig) -> Void)? = nil, identityRoutes: Bool = false) throws {
         self.scenario = scenario
         var names = scenario.nodes.map(\.id)
         self.relayCount = names.count
@@ -150,10 +158,12 @@ public final class DrillSimulator {
         // add` builds it), so the drill starts without each relay flooding its identity to all the others.
         let members = TrustPolicy.members(self.identities.map(\.publicKeys))
         for id in self.identities { self.memberIDs[id.nodeID.short, default: []].append(id.nodeID) }
+        var hopLimit = 8
         for i in 0..<n {
             var c = NodeConfig(identity: self.identities[i], networkKey: net, name: names[i])
             c.trust = members
             configure?(&c)
+            hopLimit = Int(c.hopLimit)
             var sc = Store.Configuration()
             sc.inMemory = true
             let store = try Store(path: names[i], configuration: sc, logger: logger)
@@ -163,6 +173,7 @@ public final class DrillSimulator {
                 links: [LinkInfo(name: "radio", properties: properties, dutyCycle: scenario.radio.dutyCycle)],
                 now: Self.epoch, seed: scenario.seed &+ UInt64(i) &* 104_729, compressor: compressor))
         }
+        if identityRoutes { self.rememberIdentityRoutes(hopLimit: hopLimit) }
         // Relays are switched on over the first minute (or tenth of the run), not all in the same millisecond.
         let spread = min(60, scenario.duration / 10)
         var g = SplitMix64(seed: scenario.seed ^ 0x5eed)
@@ -178,6 +189,49 @@ public final class DrillSimulator {
                 self.queue.push(at + Double(path.count) * dwell, .courierLeaves(event: k))
             } else {
                 self.queue.push(e.at, .event(k))
+            }
+        }
+    }
+
+    /// The routes every relay of an established federation holds from the members' identity floods (SPEC 9.1: a
+    /// running relay floods its identity at start and renews it every 3.5 days; each relay it reaches learns the way
+    /// it came, kept as a hint for 14 days). The drill gives every relay the members' keys at once (a trust list)
+    /// instead of simulating those floods, and so started with no route at all: a message to a relay that had sent
+    /// nothing of its own during the run had no way to go, its copies waited at relays that never met it (on
+    /// regional-200, seed 200, 787 of the 863 holders of undelivered directed messages had no route to the
+    /// destination: `relay drill simulate --undelivered`). Each relay gets, for every other scenario relay within an
+    /// identity flood's hop limit, the route that flood's first copy would have taught: through the neighbour one hop
+    /// nearer to it on a quiet channel (the strongest such), `identityRoutesAge` before the start.
+    func rememberIdentityRoutes(hopLimit limit: Int) {
+        let n = self.relayCount
+        let hearers = (0..<n).map { self.channel.neighbours(of: $0).filter { $0 < n } }
+        let at = Self.epoch - Self.identityRoutesAge
+        for d in 0..<n {
+            // Hops from d on a quiet channel: who hears a copy sent by a relay at distance k is at k + 1 at most.
+            var dist = [Int](repeating: -1, count: n)
+            dist[d] = 0
+            var frontier = [d]
+            while !frontier.isEmpty {
+                var next: [Int] = []
+                for a in frontier {
+                    for b in hearers[a] where dist[b] < 0 {
+                        dist[b] = dist[a] + 1
+                        next.append(b)
+                    }
+                }
+                frontier = next
+            }
+            var via = [Int](repeating: -1, count: n)
+            var best = [Double](repeating: -.infinity, count: n)
+            for a in 0..<n where dist[a] >= 0 {
+                for b in hearers[a] where dist[b] == dist[a] + 1 {
+                    let p = self.channel.receivedPower(from: a, to: b) ?? -.infinity
+                    if p > best[b] { best[b] = p; via[b] = a }
+                }
+            }
+            let dest = self.identities[d].nodeID.short
+            for x in 0..<n where x != d && via[x] >= 0 && dist[x] - 1 <= limit {
+                self.nodes[x].rememberRoute(to: dest, via: self.identities[via[x]].nodeID, hops: dist[x] - 1, at: at)
             }
         }
     }
@@ -252,6 +306,7 @@ public final class DrillSimulator {
         self.dutyCycleLongestHold = o.dutyCycleLongestHold
         self.heldSince = o.heldSince
         self.gaveUp = o.gaveUp
+        self.directedCounts = o.directedCounts
         self.airtimeByClass = o.airtimeByClass
         self.packetsByClass = o.packetsByClass
         self.opener = o.opener
@@ -520,6 +575,12 @@ public final class DrillSimulator {
                     }
                 case .gaveUp(let b, let reason):
                     self.gaveUp.append((i, b, reason))
+                case .bundleStored(let b, _):
+                    if let k = self.messageOfBundle[b] { self.directedCounts[k, default: DirectedCounts()].stored += 1 }
+                case .custodyReleased(let b, _):
+                    if let k = self.messageOfBundle[b] { self.directedCounts[k, default: DirectedCounts()].custodyMoved += 1 }
+                case .stalled(let b, _):
+                    if let k = self.messageOfBundle[b] { self.directedCounts[k, default: DirectedCounts()].stalled += 1 }
                 default:
                     break
                 }
@@ -697,6 +758,68 @@ public final class DrillSimulator {
     }
 
     public func inbox(_ i: Int) throws -> [InboxMessage] { try self.stores[i].inbox(limit: 1_000_000) }
+
+    // MARK: Undelivered directed messages
+
+    /// What the engines said of a message's bundle on the way (`relay drill simulate --undelivered`): relays that
+    /// stored it, custody handed on (each a transfer completed), transfers given up on as stalled.
+    public struct DirectedCounts: Sendable, Hashable {
+        public var stored = 0
+        public var custodyMoved = 0
+        public var stalled = 0
+    }
+    var directedCounts: [Int: DirectedCounts] = [:]
+
+    /// A directed message not delivered (so far), and where its copies are: each relay that holds it, its hops from
+    /// the destination on a quiet channel (nil: cut off, or down), and what that relay knows of it
+    /// (`Node.directedHolding`).
+    public struct UndeliveredDirected: Sendable {
+        public var message: Int
+        public var counts: DirectedCounts
+        public var holders: [(relay: Int, hops: Int?, holding: DirectedHolding)]
+        /// Given up on by some relay (with the reason).
+        public var gaveUp: [String]
+    }
+
+    /// The directed messages submitted and not delivered so far, in the order of the traffic.
+    public func undeliveredDirected() -> [UndeliveredDirected] {
+        var out: [UndeliveredDirected] = []
+        for k in self.bundleOf.keys.sorted() {
+            guard let id = self.bundleOf[k], case .node = self.scenario.traffic[k].to, let to = self.recipients[k]?.first,
+                  self.deliveredAt[Copy(message: k, recipient: to)] == nil else { continue }
+            let hops = self.hopsFrom(to)
+            var holders: [(relay: Int, hops: Int?, holding: DirectedHolding)] = []
+            for (i, node) in self.nodes.enumerated() {
+                if let h = node.directedHolding(id, now: self.now) { holders.append((i, hops[i], h)) }
+            }
+            let gave = self.gaveUp.filter { $0.bundle == id }.map { "\(self.names[$0.node]): \($0.reason)" }
+            out.append(UndeliveredDirected(message: k, counts: self.directedCounts[k] ?? DirectedCounts(), holders: holders, gaveUp: gave))
+        }
+        return out
+    }
+
+    /// The scenario's name of the relay with this short id (the id itself when none has it).
+    public func name(of s: ShortID) -> String {
+        self.identities.firstIndex { $0.nodeID.short == s }.map { self.names[$0] } ?? s.description
+    }
+
+    /// Hops from relay `to` to every relay over links that decode on a quiet channel, as the channel is now
+    /// (partitions and relays down count).
+    func hopsFrom(_ to: Int) -> [Int: Int] {
+        var dist: [Int: Int] = [to: 0]
+        var frontier = [to]
+        while !frontier.isEmpty {
+            var next: [Int] = []
+            for a in frontier where !self.down[a] {
+                for b in self.channel.neighbours(of: a) where dist[b] == nil && !self.down[b] {
+                    dist[b] = dist[a]! + 1
+                    next.append(b)
+                }
+            }
+            frontier = next
+        }
+        return dist
+    }
 
     // MARK: Results
 

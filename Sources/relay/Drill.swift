@@ -33,6 +33,10 @@ extension Relay {
             var noIntact = false
             @Option(help: "Print on stderr every transmission and reception between these two moments (seconds since the start, FROM-TO): what each packet carried and whether each relay in range got it.")
             var trace: String?
+            @Flag(help: "Print on stderr, after the run, each directed message not delivered and where its copies are: each relay holding it, its hops from the destination, its copy budget, hop limit, route, next hop and transfers under way.")
+            var undelivered = false
+            @Flag(help: "Relays start with the routes an established federation's identity floods left them (each relay's way to every other, a day old: hints for copies, SPEC 5.14 rules 3 and 4), instead of none (README, \"Directed mail on the regional drill\").")
+            var identityRoutes = false
             @Flag(help: "Relays start slowly towards a neighbour back after being given up on, and take turns with the relays on its other side they cannot hear (the engine's restartSlowly setting, off by default: README, \"Hidden terminals after a return\").")
             var slowRestart = false
             @Flag(help: "Relays send neighbour lists and flood with two-hop knowledge, naming the relays that pass each flood on (the engine's neighbourLists setting, SPEC 5.13 and 8.5 rule 5; as courier-bench mesh --neighbour-lists).")
@@ -82,7 +86,7 @@ extension Relay {
                                     try f.run()
                                     rows.append(f.summary())
                                 } else {
-                                    let sim = try DrillSimulator(scenario: scenario, configure: self.configure)
+                                    let sim = try DrillSimulator(scenario: scenario, configure: self.configure, identityRoutes: self.identityRoutes)
                                     try sim.run()
                                     let result = sim.result()
                                     try self.writeReport(result, scenario)
@@ -122,12 +126,32 @@ extension Relay {
                     let forking = !self.noIntact && DrillSimulator.firstDisruption(scenario) != nil
                     func simulate() throws(RelayError) -> (DrillResult, DrillSimulator?) {
                         do {
-                            let sim = try DrillSimulator(scenario: scenario, configure: self.configure)
+                            let sim = try DrillSimulator(scenario: scenario, configure: self.configure, identityRoutes: self.identityRoutes)
                             if let window {
                                 sim.trace = (window, { line in FileHandle.standardError.write(Data((line + "\n").utf8)) })
                             }
-                            let fork = try sim.run(every: self.progress ? 3_600 : .infinity, forkingIntact: forking) { t in
-                                if self.progress { Self.progressLine(scenario.name, sim, t, started) }
+                            // With --undelivered, the allowance is sampled every minute (running in steps changes
+                            // nothing: the same events in the same order).
+                            var spent: [(t: Double, relays: Int)] = []
+                            let step: Double = self.undelivered ? 60 : (self.progress ? 3_600 : .infinity)
+                            var nextProgress = 3_600.0
+                            let fork = try sim.run(every: step, forkingIntact: forking) { t in
+                                if self.undelivered { spent.append((t, Self.relaysWithinReserve(sim))) }
+                                if self.progress && (t >= nextProgress || t >= scenario.duration) {
+                                    nextProgress += 3_600
+                                    Self.progressLine(scenario.name, sim, t, started)
+                                }
+                            }
+                            if self.undelivered {
+                                let per10 = stride(from: 0, to: spent.count, by: 10).map { i -> String in
+                                    let s = spent[i..<min(i + 10, spent.count)]
+                                    return String(format: "%.0f", Double(s.map(\.relays).reduce(0, +)) / Double(s.count))
+                                }
+                                let mean = spent.isEmpty ? 0 : Double(spent.map(\.relays).reduce(0, +)) / Double(spent.count)
+                                FileHandle.standardError.write(Data(String(format: "relays within their urgent reserve (only alerts may go; sampled each minute): mean %.1f of %d; per 10 minutes: %@\n", mean, scenario.nodes.count, per10.joined(separator: " ")).utf8))
+                            }
+                            if self.undelivered {
+                                for line in Self.undeliveredLines(sim) { FileHandle.standardError.write(Data((line + "\n").utf8)) }
                             }
                             return (sim.result(), fork)
                         } catch {
@@ -170,6 +194,41 @@ extension Relay {
                         print(String(format: "simulated in %.1f s of wall time (%.1f s of CPU, peak memory %d MB)", wall, cpu, peak))
                     }
                 }
+            }
+
+            /// Relays whose duty-cycle allowance left is within the urgent reserve now (only urgent data may go).
+            static func relaysWithinReserve(_ sim: DrillSimulator) -> Int {
+                sim.nodes.prefix(sim.scenario.nodes.count).reduce(0) { n, node in
+                    guard let a = node.airtimeLeft(on: "radio", now: sim.now) else { return n }
+                    return a.left <= a.reserve ? n + 1 : n
+                }
+            }
+
+            /// `--undelivered`: each directed message not delivered, and its holders (`DrillSimulator.undeliveredDirected`).
+            static func undeliveredLines(_ sim: DrillSimulator) -> [String] {
+                let all = sim.undeliveredDirected()
+                var lines: [String] = []
+                var held = 0, withRoute = 0, waiting = 0, inTransfer = 0
+                for u in all {
+                    let m = sim.scenario.traffic[u.message]
+                    let dest: String
+                    if case .node(let d) = m.to { dest = d } else { dest = "everyone" }
+                    let c = u.counts
+                    lines.append("undelivered \(m.kind.rawValue) \(u.message) (\(m.from) to \(dest), sent at \(String(format: "%g", m.at)) s): stored by \(c.stored) relays, custody handed on \(c.custodyMoved) times, \(c.stalled) stalled; held by \(u.holders.count)" + (u.gaveUp.isEmpty ? "" : "; given up: " + u.gaveUp.joined(separator: "; ")))
+                    if !u.holders.isEmpty { held += 1 }
+                    if u.holders.contains(where: { $0.holding.onward != nil }) { withRoute += 1 }
+                    if u.holders.contains(where: { !$0.holding.transfers.isEmpty }) { inTransfer += 1 }
+                    if !u.holders.isEmpty && u.holders.allSatisfy({ $0.holding.copies <= 1 && $0.holding.onward == nil && $0.holding.transfers.isEmpty }) { waiting += 1 }
+                    for h in u.holders {
+                        let x = h.holding
+                        let route = x.route.map { "route via \(sim.name(of: $0.via)) (\($0.hops) hops, \(Int($0.age)) s old\(x.routeUsable ? "" : ", not used"))" } ?? "no route"
+                        let next = x.onward.map { "next hop \(sim.name(of: $0))" } ?? (x.destinationInRange ? "destination in range" : "no next hop")
+                        let transfers = x.transfers.map { "to \($0.target.map { sim.name(of: $0) } ?? "everyone") (\($0.attempts) time-outs\($0.custody ? ", custody" : ""), \($0.acked)/\($0.records) acked, " + ($0.sentAgo.map { String(format: "first sent %.0f s ago", $0) } ?? "never sent") + String(format: ", due in %.0f s)", $0.dueIn) }
+                        lines.append("  \(sim.names[h.relay]) (\(h.hops.map { "\($0) hops from \(dest)" } ?? "cut off from \(dest)")): \(x.custody ? "custody" : "no custody"), budget \(x.copies), hop limit \(x.hopLimit.map(String.init) ?? "?"), \(route), \(next), \(x.freshNeighbours) neighbours (\(x.candidates) without it), \(x.copiesGiven) copies given, " + String(format: "%.1f s of airtime left (reserve %.1f s)", x.airtimeLeft, x.urgentReserve) + (transfers.isEmpty ? "" : ", transfers: " + transfers.joined(separator: ", ")))
+                    }
+                }
+                lines.append("undelivered directed messages: \(all.count); held somewhere \(held) (a holder with a next hop: \(withRoute); a transfer under way: \(inTransfer); every holder at its last copy with no next hop: \(waiting)); held nowhere \(all.count - held)")
+                return lines
             }
 
             /// `--progress`: a line on stderr after `t` simulated seconds of `sim` (the run named `name`).
