@@ -89,7 +89,7 @@ extension Node {
             // (`Tuning.helloAnswerDelay`). Elsewhere at once, as before (on regional-200 at 1% the delay slowed the
             // first alert: 99% of relays after 227.7 s against 138.8 s).
             if self.healProbeInterval(l.info) != nil {
-                l.helloAnswerAt = now + self.rng.uniform(Tuning.helloAnswerDelay.min, Tuning.helloAnswerDelay.max)
+                l.helloAnswerAt = now + self.probeRNG.uniform(Tuning.helloAnswerDelay.min, Tuning.helloAnswerDelay.max)
             } else {
                 l.announceDue = true
             }
@@ -345,16 +345,16 @@ extension Node {
         l.probedFor.formUnion(lost)
         self.stats.healProbes += 1
         // Jittered: relays cut off together (the partition's one side, hidden from each other) drift apart.
-        l.nextHealProbe = now + every * self.rng.uniform(1 - Tuning.healProbeJitter, 1 + Tuning.healProbeJitter)
+        l.nextHealProbe = now + every * self.probeRNG.uniform(1 - Tuning.healProbeJitter, 1 + Tuning.healProbeJitter)
     }
 
-    /// Seconds between heal probes on a link: an announce's airtime (all its parts at a small MTU) over
+    /// Seconds between heal probes on a link (`NodeConfig.healProbes` on): an announce's airtime (all its parts at a small MTU) over
     /// `Tuning.healProbeShare` of the duty cycle's allowance, at least `Tuning.healProbeLeastInterval`. Nil, no heal
     /// probes: on a link without a duty cycle (no allowance to price them by), where the allowance stretches announces
     /// (SPEC 9 rule 6 (a) above 1: at 1% on SF9 the channel cannot spare them; as SPEC 5.14 rule 7), or where the
     /// interval would not be sooner than `unresponsiveProbe` (the probe of a neighbour given up on comes first anyway).
     func healProbeInterval(_ info: LinkInfo) -> Double? {
-        guard let d = info.dutyCycle, d > 0, Self.allowanceStretch(info, interval: self.config.announceInterval) <= 1 else { return nil }
+        guard self.config.healProbes, let d = info.dutyCycle, d > 0, Self.allowanceStretch(info, interval: self.config.announceInterval) <= 1 else { return nil }
         let k = self.config.identity.publicKeys
         let announce = AnnounceRecord(capabilities: 0xFF, signingKey: k.signing, agreementKey: k.agreement, name: self.config.name)
         let airtime = AnnounceRecord.parts(announce, mtu: info.properties.mtu).reduce(0.0) { sum, part in

@@ -104,6 +104,9 @@ public final class Node {
     /// Heads of cut bundles waiting for their rest (CutBundles.swift).
     var runHeads: [RunHeadKey: RunHead] = [:]
     var rng: SplitMix64
+    /// The heal probes' own draws (their jitter, the delay of hello answers where they run, SPEC 9 rules 7-8): apart
+    /// from `rng`, so that turning them on does not reshuffle every other random choice of the run.
+    var probeRNG: SplitMix64
     var lastHousekeeping: Double = -1e9
     /// When the tables were last pruned (Memory.swift).
     var pruning = PruneClock()
@@ -169,6 +172,7 @@ public final class Node {
         self.sealer = PacketSealer(networkKey: self.networkKeys.send, sender: config.identity.nodeID, open: config.openMode)
         self.opener = PacketOpener(networkKeys: self.networkKeys.accept, acceptOpen: config.openMode)
         self.rng = SplitMix64(seed: seed ?? UInt64(config.identity.nodeID.short.rawValue))
+        self.probeRNG = SplitMix64(seed: (seed ?? UInt64(config.identity.nodeID.short.rawValue)) ^ 0x9E37_79B9_7F4A_7C15)
         self.reassembler = Reassembler(timeout: Int64(config.reassemblyTimeout))
         self.quiet = try store.isQuiet()
         for l in links {

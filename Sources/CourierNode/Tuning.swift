@@ -153,14 +153,14 @@ extension Tuning {
     /// A returned neighbour heard busy with a node we do not hear holds our data for it for this many ack delays
     /// (a partial transfer's ack waits 4) and two full packets' airtime (`Node.hiddenTurn`).
     static let hiddenTurnAckDelays = 4.0
-    /// Heal probes (`Node.healProbesDue`, SPEC 9 rule 8) take at most this share of a link's duty-cycle allowance
-    /// while a relay holds bundles for a neighbour it lost: an announce with the hello bit every airtime / (share x
-    /// duty cycle), at SF9 and 10% (the triangle and valley drills) every 22 s (0.54 s each), so a healed partition
+    /// Heal probes (`Node.healProbesDue`, SPEC 9 rule 8; `NodeConfig.healProbes`, off by default) take at most this
+    /// share of a link's duty-cycle allowance while a relay holds bundles for a neighbour it lost: an announce with the
+    /// hello bit every airtime / (share x duty cycle), at SF9 and 10% every 22 s (0.54 s each), so a healed partition
     /// is found within seconds instead of at the next backed-off retry (up to 192 s apart), the 5-minute probe of a
-    /// neighbour given up on or an announce (15 minutes or more). Measured over the triangle's seeds 3-6 (release,
-    /// README "Heal probes"): 0.1 (a probe every 54 s) met the 2x partition target on none, 0.25 on 2 of 4 (recovery
-    /// 13-25 s, main 20-64 s), 0.5 on none (more probes, more collisions with the traffic they reveal), for 1-30%
-    /// more transmissions. Off where the allowance stretches announces (1% at SF9): there it cannot pay for them.
+    /// neighbour given up on or an announce (15 minutes or more). Over the triangle's seeds 3-6 (README "Heal
+    /// probes") 0.1 (every 54 s) and 0.5 (11 s) met the 2x partition target on none, 0.25 on 0-2 of 4 depending on
+    /// the run's other timing, for 1-32% more transmissions. Off where the allowance stretches announces (1% at SF9):
+    /// there it cannot pay for them.
     static let healProbeShare = 0.25
     /// Heal probes are never closer than this on a fast link (where an announce costs next to nothing).
     static let healProbeLeastInterval: Double = 10

@@ -32,7 +32,23 @@ import Testing
     /// and 2,790 s were found by b1's periodic announce, and the message arrived at 2,938 s, 278 and 148 s after them.
     @Test(arguments: [2_400.0, 2_530.0, 2_660.0, 2_790.0])
     func aHealedPartitionIsFoundWithinSeconds(heal: Double) throws {
-        let sim = try DrillSimulator(scenario: try Scenario.decode(Data(Self.json(heal: heal).utf8)))
+        try Self.healed(heal: heal, on: true)
+    }
+
+    /// Off (the default, as on the parent): the heals at 2,660 and 2,790 s are found only by b1's periodic announce,
+    /// 278 and 148 s after them, and nobody probes.
+    @Test func withoutProbesTheHealWaitsForAnAnnounce() throws {
+        for heal in [2_660.0, 2_790.0] {
+            let sim = try DrillSimulator(scenario: try Scenario.decode(Data(Self.json(heal: heal).utf8)))
+            try sim.run()
+            let at = try #require(sim.deliveredAt[.init(message: 1, recipient: 3)])
+            #expect(at - heal > 100, "found by an announce, not within seconds: \(at - heal) s after the heal at \(heal) s")
+            #expect(sim.nodes.allSatisfy { $0.stats.healProbes == 0 })
+        }
+    }
+
+    static func healed(heal: Double, on: Bool) throws {
+        let sim = try DrillSimulator(scenario: try Scenario.decode(Data(Self.json(heal: heal).utf8)), configure: { $0.healProbes = on })
         try sim.run()
         let story = try CourierMailTests.story(sim, try #require(sim.bundleOf[1]).description)
         let at = try #require(sim.deliveredAt[.init(message: 1, recipient: 3)], "a1 to b2 arrives after the heal\n\(story)")
@@ -47,7 +63,7 @@ import Testing
 
     /// Nobody holds a bundle for a lost neighbour (a1 writes nothing during the cut): nobody probes.
     @Test func nothingHeldNoProbes() throws {
-        let sim = try DrillSimulator(scenario: try Scenario.decode(Data(Self.json(heal: 2_400, held: false).utf8)))
+        let sim = try DrillSimulator(scenario: try Scenario.decode(Data(Self.json(heal: 2_400, held: false).utf8)), configure: { $0.healProbes = true })
         try sim.run()
         #expect(sim.nodes.allSatisfy { $0.stats.healProbes == 0 }, "\(sim.nodes.map(\.stats.healProbes))")
         #expect(sim.deliveredAt[.init(message: 0, recipient: 0)] != nil)
