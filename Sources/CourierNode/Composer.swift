@@ -234,7 +234,8 @@ extension Node {
                     self.transfers[t.key] = nil
                     if let target = t.key.target {
                         self.neighbours[target]?.unresponsiveSince = now
-                        self.neighbours[target]?.lostWith.insert(t.key.bundle)
+                        // What heal probes ask for it for (SPEC 9 rule 8); kept only where they may run.
+                        if self.config.healProbes { self.neighbours[target]?.lostWith.insert(t.key.bundle) }
                     }
                     if t.custody, let target = t.key.target { self.reportStalled(t.key.bundle, to: target.short, attempts: t.attempts, now: now) }
                     // A copy given without a route (`replicas`) that never arrived is not a copy given: that neighbour
