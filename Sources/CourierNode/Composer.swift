@@ -232,7 +232,11 @@ extension Node {
                     // The neighbour stopped answering (nothing at all heard from it for a while, not merely lost
                     // fragments on a noisy line): give up until it is heard again, or probed (`unresponsiveProbe`).
                     self.transfers[t.key] = nil
-                    if let target = t.key.target { self.neighbours[target]?.unresponsiveSince = now }
+                    if let target = t.key.target {
+                        self.neighbours[target]?.unresponsiveSince = now
+                        // What heal probes ask for it for (SPEC 9 rule 8); kept only where they may run.
+                        if self.config.healProbes { self.neighbours[target]?.lostWith.insert(t.key.bundle) }
+                    }
                     if t.custody, let target = t.key.target { self.reportStalled(t.key.bundle, to: target.short, attempts: t.attempts, now: now) }
                     // A copy given without a route (`replicas`) that never arrived is not a copy given: that neighbour
                     // may have it when it is heard again. (Counted as given, the relay beside one switched off for an

@@ -58,6 +58,13 @@ public struct NodeConfig: Sendable {
     /// triangle's east-1 return was slower on average over seeds 3-6 (35.5 s against 20.1 s). README, "Hidden
     /// terminals after a return". `relay drill simulate --slow-restart` turns it on for a drill.
     public var restartSlowly = false
+    /// Heal probes (SPEC 9 rule 8, `Node.healProbesDue`): a relay holding bundles for a neighbour it lost says hello
+    /// every `healProbeInterval` (22 s at SF9 and 10%) while it holds them, and hellos are answered 0.2-5 s late where
+    /// they run. Off by default: over the triangle's seeds 3-6 the partition's recovery went from 40.4, 64.3, 19.8,
+    /// 35.0 s to 23.9, 31.5, 18.7, 54.0 s, the 2x target met on none (main: 1), for 7-32% more transmissions;
+    /// valley-chain-12's v06 took 396.3 s against 304.5 s. README, "Heal probes". `relay drill simulate
+    /// --heal-probes` turns it on for a drill.
+    public var healProbes = false
     /// Flooding: rebroadcast after a random delay of up to this many packet airtimes (at least `minFloodDelay`).
     /// Alerts wait `alertReceiptAirtimes` + 1 airtimes more, for the neighbours' receipts.
     public var floodDelayAirtimes: Double = 20

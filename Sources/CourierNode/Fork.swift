@@ -47,6 +47,7 @@ extension Node {
         self.packetCounters = other.packetCounters
         self.runHeads = other.runHeads
         self.rng = other.rng
+        self.probeRNG = other.probeRNG
         self.lastHousekeeping = other.lastHousekeeping
         self.pruning = other.pruning
         self.rerouteDue = other.rerouteDue

@@ -34,6 +34,8 @@ extension Node {
         var helloTokens = Node.helloAnswerBurst
         var helloRefilled: Double = 0
         var helloAnswerWaiting = false
+        /// When the announce answering a hello goes (`Tuning.helloAnswerDelay` after the hello; infinity: none pending).
+        var helloAnswerAt: Double = .infinity
         /// The pending summary rides with the periodic announce.
         var summaryWithAnnounce = false
         /// When the link came up, and how many times the hello was repeated because nobody answered it (on a
@@ -58,6 +60,12 @@ extension Node {
         var recordSuccess: Double = 1
         var recordBytes: Double = 0
         var recordOutcomes = 0
+        /// Heal probes (SPEC 9 rule 8, `healProbesDue`): when the next may go, whether the last look found a lost
+        /// neighbour (the engine then wakes for the next), and the lost neighbours probes asked for since each was last
+        /// heard: heard again, what waited for one goes at once (`heard`).
+        var nextHealProbe: Double = 0
+        var healProbing = false
+        var probedFor: Set<NodeID> = []
     }
 
     public func linkUp(_ name: String, now: Double) -> [NodeOutput] {

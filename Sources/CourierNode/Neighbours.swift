@@ -33,6 +33,9 @@ extension Node {
         /// In its slow start, heard sending to or acknowledging a node we do not hear: our data for it waits until
         /// then (`holdForHiddenSender`).
         var busyWithHiddenUntil: Double = -.infinity
+        /// Bundles whose transfers to it were given up with it (`unresponsiveSince`): while one is still held here, the
+        /// link probes for it (`healProbesDue`). Emptied when it is heard.
+        var lostWith: Set<BundleID> = []
     }
 
     struct PartialAnnounce {
@@ -73,7 +76,7 @@ extension Node {
         }
         if l.helloAnswered.count >= Tuning.maxHelloAnswered { l.helloAnswered = l.helloAnswered.filter { now - $0.value < Self.helloAnswerInterval } }
         l.helloAnswered[sender] = now
-        if l.announceDue || l.helloAnswerWaiting {
+        if l.announceDue || l.helloAnswerWaiting || l.helloAnswerAt.isFinite {
             // One announce answers every hello heard before it goes out.
             self.links[link] = l
             return
@@ -81,7 +84,15 @@ extension Node {
         Self.refillHelloTokens(&l, now: now)
         if l.helloTokens >= 1 {
             l.helloTokens -= 1
-            l.announceDue = true
+            // Where heal probes run (SPEC 9 rule 8), not at once: the neighbours that heard the same hello may not
+            // hear each other (a probe's two sides), and answering together they collided at its sender
+            // (`Tuning.helloAnswerDelay`). Elsewhere at once, as before (on regional-200 at 1% the delay slowed the
+            // first alert: 99% of relays after 227.7 s against 138.8 s).
+            if self.healProbeInterval(l.info) != nil {
+                l.helloAnswerAt = now + self.probeRNG.uniform(Tuning.helloAnswerDelay.min, Tuning.helloAnswerDelay.max)
+            } else {
+                l.announceDue = true
+            }
             self.stats.helloAnswers += 1
         } else {
             l.helloAnswerWaiting = true
@@ -185,9 +196,12 @@ extension Node {
         let previous = n.lastHeard[link]
         let wasAway = (previous.map { p in now - p > (self.links[link].map { self.neighbourTimeout($0.info) } ?? self.config.neighbourTimeout) } ?? true)
         let givenUp = n.unresponsiveSince != nil
-        let wasSilent = givenUp || previous.map { now - $0 > self.silenceBeforeReturn(link: self.links[link]) } ?? false
+        // A lost neighbour our heal probes asked for (SPEC 9 rule 8): its answer ends the silence, however short.
+        let probed = self.links[link]?.probedFor.remove(from) != nil
+        let wasSilent = givenUp || probed || previous.map { now - $0 > self.silenceBeforeReturn(link: self.links[link]) } ?? false
         n.lastHeard[link] = now
         n.unresponsiveSince = nil
+        n.lostWith = []
         for case .announce(let a) in packet.records { n.capabilities = a.capabilities }
         for case .neighbours(let l) in packet.records where self.config.neighbourLists { n.hears = Set(l.ids) }
         if n.name == nil, let k = self.partialAnnounces[from.short]?.name { n.name = k }
@@ -301,5 +315,74 @@ extension Node {
     /// packet's airtime after the longest ack delay, a partial transfer's 4) and the answer to it.
     func hiddenTurn(_ info: LinkInfo) -> Double {
         self.config.ackDelay * Tuning.hiddenTurnAckDelays + 2 * info.properties.airtime(bytes: info.properties.mtu)
+    }
+}
+
+extension Node {
+    /// Heal probes (SPEC 9 rule 8), contact discovery with its airtime priced. A relay that holds bundles waiting for
+    /// a neighbour it lost (given up on with them, or silent while our transfers to it time out) does not wait for the
+    /// neighbour to speak, a backed-off retry, the 5-minute probe of one given up on or the next announce (15
+    /// minutes or more) to learn that a partition healed: every `healProbeInterval` (jittered) while it holds them, its
+    /// announce goes with the hello bit (SPEC 9 rules 6, 7: every neighbour that hears it announces back, once per 2
+    /// minutes per sender). The lost neighbour's answer is the heal found: what waited for it goes at once
+    /// (`heard`, `neighbourReturned`). The neighbours that never left answer too, within rule 7's bounds.
+    func healProbesDue(_ l: inout LinkState, now: Double) {
+        guard now >= l.nextHealProbe else { return }
+        guard let every = self.healProbeInterval(l.info) else {
+            // None on this link; looked at again with housekeeping (the operator may change its duty cycle).
+            l.healProbing = false
+            l.nextHealProbe = now + Tuning.housekeepingInterval
+            return
+        }
+        let lost = self.lostNeighbours(on: l.info.name, silentFor: every, now: now)
+        l.healProbing = !lost.isEmpty
+        guard !lost.isEmpty else {
+            l.nextHealProbe = now + every
+            return
+        }
+        l.helloSent = false
+        l.announceDue = true
+        l.probedFor.formUnion(lost)
+        self.stats.healProbes += 1
+        // Jittered: relays cut off together (the partition's one side, hidden from each other) drift apart.
+        l.nextHealProbe = now + every * self.probeRNG.uniform(1 - Tuning.healProbeJitter, 1 + Tuning.healProbeJitter)
+    }
+
+    /// Seconds between heal probes on a link (`NodeConfig.healProbes` on): an announce's airtime (all its parts at a small MTU) over
+    /// `Tuning.healProbeShare` of the duty cycle's allowance, at least `Tuning.healProbeLeastInterval`. Nil, no heal
+    /// probes: on a link without a duty cycle (no allowance to price them by), where the allowance stretches announces
+    /// (SPEC 9 rule 6 (a) above 1: at 1% on SF9 the channel cannot spare them; as SPEC 5.14 rule 7), or where the
+    /// interval would not be sooner than `unresponsiveProbe` (the probe of a neighbour given up on comes first anyway).
+    func healProbeInterval(_ info: LinkInfo) -> Double? {
+        guard self.config.healProbes, let d = info.dutyCycle, d > 0, Self.allowanceStretch(info, interval: self.config.announceInterval) <= 1 else { return nil }
+        let k = self.config.identity.publicKeys
+        let announce = AnnounceRecord(capabilities: 0xFF, signingKey: k.signing, agreementKey: k.agreement, name: self.config.name)
+        let airtime = AnnounceRecord.parts(announce, mtu: info.properties.mtu).reduce(0.0) { sum, part in
+            sum + info.properties.airtime(bytes: Packet.announceOverhead + Record.announce(part).encodedSize(last: true))
+        }
+        let every = max(Tuning.healProbeLeastInterval, airtime / (Tuning.healProbeShare * d))
+        return every < Self.unresponsiveProbe ? every : nil
+    }
+
+    /// Neighbours lost on a link for which we hold bundles: silent there for `silentFor` or more (and not longer than
+    /// the neighbour timeout: then it is no neighbour), and either given up on with bundles still held here
+    /// (`lostWith`) or owed a transfer whose records timed out.
+    func lostNeighbours(on link: String, silentFor: Double, now: Double) -> Set<NodeID> {
+        guard let l = self.links[link] else { return [] }
+        let timeout = self.neighbourTimeout(l.info)
+        func silent(_ id: NodeID) -> Bool {
+            guard id != self.me, let heard = self.neighbours[id]?.lastHeard[link] else { return false }
+            return now - heard >= silentFor && now - heard < timeout
+        }
+        var lost: Set<NodeID> = []
+        for (id, n) in self.neighbours where n.unresponsiveSince != nil && !n.lostWith.isEmpty {
+            let held = n.lostWith.filter { self.heldIndex.contains($0) }
+            if held.count != n.lostWith.count { self.neighbours[id]?.lostWith = held }
+            if !held.isEmpty && silent(id) { lost.insert(id) }
+        }
+        for t in self.transfers.inFlight(on: link) where t.attempts > 0 {
+            if let target = t.key.target, silent(target) { lost.insert(target) }
+        }
+        return lost
     }
 }

@@ -104,6 +104,9 @@ public final class Node {
     /// Heads of cut bundles waiting for their rest (CutBundles.swift).
     var runHeads: [RunHeadKey: RunHead] = [:]
     var rng: SplitMix64
+    /// The heal probes' own draws (their jitter, the delay of hello answers where they run, SPEC 9 rules 7-8): apart
+    /// from `rng`, so that turning them on does not reshuffle every other random choice of the run.
+    var probeRNG: SplitMix64
     var lastHousekeeping: Double = -1e9
     /// When the tables were last pruned (Memory.swift).
     var pruning = PruneClock()
@@ -156,6 +159,8 @@ public final class Node {
         /// Announces sent in answer to hellos, and hellos not answered at once (SPEC 9 rule 7).
         public var helloAnswers = 0
         public var hellosLimited = 0
+        /// Heal probes sent (hellos for lost neighbours, SPEC 9 rule 8).
+        public var healProbes = 0
     }
 
     public init(config: NodeConfig, store: any NodeStorage, links: [LinkInfo], now: Double, seed: UInt64? = nil,
@@ -167,6 +172,7 @@ public final class Node {
         self.sealer = PacketSealer(networkKey: self.networkKeys.send, sender: config.identity.nodeID, open: config.openMode)
         self.opener = PacketOpener(networkKeys: self.networkKeys.accept, acceptOpen: config.openMode)
         self.rng = SplitMix64(seed: seed ?? UInt64(config.identity.nodeID.short.rawValue))
+        self.probeRNG = SplitMix64(seed: (seed ?? UInt64(config.identity.nodeID.short.rawValue)) ^ 0x9E37_79B9_7F4A_7C15)
         self.reassembler = Reassembler(timeout: Int64(config.reassemblyTimeout))
         self.quiet = try store.isQuiet()
         for l in links {
@@ -558,6 +564,11 @@ public final class Node {
                     l.nextHelloRetry = now + self.rng.uniform(Tuning.helloRetryDelay.min, Tuning.helloRetryDelay.max) * Double(1 << l.helloRetries)
                 }
             }
+            self.healProbesDue(&l, now: now)
+            if now >= l.helloAnswerAt {
+                l.helloAnswerAt = .infinity
+                l.announceDue = true
+            }
             if l.helloAnswerWaiting && now >= Self.helloAnswerTime(l) {
                 Self.refillHelloTokens(&l, now: now)
                 l.helloTokens = max(0, l.helloTokens - 1)
@@ -633,7 +644,7 @@ public final class Node {
             free = min(free, max(ready, l.busyUntil, now))
             // An announce already due waits for the link like the rest (the next announce is set once it is sent).
             let announceAt = l.announceDue && !self.transmissionPaused ? Double.infinity : l.nextAnnounce
-            t = min(t, max(ready, min(announceAt, l.nextHelloRetry, Self.helloAnswerTime(l))))
+            t = min(t, max(ready, min(announceAt, l.nextHelloRetry, Self.helloAnswerTime(l), l.helloAnswerAt, l.healProbing ? l.nextHealProbe : .infinity)))
             if let s = l.summaryDue { t = min(t, max(ready, s, l.lastSummary + self.summaryGap(l))) }
             if let a = l.ackDue, sending { t = min(t, max(ready, a, l.busyUntil)) }
             if l.busyUntil > now { t = min(t, max(ready, l.busyUntil)) }

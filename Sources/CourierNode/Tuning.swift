@@ -104,6 +104,10 @@ extension Tuning {
     /// random so two relays started together do not collide again; three misses mean nobody is there.
     static let helloRetries = 3
     static let helloRetryDelay = (min: 5.0, max: 15.0)
+    /// Where heal probes run, a hello is answered (our announce, SPEC 9 rule 7) 0.2-5 s after it, not at once: the neighbours that heard it
+    /// may not hear each other (a heal probe's sender between the two sides of a partition), and answering at once
+    /// they collided at its sender at every probe (two announces of 0.54 s at SF9: with 0.2-5 s, about one time in five).
+    static let helloAnswerDelay = (min: 0.2, max: 5.0)
     /// Our summary after a contact goes 0.1-1.5 s later: soon (the contact may be short), random so the neighbours
     /// that heard the same packet do not all answer at once.
     static let contactSummaryDelay = (min: 0.1, max: 1.5)
@@ -149,6 +153,20 @@ extension Tuning {
     /// A returned neighbour heard busy with a node we do not hear holds our data for it for this many ack delays
     /// (a partial transfer's ack waits 4) and two full packets' airtime (`Node.hiddenTurn`).
     static let hiddenTurnAckDelays = 4.0
+    /// Heal probes (`Node.healProbesDue`, SPEC 9 rule 8; `NodeConfig.healProbes`, off by default) take at most this
+    /// share of a link's duty-cycle allowance while a relay holds bundles for a neighbour it lost: an announce with the
+    /// hello bit every airtime / (share x duty cycle), at SF9 and 10% every 22 s (0.54 s each), so a healed partition
+    /// is found within seconds instead of at the next backed-off retry (up to 192 s apart), the 5-minute probe of a
+    /// neighbour given up on or an announce (15 minutes or more). Over the triangle's seeds 3-6 (README "Heal
+    /// probes") 0.1 (every 54 s) and 0.5 (11 s) met the 2x partition target on none, 0.25 on 0-2 of 4 depending on
+    /// the run's other timing, for 1-32% more transmissions. Off where the allowance stretches announces (1% at SF9):
+    /// there it cannot pay for them.
+    static let healProbeShare = 0.25
+    /// Heal probes are never closer than this on a fast link (where an announce costs next to nothing).
+    static let healProbeLeastInterval: Double = 10
+    /// Each heal probe's interval is drawn within ±50% of it: the relays on one side of a partition, which may not
+    /// hear each other (hidden terminals), do not keep probing at the same moments.
+    static let healProbeJitter = 0.5
     /// A rebroadcast window is at least twice the least flood delay (on a fast link a packet's airtime is nothing,
     /// and neighbours still need the time to hear one another's copies).
     static let floodWindowMinimum = 2.0

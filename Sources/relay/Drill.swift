@@ -39,16 +39,19 @@ extension Relay {
             var identityRoutes = false
             @Flag(help: "Relays start slowly towards a neighbour back after being given up on, and take turns with the relays on its other side they cannot hear (the engine's restartSlowly setting, off by default: README, \"Hidden terminals after a return\").")
             var slowRestart = false
+            @Flag(help: "Relays holding bundles for a neighbour they lost say hello every few seconds to find a healed partition (the engine's healProbes setting, off by default: README, \"Heal probes\").")
+            var healProbes = false
             @Flag(help: "Relays send neighbour lists and flood with two-hop knowledge, naming the relays that pass each flood on (the engine's neighbourLists setting, SPEC 5.13 and 8.5 rule 5; as courier-bench mesh --neighbour-lists).")
             var neighbourLists = false
 
             /// The engines' configuration for this run.
             var configure: (@Sendable (inout NodeConfig) -> Void)? {
-                guard self.slowRestart || self.neighbourLists else { return nil }
-                let (slow, lists) = (self.slowRestart, self.neighbourLists)
+                guard self.slowRestart || self.neighbourLists || self.healProbes else { return nil }
+                let (slow, lists, probes) = (self.slowRestart, self.neighbourLists, self.healProbes)
                 return { c in
                     if slow { c.restartSlowly = true }
                     if lists { c.neighbourLists = true }
+                    if probes { c.healProbes = true }
                 }
             }
 
