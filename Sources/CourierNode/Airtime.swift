@@ -66,11 +66,10 @@ extension Node {
     /// then. KISS TNCs and RNode firmware also sense the channel themselves before keying up; this lets a runtime
     /// whose modem reports carrier (or a future driver) hold the engine back as well.
     public func channelBusy(_ link: String, until: Double, now: Double) -> [NodeOutput] {
-        // In place: a copy of the link's state and its writing back (its tables retained and released) at each of
-        // the millions of carriers a 1,000-relay drill reports showed in its profile.
-        guard let i = self.links.index(forKey: link), until > self.links.values[i].busyUntil else { return [] }
-        self.links.values[i].busyUntil = until
-        self.links.values[i].carrierUntil = until
+        guard var l = self.links[link], until > l.busyUntil else { return [] }
+        l.busyUntil = until
+        l.carrierUntil = until
+        self.links[link] = l
         return self.drain()
     }
 

@@ -7,23 +7,20 @@ import Foundation
 extension Node {
     /// Builds and emits packets on a link while it is free and within its airtime budget.
     func pump(_ name: String, now: Double) {
-        // The link's state changed in place (not copied and written back whole: this runs at every tick).
-        guard let i = self.links.index(forKey: name), self.links.values[i].up else { return }
-        if self.links.values[i].info.dutyCycle != nil { self.links.values[i].sent.advance(to: now, window: Self.reckonedWindow) }
-        let airtimeModel = self.links.values[i].info.properties.airtime
+        guard var l = self.links[name], l.up else { return }
+        if l.info.dutyCycle != nil { l.sent.advance(to: now, window: Self.reckonedWindow) }
+        self.links[name] = l
         var guardCount = 0
         // A KISS TNC keys up once for frames handed to it together: on AFSK links send a burst, paying TXDELAY
         // once. Elsewhere (LoRa, serial) one packet, then wait for its airtime.
         var burstMax = 1
         var keyOverhead = 0.0
-        if case .afsk(_, let txDelay, let txTail, _) = airtimeModel {
+        if case .afsk(_, let txDelay, let txTail, _) = l.info.properties.airtime {
             burstMax = Self.afskBurst
             keyOverhead = txDelay + txTail
         }
         var inBurst = 0
-        // (A busy link, the usual way out, is seen without copying its state.)
-        while guardCount < Tuning.maxPacketsPerPump, let j = self.links.index(forKey: name),
-              self.links.values[j].busyUntil <= now || (inBurst > 0 && inBurst < burstMax), let link = self.links[name] {
+        while guardCount < Tuning.maxPacketsPerPump, let link = self.links[name], link.busyUntil <= now || (inBurst > 0 && inBurst < burstMax) {
             guardCount += 1
             // Out of airtime (duty cycle): wait until enough of the window's allowance is left for a full packet
             // (what the modem would refuse, the engine does not hand it). Within the urgent reserve only urgent

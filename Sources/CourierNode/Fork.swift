@@ -61,7 +61,6 @@ extension Node {
         self.dictionaryState = other.dictionaryState
         self.refusedReported = other.refusedReported
         self.verifiedSignatures = other.verifiedSignatures
-        self.sharedSignatures = other.sharedSignatures
         self.heldIndex = other.heldIndex
         self.heldIndexStale = other.heldIndexStale
         self.routeWalk = other.routeWalk

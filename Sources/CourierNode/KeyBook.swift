@@ -25,12 +25,7 @@ extension Node {
 
     /// Seals and opens under the keys the rotation gives for `now`, saying so when they change.
     func applyKeyRotation(now: Double) {
-        // No change scheduled or in its grace, and already on the current key: nothing to do (this runs at every
-        // tick; building the key lists to compare them showed in a 1,000-relay drill's profile).
-        let r = self.config.keyRotation
-        if r.next == nil, r.previous == nil, self.networkKeys.accept.count == 1,
-           self.networkKeys.send == self.config.networkKey, self.networkKeys.accept[0] == self.config.networkKey { return }
-        let k = r.keys(current: self.config.networkKey, at: now)
+        let k = self.config.keyRotation.keys(current: self.config.networkKey, at: now)
         guard k.send != self.networkKeys.send || k.accept != self.networkKeys.accept else { return }
         self.networkKeys = k
         self.sealer = PacketSealer(networkKey: k.send, sender: self.config.identity.nodeID, open: self.config.openMode)

@@ -159,16 +159,12 @@ extension Node {
 
     /// The up link a neighbour was heard on most recently, if within the timeout.
     func freshLink(_ id: NodeID, now: Double) -> String? {
-        // The neighbour's entry read in place, not copied whole (this runs for every neighbour at every routing
-        // decision).
-        guard let k = self.neighbours.index(forKey: id),
-              self.neighbours.values[k].unresponsiveSince.map({ now - $0 >= Self.unresponsiveProbe }) ?? true else { return nil }
-        // The most recent fresh one, in one pass (no filtered copy of the dictionary).
+        guard let n = self.neighbours[id], n.unresponsiveSince.map({ now - $0 >= Self.unresponsiveProbe }) ?? true else { return nil }
+        // The most recent fresh one, in one pass (no filtered copy of the dictionary: this runs for every
+        // neighbour at every routing decision).
         var best: (link: String, at: Double)? = nil
-        for (name, at) in self.neighbours.values[k].lastHeard {
-            // The link's state read in place, not copied whole (retaining its tables) for each neighbour looked at.
-            guard let i = self.links.index(forKey: name), self.links.values[i].up,
-                  now - at < self.neighbourTimeout(self.links.values[i].info) else { continue }
+        for (name, at) in n.lastHeard {
+            guard let l = self.links[name], l.up, now - at < self.neighbourTimeout(l.info) else { continue }
             if best.map({ $0.at < at }) ?? true { best = (name, at) }
         }
         return best?.link
@@ -187,7 +183,7 @@ extension Node {
     func heard(_ from: NodeID, on link: String, packet: Packet, now: Double) -> (previous: Double?, contact: Bool, returned: Bool) {
         var n = self.neighbours[from] ?? Neighbour(id: from)
         let previous = n.lastHeard[link]
-        let wasAway = (previous.map { p in now - p > (self.links.index(forKey: link).map { self.neighbourTimeout(self.links.values[$0].info) } ?? self.config.neighbourTimeout) } ?? true)
+        let wasAway = (previous.map { p in now - p > (self.links[link].map { self.neighbourTimeout($0.info) } ?? self.config.neighbourTimeout) } ?? true)
         let givenUp = n.unresponsiveSince != nil
         let wasSilent = givenUp || previous.map { now - $0 > self.silenceBeforeReturn(link: self.links[link]) } ?? false
         n.lastHeard[link] = now

@@ -131,9 +131,6 @@ public final class Node {
     var refusedReported = ReportedOnce()
     /// Origin signatures already verified here (OriginJudgement.swift): not verified again.
     var verifiedSignatures = VerifiedSignatures()
-    /// Signatures verified by other engines of this process, when they share a memory of them (the drill
-    /// simulator's relays do): a speed-up only, `verifiesRemembered` decides the same without it.
-    public var sharedSignatures: SharedSignatureMemory?
     /// Every bundle held, in memory (HeldIndex.swift): what summaries, routing and pruning read instead of the store.
     var heldIndex = HeldIndex()
     /// The index could not be kept in step (a read failed): built again from the store at the next housekeeping.
@@ -547,11 +544,6 @@ public final class Node {
     /// due (Neighbours.swift, ChannelBudget.swift, Summaries.swift).
     func announcesDue(now: Double) {
         for name in self.linkOrder {
-            // Most ticks nothing below is due: the link's state is then looked at in place, not copied and written
-            // back unchanged (its tables retained and released at each of the millions of ticks of a 1,000-relay drill).
-            guard let i = self.links.index(forKey: name), self.links.values[i].up else { continue }
-            if now < self.links.values[i].nextHelloRetry, !self.links.values[i].helloAnswerWaiting,
-               now < self.links.values[i].nextAnnounce, self.links.values[i].summaryDue.map({ $0 > now }) ?? true { continue }
             guard var l = self.links[name], l.up else { continue }
             // Nobody answered the hello on this link (it may have collided): say it again, up to 3 times.
             if now >= l.nextHelloRetry {

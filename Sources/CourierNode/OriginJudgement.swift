@@ -1,7 +1,6 @@
 import CourierMedium
 import CourierWire
 import Foundation
-import Synchronization
 
 /// Origin judgement and trust: what a bundle's origin signature proves here, the trust list, the class a bundle is
 /// admitted in, and refusals reported once (`refusedReported`, `ReportedOnce`) (SPEC 6.8, 6.9, 6.12).
@@ -36,11 +35,7 @@ extension Node {
         guard let signature = b.signature, keys.nodeID.short == b.origin else { return false }
         let v = VerifiedSignatures.Entry(keys: keys, signature: signature, input: b.signingInput())
         if self.verifiedSignatures.known.contains(v) { return true }
-        // Verified already by another engine of this process (the drill simulator's relays share one memory): the
-        // same keys, signature and bytes verify the same everywhere.
-        let shared = self.sharedSignatures?.contains(v) ?? false
-        guard shared || keys.verify(signature: v.signature, message: v.input) else { return false }
-        if !shared { self.sharedSignatures?.insert(v) }
+        guard keys.verify(signature: v.signature, message: v.input) else { return false }
         if self.verifiedSignatures.known.count >= Tuning.maxVerifiedSignatures { self.verifiedSignatures.known.removeAll() }
         self.verifiedSignatures.known.insert(v)
         return true
@@ -59,7 +54,7 @@ extension Node {
 /// `Tuning.maxVerifiedSignatures` it starts again; a signature forgotten is verified again).
 struct VerifiedSignatures {
     /// A signature that verified: the signer's keys, the signature and the bytes it signs.
-    struct Entry: Hashable, Sendable {
+    struct Entry: Hashable {
         let keys: NodePublicKeys
         let signature: [UInt8]
         let input: [UInt8]
@@ -72,27 +67,6 @@ struct VerifiedSignatures {
         }
     }
     var known: Set<Entry> = []
-}
-
-/// Origin signatures verified by any of the engines that share it (`Node.sharedSignatures`): the drill simulator
-/// gives its thousand relays one, so a receipt overheard by every relay near its path is verified once, not by each
-/// (Ed25519 verification was a few percent of a 1,000-relay drill's CPU). A memory of work done, nothing else: what
-/// an engine decides is the same with it or without it. Past `limit` entries it starts again.
-public final class SharedSignatureMemory: Sendable {
-    /// About 10 MB at most (a federation's day of receipts and identity bundles seen by its relays).
-    static let limit = 16_384
-    private let known = Mutex<Set<VerifiedSignatures.Entry>>([])
-
-    public init() {}
-
-    func contains(_ e: VerifiedSignatures.Entry) -> Bool { self.known.withLock { $0.contains(e) } }
-
-    func insert(_ e: VerifiedSignatures.Entry) {
-        self.known.withLock {
-            if $0.count >= Self.limit { $0.removeAll() }
-            $0.insert(e)
-        }
-    }
 }
 
 /// A trust list indexed for the judge's two questions, built once per list rather than at each bundle judged (a

@@ -141,8 +141,6 @@ public final class DrillSimulator {
                                         airtime: .afsk(baud: 1_200, txDelay: 0.3, txTail: 0.1, overhead: 20))
         }
         let logger = Logger(label: "drill", factory: { _ in SwiftLogNoOpLogHandler() })
-        // One memory of verified origin signatures for all the relays (a speed-up only: Node.sharedSignatures).
-        let signatures = SharedSignatureMemory()
         for _ in 0..<n {
             self.identities.append(try NodeIdentity(
                 signingSeed: (0..<32).map { _ in UInt8(truncatingIfNeeded: kg.next()) },
@@ -164,7 +162,6 @@ public final class DrillSimulator {
                 config: c, store: store,
                 links: [LinkInfo(name: "radio", properties: properties, dutyCycle: scenario.radio.dutyCycle)],
                 now: Self.epoch, seed: scenario.seed &+ UInt64(i) &* 104_729, compressor: compressor))
-            self.nodes[i].sharedSignatures = signatures
         }
         // Relays are switched on over the first minute (or tenth of the run), not all in the same millisecond.
         let spread = min(60, scenario.duration / 10)
