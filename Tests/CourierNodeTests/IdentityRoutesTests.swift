@@ -12,28 +12,11 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(15))) struct IdentityRoutesTests {
     /// SprayAndFocusTests' path of forks (r0, p1 … p6, d, each fork with three leaves that lead nowhere), but d sends
     /// nothing at all: r0 writes to it at 120 s, 7 hops away.
-    static let forks = 7
-    static let leaves = 3
-    static var names: [String] {
-        (0..<Self.forks).flatMap { f in [f == 0 ? "r0" : "p\(f)"] + (0..<Self.leaves).map { "l\(f)x\($0)" } } + ["d"]
-    }
-    static let json: String = {
-        func fork(_ f: Int) -> String { f == 0 ? "r0" : "p\(f)" }
-        let nodes = Self.names.enumerated().map { #"{"id": "\#($1)", "x": \#($0 % 8 * 150), "y": \#($0 / 8 * 150)}"# }
-        var links: [String] = []
-        for f in 0..<Self.forks {
-            links.append(#"{"a": "\#(fork(f))", "b": "\#(f + 1 < Self.forks ? fork(f + 1) : "d")"}"#)
-            for l in 0..<Self.leaves { links.append(#"{"a": "\#(fork(f))", "b": "l\#(f)x\#(l)"}"#) }
-        }
-        return """
-            {"name": "quiet forks", "seed": 12, "duration": 3600,
-             "radio": {"kind": "lora", "sf": 9, "bw": 125000, "cr": 5},
-             "nodes": [\(nodes.joined(separator: ", "))],
-             "links": [\(links.joined(separator: ", "))],
-             "traffic": [{"at": 120, "from": "r0", "to": "d", "kind": "text", "bytes": 60}],
-             "events": []}
-            """
-    }()
+    static let leaves = ForksScenario.leaves
+    static var names: [String] { ForksScenario.names }
+    static let json = ForksScenario.json(name: "quiet forks", seed: 12, duration: 3600, traffic: """
+        [{"at": 120, "from": "r0", "to": "d", "kind": "text", "bytes": 60}]
+        """)
 
     /// When the text reached d (seconds after it was written), nil if it did not within the run.
     func run(_ sim: DrillSimulator) throws -> Double? {

@@ -14,29 +14,12 @@ import Testing
     /// 8,600 s, after the routes have aged out of use (4 neighbour timeouts, 7,200 s), r0 writes to d, 7 hops away.
     /// Halving alone leaves the copies at most five hops along (32, 16, …, 1), whatever the budget up to 32, each
     /// waiting at a fork.
-    static let forks = 7
-    static let leaves = 3
-    static var names: [String] {
-        (0..<Self.forks).flatMap { f in [f == 0 ? "r0" : "p\(f)"] + (0..<Self.leaves).map { "l\(f)x\($0)" } } + ["d"]
-    }
-    static let json: String = {
-        func fork(_ f: Int) -> String { f == 0 ? "r0" : "p\(f)" }
-        let nodes = Self.names.enumerated().map { #"{"id": "\#($1)", "x": \#($0 % 8 * 150), "y": \#($0 / 8 * 150)}"# }
-        var links: [String] = []
-        for f in 0..<Self.forks {
-            links.append(#"{"a": "\#(fork(f))", "b": "\#(f + 1 < Self.forks ? fork(f + 1) : "d")"}"#)
-            for l in 0..<Self.leaves { links.append(#"{"a": "\#(fork(f))", "b": "l\#(f)x\#(l)"}"#) }
-        }
-        return """
-            {"name": "forks", "seed": 11, "duration": 9600,
-             "radio": {"kind": "lora", "sf": 9, "bw": 125000, "cr": 5},
-             "nodes": [\(nodes.joined(separator: ", "))],
-             "links": [\(links.joined(separator: ", "))],
-             "traffic": [{"at": 30, "from": "d", "to": "everyone", "kind": "alert", "bytes": 40},
-                         {"at": 8600, "from": "r0", "to": "d", "kind": "text", "bytes": 60}],
-             "events": []}
-            """
-    }()
+    static let leaves = ForksScenario.leaves
+    static var names: [String] { ForksScenario.names }
+    static let json = ForksScenario.json(name: "forks", seed: 11, duration: 9600, traffic: """
+        [{"at": 30, "from": "d", "to": "everyone", "kind": "alert", "bytes": 40},
+         {"at": 8600, "from": "r0", "to": "d", "kind": "text", "bytes": 60}]
+        """)
 
     @Test func aMessageToAQuietNodeGoesTheWayItsLastBundleCame() throws {
         let scenario = try Scenario.decode(Data(Self.json.utf8))

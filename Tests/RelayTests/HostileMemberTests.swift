@@ -26,6 +26,11 @@ import Glibc
         try self.json(try R.run(["status", "--data-dir", dir, "--json"]).1).first ?? [:]
     }
 
+    /// `relay status --json` as text for a failed expectation's message, or why it could not be read.
+    func statusText(_ dir: String) -> String {
+        do { return "\(try self.status(dir))" } catch { return "relay status failed: \(error)" }
+    }
+
     func gaveUp(_ dir: String, _ key: String) throws -> Int {
         ((try self.status(dir))["gaveUp"] as? [String: Any])?[key] as? Int ?? 0
     }
@@ -81,7 +86,7 @@ import Glibc
         let neverHeard = try Forger.forge(["--member", m, "--line", cable.pathA, "--origin", "0badf00d", "--sign", "member",
                                            "--kind", "alert", "--to", "everyone", "alert from nobody"])
         #expect(try R.wait(60) { try R.inbox(b).contains { $0["id"] as? String == unsignedText.first } }, "the unsigned text never arrived")
-        #expect(try R.wait(30) { try self.gaveUp(b, "refused") >= 4 }, "refusals: \((try? self.status(b)) ?? [:])")
+        #expect(try R.wait(30) { try self.gaveUp(b, "refused") >= 4 }, "refusals: \(self.statusText(b))")
 
         let inbox = try R.inbox(b)
         let ids = Set(inbox.compactMap { $0["id"] as? String })
@@ -131,7 +136,7 @@ import Glibc
                           "--receipt-for", msgs.joined(separator: ",")])
         try Forger.forge(["--member", m, "--line", cable.pathB, "--origin", idB, "--kind", "receipt", "--to", idA, "--sign", "member",
                           "--receipt-for", msgs.joined(separator: ",")])
-        #expect(try R.wait(30) { try self.gaveUp(a, "refused") >= 2 }, "\((try? self.status(a)) ?? [:])")
+        #expect(try R.wait(30) { try self.gaveUp(a, "refused") >= 2 }, "\(self.statusText(a))")
         #expect(try R.queuedIDs(a).isSuperset(of: msgs), "a forged receipt released a queued message")
         #expect(!R.text(a + "/run.log").contains("receipt from"), "a forged receipt was shown")
         // The real bravo comes: both arrive, and its real receipt releases them.
@@ -156,7 +161,7 @@ import Glibc
         // "forged" as content: reason 0x66, then an id cut short inside its created minutes.
         let notice = try Forger.forge(["--member", m, "--line", cable.pathB, "--origin", m, "--sign", "origin", "--kind", "failure",
                                        "--to", idA, "--next-hop", idA, "forged"])
-        #expect(try R.wait(30) { try self.gaveUp(a, "unreadable") >= 1 }, "\((try? self.status(a)) ?? [:])")
+        #expect(try R.wait(30) { try self.gaveUp(a, "unreadable") >= 1 }, "\(self.statusText(a))")
         let feed = try self.feed(a)
         let why = feed.filter { $0["type"] as? String == "gave-up" && $0["bundle"] as? String == notice.first }.compactMap { $0["detail"] as? String }
         #expect(why == ["unreadable: malformed: input ends inside failure notice entry 1 id.created"], "\(feed)")
@@ -285,7 +290,7 @@ import Glibc
         let ra = try R.start(["run", "--data-dir", a, "--link", "serial:\(cable.pathA):115200"], log: a + "/run.log")
         let rb = try R.start(["run", "--data-dir", b, "--link", "serial:\(cable.pathB):115200"], log: b + "/run.log")
         defer { R.stop(ra); R.stop(rb) }
-        #expect(try R.wait(90) { (try self.status(a))["failureNotices"] as? Int ?? 0 >= 2 }, "alpha never heard: \((try? self.status(a)) ?? [:])")
+        #expect(try R.wait(90) { (try self.status(a))["failureNotices"] as? Int ?? 0 >= 2 }, "alpha never heard: \(self.statusText(a))")
         // Read, the oldest make room for a new one as large; nothing unread was removed.
         _ = try R.run(["inbox", "--data-dir", b, "--mark-read"])
         let more = try self.send(a, ["--to", idB, "--no-encrypt", "after reading " + self.random(62_000)])
