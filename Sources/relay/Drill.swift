@@ -152,8 +152,6 @@ extension Relay {
                                 }
                                 let mean = spent.isEmpty ? 0 : Double(spent.map(\.relays).reduce(0, +)) / Double(spent.count)
                                 FileHandle.standardError.write(Data(String(format: "relays within their urgent reserve (only alerts may go; sampled each minute): mean %.1f of %d; per 10 minutes: %@\n", mean, scenario.nodes.count, per10.joined(separator: " ")).utf8))
-                            }
-                            if self.undelivered {
                                 for line in Self.undeliveredLines(sim) { FileHandle.standardError.write(Data((line + "\n").utf8)) }
                             }
                             return (sim.result(), fork)
