@@ -32,9 +32,17 @@ enum ReceiptText {
 
     /// What the inbox shows for a message: its text; for a receipt the bundles it confirms; for a failure notice the
     /// bundles given up on and why.
-    static func text(_ m: InboxMessage) -> String {
+    static func text(_ m: InboxMessage, me: ShortID) -> String {
         switch m.kind {
         case .receipt:
+            if m.id.origin == me {
+                // One this relay made for itself holds the receipt parts (6.16) it checked, each for its holder.
+                do {
+                    return "received: " + (try ReceiptPartsRecord.decode(m.content[...])).parts.map { "\($0.id) (by \($0.holder))" }.joined(separator: ", ")
+                } catch {
+                    // Not parts: a receipt in the signed form, read below.
+                }
+            }
             do { return "received: " + (try ReceiptContent.decode(m.content)).map(\.description).joined(separator: ", ") } catch {
                 return "received: (malformed receipt, confirms nothing: \(error))"
             }
@@ -52,9 +60,9 @@ enum ReceiptText {
     }
 
     /// Inbox JSON: the text of known kinds, the bytes (hex) of unknown ones.
-    static func json(_ m: InboxMessage) -> (key: String, value: String) {
+    static func json(_ m: InboxMessage, me: ShortID) -> (key: String, value: String) {
         if case .other = m.kind { return ("contentHex", m.content.map { String(format: "%02x", $0) }.joined()) }
-        return ("text", self.text(m))
+        return ("text", self.text(m, me: me))
     }
 }
 

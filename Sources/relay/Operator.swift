@@ -355,7 +355,7 @@ extension Relay {
                             let offers = msgs.filter { $0.kind == .aidOffer && $0.reference == m.id.description }.count
                             let pactNote = PactCLI.inboxNote(m, ledger, now: now)
                             let note = pactNote.isEmpty ? InboxFormat.note(m, offers: offers, time: time, now: now) : pactNote
-                            let (text, cut) = InboxFormat.firstLine(ReceiptText.text(m), limit: 100)
+                            let (text, cut) = InboxFormat.firstLine(ReceiptText.text(m, me: names.me), limit: 100)
                             say("\(m.read ? " " : "*") \(m.kind.description.padding(toLength: 9, withPad: " ", startingAt: 0)) from \(names.label(m.id.origin))  \(when + String(repeating: " ", count: max(0, 8 - when.count)))  \(m.encrypted ? "[e2e] " : "")\(m.proven ? "" : "[origin not proven] ")\(note)\(text)\(cut ? "… [whole: relay inbox show \(m.id)]" : "")")
                             if m.kind == .aidRequest { say("            \(InboxFormat.offerHint(m))") }
                         }
@@ -400,7 +400,7 @@ extension Relay {
                         say("note:     \(InboxFormat.note(m, offers: offers, time: time, now: now).dropLast())")
                     }
                     say("")
-                    say(ReceiptText.text(m))
+                    say(ReceiptText.text(m, me: names.me))
                     if m.kind == .aidRequest { say("\n" + InboxFormat.offerHint(m)) }
                 }
             }
@@ -440,7 +440,7 @@ enum InboxFormat {
                                 "to": m.destination.label, "received": m.received, "read": m.read,
                                 "encrypted": m.encrypted, "proven": m.proven]
         if let n = names.names[m.id.origin] { o["fromName"] = n }
-        let content = ReceiptText.json(m)
+        let content = ReceiptText.json(m, me: names.me)
         o[content.key] = content.value
         if let due = self.due(m) { o["respondBy"] = Int64(due) }
         if let r = m.reference { o["reference"] = r }
