@@ -7,8 +7,10 @@ public struct DirectedHolding: Sendable {
     public var custody: Bool
     /// Its copy budget here (SPEC 5.14).
     public var copies: Int
-    /// The hop limit left in the held copy (nil: not read).
+    /// The hop limit left in the held copy (nil: not read, and `hopLimitUnread` says why).
     public var hopLimit: Int?
+    /// Why the hop limit could not be read: the store failed to give the bundle back, or does not hold it.
+    public var hopLimitUnread: String?
     /// The route to the destination as learnt (used or not): the neighbour, the hops it said, its age in seconds.
     public var route: (via: ShortID, hops: Int, age: Double)?
     /// A route young enough to be used (`usableRoute`) through a neighbour fresh now.
@@ -37,10 +39,15 @@ extension Node {
     public func directedHolding(_ id: BundleID, now: Double) -> DirectedHolding? {
         guard let h = self.heldIndex.byID[id], case .node(let dest) = h.destination else { return nil }
         var hopLimit: Int? = nil
+        var hopLimitUnread: String? = nil
         do {
-            if let q = try self.store.bundle(id), let first = q.data.first { hopLimit = Int(first >> 4) }
+            if let q = try self.store.bundle(id), let first = q.data.first {
+                hopLimit = Int(first >> 4)
+            } else {
+                hopLimitUnread = "held in the index but not in the store"
+            }
         } catch {
-            hopLimit = nil  // (a diagnostic: an unreadable bundle shows no hop limit)
+            hopLimitUnread = "\(error)"
         }
         let route = self.routes[dest].map { (via: $0.via.short, hops: $0.hops, age: now - $0.at) }
         let usable = self.usableRoute(dest, now: now).map { self.freshLink($0.via, now: now) != nil } ?? false
@@ -54,7 +61,7 @@ extension Node {
         }
         let link = self.transfers.keys(of: id).first.flatMap { self.links[$0.link] } ?? self.linkOrder.first.flatMap { self.links[$0] }
         return DirectedHolding(
-            custody: h.custody, copies: self.copiesLeft(id), hopLimit: hopLimit, route: route, routeUsable: usable,
+            custody: h.custody, copies: self.copiesLeft(id), hopLimit: hopLimit, hopLimitUnread: hopLimitUnread, route: route, routeUsable: usable,
             onward: self.onwardHop(for: id, to: dest, now: now)?.0.short, destinationInRange: destInRange,
             freshNeighbours: fresh.count, candidates: candidates.count, copiesGiven: given.count, transfers: transfers,
             airtimeLeft: link.map { Self.tokens($0, at: now) } ?? .infinity, urgentReserve: link.map { Self.urgentReserve($0.info) } ?? 0)

@@ -98,6 +98,22 @@ struct StorageBoundaryTests {
         #expect(later.bundles.contains { (try? CourierBundle(decoding: $0.bundle))?.id == id }, "not sent once storage worked again")
     }
 
+    // Diagnostics
+
+    @Test func theUndeliveredAccountSaysWhyAHopLimitIsUnread() throws {
+        // `relay drill simulate --undelivered` shows each holder's hop limit; a store that cannot give the bundle
+        // back is named in the line instead of a bare "?".
+        let h = try FlakyHarness()
+        let far = EngineHarness.Peer(key: h.key)
+        let (id, _) = try h.node.submit(kind: .text, destination: .node(far.short), content: Array("Pump parts at the depot.".utf8), now: h.now)
+        let read = try #require(h.node.directedHolding(id, now: h.now))
+        #expect(read.hopLimit != nil && read.hopLimitUnread == nil, "a readable bundle: \(String(describing: read.hopLimit)), \(read.hopLimitUnread ?? "")")
+        h.storage.failBundleReads.withLock { $0 = true }
+        let unread = try #require(h.node.directedHolding(id, now: h.now))
+        #expect(unread.hopLimit == nil)
+        #expect(unread.hopLimitUnread?.contains("malformed") == true, "why: \(unread.hopLimitUnread ?? "nothing said")")
+    }
+
     // Housekeeping
 
     @Test func housekeepingWithNoNeighbourReadsNoBundle() throws {
@@ -183,6 +199,8 @@ final class FlakyStorage: NodeStorage {
     let failReservations = Mutex(false)
     /// Whole bundles read (`bundle(_:)`).
     let bundleReads = Mutex(0)
+    /// Reading a whole bundle fails (as a damaged page or a vanished file makes it).
+    let failBundleReads = Mutex(false)
     init(_ inner: Store) { self.inner = inner }
 
     var path: String { self.inner.path }
@@ -212,6 +230,7 @@ final class FlakyStorage: NodeStorage {
     }
     func bundle(_ id: BundleID) throws(StoreError) -> QueuedBundle? {
         self.bundleReads.withLock { $0 += 1 }
+        if self.failBundleReads.withLock({ $0 }) { throw .sqlite(path: self.inner.path, code: 11, detail: "database disk image is malformed") }
         return try self.inner.bundle(id)
     }
     func bundles(digests: [UInt32]) throws(StoreError) -> [QueuedBundle] { try self.inner.bundles(digests: digests) }
