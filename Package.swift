@@ -139,6 +139,7 @@ let package = Package(
             name: "CourierStoreTests",
             dependencies: [
                 "CourierStore", "CourierWire", "CourierTooling", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(
             name: "CourierLinksTests",

@@ -73,8 +73,15 @@ extension Store {
             try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM peer ORDER BY trusted DESC, coalesce(last_heard, 0) DESC, node")).compactMap { r in
                 let s: Data = r["signing"]
                 let a: Data = r["agreement"]
-                // A row whose keys do not parse (hand-edited database) is skipped rather than trusted.
-                guard let keys = try? NodePublicKeys(signing: [UInt8](s), agreement: [UInt8](a)) else { return nil }
+                // A row whose keys do not parse (hand-edited or damaged database) is skipped rather than trusted, and
+                // said: a trust-list member missing in silence would look like a relay that never announced.
+                let keys: NodePublicKeys
+                do { keys = try NodePublicKeys(signing: [UInt8](s), agreement: [UInt8](a)) } catch {
+                    let node: Data = r["node"]
+                    self.logger.warning("a known node's keys are damaged in the database and not used: the node is left out of the known nodes and the trust list",
+                                        metadata: ["node": "\(node.map { String(format: "%02x", $0) }.joined())", "error": "\(error)"])
+                    return nil
+                }
                 return PeerRecord(keys: keys, name: r["name"], firstHeard: r["first_heard"], lastHeard: r["last_heard"],
                                   trusted: (r["trusted"] as Int64) == 1, added: r["added"])
             }

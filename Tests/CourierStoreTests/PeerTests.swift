@@ -2,6 +2,7 @@ import CourierStore
 import CourierWire
 import Foundation
 import GRDBSQLite
+import Logging
 import Testing
 
 /// Keys heard in announces and the trust list survive a restart (schema v2).
@@ -43,5 +44,46 @@ import Testing
         #expect(try s.peers().isEmpty)
         try s.rememberPeer(S.origins[2].publicKeys, name: nil, now: S.now)
         #expect(try s.peers().count == 1)
+    }
+
+    @Test func aKnownNodeWhoseStoredKeysAreDamagedIsLeftOutAndSaid() throws {
+        let path = S.tempDir() + "/courier.db"
+        let good = S.origins[3].publicKeys
+        let bad = S.origins[4].publicKeys
+        do {
+            let s = try S.store(path: path)
+            try s.setTrusted(good, name: "well", trusted: true, now: S.now)
+            try s.setTrusted(bad, name: "clinic", trusted: true, now: S.now)
+        }
+        // A damaged page or a hand edit leaves the clinic's signing key 3 bytes long.
+        var db: OpaquePointer?
+        sqlite3_open(path, &db)
+        #expect(sqlite3_exec(db, "UPDATE peer SET signing = x'0a0b0c' WHERE name = 'clinic'", nil, nil, nil) == SQLITE_OK)
+        sqlite3_close(db)
+        let log = LogLines()
+        let s = try Store(path: path, logger: Logger(label: "test") { _ in log })
+        #expect(try s.peers().map(\.keys) == [good], "a row whose keys do not parse is not used")
+        let hex = bad.nodeID.bytes.map { String(format: "%02x", $0) }.joined()
+        #expect(log.lines.contains { $0.contains("keys are damaged") && $0.contains(hex) }, "not said: \(log.lines)")
+    }
+}
+
+/// A log handler that keeps each line (message and metadata) for a test to read.
+struct LogLines: LogHandler {
+    final class Box: @unchecked Sendable {
+        let lock = NSLock()
+        var lines: [String] = []
+    }
+    let box = Box()
+    var lines: [String] { self.box.lock.withLock { self.box.lines } }
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { self.metadata[key] }
+        set { self.metadata[key] = newValue }
+    }
+    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+        let text = "\(level) \(message) \((metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))"
+        self.box.lock.withLock { self.box.lines.append(text) }
     }
 }
