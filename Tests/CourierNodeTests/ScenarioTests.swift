@@ -93,10 +93,12 @@ import Testing
         let ch = try s.channel()
         let index = Dictionary(uniqueKeysWithValues: s.nodes.enumerated().map { ($1.id, $0) })
         let offers = s.traffic.filter { $0.kind == .offer }
-        #expect(offers.count == 2 * s.traffic.filter { $0.kind == .aid }.count, "two offers per request")
+        let requests = s.traffic.filter { $0.kind == .aid }.count
+        #expect(offers.count == 2 * requests, "\(offers.count) offers for \(requests) requests: two each")
         for offer in offers {
             guard case .node(let requester) = offer.to else { continue }
-            #expect(ch.hears(index[requester]!, index[offer.from]!), "\(offer.from)'s offer to \(requester) is from out of its range")
+            let inRange = ch.hears(index[requester]!, index[offer.from]!)
+            #expect(inRange, "\(offer.from)'s offer to \(requester) is from out of its range")
         }
     }
 
