@@ -150,19 +150,42 @@ def regional():
         a, b = rng.sample(ids, 2)
         kind = rng.choice(["text"] * 6 + ["aid", "offer", "grievance"])
         to = "everyone" if kind == "aid" else b
-        traffic.append({"at": t, "from": a, "to": to, "kind": kind, "bytes": size(rng, kind)})
+        m = {"at": t, "from": a, "to": to, "kind": kind, "bytes": size(rng, kind)}
+        # An offer drawn here went to a random relay that had asked for nothing; the offers are made below, from the
+        # requests. The draw stays, so the rest of rng's stream (the other messages, the downed relays) is unchanged.
+        if kind != "offer":
+            traffic.append(m)
         t += rng.randint(10, 50)
     traffic.append({"at": 4000, "from": "r100", "to": "everyone", "kind": "alert", "bytes": 150})
-    traffic.sort(key=lambda m: (m["at"], m["from"]))
     west = [i for i in ids if pos[i][0] < 15000]
     events = [{"at": 2400, "type": "partition", "groups": [west]},
               {"at": 3600, "type": "heal"},
               {"at": 5000, "type": "down", "nodes": rng.sample(ids, 10)},
               {"at": 6200, "type": "up", "nodes": []}]
     events[3]["nodes"] = events[2]["nodes"]
+    # Each aid request is answered by two offers, as in federation(): from two of the requester's six nearest relays
+    # (neighbours, a few km away) that are up then, addressed to the requester, 2-20 minutes after the request (its
+    # respond-by is 30 minutes, DrillSimulator.aidRespondByMinutes), before the requester's next request (the drill
+    # matches an offer to its recipient's latest request) and by 6,900 s (answered within the run). Their own stream
+    # (seed 201): the offers leave everything else as it was.
+    offers_rng = random.Random(201)
+    downed, down_from, down_to = set(events[2]["nodes"]), events[2]["at"], events[3]["at"]
+    requests = [m for m in traffic if m["kind"] == "aid"]
+    for m in requests:
+        later = [r["at"] for r in requests if r["from"] == m["from"] and r["at"] > m["at"]]
+        last = min([m["at"] + 1200, 6900] + [at - 1 for at in later])
+        near = sorted((i for i in ids if i != m["from"]), key=lambda i: math.dist(pos[i], pos[m["from"]]))[:6]
+        helpers = []
+        for _ in range(2):
+            at = offers_rng.randint(min(m["at"] + 120, last), last)
+            up = [i for i in near if i not in helpers and not (i in downed and down_from <= at < down_to)]
+            helpers.append(offers_rng.choice(up))
+            traffic.append({"at": at, "from": helpers[-1], "to": m["from"], "kind": "offer", "bytes": size(offers_rng, "offer")})
+    traffic.sort(key=lambda m: (m["at"], m["from"]))
     return {"name": "regional-200",
             "description": "A 200-relay regional LoRa mesh (SF9/125 kHz, 1% duty cycle) on a 30 km square. "
-                           "West and east are cut apart for 20 minutes; later ten relays are down for 20 minutes.",
+                           "Each aid request gets two offers from relays near the requester. West and east are cut apart "
+                           "for 20 minutes; later ten relays are down for 20 minutes.",
             "seed": 200, "duration": 7200,
             "radio": {"kind": "lora", "sf": 9, "bw": 125000, "cr": 5, "duty_cycle": 0.01},
             "nodes": nodes, "traffic": traffic, "events": events}

@@ -58,6 +58,50 @@ import Testing
         #expect(s.traffic.contains { $0.kind == .alert && $0.to == .everyone })
     }
 
+    /// The drill's "offers against respond-by" (issue 13 point 3) means something only if the offers answer the
+    /// requests: each offer goes to a relay that asked, after its request (the drill matches an offer to its
+    /// recipient's latest request before it) and no later than that request's respond-by, and every request gets
+    /// one. regional-200's 32 offers used to go to random relays: none of them did (the drill counted one, matched
+    /// to a request made 42 minutes earlier, after its respond-by).
+    @Test(arguments: ["triangle-of-trust.json", "valley-chain-12.json", "regional-200.json", "federation-1000.json"])
+    func everyOfferAnswersARequestBeforeItsRespondBy(name: String) throws {
+        let s = try self.load(name)
+        let respondBy = Double(DrillSimulator.aidRespondByMinutes) * 60
+        let requests = s.traffic.filter { $0.kind == .aid }
+        var answered = Set<Int>()
+        for offer in s.traffic where offer.kind == .offer {
+            guard case .node(let requester) = offer.to else {
+                Issue.record("\(name): an offer to everyone at \(offer.at) s")
+                continue
+            }
+            let latest = requests.indices.filter { requests[$0].from == requester && requests[$0].at <= offer.at }
+                .max { requests[$0].at < requests[$1].at }
+            guard let r = latest else {
+                Issue.record("\(name): \(offer.from)'s offer at \(offer.at) s goes to \(requester), which asked for nothing before it")
+                continue
+            }
+            #expect(offer.at <= requests[r].at + respondBy,
+                    "\(name): \(offer.from)'s offer at \(offer.at) s comes after \(requester)'s respond-by (asked at \(requests[r].at) s)")
+            answered.insert(r)
+        }
+        #expect(!requests.isEmpty && answered.count == requests.count, "\(name): \(answered.count) of \(requests.count) requests get an offer")
+    }
+
+    /// regional-200's offers come from relays near the requester: within radio range of it.
+    @Test func theRegionalOffersComeFromTheRequestersNeighbours() throws {
+        let s = try self.load("regional-200.json")
+        let ch = try s.channel()
+        let index = Dictionary(uniqueKeysWithValues: s.nodes.enumerated().map { ($1.id, $0) })
+        let offers = s.traffic.filter { $0.kind == .offer }
+        let requests = s.traffic.filter { $0.kind == .aid }.count
+        #expect(offers.count == 2 * requests, "\(offers.count) offers for \(requests) requests: two each")
+        for offer in offers {
+            guard case .node(let requester) = offer.to else { continue }
+            let inRange = ch.hears(index[requester]!, index[offer.from]!)
+            #expect(inRange, "\(offer.from)'s offer to \(requester) is from out of its range")
+        }
+    }
+
     @Test func theFederationIs1000RelaysIn40ClustersWithLongLinksAndACourier() throws {
         let s = try self.load("federation-1000.json")
         #expect(s.nodes.count == 1_000 && s.linkMode == .also && s.duration == 86_400)
