@@ -147,6 +147,10 @@ let package = Package(
         .testTarget(
             name: "CourierNodeTests",
             dependencies: ["CourierNode", "CourierSim", "CourierStore", "CourierWire", "CourierLinks"]),
+        // The runtime in this process: engines on real SQLite files, links on real ptys.
+        .testTarget(
+            name: "CourierRuntimeTests",
+            dependencies: ["CourierRuntime", "CourierNode", "CourierStore", "CourierWire", "CourierLinks", .product(name: "Logging", package: "swift-log")]),
         // Spawns the built `relay` executable. Meshtastic/ holds the device emulator (Python, on the meshtastic package).
         .testTarget(name: "RelayTests", dependencies: ["CourierWire", "CourierLinks", "CourierTestSupport"], exclude: ["Meshtastic"]),
     ],

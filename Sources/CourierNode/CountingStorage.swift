@@ -49,6 +49,7 @@ public final class CountingStorage: NodeStorage {
     public func hasSeen(_ id: BundleID) throws(StoreError) -> Bool { self.tally("hasSeen"); return try self.inner.hasSeen(id) }
     public func seenDigests(limit: Int) throws(StoreError) -> [UInt32] { self.tally("seenDigests"); return try self.inner.seenDigests(limit: limit) }
     public func markSeen(_ bundle: CourierBundle) throws(StoreError) { self.tally("markSeen"); return try self.inner.markSeen(bundle) }
+    public func lastEventSeq() throws(StoreError) -> Int64 { self.tally("lastEventSeq"); return try self.inner.lastEventSeq() }
     public func gaveUp(_ bundle: CourierBundle, reason: String, from: String?, now: Int64) throws(StoreError) { self.tally("gaveUp"); return try self.inner.gaveUp(bundle, reason: reason, from: from, now: now) }
     public func gaveUpHopLimit(_ bundle: CourierBundle, reason: String, from: String?, now: Int64) throws(StoreError) { self.tally("gaveUpHopLimit"); return try self.inner.gaveUpHopLimit(bundle, reason: reason, from: from, now: now) }
     public func refused(_ bundle: CourierBundle, reason: String, from: String?, now: Int64, unsigned: Bool) throws(StoreError) { self.tally("refused"); return try self.inner.refused(bundle, reason: reason, from: from, now: now, unsigned: unsigned) }

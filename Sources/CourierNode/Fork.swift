@@ -38,6 +38,7 @@ extension Node {
         self.routes = other.routes
         self.cameFrom = other.cameFrom
         self.handBacks = other.handBacks
+        self.feedPosition = other.feedPosition
         self.arrived = other.arrived
         self.replicas = other.replicas
         self.copyBudgets = other.copyBudgets

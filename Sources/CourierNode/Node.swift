@@ -125,6 +125,12 @@ public final class Node {
     var outputs: [NodeOutput] = []
     /// Local bundles the engine already started (so one stored by another process is adopted once).
     var knownLocal: Set<BundleID> = []
+    /// The change feed's newest entry when the engine started, read before it indexed the held bundles: a bundle
+    /// another process stores (`relay send`, `relay import`) is in `heldIndex`, or in the feed after this position (to
+    /// be adopted), or both (adopted then: `adopt` routes it at once, as the index would at the next walk). A runtime
+    /// reads the feed on from here. It read the feed's end itself, after the engine's start, and a message
+    /// `relay send` stored in between was in neither: queued, never sent, until the relay restarted.
+    public internal(set) var feedPosition: Int64 = 0
     /// The key book's requests, answers and keys arrived (KeyBook.swift); the keys themselves are `keys` and
     /// `directory` above, which every part reading a bundle or a packet looks up.
     var keyExchange = KeyExchangeState()
@@ -188,6 +194,8 @@ public final class Node {
         // Half-received transfers survive a restart (directed bundles in custody look for a route at the first tick).
         for (sender, f, t) in try store.savedFragments() { _ = self.reassembler.add(f, from: sender, now: t) }
         self.shelveDictionaries(now: now)
+        // The feed's position first, then what is held: a bundle another process stores meanwhile is in one or both.
+        self.feedPosition = try store.lastEventSeq()
         // What is held, indexed once (one query): the hot paths read the index, not the bundle table.
         self.heldIndex = HeldIndex(try store.held(limit: Tuning.heldLimit))
         self.copyBudgets = try store.copyBudgets()

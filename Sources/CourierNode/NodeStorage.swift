@@ -64,6 +64,9 @@ public protocol NodeStorage: AnyObject, Sendable {
     func refused(_ bundle: CourierBundle, reason: String, from: String?, now: Int64, unsigned: Bool) throws(StoreError)
     func failed(_ id: BundleID, reason: String, by: ShortID, now: Int64) throws(StoreError)
     func stalled(_ id: BundleID, to: ShortID, detail: String, now: Int64) throws(StoreError)
+    /// The change feed's newest entry (0 when empty). Read once, at the engine's start, before it indexes what is
+    /// held: what other processes store after that is in the feed after it (`Node.feedPosition`).
+    func lastEventSeq() throws(StoreError) -> Int64
 
     // Transmission state and custody.
     func recordSent(_ id: BundleID, to neighbour: NodeID, transfer: UInt32, fragments: Int, indices: [Int],

@@ -84,10 +84,9 @@ public final class Runtime: @unchecked Sendable {
     public func run() async {
         if self.stopped.withLock({ $0 }) { return }
         let started = Date().timeIntervalSince1970
-        // Unreadable: the feed is read from its start (bundles already adopted are skipped by the engine).
-        do { self.lastEvent = try self.store.lastEventSeq() } catch {
-            self.storageFailed("read the change feed's position", link: nil, error: error, now: started)
-        }
+        // From where the engine's index of held bundles ends (a bundle `relay send` stored after the engine started
+        // and before this line is in the feed after it), not from the feed's end now.
+        self.lastEvent = self.node.feedPosition
         do { self.trustVersion = try self.store.trustVersion() } catch {
             self.storageFailed("read the trust list's version", link: nil, error: error, now: started)
         }

@@ -201,6 +201,9 @@ final class FlakyStorage: NodeStorage {
     let bundleReads = Mutex(0)
     /// Reading a whole bundle fails (as a damaged page or a vanished file makes it).
     let failBundleReads = Mutex(false)
+    /// Runs once, at the next `held(limit:)`, before it reads: another process's write landing just then. Set before
+    /// the engine is made, from the test's one thread.
+    nonisolated(unsafe) var beforeHeld: (() -> Void)?
     init(_ inner: Store) { self.inner = inner }
 
     var path: String { self.inner.path }
@@ -234,7 +237,13 @@ final class FlakyStorage: NodeStorage {
         return try self.inner.bundle(id)
     }
     func bundles(digests: [UInt32]) throws(StoreError) -> [QueuedBundle] { try self.inner.bundles(digests: digests) }
-    func held(limit: Int) throws(StoreError) -> [HeldBundle] { try self.inner.held(limit: limit) }
+    func held(limit: Int) throws(StoreError) -> [HeldBundle] {
+        if let f = self.beforeHeld {
+            self.beforeHeld = nil
+            f()
+        }
+        return try self.inner.held(limit: limit)
+    }
     func copyBudgets() throws(StoreError) -> [BundleID: Int] { try self.inner.copyBudgets() }
     func setCopyBudget(_ id: BundleID, copies: Int) throws(StoreError) { try self.inner.setCopyBudget(id, copies: copies) }
     func raiseHopLimit(_ id: BundleID, first: UInt8) throws(StoreError) -> Bool { try self.inner.raiseHopLimit(id, first: first) }
@@ -246,6 +255,7 @@ final class FlakyStorage: NodeStorage {
     func hasSeen(_ id: BundleID) throws(StoreError) -> Bool { try self.inner.hasSeen(id) }
     func seenDigests(limit: Int) throws(StoreError) -> [UInt32] { try self.inner.seenDigests(limit: limit) }
     func markSeen(_ bundle: CourierBundle) throws(StoreError) { try self.inner.markSeen(bundle) }
+    func lastEventSeq() throws(StoreError) -> Int64 { try self.inner.lastEventSeq() }
     func gaveUp(_ bundle: CourierBundle, reason: String, from: String?, now: Int64) throws(StoreError) {
         try self.inner.gaveUp(bundle, reason: reason, from: from, now: now)
     }
