@@ -204,11 +204,14 @@ struct DataDir {
     }
 
     /// The store for a command that only reads (`status`, `inbox`, `outbox`, `queue`): opened as usual, and on a
-    /// full disk (opening for writing writes the schema version) read-only, so the operator still sees what is there.
+    /// full disk or a read-only one (opening for writing writes the schema version; an SD card with errors is
+    /// remounted read-only) read-only, so the operator still sees what is there.
     func storeForReading() throws -> Store {
         do { return try self.store() } catch let e as StoreError {
-            guard case .diskFull = e else { throw e }
-            return try self.store(readOnly: true)
+            switch e {
+            case .diskFull, .readOnly: return try self.store(readOnly: true)
+            default: throw e
+            }
         }
     }
 

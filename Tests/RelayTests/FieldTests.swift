@@ -1,0 +1,57 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A new operator's first day, as the field runs it (session 15): what an operator meets on a relay box, each
+/// tried with the real `relay` process, relays made with `init`/`invite`/`init --join`, stopped with SIGTERM.
+@Suite(.serialized, .timeLimit(.minutes(10))) struct FieldTests {
+    /// The relay box's disk filled up (logs, a full SD card) while the relay was stopped (systemd stopped it, or it
+    /// cannot start on a full disk: exit 73), and the operator looks: `relay status`, `queue list`, `inbox`, `outbox` show
+    /// what waits (README: they "still read a full disk"), and `relay send` says "disk full" (exit 74), not
+    /// "SQLite error 10: disk I/O error" (on main all five said that: SQLite cannot size the shared-memory file of
+    /// a database no process has open). The same when the card was remounted read-only (ext4 `errors=remount-ro`).
+    @Test(.enabled(if: SafetyTests.canMount, "needs to mount a tmpfs (root): full-disk test skipped"))
+    func aStoppedRelayOnAFullOrReadOnlyDiskStillShowsWhatWaits() throws {
+        let disk = try #require(SafetyTests.mountTmpfs(size: "4m"), "could not mount a tmpfs")
+        defer { SafetyTests.system(["/bin/umount", "-l", disk]) }
+        let dir = disk + "/village"
+        #expect(try R.run(["init", "--data-dir", dir, "--name", "village"]).0 == 0)
+        let relay = try R.start(["run", "--data-dir", dir, "--link", "tcp-listen:127.0.0.1:0"], log: R.tempDir() + "/run.log")
+        let (rc, out, err) = try R.run(["send", "--data-dir", dir, "--everyone", "--kind", "alert", "The river is rising"])
+        #expect(rc == 0, "\(err)")
+        let id = out.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try R.wait(60) { try R.run(["status", "--data-dir", dir]).1.contains("running (pid") }, "the relay never ran")
+        R.stop(relay)
+        // The operator checks it stopped; the last process to close the database removes its shared-memory file.
+        #expect(try R.run(["status", "--data-dir", dir]).0 == 3)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/courier.db-shm"))
+
+        // The disk fills up.
+        SafetyTests.system(["/bin/dd", "if=/dev/zero", "of=\(disk)/filler", "bs=64k"])
+        self.expectReadable(dir, id, "full disk")
+        let (sendRC, _, sendErr) = try R.run(["send", "--data-dir", dir, "--everyone", "another"])
+        #expect(sendRC == 74 && sendErr.hasPrefix("relay: disk full while writing") && sendErr.split(separator: "\n").count == 1,
+                "send on a full disk: exit \(sendRC): \(sendErr)")
+
+        // Space is freed, then the card is remounted read-only.
+        #expect(unlink(disk + "/filler") == 0)
+        #expect(SafetyTests.system(["/bin/mount", "-o", "remount,ro", disk]) == 0)
+        self.expectReadable(dir, id, "read-only disk")
+        let (roRC, _, roErr) = try R.run(["send", "--data-dir", dir, "--everyone", "another"])
+        #expect(roRC == 74 && roErr.contains("mounted read-only"), "send on a read-only disk: exit \(roRC): \(roErr)")
+    }
+
+    /// `status` (exit 3: not running), `queue list --json`, `inbox`, `outbox` on `dir`: each shows the queued `id`.
+    func expectReadable(_ dir: String, _ id: String, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        let runs: [([String], Int32)] = [(["status"], 3), (["queue", "list", "--json"], 0), (["inbox"], 0), (["outbox"], 0)]
+        for (args, code) in runs {
+            let (rc, out, err) = (try? R.run(args + ["--data-dir", dir])) ?? (-2, "", "")
+            #expect(rc == code && err.isEmpty, "\(what): relay \(args.joined(separator: " ")): exit \(rc): \(err)", sourceLocation: sourceLocation)
+            let shows = args == ["status"] ? out.contains("not running") && out.contains("queue: ") : out.contains(args == ["inbox"] ? "The river is rising" : id)
+            #expect(shows, "\(what): relay \(args.joined(separator: " ")) printed: \(out)", sourceLocation: sourceLocation)
+        }
+    }
+}
