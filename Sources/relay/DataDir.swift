@@ -263,6 +263,21 @@ struct DataDir {
                              "rnode-coding-rate", "rnode-tx-power"]
     /// Keys that may be given more than once (each line adds one).
     static let repeatableKeys: Set<String> = ["link", "group"]
+    /// Whether two links would open the same thing: the same port (serial, KISS, RNode, Meshtastic on USB: by its
+    /// path with links resolved, so `/dev/serial/by-id/...` and `/dev/ttyUSB0` are one port), or the same address.
+    /// A relay runs one link per name (a second would crash it) and one link per port (a second would find the
+    /// port held by the relay itself).
+    static func sameTarget(_ a: LinkSpec, _ b: LinkSpec) -> Bool {
+        func port(_ s: LinkSpec) -> String? {
+            switch s {
+            case .serial(let p, _), .kiss(let p, _), .rnode(let p), .meshtastic(let p, _): return (p as NSString).resolvingSymlinksInPath
+            default: return nil
+            }
+        }
+        if let pa = port(a), let pb = port(b) { return pa == pb }
+        return a.description == b.description
+    }
+
     /// The bandwidths LoRa radios take, in Hz.
     static let loraBandwidths: [UInt32] = [7_800, 10_400, 15_600, 20_800, 31_250, 41_700, 62_500, 125_000, 250_000, 500_000,
                                            203_125, 406_250, 812_500, 1_625_000]
@@ -279,6 +294,7 @@ struct DataDir {
             }
             return c
         }
+        var linkSpecs: [LinkSpec] = []  // c.links, parsed
         for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
             guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { continue }
@@ -311,9 +327,18 @@ struct DataDir {
             switch k {
             case "link":
                 do throws(LinkError) {
-                    _ = try LinkConfig(v)
+                    let spec = try LinkConfig(v).spec
+                    if let i = linkSpecs.firstIndex(where: { DataDir.sameTarget($0, spec) }) {
+                        let first = c.linkOrigins[i].replacingOccurrences(of: file + " ", with: "")
+                        let earlier = linkSpecs[i]
+                        c.problems.append(earlier.description == spec.description
+                            ? "\(at): link = \(v) is given twice (first at \(first)): keep one"
+                            : "\(at): link = \(v) opens the same port as \(first) (\(earlier)): a port carries one link; keep one")
+                        continue
+                    }
                     c.links.append(v)
                     c.linkOrigins.append(at)
+                    linkSpecs.append(spec)
                 } catch { bad("\(error.description)") }
             case "callsign":
                 guard AX25.Station(v) != nil else {

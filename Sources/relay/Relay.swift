@@ -168,6 +168,14 @@ extension Relay {
                 }
                 let configs: [LinkConfig]
                 do { configs = try specs.map { try LinkConfig($0) } } catch let e as LinkError { throw RelayError.usage(e.description) }
+                // The same link (or port) twice on the command line (relay.conf's are checked with its lines).
+                for (i, c) in configs.enumerated() {
+                    if let first = configs[..<i].first(where: { DataDir.sameTarget($0.spec, c.spec) }) {
+                        throw RelayError.usage(first.spec.description == c.spec.description
+                            ? "--link \(c.spec) is given twice: keep one"
+                            : "--link \(c.spec) opens the same port as --link \(first.spec): a port carries one link; keep one")
+                    }
+                }
                 let open = try dir.network().1
                 var opts = LinkOptions()
                 // A port that fails is retried 1 s, 2 s, 4 s ... then every 60 s, one log line per failure.

@@ -44,6 +44,45 @@ import Glibc
         #expect(roRC == 74 && roErr.contains("mounted read-only"), "send on a read-only disk: exit \(roRC): \(roErr)")
     }
 
+    /// The same link pasted twice into relay.conf (or given twice with --link) crashed `relay run` at start with a
+    /// Swift stack trace ("Fatal error: Duplicate values for key"), and under systemd it would crash again at every
+    /// restart. Now: one line naming the line of relay.conf (exit 78) or the flag (exit 64); two links on one port
+    /// (serial: and kiss: on the same device) likewise; and a reload (SIGHUP) that finds the pasted line keeps the
+    /// running settings and says why.
+    @Test func aLinkGivenTwiceIsOneLineNotACrash() throws {
+        let dir = try R.federation(["village"])[0]
+        let conf = dir + "/relay.conf"
+        let lines = R.text(conf).split(separator: "\n", omittingEmptySubsequences: false).count - 1
+        try (R.text(conf) + "link = tcp:127.0.0.1:4040\nlink = tcp:127.0.0.1:4040\n").write(toFile: conf, atomically: true, encoding: .utf8)
+        let (rc, _, err) = try R.runWithin(120, ["run", "--data-dir", dir])
+        #expect(rc == 78 && err == "relay: \(conf) line \(lines + 2): link = tcp:127.0.0.1:4040 is given twice (first at line \(lines + 1)): keep one\n",
+                "exit \(rc.map(String.init) ?? "none: still running"): \(err.prefix(500))")
+
+        let original = R.text(conf).split(separator: "\n", omittingEmptySubsequences: false).prefix(lines).joined(separator: "\n") + "\n"
+        try original.write(toFile: conf, atomically: true, encoding: .utf8)
+        let flags: [([String], String)] = [
+            (["--link", "tcp-listen:127.0.0.1:0", "--link", "tcp-listen:127.0.0.1:0"], "relay: --link tcp-listen:127.0.0.1:0 is given twice: keep one\n"),
+            (["--link", "serial:\(dir)/tty:9600", "--link", "kiss:\(dir)/tty:9600", "--i-know-this-is-not-amateur"],
+             "relay: --link kiss:\(dir)/tty:9600 opens the same port as --link serial:\(dir)/tty:9600: a port carries one link; keep one\n"),
+        ]
+        for (args, said) in flags {
+            let (rc, _, err) = try R.runWithin(120, ["run", "--data-dir", dir] + args)
+            #expect(rc == 64 && err == said, "relay run \(args.joined(separator: " ")): exit \(rc.map(String.init) ?? "none"): \(err.prefix(500))")
+        }
+
+        // A running relay (one link in relay.conf) is told to reload after the line was pasted twice.
+        try (original + "link = tcp-listen:127.0.0.1:0\n").write(toFile: conf, atomically: true, encoding: .utf8)
+        let log = R.tempDir() + "/run.log"
+        let relay = try R.start(["run", "--data-dir", dir], log: log)
+        #expect(R.wait(60) { R.text(log).contains("relay running") }, "\(R.text(log))")
+        try (original + "link = tcp-listen:127.0.0.1:0\nlink = tcp-listen:127.0.0.1:0\n").write(toFile: conf, atomically: true, encoding: .utf8)
+        kill(relay.processIdentifier, SIGHUP)
+        #expect(R.wait(60) { R.text(log).contains("reload refused, the running settings are kept: \(conf) line \(lines + 2): link = tcp-listen:127.0.0.1:0 is given twice") },
+                "\(R.text(log))")
+        #expect(relay.isRunning)
+        R.stop(relay)
+    }
+
     /// `status` (exit 3: not running), `queue list --json`, `inbox`, `outbox` on `dir`: each shows the queued `id`.
     func expectReadable(_ dir: String, _ id: String, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
         let runs: [([String], Int32)] = [(["status"], 3), (["queue", "list", "--json"], 0), (["inbox"], 0), (["outbox"], 0)]
