@@ -18,6 +18,8 @@ struct RelayError: Error, CustomStringConvertible {
     static func cannotCreate(_ m: String) -> RelayError { RelayError(message: m, code: 73) }
     /// Temporary: another relay holds the data directory; it works once that one stops.
     static func tempFail(_ m: String) -> RelayError { RelayError(message: m, code: 75) }
+    /// The data directory is another user's: run the command as that user.
+    static func noPermission(_ m: String) -> RelayError { RelayError(message: m, code: 77) }
     static func io(_ m: String) -> RelayError { RelayError(message: m, code: 74) }
     static func config(_ m: String) -> RelayError { RelayError(message: m, code: 78) }
 }
@@ -100,7 +102,44 @@ struct DataDir {
         guard let p = option ?? ProcessInfo.processInfo.environment["RELAY_DATA_DIR"], !p.isEmpty else {
             throw RelayError.usage("no data directory: give --data-dir DIR or set RELAY_DATA_DIR")
         }
-        return DataDir(path: (p as NSString).standardizingPath)
+        let dir = DataDir(path: (p as NSString).standardizingPath)
+        try dir.checkUser()
+        return dir
+    }
+
+    /// A data directory is used by the user it belongs to (the package's `courier`). Root in another user's
+    /// directory is refused before it writes anything: the files it would make or replace (`relay init`'s
+    /// identity.json, network.json and courier.db; counters.json after `relay send`; relay.lock) would be root's,
+    /// and the relay, running as its user, could not read them (it stopped with exit 78 saying network.json was
+    /// damaged). Another user who cannot enter the directory is told whose it is, not that it is no data directory.
+    func checkUser() throws {
+        var st = stat()
+        let me = geteuid()
+        guard stat(self.path, &st) == 0 else {
+            guard errno == EACCES else { return }  // not there yet: `init` makes it, the others say so
+            // A folder on the way that this user cannot enter: whose is it?
+            var up = (self.path as NSString).deletingLastPathComponent
+            while !up.isEmpty && up != "/" && !(stat(up, &st) == 0 && access(up, X_OK) != 0) { up = (up as NSString).deletingLastPathComponent }
+            let owner = Self.userName(st.st_uid)
+            throw RelayError.noPermission("\(self.path): permission denied for this user (\(Self.userName(me))): \(up) belongs to \(owner); run the command as \(owner) (`sudo -u \(owner) relay ...`)")
+        }
+        guard st.st_uid != me else { return }
+        let owner = Self.userName(st.st_uid)
+        if me == 0 {
+            throw RelayError.noPermission("\(self.path) belongs to the user \(owner), and root would leave files there that \(owner)'s relay cannot read: run the command as \(owner) (`sudo -u \(owner) relay ...`); nothing was changed")
+        }
+        if access(self.path, R_OK | X_OK) != 0 {
+            throw RelayError.noPermission("\(self.path) belongs to the user \(owner) and this user (\(Self.userName(me))) cannot read it: run the command as \(owner) (`sudo -u \(owner) relay ...`)")
+        }
+    }
+
+    /// A user's name, or `uid N` when it has none.
+    static func userName(_ uid: uid_t) -> String {
+        var pw = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 4_096)
+        guard getpwuid_r(uid, &pw, &buffer, buffer.count, &result) == 0, result != nil, let name = pw.pw_name else { return "uid \(uid)" }
+        return String(cString: name)
     }
 
     func requireInitialised() throws {

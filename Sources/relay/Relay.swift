@@ -31,7 +31,7 @@ struct Relay: AsyncParsableCommand {
         discussion: """
             Exit codes: 0 ok; 1 `relay run` cut short by a second stop signal; 3 not running (`relay status`: no relay holds the data directory); 64 wrong arguments; 65 bad data; 66 no data directory; 69 device or port \
             unavailable; 73 cannot create; 74 database error; 75 temporary failure: another relay holds the data \
-            directory; 78 damaged configuration.
+            directory; 77 the data directory is another user's (run as that user); 78 damaged configuration.
             """,
         version: "0.1.0",
         subcommands: [Init.self, Invite.self, Id.self, Run.self, Send.self, Inbox.self, Outbox.self, Queue.self, Status.self,

@@ -83,6 +83,52 @@ import Glibc
         R.stop(relay)
     }
 
+    /// The package's data directory belongs to `courier`; a new operator types `sudo relay init --data-dir
+    /// /var/lib/courier` (not `sudo -u courier relay ...`). On main that made identity.json, network.json and
+    /// courier.db root's, and the service then stopped at once with exit 78, "network.json is missing or damaged:
+    /// join the federation again" (and `sudo relay send` later made counters.json root's, with the same end). Now root
+    /// is refused in another user's data directory, one line saying as whom to run it (exit 77), nothing written;
+    /// and a user who cannot enter it is told whose it is, not that it is no data directory.
+    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"),
+                   "needs root and setpriv (to act as the relay's user): test skipped"))
+    func rootInTheRelayUsersDataDirectoryIsToldToRunAsThatUser() throws {
+        // /var/lib/courier as the package makes it: mode 0750, the service user's (here `nobody`, 65534).
+        let dir = R.tempDir() + "/courier"
+        #expect(mkdir(dir, 0o750) == 0 && chown(dir, 65_534, 65_534) == 0)
+        let owner = Self.userName(65_534)
+        func asRelayUser(_ args: [String]) throws -> (Int32, String, String) {
+            try R.exec("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", R.binary] + args)
+        }
+        let refusal = "relay: \(dir) belongs to the user \(owner), and root would leave files there that \(owner)'s relay cannot read: run the command as \(owner) (`sudo -u \(owner) relay ...`); nothing was changed\n"
+        let (rc, _, err) = try R.run(["init", "--data-dir", dir, "--name", "village"])
+        #expect(rc == 77 && err == refusal, "sudo relay init: exit \(rc): \(err)")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: dir)) == [], "root's init left files")
+
+        // As the operator should: the relay's user makes it, then root tries to send and to look.
+        let (initRC, _, initErr) = try asRelayUser(["init", "--data-dir", dir, "--name", "village"])
+        #expect(initRC == 0, "\(initErr)")
+        for args in [["send", "--everyone", "water at the school"], ["status"], ["run", "--link", "tcp-listen:127.0.0.1:0"]] {
+            let (rc, _, err) = try R.run(args + ["--data-dir", dir], deadline: 60)
+            #expect(rc == 77 && err == refusal, "sudo relay \(args[0]): exit \(rc): \(err)")
+        }
+        // Everything in the directory is still the relay user's, and it works as that user.
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir)
+        let rootOwned = files.filter { (try? FileManager.default.attributesOfItem(atPath: dir + "/" + $0)[.ownerAccountID] as? Int) != 65_534 }
+        #expect(rootOwned.isEmpty, "not the relay user's: \(rootOwned)")
+        let (sendRC, _, sendErr) = try asRelayUser(["send", "--data-dir", dir, "--everyone", "water at the school"])
+        #expect(sendRC == 0, "\(sendErr)")
+        #expect(try asRelayUser(["status", "--data-dir", dir]).0 == 3)
+
+        // Another user (not root) who cannot enter the 0750 directory.
+        let (otherRC, _, otherErr) = try R.exec("/usr/bin/setpriv", ["--reuid=1000", "--regid=1000", "--clear-groups", R.binary, "status", "--data-dir", dir])
+        #expect(otherRC == 77 && otherErr.contains("belongs to the user \(owner)") && otherErr.contains("sudo -u \(owner) relay"), "exit \(otherRC): \(otherErr)")
+    }
+
+    static func userName(_ uid: uid_t) -> String {
+        guard let pw = getpwuid(uid), let name = pw.pointee.pw_name else { return "uid \(uid)" }
+        return String(cString: name)
+    }
+
     /// `status` (exit 3: not running), `queue list --json`, `inbox`, `outbox` on `dir`: each shows the queued `id`.
     func expectReadable(_ dir: String, _ id: String, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
         let runs: [([String], Int32)] = [(["status"], 3), (["queue", "list", "--json"], 0), (["inbox"], 0), (["outbox"], 0)]
