@@ -72,6 +72,11 @@ extension Relay {
                 if FileManager.default.fileExists(atPath: dir.identityFile) {
                     throw RelayError.cannotCreate("\(dir.path) already holds a relay identity; use another directory (nothing was changed)")
                 }
+                let (key, open) = try self.join.map(JoinCode.parse) ?? (NetworkKey.random(), self.open)
+                // The mode is the federation's, fixed when it was made: --open cannot make a sealed one open.
+                if self.open && !open {
+                    throw RelayError.usage("--open makes a new federation; this join code is of a sealed (encrypted) one, which a relay joins as it is: leave out --open, or, for amateur bands, join with the code of a federation made with `relay init --open`")
+                }
                 // The identity was lost but its database (queued bundles under the old origin, its counters) remains:
                 // a new identity there would keep those bundles under an origin nobody holds any more.
                 let left = [dir.database, dir.floorFile].filter { FileManager.default.fileExists(atPath: $0) }
@@ -88,7 +93,6 @@ extension Relay {
                     }
                     FileHandle.standardError.write(Data("relay: note: the old database was moved aside to \(dir.database).\(aside)\n".utf8))
                 }
-                let (key, open) = try self.join.map(JoinCode.parse) ?? (NetworkKey.random(), self.open)
                 let id = try dir.create(name: self.name, key: key, open: open)
                 if self.json {
                     let o: [String: Any] = ["dataDir": dir.path, "node": id.nodeID.short.description, "nodeID": id.nodeID.description,

@@ -124,6 +124,25 @@ import Glibc
         #expect(otherRC == 77 && otherErr.contains("belongs to the user \(owner)") && otherErr.contains("sudo -u \(owner) relay"), "exit \(otherRC): \(otherErr)")
     }
 
+    /// An operator on amateur bands (no encryption allowed) joins with `relay init --join CODE --open`, the code
+    /// being a sealed federation's: on main the relay joined sealed and said nothing (its callsign was then refused
+    /// at `relay run`, far from the mistake). Now the join is refused, one line, nothing made; `--open` with an open
+    /// federation's code is what the operator meant and joins.
+    @Test func joiningASealedFederationWithOpenIsRefused() throws {
+        let sealed = try R.federation(["village"])[0]
+        let open = try R.federation(["ham"], open: true)[0]
+        let code = { (dir: String) in try R.run(["invite", "--data-dir", dir]).1.trimmingCharacters(in: .whitespacesAndNewlines) }
+        let root = R.tempDir()
+        let (rc, out, err) = try R.run(["init", "--data-dir", root + "/ridge", "--name", "ridge", "--join", try code(sealed), "--open"])
+        #expect(rc == 64 && err.hasPrefix("relay: --open makes a new federation; this join code is of a sealed") && err.split(separator: "\n").count == 1,
+                "exit \(rc): \(out) \(err)")
+        #expect(!FileManager.default.fileExists(atPath: root + "/ridge/identity.json"))
+        let (okRC, okOut, okErr) = try R.run(["init", "--data-dir", root + "/ridge", "--name", "ridge", "--join", try code(open), "--open", "--json"])
+        #expect(okRC == 0, "\(okErr)")
+        let made = try JSONSerialization.jsonObject(with: Data(okOut.utf8)) as? [String: Any]
+        #expect(made?["open"] as? Bool == true, "\(okOut)")
+    }
+
     static func userName(_ uid: uid_t) -> String {
         guard let pw = getpwuid(uid), let name = pw.pointee.pw_name else { return "uid \(uid)" }
         return String(cString: name)
