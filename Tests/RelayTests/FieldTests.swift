@@ -143,6 +143,39 @@ import Glibc
         #expect(made?["open"] as? Bool == true, "\(okOut)")
     }
 
+    /// `relay run --link tcp-listen:HOST:PORT` on a port another program listens on said "in use by another program
+    /// (ModemManager, a terminal, another relay)", and as the relay's user on a port below 1024 "permission denied;
+    /// add the user to the 'dialout' group": a serial port's advice. Now each says what a listening address needs.
+    @Test func aListeningLinkOnATakenOrPrivilegedPortSaysWhatToDo() throws {
+        let dir = try R.federation(["village"])[0]
+        // Another program holds a port.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        #expect(bound == 0 && listen(fd, 1) == 0)
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        let port = Int(UInt16(bigEndian: addr.sin_port))
+        let (rc, _, err) = try R.runWithin(120, ["run", "--data-dir", dir, "--link", "tcp-listen:127.0.0.1:\(port)"])
+        #expect(rc == 69 && err == "relay: cannot listen on 127.0.0.1:\(port): another program listens there (another relay? `ss -ltnp 'sport = :\(port)'` names it); stop it or give this link another port\n",
+                "exit \(rc.map(String.init) ?? "none"): \(err)")
+
+        // The relay's own user (not root) on port 80.
+        // (A container may let every user bind low ports: net.ipv4.ip_unprivileged_port_start.)
+        let lowest = Int(R.text("/proc/sys/net/ipv4/ip_unprivileged_port_start").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 1_024
+        guard getuid() == 0, lowest > 80, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else { return }
+        let own = R.tempDir() + "/courier"
+        #expect(mkdir(own, 0o750) == 0 && chown(own, 65_534, 65_534) == 0)
+        let asUser = ["--reuid=65534", "--regid=65534", "--clear-groups", R.binary]
+        #expect(try R.exec("/usr/bin/setpriv", asUser + ["init", "--data-dir", own, "--name", "ridge"]).0 == 0)
+        let (lowRC, _, lowErr) = try R.exec("/usr/bin/setpriv", asUser + ["run", "--data-dir", own, "--link", "tcp-listen:127.0.0.1:80"], deadline: 120)
+        #expect(lowRC == 69 && lowErr == "relay: cannot listen on 127.0.0.1:80: ports below 1024 need root; give this link a port from 1024 up (e.g. 4040)\n",
+                "exit \(lowRC): \(lowErr)")
+    }
+
     static func userName(_ uid: uid_t) -> String {
         guard let pw = getpwuid(uid), let name = pw.pointee.pw_name else { return "uid \(uid)" }
         return String(cString: name)
