@@ -1,3 +1,4 @@
+import CourierLinks
 import Foundation
 import Testing
 
@@ -174,6 +175,30 @@ import Glibc
         let (lowRC, _, lowErr) = try R.exec("/usr/bin/setpriv", asUser + ["run", "--data-dir", own, "--link", "tcp-listen:127.0.0.1:80"], deadline: 120)
         #expect(lowRC == 69 && lowErr == "relay: cannot listen on 127.0.0.1:80: ports below 1024 need root; give this link a port from 1024 up (e.g. 4040)\n",
                 "exit \(lowRC): \(lowErr)")
+    }
+
+    /// The second relay's operator ran `relay init` where `relay init --join CODE` was meant (or joined with another
+    /// federation's code): the relays on one cable never hear each other. On main `relay status` showed only "2
+    /// failed authentication" among its counters: the warning "another federation on this channel, or a different
+    /// network key?" needs five refused packets in a minute, and neighbours of another federation send a few a
+    /// quarter of an hour. Now a link where every packet failed authentication and no neighbour was ever heard
+    /// says so, in `relay status` and once in the log.
+    @Test func relaysOfTwoFederationsOnOneCableSayWhy() throws {
+        let village = try R.federation(["village"])[0]
+        let ridge = try R.federation(["ridge"])[0]
+        let cable = try VirtualCable()
+        defer { cable.stop() }
+        let ra = try R.start(["run", "--data-dir", village, "--link", "serial:\(cable.pathA):115200"], log: village + "/run.log")
+        let rb = try R.start(["run", "--data-dir", ridge, "--link", "serial:\(cable.pathB):115200"], log: ridge + "/run.log")
+        defer { R.stop(ra); R.stop(rb) }
+        var last = ""
+        let warned = try R.wait(120) {
+            last = try R.run(["status", "--data-dir", ridge]).1
+            return last.contains("WARNING: ") && last.contains("another federation on this channel, or a different network key")
+        }
+        #expect(warned, "ridge's status: \(last)\nlog: \(R.text(ridge + "/run.log").suffix(2_000))")
+        #expect(!last.contains("\n  neighbour "), "no neighbour line: \(last)")
+        #expect(R.count("another federation on this channel", in: R.text(ridge + "/run.log")) == 1, "\(R.text(ridge + "/run.log").suffix(2_000))")
     }
 
     static func userName(_ uid: uid_t) -> String {
