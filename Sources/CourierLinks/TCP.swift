@@ -69,7 +69,7 @@ public enum TCP {
                 Glibc.close(fd)
                 // Not a serial port's advice (ModemManager, the dialout group): what a listening address needs.
                 if e == EADDRINUSE {
-                    throw .io("cannot listen on \(host):\(port): another program listens there (another relay? `ss -ltnp 'sport = :\(port)'` names it); stop it or give this link another port")
+                    throw .io("cannot listen on \(host):\(port): the port is in use by another program (another relay? `ss -ltnp 'sport = :\(port)'` names it); stop it or give this link another port")
                 }
                 if e == EACCES {
                     throw .io("cannot listen on \(host):\(port): ports below 1024 need root; give this link a port from 1024 up (e.g. 4040)")

@@ -161,7 +161,7 @@ import Glibc
         _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
         let port = Int(UInt16(bigEndian: addr.sin_port))
         let (rc, _, err) = try R.runWithin(120, ["run", "--data-dir", dir, "--link", "tcp-listen:127.0.0.1:\(port)"])
-        #expect(rc == 69 && err == "relay: cannot listen on 127.0.0.1:\(port): another program listens there (another relay? `ss -ltnp 'sport = :\(port)'` names it); stop it or give this link another port\n",
+        #expect(rc == 69 && err == "relay: cannot listen on 127.0.0.1:\(port): the port is in use by another program (another relay? `ss -ltnp 'sport = :\(port)'` names it); stop it or give this link another port\n",
                 "exit \(rc.map(String.init) ?? "none"): \(err)")
 
         // The relay's own user (not root) on port 80.
