@@ -29,7 +29,7 @@ struct Relay: AsyncParsableCommand {
         commandName: "relay",
         abstract: "Run a Courier relay: store-and-forward messaging over radio modems, relay to relay.",
         discussion: """
-            Exit codes: 0 ok; 1 `relay run` cut short by a second stop signal; 3 not running (`relay status`: no relay holds the data directory); 64 wrong arguments; 65 bad data; 66 no data directory; 69 device or port \
+            Exit codes: 0 ok; 1 `relay run` cut short by a second stop signal; 3 not running (`relay status`: no relay holds the data directory); 64 wrong arguments; 65 bad data; 66 no data directory (or no file to read); 69 device or port \
             unavailable; 73 cannot create; 74 database error; 75 temporary failure: another relay holds the data \
             directory; 77 the data directory is another user's (run as that user); 78 damaged configuration.
             """,
@@ -397,7 +397,10 @@ extension Relay {
         func messageText() throws -> [UInt8] {
             var content: [UInt8]
             if let f = self.file {
-                guard let data = FileManager.default.contents(atPath: f) else { throw RelayError.noInput("cannot read \(f)") }
+                guard let data = FileManager.default.contents(atPath: f) else {
+                    let why = FileManager.default.fileExists(atPath: f) ? "permission denied, or not a file" : "no such file"
+                    throw RelayError.noInput("cannot read \(f) (\(why)): check the path given to --file; nothing was queued")
+                }
                 content = [UInt8](data)
             } else if self.text == nil || self.text == "-" {
                 content = [UInt8](FileHandle.standardInput.readDataToEndOfFile())

@@ -201,6 +201,17 @@ import Glibc
         #expect(R.count("another federation on this channel", in: R.text(ridge + "/run.log")) == 1, "\(R.text(ridge + "/run.log").suffix(2_000))")
     }
 
+    /// `relay send --file minutes.txt` with a mistyped path said "cannot read minutes.txt", not why; now it says
+    /// whether the file is missing or unreadable, and that nothing was queued (exit 66, as before).
+    @Test func sendWithAMissingFileSaysWhy() throws {
+        let dir = try R.federation(["village"])[0]
+        let missing = R.tempDir() + "/minutes.txt"
+        let (rc, out, err) = try R.run(["send", "--data-dir", dir, "--everyone", "--kind", "minutes", "--file", missing])
+        #expect(rc == 66 && out.isEmpty && err == "relay: cannot read \(missing) (no such file): check the path given to --file; nothing was queued\n",
+                "exit \(rc): \(err)")
+        #expect(try R.run(["queue", "list", "--data-dir", dir]).1.contains("queue empty"))
+    }
+
     static func userName(_ uid: uid_t) -> String {
         guard let pw = getpwuid(uid), let name = pw.pointee.pw_name else { return "uid \(uid)" }
         return String(cString: name)
