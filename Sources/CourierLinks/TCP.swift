@@ -67,8 +67,13 @@ public enum TCP {
             guard bind(fd, a.pointee.ai_addr, a.pointee.ai_addrlen) == 0 else {
                 let e = errno
                 Glibc.close(fd)
-                if e == EADDRINUSE { throw .busy("\(host):\(port) (address in use)") }
-                if e == EACCES { throw .permissionDenied("\(host):\(port)") }
+                // Not a serial port's advice (ModemManager, the dialout group): what a listening address needs.
+                if e == EADDRINUSE {
+                    throw .io("cannot listen on \(host):\(port): the port is in use by another program (another relay? `ss -ltnp 'sport = :\(port)'` names it); stop it or give this link another port")
+                }
+                if e == EACCES {
+                    throw .io("cannot listen on \(host):\(port): ports below 1024 need root; give this link a port from 1024 up (e.g. 4040)")
+                }
                 throw .io("cannot listen on \(host):\(port): \(String(cString: strerror(e)))")
             }
             guard listen(fd, 16) == 0 else {

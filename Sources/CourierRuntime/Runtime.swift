@@ -192,6 +192,7 @@ public final class Runtime: @unchecked Sendable {
                 switch e {
                 case .neighbourHeard(let id, let name, let link):
                     self.logger.info("neighbour heard", metadata: ["node": "\(id.short)", "name": "\(name ?? "-")", "link": "\(link)"])
+                    self.health[link, default: LinkHealth()].neighboursHeard += 1
                 case .rejected(let why):
                     // Counted always; junk (what names no bundle) logged per reason at most about once a minute (the
                     // first in full, then a count), a bundle refused or not stored each time.
@@ -350,9 +351,15 @@ public final class Runtime: @unchecked Sendable {
             // Another federation: its announces fail authentication and its other packets come from senders this
             // relay never learns. (Unknown senders alone are normal for a moment: keys come with announces.)
             let foreign = auth + unknown
-            if foreign >= 5 && auth >= 1 && foreign * 2 >= good {
+            // A relay that joined with another federation's code hears a few packets a quarter of an hour (its
+            // neighbours' announces), never five a minute: no neighbour heard on the link since the start and every
+            // packet failing authentication says the same.
+            let stranger = h.neighboursHeard == 0 && h.authFailures >= LinkHealth.strangerFailures
+            if (foreign >= 5 && auth >= 1 && foreign * 2 >= good) || stranger {
                 if h.authWarning == nil {
-                    let w = "\(foreign) of \(good) packets refused \(minute) (\(auth) failed authentication, \(unknown) from unknown senders): another federation on this channel, or a different network key? Compare the fingerprints `relay init` printed on both relays"
+                    let w = foreign >= 5
+                        ? "\(foreign) of \(good) packets refused \(minute) (\(auth) failed authentication, \(unknown) from unknown senders): another federation on this channel, or a different network key? Compare the fingerprints `relay init` printed on both relays"
+                        : "\(h.authFailures) packets failed authentication since the start and no neighbour was heard on this link: another federation on this channel, or a different network key (joined with another federation's code)? Compare the fingerprints `relay init` printed on both relays"
                     self.logger.warning("link \(name): \(w)")
                     h.authWarning = w
                 }
@@ -468,6 +475,11 @@ public final class Runtime: @unchecked Sendable {
 struct LinkHealth {
     struct Sample { let at: Double; let damaged: Int; let good: Int; let auth: Int; let unknown: Int }
     static let windowSeconds = 60.0
+    /// Packets failing authentication, with no neighbour ever heard on the link, that make the "another federation
+    /// or network key?" warning: two, not one, so that one damaged frame whose checksum happened to pass is not it.
+    static let strangerFailures = 2
+    /// Neighbours heard on the link since the start (`.neighbourHeard`).
+    var neighboursHeard = 0
     var authFailures = 0
     var unknownSender = 0
     var duplicates = 0

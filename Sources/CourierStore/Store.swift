@@ -68,15 +68,8 @@ public final class Store: Sendable {
             throw .cannotOpen(path: path, detail: "no such file")
         }
         do {
-            self.db = configuration.inMemory
-                ? try DatabaseQueue(configuration: config) : try DatabaseQueue(path: path, configuration: config)
-            let found = try self.db.read { db in
-                let found = try Int.fetchOne(db.cachedStatement(sql: "PRAGMA user_version")) ?? 0
-                if found > Schema.version { throw StoreError.newerSchema(path: path, found: found, supported: Schema.version) }
-                let check = configuration.inMemory ? "ok" : try String.fetchOne(db.cachedStatement(sql: "PRAGMA quick_check")) ?? "?"
-                guard check == "ok" else { throw StoreError.corrupt(path: path, detail: check) }
-                return found
-            }
+            let found: Int
+            (self.db, found) = try Self.open(path: path, config: config, configuration: configuration)
             var raised: String? = nil
             if !configuration.readOnly {
                 try Schema.migrator.migrate(self.db)
@@ -92,6 +85,40 @@ public final class Store: Sendable {
             case .corrupt, .newerSchema, .diskFull, .counterFloor: throw e
             default: throw Self.isWritable(path) || configuration.readOnly ? e : .readOnly(path: path)
             }
+        }
+    }
+
+    /// Opens the queue and reads its schema version (checking it is not newer and the file is whole). Read-only, a
+    /// write-ahead-log database whose shared-memory file cannot be made (a full disk, a read-only mount) and whose log
+    /// is empty or gone (no relay has it open: a stopped relay folds the log back) is read as immutable: the file
+    /// alone holds everything, so `relay status` and the other reading commands still show what is there.
+    static func open(path: String, config: GRDB.Configuration, configuration: Configuration) throws -> (DatabaseQueue, Int) {
+        func versionAndCheck(_ queue: DatabaseQueue) throws -> Int {
+            try queue.read { db in
+                let found = try Int.fetchOne(db.cachedStatement(sql: "PRAGMA user_version")) ?? 0
+                if found > Schema.version { throw StoreError.newerSchema(path: path, found: found, supported: Schema.version) }
+                let check = configuration.inMemory ? "ok" : try String.fetchOne(db.cachedStatement(sql: "PRAGMA quick_check")) ?? "?"
+                guard check == "ok" else { throw StoreError.corrupt(path: path, detail: check) }
+                return found
+            }
+        }
+        if configuration.inMemory {
+            let queue = try DatabaseQueue(configuration: config)
+            return (queue, try versionAndCheck(queue))
+        }
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: config)
+            return (queue, try versionAndCheck(queue))
+        } catch let e as DatabaseError where configuration.readOnly && [.SQLITE_IOERR, .SQLITE_CANTOPEN].contains(e.resultCode) {
+            var st = stat()
+            let walEmpty = stat(path + "-wal", &st) != 0 ? errno == ENOENT : st.st_size == 0
+            guard walEmpty else { throw e }
+            // A URI filename (Debian's SQLite takes them: SQLITE_USE_URI); `?`, `#` and `%` in the path escaped.
+            var allowed = CharacterSet.urlPathAllowed
+            allowed.remove(charactersIn: "?#%")
+            let escaped = path.addingPercentEncoding(withAllowedCharacters: allowed) ?? path
+            let queue = try DatabaseQueue(path: "file:\(escaped)?immutable=1", configuration: config)
+            return (queue, try versionAndCheck(queue))
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 
 /// What can go wrong with the store, each with the fix an operator can apply. Nothing already stored is damaged by
@@ -49,6 +50,16 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// Whether the file system holding `path` has less room left than one page of SQLite's shared-memory file
+    /// (32 KB) for this user (`statvfs`'s blocks available to unprivileged users; root may still use the reserve).
+    static func noRoomLeft(beside path: String) -> Bool {
+        var st = statvfs()
+        let dir = (path as NSString).deletingLastPathComponent
+        guard statvfs(dir.isEmpty ? "." : dir, &st) == 0 else { return false }
+        let free = UInt64(getuid() == 0 ? st.f_bfree : st.f_bavail) * UInt64(st.f_frsize)
+        return free < 32 * 1_024
+    }
+
     static func from(_ error: any Error, path: String) -> StoreError {
         if let e = error as? StoreError { return e }
         guard let db = error as? DatabaseError else { return .sqlite(path: path, code: -1, detail: "\(error)") }
@@ -56,6 +67,9 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .SQLITE_CORRUPT, .SQLITE_NOTADB: return .corrupt(path: path, detail: db.message ?? "\(db.resultCode)")
         case .SQLITE_READONLY: return .readOnly(path: path)
         case .SQLITE_FULL: return .diskFull(path: path)
+        // SQLite says "disk I/O error" when it cannot size its shared-memory file on a full disk (SQLITE_IOERR_SHMSIZE,
+        // opening a database no process has open): no room left where the database is means the disk is full.
+        case .SQLITE_IOERR where Self.noRoomLeft(beside: path): return .diskFull(path: path)
         case .SQLITE_BUSY, .SQLITE_LOCKED: return .busy(path: path)
         case .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_AUTH:
             return .cannotOpen(path: path, detail: db.message ?? "\(db.resultCode)")

@@ -18,6 +18,8 @@ struct RelayError: Error, CustomStringConvertible {
     static func cannotCreate(_ m: String) -> RelayError { RelayError(message: m, code: 73) }
     /// Temporary: another relay holds the data directory; it works once that one stops.
     static func tempFail(_ m: String) -> RelayError { RelayError(message: m, code: 75) }
+    /// The data directory is another user's: run the command as that user.
+    static func noPermission(_ m: String) -> RelayError { RelayError(message: m, code: 77) }
     static func io(_ m: String) -> RelayError { RelayError(message: m, code: 74) }
     static func config(_ m: String) -> RelayError { RelayError(message: m, code: 78) }
 }
@@ -100,7 +102,44 @@ struct DataDir {
         guard let p = option ?? ProcessInfo.processInfo.environment["RELAY_DATA_DIR"], !p.isEmpty else {
             throw RelayError.usage("no data directory: give --data-dir DIR or set RELAY_DATA_DIR")
         }
-        return DataDir(path: (p as NSString).standardizingPath)
+        let dir = DataDir(path: (p as NSString).standardizingPath)
+        try dir.checkUser()
+        return dir
+    }
+
+    /// A data directory is used by the user it belongs to (the package's `courier`). Root in another user's
+    /// directory is refused before it writes anything: the files it would make or replace (`relay init`'s
+    /// identity.json, network.json and courier.db; counters.json after `relay send`; relay.lock) would be root's,
+    /// and the relay, running as its user, could not read them (it stopped with exit 78 saying network.json was
+    /// damaged). Another user who cannot enter the directory is told whose it is, not that it is no data directory.
+    func checkUser() throws {
+        var st = stat()
+        let me = geteuid()
+        guard stat(self.path, &st) == 0 else {
+            guard errno == EACCES else { return }  // not there yet: `init` makes it, the others say so
+            // A folder on the way that this user cannot enter: whose is it?
+            var up = (self.path as NSString).deletingLastPathComponent
+            while !up.isEmpty && up != "/" && !(stat(up, &st) == 0 && access(up, X_OK) != 0) { up = (up as NSString).deletingLastPathComponent }
+            let owner = Self.userName(st.st_uid)
+            throw RelayError.noPermission("\(self.path): permission denied for this user (\(Self.userName(me))): \(up) belongs to \(owner); run the command as \(owner) (`sudo -u \(owner) relay ...`)")
+        }
+        guard st.st_uid != me else { return }
+        let owner = Self.userName(st.st_uid)
+        if me == 0 {
+            throw RelayError.noPermission("\(self.path) belongs to the user \(owner), and root would leave files there that \(owner)'s relay cannot read: run the command as \(owner) (`sudo -u \(owner) relay ...`); nothing was changed")
+        }
+        if access(self.path, R_OK | X_OK) != 0 {
+            throw RelayError.noPermission("\(self.path) belongs to the user \(owner) and this user (\(Self.userName(me))) cannot read it: run the command as \(owner) (`sudo -u \(owner) relay ...`)")
+        }
+    }
+
+    /// A user's name, or `uid N` when it has none.
+    static func userName(_ uid: uid_t) -> String {
+        var pw = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 4_096)
+        guard getpwuid_r(uid, &pw, &buffer, buffer.count, &result) == 0, result != nil, let name = pw.pw_name else { return "uid \(uid)" }
+        return String(cString: name)
     }
 
     func requireInitialised() throws {
@@ -204,11 +243,14 @@ struct DataDir {
     }
 
     /// The store for a command that only reads (`status`, `inbox`, `outbox`, `queue`): opened as usual, and on a
-    /// full disk (opening for writing writes the schema version) read-only, so the operator still sees what is there.
+    /// full disk or a read-only one (opening for writing writes the schema version; an SD card with errors is
+    /// remounted read-only) read-only, so the operator still sees what is there.
     func storeForReading() throws -> Store {
         do { return try self.store() } catch let e as StoreError {
-            guard case .diskFull = e else { throw e }
-            return try self.store(readOnly: true)
+            switch e {
+            case .diskFull, .readOnly: return try self.store(readOnly: true)
+            default: throw e
+            }
         }
     }
 
@@ -260,6 +302,21 @@ struct DataDir {
                              "rnode-coding-rate", "rnode-tx-power"]
     /// Keys that may be given more than once (each line adds one).
     static let repeatableKeys: Set<String> = ["link", "group"]
+    /// Whether two links would open the same thing: the same port (serial, KISS, RNode, Meshtastic on USB: by its
+    /// path with links resolved, so `/dev/serial/by-id/...` and `/dev/ttyUSB0` are one port), or the same address.
+    /// A relay runs one link per name (a second would crash it) and one link per port (a second would find the
+    /// port held by the relay itself).
+    static func sameTarget(_ a: LinkSpec, _ b: LinkSpec) -> Bool {
+        func port(_ s: LinkSpec) -> String? {
+            switch s {
+            case .serial(let p, _), .kiss(let p, _), .rnode(let p), .meshtastic(let p, _): return (p as NSString).resolvingSymlinksInPath
+            default: return nil
+            }
+        }
+        if let pa = port(a), let pb = port(b) { return pa == pb }
+        return a.description == b.description
+    }
+
     /// The bandwidths LoRa radios take, in Hz.
     static let loraBandwidths: [UInt32] = [7_800, 10_400, 15_600, 20_800, 31_250, 41_700, 62_500, 125_000, 250_000, 500_000,
                                            203_125, 406_250, 812_500, 1_625_000]
@@ -276,6 +333,7 @@ struct DataDir {
             }
             return c
         }
+        var linkSpecs: [LinkSpec] = []  // c.links, parsed
         for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
             guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { continue }
@@ -308,9 +366,18 @@ struct DataDir {
             switch k {
             case "link":
                 do throws(LinkError) {
-                    _ = try LinkConfig(v)
+                    let spec = try LinkConfig(v).spec
+                    if let i = linkSpecs.firstIndex(where: { DataDir.sameTarget($0, spec) }) {
+                        let first = c.linkOrigins[i].replacingOccurrences(of: file + " ", with: "")
+                        let earlier = linkSpecs[i]
+                        c.problems.append(earlier.description == spec.description
+                            ? "\(at): link = \(v) is given twice (first at \(first)): keep one"
+                            : "\(at): link = \(v) opens the same port as \(first) (\(earlier)): a port carries one link; keep one")
+                        continue
+                    }
                     c.links.append(v)
                     c.linkOrigins.append(at)
+                    linkSpecs.append(spec)
                 } catch { bad("\(error.description)") }
             case "callsign":
                 guard AX25.Station(v) != nil else {

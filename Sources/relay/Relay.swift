@@ -29,9 +29,9 @@ struct Relay: AsyncParsableCommand {
         commandName: "relay",
         abstract: "Run a Courier relay: store-and-forward messaging over radio modems, relay to relay.",
         discussion: """
-            Exit codes: 0 ok; 1 `relay run` cut short by a second stop signal; 3 not running (`relay status`: no relay holds the data directory); 64 wrong arguments; 65 bad data; 66 no data directory; 69 device or port \
+            Exit codes: 0 ok; 1 `relay run` cut short by a second stop signal; 3 not running (`relay status`: no relay holds the data directory); 64 wrong arguments; 65 bad data; 66 no data directory (or no file to read); 69 device or port \
             unavailable; 73 cannot create; 74 database error; 75 temporary failure: another relay holds the data \
-            directory; 78 damaged configuration.
+            directory; 77 the data directory is another user's (run as that user); 78 damaged configuration.
             """,
         version: "0.1.0",
         subcommands: [Init.self, Invite.self, Id.self, Run.self, Send.self, Inbox.self, Outbox.self, Queue.self, Status.self,
@@ -72,6 +72,11 @@ extension Relay {
                 if FileManager.default.fileExists(atPath: dir.identityFile) {
                     throw RelayError.cannotCreate("\(dir.path) already holds a relay identity; use another directory (nothing was changed)")
                 }
+                let (key, open) = try self.join.map(JoinCode.parse) ?? (NetworkKey.random(), self.open)
+                // The mode is the federation's, fixed when it was made: --open cannot make a sealed one open.
+                if self.open && !open {
+                    throw RelayError.usage("--open makes a new federation; this join code is of a sealed (encrypted) one, which a relay joins as it is: leave out --open, or, for amateur bands, join with the code of a federation made with `relay init --open`")
+                }
                 // The identity was lost but its database (queued bundles under the old origin, its counters) remains:
                 // a new identity there would keep those bundles under an origin nobody holds any more.
                 let left = [dir.database, dir.floorFile].filter { FileManager.default.fileExists(atPath: $0) }
@@ -88,7 +93,6 @@ extension Relay {
                     }
                     FileHandle.standardError.write(Data("relay: note: the old database was moved aside to \(dir.database).\(aside)\n".utf8))
                 }
-                let (key, open) = try self.join.map(JoinCode.parse) ?? (NetworkKey.random(), self.open)
                 let id = try dir.create(name: self.name, key: key, open: open)
                 if self.json {
                     let o: [String: Any] = ["dataDir": dir.path, "node": id.nodeID.short.description, "nodeID": id.nodeID.description,
@@ -168,6 +172,14 @@ extension Relay {
                 }
                 let configs: [LinkConfig]
                 do { configs = try specs.map { try LinkConfig($0) } } catch let e as LinkError { throw RelayError.usage(e.description) }
+                // The same link (or port) twice on the command line (relay.conf's are checked with its lines).
+                for (i, c) in configs.enumerated() {
+                    if let first = configs[..<i].first(where: { DataDir.sameTarget($0.spec, c.spec) }) {
+                        throw RelayError.usage(first.spec.description == c.spec.description
+                            ? "--link \(c.spec) is given twice: keep one"
+                            : "--link \(c.spec) opens the same port as --link \(first.spec): a port carries one link; keep one")
+                    }
+                }
                 let open = try dir.network().1
                 var opts = LinkOptions()
                 // A port that fails is retried 1 s, 2 s, 4 s ... then every 60 s, one log line per failure.
@@ -385,7 +397,10 @@ extension Relay {
         func messageText() throws -> [UInt8] {
             var content: [UInt8]
             if let f = self.file {
-                guard let data = FileManager.default.contents(atPath: f) else { throw RelayError.noInput("cannot read \(f)") }
+                guard let data = FileManager.default.contents(atPath: f) else {
+                    let why = FileManager.default.fileExists(atPath: f) ? "permission denied, or not a file" : "no such file"
+                    throw RelayError.noInput("cannot read \(f) (\(why)): check the path given to --file; nothing was queued")
+                }
                 content = [UInt8](data)
             } else if self.text == nil || self.text == "-" {
                 content = [UInt8](FileHandle.standardInput.readDataToEndOfFile())
