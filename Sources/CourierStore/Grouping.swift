@@ -43,7 +43,7 @@ extension Store {
                     let result = try body()
                     let state = self.group.withLock { $0 }
                     if let e = state.aborted { throw e }
-                    if state.begun { try Self.commit(db) }
+                    if state.begun { try self.commit(db) }
                     return result
                 } catch {
                     // Nothing of the group is kept. (Ending a transaction SQLite still holds open; if even that
@@ -69,18 +69,28 @@ extension Store {
     }
 
     /// A write inside a group: a savepoint of the group's transaction (begun by the first), on the group's connection.
-    func groupedWrite<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+    /// `alone`: the write is one SQL statement, which SQLite makes atomic by itself (a statement that fails changes
+    /// nothing and leaves the transaction open, or SQLite ends the whole transaction), so it needs no savepoint of its
+    /// own: two statements fewer for each (a received packet's replay window, a neighbour heard).
+    func groupedWrite<T>(_ body: (Database) throws -> T, alone: Bool = false) throws(StoreError) -> T {
         do {
-            let state = self.group.withLock { $0 }
-            guard let db = state.database else { return try self.db.write(body) }
-            if let e = state.aborted { throw e }
-            if !state.begun {
-                try Self.control(db, "BEGIN IMMEDIATE TRANSACTION")
+            let (database, aborted, begun) = self.group.withLock { ($0.database, $0.aborted, $0.begun) }
+            guard let db = database else { return try self.db.write(body) }
+            if let e = aborted { throw e }
+            if !begun {
+                try self.control(db, .begin, "BEGIN IMMEDIATE TRANSACTION")
                 self.group.withLock { $0.begun = true }
             }
             var result: T? = nil
             do {
-                result = try Self.inSavepoint(db) { try body(db) }
+                if alone {
+                    result = try body(db)
+                    if !db.isInsideTransaction {
+                        throw DatabaseError(resultCode: .SQLITE_ABORT, message: "Transaction was aborted")
+                    }
+                } else {
+                    result = try self.inSavepoint(db) { try body(db) }
+                }
             } catch {
                 if !db.isInsideTransaction {
                     let e = StoreError.from(error, path: self.path)
@@ -92,6 +102,29 @@ extension Store {
         } catch { throw StoreError.from(error, path: self.path) }
     }
 
+    /// A write of one SQL statement (see `groupedWrite`'s `alone`): inside a group, without a savepoint; outside,
+    /// its own transaction as any write.
+    func writeAlone<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+        if self.inGroup { return try self.groupedWrite(body, alone: true) }
+        return try self.write(body)
+    }
+
+    /// A transaction-control statement of the store's one connection, prepared once and held (not looked up by its
+    /// text at each use, as `cachedStatement` does: with a transaction per received packet, hashing the SQL of these
+    /// statements showed in a 1,000-relay drill's profile).
+    func control(_ db: Database, _ key: HeldStatement, _ sql: String) throws {
+        try self.held(db, key, sql).execute()
+    }
+
+    /// The statement at `key`, prepared on first use. Only inside an access to the store's database (which serialises
+    /// the store's use of its one connection).
+    func held(_ db: Database, _ key: HeldStatement, _ sql: String) throws -> Statement {
+        if let s = self.statements.slots[key.rawValue] { return s }
+        let s = try db.makeStatement(sql: sql)
+        self.statements.slots[key.rawValue] = s
+        return s
+    }
+
     /// A transaction-control statement, prepared once per connection. (GRDB's `beginTransaction`, `commit` and
     /// `inSavepoint` parse their SQL at every call: with a savepoint per write and a transaction per received packet,
     /// parsing those four statements was a fifth of a 1,000-relay drill's time.)
@@ -99,8 +132,7 @@ extension Store {
         try db.cachedStatement(sql: sql).execute()
     }
 
-    /// Commits the transaction under way; if the commit fails and SQLite left the transaction open, it is rolled
-    /// back (as GRDB's `inTransaction` does), and the commit's error thrown.
+    /// `commit(_:)` for a connection not yet the store's (its opening).
     static func commit(_ db: Database) throws {
         do { try Self.control(db, "COMMIT TRANSACTION") } catch {
             if db.isInsideTransaction {
@@ -110,10 +142,21 @@ extension Store {
         }
     }
 
+    /// Commits the transaction under way; if the commit fails and SQLite left the transaction open, it is rolled
+    /// back (as GRDB's `inTransaction` does), and the commit's error thrown.
+    func commit(_ db: Database) throws {
+        do { try self.control(db, .commit, "COMMIT TRANSACTION") } catch {
+            if db.isInsideTransaction {
+                do { try db.rollback() } catch {}
+            }
+            throw error
+        }
+    }
+
     /// GRDB's `inSavepoint` inside a transaction, with its statements prepared once: `body` under a savepoint, undone
     /// alone if it throws (or if SQLite ended the transaction meanwhile: then SQLITE_ABORT, as GRDB says it).
-    static func inSavepoint<T>(_ db: Database, _ body: () throws -> T) throws -> T {
-        try Self.control(db, "SAVEPOINT courier")
+    func inSavepoint<T>(_ db: Database, _ body: () throws -> T) throws -> T {
+        try self.control(db, .savepoint, "SAVEPOINT courier")
         var firstError: Error? = nil
         var result: T? = nil
         do {
@@ -121,7 +164,7 @@ extension Store {
             if !db.isInsideTransaction {
                 throw DatabaseError(resultCode: .SQLITE_ABORT, message: "Transaction was aborted")
             }
-            try Self.control(db, "RELEASE SAVEPOINT courier")
+            try self.control(db, .release, "RELEASE SAVEPOINT courier")
             return result!
         } catch {
             firstError = error
@@ -129,8 +172,8 @@ extension Store {
         // Undone and released (rolling back alone leaves the savepoint on SQLite's stack); with the transaction
         // already ended by SQLite, these fail and the first error is what is thrown.
         do {
-            try Self.control(db, "ROLLBACK TRANSACTION TO SAVEPOINT courier")
-            try Self.control(db, "RELEASE SAVEPOINT courier")
+            try self.control(db, .rollbackTo, "ROLLBACK TRANSACTION TO SAVEPOINT courier")
+            try self.control(db, .release, "RELEASE SAVEPOINT courier")
         } catch {}
         throw firstError!
     }
@@ -151,4 +194,15 @@ extension Store {
     func handOut(_ key: String, _ end: Int64) {
         self.handedOut.withLock { $0[key] = max($0[key] ?? 0, end) }
     }
+}
+
+/// Statements of the store's one connection held by the store (`Store.held`): the transaction controls and the
+/// hottest writes, prepared once. Unchecked: used only inside an access to the store's database, which serialises them.
+final class HeldStatements: @unchecked Sendable {
+    var slots = [Statement?](repeating: nil, count: HeldStatement.allCases.count)
+}
+
+/// Which held statement (`HeldStatements`).
+enum HeldStatement: Int, CaseIterable {
+    case begin, commit, savepoint, release, rollbackTo, replayWindow, peerHeard
 }

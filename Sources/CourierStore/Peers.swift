@@ -27,12 +27,15 @@ public struct PeerRecord: Sendable, Equatable {
 extension Store {
     /// Remembers keys heard in an announce (so a restart knows them before the next announce), with the name it gave.
     public func rememberPeer(_ keys: NodePublicKeys, name: String?, now: Int64) throws(StoreError) {
-        try self.write { db in
-            try db.cachedStatement(sql: """
+        // One statement (no savepoint of its own in a group), held prepared: written at each announce heard.
+        try self.writeAlone { db in
+            let s = try self.held(db, .peerHeard, """
                 INSERT INTO peer (node, signing, agreement, name, first_heard, last_heard) VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT(node) DO UPDATE SET name = coalesce(excluded.name, name),
                   first_heard = coalesce(first_heard, excluded.first_heard), last_heard = excluded.last_heard
-                """).execute(arguments: [Data(keys.nodeID.bytes), Data(keys.signing), Data(keys.agreement), name, now, now])
+                """)
+            s.setUncheckedArguments([Data(keys.nodeID.bytes), Data(keys.signing), Data(keys.agreement), name, now, now])
+            try s.execute()
         }
     }
 
@@ -40,7 +43,7 @@ extension Store {
     /// `relay send` can encrypt to the node and a restart still reads it. Returns true when the keys were new here.
     @discardableResult
     public func rememberKeys(_ keys: NodePublicKeys, name: String?) throws(StoreError) -> Bool {
-        try self.write { db in
+        try self.writeAlone { db in
             try db.cachedStatement(sql: """
                 INSERT INTO peer (node, signing, agreement, name) VALUES (?, ?, ?, ?)
                 ON CONFLICT(node) DO UPDATE SET name = coalesce(excluded.name, name)

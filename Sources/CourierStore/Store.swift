@@ -50,6 +50,8 @@ public final class Store: Sendable {
     /// The highest value of each durable counter (sequence, packet counter, transfer number) handed out by this
     /// process: a reservation made inside a group that was rolled back is never handed out again (SPEC 3.3).
     let handedOut = Mutex([String: Int64]())
+    /// Statements of the one connection prepared once and held (`held`).
+    let statements = HeldStatements()
 
     /// Opens (creating if needed) the store at `path`, migrating its schema.
     public init(path: String, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "courier.store")) throws(StoreError) {
@@ -63,6 +65,7 @@ public final class Store: Sendable {
         config.foreignKeysEnabled = true
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            StatementCount.install(db)
         }
         if configuration.readOnly && !configuration.inMemory && !FileManager.default.fileExists(atPath: path) {
             throw .cannotOpen(path: path, detail: "no such file")
@@ -107,7 +110,7 @@ public final class Store: Sendable {
     func write<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
         if self.inGroup { return try self.groupedWrite(body) }
         do {
-            return try self.db.writeWithoutTransaction { db in try Self.transaction(db, "BEGIN IMMEDIATE TRANSACTION", body) }
+            return try self.db.writeWithoutTransaction { db in try self.immediate(db, body) }
         } catch { throw StoreError.from(error, path: self.path) }
     }
 
@@ -117,12 +120,29 @@ public final class Store: Sendable {
     func writeLocked<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
         if self.inGroup { return try self.groupedWrite(body) }
         do {
-            return try self.db.writeWithoutTransaction { db in try Self.immediate(db, body) }
+            return try self.db.writeWithoutTransaction { db in try self.immediate(db, body) }
         } catch { throw StoreError.from(error, path: self.path) }
     }
 
     static func immediate<T>(_ db: Database, _ body: (Database) throws -> T) throws -> T {
         try Self.transaction(db, "BEGIN IMMEDIATE TRANSACTION", body)
+    }
+
+    /// `Store.immediate` with the store's held statements (`control(_:_:_:)`).
+    func immediate<T>(_ db: Database, _ body: (Database) throws -> T) throws -> T {
+        try self.control(db, .begin, "BEGIN IMMEDIATE TRANSACTION")
+        let result: T
+        do {
+            result = try body(db)
+            if !db.isInsideTransaction { throw DatabaseError(resultCode: .SQLITE_ABORT, message: "Transaction was aborted") }
+        } catch {
+            if db.isInsideTransaction {
+                do { try db.rollback() } catch {}
+            }
+            throw error
+        }
+        try self.commit(db)
+        return result
     }
 
     /// `body` in one transaction begun by `begin` (GRDB's `inTransaction`, its statements prepared once: see
@@ -276,16 +296,19 @@ public final class Store: Sendable {
     }
 
     /// Keeps a sender's windows, so packets accepted before a restart are replays after it.
+    /// One statement, held prepared: one is written for each packet received.
     public func saveReplayWindow(_ w: ReplayWindow, for sender: NodeID) throws(StoreError) {
-        try self.write { db in
-            try db.cachedStatement(sql: """
+        try self.writeAlone { db in
+            let s = try self.held(db, .replayWindow, """
                 INSERT INTO replay_window (node, state) VALUES (?, ?) ON CONFLICT(node) DO UPDATE SET state = excluded.state
-                """).execute(arguments: [Data(sender.bytes), Data(w.stored)])
+                """)
+            s.setUncheckedArguments([Data(sender.bytes), Data(w.stored)])
+            try s.execute()
         }
     }
 
     public func setQuiet(_ on: Bool) throws(StoreError) {
-        try self.write { db in try Self.setMeta(db, "quiet", on ? 1 : 0) }
+        try self.writeAlone { db in try Self.setMeta(db, "quiet", on ? 1 : 0) }
     }
 
     public func isQuiet() throws(StoreError) -> Bool {
@@ -908,7 +931,7 @@ public final class Store: Sendable {
 
     /// Marks a bundle seen without storing or delivering it (an identity bundle for this node: read, not kept).
     public func markSeen(_ bundle: CourierBundle) throws(StoreError) {
-        try self.write { db in
+        try self.writeAlone { db in
             let id = bundle.id
             try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
         }
