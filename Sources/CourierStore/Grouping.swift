@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import Synchronization
 
 /// What a summary needs to know of a held bundle (the engine's name for `Store.Held`).
@@ -121,6 +122,8 @@ extension Store {
     func held(_ db: Database, _ key: HeldStatement, _ sql: String) throws -> Statement {
         if let s = self.statements.slots[key.rawValue] { return s }
         let s = try db.makeStatement(sql: sql)
+        // Its arguments are bound by `runHeld` (or set before each use): GRDB checks none of them again.
+        s.setUncheckedArguments(StatementArguments([DatabaseValue](repeating: .null, count: Int(sqlite3_bind_parameter_count(s.sqliteStatement)))))
         self.statements.slots[key.rawValue] = s
         return s
     }
@@ -151,6 +154,18 @@ extension Store {
             }
             throw error
         }
+    }
+
+    /// Runs the held write statement at `key` with `bind` binding its arguments straight into SQLite (no
+    /// `StatementArguments`, no copy of a blob: `bind` is given the raw statement, and the blobs it binds must outlive
+    /// the call, as they do when it runs inside `withUnsafeBytes`). For the writes made for each packet received.
+    func runHeld(_ db: Database, _ key: HeldStatement, _ sql: String, _ bind: (OpaquePointer) -> Void) throws {
+        let s = try self.held(db, key, sql)
+        let raw = s.sqliteStatement
+        sqlite3_reset(raw)
+        bind(raw)
+        defer { sqlite3_clear_bindings(raw) }
+        try s.execute()
     }
 
     /// GRDB's `inSavepoint` inside a transaction, with its statements prepared once: `body` under a savepoint, undone
@@ -200,6 +215,18 @@ extension Store {
 /// hottest writes, prepared once. Unchecked: used only inside an access to the store's database, which serialises them.
 final class HeldStatements: @unchecked Sendable {
     var slots = [Statement?](repeating: nil, count: HeldStatement.allCases.count)
+}
+
+/// Binds a blob to a raw statement for the length of a statement's run (`Store.runHeld`): SQLite does not copy it.
+func bindBlob(_ raw: OpaquePointer, _ index: Int32, _ bytes: UnsafeRawBufferPointer) {
+    // A zero-length blob is bound as such, not as NULL (its base address may be nil).
+    if bytes.isEmpty { sqlite3_bind_zeroblob(raw, index, 0) } else { sqlite3_bind_blob(raw, index, bytes.baseAddress, Int32(bytes.count), nil) }
+}
+
+/// Binds a text (or NULL) to a raw statement; SQLite copies it (SQLITE_TRANSIENT).
+func bindText(_ raw: OpaquePointer, _ index: Int32, _ text: String?) {
+    guard let text else { sqlite3_bind_null(raw, index); return }
+    sqlite3_bind_text(raw, index, text, -1, unsafeBitCast(-1, to: sqlite3_destructor_type.self))
 }
 
 /// Which held statement (`HeldStatements`).

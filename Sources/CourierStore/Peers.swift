@@ -1,6 +1,7 @@
 import CourierWire
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// A node whose public keys this relay knows: heard in an announce, or added to the trust list by hand.
 public struct PeerRecord: Sendable, Equatable {
@@ -28,14 +29,26 @@ extension Store {
     /// Remembers keys heard in an announce (so a restart knows them before the next announce), with the name it gave.
     public func rememberPeer(_ keys: NodePublicKeys, name: String?, now: Int64) throws(StoreError) {
         // One statement (no savepoint of its own in a group), held prepared: written at each announce heard.
+        let node = keys.nodeID.bytes, signing = keys.signing, agreement = keys.agreement
         try self.writeAlone { db in
-            let s = try self.held(db, .peerHeard, """
-                INSERT INTO peer (node, signing, agreement, name, first_heard, last_heard) VALUES (?, ?, ?, ?, ?, ?)
-                ON CONFLICT(node) DO UPDATE SET name = coalesce(excluded.name, name),
-                  first_heard = coalesce(first_heard, excluded.first_heard), last_heard = excluded.last_heard
-                """)
-            s.setUncheckedArguments([Data(keys.nodeID.bytes), Data(keys.signing), Data(keys.agreement), name, now, now])
-            try s.execute()
+            try node.withUnsafeBytes { node in
+                try signing.withUnsafeBytes { signing in
+                    try agreement.withUnsafeBytes { agreement in
+                        try self.runHeld(db, .peerHeard, """
+                            INSERT INTO peer (node, signing, agreement, name, first_heard, last_heard) VALUES (?, ?, ?, ?, ?, ?)
+                            ON CONFLICT(node) DO UPDATE SET name = coalesce(excluded.name, name),
+                              first_heard = coalesce(first_heard, excluded.first_heard), last_heard = excluded.last_heard
+                            """) { raw in
+                            bindBlob(raw, 1, node)
+                            bindBlob(raw, 2, signing)
+                            bindBlob(raw, 3, agreement)
+                            bindText(raw, 4, name)
+                            sqlite3_bind_int64(raw, 5, now)
+                            sqlite3_bind_int64(raw, 6, now)
+                        }
+                    }
+                }
+            }
         }
     }
 

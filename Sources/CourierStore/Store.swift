@@ -298,12 +298,18 @@ public final class Store: Sendable {
     /// Keeps a sender's windows, so packets accepted before a restart are replays after it.
     /// One statement, held prepared: one is written for each packet received.
     public func saveReplayWindow(_ w: ReplayWindow, for sender: NodeID) throws(StoreError) {
+        let node = sender.bytes, state = w.stored
         try self.writeAlone { db in
-            let s = try self.held(db, .replayWindow, """
-                INSERT INTO replay_window (node, state) VALUES (?, ?) ON CONFLICT(node) DO UPDATE SET state = excluded.state
-                """)
-            s.setUncheckedArguments([Data(sender.bytes), Data(w.stored)])
-            try s.execute()
+            try node.withUnsafeBytes { node in
+                try state.withUnsafeBytes { state in
+                    try self.runHeld(db, .replayWindow, """
+                        INSERT INTO replay_window (node, state) VALUES (?, ?) ON CONFLICT(node) DO UPDATE SET state = excluded.state
+                        """) { raw in
+                        bindBlob(raw, 1, node)
+                        bindBlob(raw, 2, state)
+                    }
+                }
+            }
         }
     }
 
