@@ -47,6 +47,7 @@ extension Store {
                     if state.begun { try self.commit(db) }
                     return result
                 } catch {
+                    self.seenChanged()
                     // Nothing of the group is kept. (Ending a transaction SQLite still holds open; if even that
                     // fails, the connection's next use ends it, and this group's error is what is reported.)
                     if db.isInsideTransaction {
@@ -93,6 +94,7 @@ extension Store {
                     result = try self.inSavepoint(db) { try body(db) }
                 }
             } catch {
+                self.seenChanged()
                 if !db.isInsideTransaction {
                     let e = StoreError.from(error, path: self.path)
                     self.group.withLock { $0.aborted = e }
@@ -114,7 +116,14 @@ extension Store {
     /// text at each use, as `cachedStatement` does: with a transaction per received packet, hashing the SQL of these
     /// statements showed in a 1,000-relay drill's profile).
     func control(_ db: Database, _ key: HeldStatement, _ sql: String) throws {
-        try self.held(db, key, sql).execute()
+        let s = try self.held(db, key, sql)
+        do { try s.execute() } catch { self.dropHeld(key); throw error }
+    }
+
+    /// A held statement that failed is prepared again at its next use: SQLite's reset cannot always restore a failed
+    /// statement (GRDB drops such a statement from its cache for the same reason).
+    func dropHeld(_ key: HeldStatement) {
+        self.statements.slots[key.rawValue] = nil
     }
 
     /// The statement at `key`, prepared on first use. Only inside an access to the store's database (which serialises
@@ -149,6 +158,7 @@ extension Store {
     /// back (as GRDB's `inTransaction` does), and the commit's error thrown.
     func commit(_ db: Database) throws {
         do { try self.control(db, .commit, "COMMIT TRANSACTION") } catch {
+            self.seenChanged()
             if db.isInsideTransaction {
                 do { try db.rollback() } catch {}
             }
@@ -165,7 +175,7 @@ extension Store {
         sqlite3_reset(raw)
         bind(raw)
         defer { sqlite3_clear_bindings(raw) }
-        try s.execute()
+        do { try s.execute() } catch { self.dropHeld(key); throw error }
     }
 
     /// GRDB's `inSavepoint` inside a transaction, with its statements prepared once: `body` under a savepoint, undone
@@ -186,6 +196,7 @@ extension Store {
         }
         // Undone and released (rolling back alone leaves the savepoint on SQLite's stack); with the transaction
         // already ended by SQLite, these fail and the first error is what is thrown.
+        self.seenChanged()
         do {
             try self.control(db, .rollbackTo, "ROLLBACK TRANSACTION TO SAVEPOINT courier")
             try self.control(db, .release, "RELEASE SAVEPOINT courier")
@@ -231,5 +242,15 @@ func bindText(_ raw: OpaquePointer, _ index: Int32, _ text: String?) {
 
 /// Which held statement (`HeldStatements`).
 enum HeldStatement: Int, CaseIterable {
-    case begin, commit, savepoint, release, rollbackTo, replayWindow, peerHeard
+    case begin, commit, savepoint, release, rollbackTo, replayWindow, peerHeard, dataVersion
+}
+
+/// The digests `Store.seenDigests` read last: good while `generation` (moved by every change to `seen` and every
+/// undo) and the database's data version (moved by other connections' commits) are those it was read at.
+struct SeenCache {
+    var generation: UInt64 = 0
+    var digests: [UInt32]? = nil
+    var filled: UInt64 = 0
+    var dataVersion: Int64 = 0
+    var limit = 0
 }

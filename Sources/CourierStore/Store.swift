@@ -52,6 +52,8 @@ public final class Store: Sendable {
     let handedOut = Mutex([String: Int64]())
     /// Statements of the one connection prepared once and held (`held`).
     let statements = HeldStatements()
+    /// What `seenDigests` read last, while `seen` has not changed.
+    let seenCache = Mutex(SeenCache())
 
     /// Opens (creating if needed) the store at `path`, migrating its schema.
     public init(path: String, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "courier.store")) throws(StoreError) {
@@ -136,6 +138,7 @@ public final class Store: Sendable {
             result = try body(db)
             if !db.isInsideTransaction { throw DatabaseError(resultCode: .SQLITE_ABORT, message: "Transaction was aborted") }
         } catch {
+            self.seenChanged()
             if db.isInsideTransaction {
                 do { try db.rollback() } catch {}
             }
@@ -456,6 +459,7 @@ public final class Store: Sendable {
                     """).execute(arguments: [id.origin.rawValue, id.created, id.sequence, id.digest, bundle.kind.code, p, dt, dv,
                                      Int64(bundle.expires), now, slot, data.count, custody, local, Data(data)])
                 let rowid = db.lastInsertedRowID
+                self.seenChanged()
                 try db.cachedStatement(sql: "INSERT OR REPLACE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
                 try Self.setMeta(db, "queued.bytes", queued + Int64(data.count))
                 try Self.event(db, .enqueued, at: now, bundle: id, kind: bundle.kind, priority: cls,
@@ -772,6 +776,7 @@ public final class Store: Sendable {
                 """).execute(arguments: [id.origin.rawValue, id.created, id.sequence, bundle.kind.code, dt, dv,
                                  bundle.respondBy, bundle.reference?.description, Data(content), now, bundle.isEncrypted, proven])
             guard db.changesCount > 0 else { return false }
+            self.seenChanged()
             try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
             try Self.event(db, .delivered, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority,
                            detail: "\(content.count) bytes\(proven ? ", origin proven" : ", origin NOT proven")")
@@ -822,11 +827,32 @@ public final class Store: Sendable {
     }
 
     /// Digests of the ids `seenIDs` returns, without recomputing them.
+    /// Served again from memory while the `seen` table cannot have changed (`SeenCache`): a summary answered for each
+    /// neighbour's summary read up to 4,096 rows each time.
     public func seenDigests(limit: Int = 4_096) throws(StoreError) -> [UInt32] {
         try self.read { db in
-            try Int64.fetchAll(db.cachedStatement(sql: "SELECT digest FROM seen ORDER BY expires DESC LIMIT ?"), arguments: [limit])
+            // Another connection's commit (a `relay send` beside a running relay) moves PRAGMA data_version.
+            let version: Int64
+            do { version = try Int64.fetchOne(self.held(db, .dataVersion, "PRAGMA data_version")) ?? 0 } catch { self.dropHeld(.dataVersion); throw error }
+            let generation = self.seenCache.withLock { $0.generation }
+            if let hit = self.seenCache.withLock({ c -> [UInt32]? in
+                guard let d = c.digests, c.filled == generation, c.dataVersion == version, c.limit == limit else { return nil }
+                return d
+            }) { return hit }
+            let digests = try Int64.fetchAll(db.cachedStatement(sql: "SELECT digest FROM seen ORDER BY expires DESC LIMIT ?"), arguments: [limit])
                 .map { UInt32(truncatingIfNeeded: $0) }
+            self.seenCache.withLock { c in
+                // Kept only if nothing changed `seen` meanwhile.
+                if c.generation == generation { (c.digests, c.filled, c.dataVersion, c.limit) = (digests, generation, version, limit) }
+            }
+            return digests
         }
+    }
+
+    /// Called before any statement that changes the `seen` table, and when a group or a write is undone: what
+    /// `seenDigests` keeps is read again.
+    func seenChanged() {
+        self.seenCache.withLock { $0.generation &+= 1; $0.digests = nil }
     }
 
     /// Ids of bundles delivered here whose lifetime has not passed (a node's summary lists them, so neighbours do
@@ -917,6 +943,7 @@ public final class Store: Sendable {
                 out.append(Expired(id: id, kind: kind, destination: destination, custody: false, isLocal: false, unread: true))
             }
             try db.cachedStatement(sql: "DELETE FROM waiting WHERE expires <= ?").execute(arguments: [nowMinutes])
+            self.seenChanged()
             try db.cachedStatement(sql: "DELETE FROM seen WHERE expires <= ?").execute(arguments: [nowMinutes])
             let seen = try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM seen")) ?? 0
             if seen > self.configuration.seenLimit {
@@ -939,6 +966,7 @@ public final class Store: Sendable {
     public func markSeen(_ bundle: CourierBundle) throws(StoreError) {
         try self.writeAlone { db in
             let id = bundle.id
+            self.seenChanged()
             try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
         }
     }
@@ -964,6 +992,7 @@ public final class Store: Sendable {
                 INSERT OR IGNORE INTO waiting (origin, created, sequence, kind, expires, since, reason, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """).execute(arguments: [id.origin.rawValue, id.created, id.sequence, bundle.kind.code, Int64(bundle.expires), now, reason, Data(bundle.encode())])
             guard db.changesCount > 0 else { return false }
+            self.seenChanged()
             try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
             try Self.event(db, .waiting, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority, neighbour: from, detail: reason)
             return true
@@ -992,6 +1021,7 @@ public final class Store: Sendable {
     public func releaseUnread(_ id: BundleID) throws(StoreError) {
         try self.write { db in
             try db.cachedStatement(sql: "DELETE FROM waiting WHERE origin = ? AND created = ? AND sequence = ?").execute(arguments: [id.origin.rawValue, id.created, id.sequence])
+            self.seenChanged()
             try db.cachedStatement(sql: "DELETE FROM seen WHERE origin = ? AND created = ? AND sequence = ?").execute(arguments: [id.origin.rawValue, id.created, id.sequence])
         }
     }
@@ -1018,6 +1048,7 @@ public final class Store: Sendable {
     private func gaveUp(_ bundle: CourierBundle, reason: String, from: String?, now: Int64, counting counter: String) throws(StoreError) {
         try self.write { db in
             let id = bundle.id
+            self.seenChanged()
             try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
             try Self.event(db, .gaveUp, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority, neighbour: from, detail: reason)
             try Self.bump(db, counter)
