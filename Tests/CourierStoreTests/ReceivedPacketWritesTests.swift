@@ -96,4 +96,45 @@ struct ReceivedPacketWritesTests {
         #expect(try store.replayWindows().isEmpty)
         #expect(try store.peers().isEmpty)
     }
+
+    /// The digests of ids seen, served again from memory, are always what the table holds: after a bundle stored, a
+    /// group undone, a write undone alone, and another connection's commit.
+    @Test func seenDigestsFollowEveryChange() throws {
+        let path = S.tempDir() + "/courier.db"
+        let store = try S.store(path: path)
+        let a = try S.bundle(seq: 1), b = try S.bundle(seq: 2), c = try S.bundle(seq: 3)
+        #expect(try store.seenDigests().isEmpty)
+        _ = try store.insert(a, now: S.now, local: true, custody: true)
+        #expect(try store.seenDigests() == [a.id.digest])
+        #expect(try store.seenDigests() == [a.id.digest], "read again")
+        struct Stop: Error {}
+        // A group that stores b, reads it, and is undone.
+        #expect(throws: StoreError.self) {
+            try store.grouped {
+                _ = try store.insert(b, now: S.now, local: true, custody: true)
+                #expect(try Set(store.seenDigests()) == [a.id.digest, b.id.digest])
+                throw Stop()
+            }
+        }
+        #expect(try store.seenDigests() == [a.id.digest])
+        // A write undone alone inside a group.
+        try store.grouped { () throws -> Void in
+            #expect(throws: StoreError.self) {
+                try store.write { db in
+                    try db.execute(sql: "INSERT INTO seen (origin, created, sequence, expires, digest) VALUES (1, 2, 3, 99999999, 77)")
+                    throw Stop()
+                }
+            }
+            let inside = try store.seenDigests()
+            #expect(inside == [a.id.digest])
+        }
+        // Another connection's commit (a relay send beside a running relay).
+        let other = try DatabaseQueue(path: path)
+        try other.write { try $0.execute(sql: "INSERT INTO seen (origin, created, sequence, expires, digest) VALUES (1, 2, 3, 99999999, 88)") }
+        #expect(try Set(store.seenDigests()) == [a.id.digest, 88])
+        _ = try store.insert(c, now: S.now, local: true, custody: true)
+        #expect(try Set(store.seenDigests()) == [a.id.digest, c.id.digest, 88])
+        try store.markSeen(b)
+        #expect(try Set(store.seenDigests()) == [a.id.digest, b.id.digest, c.id.digest, 88])
+    }
 }
