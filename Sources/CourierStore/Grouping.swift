@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import Synchronization
 
 /// What a summary needs to know of a held bundle (the engine's name for `Store.Held`).
@@ -43,9 +44,10 @@ extension Store {
                     let result = try body()
                     let state = self.group.withLock { $0 }
                     if let e = state.aborted { throw e }
-                    if state.begun { try Self.commit(db) }
+                    if state.begun { try self.commit(db) }
                     return result
                 } catch {
+                    self.seenChanged()
                     // Nothing of the group is kept. (Ending a transaction SQLite still holds open; if even that
                     // fails, the connection's next use ends it, and this group's error is what is reported.)
                     if db.isInsideTransaction {
@@ -69,19 +71,30 @@ extension Store {
     }
 
     /// A write inside a group: a savepoint of the group's transaction (begun by the first), on the group's connection.
-    func groupedWrite<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+    /// `alone`: the write is one SQL statement, which SQLite makes atomic by itself (a statement that fails changes
+    /// nothing and leaves the transaction open, or SQLite ends the whole transaction), so it needs no savepoint of its
+    /// own: two statements fewer for each (a received packet's replay window, a neighbour heard).
+    func groupedWrite<T>(_ body: (Database) throws -> T, alone: Bool = false) throws(StoreError) -> T {
         do {
-            let state = self.group.withLock { $0 }
-            guard let db = state.database else { return try self.db.write(body) }
-            if let e = state.aborted { throw e }
-            if !state.begun {
-                try Self.control(db, "BEGIN IMMEDIATE TRANSACTION")
+            let (database, aborted, begun) = self.group.withLock { ($0.database, $0.aborted, $0.begun) }
+            guard let db = database else { return try self.db.write(body) }
+            if let e = aborted { throw e }
+            if !begun {
+                try self.control(db, .begin, "BEGIN IMMEDIATE TRANSACTION")
                 self.group.withLock { $0.begun = true }
             }
             var result: T? = nil
             do {
-                result = try Self.inSavepoint(db) { try body(db) }
+                if alone {
+                    result = try body(db)
+                    if !db.isInsideTransaction {
+                        throw DatabaseError(resultCode: .SQLITE_ABORT, message: "Transaction was aborted")
+                    }
+                } else {
+                    result = try self.inSavepoint(db) { try body(db) }
+                }
             } catch {
+                self.seenChanged()
                 if !db.isInsideTransaction {
                     let e = StoreError.from(error, path: self.path)
                     self.group.withLock { $0.aborted = e }
@@ -92,6 +105,38 @@ extension Store {
         } catch { throw StoreError.from(error, path: self.path) }
     }
 
+    /// A write of one SQL statement (see `groupedWrite`'s `alone`): inside a group, without a savepoint; outside,
+    /// its own transaction as any write.
+    func writeAlone<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+        if self.inGroup { return try self.groupedWrite(body, alone: true) }
+        return try self.write(body)
+    }
+
+    /// A transaction-control statement of the store's one connection, prepared once and held (not looked up by its
+    /// text at each use, as `cachedStatement` does: with a transaction per received packet, hashing the SQL of these
+    /// statements showed in a 1,000-relay drill's profile).
+    func control(_ db: Database, _ key: HeldStatement, _ sql: String) throws {
+        let s = try self.held(db, key, sql)
+        do { try s.execute() } catch { self.dropHeld(key); throw error }
+    }
+
+    /// A held statement that failed is prepared again at its next use: SQLite's reset cannot always restore a failed
+    /// statement (GRDB drops such a statement from its cache for the same reason).
+    func dropHeld(_ key: HeldStatement) {
+        self.statements.slots[key.rawValue] = nil
+    }
+
+    /// The statement at `key`, prepared on first use. Only inside an access to the store's database (which serialises
+    /// the store's use of its one connection).
+    func held(_ db: Database, _ key: HeldStatement, _ sql: String) throws -> Statement {
+        if let s = self.statements.slots[key.rawValue] { return s }
+        let s = try db.makeStatement(sql: sql)
+        // Its arguments are bound by `runHeld` (or set before each use): GRDB checks none of them again.
+        s.setUncheckedArguments(StatementArguments([DatabaseValue](repeating: .null, count: Int(sqlite3_bind_parameter_count(s.sqliteStatement)))))
+        self.statements.slots[key.rawValue] = s
+        return s
+    }
+
     /// A transaction-control statement, prepared once per connection. (GRDB's `beginTransaction`, `commit` and
     /// `inSavepoint` parse their SQL at every call: with a savepoint per write and a transaction per received packet,
     /// parsing those four statements was a fifth of a 1,000-relay drill's time.)
@@ -99,8 +144,7 @@ extension Store {
         try db.cachedStatement(sql: sql).execute()
     }
 
-    /// Commits the transaction under way; if the commit fails and SQLite left the transaction open, it is rolled
-    /// back (as GRDB's `inTransaction` does), and the commit's error thrown.
+    /// `commit(_:)` for a connection not yet the store's (its opening).
     static func commit(_ db: Database) throws {
         do { try Self.control(db, "COMMIT TRANSACTION") } catch {
             if db.isInsideTransaction {
@@ -110,10 +154,34 @@ extension Store {
         }
     }
 
+    /// Commits the transaction under way; if the commit fails and SQLite left the transaction open, it is rolled
+    /// back (as GRDB's `inTransaction` does), and the commit's error thrown.
+    func commit(_ db: Database) throws {
+        do { try self.control(db, .commit, "COMMIT TRANSACTION") } catch {
+            self.seenChanged()
+            if db.isInsideTransaction {
+                do { try db.rollback() } catch {}
+            }
+            throw error
+        }
+    }
+
+    /// Runs the held write statement at `key` with `bind` binding its arguments straight into SQLite (no
+    /// `StatementArguments`, no copy of a blob: `bind` is given the raw statement, and the blobs it binds must outlive
+    /// the call, as they do when it runs inside `withUnsafeBytes`). For the writes made for each packet received.
+    func runHeld(_ db: Database, _ key: HeldStatement, _ sql: String, _ bind: (OpaquePointer) -> Void) throws {
+        let s = try self.held(db, key, sql)
+        let raw = s.sqliteStatement
+        sqlite3_reset(raw)
+        bind(raw)
+        defer { sqlite3_clear_bindings(raw) }
+        do { try s.execute() } catch { self.dropHeld(key); throw error }
+    }
+
     /// GRDB's `inSavepoint` inside a transaction, with its statements prepared once: `body` under a savepoint, undone
     /// alone if it throws (or if SQLite ended the transaction meanwhile: then SQLITE_ABORT, as GRDB says it).
-    static func inSavepoint<T>(_ db: Database, _ body: () throws -> T) throws -> T {
-        try Self.control(db, "SAVEPOINT courier")
+    func inSavepoint<T>(_ db: Database, _ body: () throws -> T) throws -> T {
+        try self.control(db, .savepoint, "SAVEPOINT courier")
         var firstError: Error? = nil
         var result: T? = nil
         do {
@@ -121,16 +189,17 @@ extension Store {
             if !db.isInsideTransaction {
                 throw DatabaseError(resultCode: .SQLITE_ABORT, message: "Transaction was aborted")
             }
-            try Self.control(db, "RELEASE SAVEPOINT courier")
+            try self.control(db, .release, "RELEASE SAVEPOINT courier")
             return result!
         } catch {
             firstError = error
         }
         // Undone and released (rolling back alone leaves the savepoint on SQLite's stack); with the transaction
         // already ended by SQLite, these fail and the first error is what is thrown.
+        self.seenChanged()
         do {
-            try Self.control(db, "ROLLBACK TRANSACTION TO SAVEPOINT courier")
-            try Self.control(db, "RELEASE SAVEPOINT courier")
+            try self.control(db, .rollbackTo, "ROLLBACK TRANSACTION TO SAVEPOINT courier")
+            try self.control(db, .release, "RELEASE SAVEPOINT courier")
         } catch {}
         throw firstError!
     }
@@ -151,4 +220,37 @@ extension Store {
     func handOut(_ key: String, _ end: Int64) {
         self.handedOut.withLock { $0[key] = max($0[key] ?? 0, end) }
     }
+}
+
+/// Statements of the store's one connection held by the store (`Store.held`): the transaction controls and the
+/// hottest writes, prepared once. Unchecked: used only inside an access to the store's database, which serialises them.
+final class HeldStatements: @unchecked Sendable {
+    var slots = [Statement?](repeating: nil, count: HeldStatement.allCases.count)
+}
+
+/// Binds a blob to a raw statement for the length of a statement's run (`Store.runHeld`): SQLite does not copy it.
+func bindBlob(_ raw: OpaquePointer, _ index: Int32, _ bytes: UnsafeRawBufferPointer) {
+    // A zero-length blob is bound as such, not as NULL (its base address may be nil).
+    if bytes.isEmpty { sqlite3_bind_zeroblob(raw, index, 0) } else { sqlite3_bind_blob(raw, index, bytes.baseAddress, Int32(bytes.count), nil) }
+}
+
+/// Binds a text (or NULL) to a raw statement; SQLite copies it (SQLITE_TRANSIENT).
+func bindText(_ raw: OpaquePointer, _ index: Int32, _ text: String?) {
+    guard let text else { sqlite3_bind_null(raw, index); return }
+    sqlite3_bind_text(raw, index, text, -1, unsafeBitCast(-1, to: sqlite3_destructor_type.self))
+}
+
+/// Which held statement (`HeldStatements`).
+enum HeldStatement: Int, CaseIterable {
+    case begin, commit, savepoint, release, rollbackTo, replayWindow, peerHeard, dataVersion
+}
+
+/// The digests `Store.seenDigests` read last: good while `generation` (moved by every change to `seen` and every
+/// undo) and the database's data version (moved by other connections' commits) are those it was read at.
+struct SeenCache {
+    var generation: UInt64 = 0
+    var digests: [UInt32]? = nil
+    var filled: UInt64 = 0
+    var dataVersion: Int64 = 0
+    var limit = 0
 }

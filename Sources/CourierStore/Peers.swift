@@ -1,6 +1,7 @@
 import CourierWire
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// A node whose public keys this relay knows: heard in an announce, or added to the trust list by hand.
 public struct PeerRecord: Sendable, Equatable {
@@ -27,12 +28,27 @@ public struct PeerRecord: Sendable, Equatable {
 extension Store {
     /// Remembers keys heard in an announce (so a restart knows them before the next announce), with the name it gave.
     public func rememberPeer(_ keys: NodePublicKeys, name: String?, now: Int64) throws(StoreError) {
-        try self.write { db in
-            try db.cachedStatement(sql: """
-                INSERT INTO peer (node, signing, agreement, name, first_heard, last_heard) VALUES (?, ?, ?, ?, ?, ?)
-                ON CONFLICT(node) DO UPDATE SET name = coalesce(excluded.name, name),
-                  first_heard = coalesce(first_heard, excluded.first_heard), last_heard = excluded.last_heard
-                """).execute(arguments: [Data(keys.nodeID.bytes), Data(keys.signing), Data(keys.agreement), name, now, now])
+        // One statement (no savepoint of its own in a group), held prepared: written at each announce heard.
+        let node = keys.nodeID.bytes, signing = keys.signing, agreement = keys.agreement
+        try self.writeAlone { db in
+            try node.withUnsafeBytes { node in
+                try signing.withUnsafeBytes { signing in
+                    try agreement.withUnsafeBytes { agreement in
+                        try self.runHeld(db, .peerHeard, """
+                            INSERT INTO peer (node, signing, agreement, name, first_heard, last_heard) VALUES (?, ?, ?, ?, ?, ?)
+                            ON CONFLICT(node) DO UPDATE SET name = coalesce(excluded.name, name),
+                              first_heard = coalesce(first_heard, excluded.first_heard), last_heard = excluded.last_heard
+                            """) { raw in
+                            bindBlob(raw, 1, node)
+                            bindBlob(raw, 2, signing)
+                            bindBlob(raw, 3, agreement)
+                            bindText(raw, 4, name)
+                            sqlite3_bind_int64(raw, 5, now)
+                            sqlite3_bind_int64(raw, 6, now)
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -40,7 +56,7 @@ extension Store {
     /// `relay send` can encrypt to the node and a restart still reads it. Returns true when the keys were new here.
     @discardableResult
     public func rememberKeys(_ keys: NodePublicKeys, name: String?) throws(StoreError) -> Bool {
-        try self.write { db in
+        try self.writeAlone { db in
             try db.cachedStatement(sql: """
                 INSERT INTO peer (node, signing, agreement, name) VALUES (?, ?, ?, ?)
                 ON CONFLICT(node) DO UPDATE SET name = coalesce(excluded.name, name)

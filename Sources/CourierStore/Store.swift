@@ -50,6 +50,10 @@ public final class Store: Sendable {
     /// The highest value of each durable counter (sequence, packet counter, transfer number) handed out by this
     /// process: a reservation made inside a group that was rolled back is never handed out again (SPEC 3.3).
     let handedOut = Mutex([String: Int64]())
+    /// Statements of the one connection prepared once and held (`held`).
+    let statements = HeldStatements()
+    /// What `seenDigests` read last, while `seen` has not changed.
+    let seenCache = Mutex(SeenCache())
 
     /// Opens (creating if needed) the store at `path`, migrating its schema.
     public init(path: String, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "courier.store")) throws(StoreError) {
@@ -63,6 +67,7 @@ public final class Store: Sendable {
         config.foreignKeysEnabled = true
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            StatementCount.install(db)
         }
         if configuration.readOnly && !configuration.inMemory && !FileManager.default.fileExists(atPath: path) {
             throw .cannotOpen(path: path, detail: "no such file")
@@ -134,7 +139,7 @@ public final class Store: Sendable {
     func write<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
         if self.inGroup { return try self.groupedWrite(body) }
         do {
-            return try self.db.writeWithoutTransaction { db in try Self.transaction(db, "BEGIN IMMEDIATE TRANSACTION", body) }
+            return try self.db.writeWithoutTransaction { db in try self.immediate(db, body) }
         } catch { throw StoreError.from(error, path: self.path) }
     }
 
@@ -144,12 +149,30 @@ public final class Store: Sendable {
     func writeLocked<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
         if self.inGroup { return try self.groupedWrite(body) }
         do {
-            return try self.db.writeWithoutTransaction { db in try Self.immediate(db, body) }
+            return try self.db.writeWithoutTransaction { db in try self.immediate(db, body) }
         } catch { throw StoreError.from(error, path: self.path) }
     }
 
     static func immediate<T>(_ db: Database, _ body: (Database) throws -> T) throws -> T {
         try Self.transaction(db, "BEGIN IMMEDIATE TRANSACTION", body)
+    }
+
+    /// `Store.immediate` with the store's held statements (`control(_:_:_:)`).
+    func immediate<T>(_ db: Database, _ body: (Database) throws -> T) throws -> T {
+        try self.control(db, .begin, "BEGIN IMMEDIATE TRANSACTION")
+        let result: T
+        do {
+            result = try body(db)
+            if !db.isInsideTransaction { throw DatabaseError(resultCode: .SQLITE_ABORT, message: "Transaction was aborted") }
+        } catch {
+            self.seenChanged()
+            if db.isInsideTransaction {
+                do { try db.rollback() } catch {}
+            }
+            throw error
+        }
+        try self.commit(db)
+        return result
     }
 
     /// `body` in one transaction begun by `begin` (GRDB's `inTransaction`, its statements prepared once: see
@@ -303,16 +326,25 @@ public final class Store: Sendable {
     }
 
     /// Keeps a sender's windows, so packets accepted before a restart are replays after it.
+    /// One statement, held prepared: one is written for each packet received.
     public func saveReplayWindow(_ w: ReplayWindow, for sender: NodeID) throws(StoreError) {
-        try self.write { db in
-            try db.cachedStatement(sql: """
-                INSERT INTO replay_window (node, state) VALUES (?, ?) ON CONFLICT(node) DO UPDATE SET state = excluded.state
-                """).execute(arguments: [Data(sender.bytes), Data(w.stored)])
+        let node = sender.bytes, state = w.stored
+        try self.writeAlone { db in
+            try node.withUnsafeBytes { node in
+                try state.withUnsafeBytes { state in
+                    try self.runHeld(db, .replayWindow, """
+                        INSERT INTO replay_window (node, state) VALUES (?, ?) ON CONFLICT(node) DO UPDATE SET state = excluded.state
+                        """) { raw in
+                        bindBlob(raw, 1, node)
+                        bindBlob(raw, 2, state)
+                    }
+                }
+            }
         }
     }
 
     public func setQuiet(_ on: Bool) throws(StoreError) {
-        try self.write { db in try Self.setMeta(db, "quiet", on ? 1 : 0) }
+        try self.writeAlone { db in try Self.setMeta(db, "quiet", on ? 1 : 0) }
     }
 
     public func isQuiet() throws(StoreError) -> Bool {
@@ -454,6 +486,7 @@ public final class Store: Sendable {
                     """).execute(arguments: [id.origin.rawValue, id.created, id.sequence, id.digest, bundle.kind.code, p, dt, dv,
                                      Int64(bundle.expires), now, slot, data.count, custody, local, Data(data)])
                 let rowid = db.lastInsertedRowID
+                self.seenChanged()
                 try db.cachedStatement(sql: "INSERT OR REPLACE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
                 try Self.setMeta(db, "queued.bytes", queued + Int64(data.count))
                 try Self.event(db, .enqueued, at: now, bundle: id, kind: bundle.kind, priority: cls,
@@ -770,6 +803,7 @@ public final class Store: Sendable {
                 """).execute(arguments: [id.origin.rawValue, id.created, id.sequence, bundle.kind.code, dt, dv,
                                  bundle.respondBy, bundle.reference?.description, Data(content), now, bundle.isEncrypted, proven])
             guard db.changesCount > 0 else { return false }
+            self.seenChanged()
             try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
             try Self.event(db, .delivered, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority,
                            detail: "\(content.count) bytes\(proven ? ", origin proven" : ", origin NOT proven")")
@@ -820,11 +854,32 @@ public final class Store: Sendable {
     }
 
     /// Digests of the ids `seenIDs` returns, without recomputing them.
+    /// Served again from memory while the `seen` table cannot have changed (`SeenCache`): a summary answered for each
+    /// neighbour's summary read up to 4,096 rows each time.
     public func seenDigests(limit: Int = 4_096) throws(StoreError) -> [UInt32] {
         try self.read { db in
-            try Int64.fetchAll(db.cachedStatement(sql: "SELECT digest FROM seen ORDER BY expires DESC LIMIT ?"), arguments: [limit])
+            // Another connection's commit (a `relay send` beside a running relay) moves PRAGMA data_version.
+            let version: Int64
+            do { version = try Int64.fetchOne(self.held(db, .dataVersion, "PRAGMA data_version")) ?? 0 } catch { self.dropHeld(.dataVersion); throw error }
+            let generation = self.seenCache.withLock { $0.generation }
+            if let hit = self.seenCache.withLock({ c -> [UInt32]? in
+                guard let d = c.digests, c.filled == generation, c.dataVersion == version, c.limit == limit else { return nil }
+                return d
+            }) { return hit }
+            let digests = try Int64.fetchAll(db.cachedStatement(sql: "SELECT digest FROM seen ORDER BY expires DESC LIMIT ?"), arguments: [limit])
                 .map { UInt32(truncatingIfNeeded: $0) }
+            self.seenCache.withLock { c in
+                // Kept only if nothing changed `seen` meanwhile.
+                if c.generation == generation { (c.digests, c.filled, c.dataVersion, c.limit) = (digests, generation, version, limit) }
+            }
+            return digests
         }
+    }
+
+    /// Called before any statement that changes the `seen` table, and when a group or a write is undone: what
+    /// `seenDigests` keeps is read again.
+    func seenChanged() {
+        self.seenCache.withLock { $0.generation &+= 1; $0.digests = nil }
     }
 
     /// Ids of bundles delivered here whose lifetime has not passed (a node's summary lists them, so neighbours do
@@ -915,6 +970,7 @@ public final class Store: Sendable {
                 out.append(Expired(id: id, kind: kind, destination: destination, custody: false, isLocal: false, unread: true))
             }
             try db.cachedStatement(sql: "DELETE FROM waiting WHERE expires <= ?").execute(arguments: [nowMinutes])
+            self.seenChanged()
             try db.cachedStatement(sql: "DELETE FROM seen WHERE expires <= ?").execute(arguments: [nowMinutes])
             let seen = try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM seen")) ?? 0
             if seen > self.configuration.seenLimit {
@@ -935,8 +991,9 @@ public final class Store: Sendable {
 
     /// Marks a bundle seen without storing or delivering it (an identity bundle for this node: read, not kept).
     public func markSeen(_ bundle: CourierBundle) throws(StoreError) {
-        try self.write { db in
+        try self.writeAlone { db in
             let id = bundle.id
+            self.seenChanged()
             try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
         }
     }
@@ -962,6 +1019,7 @@ public final class Store: Sendable {
                 INSERT OR IGNORE INTO waiting (origin, created, sequence, kind, expires, since, reason, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """).execute(arguments: [id.origin.rawValue, id.created, id.sequence, bundle.kind.code, Int64(bundle.expires), now, reason, Data(bundle.encode())])
             guard db.changesCount > 0 else { return false }
+            self.seenChanged()
             try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
             try Self.event(db, .waiting, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority, neighbour: from, detail: reason)
             return true
@@ -990,6 +1048,7 @@ public final class Store: Sendable {
     public func releaseUnread(_ id: BundleID) throws(StoreError) {
         try self.write { db in
             try db.cachedStatement(sql: "DELETE FROM waiting WHERE origin = ? AND created = ? AND sequence = ?").execute(arguments: [id.origin.rawValue, id.created, id.sequence])
+            self.seenChanged()
             try db.cachedStatement(sql: "DELETE FROM seen WHERE origin = ? AND created = ? AND sequence = ?").execute(arguments: [id.origin.rawValue, id.created, id.sequence])
         }
     }
@@ -1016,6 +1075,7 @@ public final class Store: Sendable {
     private func gaveUp(_ bundle: CourierBundle, reason: String, from: String?, now: Int64, counting counter: String) throws(StoreError) {
         try self.write { db in
             let id = bundle.id
+            self.seenChanged()
             try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
             try Self.event(db, .gaveUp, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority, neighbour: from, detail: reason)
             try Self.bump(db, counter)
