@@ -221,7 +221,11 @@ import Glibc
     func expectReadable(_ dir: String, _ id: String, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
         let runs: [([String], Int32)] = [(["status"], 3), (["queue", "list", "--json"], 0), (["inbox"], 0), (["outbox"], 0)]
         for (args, code) in runs {
-            let (rc, out, err) = (try? R.run(args + ["--data-dir", dir])) ?? (-2, "", "")
+            let rc: Int32, out: String, err: String
+            do { (rc, out, err) = try R.run(args + ["--data-dir", dir]) } catch {
+                Issue.record("\(what): relay \(args.joined(separator: " ")) could not be run: \(error)", sourceLocation: sourceLocation)
+                continue
+            }
             #expect(rc == code && err.isEmpty, "\(what): relay \(args.joined(separator: " ")): exit \(rc): \(err)", sourceLocation: sourceLocation)
             let shows = args == ["status"] ? out.contains("not running") && out.contains("queue: ") : out.contains(args == ["inbox"] ? "The river is rising" : id)
             #expect(shows, "\(what): relay \(args.joined(separator: " ")) printed: \(out)", sourceLocation: sourceLocation)
