@@ -64,6 +64,10 @@ public final class Runtime: @unchecked Sendable {
         self.logger = logger
         self.statusPath = statusPath
         (self.inputs, self.continuation) = AsyncStream.makeStream(of: Input.self)
+        // The change feed is read on from where the engine's index of held bundles ends (`Node.feedPosition`), not
+        // from the feed's end when the runtime runs: a bundle `relay send` stored after the engine started is in the
+        // feed after it, and adopted at the first poll.
+        self.lastEvent = node.feedPosition
     }
 
     /// Ends `run()` after the input it is handling, from any thread; before `run()`, makes it return at once.
@@ -84,9 +88,6 @@ public final class Runtime: @unchecked Sendable {
     public func run() async {
         if self.stopped.withLock({ $0 }) { return }
         let started = Date().timeIntervalSince1970
-        // From where the engine's index of held bundles ends (a bundle `relay send` stored after the engine started
-        // and before this line is in the feed after it), not from the feed's end now.
-        self.lastEvent = self.node.feedPosition
         do { self.trustVersion = try self.store.trustVersion() } catch {
             self.storageFailed("read the trust list's version", link: nil, error: error, now: started)
         }
