@@ -614,7 +614,12 @@ extension DataDir {
         nf.check = nf.expectedCheck
         guard FileManager.default.createFile(atPath: self.identityFile, contents: try enc.encode(idf), attributes: [.posixPermissions: 0o600]),
               FileManager.default.createFile(atPath: self.networkFile, contents: try enc.encode(nf), attributes: [.posixPermissions: 0o600])
-        else { throw RelayError.cannotCreate("cannot write in \(self.path): check permissions and free space") }
+        else {
+            if StoreError.noRoomLeft(beside: self.identityFile) {
+                throw RelayError.cannotCreate("cannot write in \(self.path): the disk is full (\(DataDir.freeSpace(self.path))): free some space and run it again; nothing was made")
+            }
+            throw RelayError.cannotCreate("cannot write in \(self.path): check permissions and free space")
+        }
         let conf = """
             # Courier relay configuration. `relay run` reads it; options on its command line come first.
             # Links (one per line), each one of:

@@ -69,6 +69,11 @@ extension FieldTests {
         #expect(sendRC == 0, "\(sendErr)")
         let id = out.trimmingCharacters(in: .whitespacesAndNewlines)
         SafetyTests.system(["/bin/dd", "if=/dev/zero", "of=\(disk)/filler", "bs=64k"])
+        // A new relay cannot be made there: one line naming the disk, nothing left behind.
+        let (initRC, _, initErr) = try R.run(["init", "--data-dir", disk + "/ridge", "--name", "ridge"])
+        #expect(initRC == 73 && Self.oneLine(initErr, "relay: cannot write in \(disk)/ridge: the disk is full (")
+                && initErr.contains("free of 4 MB on tmpfs (\(disk))") && initErr.contains("nothing was made"), "exit \(initRC): \(initErr)")
+        #expect(!FileManager.default.fileExists(atPath: disk + "/ridge/identity.json"))
 
         // Stopped while it waits: exit 0, as a service manager expects.
         let log1 = R.tempDir() + "/run1.log"
