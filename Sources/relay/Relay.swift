@@ -226,6 +226,11 @@ extension Relay {
                 opts.rnodeRadio = try self.radio(cfg)
                 let (key, _) = try dir.network()
                 opts.mqttIdentity = (federation: key.fingerprint, node: try dir.identity().0.nodeID.short.description)
+                // A name edited into identity.json by hand is not refused (the relay runs), but the operator hears
+                // what others will see: a name cut to 32 bytes, or control characters shown escaped.
+                if let name = try dir.identity().1, let wrong = DataDir.nameProblem(name) {
+                    Logger(label: "relay").warning("\(dir.identityFile): the name \(wrong); others see it cut to 32 bytes or with its control characters escaped")
+                }
                 var logger = Logger(label: "relay")
                 let level = self.logLevel ?? cfg.logLevel ?? "info"
                 guard let l = Logger.Level(rawValue: level) else { throw RelayError.usage("unknown log level '\(level)': use debug, info, notice or warning") }

@@ -171,6 +171,17 @@ extension FieldTests {
             let status = try R.run(["status", "--data-dir", dir]).1
             #expect(status.split(separator: "\n").first?.contains("(\(name))") == true, "\(status)")
         }
+        // A name edited into identity.json by hand (README: "edit the name freely"): the relay runs, and says once
+        // what others will see.
+        let edited = root + "/ok2"
+        var identity = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: edited + "/identity.json"))) as? [String: Any])
+        identity["name"] = "ጤና ጣቢያ ሰሜን ወሎ ዞን"
+        try JSONSerialization.data(withJSONObject: identity).write(to: URL(fileURLWithPath: edited + "/identity.json"))
+        let log = R.tempDir() + "/run.log"
+        let relay = try R.start(["run", "--data-dir", edited, "--link", "tcp-listen:127.0.0.1:0"], log: log)
+        #expect(R.wait(60) { R.text(log).contains("relay running") }, "\(R.text(log))")
+        #expect(R.text(log).contains("\(edited)/identity.json: the name 'ጤና ጣቢያ ሰሜን ወሎ ዞን' is 40 bytes; a node's name is at most 32 bytes"), "\(R.text(log))")
+        R.stop(relay)
         // A peer's local name is shown the same way.
         let (rc, _, err) = try R.run(["peers", "add", "--data-dir", root + "/ok0", "--name", "ridge\nschool", "0c0ffee0"])
         #expect(rc == 64 && Self.oneLine(err, "relay: --name 'ridge\\nschool' contains a line break"), "exit \(rc): \(err)")
