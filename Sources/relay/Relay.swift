@@ -81,6 +81,11 @@ struct Relay: AsyncParsableCommand {
                 return "\(sub.isEmpty ? command : sub) needs \(parts[0]): \(said)" + (said.hasSuffix(")") ? "" : " (`\(command) --help` shows the rest)")
             }
         }
+        // `relay sned ...`: a mistyped command; say which there are.
+        let names = Self.configuration.subcommands.map { $0.configuration.commandName ?? "\($0)".lowercased() }
+        if sub.isEmpty, let first = CommandLine.arguments.dropFirst().first, !first.hasPrefix("-"), !names.contains(first) {
+            return "unknown command '\(first)': the commands are \(names.joined(separator: ", ")) (`relay --help` says what each does)"
+        }
         let said = lowerFirst(what.hasSuffix(".") ? String(what.dropLast()) : what)
         return "\(sub.isEmpty ? "" : sub + ": ")\(said) (`\(command) --help` shows what it takes)"
     }

@@ -141,6 +141,8 @@ extension FieldTests {
         let (optRC, _, optErr) = try R.run(["init", "--data-dir", dir + "-new", "--name"])
         #expect(optRC == 64 && optErr == "relay: init: missing value for '--name <name>' (`relay init --help` shows what it takes)\n", "exit \(optRC): \(optErr)")
         #expect(!FileManager.default.fileExists(atPath: dir + "-new"))
+        let (typoRC, _, typoErr) = try R.run(["sned", "--everyone", "hello"])
+        #expect(typoRC == 64 && Self.oneLine(typoErr, "relay: unknown command 'sned': the commands are init, invite, id, run, send, "), "exit \(typoRC): \(typoErr)")
         // --help still prints the whole usage, exit 0.
         let (helpRC, help, _) = try R.run(["quiet", "--help"])
         #expect(helpRC == 0 && help.contains("USAGE: relay quiet"), "\(help)")
