@@ -79,6 +79,11 @@ public enum SerialPort {
         return table[baud].map { speed_t($0) }
     }
 
+    /// A port path that names no device (a directory, a plain file): what to give instead.
+    static func notADevice(_ path: String, _ what: String) -> String {
+        "\(path) is \(what), not a serial port: give the device (e.g. /dev/ttyUSB0, or /dev/serial/by-id/...; `relay ports` lists them)"
+    }
+
     static func openTermios(_ path: String, settings: SerialSettings) throws(LinkError) -> FDChannel {
         let fd = Glibc.open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else {
@@ -86,8 +91,15 @@ public enum SerialPort {
             case ENOENT, ENXIO, ENODEV: throw .notFound(path)
             case EACCES, EPERM: throw .permissionDenied(path)
             case EBUSY: throw Self.busy(path)
+            case EISDIR: throw .io(Self.notADevice(path, "a directory"))
             default: throw .io("\(path): \(String(cString: strerror(errno)))")
             }
+        }
+        // A plain file opens (and then reads as a line that went away, again and again): it is a wrong path.
+        var st = stat()
+        if fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG {
+            Glibc.close(fd)
+            throw .io(Self.notADevice(path, "a plain file"))
         }
         // Exclusive before touching the line settings: a second relay must not change the first one's port.
         if let e = Self.lockFailure(fd, path: path) { throw e }

@@ -38,9 +38,9 @@ struct StorageFailure: Sendable {
 
 extension Runtime {
     /// Seconds between log lines while storage keeps failing (the first failure is logged at once).
-    static let storageLogInterval: Double = 60
+    public static let storageLogInterval: Double = 60
     /// Seconds between probe writes while storage fails.
-    static let storageProbeInterval: Double = 1
+    public static let storageProbeInterval: Double = 1
 
     /// The engine (or the runtime itself) could not read or write the store.
     func storageFailed(_ operation: String, link: String?, error: StoreError, now: Double) {

@@ -446,7 +446,7 @@ public final class Store: Sendable {
                         freed += r["size"] as Int64
                     }
                     if freed < need {
-                        if local { throw StoreError.quotaFull(needed: data.count, quota: quota) }
+                        if local { throw StoreError.quotaFull(needed: data.count, quota: quota, priority: cls.rawValue) }
                         try Self.event(db, .refused, at: now, bundle: id, kind: bundle.kind, priority: cls,
                                        neighbour: from, detail: "queue full (\(data.count) bytes)")
                         try Self.bump(db, "refused.total")

@@ -16,8 +16,10 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case busy(path: String)
     /// The folder does not exist or the file cannot be opened.
     case cannotOpen(path: String, detail: String)
-    /// The byte quota is full of bundles that a new local submission may not evict.
-    case quotaFull(needed: Int, quota: Int)
+    /// The byte quota is full of bundles that a new local submission (`needed` bytes, of class `priority`, 0 urgent
+    /// to 3 bulk) may not evict: more urgent ones, and ones of its own class in custody. Temporary: it fits once
+    /// queued bundles leave (delivered, expired, cancelled).
+    case quotaFull(needed: Int, quota: Int, priority: UInt8)
     /// The inbox bound (`inbox-mb`) is full of unread messages: a new message is refused, nothing removed.
     case inboxFull(limit: Int)
     /// Any other SQLite failure.
@@ -39,8 +41,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
             return "database \(p) is locked by another process: wait, or stop the other process"
         case .cannotOpen(let p, let d):
             return "cannot open database \(p) (\(d)): check that the data directory exists and is readable"
-        case .quotaFull(let needed, let quota):
-            return "queue full: \(needed) bytes needed, quota \(quota) bytes, and only bundles of higher priority remain; raise the quota or wait for the queue to drain (nothing was dropped)"
+        case .quotaFull(let needed, let quota, let priority):
+            return "queue full: a bundle of priority class \(priority) needs \(needed) bytes and the quota of \(quota) bytes holds only bundles it may not evict (of a more urgent class, or of its own class in custody); nothing was queued or dropped: wait until queued bundles leave, cancel some, or raise the quota"
         case .inboxFull(let limit):
             return "inbox full: \(limit) bytes of unread messages (inbox-mb); read them (`relay inbox --mark-read`) or raise inbox-mb in relay.conf"
         case .sqlite(let p, let code, let d):
@@ -52,7 +54,7 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// Whether the file system holding `path` has less room left than one page of SQLite's shared-memory file
     /// (32 KB) for this user (`statvfs`'s blocks available to unprivileged users; root may still use the reserve).
-    static func noRoomLeft(beside path: String) -> Bool {
+    public static func noRoomLeft(beside path: String) -> Bool {
         var st = statvfs()
         let dir = (path as NSString).deletingLastPathComponent
         guard statvfs(dir.isEmpty ? "." : dir, &st) == 0 else { return false }

@@ -30,6 +30,11 @@ func guarded(_ body: () async throws -> Void) async throws {
         FileHandle.standardError.write(Data("relay: \(e.message)\n".utf8))
         throw ExitCodeError(code: e.code)
     } catch let e as StoreError {
+        // A full queue is no database error: it is temporary (75), and the operator is told what holds it.
+        if case .quotaFull(let needed, let quota, let priority) = e {
+            FileHandle.standardError.write(Data("relay: \(quotaFullLine(needed: needed, quota: quota, priority: priority))\n".utf8))
+            throw ExitCodeError(code: 75)
+        }
         FileHandle.standardError.write(Data("relay: \(e.description)\n".utf8))
         // A damaged counter floor is a damaged file of the data directory, as identity.json would be.
         if case .counterFloor = e { throw ExitCodeError(code: 78) }
@@ -44,6 +49,17 @@ func guarded(_ body: () async throws -> Void) async throws {
 }
 
 struct ExitCodeError: Error { let code: Int32 }
+
+/// What a full queue means to the operator who sent (or pledged, or answered): for a new message the store evicts
+/// messages held only to pass on (floods from elsewhere) of its own priority or a lower one, and messages in this
+/// relay's custody (its own, and directed ones it carries) of a lower one; never a more urgent one.
+func quotaFullLine(needed: Int, quota: Int, priority: UInt8) -> String {
+    let name = ["urgent", "aid", "normal", "bulk"].indices.contains(Int(priority)) ? ["urgent", "aid", "normal", "bulk"][Int(priority)] : "class \(priority)"
+    let mb = quota % 1_048_576 == 0 ? "\(quota / 1_048_576) MB" : "\(quota) bytes"
+    let custody = "in this relay's custody: its own, and those it carries to a node until delivered"
+    let held = priority == 0 ? "urgent messages \(custody)" : "more urgent messages, and \(name) ones \(custody)"
+    return "queue full: this \(name)-priority message needs \(needed) bytes, and the queue's \(mb) (quota-mb in relay.conf) hold only messages it may not push out (\(held)); nothing was queued and nothing was dropped: try again once queued messages have left (`relay queue list` shows them; `relay queue cancel ID` takes out one of this relay's own), or raise quota-mb"
+}
 
 /// The relay's data directory: identity, network key, configuration, database, status.
 struct DataDir {
@@ -103,6 +119,10 @@ struct DataDir {
             throw RelayError.usage("no data directory: give --data-dir DIR or set RELAY_DATA_DIR")
         }
         let dir = DataDir(path: (p as NSString).standardizingPath)
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), !isDir.boolValue {
+            throw RelayError.usage("\(dir.path) is a file, not a directory: give --data-dir the directory that holds identity.json (or, for `relay init`, a new one); nothing was changed")
+        }
         try dir.checkUser()
         return dir
     }
@@ -488,20 +508,28 @@ extension DataDir {
     /// Takes the data directory for this process alone (`relay run`, each of `relay demo`'s relays): an exclusive
     /// flock on relay.lock, which then holds this pid. Held until the process exits (the descriptor is never
     /// closed); `relay send`, `inbox`, `queue` and `status` do not take it and work beside a running relay.
-    func lockForRun(statusFile: String) throws {
+    /// Returns false when the lock is held but the disk was too full to write the pid in it (`recordLock` later).
+    @discardableResult
+    func lockForRun(statusFile: String) throws -> Bool {
         try self.requireInitialised()
         let fd = open(self.lockFile, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
-            throw RelayError.cannotCreate("cannot create \(self.lockFile): \(String(cString: strerror(errno))); check the permissions of \(self.path)")
+            let e = errno
+            if e == ENOSPC {
+                throw RelayError.cannotCreate("cannot create \(self.lockFile): the disk is full (\(DataDir.freeSpace(self.path))): free some space; nothing queued was changed")
+            }
+            throw RelayError.cannotCreate("cannot create \(self.lockFile): \(String(cString: strerror(e))); check the permissions of \(self.path)")
         }
         switch ExclusiveLock.acquire(fd) {
         case .acquired:
             // The pid, then where the status file is (`relay status` finds it there, wherever the service put it).
             let pid = Array("\(getpid())\nstatus \(statusFile)\n".utf8)
             guard ftruncate(fd, 0) == 0, pwrite(fd, pid, pid.count, 0) == pid.count else {
-                let why = String(cString: strerror(errno))
+                let e = errno
+                // A full disk: the lock (flock) holds all the same; the relay waits for space and writes it then.
+                if e == ENOSPC { return false }
                 close(fd)
-                throw RelayError.cannotCreate("cannot write \(self.lockFile): \(why)")
+                throw RelayError.cannotCreate("cannot write \(self.lockFile): \(String(cString: strerror(e)))")
             }
         case .held(let holder):
             // /proc/locks names the holder; the pid it wrote in the file is the fallback.
@@ -516,6 +544,59 @@ extension DataDir {
             close(fd)
             throw RelayError.cannotCreate("cannot lock \(self.lockFile): \(why)")
         }
+        return true
+    }
+
+    /// Writes the pid and the status file's path in relay.lock, which this process holds (`lockForRun` could not, on
+    /// a full disk). Through a second descriptor: the lock belongs to the first.
+    func recordLock(statusFile: String) throws {
+        let fd = open(self.lockFile, O_WRONLY | O_CLOEXEC)
+        let pid = Array("\(getpid())\nstatus \(statusFile)\n".utf8)
+        defer { if fd >= 0 { close(fd) } }
+        guard fd >= 0, ftruncate(fd, 0) == 0, pwrite(fd, pid, pid.count, 0) == pid.count else {
+            throw RelayError.cannotCreate("cannot write \(self.lockFile): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// "12 KB free on /dev/sda1 (/var)": the free space (for this user) on the file system holding `path`, and
+    /// which one, from /proc/self/mounts when it says.
+    static func freeSpace(_ path: String) -> String {
+        var st = statvfs()
+        guard statvfs(path, &st) == 0 else { return "free space unknown: \(String(cString: strerror(errno)))" }
+        let free = UInt64(getuid() == 0 ? st.f_bfree : st.f_bavail) * UInt64(st.f_frsize)
+        let size = UInt64(st.f_blocks) * UInt64(st.f_frsize)
+        let amount = free >= 1_048_576 ? String(format: "%.1f MB", Double(free) / 1_048_576) : "\(free / 1_024) KB"
+        // The longest mount point that holds the path.
+        let real = (path as NSString).resolvingSymlinksInPath
+        let mounts = ((try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? "").split(separator: "\n").compactMap { line -> (String, String)? in
+            let f = line.split(separator: " ")
+            guard f.count >= 2 else { return nil }
+            return (String(f[0]), String(f[1]).replacingOccurrences(of: "\\040", with: " "))
+        }
+        let on = mounts.filter { real == $0.1 || real.hasPrefix($0.1 == "/" ? "/" : $0.1 + "/") }.max { $0.1.count < $1.1.count }
+        let total = size >= 1_048_576 ? String(format: "%.0f MB", Double(size) / 1_048_576) : "\(size / 1_024) KB"
+        return "\(amount) free of \(total)" + (on.map { " on \($0.0) (\($0.1))" } ?? "")
+    }
+
+    /// What is wrong with `name` as a node's name (`relay init --name`, `relay peers add --name`), after "--name ",
+    /// or nil when it is fine: the wire carries at most 32 bytes of UTF-8 (SPEC 5.6, 6.8: a longer name would
+    /// reach others cut), and a name is one line of `relay status`, `relay peers` and the log (no control characters,
+    /// no line breaks). Any script is fine: Arabic, Sorani, Amharic names take 2-3 bytes a letter.
+    static func nameProblem(_ name: String) -> String? {
+        let shown = Terminal.safe(name.count > 40 ? String(name.prefix(37)) + "..." : name)
+        if name.trimmingCharacters(in: .whitespaces).isEmpty {
+            return "is empty: give a name others will recognise (e.g. \"Sargalu clinic\"), or leave --name out"
+        }
+        if let c = name.unicodeScalars.first(where: Terminal.isControl) {
+            let code = String(c.value, radix: 16, uppercase: true)
+            let what = [0x0A, 0x0D, 0x2028, 0x2029].contains(c.value) ? "a line break" : c == "\t" ? "a tab" : "a control character"
+            return "'\(shown)' contains \(what) (U+\(String(repeating: "0", count: max(0, 4 - code.count)) + code)): a name is one line of printable text; give it without"
+        }
+        let bytes = name.utf8.count
+        if bytes > IdentityContent.maxName {
+            return "'\(shown)' is \(bytes) bytes; a node's name is at most \(IdentityContent.maxName) bytes of UTF-8 (32 Latin letters, about 16 Arabic or 10 Amharic ones), the most the wire carries: give a shorter one"
+        }
+        return nil
     }
 
     /// A new relay's identity, network key, commented relay.conf and database (`relay init`, `relay demo`).
@@ -533,7 +614,12 @@ extension DataDir {
         nf.check = nf.expectedCheck
         guard FileManager.default.createFile(atPath: self.identityFile, contents: try enc.encode(idf), attributes: [.posixPermissions: 0o600]),
               FileManager.default.createFile(atPath: self.networkFile, contents: try enc.encode(nf), attributes: [.posixPermissions: 0o600])
-        else { throw RelayError.cannotCreate("cannot write in \(self.path): check permissions and free space") }
+        else {
+            if StoreError.noRoomLeft(beside: self.identityFile) {
+                throw RelayError.cannotCreate("cannot write in \(self.path): the disk is full (\(DataDir.freeSpace(self.path))): free some space and run it again; nothing was made")
+            }
+            throw RelayError.cannotCreate("cannot write in \(self.path): check permissions and free space")
+        }
         let conf = """
             # Courier relay configuration. `relay run` reads it; options on its command line come first.
             # Links (one per line), each one of:

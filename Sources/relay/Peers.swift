@@ -75,6 +75,7 @@ extension Relay {
             func run() async throws {
                 try await guarded {
                     let dir = try d.dir()
+                    if let n = self.name, let wrong = DataDir.nameProblem(n) { throw RelayError.usage("--name \(wrong)") }
                     let store = try dir.store()
                     let keys = try resolve(self.node, in: store)
                     let (me, _) = try dir.identity()
@@ -96,10 +97,20 @@ extension Relay {
             func run() async throws {
                 try await guarded {
                     let store = try d.dir().store()
-                    let keys = try resolve(self.node, in: store)
-                    guard try store.peers().contains(where: { $0.nodeID == keys.nodeID && $0.trusted }) else {
-                        throw RelayError.usage("\(keys.nodeID.short) is not on the trust list (`relay peers` lists it)")
+                    let trusted = try store.peers().filter(\.trusted)
+                    // Not on the list: say so (and what is), whether or not this relay ever heard of the node; never
+                    // advise adding what the operator asked to remove.
+                    func notOnList(_ who: String) -> RelayError {
+                        let on = trusted.map { "\($0.nodeID.short)\($0.name.map { " (\(Terminal.safe($0)))" } ?? "")" }
+                        return .usage("\(who) is not on the trust list, so nothing was changed; \(on.isEmpty ? "the trust list is empty" : "on it: " + on.joined(separator: ", ") + " (`relay peers` shows them)")")
                     }
+                    let t = self.node.lowercased()
+                    if (t.count == 8 || t.count == 32) && t.allSatisfy(\.isHexDigit)
+                        && !trusted.contains(where: { t.count == 8 ? $0.nodeID.short.description == t : $0.nodeID.description == t }) {
+                        throw notOnList(t)
+                    }
+                    let keys = try resolve(self.node, in: store)
+                    guard trusted.contains(where: { $0.nodeID == keys.nodeID }) else { throw notOnList(keys.nodeID.short.description) }
                     try store.setTrusted(keys, name: nil, trusted: false, now: Int64(Date().timeIntervalSince1970))
                     say("removed \(keys.nodeID.short) from the trust list")
                 }

@@ -31,7 +31,7 @@ struct Relay: AsyncParsableCommand {
         discussion: """
             Exit codes: 0 ok; 1 `relay run` cut short by a second stop signal; 3 not running (`relay status`: no relay holds the data directory); 64 wrong arguments; 65 bad data; 66 no data directory (or no file to read); 69 device or port \
             unavailable; 73 cannot create; 74 database error; 75 temporary failure: another relay holds the data \
-            directory; 77 the data directory is another user's (run as that user); 78 damaged configuration.
+            directory, or the queue is full (try again later); 77 the data directory is another user's (run as that user); 78 damaged configuration.
             """,
         version: "0.1.0",
         subcommands: [Init.self, Invite.self, Id.self, Run.self, Send.self, Inbox.self, Outbox.self, Queue.self, Status.self,
@@ -44,8 +44,50 @@ struct Relay: AsyncParsableCommand {
         } catch let e as ExitCodeError {
             Foundation.exit(e.code)
         } catch {
+            // A mistake on the command line (a missing argument, an unknown option): one line, as every other
+            // refusal, not argument-parser's error, help and usage (`--help` still prints the whole usage).
+            let code = Self.exitCode(for: error)
+            if code == .validationFailure, let line = Self.oneLine(for: error) {
+                FileHandle.standardError.write(Data("relay: \(line)\n".utf8))
+                Foundation.exit(code.rawValue)
+            }
             exit(withError: error)
         }
+    }
+
+    /// argument-parser's message for a command-line mistake in one line: the command, what is wrong (for a missing
+    /// argument, what to give, from its help), and where the rest is (`relay CMD --help`). nil when its text is not
+    /// the expected `Error:` / `Help:` / `Usage:` lines (then its own message is printed).
+    static func oneLine(for error: any Error) -> String? {
+        let lines = Self.fullMessage(for: error).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard let usage = lines.first(where: { $0.hasPrefix("Usage: ") }) else { return nil }
+        let words = usage.dropFirst("Usage: ".count).split(separator: " ").prefix { !($0.hasPrefix("[") || $0.hasPrefix("<") || $0.hasPrefix("-")) }
+        let command = words.joined(separator: " ")
+        let sub = words.dropFirst().joined(separator: " ")
+        let what = Self.message(for: error).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: "; ")
+        guard !what.isEmpty else { return nil }
+        func lowerFirst<S: StringProtocol>(_ t: S) -> String {
+            guard let f = t.first, t.dropFirst().first.map({ $0.isLowercase || $0 == " " }) ?? true else { return String(t) }
+            return f.lowercased() + t.dropFirst()
+        }
+        // "Missing expected argument '<state>'" with "Help:  <state>  on or off": "quiet needs <state>: on or off".
+        if what.hasPrefix("Missing expected argument '"), let help = lines.first(where: { $0.hasPrefix("Help:") }) {
+            let parts = help.dropFirst("Help:".count).trimmingCharacters(in: .whitespaces)
+                .components(separatedBy: "  ").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            if parts.count >= 2 {
+                let text = parts.dropFirst().joined(separator: " ")
+                let said = lowerFirst(text.hasSuffix(".") ? String(text.dropLast()) : text)
+                // A help text that ends with its own example in parentheses needs no pointer to --help.
+                return "\(sub.isEmpty ? command : sub) needs \(parts[0]): \(said)" + (said.hasSuffix(")") ? "" : " (`\(command) --help` shows the rest)")
+            }
+        }
+        // `relay sned ...`: a mistyped command; say which there are.
+        let names = Self.configuration.subcommands.map { $0.configuration.commandName ?? "\($0)".lowercased() }
+        if sub.isEmpty, let first = CommandLine.arguments.dropFirst().first, !first.hasPrefix("-"), !names.contains(first) {
+            return "unknown command '\(first)': the commands are \(names.joined(separator: ", ")) (`relay --help` says what each does)"
+        }
+        let said = lowerFirst(what.hasSuffix(".") ? String(what.dropLast()) : what)
+        return "\(sub.isEmpty ? "" : sub + ": ")\(said) (`\(command) --help` shows what it takes)"
     }
 }
 
@@ -68,6 +110,7 @@ extension Relay {
 
         func run() async throws {
             try await guarded {
+                if let n = self.name, let wrong = DataDir.nameProblem(n) { throw RelayError.usage("--name \(wrong)") }
                 let dir = try d.dir()
                 if FileManager.default.fileExists(atPath: dir.identityFile) {
                     throw RelayError.cannotCreate("\(dir.path) already holds a relay identity; use another directory (nothing was changed)")
@@ -188,13 +231,19 @@ extension Relay {
                 opts.rnodeRadio = try self.radio(cfg)
                 let (key, _) = try dir.network()
                 opts.mqttIdentity = (federation: key.fingerprint, node: try dir.identity().0.nodeID.short.description)
+                // A name edited into identity.json by hand is not refused (the relay runs), but the operator hears
+                // what others will see: a name cut to 32 bytes, or control characters shown escaped.
+                if let name = try dir.identity().1, let wrong = DataDir.nameProblem(name) {
+                    Logger(label: "relay").warning("\(dir.identityFile): the name \(wrong); others see it cut to 32 bytes or with its control characters escaped")
+                }
                 var logger = Logger(label: "relay")
                 let level = self.logLevel ?? cfg.logLevel ?? "info"
                 guard let l = Logger.Level(rawValue: level) else { throw RelayError.usage("unknown log level '\(level)': use debug, info, notice or warning") }
                 logger.logLevel = l
                 // One relay per data directory (exit 75 naming the other's pid); held until this process exits.
                 let statusFile = DataDir.runStatusFile(dataDir: dir)
-                try dir.lockForRun(statusFile: statusFile)
+                // On a full disk the lock is held though its pid could not be written: written once there is space.
+                let lockRecorded = try dir.lockForRun(statusFile: statusFile)
                 var links: [any Link] = []
                 do { for c in configs { links.append(try LinkFactory.make(c, options: opts, logger: logger)) } } catch let e as LinkError {
                     throw RelayError.unavailable(e.description)
@@ -212,7 +261,13 @@ extension Relay {
                         }
                     }
                 }
-                let store = try dir.store()
+                // A relay box whose disk filled up while the relay was stopped: it waits for space (a service would
+                // otherwise restart it in a loop), then starts by itself. Nothing could be stored meanwhile anyway.
+                guard let store = try await Self.storeWaitingForSpace(dir, stops: stops, logger: logger) else {
+                    logger.notice("stopped while waiting for space on the disk; everything queued is kept for the next start")
+                    return
+                }
+                if !lockRecorded { try dir.recordLock(statusFile: statusFile) }
                 if let raised = store.floorRaised { logger.notice("\(raised)") }
                 // A key change whose moment passed while the relay was stopped: the files say so first (SPEC 3.7).
                 try dir.settleKeyRotation(now: Date().timeIntervalSince1970)
@@ -277,6 +332,43 @@ extension Relay {
                     logger.debug("status file not removed", metadata: ["error": "\(error)"])
                 }
                 logger.notice("stopped; everything queued is kept for the next start")
+            }
+        }
+
+        /// The store, once it can be opened for writing. On a full disk (SQLite cannot make its shared-memory file or
+        /// write its schema version; counters.json cannot be written): one error line naming the disk and its free
+        /// space, then a probe each `Runtime.storageProbeInterval` and a line each `Runtime.storageLogInterval`, until
+        /// space is freed. nil when the relay was asked to stop meanwhile. Any other failure throws as before.
+        static func storeWaitingForSpace(_ dir: DataDir, stops: StopRequests, logger: Logger) async throws -> Store? {
+            var since: Double? = nil
+            var lastLogged = 0.0
+            var probes = 0
+            while true {
+                do {
+                    let store = try dir.store()
+                    if let since {
+                        logger.notice("storage works again after \(Int(Date().timeIntervalSince1970 - since)) s of disk full at start (\(probes) probes); nothing queued was lost; starting")
+                    }
+                    return store
+                } catch let e as StoreError {
+                    guard case .diskFull = e else { throw e }
+                    let now = Date().timeIntervalSince1970
+                    if since == nil {
+                        since = now
+                        lastLogged = now
+                        logger.error("storage failed at start: \(e.description) (\(DataDir.freeSpace(dir.path))); waiting for space, nothing is sent or received until then; the relay starts by itself once space is freed")
+                    } else if now - lastLogged >= Runtime.storageLogInterval {
+                        lastLogged = now
+                        logger.error("storage still failing at start: disk full (\(DataDir.freeSpace(dir.path))), \(probes) probes in \(Int(now - since!)) s; waiting for space")
+                    }
+                }
+                let until = Date().addingTimeInterval(Runtime.storageProbeInterval)
+                while Date() < until {
+                    if stops.stopAsked { return nil }
+                    try await Task.sleep(nanoseconds: 100_000_000)
+                }
+                if stops.stopAsked { return nil }
+                probes += 1
             }
         }
     }
@@ -393,6 +485,11 @@ extension Relay {
             }
         }
 
+        /// Where the message goes, as typed (for a line that shows the whole command).
+        var destinationHint: String {
+            self.to.map { "--to \($0)" } ?? self.group.map { "--group \($0)" } ?? "--everyone"
+        }
+
         /// The message: TEXT, a file, or standard input (one trailing newline dropped from the last two).
         func messageText() throws -> [UInt8] {
             var content: [UInt8]
@@ -403,6 +500,10 @@ extension Relay {
                 }
                 content = [UInt8](data)
             } else if self.text == nil || self.text == "-" {
+                // `relay send --everyone` typed at a terminal, the text forgotten: say so rather than wait on the keyboard.
+                if self.text == nil && isatty(STDIN_FILENO) == 1 {
+                    throw RelayError.usage("give the message: relay send \(self.destinationHint) \"TEXT\" (or --file PATH, or - to read it from standard input)")
+                }
                 content = [UInt8](FileHandle.standardInput.readDataToEndOfFile())
             } else {
                 content = Array(self.text!.utf8)
@@ -412,7 +513,9 @@ extension Relay {
                 content.removeLast()
                 if content.last == 0x0D { content.removeLast() }
             }
-            guard !content.isEmpty else { throw RelayError.usage("the message is empty") }
+            guard !content.isEmpty, !String(decoding: content, as: UTF8.self).allSatisfy(\.isWhitespace) else {
+                throw RelayError.usage("the message is \(content.isEmpty ? "empty" : "only spaces"): give the text to send; nothing was queued")
+            }
             guard content.count <= CourierBundle.maxContentSize else {
                 throw RelayError.usage("the message is \(content.count) bytes; the limit is \(CourierBundle.maxContentSize): split it")
             }
@@ -593,7 +696,10 @@ extension Relay {
                         say("  hellos: \(a) answered with an announce, \(m) not answered at once (at most one per neighbour in 2 min, 3 then 1 a minute per link)")
                     }
                 } else if running {
-                    say("  (starting: no status yet)")
+                    // A relay that started on a full disk waits for space before it writes any status.
+                    say(StoreError.noRoomLeft(beside: dir.database)
+                        ? "  (starting: waiting for space on the disk, \(DataDir.freeSpace(dir.path)); it starts by itself once space is freed)"
+                        : "  (starting: no status yet)")
                 }
                 say("  queue: \(s.total.count) bundles (\(PriorityClass.allCases.map { "\($0) \(s.byClass[$0]?.count ?? 0)" }.joined(separator: ", ")))\(s.identities > 0 ? ", \(s.identities) of them nodes' keys" : "")")
                 if let o = s.oldest { say("  oldest: \(o.id), \(relative(Date().timeIntervalSince1970 - Double(o.received))) ago") }
@@ -626,7 +732,7 @@ extension Relay {
     struct Quiet: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Radio silence: on, the relay receives and stores but transmits nothing; off, it resumes.")
         @OptionGroup var d: DirOption
-        @Argument(help: "on or off") var state: String
+        @Argument(help: "on or off (relay quiet on | relay quiet off)") var state: String
         func run() async throws {
             try await guarded {
                 guard self.state == "on" || self.state == "off" else { throw RelayError.usage("say `relay quiet on` or `relay quiet off`") }

@@ -47,6 +47,9 @@ final class StopRequests: Sendable {
         }
     }
 
+    /// Whether SIGTERM or SIGINT came (a relay still starting, waiting for space on a full disk, checks it).
+    var stopAsked: Bool { self.state.withLock { $0.stopSignals > 0 } }
+
     /// The relay is about to run: from now on signals reach it. A stop asked for while it was starting applies now.
     func attach(_ runtime: Runtime, logger: Logger, configFile: String) {
         let stopAsked = self.state.withLock { s in

@@ -9,8 +9,8 @@ import Glibc
 /// A new operator's first day, as the field runs it (session 15): what an operator meets on a relay box, each
 /// tried with the real `relay` process, relays made with `init`/`invite`/`init --join`, stopped with SIGTERM.
 @Suite(.serialized, .timeLimit(.minutes(10))) struct FieldTests {
-    /// The relay box's disk filled up (logs, a full SD card) while the relay was stopped (systemd stopped it, or it
-    /// cannot start on a full disk: exit 73), and the operator looks: `relay status`, `queue list`, `inbox`, `outbox` show
+    /// The relay box's disk filled up (logs, a full SD card) while the relay was stopped (systemd stopped it; a
+    /// `relay run` started then waits for space: `relayRunOnAFullDiskWaitsForSpaceThenStartsByItself`), and the operator looks: `relay status`, `queue list`, `inbox`, `outbox` show
     /// what waits (README: they "still read a full disk"), and `relay send` says "disk full" (exit 74), not
     /// "SQLite error 10: disk I/O error" (on main all five said that: SQLite cannot size the shared-memory file of
     /// a database no process has open). The same when the card was remounted read-only (ext4 `errors=remount-ro`).

@@ -33,9 +33,14 @@ import Glibc
 
     @Test func humanOutputEscapesControlCharactersAndJSONKeepsThem() throws {
         // A member whose name clears the screen; a message that clears, recolours, rings, retitles and overwrites.
+        // (`relay init --name` refuses such a name since session 16; a hostile member edits identity.json, whose
+        // name no checksum covers, or runs a modified relay.)
         let evilName = "\u{1B}[2Jalpha\u{1B}[31m"
-        let dirs = try R.federation([evilName, "bravo"])
+        let dirs = try R.federation(["alpha", "bravo"])
         let (a, b) = (dirs[0], dirs[1])
+        var identity = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: a + "/identity.json"))) as? [String: Any])
+        identity["name"] = evilName
+        try JSONSerialization.data(withJSONObject: identity).write(to: URL(fileURLWithPath: a + "/identity.json"))
         let (idA, idB) = (try R.id(a), try R.id(b))
         let hostile = "Hello\u{1B}[2J\u{1B}[31mRED\u{07}\u{9B}0m done\rFAKE\nsecond line\u{1B}]0;owned\u{07}\u{7F}"
         let cable = try VirtualCable()
