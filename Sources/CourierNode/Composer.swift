@@ -199,12 +199,27 @@ extension Node {
         let smallMTU = self.fragmentMTU(l)
         var urgentAdded = false
         var floodAdded = false
+        // Whether this packet carries directed data in our turn around a returned neighbour (`turnWait`).
+        var turnPacket = false
+        // A packet with an ack to a returned neighbour, outside our turn, goes short: no bundle data.
+        let ackTargets = records.compactMap { r -> ShortID? in if case .ack(let a) = r { a.target } else { nil } }
+        let shortAck = !ackTargets.isEmpty && self.ackOutsideTurn(ackTargets, link: name, now: now)
         for var t in candidates {
             if slow && urgentAdded && t.priority > .urgent { break }
             if urgentOnly && t.priority > .urgent { break }
+            if shortAck { break }
             // A returned neighbour busy with a node we do not hear (`holdForHiddenSender`): its turn first.
             if let target = t.key.target, let until = self.neighbours[target]?.busyWithHiddenUntil, until > now {
                 t.due = max(t.due, until)
+                self.transfers[t.key] = t
+                continue
+            }
+            // To a returned neighbour others we do not hear also waited for (`startTurns`): only in our turn, one packet
+            // per turn (several transfers' records may share it). (Holding our data for anyone else to our turns too,
+            // as every packet of ours is heard at it, cut v06's recovery further but tripled v09's and the triangle's:
+            // docs/journal/session-16-recovery.md.)
+            if let target = t.key.target, !turnPacket, l.turnsFor.contains(target), let next = self.turnWait(target, link: name, now: now) {
+                t.due = max(t.due, next)
                 self.transfers[t.key] = t
                 continue
             }
@@ -219,7 +234,7 @@ extension Node {
                 // Nor while it is in its slow start after a return (`restartWindow`): its neighbours that waited for it
                 // send together, and what they lose then is lost to collisions at it, not to the line.
                 if let target = t.key.target, let sentAt = t.lastSent, (self.neighbours[target]?.lastHeard[name] ?? -.infinity) >= sentAt,
-                   self.restartWindow(target, now: now) == nil {
+                   self.restartWindow(target, now: now) == nil, self.turns(target, link: name, now: now) == nil {
                     for i in t.sent.subtracting(t.acked) { self.noteRecordOutcome(link: name, record: t.records[i], arrived: false) }
                 }
                 t.sent = t.acked
@@ -290,7 +305,8 @@ extension Node {
                     // Fill the packet (SPEC 5.12): the bundle's head here, its rest first in the next packet. Not on a
                     // line that loses packets (its fragment size cut down, `fragmentMTU`): a cut bundle arrives only if
                     // both its packets do, which squares the loss there.
-                    if !records.isEmpty, t.records.count == 1, smallMTU >= mtu,
+                    // Nor in turns around a returned neighbour (`turnWait`): the rest would be a second packet in our turn.
+                    if !records.isEmpty, t.records.count == 1, smallMTU >= mtu, l.turnsFor.isEmpty,
                        let c = self.cutToFill(r, target: t.key.target, over: { p in
                            size - Record.payloadSize(records, lastWithLength: true) + Record.payloadSize(records + [.piece(p)]) - min(mtu, smallMTU)
                        }) {
@@ -347,6 +363,12 @@ extension Node {
             } else {
                 if addedAny {
                     t.rtoAt = now + self.rto(t.key.target, link: l, fragments: t.records.count) * pow(2, Double(min(t.attempts, self.backoffCap(t.key.target, link: name, now: now))))
+                    // In turns: not acknowledged by our next turn, it goes again then (not after a backed-off time-out).
+                    if let target = t.key.target, let next = self.nextTurn(target, link: name, now: now) { t.rtoAt = min(t.rtoAt, next) }
+                    if !turnPacket, !(self.links[name]?.turnsFor.isEmpty ?? true) {
+                        turnPacket = true
+                        self.usedTurn(link: name, now: now)
+                    }
                 }
                 // The window: keep sending while fragments remain unsent and fewer than `window` are in flight;
                 // otherwise wait for an ack or the timeout.

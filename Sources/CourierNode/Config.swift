@@ -58,6 +58,11 @@ public struct NodeConfig: Sendable {
     /// triangle's east-1 return was slower on average over seeds 3-6 (35.5 s against 20.1 s). README, "Hidden
     /// terminals after a return". `relay drill simulate --slow-restart` turns it on for a drill.
     public var restartSlowly = false
+    /// Turns around a returned neighbour (SPEC 8.5 rule 5, turns, `Node.startTurns`): the relays that waited for it and do
+    /// not hear each other send it one packet each in turn, in the order of their short ids, a record not acknowledged
+    /// going again at the next turn. On by default: over valley-chain-12 seeds 12-17 v06's recovery went from 327 s to
+    /// 190 s on average (seed 12 alone 304.5 s to 319.6 s); regional-200 unchanged (docs/journal/session-16-recovery.md).
+    public var turnsAfterReturn = true
     /// Heal probes (SPEC 9 rule 8, `Node.healProbesDue`): a relay holding bundles for a neighbour it lost says hello
     /// every `healProbeInterval` (22 s at SF9 and 10%) while it holds them, and hellos are answered 0.2-5 s late where
     /// they run. Off by default: over the triangle's seeds 3-6 the partition's recovery went from 40.4, 64.3, 19.8,

@@ -46,6 +46,8 @@ extension Node {
         var lastSummary: Double = -1e9
         var summaryDue: Double? = nil
         var pendingSummary: [[UInt32]] = []
+        /// Returned neighbours we take turns for on this link (`Node.startTurns`).
+        var turnsFor: Set<NodeID> = []
         /// Acks to send: neighbour short id -> transfer -> entry, and when.
         var acks: [ShortID: [UInt32: AckEntry]] = [:]
         var ackDue: Double? = nil

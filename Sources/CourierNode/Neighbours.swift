@@ -36,6 +36,11 @@ extension Node {
         /// Bundles whose transfers to it were given up with it (`unresponsiveSince`): while one is still held here, the
         /// link probes for it (`healProbesDue`). Emptied when it is heard.
         var lostWith: Set<BundleID> = []
+        /// Whom it was heard talking with (its acks' targets, its data's next hops), by short id, with when
+        /// (`noteTalksWith`): after a silence, who may hold a backlog for it.
+        var talksWith: [ShortID: Double] = [:]
+        /// Back after silence: the turns we take with the relays around it we do not hear (`startTurns`).
+        var turns: Turns? = nil
     }
 
     struct PartialAnnounce {

@@ -386,6 +386,7 @@ public final class Node {
         guard self.admitCounter(packet.header.counter, from: from, link: link) else { return nil }
         let (previous, contact, returned) = self.heard(from, on: link, packet: packet, now: now)
         self.holdForHiddenSender(packet, from: from, link: link, now: now)
+        self.noteTalksWith(packet, from: from, link: link, now: now)
         self.floodRelayAsked = self.relayAsked(by: packet.records)
         defer { self.floodRelayAsked = true }
         // Copy budgets (5.14) of the transfers addressed to us in this packet, wherever the record stands in it.

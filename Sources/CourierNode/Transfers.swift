@@ -177,6 +177,7 @@ extension Node {
             t.due = min(t.due, at)
             self.transfers[t.key] = t
         }
+        self.startTurns(id, link: link, now: now)
         if self.config.restartSlowly && givenUp {
             self.neighbours[id]?.restartWindow = Tuning.restartWindow
             self.neighbours[id]?.restartEnds = now + Tuning.restartLasts

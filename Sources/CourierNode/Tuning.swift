@@ -153,6 +153,32 @@ extension Tuning {
     /// A returned neighbour heard busy with a node we do not hear holds our data for it for this many ack delays
     /// (a partial transfer's ack waits 4) and two full packets' airtime (`Node.hiddenTurn`).
     static let hiddenTurnAckDelays = 4.0
+    /// Turns around a returned neighbour (`Node.startTurns`, SPEC 8.5 rule 5, turns). A turn is two full packets' airtime
+    /// and this much for the returned neighbour's ack delay and the modems' turnarounds (at SF9 and a 255-byte MTU,
+    /// 2 x 1.3 s + 0.8 s, about 3.4 s): an ack waits 0.2-0.6 s (SPEC 8.5 rule 5), and a modem's turnaround adds
+    /// some. (1.2 s, with turns starting 2 s after the return and ending once our backlog crossed, was no better
+    /// over valley seeds 12-17 and worse on the triangle: docs/journal/session-16-recovery.md.)
+    static let turnAnswerAllowance: Double = 0.8
+    /// The first turn starts 2 s after the packet that showed the neighbour back: its own backlog and the contact's
+    /// announces go first (as `returnedNeighbourDelay`); a packet handed to a modem at once waited for the
+    /// neighbour's next and went out with the answer to it (`TurnsAfterReturnTests`: a's first bundle to m).
+    static let turnsStartAfter: Double = 2.0
+    /// A packet to the returned neighbour starts only in the first half of our turn: even a full packet then ends
+    /// before the turn does, and the returned neighbour's answer (which all takers hear) ends it.
+    static let turnOpenShare = 0.5
+    /// Turns are taken at most this long after the return (as the slow start, `restartLasts`): an hour's backlog on a
+    /// LoRa chain crosses in a minute or two, and new traffic is not held to turns for long.
+    static let turnsLast: Double = 300
+    /// An ack alone, as counted for the hold after the returned neighbour's data to a relay we do not hear: packet
+    /// overhead, ack record and framing (about 0.25 s at SF9).
+    static let turnAckBytes = 40
+    /// Turns only among at most 4 relays (us and 3 we do not hear): with more, each waits too long for its turn and
+    /// the returned neighbour is in a crowd where turns computed from what each overheard may not agree.
+    static let maxTurnTakers = 4
+    /// Whom a neighbour talks with is kept for its 8 most recent partners, each for a day (a relay off for hours
+    /// comes back to the same neighbours).
+    static let talkPartnersKept = 8
+    static let talkPartnersKeptFor: Double = 86_400
     /// Heal probes (`Node.healProbesDue`, SPEC 9 rule 8; `NodeConfig.healProbes`, off by default) take at most this
     /// share of a link's duty-cycle allowance while a relay holds bundles for a neighbour it lost: an announce with the
     /// hello bit every airtime / (share x duty cycle), at SF9 and 10% every 22 s (0.54 s each), so a healed partition

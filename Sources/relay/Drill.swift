@@ -43,15 +43,18 @@ extension Relay {
             var healProbes = false
             @Flag(help: "Relays send neighbour lists and flood with two-hop knowledge, naming the relays that pass each flood on (the engine's neighbourLists setting, SPEC 5.13 and 8.5 rule 5; as courier-bench mesh --neighbour-lists).")
             var neighbourLists = false
+            @Flag(help: "Relays around a neighbour back after silence send it their backlog without taking turns with those they cannot hear (the engine's turnsAfterReturn setting, on by default: SPEC 8.5 rule 5, docs/journal/session-16-recovery.md); for comparison.")
+            var noTurns = false
 
             /// The engines' configuration for this run.
             var configure: (@Sendable (inout NodeConfig) -> Void)? {
-                guard self.slowRestart || self.neighbourLists || self.healProbes else { return nil }
-                let (slow, lists, probes) = (self.slowRestart, self.neighbourLists, self.healProbes)
+                guard self.slowRestart || self.neighbourLists || self.healProbes || self.noTurns else { return nil }
+                let (slow, lists, probes, noTurns) = (self.slowRestart, self.neighbourLists, self.healProbes, self.noTurns)
                 return { c in
                     if slow { c.restartSlowly = true }
                     if lists { c.neighbourLists = true }
                     if probes { c.healProbes = true }
+                    if noTurns { c.turnsAfterReturn = false }
                 }
             }
 

@@ -1,3 +1,4 @@
+import CourierMedium
 import CourierSim
 import CourierStore
 import Foundation
@@ -137,7 +138,9 @@ import Testing
 
     /// The trace's transmissions (`relay drill simulate --trace`) from m's return for 5 minutes, and the receptions.
     static func run(slowly: Bool = true) throws -> (sends: [Line], receptions: [Line], result: DrillResult, sim: DrillSimulator) {
-        let sim = try DrillSimulator(scenario: try Scenario.decode(Data(Self.json.utf8)), configure: { $0.restartSlowly = slowly })
+        // The slow start alone: without turns (`TurnsAfterReturnTests`), which also keep each side to one packet at a
+        // time and would hide what the setting off shows.
+        let sim = try DrillSimulator(scenario: try Scenario.decode(Data(Self.json.utf8)), configure: { $0.restartSlowly = slowly; $0.turnsAfterReturn = false })
         var lines: [String] = []
         sim.trace = (Self.back...(Self.back + 300), { lines.append($0) })
         try sim.run()
@@ -193,5 +196,73 @@ import Testing
         // Everything queued meanwhile arrives.
         let down = try #require(result.disruptions.first)
         #expect(down.queued == 8 && down.deliveredAfter == 8, "\(down)")
+    }
+}
+
+/// Turns around a returned relay (SPEC 8.5 rule 5, turns, `NodeConfig.turnsAfterReturn`): a and b, which do not hear each
+/// other, each hold a backlog for m (and beyond it) when m comes back after 30 minutes off. Before turns both sent
+/// theirs to m at the same moments and nearly every packet collided there, each retry backing off (valley-chain-12:
+/// v06's backlog 265-305 s). With turns each sends m one packet per turn of `Node.turnLength` (two full packets'
+/// airtime and the answer's allowance), a in one, b in the other, by the order of their short ids.
+@Suite(.serialized, .timeLimit(.minutes(15))) struct TurnsAfterReturnTests {
+    /// One turn at SF9/125 kHz (the scenario's radio): two 255-byte packets and `Tuning.turnAnswerAllowance`.
+    static var turn: Double {
+        let p = LoRaParameters(spreadingFactor: 9, bandwidthHz: 125_000, codingRate: 5)
+        return 2 * Airtime.lora(p, framing: 0).seconds(bytes: 255) + 0.8
+    }
+
+    static func run(turns: Bool) throws -> (sends: [HiddenTerminalRecoveryTests.Line], receptions: [HiddenTerminalRecoveryTests.Line], result: DrillResult) {
+        let sim = try DrillSimulator(scenario: try Scenario.decode(Data(HiddenTerminalRecoveryTests.json.utf8)), configure: { $0.turnsAfterReturn = turns })
+        var lines: [String] = []
+        sim.trace = (HiddenTerminalRecoveryTests.back...(HiddenTerminalRecoveryTests.back + 600), { lines.append($0) })
+        try sim.run()
+        var sends: [HiddenTerminalRecoveryTests.Line] = []
+        var receptions: [HiddenTerminalRecoveryTests.Line] = []
+        for l in lines {
+            let head = l.trimmingCharacters(in: .whitespaces).split(separator: " ")[0]
+            if l.hasPrefix(" ") {
+                let t = Double(head)!
+                receptions.append(.init(start: t, end: t, text: l))
+            } else {
+                let se = head.split(separator: "-").map { Double($0)! }
+                sends.append(.init(start: se[0], end: se[1], text: l))
+            }
+        }
+        return (sends, receptions, sim.result())
+    }
+
+    /// The 8 copies queued while m was off all arrive, the last within 2 turns per copy of m's return (a cycle of both
+    /// sides' turns for each: about 54 s at SF9), and no packet of data from a or b to m is lost at m to one from the
+    /// other side in that time. Without turns (the engine before them) they collide there and the backlog takes
+    /// longer than that bound.
+    @Test(arguments: [true, false])
+    func theSidesTakeTurnsAndTheBacklogCrossesWithinTwoTurnsPerCopy(turns: Bool) throws {
+        let (sends, receptions, result) = try Self.run(turns: turns)
+        let trace = (sends.map(\.text) + receptions.map(\.text)).joined(separator: "\n")
+        let down = try #require(result.disruptions.first)
+        #expect(down.queued == 8 && down.deliveredAfter == 8, "\(down)")
+        let bound = Double(down.queued) * 2 * Self.turn
+        let recovery = down.recovery ?? .infinity
+        // Data from one side to m lost at m to a packet of the other side, within the bound after m's return.
+        let numbers = Dictionary(sends.compactMap { s -> (Int, String)? in
+            let words = s.text.split(separator: " ")
+            guard words.count > 3, let n = Int(words[3].dropLast()) else { return nil }
+            return (n, String(words[1]))
+        }, uniquingKeysWith: { a, _ in a })
+        var crossed = 0
+        for side in ["a", "b"] {
+            let other = side == "a" ? "b" : "a"
+            for s in sends where s.text.contains(" \(side) sends") && s.text.contains(" to m (transfer") && s.start < HiddenTerminalRecoveryTests.back + bound {
+                guard let r = receptions.first(where: { abs($0.start - s.end) < 0.001 && $0.text.contains(" m from \(side): lost: collided with") }) else { continue }
+                let with = r.text.split(separator: "with ").last.map { $0.split(separator: ", ").compactMap { Int($0) } } ?? []
+                if with.contains(where: { numbers[$0] == other }) { crossed += 1 }
+            }
+        }
+        if turns {
+            #expect(recovery <= bound, "the backlog took \(recovery) s, more than \(bound) s (2 turns of \(Self.turn) s per copy)\n\(trace)")
+            #expect(crossed == 0, "\(crossed) packets of data to m lost there to the other side's\n\(trace)")
+        } else {
+            #expect(recovery > bound || crossed > 0, "without turns: \(recovery) s, \(crossed) packets lost to the other side's")
+        }
     }
 }

@@ -1,0 +1,159 @@
+import CourierMedium
+import CourierWire
+import Foundation
+
+/// Turns around a returned neighbour (SPEC 8.5 rule 5, turns): the relays that waited for a neighbour and cannot hear each
+/// other (hidden terminals) send it their backlog in turns of one exchange each, in an order all of them compute alike.
+///
+/// Why: in the valley drill v05 and v07 (which do not hear each other) both heard v06 come back in the same packet,
+/// both sent it their hour's backlog within the same 2 s, and nearly every packet of both collided at v06; each
+/// retry backed off (18, 29, 57 s...) and v06's backlog took 265-305 s to cross instead of tens of seconds.
+/// Listen-before-talk cannot keep them apart, and a random delay only spreads their first packets. But each knows
+/// whom the returned neighbour talked with before it went silent (the acks and next hops of the packets it overheard
+/// from it) and whom of those it does not hear itself: those and itself, in the order of their short ids, take turns
+/// of one packet and its answer each, counted from 2 s after the end of the packet that showed the neighbour back
+/// (heard by all of them at the same moment). Data for it goes only in our turn; a packet of data for anyone else
+/// sent in our turn uses it too (the neighbour hears it). A record sent in its turn and not acknowledged goes again in its next turn, not
+/// after a time-out grown by backoff, and is not counted as lost on the line (it was a collision, if anything).
+extension Node {
+    struct Turns {
+        /// The link, and the moment the returned neighbour's first packet ended (turn 0 starts then).
+        var link: String
+        var origin: Double
+        /// One turn: a full packet to the neighbour and its answer (`turnLength`).
+        var length: Double
+        /// Our place among the takers, and how many take turns.
+        var rank: Int
+        var takers: Int
+        /// Turns end then (`Tuning.turnsLast` after the return).
+        var ends: Double
+        /// The cycle whose turn we used for a packet (one packet to the neighbour per turn).
+        var usedCycle: Int = -1
+        /// Heard sending data to a relay we do not hear: its ack follows, and our packet waits for it.
+        var holdUntil: Double = -.infinity
+    }
+
+    /// The length of one turn on a link: two full packets' airtime (our packet, and the answer that may carry the
+    /// returned neighbour's own data with its ack) and `Tuning.turnAnswerAllowance` for the ack delay. Only link
+    /// properties and constants: every relay on the channel computes the same.
+    static func turnLength(_ info: LinkInfo) -> Double {
+        2 * info.properties.airtime(bytes: info.properties.mtu) + Tuning.turnAnswerAllowance
+    }
+
+    /// Remembers whom a neighbour talks with (its acks' targets and its bundles' and fragments' next hops): after a
+    /// silence these are the relays that may hold a backlog for it and that we may not hear.
+    func noteTalksWith(_ packet: Packet, from: NodeID, link: String, now: Double) {
+        guard var n = self.neighbours[from] else { return }
+        let inTurns = self.turns(from, link: link, now: now) != nil
+        // An answer due to it from a relay we do not hear waits for this packet too (that relay hears it): the hold
+        // runs on from its end.
+        var answerDue = inTurns && (n.turns?.holdUntil ?? -.infinity) > now
+        for r in packet.records {
+            let to: ShortID?
+            switch r {
+            case .ack(let a): to = a.target
+            case .bundle(let b): to = b.nextHop
+            case .fragment(let f): to = f.nextHop
+            default: to = nil
+            }
+            guard let t = to, t != from.short else { continue }
+            n.talksWith[t] = now
+            // In turns: its data for a relay we do not hear is answered by an ack we would collide with at it.
+            if inTurns, t != self.me.short, !self.isAck(r), !self.hearsDirectly(t, on: link, now: now) { answerDue = true }
+        }
+        if answerDue, let info = self.links[link]?.info {
+            n.turns?.holdUntil = now + Tuning.turnAnswerAllowance + info.properties.airtime(bytes: Tuning.turnAckBytes)
+        }
+        if n.talksWith.count > Tuning.talkPartnersKept {
+            // The most recent ones.
+            let kept = n.talksWith.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(Tuning.talkPartnersKept)
+            n.talksWith = Dictionary(uniqueKeysWithValues: kept.map { ($0.key, $0.value) })
+        }
+        self.neighbours[from] = n
+    }
+
+    /// A neighbour back after silence (`neighbourReturned`): turns start if it talked with relays we do not hear
+    /// (at most `Tuning.maxTurnTakers` with us), on a half-duplex link, unless we were the one away (our link up for
+    /// less than the silence that makes a return: the relays around us take no turns for us then).
+    func startTurns(_ id: NodeID, link: String, now: Double) {
+        guard self.config.turnsAfterReturn, let l = self.links[link], l.info.properties.duplex == .half,
+              let n = self.neighbours[id] else { return }
+        // We were the one away (our link came up since): the relays around the neighbour did not wait for it.
+        guard now - l.upSince >= self.silenceBeforeReturn(link: l) else {
+            self.neighbours[id]?.turns = nil
+            return
+        }
+        var others = Set(n.talksWith.filter { now - $0.value < Tuning.talkPartnersKeptFor }.keys)
+        if let hears = n.hears { others.formUnion(hears) }
+        let hidden = others.filter { $0 != self.me.short && $0 != id.short && !self.hearsDirectly($0, on: link, now: now) }
+        let takers = (hidden + [self.me.short]).sorted()
+        guard takers.count >= 2, takers.count <= Tuning.maxTurnTakers, let rank = takers.firstIndex(of: self.me.short) else {
+            self.neighbours[id]?.turns = nil
+            return
+        }
+        self.neighbours[id]?.turns = Turns(link: link, origin: now + Tuning.turnsStartAfter, length: Self.turnLength(l.info), rank: rank,
+                                           takers: takers.count, ends: now + Tuning.turnsLast)
+        self.links[link]?.turnsFor.insert(id)
+    }
+
+    /// Turns towards a neighbour on a link while they last (nil after, or if none).
+    func turns(_ id: NodeID, link: String, now: Double) -> Turns? {
+        guard let t = self.neighbours[id]?.turns, t.link == link else { return nil }
+        guard now < t.ends else {
+            self.neighbours[id]?.turns = nil
+            self.links[link]?.turnsFor.remove(id)
+            return nil
+        }
+        return t
+    }
+
+    /// Whether we may start a packet to a neighbour now (nil), or when our next turn opens. A packet starts only in the
+    /// first `Tuning.turnOpenShare` of our turn (a modem's listen-before-talk may still hold it a little), and one per
+    /// turn.
+    func turnWait(_ id: NodeID, link: String, now: Double) -> Double? {
+        guard let t = self.turns(id, link: link, now: now) else { return nil }
+        let cycle = t.length * Double(t.takers)
+        let since = max(0, now - t.origin)
+        let index = Int((since / cycle).rounded(.down))
+        let mine = Double(t.rank) * t.length
+        let start = t.origin + Double(index) * cycle + mine
+        let closes = start + t.length * Tuning.turnOpenShare
+        if now >= start && t.usedCycle != index {
+            let earliest = max(now, t.holdUntil)
+            if earliest < closes { return earliest > now ? earliest : nil }
+        }
+        return start > now ? start : start + cycle
+    }
+
+    /// A packet of directed data went in our turn: the turn is used for each returned neighbour on the link.
+    func usedTurn(link: String, now: Double) {
+        for id in self.links[link]?.turnsFor ?? [] { self.usedTurn(id, link: link, now: now) }
+    }
+
+    /// The start of our turn after the current one (a record sent now and not acknowledged by then goes again then).
+    func nextTurn(_ id: NodeID, link: String, now: Double) -> Double? {
+        guard let t = self.turns(id, link: link, now: now) else { return nil }
+        let cycle = t.length * Double(t.takers)
+        let since = max(0, now - t.origin)
+        let index = Int((since / cycle).rounded(.down))
+        let mine = t.origin + Double(index) * cycle + Double(t.rank) * t.length
+        return mine > now ? mine : mine + cycle
+    }
+
+    func isAck(_ r: Record) -> Bool { if case .ack = r { true } else { false } }
+
+    /// Whether a packet carrying acks to these short ids should carry no bundle data: an ack to a returned neighbour
+    /// we take turns for, outside our turn, goes short (it falls in another's turn, whose packet it would overlap).
+    func ackOutsideTurn(_ targets: [ShortID], link: String, now: Double) -> Bool {
+        targets.contains { short in
+            (self.directory[short] ?? []).contains { id in self.turns(id, link: link, now: now) != nil && self.turnWait(id, link: link, now: now) != nil }
+        }
+    }
+
+    /// A packet to the neighbour went in this turn.
+    func usedTurn(_ id: NodeID, link: String, now: Double) {
+        guard let t = self.turns(id, link: link, now: now) else { return }
+        let cycle = t.length * Double(t.takers)
+        self.neighbours[id]?.turns?.usedCycle = Int((max(0, now - t.origin) / cycle).rounded(.down))
+    }
+}
