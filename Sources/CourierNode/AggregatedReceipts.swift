@@ -142,9 +142,9 @@ extension Node {
     /// part and asks for it). Without it a relay whose one neighbour's rebroadcast was lost heard the parts and never
     /// asked: periodic announces carry the summary only while it fits, so nothing else told either side
     /// (`courier-bench mesh --seeds 1 --neighbour-lists`: the day's alert at 64,860 s never reached n34, a relay whose
-    /// only neighbour passed it on once, in the 7 hours left of the run). Only its own parts: parts it carries on for
-    /// relays farther out come, on a crowded channel, while the alert's wave is still on its way here, and asking then
-    /// slowed the wave (regional-200's first alert: 99% after 156.0 s instead of 109.0 s).
+    /// only neighbour passed it on once, in the 7 hours left of the run). Only its own parts, as only its own receipt
+    /// (or receipts from two nodes) counts there: a part it carries on says that a relay farther out holds the alert,
+    /// not that the neighbour does.
     func pullFloodsShownByParts(_ r: ReceiptPartsRecord, from: NodeID, link: String, now: Double) {
         guard r.origin != self.me.short else { return }
         var asked = Set<BundleID>()
