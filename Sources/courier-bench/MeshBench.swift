@@ -23,7 +23,7 @@ struct MeshBench: ParsableCommand {
     @Flag(help: "Skip the 50-node day.") var noDay = false
     @Option(help: "Flood suppression threshold k (copies heard that cancel a rebroadcast; default: the engine's).") var suppression: Int?
     @Option(help: "Flood rebroadcast window in packet airtimes (default: the engine's).") var floodWindow: Double?
-    @Flag(inversion: .prefixedNo, help: "Relays send neighbour lists and flood with two-hop knowledge (SPEC 5.13, 8.5 rule 5; on by default where the duty cycle leaves room, as here: no duty cycle).") var neighbourLists = true
+    @Flag(help: "Relays send neighbour lists and flood with two-hop knowledge (SPEC 5.13, 8.5 rule 5; off by default).") var neighbourLists = false
     @Flag(help: "With --neighbour-lists: no relays named with floods (every relay that stores a flood may pass it on).") var noRelays = false
 
     func run() throws {

@@ -41,16 +41,16 @@ extension Relay {
             var slowRestart = false
             @Flag(help: "Relays holding bundles for a neighbour they lost say hello every few seconds to find a healed partition (the engine's healProbes setting, off by default: README, \"Heal probes\").")
             var healProbes = false
-            @Flag(inversion: .prefixedNo, help: "Relays send neighbour lists and flood with two-hop knowledge, naming the relays that pass each flood on (the engine's neighbourLists setting, SPEC 5.13 and 8.5 rule 5: on by default, and only on links whose duty cycle does not stretch announces, so not at 1% on SF9).")
-            var neighbourLists = true
+            @Flag(help: "Relays send neighbour lists and flood with two-hop knowledge, naming the relays that pass each flood on (the engine's neighbourLists setting, SPEC 5.13 and 8.5 rule 5; as courier-bench mesh --neighbour-lists).")
+            var neighbourLists = false
 
             /// The engines' configuration for this run.
             var configure: (@Sendable (inout NodeConfig) -> Void)? {
-                guard self.slowRestart || !self.neighbourLists || self.healProbes else { return nil }
+                guard self.slowRestart || self.neighbourLists || self.healProbes else { return nil }
                 let (slow, lists, probes) = (self.slowRestart, self.neighbourLists, self.healProbes)
                 return { c in
                     if slow { c.restartSlowly = true }
-                    if !lists { c.neighbourLists = false }
+                    if lists { c.neighbourLists = true }
                     if probes { c.healProbes = true }
                 }
             }
