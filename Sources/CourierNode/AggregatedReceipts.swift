@@ -102,13 +102,14 @@ extension Node {
     }
 
     /// A receipt-parts record heard from a neighbour.
-    func handleReceiptParts(_ r: ReceiptPartsRecord, from: NodeID, now: Double) {
+    func handleReceiptParts(_ r: ReceiptPartsRecord, from: NodeID, link: String, now: Double) {
         let parts = r.parts
         // The sender and the holders that are our neighbours have these bundles: they need no copy from us.
         for p in parts {
             self.noteHolder(p.id, from, now: now)
             for n in self.directory[p.holder] ?? [] where self.neighbours[n] != nil { self.noteHolder(p.id, n, now: now) }
         }
+        self.pullFloodsShownByParts(r, from: from, link: link, now: now)
         if r.origin == self.me.short {
             self.takeReceiptParts(r, from: from, now: now)
             return
@@ -132,6 +133,26 @@ extension Node {
             let gather = self.config.minFloodDelay + self.receiptPartStep * self.rng.uniform(0.3, 0.6)
             self.carry(parts.map { (PartKey(id: $0.id, holder: $0.holder), $0.tag) }, origin: r.origin,
                        due: max(now + gather, self.carried[r.origin]?.levelDue ?? 0), hops: Self.partHops(r))
+        }
+    }
+
+    /// A neighbour's own part (SPEC 6.16: it holds that alert) for an alert we never had: we ask for it with our summary
+    /// after `pullDelay` (the flood usually brings it meanwhile), as for the neighbour's own receipt
+    /// (`receiptEvidence`; SPEC 8.5 rule 5: a neighbour covered by a copy it lost learns of the bundle from a receipt
+    /// part and asks for it). Without it a relay whose one neighbour's rebroadcast was lost heard the parts and never
+    /// asked: periodic announces carry the summary only while it fits, so nothing else told either side
+    /// (`courier-bench mesh --seeds 1 --neighbour-lists`: the day's alert at 64,860 s never reached n34, a relay whose
+    /// only neighbour passed it on once, in the 7 hours left of the run). Only its own parts, as only its own receipt
+    /// (or receipts from two nodes) counts there: a part it carries on says that a relay farther out holds the alert,
+    /// not that the neighbour does.
+    func pullFloodsShownByParts(_ r: ReceiptPartsRecord, from: NodeID, link: String, now: Double) {
+        guard r.origin != self.me.short else { return }
+        var asked = Set<BundleID>()
+        for p in r.parts where p.holder == from.short && !self.heldIndex.contains(p.id) && self.pulls[p.id.digest] == nil
+            && asked.insert(p.id).inserted {
+            // Unreadable: nothing asked for now (a summary later asks).
+            guard let seen = self.storing("look up a bundle receipt parts list", link: link, { try self.store.hasSeen(p.id) }), !seen else { continue }
+            self.pulls[p.id.digest] = Pull(link: link, due: now + self.config.pullDelay * self.rng.uniform(1, 1.5), since: now)
         }
     }
 

@@ -150,7 +150,7 @@ extension Node {
     /// the floods we send there: the fresh neighbours heard there, most recently heard first when they do not all fit
     /// (`fits`: the room left in the packet; the relays always go). Nil when there is none to send or no room.
     func neighbourListRecord(link: String, now: Double, relays: Bool = false, fits: (Record) -> Bool) -> Record? {
-        guard self.config.neighbourLists else { return nil }
+        guard self.sendsNeighbourLists(on: link) else { return nil }
         let named = relays && self.config.floodRelays ? self.floodRelays(link: link, now: now) : nil
         let fresh = self.freshNeighbours(now: now).filter { $0.link == link }.map { n in
             (n.id.short, self.neighbours[n.id]?.lastHeard.values.max() ?? 0)
@@ -163,6 +163,19 @@ extension Node {
         }
         if let named, !named.isEmpty, case let r = Record.neighbours(NeighbourListRecord([], relays: named)), fits(r) { return r }
         return nil
+    }
+
+    /// Whether we send our neighbour list (and name relays) on a link (SPEC 5.13, 8.5 rule 5): with
+    /// `NodeConfig.neighbourLists`, where the link's duty-cycle allowance does not stretch announces (no duty cycle, or
+    /// 10% at SF9; `allowanceStretch`, as heal probes and copies taken back). Where it does (1% at SF9) the channel
+    /// cannot spare the list's 4 bytes a neighbour in every flood's packet (80 with 20 neighbours), and a third of the
+    /// receptions collide there, so the relays a copy names are often the ones that lost it: with lists the first
+    /// alert of `relay drill simulate scenarios/regional-200.json --until 1000` (release) reached 99% of the relays
+    /// after 217.2 s instead of 109.0 s (seed 201: 369.4 s instead of 124.5 s), its announces taking 41% (49%) more
+    /// airtime. There the delay by signal chooses who passes a flood on, and no list is sent.
+    func sendsNeighbourLists(on link: String) -> Bool {
+        guard self.config.neighbourLists, let l = self.links[link] else { return false }
+        return Self.allowanceStretch(l.info, interval: self.config.announceInterval) <= 1
     }
 
     /// Neighbours heard within the timeout on an up link.

@@ -398,7 +398,7 @@ public final class Node {
             case .ack(let a) where a.target == self.me.short: self.handleAck(a, from: from, link: link, now: now)
             case .summary(let s): self.handleSummary(s, from: from, link: link, now: now)
             case .dictionaries(let d): self.handleDictionaries(d, from: from, link: link, now: now)
-            case .receiptParts(let r): self.handleReceiptParts(r, from: from, now: now)
+            case .receiptParts(let r): self.handleReceiptParts(r, from: from, link: link, now: now)
             case .piece(let p): self.handlePiece(p, from: from, link: link, now: now)
             case .bundle(let b):
                 if let next = b.nextHop, next != self.me.short {

@@ -29,6 +29,18 @@ enum MeshDay {
         }
         let neighbours = edges.compactMap { $0.0 == j ? $0.1 : $0.1 == j ? $0.0 : nil }.sorted()
         let heard = neighbours.map { k in "n\(k)\(sim.packetsSent[k] > 0 ? "" : " (never sent)")" }
+        // COURIER_MESH_DAY_LOG: every packet the missed node and its neighbours sent from the bundle's submission on.
+        if ProcessInfo.processInfo.environment["COURIER_MESH_DAY_LOG"] != nil, let at = sim.submittedAt[id].map({ $0 - MeshSimulator.epoch }) {
+            let around = Set([j] + edges.compactMap { $0.0 == j ? $0.1 : $0.1 == j ? $0.0 : nil })
+            for t in sim.transmissions where t.time >= at && around.contains(t.node) {
+                let what = [t.bundles.contains(id) ? (t.directed ? "it (directed)" : "it") : nil,
+                            t.bundles.isEmpty || t.bundles == [id] ? nil : "\(t.bundles.count) bundles",
+                            t.hasAnnounce ? (t.periodicAnnounce ? "periodic announce" : "announce") : nil,
+                            t.hasSummary ? "summary" : nil, t.hasAck ? "ack" : nil,
+                            t.receiptsFor.contains(id) ? "receipt parts for it" : nil].compactMap { $0 }
+                lines.append(String(format: "      t=%.1f n%d %@", t.time - at, t.node, what.joined(separator: ", ")))
+            }
+        }
         lines.append("      held at the end by \(holders.isEmpty ? "nobody" : holders.joined(separator: ", ")); n\(j)'s neighbours in the mesh: \(heard.joined(separator: ", "))")
         return lines
     }

@@ -116,4 +116,32 @@ struct ReceiptAggregationTests {
         #expect(confirmed.count == 1 && confirmed.first?.hops == 0)
         #expect(confirmed.first?.parts.map(\.holder) == [bravo.short])
     }
+
+    /// A relay that lost an alert's copy and hears a neighbour's receipt part for it (SPEC 8.5 rule 5: "learns of the
+    /// bundle from a receipt part ... and asks for it") sends its summary, so the holder answers with the alert; the
+    /// same relay hearing nothing sends none in that time. (Before: parts only noted holders, and on the 50-relay day of
+    /// `courier-bench mesh --seeds 1 --neighbour-lists` a relay whose one neighbour's copy was lost never got the alert.)
+    @Test func aRelayThatHearsAPartForAnAlertItLacksAsksForItWithItsSummary() throws {
+        func summariesAfter(parts: Bool) throws -> (summaries: Int, window: Double) {
+            // No summary with the periodic announces (one may fall in the window either way).
+            let h = try EngineHarness(properties: LinkProperties(
+                mtu: 255, bitsPerSecond: 1_757, duplex: .half, mediumChecksFrames: true,
+                airtime: .lora(LoRaParameters(spreadingFactor: 9, bandwidthHz: 125_000, codingRate: 5), framing: 0)),
+                configure: { $0.summaryInAnnounces = false })
+            let o = h.addPeer(), r = h.addPeer()
+            // Settled: the contact summaries and announces of the start are over.
+            h.run(for: 900)
+            let alert = try BundleID(origin: o.short, created: 1_523_041, sequence: 7)
+            if parts {
+                h.receive(from: r, [.receiptParts(ReceiptPartsRecord(origin: o.short, hops: 2, parts: [Self.part(alert, by: r, origin: o.identity.publicKeys)]))])
+            }
+            let out = h.run(for: 120)
+            let summaries = out.packets.filter { $0.contains { if case .summary = $0 { true } else { false } } }.count
+            return (summaries, 120)
+        }
+        let asked = try summariesAfter(parts: true)
+        #expect(asked.summaries >= 1, "no summary within \(asked.window) s of hearing a part for an alert the relay lacks")
+        let quiet = try summariesAfter(parts: false)
+        #expect(quiet.summaries == 0, "\(quiet.summaries) summaries in the same time without the part")
+    }
 }

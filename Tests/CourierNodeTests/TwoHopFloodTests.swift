@@ -9,13 +9,14 @@ import Testing
 /// that heard it from an older neighbour (no list) rebroadcasts as before.
 @Suite(.serialized, .timeLimit(.minutes(15))) struct TwoHopFloodTests {
     /// The engine with three neighbours S, A and B; S sends (as its list) `list`, then its alert (with `relays`
-    /// named in its packet when given).
+    /// named in its packet when given), once the engine's neighbour table has settled (an announce interval after its
+    /// link came up: before, an alert is passed on whatever the lists say, `alertMayMissNeighbours`).
     func alertFromS(list: ((EngineHarness.Peer, EngineHarness.Peer, EngineHarness.Peer, ShortID) -> [ShortID])?,
                     relays: ((EngineHarness.Peer, EngineHarness.Peer, ShortID) -> [ShortID])? = nil) throws
         -> (h: EngineHarness, id: BundleID, out: EngineHarness.Out) {
         let h = try EngineHarness(configure: { $0.neighbourLists = true })
         let s = h.addPeer(), a = h.addPeer(), b = h.addPeer()
-        h.run(for: 5)
+        h.run(for: 905)
         if let list {
             let k = s.identity.publicKeys
             h.receive(from: s, [.announce(AnnounceRecord(capabilities: 1, signingKey: k.signing, agreementKey: k.agreement)),
