@@ -11,7 +11,7 @@ import Glibc
 /// simulated simplex channel carrying real AFSK 1200-baud audio (scripts/direwolf-lab/). Our KISS driver sends
 /// AX.25 UI frames to one Direwolf over KISS-over-TCP; the other Direwolf demodulates them and hands them to our
 /// second driver. Skipped, saying so, when direwolf is not installed (.ci/run installs it).
-@Suite(.serialized, .timeLimit(.minutes(10))) struct DirewolfTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct DirewolfTests {
     static let available = FileManager.default.isExecutableFile(atPath: "/usr/bin/direwolf")
         && FileManager.default.isExecutableFile(atPath: "/usr/bin/python3")
 

@@ -9,7 +9,7 @@ import Glibc
 
 /// The Meshtastic link against the device emulator (Tests/RelayTests/Meshtastic/meshtastic_emulator.py, on the
 /// meshtastic package's protobuf classes): flow control with a small, slow transmit queue, and the stream decoder.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct MeshtasticLinkTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct MeshtasticLinkTests {
     /// Starts the emulator; returns (process, its stdin, directory, devices as (node, serial, tcp)).
     func emulator(devices: Int, timeScale: Double, slots: Int) throws -> (Process, Pipe, String, [(Int, String, Int)]) {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mesh-link-\(UUID().uuidString)").path

@@ -10,7 +10,7 @@ import Glibc
 #endif
 
 /// The serial drivers over real kernel pseudo-terminals, with a noisy line.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct PTYLinkTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct PTYLinkTests {
     var options: LinkOptions {
         var o = LinkOptions()
         o.backoff = Backoff(initial: 0.05, maximum: 0.5)

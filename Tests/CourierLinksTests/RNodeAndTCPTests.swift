@@ -8,7 +8,7 @@ import Testing
 import Glibc
 #endif
 
-@Suite(.serialized, .timeLimit(.minutes(5))) struct RNodeTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct RNodeTests {
     var options: LinkOptions {
         var o = LinkOptions()
         o.backoff = Backoff(initial: 0.05, maximum: 0.5)
@@ -113,7 +113,7 @@ import Glibc
     }
 }
 
-@Suite(.serialized, .timeLimit(.minutes(5))) struct TCPLinkTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct TCPLinkTests {
     var options: LinkOptions {
         var o = LinkOptions()
         o.backoff = Backoff(initial: 0.05, maximum: 0.5)

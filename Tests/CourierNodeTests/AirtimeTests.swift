@@ -6,7 +6,7 @@ import Foundation
 import Testing
 
 /// Issue 13 point 5 targets: floods repaired sooner and announces that cost less airtime (SPEC 8.5, 9 rule 6).
-@Suite(.serialized, .timeLimit(.minutes(15)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct AirtimeTests {
     static let lora = LinkProperties(
         mtu: 255, bitsPerSecond: 1_757, duplex: .half, mediumChecksFrames: true,

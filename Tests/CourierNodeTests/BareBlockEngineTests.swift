@@ -5,7 +5,7 @@ import Testing
 /// The bare block form in the engine (SPEC 7.2, 11.11): a bundle made here for a neighbour whose announce set
 /// capability bit 6 goes bare (4 B less with a dictionary); for an older neighbour, framed as before; a bare bundle
 /// addressed here is read and delivered.
-@Suite(.timeLimit(.minutes(15))) struct BareBlockEngineTests {
+@Suite(.timeLimit(.minutes(20))) struct BareBlockEngineTests {
     static let message = "Water committee of Zakho: the tanker from Garmik is 2 hours late; distribution of bread moves to day 4 at 9:00."
 
     func made(caps: UInt8) throws -> (bundle: CourierBundle, peer: EngineHarness.Peer, origin: NodePublicKeys) {

@@ -8,7 +8,7 @@ import Testing
 /// neighbour, one every three hours to a node never in reach (a copy given to the neighbour, custody kept until
 /// expiry), an alert every six hours; at the end, no table is larger than what is held now or its fixed cap, though
 /// about a thousand bundles passed.
-@Suite(.serialized, .timeLimit(.minutes(15)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct BoundedMemoryTests {
     @Test func everyEngineTableStaysBoundedThroughASimulatedMonth() throws {
         let sim = try MeshSimulator(count: 2, edges: [(0, 1)])

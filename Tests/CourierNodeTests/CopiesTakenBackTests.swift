@@ -6,7 +6,7 @@ import Testing
 
 /// Copies given to a relay that already held the bundle (SPEC 5.14 rule 7): a holder left with the last copy takes one
 /// more, once, instead of the copies being lost (issue 13: the triangle drill delivered 89 of 91 copies).
-@Suite(.serialized, .timeLimit(.minutes(15))) struct CopiesTakenBackTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct CopiesTakenBackTests {
     /// The committed triangle (seed 3): north-4 writes to west-3 at 6,318 s and north-3 at 6,461 s. No relay of the north
     /// assembly has heard from west-3 (no route, no hint), so each message is sprayed among the four: the origin's 8 copies
     /// halve to 4, 2 and 1, and each holder hands copies to the others, which already hold it. north-1, the only relay

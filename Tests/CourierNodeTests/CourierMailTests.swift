@@ -5,7 +5,7 @@ import Testing
 
 /// A courier carries directed mail (issue 13 point 2): a message to one relay, from a village a partition cut off,
 /// goes into the courier relay's custody at one village, rides with it, and is handed on at the other.
-@Suite(.serialized, .timeLimit(.minutes(15))) struct CourierMailTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct CourierMailTests {
     /// Two villages of three relays in a chain, joined by one link (a3 – b1) until a partition cuts them apart at
     /// 600 s. Before the cut b3 wrote to a1 (so the relays of both villages know a route to b3: in village a through
     /// a3 and the link now gone). At 900 s a1 writes to b3: custody goes to a3, which holds it (its next hop b1 is

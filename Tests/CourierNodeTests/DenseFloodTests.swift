@@ -7,7 +7,7 @@ import Testing
 /// Who passes a flood on in a dense mesh (issue 13 points 5 and 7, SPEC 8.5 rule 5): the rebroadcast delay spread over
 /// the whole window, one copy heard enough to stay quiet, and a rebroadcast that waits for a busy channel silenced by
 /// a copy heard meanwhile.
-@Suite(.serialized, .timeLimit(.minutes(15)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct DenseFloodTests {
     /// Forty relays on an 8 km square (each hears about twenty others), one alert and nothing else: every relay gets
     /// it, and a few relays pass it on, not all. (Before: the delay divided by the neighbours not known to have it

@@ -6,7 +6,7 @@ import Testing
 /// The intact reference forked from the day at its first disruption (`DrillSimulator.forkWithoutDisruptions`, issue
 /// 13 point 7: the 1,000-relay day with its reference in under 10 minutes of CPU): until then the day and the
 /// scenario without its disruptions run the same, so the reference simulates only the rest, with the same figures.
-@Suite(.serialized, .timeLimit(.minutes(15))) struct DrillForkTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct DrillForkTests {
     static let scenarios = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("scenarios")
 

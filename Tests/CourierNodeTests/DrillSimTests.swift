@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 /// The drill simulator: real engines over the shared radio channel on a virtual clock (`DrillSimulator`).
-@Suite(.serialized, .timeLimit(.minutes(5))) struct DrillSimTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct DrillSimTests {
     static let scenarios = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("scenarios")
 

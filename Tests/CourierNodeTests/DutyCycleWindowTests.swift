@@ -11,7 +11,7 @@ import Testing
 /// hour's allowance refilled continuously it handed over up to twice the allowance in an hour; the modem held the
 /// rest in order, and an alert an hour later waited behind it: on regional-200 the second alert reached 50 of 199
 /// relays within 10 minutes; 199 of 199 with the window.)
-@Suite(.serialized, .timeLimit(.minutes(15)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct DutyCycleWindowTests {
     static let lora = LinkProperties(
         mtu: 255, bitsPerSecond: 1_757, duplex: .half, mediumChecksFrames: true,

@@ -6,7 +6,7 @@ import Foundation
 import Testing
 
 /// What the engine did is said in its outputs, not left for the caller to infer (issue 11: no hidden channels).
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct ExplicitOutputsTests {
     /// Each packet carrying an announce follows an `.announced` output naming its link; a periodic announce that
     /// carried the node's summary says so (the simulator and `courier-bench mesh` count those, no longer inferring them

@@ -7,7 +7,7 @@ import Testing
 
 /// SPEC 6.10: a flood held with fewer hops left than a copy heard later keeps that copy's hop limit, so a relay whose
 /// first copy came the long way round still passes the bundle on (a summary answer) when a shorter way reached it too.
-@Suite(.serialized, .timeLimit(.minutes(15)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct FloodHopLimitTests {
     /// The first copy arrives with no hop left (15 hops from its origin), a second with three: a neighbour whose
     /// summary then shows it lacks the alert gets it, with two hops left. Kept at the first copy's hop limit, the

@@ -7,7 +7,7 @@ import Testing
 /// mesh`, compared line for line with the files in Golden/. A change to the engine that is meant to keep behaviour
 /// must keep them byte-identical; one that changes behaviour rewrites them (`COURIER_GOLDEN_UPDATE=1 swift test
 /// --filter GoldenTrace`) and says in its commit which lines change and why. `courier-dev trace NAME` prints one.
-@Suite(.timeLimit(.minutes(15)))
+@Suite(.timeLimit(.minutes(20)))
 struct GoldenTraceTests {
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden")
 

@@ -7,7 +7,7 @@ import Testing
 /// directed bundles, rule 2): the relay that takes it back does not hand it back again along a route older than the
 /// bundle's return (split horizon), and along a fresher one at most `handBacksPerBundle` times; and one handed back
 /// with no hop left is given up on, reported (log, feed, `relay status`, a failure notice to its origin), not lost.
-@Suite(.timeLimit(.minutes(15))) struct HandBackTests {
+@Suite(.timeLimit(.minutes(20))) struct HandBackTests {
     /// `Tuning.handBacksPerBundle` (the engine's; the test states the figure it checks).
     static let handBacksPerBundle = 1
 

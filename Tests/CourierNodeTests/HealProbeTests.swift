@@ -5,7 +5,7 @@ import Testing
 /// Heal probes (SPEC 9 rule 8, issue 13 point 7): a relay holding a bundle for a neighbour it lost finds a healed
 /// partition by asking (its announce with the hello bit, every `healProbeInterval`), not when the other side happens to
 /// speak, its backed-off retry comes round, or the 5-minute probe of a neighbour given up on.
-@Suite(.serialized, .timeLimit(.minutes(15))) struct HealProbeTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct HealProbeTests {
     /// Two villages of two relays, joined by one link (a2 – b1) that a partition cuts from 600 s until `heal`. Before
     /// the cut b2 wrote to a1 (a1 and a2 know the route to b2, through b1); during it a1 writes to b2, whose copy waits
     /// at a2 (b1 silent: retried, backed off, given up). After the heal nobody on b1's side has anything to say: on the

@@ -9,7 +9,7 @@ import Testing
 /// the store; a tick with nothing due reads nothing from storage, however much is held.
 // (The limit of StorageBoundaryTests: alone these take seconds, but in the whole suite on a loaded 2-core box a test
 // can wait minutes for a thread.)
-@Suite(.serialized, .timeLimit(.minutes(15)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct HeldIndexTests {
     static let start = 1_790_000_000.0
 

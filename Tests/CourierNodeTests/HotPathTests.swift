@@ -7,7 +7,7 @@ import Testing
 
 /// The engine's hot path with much held (issue 11 point 5): routing starts no more transfers than a link can send,
 /// and housekeeping looks at no held bundle when nothing routing depends on changed.
-@Suite(.serialized, .timeLimit(.minutes(15)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct HotPathTests {
     static let start = 1_790_000_000.0
 

@@ -9,7 +9,7 @@ import Testing
 /// members' keys without simulating those floods, and so started with no route at all. A message to a relay that sent
 /// nothing during the run had no way to go: on regional-200 (seed 200) 787 of the 863 holders of undelivered directed
 /// messages had no route to the destination.
-@Suite(.serialized, .timeLimit(.minutes(15))) struct IdentityRoutesTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct IdentityRoutesTests {
     /// SprayAndFocusTests' path of forks (r0, p1 … p6, d, each fork with three leaves that lead nowhere), but d sends
     /// nothing at all: r0 writes to it at 120 s, 7 hops away.
     static let leaves = ForksScenario.leaves

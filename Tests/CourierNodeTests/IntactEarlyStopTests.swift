@@ -5,7 +5,7 @@ import Testing
 /// The recovery target's reference run (the scenario without its disruptions, `DrillResult.intactScenario`) stops as
 /// soon as its figures are decided (`DrillResult.measureIntact`, issue 13 point 7: the 1,000-relay day with its
 /// reference in under 10 minutes of CPU): the same figures as running it to the end of the scenario, for less of it.
-@Suite(.serialized, .timeLimit(.minutes(15))) struct IntactEarlyStopTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct IntactEarlyStopTests {
     static let scenarios = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("scenarios")
 

@@ -8,7 +8,7 @@ import Testing
 /// Live drills (SPEC 6.17) in the engine: a relay that reads a drill answers with its receipt part and its hop count
 /// (record flag 0x01), relays carry hop counts unchanged, and the origin keeps each answer with its hops and refuses
 /// (logs, feeds) a forged one. One engine, neighbours played by hand.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct LiveDrillEngineTests {
     typealias T = ReceiptAggregationTests
 

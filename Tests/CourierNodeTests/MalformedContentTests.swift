@@ -7,7 +7,7 @@ import Testing
 /// is addressed to does not deliver it and acts on none of it (no copy released, no failure recorded), and reports it
 /// as a bundle it cannot read: an event (the log), the change feed and `relay status`'s unreadable count.
 /// Lenient prefix decoders used to act on the entries before the damage and deliver the rest in silence.
-@Suite(.timeLimit(.minutes(15))) struct MalformedContentTests {
+@Suite(.timeLimit(.minutes(20))) struct MalformedContentTests {
     /// A bundle of `kind` with binary `content`, signed by `p` (the harness knows p's keys from its announce).
     static func bundle(_ p: EngineHarness.Peer, _ kind: Kind, to: Destination, content: [UInt8], at now: Double) throws -> CourierBundle {
         p.sequence += 1

@@ -8,7 +8,7 @@ import Testing
 /// A neighbour's announces are written to the store (its keys, name, when last heard: `relay peers`) only when they
 /// say something new: the first one, a new name, or `peerHeardKeptEvery` (ten minutes) after the last written; not
 /// at every announce a relay hears.
-@Suite(.timeLimit(.minutes(15)))
+@Suite(.timeLimit(.minutes(20)))
 struct PeersKeptTests {
     @Test func anAnnounceThatSaysNothingNewIsNotWrittenAgain() throws {
         var sc = Store.Configuration()

@@ -5,7 +5,7 @@ import CourierWire
 import Testing
 
 /// Aggregated receipts (SPEC 6.16), as the protocol states them: one engine, its neighbours played by hand.
-@Suite(.serialized, .timeLimit(.minutes(15)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct ReceiptAggregationTests {
     /// The part `holder` makes for `id` (its tag keyed with the origin's keys).
     static func part(_ id: BundleID, by holder: EngineHarness.Peer, origin: NodePublicKeys) -> (id: BundleID, holder: ShortID, tag: [UInt8]) {

@@ -7,7 +7,7 @@ import Testing
 /// Recovery after a partition heals (issue 13 point 7): a relay holding a directed bundle for a neighbour that went
 /// silent sends it as soon as that neighbour is heard again, not when its backed-off retry or its next probe of a
 /// neighbour given up on comes round.
-@Suite(.serialized, .timeLimit(.minutes(15))) struct RecoveryTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct RecoveryTests {
     /// Two villages of two relays in a chain, joined by one link (a2 – b1) that a partition cuts for 30 minutes.
     /// Before the cut b2 wrote to a1 (so a1 and a2 know a route to b2, through b1). After the cut a1 writes to b2:
     /// custody goes to a2, whose next hop b1 is silent; a2 retries, backs off and gives b1 up. The partition heals
@@ -109,7 +109,7 @@ import Testing
 /// behaviour, where it checks that a side sends several transfers at once).
 ///
 ///     a ── m ── b          (a and b hear only m; m off for 30 minutes)
-@Suite(.serialized, .timeLimit(.minutes(15))) struct HiddenTerminalRecoveryTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct HiddenTerminalRecoveryTests {
     static let back = 2_400.0
 
     static let json = """
@@ -204,7 +204,7 @@ import Testing
 /// theirs to m at the same moments and nearly every packet collided there, each retry backing off (valley-chain-12:
 /// v06's backlog 265-305 s). With turns each sends m one packet per turn of `Node.turnLength` (two full packets'
 /// airtime and the answer's allowance), a in one, b in the other, by the order of their short ids.
-@Suite(.serialized, .timeLimit(.minutes(15))) struct TurnsAfterReturnTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct TurnsAfterReturnTests {
     /// One turn at SF9/125 kHz (the scenario's radio): two 255-byte packets and `Tuning.turnAnswerAllowance`.
     static var turn: Double {
         let p = LoRaParameters(spreadingFactor: 9, bandwidthHz: 125_000, codingRate: 5)

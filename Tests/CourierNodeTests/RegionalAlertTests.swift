@@ -4,7 +4,7 @@ import Testing
 
 /// Issue 13 point 7 on small scenarios: the alert on a channel whose relays spent their allowance, and the recovery
 /// figures against the intact mesh (`relay drill simulate`).
-@Suite(.serialized, .timeLimit(.minutes(15)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct RegionalAlertTests {
     /// Twelve relays along a valley road, 1 km apart, explicit links between next neighbours only (the far end is
     /// 11 hops from the first); LoRa SF9 at 1% duty cycle. Eight aid requests of 250 bytes to everyone in the first

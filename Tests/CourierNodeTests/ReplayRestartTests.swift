@@ -7,7 +7,7 @@ import Testing
 
 /// The replay guard across a restart (SPEC 4.8: windows MUST survive one): an engine on a real SQLite file hears a
 /// neighbour's packets, stops, and a new engine on the same file refuses copies of them, and takes the next ones.
-@Suite(.timeLimit(.minutes(15)))
+@Suite(.timeLimit(.minutes(20)))
 struct ReplayRestartTests {
     static let link = LinkInfo(name: "radio", properties: LinkProperties(mtu: 255, bitsPerSecond: nil, duplex: .full,
                                                                            mediumChecksFrames: true, airtime: .none), dutyCycle: nil)

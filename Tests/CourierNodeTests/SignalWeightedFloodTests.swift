@@ -5,7 +5,7 @@ import Testing
 
 /// A flood's copy heard with its signal-to-noise ratio (SPEC 8.5 rule 5): far, weak receivers pass it on first, and a
 /// near receiver that hears their copy stays quiet (issue 13 points 5 and 7: an alert that costs less airtime).
-@Suite(.serialized, .timeLimit(.minutes(15)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct SignalWeightedFloodTests {
     /// `count` relays scattered (deterministically) over a `side`-metre square, LoRa SF9 at 10% duty cycle, and one
     /// alert to everyone from the first relay at 120 s; nothing else.

@@ -7,7 +7,7 @@ import Testing
 /// Spray-and-focus (issue 13 point 7; SPEC 5.14 rules 3 and 4): a directed bundle without a route to a quiet node (one
 /// that has sent nothing for longer than a route is used) goes the way the destination's last bundle came: its
 /// copies to that neighbour first, and the last copy on along it, where halving alone left it waiting at a fork.
-@Suite(.serialized, .timeLimit(.minutes(15))) struct SprayAndFocusTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct SprayAndFocusTests {
     /// A path r0, p1 … p6, d, each of r0 and p1 … p6 with three more neighbours that lead nowhere (leaves): at every
     /// fork the last copy of a bundle has more than one neighbour to go to. d floods an alert at 30 s (every relay
     /// learns a route to it) and is then quiet (its last bundle, about its alert's receipts, at about 1,170 s); at

@@ -6,7 +6,7 @@ import Testing
 
 /// Binary spray-and-wait (issue 13; SPEC 5.14): a directed bundle without a route is copied within a budget the
 /// origin starts (`Tuning.copyBudget`), halved at each copy given, and no longer spreads through a dense mesh.
-@Suite(.serialized, .timeLimit(.minutes(15))) struct SprayAndWaitTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct SprayAndWaitTests {
     /// More relays than the budget (16 beyond it), all hearing one another, and d, heard only by the last relay and
     /// switched off from the start: nobody has a route to d. At 120 s r0 writes to d. At 900 s d comes back and
     /// floods an alert (every relay learns a route to it from the alert), so the copies held go to it.

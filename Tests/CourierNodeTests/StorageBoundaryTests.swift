@@ -8,7 +8,7 @@ import Testing
 
 /// The engine's storage boundary (NodeStorage): what must be durable goes through it, its failures are outputs, and
 /// the writes of one packet are one transaction.
-@Suite(.serialized, .timeLimit(.minutes(15)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct StorageBoundaryTests {
     static func noise(_ n: Int, seed: UInt64) -> [UInt8] {
         var g = SplitMix64(seed: seed)

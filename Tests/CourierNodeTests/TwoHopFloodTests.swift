@@ -7,7 +7,7 @@ import Testing
 /// Two-hop knowledge (SPEC 5.13, 8.5 rule 5): relays send the neighbours they hear with their announces; a relay that heard
 /// a flood from a neighbour whose list names every other neighbour of its own leaves its rebroadcast out, and one
 /// that heard it from an older neighbour (no list) rebroadcasts as before.
-@Suite(.serialized, .timeLimit(.minutes(15))) struct TwoHopFloodTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct TwoHopFloodTests {
     /// The engine with three neighbours S, A and B; S sends (as its list) `list`, then its alert (with `relays`
     /// named in its packet when given), once the engine's neighbour table has settled (an announce interval after its
     /// link came up: before, an alert is passed on whatever the lists say, `alertMayMissNeighbours`).

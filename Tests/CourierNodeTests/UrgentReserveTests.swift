@@ -7,7 +7,7 @@ import Testing
 
 /// The urgent reserve of a duty-cycled link (SPEC 8.5): ordinary traffic stops when a fifth of the hour's
 /// allowance is left, and an alert spends it at once instead of waiting for the bucket to refill.
-@Suite(.serialized, .timeLimit(.minutes(15)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct UrgentReserveTests {
     static let lora = LinkProperties(
         mtu: 255, bitsPerSecond: 1_757, duplex: .half, mediumChecksFrames: true,

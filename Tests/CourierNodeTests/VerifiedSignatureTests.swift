@@ -8,7 +8,7 @@ import Testing
 /// The engine verifies each origin signature once (`Node.verifiesRemembered`): a bundle judged again (as it is taken
 /// in, or overheard at each hop of a receipt) is not verified again. What it remembers proves only the exact bytes
 /// that were signed.
-@Suite(.timeLimit(.minutes(15)))
+@Suite(.timeLimit(.minutes(20)))
 struct VerifiedSignatureTests {
     /// Judged three times, verified once; a copy with one signed byte changed (same id, same signature) is verified
     /// afresh and refused, and is not remembered.

@@ -6,7 +6,7 @@ import Testing
 /// An alert is not silenced by coverage alone while a relay may not have heard all its neighbours yet (Flooding.swift,
 /// `neighbourTableYoung`). On valley-chain-12 v03 took the alert from v02 at 147 s, had never heard v04 (its hello had
 /// collided), counted nobody that lacked it and stayed quiet: the alert reached 2 of 11 relays in 10 minutes.
-@Suite(.serialized, .timeLimit(.minutes(15))) struct YoungNeighbourTableTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct YoungNeighbourTableTests {
     /// A chain a – b – c – d on a 10% duty-cycled channel, cut between b and c until 61 s (the relays come up within
     /// the first minute): c's hello reaches d, which answers (so c does not say it again), but not b, and c's next
     /// announce is minutes away. a floods an alert at 62 s. Before the rule b had heard nobody but a, counted nobody

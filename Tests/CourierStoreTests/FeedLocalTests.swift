@@ -6,7 +6,7 @@ import Testing
 
 /// The change feed says which `enqueued` entries are bundles made here (the running relay adopts those and sends
 /// them; `relay outbox` lists them) in a field of its own, not in the text people read (issue 11: no hidden channels).
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct FeedLocalTests {
     @Test func localSubmissionsAreMarkedWhateverTheirText() throws {
         let path = S.tempDir() + "/courier.db"

@@ -6,7 +6,7 @@ import Testing
 
 /// A group of writes (`Store.grouped`) runs in one database access from its first write to its commit, so GRDB's check
 /// that no access leaves a transaction open stays on (issue 11: `allowsUnsafeTransactions` is off again).
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct GroupAccessTests {
     @Test func theOpenTransactionCheckIsOn() throws {
         let store = try S.store()

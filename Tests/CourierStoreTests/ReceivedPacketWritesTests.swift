@@ -6,7 +6,7 @@ import Testing
 
 /// What a received packet writes costs few statements: a write of one statement takes no savepoint of its own in a
 /// group (SQLite makes one statement atomic by itself), and the group's writes still commit together or not at all.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct ReceivedPacketWritesTests {
     /// The statements run on `store`'s connection by `body`, in order.
     static func statements(_ store: Store, _ body: () throws -> Void) throws -> [String] {

@@ -6,7 +6,7 @@ import Testing
 
 /// Replay windows kept in the store (SPEC 4.8): in their stored form since the form was made (a few bytes per packet
 /// accepted); windows kept in JSON by an earlier relay are still read after an upgrade.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct ReplayWindowStoreTests {
     static func window(_ counters: [UInt32]) -> ReplayWindow {
         var w = ReplayWindow()

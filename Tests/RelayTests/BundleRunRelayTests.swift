@@ -7,7 +7,7 @@ import Testing
 /// 5.11) and come back acknowledged in ranges (5.5, flag W), between relays that both announce capability bit 4.
 /// Real `relay` processes made with init / invite / init --join, real SQLite files, a `FrameTap` (two real ptys and a
 /// wiretap) between them; the frames are opened with the federation's key, as an insider would.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct BundleRunRelayTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct BundleRunRelayTests {
     func identityCode(_ dir: String) throws -> String {
         let out = try R.run(["peers", "--data-dir", dir, "--json"]).1
         let o = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])

@@ -7,7 +7,7 @@ import Glibc
 
 /// relay.conf as an operator edits it: every line `relay run` cannot use stops it at start with exit 78 and one line
 /// on stderr naming the file and the line, before anything is opened.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct ConfigFileTests {
     /// A fresh data directory (`relay init`, sealed unless `open`).
     func initialised(open: Bool = false) throws -> String {

@@ -7,7 +7,7 @@ import Testing
 /// what is left of a packet is cut: its head fills the packet, its rest begins the next one (SPEC 5.12). Real `relay`
 /// processes made with init / invite / init --join, real SQLite files, a `FrameTap` (two real ptys and a wiretap);
 /// the frames are opened with the federation's key, as an insider would.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct CutBundleRelayTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct CutBundleRelayTests {
     @Test func aBundleCutAcrossTwoPacketsArrivesWholeAndPacketsAreFull() throws {
         let dirs = try R.federation(["alpha", "bravo"])
         let (alpha, bravo) = (dirs[0], dirs[1])

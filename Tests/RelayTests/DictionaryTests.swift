@@ -6,7 +6,7 @@ import Testing
 /// Federation dictionaries (issue 16 point 2, SPEC 5.10 and 7.6) with real `relay` processes: `relay dict train`
 /// on the texts a relay can read, `relay dict publish` through the federation, neighbours telling what they hold,
 /// the next message compressed with it, and a relay that lacks it keeping a message until it has it.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct DictionaryTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct DictionaryTests {
     func identityCode(_ dir: String) throws -> String {
         let out = try R.run(["peers", "--data-dir", dir, "--json"]).1
         let o = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])

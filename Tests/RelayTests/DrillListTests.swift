@@ -5,7 +5,7 @@ import Testing
 /// `relay drill list [--json]`: the live drills this relay started, newest first, each with its id, when, scope and
 /// answered of expected. Real `relay` processes on a `VirtualCable`, a federation made with `init`, `invite`,
 /// `init --join`.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct DrillListTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct DrillListTests {
     func list(_ dir: String) throws -> [[String: Any]] {
         let (rc, out, err) = try R.run(["drill", "list", "--data-dir", dir, "--json"])
         #expect(rc == 0, "drill list --json: \(err)")

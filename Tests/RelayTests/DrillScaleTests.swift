@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// `relay drill simulate --until SECONDS` and `--progress`: running part of a long scenario, and watching a long run.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct DrillScaleTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct DrillScaleTests {
     static let scenarios = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("scenarios")
 

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// `relay drill simulate`: a scenario file run with the real engine on the simulated radio channel.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct DrillTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct DrillTests {
     static let scenarios = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("scenarios")
 

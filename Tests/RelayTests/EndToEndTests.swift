@@ -8,7 +8,7 @@ import Glibc
 
 /// End-to-end encryption between members that never exchanged keys by hand, and nothing given up in silence: real
 /// `relay` processes on real ptys (`VirtualCable`), federations made with `init`, `invite` and `init --join` only.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct EndToEndTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct EndToEndTests {
     func identityCode(_ dir: String) throws -> String {
         let out = try R.run(["peers", "--data-dir", dir, "--json"]).1
         let o = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])

@@ -6,7 +6,7 @@ import Testing
 /// Issue 16, fewer bytes: a direct message end-to-end encrypted to its recipient goes unsigned (its end-to-end tag
 /// proves the origin to the recipient, SPEC 6.12), 64 bytes less on the air. Real `relay` processes made with
 /// init / invite / init --join, real SQLite files, `VirtualCable`s (two real ptys each) between them.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct FewerBytesTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct FewerBytesTests {
     func identityCode(_ dir: String) throws -> String {
         let out = try R.run(["peers", "--data-dir", dir, "--json"]).1
         let o = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])

@@ -8,7 +8,7 @@ import Glibc
 
 /// A new operator's first day, as the field runs it (session 15): what an operator meets on a relay box, each
 /// tried with the real `relay` process, relays made with `init`/`invite`/`init --join`, stopped with SIGTERM.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct FieldTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct FieldTests {
     /// The relay box's disk filled up (logs, a full SD card) while the relay was stopped (systemd stopped it; a
     /// `relay run` started then waits for space: `relayRunOnAFullDiskWaitsForSpaceThenStartsByItself`), and the operator looks: `relay status`, `queue list`, `inbox`, `outbox` show
     /// what waits (README: they "still read a full disk"), and `relay send` says "disk full" (exit 74), not

@@ -10,7 +10,7 @@ import Glibc
 /// Exhaustion and amplification (issue 10, points 9 and 10), on real relay processes: a replayed hello does not
 /// make a relay announce each time; junk at line rate writes a bounded number of log lines and is counted; a
 /// `tcp-listen` relay holds a bounded number of threads whatever connects; and a noisy line drains in bounded time.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct FloodTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct FloodTests {
     /// `relay status --json`'s live part.
     func live(_ dir: String) throws -> [String: Any] {
         let out = try R.run(["status", "--data-dir", dir, "--json"]).1

@@ -10,7 +10,7 @@ import Glibc
 /// Link health an operator can trust (counters, the wrong-baud warning, refused packets in the debug log) and
 /// `relay status` / logging as a service expects (exit 3 when not running, status in the runtime directory and
 /// written on change, journald-style lines), on real relay processes.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct HealthTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct HealthTests {
     /// The first link of `relay status --json`'s live part.
     func link(_ dir: String) throws -> [String: Any]? {
         let out = try R.run(["status", "--data-dir", dir, "--json"]).1

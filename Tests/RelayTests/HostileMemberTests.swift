@@ -11,7 +11,7 @@ import Glibc
 /// `relay` processes. Origins must be proven by their signatures, forged receipts must release nothing, priority
 /// from the network is bounded, custody is not evicted by bulk, and the inbox is bounded without losing unread
 /// messages.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct HostileMemberTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct HostileMemberTests {
     func json(_ s: String) -> [[String: Any]] {
         s.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
     }

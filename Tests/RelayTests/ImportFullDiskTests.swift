@@ -8,7 +8,7 @@ import Glibc
 /// `relay import` onto a full disk (issue 10: nothing lost in silence): it stops with exit 74 (a database error,
 /// not "bad data") and one line saying what to do; the same import after space is freed brings everything, and
 /// the exporting relay kept its copies all along. A real tmpfs, real relay processes.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct ImportFullDiskTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct ImportFullDiskTests {
     @Test(.enabled(if: SafetyTests.canMount, "needs to mount a tmpfs (root): full-disk import test skipped"))
     func anImportOntoAFullDiskSaysSoAndTheSameImportLaterBringsEverything() throws {
         let disk = try #require(SafetyTests.mountTmpfs(size: "8m"), "could not mount a tmpfs")

@@ -4,7 +4,7 @@ import Testing
 
 /// `relay import` judges each bundle as a link's intake does, without building an engine (ArchiveImport): a forged
 /// bundle is refused with its reason in the change feed and `relay status`, and what is delivered is receipted.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct ImportJudgeTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct ImportJudgeTests {
     func json(_ s: String) -> [[String: Any]] {
         s.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
     }

@@ -8,7 +8,7 @@ import Glibc
 /// Live drills (issue 13 point 6, SPEC 6.17): `relay drill start` floods a drill every relay answers on its own with
 /// its receipt part and hop count; `relay drill report` shows who answered, when, over how many hops, and who is
 /// silent. Real `relay` processes on real ptys (`VirtualCable`), a federation made with `init`, `invite`, `init --join`.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct LiveDrillTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct LiveDrillTests {
     func knownNodes(_ dir: String) throws -> Set<String> {
         let out = try R.run(["peers", "--data-dir", dir, "--json"]).1
         guard let o = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any] else { return [] }

@@ -110,7 +110,7 @@ final class TestBroker {
 
 /// Gateways joined through an MQTT broker: two radio meshes (relays on virtual serial cables), each with gateways
 /// that also have an `mqtt:` link to a real mosquitto the test starts; real `relay` processes.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct MQTTTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct MQTTTests {
     /// Valley A: gateway ga1 - relay a - gateway ga2 (two gateways of one valley, both on the broker);
     /// valley B: gateway gb - relay b. Returns the processes and cables to stop.
     struct Meshes {

@@ -96,7 +96,7 @@ let meshtasticPackage: Bool = {
     return p.terminationStatus == 0
 }()
 
-@Suite(.serialized, .timeLimit(.minutes(5)),
+@Suite(.serialized, .timeLimit(.minutes(20)),
        .enabled(if: meshtasticPackage, "the meshtastic Python package is missing: python3 -m pip install meshtastic==2.7.11 (as .ci/run does)"))
 struct MeshtasticTests {
     func send(_ dir: String, _ args: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> String {

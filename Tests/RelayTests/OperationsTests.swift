@@ -8,7 +8,7 @@ import Glibc
 
 /// A relay as a service sees it: locks on its data directory and ports, errors at start, waiting for hardware with
 /// backoff, and the amateur-band rules. Real `relay` processes, real ptys, TCP on 127.0.0.1.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct OperationsTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct OperationsTests {
     func lines(_ s: String) -> [Substring] { s.split(separator: "\n") }
 
     func log(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }

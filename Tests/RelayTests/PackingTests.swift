@@ -4,7 +4,7 @@ import Testing
 
 /// Issue 10 point 6: bundles whose records come within 1-2 bytes of the MTU, and bundles over ~18 KB, were queued
 /// with exit 0 and never sent. Two real relays on a virtual cable (serial, default MTU 255, 115200 baud).
-@Suite(.serialized, .timeLimit(.minutes(5))) struct BoundarySizeTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct BoundarySizeTests {
     /// A text of `n` random printable characters (the same prefix for every length, from one seed).
     static let pool: [Character] = {
         var x: UInt64 = 0x9E37_79B9_7F4A_7C15

@@ -9,7 +9,7 @@ import Glibc
 /// What waits and what was sent, as an operator sees it (issue 12, points 1, 5 and 6): `relay queue list` and
 /// `cancel`, `relay outbox` through to a receipt, `relay inbox show`, and what `relay send` refuses. Real `relay`
 /// processes joined by a `VirtualCable` (two real ptys), federations made with init / invite / init --join.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct QueueTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct QueueTests {
     func json(_ s: String) -> [[String: Any]] {
         s.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
     }

@@ -5,7 +5,7 @@ import Testing
 
 /// Two `relay` processes, each with an RNode on a pty (the firmware emulator), in a federation made with `init`,
 /// `invite` and `init --join`: the signal each RNode reports with a neighbour's packets reaches `relay status`.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct RNodeRelayTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct RNodeRelayTests {
     @Test func statusShowsEachNeighboursSignalAsTheRNodeReportsIt() throws {
         let root = R.tempDir()
         let dirs = [root + "/hill", root + "/well"]

@@ -5,7 +5,7 @@ import Testing
 /// A relay stopped by its service manager right after a delivery still tells the origin (issue 10, nothing lost in
 /// silence): the receipt, still being aggregated in memory when SIGTERM came, is stored at the stop and goes out at
 /// the next start. Real relay processes on a pty cable.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct ReceiptAtStopTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct ReceiptAtStopTests {
     func outboxState(_ dir: String, _ id: String) throws -> String? {
         let out = try R.run(["outbox", "--data-dir", dir, "--json"]).1
         for line in out.split(separator: "\n") {

@@ -6,7 +6,7 @@ import Testing
 /// operators do it: alpha runs `relay rekey new`, hands the printed line to bravo (who stays) and not to charlie
 /// (who is removed); both running relays switch at the moment; after `relay rekey retire` charlie can neither
 /// send into the federation nor read it, while alpha and bravo go on. Real relay processes on pty cables.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct RekeyTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct RekeyTests {
     func send(_ dir: String, _ args: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
         let (rc, out, err) = try R.run(["send", "--data-dir", dir] + args)
         #expect(rc == 0, "send \(args): \(err)", sourceLocation: sourceLocation)
@@ -114,7 +114,7 @@ import Testing
 /// MQTT topics follow the network key (SPEC 3.7, 18.7): at the moment of a key change a running gateway moves to
 /// the new key's topic, so it still reaches a gateway restarted after the change (which starts on the new topic);
 /// a gateway left on the retired key is no longer even subscribed to. A real mosquitto broker on 127.0.0.1.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct RekeyOverMQTTTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct RekeyOverMQTTTests {
     @Test(.enabled(if: TestBroker.binary != nil, "needs mosquitto")) func aRunningGatewayFollowsTheNewKeysTopic() throws {
         let broker = try TestBroker()
         defer { broker.stop() }

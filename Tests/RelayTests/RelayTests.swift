@@ -7,7 +7,7 @@ import Glibc
 #endif
 
 /// The built `relay` executable, end to end: real processes, real ptys, real SQLite files.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct RelayTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct RelayTests {
     func initFederation(_ names: [String]) throws -> [String] {
         let root = R.tempDir()
         var dirs: [String] = []
@@ -101,7 +101,7 @@ import Glibc
 }
 
 /// Three relays in a chain over pty-linked framed serial links (village - middle - committee).
-@Suite(.serialized, .timeLimit(.minutes(10))) struct ThreeRelayTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct ThreeRelayTests {
     @Test func alertToAllDirectMessageEndToEndAndAKilledRelayResumes() throws {
         let root = R.tempDir()
         var dirs: [String] = []
@@ -158,7 +158,7 @@ import Glibc
 }
 
 /// The trust list and sneakernet, through the built executable.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct PeersAndSneakernetTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct PeersAndSneakernetTests {
     @Test func trustListAndAUSBStickBetweenTwoRelays() throws {
         let root = R.tempDir()
         let (a, b, stranger) = (root + "/valley", root + "/committee", root + "/stranger")
@@ -211,7 +211,7 @@ import Glibc
 }
 
 /// SIGHUP and trust-list edits reach a running relay; a broken relay.conf on reload keeps the running settings.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct ReloadTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct ReloadTests {
     @Test func sighupAppliesTheConfigurationAndRefusesABrokenOne() throws {
         let root = R.tempDir()
         let dir = root + "/clinic"
@@ -244,7 +244,7 @@ import Glibc
 }
 
 /// `relay demo`, the README's first command: five relays on virtual cables, every step checked by the demo itself.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct DemoTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct DemoTests {
     @Test func demoShowsEveryStepAndLeavesUsableDataDirectories() throws {
         let root = R.tempDir() + "/demo"
         let (rc, out, err) = try R.run(["demo", "--dir", root, "--timeout", "120"])

@@ -10,7 +10,7 @@ import Glibc
 /// Issue 10 points 1, 4 and 5: restarts, replays, forged counters and lost databases. Real `relay` processes joined
 /// by a `FrameTap` (two real ptys with a wiretap between them that records every frame and injects frames) or a
 /// `VirtualCable`; federations made with init / invite / init --join; real SQLite files.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct ReplayTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct ReplayTests {
     /// `n` printable characters from a seed: every message of one length compresses to about the same size, and at
     /// 900 characters a bundle takes several fragments at the serial MTU of 255.
     static func text(_ n: Int, seed: UInt64) -> String {

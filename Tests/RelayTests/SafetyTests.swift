@@ -11,7 +11,7 @@ import Glibc
 /// full acknowledges nothing it could not store; text from the network cannot drive the operator's terminal;
 /// bundles delivered from an archive are receipted. Real `relay` processes, federations made with init / invite /
 /// init --join, `VirtualCable` (two real ptys) between relays, a real tmpfs for the full disk.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct SafetyTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct SafetyTests {
     func json(_ s: String) -> [[String: Any]] {
         s.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
     }

@@ -46,7 +46,7 @@ final class TCPSink: @unchecked Sendable {
 
 /// `relay run` stops and reloads as a service: SIGTERM and SIGINT on every link type, however it was started;
 /// SIGHUP re-reads relay.conf; a second SIGTERM cuts a slow stop short. Real processes, real ptys and sockets.
-@Suite(.serialized, .timeLimit(.minutes(8))) struct SignalTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct SignalTests {
     struct Case {
         let launch: R.Launch
         let signal: Int32

@@ -5,7 +5,7 @@ import Testing
 
 /// What protocol/SPEC.md promises, checked on real relays: the 64-byte minimum MTU, names at small MTUs, bundles
 /// of kinds this version does not know.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct SpecTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct SpecTests {
     /// Two relays on framed serial links of a small MTU: the announce is sent in parts that fit (SPEC 9.2), so
     /// they learn each other, with the name, and a message that needs fragments arrives.
     @Test(arguments: [64, 96]) func twoRelaysMeetAtASmallMTU(mtu: Int) throws {

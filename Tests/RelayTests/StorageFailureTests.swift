@@ -10,7 +10,7 @@ import Glibc
 /// in its log, `relay status` and the change feed, pauses transmission, loses nothing it accepted, and resumes by
 /// itself when space returns. Real `relay` processes, a federation made with init / invite / init --join, a
 /// `VirtualCable` (two real ptys), a real tmpfs filled with a real file.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct StorageFailureTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct StorageFailureTests {
     func send(_ dir: String, _ args: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
         let (rc, out, err) = try R.run(["send", "--data-dir", dir] + args)
         #expect(rc == 0, "send \(args): \(err)", sourceLocation: sourceLocation)
