@@ -470,9 +470,10 @@ public final class Node {
         self.expireBundles(now: now)
         if self.config.floodIdentity { self.renewIdentity(now: now) }
         // Origins of bundles still kept unread: ask again (at most once per `keyRequestInterval`).
+        // (`since` is whole seconds: kept at or before the floor of `now - keyRequestInterval`.)
         do {
-            for w in try self.store.waiting(origin: nil) where now - Double(w.since) >= self.config.keyRequestInterval {
-                self.requestKeys(of: w.id.origin, now: now)
+            for origin in try self.store.waitingOrigins(keptBy: Int64((now - self.config.keyRequestInterval).rounded(.down))) {
+                self.requestKeys(of: origin, now: now)
             }
         } catch {
             self.rejectStorage("cannot read the bundles waiting for keys: \(error)", error)

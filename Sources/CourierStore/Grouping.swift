@@ -253,4 +253,10 @@ struct SeenCache {
     var filled: UInt64 = 0
     var dataVersion: Int64 = 0
     var limit = 0
+    /// The rows `seen` held when `expireBundles` last counted them, at the data version then, and the changes to `seen`
+    /// made through this store since (`seenChanged`: each adds at most one row). Their sum bounds the rows from above
+    /// while the data version stays: the pass counts again only when the bound passes the limit.
+    var counted: Int? = nil
+    var countedAt: Int64 = 0
+    var changesSinceCount = 0
 }
