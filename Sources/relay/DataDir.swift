@@ -582,6 +582,12 @@ extension DataDir {
         return (on.0, on.1, on.2, Self.isReadOnlyMount(path))
     }
 
+    /// What a relay holding this data directory without a status file yet waits for, when it waits: "the disk to be
+    /// writable" (mounted read-only) or "space on the disk"; nil when neither (it is only starting).
+    func startWait() -> String? {
+        DataDir.isReadOnlyMount(self.path) ? "the disk to be writable" : StoreError.noRoomLeft(beside: self.database) ? "space on the disk" : nil
+    }
+
     /// Whether the file system holding `path` is mounted read-only (statvfs's ST_RDONLY).
     static func isReadOnlyMount(_ path: String) -> Bool {
         var st = statvfs()

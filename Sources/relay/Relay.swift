@@ -660,8 +660,7 @@ extension Relay {
                 // A relay that holds the data directory but has written no status yet: starting, or waiting for a
                 // full or read-only disk (it writes its status once it can).
                 let readOnlyDisk = DataDir.isReadOnlyMount(dir.path)
-                let waitingFor: String? = !running || live != nil ? nil
-                    : readOnlyDisk ? "the disk to be writable" : StoreError.noRoomLeft(beside: dir.database) ? "space on the disk" : nil
+                let waitingFor: String? = !running || live != nil ? nil : dir.startWait()
                 let stateWord = !running ? "not running" : live == nil ? (waitingFor.map { "waiting for \($0)" } ?? "starting") : "running"
                 let mode = try dir.network().1 ? "open" : "sealed"
                 let rotation = try dir.keyRotation()

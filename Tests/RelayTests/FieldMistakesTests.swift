@@ -136,7 +136,8 @@ extension FieldTests {
                 && st.contains("(starting: waiting for the disk to be writable: \(mountLine)") && st.contains("queue: 1 bundles"), "exit \(stRC): \(st)")
         // The reading commands still read the store on the read-only disk.
         let (qRC, q, qErr) = try R.run(["queue", "list", "--data-dir", dir])
-        #expect(qRC == 0 && q.contains(id), "exit \(qRC): \(q) \(qErr)")
+        #expect(qRC == 0 && q.contains(id) && q.contains("waits: the relay is waiting for the disk to be writable (`relay status` says why)"),
+                "exit \(qRC): \(q) \(qErr)")
         let (iRC, inbox, iErr) = try R.run(["inbox", "--data-dir", dir])
         #expect(iRC == 0 && inbox.contains("The river is rising"), "exit \(iRC): \(inbox) \(iErr)")
         #expect(waiting.isRunning, "\(R.text(log1))")
