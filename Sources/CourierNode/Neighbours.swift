@@ -207,9 +207,10 @@ extension Node {
     /// or its relay switched on again, long before the neighbour timeout) gets what waits for it now: the held bundles
     /// are routed again at once, and its transfers here go after a short random delay with their backoff forgotten
     /// (`neighbourReturned`).
-    /// Returns when it was heard before on this link, whether this is a contact, and whether it returned (a contact,
-    /// or a neighbour given up on: our summary may be news to it).
-    func heard(_ from: NodeID, on link: String, packet: Packet, now: Double) -> (previous: Double?, contact: Bool, returned: Bool) {
+    /// Returns when it was heard before on this link, and whether it returned: a contact or a neighbour given up on,
+    /// to whom our summary may be news (`handle` sends it after the packet's records). What a contact alone calls for
+    /// (the `neighbourHeard` event, our announce, a reroute) is done here, so the caller needs no separate flag.
+    func heard(_ from: NodeID, on link: String, packet: Packet, now: Double) -> (previous: Double?, returned: Bool) {
         var n = self.neighbours[from] ?? Neighbour(id: from)
         let previous = n.lastHeard[link]
         let wasAway = (previous.map { p in now - p > (self.links[link].map { self.neighbourTimeout($0.info) } ?? self.config.neighbourTimeout) } ?? true)
@@ -242,7 +243,7 @@ extension Node {
                 self.links[link] = l
             }
         }
-        return (previous, contact, returned)
+        return (previous, returned)
     }
 }
 

@@ -384,7 +384,7 @@ public final class Node {
             return nil
         }
         guard self.admitCounter(packet.header.counter, from: from, link: link) else { return nil }
-        let (previous, contact, returned) = self.heard(from, on: link, packet: packet, now: now)
+        let (previous, returned) = self.heard(from, on: link, packet: packet, now: now)
         self.holdForHiddenSender(packet, from: from, link: link, now: now)
         self.noteTalksWith(packet, from: from, link: link, now: now)
         self.floodRelayAsked = self.relayAsked(by: packet.records)

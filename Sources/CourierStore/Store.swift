@@ -40,6 +40,18 @@ public final class Store: Sendable {
 
     public let path: String
     public let configuration: Configuration
+    /// The queue's quota and the inbox bound in force: the configuration's at first, changed by `setLimits` (a
+    /// running relay re-reads relay.conf's quota-mb and inbox-mb on SIGHUP without reopening the store).
+    let limits: Mutex<(quota: Int, inbox: Int)>
+    /// Bytes of queued bundles before the quota evicts, now.
+    public var quotaBytes: Int { self.limits.withLock { $0.quota } }
+    /// Bytes of message content the inbox keeps, now.
+    public var inboxBytes: Int { self.limits.withLock { $0.inbox } }
+    /// Changes the quota and the inbox bound for what is queued or delivered from now on. A lower quota evicts
+    /// nothing at once: the next insert makes room as usual.
+    public func setLimits(quota: Int, inbox: Int) {
+        self.limits.withLock { $0 = (quota, inbox) }
+    }
     let db: DatabaseQueue
     let logger: Logger
     /// What opening the store did because the database was behind the counter floor (a new, restored or moved-aside
@@ -60,6 +72,7 @@ public final class Store: Sendable {
         self.path = path
         self.configuration = configuration
         self.logger = logger
+        self.limits = Mutex((configuration.quotaBytes, configuration.inboxBytes))
         var config = GRDB.Configuration()
         config.readonly = configuration.readOnly
         config.journalMode = configuration.readOnly || configuration.inMemory ? .default : .wal
@@ -410,7 +423,7 @@ public final class Store: Sendable {
                                 classes: [PriorityClass]? = nil, again: Bool = false)
         throws(StoreError) -> (results: [Acceptance], evicted: [Expired])
     {
-        let quota = self.configuration.quotaBytes
+        let quota = self.quotaBytes
         let (results, evictedLog) = try self.write { db -> ([Acceptance], [Expired]) in
             var out: [Acceptance] = []
             var evictedLog: [Expired] = []
@@ -770,7 +783,7 @@ public final class Store: Sendable {
     /// Throws `inboxFull` (recorded in the feed and the totals) when the inbox bound (`inboxBytes`) leaves no room
     /// even after removing the oldest read messages: unread messages are never removed.
     public func deliver(_ bundle: CourierBundle, content: [UInt8], now: Int64, proven: Bool = false) throws(StoreError) -> Bool {
-        let limit = self.configuration.inboxBytes
+        let limit = self.inboxBytes
         var removedRead = 0
         let delivered = try self.write { db -> Bool? in
             let id = bundle.id
@@ -1181,7 +1194,7 @@ public final class Store: Sendable {
     public func snapshot() throws(StoreError) -> QueueSnapshot {
         try self.read { db in
             var s = QueueSnapshot()
-            s.quota = self.configuration.quotaBytes
+            s.quota = self.quotaBytes
             for r in try Row.fetchAll(db.cachedStatement(sql: "SELECT priority, count(*) AS n, total(size) AS b FROM bundle GROUP BY priority")) {
                 if let p = PriorityClass(rawValue: UInt8(r["priority"] as Int64)) {
                     s.byClass[p] = .init(count: r["n"], bytes: Int(r["b"] as Double))
@@ -1203,7 +1216,7 @@ public final class Store: Sendable {
             s.hopLimitTotal = Int(try Self.meta(db, "hoplimit.total"))
             s.failedTotal = Int(try Self.meta(db, "failed.total"))
             s.inboxBytes = Int(try Double.fetchOne(db.cachedStatement(sql: "SELECT total(length(content)) FROM inbox")) ?? 0)
-            s.inboxLimit = self.configuration.inboxBytes
+            s.inboxLimit = self.inboxBytes
             s.inboxRefused = Int(try Self.meta(db, "inbox.refused"))
             s.inboxRemoved = Int(try Self.meta(db, "inbox.removed"))
             s.unsignedRefused = Int(try Self.meta(db, "unsigned.refused"))

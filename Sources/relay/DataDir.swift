@@ -88,7 +88,9 @@ struct DataDir {
     func runningRelay() -> (pid: Int32?, statusFile: String)? {
         guard ExclusiveLock.isHeld(path: self.lockFile) else { return nil }
         let lines = ((try? String(contentsOfFile: self.lockFile, encoding: .utf8)) ?? "").split(separator: "\n")
-        let pid = lines.first.flatMap { Int32($0.trimmingCharacters(in: .whitespaces)) }
+        // A relay that started on a full or read-only disk holds the lock without having written its pid there:
+        // /proc/locks names it all the same.
+        let pid = lines.first.flatMap { Int32($0.trimmingCharacters(in: .whitespaces)) } ?? ExclusiveLock.holder(ofPath: self.lockFile)
         let status = lines.first { $0.hasPrefix("status ") }.map { String($0.dropFirst("status ".count)) }
         return (pid, status ?? self.statusFile)
     }
@@ -508,11 +510,20 @@ extension DataDir {
     /// Takes the data directory for this process alone (`relay run`, each of `relay demo`'s relays): an exclusive
     /// flock on relay.lock, which then holds this pid. Held until the process exits (the descriptor is never
     /// closed); `relay send`, `inbox`, `queue` and `status` do not take it and work beside a running relay.
-    /// Returns false when the lock is held but the disk was too full to write the pid in it (`recordLock` later).
+    /// Returns `.unrecorded` when the lock is held but the disk was too full (or mounted read-only) to write the pid
+    /// in it (`recordLock` later; `relay status` finds the pid in /proc/locks meanwhile), and `.notTaken` when the
+    /// disk is mounted read-only and relay.lock was never made (a relay that never ran): taken once it can write.
     @discardableResult
-    func lockForRun(statusFile: String) throws -> Bool {
+    func lockForRun(statusFile: String) throws -> RunLock {
         try self.requireInitialised()
-        let fd = open(self.lockFile, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        var fd = open(self.lockFile, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        var readOnly = false
+        if fd < 0 && errno == EROFS {
+            // A card the kernel remounted read-only: the lock (flock) is taken on a descriptor opened for reading.
+            fd = open(self.lockFile, O_RDONLY | O_CLOEXEC)
+            if fd < 0 && errno == ENOENT { return .notTaken }
+            readOnly = true
+        }
         guard fd >= 0 else {
             let e = errno
             if e == ENOSPC {
@@ -522,12 +533,13 @@ extension DataDir {
         }
         switch ExclusiveLock.acquire(fd) {
         case .acquired:
+            if readOnly { return .unrecorded }
             // The pid, then where the status file is (`relay status` finds it there, wherever the service put it).
             let pid = Array("\(getpid())\nstatus \(statusFile)\n".utf8)
             guard ftruncate(fd, 0) == 0, pwrite(fd, pid, pid.count, 0) == pid.count else {
                 let e = errno
                 // A full disk: the lock (flock) holds all the same; the relay waits for space and writes it then.
-                if e == ENOSPC { return false }
+                if e == ENOSPC || e == EROFS { return .unrecorded }
                 close(fd)
                 throw RelayError.cannotCreate("cannot write \(self.lockFile): \(String(cString: strerror(e)))")
             }
@@ -544,12 +556,56 @@ extension DataDir {
             close(fd)
             throw RelayError.cannotCreate("cannot lock \(self.lockFile): \(why)")
         }
-        return true
+        return .recorded
+    }
+
+    /// What `lockForRun` could do.
+    enum RunLock {
+        /// Held, with the pid and status file written in relay.lock.
+        case recorded
+        /// Held; the pid could not be written (a full or read-only disk): `recordLock` once it can.
+        case unrecorded
+        /// Not held: relay.lock does not exist and the disk is read-only (`lockForRun` once it can write).
+        case notTaken
+    }
+
+    /// The file system holding `path`, from /proc/self/mounts (the longest mount point that holds it): its device,
+    /// mount point and type; nil when it cannot be told. `readOnly` from statvfs (true when mounted read-only).
+    static func mount(of path: String) -> (device: String, point: String, type: String, readOnly: Bool)? {
+        let real = (path as NSString).resolvingSymlinksInPath
+        let mounts = ((try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? "").split(separator: "\n").compactMap { line -> (String, String, String)? in
+            let f = line.split(separator: " ")
+            guard f.count >= 3 else { return nil }
+            return (String(f[0]), String(f[1]).replacingOccurrences(of: "\\040", with: " "), String(f[2]))
+        }
+        guard let on = mounts.filter({ real == $0.1 || real.hasPrefix($0.1 == "/" ? "/" : $0.1 + "/") }).max(by: { $0.1.count < $1.1.count }) else { return nil }
+        return (on.0, on.1, on.2, Self.isReadOnlyMount(path))
+    }
+
+    /// What a relay holding this data directory without a status file yet waits for, when it waits: "the disk to be
+    /// writable" (mounted read-only) or "space on the disk"; nil when neither (it is only starting).
+    func startWait() -> String? {
+        DataDir.isReadOnlyMount(self.path) ? "the disk to be writable" : StoreError.noRoomLeft(beside: self.database) ? "space on the disk" : nil
+    }
+
+    /// Whether the file system holding `path` is mounted read-only (statvfs's ST_RDONLY).
+    static func isReadOnlyMount(_ path: String) -> Bool {
+        var st = statvfs()
+        return statvfs(path, &st) == 0 && st.f_flag & UInt(ST_RDONLY) != 0
+    }
+
+    /// "/dev/mmcblk0p2 (/) is mounted read-only": what the operator sees and what to do (a cheap SD card the kernel
+    /// remounted read-only after errors; remount it, or replace the card).
+    static func readOnlyProblem(_ path: String) -> String {
+        let m = Self.mount(of: path)
+        let point = m?.point ?? path
+        return "\(m.map { "\($0.device) (\($0.point), \($0.type))" } ?? path) is mounted read-only (the kernel does this to a card after write errors): `mount -o remount,rw \(point)` once it is checked, or replace the card"
     }
 
     /// Writes the pid and the status file's path in relay.lock, which this process holds (`lockForRun` could not, on
     /// a full disk). Through a second descriptor: the lock belongs to the first.
     func recordLock(statusFile: String) throws {
+        // relay.lock: its descriptor (taken for reading on a read-only disk) holds the lock; this one only writes.
         let fd = open(self.lockFile, O_WRONLY | O_CLOEXEC)
         let pid = Array("\(getpid())\nstatus \(statusFile)\n".utf8)
         defer { if fd >= 0 { close(fd) } }
@@ -660,7 +716,7 @@ extension DataDir {
             # rnode-tx-power = 14
             # Log level: debug, info, notice, warning.
             # log-level = info
-            # `kill -HUP` on a running relay applies group, trust and duty-cycle at once; links need a restart.
+            # `kill -HUP` on a running relay applies group, trust, duty-cycle, quota-mb, inbox-mb; links need a restart.
 
             """
         // A relay.conf already there is kept: the Debian package links /var/lib/courier/relay.conf to its conffile
@@ -671,6 +727,11 @@ extension DataDir {
                 throw RelayError.cannotCreate("cannot write \(self.configFile): \(error.localizedDescription)")
             }
         }
+        // relay.lock made now (empty until a relay runs): a card remounted read-only before the first `relay run`
+        // still has a file to hold the data directory with (`lockForRun`).
+        let fd = Glibc.open(self.lockFile, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw RelayError.cannotCreate("cannot create \(self.lockFile): \(String(cString: strerror(errno)))") }
+        close(fd)
         _ = try self.store()
         return id
     }

@@ -127,12 +127,16 @@ extension Relay.Queue {
                         exhausted[name] = String(format: "duty cycle: %@ has used its %.0f s of airtime this hour", name, budget)
                     }
                 }
+                // A relay holding the data directory that waits for a full or read-only disk (no status yet).
+                let waiting = live == nil && dir.runningRelay() != nil ? dir.startWait() : nil
                 let items = try store.queueEntries()
                 for b in items {
                     var hop: String?
                     let why: (code: String, text: String)
                     let sent = b.sentTo.map { names.label($0) }
-                    if live == nil {
+                    if live == nil, let waiting {
+                        why = ("relay-waiting", "the relay is waiting for \(waiting) (`relay status` says why); it sends once it starts")
+                    } else if live == nil {
                         why = ("not-running", "the relay is not running (`relay run` sends it)")
                     } else if quiet {
                         why = ("quiet-mode", "quiet mode: transmitting nothing (`relay quiet off` resumes)")

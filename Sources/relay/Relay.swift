@@ -243,7 +243,7 @@ extension Relay {
                 // One relay per data directory (exit 75 naming the other's pid); held until this process exits.
                 let statusFile = DataDir.runStatusFile(dataDir: dir)
                 // On a full disk the lock is held though its pid could not be written: written once there is space.
-                let lockRecorded = try dir.lockForRun(statusFile: statusFile)
+                let lock = try dir.lockForRun(statusFile: statusFile)
                 var links: [any Link] = []
                 do { for c in configs { links.append(try LinkFactory.make(c, options: opts, logger: logger)) } } catch let e as LinkError {
                     throw RelayError.unavailable(e.description)
@@ -264,10 +264,16 @@ extension Relay {
                 // A relay box whose disk filled up while the relay was stopped: it waits for space (a service would
                 // otherwise restart it in a loop), then starts by itself. Nothing could be stored meanwhile anyway.
                 guard let store = try await Self.storeWaitingForSpace(dir, stops: stops, logger: logger) else {
-                    logger.notice("stopped while waiting for space on the disk; everything queued is kept for the next start")
+                    logger.notice(DataDir.isReadOnlyMount(dir.path)
+                        ? "stopped while waiting for the disk to be writable; everything queued is kept for the next start"
+                        : "stopped while waiting for space on the disk; everything queued is kept for the next start")
                     return
                 }
-                if !lockRecorded { try dir.recordLock(statusFile: statusFile) }
+                switch lock {
+                case .recorded: break
+                case .unrecorded: try dir.recordLock(statusFile: statusFile)
+                case .notTaken: try dir.lockForRun(statusFile: statusFile)
+                }
                 if let raised = store.floorRaised { logger.notice("\(raised)") }
                 // A key change whose moment passed while the relay was stopped: the files say so first (SPEC 3.7).
                 try dir.settleKeyRotation(now: Date().timeIntervalSince1970)
@@ -283,7 +289,9 @@ extension Relay {
                     now: Date().timeIntervalSince1970)
                 let runtime = Runtime(node: node, store: store, links: links, statusPath: statusFile, logger: logger)
                 let callsign = opts.callsign.map(\.description) ?? "none"
-                runtime.statusInfo = ["mode": open ? "open" : "sealed", "callsign": callsign]
+                // The quota and inbox bound in force (`relay status` compares them with relay.conf's).
+                runtime.statusInfo = ["mode": open ? "open" : "sealed", "callsign": callsign,
+                                      "quota": String(store.quotaBytes), "inbox": String(store.inboxBytes)]
                 // SIGHUP (and an edit of the trust list): groups, trust, duty cycle apply at once; links need a restart.
                 let radios = links.filter { $0.properties.airtime != .none }.map(\.name)
                 let flagDuty = self.dutyCycle
@@ -291,7 +299,7 @@ extension Relay {
                 let linksFromFlags = !self.links.isEmpty
                 let startAmateur = (callsign: cfg.callsign, notAmateur: cfg.notAmateur)
                 let log = logger
-                runtime.onReload = { node in
+                runtime.onReload = { [weak runtime] node in
                     let conf = dir.config()
                     if let p = conf.problems.first {
                         log.error("reload refused, the running settings are kept: \(p)")
@@ -306,6 +314,16 @@ extension Relay {
                     }
                     let duty = flagDuty.map { $0 / 100 } ?? conf.dutyCycle
                     for r in radios { node.setDutyCycle(duty, on: r) }
+                    // The queue's quota and the inbox bound: for what is received and queued from now on.
+                    let (quota, inbox) = (conf.quota ?? Store.Configuration().quotaBytes, conf.inbox ?? Store.Configuration().inboxBytes)
+                    let (oldQuota, oldInbox) = (store.quotaBytes, store.inboxBytes)
+                    if quota != oldQuota || inbox != oldInbox {
+                        store.setLimits(quota: quota, inbox: inbox)
+                        if quota != oldQuota { log.notice("quota-mb now \(megabytes(quota)) (was \(megabytes(oldQuota)))") }
+                        if inbox != oldInbox { log.notice("inbox-mb now \(megabytes(inbox)) (was \(megabytes(oldInbox)))") }
+                        runtime?.statusInfo["quota"] = String(quota)
+                        runtime?.statusInfo["inbox"] = String(inbox)
+                    }
                     if !linksFromFlags && conf.links != startLinks {
                         log.warning("relay.conf: the links changed; restart the relay to use them (kept: \(startLinks.joined(separator: " ")))")
                     }
@@ -336,30 +354,42 @@ extension Relay {
         }
 
         /// The store, once it can be opened for writing. On a full disk (SQLite cannot make its shared-memory file or
-        /// write its schema version; counters.json cannot be written): one error line naming the disk and its free
-        /// space, then a probe each `Runtime.storageProbeInterval` and a line each `Runtime.storageLogInterval`, until
-        /// space is freed. nil when the relay was asked to stop meanwhile. Any other failure throws as before.
+        /// write its schema version; counters.json cannot be written) or one mounted read-only (an SD card the kernel
+        /// remounted `ro` after errors): one error line naming the disk (its free space, or that it is read-only and
+        /// what to do), then a probe each `Runtime.storageProbeInterval` and a line each `Runtime.storageLogInterval`,
+        /// until it can write. nil when the relay was asked to stop meanwhile. Any other failure throws as before.
         static func storeWaitingForSpace(_ dir: DataDir, stops: StopRequests, logger: Logger) async throws -> Store? {
             var since: Double? = nil
             var lastLogged = 0.0
             var probes = 0
+            var lastWhy = ""
             while true {
                 do {
                     let store = try dir.store()
                     if let since {
-                        logger.notice("storage works again after \(Int(Date().timeIntervalSince1970 - since)) s of disk full at start (\(probes) probes); nothing queued was lost; starting")
+                        logger.notice("storage works again after \(Int(Date().timeIntervalSince1970 - since)) s of \(lastWhy) at start (\(probes) probes); nothing queued was lost; starting")
                     }
                     return store
                 } catch let e as StoreError {
-                    guard case .diskFull = e else { throw e }
+                    // Waited out: a full disk, and any failure to write on a disk mounted read-only.
+                    let readOnly = DataDir.isReadOnlyMount(dir.path)
+                    if case .diskFull = e {} else if !readOnly { throw e }
+                    let why = readOnly ? "a read-only disk" : "disk full"
                     let now = Date().timeIntervalSince1970
-                    if since == nil {
-                        since = now
+                    if since == nil || why != lastWhy {
+                        since = since ?? now
                         lastLogged = now
-                        logger.error("storage failed at start: \(e.description) (\(DataDir.freeSpace(dir.path))); waiting for space, nothing is sent or received until then; the relay starts by itself once space is freed")
+                        lastWhy = why
+                        if readOnly {
+                            logger.error("storage failed at start: cannot write \(dir.path): \(DataDir.readOnlyProblem(dir.path)); waiting until it can write, nothing is sent or received until then; queued messages are safe; the relay starts by itself once the disk is writable")
+                        } else {
+                            logger.error("storage failed at start: \(e.description) (\(DataDir.freeSpace(dir.path))); waiting for space, nothing is sent or received until then; the relay starts by itself once space is freed")
+                        }
                     } else if now - lastLogged >= Runtime.storageLogInterval {
                         lastLogged = now
-                        logger.error("storage still failing at start: disk full (\(DataDir.freeSpace(dir.path))), \(probes) probes in \(Int(now - since!)) s; waiting for space")
+                        logger.error(readOnly
+                            ? "storage still failing at start: \(DataDir.readOnlyProblem(dir.path)); \(probes) probes in \(Int(now - since!)) s; waiting until it can write"
+                            : "storage still failing at start: disk full (\(DataDir.freeSpace(dir.path))), \(probes) probes in \(Int(now - since!)) s; waiting for space")
                     }
                 }
                 let until = Date().addingTimeInterval(Runtime.storageProbeInterval)
@@ -627,6 +657,11 @@ extension Relay {
                     }
                 }
                 let running = relay != nil
+                // A relay that holds the data directory but has written no status yet: starting, or waiting for a
+                // full or read-only disk (it writes its status once it can).
+                let readOnlyDisk = DataDir.isReadOnlyMount(dir.path)
+                let waitingFor: String? = !running || live != nil ? nil : dir.startWait()
+                let stateWord = !running ? "not running" : live == nil ? (waitingFor.map { "waiting for \($0)" } ?? "starting") : "running"
                 let mode = try dir.network().1 ? "open" : "sealed"
                 let rotation = try dir.keyRotation()
                 let keyNow = Date().timeIntervalSince1970
@@ -637,6 +672,7 @@ extension Relay {
                                             "mode": mode, "networkKey": keys.send.fingerprint, "networkKeysAccepted": keys.accept.map(\.fingerprint)]
                     if let pending { o["networkKeyNext"] = ["key": pending.0, "at": pending.1] }
                     if let pid = relay?.pid { o["pid"] = Int(pid) }
+                    o["state"] = stateWord
                     if let live { o["live"] = live }
                     // Storage failing now (the running relay's view): transmission is paused until it works again.
                     if let storage = live?["storage"] as? [String: Any] { o["storage"] = storage }
@@ -659,7 +695,7 @@ extension Relay {
                 // The callsign is what the running relay uses (flag or relay.conf), from its status file.
                 var callsign = ""
                 if let c = (live?["info"] as? [String: String])?["callsign"] { callsign = c == "none" ? ", no callsign" : ", callsign \(c)" }
-                let state = running ? "running\(relay?.pid.map { " (pid \($0))" } ?? "")" : "not running"
+                let state = running ? "running\(relay?.pid.map { " (pid \($0))" } ?? "")\(waitingFor.map { ", waiting for \($0)" } ?? "")" : "not running"
                 say("relay \(id.nodeID.short)\(name.map { " (\($0))" } ?? ""): \(state), \(mode) federation\(callsign)\(try store.isQuiet() ? ", QUIET MODE (transmitting nothing)" : "")")
                 let replaced = keys.accept.filter { $0 != keys.send && $0 != rotation.next }.map(\.fingerprint)
                 say("  network key \(keys.send.fingerprint)\(pending.map { "; switching to \($0.0) at \($0.1)" } ?? "")\(replaced.isEmpty ? "" : "; still accepting replaced key \(replaced.joined(separator: ", "))")")
@@ -696,12 +732,18 @@ extension Relay {
                         say("  hellos: \(a) answered with an announce, \(m) not answered at once (at most one per neighbour in 2 min, 3 then 1 a minute per link)")
                     }
                 } else if running {
-                    // A relay that started on a full disk waits for space before it writes any status.
-                    say(StoreError.noRoomLeft(beside: dir.database)
-                        ? "  (starting: waiting for space on the disk, \(DataDir.freeSpace(dir.path)); it starts by itself once space is freed)"
-                        : "  (starting: no status yet)")
+                    // A relay that started on a full or read-only disk waits before it writes any status.
+                    say(waitingFor == nil ? "  (starting: no status yet)" : readOnlyDisk
+                        ? "  (starting: waiting for the disk to be writable: \(DataDir.readOnlyProblem(dir.path)); queued messages are safe; it starts by itself once it can write)"
+                        : "  (starting: waiting for space on the disk, \(DataDir.freeSpace(dir.path)); it starts by itself once space is freed)")
                 }
                 say("  queue: \(s.total.count) bundles (\(PriorityClass.allCases.map { "\($0) \(s.byClass[$0]?.count ?? 0)" }.joined(separator: ", ")))\(s.identities > 0 ? ", \(s.identities) of them nodes' keys" : "")")
+                // The quota the running relay uses, and relay.conf's when it differs (an edit not yet reloaded).
+                if let info = live?["info"] as? [String: String], let inForce = info["quota"].flatMap(Int.init) {
+                    let file = dir.config().quota ?? Store.Configuration().quotaBytes
+                    say("  quota: \(bytes(s.total.bytes)) of \(megabytes(inForce)) in force" + (file == inForce ? "" :
+                        "; relay.conf says \(megabytes(file)): reload it (systemctl reload relay, or kill -HUP \(relay?.pid.map(String.init) ?? "PID"))"))
+                }
                 if let o = s.oldest { say("  oldest: \(o.id), \(relative(Date().timeIntervalSince1970 - Double(o.received))) ago") }
                 let now = Date().timeIntervalSince1970
                 // Kept for a federation dictionary this relay lacks (SPEC 7.6), or for their origin's keys (9.1).
@@ -860,6 +902,11 @@ func bytes(_ n: Int) -> String {
     if n < 1_024 { return "\(n) B" }
     if n < 1_048_576 { return String(format: "%.1f KB", Double(n) / 1_024) }
     return String(format: "%.1f MB", Double(n) / 1_048_576)
+}
+
+/// A quota or bound as relay.conf gives it: "4 MB" when whole megabytes, else bytes.
+func megabytes(_ n: Int) -> String {
+    n % 1_048_576 == 0 ? "\(n / 1_048_576) MB" : "\(n) bytes"
 }
 
 extension String {

@@ -82,8 +82,13 @@ extension FieldTests {
                 "exit \(waiting.isRunning ? "none" : String(waiting.terminationStatus)): \(R.text(log1))")
         #expect(R.text(log1).contains("KB free of 4 MB on tmpfs (\(disk))") && R.text(log1).contains("the relay starts by itself once space is freed"),
                 "\(R.text(log1))")
+        // The waiting relay's pid (relay.lock could not be written: /proc/locks names it) and what it waits for.
         let (stRC, st, _) = try R.run(["status", "--data-dir", dir])
-        #expect(stRC == 0 && st.contains("(starting: waiting for space on the disk,") && st.contains("queue: 1 bundles"), "exit \(stRC): \(st)")
+        #expect(stRC == 0 && st.contains(": running (pid \(waiting.processIdentifier)), waiting for space on the disk,")
+                && st.contains("(starting: waiting for space on the disk,") && st.contains("queue: 1 bundles"), "exit \(stRC): \(st)")
+        let stJSON = try JSONSerialization.jsonObject(with: Data(try R.run(["status", "--data-dir", dir, "--json"]).1.utf8)) as? [String: Any]
+        #expect(stJSON?["pid"] as? Int == Int(waiting.processIdentifier) && stJSON?["state"] as? String == "waiting for space on the disk",
+                "\(String(describing: stJSON))")
         #expect(waiting.isRunning, "\(R.text(log1))")
         R.stop(waiting)
         #expect(R.text(log1).contains("stopped while waiting for space on the disk"), "\(R.text(log1))")
@@ -99,6 +104,110 @@ extension FieldTests {
                 "relay.lock never named the relay")
         #expect(try R.queuedIDs(dir).contains(id), "the queued alert was lost")
         R.stop(relay)
+    }
+
+    /// An SD card the kernel remounted read-only (ext4 does so after write errors) before `relay run` started:
+    /// `relay run` exited 73 ("cannot create relay.lock: Read-only file system"), and the packaged unit restarted it
+    /// every 5 s. Now it holds the data directory, says once which mount is read-only and what to do, `relay status`
+    /// names its pid and what it waits for, `status`, `inbox` and `queue` still read what is there, a stop while it
+    /// waits exits 0, and once the disk is writable again it starts by itself; nothing queued was lost.
+    @Test(.enabled(if: SafetyTests.canMount, "needs to mount a tmpfs (root): read-only disk test skipped"))
+    func relayRunOnAReadOnlyDiskWaitsUntilItCanWriteThenStartsByItself() throws {
+        let disk = try #require(SafetyTests.mountTmpfs(size: "4m"), "could not mount a tmpfs")
+        defer { SafetyTests.system(["/bin/umount", "-l", disk]) }
+        let dir = disk + "/village"
+        #expect(try R.run(["init", "--data-dir", dir, "--name", "village"]).0 == 0)
+        let (sendRC, out, sendErr) = try R.run(["send", "--data-dir", dir, "--everyone", "--kind", "alert", "The river is rising"])
+        #expect(sendRC == 0, "\(sendErr)")
+        let id = out.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(SafetyTests.system(["/bin/mount", "-o", "remount,ro", disk]) == 0, "could not remount \(disk) read-only")
+        let mountLine = "tmpfs (\(disk), tmpfs) is mounted read-only"
+
+        // Stopped while it waits: exit 0, as a service manager expects.
+        let log1 = R.tempDir() + "/run1.log"
+        let waiting = try R.start(["run", "--data-dir", dir, "--link", "tcp-listen:127.0.0.1:0"], log: log1)
+        #expect(R.wait(60) { R.text(log1).contains("storage failed at start: cannot write \(dir): \(mountLine)") },
+                "exit \(waiting.isRunning ? "none" : String(waiting.terminationStatus)): \(R.text(log1))")
+        #expect(R.text(log1).contains("`mount -o remount,rw \(disk)` once it is checked, or replace the card")
+                && R.text(log1).contains("queued messages are safe; the relay starts by itself once the disk is writable"), "\(R.text(log1))")
+        #expect(R.count("storage failed at start", in: R.text(log1)) == 1, "\(R.text(log1))")
+        let (stRC, st, _) = try R.run(["status", "--data-dir", dir])
+        #expect(stRC == 0 && st.contains(": running (pid \(waiting.processIdentifier)), waiting for the disk to be writable,")
+                && st.contains("(starting: waiting for the disk to be writable: \(mountLine)") && st.contains("queue: 1 bundles"), "exit \(stRC): \(st)")
+        // The reading commands still read the store on the read-only disk.
+        let (qRC, q, qErr) = try R.run(["queue", "list", "--data-dir", dir])
+        #expect(qRC == 0 && q.contains(id) && q.contains("waits: the relay is waiting for the disk to be writable (`relay status` says why)"),
+                "exit \(qRC): \(q) \(qErr)")
+        let (iRC, inbox, iErr) = try R.run(["inbox", "--data-dir", dir])
+        #expect(iRC == 0 && inbox.contains("The river is rising"), "exit \(iRC): \(inbox) \(iErr)")
+        #expect(waiting.isRunning, "\(R.text(log1))")
+        R.stop(waiting)
+        #expect(R.text(log1).contains("stopped while waiting for the disk to be writable"), "\(R.text(log1))")
+
+        // Started again on the read-only disk; it is remounted read-write while it waits: it starts by itself.
+        let log2 = R.tempDir() + "/run2.log"
+        let relay = try R.start(["run", "--data-dir", dir, "--link", "tcp-listen:127.0.0.1:0"], log: log2)
+        #expect(R.wait(60) { R.text(log2).contains("storage failed at start: cannot write \(dir): \(mountLine)") }, "\(R.text(log2))")
+        #expect(SafetyTests.system(["/bin/mount", "-o", "remount,rw", disk]) == 0, "could not remount \(disk) read-write")
+        #expect(R.wait(60) { R.text(log2).contains("relay running") }, "\(R.text(log2))")
+        #expect(R.text(log2).contains("storage works again after") && R.text(log2).contains("of a read-only disk at start")
+                && R.text(log2).contains("nothing queued was lost"), "\(R.text(log2))")
+        #expect(R.wait(60) { (try? R.run(["status", "--data-dir", dir]).1.contains("running (pid \(relay.processIdentifier)), sealed federation")) == true },
+                "the started relay's status never came")
+        #expect(R.text(dir + "/relay.lock").hasPrefix("\(relay.processIdentifier)\n"), "relay.lock never named the relay: \(R.text(dir + "/relay.lock"))")
+        #expect(try R.queuedIDs(dir).contains(id), "the queued alert was lost")
+        R.stop(relay)
+    }
+
+    /// A raised quota-mb in relay.conf reached a running relay only after a restart (it kept refusing and evicting
+    /// at the old quota). Now SIGHUP (`systemctl reload relay`) applies it: one log line, `relay status` shows the
+    /// quota in force (and, until the reload, that relay.conf says another), and what the relay receives from then on
+    /// is held under the new quota.
+    @Test func aRaisedQuotaReachesTheRunningRelayOnReload() throws {
+        let dirs = try R.federation(["village", "ridge"])
+        let (village, ridge) = (dirs[0], dirs[1])
+        let conf = village + "/relay.conf"
+        let plain = R.text(conf)
+        try (plain + "\nquota-mb = 1\n").write(toFile: conf, atomically: true, encoding: .utf8)
+        let port = try TestBroker.freePort()
+        let logV = R.tempDir() + "/village.log"
+        let v = try R.start(["run", "--data-dir", village, "--link", "tcp-listen:127.0.0.1:\(port)"], log: logV)
+        #expect(R.wait(60) { (try? R.run(["status", "--data-dir", village]).1.contains(" of 1 MB in force\n")) == true }, "\(R.text(logV))")
+        func queued() throws -> (bytes: Int, evicted: Int) {
+            let o = try JSONSerialization.jsonObject(with: Data(try R.run(["queue", "--data-dir", village, "--json"]).1.utf8)) as? [String: Any]
+            return ((o?["bytes"] as? Int) ?? -1, (o?["evicted"] as? Int) ?? -1)
+        }
+        // 30 floods of ~45 KB from ridge (1.3 MB): village holds 1 MB of them and pushes out the rest.
+        func sendFloods(_ n: Int, _ tag: String) throws {
+            for i in 0..<n {
+                let (rc, _, err) = try R.run(["send", "--data-dir", ridge, "--everyone", "\(tag) \(i) " + Self.noise(62_000)])
+                #expect(rc == 0, "\(err)")
+            }
+        }
+        try sendFloods(30, "before")
+        let r = try R.start(["run", "--data-dir", ridge, "--link", "tcp:127.0.0.1:\(port)"], log: R.tempDir() + "/ridge.log")
+        defer { R.stop(r) }
+        let filled = try R.wait(300) { try queued().evicted >= 5 }
+        let atOld = try queued()
+        #expect(filled && atOld.bytes <= 1_048_576, "village never filled its 1 MB: \(atOld)")
+
+        // Raised in relay.conf: status says the running relay still uses 1 MB, and how to apply it.
+        try (plain + "\nquota-mb = 8\n").write(toFile: conf, atomically: true, encoding: .utf8)
+        let st = try R.run(["status", "--data-dir", village]).1
+        #expect(st.contains(" of 1 MB in force; relay.conf says 8 MB: reload it (systemctl reload relay, or kill -HUP \(v.processIdentifier))"), "\(st)")
+        kill(v.processIdentifier, SIGHUP)
+        #expect(R.wait(60) { R.text(logV).contains("quota-mb now 8 MB (was 1 MB)") }, "\(R.text(logV))")
+        #expect(R.wait(60) { (try? R.run(["status", "--data-dir", village]).1.contains(" of 8 MB in force\n")) == true },
+                "\((try? R.run(["status", "--data-dir", village]).1) ?? "")")
+        // What it receives now is held under 8 MB: 30 more floods, and village holds more than the old 1 MB.
+        let evictedBefore = try queued().evicted
+        try sendFloods(30, "after")
+        let grew = try R.wait(300) { try queued().bytes > 1_200_000 }
+        let atNew = try queued()
+        #expect(grew, "village still held no more than its old quota: \(atNew)")
+        #expect(atNew.evicted == evictedBefore, "village pushed floods out under an 8 MB quota: \(atNew), \(evictedBefore) before")
+        #expect(v.isRunning, "\(R.text(logV))")
+        R.stop(v)
     }
 
     /// `relay peers remove X` of a node not on the trust list said "this relay has not heard X yet ...: add it by
