@@ -63,10 +63,9 @@ struct LineMeasurement {
             get { self.metadata[key] }
             set { self.metadata[key] = newValue }
         }
-        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
-                 file: String, function: String, line: UInt) {
-            if message.description == "receipt", let id = metadata?["bundle.id"] { self.counter.add("\(id)") }
-            if self.echo { FileHandle.standardError.write(Data("A \(level) \(message) \(metadata ?? [:])\n".utf8)) }
+        func log(event: LogEvent) {
+            if event.message.description == "receipt", let id = event.metadata?["bundle.id"] { self.counter.add("\(id)") }
+            if self.echo { FileHandle.standardError.write(Data("A \(event.level) \(event.message) \(event.metadata ?? [:])\n".utf8)) }
         }
     }
 
