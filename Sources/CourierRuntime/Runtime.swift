@@ -220,12 +220,14 @@ public final class Runtime: @unchecked Sendable {
                         self.health[link, default: LinkHealth()].duplicates += 1
                         self.health[link, default: LinkHealth()].replays += 1
                     }
-                    if self.refusals.note("packet " + reason.rawValue, now: now) {
+                    // At debug level each one (what became of every copy a noisy line brought), else the first of a
+                    // minute and then a count.
+                    if self.refusals.note("packet " + reason.rawValue, now: now) || self.logger.logLevel <= .debug {
                         self.logger.debug("refused packet", metadata: ["link": "\(link)", "reason": "\(reason.rawValue)", "detail": "\(detail)"])
                     }
                 case .duplicate(let id):
                     if let l = receivedOn { self.health[l, default: LinkHealth()].duplicates += 1 }
-                    if self.refusals.note("duplicate bundle", now: now) {
+                    if self.refusals.note("duplicate bundle", now: now) || self.logger.logLevel <= .debug {
                         self.logger.debug("refused bundle", metadata: ["link": "\(receivedOn ?? "-")", "reason": "duplicate", "bundle.id": "\(id)"])
                     }
                 case .custodyReleased(let id, let to):

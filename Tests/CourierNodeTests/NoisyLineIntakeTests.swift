@@ -78,4 +78,40 @@ import Testing
         #expect(Self.wholeAcks(out, to: p, transfer: 36, count: 2) >= 1, "and acknowledged: \(out.acks)")
         #expect(try h.store.savedFragments().isEmpty)
     }
+
+    /// A line that loses most of what crosses it (the neighbour heard all along, nothing acknowledged): transfers cut
+    /// whole for the clean line are cut again, after `recutAfter` time-outs, into fragments whose packets fit the size
+    /// the line now takes (`fragmentMTU`, 96 bytes here). A whole bundle whose record fits that size but whose packet
+    /// (25 bytes more) does not is cut again too: before, it went whole at every retry (session 16's `.23`, a 72-byte
+    /// bundle in a 103-byte packet, sent 16 times).
+    @Test func aWholeBundleWhosePacketIsOverTheNoisyLineSizeIsCutAgain() throws {
+        let h = try EngineHarness(properties: BundleRunEngineTests.serial)
+        let (p, _) = h.addPeer(capabilities: 1 | AnnounceRecord.hello)
+        h.run(for: 5)
+        let texts = (0..<6).map { "Tent \($0)." }
+        var ids: [BundleID] = []
+        for t in texts {
+            let (id, out) = try h.node.submit(kind: .text, destination: .node(p.short), content: Array(t.utf8), now: h.now)
+            ids.append(id)
+            _ = h.read(out)
+        }
+        for id in ids {
+            let size = try #require(try h.store.bundle(id)).data.count
+            // Its record (header, next hop, transfer number) fits 96 bytes alone; its packet does not.
+            try #require(Packet.overhead + 1 + 4 + 1 + size > 96 && 1 + 4 + 1 + size <= 96, "bundle of \(size) bytes")
+        }
+        // The neighbour keeps talking (an ack for nothing of ours, once a second) and never acknowledges our bundles:
+        // what we send times out with the neighbour heard, so it counts against the line.
+        var out = EngineHarness.Out()
+        for _ in 0..<400 {
+            out.packets += h.receive(from: p, [.ack(AckRecord(target: h.me.nodeID.short, entries: [AckEntry(transfer: 9_999, received: 1)]))]).packets
+            out.packets += h.run(for: 1).packets
+        }
+        let toPeer = out.fragments.filter { $0.nextHop == p.short }
+        #expect(!toPeer.isEmpty, "no bundle was cut again for the noisy line: \(out.bundles.count) whole bundle records sent")
+        // Every fragment's packet fits the noisy-line size.
+        for f in toPeer {
+            #expect(Packet.overhead + Record.fragment(f).encodedSize(last: true) <= 96, "a fragment of \(f.data.count) bytes")
+        }
+    }
 }
