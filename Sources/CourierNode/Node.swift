@@ -192,7 +192,13 @@ public final class Node {
         for p in try store.peers() { self.learn(p.keys) }
         self.replayGuard.windows = try store.replayWindows()
         // Half-received transfers survive a restart (directed bundles in custody look for a route at the first tick).
-        for (sender, f, t) in try store.savedFragments() { _ = self.reassembler.add(f, from: sender, now: t) }
+        // A transfer whose pieces are all there (kept by a version that saved every copy, or not dropped for a full
+        // disk) is not taken as complete: its bundle may never have been stored. It waits, without the piece that
+        // completed it, for that piece's resend (stored and acknowledged then, or acknowledged as a duplicate), or is
+        // dropped from the store at its timeout.
+        for (sender, f, t) in try store.savedFragments() {
+            if case .complete = self.reassembler.add(f, from: sender, now: t) { self.reassembler.reopen(sender: sender, transfer: f.transfer) }
+        }
         self.shelveDictionaries(now: now)
         // The feed's position first, then what is held: a bundle another process stores meanwhile is in one or both.
         self.feedPosition = try store.lastEventSeq()

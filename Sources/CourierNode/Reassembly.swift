@@ -14,9 +14,6 @@ extension Node {
                 self.rejectStorage("cannot drop the old pieces of transfer \(f.transfer) from \(from.short): \(error)", error)
             }
         }
-        // Not kept (a full disk): used from memory all the same, as the replay window is (the bundle it
-        // completes is acknowledged only once stored, so nothing is lost; a restart meanwhile costs a resend).
-        _ = self.storing("store a received fragment", link: link) { try self.store.saveFragment(f, from: from, now: Int64(now)) }
         switch self.reassembler.add(f, from: from, now: Int64(now)) {
         case .complete(let bytes, let ack):
             guard self.handleBundleBytes(bytes, from: from, link: link, now: now, copies: f.nextHop != nil ? self.arrivingCopies[f.transfer] : nil,
@@ -30,6 +27,13 @@ extension Node {
             _ = self.storing("drop the pieces of a completed transfer", link: link) { try self.store.dropTransfer(from: from, transfer: f.transfer) }
             if f.nextHop != nil { self.queueAck(ack, to: from.short, link: link, now: now) }
         case .incomplete(let ack):
+            // Kept only while its transfer is being collected (a fragment that completes one, or repeats one completed,
+            // is not: kept before, each duplicate of a completed transfer stayed in the store until the 24-hour
+            // timeout, and a restart put the whole transfer together again and acknowledged its last fragment's
+            // resend as a duplicate). Not kept (a full disk): used from memory all the same, as the replay window
+            // is (the bundle it completes is acknowledged only once stored, so nothing is lost; a restart meanwhile
+            // costs a resend).
+            _ = self.storing("store a received fragment", link: link) { try self.store.saveFragment(f, from: from, now: Int64(now)) }
             if f.nextHop != nil { self.queueAck(ack, to: from.short, link: link, now: now, complete: false) }
             else { self.floodFragmentHeard(f, from: from, link: link, now: now) }
         case .duplicate(let ack):
