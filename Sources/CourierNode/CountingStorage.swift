@@ -68,6 +68,7 @@ public final class CountingStorage: NodeStorage {
     @discardableResult
     public func keepUnread(_ bundle: CourierBundle, reason: String, from: String?, now: Int64) throws(StoreError) -> Bool { self.tally("keepUnread"); return try self.inner.keepUnread(bundle, reason: reason, from: from, now: now) }
     public func waiting(origin: ShortID?) throws(StoreError) -> [WaitingBundle] { self.tally("waiting"); return try self.inner.waiting(origin: origin) }
+    public func expiredOnArrival(_ bundle: CourierBundle, detail: String, from: String?, now: Int64) throws(StoreError) -> Bool { self.tally("expiredOnArrival"); return try self.inner.expiredOnArrival(bundle, detail: detail, from: from, now: now) }
     public func waitingOrigins(keptBy: Int64) throws(StoreError) -> [ShortID] { self.tally("waitingOrigins"); return try self.inner.waitingOrigins(keptBy: keptBy) }
     public func releaseUnread(_ id: BundleID) throws(StoreError) { self.tally("releaseUnread"); return try self.inner.releaseUnread(id) }
     public func dropUnread(_ id: BundleID, gaveUp: String?, now: Int64) throws(StoreError) { self.tally("dropUnread"); return try self.inner.dropUnread(id, gaveUp: gaveUp, now: now) }

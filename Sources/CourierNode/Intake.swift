@@ -22,7 +22,7 @@ extension Node {
             return true
         }
         let nowMinutes = UInt64(CourierTime.minutes(unixSeconds: Int64(now)))
-        if b.expires <= nowMinutes { return true }
+        if b.expires <= nowMinutes { return self.expiredOnArrival(b, from: from, link: link, handedToUs: handedToUs, now: now) }
         // A copy of a flood we are about to rebroadcast: one more neighbour has it; a repair someone else just
         // sent need not be sent again.
         if self.floods[b.id] != nil { self.floods[b.id]!.heard += 1; self.floods[b.id]!.copyHeard(from: from, asked: self.floodRelayAsked) }
@@ -91,6 +91,27 @@ extension Node {
             return true
         case .delivered, .waiting, .failed: return true
         }
+    }
+
+    /// A bundle whose lifetime passed before it reached us (SPEC 6.14 step 2): dropped, not stored, and acknowledged
+    /// (nobody can use it now: its sender may let it go), but not in silence: the log and the feed (`expired`, with
+    /// the neighbour), `relay status`'s expired total; a directed one handed to us (custody would have moved) is given
+    /// up on and its origin told (failure notice, reason 1 expired), as if it had expired in our queue. Once per bundle
+    /// (it is seen after). Returns whether it is settled (false: not recorded, a full disk; not acknowledged).
+    func expiredOnArrival(_ b: CourierBundle, from: NodeID, link: String, handedToUs: Bool, now: Double) -> Bool {
+        let directedTo: ShortID? = if case .node(let d) = b.destination, handedToUs { d } else { nil }
+        let detail = "lifetime passed before it arrived (from \(from.short))"
+        guard let recorded = self.storing("record a bundle that arrived expired", link: link, {
+            try self.store.expiredOnArrival(b, detail: detail, from: from.short.description, now: Int64(now))
+        }) else { return false }
+        guard recorded else { return true }
+        if let d = directedTo {
+            self.emit(.event(.gaveUp(b.id, reason: "expired: its lifetime passed before it reached \(d) (it arrived here from \(from.short) already expired)")))
+            self.notifyFailure(b.id, kind: b.kind, .expired, now: now)
+        } else {
+            self.emit(.event(.expired(b.id)))
+        }
+        return true
     }
 
     /// A directed bundle handed back to us with no hop left, after we had passed it on: the loop of routes it went

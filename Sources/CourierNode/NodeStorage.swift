@@ -89,6 +89,7 @@ public protocol NodeStorage: AnyObject, Sendable {
     @discardableResult
     func keepUnread(_ bundle: CourierBundle, reason: String, from: String?, now: Int64) throws(StoreError) -> Bool
     func waiting(origin: ShortID?) throws(StoreError) -> [WaitingBundle]
+    func expiredOnArrival(_ bundle: CourierBundle, detail: String, from: String?, now: Int64) throws(StoreError) -> Bool
     func waitingOrigins(keptBy: Int64) throws(StoreError) -> [ShortID]
     func releaseUnread(_ id: BundleID) throws(StoreError)
     func dropUnread(_ id: BundleID, gaveUp: String?, now: Int64) throws(StoreError)

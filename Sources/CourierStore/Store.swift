@@ -1021,6 +1021,22 @@ public final class Store: Sendable {
 
     // MARK: Bundles given up on, and bundles waiting for keys
 
+    /// Records a bundle that arrived with its lifetime already passed (SPEC 6.14 step 2: dropped, not stored): seen
+    /// (copies that follow are duplicates, until the expiry pass forgets it), an `expired` entry in the feed with
+    /// `detail` and the neighbour, and one more in the `relay status` total. Returns false when it was already seen
+    /// (nothing recorded again).
+    public func expiredOnArrival(_ bundle: CourierBundle, detail: String, from: String?, now: Int64) throws(StoreError) -> Bool {
+        try self.write { db in
+            let id = bundle.id
+            self.seenChanged()
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
+            guard db.changesCount > 0 else { return false }
+            try Self.event(db, .expired, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority, neighbour: from, detail: detail)
+            try Self.bump(db, "expired.total")
+            return true
+        }
+    }
+
     /// Marks a bundle seen without storing or delivering it (an identity bundle for this node: read, not kept).
     public func markSeen(_ bundle: CourierBundle) throws(StoreError) {
         try self.writeAlone { db in

@@ -289,6 +289,7 @@ final class FlakyStorage: NodeStorage {
         try self.inner.keepUnread(bundle, reason: reason, from: from, now: now)
     }
     func waiting(origin: ShortID?) throws(StoreError) -> [WaitingBundle] { try self.inner.waiting(origin: origin) }
+    func expiredOnArrival(_ bundle: CourierBundle, detail: String, from: String?, now: Int64) throws(StoreError) -> Bool { try self.inner.expiredOnArrival(bundle, detail: detail, from: from, now: now) }
     func waitingOrigins(keptBy: Int64) throws(StoreError) -> [ShortID] { try self.inner.waitingOrigins(keptBy: keptBy) }
     func releaseUnread(_ id: BundleID) throws(StoreError) { try self.inner.releaseUnread(id) }
     func dropUnread(_ id: BundleID, gaveUp: String?, now: Int64) throws(StoreError) { try self.inner.dropUnread(id, gaveUp: gaveUp, now: now) }
