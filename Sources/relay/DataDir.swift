@@ -622,16 +622,8 @@ extension DataDir {
         let free = UInt64(getuid() == 0 ? st.f_bfree : st.f_bavail) * UInt64(st.f_frsize)
         let size = UInt64(st.f_blocks) * UInt64(st.f_frsize)
         let amount = free >= 1_048_576 ? String(format: "%.1f MB", Double(free) / 1_048_576) : "\(free / 1_024) KB"
-        // The longest mount point that holds the path.
-        let real = (path as NSString).resolvingSymlinksInPath
-        let mounts = ((try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? "").split(separator: "\n").compactMap { line -> (String, String)? in
-            let f = line.split(separator: " ")
-            guard f.count >= 2 else { return nil }
-            return (String(f[0]), String(f[1]).replacingOccurrences(of: "\\040", with: " "))
-        }
-        let on = mounts.filter { real == $0.1 || real.hasPrefix($0.1 == "/" ? "/" : $0.1 + "/") }.max { $0.1.count < $1.1.count }
         let total = size >= 1_048_576 ? String(format: "%.0f MB", Double(size) / 1_048_576) : "\(size / 1_024) KB"
-        return "\(amount) free of \(total)" + (on.map { " on \($0.0) (\($0.1))" } ?? "")
+        return "\(amount) free of \(total)" + (Self.mount(of: path).map { " on \($0.device) (\($0.point))" } ?? "")
     }
 
     /// What is wrong with `name` as a node's name (`relay init --name`, `relay peers add --name`), after "--name ",

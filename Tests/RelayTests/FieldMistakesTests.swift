@@ -55,6 +55,16 @@ extension FieldTests {
         #expect(againRC == 0, "\(againErr)")
     }
 
+    /// A relay "village" made by `relay init` on `disk`, with one alert of its own queued: its data directory and the
+    /// alert's id.
+    static func villageWithAnAlert(on disk: String) throws -> (dir: String, id: String) {
+        let dir = disk + "/village"
+        #expect(try R.run(["init", "--data-dir", dir, "--name", "village"]).0 == 0)
+        let (sendRC, out, sendErr) = try R.run(["send", "--data-dir", dir, "--everyone", "--kind", "alert", "The river is rising"])
+        #expect(sendRC == 0, "\(sendErr)")
+        return (dir, out.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
     /// `relay run` on a relay box whose disk filled up while the relay was stopped exited 73 ("cannot write
     /// relay.lock: No space left on device"), and the packaged unit restarted it every 5 s. Now it starts, says once
     /// that it waits for space (naming the disk and its free space), `relay status` says so, a stop (SIGTERM) while
@@ -63,11 +73,7 @@ extension FieldTests {
     func relayRunOnAFullDiskWaitsForSpaceThenStartsByItself() throws {
         let disk = try #require(SafetyTests.mountTmpfs(size: "4m"), "could not mount a tmpfs")
         defer { SafetyTests.system(["/bin/umount", "-l", disk]) }
-        let dir = disk + "/village"
-        #expect(try R.run(["init", "--data-dir", dir, "--name", "village"]).0 == 0)
-        let (sendRC, out, sendErr) = try R.run(["send", "--data-dir", dir, "--everyone", "--kind", "alert", "The river is rising"])
-        #expect(sendRC == 0, "\(sendErr)")
-        let id = out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let (dir, id) = try Self.villageWithAnAlert(on: disk)
         SafetyTests.system(["/bin/dd", "if=/dev/zero", "of=\(disk)/filler", "bs=64k"])
         // A new relay cannot be made there: one line naming the disk, nothing left behind.
         let (initRC, _, initErr) = try R.run(["init", "--data-dir", disk + "/ridge", "--name", "ridge"])
@@ -115,11 +121,7 @@ extension FieldTests {
     func relayRunOnAReadOnlyDiskWaitsUntilItCanWriteThenStartsByItself() throws {
         let disk = try #require(SafetyTests.mountTmpfs(size: "4m"), "could not mount a tmpfs")
         defer { SafetyTests.system(["/bin/umount", "-l", disk]) }
-        let dir = disk + "/village"
-        #expect(try R.run(["init", "--data-dir", dir, "--name", "village"]).0 == 0)
-        let (sendRC, out, sendErr) = try R.run(["send", "--data-dir", dir, "--everyone", "--kind", "alert", "The river is rising"])
-        #expect(sendRC == 0, "\(sendErr)")
-        let id = out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let (dir, id) = try Self.villageWithAnAlert(on: disk)
         #expect(SafetyTests.system(["/bin/mount", "-o", "remount,ro", disk]) == 0, "could not remount \(disk) read-only")
         let mountLine = "tmpfs (\(disk), tmpfs) is mounted read-only"
 
