@@ -816,8 +816,7 @@ public final class Store: Sendable {
                 """).execute(arguments: [id.origin.rawValue, id.created, id.sequence, bundle.kind.code, dt, dv,
                                  bundle.respondBy, bundle.reference?.description, Data(content), now, bundle.isEncrypted, proven])
             guard db.changesCount > 0 else { return false }
-            self.seenChanged()
-            try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
+            try self.insertSeen(db, bundle)
             try Self.event(db, .delivered, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority,
                            detail: "\(content.count) bytes\(proven ? ", origin proven" : ", origin NOT proven")")
             try Self.capturePactRecord(db, bundle, content: content, now: now, proven: proven)
@@ -893,6 +892,13 @@ public final class Store: Sendable {
     /// `seenDigests` keeps is read again, and the bound on the rows of `seen` (`seenMayPassLimit`) grows by one.
     func seenChanged() {
         self.seenCache.withLock { $0.generation &+= 1; $0.digests = nil; $0.changesSinceCount += 1 }
+    }
+
+    /// Remembers a bundle's id as seen until it expires (kept if already there; `db.changesCount` says which).
+    func insertSeen(_ db: Database, _ bundle: CourierBundle) throws {
+        let id = bundle.id
+        self.seenChanged()
+        try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
     }
 
     /// Whether `seen` may hold more than `seenLimit` rows (the expiry pass then trims it). Counting them
@@ -1027,11 +1033,9 @@ public final class Store: Sendable {
     /// (nothing recorded again).
     public func expiredOnArrival(_ bundle: CourierBundle, detail: String, from: String?, now: Int64) throws(StoreError) -> Bool {
         try self.write { db in
-            let id = bundle.id
-            self.seenChanged()
-            try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
+            try self.insertSeen(db, bundle)
             guard db.changesCount > 0 else { return false }
-            try Self.event(db, .expired, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority, neighbour: from, detail: detail)
+            try Self.event(db, .expired, at: now, bundle: bundle.id, kind: bundle.kind, priority: bundle.priority, neighbour: from, detail: detail)
             try Self.bump(db, "expired.total")
             return true
         }
@@ -1039,11 +1043,7 @@ public final class Store: Sendable {
 
     /// Marks a bundle seen without storing or delivering it (an identity bundle for this node: read, not kept).
     public func markSeen(_ bundle: CourierBundle) throws(StoreError) {
-        try self.writeAlone { db in
-            let id = bundle.id
-            self.seenChanged()
-            try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
-        }
+        try self.writeAlone { db in try self.insertSeen(db, bundle) }
     }
 
     /// Held bundles of one kind from one origin, with their destination and expiry (Courier minutes).
@@ -1067,14 +1067,12 @@ public final class Store: Sendable {
                 INSERT OR IGNORE INTO waiting (origin, created, sequence, kind, expires, since, reason, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """).execute(arguments: [id.origin.rawValue, id.created, id.sequence, bundle.kind.code, Int64(bundle.expires), now, reason, Data(bundle.encode())])
             guard db.changesCount > 0 else { return false }
-            self.seenChanged()
-            try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
+            try self.insertSeen(db, bundle)
             try Self.event(db, .waiting, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority, neighbour: from, detail: reason)
             return true
         }
     }
 
-    /// Bundles kept unread (all, or those of one origin), oldest first.
     /// The origins of the bundles kept unread since `keptBy` or earlier, one per bundle, the longest kept first: the
     /// housekeeping pass asks their keys again (`waiting` reads each bundle whole, a thousand relays once a simulated
     /// minute each).
@@ -1085,6 +1083,7 @@ public final class Store: Sendable {
         }
     }
 
+    /// Bundles kept unread (all, or those of one origin), oldest first.
     public func waiting(origin: ShortID? = nil) throws(StoreError) -> [WaitingBundle] {
         try self.read { db in
             let rows: [Row]
@@ -1133,8 +1132,7 @@ public final class Store: Sendable {
     private func gaveUp(_ bundle: CourierBundle, reason: String, from: String?, now: Int64, counting counter: String) throws(StoreError) {
         try self.write { db in
             let id = bundle.id
-            self.seenChanged()
-            try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
+            try self.insertSeen(db, bundle)
             try Self.event(db, .gaveUp, at: now, bundle: id, kind: bundle.kind, priority: bundle.priority, neighbour: from, detail: reason)
             try Self.bump(db, counter)
         }

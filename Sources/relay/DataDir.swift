@@ -570,8 +570,8 @@ extension DataDir {
     }
 
     /// The file system holding `path`, from /proc/self/mounts (the longest mount point that holds it): its device,
-    /// mount point and type; nil when it cannot be told. `readOnly` from statvfs (true when mounted read-only).
-    static func mount(of path: String) -> (device: String, point: String, type: String, readOnly: Bool)? {
+    /// mount point and type; nil when it cannot be told.
+    static func mount(of path: String) -> (device: String, point: String, type: String)? {
         let real = (path as NSString).resolvingSymlinksInPath
         let mounts = ((try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? "").split(separator: "\n").compactMap { line -> (String, String, String)? in
             let f = line.split(separator: " ")
@@ -579,7 +579,7 @@ extension DataDir {
             return (String(f[0]), String(f[1]).replacingOccurrences(of: "\\040", with: " "), String(f[2]))
         }
         guard let on = mounts.filter({ real == $0.1 || real.hasPrefix($0.1 == "/" ? "/" : $0.1 + "/") }).max(by: { $0.1.count < $1.1.count }) else { return nil }
-        return (on.0, on.1, on.2, Self.isReadOnlyMount(path))
+        return (on.0, on.1, on.2)
     }
 
     /// What a relay holding this data directory without a status file yet waits for, when it waits: "the disk to be
