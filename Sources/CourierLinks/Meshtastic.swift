@@ -253,12 +253,30 @@ public final class MeshtasticLink: Link, @unchecked Sendable {
     static var heartbeatInterval: Double { 60 }
     static var stableAfter: Double { 10 }
 
+    /// How long a packet given to the device counts against its free slots while the device has not yet answered
+    /// it with a QueueStatus naming its id (the answer comes within milliseconds; a packet the device dropped
+    /// without one must not block the queue for ever).
+    static var unansweredFor: Double { 10 }
+
     private struct Session {
         let channel: ByteChannel
         let device: Meshtastic.Device
+        /// Free transmit slots as the device's last QueueStatus said, less the packets sent since that the device
+        /// had not seen when it said so.
         var free = 1
         var maxlen = 16
         var sentAt = Date()
+        /// Packets given to the device whose own QueueStatus has not come back, by id, with when they were sent.
+        /// Any QueueStatus that comes before a packet's own answer was counted without it (a heartbeat's answer,
+        /// or a slot freed by a transmission, crossing the packet on the line).
+        var unanswered: [UInt32: Date] = [:]
+
+        mutating func status(_ q: Courier_Meshtastic_QueueStatus, at now: Date) {
+            self.unanswered[q.meshPacketID] = nil
+            self.unanswered = self.unanswered.filter { now.timeIntervalSince($0.value) < MeshtasticLink.unansweredFor }
+            self.free = Int(q.free) - self.unanswered.count
+            if q.maxlen > 0 { self.maxlen = Int(q.maxlen) }
+        }
     }
 
     private struct State {
@@ -459,8 +477,7 @@ public final class MeshtasticLink: Link, @unchecked Sendable {
                     }
                 case .queueStatus(let q):
                     self.state.withLock { s in
-                        s.session?.free = Int(q.free)
-                        if q.maxlen > 0 { s.session?.maxlen = Int(q.maxlen) }
+                        s.session?.status(q, at: Date())
                         if q.res != 0 { s.refused += 1 }
                     }
                     if q.res != 0 {
@@ -490,12 +507,13 @@ public final class MeshtasticLink: Link, @unchecked Sendable {
             let step = self.state.withLock { s -> Step in
                 guard var sess = s.session else { return .down }
                 guard sess.free > 0 else { return .wait }
-                sess.free -= 1
-                sess.sentAt = Date()
-                s.session = sess
                 let id = s.nextID
                 s.nextID = s.nextID &+ 1
                 if s.nextID == 0 { s.nextID = 1 }
+                sess.free -= 1
+                sess.sentAt = Date()
+                sess.unanswered[id] = sess.sentAt
+                s.session = sess
                 return .go(sess.channel, id)
             }
             switch step {

@@ -19,8 +19,11 @@ What it does as firmware 2.7 does (see firmware-notes/meshtastic.md):
   to the clients of the other devices (a broadcast to all, a directed packet to its destination) as
   FromRadio.packet; a QueueStatus tells the client whenever the number of free slots changes.
 - heartbeat: answered with QueueStatus.
+- --crossing-status: before each packet's own answer, a QueueStatus counted without the packet (id 0), as when the
+  answer to a heartbeat, or a slot freed by a transmission, crosses the client's packet on the line (0.2 s ahead of
+  it). A client that took its free count from it would overrun the queue.
 
-Usage: meshtastic_emulator.py DIR [--devices N] [--time-scale S] [--slots N]
+Usage: meshtastic_emulator.py DIR [--devices N] [--time-scale S] [--slots N] [--crossing-status]
 Writes DIR/devices.json ({"devices": [{"node", "serial", "tcp"}]}) when ready and DIR/stats.json on every change.
 Reads commands on stdin, one a line: "unplug I" (the device goes away: pty closed and symlink removed, TCP client
 closed and the port refusing), "replug I" (back, new pty behind the same symlink, same TCP port). Exits at EOF.
@@ -107,6 +110,7 @@ class Device:
         self.emu, self.index, self.node = emu, index, node
         self.public_key = os.urandom(32)
         self.lock = threading.Lock()
+        self.status_lock = threading.Lock()
         self.clients = []
         self.queue = []            # MeshPackets waiting to go on air
         self.recent_ids = []
@@ -241,6 +245,12 @@ class Device:
             free = self.emu.slots - len(self.queue)
         return mesh_pb2.QueueStatus(res=res, free=free, maxlen=self.emu.slots, mesh_packet_id=packet_id)
 
+    def send_status(self, c, res, packet_id):
+        """Counts the free slots and writes the answer as one step (the firmware does both on one thread): a count
+        taken before a packet was queued is never written after the packet's own answer."""
+        with self.status_lock:
+            self.send(c, queueStatus=self.queue_status(res, packet_id))
+
     def node_info(self):
         u = mesh_pb2.User(id=f"!{self.node:08x}", long_name=f"Emulated {self.index}", short_name=f"E{self.index}",
                           public_key=self.public_key)
@@ -259,7 +269,7 @@ class Device:
             self.config(c, t.want_config_id)
         elif which == "heartbeat":
             self.emu.count("heartbeats")
-            self.send(c, queueStatus=self.queue_status(0, 0))
+            self.send_status(c, 0, 0)
         elif which == "packet":
             self.packet(c, t.packet)
         elif which == "disconnect":
@@ -314,11 +324,15 @@ class Device:
             self.emu.count("repeated_id_ignored")
             return
         self.recent_ids = (self.recent_ids + [p.id])[-20:]
+        if self.emu.crossing_status:
+            self.emu.count("crossing_status")
+            self.send_status(c, 0, 0)
+            time.sleep(0.2)   # the packet still on its way: the client reads the crossing answer alone
         to_known = p.to != BROADCAST and any(d.node == p.to for d in self.emu.devices)
         limit = PKI_LIMIT if to_known else BROADCAST_LIMIT
         if len(p.decoded.payload) > limit:
             self.emu.count("too_large")
-            self.send(c, queueStatus=self.queue_status(TOO_LARGE, p.id))
+            self.send_status(c, TOO_LARGE, p.id)
             nak = mesh_pb2.MeshPacket(to=self.node, channel=p.channel, id=random.randint(1, 0xFFFFFFFF), rx_time=int(time.time()))
             setattr(nak, "from", self.node)
             nak.decoded.portnum = portnums_pb2.PortNum.ROUTING_APP
@@ -336,11 +350,11 @@ class Device:
             self.emu.count("queue_filled")   # the client must now wait for a QueueStatus with free slots
         if full:
             self.emu.count("queue_overrun")
-            self.send(c, queueStatus=self.queue_status(1, p.id))
+            self.send_status(c, 1, p.id)
             return
         self.emu.count("packets_queued")
         self.emu.record_packet(p)
-        self.send(c, queueStatus=self.queue_status(0, p.id))
+        self.send_status(c, 0, p.id)
 
     def to_clients(self, **kw):
         with self.lock:
@@ -364,7 +378,8 @@ class Device:
                 self.queue.pop(0)
             self.emu.count("packets_on_air")
             self.emu.air(self, p)
-            self.to_clients(queueStatus=self.queue_status(0, 0))
+            with self.status_lock:
+                self.to_clients(queueStatus=self.queue_status(0, 0))
 
     def hear(self, src, p):
         q = mesh_pb2.MeshPacket()
@@ -382,8 +397,9 @@ class Device:
 
 
 class Emulator:
-    def __init__(self, directory, n, time_scale, preset, region, slots=SLOTS):
+    def __init__(self, directory, n, time_scale, preset, region, slots=SLOTS, crossing_status=False):
         self.dir, self.time_scale, self.preset, self.region, self.slots = directory, time_scale, preset, region, slots
+        self.crossing_status = crossing_status
         self.lock = threading.Lock()
         self.stats = {}
         self.payloads = {"max": 0, "hop_limits": [], "ports": []}
@@ -450,6 +466,8 @@ if __name__ == "__main__":
     a.add_argument("--preset", default="LONG_FAST")
     a.add_argument("--region", default="EU_868")
     a.add_argument("--slots", type=int, default=SLOTS, help="transmit queue slots (16 in the firmware; fewer fills it sooner)")
+    a.add_argument("--crossing-status", action="store_true",
+                   help="before each packet's own QueueStatus, one counted without it (a heartbeat's answer crossing it)")
     o = a.parse_args()
     os.makedirs(o.dir, exist_ok=True)
-    Emulator(o.dir, o.devices, o.time_scale, o.preset, o.region, o.slots).run()
+    Emulator(o.dir, o.devices, o.time_scale, o.preset, o.region, o.slots, o.crossing_status).run()
