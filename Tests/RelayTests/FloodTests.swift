@@ -181,13 +181,14 @@ import Glibc
         let all = try R.wait(300) { try arrived() == 60 }
         let drain = Date().timeIntervalSince(end)
         let n = try arrived()
-        // A known defect, intermittent (2 runs in about 14, both inside a whole `swift test` on the loaded 2-core box,
-        // never alone): one 72-byte bundle (`.23` both times) is never acknowledged. Session 16 (whole, 16 sends) and
-        // session 17 (cut in two after the re-cut fix, the first piece acknowledged, the second sent 11 times, never
-        // taken: bravo's store holds the first piece, nothing refused at info level). Traced in neither; the hunt
-        // needs a failing run at --log-level debug. Recorded as a known issue so it shows in every run where it
-        // happens without blocking a landing; the bound below still fails the test for anything worse.
-        withKnownIssue("one bundle of 60 sometimes never acknowledged on the noisy line (session 17 closing note)", isIntermittent: true) {
+        // Failed in 2 runs of about 14 (both inside a whole `swift test`): one bundle of 60 (`.23` both times) never
+        // acknowledged. Session 17's run: its second piece, a 69-byte packet the line delivers half the time, went 11
+        // times over 220 s (the timeout doubled to 2^3 while the neighbour was heard) and was lost each time. Session
+        // 18 caps that doubling at 2^2 (SPEC 8.5 rule 5): twice the tries in the same time (`courier-bench noisy
+        // --minutes 5`, side by side: 297 of 300 after 420 s with the old cap, 300 in 121 s with the new). Kept as a
+        // known intermittent issue until runs of the whole suite show it gone; the bound below still fails the test
+        // for anything worse.
+        withKnownIssue("one bundle of 60 sometimes not acknowledged within 300 s on the noisy line (sessions 16-18)", isIntermittent: true) {
             #expect(all, "\(n) of 60 arrived within 300 s of the last on a line damaging 1% of bytes")
         }
         #expect(n >= 59, "\(n) of 60 arrived within 300 s of the last on a line damaging 1% of bytes")
