@@ -259,4 +259,9 @@ struct SeenCache {
     var counted: Int? = nil
     var countedAt: Int64 = 0
     var changesSinceCount = 0
+    /// Moved before anything that may add rows to `waiting` and at every undo (`waitingMayGrow`, `seenChanged`).
+    var waitingGeneration: UInt64 = 1
+    /// The `waitingGeneration` at which an in-memory store read `waiting` empty: still empty while they are equal
+    /// (`waitingOrigins`). An in-memory database has no other connection to add rows.
+    var waitingEmpty: UInt64 = 0
 }
