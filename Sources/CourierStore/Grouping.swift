@@ -74,7 +74,8 @@ extension Store {
     /// `alone`: the write is one SQL statement, which SQLite makes atomic by itself (a statement that fails changes
     /// nothing and leaves the transaction open, or SQLite ends the whole transaction), so it needs no savepoint of its
     /// own: two statements fewer for each (a received packet's replay window, a neighbour heard).
-    func groupedWrite<T>(_ body: (Database) throws -> T, alone: Bool = false) throws(StoreError) -> T {
+    func groupedWrite<T>(_ body: (Database) throws -> T, alone: Bool = false, expiry: Bool = true) throws(StoreError) -> T {
+        if expiry { self.wrote() }
         do {
             let (database, aborted, begun) = self.group.withLock { ($0.database, $0.aborted, $0.begun) }
             guard let db = database else { return try self.db.write(body) }
@@ -107,8 +108,15 @@ extension Store {
 
     /// A write of one SQL statement (see `groupedWrite`'s `alone`): inside a group, without a savepoint; outside,
     /// its own transaction as any write.
-    func writeAlone<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
-        if self.inGroup { return try self.groupedWrite(body, alone: true) }
+    /// `expiry`: false for a write that changes nothing `expireBundles` removes (a replay window, a neighbour heard), so
+    /// the expiry pass's kept answer still holds (`wrote`).
+    func writeAlone<T>(expiry: Bool = true, _ body: (Database) throws -> T) throws(StoreError) -> T {
+        if self.inGroup { return try self.groupedWrite(body, alone: true, expiry: expiry) }
+        if !expiry {
+            do {
+                return try self.db.writeWithoutTransaction { db in try self.immediate(db, body) }
+            } catch { throw StoreError.from(error, path: self.path) }
+        }
         return try self.write(body)
     }
 
@@ -259,4 +267,29 @@ struct SeenCache {
     var counted: Int? = nil
     var countedAt: Int64 = 0
     var changesSinceCount = 0
+    /// Moved before every write that may change what the expiry pass removes, and at every undo (`Store.wrote`).
+    var writes: UInt64 = 0
+    /// What the expiry pass's first question found last in an in-memory store, good while `writes` is its own.
+    var expiry: ExpiryBound? = nil
+    /// Moved before anything that may add rows to `waiting` and at every undo (`waitingMayGrow`, `seenChanged`).
+    var waitingGeneration: UInt64 = 1
+    /// The `waitingGeneration` at which an in-memory store read `waiting` empty: still empty while they are equal
+    /// (`waitingOrigins`). An in-memory database has no other connection to add rows.
+    var waitingEmpty: UInt64 = 0
+}
+
+/// The earliest moment anything in an in-memory store is due for the expiry pass, as read when `writes` was the
+/// store's count of writes (`Store.expiryDueInMemory`).
+struct ExpiryBound {
+    var writes: UInt64
+    /// The earliest expiry (Courier minutes) of a bundle held, a bundle kept unread or an id seen; nil with none.
+    var minutes: Int64?
+    /// The oldest piece of a transfer half-received (unix seconds); nil with none.
+    var received: Int64?
+
+    /// The probe's answer at `nowMinutes`, with pieces older than `cutoff` timed out: what `expireBundles`' query
+    /// (any of those expired, or a piece older than the timeout) says of the same rows.
+    func due(nowMinutes: Int64, cutoff: Int64) -> Bool {
+        (self.minutes.map { $0 <= nowMinutes } ?? false) || (self.received.map { $0 < cutoff } ?? false)
+    }
 }

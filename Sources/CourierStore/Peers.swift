@@ -30,7 +30,7 @@ extension Store {
     public func rememberPeer(_ keys: NodePublicKeys, name: String?, now: Int64) throws(StoreError) {
         // One statement (no savepoint of its own in a group), held prepared: written at each announce heard.
         let node = keys.nodeID.bytes, signing = keys.signing, agreement = keys.agreement
-        try self.writeAlone { db in
+        try self.writeAlone(expiry: false) { db in
             try node.withUnsafeBytes { node in
                 try signing.withUnsafeBytes { signing in
                     try agreement.withUnsafeBytes { agreement in

@@ -90,6 +90,7 @@ public final class Store: Sendable {
             (self.db, found) = try Self.open(path: path, config: config, configuration: configuration)
             var raised: String? = nil
             if !configuration.readOnly {
+                if configuration.inMemory { try Self.migratedTemplate(config).backup(to: self.db) }
                 try Schema.migrator.migrate(self.db)
                 try self.db.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA user_version = \(Schema.version)") }
                 if let floor = configuration.floor { raised = try Self.applyFloor(floor, db: self.db) }
@@ -105,6 +106,21 @@ public final class Store: Sendable {
             }
         }
     }
+
+    /// An in-memory database migrated to the newest schema once per process: a new in-memory store starts as a copy
+    /// of it (SQLite's backup, a few dozen pages) instead of running every migration again (parsing their SQL was
+    /// 9% of a 1,000-relay drill's first four hours, the drill's relays opening a store each). The copy is what
+    /// migrating would have made, grdb_migrations included, so `migrate` then finds nothing to do.
+    static func migratedTemplate(_ config: GRDB.Configuration) throws -> DatabaseQueue {
+        try Self.template.withLock { t in
+            if let t { return t }
+            let queue = try DatabaseQueue(configuration: config)
+            try Schema.migrator.migrate(queue)
+            t = queue
+            return queue
+        }
+    }
+    static let template = Mutex<DatabaseQueue?>(nil)
 
     /// Opens the queue and reads its schema version (checking it is not newer and the file is whole). Read-only, a
     /// write-ahead-log database whose shared-memory file cannot be made (a full disk, a read-only mount) and whose log
@@ -150,6 +166,7 @@ public final class Store: Sendable {
     }
 
     func write<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+        self.wrote()
         if self.inGroup { return try self.groupedWrite(body) }
         do {
             return try self.db.writeWithoutTransaction { db in try self.immediate(db, body) }
@@ -160,6 +177,7 @@ public final class Store: Sendable {
     /// read, raise the floor file and write under it, so two processes (`relay run` and `relay send`) never both
     /// read the same value or the same floor file.
     func writeLocked<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+        self.wrote()
         if self.inGroup { return try self.groupedWrite(body) }
         do {
             return try self.db.writeWithoutTransaction { db in try self.immediate(db, body) }
@@ -342,7 +360,7 @@ public final class Store: Sendable {
     /// One statement, held prepared: one is written for each packet received.
     public func saveReplayWindow(_ w: ReplayWindow, for sender: NodeID) throws(StoreError) {
         let node = sender.bytes, state = w.stored
-        try self.writeAlone { db in
+        try self.writeAlone(expiry: false) { db in
             try node.withUnsafeBytes { node in
                 try state.withUnsafeBytes { state in
                     try self.runHeld(db, .replayWindow, """
@@ -872,7 +890,7 @@ public final class Store: Sendable {
         try self.read { db in
             // Another connection's commit (a `relay send` beside a running relay) moves PRAGMA data_version.
             let version: Int64
-            do { version = try Int64.fetchOne(self.held(db, .dataVersion, "PRAGMA data_version")) ?? 0 } catch { self.dropHeld(.dataVersion); throw error }
+            version = try self.dataVersion(db)
             let generation = self.seenCache.withLock { $0.generation }
             if let hit = self.seenCache.withLock({ c -> [UInt32]? in
                 guard let d = c.digests, c.filled == generation, c.dataVersion == version, c.limit == limit else { return nil }
@@ -888,10 +906,19 @@ public final class Store: Sendable {
         }
     }
 
+    /// The database's data version (`PRAGMA data_version`), which other connections' commits move. An in-memory
+    /// store's database is private to its one connection: always 0, without a statement (two of them for each
+    /// summary answered and each expiry pass, in a simulator's relays).
+    func dataVersion(_ db: Database) throws -> Int64 {
+        if self.configuration.inMemory { return 0 }
+        do { return try Int64.fetchOne(self.held(db, .dataVersion, "PRAGMA data_version")) ?? 0 } catch { self.dropHeld(.dataVersion); throw error }
+    }
+
     /// Called before any statement that changes the `seen` table, and when a group or a write is undone: what
-    /// `seenDigests` keeps is read again, and the bound on the rows of `seen` (`seenMayPassLimit`) grows by one.
+    /// `seenDigests` keeps is read again, and the bound on the rows of `seen` (`seenMayPassLimit`) grows by one. An
+    /// undo may bring rows of `waiting` back: it is no longer known to be empty either (`waitingMayGrow`).
     func seenChanged() {
-        self.seenCache.withLock { $0.generation &+= 1; $0.digests = nil; $0.changesSinceCount += 1 }
+        self.seenCache.withLock { $0.generation &+= 1; $0.digests = nil; $0.changesSinceCount += 1; $0.waitingGeneration &+= 1; $0.writes &+= 1 }
     }
 
     /// Remembers a bundle's id as seen until it expires (kept if already there; `db.changesCount` says which).
@@ -899,6 +926,38 @@ public final class Store: Sendable {
         let id = bundle.id
         self.seenChanged()
         try db.cachedStatement(sql: "INSERT OR IGNORE INTO seen (origin, created, sequence, expires, digest) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id.origin.rawValue, id.created, id.sequence, Int64(bundle.expires), id.digest])
+    }
+
+    /// `expireBundles`' first question in an in-memory store: whether anything may be due. Its answer is kept with
+    /// the earliest expiry of the bundles, the bundles kept unread and the ids seen, and the oldest piece of a
+    /// transfer (`ExpiryBound`), and given again from those without reading while nothing was written through the
+    /// store (`wrote`: every write but a replay window or a neighbour heard, every change to `seen`, every undo); an
+    /// in-memory database has no other connection. The 1,000 relays of a drill each ask once a simulated minute.
+    func expiryDueInMemory(nowMinutes: Int64, cutoff: Int64) throws(StoreError) -> Bool {
+        if let due = self.seenCache.withLock({ c -> Bool? in
+            guard let b = c.expiry, b.writes == c.writes else { return nil }
+            return b.due(nowMinutes: nowMinutes, cutoff: cutoff)
+        }) { return due }
+        let writes = self.seenCache.withLock { $0.writes }
+        return try self.read { db in
+            if try self.seenMayPassLimit(db) { return true }
+            let row = try Row.fetchOne(db.cachedStatement(sql: """
+                SELECT (SELECT min(expires) FROM bundle), (SELECT min(expires) FROM waiting), (SELECT min(expires) FROM seen),
+                    (SELECT min(received) FROM reassembly)
+                """))
+            guard let row else { return true }
+            let minutes = [row[0] as Int64?, row[1] as Int64?, row[2] as Int64?].compactMap { $0 }.min()
+            let bound = ExpiryBound(writes: writes, minutes: minutes, received: row[3] as Int64?)
+            let due = bound.due(nowMinutes: nowMinutes, cutoff: cutoff)
+            if !due { self.seenCache.withLock { c in if c.writes == writes { c.expiry = bound } } }
+            return due
+        }
+    }
+
+    /// Called before every write through the store that may change what `expireBundles` removes (all but a replay
+    /// window and a neighbour heard), and at every undo: the kept `ExpiryBound` no longer holds.
+    func wrote() {
+        self.seenCache.withLock { $0.writes &+= 1 }
     }
 
     /// Whether `seen` may hold more than `seenLimit` rows (the expiry pass then trims it). Counting them
@@ -909,7 +968,7 @@ public final class Store: Sendable {
     /// (`PRAGMA data_version`: a `relay send` beside the relay).
     func seenMayPassLimit(_ db: Database) throws -> Bool {
         let version: Int64
-        do { version = try Int64.fetchOne(self.held(db, .dataVersion, "PRAGMA data_version")) ?? 0 } catch { self.dropHeld(.dataVersion); throw error }
+        version = try self.dataVersion(db)
         let limit = self.configuration.seenLimit
         let bounded = self.seenCache.withLock { c -> Bool in
             guard let n = c.counted, c.countedAt == version else { return false }
@@ -969,11 +1028,17 @@ public final class Store: Sendable {
         // transaction of seven statements (a thousand simulated relays spent 4% of their CPU in those). It asks more
         // than the removals below need (a seen table over its limit before its expired rows go, a reassembly row
         // older than the timeout in a transfer with younger ones): then the transaction runs and decides.
-        let due = try self.read { db in
-            try self.seenMayPassLimit(db) || Bool.fetchOne(db.cachedStatement(sql: """
-                SELECT EXISTS (SELECT 1 FROM bundle WHERE expires <= ?1) OR EXISTS (SELECT 1 FROM waiting WHERE expires <= ?1)
-                    OR EXISTS (SELECT 1 FROM seen WHERE expires <= ?1) OR EXISTS (SELECT 1 FROM reassembly WHERE received < ?2)
-                """), arguments: [nowMinutes, now - self.configuration.reassemblyTimeout]) ?? true
+        let cutoff = now - self.configuration.reassemblyTimeout
+        let due: Bool
+        if self.configuration.inMemory {
+            due = try self.expiryDueInMemory(nowMinutes: nowMinutes, cutoff: cutoff)
+        } else {
+            due = try self.read { db in
+                try self.seenMayPassLimit(db) || Bool.fetchOne(db.cachedStatement(sql: """
+                    SELECT EXISTS (SELECT 1 FROM bundle WHERE expires <= ?1) OR EXISTS (SELECT 1 FROM waiting WHERE expires <= ?1)
+                        OR EXISTS (SELECT 1 FROM seen WHERE expires <= ?1) OR EXISTS (SELECT 1 FROM reassembly WHERE received < ?2)
+                    """), arguments: [nowMinutes, cutoff]) ?? true
+            }
         }
         guard due else { return [] }
         return try self.write { db -> [Expired] in
@@ -1063,6 +1128,7 @@ public final class Store: Sendable {
     public func keepUnread(_ bundle: CourierBundle, reason: String, from: String?, now: Int64) throws(StoreError) -> Bool {
         try self.write { db in
             let id = bundle.id
+            self.waitingMayGrow()
             try db.cachedStatement(sql: """
                 INSERT OR IGNORE INTO waiting (origin, created, sequence, kind, expires, since, reason, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """).execute(arguments: [id.origin.rawValue, id.created, id.sequence, bundle.kind.code, Int64(bundle.expires), now, reason, Data(bundle.encode())])
@@ -1076,11 +1142,26 @@ public final class Store: Sendable {
     /// The origins of the bundles kept unread since `keptBy` or earlier, one per bundle, the longest kept first: the
     /// housekeeping pass asks their keys again (`waiting` reads each bundle whole, a thousand relays once a simulated
     /// minute each).
+    /// In an in-memory store, nothing is read while `waiting` is known to be empty (`SeenCache.waitingEmpty`): the
+    /// 1,000 relays of a drill asked once a simulated minute each, for a table nearly always empty.
     public func waitingOrigins(keptBy: Int64) throws(StoreError) -> [ShortID] {
-        try self.read { db in
-            try Int64.fetchAll(db.cachedStatement(sql: "SELECT origin FROM waiting WHERE since <= ? ORDER BY since"), arguments: [keptBy])
+        if self.configuration.inMemory, self.seenCache.withLock({ $0.waitingEmpty == $0.waitingGeneration }) { return [] }
+        return try self.read { db in
+            let generation = self.seenCache.withLock { $0.waitingGeneration }
+            let origins = try Int64.fetchAll(db.cachedStatement(sql: "SELECT origin FROM waiting WHERE since <= ? ORDER BY since"), arguments: [keptBy])
                 .map { ShortID(UInt32(truncatingIfNeeded: $0)) }
+            if origins.isEmpty && self.configuration.inMemory,
+               try Bool.fetchOne(db.cachedStatement(sql: "SELECT NOT EXISTS (SELECT 1 FROM waiting)")) ?? false {
+                self.seenCache.withLock { c in if c.waitingGeneration == generation { c.waitingEmpty = generation } }
+            }
+            return origins
         }
+    }
+
+    /// Called before any statement that may add rows to `waiting`, and at every undo (`seenChanged`): the table is no
+    /// longer known to be empty.
+    func waitingMayGrow() {
+        self.seenCache.withLock { $0.waitingGeneration &+= 1 }
     }
 
     /// Bundles kept unread (all, or those of one origin), oldest first.
