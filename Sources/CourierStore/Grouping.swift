@@ -108,16 +108,10 @@ extension Store {
 
     /// A write of one SQL statement (see `groupedWrite`'s `alone`): inside a group, without a savepoint; outside,
     /// its own transaction as any write.
-    /// `expiry`: false for a write that changes nothing `expireBundles` removes (a replay window, a neighbour heard), so
-    /// the expiry pass's kept answer still holds (`wrote`).
+    /// `expiry`: as `write`'s.
     func writeAlone<T>(expiry: Bool = true, _ body: (Database) throws -> T) throws(StoreError) -> T {
         if self.inGroup { return try self.groupedWrite(body, alone: true, expiry: expiry) }
-        if !expiry {
-            do {
-                return try self.db.writeWithoutTransaction { db in try self.immediate(db, body) }
-            } catch { throw StoreError.from(error, path: self.path) }
-        }
-        return try self.write(body)
+        return try self.write(expiry: expiry, body)
     }
 
     /// A transaction-control statement of the store's one connection, prepared once and held (not looked up by its

@@ -165,9 +165,12 @@ public final class Store: Sendable {
             ? FileManager.default.isWritableFile(atPath: path) : FileManager.default.isWritableFile(atPath: dir.isEmpty ? "." : dir)
     }
 
-    func write<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
-        self.wrote()
-        if self.inGroup { return try self.groupedWrite(body) }
+    /// A write: its own transaction, or a savepoint of the open group (`groupedWrite`). `expiry`: false for a write
+    /// that changes nothing `expireBundles` removes (a replay window, a neighbour heard), so the expiry pass's kept
+    /// answer still holds (`wrote`).
+    func write<T>(expiry: Bool = true, _ body: (Database) throws -> T) throws(StoreError) -> T {
+        if self.inGroup { return try self.groupedWrite(body, expiry: expiry) }
+        if expiry { self.wrote() }
         do {
             return try self.db.writeWithoutTransaction { db in try self.immediate(db, body) }
         } catch { throw StoreError.from(error, path: self.path) }
@@ -175,13 +178,10 @@ public final class Store: Sendable {
 
     /// A write transaction that takes SQLite's write lock at its start (BEGIN IMMEDIATE): the counter reservations
     /// read, raise the floor file and write under it, so two processes (`relay run` and `relay send`) never both
-    /// read the same value or the same floor file.
+    /// read the same value or the same floor file. Every `write` begins so (`immediate`); the name says why these
+    /// callers need it.
     func writeLocked<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
-        self.wrote()
-        if self.inGroup { return try self.groupedWrite(body) }
-        do {
-            return try self.db.writeWithoutTransaction { db in try self.immediate(db, body) }
-        } catch { throw StoreError.from(error, path: self.path) }
+        try self.write(body)
     }
 
     static func immediate<T>(_ db: Database, _ body: (Database) throws -> T) throws -> T {
