@@ -138,7 +138,7 @@ let package = Package(
         .testTarget(
             name: "CourierStoreTests",
             dependencies: [
-                "CourierStore", "CourierWire", "CourierTooling", .product(name: "GRDB", package: "GRDB.swift"),
+                "CourierStore", "CourierWire", "CourierTooling", "CourierTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(

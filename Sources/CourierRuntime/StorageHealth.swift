@@ -9,6 +9,9 @@ struct StorageFailure: Sendable {
     var operation: String
     var link: String?
     var error: StoreError
+    /// What the operator must know beyond the kind, when there is more to say: which card went read-only and what to
+    /// do about it (`Disk.readOnlyProblem`).
+    var detail: String?
     var since: Double
     /// Failed operations in this episode, and since the last log line.
     var count = 1
@@ -33,7 +36,15 @@ struct StorageFailure: Sendable {
     }
 
     /// The line `relay status` and the log show.
-    var summary: String { "storage failed: \(Self.kind(self.error)); queued messages are safe; transmission paused" }
+    var summary: String { "storage failed: \(self.detail ?? Self.kind(self.error)); queued messages are safe; transmission paused" }
+
+    /// `detail` for `error` on the store at `path`: a read-only database on a read-only file system is named by its
+    /// mount (`relay run` says the same when it starts on one).
+    static func detail(_ error: StoreError, path: String) -> String? {
+        guard case .readOnly = error else { return nil }
+        let dir = (path as NSString).deletingLastPathComponent
+        return Disk.readOnly(dir) == nil ? nil : Disk.readOnlyProblem(dir)
+    }
 }
 
 extension Runtime {
@@ -49,6 +60,7 @@ extension Runtime {
             f.unlogged += 1
             f.operation = operation
             f.link = link
+            if error != f.error { f.detail = StorageFailure.detail(error, path: self.store.path) }
             f.error = error
             if now - f.lastLogged >= Self.storageLogInterval {
                 self.logger.error("storage still failing: \(f.unlogged) more failed operations", metadata: [
@@ -59,7 +71,8 @@ extension Runtime {
             self.storage = f
             return
         }
-        let f = StorageFailure(operation: operation, link: link, error: error, since: now, lastLogged: now, lastProbe: now)
+        let f = StorageFailure(operation: operation, link: link, error: error, detail: StorageFailure.detail(error, path: self.store.path),
+                               since: now, lastLogged: now, lastProbe: now)
         self.storage = f
         self.node.pauseTransmission(true)
         self.logger.error("\(f.summary)", metadata: ["operation": "\(operation)", "link": "\(link ?? "-")", "error": "\(error)"])
@@ -78,6 +91,7 @@ extension Runtime {
         do {
             try self.store.probeWrite()
         } catch {
+            if error != f.error { f.detail = StorageFailure.detail(error, path: self.store.path) }
             f.error = error
             self.storage = f
             return

@@ -90,6 +90,10 @@ public final class Store: Sendable {
             (self.db, found) = try Self.open(path: path, config: config, configuration: configuration)
             var raised: String? = nil
             if !configuration.readOnly {
+                // GRDB turns a queue's journal to WAL after `prepareDatabase` ran, and sets `synchronous = NORMAL`
+                // with it: commits were then not synced, and a relay that lost power (or whose card the kernel made
+                // read-only) lost bundles it had acknowledged. FULL again, on the one connection, once WAL is on.
+                try self.db.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
                 if configuration.inMemory { try Self.migratedTemplate(config).backup(to: self.db) }
                 try Schema.migrator.migrate(self.db)
                 try self.db.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA user_version = \(Schema.version)") }

@@ -72,6 +72,10 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         // SQLite says "disk I/O error" when it cannot size its shared-memory file on a full disk (SQLITE_IOERR_SHMSIZE,
         // opening a database no process has open): no room left where the database is means the disk is full.
         case .SQLITE_IOERR where Self.noRoomLeft(beside: path): return .diskFull(path: path)
+        // A write that fails with EROFS is an I/O error to SQLite: the file system went read-only under an open
+        // database (ext4 `errors=remount-ro`: Linux 6.x leaves the mount `rw` with `emergency_ro`).
+        case .SQLITE_IOERR where Disk.readOnly((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent) != nil:
+            return .readOnly(path: path)
         case .SQLITE_BUSY, .SQLITE_LOCKED: return .busy(path: path)
         case .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_AUTH:
             return .cannotOpen(path: path, detail: db.message ?? "\(db.resultCode)")

@@ -527,7 +527,7 @@ extension DataDir {
         guard fd >= 0 else {
             let e = errno
             if e == ENOSPC {
-                throw RelayError.cannotCreate("cannot create \(self.lockFile): the disk is full (\(DataDir.freeSpace(self.path))): free some space; nothing queued was changed")
+                throw RelayError.cannotCreate("cannot create \(self.lockFile): the disk is full (\(Disk.freeSpace(self.path))): free some space; nothing queued was changed")
             }
             throw RelayError.cannotCreate("cannot create \(self.lockFile): \(String(cString: strerror(e))); check the permissions of \(self.path)")
         }
@@ -569,37 +569,10 @@ extension DataDir {
         case notTaken
     }
 
-    /// The file system holding `path`, from /proc/self/mounts (the longest mount point that holds it): its device,
-    /// mount point and type; nil when it cannot be told.
-    static func mount(of path: String) -> (device: String, point: String, type: String)? {
-        let real = (path as NSString).resolvingSymlinksInPath
-        let mounts = ((try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? "").split(separator: "\n").compactMap { line -> (String, String, String)? in
-            let f = line.split(separator: " ")
-            guard f.count >= 3 else { return nil }
-            return (String(f[0]), String(f[1]).replacingOccurrences(of: "\\040", with: " "), String(f[2]))
-        }
-        guard let on = mounts.filter({ real == $0.1 || real.hasPrefix($0.1 == "/" ? "/" : $0.1 + "/") }).max(by: { $0.1.count < $1.1.count }) else { return nil }
-        return (on.0, on.1, on.2)
-    }
-
     /// What a relay holding this data directory without a status file yet waits for, when it waits: "the disk to be
     /// writable" (mounted read-only) or "space on the disk"; nil when neither (it is only starting).
     func startWait() -> String? {
-        DataDir.isReadOnlyMount(self.path) ? "the disk to be writable" : StoreError.noRoomLeft(beside: self.database) ? "space on the disk" : nil
-    }
-
-    /// Whether the file system holding `path` is mounted read-only (statvfs's ST_RDONLY).
-    static func isReadOnlyMount(_ path: String) -> Bool {
-        var st = statvfs()
-        return statvfs(path, &st) == 0 && st.f_flag & UInt(ST_RDONLY) != 0
-    }
-
-    /// "/dev/mmcblk0p2 (/) is mounted read-only": what the operator sees and what to do (a cheap SD card the kernel
-    /// remounted read-only after errors; remount it, or replace the card).
-    static func readOnlyProblem(_ path: String) -> String {
-        let m = Self.mount(of: path)
-        let point = m?.point ?? path
-        return "\(m.map { "\($0.device) (\($0.point), \($0.type))" } ?? path) is mounted read-only (the kernel does this to a card after write errors): `mount -o remount,rw \(point)` once it is checked, or replace the card"
+        Disk.readOnly(self.path) != nil ? "the disk to be writable" : StoreError.noRoomLeft(beside: self.database) ? "space on the disk" : nil
     }
 
     /// Writes the pid and the status file's path in relay.lock, which this process holds (`lockForRun` could not, on
@@ -612,18 +585,6 @@ extension DataDir {
         guard fd >= 0, ftruncate(fd, 0) == 0, pwrite(fd, pid, pid.count, 0) == pid.count else {
             throw RelayError.cannotCreate("cannot write \(self.lockFile): \(String(cString: strerror(errno)))")
         }
-    }
-
-    /// "12 KB free on /dev/sda1 (/var)": the free space (for this user) on the file system holding `path`, and
-    /// which one, from /proc/self/mounts when it says.
-    static func freeSpace(_ path: String) -> String {
-        var st = statvfs()
-        guard statvfs(path, &st) == 0 else { return "free space unknown: \(String(cString: strerror(errno)))" }
-        let free = UInt64(getuid() == 0 ? st.f_bfree : st.f_bavail) * UInt64(st.f_frsize)
-        let size = UInt64(st.f_blocks) * UInt64(st.f_frsize)
-        let amount = free >= 1_048_576 ? String(format: "%.1f MB", Double(free) / 1_048_576) : "\(free / 1_024) KB"
-        let total = size >= 1_048_576 ? String(format: "%.0f MB", Double(size) / 1_048_576) : "\(size / 1_024) KB"
-        return "\(amount) free of \(total)" + (Self.mount(of: path).map { " on \($0.device) (\($0.point))" } ?? "")
     }
 
     /// What is wrong with `name` as a node's name (`relay init --name`, `relay peers add --name`), after "--name ",
@@ -664,7 +625,7 @@ extension DataDir {
               FileManager.default.createFile(atPath: self.networkFile, contents: try enc.encode(nf), attributes: [.posixPermissions: 0o600])
         else {
             if StoreError.noRoomLeft(beside: self.identityFile) {
-                throw RelayError.cannotCreate("cannot write in \(self.path): the disk is full (\(DataDir.freeSpace(self.path))): free some space and run it again; nothing was made")
+                throw RelayError.cannotCreate("cannot write in \(self.path): the disk is full (\(Disk.freeSpace(self.path))): free some space and run it again; nothing was made")
             }
             throw RelayError.cannotCreate("cannot write in \(self.path): check permissions and free space")
         }

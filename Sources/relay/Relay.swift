@@ -264,7 +264,7 @@ extension Relay {
                 // A relay box whose disk filled up while the relay was stopped: it waits for space (a service would
                 // otherwise restart it in a loop), then starts by itself. Nothing could be stored meanwhile anyway.
                 guard let store = try await Self.storeWaitingForSpace(dir, stops: stops, logger: logger) else {
-                    logger.notice(DataDir.isReadOnlyMount(dir.path)
+                    logger.notice(Disk.readOnly(dir.path) != nil
                         ? "stopped while waiting for the disk to be writable; everything queued is kept for the next start"
                         : "stopped while waiting for space on the disk; everything queued is kept for the next start")
                     return
@@ -372,7 +372,7 @@ extension Relay {
                     return store
                 } catch let e as StoreError {
                     // Waited out: a full disk, and any failure to write on a disk mounted read-only.
-                    let readOnly = DataDir.isReadOnlyMount(dir.path)
+                    let readOnly = Disk.readOnly(dir.path) != nil
                     if case .diskFull = e {} else if !readOnly { throw e }
                     let why = readOnly ? "a read-only disk" : "disk full"
                     let now = Date().timeIntervalSince1970
@@ -381,15 +381,15 @@ extension Relay {
                         lastLogged = now
                         lastWhy = why
                         if readOnly {
-                            logger.error("storage failed at start: cannot write \(dir.path): \(DataDir.readOnlyProblem(dir.path)); waiting until it can write, nothing is sent or received until then; queued messages are safe; the relay starts by itself once the disk is writable")
+                            logger.error("storage failed at start: cannot write \(dir.path): \(Disk.readOnlyProblem(dir.path)); waiting until it can write, nothing is sent or received until then; queued messages are safe; the relay starts by itself once the disk is writable")
                         } else {
-                            logger.error("storage failed at start: \(e.description) (\(DataDir.freeSpace(dir.path))); waiting for space, nothing is sent or received until then; the relay starts by itself once space is freed")
+                            logger.error("storage failed at start: \(e.description) (\(Disk.freeSpace(dir.path))); waiting for space, nothing is sent or received until then; the relay starts by itself once space is freed")
                         }
                     } else if now - lastLogged >= Runtime.storageLogInterval {
                         lastLogged = now
                         logger.error(readOnly
-                            ? "storage still failing at start: \(DataDir.readOnlyProblem(dir.path)); \(probes) probes in \(Int(now - since!)) s; waiting until it can write"
-                            : "storage still failing at start: disk full (\(DataDir.freeSpace(dir.path))), \(probes) probes in \(Int(now - since!)) s; waiting for space")
+                            ? "storage still failing at start: \(Disk.readOnlyProblem(dir.path)); \(probes) probes in \(Int(now - since!)) s; waiting until it can write"
+                            : "storage still failing at start: disk full (\(Disk.freeSpace(dir.path))), \(probes) probes in \(Int(now - since!)) s; waiting for space")
                     }
                 }
                 let until = Date().addingTimeInterval(Runtime.storageProbeInterval)
@@ -657,9 +657,18 @@ extension Relay {
                     }
                 }
                 let running = relay != nil
+                // A running relay whose status file is on a disk that went read-only under it (no systemd runtime
+                // directory) cannot say so itself: the file stays as it was. Said here instead, as the relay would.
+                if var l = live, l["storage"] == nil, let relay, relay.statusFile.hasPrefix(dir.path + "/"), Disk.readOnly(dir.path) != nil {
+                    let updated = (l["updated"] as? Double) ?? Date().timeIntervalSince1970
+                    l["storage"] = ["message": "storage failed: \(Disk.readOnlyProblem(dir.path)); queued messages are safe; transmission paused",
+                                    "operation": "write the status file (\(relay.statusFile) is on that disk: the rest of this status is from \(relative(Date().timeIntervalSince1970 - updated)) ago)",
+                                    "error": "read-only file system", "since": updated, "failures": 1] as [String: Any]
+                    live = l
+                }
                 // A relay that holds the data directory but has written no status yet: starting, or waiting for a
                 // full or read-only disk (it writes its status once it can).
-                let readOnlyDisk = DataDir.isReadOnlyMount(dir.path)
+                let readOnlyDisk = Disk.readOnly(dir.path) != nil
                 let waitingFor: String? = !running || live != nil ? nil : dir.startWait()
                 let stateWord = !running ? "not running" : live == nil ? (waitingFor.map { "waiting for \($0)" } ?? "starting") : "running"
                 let mode = try dir.network().1 ? "open" : "sealed"
@@ -734,8 +743,8 @@ extension Relay {
                 } else if running {
                     // A relay that started on a full or read-only disk waits before it writes any status.
                     say(waitingFor == nil ? "  (starting: no status yet)" : readOnlyDisk
-                        ? "  (starting: waiting for the disk to be writable: \(DataDir.readOnlyProblem(dir.path)); queued messages are safe; it starts by itself once it can write)"
-                        : "  (starting: waiting for space on the disk, \(DataDir.freeSpace(dir.path)); it starts by itself once space is freed)")
+                        ? "  (starting: waiting for the disk to be writable: \(Disk.readOnlyProblem(dir.path)); queued messages are safe; it starts by itself once it can write)"
+                        : "  (starting: waiting for space on the disk, \(Disk.freeSpace(dir.path)); it starts by itself once space is freed)")
                 }
                 say("  queue: \(s.total.count) bundles (\(PriorityClass.allCases.map { "\($0) \(s.byClass[$0]?.count ?? 0)" }.joined(separator: ", ")))\(s.identities > 0 ? ", \(s.identities) of them nodes' keys" : "")")
                 // The quota the running relay uses, and relay.conf's when it differs (an edit not yet reloaded).
