@@ -278,6 +278,7 @@ extension Node {
             }
             self.routeWalk.begun = inputs
             self.routeWalk.leftBehind = false
+            self.routeWalk.focusWaiting = []
         }
         let order = self.heldIndex.custodyDirected
         var i = self.routeWalk.cursor.map { order.position($0) } ?? 0
@@ -385,6 +386,10 @@ struct RouteWalk {
     var leftBehind = false
     /// Held bundles looked at by walks, counted (tests: housekeeping with nothing changed looks at none).
     var visited = 0
+    /// The destinations of last copies the walk under way or the last one left waiting with several ways on and no
+    /// neighbour heard talking with the destination (`Node.focusHop`): once one is heard doing so, held bundles are
+    /// routed again (`Node.noteTalksWith`), though no routing input changed. At most one per held bundle.
+    var focusWaiting: Set<ShortID> = []
 }
 
 extension Tuning {

@@ -104,8 +104,28 @@ extension Node {
         // The last copy moves on where it is the only way on, or along an old route (`routeDirected`).
         let onward = fresh.filter { $0.id.short != h.id.origin && !given.contains($0.id) && !self.isHolder(h.id, $0.id) }
         if onward.count == 1 { return true }
-        guard let hint = self.routeHint(for: dest, now: now) else { return false }
-        return onward.contains { $0.id == hint }
+        if let hint = self.routeHint(for: dest, now: now), onward.contains(where: { $0.id == hint }) { return true }
+        return self.focusHop(to: dest, among: onward.map(\.id), now: now) != nil
+    }
+
+    /// Where the last copy of a directed bundle with no route and no hint goes when several neighbours in range not
+    /// known to hold it could take it (SPEC 5.14 rule 4, the focus): the one heard most recently talking with the
+    /// destination (`talksWith`, the turns' record: its acks' targets and its data's next hops, each a neighbour of
+    /// it) within `Tuning.talkPartnersKeptFor`. That neighbour is one hop from the destination, where the holder has
+    /// no route at all. Nil when none was: the copy waits for a route as before, and once a neighbour is heard talking
+    /// with a destination a last copy waits for (`RouteWalk.focusWaiting`), held bundles are routed again
+    /// (`noteTalksWith`). In the triangle drill (seed 8) a grievance from the east assembly to west-3, which had sent
+    /// nothing, was sprayed among the four east relays; the one that hears the other assemblies was left with the last
+    /// copy and two ways on, west-1 and north-1, and waited 2,700 s for a route; west-1 acknowledges west-3's data.
+    func focusHop(to dest: ShortID, among: [NodeID], now: Double) -> NodeID? {
+        guard among.count > 1 else { return nil }
+        var best: (id: NodeID, at: Double)? = nil
+        for n in among {
+            guard let at = self.neighbours[n]?.talksWith[dest], now - at < Tuning.talkPartnersKeptFor else { continue }
+            if best.map({ at > $0.at || (at == $0.at && n.description < $0.id.description) }) ?? true { best = (n, at) }
+        }
+        if best == nil { self.routeWalk.focusWaiting.insert(dest) }
+        return best?.id
     }
 
     /// The copies of a held directed bundle this relay may still hold and hand on, its own included (SPEC 5.14): what
@@ -194,7 +214,9 @@ extension Node {
                 // hops away waited for a route until the other end wrote (CourierMailTests: 994 s instead of 124).
                 // It moves on the same way along an old route (`routeHint`, the focus of spray-and-focus): the way
                 // the destination's last bundle came. At most the bundle's hop limit of such moves.
-                let onward = candidates.count == 1 ? candidates.first : candidates.first { $0.id == hint }
+                // With several ways on and no hint, the focus (`focusHop`): a neighbour heard talking with the destination.
+                let onward = candidates.count == 1 ? candidates.first
+                    : candidates.first(where: { $0.id == hint }) ?? self.focusHop(to: dest, among: candidates.map(\.id), now: now).flatMap { self.neighbours[$0] }
                 if let n = onward, let l = self.freshLink(n.id, now: now),
                    q.isLocal || (q.data.first.map { $0 >> 4 > 0 } ?? false) {
                     self.startTransfer(q, link: l, target: n.id, custody: true, now: now, copies: 1)

@@ -57,6 +57,11 @@ extension Node {
             default: to = nil
             }
             guard let t = to, t != from.short else { continue }
+            // A last copy for `t` waiting for a way on may go to this neighbour now (SPEC 5.14 rule 4, `focusHop`).
+            if self.routeWalk.focusWaiting.contains(t), n.talksWith[t].map({ now - $0 >= Tuning.talkPartnersKeptFor }) ?? true {
+                self.routeWalk.settled = nil
+                self.rerouteDue = true
+            }
             n.talksWith[t] = now
             // In turns: its data for a relay we do not hear is answered by an ack we would collide with at it.
             if inTurns, t != self.me.short, !self.isAck(r), !self.hearsDirectly(t, on: link, now: now) { answerDue = true }
