@@ -59,6 +59,17 @@ public struct NodeID: Sendable, Hashable, CustomStringConvertible {
             h.combine(raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
         }
     }
+
+    /// Compared as two words, as hashed (the synthesized conformance compares the arrays byte by byte, and each
+    /// dictionary lookup by node id compares once at least: 1% of a 1,000-relay drill's CPU). Every id is 16 bytes.
+    public static func == (a: NodeID, b: NodeID) -> Bool {
+        a.bytes.withUnsafeBytes { x in
+            b.bytes.withUnsafeBytes { y in
+                x.loadUnaligned(fromByteOffset: 0, as: UInt64.self) == y.loadUnaligned(fromByteOffset: 0, as: UInt64.self)
+                    && x.loadUnaligned(fromByteOffset: 8, as: UInt64.self) == y.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+            }
+        }
+    }
 }
 
 /// The public half of a node identity: an Ed25519 key that signs and an X25519 key for end-to-end encryption.
