@@ -12,8 +12,8 @@ extension Node {
         /// The end of the latest carrier reported by `channelBusy` (someone else transmitting).
         var carrierUntil: Double = 0
 
-        /// A carrier heard until `until` (`channelBusy`): the channel is busy until then, if that is later than now
-        /// known. Whether it was.
+        /// A carrier heard until `until` (`channelBusy`): the channel is busy until then, if that is later than the
+        /// end already known. Whether it was.
         mutating func carrier(until: Double) -> Bool {
             guard until > self.busyUntil else { return false }
             self.busyUntil = until
