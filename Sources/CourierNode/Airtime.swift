@@ -66,10 +66,9 @@ extension Node {
     /// then. KISS TNCs and RNode firmware also sense the channel themselves before keying up; this lets a runtime
     /// whose modem reports carrier (or a future driver) hold the engine back as well.
     public func channelBusy(_ link: String, until: Double, now: Double) -> [NodeOutput] {
-        guard var l = self.links[link], until > l.busyUntil else { return [] }
-        l.busyUntil = until
-        l.carrierUntil = until
-        self.links[link] = l
+        // Changed in place (a copy of the link's state taken out and put back, at each of a drill's millions of busy
+        // reports, retained and released all it holds).
+        guard self.links[link]?.carrier(until: until) == true else { return [] }
         return self.drain()
     }
 

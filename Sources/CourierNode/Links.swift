@@ -11,6 +11,15 @@ extension Node {
         var busyUntil: Double = 0
         /// The end of the latest carrier reported by `channelBusy` (someone else transmitting).
         var carrierUntil: Double = 0
+
+        /// A carrier heard until `until` (`channelBusy`): the channel is busy until then, if that is later than the
+        /// end already known. Whether it was.
+        mutating func carrier(until: Double) -> Bool {
+            guard until > self.busyUntil else { return false }
+            self.busyUntil = until
+            self.carrierUntil = until
+            return true
+        }
         /// Our own packets within the duty-cycle window (Airtime.swift; empty without a duty cycle).
         var sent = AirtimeLedger()
         var nextAnnounce: Double = 0

@@ -53,10 +53,23 @@ public struct NodeID: Sendable, Hashable, CustomStringConvertible {
     /// Hashed as two words rather than byte by byte (what the synthesized conformance of `[UInt8]` does): the
     /// engine keys its neighbours, holders and directory by node id, and a 1,000-relay drill hashed ids a billion
     /// times. Equal ids hash equal; nothing keeps a hash value (dictionary order is never relied on).
+    @inlinable
     public func hash(into h: inout Hasher) {
         self.bytes.withUnsafeBytes { raw in
             h.combine(raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
             h.combine(raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        }
+    }
+
+    /// Compared as two words, as hashed (the synthesized conformance compares the arrays byte by byte, and each
+    /// dictionary lookup by node id compares once at least: 1% of a 1,000-relay drill's CPU). Every id is 16 bytes.
+    @inlinable
+    public static func == (a: NodeID, b: NodeID) -> Bool {
+        a.bytes.withUnsafeBytes { x in
+            b.bytes.withUnsafeBytes { y in
+                x.loadUnaligned(fromByteOffset: 0, as: UInt64.self) == y.loadUnaligned(fromByteOffset: 0, as: UInt64.self)
+                    && x.loadUnaligned(fromByteOffset: 8, as: UInt64.self) == y.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+            }
         }
     }
 }

@@ -47,6 +47,24 @@ struct HotPathTests {
     /// Meeting a neighbour with 400 bundles to hand it: before, 16 transfers started at every tick (four a second)
     /// whatever the link could send, all 400 within seven seconds, and each packet then moved every one's timer. Now
     /// a link gets no more than it can send in a minute (about 48 frames of 255 bytes at SF9).
+    /// Fresh neighbours are sorted by id compared as two big-endian words (`Node.precedes`): the order of their bytes,
+    /// as the sort by `lexicographicallyPrecedes` it replaced, for ids that differ in either word or only in one byte.
+    @Test func neighbourIdsSortInTheOrderOfTheirBytes() throws {
+        var rng = SplitMix64(seed: 19)
+        var ids: [NodeID] = []
+        for _ in 0..<64 {
+            let bytes = (0..<16).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            ids.append(try #require(NodeID(bytes: bytes)))
+            // The same id but for one byte, in the first word or the second.
+            var near = bytes
+            near[Int(rng.next() % 16)] ^= 0x80
+            ids.append(try #require(NodeID(bytes: near)))
+        }
+        for x in ids {
+            for y in ids { #expect(Node.precedes(x, y) == x.bytes.lexicographicallyPrecedes(y.bytes)) }
+        }
+    }
+
     @Test func routingStartsNoMoreTransfersThanTheLinkCanSend() throws {
         let (node, announce) = try Self.engine(held: 400, madeByNeighbour: false)
         var now = Self.start + 1

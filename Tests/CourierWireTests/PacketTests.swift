@@ -34,6 +34,22 @@ import Testing
         }
     }
 
+    @Test func nodeIDsCompareAndHashByAllTheirBytes() throws {
+        // `==` and `hash` read the id as two words: an equal id in another array is equal and hashes the same; ids
+        // that differ in any one byte (of either word) are apart, in a set too.
+        let a = Fixture.a.nodeID
+        let copy = try #require(NodeID(bytes: a.bytes.map { $0 }))
+        #expect(copy == a)
+        #expect(copy.hashValue == a.hashValue)
+        for i in 0..<16 {
+            var bytes = a.bytes
+            bytes[i] ^= 0x01
+            let other = try #require(NodeID(bytes: bytes))
+            #expect(other != a)
+            #expect(Set([a, other, copy]).count == 2)
+        }
+    }
+
     @Test func shortIDCollisionsAreResolvedByTheTag() throws {
         // A second node whose short id equals A's: the receiver tries both, the tag picks the real sender.
         var impostorBytes = Fixture.a.nodeID.bytes
