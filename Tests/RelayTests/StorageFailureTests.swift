@@ -20,17 +20,22 @@ import Glibc
 
     func inboxIDs(_ dir: String) throws -> Set<String> { Set(try R.inbox(dir).compactMap { $0["id"] as? String }) }
 
+    /// Alpha (in a temporary folder) and bravo (in `bravoIn`, the disk under test), made with init / invite /
+    /// init --join, joined by a `VirtualCable`; bravo's id and the cable. The caller starts the relays.
+    func alphaAndBravo(bravoIn: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> (a: String, b: String, idB: String, cable: VirtualCable) {
+        let a = R.tempDir() + "/alpha"
+        let b = bravoIn + "/bravo"
+        #expect(try R.run(["init", "--data-dir", a, "--name", "alpha"]).0 == 0, sourceLocation: sourceLocation)
+        let code = try R.run(["invite", "--data-dir", a]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try R.run(["init", "--data-dir", b, "--name", "bravo", "--join", code]).0 == 0, sourceLocation: sourceLocation)
+        return (a, b, try R.id(b), try VirtualCable())
+    }
+
     @Test(.enabled(if: SafetyTests.canMount, "needs to mount a tmpfs (root): full-disk relay test skipped"))
     func aDiskThatFillsMidTransferPausesTheRelayAndItResumesWhenSpaceReturns() throws {
         let disk = try #require(SafetyTests.mountTmpfs(size: "8m"), "could not mount a tmpfs")
         defer { SafetyTests.system(["/bin/umount", "-l", disk]) }
-        let a = R.tempDir() + "/alpha"
-        let b = disk + "/bravo"
-        #expect(try R.run(["init", "--data-dir", a, "--name", "alpha"]).0 == 0)
-        let code = try R.run(["invite", "--data-dir", a]).1.trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(try R.run(["init", "--data-dir", b, "--name", "bravo", "--join", code]).0 == 0)
-        let idB = try R.id(b)
-        let cable = try VirtualCable()
+        let (a, b, idB, cable) = try self.alphaAndBravo(bravoIn: disk)
         defer { cable.stop() }
         let logB = R.tempDir() + "/bravo.log"
         let ra = try R.start(["run", "--data-dir", a, "--link", "serial:\(cable.pathA):115200"], log: a + "/run.log")
@@ -92,13 +97,7 @@ extension StorageFailureTests {
     func aCardTheKernelMadeReadOnlyWhileRunningIsNamedAndNothingIsLost() throws {
         let card = try #require(Ext4Card(), "could not make an ext4 card")
         defer { card.remove() }
-        let a = R.tempDir() + "/alpha"
-        let b = card.dir + "/bravo"
-        #expect(try R.run(["init", "--data-dir", a, "--name", "alpha"]).0 == 0)
-        let code = try R.run(["invite", "--data-dir", a]).1.trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(try R.run(["init", "--data-dir", b, "--name", "bravo", "--join", code]).0 == 0)
-        let idB = try R.id(b)
-        let cable = try VirtualCable()
+        let (a, b, idB, cable) = try self.alphaAndBravo(bravoIn: card.dir)
         defer { cable.stop() }
         let logB = R.tempDir() + "/bravo.log"
         let ra = try R.start(["run", "--data-dir", a, "--link", "serial:\(cable.pathA):115200"], log: a + "/run.log")
