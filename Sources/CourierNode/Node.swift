@@ -546,6 +546,27 @@ public final class Node {
         // Unreadable: asked for as if not seen (at worst a copy of what we have comes).
         let seen = duePulls.isEmpty ? [] : Set(self.storing("read the bundles seen", { try self.store.seenDigests(limit: Tuning.seenDigestsLimit) }) ?? [])
         for (d, p) in duePulls {
+            // Shown by a summary, asked for and still lacking: asked again, backed off, while its holder is heard.
+            if !p.fromReceipt, p.tries >= Tuning.pullTriesAfterSummary, !seen.contains(d), now - p.since < Tuning.pullReaskFor,
+               var l = self.links[p.link], l.up {
+                let late = Double(p.tries - Tuning.pullTriesAfterSummary)
+                let wait = min(Tuning.pullReaskMaxWait, Tuning.pullReaskAfterSummary * pow(2, late))
+                // A summary sent since (for any reason) asked for it: the wait runs from there. A holder not heard
+                // now is not asked (nothing is sent; looked at again a wait later).
+                if now - l.lastSummary < wait {
+                    self.pulls[d]!.due = l.lastSummary + wait
+                    continue
+                }
+                if p.shownBy.flatMap({ self.freshLink($0, now: now) }) != p.link {
+                    self.pulls[d]!.due = now + wait
+                    continue
+                }
+                l.summaryDue = now
+                self.links[p.link] = l
+                self.pulls[d]!.due = now + min(Tuning.pullReaskMaxWait, Tuning.pullReaskAfterSummary * pow(2, late + 1))
+                self.pulls[d]!.tries += 1
+                continue
+            }
             guard !seen.contains(d), p.tries < (p.fromReceipt ? Tuning.pullTriesAfterReceipt : Tuning.pullTriesAfterSummary), var l = self.links[p.link], l.up else {
                 self.pulls[d]!.due = .infinity
                 continue

@@ -12,6 +12,8 @@ extension Node {
         let since: Double
         /// A receipt showed it (else a summary).
         var fromReceipt = true
+        /// The neighbour whose summary showed it (asked again while it is heard: `Tuning.pullReaskAfterSummary`).
+        var shownBy: NodeID? = nil
     }
 
     /// A receipt heard from a neighbour says the neighbour has the listed bundles (its own receipt, or one it passes
@@ -72,7 +74,7 @@ extension Node {
             let unknown = theirs.subtracting(mine).filter { self.pulls[$0] == nil }
             if !unknown.isEmpty {
                 let due = now + self.rng.uniform(Tuning.summaryAnswerDelay.min, Tuning.summaryAnswerDelay.max)
-                for d in unknown { self.pulls[d] = Pull(link: link, due: due, since: now, fromReceipt: false) }
+                for d in unknown { self.pulls[d] = Pull(link: link, due: due, since: now, fromReceipt: false, shownBy: from) }
             }
         }
         // Send what they lack: floods to all, directed bundles we hold custody of (a copy; custody stays with us

@@ -62,6 +62,14 @@ extension Tuning {
     static let pullRetry: Double = 20
     /// A pull that gave up is forgotten an hour after it began (asked again only if shown again after that).
     static let pullForgottenAfter: Double = 3_600
+    /// A bundle a summary showed that has not come after that asking (the copy and the answer both lost: a holder
+    /// tells a neighbour once what it holds, so no later summary shows it again) is asked for again 10 minutes after
+    /// the last summary we sent on that link, the wait doubled at each asking up to an hour, while the neighbour
+    /// that showed it is heard, for a day from when it was shown (an alert's lifetime): the mutual-aid alert reaches
+    /// every relay. Any summary we send asks for all of them, so these cost at most one summary per link per wait.
+    static let pullReaskAfterSummary: Double = 600
+    static let pullReaskMaxWait: Double = 3_600
+    static let pullReaskFor: Double = 86_400
 
     // Keys.
     /// Key requests and their answers are for now: they live a day, not an identity flood's week.
