@@ -36,7 +36,13 @@ struct StorageFailure: Sendable {
     }
 
     /// The line `relay status` and the log show.
-    var summary: String { "storage failed: \(self.detail ?? Self.kind(self.error)); queued messages are safe; transmission paused" }
+    var summary: String { Runtime.storageSummary(self.detail ?? Self.kind(self.error)) }
+
+    /// A new error in the same episode: kept, with its `detail` when it is another one.
+    mutating func failed(with error: StoreError, path: String) {
+        if error != self.error { self.detail = Self.detail(error, path: path) }
+        self.error = error
+    }
 
     /// `detail` for `error` on the store at `path`: a read-only database on a read-only file system is named by its
     /// mount (`relay run` says the same when it starts on one).
@@ -48,6 +54,10 @@ struct StorageFailure: Sendable {
 }
 
 extension Runtime {
+    /// The line `relay status` and the log show while storage fails, `what` failed ("disk full", or the read-only card
+    /// named by `Disk.readOnlyProblem`). `relay status` says it too when the relay cannot (its status file on that card).
+    public static func storageSummary(_ what: String) -> String { "storage failed: \(what); queued messages are safe; transmission paused" }
+
     /// Seconds between log lines while storage keeps failing (the first failure is logged at once).
     public static let storageLogInterval: Double = 60
     /// Seconds between probe writes while storage fails.
@@ -60,8 +70,7 @@ extension Runtime {
             f.unlogged += 1
             f.operation = operation
             f.link = link
-            if error != f.error { f.detail = StorageFailure.detail(error, path: self.store.path) }
-            f.error = error
+            f.failed(with: error, path: self.store.path)
             if now - f.lastLogged >= Self.storageLogInterval {
                 self.logger.error("storage still failing: \(f.unlogged) more failed operations", metadata: [
                     "operation": "\(operation)", "error": "\(error)", "since": "\(Int(now - f.since)) s"])
@@ -91,8 +100,7 @@ extension Runtime {
         do {
             try self.store.probeWrite()
         } catch {
-            if error != f.error { f.detail = StorageFailure.detail(error, path: self.store.path) }
-            f.error = error
+            f.failed(with: error, path: self.store.path)
             self.storage = f
             return
         }

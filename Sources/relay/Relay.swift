@@ -657,18 +657,18 @@ extension Relay {
                     }
                 }
                 let running = relay != nil
+                let readOnlyDisk = Disk.readOnly(dir.path) != nil
                 // A running relay whose status file is on a disk that went read-only under it (no systemd runtime
                 // directory) cannot say so itself: the file stays as it was. Said here instead, as the relay would.
-                if var l = live, l["storage"] == nil, let relay, relay.statusFile.hasPrefix(dir.path + "/"), Disk.readOnly(dir.path) != nil {
+                if var l = live, l["storage"] == nil, let relay, relay.statusFile.hasPrefix(dir.path + "/"), readOnlyDisk {
                     let updated = (l["updated"] as? Double) ?? Date().timeIntervalSince1970
-                    l["storage"] = ["message": "storage failed: \(Disk.readOnlyProblem(dir.path)); queued messages are safe; transmission paused",
+                    l["storage"] = ["message": Runtime.storageSummary(Disk.readOnlyProblem(dir.path)),
                                     "operation": "write the status file (\(relay.statusFile) is on that disk: the rest of this status is from \(relative(Date().timeIntervalSince1970 - updated)) ago)",
                                     "error": "read-only file system", "since": updated, "failures": 1] as [String: Any]
                     live = l
                 }
                 // A relay that holds the data directory but has written no status yet: starting, or waiting for a
                 // full or read-only disk (it writes its status once it can).
-                let readOnlyDisk = Disk.readOnly(dir.path) != nil
                 let waitingFor: String? = !running || live != nil ? nil : dir.startWait()
                 let stateWord = !running ? "not running" : live == nil ? (waitingFor.map { "waiting for \($0)" } ?? "starting") : "running"
                 let mode = try dir.network().1 ? "open" : "sealed"
