@@ -1,6 +1,7 @@
 import CourierWire
 import Foundation
 import GRDB
+import GRDBSQLite
 import Logging
 import Synchronization
 
@@ -564,8 +565,14 @@ public final class Store: Sendable {
 
     /// Whether this node has seen the bundle id (stored, delivered or relayed) and it has not expired.
     public func hasSeen(_ id: BundleID) throws(StoreError) -> Bool {
+        // Held prepared and stepped raw: looked up for each bundle a receipt heard lists (2% of a 1,000-relay drill
+        // through GRDB's cursor and statement cache).
         try self.read { db in
-            try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM seen WHERE origin = ? AND created = ? AND sequence = ?"), arguments: [id.origin.rawValue, id.created, id.sequence]) ?? false
+            try self.existsHeld(db, .hasSeen, "SELECT 1 FROM seen WHERE origin = ? AND created = ? AND sequence = ?") { raw in
+                sqlite3_bind_int64(raw, 1, Int64(id.origin.rawValue))
+                sqlite3_bind_int64(raw, 2, Int64(id.created))
+                sqlite3_bind_int64(raw, 3, Int64(id.sequence))
+            }
         }
     }
 
