@@ -230,8 +230,10 @@ extension Node {
 
     /// The up link a neighbour was heard on most recently, if within the timeout.
     func freshLink(_ id: NodeID, now: Double) -> String? {
-        guard let n = self.neighbours[id] else { return nil }
-        return self.freshLink(n, now: now)
+        // (Its two fields read in place, not the whole neighbour copied: asked for every destination at each routing pass.)
+        guard let i = self.neighbours.index(forKey: id) else { return nil }
+        return self.freshLink(unresponsiveSince: self.neighbours.values[i].unresponsiveSince,
+                              lastHeard: self.neighbours.values[i].lastHeard, now: now)
     }
 
     /// `freshLink` of the neighbour `n`.

@@ -265,7 +265,7 @@ func bindText(_ raw: OpaquePointer, _ index: Int32, _ text: String?) {
 
 /// Which held statement (`HeldStatements`).
 enum HeldStatement: Int, CaseIterable {
-    case begin, commit, savepoint, release, rollbackTo, replayWindow, peerHeard, dataVersion, hasSeen
+    case begin, commit, savepoint, release, rollbackTo, replayWindow, peerHeard, dataVersion, hasSeen, bundleByID
 }
 
 /// The digests `Store.seenDigests` read last: good while `generation` (moved by every change to `seen` and every

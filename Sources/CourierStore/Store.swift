@@ -590,6 +590,7 @@ public final class Store: Sendable {
     }
 
     static let bundleColumns = "rowid, origin, created, sequence, digest, kind, priority, dest_type, dest, expires, received, slot, size, custody, local, data"
+    static let bundleByIDSQL = "SELECT \(bundleColumns) FROM bundle WHERE origin = ? AND created = ? AND sequence = ?"
 
     /// What a summary (and the engine's index of held bundles) needs to know of every held bundle, without the
     /// bundle bytes: with its place in the queue's order (`priority`, `slot`, `received`, `rowid`: the order of
@@ -694,7 +695,13 @@ public final class Store: Sendable {
 
     public func bundle(_ id: BundleID) throws(StoreError) -> QueuedBundle? {
         try self.read { db in
-            try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.bundleColumns) FROM bundle WHERE origin = ? AND created = ? AND sequence = ?"), arguments: [id.origin.rawValue, id.created, id.sequence]).map(Self.queued)
+            // The statement held (its SQL not built and hashed at each of the many reads of one bundle).
+            do {
+                return try Row.fetchOne(self.held(db, .bundleByID, Self.bundleByIDSQL), arguments: [id.origin.rawValue, id.created, id.sequence]).map(Self.queued)
+            } catch {
+                self.dropHeld(.bundleByID)
+                throw error
+            }
         }
     }
 
