@@ -75,7 +75,12 @@ extension Node {
 
         /// Directed transfers on `link` with fragments in flight (a retransmission time-out running).
         func inFlight(on link: String) -> [Transfer] {
-            (self.lanes[link]?.inFlight ?? []).compactMap { self.byKey[$0] }
+            // (A loop, not a closure capturing the table: that took a copy of the whole table, every table retained
+            // and released, at each packet composed and each tick.)
+            guard let keys = self.lanes[link]?.inFlight else { return [] }
+            var out: [Transfer] = []
+            for k in keys { if let t = self.byKey[k] { out.append(t) } }
+            return out
         }
 
         /// The transfers due on `link` at `now`, in the composer's order (class, then age), at most `limit`.
@@ -112,7 +117,12 @@ extension Node {
         func count(on link: String) -> Int { self.lanes[link]?.count ?? 0 }
 
         /// Links with transfers.
-        var links: [String] { self.lanes.keys.filter { (self.lanes[$0]?.count ?? 0) > 0 } }
+        var links: [String] {
+            // (In the dictionary's order, as filtering its keys gave; without a closure capturing the table.)
+            var out: [String] = []
+            for (name, lane) in self.lanes where lane.count > 0 { out.append(name) }
+            return out
+        }
 
         // The journal: what composing one packet changed, undone if its commit fails.
 

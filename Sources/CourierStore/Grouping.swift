@@ -180,6 +180,27 @@ extension Store {
         do { try s.execute() } catch { self.dropHeld(key); throw error }
     }
 
+    /// Whether the held query at `key` gives a row, its arguments bound by `bind` straight into SQLite (as `runHeld`);
+    /// reset at once, so no read stays open. For the look-ups made for each packet received (`hasSeen`).
+    func existsHeld(_ db: Database, _ key: HeldStatement, _ sql: String, _ bind: (OpaquePointer) -> Void) throws -> Bool {
+        let s = try self.held(db, key, sql)
+        let raw = s.sqliteStatement
+        sqlite3_reset(raw)
+        bind(raw)
+        defer {
+            sqlite3_reset(raw)
+            sqlite3_clear_bindings(raw)
+        }
+        switch sqlite3_step(raw) {
+        case SQLITE_ROW: return true
+        case SQLITE_DONE: return false
+        case let code:
+            let message = String(cString: sqlite3_errmsg(sqlite3_db_handle(raw)))
+            self.dropHeld(key)
+            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: message, sql: sql)
+        }
+    }
+
     /// GRDB's `inSavepoint` inside a transaction, with its statements prepared once: `body` under a savepoint, undone
     /// alone if it throws (or if SQLite ended the transaction meanwhile: then SQLITE_ABORT, as GRDB says it).
     func inSavepoint<T>(_ db: Database, _ body: () throws -> T) throws -> T {
@@ -244,7 +265,7 @@ func bindText(_ raw: OpaquePointer, _ index: Int32, _ text: String?) {
 
 /// Which held statement (`HeldStatements`).
 enum HeldStatement: Int, CaseIterable {
-    case begin, commit, savepoint, release, rollbackTo, replayWindow, peerHeard, dataVersion
+    case begin, commit, savepoint, release, rollbackTo, replayWindow, peerHeard, dataVersion, hasSeen, bundleByID
 }
 
 /// The digests `Store.seenDigests` read last: good while `generation` (moved by every change to `seen` and every
