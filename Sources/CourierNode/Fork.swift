@@ -7,7 +7,7 @@ extension Node {
     /// same outputs. A simulator forks a run with it (`DrillSimulator.forkWithoutDisruptions`). Every stored property
     /// is copied (the parts are values); NodeForkTests checks that none is left out, property by property.
     public convenience init(copying other: Node, store: any NodeStorage, compressor: BodyCompressor) throws(StoreError) {
-        try self.init(config: other.config, store: store, links: [], now: 0, compressor: compressor)
+        try self.init(config: other.config, store: store, links: [], now: 0, compressor: compressor, shared: other.shared)
         self.config = other.config
         self.neighbours = other.neighbours
         self.keyBook = other.keyBook

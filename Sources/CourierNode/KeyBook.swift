@@ -35,6 +35,7 @@ extension Node {
         self.networkKeys = k
         self.sealer = PacketSealer(networkKey: k.send, sender: self.config.identity.nodeID, open: self.config.openMode)
         self.opener = PacketOpener(networkKeys: k.accept, acceptOpen: self.config.openMode)
+        self.opener.recent = self.shared?.opened
         self.emit(.event(.networkKeys(sending: k.send.fingerprint, accepting: k.accept.map(\.fingerprint))))
     }
 

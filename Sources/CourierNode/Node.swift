@@ -122,6 +122,8 @@ public final class Node {
     /// The keys `sealer` and `opener` use now (SPEC 3.7): changed by `config.keyRotation` at its moment.
     var networkKeys: (send: NetworkKey, accept: [NetworkKey])
     let compressor: BodyCompressor
+    /// Work shared with the other engines of the process (a simulator's), or nil (a relay's).
+    let shared: SharedWork?
     var outputs: [NodeOutput] = []
     /// Local bundles the engine already started (so one stored by another process is adopted once).
     var knownLocal: Set<BundleID> = []
@@ -169,14 +171,17 @@ public final class Node {
         public var healProbes = 0
     }
 
+    /// `shared`: work shared with other engines of this process (`SharedWork`; a simulator's), nil for a relay.
     public init(config: NodeConfig, store: any NodeStorage, links: [LinkInfo], now: Double, seed: UInt64? = nil,
-                compressor: BodyCompressor = BodyCompressor()) throws(StoreError) {
+                compressor: BodyCompressor = BodyCompressor(), shared: SharedWork? = nil) throws(StoreError) {
         self.config = config
         self.store = store
         self.compressor = compressor
+        self.shared = shared
         self.networkKeys = config.keyRotation.keys(current: config.networkKey, at: now)
         self.sealer = PacketSealer(networkKey: self.networkKeys.send, sender: config.identity.nodeID, open: config.openMode)
         self.opener = PacketOpener(networkKeys: self.networkKeys.accept, acceptOpen: config.openMode)
+        self.opener.recent = shared?.opened
         self.rng = SplitMix64(seed: seed ?? UInt64(config.identity.nodeID.short.rawValue))
         self.probeRNG = SplitMix64(seed: (seed ?? UInt64(config.identity.nodeID.short.rawValue)) ^ 0x9E37_79B9_7F4A_7C15)
         self.reassembler = Reassembler(timeout: Int64(config.reassemblyTimeout))

@@ -36,7 +36,7 @@ extension Node {
         guard let signature = b.signature, keys.nodeID.short == b.origin else { return false }
         let v = VerifiedSignatures.Entry(keys: keys, signature: signature, input: b.signingInput())
         if self.verifiedSignatures.known.contains(v) { return true }
-        guard VerifiedSignatures.inProcess.verifies(v) else { return false }
+        guard self.shared?.signatures.verifies(v) ?? keys.verify(signature: v.signature, message: v.input) else { return false }
         if self.verifiedSignatures.known.count >= Tuning.maxVerifiedSignatures { self.verifiedSignatures.known.removeAll() }
         self.verifiedSignatures.known.insert(v)
         return true
@@ -69,22 +69,21 @@ struct VerifiedSignatures {
     }
     var known: Set<Entry> = []
 
-    /// Signatures that verified for any engine of this process, by the same exact bytes (`verifies`): behind each
-    /// engine's own memory. Ed25519 gives the same answer for the same keys, signature and signed bytes whoever
-    /// asks, so a relay's engine answers as if it had verified the signature itself; in a simulator of a thousand
-    /// relays each flooded bundle was verified by every relay it reached (3% of the 1,000-relay drill's CPU).
-    static let inProcess = Shared()
-
+    /// Signatures that verified for any of the engines sharing it (`SharedWork.signatures`: a simulator's), by the
+    /// same exact bytes (`verifies`), behind each engine's own memory. Ed25519 gives the same answer for the same keys,
+    /// signature and signed bytes whoever asks, so an engine answers as if it had verified the signature itself; in a
+    /// simulator of a thousand relays each flooded bundle was verified by every relay it reached (3% of the
+    /// 1,000-relay drill's CPU). A relay's engine shares with no other and verifies for itself.
     final class Shared: Sendable {
         let known = Mutex<Set<Entry>>([])
 
         /// `entry.keys.verify(signature: entry.signature, message: entry.input)`, remembered when true (past
-        /// `Tuning.maxVerifiedInProcess` entries it starts again).
+        /// `Tuning.maxVerifiedShared` entries it starts again).
         func verifies(_ entry: Entry) -> Bool {
             if self.known.withLock({ $0.contains(entry) }) { return true }
             guard entry.keys.verify(signature: entry.signature, message: entry.input) else { return false }
             self.known.withLock {
-                if $0.count >= Tuning.maxVerifiedInProcess { $0.removeAll() }
+                if $0.count >= Tuning.maxVerifiedShared { $0.removeAll() }
                 $0.insert(entry)
             }
             return true

@@ -27,9 +27,9 @@ extension Tuning {
     /// times while taken in, and overheard at each hop near us within minutes; 256 of them (a few hundred bytes
     /// each) cover that, and a thousand simulated relays keep it in tens of megabytes.
     static let maxVerifiedSignatures = 256
-    /// Origin signatures remembered as verified by any engine of the process (`VerifiedSignatures.inProcess`): a
+    /// Origin signatures remembered as verified by the engines sharing them (`SharedWork.signatures`, a simulator's): a
     /// relay runs one engine, a simulator a thousand, each judging the same floods; a few megabytes.
-    static let maxVerifiedInProcess = 8_192
+    static let maxVerifiedShared = 8_192
 
     // Announces and hellos.
     /// A neighbour's announce is written to the store (its keys, name and when it was last heard: `relay peers`) when

@@ -94,6 +94,8 @@ public final class DrillSimulator {
     let opener: PacketOpener
     /// The engines' compressor (one for all: its dictionary shelf is the federation's).
     let compressor: BodyCompressor
+    /// Packets opened and signatures verified, shared by the engines and `opener` (each would get the same answer).
+    let shared: SharedWork
     var memberIDs: [ShortID: [NodeID]] = [:]
 
     /// Respond-by given to the scenario's aid requests (minutes, as `relay send --respond-by` counts it in hours).
@@ -136,7 +138,11 @@ public final class DrillSimulator {
 
         var kg = SplitMix64(seed: scenario.seed &* 7919 &+ 13)
         let net = try NetworkKey(bytes: (0..<32).map { _ in UInt8(truncatingIfNeeded: kg.next()) })
-        self.opener = PacketOpener(networkKey: net)
+        let shared = SharedWork()
+        self.shared = shared
+        var opener = PacketOpener(networkKey: net)
+        opener.recent = shared.opened
+        self.opener = opener
         let compressor = BodyCompressor()
         self.compressor = compressor
         let properties: LinkProperties
@@ -171,7 +177,7 @@ public final class DrillSimulator {
             self.nodes.append(try Node(
                 config: c, store: store,
                 links: [LinkInfo(name: "radio", properties: properties, dutyCycle: scenario.radio.dutyCycle)],
-                now: Self.epoch, seed: scenario.seed &+ UInt64(i) &* 104_729, compressor: compressor))
+                now: Self.epoch, seed: scenario.seed &+ UInt64(i) &* 104_729, compressor: compressor, shared: shared))
         }
         if identityRoutes { self.rememberIdentityRoutes(hopLimit: hopLimit) }
         // Relays are switched on over the first minute (or tenth of the run), not all in the same millisecond.
@@ -267,6 +273,8 @@ public final class DrillSimulator {
         // Each branch shelves federation dictionaries on its own.
         let compressor = BodyCompressor(dictionary: o.compressor.dictionary, shelf: o.compressor.shelf.copy())
         self.compressor = compressor
+        // (What was opened and verified is the same answer in either branch.)
+        self.shared = o.shared
         for (i, node) in o.nodes.enumerated() {
             let store = try o.stores[i].inMemoryCopy(path: o.names[i])
             self.stores.append(store)

@@ -94,7 +94,10 @@ public final class MeshSimulator {
         var kg = SplitMix64(seed: options.seed &* 7919)
         let net = try NetworkKey(bytes: (0..<32).map { _ in UInt8(truncatingIfNeeded: kg.next()) })
         let compressor = BodyCompressor()
-        self.opener = PacketOpener(networkKey: net, acceptOpen: true)
+        let shared = SharedWork()
+        var opener = PacketOpener(networkKey: net, acceptOpen: true)
+        opener.recent = shared.opened
+        self.opener = opener
         self.compressor = compressor
         for (a, b) in edges { self.connect(a, b) }
         for i in 0..<count {
@@ -109,7 +112,7 @@ public final class MeshSimulator {
             let store = try Store(path: "node\(i)", configuration: sc, logger: Logger(label: "sim", factory: { _ in SwiftLogNoOpLogHandler() }))
             let node = try Node(
                 config: c, store: store, links: [LinkInfo(name: "radio", properties: options.link, dutyCycle: options.dutyCycle)],
-                now: self.now, seed: options.seed &+ UInt64(i) &* 104_729, compressor: compressor)
+                now: self.now, seed: options.seed &+ UInt64(i) &* 104_729, compressor: compressor, shared: shared)
             self.nodes.append(node)
             self.stores.append(store)
         }

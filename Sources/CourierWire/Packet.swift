@@ -127,17 +127,17 @@ public struct PacketSealer: Sendable {
     }
 }
 
-/// Opens packets for a node in a federation: under its network key, or under each of several while the
-/// federation changes key (SPEC 3.7), tried in order.
-/// The last few packets opened in this process, with the key that opened them and what they hold: the same bytes
-/// under the same key open to the same plaintext, so a packet opened again is not decrypted again. A relay hears a
-/// packet once (a copy of it is refused by the replay window after opening, as before); a simulator's relays each open
-/// every packet their neighbours send, a dozen of them the same bytes one after the other (decrypting them was 4% of
-/// the 1,000-relay drill's CPU). Only packets that opened are kept.
-final class RecentlyOpened: Sendable {
-    static let shared = RecentlyOpened()
+/// Packets opened lately, with the key that opened them and what they hold, for the openers of several engines in one
+/// process to share (`PacketOpener.recent`): the same bytes under the same key open to the same plaintext, so a packet
+/// opened again is not decrypted again. A simulator's relays each open every packet their neighbours send, a dozen of
+/// them the same bytes one after the other (decrypting them was 4% of the 1,000-relay drill's CPU). A relay hears each
+/// packet once (a copy is refused by the replay window after opening) and keeps none: its opener has no `recent`, and
+/// no plaintext lingers in memory for it. Only packets that opened are kept.
+public final class OpenedPackets: Sendable {
     /// Packets kept (the oldest replaced first).
     static let capacity = 16
+
+    public init() {}
 
     private struct Entry {
         let packet: [UInt8]
@@ -164,10 +164,14 @@ final class RecentlyOpened: Sendable {
     }
 }
 
+/// Opens packets for a node in a federation: under its network key, or under each of several while the
+/// federation changes key (SPEC 3.7), tried in order.
 public struct PacketOpener: Sendable {
     private let keys: [(network: NetworkKey, announce: SymmetricKey)]
     /// Accept open-mode (readable) packets. A sealed federation leaves this off.
     public var acceptOpen: Bool
+    /// Packets opened lately by this opener and others sharing it (a simulator's engines); nil in a relay.
+    public var recent: OpenedPackets? = nil
     /// Each sender's packet key under each network key, derived once (HKDF at every packet opened was 2% of a
     /// 1,000-relay drill): shared by the copies of this opener.
     private let senderKeys = SenderKeys()
@@ -226,7 +230,7 @@ public struct PacketOpener: Sendable {
                 else { return nil }
                 return Array(body)
             }
-            if let plain = RecentlyOpened.shared.plaintext(of: bytes, under: key) { return plain }
+            if let plain = self.recent?.plaintext(of: bytes, under: key) { return plain }
             if combined == nil {
                 var c = [UInt8]()
                 c.reserveCapacity(12 + bytes.count - header.size)
@@ -238,7 +242,7 @@ public struct PacketOpener: Sendable {
                 let plain = try? ChaChaPoly.open(box, using: key, authenticating: h)
             else { return nil }
             let opened = Array(plain)
-            RecentlyOpened.shared.remember(bytes, under: key, plaintext: opened)
+            self.recent?.remember(bytes, under: key, plaintext: opened)
             return opened
         }
 
