@@ -103,12 +103,11 @@ public struct NodeConfig: Sendable {
     /// Two-hop knowledge (SPEC 8.5 rule 5): send our neighbour list with our announces, and count a neighbour listed by one
     /// whose copy of a flood we heard as reached (a rebroadcast that would reach nobody else is left out); sent only on
     /// links whose duty-cycle allowance does not stretch announces (`sendsNeighbourLists`: not 1% at SF9). Off by
-    /// default still (session 16): `courier-bench mesh --no-day --seeds 20 --neighbour-lists` (release) gives the
-    /// alert alone 0.75x naive flooding on average and 0.90x on the worst seed (off: 0.92x and 1.15x), and the
-    /// 50-node day 220 of 220 either way (its one lost copy was `pullFloodsShownByParts`), but on 10% channels, where
-    /// lists are sent, two engine tests fail with them on: `SignalWeightedFloodTests` (40 relays on an 8 km square:
-    /// 28 alert packets with the random delay, more than the 27 allowed: each flood's packet carries 4 bytes a
-    /// neighbour, about 80 here) and `CopiesTakenBackTests` (a north relay's message to west-3 on the triangle drill never arrives).
+    /// default still (session 20, docs/journal/session-20-lists.md): `courier-bench mesh --no-day --seeds 20
+    /// --neighbour-lists` (release) gives the alert alone 0.77x naive flooding on average but 1.15x on the worst seed
+    /// as without them (off: 0.88x and 1.15x), the triangle drill recovers slower with them, and
+    /// `SignalWeightedFloodTests` fails with them on: relays switched on together have young neighbour tables, so
+    /// lists save no rebroadcast then and only lengthen every packet (28 alert packets where 27 are allowed).
     public var neighbourLists = false
     /// With the neighbour lists: name, with the floods we send, the neighbours that are to pass them on (the fewest
     /// that reach every node two hops away), and pass on a flood only when a copy heard named us (or named none).
