@@ -93,8 +93,8 @@ extension Node {
     /// periodic announce's summary rode with it.
     /// `urgentOnly` (a link within its urgent reserve): urgent bundle data and nothing else.
     func compose(_ name: String, now: Double, urgentOnly: Bool = false) -> ([Record], [BundleID], Bool, Bool)? {
-        // Turns around a returned neighbour (SPEC 8.5 rule 5): nil in our turn or with no turns on the link, else when
-        // our turn opens. (Before the link's state is copied: ended turns are cleared from it.)
+        // Turns around a returned neighbour (SPEC 8.5 rule 5): what waits for our turns on this link, and till when.
+        // (Before the link's state is copied: ended turns are cleared from it.)
         let turnHolds = self.turnHolds(link: name, now: now)
         guard var l = self.links[name] else { return nil }
         var ackInTurn = false
@@ -229,7 +229,10 @@ extension Node {
             // While we take turns around a returned neighbour others we do not hear also waited for (`startTurns`):
             // directed data, for it or for anyone else (it hears every packet of ours, and one outside our turn falls in
             // another's), only in our turn, one packet per turn (several transfers' records may share it).
-            // (Data for another returned neighbour rides a turn packet only in our turn for that one too.)
+            // (Data for another returned neighbour rides a turn packet only in our turn for that one too.) Holding data
+            // for others alone (session 16) cut v06's recovery but tripled v09's and the triangle's; with our acks to
+            // the returned neighbour held as well, and bounded, v06's mean fell from 171 to 97 s at a smaller cost
+            // there: docs/journal/session-21-recov4.md.
             if let next = turnHolds.hold(t.key.target), !turnPacket || t.key.target.map(turnHolds.takingFor.contains) == true {
                 t.due = max(t.due, next)
                 self.transfers[t.key] = t

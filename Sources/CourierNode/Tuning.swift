@@ -186,6 +186,10 @@ extension Tuning {
     /// Turns only among at most 4 relays (us and 3 we do not hear): with more, each waits too long for its turn and
     /// the returned neighbour is in a crowd where turns computed from what each overheard may not agree.
     static let maxTurnTakers = 4
+    /// An ack to the returned neighbour waits for our turn at most this many turns (`Node.TurnHolds`): with two takers
+    /// a cycle (about 6.8 s at SF9), within the neighbour's time-out for its data to us (3 full packets' airtime, 4
+    /// ack delays and 1 s: about 7.3 s); an ack held longer comes after its retry.
+    static let turnAckHoldTurns = 2.0
     /// Whom a neighbour talks with is kept for its 8 most recent partners, each for a day (a relay off for hours
     /// comes back to the same neighbours).
     static let talkPartnersKept = 8

@@ -155,6 +155,9 @@ extension Node {
         /// in it now).
         var takingFor: Set<NodeID> = []
         var opens: [NodeID: Double] = [:]
+        /// An ack to a returned neighbour waits for our turn only if it opens by then (`Tuning.turnAckHoldTurns` turns
+        /// from now); otherwise it goes at once (held longer, it would come after the neighbour's retry).
+        var ackHoldLimit: Double = .infinity
 
         /// When a packet with directed data for this neighbour (nil: a broadcast) or an ack to it may start: nil now.
         /// For a returned neighbour, in our turn for it; for anyone else, in one of our turns (the returned neighbours
@@ -165,10 +168,10 @@ extension Node {
             return self.opens.count < self.takingFor.count ? nil : self.opens.values.min()
         }
 
-        /// When an ack to this short id may go: in our turn if it names a returned neighbour we take turns for (nil now,
-        /// or for anyone else).
+        /// When an ack to this short id may go: in our turn if it names a returned neighbour we take turns for and
+        /// that opens by `ackHoldLimit` (nil: now).
         func ackHold(_ target: ShortID) -> Double? {
-            self.takingFor.filter { $0.short == target }.compactMap { self.opens[$0] }.min()
+            self.takingFor.filter { $0.short == target }.compactMap { self.opens[$0] }.min().flatMap { $0 <= self.ackHoldLimit ? $0 : nil }
         }
 
         /// Whether we are in our turn for a returned neighbour with this short id.
@@ -184,9 +187,11 @@ extension Node {
     /// a taker's ack to it or its data for the relay beyond, sent outside its turn).
     func turnHolds(link: String, now: Double) -> TurnHolds {
         var h = TurnHolds()
-        for id in (self.links[link]?.turnsFor ?? []).sorted(by: { $0.short < $1.short }) where self.turns(id, link: link, now: now) != nil {
+        for id in (self.links[link]?.turnsFor ?? []).sorted(by: { $0.short < $1.short }) {
+            guard let t = self.turns(id, link: link, now: now) else { continue }
             h.takingFor.insert(id)
             if let w = self.turnWait(id, link: link, now: now) { h.opens[id] = w }
+            h.ackHoldLimit = min(h.ackHoldLimit, now + Tuning.turnAckHoldTurns * t.length)
         }
         return h
     }
