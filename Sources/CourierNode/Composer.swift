@@ -120,8 +120,8 @@ extension Node {
             size += Record.payloadSize(records + [r], lastWithLength: true) - Record.payloadSize(records, lastWithLength: true)
             records.append(r)
         }
-        // Acks to a returned neighbour we take turns for wait for our turn, and then go (due or not: the next chance is a
-        // cycle away) at the head of our turn's packet.
+        // Acks to a returned neighbour two hidden senders contend for (`turnContended`) wait for our turn, and then go
+        // (due or not: the next chance is a cycle away) at the head of our turn's packet.
         let turnAcks = l.acks.keys.contains { turnHolds.inTurn($0) }
         if !urgentOnly, let d = l.ackDue, d <= now || turnAcks {
             var heldUntil: Double? = nil
@@ -217,9 +217,13 @@ extension Node {
         var floodAdded = false
         // Whether this packet carries directed data in our turn around a returned neighbour (`turnWait`).
         var turnPacket = false
+        // A packet with an ack to a returned neighbour not contended for, outside our turn, goes short: no bundle data.
+        let ackTargets = records.compactMap { r -> ShortID? in if case .ack(let a) = r { a.target } else { nil } }
+        let shortAck = turnHolds.ackGoesShort(ackTargets)
         for var t in candidates {
             if slow && urgentAdded && t.priority > .urgent { break }
             if urgentOnly && t.priority > .urgent { break }
+            if shortAck { break }
             // A returned neighbour busy with a node we do not hear (`holdForHiddenSender`): its turn first.
             if let target = t.key.target, let until = self.neighbours[target]?.busyWithHiddenUntil, until > now {
                 t.due = max(t.due, until)
@@ -227,13 +231,13 @@ extension Node {
                 continue
             }
             // While we take turns around a returned neighbour others we do not hear also waited for (`startTurns`):
-            // directed data, for it or for anyone else (it hears every packet of ours, and one outside our turn falls in
-            // another's), only in our turn, one packet per turn (several transfers' records may share it).
-            // (Data for another returned neighbour rides a turn packet only in our turn for that one too.) Holding data
-            // for others alone (session 16) cut v06's recovery but tripled v09's and the triangle's; with our acks to
-            // the returned neighbour held as well, and bounded, v06's mean fell from 171 to 97 s at a smaller cost
-            // there: docs/journal/session-21-recov4.md.
-            if let next = turnHolds.hold(t.key.target), !turnPacket || t.key.target.map(turnHolds.takingFor.contains) == true {
+            // directed data for it only in our turn, one packet per turn (several transfers' records may share it).
+            // While two hidden senders contend for it (`turnContended`), our data for anyone else too (it hears every
+            // packet of ours, and one outside our turn falls in another's), and data for it no longer rides a packet
+            // of data for others. Holding data for others always (session 16; session 21's recov4) cut v06's
+            // recovery but slowed the returns with small backlogs (v09's quiet spell, the triangle's partition heal);
+            // held only while contended, none of them is slower than without: docs/journal/session-21-recov5.md.
+            if let next = turnHolds.hold(t.key.target, turnPacket: turnPacket) {
                 t.due = max(t.due, next)
                 self.transfers[t.key] = t
                 continue

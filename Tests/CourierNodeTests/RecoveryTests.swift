@@ -297,9 +297,13 @@ import Testing
          "events": [{"at": 600, "type": "down", "nodes": ["m"]}, {"at": 2400, "type": "up", "nodes": ["m"]}]}
         """
 
-    /// Every copy queued while m was off arrives; and while turns last (`Tuning.turnsLast` after m's return) no packet
-    /// of a or b carrying an ack to m or directed data for anyone is lost at m to such a packet of the other side (their
-    /// announces, summaries and acks to a0 and b0 are not held to turns).
+    /// Every copy queued while m was off arrives; and once both sides contend for m (m has sent 3 packets with acks,
+    /// `Tuning.turnContendedAnswers`, and acks both sides), no packet of a or b carrying an ack to m or directed data for
+    /// anyone is lost at m to such a packet of the other side while turns last (their announces, summaries and acks to
+    /// a0 and b0 are not held to turns). Before that (the first answers) they go as without the hold: a packet composed
+    /// then may still wait at the modem (listen-before-talk) for up to a turn, so the check starts a turn after m's
+    /// third ack. On main's engine 4 such packets crossed, 2 of them after that point (a's ack to m with its data
+    /// at 2433.4 s against b's data for b0); here the first 2 (2417.3 s, composed before m's third ack), as on main.
     @Test func aTakersAcksToTheReturnedRelayAndItsDataForOthersGoInItsTurn() throws {
         let back = 2_400.0
         let sim = try DrillSimulator(scenario: try Scenario.decode(Data(Self.json.utf8)))
@@ -310,15 +314,18 @@ import Testing
         let trace = lines.joined(separator: "\n")
         let down = try #require(result.disruptions.first)
         #expect(down.queued == 8 && down.deliveredAfter == 8, "\(down)")
-        // Each packet sent: its number, sender, end and what it carried.
-        var sends: [Int: (from: String, end: Double, text: String)] = [:]
+        // Each packet sent: its number, sender, start, end and what it carried.
+        var sends: [Int: (from: String, start: Double, end: Double, text: String)] = [:]
         for l in lines where !l.hasPrefix(" ") {
             let words = l.split(separator: " ")
             guard words.count > 3, words[2] == "sends", let n = Int(words[3].dropLast()) else { continue }
             let se = words[0].split(separator: "-").compactMap { Double($0) }
             guard se.count == 2 else { continue }
-            sends[n] = (String(words[1]), se[1], l)
+            sends[n] = (String(words[1]), se[0], se[1], l)
         }
+        // Contended from a turn after the end of m's third packet with acks (`Tuning.turnContendedAnswers`).
+        let mAnswers = sends.values.filter { $0.from == "m" && $0.text.contains("ack to ") }.map(\.end).sorted()
+        let contendedFrom = try #require(mAnswers.dropFirst(2).first, "m acks the takers' data\n\(trace)") + TurnsAfterReturnTests.turn
         #expect(sends.values.contains { $0.from == "a" } && sends.values.contains { $0.from == "b" }, "a and b send after m's return\n\(trace)")
         var crossed: [String] = []
         for l in lines where l.hasPrefix(" ") {
@@ -328,7 +335,7 @@ import Testing
             let side = String(words[3].dropLast())
             guard side == "a" || side == "b" else { continue }
             let other = side == "a" ? "b" : "a"
-            guard let lost = sends.values.first(where: { $0.from == side && abs($0.end - t) < 0.001 }) else { continue }
+            guard let lost = sends.values.first(where: { $0.from == side && abs($0.end - t) < 0.001 }), lost.start >= contendedFrom else { continue }
             // Held to the turns: an ack to m, or data for anyone (bundles and fragments name their next hop).
             func heldToTurns(_ text: String) -> Bool { text.contains("ack to m") || text.contains("(transfer") }
             let with = l.split(separator: "with ").last.map { $0.split(separator: ", ").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } } ?? []
