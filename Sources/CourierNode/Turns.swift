@@ -12,8 +12,9 @@ import Foundation
 /// whom the returned neighbour talked with before it went silent (the acks and next hops of the packets it overheard
 /// from it) and whom of those it does not hear itself: those and itself, in the order of their short ids, take turns
 /// of one packet and its answer each, counted from 2 s after the end of the packet that showed the neighbour back
-/// (heard by all of them at the same moment). Directed data, for it or for anyone else, and our acks to it go only in
-/// our turn, in one packet (the neighbour hears every packet of ours: one outside our turn lands in another taker's).
+/// (heard by all of them at the same moment). Directed data for it goes only in our turn; while two hidden senders
+/// contend for it (`turnContended`), our data for anyone else and our acks to it too, in one packet (the neighbour
+/// hears every packet of ours: one outside our turn lands in another taker's).
 /// A record sent in its turn and not acknowledged goes again in its next turn, not after a time-out grown by backoff,
 /// and is not counted as lost on the line (it was a collision, if anything).
 extension Node {
