@@ -174,8 +174,9 @@ extension Node {
         // With our announce, the neighbours we hear (SPEC 5.13, 8.5 rule 5), in the room left.
         if announceForm, let r = self.neighbourListRecord(link: name, now: now, fits: { fits($0) }) { add(r) }
         // The rests of bundles cut at the end of the packet before (SPEC 5.12) go first; one whose transfer timed out,
-        // was acknowledged or cut again is dropped (the whole bundle goes again).
-        if !l.rests.isEmpty {
+        // was acknowledged or cut again is dropped (the whole bundle goes again). Not in an announce-form packet: a rest
+        // is a piece of a run, read with an ordinary packet's sender (SPEC 5.12); it waits for the next packet.
+        if !l.rests.isEmpty && !announceForm {
             var left: [PendingRest] = []
             for p in l.rests {
                 guard let t = self.transfers[p.key], t.number == p.piece.transfer, t.sent.contains(0), !t.acked.contains(0),
@@ -299,7 +300,7 @@ extension Node {
             } ?? false
             for i in 0..<t.records.count where !t.sent.contains(i) && !t.acked.contains(i) && !heldByRestart {
                 if t.key.target != nil && t.sent.subtracting(t.acked).count >= self.config.window { break }
-                let r = self.onAir(t.records[i], target: t.key.target)
+                let r = self.onAir(t.records[i], target: t.key.target, ordinaryPacket: !announceForm)
                 if !budget.isEmpty, !fits(budget + [r]), records.isEmpty, fits(r) {
                     // Only if its records were cut without room for it (a neighbour's capabilities changed under way):
                     // the copy goes without its budget rather than never.
