@@ -592,7 +592,10 @@ public final class Node {
     /// due (Neighbours.swift, ChannelBudget.swift, Summaries.swift).
     func announcesDue(now: Double) {
         for name in self.linkOrder {
-            guard var l = self.links[name], l.up else { continue }
+            // Most ticks nothing is due: the link's moments read in place, its whole state (every table it holds
+            // retained and released) copied out and put back only when one has come.
+            guard let i = self.links.index(forKey: name), self.links.values[i].up, self.announceWorkMayBeDue(i, now: now) else { continue }
+            var l = self.links.values[i]
             // Nobody answered the hello on this link (it may have collided): say it again, up to 3 times.
             if now >= l.nextHelloRetry {
                 let answered = self.neighbours.values.contains { ($0.lastHeard[name] ?? -1) >= l.upSince && $0.id != self.me }
@@ -645,6 +648,15 @@ public final class Node {
             }
             self.links[name] = l
         }
+    }
+
+    /// Whether anything `announcesDue` looks at for the link at `i` may have come by `now` (a hello to repeat, heal
+    /// probes, a hello's answer, the periodic announce, a summary): when not, it changes nothing there. (True more often
+    /// than needed, never less: the hello answer's and the summary's other conditions are left to `announcesDue`.)
+    func announceWorkMayBeDue(_ i: Dictionary<String, LinkState>.Index, now: Double) -> Bool {
+        now >= self.links.values[i].nextHelloRetry || now >= self.links.values[i].nextHealProbe
+            || now >= self.links.values[i].helloAnswerAt || self.links.values[i].helloAnswerWaiting
+            || now >= self.links.values[i].nextAnnounce || (self.links.values[i].summaryDue.map { $0 <= now } ?? false)
     }
 
     /// When the engine next wants a tick.
