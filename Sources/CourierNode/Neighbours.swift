@@ -270,10 +270,12 @@ extension Node {
         // tables with the one left in the dictionary, so the first change copied `lastHeard` whole.
         var previous: Double? = nil
         var givenUp = false
-        if let i = self.neighbours.index(forKey: from) {
-            previous = self.neighbours.values[i].lastHeard[link]
-            givenUp = self.neighbours.values[i].unresponsiveSince != nil
+        func look(_ n: inout Neighbour) {
+            previous = n.lastHeard[link]
+            givenUp = n.unresponsiveSince != nil
         }
+        // (Through the dictionary's modify accessor: its getter copies the whole neighbour out.)
+        if let i = self.neighbours.index(forKey: from) { look(&self.neighbours.values[i]) }
         let wasAway = (previous.map { p in now - p > (self.links[link].map { self.neighbourTimeout($0.info) } ?? self.config.neighbourTimeout) } ?? true)
         // A lost neighbour our heal probes asked for (SPEC 9 rule 8): its answer ends the silence, however short.
         let probed = self.links[link]?.probedFor.remove(from) != nil

@@ -594,7 +594,7 @@ public final class Node {
         for name in self.linkOrder {
             // Most ticks nothing is due: the link's moments read in place, its whole state (every table it holds
             // retained and released) copied out and put back only when one has come.
-            guard let i = self.links.index(forKey: name), self.links.values[i].up, self.announceWorkMayBeDue(i, now: now) else { continue }
+            guard let i = self.links.index(forKey: name), self.announceWorkMayBeDue(i, now: now) else { continue }
             var l = self.links.values[i]
             // Nobody answered the hello on this link (it may have collided): say it again, up to 3 times.
             if now >= l.nextHelloRetry {
@@ -650,13 +650,22 @@ public final class Node {
         }
     }
 
-    /// Whether anything `announcesDue` looks at for the link at `i` may have come by `now` (a hello to repeat, heal
+    /// Whether the link at `i` is up and anything `announcesDue` looks at there may have come by `now` (a hello to repeat, heal
     /// probes, a hello's answer, the periodic announce, a summary): when not, it changes nothing there. (True more often
     /// than needed, never less: the hello answer's and the summary's other conditions are left to `announcesDue`.)
     func announceWorkMayBeDue(_ i: Dictionary<String, LinkState>.Index, now: Double) -> Bool {
-        now >= self.links.values[i].nextHelloRetry || now >= self.links.values[i].nextHealProbe
-            || now >= self.links.values[i].helloAnswerAt || self.links.values[i].helloAnswerWaiting
-            || now >= self.links.values[i].nextAnnounce || (self.links.values[i].summaryDue.map { $0 <= now } ?? false)
+        self.withLink(at: i) { l in
+            l.up && (now >= l.nextHelloRetry || now >= l.nextHealProbe || now >= l.helloAnswerAt || l.helloAnswerWaiting
+                || now >= l.nextAnnounce || (l.summaryDue.map { $0 <= now } ?? false))
+        }
+    }
+
+    /// `body` given the state of the link at `i` where the dictionary keeps it, through its modify accessor: the
+    /// getter (`links[name]`, `links.values[i]`) copies the whole state out, every table it holds retained and
+    /// released, for each field read. `body` must not touch `links` otherwise.
+    @inline(__always)
+    func withLink<R>(at i: Dictionary<String, LinkState>.Index, _ body: (inout LinkState) -> R) -> R {
+        body(&self.links.values[i])
     }
 
     /// When the engine next wants a tick.
