@@ -7,15 +7,21 @@ import Foundation
 extension Node {
     /// Builds and emits packets on a link while it is free and within its airtime budget.
     func pump(_ name: String, now: Double) {
-        guard var l = self.links[name], l.up else { return }
-        if l.info.dutyCycle != nil { l.sent.advance(to: now, window: Self.reckonedWindow) }
-        self.links[name] = l
+        // (Changed in place: a copy of the link's state taken out and put back at each pump retained and released all it holds.)
+        guard let li = self.links.index(forKey: name) else { return }
+        let (up, afsk) = self.withLink(at: li) { l -> (Bool, (txDelay: Double, txTail: Double)?) in
+            guard l.up else { return (false, nil) }
+            if l.info.dutyCycle != nil { l.sent.advance(to: now, window: Self.reckonedWindow) }
+            if case .afsk(_, let txDelay, let txTail, _) = l.info.properties.airtime { return (true, (txDelay, txTail)) }
+            return (true, nil)
+        }
+        guard up else { return }
         var guardCount = 0
         // A KISS TNC keys up once for frames handed to it together: on AFSK links send a burst, paying TXDELAY
         // once. Elsewhere (LoRa, serial) one packet, then wait for its airtime.
         var burstMax = 1
         var keyOverhead = 0.0
-        if case .afsk(_, let txDelay, let txTail, _) = l.info.properties.airtime {
+        if let (txDelay, txTail) = afsk {
             burstMax = Self.afskBurst
             keyOverhead = txDelay + txTail
         }
