@@ -150,18 +150,11 @@ public final class OpenedPackets: Sendable {
 
     private let state = Mutex<(entries: [Entry], next: Int)>(([], 0))
 
-    /// What `packet` opened to under `key`, when it was opened lately.
-    func plaintext(of packet: [UInt8], under key: SymmetricKey) -> [UInt8]? {
+    /// What `packet` opened to under `key`, and the records that decoded to if they were decoded, when it was opened
+    /// lately.
+    func opened(_ packet: [UInt8], under key: SymmetricKey) -> (plaintext: [UInt8], records: [Record]?)? {
         self.state.withLock { s in
-            for e in s.entries where e.packet == packet && e.key == key { return e.plaintext }
-            return nil
-        }
-    }
-
-    /// The records `packet` opened under `key` decoded to, when it was opened and decoded lately.
-    func records(of packet: [UInt8], under key: SymmetricKey) -> [Record]? {
-        self.state.withLock { s in
-            for e in s.entries where e.packet == packet && e.key == key { return e.records }
+            for e in s.entries where e.packet == packet && e.key == key { return (e.plaintext, e.records) }
             return nil
         }
     }
@@ -251,7 +244,6 @@ public struct PacketOpener: Sendable {
                 else { return nil }
                 return Array(body)
             }
-            if let plain = self.recent?.plaintext(of: bytes, under: key) { return plain }
             if combined == nil {
                 var c = [UInt8]()
                 c.reserveCapacity(12 + bytes.count - header.size)
@@ -270,8 +262,9 @@ public struct PacketOpener: Sendable {
         // The records of the packet opened under `key` (nil: it does not open under it), decoded once for every opener
         // sharing `recent` (a packet that fails to decode is decoded, and fails, at each opening as before).
         func records(_ key: SymmetricKey, sender: ShortID?) throws(WireError) -> [Record]? {
-            if !header.isOpen, let r = self.recent?.records(of: bytes, under: key) { return r }
-            guard let payload = attempt(key) else { return nil }
+            let kept = header.isOpen ? nil : self.recent?.opened(bytes, under: key)
+            if let r = kept?.records { return r }
+            guard let payload = kept?.plaintext ?? attempt(key) else { return nil }
             let r: [Record]
             if let sender { r = try Record.decodeAll(payload[...], sender: sender) } else { r = try Record.decodeAll(payload[...]) }
             if !header.isOpen { self.recent?.remember(bytes, under: key, records: r) }
