@@ -7,15 +7,21 @@ import Foundation
 extension Node {
     /// Builds and emits packets on a link while it is free and within its airtime budget.
     func pump(_ name: String, now: Double) {
-        guard var l = self.links[name], l.up else { return }
-        if l.info.dutyCycle != nil { l.sent.advance(to: now, window: Self.reckonedWindow) }
-        self.links[name] = l
+        // (Changed in place: a copy of the link's state taken out and put back at each pump retained and released all it holds.)
+        guard let li = self.links.index(forKey: name) else { return }
+        let (up, afsk) = self.withLink(at: li) { l -> (Bool, (txDelay: Double, txTail: Double)?) in
+            guard l.up else { return (false, nil) }
+            if l.info.dutyCycle != nil { l.sent.advance(to: now, window: Self.reckonedWindow) }
+            if case .afsk(_, let txDelay, let txTail, _) = l.info.properties.airtime { return (true, (txDelay, txTail)) }
+            return (true, nil)
+        }
+        guard up else { return }
         var guardCount = 0
         // A KISS TNC keys up once for frames handed to it together: on AFSK links send a burst, paying TXDELAY
         // once. Elsewhere (LoRa, serial) one packet, then wait for its airtime.
         var burstMax = 1
         var keyOverhead = 0.0
-        if case .afsk(_, let txDelay, let txTail, _) = l.info.properties.airtime {
+        if let (txDelay, txTail) = afsk {
             burstMax = Self.afskBurst
             keyOverhead = txDelay + txTail
         }
@@ -190,8 +196,9 @@ extension Node {
         // With our announce, the neighbours we hear (SPEC 5.13, 8.5 rule 5), in the room left.
         if announceForm, let r = self.neighbourListRecord(link: name, now: now, fits: { fits($0) }) { add(r) }
         // The rests of bundles cut at the end of the packet before (SPEC 5.12) go first; one whose transfer timed out,
-        // was acknowledged or cut again is dropped (the whole bundle goes again).
-        if !l.rests.isEmpty {
+        // was acknowledged or cut again is dropped (the whole bundle goes again). Not in an announce-form packet: a rest
+        // is a piece of a run, read with an ordinary packet's sender (SPEC 5.12); it waits for the next packet.
+        if !l.rests.isEmpty && !announceForm {
             var left: [PendingRest] = []
             for p in l.rests {
                 guard let t = self.transfers[p.key], t.number == p.piece.transfer, t.sent.contains(0), !t.acked.contains(0),
@@ -318,7 +325,7 @@ extension Node {
             } ?? false
             for i in 0..<t.records.count where !t.sent.contains(i) && !t.acked.contains(i) && !heldByRestart {
                 if t.key.target != nil && t.sent.subtracting(t.acked).count >= self.config.window { break }
-                let r = self.onAir(t.records[i], target: t.key.target)
+                let r = self.onAir(t.records[i], target: t.key.target, ordinaryPacket: !announceForm)
                 if !budget.isEmpty, !fits(budget + [r]), records.isEmpty, fits(r) {
                     // Only if its records were cut without room for it (a neighbour's capabilities changed under way):
                     // the copy goes without its budget rather than never.

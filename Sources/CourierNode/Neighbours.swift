@@ -266,20 +266,30 @@ extension Node {
     /// to whom our summary may be news (`handle` sends it after the packet's records). What a contact alone calls for
     /// (the `neighbourHeard` event, our announce, a reroute) is done here, so the caller needs no separate flag.
     func heard(_ from: NodeID, on link: String, packet: Packet, now: Double) -> (previous: Double?, returned: Bool) {
-        var n = self.neighbours[from] ?? Neighbour(id: from)
-        let previous = n.lastHeard[link]
+        // The neighbour read and changed in place: a copy taken out and put back (at every packet heard) shared its
+        // tables with the one left in the dictionary, so the first change copied `lastHeard` whole.
+        var previous: Double? = nil
+        var givenUp = false
+        func look(_ n: inout Neighbour) {
+            previous = n.lastHeard[link]
+            givenUp = n.unresponsiveSince != nil
+        }
+        // (Through the dictionary's modify accessor: its getter copies the whole neighbour out.)
+        if let i = self.neighbours.index(forKey: from) { look(&self.neighbours.values[i]) }
         let wasAway = (previous.map { p in now - p > (self.links[link].map { self.neighbourTimeout($0.info) } ?? self.config.neighbourTimeout) } ?? true)
-        let givenUp = n.unresponsiveSince != nil
         // A lost neighbour our heal probes asked for (SPEC 9 rule 8): its answer ends the silence, however short.
         let probed = self.links[link]?.probedFor.remove(from) != nil
         let wasSilent = givenUp || probed || previous.map { now - $0 > self.silenceBeforeReturn(link: self.links[link]) } ?? false
-        n.lastHeard[link] = now
-        n.unresponsiveSince = nil
-        n.lostWith = []
-        for case .announce(let a) in packet.records { n.capabilities = a.capabilities }
-        for case .neighbours(let l) in packet.records where self.config.neighbourLists { n.hears = Set(l.ids) }
-        if n.name == nil, let k = self.partialAnnounces[from.short]?.name { n.name = k }
-        self.neighbours[from] = n
+        func update(_ n: inout Neighbour) -> String? {
+            n.lastHeard[link] = now
+            n.unresponsiveSince = nil
+            n.lostWith = []
+            for case .announce(let a) in packet.records { n.capabilities = a.capabilities }
+            for case .neighbours(let l) in packet.records where self.config.neighbourLists { n.hears = Set(l.ids) }
+            if n.name == nil, let k = self.partialAnnounces[from.short]?.name { n.name = k }
+            return n.name
+        }
+        let name = update(&self.neighbours[from, default: Neighbour(id: from)])
         let contact = wasAway && from != self.me
         if (contact || wasSilent) && from != self.me {
             self.rerouteDue = true
@@ -291,7 +301,7 @@ extension Node {
         let returned = (contact || givenUp) && from != self.me
         if contact {
             self.rerouteDue = true
-            self.emit(.event(.neighbourHeard(from, name: n.name, link: link)))
+            self.emit(.event(.neighbourHeard(from, name: name, link: link)))
             // A contact: tell them who we are if they may not know.
             if var l = self.links[link] {
                 if self.contactAnnounceWanted(l, now: now) { l.announceDue = true }

@@ -592,7 +592,10 @@ public final class Node {
     /// due (Neighbours.swift, ChannelBudget.swift, Summaries.swift).
     func announcesDue(now: Double) {
         for name in self.linkOrder {
-            guard var l = self.links[name], l.up else { continue }
+            // Most ticks nothing is due: the link's moments read in place, its whole state (every table it holds
+            // retained and released) copied out and put back only when one has come.
+            guard let i = self.links.index(forKey: name), self.announceWorkMayBeDue(i, now: now) else { continue }
+            var l = self.links.values[i]
             // Nobody answered the hello on this link (it may have collided): say it again, up to 3 times.
             if now >= l.nextHelloRetry {
                 let answered = self.neighbours.values.contains { ($0.lastHeard[name] ?? -1) >= l.upSince && $0.id != self.me }
@@ -645,6 +648,24 @@ public final class Node {
             }
             self.links[name] = l
         }
+    }
+
+    /// Whether the link at `i` is up and anything `announcesDue` looks at there may have come by `now` (a hello to repeat, heal
+    /// probes, a hello's answer, the periodic announce, a summary): when not, it changes nothing there. (True more often
+    /// than needed, never less: the hello answer's and the summary's other conditions are left to `announcesDue`.)
+    func announceWorkMayBeDue(_ i: Dictionary<String, LinkState>.Index, now: Double) -> Bool {
+        self.withLink(at: i) { l in
+            l.up && (now >= l.nextHelloRetry || now >= l.nextHealProbe || now >= l.helloAnswerAt || l.helloAnswerWaiting
+                || now >= l.nextAnnounce || (l.summaryDue.map { $0 <= now } ?? false))
+        }
+    }
+
+    /// `body` given the state of the link at `i` where the dictionary keeps it, through its modify accessor: the
+    /// getter (`links[name]`, `links.values[i]`) copies the whole state out, every table it holds retained and
+    /// released, for each field read. `body` must not touch `links` otherwise.
+    @inline(__always)
+    func withLink<R>(at i: Dictionary<String, LinkState>.Index, _ body: (inout LinkState) -> R) -> R {
+        body(&self.links.values[i])
     }
 
     /// When the engine next wants a tick.

@@ -86,10 +86,12 @@ extension Node {
     /// A transfer's record as it goes now: a bundle record in the compact form (SPEC 5.3) toward a neighbour whose
     /// latest announce set capability bit 3, in the ordinary form otherwise (so a neighbour that went back to an older
     /// version gets its retries whole, 11.7). The record leaves the compact form by itself when the bundle does not
-    /// allow it (not ours, or not addressed to that neighbour).
-    func onAir(_ r: Record, target: NodeID?) -> Record {
+    /// allow it (not ours, or not addressed to that neighbour). In an announce-form packet (`ordinaryPacket` false)
+    /// always the ordinary form: a compact record and a run are read with the ordinary form's sender (SPEC 5.3, 5.11),
+    /// which an announce-form packet does not have, so every receiver refused the whole packet as malformed.
+    func onAir(_ r: Record, target: NodeID?, ordinaryPacket: Bool = true) -> Record {
         guard case .bundle(var b) = r, let target else { return r }
-        let caps = self.neighbours[target]?.capabilities ?? 0
+        let caps = ordinaryPacket ? self.neighbours[target]?.capabilities ?? 0 : 0
         b.compactFrom = caps & AnnounceRecord.compact != 0 ? self.me.short : nil
         // Capability bit 4 (with bit 3): in a bundle run (SPEC 5.11) when the bundle allows the compact form.
         b.inRun = caps & AnnounceRecord.runs != 0

@@ -195,7 +195,7 @@ public final class Store: Sendable {
 
     /// `Store.immediate` with the store's held statements (`control(_:_:_:)`).
     func immediate<T>(_ db: Database, _ body: (Database) throws -> T) throws -> T {
-        try self.control(db, .begin, "BEGIN IMMEDIATE TRANSACTION")
+        try self.begin(db)
         let result: T
         do {
             result = try body(db)

@@ -43,12 +43,20 @@ final class EngineHarness {
     /// The engine's packets as the neighbours read them, with the other outputs.
     struct Out {
         var packets: [[Record]] = []
+        /// Why each packet sent that did not open failed (none should: every receiver would refuse it).
+        var unreadable: [String] = []
         var delivered: [InboxMessage] = []
         var events: [NodeEvent] = []
         var records: [Record] { self.packets.flatMap { $0 } }
         var fragments: [FragmentRecord] { self.records.compactMap { if case .fragment(let f) = $0 { f } else { nil } } }
         var acks: [AckRecord] { self.records.compactMap { if case .ack(let a) = $0 { a } else { nil } } }
         var bundles: [BundleRecord] { self.records.compactMap { if case .bundle(let b) = $0 { b } else { nil } } }
+        /// The bundle records of the packets in the ordinary form (only there can a record be compact or in a run): a
+        /// packet that carries a part of our announce goes in announce form (SPEC 4.1).
+        var bundlesInOrdinaryPackets: [BundleRecord] {
+            self.packets.filter { !$0.contains { if case .announce = $0 { true } else { false } } }.flatMap { $0 }
+                .compactMap { if case .bundle(let b) = $0 { b } else { nil } }
+        }
     }
 
     /// A LoRa-like half-duplex link by default; `properties` for another.
@@ -71,8 +79,11 @@ final class EngineHarness {
         for x in outputs {
             switch x {
             case .send(_, let bytes, _):
-                if let p = try? opener.open(bytes, candidates: { $0 == self.me.nodeID.short ? [self.me.nodeID] : [] }) {
+                do {
+                    let p = try opener.open(bytes, candidates: { $0 == self.me.nodeID.short ? [self.me.nodeID] : [] })
                     o.packets.append(p.records)
+                } catch {
+                    o.unreadable.append("\(error)")
                 }
             case .delivered(let m): o.delivered.append(m)
             case .event(let e): o.events.append(e)
