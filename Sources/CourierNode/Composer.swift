@@ -99,7 +99,11 @@ extension Node {
     /// periodic announce's summary rode with it.
     /// `urgentOnly` (a link within its urgent reserve): urgent bundle data and nothing else.
     func compose(_ name: String, now: Double, urgentOnly: Bool = false) -> ([Record], [BundleID], Bool, Bool)? {
+        // Turns around a returned neighbour (SPEC 8.5 rule 5): what waits for our turns on this link, and till when.
+        // (Before the link's state is copied: ended turns are cleared from it.)
+        let turnHolds = self.turnHolds(link: name, now: now)
         guard var l = self.links[name] else { return nil }
+        var ackInTurn = false
         let mtu = l.info.properties.mtu
         var records: [Record] = []
         var carrying: [BundleID] = []
@@ -122,12 +126,24 @@ extension Node {
             size += Record.payloadSize(records + [r], lastWithLength: true) - Record.payloadSize(records, lastWithLength: true)
             records.append(r)
         }
-        if !urgentOnly, let d = l.ackDue, d <= now {
+        // Acks to a returned neighbour two hidden senders contend for (`turnContended`) wait for our turn, and then go
+        // (due or not: the next chance is a cycle away) at the head of our turn's packet.
+        let turnAcks = l.acks.keys.contains { turnHolds.inTurn($0) }
+        if !urgentOnly, let d = l.ackDue, d <= now || turnAcks {
+            var heldUntil: Double? = nil
             for (target, entries) in l.acks.sorted(by: { $0.key < $1.key }) {
+                if let w = turnHolds.ackHold(target) {
+                    heldUntil = min(heldUntil ?? w, w)
+                    continue
+                }
                 let rs = self.ackRecords(to: target, entries)
-                if fits(rs) { rs.forEach(add); l.acks[target] = nil; l.partialAcks[target] = nil; l.unackedFragments[target] = nil }
+                if fits(rs) {
+                    rs.forEach(add); l.acks[target] = nil; l.partialAcks[target] = nil; l.unackedFragments[target] = nil
+                    if turnHolds.inTurn(target) { ackInTurn = true }
+                }
             }
-            l.ackDue = l.acks.isEmpty ? nil : now
+            let waiting = l.acks.keys.contains { turnHolds.ackHold($0) == nil }
+            l.ackDue = l.acks.isEmpty ? nil : (waiting ? now : heldUntil)
         }
         // A directed transfer about to go again to a neighbour that never acknowledged us: it may not know our keys
         // (it missed our announces) and so cannot read our packets. The retry carries our announce.
@@ -208,9 +224,9 @@ extension Node {
         var floodAdded = false
         // Whether this packet carries directed data in our turn around a returned neighbour (`turnWait`).
         var turnPacket = false
-        // A packet with an ack to a returned neighbour, outside our turn, goes short: no bundle data.
+        // A packet with an ack to a returned neighbour not contended for, outside our turn, goes short: no bundle data.
         let ackTargets = records.compactMap { r -> ShortID? in if case .ack(let a) = r { a.target } else { nil } }
-        let shortAck = !ackTargets.isEmpty && self.ackOutsideTurn(ackTargets, link: name, now: now)
+        let shortAck = turnHolds.ackGoesShort(ackTargets)
         for var t in candidates {
             if slow && urgentAdded && t.priority > .urgent { break }
             if urgentOnly && t.priority > .urgent { break }
@@ -221,11 +237,14 @@ extension Node {
                 self.transfers[t.key] = t
                 continue
             }
-            // To a returned neighbour others we do not hear also waited for (`startTurns`): only in our turn, one packet
-            // per turn (several transfers' records may share it). (Holding our data for anyone else to our turns too,
-            // as every packet of ours is heard at it, cut v06's recovery further but tripled v09's and the triangle's:
-            // docs/journal/session-16-recovery.md.)
-            if let target = t.key.target, !turnPacket, l.turnsFor.contains(target), let next = self.turnWait(target, link: name, now: now) {
+            // While we take turns around a returned neighbour others we do not hear also waited for (`startTurns`):
+            // directed data for it only in our turn, one packet per turn (several transfers' records may share it).
+            // While two hidden senders contend for it (`turnContended`), our data for anyone else too (it hears every
+            // packet of ours, and one outside our turn falls in another's), and data for it no longer rides a packet
+            // of data for others. Holding data for others always (session 16; session 21's recov4) cut v06's
+            // recovery but slowed the returns with small backlogs (v09's quiet spell, the triangle's partition heal);
+            // held only while contended, none of them is slower than without: docs/journal/session-21-recov5.md.
+            if let next = turnHolds.hold(t.key.target, turnPacket: turnPacket) {
                 t.due = max(t.due, next)
                 self.transfers[t.key] = t
                 continue
@@ -405,17 +424,21 @@ extension Node {
         // ahead of its other records (as acks always are: a receipt in the same packet must not be read first).
         if !urgentOnly, !records.isEmpty, var l = self.links[name], !l.acks.isEmpty {
             var early: [Record] = []
-            for (target, entries) in l.acks.sorted(by: { $0.key < $1.key }) where l.partialAcks[target]?.isEmpty ?? true {
+            for (target, entries) in l.acks.sorted(by: { $0.key < $1.key })
+            where (l.partialAcks[target]?.isEmpty ?? true) && turnHolds.ackHold(target) == nil {
                 let rs = self.ackRecords(to: target, entries)
                 // These go in front, so the record last now stays last: each must fit with its own length prefix.
                 if size + rs.reduce(0, { $0 + $1.encodedSize(last: false) }) <= mtu {
                     rs.forEach(add); early += rs; l.acks[target] = nil; l.partialAcks[target] = nil; l.unackedFragments[target] = nil
+                    if turnHolds.inTurn(target) { ackInTurn = true }
                 }
             }
             records = early + records.dropLast(early.count)
             if l.acks.isEmpty { l.ackDue = nil }
             self.links[name] = l
         }
+        // A turn packet carrying acks to the returned neighbour and no directed data uses our turn all the same.
+        if ackInTurn, !turnPacket { self.usedTurn(link: name, now: now) }
         return records.isEmpty ? nil : (records, carrying, announceForm, summaryWithAnnounce)
     }
 }

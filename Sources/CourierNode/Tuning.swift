@@ -186,6 +186,19 @@ extension Tuning {
     /// Turns only among at most 4 relays (us and 3 we do not hear): with more, each waits too long for its turn and
     /// the returned neighbour is in a crowd where turns computed from what each overheard may not agree.
     static let maxTurnTakers = 4
+    /// An ack to the returned neighbour waits for our turn at most this many turns (`Node.TurnHolds`): with two takers
+    /// a cycle (about 6.8 s at SF9), within the neighbour's time-out for its data to us (3 full packets' airtime, 4
+    /// ack delays and 1 s: about 7.3 s); an ack held longer comes after its retry.
+    static let turnAckHoldTurns = 2.0
+    /// Takers contend for a returned neighbour while it acks a relay we do not hear (`Node.turnContended`): each taker
+    /// is answered once a cycle, in its turn, so heard within two cycles (one answer lost to a collision) the other
+    /// taker is still sending to it. (One cycle: v06's return 176 s on valley seeds 12-29, no better than without;
+    /// six: 127 s but 534 of 546 copies on triangle seeds 3-8.)
+    static let turnContendedCycles = 2.0
+    /// ... and once it has answered this many packets since the return (to anyone: all takers count the same): a
+    /// backlog is crossing, not a few copies (valley drill: v06's takers send it 14-15 bundles each, v09's 1-2). Two
+    /// lost copies on triangle seeds 3-8 (535 of 546); five held too little (v06 162 s) and lost 4.
+    static let turnContendedAnswers = 3
     /// Whom a neighbour talks with is kept for its 8 most recent partners, each for a day (a relay off for hours
     /// comes back to the same neighbours).
     static let talkPartnersKept = 8

@@ -12,9 +12,11 @@ import Foundation
 /// whom the returned neighbour talked with before it went silent (the acks and next hops of the packets it overheard
 /// from it) and whom of those it does not hear itself: those and itself, in the order of their short ids, take turns
 /// of one packet and its answer each, counted from 2 s after the end of the packet that showed the neighbour back
-/// (heard by all of them at the same moment). Data for it goes only in our turn; a packet of data for anyone else
-/// sent in our turn uses it too (the neighbour hears it). A record sent in its turn and not acknowledged goes again in its next turn, not
-/// after a time-out grown by backoff, and is not counted as lost on the line (it was a collision, if anything).
+/// (heard by all of them at the same moment). Directed data for it goes only in our turn; while two hidden senders
+/// contend for it (`turnContended`), our data for anyone else and our acks to it too, in one packet (the neighbour
+/// hears every packet of ours: one outside our turn lands in another taker's).
+/// A record sent in its turn and not acknowledged goes again in its next turn, not after a time-out grown by backoff,
+/// and is not counted as lost on the line (it was a collision, if anything).
 extension Node {
     struct Turns {
         /// The link, and the moment the returned neighbour's first packet ended (turn 0 starts then).
@@ -31,6 +33,12 @@ extension Node {
         var usedCycle: Int = -1
         /// Heard sending data to a relay we do not hear: its ack follows, and our packet waits for it.
         var holdUntil: Double = -.infinity
+        /// Heard acking a relay we do not hear: another taker is sending it data, and our packets outside our turn
+        /// would fall in that taker's turn, at it (`turnContended`; until `Tuning.turnContendedCycles` cycles on).
+        var contendedUntil: Double = -.infinity
+        /// How many of its packets carried acks (to anyone, us too) since the return: every taker hears the same ones,
+        /// so all of them count alike (`Tuning.turnContendedAnswers`).
+        var answersTotal = 0
     }
 
     /// The length of one turn on a link: two full packets' airtime (our packet, and the answer that may carry the
@@ -48,6 +56,7 @@ extension Node {
         // An answer due to it from a relay we do not hear waits for this packet too (that relay hears it): the hold
         // runs on from its end.
         var answerDue = inTurns && (n.turns?.holdUntil ?? -.infinity) > now
+        var contended = false
         for r in packet.records {
             let to: ShortID?
             switch r {
@@ -64,10 +73,20 @@ extension Node {
             }
             n.talksWith[t] = now
             // In turns: its data for a relay we do not hear is answered by an ack we would collide with at it.
-            if inTurns, t != self.me.short, !self.isAck(r), !self.hearsDirectly(t, on: link, now: now) { answerDue = true }
+            if inTurns, t != self.me.short, !self.hearsDirectly(t, on: link, now: now) {
+                if !self.isAck(r) { answerDue = true }
+                // Its ack to such a relay: that relay is sending it data (another taker contends with us for it).
+                if self.isAck(r) { contended = true }
+            }
         }
         if answerDue, let info = self.links[link]?.info {
             n.turns?.holdUntil = now + Tuning.turnAnswerAllowance + info.properties.airtime(bytes: Tuning.turnAckBytes)
+        }
+        if inTurns, packet.records.contains(where: { r in if case .ack(let a) = r { a.target != from.short } else { false } }) {
+            n.turns?.answersTotal += 1
+        }
+        if contended, let t = n.turns {
+            n.turns?.contendedUntil = now + Tuning.turnContendedCycles * t.length * Double(t.takers)
         }
         if n.talksWith.count > Tuning.talkPartnersKept {
             // The most recent ones.
@@ -147,12 +166,84 @@ extension Node {
 
     func isAck(_ r: Record) -> Bool { if case .ack = r { true } else { false } }
 
-    /// Whether a packet carrying acks to these short ids should carry no bundle data: an ack to a returned neighbour
-    /// we take turns for, outside our turn, goes short (it falls in another's turn, whose packet it would overlap).
-    func ackOutsideTurn(_ targets: [ShortID], link: String, now: Double) -> Bool {
-        targets.contains { short in
-            (self.directory[short] ?? []).contains { id in self.turns(id, link: link, now: now) != nil && self.turnWait(id, link: link, now: now) != nil }
+    /// What waits for our turns on a link (`turnHolds`): directed data for a returned neighbour; and, while two hidden
+    /// senders contend for it, our acks to it and our directed data for anyone else.
+    struct TurnHolds {
+        /// The returned neighbours we take turns for on the link, and when our turn for each opens next (absent: we are
+        /// in it now).
+        var takingFor: Set<NodeID> = []
+        var opens: [NodeID: Double] = [:]
+        /// Those of them two hidden senders contend for (`Node.turnContended`: it is still acking another taker, with
+        /// a backlog). Only these hold our acks to them and our data for others.
+        var contended: Set<NodeID> = []
+        /// An ack to a returned neighbour waits for our turn only if it opens by then (`Tuning.turnAckHoldTurns` turns
+        /// from now); otherwise it goes at once (held longer, it would come after the neighbour's retry).
+        var ackHoldLimit: Double = .infinity
+
+        /// When a packet with directed data for this neighbour (nil: a broadcast) may start: nil now. `turnPacket`: the
+        /// packet already carries data in our turn (or, outside any contended neighbour's turns, data for others).
+        /// For a returned neighbour, in our turn for it (not contended: it may ride a packet already going, as before).
+        /// For anyone else, in one of our turns for a contended neighbour (it hears every packet of ours; with several,
+        /// holding it for all of them at once would hold it until turns end); not held if none is contended.
+        func hold(_ target: NodeID?, turnPacket: Bool) -> Double? {
+            guard let target, !self.takingFor.isEmpty else { return nil }
+            if self.takingFor.contains(target) {
+                if turnPacket && !self.contended.contains(target) { return nil }
+                return self.opens[target]
+            }
+            guard !turnPacket, !self.contended.isEmpty else { return nil }
+            return self.contended.contains { self.opens[$0] == nil } ? nil : self.contended.compactMap { self.opens[$0] }.min()
         }
+
+        /// When an ack to this short id may go: in our turn if it names a contended returned neighbour we take turns
+        /// for and that opens by `ackHoldLimit` (nil: now).
+        func ackHold(_ target: ShortID) -> Double? {
+            self.contended.filter { $0.short == target }.compactMap { self.opens[$0] }.min().flatMap { $0 <= self.ackHoldLimit ? $0 : nil }
+        }
+
+        /// Whether we are in our turn for a contended returned neighbour with this short id (acks to it go then, due or
+        /// not, and use the turn).
+        func inTurn(_ target: ShortID) -> Bool {
+            self.contended.contains { $0.short == target && self.opens[$0] == nil }
+        }
+
+        /// Whether a packet with acks to these short ids goes short (no bundle data): one names a returned neighbour
+        /// not contended for, outside our turn for it (the ack is not held; kept short, it ends before the taker
+        /// whose turn it is starts its packet).
+        func ackGoesShort(_ targets: [ShortID]) -> Bool {
+            targets.contains { s in self.takingFor.contains { $0.short == s && !self.contended.contains($0) && self.opens[$0] != nil } }
+        }
+    }
+
+    /// While we take turns on a link: when our turn for each returned neighbour opens, and which of them are contended
+    /// for (none: no turns, nothing held). Data for a returned neighbour waits for our turn for it. While two hidden
+    /// senders contend for it (`turnContended`), every packet of ours with directed data (for anyone: the returned
+    /// neighbour hears them all) or with an ack to it waits for our turn too: outside it such a packet falls in another
+    /// taker's, and the two collide at the neighbour (session 20's trace of the valley drill: 13 of 22 packets lost at
+    /// the returned relay collided with a taker's ack to it or its data for the relay beyond, sent outside its turn).
+    /// With nothing contended (a small backlog, one sender) they go as before: held, they waited for turns they did
+    /// not need (docs/journal/session-21-recov4.md, session-21-recov5.md).
+    func turnHolds(link: String, now: Double) -> TurnHolds {
+        var h = TurnHolds()
+        for id in (self.links[link]?.turnsFor ?? []).sorted(by: { $0.short < $1.short }) {
+            guard let t = self.turns(id, link: link, now: now) else { continue }
+            h.takingFor.insert(id)
+            if let w = self.turnWait(id, link: link, now: now) { h.opens[id] = w }
+            if self.turnContended(t, now: now) {
+                h.contended.insert(id)
+                h.ackHoldLimit = min(h.ackHoldLimit, now + Tuning.turnAckHoldTurns * t.length)
+            }
+        }
+        return h
+    }
+
+    /// Whether two hidden senders contend for a returned neighbour: it acked a relay we do not hear within the last
+    /// `Tuning.turnContendedCycles` cycles (that relay is still sending it data), and it has answered at least
+    /// `Tuning.turnContendedAnswers` packets since the return (a backlog, not a few copies). Only what the neighbour
+    /// sends decides, and all takers hear it: they hold, or not, alike. (Deciding by our own data queued for it held
+    /// one side and not the other, and lost copies on the triangle drill: docs/journal/session-21-recov5.md.)
+    func turnContended(_ t: Turns, now: Double) -> Bool {
+        t.contendedUntil > now && t.answersTotal >= Tuning.turnContendedAnswers
     }
 
     /// A packet to the neighbour went in this turn.
