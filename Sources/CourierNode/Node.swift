@@ -695,7 +695,11 @@ public final class Node {
         var refilled: [String: Double] = [:]
         // When the first link is free and within its budget (with no link up, never: `linkUp` ticks).
         var free = Double.infinity
+        // The up links' `busyUntil`, for the transfers' loop below (looking each link up again by name copied its whole
+        // state out, every table it holds retained and released).
+        var upLinks: [(name: String, busyUntil: Double)] = []
         for (name, l) in self.links where l.up {
+            upLinks.append((name, l.busyUntil))
             var ready = -Double.infinity
             if l.info.dutyCycle != nil {
                 let at = self.airtimeReady(l, urgent: self.urgentDue(name, now: now), now: now)
@@ -716,9 +720,10 @@ public final class Node {
         if sending {
             t = min(t, max(self.receiptPartsDue, free))
             // (Not on a link that is down: its transfers wait for it to come up, and `linkUp` ticks.)
-            for name in self.transfers.links where self.links[name]?.up == true {
+            for name in self.transfers.links {
+                guard let busyUntil = upLinks.first(where: { $0.name == name })?.busyUntil else { continue }
                 if let due = self.transfers.earliestDue(on: name) {
-                    t = min(t, max(refilled[name] ?? -.infinity, self.links[name]?.busyUntil ?? -.infinity, due))
+                    t = min(t, max(refilled[name] ?? -.infinity, busyUntil, due))
                 }
             }
         }
