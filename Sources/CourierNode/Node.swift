@@ -516,6 +516,8 @@ public final class Node {
     /// rebroadcast started stays in `floods` (`waiting`) until its first packet goes: copies heard while it waits
     /// for a busy channel still count (`floodsWaiting`).
     func floodsDue(now: Double) {
+        // (Most ticks none is due: the floods are not sorted then, as they were at every tick.)
+        guard self.floods.values.contains(where: { $0.due <= now }) else { return }
         for (id, f) in self.floods.sorted(by: { ($0.value.due, $0.key) < ($1.value.due, $1.key) }) where f.due <= now {
             self.floods[id] = nil
             if self.floodSuppressed(id, f, now: now) {
@@ -547,6 +549,8 @@ public final class Node {
 
     /// Bundles a summary or receipt showed missing, asked for again with our summary (Summaries.swift).
     func pullsDue(now: Double) {
+        // (Most ticks none is due: no filtered copy of the pulls made then, as it was at every tick.)
+        guard self.pulls.values.contains(where: { $0.due <= now }) else { return }
         let duePulls = self.pulls.filter { $0.value.due <= now }.sorted { ($0.value.due, $0.key) < ($1.value.due, $1.key) }
         // Unreadable: asked for as if not seen (at worst a copy of what we have comes).
         let seen = duePulls.isEmpty ? [] : Set(self.storing("read the bundles seen", { try self.store.seenDigests(limit: Tuning.seenDigestsLimit) }) ?? [])
