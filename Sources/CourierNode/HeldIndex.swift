@@ -325,8 +325,10 @@ extension Node {
         // Only the routes young enough to be used (older ones, kept as hints, give no next hop).
         var reachable = Set(self.routes.compactMap { self.usableRoute($0.key, now: now) == nil ? nil : $0.key })
         for id in self.neighbours.keys where self.directory[id.short] != nil { reachable.insert(id.short) }
+        // (The links' timeouts taken once for all of them: `linkFreshness`.)
+        let links = self.linkFreshness()
         let hops = reachable.sorted { $0.rawValue < $1.rawValue }.compactMap { d -> RoutingInputs.Hop? in
-            guard let (via, link) = self.nextHop(for: d, now: now) else { return nil }
+            guard let (via, link) = self.nextHop(for: d, now: now, links) else { return nil }
             return RoutingInputs.Hop(to: d, via: via, link: link)
         }
         return RoutingInputs(fresh: fresh.map { RoutingInputs.Hop(to: $0.id.short, via: $0.id, link: $0.link) }, hops: hops,

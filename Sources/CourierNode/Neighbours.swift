@@ -200,13 +200,16 @@ extension Node {
         // 1,000-relay drill).
         // (Each neighbour read in place, its two fields that say: a copy of every `Neighbour`, all its tables retained
         // and released, was half of this.)
+        // (The up links' timeouts taken once, `LinkFreshness`: each look-up of a link by name copied its whole state,
+        // for every link every neighbour was heard on.)
+        let links = self.linkFreshness()
         var fresh: [(id: NodeID, link: String)] = []
         var i = self.neighbours.startIndex
         while i != self.neighbours.endIndex {
             let id = self.neighbours.keys[i]
             if id != self.me,
                let l = self.freshLink(unresponsiveSince: self.neighbours.values[i].unresponsiveSince,
-                                      lastHeard: self.neighbours.values[i].lastHeard, now: now) {
+                                      lastHeard: self.neighbours.values[i].lastHeard, now: now, links) {
                 fresh.append((id, l))
             }
             self.neighbours.formIndex(after: &i)
@@ -234,6 +237,38 @@ extension Node {
         guard let i = self.neighbours.index(forKey: id) else { return nil }
         return self.freshLink(unresponsiveSince: self.neighbours.values[i].unresponsiveSince,
                               lastHeard: self.neighbours.values[i].lastHeard, now: now)
+    }
+
+    /// `freshLink(id, now:)` with the links' timeouts taken beforehand (`linkFreshness`, unchanged since).
+    func freshLink(_ id: NodeID, now: Double, _ links: LinkFreshness) -> String? {
+        guard let i = self.neighbours.index(forKey: id) else { return nil }
+        return self.freshLink(unresponsiveSince: self.neighbours.values[i].unresponsiveSince,
+                              lastHeard: self.neighbours.values[i].lastHeard, now: now, links)
+    }
+
+    /// The up links and their neighbour timeouts, now: what `freshLink` asks of each link a neighbour was heard on,
+    /// taken once for a pass over many neighbours or destinations (a link's state copied out of `links` by name,
+    /// every table it holds retained and released, for each neighbour and link was most of `freshNeighbours`).
+    /// Valid while no link goes up or down and no link's properties change.
+    func linkFreshness() -> LinkFreshness {
+        var f = LinkFreshness()
+        for (name, l) in self.links where l.up {
+            f.names.append(name)
+            f.timeouts.append(self.neighbourTimeout(l.info))
+        }
+        return f
+    }
+
+    /// `freshLink(unresponsiveSince:lastHeard:now:)` with the links' timeouts taken beforehand (`linkFreshness`):
+    /// the same answer.
+    func freshLink(unresponsiveSince: Double?, lastHeard: [String: Double], now: Double, _ links: LinkFreshness) -> String? {
+        guard unresponsiveSince.map({ now - $0 >= Self.unresponsiveProbe }) ?? true else { return nil }
+        var best: (link: String, at: Double)? = nil
+        for (name, at) in lastHeard {
+            guard let timeout = links.timeout(name), now - at < timeout else { continue }
+            if best.map({ $0.at < at }) ?? true { best = (name, at) }
+        }
+        return best?.link
     }
 
     /// `freshLink` of the neighbour `n`.
@@ -468,5 +503,18 @@ extension Node {
             if let target = t.key.target, silent(target) { lost.insert(target) }
         }
         return lost
+    }
+}
+
+/// The up links and their neighbour timeouts, taken at one moment (`Node.linkFreshness`): a node has a link or
+/// two, so a name is found by comparing it with each.
+struct LinkFreshness {
+    var names: [String] = []
+    var timeouts: [Double] = []
+
+    /// The neighbour timeout of up link `name`; nil when it is not an up link.
+    func timeout(_ name: String) -> Double? {
+        for i in self.names.indices where self.names[i] == name { return self.timeouts[i] }
+        return nil
     }
 }

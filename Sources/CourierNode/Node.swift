@@ -516,6 +516,8 @@ public final class Node {
     /// rebroadcast started stays in `floods` (`waiting`) until its first packet goes: copies heard while it waits
     /// for a busy channel still count (`floodsWaiting`).
     func floodsDue(now: Double) {
+        // (Most ticks none is due: the floods are not sorted then, as they were at every tick.)
+        guard self.floods.values.contains(where: { $0.due <= now }) else { return }
         for (id, f) in self.floods.sorted(by: { ($0.value.due, $0.key) < ($1.value.due, $1.key) }) where f.due <= now {
             self.floods[id] = nil
             if self.floodSuppressed(id, f, now: now) {
@@ -547,6 +549,8 @@ public final class Node {
 
     /// Bundles a summary or receipt showed missing, asked for again with our summary (Summaries.swift).
     func pullsDue(now: Double) {
+        // (Most ticks none is due: no filtered copy of the pulls made then, as it was at every tick.)
+        guard self.pulls.values.contains(where: { $0.due <= now }) else { return }
         let duePulls = self.pulls.filter { $0.value.due <= now }.sorted { ($0.value.due, $0.key) < ($1.value.due, $1.key) }
         // Unreadable: asked for as if not seen (at worst a copy of what we have comes).
         let seen = duePulls.isEmpty ? [] : Set(self.storing("read the bundles seen", { try self.store.seenDigests(limit: Tuning.seenDigestsLimit) }) ?? [])
@@ -695,7 +699,11 @@ public final class Node {
         var refilled: [String: Double] = [:]
         // When the first link is free and within its budget (with no link up, never: `linkUp` ticks).
         var free = Double.infinity
+        // The up links' `busyUntil`, for the transfers' loop below (looking each link up again by name copied its whole
+        // state out, every table it holds retained and released).
+        var upLinks: [(name: String, busyUntil: Double)] = []
         for (name, l) in self.links where l.up {
+            upLinks.append((name, l.busyUntil))
             var ready = -Double.infinity
             if l.info.dutyCycle != nil {
                 let at = self.airtimeReady(l, urgent: self.urgentDue(name, now: now), now: now)
@@ -716,9 +724,10 @@ public final class Node {
         if sending {
             t = min(t, max(self.receiptPartsDue, free))
             // (Not on a link that is down: its transfers wait for it to come up, and `linkUp` ticks.)
-            for name in self.transfers.links where self.links[name]?.up == true {
+            for name in self.transfers.links {
+                guard let busyUntil = upLinks.first(where: { $0.name == name })?.busyUntil else { continue }
                 if let due = self.transfers.earliestDue(on: name) {
-                    t = min(t, max(refilled[name] ?? -.infinity, self.links[name]?.busyUntil ?? -.infinity, due))
+                    t = min(t, max(refilled[name] ?? -.infinity, busyUntil, due))
                 }
             }
         }

@@ -85,6 +85,8 @@ extension Node {
     /// At most `receiptMaxIDs` ids a receipt: an archive can deliver tens of thousands of one origin's bundles at
     /// once, and one receipt for all would exceed the bundle size limit.
     func makeReceipts(now: Double, all: Bool = false) {
+        // (Most ticks none is due: the receipts waiting are not sorted then, as they were at every tick.)
+        guard all || self.receipts.values.contains(where: { $0.due <= now }) else { return }
         for (origin, r) in self.receipts.sorted(by: { $0.key < $1.key }) where all || r.due <= now {
             self.receipts[origin] = nil
             for start in stride(from: 0, to: r.ids.count, by: Self.receiptMaxIDs) {

@@ -20,6 +20,18 @@ extension Node {
         return nil
     }
 
+    /// `nextHop(for:now:)` with the links' timeouts taken beforehand (`linkFreshness`, unchanged since): the same
+    /// answer, for a pass asking it of many destinations.
+    func nextHop(for dest: ShortID, now: Double, _ links: LinkFreshness) -> (NodeID, String)? {
+        for id in self.directory[dest] ?? [] where id != self.me {
+            if let l = self.freshLink(id, now: now, links) { return (id, l) }
+        }
+        if let r = self.usableRoute(dest, now: now), let l = self.freshLink(r.via, now: now, links) {
+            return (r.via, l)
+        }
+        return nil
+    }
+
     /// The next hop of a held directed bundle (`nextHop`), but not the neighbour it came from (split horizon, SPEC 8.5
     /// directed rule 2) unless that is its destination, or the route through it was learnt after the bundle came (it
     /// has heard from the destination's side since), at most `Tuning.handBacksPerBundle` times. That neighbour handed

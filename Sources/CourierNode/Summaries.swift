@@ -1,5 +1,6 @@
 import CourierMedium
 import CourierWire
+import typealias CourierStore.HeldBundle
 import Foundation
 
 /// Summaries and pulls: what we tell neighbours we hold (`told`, summary pages), their summaries (`summaries`), and
@@ -79,17 +80,26 @@ extension Node {
         }
         // Send what they lack: floods to all, directed bundles we hold custody of (a copy; custody stays with us
         // unless they are the destination).
-        let held = self.heldIndex.ordered
         // Directed bundles only when the loop below would send them (to their destination, or a copy within the
         // budget when there is no route): the others are not read from the store for nothing (a relay holding custody
         // of many read them all at every summary heard).
-        let lacking = held.filter { h in
-            guard !theirs.contains(h.digest) else { return false }
+        // (The index's arrays walked in the queue's order, each bundle looked up only when they lack its digest, and
+        // the links' timeouts taken once for the next hops asked: every held bundle looked up, and each link's state
+        // copied for every neighbour a next hop looked at, at each summary heard, grew with what is held.)
+        let all = self.heldIndex.all
+        var links: LinkFreshness? = nil
+        var lacking: [HeldBundle] = []
+        for i in all.ids.indices where !theirs.contains(all.digests[i]) {
+            let h = self.heldIndex[all.ids[i]]!
             if case .node(let d) = h.destination {
-                return h.custody && (d == from.short || (self.nextHop(for: d, now: now) == nil && self.copiesLeft(h.id) > 1
-                                                         && !(self.replicas[h.id]?.contains(from) ?? false)))
+                guard h.custody else { continue }
+                if d != from.short {
+                    if links == nil { links = self.linkFreshness() }
+                    guard self.nextHop(for: d, now: now, links!) == nil && self.copiesLeft(h.id) > 1
+                            && !(self.replicas[h.id]?.contains(from) ?? false) else { continue }
+                }
             }
-            return true
+            lacking.append(h)
         }
         guard !lacking.isEmpty,
               let bundles = self.storing("read the bundles a neighbour lacks", link: link, { try self.store.bundles(digests: lacking.map(\.digest)) })
