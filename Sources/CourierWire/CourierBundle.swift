@@ -142,14 +142,17 @@ public struct BundleID: Sendable, Hashable, Comparable, CustomStringConvertible 
     /// (The 11 bytes hashed from the stack, and the hash read in place: `fixedBytes` and an `Array` of the hash were
     /// two arrays made for each digest, and a summary heard takes the digest of every bundle with a known holder:
     /// 2% of a 1,000-relay drill.)
-    /// (Now SHA-256 of the 11 bytes computed here, in its one block, `SHA256OneBlock`: the library's hasher
-    /// allocated a context and went through BoringSSL for each digest, 1.5% of a 1,000-relay drill to 64,800 s,
-    /// where a summary heard takes the digest of every bundle with a known holder. The same answer: the digest
-    /// vectors, and `DigestTests` against the library's SHA-256.)
     public var digest: UInt32 {
-        let o = self.origin.rawValue, c = self.created & 0xFF_FFFF, s = self.sequence
-        // origin (4) || created (3) || sequence (4), then the padding: 0x80, zeros, the length in bits (88).
-        return SHA256OneBlock.firstWord(o, c << 8 | s >> 24, (s & 0xFF_FFFF) << 8 | 0x80, bits: 88)
+        let o = self.origin.rawValue, c = self.created, s = self.sequence
+        var fixed: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (
+            UInt8(o >> 24), UInt8((o >> 16) & 0xFF), UInt8((o >> 8) & 0xFF), UInt8(o & 0xFF),
+            UInt8((c >> 16) & 0xFF), UInt8((c >> 8) & 0xFF), UInt8(c & 0xFF),
+            UInt8(s >> 24), UInt8((s >> 16) & 0xFF), UInt8((s >> 8) & 0xFF), UInt8(s & 0xFF))
+        var h = SHA256()
+        withUnsafeBytes(of: &fixed) { h.update(bufferPointer: $0) }
+        return h.finalize().withUnsafeBytes { d in
+            UInt32(d[0]) << 24 | UInt32(d[1]) << 16 | UInt32(d[2]) << 8 | UInt32(d[3])
+        }
     }
 
     func write(to w: inout ByteWriter) {
