@@ -262,13 +262,7 @@ extension Node {
     /// `freshLink(unresponsiveSince:lastHeard:now:)` with the links' timeouts taken beforehand (`linkFreshness`):
     /// the same answer.
     func freshLink(unresponsiveSince: Double?, lastHeard: [String: Double], now: Double, _ links: LinkFreshness) -> String? {
-        guard unresponsiveSince.map({ now - $0 >= Self.unresponsiveProbe }) ?? true else { return nil }
-        var best: (link: String, at: Double)? = nil
-        for (name, at) in lastHeard {
-            guard let timeout = links.timeout(name), now - at < timeout else { continue }
-            if best.map({ $0.at < at }) ?? true { best = (name, at) }
-        }
-        return best?.link
+        self.freshLink(unresponsiveSince: unresponsiveSince, lastHeard: lastHeard, now: now, timeout: links.timeout)
     }
 
     /// `freshLink` of the neighbour `n`.
@@ -278,12 +272,22 @@ extension Node {
 
     /// `freshLink` of a neighbour with these two fields.
     func freshLink(unresponsiveSince: Double?, lastHeard: [String: Double], now: Double) -> String? {
+        self.freshLink(unresponsiveSince: unresponsiveSince, lastHeard: lastHeard, now: now) { name in
+            guard let l = self.links[name], l.up else { return nil }
+            return self.neighbourTimeout(l.info)
+        }
+    }
+
+    /// The one body of both `freshLink(unresponsiveSince:lastHeard:now:)`s: `timeout` gives an up link's neighbour
+    /// timeout (nil: the link is not up).
+    private func freshLink(unresponsiveSince: Double?, lastHeard: [String: Double], now: Double,
+                           timeout: (String) -> Double?) -> String? {
         guard unresponsiveSince.map({ now - $0 >= Self.unresponsiveProbe }) ?? true else { return nil }
         // The most recent fresh one, in one pass (no filtered copy of the dictionary: this runs for every
         // neighbour at every routing decision).
         var best: (link: String, at: Double)? = nil
         for (name, at) in lastHeard {
-            guard let l = self.links[name], l.up, now - at < self.neighbourTimeout(l.info) else { continue }
+            guard let t = timeout(name), now - at < t else { continue }
             if best.map({ $0.at < at }) ?? true { best = (name, at) }
         }
         return best?.link

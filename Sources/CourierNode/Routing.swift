@@ -11,22 +11,21 @@ extension Node {
 
     /// The neighbour to hand a directed bundle to: the destination itself, or the neighbour a route goes through.
     func nextHop(for dest: ShortID, now: Double) -> (NodeID, String)? {
-        for id in self.directory[dest] ?? [] where id != self.me {
-            if let l = self.freshLink(id, now: now) { return (id, l) }
-        }
-        if let r = self.usableRoute(dest, now: now), let l = self.freshLink(r.via, now: now) {
-            return (r.via, l)
-        }
-        return nil
+        self.nextHop(for: dest, now: now) { self.freshLink($0, now: now) }
     }
 
     /// `nextHop(for:now:)` with the links' timeouts taken beforehand (`linkFreshness`, unchanged since): the same
     /// answer, for a pass asking it of many destinations.
     func nextHop(for dest: ShortID, now: Double, _ links: LinkFreshness) -> (NodeID, String)? {
+        self.nextHop(for: dest, now: now) { self.freshLink($0, now: now, links) }
+    }
+
+    /// The one body of both `nextHop`s: `fresh` gives the up link a neighbour was heard on lately (`freshLink`).
+    private func nextHop(for dest: ShortID, now: Double, fresh: (NodeID) -> String?) -> (NodeID, String)? {
         for id in self.directory[dest] ?? [] where id != self.me {
-            if let l = self.freshLink(id, now: now, links) { return (id, l) }
+            if let l = fresh(id) { return (id, l) }
         }
-        if let r = self.usableRoute(dest, now: now), let l = self.freshLink(r.via, now: now, links) {
+        if let r = self.usableRoute(dest, now: now), let l = fresh(r.via) {
             return (r.via, l)
         }
         return nil
